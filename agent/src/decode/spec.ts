@@ -1,0 +1,61 @@
+/**
+ * Decoder descriptions, one per `type`, as they appear in a model's metadata file. The decoder for
+ * a model is chosen from its metadata, never guessed from the file name.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const common = {
+  scoreThreshold: Type.Number({ minimum: 0, maximum: 1, default: 0.35, description: 'minimum score kept' }),
+  iouThreshold: Type.Number({ minimum: 0, maximum: 1, default: 0.45, description: 'NMS IoU above which the lower-scored box is dropped' }),
+  maxDetections: Type.Integer({ minimum: 1, default: 100 }),
+};
+
+/** Ultralytics YOLO exports: v8/v11 output `[1, 4+C, N]` (cx,cy,w,h then class scores), v5 `[1, N, 5+C]` (with objectness). */
+export const YoloDecoderSpec = Type.Object({
+  type: Type.Literal('yolo'),
+  version: Type.Union([Type.Literal('v5'), Type.Literal('v8'), Type.Literal('v11')]),
+  output: Type.Optional(Type.String({ description: 'output tensor name; the first output when absent' })),
+  classAgnosticNms: Type.Boolean({ default: false }),
+  ...common,
+}, { additionalProperties: false });
+
+/** CenterNet-style `[1, N, 6]`: x1, y1, x2, y2 (model-input pixels), score, class id. */
+export const CenterNetDecoderSpec = Type.Object({
+  type: Type.Literal('centernet'),
+  output: Type.Optional(Type.String()),
+  ...common,
+}, { additionalProperties: false });
+
+/** MediaPipe BlazeFace: SSD anchors, regressors `[1, N, 16]` and logits `[1, N, 1]`, possibly split over several outputs. */
+export const BlazeFaceDecoderSpec = Type.Object({
+  type: Type.Literal('blazeface'),
+  /** Anchor grid, as in MediaPipe's SsdAnchorsCalculator options. */
+  anchors: Type.Object({
+    strides: Type.Array(Type.Integer({ minimum: 1 })),
+    anchorsPerCell: Type.Array(Type.Integer({ minimum: 1 })),
+  }, { additionalProperties: false }),
+  /** Output names in anchor order: pairs of scores and boxes per stride group. */
+  scoreOutputs: Type.Array(Type.String()),
+  boxOutputs: Type.Array(Type.String()),
+  /** Divisor for regressor values (the model's input size in MediaPipe's configs). */
+  boxScale: Type.Number({ exclusiveMinimum: 0 }),
+  ...common,
+}, { additionalProperties: false });
+
+/** DB (differentiable binarisation) text maps, as PP-OCR's detector outputs `[1, 1, H, W]` probabilities. */
+export const DbDecoderSpec = Type.Object({
+  type: Type.Literal('db'),
+  output: Type.Optional(Type.String()),
+  binaryThreshold: Type.Number({ minimum: 0, maximum: 1, default: 0.3 }),
+  boxThreshold: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
+  unclipRatio: Type.Number({ minimum: 0, default: 1.6 }),
+  minSizePx: Type.Number({ minimum: 0, default: 3 }),
+  maxDetections: Type.Integer({ minimum: 1, default: 100 }),
+}, { additionalProperties: false });
+
+export const DecoderSpec = Type.Union([YoloDecoderSpec, CenterNetDecoderSpec, BlazeFaceDecoderSpec, DbDecoderSpec]);
+export type DecoderSpec = Static<typeof DecoderSpec>;
+export type YoloDecoderSpec = Static<typeof YoloDecoderSpec>;
+export type CenterNetDecoderSpec = Static<typeof CenterNetDecoderSpec>;
+export type BlazeFaceDecoderSpec = Static<typeof BlazeFaceDecoderSpec>;
+export type DbDecoderSpec = Static<typeof DbDecoderSpec>;

@@ -1,0 +1,89 @@
+/**
+ * One TypeBox schema is the source of a TypeScript type (Static<>), its defaults and its JSON Schema.
+ * `compileSchema` wraps ajv (allErrors, defaults applied, unknown keys refused by the schemas
+ * themselves through additionalProperties: false) and turns its errors into issues that name the
+ * field, what was expected and what was given.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { ConfigError, received, type ConfigIssue } from './errors.js';
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false });
+
+export interface Validator<T extends TSchema> {
+  schema: T;
+  /** Returns the value with defaults applied, or the list of issues. Never throws. */
+  check(value: unknown): { ok: true; value: Static<T> } | { ok: false; issues: ConfigIssue[] };
+  /** Returns the value with defaults applied, or throws a ConfigError naming every wrong field. */
+  parse(value: unknown, what: string): Static<T>;
+}
+
+export function compileSchema<T extends TSchema>(schema: T): Validator<T> {
+  const fn: ValidateFunction = ajv.compile(schema);
+  const check = (value: unknown) => {
+    // ajv applies defaults in place; work on a copy so callers keep what they passed.
+    const copy = value === undefined ? value : structuredClone(value);
+    if (fn(copy)) return { ok: true as const, value: copy as Static<T> };
+    return { ok: false as const, issues: toIssues(fn.errors ?? [], copy) };
+  };
+  return {
+    schema,
+    check,
+    parse(value, what) {
+      const r = check(value);
+      if (r.ok) return r.value;
+      const lines = r.issues.map((i) => `  ${i.path || '/'}: expected ${i.expected} but received ${i.received}`);
+      throw new ConfigError(`${what} is invalid (${r.issues.length} problem${r.issues.length > 1 ? 's' : ''}):\n${lines.join('\n')}`, r.issues);
+    },
+  };
+}
+
+function valueAt(root: unknown, pointer: string): unknown {
+  let cur: unknown = root;
+  for (const part of pointer.split('/').slice(1)) {
+    const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
+}
+
+function toIssues(errors: ErrorObject[], root: unknown): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  // anyOf/oneOf produce one error per branch plus a summary; keep the summary and the leaf errors
+  // that are not mere branch mismatches of a union.
+  for (const e of errors) {
+    let path = e.instancePath;
+    let expected: string;
+    let got: string = received(valueAt(root, e.instancePath));
+    switch (e.keyword) {
+      case 'additionalProperties': {
+        const extra = (e.params as { additionalProperty: string }).additionalProperty;
+        path = `${e.instancePath}/${extra}`;
+        expected = `no such key (unknown field "${extra}"; check its spelling against configs/schema)`;
+        got = received(valueAt(root, path));
+        break;
+      }
+      case 'required': {
+        const missing = (e.params as { missingProperty: string }).missingProperty;
+        path = `${e.instancePath}/${missing}`;
+        expected = 'a value (this field is required)';
+        got = 'nothing';
+        break;
+      }
+      case 'type': expected = `${(e.params as { type: string }).type}`; break;
+      case 'enum': expected = `one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`; break;
+      case 'const': expected = JSON.stringify((e.params as { allowedValue: unknown }).allowedValue); break;
+      case 'minimum': case 'maximum': case 'exclusiveMinimum': case 'exclusiveMaximum':
+        expected = `a number ${e.message ?? ''}`.trim(); break;
+      case 'anyOf': case 'oneOf': expected = 'one of the allowed forms (see the schema)'; break;
+      default: expected = e.message ?? e.keyword;
+    }
+    const key = `${path}|${expected}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    issues.push({ path, expected, received: got });
+  }
+  return issues;
+}

@@ -1,0 +1,30 @@
+/**
+ * Runs every `test/**\/*.test.ts` with node:test through tsx. Node 20's `--test` has no glob support,
+ * so the files are listed here. Extra arguments filter files by substring (`npm run test:only -- tracker`).
+ */
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { spawn } from 'node:child_process';
+
+function walk(dir: string, out: string[]): string[] {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else if (name.endsWith('.test.ts')) out.push(relative(process.cwd(), p));
+  }
+  return out;
+}
+
+const filters = process.argv.slice(2);
+const files = walk('test', []).sort().filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+if (files.length === 0) {
+  console.error(`no test files matched ${filters.join(', ') || 'test/**/*.test.ts'}`);
+  process.exit(1);
+}
+const concurrency = process.env.EF_TEST_CONCURRENCY ?? '2';
+const child = spawn(process.execPath, [
+  '--import', 'tsx',
+  '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec',
+  ...files,
+], { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' } });
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

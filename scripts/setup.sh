@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Sets up a Debian/Ubuntu machine for Edge Fleet: system packages, npm packages, sample assets and
+# the default models. Idempotent; every step is skipped when its result is already there.
+#   ./scripts/setup.sh            everything
+#   EF_SETUP_SKIP_APT=1 ...       leave system packages alone (they must already be installed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# ---- 1. system packages -------------------------------------------------------------------------
+APT_PACKAGES=(
+  build-essential pkg-config python3
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  gstreamer1.0-libav gstreamer1.0-tools
+  mosquitto python3-onnx python3-numpy
+)
+if [ "${EF_SETUP_SKIP_APT:-0}" != 1 ]; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    log "installing system packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # The test suite starts its own mosquitto on a free port; the distribution's service is not needed.
+  if command -v systemctl >/dev/null && systemctl is-enabled mosquitto >/dev/null 2>&1; then
+    log "note: Debian's mosquitto service is enabled on :1883; Edge Fleet does not need it"
+  fi
+fi
+
+# ---- 2. npm packages ----------------------------------------------------------------------------
+# onnxruntime-node's install script downloads GPU libraries from a host outside npm; its CPU build is
+# inside the npm package, so skip that download. Native addons build against Node's own headers.
+export ONNXRUNTIME_NODE_INSTALL=skip
+if [ -f /usr/include/node/node.h ]; then export npm_config_nodedir=/usr; fi
+stamp_want="$(node --version) $(sha256sum package-lock.json | cut -c1-64)"
+if [ ! -f node_modules/.ef-setup-stamp ] || [ "$(cat node_modules/.ef-setup-stamp)" != "$stamp_want" ]; then
+  log "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$stamp_want" > node_modules/.ef-setup-stamp
+fi
+
+# ---- 3. sample assets ---------------------------------------------------------------------------
+mkdir -p assets/.cache
+asset_stamp="$(sha256sum configs/assets.json | cut -c1-64)"
+if [ ! -f assets/.assets-stamp ] || [ "$(cat assets/.assets-stamp)" != "$asset_stamp" ]; then
+  node scripts/fetch-assets.mjs
+  echo "$asset_stamp" > assets/.assets-stamp
+fi
+
+# ---- 4. default models (TF.js import, metadata) -------------------------------------------------
+npx --no-install tsx scripts/prepare-models.ts
+
+log "ready"
