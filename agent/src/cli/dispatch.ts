@@ -1,0 +1,96 @@
+/**
+ * Shared command dispatcher for the three binaries. `edge-agent detect ...` loads
+ * `commands/detect.ts`, `fleetctl model import ...` loads `commands/model-import.ts`: each command is
+ * its own module exporting `command: CliCommand`, so adding one touches no shared file.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { describeError, EdgeFleetError } from '../util/errors.js';
+
+export interface CliCommand {
+  /** One line for the command list. */
+  summary: string;
+  /** Full usage text printed by --help. */
+  usage: string;
+  /** Runs the command; returns the process exit code. `--json` output goes to stdout. */
+  run(argv: string[]): Promise<number>;
+}
+
+export class UsageError extends EdgeFleetError {
+  constructor(message: string) {
+    super('E_USAGE', message);
+  }
+}
+
+/** Exit codes shared by every binary. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, input: 4, model: 5, capture: 6 } as const;
+
+export function exitCodeFor(err: unknown): number {
+  const code = (err as { code?: string }).code;
+  switch (code) {
+    case 'E_USAGE': return EXIT.usage;
+    case 'E_CONFIG': return EXIT.config;
+    case 'E_INPUT': return EXIT.input;
+    case 'E_MODEL': return EXIT.model;
+    case 'E_CAPTURE': return EXIT.capture;
+    default: return EXIT.failure;
+  }
+}
+
+export async function dispatch(opts: { binary: string; commandsDir: string; groups?: string[]; argv: string[]; version: string }): Promise<number> {
+  const { binary, commandsDir, argv } = opts;
+  const groups = new Set(opts.groups ?? []);
+  const json = argv.includes('--json');
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(`usage: ${binary} <command> [options]\n\ncommands:\n${await listCommands(commandsDir)}\nRun '${binary} <command> --help' for a command's options; every command takes --json.\n`);
+    return argv.length === 0 ? EXIT.usage : EXIT.ok;
+  }
+  if (argv[0] === 'version' || argv[0] === '--version') {
+    process.stdout.write(json ? `${JSON.stringify({ binary, version: opts.version, node: process.version })}\n` : `${binary} ${opts.version}\n`);
+    return EXIT.ok;
+  }
+  const grouped = groups.has(argv[0]) && argv[1] !== undefined && !argv[1].startsWith('-');
+  const name = grouped ? `${argv[0]}-${argv[1]}` : argv[0];
+  const rest = argv.slice(grouped ? 2 : 1);
+  const file = findModule(commandsDir, name);
+  if (!file || !/^[a-z0-9-]+$/.test(name)) {
+    process.stderr.write(`${binary}: unknown command '${argv.slice(0, grouped ? 2 : 1).join(' ')}'. Commands:\n${await listCommands(commandsDir)}`);
+    return EXIT.usage;
+  }
+  const { command } = (await import(pathToFileURL(file).href)) as { command: CliCommand };
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.usage.trim()}\n`);
+    return EXIT.ok;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    const d = describeError(err);
+    if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: d })}\n`);
+    process.stderr.write(`${binary} ${name.replace('-', ' ')}: ${d.message}${d.code === 'E_USAGE' ? `\n\n${command.usage.trim()}` : ''}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+function findModule(dir: string, name: string): string | undefined {
+  for (const ext of ['.ts', '.js']) {
+    const p = join(dir, name + ext);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+async function listCommands(dir: string): Promise<string> {
+  const { readdirSync } = await import('node:fs');
+  const lines: string[] = [];
+  for (const f of readdirSync(dir).filter((n) => /\.(ts|js)$/.test(n) && !n.endsWith('.d.ts')).sort()) {
+    const { command } = (await import(pathToFileURL(join(dir, f)).href)) as { command?: CliCommand };
+    if (command) lines.push(`  ${f.replace(/\.(ts|js)$/, '').replace('-', ' ').padEnd(22)} ${command.summary}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function commandsDirOf(metaUrl: string): string {
+  return join(fileURLToPath(new URL('.', metaUrl)), 'commands');
+}

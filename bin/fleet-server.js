@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// Development entry: runs the TypeScript sources through tsx. Release tarballs ship the esbuild
+// bundle (dist/fleet-server.mjs) instead; see scripts/build.ts.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../fleet-server/src/server/main.ts');
