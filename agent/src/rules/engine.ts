@@ -1,0 +1,166 @@
+/**
+ * Evaluates alert rules on the tracked objects of each frame. State is kept per (rule, track):
+ * whether the anchor point was inside, where it was, since when, and when the last alert went out,
+ * so that enter/exit/crossing are edges (not levels) and a flickering track cannot flood alerts: a
+ * per-track cooldown suppresses a repeat of the same alert kind by the same rule for the same track.
+ * Times come from frame timestamps (ptsNs), so a replayed file gives the same alerts as live video.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Point } from '../types.js';
+import type { TrackedObject } from '../track/types.js';
+import { anchorPoint, crossing, pointInPolygon } from './geometry.js';
+import type { AlertEvent, AlertKind } from './events.js';
+import { DEFAULT_RULES_CONFIG, rulesConfigValidator, type Rule, type RulesConfig } from './schema.js';
+
+export interface RulesFrame {
+  cameraId: string;
+  frameIndex: number;
+  ptsNs: number;
+  tracks: readonly TrackedObject[];
+}
+
+export interface RulesEngineOptions {
+  config?: Partial<RulesConfig>;
+  /** Unique id per alert; injected so tests can steer it. */
+  newId?: () => string;
+  /** Wall clock in ms; injected so tests can steer it. */
+  nowMs?: () => number;
+}
+
+interface TrackRuleState {
+  inside: boolean | undefined;
+  lastAnchor: Point | undefined;
+  enteredAtNs: number | undefined;
+  dwellAlerted: boolean;
+  lastSeenFrame: number;
+  lastAlertNs: Map<AlertKind, number>;
+}
+
+export interface RulesStats {
+  alerts: number;
+  suppressedByCooldown: number;
+  lineCounts: Record<string, { ltr: number; rtl: number }>;
+  occupancy: Record<string, number>;
+}
+
+export class RulesEngine {
+  private readonly cfg: RulesConfig;
+  private readonly newId: () => string;
+  private readonly nowMs: () => number;
+  private readonly state = new Map<string, Map<number, TrackRuleState>>();
+  private readonly occupancyNow = new Map<string, number>();
+  private readonly occupancyAlertNs = new Map<string, number>();
+  private readonly lineCounts = new Map<string, { ltr: number; rtl: number }>();
+  private alerts = 0;
+  private suppressed = 0;
+
+  constructor(opts: RulesEngineOptions = {}) {
+    this.cfg = rulesConfigValidator.parse({ ...DEFAULT_RULES_CONFIG, ...opts.config }, 'rules config');
+    this.newId = opts.newId ?? randomUUID;
+    this.nowMs = opts.nowMs ?? Date.now;
+    for (const r of this.cfg.rules) {
+      this.state.set(r.id, new Map());
+      if (r.type === 'line') this.lineCounts.set(r.id, { ltr: 0, rtl: 0 });
+    }
+  }
+
+  process(frame: RulesFrame): AlertEvent[] {
+    const out: AlertEvent[] = [];
+    for (const rule of this.cfg.rules) this.processRule(rule, frame, out);
+    this.alerts += out.length;
+    return out;
+  }
+
+  stats(): RulesStats {
+    return {
+      alerts: this.alerts,
+      suppressedByCooldown: this.suppressed,
+      lineCounts: Object.fromEntries([...this.lineCounts].map(([k, v]) => [k, { ...v }])),
+      occupancy: Object.fromEntries(this.occupancyNow),
+    };
+  }
+
+  private processRule(rule: Rule, frame: RulesFrame, out: AlertEvent[]): void {
+    const states = this.state.get(rule.id)!;
+    let inside = 0;
+    let lastInside: TrackedObject | undefined;
+    for (const t of frame.tracks) {
+      if (rule.classes.length > 0 && !rule.classes.includes(t.label)) continue;
+      if (t.score < rule.minScore) continue;
+      let st = states.get(t.trackId);
+      if (!st) {
+        st = { inside: undefined, lastAnchor: undefined, enteredAtNs: undefined, dwellAlerted: false, lastSeenFrame: frame.frameIndex, lastAlertNs: new Map() };
+        states.set(t.trackId, st);
+      }
+      st.lastSeenFrame = frame.frameIndex;
+      const p = anchorPoint(t.box, rule.anchor);
+      const emit = (kind: AlertKind, extra: Partial<AlertEvent> = {}) => this.emit({ rule, kind, frame, track: t, st: st!, out, extra });
+      if (rule.type === 'line') {
+        if (st.lastAnchor) {
+          const dir = crossing(rule.from, rule.to, st.lastAnchor, p);
+          if (dir) {
+            this.lineCounts.get(rule.id)![dir]++;
+            if (rule.direction === 'any' || rule.direction === dir) emit('line-cross', { direction: dir });
+          }
+        }
+      } else {
+        const now = pointInPolygon(p, rule.polygon);
+        if (now) { inside++; lastInside = t; }
+        const was = st.inside;
+        // A track first seen inside has not been seen entering: no enter alert for it (it may be a
+        // parked car or a person who was already there when the agent started).
+        if (now && was === false) {
+          st.enteredAtNs = frame.ptsNs;
+          st.dwellAlerted = false;
+          if (rule.type === 'zone' && rule.events.includes('enter')) emit('zone-enter');
+        } else if (now && was === undefined) {
+          st.enteredAtNs = frame.ptsNs;
+        } else if (!now && was === true) {
+          st.enteredAtNs = undefined;
+          if (rule.type === 'zone' && rule.events.includes('exit')) emit('zone-exit');
+        }
+        st.inside = now;
+        if (rule.type === 'dwell' && now && st.enteredAtNs !== undefined && !st.dwellAlerted) {
+          const dwellMs = (frame.ptsNs - st.enteredAtNs) / 1e6;
+          if (dwellMs >= rule.minDwellMs) {
+            st.dwellAlerted = true;
+            emit('dwell', { dwellMs });
+          }
+        }
+      }
+      st.lastAnchor = p;
+    }
+    if (rule.type === 'zone') {
+      const prev = this.occupancyNow.get(rule.id) ?? 0;
+      this.occupancyNow.set(rule.id, inside);
+      if (rule.maxOccupancy !== undefined && inside > rule.maxOccupancy && prev <= rule.maxOccupancy && lastInside) {
+        const lastNs = this.occupancyAlertNs.get(rule.id);
+        if (lastNs !== undefined && (frame.ptsNs - lastNs) / 1e6 < rule.cooldownMs) this.suppressed++;
+        else {
+          this.occupancyAlertNs.set(rule.id, frame.ptsNs);
+          out.push(this.event({ rule, kind: 'zone-occupancy', frame, track: lastInside, extra: { count: inside } }));
+        }
+      }
+    }
+    for (const [id, st] of states) if (frame.frameIndex - st.lastSeenFrame > this.cfg.forgetAfterFrames) states.delete(id);
+  }
+
+  private emit(a: { rule: Rule; kind: AlertKind; frame: RulesFrame; track: TrackedObject; st: TrackRuleState; out: AlertEvent[]; extra: Partial<AlertEvent> }): void {
+    const last = a.st.lastAlertNs.get(a.kind);
+    if (last !== undefined && (a.frame.ptsNs - last) / 1e6 < a.rule.cooldownMs) {
+      this.suppressed++;
+      return;
+    }
+    a.st.lastAlertNs.set(a.kind, a.frame.ptsNs);
+    a.out.push(this.event(a));
+  }
+
+  private event(a: { rule: Rule; kind: AlertKind; frame: RulesFrame; track: TrackedObject; extra: Partial<AlertEvent> }): AlertEvent {
+    const t = a.track;
+    return {
+      id: this.newId(), kind: a.kind, timeMs: this.nowMs(), ptsNs: a.frame.ptsNs, frameIndex: a.frame.frameIndex,
+      cameraId: a.frame.cameraId, ruleId: a.rule.id, trackId: t.trackId, classId: t.classId, label: t.label,
+      score: t.score, box: { ...t.box }, zone: a.rule.type === 'line' ? undefined : a.rule.id, ...a.extra,
+    };
+  }
+}

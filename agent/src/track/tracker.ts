@@ -1,0 +1,184 @@
+/**
+ * ByteTrack-style multi-object tracker (Zhang et al., "ByteTrack: Multi-Object Tracking by
+ * Associating Every Detection Box", ECCV 2022, Algorithm 1), with a constant-velocity Kalman filter
+ * per track. Written from the paper's description.
+ *
+ * - First association: high-score detections against all tracked and lost tracks (IoU, optionally
+ *   score-fused), Hungarian assignment.
+ * - Second association: low-score detections against the tracks still unmatched that were tracked in
+ *   the previous frame — this recovers occluded people whose score dropped.
+ * - Unconfirmed tracks (seen once) must match again in the next detected frame or are removed.
+ * - Unmatched tracks become lost and are kept `lostBufferFrames` for re-identification.
+ *
+ * Frames without detection (`update(frameIndex, null)`) only predict: every frame carries boxes, and
+ * each output says whether it was detected or predicted. The lost buffer and the unconfirmed rule
+ * count detected frames for confirmation but real frames for age, so a detection interval k does not
+ * shorten or stretch what "lost for 30 frames" means.
+ */
+import type { Detection } from '../types.js';
+import { BoxKalman } from './kalman.js';
+import { iou } from './iou.js';
+import { linearAssignment } from './assignment.js';
+import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from './schema.js';
+import type { TrackedObject } from './types.js';
+
+type TrackState = 'tracked' | 'lost';
+
+interface Track {
+  id: number;
+  classId: number;
+  label: string;
+  score: number;
+  kf: BoxKalman;
+  state: TrackState;
+  confirmed: boolean;
+  hits: number;
+  startFrame: number;
+  lastDetectedFrame: number;
+  lastDetection: Detection | undefined;
+}
+
+export interface TrackerStats {
+  activeTracks: number;
+  lostTracks: number;
+  tracksStarted: number;
+  tracksRemoved: number;
+}
+
+export class ByteTracker {
+  private readonly cfg: TrackerConfig;
+  private tracks: Track[] = [];
+  private nextId = 1;
+  private lastFrame: number | undefined;
+  private detectedFrames = 0;
+  private started = 0;
+  private removed = 0;
+
+  constructor(config: Partial<TrackerConfig> = {}) {
+    this.cfg = { ...DEFAULT_TRACKER_CONFIG, ...config };
+  }
+
+  /**
+   * Advances to `frameIndex`. With detections, associates and updates; with `null`, only predicts.
+   * Frame indices must increase; a gap of several frames predicts once per frame.
+   */
+  update(frameIndex: number, detections: Detection[] | null): TrackedObject[] {
+    const steps = this.lastFrame === undefined ? 1 : Math.max(1, frameIndex - this.lastFrame);
+    this.lastFrame = frameIndex;
+    for (const t of this.tracks) t.kf.predict(steps);
+    if (detections) this.associate(frameIndex, detections);
+    this.prune(frameIndex);
+    return this.output(frameIndex, detections !== null);
+  }
+
+  stats(): TrackerStats {
+    return {
+      activeTracks: this.tracks.filter((t) => t.state === 'tracked').length,
+      lostTracks: this.tracks.filter((t) => t.state === 'lost').length,
+      tracksStarted: this.started,
+      tracksRemoved: this.removed,
+    };
+  }
+
+  private associate(frame: number, detections: Detection[]): void {
+    const firstFrame = this.detectedFrames === 0;
+    this.detectedFrames++;
+    const cfg = this.cfg;
+    const high = detections.filter((d) => d.score >= cfg.highScore);
+    const low = detections.filter((d) => d.score >= cfg.lowScore && d.score < cfg.highScore);
+
+    const confirmed = this.tracks.filter((t) => t.confirmed);
+    const unconfirmed = this.tracks.filter((t) => !t.confirmed);
+
+    // 1st association: high-score detections vs confirmed tracks (tracked + lost).
+    const a1 = this.match(confirmed, high, 1 - cfg.matchIou, cfg.fuseScore);
+    for (const { row, col } of a1.matches) this.apply(confirmed[row], high[col], frame);
+    let remainingHigh = a1.unmatchedCols.map((c) => high[c]);
+
+    // 2nd association: low-score detections vs tracks unmatched above that were tracked (not lost).
+    const pool = a1.unmatchedRows.map((r) => confirmed[r]).filter((t) => t.state === 'tracked');
+    const a2 = this.match(pool, low, 1 - cfg.lowMatchIou, false);
+    for (const { row, col } of a2.matches) this.apply(pool[row], low[col], frame);
+    for (const r of a2.unmatchedRows) pool[r].state = 'lost';
+
+    // Unconfirmed tracks get one more chance with the remaining high-score detections.
+    const a3 = this.match(unconfirmed, remainingHigh, 1 - cfg.unconfirmedMatchIou, cfg.fuseScore);
+    for (const { row, col } of a3.matches) {
+      this.apply(unconfirmed[row], remainingHigh[col], frame);
+      unconfirmed[row].confirmed = true;
+    }
+    const dropUnconfirmed = new Set(a3.unmatchedRows.map((r) => unconfirmed[r]));
+    remainingHigh = a3.unmatchedCols.map((c) => remainingHigh[c]);
+
+    if (dropUnconfirmed.size > 0) {
+      this.removed += dropUnconfirmed.size;
+      this.tracks = this.tracks.filter((t) => !dropUnconfirmed.has(t));
+    }
+
+    for (const d of remainingHigh) {
+      if (d.score < cfg.newTrackScore) continue;
+      this.started++;
+      this.tracks.push({
+        id: this.nextId++, classId: d.classId, label: d.label, score: d.score,
+        kf: new BoxKalman(d.box), state: 'tracked',
+        // ByteTrack confirms tracks born in the very first frame at once (nothing to confirm against).
+        confirmed: firstFrame, hits: 1, startFrame: frame, lastDetectedFrame: frame, lastDetection: d,
+      });
+    }
+  }
+
+  private match(tracks: Track[], dets: Detection[], maxCost: number, fuse: boolean) {
+    const cost = tracks.map((t) => {
+      const pb = t.kf.box();
+      return dets.map((d) => {
+        if (this.cfg.perClass && d.classId !== t.classId) return Infinity;
+        const o = iou(pb, d.box);
+        if (o <= 0) return Infinity;
+        return 1 - (fuse ? o * d.score : o);
+      });
+    });
+    // Gate on plain IoU: score fusion only ranks candidates, it must not reject a good overlap.
+    const gated = fuse ? tracks.map((t, i) => dets.map((d, j) => (iou(t.kf.box(), d.box) >= 1 - maxCost ? Math.min(cost[i][j], maxCost) : Infinity))) : cost;
+    return linearAssignment(gated, maxCost);
+  }
+
+  private apply(t: Track, d: Detection, frame: number): void {
+    t.kf.update(d.box);
+    t.state = 'tracked';
+    t.score = d.score;
+    t.hits++;
+    t.lastDetectedFrame = frame;
+    t.lastDetection = d;
+  }
+
+  private prune(frame: number): void {
+    const keep: Track[] = [];
+    for (const t of this.tracks) {
+      if (t.state === 'lost' && frame - t.lastDetectedFrame > this.cfg.lostBufferFrames) {
+        this.removed++;
+        continue;
+      }
+      keep.push(t);
+    }
+    this.tracks = keep;
+  }
+
+  private output(frame: number, detectedFrame: boolean): TrackedObject[] {
+    const out: TrackedObject[] = [];
+    for (const t of this.tracks) {
+      if (!t.confirmed || t.state !== 'tracked') continue;
+      const since = frame - t.lastDetectedFrame;
+      const detectedNow = detectedFrame && since === 0 && t.lastDetection !== undefined;
+      if (!detectedNow && since > this.cfg.maxPredictFrames) continue;
+      const v = t.kf.velocity();
+      out.push({
+        trackId: t.id, classId: t.classId, label: t.label, score: t.score,
+        box: detectedNow ? { ...t.lastDetection!.box } : t.kf.box(),
+        source: detectedNow ? 'detected' : 'predicted',
+        framesSinceDetection: since, hits: t.hits, startFrame: t.startFrame,
+        vxPxPerFrame: v.vxPxPerFrame, vyPxPerFrame: v.vyPxPerFrame,
+      });
+    }
+    return out;
+  }
+}
