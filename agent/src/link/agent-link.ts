@@ -1,0 +1,308 @@
+/**
+ * The agent's MQTT link to the fleet (MQTT.js client, MQTT 5 preferred).
+ *
+ * - Identity: username = device id, password = device secret (from `fleetctl device add`).
+ * - Last will: `state` retained `{online:false}`; on connect the link publishes `{online:true}`
+ *   retained, so the broker always holds the device's liveness (MQTT 5 §3.1.2.5 Will Flag).
+ * - Protocol: `protocolVersion: 'auto'` tries MQTT 5 and falls back to 3.1.1 when the broker refuses
+ *   it with "unacceptable protocol version" (CONNACK code 1). aedes 1.x, the fleet server's embedded
+ *   broker, only speaks 3.1.1 (lib/handlers/connect.js refuses protocolVersion > 4); mosquitto 2 and
+ *   other brokers speak 5.
+ * - Reconnect: our own jittered exponential backoff (MQTT.js only has a fixed reconnectPeriod); each
+ *   attempt is a fresh client with a clean session, because the persistent outbox, not the client's
+ *   in-memory store, is what guarantees delivery.
+ * - TLS: with `caPem` only that CA is trusted (Node's `ca` replaces the default roots), i.e. pinned.
+ * - Alerts: `publishAlert()` writes to the outbox (fsync'd) and returns; a pump publishes QoS 1 in
+ *   outbox order with a bounded in-flight window and removes an entry on PUBACK. After a reconnect it
+ *   resends from the oldest unacked entry, so a message may arrive twice; the server keeps one.
+ * - Telemetry: QoS 0, dropped (and counted) while offline.
+ */
+import { EventEmitter } from 'node:events';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { moduleLogger, type Logger } from '../util/log.js';
+import { describeError, EdgeFleetError } from '../util/errors.js';
+import {
+  assertDeviceId, decodePayload, topics, AlertSchema,
+  type AlertPayload, type CmdPayload, type CmdResultPayload, type DesiredPayload, type ReportedPayload, type StatePayload, type TelemetryPayload,
+} from '../protocol/index.js';
+import { compileSchema } from '../util/schema.js';
+import { Outbox, type OutboxStats } from '../outbox/outbox.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+
+export interface AgentLinkOptions {
+  deviceId: string;
+  secret: string;
+  /** `mqtt://host:port` or `mqtts://host:port`. */
+  url: string;
+  /** PEM of the only CA trusted for `mqtts://` (pinned). */
+  caPem?: string | Buffer;
+  /** TLS server name to verify, when it differs from the URL host. */
+  servername?: string;
+  protocolVersion?: 5 | 4 | 'auto';
+  /** Outbox file (e.g. `<stateDir>/outbox.sqlite`) or an already constructed Outbox. */
+  outbox: string | Outbox;
+  outboxMaxEntries?: number;
+  backoff?: BackoffOptions;
+  keepaliveS?: number;
+  connectTimeoutMs?: number;
+  /** QoS 1 messages in flight at once from the outbox. */
+  inflightWindow?: number;
+  /** Published in the retained online state. */
+  identity?: Pick<StatePayload, 'agentVersion' | 'platform' | 'models'>;
+  now?: () => number;
+  logger?: Logger;
+}
+
+export interface AgentLinkStatus {
+  connected: boolean;
+  protocolVersion: 5 | 4 | undefined;
+  connects: number;
+  outbox: OutboxStats;
+  telemetryDroppedOffline: number;
+  inboundDropped: Record<string, number>;
+}
+
+export interface AgentLinkEvents {
+  connect: [{ protocolVersion: 5 | 4 }];
+  disconnect: [{ reason: string }];
+  desired: [DesiredPayload];
+  cmd: [CmdPayload];
+  /** An alert got its PUBACK and left the outbox. */
+  delivered: [{ id: string }];
+}
+
+export class LinkError extends EdgeFleetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_LINK', message, options);
+  }
+}
+
+const alertValidator = compileSchema(AlertSchema);
+
+export class AgentLink extends EventEmitter<AgentLinkEvents> {
+  readonly deviceId: string;
+  readonly outbox: Outbox;
+  private readonly ownsOutbox: boolean;
+  private readonly backoff: Backoff;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private client: MqttClient | undefined;
+  private running = false;
+  private connected = false;
+  private version: 5 | 4 | undefined;
+  private preferV4: boolean;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private generation = 0;
+  private cursorSeq = 0;
+  private readonly inflight = new Set<string>();
+  private connects = 0;
+  private telemetryDroppedOffline = 0;
+  private readonly inboundDropped: Record<string, number> = {};
+
+  constructor(private readonly opts: AgentLinkOptions) {
+    super();
+    this.deviceId = assertDeviceId(opts.deviceId);
+    this.ownsOutbox = typeof opts.outbox === 'string';
+    this.outbox = typeof opts.outbox === 'string' ? new Outbox({ path: opts.outbox, maxEntries: opts.outboxMaxEntries }) : opts.outbox;
+    this.backoff = new Backoff(opts.backoff);
+    this.log = opts.logger ?? moduleLogger('link');
+    this.now = opts.now ?? Date.now;
+    this.preferV4 = opts.protocolVersion === 4;
+  }
+
+  /** Opens the outbox and starts connecting; returns at once (connection is in the background). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    if (this.ownsOutbox) this.outbox.start();
+    this.connect();
+  }
+
+  /** Resolves once connected (or rejects after timeoutMs). */
+  waitConnected(timeoutMs = 10_000): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => { this.off('connect', on); reject(new LinkError(`Not connected to ${this.opts.url} within ${timeoutMs} ms; check the URL, the device secret and the broker.`)); }, timeoutMs);
+      const on = () => { clearTimeout(t); resolve(); };
+      this.once('connect', on);
+    });
+  }
+
+  /** Publishes the offline state, disconnects cleanly and closes the outbox. Safe twice. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    const client = this.client;
+    this.client = undefined;
+    this.generation += 1;
+    if (client) {
+      if (this.connected) {
+        // A clean DISCONNECT suppresses the will (MQTT 5 §3.14.4), so say offline ourselves.
+        await new Promise<void>((resolve) => {
+          client.publish(topics.state(this.deviceId), JSON.stringify(this.statePayload(false)), { qos: 1, retain: true }, () => resolve());
+          setTimeout(resolve, 1000).unref();
+        });
+      }
+      await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+    }
+    this.connected = false;
+    this.inflight.clear();
+    if (this.ownsOutbox) this.outbox.stop();
+  }
+
+  /** Validates the alert, appends it durably to the outbox and returns its id; delivery is async. */
+  publishAlert(alert: AlertPayload): string {
+    const r = alertValidator.check(alert);
+    if (!r.ok) {
+      const i = r.issues[0];
+      throw new LinkError(`Alert ${alert.id ?? '?'} does not match the protocol: ${i?.path || '/'} expected ${i?.expected} but received ${i?.received}`);
+    }
+    const id = this.outbox.put({ id: alert.id, topic: topics.alert(this.deviceId), payload: JSON.stringify(r.value) });
+    this.pump();
+    return id;
+  }
+
+  /** QoS 0; returns false (and counts) when offline. */
+  publishTelemetry(t: TelemetryPayload): boolean {
+    if (!this.client || !this.connected) {
+      this.telemetryDroppedOffline += 1;
+      return false;
+    }
+    this.client.publish(topics.telemetry(this.deviceId), JSON.stringify(t), { qos: 0 });
+    return true;
+  }
+
+  publishReported(r: ReportedPayload): boolean {
+    if (!this.client || !this.connected) return false;
+    this.client.publish(topics.reported(this.deviceId), JSON.stringify(r), { qos: 1, retain: true });
+    return true;
+  }
+
+  publishCmdResult(r: CmdResultPayload): boolean {
+    if (!this.client || !this.connected) return false;
+    this.client.publish(topics.cmdRes(this.deviceId), JSON.stringify(r), { qos: 1 });
+    return true;
+  }
+
+  /** Raw publish for modules that add topics (OTA); the broker ACL still confines it to the subtree. */
+  publishRaw(topic: string, payload: Buffer | string, qos: 0 | 1 = 1): boolean {
+    if (!this.client || !this.connected) return false;
+    this.client.publish(topic, payload, { qos });
+    return true;
+  }
+
+  status(): AgentLinkStatus {
+    return {
+      connected: this.connected,
+      protocolVersion: this.version,
+      connects: this.connects,
+      outbox: this.outbox.stats(),
+      telemetryDroppedOffline: this.telemetryDroppedOffline,
+      inboundDropped: { ...this.inboundDropped },
+    };
+  }
+
+  private statePayload(online: boolean): StatePayload {
+    return { v: 1, online, ts: this.now(), ...this.opts.identity };
+  }
+
+  private connect(): void {
+    if (!this.running) return;
+    const gen = ++this.generation;
+    const protocolVersion: 5 | 4 = this.preferV4 ? 4 : 5;
+    const options: IClientOptions = {
+      protocolVersion,
+      username: this.deviceId,
+      password: this.opts.secret,
+      clientId: `ef-${this.deviceId}`,
+      clean: true,
+      keepalive: this.opts.keepaliveS ?? 30,
+      connectTimeout: this.opts.connectTimeoutMs ?? 10_000,
+      reconnectPeriod: 0,
+      will: { topic: topics.state(this.deviceId), payload: Buffer.from(JSON.stringify(this.statePayload(false))), qos: 1, retain: true },
+      ...(this.opts.caPem ? { ca: this.opts.caPem, rejectUnauthorized: true } : {}),
+      ...(this.opts.servername ? { servername: this.opts.servername } : {}),
+    };
+    const client = mqtt.connect(this.opts.url, options);
+    this.client = client;
+    client.on('connect', () => {
+      if (gen !== this.generation) return;
+      this.connected = true;
+      this.version = protocolVersion;
+      this.connects += 1;
+      this.backoff.reset();
+      this.log.info({ url: this.opts.url, protocolVersion }, 'connected');
+      client.publish(topics.state(this.deviceId), JSON.stringify(this.statePayload(true)), { qos: 1, retain: true });
+      client.subscribe([topics.desired(this.deviceId), topics.cmd(this.deviceId)], { qos: 1 }, (err) => {
+        if (err) this.log.warn({ err: describeError(err) }, 'subscribe failed');
+      });
+      this.inflight.clear();
+      this.cursorSeq = 0;
+      this.emit('connect', { protocolVersion });
+      this.pump();
+    });
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('error', (err: Error & { code?: number }) => {
+      if (gen !== this.generation) return;
+      // CONNACK 1 (3.1.1 "unacceptable protocol version") or 0x84 (MQTT 5 "unsupported protocol version").
+      if (this.opts.protocolVersion !== 5 && !this.preferV4 && (err.code === 1 || err.code === 0x84)) {
+        this.log.info('broker refused MQTT 5; falling back to MQTT 3.1.1');
+        this.preferV4 = true;
+        this.backoff.reset();
+      } else {
+        this.log.warn({ err: describeError(err) }, 'mqtt error');
+      }
+    });
+    client.on('close', () => {
+      if (gen !== this.generation) return;
+      const was = this.connected;
+      this.connected = false;
+      this.inflight.clear();
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+      client.end(true);
+      if (was) this.emit('disconnect', { reason: 'closed' });
+      if (!this.running) return;
+      const delayMs = this.preferV4 && this.backoff.attempts === 0 && this.version === undefined ? 0 : this.backoff.nextDelayMs();
+      this.retryTimer = setTimeout(() => this.connect(), delayMs);
+    });
+  }
+
+  /** Publishes pending outbox entries in order while the in-flight window has room. */
+  private pump(): void {
+    const client = this.client;
+    if (!client || !this.connected) return;
+    const window = this.opts.inflightWindow ?? 16;
+    if (this.inflight.size >= window) return;
+    const gen = this.generation;
+    const entries = this.outbox.peek(window - this.inflight.size, this.cursorSeq);
+    for (const e of entries) {
+      this.cursorSeq = e.seq;
+      this.inflight.add(e.id);
+      client.publish(e.topic, e.payload, { qos: 1 }, (err) => {
+        if (err) return; // connection lost: the entry stays in the outbox and is resent after reconnect
+        if (this.running && this.outbox.ack(e.id)) this.emit('delivered', { id: e.id });
+        if (gen !== this.generation) return;
+        this.inflight.delete(e.id);
+        this.pump();
+      });
+    }
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const kind = topic === topics.desired(this.deviceId) ? 'desired' : topic === topics.cmd(this.deviceId) ? 'cmd' : undefined;
+    if (!kind) return;
+    const d = decodePayload(kind, payload);
+    if (!d.ok) {
+      const key = `${kind}:${d.reason}`;
+      this.inboundDropped[key] = (this.inboundDropped[key] ?? 0) + 1;
+      if (this.inboundDropped[key] === 1) this.log.warn({ kind, reason: d.reason, detail: d.detail }, 'dropped bad inbound payload (logged once per kind)');
+      return;
+    }
+    if (kind === 'desired') this.emit('desired', d.value as DesiredPayload);
+    else this.emit('cmd', d.value as CmdPayload);
+  }
+}

@@ -1,0 +1,4 @@
+/** The MQTT protocol shared by the agent and the fleet server: topics, payload schemas, codec. */
+export * from './topics.js';
+export * from './payloads.js';
+export * from './codec.js';
