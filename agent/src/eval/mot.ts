@@ -88,7 +88,7 @@ export function motMetrics(gt: readonly MotFrame[], hyp: readonly MotFrame[], op
     }
     const gi = g.map((_, i) => i).filter((i) => !gUsed.has(i));
     const hj = h.map((_, j) => j).filter((j) => !hUsed.has(j));
-    const res = linearAssignment(gi.map((i) => hj.map((j) => 1 - ious[i][j])), 1 - thr);
+    const res = linearAssignment(gi.map((i) => hj.map((j) => 1 - ious[i][j])), 1 - thr, hj.length);
     for (const { row, col } of res.matches) {
       const a = g[gi[row]];
       const b = h[hj[col]];

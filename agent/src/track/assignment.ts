@@ -13,9 +13,14 @@ export interface AssignmentResult {
   unmatchedCols: number[];
 }
 
-export function linearAssignment(cost: number[][], maxCost: number): AssignmentResult {
+/**
+ * @param cost rows x cols matrix (rows: e.g. tracks, cols: detections)
+ * @param maxCost pairs costing more are never matched
+ * @param colCount number of columns, needed when there are no rows (an empty matrix has no width)
+ */
+export function linearAssignment(cost: number[][], maxCost: number, colCount?: number): AssignmentResult {
   const rows = cost.length;
-  const cols = rows === 0 ? 0 : cost[0].length;
+  const cols = rows === 0 ? (colCount ?? 0) : cost[0].length;
   if (rows === 0 || cols === 0) {
     return { matches: [], unmatchedRows: range(rows), unmatchedCols: range(cols) };
   }

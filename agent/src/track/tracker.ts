@@ -138,8 +138,10 @@ export class ByteTracker {
       });
     });
     // Gate on plain IoU: score fusion only ranks candidates, it must not reject a good overlap.
-    const gated = fuse ? tracks.map((t, i) => dets.map((d, j) => (iou(t.kf.box(), d.box) >= 1 - maxCost ? Math.min(cost[i][j], maxCost) : Infinity))) : cost;
-    return linearAssignment(gated, maxCost);
+    const gated = fuse
+      ? cost.map((row, i) => row.map((c, j) => (Number.isFinite(c) && iou(tracks[i].kf.box(), dets[j].box) >= 1 - maxCost ? Math.min(c, maxCost) : Infinity)))
+      : cost;
+    return linearAssignment(gated, maxCost, dets.length);
   }
 
   private apply(t: Track, d: Detection, frame: number): void {
