@@ -8,9 +8,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Point } from '../types.js';
 import type { TrackedObject } from '../track/types.js';
-import { anchorPoint, crossing, pointInPolygon } from './geometry.js';
+import { ConfigError } from '../util/errors.js';
+import { anchorPoint, crossing, pointInPolygon, side } from './geometry.js';
 import type { AlertEvent, AlertKind } from './events.js';
-import { DEFAULT_RULES_CONFIG, rulesConfigValidator, type Rule, type RulesConfig } from './schema.js';
+import { DEFAULT_RULES_CONFIG, rulesConfigValidator, withRuleDefaults, type ResolvedRule, type RulesConfig } from './schema.js';
 
 export interface RulesFrame {
   cameraId: string;
@@ -45,6 +46,7 @@ export interface RulesStats {
 
 export class RulesEngine {
   private readonly cfg: RulesConfig;
+  private readonly rules: ResolvedRule[];
   private readonly newId: () => string;
   private readonly nowMs: () => number;
   private readonly state = new Map<string, Map<number, TrackRuleState>>();
@@ -58,7 +60,11 @@ export class RulesEngine {
     this.cfg = rulesConfigValidator.parse({ ...DEFAULT_RULES_CONFIG, ...opts.config }, 'rules config');
     this.newId = opts.newId ?? randomUUID;
     this.nowMs = opts.nowMs ?? Date.now;
-    for (const r of this.cfg.rules) {
+    this.rules = this.cfg.rules.map(withRuleDefaults);
+    const ids = new Set<string>();
+    for (const r of this.rules) {
+      if (ids.has(r.id)) throw new ConfigError(`rule ids must be unique per camera but "${r.id}" appears twice; rename one`, [{ path: '/rules', expected: 'unique ids', received: r.id }]);
+      ids.add(r.id);
       this.state.set(r.id, new Map());
       if (r.type === 'line') this.lineCounts.set(r.id, { ltr: 0, rtl: 0 });
     }
@@ -66,7 +72,7 @@ export class RulesEngine {
 
   process(frame: RulesFrame): AlertEvent[] {
     const out: AlertEvent[] = [];
-    for (const rule of this.cfg.rules) this.processRule(rule, frame, out);
+    for (const rule of this.rules) this.processRule(rule, frame, out);
     this.alerts += out.length;
     return out;
   }
@@ -80,7 +86,7 @@ export class RulesEngine {
     };
   }
 
-  private processRule(rule: Rule, frame: RulesFrame, out: AlertEvent[]): void {
+  private processRule(rule: ResolvedRule, frame: RulesFrame, out: AlertEvent[]): void {
     const states = this.state.get(rule.id)!;
     let inside = 0;
     let lastInside: TrackedObject | undefined;
@@ -128,7 +134,9 @@ export class RulesEngine {
           }
         }
       }
-      st.lastAnchor = p;
+      // A point exactly on a line has no side; keep the last point that had one, so that a step
+      // onto the line and the next step off it still count as one crossing.
+      if (rule.type !== 'line' || side(rule.from, rule.to, p) !== 0) st.lastAnchor = p;
     }
     if (rule.type === 'zone') {
       const prev = this.occupancyNow.get(rule.id) ?? 0;
@@ -145,7 +153,7 @@ export class RulesEngine {
     for (const [id, st] of states) if (frame.frameIndex - st.lastSeenFrame > this.cfg.forgetAfterFrames) states.delete(id);
   }
 
-  private emit(a: { rule: Rule; kind: AlertKind; frame: RulesFrame; track: TrackedObject; st: TrackRuleState; out: AlertEvent[]; extra: Partial<AlertEvent> }): void {
+  private emit(a: { rule: ResolvedRule; kind: AlertKind; frame: RulesFrame; track: TrackedObject; st: TrackRuleState; out: AlertEvent[]; extra: Partial<AlertEvent> }): void {
     const last = a.st.lastAlertNs.get(a.kind);
     if (last !== undefined && (a.frame.ptsNs - last) / 1e6 < a.rule.cooldownMs) {
       this.suppressed++;
@@ -155,7 +163,7 @@ export class RulesEngine {
     a.out.push(this.event(a));
   }
 
-  private event(a: { rule: Rule; kind: AlertKind; frame: RulesFrame; track: TrackedObject; extra: Partial<AlertEvent> }): AlertEvent {
+  private event(a: { rule: ResolvedRule; kind: AlertKind; frame: RulesFrame; track: TrackedObject; extra: Partial<AlertEvent> }): AlertEvent {
     const t = a.track;
     return {
       id: this.newId(), kind: a.kind, timeMs: this.nowMs(), ptsNs: a.frame.ptsNs, frameIndex: a.frame.frameIndex,

@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RulesEngine } from '../../agent/src/rules/engine.js';
+import type { TrackedObject } from '../../agent/src/track/types.js';
+import type { AlertEvent } from '../../agent/src/rules/events.js';
+import { crossing, pointInPolygon } from '../../agent/src/rules/geometry.js';
+
+const square = [{ x: 100, y: 100 }, { x: 300, y: 100 }, { x: 300, y: 300 }, { x: 100, y: 300 }];
+
+function obj(trackId: number, feetX: number, feetY: number, extra: Partial<TrackedObject> = {}): TrackedObject {
+  return { trackId, classId: 0, label: 'person', score: 0.9, box: { x: feetX - 10, y: feetY - 50, w: 20, h: 50 }, source: 'detected', framesSinceDetection: 0, hits: 1, startFrame: 0, vxPxPerFrame: 0, vyPxPerFrame: 0, ...extra };
+}
+
+function run(engine: RulesEngine, path: Array<TrackedObject[]>, fps = 10): AlertEvent[] {
+  const out: AlertEvent[] = [];
+  path.forEach((tracks, i) => out.push(...engine.process({ cameraId: 'cam1', frameIndex: i, ptsNs: Math.round((i * 1e9) / fps), tracks })));
+  return out;
+}
+
+test('geometry: point in polygon and directed crossing', () => {
+  assert.ok(pointInPolygon({ x: 150, y: 150 }, square));
+  assert.ok(!pointInPolygon({ x: 50, y: 150 }, square));
+  // Line from top to bottom; looking down (+y) the right-hand side is -x in image coordinates.
+  const a = { x: 200, y: 0 };
+  const b = { x: 200, y: 400 };
+  assert.equal(crossing(a, b, { x: 250, y: 100 }, { x: 150, y: 100 }), 'ltr');
+  assert.equal(crossing(a, b, { x: 150, y: 100 }, { x: 250, y: 100 }), 'rtl');
+  assert.equal(crossing(a, b, { x: 150, y: 500 }, { x: 250, y: 500 }), undefined, 'passes beyond the segment end');
+});
+
+test('zone enter/exit alerts are typed events with unique ids and all fields', () => {
+  let n = 0;
+  const engine = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'door', polygon: square, events: ['enter', 'exit'], cooldownMs: 0 } as never] }, newId: () => `id-${++n}`, nowMs: () => 1234 });
+  const path = [50, 80, 120, 200, 280, 320].map((x) => [obj(7, x, 200)]);
+  const alerts = run(engine, path);
+  assert.deepEqual(alerts.map((a) => a.kind), ['zone-enter', 'zone-exit']);
+  const e = alerts[0];
+  assert.equal(e.id, 'id-1');
+  assert.equal(alerts[1].id, 'id-2');
+  assert.equal(e.cameraId, 'cam1');
+  assert.equal(e.ruleId, 'door');
+  assert.equal(e.zone, 'door');
+  assert.equal(e.trackId, 7);
+  assert.equal(e.label, 'person');
+  assert.equal(e.timeMs, 1234);
+  assert.equal(e.frameIndex, 2);
+  assert.equal(e.ptsNs, 200_000_000);
+  assert.deepEqual(e.box, { x: 110, y: 150, w: 20, h: 50 });
+});
+
+test('cooldown: a track flickering on the boundary raises one enter alert, and again after the cooldown', () => {
+  const engine = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: square, cooldownMs: 2000 } as never] } });
+  // In, out, in, out ... every frame for 1.5 s at 10 fps, then out for 1 s, then in again.
+  const flicker = Array.from({ length: 15 }, (_, i) => [obj(1, i % 2 === 0 ? 95 : 105, 200)]);
+  const away = Array.from({ length: 10 }, () => [obj(1, 50, 200)]);
+  const alerts = run(engine, [...flicker, ...away, [obj(1, 150, 200)]]);
+  assert.equal(alerts.filter((a) => a.kind === 'zone-enter').length, 2);
+  assert.ok(engine.stats().suppressedByCooldown >= 6);
+});
+
+test('class and minimum-score filters; a track first seen inside raises no enter', () => {
+  const engine = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: square, classes: ['person'], minScore: 0.5, cooldownMs: 0 } as never] } });
+  const car = (x: number) => obj(2, x, 200, { label: 'car', classId: 2 });
+  const weak = (x: number) => obj(3, x, 200, { score: 0.3 });
+  const born = obj(4, 200, 200);
+  const alerts = run(engine, [[car(50), weak(50), born], [car(150), weak(150), born]]);
+  assert.equal(alerts.length, 0);
+});
+
+test('line crossing counts each direction and alerts only the configured one', () => {
+  const engine = new RulesEngine({ config: { rules: [{ type: 'line', id: 'gate', from: { x: 200, y: 0 }, to: { x: 200, y: 400 }, direction: 'ltr', cooldownMs: 0 } as never] } });
+  const frames: TrackedObject[][] = [];
+  for (let i = 0; i < 10; i++) frames.push([obj(1, 300 - 20 * i, 100), obj(2, 100 + 20 * i, 300), obj(3, 290 - 20 * i, 200)]);
+  const alerts = run(engine, frames);
+  assert.deepEqual(engine.stats().lineCounts.gate, { ltr: 2, rtl: 1 });
+  assert.deepEqual(alerts.map((a) => [a.trackId, a.direction]).sort(), [[1, 'ltr'], [3, 'ltr']]);
+  assert.equal(alerts[0].zone, undefined);
+});
+
+test('dwell alerts once per visit after the minimum time; occupancy alerts on crossing the limit', () => {
+  const engine = new RulesEngine({ config: { rules: [
+    { type: 'dwell', id: 'loiter', polygon: square, minDwellMs: 3000, cooldownMs: 0 },
+    { type: 'zone', id: 'room', polygon: square, events: [], maxOccupancy: 1, cooldownMs: 0 },
+  ] as never } });
+  const frames: TrackedObject[][] = [[obj(1, 50, 200), obj(2, 50, 250)]];
+  for (let i = 0; i < 50; i++) frames.push([obj(1, 150, 200), ...(i >= 10 ? [obj(2, 160, 250)] : [obj(2, 50, 250)])]);
+  const alerts = run(engine, frames);
+  const dwell = alerts.filter((a) => a.kind === 'dwell');
+  assert.deepEqual(dwell.map((a) => a.trackId), [1, 2], 'one dwell alert per track and visit');
+  assert.ok(dwell[0].dwellMs! >= 3000 && dwell[0].dwellMs! < 3200);
+  assert.equal(dwell[1].frameIndex, 11 + 30);
+  const occ = alerts.filter((a) => a.kind === 'zone-occupancy');
+  assert.equal(occ.length, 1);
+  assert.equal(occ[0].count, 2);
+  assert.equal(engine.stats().occupancy.room, 2);
+});
+
+test('invalid rules are refused with the field named', () => {
+  assert.throws(() => new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: [{ x: 0, y: 0 }] } as never] } }), /polygon/);
+});
