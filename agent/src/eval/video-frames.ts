@@ -62,3 +62,23 @@ export async function* videoFrames(opts: VideoFramesOptions): AsyncGenerator<Fra
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   }
 }
+
+export interface VideoInfo {
+  width: number;
+  height: number;
+  fps: number;
+}
+
+/** Reads width, height and frame rate of a video file from the caps `gst-launch-1.0 -v` prints. */
+export async function probeVideo(path: string, spawn: typeof nodeSpawn = nodeSpawn): Promise<VideoInfo> {
+  const child = spawn('gst-launch-1.0', ['-v', 'filesrc', `location=${path}`, '!', 'decodebin', '!', 'videoconvert', '!', 'fakesink', 'num-buffers=1'], { stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcessByStdio<null, Readable, Readable>;
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => { if (text.length < 64_000) text += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { if (text.length < 64_000) text += d.toString(); });
+  const code = await new Promise<number | null>((resolve, reject) => { child.on('error', reject); child.on('close', resolve); })
+    .catch((err: unknown) => { throw new CaptureError(`could not run gst-launch-1.0 (${(err as Error).message}); install gstreamer1.0-tools`, { cause: err }); });
+  const m = /video\/x-raw[^\n]*?width=\(int\)(\d+), height=\(int\)(\d+)[^\n]*?framerate=\(fraction\)(\d+)\/(\d+)/.exec(text);
+  if (code !== 0 || !m) throw new InputError(`Expected a video GStreamer can decode at ${path} but probing it failed (exit ${code}): ${text.split('\n').filter((l) => /ERROR|WARN/.test(l)).join(' ').slice(0, 300)}`);
+  const den = Number(m[4]);
+  return { width: Number(m[1]), height: Number(m[2]), fps: den > 0 && Number(m[3]) > 0 ? Number(m[3]) / den : 25 };
+}

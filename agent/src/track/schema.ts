@@ -1,15 +1,16 @@
 /**
  * Tracker configuration: one TypeBox schema gives the type, the defaults and the JSON Schema.
  * Defaults follow ByteTrack's published settings (Zhang et al. 2022, sec. 4.1: high threshold 0.6,
- * new-track threshold +0.1, 30-frame lost buffer), lowered to suit the CenterNet scores we see.
+ * new-track threshold +0.1, 30-frame lost buffer), lowered to suit the CenterNet scores measured on
+ * vtest.avi, where clearly visible people score 0.55-0.75.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { compileSchema } from '../util/schema.js';
 
 export const TrackerConfigSchema = Type.Object({
-  highScore: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'detections at or above this score take part in the first association' }),
+  highScore: Type.Number({ minimum: 0, maximum: 1, default: 0.4, description: 'detections at or above this score take part in the first association' }),
   lowScore: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'detections between lowScore and highScore are used only in the second association (ByteTrack)' }),
-  newTrackScore: Type.Number({ minimum: 0, maximum: 1, default: 0.6, description: 'an unmatched detection starts a track only at or above this score' }),
+  newTrackScore: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'an unmatched detection starts a track only at or above this score' }),
   matchIou: Type.Number({ minimum: 0, maximum: 1, default: 0.2, description: 'minimum IoU for the first association' }),
   lowMatchIou: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'minimum IoU for the second (low-score) association' }),
   unconfirmedMatchIou: Type.Number({ minimum: 0, maximum: 1, default: 0.3, description: 'minimum IoU to confirm a track seen once' }),
