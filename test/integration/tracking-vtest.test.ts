@@ -1,0 +1,88 @@
+/**
+ * Tracking at detection interval 3 on vtest.avi with the default COCO detector, against the tracker
+ * fed every frame's detections. The detector runs once per frame: the interval run reuses the
+ * reference detections on frames where 3 divides the index, which equals running the detector at
+ * interval 3 because the detector is deterministic for a given frame (evaluateTracking does this).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import type { Detection, RgbImage } from '../../agent/src/types.js';
+import { evaluateTracking } from '../../agent/src/eval/tracking-eval.js';
+import { probeVideo, videoFrames } from '../../agent/src/eval/video-frames.js';
+
+const MODEL = 'assets/models/coco-centernet/model.onnx';
+const VIDEO = 'assets/video/vtest.avi';
+const FRAMES = 180;
+
+interface DetectorLike { detect(image: RgbImage): Promise<Detection[]>; close(): Promise<void> }
+
+function missing(): string | undefined {
+  if (!existsSync(VIDEO)) return `${VIDEO} is absent (run scripts/setup.sh)`;
+  if (!existsSync(MODEL) || !existsSync(MODEL.replace(/\.onnx$/, '.meta.json'))) return `default COCO detector ${MODEL} (+ model.meta.json) is not there yet: it comes from the TF.js CenterNet import (fleetctl model import)`;
+  if (!existsSync('agent/src/infer/detector.ts')) return 'agent/src/infer/detector.ts (Detector.open) is not there yet';
+  if (spawnSync('gst-launch-1.0', ['--version']).status !== 0) return 'gst-launch-1.0 is not installed (gstreamer1.0-tools)';
+  return undefined;
+}
+
+async function openDetector(): Promise<DetectorLike> {
+  const specifier = '../../agent/src/infer/detector.js';
+  const mod = (await import(specifier)) as { Detector: { open(o: { modelPath: string }): Promise<DetectorLike> } };
+  return mod.Detector.open({ modelPath: MODEL });
+}
+
+test(`vtest.avi, ${FRAMES} frames, interval 3: interpolated boxes stay on the reference tracks`, { timeout: 240_000 }, async (t) => {
+  const why = missing();
+  if (why) { t.skip(why); return; }
+  const detector = await openDetector();
+  try {
+    const info = await probeVideo(VIDEO);
+    const report = await evaluateTracking({
+      frames: videoFrames({ path: VIDEO, ...info, maxFrames: FRAMES }),
+      detect: (f) => detector.detect(f),
+      interval: 3,
+      labels: ['person'],
+      maxFrames: FRAMES,
+    });
+    const figures = {
+      frames: report.frames, meanIou: report.meanIou, meanIouInterpolated: report.meanIouInterpolated,
+      idSwitchesEveryFrame: report.idSwitches.reference, idSwitchesInterval3: report.idSwitches.interval,
+      idSwitchesVsReference: report.idSwitchesVsReference, mota: report.mota, idf1: report.idf1,
+      tracks: report.tracks, detectorCallsSaved: report.detectorCalls.saved, inferenceMsAvg: report.inferenceMsAvg,
+    };
+    t.diagnostic(`tracking figures: ${JSON.stringify(figures)}`);
+    console.log('vtest interval-3 tracking figures', figures);
+    assert.equal(report.frames, FRAMES);
+    assert.equal(report.detectorCalls.interval, FRAMES / 3);
+    assert.equal(report.detectorCalls.saved, FRAMES - FRAMES / 3);
+    assert.ok(report.tracks.reference >= 3, `expected several people tracked, got ${report.tracks.reference}`);
+    assert.ok(report.mot.predictedPairFrames > 50, 'interpolated boxes were compared');
+    assert.ok(report.meanIou >= 0.6, `mean IoU ${report.meanIou}`);
+    assert.ok(report.meanIouInterpolated! >= 0.6, `mean IoU of interpolated boxes ${report.meanIouInterpolated}`);
+    assert.ok(report.idSwitches.interval <= 1.25 * report.idSwitches.reference,
+      `ID switches at interval 3 (${report.idSwitches.interval}) must be at most 1.25x the every-frame run's (${report.idSwitches.reference})`);
+  } finally {
+    await detector.close();
+  }
+});
+
+test('edge-agent eval-tracking --json prints the figures', { timeout: 120_000 }, async (t) => {
+  const why = missing();
+  if (why) { t.skip(why); return; }
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/cli/main.ts', 'eval-tracking', '--input', VIDEO, '--interval', '3', '--frames', '24', '--labels', 'person', '--json'], { encoding: 'utf8', timeout: 110_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+  assert.equal(out.ok, true);
+  assert.equal(out.frames, 24);
+  for (const k of ['meanIou', 'meanIouInterpolated', 'idSwitches', 'idSwitchesVsReference', 'mota', 'idf1', 'detectorCalls']) assert.ok(k in out, `missing ${k}`);
+  assert.deepEqual(out.detectorCalls, { reference: 24, interval: 8, saved: 16, savedFraction: 16 / 24 });
+});
+
+test('edge-agent eval-tracking refuses a bad interval and a missing input', () => {
+  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/cli/main.ts', 'eval-tracking', '--input', VIDEO, '--interval', '0', '--json'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stdout, /positive integer for --interval/);
+  const none = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/cli/main.ts', 'eval-tracking', '--input', '/nonexistent.avi', '--json'], { encoding: 'utf8' });
+  assert.equal(none.status, 4);
+});
