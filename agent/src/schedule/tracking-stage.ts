@@ -1,0 +1,68 @@
+/**
+ * The scheduler → detector → tracker step of the per-camera pipeline (DESIGN.md "The agent
+ * pipeline"): for each frame, the motion gate and the schedule decide whether the detector runs;
+ * its latency feeds the adaptive interval; the tracker updates (or only predicts), so every frame
+ * leaves with boxes, each marked detected or predicted. The detector is injected as a function.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Detection, Frame } from '../types.js';
+import { ByteTracker } from '../track/tracker.js';
+import type { TrackerConfig } from '../track/schema.js';
+import type { TrackedObject } from '../track/types.js';
+import { MotionGate } from './motion.js';
+import { DetectionScheduler, type ScheduleDecision } from './scheduler.js';
+import { DEFAULT_SCHEDULE_CONFIG, type MotionGateConfig, type ScheduleConfig } from './schema.js';
+
+export interface TrackingStageOptions {
+  detect: (frame: Frame) => Promise<Detection[]>;
+  schedule?: Partial<Omit<ScheduleConfig, 'motion'>> & { motion?: Partial<MotionGateConfig> };
+  tracker?: Partial<TrackerConfig>;
+  /** Keep only these labels before tracking; all when absent. */
+  labels?: string[];
+  /** Injected for tests; defaults to performance.now. */
+  nowMs?: () => number;
+}
+
+export interface TrackingStageResult {
+  frameIndex: number;
+  tracks: TrackedObject[];
+  decision: ScheduleDecision;
+  /** Motion gate fraction of changed pixels; undefined when the gate is off. */
+  changedFraction: number | undefined;
+  /** Detector time for this frame, ms (0 when it did not run). */
+  detectMs: number;
+}
+
+export class TrackingStage {
+  readonly scheduler: DetectionScheduler;
+  readonly tracker: ByteTracker;
+  private readonly gate: MotionGate | undefined;
+  private readonly opts: TrackingStageOptions;
+  private readonly nowMs: () => number;
+
+  constructor(opts: TrackingStageOptions) {
+    const schedule = { ...DEFAULT_SCHEDULE_CONFIG, ...opts.schedule, motion: { ...DEFAULT_SCHEDULE_CONFIG.motion, ...opts.schedule?.motion } };
+    this.opts = opts;
+    this.scheduler = new DetectionScheduler(schedule);
+    this.tracker = new ByteTracker(opts.tracker);
+    this.gate = schedule.motion.enabled ? new MotionGate(schedule.motion) : undefined;
+    this.nowMs = opts.nowMs ?? (() => performance.now());
+  }
+
+  async process(frame: Frame): Promise<TrackingStageResult> {
+    const m = this.gate?.check(frame);
+    const decision = this.scheduler.decide(frame.index, m?.motion);
+    let detections: Detection[] | null = null;
+    let detectMs = 0;
+    if (decision.detect) {
+      const t0 = this.nowMs();
+      detections = await this.opts.detect(frame);
+      detectMs = this.nowMs() - t0;
+      this.scheduler.recordInference(detectMs);
+      const labels = this.opts.labels;
+      if (labels) detections = detections.filter((d) => labels.includes(d.label));
+    }
+    const tracks = this.tracker.update(frame.index, detections);
+    return { frameIndex: frame.index, tracks, decision, changedFraction: m?.changedFraction, detectMs };
+  }
+}

@@ -1,0 +1,53 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TrackingStage } from '../../agent/src/schedule/tracking-stage.js';
+import type { Detection, Frame } from '../../agent/src/types.js';
+
+const W = 160;
+const H = 120;
+
+/** A grey frame with a bright 12x30 "person" whose left edge is at x (or none). */
+function frame(index: number, x: number | undefined): Frame {
+  const data = new Uint8Array(W * H * 3).fill(80);
+  if (x !== undefined) for (let y = 40; y < 70; y++) for (let c = x; c < x + 12; c++) data.fill(220, (y * W + c) * 3, (y * W + c) * 3 + 3);
+  return { width: W, height: H, data, index, ptsNs: index * 1e8, capturedAtNs: 0, sourceId: 'synthetic' };
+}
+
+/** A fake detector that finds the bright blob (stands in for a model; the stage only sees a function). */
+function blobDetector(calls: number[]) {
+  return async (f: Frame): Promise<Detection[]> => {
+    calls.push(f.index);
+    let minX = Infinity;
+    for (let c = 0; c < W; c++) if (f.data[(50 * W + c) * 3] > 150) { minX = c; break; }
+    return Number.isFinite(minX) ? [{ classId: 0, label: 'person', score: 0.9, box: { x: minX, y: 40, w: 12, h: 30 } }] : [];
+  };
+}
+
+test('still scene: the motion gate skips the detector; movement brings it back and tracks fill the gaps', async () => {
+  const calls: number[] = [];
+  const stage = new TrackingStage({ detect: blobDetector(calls), schedule: { mode: 'fixed', interval: 2, maxIdleFrames: 100 } });
+  const results = [];
+  for (let i = 0; i < 10; i++) results.push(await stage.process(frame(i, undefined)));
+  for (let i = 10; i < 30; i++) results.push(await stage.process(frame(i, 20 + 2 * (i - 10))));
+  assert.deepEqual(calls.filter((c) => c < 10), [0], 'only the first still frame is detected');
+  assert.ok(calls.filter((c) => c >= 10).length >= 9, `detector ran on motion: ${calls}`);
+  const withBoxes = results.slice(12);
+  assert.ok(withBoxes.every((r) => r.tracks.length === 1), 'every moving frame carries a box');
+  assert.ok(withBoxes.some((r) => r.tracks[0].source === 'predicted'));
+  assert.ok(withBoxes.some((r) => r.tracks[0].source === 'detected'));
+  assert.equal(new Set(withBoxes.map((r) => r.tracks[0].trackId)).size, 1, 'one stable id');
+});
+
+test('adaptive schedule: a slow detector widens the interval', async () => {
+  let now = 0;
+  const calls: number[] = [];
+  const det = blobDetector(calls);
+  const stage = new TrackingStage({
+    detect: async (f) => { now += 100; return det(f); },
+    nowMs: () => now,
+    schedule: { mode: 'adaptive', latencyBudgetMs: 25, maxInterval: 8, latencyEwmaAlpha: 1, motion: { enabled: false } },
+  });
+  for (let i = 0; i < 20; i++) await stage.process(frame(i, 20 + i));
+  assert.equal(stage.scheduler.interval(), 4);
+  assert.deepEqual(calls, [0, 4, 8, 12, 16]);
+});
