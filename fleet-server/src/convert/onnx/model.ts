@@ -1,0 +1,134 @@
+/**
+ * In-memory ONNX model, shaped for graph rewriting: nodes in an array (topological order),
+ * initializers in a Map name → tensor with raw little-endian bytes, inputs/outputs/valueInfo as
+ * plain records. Field meanings follow onnx/onnx.proto (IR version 8, ONNX 1.12+).
+ */
+
+/** TensorProto.DataType (onnx.proto). */
+export const DataType = {
+  UNDEFINED: 0, FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, STRING: 8,
+  BOOL: 9, FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13, BFLOAT16: 16,
+} as const;
+export type DataType = (typeof DataType)[keyof typeof DataType];
+
+/** Bytes per element for the fixed-size types (STRING has none). */
+export function bytesPerElement(dt: number): number {
+  switch (dt) {
+    case DataType.FLOAT: case DataType.INT32: case DataType.UINT32: return 4;
+    case DataType.INT64: case DataType.UINT64: case DataType.DOUBLE: return 8;
+    case DataType.FLOAT16: case DataType.BFLOAT16: case DataType.INT16: case DataType.UINT16: return 2;
+    case DataType.UINT8: case DataType.INT8: case DataType.BOOL: return 1;
+    default: return 0;
+  }
+}
+
+export interface OnnxTensor {
+  dims: number[];
+  dataType: number;
+  /** Raw little-endian element bytes (TensorProto.raw_data; typed *_data fields are converted on read). */
+  data: Uint8Array;
+}
+
+/** A dimension: a fixed size, a symbolic name, or unknown. */
+export type OnnxDim = number | string | null;
+
+export interface OnnxValueInfo {
+  name: string;
+  /** Element type (TensorProto.DataType); 0 when the value has no tensor type. */
+  elemType: number;
+  /** Undefined when the shape is unknown (no TensorShapeProto at all). */
+  shape?: OnnxDim[];
+  docString?: string;
+}
+
+export type OnnxAttribute =
+  | { name: string; type: 'float'; value: number }
+  | { name: string; type: 'int'; value: number }
+  | { name: string; type: 'string'; value: string }
+  | { name: string; type: 'tensor'; value: OnnxTensor }
+  | { name: string; type: 'graph'; value: OnnxGraph }
+  | { name: string; type: 'floats'; value: number[] }
+  | { name: string; type: 'ints'; value: number[] }
+  | { name: string; type: 'strings'; value: string[] };
+
+export interface OnnxNode {
+  opType: string;
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  domain?: string;
+  attributes: OnnxAttribute[];
+  docString?: string;
+}
+
+export interface OnnxGraph {
+  name: string;
+  nodes: OnnxNode[];
+  initializers: Map<string, OnnxTensor>;
+  inputs: OnnxValueInfo[];
+  outputs: OnnxValueInfo[];
+  valueInfo: OnnxValueInfo[];
+  docString?: string;
+  /** GraphProto fields this codec does not model (sparse_initializer, quantization_annotation), kept verbatim. */
+  unknownFields?: { field: number; wire: number; bytes: Uint8Array }[];
+}
+
+export interface OnnxModel {
+  irVersion: number;
+  opsetImports: { domain: string; version: number }[];
+  producerName?: string;
+  producerVersion?: string;
+  domain?: string;
+  modelVersion?: number;
+  docString?: string;
+  metadataProps: Record<string, string>;
+  graph: OnnxGraph;
+  /** ModelProto fields this codec does not model (training_info, functions), kept verbatim. */
+  unknownFields?: { field: number; wire: number; bytes: Uint8Array }[];
+}
+
+export function emptyGraph(name: string): OnnxGraph {
+  return { name, nodes: [], initializers: new Map(), inputs: [], outputs: [], valueInfo: [] };
+}
+
+// ---- tensor helpers ----------------------------------------------------------------------------
+
+export function floatTensor(dims: number[], values: ArrayLike<number>): OnnxTensor {
+  const arr = Float32Array.from(values);
+  return { dims, dataType: DataType.FLOAT, data: new Uint8Array(arr.buffer) };
+}
+
+export function int64Tensor(dims: number[], values: readonly (number | bigint)[]): OnnxTensor {
+  const arr = BigInt64Array.from(values.map((v) => BigInt(v)));
+  return { dims, dataType: DataType.INT64, data: new Uint8Array(arr.buffer) };
+}
+
+export function int32Tensor(dims: number[], values: ArrayLike<number>): OnnxTensor {
+  const arr = Int32Array.from(values);
+  return { dims, dataType: DataType.INT32, data: new Uint8Array(arr.buffer) };
+}
+
+/** Aligned copy, so typed-array views over it are always legal. */
+function aligned(t: OnnxTensor): ArrayBuffer {
+  return t.data.slice().buffer;
+}
+
+export function tensorToFloat32(t: OnnxTensor): Float32Array {
+  if (t.dataType !== DataType.FLOAT) throw new TypeError(`tensorToFloat32 expects FLOAT (1) but the tensor is type ${t.dataType}`);
+  return new Float32Array(aligned(t));
+}
+
+/** Integer tensor (INT32 or INT64) as JS numbers. */
+export function tensorToInts(t: OnnxTensor): number[] {
+  if (t.dataType === DataType.INT32) return Array.from(new Int32Array(aligned(t)));
+  if (t.dataType === DataType.INT64) return Array.from(new BigInt64Array(aligned(t)), (v) => Number(v));
+  throw new TypeError(`tensorToInts expects INT32 (6) or INT64 (7) but the tensor is type ${t.dataType}`);
+}
+
+export function elementCount(dims: readonly number[]): number {
+  return dims.reduce((a, b) => a * b, 1);
+}
+
+export function attr(node: OnnxNode, name: string): OnnxAttribute | undefined {
+  return node.attributes.find((a) => a.name === name);
+}

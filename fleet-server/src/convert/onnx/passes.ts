@@ -1,0 +1,59 @@
+/**
+ * Small graph clean-ups on the in-memory ONNX model, used after import and reusable by later passes.
+ */
+import type { OnnxGraph, OnnxNode } from './model.js';
+
+function permOf(n: OnnxNode): number[] | undefined {
+  const a = n.attributes.find((x) => x.name === 'perm');
+  return a?.type === 'ints' ? a.value : undefined;
+}
+
+/** Renames every use of value `from` to `to` (node inputs and graph outputs keep their own names). */
+function replaceUses(g: OnnxGraph, from: string, to: string): void {
+  for (const n of g.nodes) n.inputs = n.inputs.map((i) => (i === from ? to : i));
+}
+
+/**
+ * Removes Transpose(perm2)∘Transpose(perm1) pairs whose composition is the identity: consumers of
+ * the second read the first's input instead. A pair that ends at a graph output becomes an Identity.
+ * Returns how many pairs were removed.
+ */
+export function cancelTransposes(g: OnnxGraph): number {
+  const producer = new Map<string, OnnxNode>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const graphOutputs = new Set(g.outputs.map((o) => o.name));
+  let removed = 0;
+  for (const n of g.nodes) {
+    if (n.opType !== 'Transpose') continue;
+    const first = producer.get(n.inputs[0]);
+    if (first?.opType !== 'Transpose') continue;
+    const p1 = permOf(first); const p2 = permOf(n);
+    if (!p1 || !p2 || p1.length !== p2.length) continue;
+    // out[i] = in[p1[p2[i]]]; identity when p1[p2[i]] === i for all i.
+    if (!p2.every((p, i) => p1[p] === i)) continue;
+    const src = first.inputs[0];
+    const out = n.outputs[0];
+    if (graphOutputs.has(out)) {
+      n.opType = 'Identity'; n.inputs = [src]; n.attributes = [];
+    } else {
+      replaceUses(g, out, src);
+    }
+    removed++;
+  }
+  removeDeadNodes(g);
+  return removed;
+}
+
+/** Drops nodes none of whose outputs are read (by a node or as a graph output) and unused initializers. */
+export function removeDeadNodes(g: OnnxGraph): void {
+  for (;;) {
+    const read = new Set<string>(g.outputs.map((o) => o.name));
+    for (const n of g.nodes) for (const i of n.inputs) read.add(i);
+    const before = g.nodes.length;
+    g.nodes = g.nodes.filter((n) => n.outputs.some((o) => read.has(o)));
+    if (g.nodes.length === before) {
+      for (const name of [...g.initializers.keys()]) if (!read.has(name)) g.initializers.delete(name);
+      return;
+    }
+  }
+}

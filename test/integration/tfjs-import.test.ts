@@ -1,0 +1,216 @@
+/**
+ * TF.js graph models → ONNX: the imported CenterNet (COCO) and BlazeFace models, run through
+ * onnxruntime-node, must match the same TF.js models run by TF.js's CPU backend on real images
+ * (vtest.avi frames, group photos), pass Debian's ONNX checker, and find people on vtest.avi.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import sharp from 'sharp';
+import ort from 'onnxruntime-node';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
+import { loadTfjsGraphModel } from '../../fleet-server/src/convert/tfjs/reader.js';
+import { convertTfjsToOnnx, UnmappedOpsError } from '../../fleet-server/src/convert/tfjs/convert.js';
+import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+
+const CENTERNET = 'assets/tfjs/centernet/model.json';
+const BLAZEFACE = 'assets/tfjs/blazeface/model.json';
+const VIDEO = 'assets/video/vtest.avi';
+const PYTHON = '/usr/bin/python3'; // Debian's python3 has python3-onnx; a pyenv python on PATH may not.
+const TOLERANCE = 1e-3;
+
+const missing = [CENTERNET, BLAZEFACE, VIDEO, 'assets/images/faces/sample1.jpg'].filter((p) => !existsSync(p));
+const skip = missing.length ? `sample assets missing (${missing.join(', ')}); run scripts/setup.sh` : false;
+
+/** TF.js reference model, loaded from disk through a custom IO handler (no fetch, no tfjs-node). */
+async function loadReference(modelJson: string): Promise<GraphModel> {
+  const json = JSON.parse(readFileSync(modelJson, 'utf8')) as {
+    modelTopology: tf.io.ModelArtifacts['modelTopology']; format?: string; generatedBy?: string; convertedBy?: string;
+    signature?: Record<string, unknown>; userDefinedMetadata?: Record<string, unknown>;
+    weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  };
+  const buffers = json.weightsManifest.flatMap((g) => g.paths.map((p) => readFileSync(join(dirname(modelJson), p))));
+  const all = Buffer.concat(buffers);
+  const handler: tf.io.IOHandler = {
+    load: async () => ({
+      modelTopology: json.modelTopology, format: json.format, generatedBy: json.generatedBy, convertedBy: json.convertedBy,
+      signature: json.signature, userDefinedMetadata: json.userDefinedMetadata,
+      weightSpecs: json.weightsManifest.flatMap((g) => g.weights),
+      weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+    } as tf.io.ModelArtifacts),
+  };
+  return loadGraphModel(handler);
+}
+
+/** RGB image stretched to size×size, NHWC float32 with value = pixel * scale. */
+async function imageTensor(file: string | Buffer, size: number, scale: number): Promise<Float32Array> {
+  const raw = await sharp(file).removeAlpha().resize(size, size, { fit: 'fill' }).raw().toBuffer();
+  return Float32Array.from(raw, (v) => v * scale);
+}
+
+/** Max absolute difference, and max difference relative to max(1, |reference|) (numpy allclose style). */
+function diff(a: ArrayLike<number>, b: ArrayLike<number>): { abs: number; rel: number } {
+  assert.equal(a.length, b.length);
+  let abs = 0; let rel = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    abs = Math.max(abs, d);
+    rel = Math.max(rel, d / Math.max(1, Math.abs(b[i])));
+  }
+  return { abs, rel };
+}
+
+/** Each reference row with score ≥ 0.01 must have an ONNX row of the same class and score; returns the diff over matched rows. */
+function detectionRowsDiff(onnx: Float32Array, ref: Float32Array): { abs: number; rel: number } {
+  let abs = 0; let rel = 0;
+  const used = new Set<number>();
+  for (let i = 0; i + 6 <= ref.length; i += 6) {
+    if (ref[i + 4] < 0.01) continue;
+    let best = -1; let bestD = Infinity;
+    for (let j = 0; j + 6 <= onnx.length; j += 6) {
+      if (used.has(j) || onnx[j + 5] !== ref[i + 5] || Math.abs(onnx[j + 4] - ref[i + 4]) > 1e-4) continue;
+      const d = diff(onnx.subarray(j, j + 6), ref.subarray(i, i + 6)).abs;
+      if (d < bestD) { bestD = d; best = j; }
+    }
+    assert.ok(best >= 0, `reference detection row ${i / 6} (score ${ref[i + 4]}) has no ONNX counterpart`);
+    used.add(best);
+    const d = diff(onnx.subarray(best, best + 6), ref.subarray(i, i + 6));
+    abs = Math.max(abs, d.abs); rel = Math.max(rel, d.rel);
+  }
+  return { abs, rel };
+}
+
+interface Parity { maxAbsDiff: number; maxRelDiff: number; onnx: Record<string, Float32Array>; ref: Record<string, Float32Array> }
+
+async function compare(session: ort.InferenceSession, ref: GraphModel, input: Float32Array, size: number): Promise<Parity> {
+  const dims = [1, size, size, 3];
+  const inputName = session.inputNames[0];
+  const outs = await session.run({ [inputName]: new ort.Tensor('float32', input, dims) });
+  const x = tf.tensor(input, dims);
+  const names = [...session.outputNames];
+  const refOut = (await ref.executeAsync({ [inputName]: x }, names)) as tf.Tensor[];
+  x.dispose();
+  const result: Parity = { maxAbsDiff: 0, maxRelDiff: 0, onnx: {}, ref: {} };
+  for (let i = 0; i < names.length; i++) {
+    const r = refOut[i].dataSync() as Float32Array;
+    const o = outs[names[i]].data as Float32Array;
+    assert.deepEqual([...outs[names[i]].dims], refOut[i].shape, `shape of ${names[i]}`);
+    // CenterNet's detections are TopK rows: candidates whose scores differ by ~1e-7 may swap places,
+    // so rows are matched (same class, score, box) before the difference is taken.
+    const d = names[i] === 'tower_0/detections' ? detectionRowsDiff(o, r) : diff(o, r);
+    result.maxAbsDiff = Math.max(result.maxAbsDiff, d.abs);
+    result.maxRelDiff = Math.max(result.maxRelDiff, d.rel);
+    result.onnx[names[i]] = o;
+    result.ref[names[i]] = Float32Array.from(r);
+    refOut[i].dispose();
+  }
+  return result;
+}
+
+function onnxCheck(file: string): { status: number | null; out: string } {
+  const r = spawnSync(PYTHON, ['-c', 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True); print("ok")', file], { encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+/** vtest.avi frames one second apart, as PNG files (real GStreamer). */
+function extractFrames(dir: string, count: number): string[] {
+  const r = spawnSync('gst-launch-1.0', ['-q', 'filesrc', `location=${VIDEO}`, '!', 'decodebin', '!', 'videorate', 'drop-only=true', '!', 'video/x-raw,framerate=1/1',
+    '!', 'identity', `eos-after=${count + 1}`, '!', 'videoconvert', '!', 'video/x-raw,format=RGB', '!', 'pngenc', '!', 'multifilesink', `location=${join(dir, 'frame%02d.png')}`], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, `gst-launch failed: ${r.stderr}`);
+  return readdirSync(dir).filter((f) => f.startsWith('frame')).sort().map((f) => join(dir, f));
+}
+
+interface Det { x1: number; y1: number; x2: number; y2: number; score: number; classId: number }
+
+/** CenterNet `[1, 100, 6]` rows: x1, y1, x2, y2 (model-input pixels), score, class id. */
+function centernetRows(data: Float32Array, minScore: number): Det[] {
+  const dets: Det[] = [];
+  for (let i = 0; i + 6 <= data.length; i += 6) {
+    if (data[i + 4] >= minScore) dets.push({ x1: data[i], y1: data[i + 1], x2: data[i + 2], y2: data[i + 3], score: data[i + 4], classId: Math.round(data[i + 5]) });
+  }
+  return dets;
+}
+
+test('TF.js → ONNX import: CenterNet and BlazeFace match TF.js, pass the checker, find people', { skip, timeout: 240_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-tfjs-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  await tf.setBackend('cpu');
+  const frames = extractFrames(dir, 2);
+  assert.ok(frames.length >= 2, `expected 2 frames from ${VIDEO}, got ${frames.length}`);
+  const photos = ['assets/images/faces/sample1.jpg', 'assets/images/faces/sample2.jpg'];
+
+  for (const spec of [
+    { name: 'centernet', json: CENTERNET, size: 512, scale: 1, images: [...frames, photos[0]] },
+    { name: 'blazeface', json: BLAZEFACE, size: 256, scale: 1 / 127.5, images: photos },
+  ]) {
+    const { model, stats } = convertTfjsToOnnx(await loadTfjsGraphModel(spec.json));
+    const file = join(dir, `${spec.name}.onnx`);
+    writeFileSync(file, encodeModel(model));
+    const check = onnxCheck(file);
+    if (check.status === null) t.diagnostic(`${spec.name}: python3 not runnable, checker skipped`);
+    else assert.equal(check.status, 0, `onnx.checker.check_model(full_check=True) failed for ${spec.name}: ${check.out}`);
+    const session = await ort.InferenceSession.create(file, { logSeverityLevel: 3 });
+    const ref = await loadReference(spec.json);
+    let worst = 0; let worstAbs = 0;
+    for (const img of spec.images) {
+      // BlazeFace takes -1..1 (MediaPipe); CenterNet takes 0..255 (the person test below fails with 0..1).
+      const input = await imageTensor(img, spec.size, spec.scale);
+      const p = await compare(session, ref, spec.name === 'blazeface' ? input.map((v) => v - 1) : input, spec.size);
+      worst = Math.max(worst, p.maxRelDiff);
+      worstAbs = Math.max(worstAbs, p.maxAbsDiff);
+      if (spec.name === 'centernet') {
+        const a = centernetRows(p.onnx['tower_0/detections'], 0.3).slice(0, 5);
+        const b = centernetRows(p.ref['tower_0/detections'], 0.3).slice(0, 5);
+        assert.deepEqual(a.map((d) => d.classId), b.map((d) => d.classId), `same top detections on ${img}`);
+      } else {
+        const top = (o: Record<string, Float32Array>) => Array.from(o['Identity:0']).map((v, i) => [v, i]).sort((x, y) => y[0] - x[0]).slice(0, 3).map((x) => x[1]);
+        assert.deepEqual(top(p.onnx), top(p.ref), `same top anchors on ${img}`);
+      }
+      t.diagnostic(`${spec.name} ${img.split('/').pop()}: max |onnx - tfjs| = ${p.maxAbsDiff.toExponential(3)}, relative to max(1,|tfjs|) ${p.maxRelDiff.toExponential(3)}`);
+    }
+    t.diagnostic(`${spec.name}: ${stats.tfNodes} TF nodes → ${stats.onnxNodes} ONNX nodes, ${stats.transposePairsRemoved} transpose pairs removed, worst max abs diff ${worstAbs.toExponential(3)}, worst relative ${worst.toExponential(3)}`);
+    assert.ok(worst <= TOLERANCE, `${spec.name}: max difference relative to max(1,|tfjs|) ${worst} > ${TOLERANCE}`);
+    await session.release();
+    ref.dispose();
+  }
+
+  // People walk through every vtest.avi frame: the imported detector must find class 0 (COCO "person").
+  const session = await ort.InferenceSession.create(join(dir, 'centernet.onnx'), { logSeverityLevel: 3 });
+  for (const frame of frames) {
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', await imageTensor(frame, 512, 1), [1, 512, 512, 3]) });
+    const persons = centernetRows(out['tower_0/detections'].data as Float32Array, 0.3).filter((d) => d.classId === 0);
+    t.diagnostic(`${frame.split('/').pop()}: ${persons.length} persons ≥ 0.3, best ${persons[0]?.score.toFixed(2) ?? '-'} at ${persons[0] ? [persons[0].x1, persons[0].y1, persons[0].x2, persons[0].y2].map((v) => v.toFixed(0)).join(',') : '-'}`);
+    assert.ok(persons.length >= 2, `expected at least 2 persons in ${frame}, found ${persons.length}`);
+    for (const p of persons) assert.ok(p.x2 > p.x1 && p.y2 > p.y1 && p.x1 >= -8 && p.y2 <= 520, `box inside the 512×512 input: ${JSON.stringify(p)}`);
+  }
+  await session.release();
+});
+
+test('TF.js import: unmapped ops give one error listing every op type with a node name', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-tfjs-bad-'));
+  try {
+    const node = (name: string, op: string, input: string[] = []) => ({ name, op, input, attr: { T: { type: 'DT_FLOAT' } } });
+    writeFileSync(join(dir, 'model.json'), JSON.stringify({
+      format: 'graph-model',
+      modelTopology: { node: [
+        { name: 'x', op: 'Placeholder', attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: { dim: [{ size: '1' }, { size: '4' }] } } } },
+        node('a', 'Erf', ['x']), node('b', 'Erf', ['a']), node('c', 'Cumsum', ['b']), node('d', 'Relu', ['c']),
+      ] },
+      weightsManifest: [],
+    }));
+    await assert.rejects(async () => convertTfjsToOnnx(await loadTfjsGraphModel(join(dir, 'model.json'))), (err: unknown) => {
+      assert.ok(err instanceof UnmappedOpsError);
+      assert.equal(err.code, 'E_MODEL');
+      assert.deepEqual(err.unmapped.map((u) => [u.op, u.node, u.count]), [['Erf', 'a', 2], ['Cumsum', 'c', 1]]);
+      assert.match(err.message, /2 op types.*Erf \(node "a" and 1 more\), Cumsum \(node "c"\)/);
+      return true;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
