@@ -14,6 +14,7 @@ export const TrackerConfigSchema = Type.Object({
   matchIou: Type.Number({ minimum: 0, maximum: 1, default: 0.2, description: 'minimum IoU for the first association' }),
   lowMatchIou: Type.Number({ minimum: 0, maximum: 1, default: 0.5, description: 'minimum IoU for the second (low-score) association' }),
   unconfirmedMatchIou: Type.Number({ minimum: 0, maximum: 1, default: 0.3, description: 'minimum IoU to confirm a track seen once' }),
+  matchBuffer: Type.Number({ minimum: 0, maximum: 2, default: 0.3, description: 'association compares boxes grown by this fraction of their size on each side (buffered IoU, C-BIoU: Yang et al. 2023), so a narrow pedestrian who moved more than its width between two detector runs still overlaps its prediction' }),
   lostBufferFrames: Type.Integer({ minimum: 0, default: 30, description: 'frames a lost track is kept for re-identification' }),
   maxPredictFrames: Type.Integer({ minimum: 0, default: 15, description: 'frames a track without a matching detection is still reported as predicted' }),
   perClass: Type.Boolean({ default: true, description: 'only match detections and tracks of the same class' }),

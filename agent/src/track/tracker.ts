@@ -4,7 +4,9 @@
  * per track. Written from the paper's description.
  *
  * - First association: high-score detections against all tracked and lost tracks (IoU, optionally
- *   score-fused), Hungarian assignment.
+ *   score-fused), Hungarian assignment. Boxes are compared grown by a buffer (C-BIoU, Yang et al.,
+ *   WACV 2023): at a detection interval k a walking person moves k times further between two
+ *   detections, often more than its own width, and plain IoU with the prediction drops to zero.
  * - Second association: low-score detections against the tracks still unmatched that were tracked in
  *   the previous frame — this recovers occluded people whose score dropped.
  * - Unconfirmed tracks (seen once) must match again in the next detected frame or are removed.
@@ -17,7 +19,7 @@
  */
 import type { Detection } from '../types.js';
 import { BoxKalman } from './kalman.js';
-import { iou } from './iou.js';
+import { buffered, iou } from './iou.js';
 import { linearAssignment } from './assignment.js';
 import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from './schema.js';
 import type { TrackedObject } from './types.js';
@@ -128,20 +130,18 @@ export class ByteTracker {
   }
 
   private match(tracks: Track[], dets: Detection[], maxCost: number, fuse: boolean) {
-    const cost = tracks.map((t) => {
-      const pb = t.kf.box();
-      return dets.map((d) => {
-        if (this.cfg.perClass && d.classId !== t.classId) return Infinity;
-        const o = iou(pb, d.box);
-        if (o <= 0) return Infinity;
-        return 1 - (fuse ? o * d.score : o);
-      });
-    });
-    // Gate on plain IoU: score fusion only ranks candidates, it must not reject a good overlap.
-    const gated = fuse
-      ? cost.map((row, i) => row.map((c, j) => (Number.isFinite(c) && iou(tracks[i].kf.box(), dets[j].box) >= 1 - maxCost ? Math.min(c, maxCost) : Infinity)))
-      : cost;
-    return linearAssignment(gated, maxCost, dets.length);
+    const b = this.cfg.matchBuffer;
+    const predicted = tracks.map((t) => buffered(t.kf.box(), b));
+    const detBoxes = dets.map((d) => buffered(d.box, b));
+    // Gate on the (buffered) IoU itself; score fusion (ByteTrack fuse_score) only ranks candidates
+    // that passed the gate, it must not reject a good overlap of a weaker detection.
+    const cost = tracks.map((t, i) => dets.map((d, j) => {
+      if (this.cfg.perClass && d.classId !== t.classId) return Infinity;
+      const o = iou(predicted[i], detBoxes[j]);
+      if (o < 1 - maxCost || o <= 0) return Infinity;
+      return fuse ? Math.min(maxCost, 1 - o * d.score) : 1 - o;
+    }));
+    return linearAssignment(cost, maxCost, dets.length);
   }
 
   private apply(t: Track, d: Detection, frame: number): void {
