@@ -54,7 +54,7 @@ function writeNode(w: ProtoWriter, n: OnnxNode): void {
   w.string(4, n.opType);
   for (const a of n.attributes) w.message(5, (m) => writeAttribute(m, a));
   if (n.docString) w.string(6, n.docString);
-  if (n.domain) w.string(7, n.domain);
+  if (n.domain !== undefined) w.string(7, n.domain);
 }
 
 function writeAttribute(w: ProtoWriter, a: OnnxAttribute): void {
