@@ -140,6 +140,7 @@ export const AlertSchema = Type.Object({
   ruleKind: Type.Optional(Label),
   trackId: Type.Optional(Type.Integer({ minimum: 0 })),
   class: Label,
+  classId: Type.Optional(Type.Integer({ minimum: 0 })),
   score: Type.Number({ minimum: 0, maximum: 1 }),
   box: BoxSchema,
   zone: Type.Optional(Label),

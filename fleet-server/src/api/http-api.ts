@@ -1,0 +1,133 @@
+/**
+ * HTTP API (fastify). Every route except /api/health and /api/login needs an operator bearer token
+ * (`Authorization: Bearer <token>` from POST /api/login). Device secrets are returned once, by the
+ * call that creates them. Routes are listed in docs/protocol.md ("HTTP API").
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { DEVICE_ID_PATTERN } from '../../../agent/src/protocol/index.js';
+import { describeError, EdgeFleetError } from '../../../agent/src/util/errors.js';
+import type { AlertStore } from '../db/alerts.js';
+import type { DeviceStore } from '../db/devices.js';
+import type { OperatorStore } from '../db/operators.js';
+import type { TelemetryStore } from '../db/telemetry.js';
+
+export interface HttpApiOptions {
+  host: string;
+  port: number;
+  devices: DeviceStore;
+  telemetry: TelemetryStore;
+  alerts: AlertStore;
+  operators: OperatorStore;
+  registry: Registry;
+  sessionTtlMs: number;
+  publicMetrics: boolean;
+  /** Extra status for GET /api/status (ingest counters, broker). */
+  status: () => Record<string, unknown>;
+  /** Called after a device was added or removed (mosquitto sync). */
+  onDevicesChanged?: () => void;
+  /** Lets later modules (OTA, dashboard) add routes before listen. */
+  extend?: (app: FastifyInstance, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) => void | Promise<void>;
+}
+
+const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false });
+const DeviceBody = Type.Object({ id: Type.String({ pattern: DEVICE_ID_PATTERN }), rotate: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+const DeviceParams = Type.Object({ id: Type.String({ pattern: DEVICE_ID_PATTERN }) });
+const AlertParams = Type.Object({ deviceId: Type.String({ pattern: DEVICE_ID_PATTERN }), id: Type.String({ minLength: 1, maxLength: 64 }) });
+const AlertQuery = Type.Object({
+  deviceId: Type.Optional(Type.String({ pattern: DEVICE_ID_PATTERN })),
+  beforeSeq: Type.Optional(Type.Integer({ minimum: 1 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+});
+const TelemetryQuery = Type.Object({
+  sinceMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+});
+
+export class HttpApi {
+  private app: FastifyInstance | undefined;
+  port = 0;
+
+  constructor(private readonly opts: HttpApiOptions) {}
+
+  async start(): Promise<void> {
+    if (this.app) return;
+    const o = this.opts;
+    // Fastify's own ajv coerces query strings to the declared types (limit=5 → 5).
+    const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+    const auth = async (req: FastifyRequest, reply: FastifyReply) => {
+      const h = req.headers.authorization ?? '';
+      const token = h.startsWith('Bearer ') ? h.slice(7) : '';
+      const user = token ? o.operators.authenticate(token) : undefined;
+      if (!user) {
+        await reply.code(401).header('www-authenticate', 'Bearer').send({ error: { code: 'E_AUTH', message: 'Expected an operator token (Authorization: Bearer ...) from POST /api/login.' } });
+      }
+    };
+    app.setErrorHandler((err, _req, reply) => {
+      const d = describeError(err);
+      const status = (err as { statusCode?: number }).statusCode ?? (err instanceof EdgeFleetError ? 400 : 500);
+      void reply.code(d.code === 'E_DEVICE_EXISTS' ? 409 : status).send({ error: d });
+    });
+
+    app.get('/api/health', async () => ({ ok: true }));
+    app.post<{ Body: Static<typeof LoginBody> }>('/api/login', { schema: { body: LoginBody } }, async (req, reply) => {
+      const s = o.operators.login(req.body.username, req.body.password, o.sessionTtlMs);
+      if (!s) return reply.code(401).send({ error: { code: 'E_AUTH', message: 'Wrong operator username or password.' } });
+      return s;
+    });
+    app.get('/metrics', { preHandler: o.publicMetrics ? [] : [auth] }, async (_req, reply) => {
+      return reply.header('content-type', o.registry.contentType).send(await o.registry.metrics());
+    });
+
+    await app.register(async (api) => {
+      api.addHook('preHandler', auth);
+      api.post('/api/logout', async (req) => {
+        o.operators.logout((req.headers.authorization ?? '').slice(7));
+        return { ok: true };
+      });
+      api.get('/api/status', async () => o.status());
+      api.get('/api/devices', async () => ({ items: o.devices.list() }));
+      api.post<{ Body: Static<typeof DeviceBody> }>('/api/devices', { schema: { body: DeviceBody } }, async (req, reply) => {
+        const r = o.devices.add(req.body.id, { rotate: req.body.rotate });
+        o.onDevicesChanged?.();
+        return reply.code(201).send({ device: r.device, secret: r.secret, note: 'The secret is shown only now; it is stored hashed.' });
+      });
+      api.get<{ Params: Static<typeof DeviceParams> }>('/api/devices/:id', { schema: { params: DeviceParams } }, async (req, reply) => {
+        const d = o.devices.get(req.params.id);
+        return d ?? reply.code(404).send({ error: { code: 'E_DEVICE_NOT_FOUND', message: `No device ${req.params.id}.` } });
+      });
+      api.delete<{ Params: Static<typeof DeviceParams> }>('/api/devices/:id', { schema: { params: DeviceParams } }, async (req, reply) => {
+        if (!o.devices.remove(req.params.id)) return reply.code(404).send({ error: { code: 'E_DEVICE_NOT_FOUND', message: `No device ${req.params.id}.` } });
+        o.onDevicesChanged?.();
+        return { ok: true };
+      });
+      api.get<{ Params: Static<typeof DeviceParams>; Querystring: Static<typeof TelemetryQuery> }>('/api/devices/:id/telemetry',
+        { schema: { params: DeviceParams, querystring: TelemetryQuery } },
+        async (req) => ({ items: o.telemetry.series(req.params.id, { sinceMs: req.query.sinceMs, limit: req.query.limit }) }));
+      api.get<{ Querystring: Static<typeof AlertQuery> }>('/api/alerts', { schema: { querystring: AlertQuery } },
+        async (req) => o.alerts.page({ deviceId: req.query.deviceId, beforeSeq: req.query.beforeSeq, limit: req.query.limit }));
+      api.get<{ Params: Static<typeof AlertParams> }>('/api/alerts/:deviceId/:id', { schema: { params: AlertParams } }, async (req, reply) => {
+        const a = o.alerts.get(req.params.deviceId, req.params.id);
+        return a ?? reply.code(404).send({ error: { code: 'E_NOT_FOUND', message: 'No such alert.' } });
+      });
+      api.get<{ Params: Static<typeof AlertParams> }>('/api/alerts/:deviceId/:id/snapshot', { schema: { params: AlertParams } }, async (req, reply) => {
+        const s = o.alerts.snapshot(req.params.deviceId, req.params.id);
+        if (!s) return reply.code(404).send({ error: { code: 'E_NOT_FOUND', message: 'This alert has no stored snapshot.' } });
+        return reply.header('content-type', s.contentType).header('cache-control', 'private, no-store').send(s.data);
+      });
+      await o.extend?.(api, auth);
+    });
+    await app.listen({ host: o.host, port: o.port });
+    this.app = app;
+    this.port = (app.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    const app = this.app;
+    if (!app) return;
+    this.app = undefined;
+    await app.close();
+  }
+}

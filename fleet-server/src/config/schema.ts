@@ -1,0 +1,90 @@
+/**
+ * Fleet server configuration (JSON file given to `fleet-server serve --config`). One TypeBox schema
+ * gives the type, the defaults and the validation.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { compileSchema } from '../../../agent/src/util/schema.js';
+import { ConfigError } from '../../../agent/src/util/errors.js';
+
+
+export const FleetConfigSchema = Type.Object({
+  dataDir: Type.String({ default: './data/fleet', description: 'SQLite database and generated files live here' }),
+  /** SQLite file; several replicas may share one file on one host (WAL). Default <dataDir>/fleet.sqlite. */
+  dbPath: Type.Optional(Type.String()),
+  broker: Type.Object({
+    mode: Type.Union([Type.Literal('embedded'), Type.Literal('external')], { default: 'embedded' }),
+    embedded: Type.Object({
+      host: Type.String({ default: '0.0.0.0' }),
+      port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
+      tls: Type.Optional(Type.Object({
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8883 }),
+        certPath: Type.String(),
+        keyPath: Type.String(),
+      }, { additionalProperties: false })),
+    }, { additionalProperties: false, default: {} }),
+    external: Type.Optional(Type.Object({
+      url: Type.String({ description: 'mqtt://host:port or mqtts://host:port' }),
+      caPath: Type.Optional(Type.String()),
+      username: Type.String({ default: 'svc.fleet-server' }),
+      password: Type.String(),
+      /** Distinct per replica: the broker keeps this session's queue while the replica is down. */
+      clientId: Type.Optional(Type.String({ maxLength: 64 })),
+      /** MQTT 5 shared subscriptions ($share/fleet/...) so replicas split the ingest. */
+      shared: Type.Boolean({ default: true }),
+      protocolVersion: Type.Union([Type.Literal(5), Type.Literal(4)], { default: 5 }),
+    }, { additionalProperties: false })),
+  }, { additionalProperties: false, default: {} }),
+  http: Type.Object({
+    host: Type.String({ default: '127.0.0.1' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    /** Serve GET /metrics without a token (for a Prometheus on a trusted network). */
+    publicMetrics: Type.Boolean({ default: false }),
+  }, { additionalProperties: false, default: {} }),
+  operator: Type.Object({
+    username: Type.String({ default: 'admin', minLength: 1, maxLength: 64 }),
+    /** Bootstrap password for the first start; when absent one is generated and printed once. */
+    password: Type.Optional(Type.String({ minLength: 8 })),
+    sessionTtlHours: Type.Number({ minimum: 0.01, default: 12 }),
+  }, { additionalProperties: false, default: {} }),
+  telemetry: Type.Object({
+    retentionHours: Type.Number({ minimum: 0.001, default: 168 }),
+    pruneIntervalS: Type.Number({ minimum: 1, default: 60 }),
+  }, { additionalProperties: false, default: {} }),
+  /** When set, device changes rewrite these files and reload mosquitto with SIGHUP. */
+  mosquitto: Type.Optional(Type.Object({
+    passwordFile: Type.String(),
+    aclFile: Type.String(),
+    /** File holding mosquitto's pid (mosquitto.conf pid_file); without it no reload is sent. */
+    pidFile: Type.Optional(Type.String()),
+  }, { additionalProperties: false })),
+}, { additionalProperties: false });
+
+export type FleetConfig = Static<typeof FleetConfigSchema>;
+
+const validator = compileSchema(FleetConfigSchema);
+
+/** Validates a config object (defaults applied). Throws ConfigError naming every wrong field. */
+export function parseFleetConfig(value: unknown, what = 'fleet server config'): FleetConfig {
+  const c = validator.parse(value ?? {}, what);
+  if (c.broker.mode === 'external' && !c.broker.external) {
+    throw new ConfigError(`${what}: broker.mode is "external" but broker.external is missing; give its url, username and password.`);
+  }
+  return c;
+}
+
+export function loadFleetConfig(path: string | undefined): FleetConfig {
+  if (!path) return parseFleetConfig({});
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`Could not read the fleet server config ${path}: ${(err as Error).message}. Give a JSON file (see configs/fleet-server.example.json).`);
+  }
+  return parseFleetConfig(raw, path);
+}
+
+export function dbPathOf(c: FleetConfig): string {
+  return resolve(c.dbPath ?? join(c.dataDir, 'fleet.sqlite'));
+}

@@ -1,0 +1,87 @@
+/**
+ * Alerts, stored once per (device, alert id) however often they are delivered (QoS 1 is
+ * at-least-once, MQTT 5 §4.3.2, and the agent's outbox resends after a reconnect). Snapshots are
+ * kept as the redacted JPEG bytes next to the alert.
+ */
+import type { Db } from './database.js';
+import type { AlertPayload } from '../../../agent/src/protocol/index.js';
+
+export interface AlertRecord {
+  seq: number;
+  deviceId: string;
+  id: string;
+  tsMs: number;
+  receivedAtMs: number;
+  alert: Omit<AlertPayload, 'snapshot'>;
+  /** Present when a snapshot was stored: fetch it from /api/alerts/:device/:id/snapshot. */
+  snapshot: { contentType: string; bytes: number } | { ref: string } | null;
+}
+
+type Row = { seq: number; device_id: string; id: string; ts_ms: number; received_at_ms: number; payload_json: string; snapshot_type: string | null; snap_len: number | null };
+
+export class AlertStore {
+  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
+
+  /** Returns true when stored, false when this (device, id) was already there (a duplicate). */
+  insert(deviceId: string, a: AlertPayload): boolean {
+    const { snapshot, ...rest } = a;
+    let bytes: Buffer | null = null;
+    let type: string | null = null;
+    const meta: Record<string, unknown> = { ...rest };
+    if (snapshot && 'dataBase64' in snapshot) {
+      bytes = Buffer.from(snapshot.dataBase64, 'base64');
+      type = snapshot.contentType;
+      meta.snapshotSize = { width: snapshot.width, height: snapshot.height };
+    } else if (snapshot) {
+      meta.snapshotRef = snapshot.ref;
+    }
+    const r = this.db.prepare(`INSERT OR IGNORE INTO alerts (device_id, id, ts_ms, received_at_ms, camera, rule, class, score, payload_json, snapshot, snapshot_type)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(deviceId, a.id, a.ts, this.now(), a.camera, a.rule, a.class, a.score, JSON.stringify(meta), bytes, type);
+    return r.changes > 0;
+  }
+
+  /** Newest first; pass the last seq of a page as `beforeSeq` for the next page. */
+  page(opts: { deviceId?: string; beforeSeq?: number; limit?: number } = {}): { items: AlertRecord[]; nextBeforeSeq: number | null } {
+    const limit = Math.max(1, Math.min(opts.limit ?? 50, 500));
+    const rows = this.db.prepare(`SELECT seq, device_id, id, ts_ms, received_at_ms, payload_json, snapshot_type, LENGTH(snapshot) AS snap_len FROM alerts
+      WHERE (? IS NULL OR device_id = ?) AND seq < ? ORDER BY seq DESC LIMIT ?`)
+      .all(opts.deviceId ?? null, opts.deviceId ?? null, opts.beforeSeq ?? Number.MAX_SAFE_INTEGER, limit + 1) as Row[];
+    const more = rows.length > limit;
+    const items = rows.slice(0, limit).map(toRecord);
+    return { items, nextBeforeSeq: more ? items[items.length - 1].seq : null };
+  }
+
+  get(deviceId: string, id: string): AlertRecord | undefined {
+    const r = this.db.prepare('SELECT seq, device_id, id, ts_ms, received_at_ms, payload_json, snapshot_type, LENGTH(snapshot) AS snap_len FROM alerts WHERE device_id = ? AND id = ?')
+      .get(deviceId, id) as Row | undefined;
+    return r ? toRecord(r) : undefined;
+  }
+
+  snapshot(deviceId: string, id: string): { contentType: string; data: Buffer } | undefined {
+    const r = this.db.prepare('SELECT snapshot, snapshot_type FROM alerts WHERE device_id = ? AND id = ?').get(deviceId, id) as { snapshot: Buffer | null; snapshot_type: string | null } | undefined;
+    if (!r?.snapshot || !r.snapshot_type) return undefined;
+    return { contentType: r.snapshot_type, data: r.snapshot };
+  }
+
+  count(deviceId?: string): number {
+    const r = (deviceId
+      ? this.db.prepare('SELECT COUNT(*) AS n FROM alerts WHERE device_id = ?').get(deviceId)
+      : this.db.prepare('SELECT COUNT(*) AS n FROM alerts').get()) as { n: number };
+    return r.n;
+  }
+
+  /** Alert ids of one device in storage order (tests check per-device order with it). */
+  idsInOrder(deviceId: string): string[] {
+    return (this.db.prepare('SELECT id FROM alerts WHERE device_id = ? ORDER BY seq').all(deviceId) as { id: string }[]).map((r) => r.id);
+  }
+}
+
+function toRecord(r: Row): AlertRecord {
+  const meta = JSON.parse(r.payload_json) as Omit<AlertPayload, 'snapshot'> & { snapshotRef?: string };
+  const { snapshotRef, ...alert } = meta;
+  return {
+    seq: r.seq, deviceId: r.device_id, id: r.id, tsMs: r.ts_ms, receivedAtMs: r.received_at_ms, alert,
+    snapshot: r.snapshot_type ? { contentType: r.snapshot_type, bytes: r.snap_len ?? 0 } : snapshotRef ? { ref: snapshotRef } : null,
+  };
+}

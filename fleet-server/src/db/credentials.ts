@@ -1,0 +1,55 @@
+/**
+ * Secret hashing. Device secrets are stored only as mosquitto's PBKDF2-SHA512 format,
+ * `$7$<iterations>$<base64 salt>$<base64 hash>` (mosquitto_passwd(1) and mosquitto-2.0
+ * src/password_mosq.c; checked against `mosquitto_passwd -b` output), so the registry can generate
+ * mosquitto's password file without ever keeping a plaintext secret. Device secrets are 256-bit
+ * random values, so the iteration count guards nothing a brute force could reach; it stays modest
+ * to keep CONNECT cheap. Operator passwords (chosen by people) use scrypt.
+ */
+import { pbkdf2, pbkdf2Sync, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const pbkdf2Async = promisify(pbkdf2);
+const PBKDF2_ITERATIONS = 1000;
+
+export function newDeviceSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function hashDeviceSecret(secret: string, iterations = PBKDF2_ITERATIONS): string {
+  const salt = randomBytes(12);
+  const hash = pbkdf2Sync(secret, salt, iterations, 64, 'sha512');
+  return `$7$${iterations}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+export async function verifyDeviceSecret(secret: string, stored: string): Promise<boolean> {
+  const parts = stored.split('$');
+  if (parts.length !== 5 || parts[1] !== '7') return false;
+  const iterations = Number(parts[2]);
+  const salt = Buffer.from(parts[3], 'base64');
+  const expected = Buffer.from(parts[4], 'base64');
+  if (!Number.isInteger(iterations) || iterations < 1 || expected.length !== 64) return false;
+  const got = await pbkdf2Async(secret, salt, iterations, 64, 'sha512');
+  return timingSafeEqual(got, expected);
+}
+
+/** scrypt (N=16384, r=8, p=1: Node's defaults, RFC 7914 §2 recommendations for interactive use). */
+export function hashPassword(password: string): string {
+  const salt = randomBytes(16);
+  const hash = scryptSync(password, salt, 32);
+  return `scrypt$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+export function verifyPassword(password: string, stored: string): boolean {
+  const [kind, salt, hash] = stored.split('$');
+  if (kind !== 'scrypt' || !salt || !hash) return false;
+  const expected = Buffer.from(hash, 'base64');
+  const got = scryptSync(password, Buffer.from(salt, 'base64'), expected.length);
+  return timingSafeEqual(got, expected);
+}
+
+export function constantTimeEquals(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

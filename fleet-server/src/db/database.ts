@@ -1,0 +1,89 @@
+/**
+ * The fleet server's SQLite database (better-sqlite3): opening, pragmas and schema migrations.
+ * WAL lets several replicas on one host share the file (readers never block the writer;
+ * https://www.sqlite.org/wal.html); busy_timeout makes a second writer wait instead of failing.
+ * Migrations are numbered and tracked in `PRAGMA user_version`; each runs inside BEGIN IMMEDIATE so
+ * two processes starting together migrate once.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type Db = Database.Database;
+
+/** Append only: never edit a released migration; add the next one. OTA tables come later. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE devices (
+     id TEXT PRIMARY KEY,
+     secret_hash TEXT NOT NULL,
+     created_at_ms INTEGER NOT NULL,
+     first_seen_ms INTEGER,
+     last_seen_ms INTEGER,
+     online INTEGER NOT NULL DEFAULT 0,
+     agent_version TEXT,
+     platform_json TEXT,
+     models_json TEXT,
+     health_json TEXT,
+     reported_json TEXT,
+     drift_flagged INTEGER NOT NULL DEFAULT 0,
+     last_telemetry_ms INTEGER
+   );
+   CREATE TABLE telemetry (
+     device_id TEXT NOT NULL,
+     ts_ms INTEGER NOT NULL,
+     received_at_ms INTEGER NOT NULL,
+     payload_json TEXT NOT NULL
+   );
+   CREATE INDEX telemetry_device_ts ON telemetry (device_id, received_at_ms);
+   CREATE INDEX telemetry_received ON telemetry (received_at_ms);
+   CREATE TABLE alerts (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     device_id TEXT NOT NULL,
+     id TEXT NOT NULL,
+     ts_ms INTEGER NOT NULL,
+     received_at_ms INTEGER NOT NULL,
+     camera TEXT NOT NULL,
+     rule TEXT NOT NULL,
+     class TEXT NOT NULL,
+     score REAL NOT NULL,
+     payload_json TEXT NOT NULL,
+     snapshot BLOB,
+     snapshot_type TEXT,
+     UNIQUE (device_id, id)
+   );
+   CREATE INDEX alerts_device_seq ON alerts (device_id, seq);
+   CREATE TABLE operators (
+     username TEXT PRIMARY KEY,
+     password_hash TEXT NOT NULL,
+     created_at_ms INTEGER NOT NULL
+   );
+   CREATE TABLE sessions (
+     token_hash TEXT PRIMARY KEY,
+     username TEXT NOT NULL,
+     expires_at_ms INTEGER NOT NULL
+   );`,
+];
+
+export function openDatabase(path: string): Db {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+export function migrate(db: Db): void {
+  const run = db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    for (let i = current; i < MIGRATIONS.length; i++) db.exec(MIGRATIONS[i]);
+    if (current < MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
+  });
+  run.immediate();
+}
+
+export function schemaVersion(): number {
+  return MIGRATIONS.length;
+}

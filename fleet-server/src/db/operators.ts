@@ -1,0 +1,43 @@
+/** Operators and their API sessions (bearer tokens stored as SHA-256 hashes). */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from './database.js';
+import { hashPassword, verifyPassword } from './credentials.js';
+
+export class OperatorStore {
+  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
+
+  count(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM operators').get() as { n: number }).n;
+  }
+
+  setPassword(username: string, password: string): void {
+    this.db.prepare(`INSERT INTO operators (username, password_hash, created_at_ms) VALUES (?, ?, ?)
+      ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash`).run(username, hashPassword(password), this.now());
+  }
+
+  /** Returns a new bearer token, or undefined for a wrong user or password. */
+  login(username: string, password: string, ttlMs: number): { token: string; expiresAtMs: number } | undefined {
+    const r = this.db.prepare('SELECT password_hash FROM operators WHERE username = ?').get(username) as { password_hash: string } | undefined;
+    if (!r || !verifyPassword(password, r.password_hash)) return undefined;
+    const token = randomBytes(32).toString('base64url');
+    const expiresAtMs = this.now() + ttlMs;
+    this.db.prepare('INSERT INTO sessions (token_hash, username, expires_at_ms) VALUES (?, ?, ?)').run(sha256(token), username, expiresAtMs);
+    this.db.prepare('DELETE FROM sessions WHERE expires_at_ms < ?').run(this.now());
+    return { token, expiresAtMs };
+  }
+
+  /** The operator a token belongs to, when valid and unexpired. */
+  authenticate(token: string): string | undefined {
+    const r = this.db.prepare('SELECT username, expires_at_ms FROM sessions WHERE token_hash = ?').get(sha256(token)) as { username: string; expires_at_ms: number } | undefined;
+    if (!r || r.expires_at_ms < this.now()) return undefined;
+    return r.username;
+  }
+
+  logout(token: string): void {
+    this.db.prepare('DELETE FROM sessions WHERE token_hash = ?').run(sha256(token));
+  }
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}

@@ -1,0 +1,134 @@
+/**
+ * Ingest: every device message enters here, from the embedded broker (in-process) or from an
+ * external broker (external-source.ts). It is validated against the shared protocol schemas
+ * (agent/src/protocol) and stored; a bad one is counted by kind and reason, logged once per
+ * (kind, reason), and dropped, so one broken or hostile device cannot harm the server or others.
+ */
+import { Counter, type Registry } from 'prom-client';
+import { decodePayload, parseTopic, TOPIC_DIRECTION, type TopicKind } from '../../../agent/src/protocol/index.js';
+import { describeError } from '../../../agent/src/util/errors.js';
+import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
+import type { AlertStore } from '../db/alerts.js';
+import type { DeviceStore } from '../db/devices.js';
+import type { TelemetryStore } from '../db/telemetry.js';
+
+/** Kinds the server takes in; `shared: false` ones go to every replica (idempotent updates). */
+export const INGEST_KINDS: { kind: TopicKind; shared: boolean }[] = [
+  // Retained messages are never sent to shared subscriptions (MQTT 5 §4.8.2), and a state update is
+  // idempotent, so each replica takes every state and reported message.
+  { kind: 'state', shared: false },
+  { kind: 'reported', shared: false },
+  { kind: 'telemetry', shared: true },
+  { kind: 'alert', shared: true },
+  { kind: 'cmd/res', shared: true },
+];
+
+export type DropReason = 'oversized' | 'json' | 'schema' | 'topic' | 'unknown-device' | 'snapshot-not-redacted' | 'store';
+
+export interface IngestStats {
+  received: number;
+  dropped: number;
+  droppedBy: Record<string, number>;
+  alertsStored: number;
+  alertsDuplicate: number;
+}
+
+export interface IngestOptions {
+  devices: DeviceStore;
+  telemetry: TelemetryStore;
+  alerts: AlertStore;
+  registry: Registry;
+  logger?: Logger;
+  onAlert?: (deviceId: string, id: string) => void;
+}
+
+export class Ingest {
+  private readonly log: Logger;
+  private readonly messages: Counter<'kind'>;
+  private readonly drops: Counter<'kind' | 'reason'>;
+  private readonly alertsCounter: Counter<'result'>;
+  private readonly loggedOnce = new Set<string>();
+  private readonly stats: IngestStats = { received: 0, dropped: 0, droppedBy: {}, alertsStored: 0, alertsDuplicate: 0 };
+
+  constructor(private readonly opts: IngestOptions) {
+    this.log = opts.logger ?? moduleLogger('ingest');
+    const registers = [opts.registry];
+    this.messages = new Counter({ name: 'ef_ingest_messages_total', help: 'Device messages received, by kind', labelNames: ['kind'], registers });
+    this.drops = new Counter({ name: 'ef_ingest_dropped_total', help: 'Device messages dropped, by kind and reason', labelNames: ['kind', 'reason'], registers });
+    this.alertsCounter = new Counter({ name: 'ef_alerts_total', help: 'Alerts received: stored or duplicate (already stored)', labelNames: ['result'], registers });
+  }
+
+  /** Handles one message; never throws. */
+  handle(topic: string, payload: Buffer): void {
+    this.stats.received += 1;
+    const t = parseTopic(topic);
+    if (!t || t.kind === 'ota' || t.kind === 'other' || TOPIC_DIRECTION[t.kind] !== 'device') {
+      // OTA requests are handled by the OTA module's own subscription.
+      if (t?.kind !== 'ota') this.drop('unknown', 'topic', `no ingest for topic ${topic}`);
+      return;
+    }
+    const kind = t.kind;
+    this.messages.inc({ kind });
+    // An empty retained payload clears the retained message (MQTT 5 §3.3.1.3); nothing to store.
+    if (payload.length === 0) return;
+    const d = decodePayload(kind, payload);
+    if (!d.ok) {
+      this.drop(kind, d.reason, d.detail, t.deviceId);
+      return;
+    }
+    try {
+      if (!this.opts.devices.get(t.deviceId)) {
+        this.drop(kind, 'unknown-device', `device ${t.deviceId} is not registered`, t.deviceId);
+        return;
+      }
+      this.store(kind, t.deviceId, d.value);
+    } catch (err) {
+      this.drop(kind, 'store', describeError(err).message, t.deviceId);
+    }
+  }
+
+  getStats(): IngestStats {
+    return { ...this.stats, droppedBy: { ...this.stats.droppedBy } };
+  }
+
+  private store(kind: TopicKind, deviceId: string, value: unknown): void {
+    switch (kind) {
+      case 'state':
+        this.opts.devices.applyState(deviceId, value as Parameters<DeviceStore['applyState']>[1]);
+        break;
+      case 'reported':
+        this.opts.devices.applyReported(deviceId, value as Parameters<DeviceStore['applyReported']>[1]);
+        break;
+      case 'telemetry': {
+        const tel = value as Parameters<TelemetryStore['insert']>[1];
+        this.opts.telemetry.insert(deviceId, tel);
+        this.opts.devices.applyTelemetry(deviceId, tel.drift.flagged, tel.models);
+        break;
+      }
+      case 'alert': {
+        const a = value as Parameters<AlertStore['insert']>[1];
+        const stored = this.opts.alerts.insert(deviceId, a);
+        this.opts.devices.touch(deviceId);
+        if (stored) { this.stats.alertsStored += 1; this.alertsCounter.inc({ result: 'stored' }); this.opts.onAlert?.(deviceId, a.id); }
+        else { this.stats.alertsDuplicate += 1; this.alertsCounter.inc({ result: 'duplicate' }); }
+        break;
+      }
+      case 'cmd/res':
+        this.opts.devices.touch(deviceId);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private drop(kind: string, reason: DropReason | string, detail: string, deviceId?: string): void {
+    this.stats.dropped += 1;
+    const key = `${kind}:${reason}`;
+    this.stats.droppedBy[key] = (this.stats.droppedBy[key] ?? 0) + 1;
+    this.drops.inc({ kind, reason });
+    if (!this.loggedOnce.has(key)) {
+      this.loggedOnce.add(key);
+      this.log.warn({ kind, reason, deviceId, detail }, 'dropped a bad device message (logged once per kind and reason; see ef_ingest_dropped_total)');
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import { parseArgs } from 'node:util';
+import type { CliCommand } from '../../../../agent/src/cli/dispatch.js';
+import { UsageError } from '../../../../agent/src/cli/dispatch.js';
+import { loadFleetConfig } from '../../config/schema.js';
+import { FleetServer } from '../fleet-server.js';
+
+export const command: CliCommand = {
+  summary: 'Run the fleet server: MQTT broker (or external broker ingest), SQLite registry, HTTP API',
+  usage: `usage: fleet-server serve [--config FILE] [--data-dir DIR] [--mqtt-port N] [--http-port N] [--json]
+
+  --config FILE    JSON config (see configs/fleet-server.example.json); defaults apply without one
+  --data-dir DIR   overrides dataDir (SQLite database lives here)
+  --mqtt-port N    overrides broker.embedded.port
+  --http-port N    overrides http.port
+  --json           print one JSON line with the listening ports when ready
+
+Stops cleanly on SIGINT/SIGTERM.`,
+  async run(argv) {
+    let a;
+    try {
+      a = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-port': { type: 'string' }, json: { type: 'boolean' } } }).values;
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const config = loadFleetConfig(a.config);
+    if (a['data-dir']) config.dataDir = a['data-dir'];
+    if (a['mqtt-port']) config.broker.embedded.port = Number(a['mqtt-port']);
+    if (a['http-port']) config.http.port = Number(a['http-port']);
+    const server = new FleetServer({ config });
+    await server.start();
+    const ready = { ok: true, http: server.api.port, mqtt: server.broker?.port, mqtts: server.broker?.tlsPort };
+    process.stdout.write(a.json ? `${JSON.stringify(ready)}\n` : `fleet-server: http on ${config.http.host}:${ready.http}${ready.mqtt !== undefined ? `, mqtt on ${config.broker.embedded.host}:${ready.mqtt}` : ''}\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await server.stop();
+    return 0;
+  },
+};

@@ -1,0 +1,161 @@
+/**
+ * The fleet server process core: database, broker (embedded aedes or an external broker), ingest,
+ * HTTP API, telemetry retention and the mosquitto file sync. `serve` wraps it; tests run it in-process
+ * (test/helpers/fleet.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { describeError } from '../../../agent/src/util/errors.js';
+import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
+import { serverFilter } from '../../../agent/src/protocol/index.js';
+import { dbPathOf, type FleetConfig } from '../config/schema.js';
+import { openDatabase, type Db } from '../db/database.js';
+import { DeviceStore } from '../db/devices.js';
+import { TelemetryStore } from '../db/telemetry.js';
+import { AlertStore } from '../db/alerts.js';
+import { OperatorStore } from '../db/operators.js';
+import { EmbeddedBroker } from '../broker/embedded.js';
+import { ExternalSource } from '../ingest/external-source.js';
+import { INGEST_KINDS, Ingest } from '../ingest/ingest.js';
+import { HttpApi } from '../api/http-api.js';
+import { syncMosquitto } from '../mosquitto/files.js';
+
+export interface FleetServerOptions {
+  config: FleetConfig;
+  now?: () => number;
+  logger?: Logger;
+  /** Lets later modules (OTA, dashboard) add authenticated routes. */
+  extendApi?: (app: FastifyInstance, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) => void | Promise<void>;
+}
+
+export class FleetServer {
+  readonly config: FleetConfig;
+  readonly registry = new Registry();
+  db!: Db;
+  devices!: DeviceStore;
+  telemetry!: TelemetryStore;
+  alerts!: AlertStore;
+  operators!: OperatorStore;
+  ingest!: Ingest;
+  broker: EmbeddedBroker | undefined;
+  external: ExternalSource | undefined;
+  api!: HttpApi;
+  /** Set when the first start generated the operator password (printed once). */
+  bootstrapPassword: string | undefined;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private started = false;
+
+  constructor(private readonly opts: FleetServerOptions) {
+    this.config = opts.config;
+    this.log = opts.logger ?? moduleLogger('fleet-server');
+    this.now = opts.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const c = this.config;
+    this.db = openDatabase(dbPathOf(c));
+    this.devices = new DeviceStore(this.db, this.now);
+    this.telemetry = new TelemetryStore(this.db, this.now);
+    this.alerts = new AlertStore(this.db, this.now);
+    this.operators = new OperatorStore(this.db, this.now);
+    this.bootstrapOperator();
+    collectDefaultMetrics({ register: this.registry, prefix: 'ef_fleet_' });
+    const devices = this.devices;
+    new Gauge({
+      name: 'ef_devices_online', help: 'Devices whose retained state says online', registers: [this.registry],
+      collect() { this.set(devices.list().filter((d) => d.online).length); },
+    });
+    this.ingest = new Ingest({ devices: this.devices, telemetry: this.telemetry, alerts: this.alerts, registry: this.registry });
+    const onMessage = (topic: string, payload: Buffer) => this.ingest.handle(topic, payload);
+    if (c.broker.mode === 'embedded') {
+      const e = c.broker.embedded;
+      this.broker = new EmbeddedBroker({
+        host: e.host, port: e.port, tls: e.tls, devices: this.devices, onMessage,
+        filters: INGEST_KINDS.map((k) => serverFilter(k.kind, false)),
+      });
+      await this.broker.start();
+    } else {
+      const x = c.broker.external!;
+      this.external = new ExternalSource({
+        url: x.url, username: x.username, password: x.password, caPath: x.caPath, clientId: x.clientId,
+        shared: x.shared, protocolVersion: x.protocolVersion, onMessage,
+      });
+      await this.external.start();
+    }
+    this.api = new HttpApi({
+      host: c.http.host, port: c.http.port, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts,
+      operators: this.operators, registry: this.registry, sessionTtlMs: c.operator.sessionTtlHours * 3600_000,
+      publicMetrics: c.http.publicMetrics, status: () => this.status(), onDevicesChanged: () => this.onDevicesChanged(),
+      extend: this.opts.extendApi,
+    });
+    await this.api.start();
+    this.prune();
+    this.pruneTimer = setInterval(() => this.prune(), c.telemetry.pruneIntervalS * 1000);
+    this.pruneTimer.unref();
+    if (c.mosquitto) this.onDevicesChanged();
+    this.log.info({ http: this.api.port, mqtt: this.broker?.port, mqtts: this.broker?.tlsPort, external: c.broker.external?.url }, 'fleet server started');
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    clearInterval(this.pruneTimer);
+    await this.api?.stop();
+    await this.broker?.stop();
+    await this.external?.stop();
+    this.db?.close();
+  }
+
+  /** Registers a device; returns its secret (shown once). Syncs mosquitto when configured. */
+  addDevice(id: string, opts: { rotate?: boolean } = {}): { secret: string } {
+    const r = this.devices.add(id, opts);
+    this.onDevicesChanged();
+    return { secret: r.secret };
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      broker: this.broker ? { mode: 'embedded', running: this.broker.running, port: this.broker.port, tlsPort: this.broker.tlsPort, clients: this.broker.connectedClients(), ...this.broker.counters }
+        : { mode: 'external', connected: this.external?.connected ?? false },
+      ingest: this.ingest.getStats(),
+      devices: this.devices.list().length,
+    };
+  }
+
+  /** Rewrites mosquitto's files and reloads it; no-op without `mosquitto` in the config. */
+  syncMosquitto(): boolean {
+    const m = this.config.mosquitto;
+    if (!m) return false;
+    const x = this.config.broker.external;
+    return syncMosquitto(m, this.devices.credentials(), x ? [{ username: x.username, password: x.password }] : []);
+  }
+
+  private onDevicesChanged(): void {
+    try {
+      this.syncMosquitto();
+    } catch (err) {
+      this.log.error({ err: describeError(err) }, 'mosquitto sync failed');
+    }
+  }
+
+  private prune(): void {
+    const n = this.telemetry.prune(this.config.telemetry.retentionHours * 3600_000);
+    if (n > 0) this.log.debug({ deleted: n }, 'telemetry pruned');
+  }
+
+  private bootstrapOperator(): void {
+    if (this.operators.count() > 0) return;
+    const c = this.config.operator;
+    const password = c.password ?? randomBytes(12).toString('base64url');
+    this.operators.setPassword(c.username, password);
+    if (!c.password) {
+      this.bootstrapPassword = password;
+      process.stderr.write(`fleet-server: created operator '${c.username}' with password ${password} (shown once; set operator.password in the config to choose it)\n`);
+    }
+  }
+}
