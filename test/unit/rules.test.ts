@@ -30,7 +30,7 @@ test('geometry: point in polygon and directed crossing', () => {
 
 test('zone enter/exit alerts are typed events with unique ids and all fields', () => {
   let n = 0;
-  const engine = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'door', polygon: square, events: ['enter', 'exit'], cooldownMs: 0 } as never] }, newId: () => `id-${++n}`, nowMs: () => 1234 });
+  const engine = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'door', polygon: square, events: ['enter', 'exit'], cooldownMs: 0 }] }, newId: () => `id-${++n}`, nowMs: () => 1234 });
   const path = [50, 80, 120, 200, 280, 320].map((x) => [obj(7, x, 200)]);
   const alerts = run(engine, path);
   assert.deepEqual(alerts.map((a) => a.kind), ['zone-enter', 'zone-exit']);
@@ -49,7 +49,7 @@ test('zone enter/exit alerts are typed events with unique ids and all fields', (
 });
 
 test('cooldown: a track flickering on the boundary raises one enter alert, and again after the cooldown', () => {
-  const engine = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: square, cooldownMs: 2000 } as never] } });
+  const engine = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: square, cooldownMs: 2000 }] } });
   // In, out, in, out ... every frame for 1.5 s at 10 fps, then out for 1 s, then in again.
   const flicker = Array.from({ length: 15 }, (_, i) => [obj(1, i % 2 === 0 ? 95 : 105, 200)]);
   const away = Array.from({ length: 10 }, () => [obj(1, 50, 200)]);
@@ -59,7 +59,7 @@ test('cooldown: a track flickering on the boundary raises one enter alert, and a
 });
 
 test('class and minimum-score filters; a track first seen inside raises no enter', () => {
-  const engine = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: square, classes: ['person'], minScore: 0.5, cooldownMs: 0 } as never] } });
+  const engine = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: square, classes: ['person'], minScore: 0.5, cooldownMs: 0 }] } });
   const car = (x: number) => obj(2, x, 200, { label: 'car', classId: 2 });
   const weak = (x: number) => obj(3, x, 200, { score: 0.3 });
   const born = obj(4, 200, 200);
@@ -68,7 +68,7 @@ test('class and minimum-score filters; a track first seen inside raises no enter
 });
 
 test('line crossing counts each direction and alerts only the configured one', () => {
-  const engine = new RulesEngine({ config: { rules: [{ type: 'line', id: 'gate', from: { x: 200, y: 0 }, to: { x: 200, y: 400 }, direction: 'ltr', cooldownMs: 0 } as never] } });
+  const engine = new RulesEngine({ config: { rules: [{ type: 'line', id: 'gate', from: { x: 200, y: 0 }, to: { x: 200, y: 400 }, direction: 'ltr', cooldownMs: 0 }] } });
   const frames: TrackedObject[][] = [];
   for (let i = 0; i < 10; i++) frames.push([obj(1, 300 - 20 * i, 100), obj(2, 100 + 20 * i, 300), obj(3, 290 - 20 * i, 200)]);
   const alerts = run(engine, frames);
@@ -81,7 +81,7 @@ test('dwell alerts once per visit after the minimum time; occupancy alerts on cr
   const engine = new RulesEngine({ config: { rules: [
     { type: 'dwell', id: 'loiter', polygon: square, minDwellMs: 3000, cooldownMs: 0 },
     { type: 'zone', id: 'room', polygon: square, events: [], maxOccupancy: 1, cooldownMs: 0 },
-  ] as never } });
+  ] } });
   const frames: TrackedObject[][] = [[obj(1, 50, 200), obj(2, 50, 250)]];
   for (let i = 0; i < 50; i++) frames.push([obj(1, 150, 200), ...(i >= 10 ? [obj(2, 160, 250)] : [obj(2, 50, 250)])]);
   const alerts = run(engine, frames);
@@ -96,5 +96,26 @@ test('dwell alerts once per visit after the minimum time; occupancy alerts on cr
 });
 
 test('invalid rules are refused with the field named', () => {
-  assert.throws(() => new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: [{ x: 0, y: 0 }] } as never] } }), /polygon/);
+  assert.throws(() => new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: [{ x: 0, y: 0 }] }] } }), /polygon/);
+});
+
+test('alert events map to valid protocol alert payloads', async () => {
+  const { toAlertPayload } = await import('../../agent/src/rules/payload.js');
+  const { AlertSchema } = await import('../../agent/src/protocol/payloads.js');
+  const { compileSchema } = await import('../../agent/src/util/schema.js');
+  const validator = compileSchema(AlertSchema);
+  const engine = new RulesEngine({ config: { rules: [
+    { type: 'zone', id: 'door', polygon: square, events: ['enter'], cooldownMs: 0 },
+    { type: 'line', id: 'gate', from: { x: 200, y: 0 }, to: { x: 200, y: 400 }, cooldownMs: 0 },
+  ] } });
+  const alerts = run(engine, [50, 150, 250].map((x) => [obj(3, x, 200)]));
+  assert.deepEqual(alerts.map((a) => a.kind).sort(), ['line-cross', 'zone-enter']);
+  for (const a of alerts) {
+    const p = toAlertPayload(a);
+    const r = validator.check(p);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(p.id, a.id);
+    assert.equal(p.trackId, 3);
+  }
+  assert.equal(toAlertPayload(alerts.find((a) => a.kind === 'line-cross')!).details?.direction, 'rtl');
 });
