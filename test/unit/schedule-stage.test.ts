@@ -51,3 +51,13 @@ test('adaptive schedule: a slow detector widens the interval', async () => {
   assert.equal(stage.scheduler.interval(), 4);
   assert.deepEqual(calls, [0, 4, 8, 12, 16]);
 });
+
+test('a person standing still keeps a box while the motion gate rests the detector', async () => {
+  const calls: number[] = [];
+  const stage = new TrackingStage({ detect: blobDetector(calls), schedule: { mode: 'fixed', interval: 1, maxIdleFrames: 100 }, tracker: { maxPredictFrames: 5 } });
+  let last;
+  for (let i = 0; i < 60; i++) last = await stage.process(frame(i, 50));
+  assert.deepEqual(calls, [0], 'only the first frame is detected');
+  assert.equal(last!.tracks.length, 1);
+  assert.equal(last!.decision.reason, 'skip-no-motion');
+});

@@ -81,3 +81,15 @@ test('a track lost past its buffer is removed and a new id is given', () => {
   const again = tr.update(11, [person(100, 100)]);
   assert.notEqual(again[0].trackId, first);
 });
+
+test('hold keeps boxes still and alive through a static stretch longer than maxPredictFrames', () => {
+  const tr = new ByteTracker({ maxPredictFrames: 5 });
+  for (let f = 0; f < 6; f++) tr.update(f, [person(100, 100)]);
+  let out = tr.update(6, null);
+  for (let f = 7; f < 40; f++) out = tr.hold(f);
+  assert.equal(out.length, 1);
+  assert.equal(out[0].source, 'predicted');
+  assert.ok(Math.abs(out[0].box.x - 100) < 1);
+  const back = tr.update(40, [person(101, 100)]);
+  assert.equal(back[0].trackId, out[0].trackId);
+});

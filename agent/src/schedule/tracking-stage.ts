@@ -62,7 +62,8 @@ export class TrackingStage {
       const labels = this.opts.labels;
       if (labels) detections = detections.filter((d) => labels.includes(d.label));
     }
-    const tracks = this.tracker.update(frame.index, detections);
+    // Nothing moved: the last boxes still hold; predicting them onward would drift still objects.
+    const tracks = decision.reason === 'skip-no-motion' ? this.tracker.hold(frame.index) : this.tracker.update(frame.index, detections);
     return { frameIndex: frame.index, tracks, decision, changedFraction: m?.changedFraction, detectMs };
   }
 }

@@ -37,6 +37,8 @@ interface Track {
   hits: number;
   startFrame: number;
   lastDetectedFrame: number;
+  /** Frames since the last detection that were held (static scene), not predicted. */
+  heldFrames: number;
   lastDetection: Detection | undefined;
 }
 
@@ -71,6 +73,18 @@ export class ByteTracker {
     if (detections) this.associate(frameIndex, detections);
     this.prune(frameIndex);
     return this.output(frameIndex, detections !== null);
+  }
+
+  /**
+   * Advances to `frameIndex` for a frame in which the motion gate saw nothing move: boxes stay where
+   * they are (no velocity step) and the frame does not count toward `maxPredictFrames` or the lost
+   * buffer, so a person standing still in a static scene keeps a box while the detector rests.
+   */
+  hold(frameIndex: number): TrackedObject[] {
+    const steps = this.lastFrame === undefined ? 1 : Math.max(1, frameIndex - this.lastFrame);
+    this.lastFrame = frameIndex;
+    for (const t of this.tracks) t.heldFrames += steps;
+    return this.output(frameIndex, false);
   }
 
   stats(): TrackerStats {
@@ -124,7 +138,7 @@ export class ByteTracker {
         id: this.nextId++, classId: d.classId, label: d.label, score: d.score,
         kf: new BoxKalman(d.box), state: 'tracked',
         // ByteTrack confirms tracks born in the very first frame at once (nothing to confirm against).
-        confirmed: firstFrame, hits: 1, startFrame: frame, lastDetectedFrame: frame, lastDetection: d,
+        confirmed: firstFrame, hits: 1, startFrame: frame, lastDetectedFrame: frame, heldFrames: 0, lastDetection: d,
       });
     }
   }
@@ -150,13 +164,14 @@ export class ByteTracker {
     t.score = d.score;
     t.hits++;
     t.lastDetectedFrame = frame;
+    t.heldFrames = 0;
     t.lastDetection = d;
   }
 
   private prune(frame: number): void {
     const keep: Track[] = [];
     for (const t of this.tracks) {
-      if (t.state === 'lost' && frame - t.lastDetectedFrame > this.cfg.lostBufferFrames) {
+      if (t.state === 'lost' && frame - t.lastDetectedFrame - t.heldFrames > this.cfg.lostBufferFrames) {
         this.removed++;
         continue;
       }
@@ -171,7 +186,7 @@ export class ByteTracker {
       if (!t.confirmed || t.state !== 'tracked') continue;
       const since = frame - t.lastDetectedFrame;
       const detectedNow = detectedFrame && since === 0 && t.lastDetection !== undefined;
-      if (!detectedNow && since > this.cfg.maxPredictFrames) continue;
+      if (!detectedNow && since - t.heldFrames > this.cfg.maxPredictFrames) continue;
       const v = t.kf.velocity();
       out.push({
         trackId: t.id, classId: t.classId, label: t.label, score: t.score,
