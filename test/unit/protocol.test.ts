@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodePayload, parseTopic, serverFilter, topics, assertDeviceId, MAX_PAYLOAD_BYTES } from '../../agent/src/protocol/index.js';
+import { devicesMayPublish, devicesMaySubscribe } from '../../fleet-server/src/broker/acl.js';
+import { hashDeviceSecret, verifyDeviceSecret } from '../../fleet-server/src/db/credentials.js';
+import { aclFileText } from '../../fleet-server/src/mosquitto/files.js';
+import { alertFixture } from '../helpers/fleet.js';
+
+test('topics build and parse round trip; bad ids are refused', () => {
+  assert.equal(topics.alert('cam-01'), 'ef/v1/dev/cam-01/alert');
+  assert.deepEqual(parseTopic('ef/v1/dev/cam-01/cmd/res'), { deviceId: 'cam-01', kind: 'cmd/res', rest: 'cmd/res' });
+  assert.equal(parseTopic('ef/v1/dev/cam-01/ota/chunk/3')?.kind, 'ota');
+  assert.equal(parseTopic('ef/v1/dev/+/alert'), undefined);
+  assert.equal(parseTopic('other/tree'), undefined);
+  assert.equal(serverFilter('alert', true), '$share/fleet/ef/v1/dev/+/alert');
+  for (const bad of ['', 'a/b', 'a+', '#', 'x'.repeat(65), 'sp ace']) assert.throws(() => assertDeviceId(bad), /device id/);
+});
+
+test('payload codec: valid alert passes; bad JSON, wrong types, oversized and unredacted snapshots are refused with a reason', () => {
+  const ok = decodePayload('alert', JSON.stringify(alertFixture('a1')));
+  assert.equal(ok.ok, true);
+  const badJson = decodePayload('alert', '{"v":1,');
+  assert.equal(!badJson.ok && badJson.reason, 'json');
+  const wrongType = decodePayload('alert', JSON.stringify({ ...alertFixture('a2'), score: 'high' }));
+  assert.equal(!wrongType.ok && wrongType.reason, 'schema');
+  assert.match(!wrongType.ok ? wrongType.detail : '', /score/);
+  const big = decodePayload('telemetry', Buffer.alloc(MAX_PAYLOAD_BYTES.telemetry + 1, 32));
+  assert.equal(!big.ok && big.reason, 'oversized');
+  const unredacted = decodePayload('alert', JSON.stringify({ ...alertFixture('a3'), snapshot: { contentType: 'image/jpeg', redacted: false, width: 1, height: 1, dataBase64: 'AAAA' } }));
+  assert.equal(!unredacted.ok && unredacted.reason, 'schema');
+  const extra = decodePayload('state', JSON.stringify({ v: 1, online: true, ts: 1, sneaky: 1 }));
+  assert.equal(!extra.ok && extra.reason, 'schema');
+});
+
+test('device ACL: own device-direction topics only; no wildcards across devices', () => {
+  assert.ok(devicesMayPublish('a', 'ef/v1/dev/a/alert'));
+  assert.ok(devicesMayPublish('a', 'ef/v1/dev/a/ota/req'));
+  assert.ok(!devicesMayPublish('a', 'ef/v1/dev/b/alert'));
+  assert.ok(!devicesMayPublish('a', 'ef/v1/dev/a/desired'), 'desired is server → device');
+  assert.ok(devicesMaySubscribe('a', 'ef/v1/dev/a/desired'));
+  assert.ok(devicesMaySubscribe('a', 'ef/v1/dev/a/#'));
+  for (const f of ['ef/v1/dev/+/alert', 'ef/#', '#', 'ef/v1/dev/b/desired', '$share/g/ef/v1/dev/a/cmd', 'ef/v1/dev/a']) assert.ok(!devicesMaySubscribe('a', f), f);
+  const acl = aclFileText(['a'], []);
+  assert.match(acl, /user a\ntopic write ef\/v1\/dev\/a\/state/);
+  assert.doesNotMatch(acl, /dev\/b/);
+});
+
+test('device secret hash is the mosquitto PBKDF2-SHA512 format and verifies', async () => {
+  const h = hashDeviceSecret('s3cret');
+  assert.match(h, /^\$7\$\d+\$[A-Za-z0-9+/=]{16}\$[A-Za-z0-9+/=]{88}$/);
+  assert.equal(await verifyDeviceSecret('s3cret', h), true);
+  assert.equal(await verifyDeviceSecret('wrong', h), false);
+  // Produced by `mosquitto_passwd -b pw dev1 s3cret` (mosquitto 2.0.11).
+  const fromMosquitto = '$7$101$YEnNHf+BFXvakNCT$u3oJ8uKSOyWkzctwPN6yeVEOPQdkyDGCFjUpuE9nscHKLYg5C+uTFL81di34NVHQfC+LYN1it7G3s4s2Bd9VPA==';
+  assert.equal(await verifyDeviceSecret('s3cret', fromMosquitto), true);
+});
