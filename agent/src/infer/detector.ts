@@ -1,0 +1,83 @@
+/**
+ * A detector = model metadata + preprocessing + an adapter session (worker thread) + a decoder.
+ * `detect()` takes a frame in source pixels and returns detections in source pixels.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Detection, RgbImage } from '../types.js';
+import { loadModelMetadata, type ModelMetadata } from '../model/metadata.js';
+import { preprocess } from '../preprocess/preprocess.js';
+import { createDecoder } from '../decode/index.js';
+import type { Decoder, OutputMap } from '../decode/types.js';
+import type { AdapterSession, PlatformAdapter } from '../../../platform-adapters/contract.js';
+import { OrtAdapter } from '../../../platform-adapters/onnxruntime/adapter.js';
+import { ModelError } from '../util/errors.js';
+
+export interface DetectorOptions {
+  modelPath: string;
+  providers?: string[];
+  intraOpThreads?: number;
+  adapter?: PlatformAdapter;
+  /** Overrides of the decoder's thresholds from the metadata (e.g. a lower face threshold). */
+  scoreThreshold?: number;
+}
+
+export interface DetectTimings {
+  preprocessMs: number;
+  inferMs: number;
+  decodeMs: number;
+}
+
+export interface DetectResult {
+  detections: Detection[];
+  timings: DetectTimings;
+}
+
+export class Detector {
+  private constructor(
+    readonly meta: ModelMetadata,
+    readonly session: AdapterSession,
+    private readonly decoder: Decoder,
+    private readonly inputName: string,
+  ) {}
+
+  static async open(opts: DetectorOptions): Promise<Detector> {
+    const meta = await loadModelMetadata(opts.modelPath);
+    if (opts.scoreThreshold !== undefined && 'scoreThreshold' in meta.decoder) meta.decoder.scoreThreshold = opts.scoreThreshold;
+    const decoder = createDecoder(meta.decoder);
+    const adapter = opts.adapter ?? new OrtAdapter();
+    const session = await adapter.createSession({ modelPath: opts.modelPath, providers: opts.providers, intraOpThreads: opts.intraOpThreads, warmUp: true });
+    const inputName = meta.input ?? session.info.inputs[0]?.name;
+    if (!inputName || !session.info.inputs.some((i) => i.name === inputName)) {
+      await session.dispose();
+      throw new ModelError(`Model metadata names input "${meta.input}" but ${opts.modelPath} has inputs ${session.info.inputs.map((i) => i.name).join(', ')}`);
+    }
+    return new Detector(meta, session, decoder, inputName);
+  }
+
+  get provider(): string {
+    return this.session.info.provider;
+  }
+
+  async detect(image: RgbImage): Promise<Detection[]> {
+    return (await this.detectTimed(image)).detections;
+  }
+
+  async detectTimed(image: RgbImage): Promise<DetectResult> {
+    const t0 = performance.now();
+    const input = await preprocess(image, this.meta.preprocess);
+    const t1 = performance.now();
+    const { outputs, inferMs } = await this.session.run({ [this.inputName]: { type: input.dtype, dims: input.dims, data: input.data } });
+    const t2 = performance.now();
+    const map: OutputMap = {};
+    for (const [name, t] of Object.entries(outputs)) {
+      map[name] = { dims: t.dims, data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>) };
+    }
+    const detections = this.decoder(map, { transform: input.transform, labels: this.meta.labels, outputNames: this.session.info.outputs.map((o) => o.name) });
+    const t3 = performance.now();
+    return { detections, timings: { preprocessMs: t1 - t0, inferMs, decodeMs: t3 - t2 } };
+  }
+
+  async close(): Promise<void> {
+    await this.session.dispose();
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Worker thread that owns one onnxruntime-node session. `session.run()` keeps its thread busy for
+ * the whole inference (DESIGN.md measured ~100 ms event-loop stalls), so it never runs on the main
+ * thread. Tensors cross both ways as transferred ArrayBuffers (no copies).
+ */
+import { parentPort } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import ort from 'onnxruntime-node';
+import type { TensorData, TensorInfo } from '../contract.js';
+import type { WorkerRequest, WorkerReply } from './protocol.js';
+
+if (!parentPort) throw new Error('ort-worker must run inside a worker_thread');
+const port = parentPort;
+// Load failures are reported to the main thread with their reason; keep ORT's own stderr lines quiet.
+ort.env.logLevel = 'fatal';
+let session: ort.InferenceSession | undefined;
+
+function post(msg: WorkerReply, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(msg, transfer);
+}
+
+function info(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
+  return meta.map((m) => m.isTensor
+    ? { name: m.name, type: m.type as TensorInfo['type'], dims: m.shape.map((d) => (typeof d === 'number' ? d : -1)) }
+    : { name: m.name, type: 'unknown', dims: [] });
+}
+
+function zeros(i: TensorInfo): ort.Tensor {
+  const dims = i.dims.map((d) => (d > 0 ? d : 1));
+  const n = dims.reduce((a, b) => a * b, 1);
+  switch (i.type) {
+    case 'uint8': return new ort.Tensor('uint8', new Uint8Array(n), dims);
+    case 'int32': return new ort.Tensor('int32', new Int32Array(n), dims);
+    case 'int64': return new ort.Tensor('int64', new BigInt64Array(n), dims);
+    default: return new ort.Tensor('float32', new Float32Array(n), dims);
+  }
+}
+
+async function load(req: Extract<WorkerRequest, { type: 'load' }>): Promise<void> {
+  const fallbacks: Array<{ provider: string; reason: string }> = [];
+  for (const provider of req.providers) {
+    try {
+      session = await ort.InferenceSession.create(req.modelPath, {
+        executionProviders: [provider],
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: req.intraOpThreads,
+        interOpNumThreads: 1,
+        logSeverityLevel: 3,
+      });
+      const inputs = info(session.inputMetadata);
+      const outputs = info(session.outputMetadata);
+      if (req.warmUp) {
+        const feeds: Record<string, ort.Tensor> = {};
+        for (const i of inputs) feeds[i.name] = zeros(i);
+        await session.run(feeds);
+      }
+      post({ type: 'loaded', inputs, outputs, provider, fallbacks });
+      return;
+    } catch (err) {
+      fallbacks.push({ provider, reason: (err as Error).message.split('\n')[0] });
+    }
+  }
+  post({ type: 'load-failed', fallbacks });
+}
+
+async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> {
+  if (!session) {
+    post({ type: 'run-failed', id: req.id, message: 'no model loaded' });
+    return;
+  }
+  try {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(req.feeds)) {
+      feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
+    }
+    const t0 = performance.now();
+    const result = await session.run(feeds);
+    const inferMs = performance.now() - t0;
+    const outputs: Record<string, TensorData> = {};
+    const transfer: ArrayBuffer[] = [];
+    for (const [name, tensor] of Object.entries(result)) {
+      let data = tensor.data as TensorData['data'];
+      // Copy when the array is a view into a larger buffer, so that only its own bytes travel.
+      if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) data = data.slice();
+      outputs[name] = { type: tensor.type as TensorData['type'], dims: [...tensor.dims], data };
+      transfer.push(data.buffer as ArrayBuffer);
+      tensor.dispose?.();
+    }
+    post({ type: 'result', id: req.id, outputs, inferMs }, transfer);
+  } catch (err) {
+    post({ type: 'run-failed', id: req.id, message: (err as Error).message });
+  }
+}
+
+port.on('message', (req: WorkerRequest) => {
+  const work = req.type === 'load' ? load(req) : req.type === 'run' ? run(req) : release();
+  work.catch((err: unknown) => post({ type: 'fatal', message: (err as Error).message }));
+});
+
+async function release(): Promise<void> {
+  await session?.release();
+  session = undefined;
+  post({ type: 'released' });
+}
