@@ -1,0 +1,117 @@
+/**
+ * MediaPipe BlazeFace decoder (Bazarevsky et al., "BlazeFace: Sub-millisecond Neural Face Detection
+ * on Mobile GPUs", 2019). Facts from MediaPipe's face_detection graphs
+ * (mediapipe/modules/face_detection/face_detection.pbtxt, SsdAnchorsCalculator and
+ * TensorsToDetectionsCalculator options):
+ * - anchors: one grid per stride; consecutive layers with the same stride share one grid and their
+ *   anchors are stacked per cell. The back (256×256) model uses strides [16, 32, 32, 32] with two
+ *   anchors per layer (aspect ratio 1 plus the interpolated scale), i.e. a 16×16 grid × 2 = 512
+ *   and an 8×8 grid × 6 = 384 anchors, 896 in all. `fixed_anchor_size: true`, so every anchor is
+ *   1×1 and only its centre ((col + 0.5) / gridW, (row + 0.5) / gridH, anchor_offset 0.5) matters.
+ * - regressors, 16 per anchor: cx, cy, w, h, then 6 key points (x, y) — right eye, left eye, nose,
+ *   mouth, right ear, left ear — in model-input pixels relative to the anchor centre; divide by the
+ *   input size (x_scale = y_scale = w_scale = h_scale = 256) to get normalised units.
+ * - scores are logits: sigmoid, after clipping to ±100 (score_clipping_thresh).
+ * - overlapping boxes are merged with weighted NMS (min_suppression_threshold 0.3).
+ * Our metadata describes the grid as `strides` + `anchorsPerCell` per distinct stride.
+ */
+import type { Detection, Point } from '../types.js';
+import { boxToSource, pointToSource } from '../preprocess/transform.js';
+import { ModelError } from '../util/errors.js';
+import type { BlazeFaceDecoderSpec } from './spec.js';
+import type { Decoder, OutputTensor } from './types.js';
+import { nms, type Candidate } from './nms.js';
+
+export interface Anchor {
+  /** Centre in normalised model-input units (0..1). */
+  cx: number;
+  cy: number;
+}
+
+export const BLAZEFACE_KEYPOINTS = ['rightEye', 'leftEye', 'noseTip', 'mouth', 'rightEarTragion', 'leftEarTragion'] as const;
+
+/** Anchor centres in output order: grids in the given order, row-major, anchors of a cell consecutive. */
+export function ssdAnchors(opts: { inputWidth: number; inputHeight: number; strides: readonly number[]; anchorsPerCell: readonly number[] }): Anchor[] {
+  const { inputWidth, inputHeight, strides, anchorsPerCell } = opts;
+  if (strides.length !== anchorsPerCell.length) {
+    throw new ModelError(`Expected one anchorsPerCell entry per stride but received ${strides.length} strides and ${anchorsPerCell.length} counts; fix decoder.anchors in the model's metadata`);
+  }
+  const anchors: Anchor[] = [];
+  strides.forEach((stride, g) => {
+    const gridW = Math.ceil(inputWidth / stride);
+    const gridH = Math.ceil(inputHeight / stride);
+    for (let row = 0; row < gridH; row++) {
+      for (let col = 0; col < gridW; col++) {
+        for (let k = 0; k < anchorsPerCell[g]; k++) anchors.push({ cx: (col + 0.5) / gridW, cy: (row + 0.5) / gridH });
+      }
+    }
+  });
+  return anchors;
+}
+
+export function createBlazeFaceDecoder(spec: BlazeFaceDecoderSpec): Decoder {
+  if (spec.scoreOutputs.length !== spec.boxOutputs.length) {
+    throw new ModelError(`Expected as many BlazeFace score outputs as box outputs but received ${spec.scoreOutputs.length} and ${spec.boxOutputs.length}; fix decoder.scoreOutputs/boxOutputs in the model's metadata`);
+  }
+  let anchors: Anchor[] | undefined;
+  let anchorsFor = '';
+  // Logit threshold equivalent to the score threshold: sigmoid(x) ≥ t ⇔ x ≥ ln(t / (1 - t)).
+  const t = Math.min(Math.max(spec.scoreThreshold, 1e-6), 1 - 1e-6);
+  const logitThreshold = Math.log(t / (1 - t));
+  return (outputs, ctx) => {
+    const inputW = ctx.transform.dstWidth, inputH = ctx.transform.dstHeight;
+    const key = `${inputW}x${inputH}`;
+    if (!anchors || anchorsFor !== key) {
+      anchors = ssdAnchors({ inputWidth: inputW, inputHeight: inputH, strides: spec.anchors.strides, anchorsPerCell: spec.anchors.anchorsPerCell });
+      anchorsFor = key;
+    }
+    const cands: Candidate[] = [];
+    let base = 0;
+    for (let g = 0; g < spec.scoreOutputs.length; g++) {
+      const scores = need(outputs, spec.scoreOutputs[g]);
+      const boxes = need(outputs, spec.boxOutputs[g]);
+      const n = scores.data.length;
+      const coords = n > 0 ? boxes.data.length / n : 0;
+      if (coords < 4 || !Number.isInteger(coords)) {
+        throw new ModelError(`Expected BlazeFace box output ${spec.boxOutputs[g]} to hold ≥ 4 values per anchor of ${spec.scoreOutputs[g]} (${n} anchors) but it holds ${boxes.data.length}`);
+      }
+      if (base + n > anchors.length) {
+        throw new ModelError(`BlazeFace outputs hold more anchors (≥ ${base + n}) than the anchor grid of decoder.anchors gives (${anchors.length}); check strides and anchorsPerCell`);
+      }
+      for (let i = 0; i < n; i++) {
+        const logit = Math.max(-100, Math.min(100, scores.data[i]));
+        if (logit < logitThreshold) continue;
+        const a = anchors[base + i];
+        const r = boxes.data.subarray(i * coords, (i + 1) * coords);
+        // Normalised → model-input pixels.
+        const cx = (r[0] / spec.boxScale + a.cx) * inputW;
+        const cy = (r[1] / spec.boxScale + a.cy) * inputH;
+        const w = (r[2] / spec.boxScale) * inputW;
+        const h = (r[3] / spec.boxScale) * inputH;
+        const keypoints: Point[] = [];
+        for (let k = 4; k + 1 < coords; k += 2) {
+          keypoints.push({ x: (r[k] / spec.boxScale + a.cx) * inputW, y: (r[k + 1] / spec.boxScale + a.cy) * inputH });
+        }
+        cands.push({ classId: 0, score: 1 / (1 + Math.exp(-logit)), box: { x: cx - w / 2, y: cy - h / 2, w, h }, keypoints });
+      }
+      base += n;
+    }
+    if (base !== anchors.length) {
+      throw new ModelError(`BlazeFace outputs hold ${base} anchors but decoder.anchors describes ${anchors.length}; check strides and anchorsPerCell against the model`);
+    }
+    const kept = nms(cands, { iouThreshold: spec.iouThreshold, maxDetections: spec.maxDetections, weighted: true });
+    return kept.map((c): Detection => ({
+      classId: 0,
+      label: ctx.labels[0] ?? 'face',
+      score: c.score,
+      box: boxToSource(ctx.transform, c.box),
+      keypoints: c.keypoints?.map((p) => pointToSource(ctx.transform, p)),
+    }));
+  };
+}
+
+function need(outputs: Record<string, OutputTensor>, name: string): OutputTensor {
+  const out = outputs[name];
+  if (!out) throw new ModelError(`The blazeface decoder expected an output named ${JSON.stringify(name)} but the model gave ${JSON.stringify(Object.keys(outputs))}; fix decoder.scoreOutputs/boxOutputs in the model's metadata`);
+  return out;
+}

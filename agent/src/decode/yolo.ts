@@ -1,0 +1,92 @@
+/**
+ * Ultralytics YOLO export decoder. Layouts (Ultralytics docs, "Export" and the ONNX heads in
+ * ultralytics/nn/modules/head.py):
+ * - v8 / v11: one output `[1, 4 + C, N]`, channel-major: cx, cy, w, h in model-input pixels, then
+ *   one already-sigmoided score per class; no objectness.
+ * - v5: one output `[1, N, 5 + C]`, anchor-major: cx, cy, w, h, objectness, then class
+ *   probabilities; the score of a class is objectness × class probability.
+ * Boxes are mapped back to source pixels with the preprocessing transform, then class-aware NMS.
+ */
+import type { Detection } from '../types.js';
+import { boxToSource } from '../preprocess/transform.js';
+import { ModelError } from '../util/errors.js';
+import type { YoloDecoderSpec } from './spec.js';
+import type { Decoder, OutputMap, OutputTensor } from './types.js';
+import { nms, type Candidate } from './nms.js';
+
+export function createYoloDecoder(spec: YoloDecoderSpec): Decoder {
+  return (outputs, ctx) => {
+    const out = pickOutput(outputs, spec.output, ctx.outputNames, 'yolo');
+    const cands = spec.version === 'v5' ? candidatesV5(out, spec.scoreThreshold) : candidatesV8(out, spec.scoreThreshold);
+    const kept = nms(cands, { iouThreshold: spec.iouThreshold, maxDetections: spec.maxDetections, classAgnostic: spec.classAgnosticNms });
+    return kept.map((c): Detection => ({
+      classId: c.classId,
+      label: ctx.labels[c.classId] ?? `class${c.classId}`,
+      score: c.score,
+      box: boxToSource(ctx.transform, c.box),
+    }));
+  };
+}
+
+function candidatesV8(out: OutputTensor, threshold: number): Candidate[] {
+  const [batch, channels, n] = expect3d(out, 'yolo v8/v11 [1, 4+C, N]');
+  if (batch !== 1 || channels < 5) {
+    throw new ModelError(`Expected a yolo v8/v11 output [1, 4+C, N] with C ≥ 1 but received [${out.dims.join(', ')}]; check decoder.version in the model's metadata`);
+  }
+  const d = out.data;
+  const classes = channels - 4;
+  const cands: Candidate[] = [];
+  for (let i = 0; i < n; i++) {
+    let best = -1, bestScore = -Infinity;
+    for (let c = 0; c < classes; c++) {
+      const s = d[(4 + c) * n + i];
+      if (s > bestScore) { bestScore = s; best = c; }
+    }
+    if (bestScore < threshold) continue;
+    cands.push({ classId: best, score: bestScore, box: centerBox(d[i], d[n + i], d[2 * n + i], d[3 * n + i]) });
+  }
+  return cands;
+}
+
+function candidatesV5(out: OutputTensor, threshold: number): Candidate[] {
+  const [batch, n, stride] = expect3d(out, 'yolo v5 [1, N, 5+C]');
+  if (batch !== 1 || stride < 6) {
+    throw new ModelError(`Expected a yolo v5 output [1, N, 5+C] with C ≥ 1 but received [${out.dims.join(', ')}]; check decoder.version in the model's metadata`);
+  }
+  const d = out.data;
+  const cands: Candidate[] = [];
+  for (let i = 0; i < n; i++) {
+    const o = i * stride;
+    const objectness = d[o + 4];
+    if (objectness < threshold) continue;
+    let best = -1, bestScore = -Infinity;
+    for (let c = 5; c < stride; c++) {
+      if (d[o + c] > bestScore) { bestScore = d[o + c]; best = c - 5; }
+    }
+    const score = objectness * bestScore;
+    if (score < threshold) continue;
+    cands.push({ classId: best, score, box: centerBox(d[o], d[o + 1], d[o + 2], d[o + 3]) });
+  }
+  return cands;
+}
+
+function centerBox(cx: number, cy: number, w: number, h: number) {
+  return { x: cx - w / 2, y: cy - h / 2, w, h };
+}
+
+function expect3d(out: OutputTensor, what: string): [number, number, number] {
+  if (out.dims.length !== 3) throw new ModelError(`Expected a 3-d output ${what} but received dims [${out.dims.join(', ')}]`);
+  const [a, b, c] = out.dims;
+  if (out.data.length < a * b * c) throw new ModelError(`Output data holds ${out.data.length} values, fewer than its dims [${out.dims.join(', ')}] need`);
+  return [a, b, c];
+}
+
+/** The named output, or the model's first output when no name is given. Shared by single-output decoders. */
+export function pickOutput(outputs: OutputMap, name: string | undefined, outputNames: readonly string[], decoder: string): OutputTensor {
+  const key = name ?? outputNames[0] ?? Object.keys(outputs)[0];
+  const out = key === undefined ? undefined : outputs[key];
+  if (!out) {
+    throw new ModelError(`The ${decoder} decoder expected an output named ${JSON.stringify(key)} but the model gave ${JSON.stringify(Object.keys(outputs))}; fix decoder.output in the model's metadata`);
+  }
+  return out;
+}
