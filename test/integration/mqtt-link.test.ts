@@ -1,0 +1,139 @@
+/**
+ * Agent link ↔ fleet server over a real broker on 127.0.0.1 (embedded aedes and Debian mosquitto):
+ * protocol negotiation, registry (online, platform, versions), telemetry with drift, alerts with a
+ * redacted snapshot through the outbox, the authenticated API and both Prometheus endpoints.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import mqtt from 'mqtt';
+import { alertFixture, startFleet, type BrokerKind } from '../helpers/fleet.js';
+import { mosquittoAvailable } from '../helpers/mosquitto.js';
+import { makeTestCerts } from '../helpers/certs.js';
+import { waitFor } from '../helpers/wait.js';
+import { Telemetry } from '../../agent/src/telemetry/telemetry.js';
+import { MetricsServer } from '../../agent/src/telemetry/metrics-server.js';
+import { AgentLink } from '../../agent/src/link/agent-link.js';
+import type { DeviceRecord } from '../../fleet-server/src/db/devices.js';
+import type { RgbImage } from '../../agent/src/types.js';
+
+function flatFrame(level: number): RgbImage {
+  const data = new Uint8Array(32 * 24 * 3);
+  for (let i = 0; i < data.length; i++) data[i] = Math.max(0, Math.min(255, level + (i % 7) * 3));
+  return { width: 32, height: 24, data };
+}
+
+// Smallest valid JPEG is not needed: the server stores bytes as given; a tiny real JPEG header is enough.
+const JPEG = Buffer.from('/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgICAgMCAgIDAwMDBAYEBAQEBAgGBgUGCQgKCgkICQkKDA8MCgsOCwkJDRENDg8QEBEQCgwSExIQEw8QEBD/yQALCAABAAEBAREA/8wABgAQEAX/2gAIAQEAAD8A0s8g/9k=', 'base64');
+
+for (const kind of ['aedes', 'mosquitto'] as BrokerKind[]) {
+  describe(`agent link over ${kind}`, { concurrency: false }, () => {
+    test('registry, telemetry with drift, alert with snapshot, API auth, metrics', async (t) => {
+      if (kind === 'mosquitto' && !mosquittoAvailable()) return t.skip('mosquitto binary not installed (apt mosquitto)');
+      const fleet = await startFleet({ broker: kind });
+      t.after(() => fleet.stop());
+      const dev = fleet.addDevice('cam-01');
+      const link = fleet.agentLink(dev, { identity: { agentVersion: '0.1.0', platform: { os: 'linux', arch: 'x64', board: 'generic-x86' }, models: { detector: '1.0.0' } } });
+      link.start();
+      await link.waitConnected(10_000);
+      // aedes 1.x refuses MQTT 5; the link falls back to 3.1.1. mosquitto speaks 5.
+      assert.equal(link.status().protocolVersion, kind === 'aedes' ? 4 : 5);
+
+      const online = await waitFor('device online in the registry', async () => {
+        const r = await fleet.api<DeviceRecord>('GET', '/api/devices/cam-01');
+        return r.body.online ? r.body : undefined;
+      });
+      assert.equal(online.platform?.board, 'generic-x86');
+      assert.equal(online.models?.detector, '1.0.0');
+      assert.ok(online.firstSeenMs !== null);
+
+      // Telemetry with drift: steady baseline, then shifted brightness.
+      const tel = new Telemetry({ drift: { baselineSize: 30, windowSize: 30, minSamples: 30 }, outboxStats: () => link.outbox.stats() });
+      tel.start();
+      t.after(() => tel.stop());
+      for (let i = 0; i < 60; i++) tel.observeFrameStats(flatFrame(100 + (i % 10)));
+      tel.recordStage('infer', 12);
+      link.publishTelemetry(await tel.snapshot());
+      await waitFor('steady telemetry stored', () => fleet.server.telemetry.count('cam-01') >= 1);
+      assert.equal(fleet.server.devices.get('cam-01')?.driftFlagged, false);
+      for (let i = 0; i < 30; i++) tel.observeFrameStats(flatFrame(180 + (i % 10)));
+      const shifted = await tel.snapshot();
+      assert.equal(shifted.drift.flagged, true);
+      link.publishTelemetry(shifted);
+      await waitFor('drift flag in the registry', () => fleet.server.devices.get('cam-01')?.driftFlagged === true);
+      const series = await fleet.api<{ items: { payload: { drift: { psi: { brightness?: number } } } }[] }>('GET', '/api/devices/cam-01/telemetry?limit=5');
+      assert.equal(series.body.items.length, 2);
+      console.log(`${kind}: drift PSI brightness steady→shifted ${series.body.items[1].payload.drift.psi.brightness} → ${series.body.items[0].payload.drift.psi.brightness}`);
+
+      // Alerts: three, one with a redacted snapshot; paged API, snapshot route.
+      link.publishAlert(alertFixture('al-1'));
+      link.publishAlert(alertFixture('al-2'));
+      link.publishAlert({ ...alertFixture('al-3'), snapshot: { contentType: 'image/jpeg', redacted: true, width: 1, height: 1, dataBase64: JPEG.toString('base64') } });
+      await waitFor('3 alerts stored', () => fleet.server.alerts.count('cam-01') === 3);
+      await waitFor('outbox drained', () => link.outbox.stats().pending === 0);
+      const p1 = await fleet.api<{ items: { id: string }[]; nextBeforeSeq: number }>('GET', '/api/alerts?limit=2');
+      assert.deepEqual(p1.body.items.map((a) => a.id), ['al-3', 'al-2']);
+      const p2 = await fleet.api<{ items: { id: string }[]; nextBeforeSeq: number | null }>('GET', `/api/alerts?limit=2&beforeSeq=${p1.body.nextBeforeSeq}`);
+      assert.deepEqual(p2.body.items.map((a) => a.id), ['al-1']);
+      assert.equal(p2.body.nextBeforeSeq, null);
+      const snap = await fetch(`${fleet.httpUrl}/api/alerts/cam-01/al-3/snapshot`, { headers: { authorization: `Bearer ${await fleet.login()}` } });
+      assert.equal(snap.headers.get('content-type'), 'image/jpeg');
+      assert.deepEqual(Buffer.from(await snap.arrayBuffer()), JPEG);
+
+      // Authentication on every data route.
+      for (const path of ['/api/devices', '/api/alerts', '/api/devices/cam-01/telemetry', '/api/alerts/cam-01/al-3/snapshot', '/metrics']) {
+        assert.equal((await fetch(`${fleet.httpUrl}${path}`)).status, 401, path);
+      }
+      assert.equal((await fetch(`${fleet.httpUrl}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username":"admin","password":"wrong-password"}' })).status, 401);
+
+      // Prometheus: the agent's endpoint on localhost and the server's behind the token.
+      const ms = new MetricsServer({ registry: tel.registry, port: 0 });
+      await ms.start();
+      t.after(() => ms.stop());
+      const agentMetrics = await (await fetch(`http://127.0.0.1:${ms.port}/metrics`)).text();
+      assert.match(agentMetrics, /ef_drift_flagged 1/);
+      const serverMetrics = await fleet.api<string>('GET', '/metrics');
+      assert.match(serverMetrics.body, /ef_alerts_total\{result="stored"\} 3/);
+
+      // A clean stop publishes offline.
+      await link.stop();
+      await waitFor('device offline', () => fleet.server.devices.get('cam-01')?.online === false);
+    });
+  });
+}
+
+test('last will marks a device offline when its connection dies', async (t) => {
+  const fleet = await startFleet({ broker: 'aedes' });
+  t.after(() => fleet.stop());
+  const dev = fleet.addDevice('cam-lwt');
+  const will = { topic: 'ef/v1/dev/cam-lwt/state', payload: Buffer.from(JSON.stringify({ v: 1, online: false, ts: Date.now() })), qos: 1 as const, retain: true };
+  const c = mqtt.connect(fleet.mqttUrl, { username: dev.id, password: dev.secret, protocolVersion: 4, reconnectPeriod: 0, will });
+  await new Promise<void>((resolve, reject) => { c.once('connect', () => resolve()); c.once('error', reject); });
+  c.publish('ef/v1/dev/cam-lwt/state', JSON.stringify({ v: 1, online: true, ts: Date.now() }), { qos: 1, retain: true });
+  await waitFor('online', () => fleet.server.devices.get('cam-lwt')?.online === true);
+  c.stream.destroy();
+  await waitFor('offline from the will', () => fleet.server.devices.get('cam-lwt')?.online === false);
+  c.end(true);
+});
+
+test('TLS with a pinned CA: the right CA connects, another CA is refused', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'ef-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const good = makeTestCerts(dir, 'good');
+  const other = makeTestCerts(dir, 'other');
+  const fleet = await startFleet({ broker: 'aedes', tls: { certPath: good.certPath, keyPath: good.keyPath } });
+  t.after(() => fleet.stop());
+  const dev = fleet.addDevice('cam-tls');
+  const ok = fleet.agentLink(dev, { url: fleet.mqttsUrl!, caPem: good.caPem });
+  ok.start();
+  await ok.waitConnected(10_000);
+  ok.publishAlert(alertFixture('tls-1'));
+  await waitFor('alert over TLS', () => fleet.server.alerts.count('cam-tls') === 1);
+  await ok.stop();
+  const bad = new AgentLink({ deviceId: dev.id, secret: dev.secret, url: fleet.mqttsUrl!, caPem: other.caPem, outbox: join(dir, 'bad-outbox.sqlite'), backoff: { initialMs: 100, maxMs: 200 } });
+  bad.start();
+  t.after(() => bad.stop());
+  await assert.rejects(bad.waitConnected(1500), /Not connected/);
+});
