@@ -1,0 +1,111 @@
+/**
+ * Which privacy regions cover a frame at a given pts. The privacy detector runs on some frames;
+ * between them, regions are tracked: each region of the nearest detection is moved by its velocity
+ * (matched by IoU against the detection before it) and grown by `growFracPerSecond` of its size per
+ * second of distance, and the box covers both where it was and where it is predicted to be. A frame
+ * farther than `maxAgeMs` from any detection, or at/after a failed detection that no success has
+ * followed, is not covered: the gate then withholds it (fails closed).
+ */
+import type { Box } from '../types.js';
+import { iou } from '../decode/nms.js';
+
+export type PrivacyKind = 'face' | 'plate';
+
+export interface PrivacyRegion {
+  kind: PrivacyKind;
+  box: Box;
+  score: number;
+  /** What found it: the face model, the text model inside a vehicle, or the vehicle's lower band. */
+  source: 'face-model' | 'text-model' | 'band' | 'tracked';
+}
+
+export interface PrivacyObservation {
+  ptsNs: number;
+  regions: PrivacyRegion[];
+}
+
+export type Coverage =
+  | { ok: true; regions: PrivacyRegion[]; ageMs: number }
+  | { ok: false; reason: 'stale' | 'failed' | 'never'; ageMs?: number; detail: string };
+
+export interface CoverageOptions {
+  maxAgeMs: number;
+  growFracPerSecond: number;
+  /** Observations kept (bounded); older ones are dropped. */
+  history?: number;
+}
+
+const NS_PER_MS = 1e6;
+
+export class PrivacyCoverage {
+  private readonly history: PrivacyObservation[] = [];
+  private lastFailure: { ptsNs: number; detail: string } | undefined;
+  private readonly keep: number;
+
+  constructor(private readonly opts: CoverageOptions) {
+    this.keep = Math.max(2, opts.history ?? 8);
+  }
+
+  record(obs: PrivacyObservation): void {
+    this.history.push(obs);
+    this.history.sort((a, b) => a.ptsNs - b.ptsNs);
+    while (this.history.length > this.keep) this.history.shift();
+    if (this.lastFailure && obs.ptsNs >= this.lastFailure.ptsNs) this.lastFailure = undefined;
+  }
+
+  recordFailure(ptsNs: number, detail: string): void {
+    if (!this.lastFailure || ptsNs >= this.lastFailure.ptsNs) this.lastFailure = { ptsNs, detail };
+  }
+
+  /** Regions to hide in the frame at `ptsNs`, or why the frame is not covered. */
+  at(ptsNs: number): Coverage {
+    if (this.lastFailure && ptsNs >= this.lastFailure.ptsNs) {
+      return { ok: false, reason: 'failed', detail: `the privacy detector failed at pts ${this.lastFailure.ptsNs} ns: ${this.lastFailure.detail}` };
+    }
+    if (this.history.length === 0) return { ok: false, reason: 'never', detail: 'the privacy detector has not run yet' };
+    let best = 0;
+    for (let i = 1; i < this.history.length; i++) {
+      if (Math.abs(this.history[i].ptsNs - ptsNs) < Math.abs(this.history[best].ptsNs - ptsNs)) best = i;
+    }
+    const obs = this.history[best];
+    const ageMs = Math.abs(ptsNs - obs.ptsNs) / NS_PER_MS;
+    if (ageMs > this.opts.maxAgeMs) {
+      return { ok: false, reason: 'stale', ageMs, detail: `the nearest privacy detection is ${ageMs.toFixed(0)} ms away (limit ${this.opts.maxAgeMs} ms)` };
+    }
+    if (ageMs === 0) return { ok: true, regions: obs.regions, ageMs };
+    const prev = best > 0 ? this.history[best - 1] : undefined;
+    const dtS = (ptsNs - obs.ptsNs) / 1e9;
+    const regions = obs.regions.map((r) => {
+      const v = prev ? velocityOf(r, prev, obs) : { vx: 0, vy: 0 };
+      const moved = { x: r.box.x + v.vx * dtS, y: r.box.y + v.vy * dtS, w: r.box.w, h: r.box.h };
+      const hull = union(r.box, moved);
+      const grow = this.opts.growFracPerSecond * Math.abs(dtS);
+      const gx = r.box.w * grow, gy = r.box.h * grow;
+      return { ...r, source: 'tracked' as const, box: { x: hull.x - gx, y: hull.y - gy, w: hull.w + 2 * gx, h: hull.h + 2 * gy } };
+    });
+    return { ok: true, regions, ageMs };
+  }
+}
+
+/** Pixels per second of the region's centre, from its best IoU match in the previous observation. */
+function velocityOf(r: PrivacyRegion, prev: PrivacyObservation, cur: PrivacyObservation): { vx: number; vy: number } {
+  let match: PrivacyRegion | undefined;
+  let bestIou = 0.1;
+  for (const p of prev.regions) {
+    if (p.kind !== r.kind) continue;
+    const o = iou(p.box, r.box);
+    if (o > bestIou) { bestIou = o; match = p; }
+  }
+  const dt = (cur.ptsNs - prev.ptsNs) / 1e9;
+  if (!match || dt <= 0) return { vx: 0, vy: 0 };
+  return {
+    vx: (r.box.x + r.box.w / 2 - (match.box.x + match.box.w / 2)) / dt,
+    vy: (r.box.y + r.box.h / 2 - (match.box.y + match.box.h / 2)) / dt,
+  };
+}
+
+function union(a: Box, b: Box): Box {
+  const x1 = Math.min(a.x, b.x), y1 = Math.min(a.y, b.y);
+  const x2 = Math.max(a.x + a.w, b.x + b.w), y2 = Math.max(a.y + a.h, b.y + b.h);
+  return { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
+}

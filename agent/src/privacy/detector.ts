@@ -1,0 +1,84 @@
+/**
+ * The privacy detector: faces (BlazeFace) and plates (text inside vehicles) on one frame. Each run
+ * is timed and recorded into the coverage, success or failure, so that the gate knows which frames
+ * are covered. A failure is recorded and rethrown: the caller decides whether to retry; the gate
+ * meanwhile withholds images from that pts on.
+ */
+import { existsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import type { Detection, RgbImage } from '../types.js';
+import { describeError } from '../util/errors.js';
+import { Detector } from '../infer/detector.js';
+import type { PrivacyConfig } from './schema.js';
+import type { PrivacyCoverage, PrivacyRegion } from './coverage.js';
+import type { PrivacyMetrics } from './metrics.js';
+import { PlateFinder, type ImageDetector } from './plates.js';
+
+export interface PrivacyDetectorOptions {
+  faces?: ImageDetector;
+  plates?: PlateFinder;
+  coverage?: PrivacyCoverage;
+  metrics?: PrivacyMetrics;
+  /** Faces below this score are dropped (detectors may return lower ones). */
+  faceScoreThreshold?: number;
+  /** Called on close, for detectors this object opened. */
+  onClose?: () => Promise<void>;
+}
+
+export class PrivacyDetector {
+  constructor(private readonly opts: PrivacyDetectorOptions) {}
+
+  /** Opens the models named in the config. A missing text model means band-only plates; a missing face model is an error. */
+  static async open(config: PrivacyConfig, extra: { coverage?: PrivacyCoverage; metrics?: PrivacyMetrics; intraOpThreads?: number } = {}): Promise<PrivacyDetector> {
+    const opened: Detector[] = [];
+    try {
+      let faces: Detector | undefined;
+      if (config.faces.enabled) {
+        faces = await Detector.open({ modelPath: config.faces.modelPath, scoreThreshold: config.faces.scoreThreshold, intraOpThreads: extra.intraOpThreads });
+        opened.push(faces);
+      }
+      let text: Detector | undefined;
+      const textPath = config.plates.textModelPath;
+      if (config.plates.enabled && textPath && existsSync(textPath)) {
+        text = await Detector.open({ modelPath: textPath, intraOpThreads: extra.intraOpThreads });
+        opened.push(text);
+      }
+      return new PrivacyDetector({
+        faces, plates: new PlateFinder({ spec: config.plates, textDetector: text }), coverage: extra.coverage, metrics: extra.metrics,
+        faceScoreThreshold: config.faces.scoreThreshold,
+        onClose: async () => { for (const d of opened) await d.close(); },
+      });
+    } catch (err) {
+      for (const d of opened) await d.close();
+      throw err;
+    }
+  }
+
+  /** Finds the regions to hide in `frame`; `detections` are the main detector's (for vehicles). */
+  async run(frame: RgbImage & { ptsNs?: number }, detections: readonly Detection[] = []): Promise<PrivacyRegion[]> {
+    const t0 = performance.now();
+    try {
+      const regions: PrivacyRegion[] = [];
+      if (this.opts.faces) {
+        const min = this.opts.faceScoreThreshold ?? 0;
+        for (const f of await this.opts.faces.detect(frame)) {
+          if (f.score >= min) regions.push({ kind: 'face', source: 'face-model', score: f.score, box: f.box });
+        }
+      }
+      if (this.opts.plates) regions.push(...await this.opts.plates.find(frame, detections));
+      this.opts.metrics?.detectorRun(performance.now() - t0, true);
+      if (frame.ptsNs !== undefined) this.opts.coverage?.record({ ptsNs: frame.ptsNs, regions });
+      return regions;
+    } catch (err) {
+      this.opts.metrics?.detectorRun(performance.now() - t0, false);
+      if (frame.ptsNs !== undefined) this.opts.coverage?.recordFailure(frame.ptsNs, describeError(err).message);
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    const c = this.opts.onClose;
+    this.opts.onClose = undefined;
+    await c?.();
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Licence plates: the text detector (PP-OCR DB) runs on each vehicle crop from the main detector
+ * (car, bus, truck, motorcycle by default), and every text region inside a vehicle is a plate
+ * candidate — hiding a badge too is a cheap mistake, missing a plate is not. When there is no text
+ * model, or it found nothing in a vehicle (policy `fallback`), the lower band of the vehicle box is
+ * hidden instead: plates sit in the lower part of a vehicle seen from the front or back.
+ */
+import sharp from 'sharp';
+import type { Box, Detection, RgbImage } from '../types.js';
+import type { PlatePrivacySpec } from './schema.js';
+import type { PrivacyRegion } from './coverage.js';
+
+/** Anything that finds boxes in an RGB image (the agent's Detector satisfies it). */
+export interface ImageDetector {
+  detect(image: RgbImage): Promise<Detection[]>;
+}
+
+export interface PlateFinderOptions {
+  spec: PlatePrivacySpec;
+  /** The text detector; absent when no text model is installed. */
+  textDetector?: ImageDetector;
+}
+
+export class PlateFinder {
+  constructor(private readonly opts: PlateFinderOptions) {}
+
+  get hasTextModel(): boolean {
+    return this.opts.textDetector !== undefined;
+  }
+
+  /** Plate regions in source pixels for the vehicles among `detections`. */
+  async find(image: RgbImage, detections: readonly Detection[]): Promise<PrivacyRegion[]> {
+    const { spec, textDetector } = this.opts;
+    if (!spec.enabled) return [];
+    const vehicles = detections.filter((d) => spec.vehicleLabels.includes(d.label) && d.score >= spec.minVehicleScore
+      && Math.min(d.box.w, d.box.h) >= spec.minVehicleSizePx);
+    const regions: PrivacyRegion[] = [];
+    for (const v of vehicles) {
+      const crop = clipBox(v.box, image.width, image.height);
+      if (!crop) continue;
+      let found: PrivacyRegion[] = [];
+      if (textDetector) {
+        const texts = await textDetector.detect(await cropRgb(image, crop));
+        found = texts.map((t) => ({ kind: 'plate' as const, source: 'text-model' as const, score: t.score, box: { x: t.box.x + crop.x, y: t.box.y + crop.y, w: t.box.w, h: t.box.h } }));
+      }
+      regions.push(...found);
+      const useBand = spec.fallback === 'always' || (spec.fallback === 'no-model' && !textDetector) || (spec.fallback === 'no-text' && found.length === 0);
+      if (useBand) regions.push({ kind: 'plate', source: 'band', score: v.score, box: plateBand(crop, spec.band) });
+    }
+    return regions;
+  }
+}
+
+/** The configured lower band of a vehicle box. */
+export function plateBand(vehicle: Box, band: PlatePrivacySpec['band']): Box {
+  const top = Math.min(band.top, band.bottom), bottom = Math.max(band.top, band.bottom);
+  const left = Math.min(band.left, band.right), right = Math.max(band.left, band.right);
+  return { x: vehicle.x + vehicle.w * left, y: vehicle.y + vehicle.h * top, w: vehicle.w * (right - left), h: vehicle.h * (bottom - top) };
+}
+
+function clipBox(b: Box, width: number, height: number): { x: number; y: number; w: number; h: number } | undefined {
+  const x1 = Math.max(0, Math.floor(b.x)), y1 = Math.max(0, Math.floor(b.y));
+  const x2 = Math.min(width, Math.ceil(b.x + b.w)), y2 = Math.min(height, Math.ceil(b.y + b.h));
+  return x2 - x1 >= 2 && y2 - y1 >= 2 ? { x: x1, y: y1, w: x2 - x1, h: y2 - y1 } : undefined;
+}
+
+async function cropRgb(image: RgbImage, r: { x: number; y: number; w: number; h: number }): Promise<RgbImage> {
+  const buf = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .extract({ left: r.x, top: r.y, width: r.w, height: r.h }).raw().toBuffer();
+  return { width: r.w, height: r.h, data: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) };
+}

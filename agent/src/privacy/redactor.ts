@@ -1,0 +1,82 @@
+/**
+ * Hides regions of an image: each region is padded, clipped to the image, extracted with sharp,
+ * blurred (Gaussian) or pixelated, and written back in place of the original pixels. Pixels outside
+ * the padded regions are copied unchanged, byte for byte. The input image is never modified.
+ */
+import sharp from 'sharp';
+import type { Box, RgbImage } from '../types.js';
+import { InputError } from '../util/errors.js';
+import type { RedactionSpec } from './schema.js';
+
+export interface PixelRect { x: number; y: number; w: number; h: number }
+
+/** Pads a box by `paddingFrac` of its size on every side, rounds outwards to whole pixels and clips to the image. */
+export function padRegion(box: Box, paddingFrac: number, width: number, height: number): PixelRect | undefined {
+  const px = box.w * paddingFrac, py = box.h * paddingFrac;
+  const x1 = Math.max(0, Math.floor(box.x - px));
+  const y1 = Math.max(0, Math.floor(box.y - py));
+  const x2 = Math.min(width, Math.ceil(box.x + box.w + px));
+  const y2 = Math.min(height, Math.ceil(box.y + box.h + py));
+  if (!(x2 > x1 && y2 > y1)) return undefined;
+  return { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
+}
+
+export async function redactImage(image: RgbImage, boxes: readonly Box[], spec: RedactionSpec): Promise<{ image: RgbImage; rects: PixelRect[] }> {
+  if (image.data.length !== image.width * image.height * 3) {
+    throw new InputError(`Expected ${image.width * image.height * 3} bytes of packed RGB for ${image.width}x${image.height} but received ${image.data.length}`);
+  }
+  const out = new Uint8Array(image.data);
+  const rects: PixelRect[] = [];
+  for (const b of boxes) {
+    const r = padRegion(b, spec.paddingFrac, image.width, image.height);
+    if (!r) continue;
+    rects.push(r);
+    // Each region is read from the original, so overlapping regions never blur an already blurred patch twice over.
+    const patch = await hidePatch(image, r, spec);
+    for (let y = 0; y < r.h; y++) {
+      const dst = ((r.y + y) * image.width + r.x) * 3;
+      out.set(patch.subarray(y * r.w * 3, (y + 1) * r.w * 3), dst);
+    }
+  }
+  return { image: { width: image.width, height: image.height, data: out }, rects };
+}
+
+/** The whole image hidden at once (the gate's `blur-all` policy). */
+export async function blurWholeImage(image: RgbImage, spec: RedactionSpec): Promise<RgbImage> {
+  const rect = { x: 0, y: 0, w: image.width, h: image.height };
+  return { width: image.width, height: image.height, data: await hidePatch(image, rect, { ...spec, blurStrength: Math.max(spec.blurStrength, 0.1) }) };
+}
+
+const MAX_DIRECT_SIGMA = 12;
+
+async function hidePatch(image: RgbImage, r: PixelRect, spec: RedactionSpec): Promise<Uint8Array> {
+  const src = sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).extract({ left: r.x, top: r.y, width: r.w, height: r.h });
+  let buf: Buffer;
+  if (spec.method === 'pixelate') {
+    const blocks = spec.pixelBlocks;
+    const shorter = Math.min(r.w, r.h);
+    const bw = Math.max(1, Math.round((r.w / shorter) * blocks)), bh = Math.max(1, Math.round((r.h / shorter) * blocks));
+    // Two passes: average down to a few blocks, then nearest-neighbour back up. sharp applies one
+    // resize per pipeline, so the small image goes through a second pipeline.
+    const small = await src.resize(bw, bh, { fit: 'fill', kernel: 'cubic' }).raw().toBuffer();
+    buf = await sharp(small, { raw: { width: bw, height: bh, channels: 3 } }).resize(r.w, r.h, { fit: 'fill', kernel: 'nearest' }).raw().toBuffer();
+  } else {
+    const sigma = Math.max(spec.minBlurSigmaPx, spec.blurStrength * Math.min(r.w, r.h));
+    if (sigma <= MAX_DIRECT_SIGMA) {
+      buf = await src.blur(sigma).raw().toBuffer();
+    } else {
+      // A Gaussian of σ at full size ≈ σ/k at 1/k size, then a smooth upscale; sharp's blur cost
+      // grows with σ, so large regions blur at reduced size (same look, bounded time).
+      const k = sigma / MAX_DIRECT_SIGMA;
+      const sw = Math.max(1, Math.round(r.w / k)), sh = Math.max(1, Math.round(r.h / k));
+      const small = await src.resize(sw, sh, { fit: 'fill', kernel: 'linear' }).blur(MAX_DIRECT_SIGMA).raw().toBuffer();
+      buf = await sharp(small, { raw: { width: sw, height: sh, channels: 3 } }).resize(r.w, r.h, { fit: 'fill', kernel: 'cubic' }).raw().toBuffer();
+    }
+  }
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** Packed RGB → JPEG, for images that leave the device. */
+export async function encodeJpeg(image: RgbImage, quality: number): Promise<Buffer> {
+  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).jpeg({ quality }).toBuffer();
+}
