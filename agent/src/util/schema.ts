@@ -5,10 +5,25 @@
  * field, what was expected and what was given.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import type { Static, TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema, type TObject, type TUnion } from '@sinclair/typebox';
 import { ConfigError, received, type ConfigIssue } from './errors.js';
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false });
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false, discriminator: true });
+
+/**
+ * A union told apart by one literal field (`kind`, `type`). ajv applies defaults inside `oneOf`
+ * branches only with its `discriminator` keyword, and reports one clear error for an unknown tag
+ * instead of one per branch; TypeBox's plain Union (anyOf) would do neither.
+ */
+export function Discriminated<T extends TObject[]>(key: string, branches: [...T], options: { description?: string } = {}) {
+  return Type.Unsafe<Static<TUnion<T>>>({
+    ...options,
+    type: 'object',
+    required: [key],
+    discriminator: { propertyName: key },
+    oneOf: branches,
+  });
+}
 
 export interface Validator<T extends TSchema> {
   schema: T;
@@ -19,7 +34,7 @@ export interface Validator<T extends TSchema> {
 }
 
 export function compileSchema<T extends TSchema>(schema: T): Validator<T> {
-  const fn: ValidateFunction = ajv.compile(schema);
+  const fn: ValidateFunction = ajv.compile(withSectionDefaults(schema));
   const check = (value: unknown) => {
     // ajv applies defaults in place; work on a copy so callers keep what they passed.
     const copy = value === undefined ? value : structuredClone(value);
@@ -78,6 +93,15 @@ function toIssues(errors: ErrorObject[], root: unknown): ConfigIssue[] {
       case 'minimum': case 'maximum': case 'exclusiveMinimum': case 'exclusiveMaximum':
         expected = `a number ${e.message ?? ''}`.trim(); break;
       case 'anyOf': case 'oneOf': expected = 'one of the allowed forms (see the schema)'; break;
+      case 'discriminator': {
+        const p = e.params as { tag: string; tagValue?: unknown };
+        path = `${e.instancePath}/${p.tag}`;
+        const allowed = ((e.parentSchema as { oneOf?: Array<{ properties?: Record<string, { const?: unknown }> }> })?.oneOf ?? [])
+          .map((b) => JSON.stringify(b.properties?.[p.tag]?.const)).join(', ');
+        expected = `one of ${allowed}`;
+        got = received(valueAt(root, path));
+        break;
+      }
       default: expected = e.message ?? e.keyword;
     }
     const key = `${path}|${expected}`;
@@ -86,4 +110,41 @@ function toIssues(errors: ErrorObject[], root: unknown): ConfigIssue[] {
     issues.push({ path, expected, received: got });
   }
   return issues;
+}
+
+/**
+ * The same schema with a `default` of its own, so that ajv fills a whole missing section (and then
+ * the defaults inside it) instead of requiring the user to write `{}`.
+ */
+export function withDefault<T extends TSchema>(schema: T, value: unknown): T {
+  return { ...schema, default: value } as T;
+}
+
+/**
+ * Gives every nested object section whose fields all have defaults a `default: {}` of its own, so a
+ * config may leave out any section (or part of one) that needs no value from the user. Works on a
+ * copy: the TypeBox schema used for types and the generated JSON Schema keep their own form.
+ */
+export function withSectionDefaults<T>(schema: T): T {
+  const copy = structuredClone(schema) as Record<string, unknown>;
+  fill(copy);
+  return copy as T;
+}
+
+function fill(s: Record<string, unknown>): boolean {
+  for (const key of ['oneOf', 'anyOf', 'allOf'] as const) {
+    const branches = s[key];
+    if (Array.isArray(branches)) for (const b of branches) fill(b as Record<string, unknown>);
+  }
+  if (s.type === 'array' && s.items && typeof s.items === 'object') fill(s.items as Record<string, unknown>);
+  const props = s.properties as Record<string, Record<string, unknown>> | undefined;
+  if (s.type !== 'object' || !props) return 'default' in s;
+  const required = new Set((s.required as string[] | undefined) ?? []);
+  let allDefaulted = true;
+  for (const [name, prop] of Object.entries(props)) {
+    const has = fill(prop);
+    if (required.has(name) && !has) allDefaulted = false;
+  }
+  if (allDefaulted && !('default' in s)) s.default = {};
+  return 'default' in s;
 }

@@ -1,0 +1,226 @@
+/**
+ * Camera frames from GStreamer through gstreamer-superficial's appsink.
+ *
+ * - Each pending appsink `pull()` and bus poll holds a libuv thread until GStreamer answers, so the
+ *   binaries raise UV_THREADPOOL_SIZE; stopping the pipeline (state NULL) flushes the appsink and the
+ *   bus, which makes both return: that is how a failing source stops without hanging.
+ * - Bus errors end the attempt; live sources are restarted with jittered exponential backoff, a file
+ *   is not (a missing file is an error, not something to wait for). End of stream ends the run.
+ * - gstreamer-superficial does not expose buffer timestamps, so ptsNs is derived from the negotiated
+ *   framerate (exact for constant-rate files) or, for variable-rate sources, from the capture clock.
+ */
+import { createRequire } from 'node:module';
+import type { Frame } from '../types.js';
+import type { SourceConfig } from './schema.js';
+import { buildPipeline, isLive, type BoardCapture } from './pipelines.js';
+import { FrameQueue } from './frame-queue.js';
+import { CaptureError } from '../util/errors.js';
+import { Backoff } from '../link/backoff.js';
+import { moduleLogger } from '../util/log.js';
+
+export interface GstAppSink {
+  pull(cb: (buf: Buffer | null, caps: Record<string, unknown>) => void): void;
+}
+export interface GstPipeline {
+  play(): void;
+  stop(): void;
+  findChild(name: string): unknown;
+  pollBus(cb: (msg: Record<string, unknown>) => void): void;
+}
+export interface GstModule {
+  Pipeline: new (description: string) => GstPipeline;
+}
+
+export interface FrameSourceStats {
+  /** Frames decoded by GStreamer and handed to the queue. */
+  framesIn: number;
+  /** Frames dropped by the capture queue because the pipeline was behind. */
+  dropped: number;
+  restarts: number;
+  errors: number;
+  lastError?: string;
+}
+
+export interface FrameSourceOptions {
+  config: SourceConfig;
+  board?: BoardCapture;
+  /** Injected for tests; defaults to gstreamer-superficial. */
+  gst?: GstModule;
+  random?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  nowNs?: () => number;
+}
+
+type AttemptEnd = { kind: 'eos' } | { kind: 'stopped' } | { kind: 'error'; message: string; fatal: boolean };
+
+let gstModule: GstModule | undefined;
+function loadGst(): GstModule {
+  if (!gstModule) {
+    try {
+      // CommonJS with a native .node main: load it through createRequire.
+      gstModule = createRequire(import.meta.url)('gstreamer-superficial') as GstModule;
+    } catch (err) {
+      throw new CaptureError(`Cannot load gstreamer-superficial (${(err as Error).message}). Possible fixes: install ` +
+        'libgstreamer1.0-dev and libgstreamer-plugins-base1.0-dev, then run ./scripts/setup.sh (or `npm rebuild gstreamer-superficial`)', { cause: err });
+    }
+  }
+  return gstModule;
+}
+
+const defaultSleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) => {
+  const t = setTimeout(resolve, ms);
+  signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+});
+
+export class GstFrameSource {
+  readonly stats: FrameSourceStats = { framesIn: 0, dropped: 0, restarts: 0, errors: 0 };
+  readonly pipelineDescription: string;
+  private readonly log = moduleLogger('capture');
+  private current: GstPipeline | undefined;
+
+  constructor(private readonly opts: FrameSourceOptions) {
+    this.pipelineDescription = buildPipeline(opts.config, opts.board);
+  }
+
+  get live(): boolean {
+    return isLive(this.opts.config);
+  }
+
+  /**
+   * Frames in capture order. Ends at end of stream, at `maxFrames`, or when `signal` aborts; throws a
+   * CaptureError when the source fails for good.
+   */
+  async *frames(signal?: AbortSignal): AsyncGenerator<Frame> {
+    const cfg = this.opts.config;
+    const queue = new FrameQueue<Frame>(cfg.queueSize, this.live ? 'drop-oldest' : 'block', () => { this.stats.dropped++; });
+    let failure: CaptureError | undefined;
+    let stopRequested = false;
+    const stop = () => {
+      stopRequested = true;
+      this.current?.stop();
+      queue.end();
+    };
+    signal?.addEventListener('abort', stop, { once: true });
+    const producer = this.produce(queue, () => stopRequested, signal).then(
+      (err) => { failure = err; queue.end(); },
+      (err: unknown) => { failure = err instanceof CaptureError ? err : new CaptureError(String((err as Error).message ?? err)); queue.end(); },
+    );
+    try {
+      for (;;) {
+        const frame = await queue.shift();
+        if (!frame) break;
+        yield frame;
+      }
+      await producer;
+      if (failure && !stopRequested) throw failure;
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      stop();
+      await producer;
+    }
+  }
+
+  private async produce(queue: FrameQueue<Frame>, stopped: () => boolean, signal?: AbortSignal): Promise<CaptureError | undefined> {
+    const cfg = this.opts.config;
+    const maxRetries = cfg.reconnect.maxRetries ?? (cfg.kind === 'file' ? 0 : Number.MAX_SAFE_INTEGER);
+    const random = this.opts.random ?? Math.random;
+    const sleep = this.opts.sleep ?? defaultSleep;
+    const backoff = new Backoff({ initialMs: cfg.reconnect.initialDelayMs, maxMs: cfg.reconnect.maxDelayMs, random });
+    let index = 0;
+    const startNs = (this.opts.nowNs ?? (() => Number(process.hrtime.bigint())))();
+    for (;;) {
+      const before = this.stats.framesIn;
+      const end = await this.runOnce(queue, { nextIndex: () => index++, stopped, startNs });
+      if (end.kind !== 'error' || stopped()) return undefined;
+      this.stats.errors++;
+      this.stats.lastError = end.message;
+      // A run that delivered frames was healthy: the next failure starts the backoff afresh.
+      if (this.stats.framesIn > before) backoff.reset();
+      const attempt = backoff.attempts;
+      if (end.fatal || attempt >= maxRetries) {
+        return new CaptureError(`Camera source "${cfg.id}" failed: ${end.message}` +
+          (end.fatal ? '' : attempt > 0 ? ` (gave up after ${attempt} restart${attempt > 1 ? 's' : ''})` : ''));
+      }
+      const delayMs = backoff.nextDelayMs();
+      this.log.warn({ source: cfg.id, error: end.message, attempt, delayMs }, 'camera source failed; restarting');
+      this.stats.restarts++;
+      await sleep(delayMs, signal);
+      if (stopped()) return undefined;
+    }
+  }
+
+  private runOnce(queue: FrameQueue<Frame>, ctx: { nextIndex: () => number; stopped: () => boolean; startNs: number }): Promise<AttemptEnd> {
+    const cfg = this.opts.config;
+    const gst = this.opts.gst ?? loadGst();
+    const nowNs = this.opts.nowNs ?? (() => Number(process.hrtime.bigint()));
+    let pipeline: GstPipeline;
+    try {
+      pipeline = new gst.Pipeline(this.pipelineDescription);
+    } catch (err) {
+      return Promise.resolve({ kind: 'error', fatal: true, message: `invalid GStreamer pipeline (${(err as Error).message}): ${this.pipelineDescription}` });
+    }
+    const sink = pipeline.findChild('sink') as GstAppSink | undefined;
+    if (!sink || typeof sink.pull !== 'function') {
+      pipeline.stop();
+      return Promise.resolve({ kind: 'error', fatal: true, message: `the pipeline has no appsink named "sink": ${this.pipelineDescription}` });
+    }
+    this.current = pipeline;
+    return new Promise<AttemptEnd>((resolve) => {
+      let busError: string | undefined;
+      pipeline.pollBus((msg) => {
+        if (msg.type === 'error') {
+          busError = `${String(msg.message ?? 'error')}${msg.debug ? ` (${String(msg.debug).split('\n').pop()})` : ''}`;
+          pipeline.stop(); // flushes the appsink: the pending pull returns null
+        }
+      });
+      const onSample = (buf: Buffer | null, caps: Record<string, unknown>) => {
+        if (!buf || ctx.stopped() || (cfg.maxFrames > 0 && this.stats.framesIn >= cfg.maxFrames)) {
+          pipeline.stop();
+          this.current = undefined;
+          if (ctx.stopped() || (buf && cfg.maxFrames > 0)) resolve({ kind: 'stopped' });
+          else if (busError) resolve({ kind: 'error', fatal: false, message: busError });
+          else resolve({ kind: 'eos' });
+          return;
+        }
+        const frame = toFrame(buf, caps, { index: ctx.nextIndex(), sourceId: cfg.id, capturedAtNs: nowNs(), startNs: ctx.startNs });
+        if (typeof frame === 'string') {
+          busError = frame;
+          pipeline.stop();
+          sink.pull(onSample);
+          return;
+        }
+        this.stats.framesIn++;
+        void queue.push(frame).then(() => sink.pull(onSample));
+      };
+      pipeline.play();
+      sink.pull(onSample);
+    });
+  }
+}
+
+/** Parses "30/1" / "30000/1001"; 0 for variable rate. */
+function fps(caps: Record<string, unknown>): number {
+  const m = /^(\d+)\/(\d+)$/.exec(String(caps.framerate ?? ''));
+  return m && Number(m[2]) > 0 ? Number(m[1]) / Number(m[2]) : 0;
+}
+
+function toFrame(buf: Buffer, caps: Record<string, unknown>, ctx: { index: number; sourceId: string; capturedAtNs: number; startNs: number }): Frame | string {
+  const width = Number(caps.width);
+  const height = Number(caps.height);
+  if (!(width > 0 && height > 0)) return `appsink caps carry no frame size: ${JSON.stringify(caps)}`;
+  const packed = width * 3;
+  // GStreamer pads RGB rows to 4 bytes (GST_ROUND_UP_4); repack when it did.
+  const stride = Math.ceil(packed / 4) * 4;
+  let data: Uint8Array;
+  if (buf.length === packed * height) {
+    data = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  } else if (buf.length === stride * height) {
+    data = new Uint8Array(packed * height);
+    for (let y = 0; y < height; y++) data.set(buf.subarray(y * stride, y * stride + packed), y * packed);
+  } else {
+    return `unexpected RGB buffer of ${buf.length} bytes for ${width}x${height}`;
+  }
+  const rate = fps(caps);
+  const ptsNs = rate > 0 ? Math.round((ctx.index * 1e9) / rate) : ctx.capturedAtNs - ctx.startNs;
+  return { width, height, data, index: ctx.index, ptsNs, capturedAtNs: ctx.capturedAtNs, sourceId: ctx.sourceId };
+}

@@ -1,0 +1,58 @@
+/**
+ * GStreamer pipeline strings per source kind. Every pipeline ends in packed RGB on an appsink named
+ * `sink`. The decode step can be replaced per board (configs/boards/*.json `decode`), e.g.
+ * `nvv4l2decoder ! nvvidconv` on Jetson, where software decodebin would cost a core.
+ */
+import type { SourceConfig } from './schema.js';
+
+export interface BoardCapture {
+  /** Elements between the demuxed/compressed stream and raw video; default `decodebin`. */
+  decode?: string;
+}
+
+/** Quotes a value for gst_parse_launch (double quotes, backslash escapes). */
+export function gstQuote(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+function rgbTail(src: SourceConfig, opts: { sync: boolean; maxBuffers: number }): string {
+  const size = src.width && src.height ? `,width=${src.width},height=${src.height}` : '';
+  const scale = size ? 'videoscale ! ' : '';
+  // drop=false: our own queue decides what to drop, and counts it (appsink's drop would be silent).
+  return `videoconvert ! ${scale}video/x-raw,format=RGB${size} ! appsink name=sink max-buffers=${opts.maxBuffers} drop=false sync=${opts.sync} emit-signals=false`;
+}
+
+/** True when the source produces frames at its own pace (a camera): frames must be dropped, not waited for. */
+export function isLive(src: SourceConfig): boolean {
+  switch (src.kind) {
+    case 'file': return src.realtime;
+    case 'test': case 'pipeline': return src.live;
+    default: return true;
+  }
+}
+
+export function buildPipeline(src: SourceConfig, board: BoardCapture = {}): string {
+  const decode = board.decode ?? 'decodebin';
+  const tail = rgbTail(src, { sync: src.kind === 'file' && src.realtime, maxBuffers: 2 });
+  switch (src.kind) {
+    case 'file':
+      return `filesrc location=${gstQuote(src.path)} ! ${decode} ! ${tail}`;
+    case 'rtsp':
+      return `rtspsrc location=${gstQuote(src.url)} latency=${src.latencyMs} protocols=${src.transport} ! ${decode} ! ${tail}`;
+    case 'v4l2': {
+      const rate = src.framerate ? ` ! video/x-raw,framerate=${src.framerate}/1` : '';
+      return `v4l2src device=${gstQuote(src.device)}${rate} ! ${decode} ! ${tail}`;
+    }
+    case 'jetson-csi':
+      // Argus delivers NV12 in NVMM memory; nvvidconv copies it to system memory as BGRx.
+      return `nvarguscamerasrc sensor-id=${src.sensorId} ! video/x-raw(memory:NVMM),width=${src.captureWidth},height=${src.captureHeight},framerate=${src.framerate}/1 ` +
+        `! nvvidconv ! video/x-raw,format=BGRx ! ${tail}`;
+    case 'test': {
+      const size = `,width=${src.width ?? 640},height=${src.height ?? 480}`;
+      const n = src.numFrames > 0 ? ` num-buffers=${src.numFrames}` : '';
+      return `videotestsrc pattern=${src.pattern} is-live=${src.live}${n} ! video/x-raw,framerate=${src.framerate}/1${size} ! ${tail}`;
+    }
+    case 'pipeline':
+      return /\bappsink\b[^!]*\bname=sink\b/.test(src.pipeline) ? src.pipeline : `${src.pipeline} ! ${tail}`;
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Board presets (configs/boards/NAME.json): the board-specific parts of capture and inference, so
+ * that board quirks stay out of the core pipeline.
+ */
+import { readFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { compileSchema } from '../util/schema.js';
+import { ConfigError } from '../util/errors.js';
+
+export const BoardPreset = Type.Object({
+  $comment: Type.Optional(Type.String()),
+  capture: Type.Object({ decode: Type.Optional(Type.String()) }, { additionalProperties: false, default: {} }),
+  providers: Type.Array(Type.String(), { default: ['cpu'] }),
+}, { additionalProperties: false });
+export type BoardPreset = Static<typeof BoardPreset>;
+
+const validator = compileSchema(BoardPreset);
+
+export function boardsDir(): string {
+  return process.env.EF_BOARDS_DIR ?? fileURLToPath(new URL('../../../configs/boards/', import.meta.url));
+}
+
+export async function loadBoard(name: string | undefined): Promise<BoardPreset> {
+  if (!name) return validator.parse({}, 'board preset');
+  const file = join(boardsDir(), `${name}.json`);
+  if (!existsSync(file)) {
+    const known = existsSync(boardsDir()) ? readdirSync(boardsDir()).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : [];
+    throw new ConfigError(`Unknown board "${name}": expected one of ${known.join(', ') || '(no presets installed)'}`, [{ path: '/board', expected: known.join(' | '), received: name }]);
+  }
+  return validator.parse(JSON.parse(await readFile(file, 'utf8')), `board preset ${file}`);
+}

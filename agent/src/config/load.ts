@@ -1,0 +1,34 @@
+/**
+ * Reads and validates an agent config file. Relative paths in it (model, source file, output)
+ * are resolved against the config file's directory, so a config travels with its assets.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { agentConfigValidator, type AgentConfig } from './schema.js';
+import { ConfigError } from '../util/errors.js';
+
+export async function loadAgentConfig(path: string): Promise<AgentConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`Cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}. ` +
+      'Give the path of an agent JSON config (see configs/agent.example.json)');
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`Config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  return resolvePaths(agentConfigValidator.parse(raw, `config ${path}`), dirname(resolve(path)));
+}
+
+export function resolvePaths(cfg: AgentConfig, baseDir: string): AgentConfig {
+  const abs = (p: string) => (isAbsolute(p) || p === '-' ? p : resolve(baseDir, p));
+  cfg.detector.model = abs(cfg.detector.model);
+  cfg.stateDir = abs(cfg.stateDir);
+  if (cfg.output.ndjson) cfg.output.ndjson = abs(cfg.output.ndjson);
+  for (const cam of cfg.cameras) if (cam.source.kind === 'file') cam.source.path = abs(cam.source.path);
+  return cfg;
+}

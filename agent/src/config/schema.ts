@@ -1,0 +1,70 @@
+/**
+ * The agent's configuration (`/etc/edge-agent/agent.json`). This TypeBox schema is the one source of
+ * the TypeScript type, the defaults and `configs/schema/agent.schema.json` (`npm run gen:schema`).
+ * Fields marked `"x-restart": true` need a restart to change; the others reload live (SIGHUP or a
+ * pushed config revision).
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { SourceConfig } from '../capture/schema.js';
+import { ScheduleConfigSchema } from '../schedule/schema.js';
+import { TrackerConfigSchema } from '../track/schema.js';
+import { RulesConfigSchema } from '../rules/schema.js';
+import { compileSchema, withDefault } from '../util/schema.js';
+
+const restart = { 'x-restart': true } as const;
+
+export const DetectorConfig = Type.Object({
+  /** Path of the model; its metadata file (`model.meta.json`) must sit next to it. */
+  model: Type.String({ minLength: 1, ...restart }),
+  /** Execution providers in order; a later one is used only when the earlier ones fail to load. */
+  providers: Type.Array(Type.Union([Type.Literal('cpu'), Type.Literal('cuda'), Type.Literal('tensorrt')]), { minItems: 1, default: ['cpu'], ...restart }),
+  /** ONNX Runtime intra-op threads; all cores when absent. */
+  threads: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, ...restart })),
+  /** Overrides the decoder's score threshold from the model metadata. */
+  scoreThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  /** Keep only these labels (e.g. ["person", "car"]); every label when empty. */
+  labels: Type.Array(Type.String(), { default: [] }),
+}, { additionalProperties: false });
+
+export const CameraConfig = Type.Object({
+  source: SourceConfig,
+  rules: withDefault(RulesConfigSchema, {}),
+}, { additionalProperties: false });
+
+export const OutputConfig = Type.Object({
+  /** Write one NDJSON line per frame to this file ("-" for stdout); none when absent. */
+  ndjson: Type.Optional(Type.String({ minLength: 1 })),
+  /** Include predicted (tracker-only) boxes in the frame lines. */
+  includeTracks: Type.Boolean({ default: true }),
+}, { additionalProperties: false });
+
+export const AgentConfig = Type.Object({
+  deviceId: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$', default: 'edge-dev', ...restart }),
+  /** Board preset from configs/boards (pipeline decode elements, default providers). */
+  board: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', ...restart })),
+  /** Where the agent keeps its outbox, models and version directories. */
+  stateDir: Type.String({ minLength: 1, default: '/var/lib/edge-agent', ...restart }),
+  detector: DetectorConfig,
+  cameras: Type.Array(CameraConfig, { minItems: 1, ...restart }),
+  schedule: withDefault(ScheduleConfigSchema, { motion: {} }),
+  tracker: withDefault(TrackerConfigSchema, {}),
+  output: withDefault(OutputConfig, {}),
+  log: Type.Object({
+    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  }, { additionalProperties: false, default: {} }),
+}, { additionalProperties: false, $id: 'https://edge-fleet.dev/schema/agent.json', title: 'Edge Fleet agent configuration' });
+
+export type AgentConfig = Static<typeof AgentConfig>;
+export type CameraConfig = Static<typeof CameraConfig>;
+export type DetectorConfig = Static<typeof DetectorConfig>;
+
+export const agentConfigValidator = compileSchema(AgentConfig);
+
+/** JSON pointers (as `a/b/c`) of the fields that need a restart. */
+export function restartFields(schema: unknown = AgentConfig, prefix = ''): string[] {
+  const out: string[] = [];
+  const s = schema as { properties?: Record<string, unknown>; 'x-restart'?: boolean };
+  if (s['x-restart'] && prefix) out.push(prefix);
+  for (const [k, v] of Object.entries(s.properties ?? {})) out.push(...restartFields(v, prefix ? `${prefix}/${k}` : k));
+  return out;
+}

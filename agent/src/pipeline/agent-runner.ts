@@ -1,0 +1,119 @@
+/**
+ * Runs the configured cameras with one shared detector and collects the run summary. The service
+ * layer (systemd notify, MQTT link, privacy gate) attaches through `sinks` and `onProgress`.
+ */
+import { performance } from 'node:perf_hooks';
+import type { AgentConfig } from '../config/schema.js';
+import { Detector } from '../infer/detector.js';
+import { CameraPipeline, type CameraStats, type PipelineSinks, type FrameResult } from './camera-pipeline.js';
+import { StageLatencies, type LatencySummary } from './latency.js';
+import { NdjsonWriter, toFrameLine } from './ndjson.js';
+import { loadBoard } from '../config/boards.js';
+import { moduleLogger } from '../util/log.js';
+
+export interface RunSummary {
+  type: 'summary';
+  ok: boolean;
+  error?: { code: string; message: string };
+  durationMs: number;
+  provider: string;
+  model: string;
+  framesIn: number;
+  processed: number;
+  detected: number;
+  dropped: { capture: number };
+  alerts: number;
+  fps: number;
+  cameras: CameraStats[];
+  latencyMs: Record<string, LatencySummary>;
+}
+
+export interface AgentRunnerOptions {
+  config: AgentConfig;
+  sinks?: PipelineSinks;
+  /** Replaces the detector (tests, or an adapter chosen by the service). */
+  detector?: Detector;
+}
+
+export class AgentRunner {
+  readonly latencies = new StageLatencies();
+  private readonly log = moduleLogger('runner');
+  private detector: Detector | undefined;
+  private pipelines: CameraPipeline[] = [];
+  private writer: NdjsonWriter | undefined;
+
+  constructor(private readonly opts: AgentRunnerOptions) {}
+
+  /** Loads the model (warm-up included) and builds the camera pipelines. */
+  async start(): Promise<void> {
+    const { config } = this.opts;
+    const board = await loadBoard(config.board);
+    this.detector = this.opts.detector ?? await Detector.open({
+      modelPath: config.detector.model,
+      providers: config.detector.providers,
+      intraOpThreads: config.detector.threads,
+      scoreThreshold: config.detector.scoreThreshold,
+    });
+    this.log.info({ model: config.detector.model, provider: this.detector.provider, fallbacks: this.detector.session.info.fallbacks }, 'detector loaded');
+    if (config.output.ndjson) this.writer = new NdjsonWriter(config.output.ndjson);
+    const writer = this.writer;
+    const outer = this.opts.sinks;
+    const sinks: PipelineSinks = {
+      onFrame: async (r: FrameResult) => {
+        if (writer) await writer.write(toFrameLine(r, config.output.includeTracks));
+        await outer?.onFrame?.(r);
+      },
+      onAlert: outer?.onAlert?.bind(outer),
+    };
+    this.pipelines = config.cameras.map((camera) => new CameraPipeline({
+      camera, detector: this.detector as Detector, schedule: config.schedule, tracker: config.tracker,
+      labels: config.detector.labels, board: board.capture, sinks, latencies: this.latencies,
+    }));
+  }
+
+  /** Runs every camera to its end; the first camera failure aborts the others and rejects. */
+  async run(signal?: AbortSignal): Promise<RunSummary> {
+    if (!this.detector) await this.start();
+    const t0 = performance.now();
+    const inner = new AbortController();
+    const onAbort = () => inner.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let error: unknown;
+    try {
+      await Promise.all(this.pipelines.map((p) => p.run(inner.signal).catch((err: unknown) => {
+        error ??= err;
+        inner.abort();
+      })));
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    const summary = this.summary(performance.now() - t0, error);
+    await this.writer?.write(summary);
+    if (error) throw Object.assign(error as Error, { summary });
+    return summary;
+  }
+
+  summary(durationMs: number, error?: unknown): RunSummary {
+    const cameras = this.pipelines.map((p) => p.stats());
+    const sum = (f: (c: CameraStats) => number) => cameras.reduce((a, c) => a + f(c), 0);
+    const processed = sum((c) => c.processed);
+    return {
+      type: 'summary', ok: !error,
+      ...(error ? { error: { code: (error as { code?: string }).code ?? 'E_INTERNAL', message: (error as Error).message } } : {}),
+      durationMs: Math.round(durationMs),
+      provider: this.detector?.provider ?? 'none',
+      model: this.opts.config.detector.model,
+      framesIn: sum((c) => c.framesIn), processed, detected: sum((c) => c.detected),
+      dropped: { capture: sum((c) => c.dropped.capture) }, alerts: sum((c) => c.alerts),
+      fps: durationMs > 0 ? Math.round((processed / durationMs) * 1e4) / 10 : 0,
+      cameras, latencyMs: this.latencies.summary(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    await this.writer?.stop();
+    this.writer = undefined;
+    if (!this.opts.detector) await this.detector?.close();
+    this.detector = undefined;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * NDJSON frame log: one line per processed frame. Writes go through a stream with back-pressure
+ * respected, so a slow disk slows the pipeline instead of buffering without bound.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import type { FrameResult } from './camera-pipeline.js';
+import type { Box } from '../types.js';
+
+export interface FrameLine {
+  camera: string;
+  frame: number;
+  ptsNs: number;
+  /** true when the detector ran on this frame. */
+  detected: boolean;
+  detections: Array<{ label: string; classId: number; score: number; box: Box }>;
+  tracks?: Array<{ trackId: number; label: string; score: number; box: Box; source: 'detected' | 'predicted' }>;
+  alerts?: string[];
+}
+
+const r1 = (v: number) => Math.round(v * 10) / 10;
+const rbox = (b: Box): Box => ({ x: r1(b.x), y: r1(b.y), w: r1(b.w), h: r1(b.h) });
+const r3 = (v: number) => Math.round(v * 1000) / 1000;
+
+export function toFrameLine(r: FrameResult, includeTracks: boolean): FrameLine {
+  const line: FrameLine = {
+    camera: r.cameraId,
+    frame: r.frame.index,
+    ptsNs: r.frame.ptsNs,
+    detected: r.detections !== undefined,
+    detections: (r.detections ?? []).map((d) => ({ label: d.label, classId: d.classId, score: r3(d.score), box: rbox(d.box) })),
+  };
+  if (includeTracks) line.tracks = r.tracks.map((t) => ({ trackId: t.trackId, label: t.label, score: r3(t.score), box: rbox(t.box), source: t.source }));
+  if (r.alerts.length) line.alerts = r.alerts.map((a) => a.id);
+  return line;
+}
+
+export class NdjsonWriter {
+  private stream: WriteStream | NodeJS.WriteStream | undefined;
+
+  constructor(private readonly target: string) {}
+
+  start(): void {
+    if (this.stream) return;
+    this.stream = this.target === '-' ? process.stdout : createWriteStream(this.target, { flags: 'w' });
+  }
+
+  async write(obj: unknown): Promise<void> {
+    if (!this.stream) this.start();
+    const s = this.stream as NodeJS.WritableStream;
+    if (!s.write(`${JSON.stringify(obj)}\n`)) await once(s, 'drain');
+  }
+
+  async stop(): Promise<void> {
+    const s = this.stream;
+    this.stream = undefined;
+    if (!s || s === process.stdout) return;
+    await new Promise<void>((resolve, reject) => (s as WriteStream).end((err?: Error | null) => (err ? reject(err) : resolve())));
+  }
+}
