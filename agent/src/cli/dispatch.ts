@@ -38,8 +38,45 @@ export function exitCodeFor(err: unknown): number {
   }
 }
 
+/**
+ * Command modules by name, for release bundles: esbuild cannot follow a directory read at run time,
+ * so scripts/build.ts generates an entry that registers every `commands/*.ts` with a literal
+ * `import()` (which esbuild bundles) before the binary's main module runs. From sources nothing is
+ * registered and the directory is read as before.
+ */
+export type CommandTable = Record<string, () => Promise<{ command?: CliCommand }>>;
+const registered = new Map<string, CommandTable>();
+
+export function registerCommands(binary: string, table: CommandTable): void {
+  registered.set(binary, table);
+}
+
+interface CommandSource {
+  names(): Promise<string[]>;
+  load(name: string): Promise<{ command?: CliCommand }> | undefined;
+}
+
+function directorySource(dir: string): CommandSource {
+  return {
+    names: async () => {
+      const { readdirSync } = await import('node:fs');
+      return readdirSync(dir).filter((n) => /\.(ts|js)$/.test(n) && !n.endsWith('.d.ts')).map((n) => n.replace(/\.(ts|js)$/, ''));
+    },
+    load: (name) => {
+      const file = findModule(dir, name);
+      return file ? (import(pathToFileURL(file).href) as Promise<{ command?: CliCommand }>) : undefined;
+    },
+  };
+}
+
+function tableSource(table: CommandTable): CommandSource {
+  return { names: () => Promise.resolve(Object.keys(table)), load: (name) => (Object.hasOwn(table, name) ? table[name]() : undefined) };
+}
+
 export async function dispatch(opts: { binary: string; commandsDir: string; groups?: string[]; argv: string[]; version: string }): Promise<number> {
-  const { binary, commandsDir, argv } = opts;
+  const { binary, argv } = opts;
+  const table = registered.get(binary);
+  const commandsDir = table ? tableSource(table) : directorySource(opts.commandsDir);
   const groups = new Set(opts.groups ?? []);
   const json = argv.includes('--json');
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
@@ -53,12 +90,12 @@ export async function dispatch(opts: { binary: string; commandsDir: string; grou
   const grouped = groups.has(argv[0]) && argv[1] !== undefined && !argv[1].startsWith('-');
   const name = grouped ? `${argv[0]}-${argv[1]}` : argv[0];
   const rest = argv.slice(grouped ? 2 : 1);
-  const file = findModule(commandsDir, name);
-  if (!file || !/^[a-z0-9-]+$/.test(name)) {
+  const loading = /^[a-z0-9-]+$/.test(name) ? commandsDir.load(name) : undefined;
+  if (!loading) {
     process.stderr.write(`${binary}: unknown command '${argv.slice(0, grouped ? 2 : 1).join(' ')}'. Commands:\n${await listCommands(commandsDir)}`);
     return EXIT.usage;
   }
-  const { command } = (await import(pathToFileURL(file).href)) as { command: CliCommand };
+  const { command } = (await loading) as { command: CliCommand };
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${command.usage.trim()}\n`);
     return EXIT.ok;
@@ -81,12 +118,11 @@ function findModule(dir: string, name: string): string | undefined {
   return undefined;
 }
 
-async function listCommands(dir: string): Promise<string> {
-  const { readdirSync } = await import('node:fs');
+async function listCommands(source: CommandSource): Promise<string> {
   const lines: string[] = [];
-  for (const f of readdirSync(dir).filter((n) => /\.(ts|js)$/.test(n) && !n.endsWith('.d.ts')).sort()) {
-    const { command } = (await import(pathToFileURL(join(dir, f)).href)) as { command?: CliCommand };
-    if (command) lines.push(`  ${f.replace(/\.(ts|js)$/, '').replace('-', ' ').padEnd(22)} ${command.summary}`);
+  for (const name of (await source.names()).sort()) {
+    const { command } = (await source.load(name)) ?? {};
+    if (command) lines.push(`  ${name.replace('-', ' ').padEnd(22)} ${command.summary}`);
   }
   return `${lines.join('\n')}\n`;
 }
