@@ -41,7 +41,10 @@ export class PlateFinder {
       let found: PrivacyRegion[] = [];
       if (textDetector) {
         const texts = await textDetector.detect(await cropRgb(image, crop));
-        found = texts.map((t) => ({ kind: 'plate' as const, source: 'text-model' as const, score: t.score, box: { x: t.box.x + crop.x, y: t.box.y + crop.y, w: t.box.w, h: t.box.h } }));
+        found = texts.map((t) => {
+          const m = t.box.h * spec.textMarginFrac;
+          return { kind: 'plate' as const, source: 'text-model' as const, score: t.score, box: { x: t.box.x + crop.x - m, y: t.box.y + crop.y - m, w: t.box.w + 2 * m, h: t.box.h + 2 * m } };
+        });
       }
       regions.push(...found);
       const useBand = spec.fallback === 'always' || (spec.fallback === 'no-model' && !textDetector) || (spec.fallback === 'no-text' && found.length === 0);

@@ -45,6 +45,11 @@ export const PlatePrivacySpec = Type.Object({
   enabled: Type.Boolean({ default: true }),
   /** PP-OCR (DB) text detector with its metadata; when absent on disk, only the band fallback runs. */
   textModelPath: Type.Optional(Type.String({ default: 'assets/models/ppocr-det/model.onnx' })),
+  /**
+   * Margin added on every side of a text region, as a fraction of its height: the text detector
+   * boxes the characters, the plate (its frame and any lettering around) extends beyond them.
+   */
+  textMarginFrac: Type.Number({ minimum: 0, maximum: 5, default: 0.5 }),
   /** Labels of the main detector's classes that carry plates. */
   vehicleLabels: Type.Array(Type.String(), { default: ['car', 'bus', 'truck', 'motorcycle'] }),
   minVehicleScore: Type.Number({ minimum: 0, maximum: 1, default: 0.3 }),
