@@ -22,6 +22,7 @@ declare const redactedBrand: unique symbol;
 export interface RedactedImage {
   readonly [redactedBrand]: true;
   readonly jpeg: Buffer;
+  /** Size of the JPEG (the frame scaled down to gate.maxWidthPx when wider); regions stay in frame pixels. */
   readonly width: number;
   readonly height: number;
   readonly ptsNs: number;
@@ -64,11 +65,11 @@ export class PrivacyGate {
       if (cover.ok) {
         const boxes = cover.regions.map((r) => r.box);
         const red = await redactImage(frame, boxes, redaction);
-        image = this.make(await encodeJpeg(red.image, gate.jpegQuality), frame, purpose, cover.regions, false);
+        image = this.make(await encodeJpeg(red.image, gate.jpegQuality, gate.maxWidthPx), frame, purpose, cover.regions, false);
         metrics.imageRedacted(purpose, cover.regions.length);
       } else if (gate.policy === 'blur-all') {
         const blurred = await blurWholeImage(frame, redaction);
-        image = this.make(await encodeJpeg(blurred, gate.jpegQuality), frame, purpose, [], true);
+        image = this.make(await encodeJpeg(blurred, gate.jpegQuality, gate.maxWidthPx), frame, purpose, [], true);
         metrics.imageFullyBlurred();
         this.logOnce(`blur-all:${cover.reason}`, `Releasing images fully blurred: ${cover.detail}`);
       } else {
@@ -87,8 +88,8 @@ export class PrivacyGate {
     return { released: true, image };
   }
 
-  private make(jpeg: Buffer, frame: RgbImage & { ptsNs: number }, purpose: ImagePurpose, regions: readonly PrivacyRegion[], fullyBlurred: boolean): RedactedImage {
-    return { jpeg, width: frame.width, height: frame.height, ptsNs: frame.ptsNs, purpose, regions, fullyBlurred } as unknown as RedactedImage;
+  private make(enc: { jpeg: Buffer; width: number; height: number }, frame: { ptsNs: number }, purpose: ImagePurpose, regions: readonly PrivacyRegion[], fullyBlurred: boolean): RedactedImage {
+    return { jpeg: enc.jpeg, width: enc.width, height: enc.height, ptsNs: frame.ptsNs, purpose, regions, fullyBlurred } as unknown as RedactedImage;
   }
 
   /** Log each kind of withholding once (per-image facts go to metrics). */

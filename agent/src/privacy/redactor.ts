@@ -76,7 +76,14 @@ async function hidePatch(image: RgbImage, r: PixelRect, spec: RedactionSpec): Pr
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
-/** Packed RGB → JPEG, for images that leave the device. */
-export async function encodeJpeg(image: RgbImage, quality: number): Promise<Buffer> {
-  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).jpeg({ quality }).toBuffer();
+/** Packed RGB → JPEG, for images that leave the device; scaled down to `maxWidthPx` when wider. */
+export async function encodeJpeg(image: RgbImage, quality: number, maxWidthPx?: number): Promise<{ jpeg: Buffer; width: number; height: number }> {
+  let p = sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
+  let width = image.width, height = image.height;
+  if (maxWidthPx !== undefined && width > maxWidthPx) {
+    height = Math.max(1, Math.round((height * maxWidthPx) / width));
+    width = maxWidthPx;
+    p = p.resize(width, height, { fit: 'fill' });
+  }
+  return { jpeg: await p.jpeg({ quality }).toBuffer(), width, height };
 }
