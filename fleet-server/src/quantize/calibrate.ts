@@ -1,0 +1,63 @@
+/**
+ * Range collection: the model is re-encoded with every tensor to calibrate added as an extra graph
+ * output (through our ONNX codec), run in onnxruntime-node on preprocessed frames, and each output
+ * is folded into its StreamingHistogram before the next frame runs. Memory is bounded by one
+ * frame's activations plus the histograms; no tensor outlives its frame. One pass serves every
+ * method (minmax, entropy, percentile are all read from the same histograms).
+ */
+import ort from 'onnxruntime-node';
+import { encodeModel } from '../convert/onnx/codec.js';
+import { DataType, type OnnxModel } from '../convert/onnx/model.js';
+import { StreamingHistogram } from './histogram.js';
+import type { ModelInput } from '../../../agent/src/preprocess/preprocess.js';
+import { ModelError } from '../../../agent/src/util/errors.js';
+
+export interface CalibrationResult {
+  histograms: Map<string, StreamingHistogram>;
+  frames: number;
+}
+
+export interface CalibrateOptions {
+  model: OnnxModel;
+  inputName: string;
+  tensors: string[];
+  frames: AsyncIterable<ModelInput>;
+  bins?: number;
+  intraOpThreads?: number;
+}
+
+export function withExtraOutputs(model: OnnxModel, tensors: string[]): OnnxModel {
+  const existing = new Set(model.graph.outputs.map((o) => o.name));
+  const extra = tensors.filter((t) => !existing.has(t)).map((name) => ({ name, elemType: DataType.FLOAT }));
+  return { ...model, graph: { ...model.graph, outputs: [...model.graph.outputs, ...extra] } };
+}
+
+export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResult> {
+  const augmented = encodeModel(withExtraOutputs(opts.model, opts.tensors));
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(augmented, { intraOpNumThreads: opts.intraOpThreads ?? 1, graphOptimizationLevel: 'basic' });
+  } catch (err) {
+    throw new ModelError(`onnxruntime could not load the model with calibration outputs added: ${(err as Error).message}`, { cause: err });
+  }
+  const histograms = new Map<string, StreamingHistogram>();
+  for (const t of opts.tensors) histograms.set(t, new StreamingHistogram(opts.bins ?? 4096));
+  let frames = 0;
+  try {
+    for await (const input of opts.frames) {
+      const feeds = { [opts.inputName]: new ort.Tensor(input.dtype, input.data, input.dims) };
+      const out = await session.run(feeds, opts.tensors);
+      for (const t of opts.tensors) {
+        const v = out[t];
+        if (v.type !== 'float32') throw new ModelError(`Expected calibration tensor ${t} to be float32 but it is ${v.type}`);
+        histograms.get(t)?.add(v.data as Float32Array);
+        v.dispose();
+      }
+      frames++;
+    }
+  } finally {
+    await session.release();
+  }
+  if (frames === 0) throw new ModelError('Calibration saw no frames; pass a directory with images or a video file with --calib');
+  return { histograms, frames };
+}

@@ -1,0 +1,56 @@
+/**
+ * KL-divergence threshold search for symmetric int8 ranges, as TensorRT's entropy calibrator does
+ * it: S. Migacz, "8-bit Inference with TensorRT", GTC 2017 (slides 28-36). For each candidate
+ * threshold bin i ≥ numQuantBins of the |x| histogram, P is the first i bins with everything beyond
+ * folded into bin i-1 (clipping), Q is those i bins merged down to numQuantBins levels and expanded
+ * back (each merged level spread evenly over the source bins that were non-empty); the threshold
+ * with the smallest KL(P‖Q) wins. Written from the slides' pseudo-code.
+ */
+
+/** Returns the chosen number of histogram bins (threshold = bins * binWidth) for a folded |x| histogram. */
+export function klThresholdBins(hist: ArrayLike<number>, numQuantBins = 128, stride = 1): number {
+  const n = hist.length;
+  if (n <= numQuantBins) return n;
+  let total = 0;
+  for (let i = 0; i < n; i++) total += hist[i];
+  if (total === 0) return n;
+  // suffix[i] = Σ hist[i..n)
+  const suffix = new Float64Array(n + 1);
+  for (let i = n - 1; i >= 0; i--) suffix[i] = suffix[i + 1] + hist[i];
+  let bestI = n, bestKl = Infinity;
+  const p = new Float64Array(n), q = new Float64Array(n);
+  for (let i = numQuantBins; i <= n; i += stride) {
+    for (let k = 0; k < i; k++) p[k] = hist[k];
+    p[i - 1] += suffix[i];
+    // Merge the i reference bins (unclipped counts) into numQuantBins levels, then expand.
+    const per = i / numQuantBins;
+    for (let j = 0; j < numQuantBins; j++) {
+      const start = Math.floor(j * per);
+      const end = j === numQuantBins - 1 ? i : Math.floor((j + 1) * per);
+      let sum = 0, nonzero = 0;
+      for (let k = start; k < end; k++) { sum += hist[k]; if (hist[k] !== 0) nonzero++; }
+      const v = nonzero > 0 ? sum / nonzero : 0;
+      for (let k = start; k < end; k++) q[k] = hist[k] !== 0 ? v : 0;
+    }
+    const kl = klDivergence(p, q, i);
+    if (kl < bestKl) { bestKl = kl; bestI = i; }
+  }
+  return bestI;
+}
+
+/** KL(P‖Q) over the first `len` bins, both normalised; bins where P is 0 add nothing, Q = 0 where P > 0 is smoothed. */
+export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>, len = p.length): number {
+  let sp = 0, sq = 0;
+  for (let k = 0; k < len; k++) { sp += p[k]; sq += q[k]; }
+  if (sp === 0) return 0;
+  if (sq === 0) return Infinity;
+  let kl = 0;
+  const eps = 1e-10;
+  for (let k = 0; k < len; k++) {
+    if (p[k] === 0) continue;
+    const pk = p[k] / sp;
+    const qk = Math.max(q[k] / sq, eps);
+    kl += pk * Math.log(pk / qk);
+  }
+  return kl;
+}

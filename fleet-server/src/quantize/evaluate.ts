@@ -1,0 +1,142 @@
+/**
+ * Accuracy of a candidate model (INT8/FP16) against its reference (FP32) on the same frames: both
+ * run in onnxruntime-node on identical preprocessed inputs, both decoded by the agent's decoders
+ * (agent/src/decode, chosen by the model metadata). Reports
+ * - agreement: mAP@0.5 of the candidate's detections taking the reference's detections as truth
+ *   (the candidate is decoded at half the metadata's score threshold so a box whose score slips just
+ *   under the threshold still counts as found, ranked low, as in a normal mAP evaluation);
+ * - with labels: mAP@0.5 of each model against them, and the drop;
+ * - per-class AP deltas and per-output SNR (10·log10 Σref² / Σ(ref−cand)²) in dB.
+ */
+import { readFile } from 'node:fs/promises';
+import ort from 'onnxruntime-node';
+import { Type, type Static } from '@sinclair/typebox';
+import { loadModelMetadata, type ModelMetadata } from '../../../agent/src/model/metadata.js';
+import { createDecoder, type OutputMap } from '../../../agent/src/decode/index.js';
+import { compileSchema } from '../../../agent/src/util/schema.js';
+import { ModelError } from '../../../agent/src/util/errors.js';
+import type { Detection } from '../../../agent/src/types.js';
+import { modelInputs, type FrameSelection } from './frames.js';
+import { averagePrecision, meanAp, type ClassAp, type FrameDetections } from './ap.js';
+
+/** Labels file: boxes in source pixels per frame index (the video frame number or the sorted image index). */
+export const LabelsFile = Type.Object({
+  frames: Type.Array(Type.Object({
+    index: Type.Integer({ minimum: 0 }),
+    boxes: Type.Array(Type.Object({
+      classId: Type.Integer({ minimum: 0 }),
+      x: Type.Number(), y: Type.Number(), w: Type.Number({ minimum: 0 }), h: Type.Number({ minimum: 0 }),
+    }, { additionalProperties: false })),
+  }, { additionalProperties: false })),
+}, { additionalProperties: false });
+export type LabelsFile = Static<typeof LabelsFile>;
+const labelsValidator = compileSchema(LabelsFile);
+
+export interface EvaluateOptions {
+  reference: string;
+  candidate: string;
+  data: FrameSelection;
+  labelsPath?: string;
+  intraOpThreads?: number;
+}
+
+export interface ClassDelta {
+  classId: number;
+  label: string;
+  /** Reference detections of this class (the truth for agreement). */
+  referenceCount: number;
+  candidateCount: number;
+  /** AP of the candidate vs the reference's detections; with labels, AP(candidate) − AP(reference) vs labels. */
+  agreementAp: number;
+  labelApDelta?: number;
+}
+
+export interface EvaluateReport {
+  reference: string;
+  candidate: string;
+  frames: number;
+  /** mAP@0.5 (0..100) of the candidate against the reference's detections. */
+  agreementMap: number;
+  /** 100 − agreementMap, or the labelled mAP drop when labels were given: what the gate checks. */
+  mapDrop: number;
+  labels?: { referenceMap: number; candidateMap: number; drop: number };
+  perClass: ClassDelta[];
+  /** dB per output tensor; Infinity when identical. */
+  outputSnrDb: Record<string, number>;
+}
+
+async function openSession(path: string, threads: number): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(path, { intraOpNumThreads: threads });
+  } catch (err) {
+    throw new ModelError(`onnxruntime could not load ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function toOutputMap(out: ort.InferenceSession.OnnxValueMapType): OutputMap {
+  const map: OutputMap = {};
+  for (const [name, t] of Object.entries(out)) map[name] = { dims: t.dims, data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>) };
+  return map;
+}
+
+export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateReport> {
+  const meta: ModelMetadata = await loadModelMetadata(opts.reference);
+  const threads = opts.intraOpThreads ?? 1;
+  const [ref, cand] = [await openSession(opts.reference, threads), await openSession(opts.candidate, threads)];
+  const labels = opts.labelsPath ? labelsValidator.parse(JSON.parse(await readFile(opts.labelsPath, 'utf8')), `labels file ${opts.labelsPath}`) : undefined;
+  const labelByFrame = new Map(labels?.frames.map((f) => [f.index, f.boxes]) ?? []);
+  const decodeRef = createDecoder(meta.decoder);
+  const candSpec = structuredClone(meta.decoder);
+  if ('scoreThreshold' in candSpec) candSpec.scoreThreshold = candSpec.scoreThreshold / 2;
+  const decodeCand = createDecoder(candSpec);
+  const inputName = meta.input ?? ref.inputNames[0];
+  const agreement: FrameDetections[] = [], refVsLabels: FrameDetections[] = [], candVsLabels: FrameDetections[] = [];
+  const refLow = createDecoder(candSpec);
+  const snr = new Map<string, { sig: number; err: number }>();
+  let frames = 0;
+  try {
+    for await (const input of modelInputs(opts.data, meta.preprocess)) {
+      const feeds = { [inputName]: new ort.Tensor(input.dtype, input.data, input.dims) };
+      const r = toOutputMap(await ref.run(feeds));
+      const c = toOutputMap(await cand.run(feeds));
+      for (const name of Object.keys(r)) {
+        const a = r[name].data, b = c[name]?.data;
+        if (!b || b.length !== a.length) throw new ModelError(`Candidate output ${name} has ${b?.length ?? 0} values but the reference has ${a.length}; the models do not match`);
+        const acc = snr.get(name) ?? { sig: 0, err: 0 };
+        for (let i = 0; i < a.length; i++) { acc.sig += a[i] * a[i]; acc.err += (a[i] - b[i]) ** 2; }
+        snr.set(name, acc);
+      }
+      const ctx = { transform: input.transform, labels: meta.labels, outputNames: ref.outputNames };
+      const refDets = decodeRef(r, ctx);
+      const candDets = decodeCand(c, ctx);
+      agreement.push({ truth: refDets, predicted: candDets });
+      if (labels) {
+        const truth: Detection[] = (labelByFrame.get(input.index) ?? []).map((b) => ({ classId: b.classId, label: meta.labels[b.classId] ?? `class${b.classId}`, score: 1, box: { x: b.x, y: b.y, w: b.w, h: b.h } }));
+        refVsLabels.push({ truth, predicted: refLow(r, ctx) });
+        candVsLabels.push({ truth, predicted: candDets });
+      }
+      frames++;
+    }
+  } finally {
+    await ref.release();
+    await cand.release();
+  }
+  const agreeAps = averagePrecision(agreement);
+  const agreementMap = 100 * meanAp(agreeAps);
+  const perClass: ClassDelta[] = agreeAps.map((a: ClassAp) => ({ classId: a.classId, label: a.label, referenceCount: a.truths, candidateCount: a.predictions, agreementAp: 100 * a.ap }));
+  const report: EvaluateReport = {
+    reference: opts.reference, candidate: opts.candidate, frames, agreementMap, mapDrop: 100 - agreementMap, perClass,
+    outputSnrDb: Object.fromEntries([...snr].map(([k, v]) => [k, v.err === 0 ? Infinity : 10 * Math.log10(v.sig / v.err)])),
+  };
+  if (labels) {
+    const ra = averagePrecision(refVsLabels), ca = averagePrecision(candVsLabels);
+    const referenceMap = 100 * meanAp(ra), candidateMap = 100 * meanAp(ca);
+    report.labels = { referenceMap, candidateMap, drop: referenceMap - candidateMap };
+    report.mapDrop = referenceMap - candidateMap;
+    for (const d of perClass) {
+      const rAp = ra.find((x) => x.classId === d.classId)?.ap, cAp = ca.find((x) => x.classId === d.classId)?.ap;
+      if (rAp !== undefined && cAp !== undefined) d.labelApDelta = 100 * (cAp - rAp);
+    }
+  }
+  return report;
+}

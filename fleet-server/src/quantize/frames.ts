@@ -1,0 +1,65 @@
+/**
+ * Calibration / evaluation frames from a directory of images or a video file, preprocessed exactly
+ * as the agent does it (agent/src/preprocess: same resize, layout and normalisation from the model's
+ * metadata). Frames are yielded one at a time; nothing is buffered.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import type { RgbImage } from '../../../agent/src/types.js';
+import type { PreprocessSpec } from '../../../agent/src/model/metadata.js';
+import { preprocess, readImageFile, type ModelInput } from '../../../agent/src/preprocess/preprocess.js';
+import { probeVideo, videoFrames } from '../../../agent/src/eval/video-frames.js';
+import { InputError } from '../../../agent/src/util/errors.js';
+
+const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp']);
+
+export interface FrameSelection {
+  /** Path of an image directory or a video file. */
+  source: string;
+  maxFrames: number;
+  /** Take every `stride`-th frame of a video (or image of a directory), starting at `offset`. */
+  stride?: number;
+  offset?: number;
+}
+
+export interface SourceFrame {
+  index: number;
+  image: RgbImage;
+}
+
+export async function* sourceFrames(sel: FrameSelection): AsyncGenerator<SourceFrame> {
+  const stride = Math.max(1, sel.stride ?? 1);
+  const offset = Math.max(0, sel.offset ?? 0);
+  let st;
+  try {
+    st = await stat(sel.source);
+  } catch (err) {
+    throw new InputError(`Expected an image directory or a video file for frames but ${sel.source} cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+  let taken = 0;
+  if (st.isDirectory()) {
+    const names = (await readdir(sel.source)).filter((n) => IMAGE_EXT.has(extname(n).toLowerCase())).sort();
+    if (names.length === 0) throw new InputError(`Expected JPEG/PNG/WebP images in ${sel.source} but found none`);
+    for (let i = offset; i < names.length && taken < sel.maxFrames; i += stride) {
+      yield { index: i, image: await readImageFile(join(sel.source, names[i])) };
+      taken++;
+    }
+    return;
+  }
+  const info = await probeVideo(sel.source);
+  const ac = new AbortController();
+  try {
+    for await (const f of videoFrames({ path: sel.source, width: info.width, height: info.height, fps: info.fps, signal: ac.signal })) {
+      if (f.index < offset || (f.index - offset) % stride !== 0) continue;
+      yield { index: f.index, image: { width: f.width, height: f.height, data: f.data } };
+      taken++;
+      if (taken >= sel.maxFrames) break;
+    }
+  } finally {
+    ac.abort();
+  }
+}
+
+export async function* modelInputs(sel: FrameSelection, spec: PreprocessSpec): AsyncGenerator<ModelInput & { index: number; image: RgbImage }> {
+  for await (const f of sourceFrames(sel)) yield { ...(await preprocess(f.image, spec)), index: f.index, image: f.image };
+}

@@ -1,0 +1,101 @@
+/**
+ * Streaming histogram of one tensor's values, merged batch by batch: only `bins` counters, the
+ * running min/max and a value count are kept, never the tensors themselves (ORT's Python
+ * calibrator keeps every batch's outputs and runs out of memory on large feature maps).
+ *
+ * The histogram is symmetric around zero over [-absMax, absMax]. When a batch brings a larger
+ * |value|, the range widens and the old counts are re-binned into the wider bins in proportion to
+ * the overlap, so counts are conserved exactly and the shape only blurs by at most one bin.
+ */
+export class StreamingHistogram {
+  /** Counts over [-absMax, absMax], `bins` equal bins. */
+  counts: Float64Array;
+  absMax = 0;
+  min = Infinity;
+  max = -Infinity;
+  total = 0;
+
+  constructor(readonly bins = 4096) {
+    if (bins % 2 !== 0 || bins < 2) throw new RangeError(`Expected an even bin count ≥ 2 but received ${bins}`);
+    this.counts = new Float64Array(bins);
+  }
+
+  add(values: ArrayLike<number>): void {
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    if (values.length === 0 || !Number.isFinite(lo) || !Number.isFinite(hi)) return;
+    this.min = Math.min(this.min, lo);
+    this.max = Math.max(this.max, hi);
+    const need = Math.max(Math.abs(lo), Math.abs(hi));
+    if (need > this.absMax) this.widen(need);
+    const n = this.bins;
+    const r = this.absMax;
+    if (r === 0) {
+      this.counts[n / 2] += values.length;
+    } else {
+      const k = n / (2 * r);
+      const c = this.counts;
+      for (let i = 0; i < values.length; i++) {
+        let b = Math.floor((values[i] + r) * k);
+        if (b >= n) b = n - 1; else if (b < 0) b = 0;
+        c[b]++;
+      }
+    }
+    this.total += values.length;
+  }
+
+  /** Merges another histogram (same bin count) into this one. */
+  merge(other: StreamingHistogram): void {
+    if (other.bins !== this.bins) throw new RangeError(`Cannot merge a ${other.bins}-bin histogram into a ${this.bins}-bin one`);
+    if (other.total === 0) return;
+    if (other.absMax > this.absMax) this.widen(other.absMax);
+    rebinInto(other.counts, other.absMax, this.counts, this.absMax);
+    this.min = Math.min(this.min, other.min);
+    this.max = Math.max(this.max, other.max);
+    this.total += other.total;
+  }
+
+  /** Histogram of |x| over [0, absMax] with bins/2 bins (the form the KL search works on). */
+  folded(): Float64Array {
+    const h = this.bins / 2;
+    const out = new Float64Array(h);
+    for (let i = 0; i < h; i++) out[i] = this.counts[h + i] + this.counts[h - 1 - i];
+    return out;
+  }
+
+  private widen(newAbsMax: number): void {
+    // Grow by at least 25% so a slowly rising maximum does not re-bin on every batch.
+    const target = this.absMax === 0 ? newAbsMax : Math.max(newAbsMax, this.absMax * 1.25);
+    if (this.total > 0) {
+      const old = this.counts;
+      this.counts = new Float64Array(this.bins);
+      rebinInto(old, this.absMax, this.counts, target);
+    }
+    this.absMax = target;
+  }
+}
+
+/** Adds `src` (bins over [-srcMax, srcMax]) into `dst` (bins over [-dstMax, dstMax], dstMax ≥ srcMax), splitting by overlap. */
+function rebinInto(src: Float64Array, srcMax: number, dst: Float64Array, dstMax: number): void {
+  const n = src.length, m = dst.length;
+  if (srcMax === 0) { dst[m / 2] += src.reduce((a, b) => a + b, 0); return; }
+  const srcW = (2 * srcMax) / n, dstW = (2 * dstMax) / m;
+  for (let i = 0; i < n; i++) {
+    const cnt = src[i];
+    if (cnt === 0) continue;
+    const a = -srcMax + i * srcW, b = a + srcW;
+    let j = Math.min(m - 1, Math.max(0, Math.floor((a + dstMax) / dstW)));
+    let left = a;
+    while (left < b - 1e-12 * dstW && j < m) {
+      const edge = -dstMax + (j + 1) * dstW;
+      const right = Math.min(b, edge);
+      dst[j] += (cnt * (right - left)) / srcW;
+      left = right;
+      j++;
+    }
+  }
+}

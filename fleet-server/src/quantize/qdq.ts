@@ -1,0 +1,257 @@
+/**
+ * QDQ placement, in the form ONNX Runtime fuses into integer kernels (DQ → Conv → Q becomes
+ * QLinearConv, DQ → Add → Q QLinearAdd, DQ → Transpose/Reshape/MaxPool → Q drops to int8 data
+ * movement when both sides share scale and zero point): onnxruntime.ai/docs/performance/model-optimizations/quantization.html
+ * ("QDQ format", "Quantize activations and weights").
+ * - every float activation read by a quantizable, non-excluded node gets one Q→DQ pair right after
+ *   its producer, and all its consumers read the DQ output;
+ * - weights: per-channel symmetric int8 (axis 0) for Conv, per-tensor for MatMul/Gemm; Conv bias:
+ *   int32 with scale sIn·sW[c]; other float constants read by quantized ops: per-tensor int8;
+ * - shape-only ops (Transpose, Reshape, MaxPool, ...) share one scale between input and output;
+ * - on CPU (asymmetric) a Relu or Clip(0, …) right after a Conv is folded into the Conv's output
+ *   quantization (the clamp of Q with zero point at -128 is the ReLU), as ORT's own quantizer does;
+ * - the head (nodes after the last Conv/MatMul) and any `exclude`d node stay float.
+ */
+import { DataType, attr, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode, type OnnxTensor } from '../convert/onnx/model.js';
+import { removeDeadNodes } from '../convert/onnx/passes.js';
+import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
+import { activationParams, quantizeBias, quantizePerChannel, type QParams } from './qmath.js';
+import type { TensorRange } from './ranges.js';
+import { ModelError } from '../../../agent/src/util/errors.js';
+
+export type QuantTarget = 'cpu' | 'tensorrt';
+
+const QUANTIZABLE = new Set(['Conv', 'MatMul', 'Gemm', 'Add', 'Mul', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool',
+  'Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Relu', 'Clip', 'Sigmoid', 'Resize', 'LeakyRelu']);
+/** Ops whose output takes its input's quantization parameters (values are moved, never computed). */
+const SAME_SCALE = new Set(['Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'MaxPool', 'Resize']);
+/** Inputs past the first are parameters (shape, axes, clip bounds, scales), never quantized. */
+const DATA_INPUT0_ONLY = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Clip', 'Resize', 'Flatten', 'Transpose', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Relu', 'Sigmoid', 'LeakyRelu']);
+
+export interface QuantPlanOptions {
+  target: QuantTarget;
+  /** Node names (or first-output names) to keep in float. */
+  exclude?: string[];
+  /** Keep the post-processing head in float (default true). */
+  floatHead?: boolean;
+  perChannel?: boolean;
+}
+
+export interface QuantPlan {
+  model: OnnxModel;
+  /** Activations to calibrate and quantize. */
+  activations: string[];
+  /** Tensor → representative of its same-scale group. */
+  groupOf: Map<string, string>;
+  excluded: Set<string>;
+  foldedActivations: number;
+  options: QuantPlanOptions;
+}
+
+export function cloneModel(m: OnnxModel): OnnxModel {
+  const g = m.graph;
+  return {
+    ...m, opsetImports: m.opsetImports.map((o) => ({ ...o })), metadataProps: { ...m.metadataProps },
+    graph: { ...g, nodes: g.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attributes: [...n.attributes] })),
+      initializers: new Map(g.initializers), inputs: [...g.inputs], outputs: [...g.outputs], valueInfo: [...g.valueInfo] },
+  };
+}
+
+function clipIsRelu(n: OnnxNode, inits: Map<string, OnnxTensor>): boolean {
+  if (n.opType === 'Relu') return true;
+  if (n.opType !== 'Clip') return false;
+  const lo = n.inputs[1] ? inits.get(n.inputs[1]) : undefined;
+  if (lo?.dataType === DataType.FLOAT) return tensorToFloat32(lo)[0] === 0;
+  const a = attr(n, 'min');
+  return a?.type === 'float' && a.value === 0;
+}
+
+function isQuantizedConsumer(n: OnnxNode, input: string, excluded: Set<string>): boolean {
+  if (!QUANTIZABLE.has(n.opType) || excluded.has(nodeKey(n))) return false;
+  return DATA_INPUT0_ONLY.has(n.opType) ? n.inputs[0] === input : true;
+}
+
+export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): QuantPlan {
+  const model = cloneModel(source);
+  const g = model.graph;
+  let info = analyzeGraph(g);
+  const excluded = new Set(opts.exclude ?? []);
+  if (opts.floatHead !== false) for (const k of headNodes(g, info)) excluded.add(k);
+  let folded = 0;
+  if (opts.target === 'cpu') {
+    const drop = new Set<OnnxNode>();
+    for (const n of g.nodes) {
+      if (n.opType !== 'Conv' || excluded.has(nodeKey(n))) continue;
+      const cons = info.consumers.get(n.outputs[0]) ?? [];
+      const act = cons[0];
+      if (cons.length !== 1 || info.graphOutputs.has(n.outputs[0]) || excluded.has(nodeKey(act)) || !clipIsRelu(act, g.initializers)) continue;
+      n.outputs[0] = act.outputs[0];
+      drop.add(act);
+      folded++;
+    }
+    g.nodes = g.nodes.filter((n) => !drop.has(n));
+    info = analyzeGraph(g);
+  }
+  const activations: string[] = [];
+  const seen = new Set<string>();
+  const consider = (t: string): void => {
+    if (!t || seen.has(t) || g.initializers.has(t) || info.elemType.get(t) !== DataType.FLOAT) return;
+    seen.add(t);
+    if ((info.consumers.get(t) ?? []).some((c) => isQuantizedConsumer(c, t, excluded))) activations.push(t);
+  };
+  for (const i of g.inputs) consider(i.name);
+  for (const n of g.nodes) for (const o of n.outputs) consider(o);
+  // Same-scale groups: union-find over input→output of shape-only ops when both sides are quantized.
+  const parent = new Map<string, string>();
+  const find = (t: string): string => { let r = t; while (parent.get(r) !== undefined && parent.get(r) !== r) r = parent.get(r) as string; parent.set(t, r); return r; };
+  const q = new Set(activations);
+  for (const t of activations) parent.set(t, t);
+  for (const n of g.nodes) {
+    if (!SAME_SCALE.has(n.opType) || excluded.has(nodeKey(n))) continue;
+    const a = n.inputs[0], b = n.outputs[0];
+    if (q.has(a) && q.has(b)) parent.set(find(b), find(a));
+  }
+  const groupOf = new Map<string, string>();
+  for (const t of activations) groupOf.set(t, find(t));
+  return { model, activations, groupOf, excluded, foldedActivations: folded, options: opts };
+}
+
+/** Calibrated ranges per tensor → ranges per same-scale group (the union of its members). */
+export function groupRanges(plan: QuantPlan, ranges: Map<string, TensorRange>): Map<string, TensorRange> {
+  const byGroup = new Map<string, TensorRange>();
+  for (const t of plan.activations) {
+    const r = ranges.get(t);
+    if (!r) continue;
+    const gkey = plan.groupOf.get(t) ?? t;
+    const cur = byGroup.get(gkey);
+    byGroup.set(gkey, cur ? { min: Math.min(cur.min, r.min), max: Math.max(cur.max, r.max) } : { ...r });
+  }
+  const out = new Map<string, TensorRange>();
+  for (const t of plan.activations) { const r = byGroup.get(plan.groupOf.get(t) ?? t); if (r) out.set(t, r); }
+  return out;
+}
+
+export interface QdqStats {
+  quantizedActivations: number;
+  quantizedWeights: number;
+  int32Biases: number;
+  floatNodes: number;
+}
+
+/** Inserts Q/DQ pairs into the planned model using the calibrated ranges. Returns the new model (the plan's model is consumed). */
+export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { model: OnnxModel; stats: QdqStats; params: Map<string, QParams> } {
+  const model = plan.model;
+  const g = model.graph;
+  const symmetric = plan.options.target === 'tensorrt';
+  const shared = groupRanges(plan, ranges);
+  const params = new Map<string, QParams>();
+  const newNodes: OnnxNode[] = [];
+  // Short generated names (`~qN/...`): TF-style names are ~100 bytes and would otherwise dominate a small int8 file.
+  let serial = 0;
+  const fresh = (): string => `~q${(serial++).toString(36)}`;
+  const qOut = new Map<string, { q: string; s: string; z: string }>();
+  for (const t of plan.activations) {
+    const r = shared.get(t);
+    if (!r) continue;
+    const p = activationParams(r, symmetric);
+    params.set(t, p);
+    const id = fresh();
+    const names = { q: `${id}/q`, s: `${id}/s`, z: `${id}/z` };
+    g.initializers.set(names.s, floatTensor([], [p.scale]));
+    g.initializers.set(names.z, { dims: [], dataType: DataType.INT8, data: Uint8Array.of(p.zeroPoint & 0xff) });
+    newNodes.push({ opType: 'QuantizeLinear', name: `${id}/Q`, inputs: [t, names.s, names.z], outputs: [names.q], attributes: [] });
+    qOut.set(t, names);
+  }
+  // One DequantizeLinear per consumer (as ORT's quantizer's dedicated QDQ pairs): ORT fuses a DQ → op → Q group
+  // only when the DQ feeds that op alone.
+  const dqFor = (t: string): string => {
+    const names = qOut.get(t);
+    if (!names) return t;
+    const id = fresh();
+    newNodes.push({ opType: 'DequantizeLinear', name: `${id}/DQ`, inputs: [names.q, names.s, names.z], outputs: [`${id}/dq`], attributes: [] });
+    return `${id}/dq`;
+  };
+  let weights = 0, biases = 0;
+  const weightDq = new Map<string, { dq: string; scales: Float32Array }>();
+  const constDq = new Map<string, string>();
+  const perChannel = plan.options.perChannel !== false;
+  for (const n of g.nodes) {
+    if (plan.excluded.has(nodeKey(n)) || !QUANTIZABLE.has(n.opType)) continue;
+    const isWeighted = n.opType === 'Conv' || n.opType === 'Gemm' || n.opType === 'MatMul';
+    const xParams = params.get(n.inputs[0]);
+    n.inputs = n.inputs.map((inp, k) => {
+      const init = g.initializers.get(inp);
+      if (!init) return dqFor(inp);
+      if (init.dataType !== DataType.FLOAT || (DATA_INPUT0_ONLY.has(n.opType) && k > 0)) return inp;
+      if (isWeighted && k === 1 && xParams) {
+        let w = weightDq.get(inp);
+        if (!w) {
+          const channels = n.opType === 'Conv' && perChannel ? init.dims[0] : 1;
+          const qw = quantizePerChannel(tensorToFloat32(init), channels);
+          const id = fresh();
+          const dq = `${id}/w`;
+          g.initializers.set(`${id}/w8`, { dims: init.dims, dataType: DataType.INT8, data: new Uint8Array(qw.data.buffer) });
+          g.initializers.set(`${id}/ws`, floatTensor(channels > 1 ? [channels] : [], qw.scales));
+          g.initializers.set(`${id}/wz`, { dims: channels > 1 ? [channels] : [], dataType: DataType.INT8, data: new Uint8Array(channels) });
+          newNodes.push({ opType: 'DequantizeLinear', name: `${id}/DQw`, inputs: [`${id}/w8`, `${id}/ws`, `${id}/wz`], outputs: [dq], attributes: channels > 1 ? [{ name: 'axis', type: 'int', value: 0 }] : [] });
+          w = { dq, scales: qw.scales };
+          weightDq.set(inp, w);
+          weights++;
+        }
+        return w.dq;
+      }
+      if (isWeighted && k === 2 && n.opType !== 'MatMul' && xParams) {
+        const wIn = weightDq.get(n.inputs[1]); // n.inputs is the pre-map array here
+        if (!wIn) return inp;
+        const qb = quantizeBias(tensorToFloat32(init), xParams.scale, wIn.scales);
+        const base = fresh();
+        g.initializers.set(`${base}/b32`, { dims: init.dims, dataType: DataType.INT32, data: new Uint8Array(qb.data.buffer) });
+        g.initializers.set(`${base}/bs`, floatTensor([qb.scales.length], qb.scales));
+        g.initializers.set(`${base}/bz`, { dims: [qb.scales.length], dataType: DataType.INT32, data: new Uint8Array(4 * qb.scales.length) });
+        newNodes.push({ opType: 'DequantizeLinear', name: `${base}/DQb`, inputs: [`${base}/b32`, `${base}/bs`, `${base}/bz`], outputs: [`${base}/b`], attributes: [{ name: 'axis', type: 'int', value: 0 }] });
+        biases++;
+        return `${base}/b`;
+      }
+      if (isWeighted) return inp;
+      // A float constant read by a quantized elementwise op (hard-swish's +3 and ×1/6): per-tensor int8.
+      let dq = constDq.get(inp);
+      if (!dq) {
+        const qc = quantizePerChannel(tensorToFloat32(init), 1);
+        const id = fresh();
+        dq = `${id}/c`;
+        g.initializers.set(`${id}/c8`, { dims: init.dims, dataType: DataType.INT8, data: new Uint8Array(qc.data.buffer) });
+        g.initializers.set(`${id}/cs`, floatTensor([], qc.scales));
+        g.initializers.set(`${id}/cz`, { dims: [], dataType: DataType.INT8, data: new Uint8Array(1) });
+        newNodes.push({ opType: 'DequantizeLinear', name: `${id}/DQc`, inputs: [`${id}/c8`, `${id}/cs`, `${id}/cz`], outputs: [dq], attributes: [] });
+        constDq.set(inp, dq);
+      }
+      return dq;
+    });
+  }
+  // Float consumers of a quantized tensor read the DQ output too, so the producer's only reader is Q (ORT's fusion needs that).
+  for (const n of g.nodes) if (plan.excluded.has(nodeKey(n)) || !QUANTIZABLE.has(n.opType)) n.inputs = n.inputs.map(dqFor);
+  g.nodes = topoSort([...newNodes, ...g.nodes], new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));
+  removeDeadNodes(g);
+  g.valueInfo = [];
+  const def = model.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx');
+  if (def) def.version = Math.max(def.version, 13); else model.opsetImports.push({ domain: '', version: 13 });
+  const floatNodes = g.nodes.filter((n) => !['QuantizeLinear', 'DequantizeLinear'].includes(n.opType) && plan.excluded.has(nodeKey(n))).length;
+  return { model, stats: { quantizedActivations: params.size, quantizedWeights: weights, int32Biases: biases, floatNodes }, params };
+}
+
+/** Kahn's order over value names: a node runs once all its inputs exist. */
+export function topoSort(nodes: OnnxNode[], available: Set<string>): OnnxNode[] {
+  const have = new Set(available);
+  have.add('');
+  const out: OnnxNode[] = [];
+  let pending = nodes;
+  while (pending.length > 0) {
+    const next: OnnxNode[] = [];
+    for (const n of pending) {
+      if (n.inputs.every((i) => have.has(i))) { out.push(n); for (const o of n.outputs) have.add(o); } else next.push(n);
+    }
+    if (next.length === pending.length) throw new ModelError(`graph has a cycle or a missing input near ${next[0].name} (inputs ${next[0].inputs.join(', ')})`);
+    pending = next;
+  }
+  return out;
+}

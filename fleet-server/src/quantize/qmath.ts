@@ -1,0 +1,81 @@
+/**
+ * Quantization arithmetic (ONNX QuantizeLinear/DequantizeLinear semantics, onnx/docs/Operators.md):
+ * q = saturate(round_half_even(x / scale) + zeroPoint), x' = (q - zeroPoint) * scale.
+ * Activations: int8, asymmetric (CPU) or symmetric (TensorRT, which only takes zero point 0).
+ * Weights: int8, symmetric, one scale per output channel. Bias: int32 with scale = sIn * sW[c], zp 0,
+ * so the integer accumulator of a QLinearConv can add it directly.
+ */
+import type { TensorRange } from './ranges.js';
+
+export interface QParams {
+  scale: number;
+  zeroPoint: number;
+}
+
+export const INT8_MIN = -128;
+export const INT8_MAX = 127;
+
+/** Rounds half to even, as QuantizeLinear does. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Activation parameters from a calibrated range. The range is widened to include 0 so 0 is exact (padding, ReLU). */
+export function activationParams(range: TensorRange, symmetric: boolean): QParams {
+  const lo = Math.min(0, range.min), hi = Math.max(0, range.max);
+  if (symmetric) {
+    const a = Math.max(-lo, hi);
+    return { scale: a > 0 ? a / INT8_MAX : 1, zeroPoint: 0 };
+  }
+  const span = hi - lo;
+  if (!(span > 0)) return { scale: 1, zeroPoint: 0 };
+  const scale = span / (INT8_MAX - INT8_MIN);
+  const zeroPoint = Math.max(INT8_MIN, Math.min(INT8_MAX, roundHalfEven(INT8_MIN - lo / scale)));
+  return { scale, zeroPoint };
+}
+
+export function quantizeValue(x: number, p: QParams): number {
+  return Math.max(INT8_MIN, Math.min(INT8_MAX, roundHalfEven(x / p.scale) + p.zeroPoint));
+}
+
+export function dequantizeValue(q: number, p: QParams): number {
+  return (q - p.zeroPoint) * p.scale;
+}
+
+export interface PerChannelWeights {
+  data: Int8Array;
+  scales: Float32Array;
+}
+
+/**
+ * Symmetric int8 per-channel quantization along axis 0 (Conv weights [O, I/g, kH, kW]; for Gemm/MatMul
+ * pass the transposed layout's channel count). Values use ±127, never -128, so negation is exact.
+ */
+export function quantizePerChannel(w: Float32Array, channels: number): PerChannelWeights {
+  if (channels <= 0 || w.length % channels !== 0) throw new RangeError(`Expected ${w.length} weights to split into ${channels} equal channels`);
+  const per = w.length / channels;
+  const data = new Int8Array(w.length);
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let m = 0;
+    for (let k = c * per; k < (c + 1) * per; k++) m = Math.max(m, Math.abs(w[k]));
+    const s = m > 0 ? m / INT8_MAX : 1;
+    scales[c] = s;
+    for (let k = c * per; k < (c + 1) * per; k++) data[k] = Math.max(-INT8_MAX, Math.min(INT8_MAX, roundHalfEven(w[k] / s)));
+  }
+  return { data, scales };
+}
+
+/** int32 bias for Conv/Gemm: scale[c] = inputScale * weightScale[c], zero point 0. */
+export function quantizeBias(b: Float32Array, inputScale: number, weightScales: Float32Array): { data: Int32Array; scales: Float32Array } {
+  const data = new Int32Array(b.length);
+  const scales = new Float32Array(b.length);
+  for (let c = 0; c < b.length; c++) {
+    const ws = weightScales.length === 1 ? weightScales[0] : weightScales[c];
+    const s = Math.fround(Math.fround(inputScale) * ws);
+    scales[c] = s > 0 ? s : 1;
+    data[c] = Math.max(-2147483648, Math.min(2147483647, roundHalfEven(b[c] / scales[c])));
+  }
+  return { data, scales };
+}

@@ -1,0 +1,128 @@
+/**
+ * The INT8 pipeline for one model: plan (which tensors, which nodes stay float) → calibrate on real
+ * frames (one pass, streaming histograms) → ranges by method → QDQ model; plus the FP16 variant and
+ * the TensorRT calibration table from the same histograms. `calibrateForModel` and `buildInt8` are
+ * split so a benchmark can calibrate once and build every method.
+ */
+import { readFile, writeFile, copyFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { decodeModel, encodeModel } from '../convert/onnx/codec.js';
+import type { OnnxModel } from '../convert/onnx/model.js';
+import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
+import { calibrate, type CalibrationResult } from './calibrate.js';
+import { modelInputs, type FrameSelection } from './frames.js';
+import { insertQdq, planQuantization, type QdqStats, type QuantTarget } from './qdq.js';
+import { rangeFromHistogram, type CalibrationMethod, type TensorRange } from './ranges.js';
+import { renderTrtCalibrationTable } from './trt-table.js';
+import { convertToFp16 } from './fp16.js';
+
+export interface CalibrationRun {
+  source: OnnxModel;
+  meta: ModelMetadata;
+  inputName: string;
+  calibration: CalibrationResult;
+  target: QuantTarget;
+  exclude: string[];
+  calibMs: number;
+}
+
+export interface CalibrateModelOptions {
+  modelPath: string;
+  frames: FrameSelection;
+  target: QuantTarget;
+  exclude?: string[];
+  bins?: number;
+}
+
+export async function calibrateForModel(opts: CalibrateModelOptions): Promise<CalibrationRun> {
+  // A plain Uint8Array copy: Buffer.slice() returns a view, which tensorToFloat32 (model.ts) would read past.
+  const source = decodeModel(new Uint8Array(await readFile(opts.modelPath)));
+  const meta = await loadModelMetadata(opts.modelPath);
+  const inputName = meta.input ?? source.graph.inputs.find((i) => !source.graph.initializers.has(i.name))?.name ?? '';
+  // Plan once only to learn which tensors to calibrate; the folding on CPU renames nothing that is not in the source graph.
+  const plan = planQuantization(source, { target: opts.target, exclude: opts.exclude });
+  const t0 = performance.now();
+  const calibration = await calibrate({ model: source, inputName, tensors: plan.activations, frames: modelInputs(opts.frames, meta.preprocess), bins: opts.bins });
+  return { source, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0 };
+}
+
+export interface BuildOptions {
+  method: CalibrationMethod;
+  percentile?: number;
+  perChannel?: boolean;
+}
+
+export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, TensorRange> {
+  const ranges = new Map<string, TensorRange>();
+  for (const [t, h] of run.calibration.histograms) ranges.set(t, rangeFromHistogram(h, { method: opts.method, percentile: opts.percentile, asymmetric: run.target === 'cpu' }));
+  return ranges;
+}
+
+export function buildInt8(run: CalibrationRun, opts: BuildOptions): { model: OnnxModel; stats: QdqStats; ranges: Map<string, TensorRange> } {
+  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel });
+  const ranges = rangesFor(run, opts);
+  const { model, stats } = insertQdq(plan, ranges);
+  model.producerName = 'edge-fleet-quantize';
+  model.metadataProps = { ...model.metadataProps, 'edgefleet.precision': 'int8', 'edgefleet.calibration': opts.method, 'edgefleet.target': run.target };
+  return { model, stats, ranges };
+}
+
+export interface QuantizeOptions extends CalibrateModelOptions, BuildOptions {
+  outputPath: string;
+  /** Also write OUT.fp16.onnx. */
+  fp16?: boolean;
+  /** Also write OUT.calib.cache (TensorRT text table). */
+  trtTable?: boolean;
+}
+
+export interface QuantizeReport {
+  model: string;
+  output: string;
+  method: CalibrationMethod;
+  target: QuantTarget;
+  perChannel: boolean;
+  calibrationFrames: number;
+  calibrationMs: number;
+  sizeBytes: { fp32: number; int8: number; fp16?: number };
+  sizeRatio: number;
+  stats: QdqStats;
+  excluded: string[];
+  fp16Output?: string;
+  trtTable?: string;
+  ranges: Record<string, TensorRange>;
+}
+
+export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeReport> {
+  const run = await calibrateForModel(opts);
+  const built = buildInt8(run, opts);
+  const bytes = encodeModel(built.model);
+  await writeFile(opts.outputPath, bytes);
+  await copyMeta(opts.modelPath, opts.outputPath);
+  const fp32Size = (await readFile(opts.modelPath)).length;
+  const report: QuantizeReport = {
+    model: opts.modelPath, output: opts.outputPath, method: opts.method, target: opts.target, perChannel: opts.perChannel !== false,
+    calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
+    sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: opts.exclude ?? [],
+    ranges: Object.fromEntries(built.ranges),
+  };
+  if (opts.fp16) {
+    const fp16Path = opts.outputPath.replace(/\.onnx$/, '') + '.fp16.onnx';
+    const fb = encodeModel(convertToFp16(run.source).model);
+    await writeFile(fp16Path, fb);
+    await copyMeta(opts.modelPath, fp16Path);
+    report.fp16Output = fp16Path;
+    report.sizeBytes.fp16 = fb.length;
+  }
+  if (opts.trtTable) {
+    const tablePath = opts.outputPath.replace(/\.onnx$/, '') + '.calib.cache';
+    const symRun: CalibrationRun = { ...run, target: 'tensorrt' };
+    await writeFile(tablePath, renderTrtCalibrationTable(rangesFor(symRun, opts)));
+    report.trtTable = tablePath;
+  }
+  return report;
+}
+
+export async function copyMeta(modelPath: string, outPath: string): Promise<void> {
+  const src = metadataPathFor(modelPath);
+  if (existsSync(src)) await copyFile(src, metadataPathFor(outPath));
+}
