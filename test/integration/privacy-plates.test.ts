@@ -73,7 +73,7 @@ test('plates: the band fallback hides the motion-blurred plate; the text model f
     // 1. The real, motion-blurred plate: whatever the text model says, the plate must end up hidden.
     const finder = new PlateFinder({ spec: config.plates, textDetector: text });
     const regions = await finder.find(photo, vehicles);
-    const out = (await redactImage(photo, regions.map((r) => r.box), config.redaction)).image;
+    const out = (await redactImage(photo, regions, config.redaction)).image;
     const before = edgeEnergy(photo, PLATE), after = edgeEnergy(out, PLATE);
     const drop = 1 - after / before;
     t.diagnostic(`licenseplate_motion: regions ${JSON.stringify(regions.map((r) => r.source))}, plate edge energy ${before.toFixed(0)} → ${after.toFixed(0)} (drop ${(drop * 100).toFixed(1)}%)`);
@@ -87,7 +87,7 @@ test('plates: the band fallback hides the motion-blurred plate; the text model f
     const onPlate = found.filter((r) => r.box.x < PLATE.x + PLATE.w && r.box.x + r.box.w > PLATE.x && r.box.y < PLATE.y + PLATE.h && r.box.y + r.box.h > PLATE.y);
     t.diagnostic(`composited plate: text regions ${JSON.stringify(found.map((r) => ({ score: +r.score.toFixed(2), box: { x: Math.round(r.box.x), y: Math.round(r.box.y), w: Math.round(r.box.w), h: Math.round(r.box.h) } })))}`);
     assert.ok(onPlate.length > 0, 'the text detector found nothing on the composited plate');
-    const out2 = (await redactImage(composed, found.map((r) => r.box), config.redaction)).image;
+    const out2 = (await redactImage(composed, found, config.redaction)).image;
     const b2 = edgeEnergy(composed, PLATE), a2 = edgeEnergy(out2, PLATE);
     const drop2 = 1 - a2 / b2;
     t.diagnostic(`composited plate edge energy ${b2.toFixed(0)} → ${a2.toFixed(0)} (drop ${(drop2 * 100).toFixed(1)}%)`);

@@ -17,6 +17,8 @@ export interface PrivacyRegion {
   score: number;
   /** What found it: the face model, the text model inside a vehicle, or the vehicle's lower band. */
   source: 'face-model' | 'text-model' | 'band' | 'tracked';
+  /** Padding for this region instead of the configured one (the plate band is already generous). */
+  paddingFrac?: number;
 }
 
 export interface PrivacyObservation {

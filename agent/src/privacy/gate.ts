@@ -63,8 +63,7 @@ export class PrivacyGate {
     let image: RedactedImage;
     try {
       if (cover.ok) {
-        const boxes = cover.regions.map((r) => r.box);
-        const red = await redactImage(frame, boxes, redaction);
+        const red = await redactImage(frame, cover.regions, redaction);
         image = this.make(await encodeJpeg(red.image, gate.jpegQuality, gate.maxWidthPx), frame, purpose, cover.regions, false);
         metrics.imageRedacted(purpose, cover.regions.length);
       } else if (gate.policy === 'blur-all') {

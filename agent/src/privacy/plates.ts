@@ -48,7 +48,7 @@ export class PlateFinder {
       }
       regions.push(...found);
       const useBand = spec.fallback === 'always' || (spec.fallback === 'no-model' && !textDetector) || (spec.fallback === 'no-text' && found.length === 0);
-      if (useBand) regions.push({ kind: 'plate', source: 'band', score: v.score, box: plateBand(crop, spec.band) });
+      if (useBand) regions.push({ kind: 'plate', source: 'band', score: v.score, box: plateBand(crop, spec.band), paddingFrac: 0 });
     }
     return regions;
   }

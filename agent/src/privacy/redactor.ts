@@ -21,14 +21,25 @@ export function padRegion(box: Box, paddingFrac: number, width: number, height: 
   return { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
 }
 
-export async function redactImage(image: RgbImage, boxes: readonly Box[], spec: RedactionSpec): Promise<{ image: RgbImage; rects: PixelRect[] }> {
+/** A region to hide, with its own padding when it should not get the configured one (e.g. a plate band). */
+export interface RedactTarget {
+  box: Box;
+  paddingFrac?: number;
+}
+
+/**
+ * Hides each target (a bare box gets `spec.paddingFrac`). `rects` holds the padded pixel rectangle
+ * of each target that intersects the image, in order.
+ */
+export async function redactImage(image: RgbImage, targets: ReadonlyArray<Box | RedactTarget>, spec: RedactionSpec): Promise<{ image: RgbImage; rects: PixelRect[] }> {
   if (image.data.length !== image.width * image.height * 3) {
     throw new InputError(`Expected ${image.width * image.height * 3} bytes of packed RGB for ${image.width}x${image.height} but received ${image.data.length}`);
   }
   const out = new Uint8Array(image.data);
   const rects: PixelRect[] = [];
-  for (const b of boxes) {
-    const r = padRegion(b, spec.paddingFrac, image.width, image.height);
+  for (const t of targets) {
+    const target: RedactTarget = 'box' in t ? t : { box: t };
+    const r = padRegion(target.box, target.paddingFrac ?? spec.paddingFrac, image.width, image.height);
     if (!r) continue;
     rects.push(r);
     // Each region is read from the original, so overlapping regions never blur an already blurred patch twice over.

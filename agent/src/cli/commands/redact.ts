@@ -1,0 +1,97 @@
+import { existsSync, readFileSync } from 'node:fs';
+import sharp from 'sharp';
+import type { CliCommand } from '../dispatch.js';
+import { UsageError } from '../dispatch.js';
+import { parseCommandArgs, requireOption } from '../args.js';
+import { Detector } from '../../infer/detector.js';
+import { readImageFile } from '../../preprocess/preprocess.js';
+import { PrivacyDetector } from '../../privacy/detector.js';
+import { parsePrivacyConfig } from '../../privacy/schema.js';
+import { padRegion, redactImage } from '../../privacy/redactor.js';
+import { ConfigError, received } from '../../util/errors.js';
+import type { Detection } from '../../types.js';
+
+const DEFAULT_DETECTOR = 'assets/models/coco-centernet/model.onnx';
+
+export const command: CliCommand = {
+  summary: 'blur faces and licence plates in a still image, as the agent does before anything leaves the device',
+  usage: `usage: edge-agent redact --image IN --out OUT [--config privacy.json] [--method blur|pixelate]
+                         [--detector MODEL.onnx] [--vehicle x,y,w,h ...] [--json]
+
+Finds faces (BlazeFace) and licence plates (PP-OCR text inside vehicles, or the lower band of each
+vehicle box) and hides them exactly as the agent's privacy gate does, so that an operator can check
+the result on their own photos. OUT's extension picks the format (.jpg, .png, .webp).
+  --config    a JSON file with the agent config's "privacy" section (defaults otherwise)
+  --detector  main detector for vehicle boxes (default ${DEFAULT_DETECTOR} when installed)
+  --vehicle   a vehicle box in source pixels; repeatable; skips the main detector
+  --json      print the regions found (kind, source, score, box) as JSON`,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, {
+      image: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' }, method: { type: 'string' },
+      detector: { type: 'string' }, vehicle: { type: 'string', multiple: true },
+    });
+    const imagePath = requireOption(values.image, 'image');
+    const outPath = requireOption(values.out, 'out');
+    if (!/\.(jpe?g|png|webp)$/i.test(outPath)) throw new UsageError(`Expected --out to end in .jpg, .png or .webp but received ${received(outPath)}`);
+    let raw: Record<string, unknown> = {};
+    if (values.config) {
+      try {
+        raw = JSON.parse(readFileSync(values.config, 'utf8')) as Record<string, unknown>;
+      } catch (err) {
+        throw new ConfigError(`Cannot read the privacy config ${values.config}: ${(err as Error).message}. Expected a JSON file holding the "privacy" section`);
+      }
+      if (raw && typeof raw === 'object' && 'privacy' in raw) raw = raw.privacy as Record<string, unknown>;
+    }
+    if (values.method) raw = { ...raw, redaction: { ...(raw.redaction as object | undefined), method: values.method } };
+    const config = parsePrivacyConfig(raw);
+    const image = await readImageFile(imagePath);
+
+    const vehicles: Detection[] = (values.vehicle ?? []).map((v) => ({ classId: 2, label: 'car', score: 1, box: parseBox(v) }));
+    let vehicleSource = vehicles.length ? '--vehicle' : 'none';
+    const detectorPath = values.detector ?? (existsSync(DEFAULT_DETECTOR) ? DEFAULT_DETECTOR : undefined);
+    if (vehicles.length === 0 && config.plates.enabled && detectorPath) {
+      const main = await Detector.open({ modelPath: detectorPath });
+      try {
+        vehicles.push(...await main.detect(image));
+        vehicleSource = detectorPath;
+      } finally {
+        await main.close();
+      }
+    }
+    const privacy = await PrivacyDetector.open(config);
+    let regions;
+    try {
+      regions = await privacy.run(image, vehicles);
+    } finally {
+      await privacy.close();
+    }
+    const { image: out } = await redactImage(image, regions, config.redaction);
+    await sharp(out.data, { raw: { width: out.width, height: out.height, channels: 3 } }).toFile(outPath);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({
+        ok: true, image: imagePath, out: outPath, width: image.width, height: image.height, method: config.redaction.method, vehicles: vehicleSource,
+        regions: regions.map((r) => ({ kind: r.kind, source: r.source, score: round(r.score), box: roundBox(r.box), padded: padRegion(r.box, r.paddingFrac ?? config.redaction.paddingFrac, image.width, image.height) ?? null })),
+      })}\n`);
+    } else {
+      process.stdout.write(`${regions.length} region${regions.length === 1 ? '' : 's'} hidden (${config.redaction.method}) in ${imagePath} → ${outPath}\n`);
+      for (const r of regions) process.stdout.write(`  ${r.kind.padEnd(6)} ${r.source.padEnd(11)} ${r.score.toFixed(2)}  x=${r.box.x.toFixed(0)} y=${r.box.y.toFixed(0)} w=${r.box.w.toFixed(0)} h=${r.box.h.toFixed(0)}\n`);
+    }
+    return 0;
+  },
+};
+
+function parseBox(s: string) {
+  const parts = s.split(',').map(Number);
+  if (parts.length !== 4 || parts.some((n) => !Number.isFinite(n)) || parts[2] <= 0 || parts[3] <= 0) {
+    throw new UsageError(`Expected --vehicle x,y,w,h (four numbers, w and h positive) but received ${received(s)}`);
+  }
+  return { x: parts[0], y: parts[1], w: parts[2], h: parts[3] };
+}
+
+function round(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}
+
+function roundBox(b: { x: number; y: number; w: number; h: number }) {
+  return { x: Math.round(b.x * 10) / 10, y: Math.round(b.y * 10) / 10, w: Math.round(b.w * 10) / 10, h: Math.round(b.h * 10) / 10 };
+}

@@ -1,0 +1,50 @@
+/** `edge-agent redact --image IN --out OUT --json` (the real binary) on a group photo and on the plate photo. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import sharp from 'sharp';
+
+/** Runs the real binary (stdout of this process belongs to the test runner). */
+function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['bin/edge-agent.js', 'redact', ...argv], { timeout: 60_000, env: { ...process.env, UV_THREADPOOL_SIZE: '4' } }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+interface CliRegion { kind: string; source: string; score: number; box: { x: number; y: number; w: number; h: number }; padded: { x: number; y: number; w: number; h: number } | null }
+
+test('redact writes the redacted image and lists its regions as JSON', async (t) => {
+  const photo = 'assets/images/faces/sample6.jpg';
+  if (!existsSync(photo) || !existsSync('assets/models/blazeface-back/model.meta.json')) {
+    t.skip('face photos or the BlazeFace model metadata are missing: run scripts/setup.sh and npx tsx scripts/prepare-models.ts');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ef-redact-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, 'out.png');
+  const r = await runCli(['--image', photo, '--out', out, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const res = JSON.parse(r.stdout) as { ok: boolean; regions: CliRegion[]; width: number };
+  assert.equal(res.ok, true);
+  const faces = res.regions.filter((x) => x.kind === 'face');
+  t.diagnostic(`sample6: ${faces.length} faces, ${res.regions.length - faces.length} other regions`);
+  assert.equal(faces.length, 4);
+  const meta = await sharp(out).metadata();
+  assert.deepEqual([meta.format, meta.width], ['png', res.width]);
+
+  const lp = 'assets/images/licenseplate_motion.jpg';
+  if (!existsSync(lp)) { t.diagnostic(`${lp} missing: plate half skipped`); return; }
+  const r2 = await runCli(['--image', lp, '--out', join(dir, 'lp.jpg'), '--vehicle', '0,0,600,482', '--json']);
+  const plates = (JSON.parse(r2.stdout) as { regions: CliRegion[] }).regions.filter((x) => x.kind === 'plate');
+  assert.ok(plates.length >= 1, 'no plate region for the given vehicle box');
+  // The band of a whole-photo vehicle box covers the plate at about (228..360, 222..298).
+  assert.ok(plates.some((p) => p.padded && p.padded.x <= 228 && p.padded.y <= 222 && p.padded.x + p.padded.w >= 360 && p.padded.y + p.padded.h >= 298));
+  const bad = await runCli(['--image', lp, '--out', join(dir, 'x.jpg'), '--vehicle', '1,2,3', '--json']);
+  assert.equal(bad.code, 2, 'a malformed --vehicle is a usage error (exit 2)');
+  assert.match(bad.stderr, /Expected --vehicle x,y,w,h/);
+});
