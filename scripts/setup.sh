@@ -15,6 +15,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   gstreamer1.0-libav gstreamer1.0-tools
   mosquitto python3-onnx python3-numpy
+  systemd
 )
 if [ "${EF_SETUP_SKIP_APT:-0}" != 1 ]; then
   missing=()

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Installs (or upgrades in place) the edge agent from an unpacked release tarball on Debian, Ubuntu
+# or JetPack. Run it from the unpacked directory: sudo ./scripts/install-agent.sh
+#
+#   /opt/edge-agent/releases/<version>/   the release (dist/, node_modules/, configs/, docs/)
+#   /opt/edge-agent/current               symlink to the running release (swapped atomically)
+#   /etc/edge-agent/agent.json            config: written only if absent, never overwritten
+#   /etc/edge-agent/credentials/device-secret   read by systemd (LoadCredential=), root-only
+#   /var/lib/edge-agent                   state (outbox, models); kept across upgrades
+#   /etc/systemd/system/edge-agent.service     the unit (local changes belong in a drop-in:
+#                                         systemctl edit edge-agent)
+#
+# Options:
+#   --root DIR            install under DIR instead of / (DESTDIR style; no user, no systemctl)
+#   --device-secret FILE  install this device secret (else keep the existing one)
+#   --no-start            enable the unit but do not (re)start it
+#   --keep N              releases to keep for rollback (default 3)
+# Environment: DESTDIR works like --root.
+set -euo pipefail
+
+PKG="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="${DESTDIR:-}"
+SECRET=""
+START=1
+KEEP=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) ROOT="$2"; shift 2 ;;
+    --device-secret) SECRET="$2"; shift 2 ;;
+    --no-start) START=0; shift ;;
+    --keep) KEEP="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "install-agent: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+ROOT="${ROOT%/}"
+REAL=0; [ -z "$ROOT" ] && REAL=1
+log() { printf 'install-agent: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ -f "$PKG/VERSION" ] && [ -f "$PKG/dist/edge-agent.mjs" ] || die "run me from an unpacked release tarball (missing $PKG/VERSION or dist/edge-agent.mjs); build one with scripts/package-agent.sh"
+VERSION="$(cat "$PKG/VERSION")"
+ARCH="$(cat "$PKG/ARCH" 2>/dev/null || echo unknown)"
+if [ "$REAL" = 1 ]; then
+  [ "$(id -u)" = 0 ] || die "needs root (sudo), or --root DIR for a staged install"
+  command -v node >/dev/null || die "node (>= 20.19) is not installed; on Debian/JetPack install nodejs 20 first (docs/operations.md)"
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+    || die "node $(node -v) is too old: the agent needs >= 20.19"
+  case "$(uname -m)" in x86_64) M=linux-x64 ;; aarch64) M=linux-arm64 ;; *) M="linux-$(uname -m)" ;; esac
+  [ "$M" = "$ARCH" ] || die "this release is for $ARCH but the machine is $M"
+fi
+
+OPT="$ROOT/opt/edge-agent"
+ETC="$ROOT/etc/edge-agent"
+STATE="$ROOT/var/lib/edge-agent"
+UNIT_DIR="$ROOT/etc/systemd/system"
+REL="$OPT/releases/$VERSION"
+
+# 1. System user (camera devices are group video; Jetson GPU nodes are group render/video).
+if [ "$REAL" = 1 ]; then
+  if ! getent passwd edge-agent >/dev/null; then
+    useradd --system --user-group --home-dir /var/lib/edge-agent --no-create-home --shell /usr/sbin/nologin edge-agent
+    log "created system user edge-agent"
+  fi
+  for g in video render; do getent group "$g" >/dev/null && usermod -aG "$g" edge-agent; done
+else
+  log "--root given: not creating the edge-agent user"
+fi
+
+# 2. The release, in its own directory; the running one is untouched until the symlink swap.
+mkdir -p "$OPT/releases"
+TMP_REL="$OPT/releases/.$VERSION.tmp.$$"
+rm -rf "$TMP_REL"
+mkdir -p "$TMP_REL"
+for item in dist node_modules bin configs docs scripts package.json VERSION ARCH NEEDS_REBUILD; do
+  [ -e "$PKG/$item" ] && cp -a "$PKG/$item" "$TMP_REL/"
+done
+# Addons without a prebuilt for this architecture are built here (scripts/package-agent.sh).
+if [ -s "$TMP_REL/NEEDS_REBUILD" ]; then
+  if [ "$REAL" = 1 ]; then
+    mapfile -t rebuild < "$TMP_REL/NEEDS_REBUILD"
+    log "building native addons on this machine: ${rebuild[*]} (needs build-essential python3 libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev)"
+    (cd "$TMP_REL" && npm_config_nodedir="${npm_config_nodedir:-/usr}" npm rebuild --no-audit --no-fund "${rebuild[@]}" >&2) \
+      || die "npm rebuild ${rebuild[*]} failed; install the build packages above and re-run"
+    : > "$TMP_REL/NEEDS_REBUILD"
+  else
+    log "--root given: skipping npm rebuild of $(tr '\n' ' ' < "$TMP_REL/NEEDS_REBUILD")"
+  fi
+fi
+PREVIOUS="$(readlink "$OPT/current" 2>/dev/null || true)"
+# Re-installing the same version: move the old copy aside first, so `current` never dangles for long.
+[ -e "$REL" ] && mv "$REL" "$OPT/releases/.$VERSION.old.$$"
+mv "$TMP_REL" "$REL"
+ln -sfn "releases/$VERSION" "$OPT/.current.tmp"
+mv -T "$OPT/.current.tmp" "$OPT/current"
+rm -rf "$OPT/releases/.$VERSION.old.$$"
+log "release $VERSION ($ARCH) at $REL; current -> releases/$VERSION${PREVIOUS:+ (was $PREVIOUS)}"
+
+# Keep the newest $KEEP releases (by install time), never the current one.
+ls -1t "$OPT/releases" | grep -v '^\.' | tail -n +"$((KEEP + 1))" | while read -r old; do
+  [ "releases/$old" = "$(readlink "$OPT/current")" ] || { rm -rf "${OPT:?}/releases/$old"; log "removed old release $old"; }
+done
+
+# 3. Config and credentials: created once, never overwritten.
+mkdir -p "$ETC/credentials"
+chmod 0755 "$ETC"; chmod 0700 "$ETC/credentials"
+if [ ! -f "$ETC/agent.json" ]; then
+  if [ -f "$REL/configs/agent.example.json" ]; then
+    sed -e 's#"stateDir": *"[^"]*"#"stateDir": "/var/lib/edge-agent"#' "$REL/configs/agent.example.json" > "$ETC/agent.json"
+  else
+    printf '{\n  "deviceId": "%s",\n  "stateDir": "/var/lib/edge-agent",\n  "cameras": []\n}\n' "$(hostname)" > "$ETC/agent.json"
+  fi
+  chmod 0640 "$ETC/agent.json"
+  log "wrote $ETC/agent.json from the example: edit it, then: edge-agent check-config $ETC/agent.json"
+else
+  log "kept $ETC/agent.json"
+fi
+cp "$REL/configs/agent.example.json" "$ETC/agent.example.json" 2>/dev/null || true
+if [ -n "$SECRET" ]; then
+  install -m 0600 "$SECRET" "$ETC/credentials/device-secret"
+  log "installed the device secret"
+elif [ ! -f "$ETC/credentials/device-secret" ]; then
+  log "no device secret yet: put it in $ETC/credentials/device-secret (mode 0600, root) - fleetctl device add prints it"
+fi
+
+# 4. State directory (systemd's StateDirectory= also creates it; made here for staged installs).
+mkdir -p "$STATE"
+chmod 0750 "$STATE"
+if [ "$REAL" = 1 ]; then
+  chown -R edge-agent:edge-agent "$STATE"
+  chgrp edge-agent "$ETC/agent.json"
+fi
+
+# 5. Unit and a CLI symlink.
+mkdir -p "$UNIT_DIR" "$ROOT/usr/local/bin"
+install -m 0644 "$REL/configs/systemd/edge-agent.service" "$UNIT_DIR/edge-agent.service"
+ln -sfn /opt/edge-agent/current/bin/edge-agent "$ROOT/usr/local/bin/edge-agent"
+
+if [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  systemctl enable edge-agent.service >&2
+  if [ "$START" = 1 ]; then
+    if [ -f "$ETC/credentials/device-secret" ]; then
+      systemctl restart edge-agent.service
+      log "edge-agent (re)started; follow it with: journalctl -u edge-agent -f"
+    else
+      log "not starting: no device secret yet (LoadCredential= would fail)"
+    fi
+  fi
+else
+  log "systemd not running here (or --root): enable with 'systemctl daemon-reload && systemctl enable --now edge-agent'"
+fi
+log "installed edge-agent $VERSION"
