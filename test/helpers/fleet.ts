@@ -77,6 +77,7 @@ export class TestFleet {
       url: this.mqttUrl,
       outbox: join(this.dir, 'agents', dev.id, 'outbox.sqlite'),
       backoff: { initialMs: 100, maxMs: 1000 },
+      ackTimeoutMs: 2000,
       identity: { agentVersion: 'test', platform: { os: 'linux', arch: process.arch } },
       ...opts,
     });

@@ -13,8 +13,11 @@
  *   in-memory store, is what guarantees delivery.
  * - TLS: with `caPem` only that CA is trusted (Node's `ca` replaces the default roots), i.e. pinned.
  * - Alerts: `publishAlert()` writes to the outbox (fsync'd) and returns; a pump publishes QoS 1 in
- *   outbox order with a bounded in-flight window and removes an entry on PUBACK. After a reconnect it
- *   resends from the oldest unacked entry, so a message may arrive twice; the server keeps one.
+ *   outbox order with a bounded in-flight window. An entry leaves the outbox only on the server's
+ *   end-to-end receipt (`ack` topic), not on the broker's PUBACK: a broker may accept a message and
+ *   still lose it (restart, a restored session without working subscriptions). After a reconnect,
+ *   or when the oldest in-flight entry waited `ackTimeoutMs`, the pump resends from the oldest
+ *   pending entry, in order; a message may so arrive twice and the server keeps one.
  * - Telemetry: QoS 0, dropped (and counted) while offline.
  */
 import { EventEmitter } from 'node:events';
@@ -23,7 +26,7 @@ import { moduleLogger, type Logger } from '../util/log.js';
 import { describeError, EdgeFleetError } from '../util/errors.js';
 import {
   assertDeviceId, decodePayload, topics, AlertSchema,
-  type AlertPayload, type CmdPayload, type CmdResultPayload, type DesiredPayload, type ReportedPayload, type StatePayload, type TelemetryPayload,
+  type AckPayload, type AlertPayload, type CmdPayload, type CmdResultPayload, type DesiredPayload, type ReportedPayload, type StatePayload, type TelemetryPayload,
 } from '../protocol/index.js';
 import { compileSchema } from '../util/schema.js';
 import { Outbox, type OutboxStats } from '../outbox/outbox.js';
@@ -45,8 +48,10 @@ export interface AgentLinkOptions {
   backoff?: BackoffOptions;
   keepaliveS?: number;
   connectTimeoutMs?: number;
-  /** QoS 1 messages in flight at once from the outbox. */
+  /** Outbox messages sent and awaiting the server's receipt at once. */
   inflightWindow?: number;
+  /** Resend from the oldest pending entry when no receipt came within this time. */
+  ackTimeoutMs?: number;
   /** Published in the retained online state. */
   identity?: Pick<StatePayload, 'agentVersion' | 'platform' | 'models'>;
   now?: () => number;
@@ -59,6 +64,8 @@ export interface AgentLinkStatus {
   connects: number;
   outbox: OutboxStats;
   telemetryDroppedOffline: number;
+  /** Times the pump went back to the oldest pending entry because no receipt came in time. */
+  resends: number;
   inboundDropped: Record<string, number>;
 }
 
@@ -67,7 +74,7 @@ export interface AgentLinkEvents {
   disconnect: [{ reason: string }];
   desired: [DesiredPayload];
   cmd: [CmdPayload];
-  /** An alert got its PUBACK and left the outbox. */
+  /** The server confirmed an alert; it left the outbox. */
   delivered: [{ id: string }];
 }
 
@@ -94,7 +101,10 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   private generation = 0;
   private cursorSeq = 0;
-  private readonly inflight = new Set<string>();
+  /** Sent entries awaiting the server's receipt: id → when sent (ms). */
+  private readonly inflight = new Map<string, number>();
+  private ackTimer: NodeJS.Timeout | undefined;
+  private resends = 0;
   private connects = 0;
   private telemetryDroppedOffline = 0;
   private readonly inboundDropped: Record<string, number> = {};
@@ -115,6 +125,9 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     if (this.running) return;
     this.running = true;
     if (this.ownsOutbox) this.outbox.start();
+    const ackTimeoutMs = this.opts.ackTimeoutMs ?? 10_000;
+    this.ackTimer = setInterval(() => this.checkAckTimeout(ackTimeoutMs), Math.max(50, ackTimeoutMs / 4));
+    this.ackTimer.unref();
     this.connect();
   }
 
@@ -133,6 +146,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     if (!this.running) return;
     this.running = false;
     clearTimeout(this.retryTimer);
+    clearInterval(this.ackTimer);
     const client = this.client;
     this.client = undefined;
     this.generation += 1;
@@ -160,7 +174,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       const i = r.issues[0];
       throw new LinkError(`Alert ${alert.id ?? '?'} does not match the protocol: ${i?.path || '/'} expected ${i?.expected} but received ${i?.received}`);
     }
-    const id = this.outbox.put({ id: alert.id, topic: topics.alert(this.deviceId), payload: JSON.stringify(r.value) });
+    const id = this.outbox.put({ id: alert.id, topic: topics.alert(this.deviceId), payload: (seq) => JSON.stringify({ ...r.value, seq }) });
     this.pump();
     return id;
   }
@@ -201,6 +215,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       connects: this.connects,
       outbox: this.outbox.stats(),
       telemetryDroppedOffline: this.telemetryDroppedOffline,
+      resends: this.resends,
       inboundDropped: { ...this.inboundDropped },
     };
   }
@@ -236,7 +251,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       this.backoff.reset();
       this.log.info({ url: this.opts.url, protocolVersion }, 'connected');
       client.publish(topics.state(this.deviceId), JSON.stringify(this.statePayload(true)), { qos: 1, retain: true });
-      client.subscribe([topics.desired(this.deviceId), topics.cmd(this.deviceId)], { qos: 1 }, (err) => {
+      client.subscribe([topics.ack(this.deviceId), topics.desired(this.deviceId), topics.cmd(this.deviceId)], { qos: 1 }, (err) => {
         if (err) this.log.warn({ err: describeError(err) }, 'subscribe failed');
       });
       this.inflight.clear();
@@ -277,23 +292,36 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     if (!client || !this.connected) return;
     const window = this.opts.inflightWindow ?? 16;
     if (this.inflight.size >= window) return;
-    const gen = this.generation;
     const entries = this.outbox.peek(window - this.inflight.size, this.cursorSeq);
     for (const e of entries) {
       this.cursorSeq = e.seq;
-      this.inflight.add(e.id);
-      client.publish(e.topic, e.payload, { qos: 1 }, (err) => {
-        if (err) return; // connection lost: the entry stays in the outbox and is resent after reconnect
-        if (this.running && this.outbox.ack(e.id)) this.emit('delivered', { id: e.id });
-        if (gen !== this.generation) return;
-        this.inflight.delete(e.id);
-        this.pump();
-      });
+      this.inflight.set(e.id, this.now());
+      // The PUBACK is not the receipt (see the header); a failed publish is resent by the timeout.
+      client.publish(e.topic, e.payload, { qos: 1 }, () => undefined);
     }
   }
 
+  private onAck(ids: string[]): void {
+    for (const id of ids) {
+      if (this.running && this.outbox.ack(id)) this.emit('delivered', { id });
+      this.inflight.delete(id);
+    }
+    this.pump();
+  }
+
+  private checkAckTimeout(ackTimeoutMs: number): void {
+    if (!this.connected || this.inflight.size === 0) return;
+    const oldest = Math.min(...this.inflight.values());
+    if (this.now() - oldest < ackTimeoutMs) return;
+    this.resends += 1;
+    this.log.info({ inflight: this.inflight.size }, 'no receipt from the server in time; resending from the oldest pending alert');
+    this.inflight.clear();
+    this.cursorSeq = 0;
+    this.pump();
+  }
+
   private onMessage(topic: string, payload: Buffer): void {
-    const kind = topic === topics.desired(this.deviceId) ? 'desired' : topic === topics.cmd(this.deviceId) ? 'cmd' : undefined;
+    const kind = topic === topics.ack(this.deviceId) ? 'ack' : topic === topics.desired(this.deviceId) ? 'desired' : topic === topics.cmd(this.deviceId) ? 'cmd' : undefined;
     if (!kind) return;
     const d = decodePayload(kind, payload);
     if (!d.ok) {
@@ -302,7 +330,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       if (this.inboundDropped[key] === 1) this.log.warn({ kind, reason: d.reason, detail: d.detail }, 'dropped bad inbound payload (logged once per kind)');
       return;
     }
-    if (kind === 'desired') this.emit('desired', d.value as DesiredPayload);
+    if (kind === 'ack') this.onAck((d.value as AckPayload).ids);
+    else if (kind === 'desired') this.emit('desired', d.value as DesiredPayload);
     else this.emit('cmd', d.value as CmdPayload);
   }
 }

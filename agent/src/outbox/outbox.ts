@@ -44,6 +44,10 @@ export class OutboxError extends EdgeFleetError {
   }
 }
 
+function toBuffer(p: Buffer | string): Buffer {
+  return typeof p === 'string' ? Buffer.from(p) : p;
+}
+
 type Row = { seq: number; id: string; topic: string; payload: Buffer; created_at_ms: number; attempts: number };
 
 export class Outbox {
@@ -97,16 +101,21 @@ export class Outbox {
    * Appends a message durably; returns its id (the given one or a new UUID). Putting an id that is
    * already pending is a no-op (idempotent), so a caller may retry.
    */
-  put(msg: { topic: string; payload: Buffer | string; id?: string }): string {
+  put(msg: { topic: string; payload: Buffer | string | ((seq: number) => Buffer | string); id?: string }): string {
     const db = this.open();
     const id = msg.id ?? randomUUID();
-    const payload = typeof msg.payload === 'string' ? Buffer.from(msg.payload) : msg.payload;
-    if (payload.byteLength > this.maxBytes) {
-      throw new OutboxError(`Expected a message of at most ${this.maxBytes} bytes for the outbox but received ${payload.byteLength}; shrink the snapshot.`);
-    }
     const tx = db.transaction(() => {
+      let payload = typeof msg.payload === 'function' ? Buffer.alloc(0) : toBuffer(msg.payload);
       const r = db.prepare('INSERT OR IGNORE INTO outbox (id, topic, payload, created_at_ms) VALUES (?, ?, ?, ?)').run(id, msg.topic, payload, this.now());
       if (r.changes === 0) return;
+      if (typeof msg.payload === 'function') {
+        // The payload may carry its own outbox position (alerts carry `seq`).
+        payload = toBuffer(msg.payload(Number(r.lastInsertRowid)));
+        db.prepare('UPDATE outbox SET payload = ? WHERE seq = ?').run(payload, r.lastInsertRowid);
+      }
+      if (payload.byteLength > this.maxBytes) {
+        throw new OutboxError(`Expected a message of at most ${this.maxBytes} bytes for the outbox but received ${payload.byteLength}; shrink the snapshot.`);
+      }
       this.pendingCount += 1;
       this.pendingBytes += payload.byteLength;
       while (this.pendingCount > this.maxEntries || this.pendingBytes > this.maxBytes) {

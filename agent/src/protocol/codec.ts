@@ -6,7 +6,7 @@ import type { TSchema, Static } from '@sinclair/typebox';
 import { compileSchema, type Validator } from '../util/schema.js';
 import type { ConfigIssue } from '../util/errors.js';
 import {
-  AlertSchema, CmdResultSchema, CmdSchema, DesiredSchema, MAX_PAYLOAD_BYTES, ReportedSchema, StateSchema, TelemetrySchema,
+  AckSchema, AlertSchema, CmdResultSchema, CmdSchema, DesiredSchema, MAX_PAYLOAD_BYTES, ReportedSchema, StateSchema, TelemetrySchema,
 } from './payloads.js';
 import type { TopicKind } from './topics.js';
 
@@ -17,6 +17,7 @@ export const PAYLOAD_SCHEMAS = {
   state: StateSchema,
   telemetry: TelemetrySchema,
   alert: AlertSchema,
+  ack: AckSchema,
   desired: DesiredSchema,
   reported: ReportedSchema,
   cmd: CmdSchema,

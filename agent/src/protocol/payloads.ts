@@ -20,6 +20,7 @@ export const MAX_PAYLOAD_BYTES = {
   reported: 32 * 1024,
   desired: 32 * 1024,
   cmd: 16 * 1024,
+  ack: 32 * 1024,
   'cmd/res': 64 * 1024,
   /** An alert may carry a redacted JPEG snapshot as base64 (≈ 4/3 of the JPEG size). */
   alert: 512 * 1024,
@@ -134,6 +135,11 @@ export const AlertSchema = Type.Object({
   v: Type.Literal(1),
   id: Id,
   ts: EpochMs,
+  /**
+   * Position in the device's outbox, strictly increasing per device (SQLite AUTOINCREMENT never
+   * reuses a value). Arrival order can differ after a loss and resend; this is the device's order.
+   */
+  seq: Type.Optional(Type.Integer({ minimum: 0 })),
   camera: Label,
   rule: Label,
   /** Kind of rule that fired: zone, line, dwell, count, ... */
@@ -149,6 +155,18 @@ export const AlertSchema = Type.Object({
   snapshot: Type.Optional(SnapshotSchema),
 }, { additionalProperties: false });
 export type AlertPayload = Static<typeof AlertSchema>;
+
+/**
+ * `ack` (QoS 1, server → device): alert ids the server has stored (or already had). A broker's
+ * PUBACK only says the broker took a message; brokers can still lose it (restart without
+ * persistence, a session restored without its subscriptions), so the agent keeps an alert in its
+ * outbox until this end-to-end receipt arrives, and resends it after `ackTimeoutMs` otherwise.
+ */
+export const AckSchema = Type.Object({
+  v: Type.Literal(1),
+  ids: Type.Array(Id, { minItems: 1, maxItems: 256 }),
+}, { additionalProperties: false });
+export type AckPayload = Static<typeof AckSchema>;
 
 /** `desired` (retained, server → device): what the device should run. */
 export const DesiredSchema = Type.Object({

@@ -15,7 +15,7 @@ export const DEVICE_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 const deviceIdRe = new RegExp(DEVICE_ID_PATTERN);
 
 /** Kinds of message under a device subtree. OTA kinds (`ota/...`) are added by the OTA module. */
-export type TopicKind = 'state' | 'telemetry' | 'alert' | 'desired' | 'reported' | 'cmd' | 'cmd/res';
+export type TopicKind = 'state' | 'telemetry' | 'alert' | 'ack' | 'desired' | 'reported' | 'cmd' | 'cmd/res';
 /** Who publishes each kind. The device may only publish `device` kinds; it subscribes to `server` kinds. */
 export const TOPIC_DIRECTION: Record<TopicKind, 'device' | 'server'> = {
   state: 'device',
@@ -23,6 +23,8 @@ export const TOPIC_DIRECTION: Record<TopicKind, 'device' | 'server'> = {
   alert: 'device',
   reported: 'device',
   'cmd/res': 'device',
+  /** End-to-end receipt: the server has stored these alert ids; the agent may forget them. */
+  ack: 'server',
   desired: 'server',
   cmd: 'server',
 };
@@ -50,6 +52,7 @@ export const topics = {
   state: (id: string) => topicFor(id, 'state'),
   telemetry: (id: string) => topicFor(id, 'telemetry'),
   alert: (id: string) => topicFor(id, 'alert'),
+  ack: (id: string) => topicFor(id, 'ack'),
   desired: (id: string) => topicFor(id, 'desired'),
   reported: (id: string) => topicFor(id, 'reported'),
   cmd: (id: string) => topicFor(id, 'cmd'),

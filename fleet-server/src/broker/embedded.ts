@@ -130,6 +130,16 @@ export class EmbeddedBroker {
     this.log.info({ port: this.port, tlsPort: this.tlsPort }, 'embedded broker listening (MQTT 3.1.1)');
   }
 
+  /** Publishes from the server itself (not subject to device ACLs); dropped while stopped. */
+  publish(topic: string, payload: Buffer, qos: 0 | 1 = 1, retain = false): boolean {
+    const aedes = this.aedes;
+    if (!aedes) return false;
+    aedes.publish({ cmd: 'publish', topic, payload, qos, retain, dup: false }, (err) => {
+      if (err) this.log.warn({ topic, err: err.message }, 'server publish failed');
+    });
+    return true;
+  }
+
   /** Closes listeners and every client connection. Safe twice; start() again reopens the same ports. */
   async stop(): Promise<void> {
     const aedes = this.aedes;

@@ -35,9 +35,9 @@ export class AlertStore {
     } else if (snapshot) {
       meta.snapshotRef = snapshot.ref;
     }
-    const r = this.db.prepare(`INSERT OR IGNORE INTO alerts (device_id, id, ts_ms, received_at_ms, camera, rule, class, score, payload_json, snapshot, snapshot_type)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(deviceId, a.id, a.ts, this.now(), a.camera, a.rule, a.class, a.score, JSON.stringify(meta), bytes, type);
+    const r = this.db.prepare(`INSERT OR IGNORE INTO alerts (device_id, id, dev_seq, ts_ms, received_at_ms, camera, rule, class, score, payload_json, snapshot, snapshot_type)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(deviceId, a.id, a.seq ?? null, a.ts, this.now(), a.camera, a.rule, a.class, a.score, JSON.stringify(meta), bytes, type);
     return r.changes > 0;
   }
 
@@ -71,8 +71,13 @@ export class AlertStore {
     return r.n;
   }
 
-  /** Alert ids of one device in storage order (tests check per-device order with it). */
-  idsInOrder(deviceId: string): string[] {
+  /** Alert ids of one device in the device's order (outbox seq), arrival order as the tie-break. */
+  idsInDeviceOrder(deviceId: string): string[] {
+    return (this.db.prepare('SELECT id FROM alerts WHERE device_id = ? ORDER BY dev_seq, seq').all(deviceId) as { id: string }[]).map((r) => r.id);
+  }
+
+  /** Alert ids of one device in arrival order. */
+  idsInArrivalOrder(deviceId: string): string[] {
     return (this.db.prepare('SELECT id FROM alerts WHERE device_id = ? ORDER BY seq').all(deviceId) as { id: string }[]).map((r) => r.id);
   }
 }

@@ -40,6 +40,7 @@ const MIGRATIONS: string[] = [
      seq INTEGER PRIMARY KEY AUTOINCREMENT,
      device_id TEXT NOT NULL,
      id TEXT NOT NULL,
+     dev_seq INTEGER,
      ts_ms INTEGER NOT NULL,
      received_at_ms INTEGER NOT NULL,
      camera TEXT NOT NULL,

@@ -62,7 +62,7 @@ export class ExternalSource {
       client.on('connect', (connack) => {
         // With a resumed session the broker keeps our subscriptions; subscribing again is harmless.
         if (connack.sessionPresent) this.log.info('resumed persistent session');
-        client.subscribe(filters, (err, granted) => {
+        const subscribe = () => client.subscribe(filters, (err, granted) => {
           const refused = (granted ?? []).filter((g) => g.qos >= 0x80);
           if (err || refused.length > 0) {
             this.log.error({ err: err ? describeError(err) : undefined, refused: refused.map((g) => g.topic) }, 'subscription refused; check the broker ACL for the service account');
@@ -71,9 +71,23 @@ export class ExternalSource {
           clearTimeout(t);
           resolve();
         });
+        // mosquitto 2.0.11 restores a persistent session's shared subscriptions from its persistence
+        // file in a state that delivers nothing (seen in test/integration/mqtt-outage.test.ts), so a
+        // resumed session drops and renews its shared subscriptions; queued messages stay queued.
+        const sharedFilters = Object.keys(filters).filter((f) => f.startsWith('$share/'));
+        if (connack.sessionPresent && sharedFilters.length > 0) client.unsubscribe(sharedFilters, () => subscribe());
+        else subscribe();
       });
     });
     await first;
+  }
+
+  /** Publishes from the server (receipts, desired state); false while disconnected. */
+  publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain?: boolean } = { qos: 1 }): boolean {
+    const c = this.client;
+    if (!c || !c.connected) return false;
+    c.publish(topic, payload, { qos: opts.qos, retain: opts.retain ?? false });
+    return true;
   }
 
   async stop(): Promise<void> {

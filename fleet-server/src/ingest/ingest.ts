@@ -40,6 +40,8 @@ export interface IngestOptions {
   registry: Registry;
   logger?: Logger;
   onAlert?: (deviceId: string, id: string) => void;
+  /** Called for every valid alert, new or duplicate, once it is in the database (send the receipt). */
+  onAlertReceipt?: (deviceId: string, id: string) => void;
 }
 
 export class Ingest {
@@ -111,6 +113,7 @@ export class Ingest {
         this.opts.devices.touch(deviceId);
         if (stored) { this.stats.alertsStored += 1; this.alertsCounter.inc({ result: 'stored' }); this.opts.onAlert?.(deviceId, a.id); }
         else { this.stats.alertsDuplicate += 1; this.alertsCounter.inc({ result: 'duplicate' }); }
+        this.opts.onAlertReceipt?.(deviceId, a.id);
         break;
       }
       case 'cmd/res':

@@ -18,6 +18,7 @@ import { OperatorStore } from '../db/operators.js';
 import { EmbeddedBroker } from '../broker/embedded.js';
 import { ExternalSource } from '../ingest/external-source.js';
 import { INGEST_KINDS, Ingest } from '../ingest/ingest.js';
+import { AckPublisher } from '../ingest/acks.js';
 import { HttpApi } from '../api/http-api.js';
 import { syncMosquitto } from '../mosquitto/files.js';
 
@@ -41,6 +42,7 @@ export class FleetServer {
   broker: EmbeddedBroker | undefined;
   external: ExternalSource | undefined;
   api!: HttpApi;
+  acks!: AckPublisher;
   /** Set when the first start generated the operator password (printed once). */
   bootstrapPassword: string | undefined;
   private readonly log: Logger;
@@ -70,7 +72,11 @@ export class FleetServer {
       name: 'ef_devices_online', help: 'Devices whose retained state says online', registers: [this.registry],
       collect() { this.set(devices.list().filter((d) => d.online).length); },
     });
-    this.ingest = new Ingest({ devices: this.devices, telemetry: this.telemetry, alerts: this.alerts, registry: this.registry });
+    this.acks = new AckPublisher((topic, payload) => { this.publish(topic, payload); });
+    this.ingest = new Ingest({
+      devices: this.devices, telemetry: this.telemetry, alerts: this.alerts, registry: this.registry,
+      onAlertReceipt: (deviceId, id) => this.acks.add(deviceId, id),
+    });
     const onMessage = (topic: string, payload: Buffer) => this.ingest.handle(topic, payload);
     if (c.broker.mode === 'embedded') {
       const e = c.broker.embedded;
@@ -105,10 +111,17 @@ export class FleetServer {
     if (!this.started) return;
     this.started = false;
     clearInterval(this.pruneTimer);
+    this.acks?.stop();
     await this.api?.stop();
     await this.broker?.stop();
     await this.external?.stop();
     this.db?.close();
+  }
+
+  /** Publishes from the server to a device topic through whichever broker is in use. */
+  publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain?: boolean } = { qos: 1 }): boolean {
+    if (this.broker) return this.broker.publish(topic, payload, opts.qos, opts.retain);
+    return this.external?.publish(topic, payload, opts) ?? false;
   }
 
   /** Registers a device; returns its secret (shown once). Syncs mosquitto when configured. */
