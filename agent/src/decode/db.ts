@@ -6,7 +6,9 @@
  * ("unclip") each region by the distance D = A · r / L (A area, L perimeter, r = `unclipRatio`),
  * because the network is trained to predict a shrunk text kernel. PaddleOCR fits rotated minimum-area
  * rectangles; we approximate them by axis-aligned boxes, which is what redaction needs (a rotated
- * plate is covered by its axis-aligned hull).
+ * plate is covered by its axis-aligned hull). PaddleOCR's "fast" score is the mean probability
+ * inside the fitted rectangle; ours is the mean over the region's own pixels, because an axis-aligned
+ * box around slanted text holds much background that would drop real text below `boxThreshold`.
  */
 import type { Detection } from '../types.js';
 import { boxToSource } from '../preprocess/transform.js';
