@@ -1,0 +1,143 @@
+/**
+ * INT8 quantization benchmark: for each default model, calibrate once on real frames, build one
+ * INT8 QDQ model per calibration method plus the FP16 variant, and measure side by side in one run
+ * (same process, same thread count, alternating runs): file size ratio, CPU speed ratio
+ * (FP32 latency / candidate latency, onnxruntime-node CPU EP, 1 intra-op thread) and the mAP@0.5
+ * drop against FP32 on held-out frames (agreement with FP32's detections; no labels ship with the
+ * sample assets). Writes bench/results/quantize.json; `renderQuantizeTable` renders the docs table.
+ *
+ *   npx tsx bench/quantize.ts [--frames 16] [--runs 10]
+ */
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import ort from 'onnxruntime-node';
+import { encodeModel } from '../fleet-server/src/convert/onnx/codec.js';
+import { calibrateForModel, buildInt8, copyMeta } from '../fleet-server/src/quantize/quantize.js';
+import { convertToFp16 } from '../fleet-server/src/quantize/fp16.js';
+import { evaluateModels } from '../fleet-server/src/quantize/evaluate.js';
+import { modelInputs, type FrameSelection } from '../fleet-server/src/quantize/frames.js';
+import type { CalibrationMethod } from '../fleet-server/src/quantize/ranges.js';
+
+export interface QuantizeBenchRow {
+  variant: 'fp16' | `int8-${CalibrationMethod}`;
+  sizeRatio: number;
+  speedRatio: number;
+  fp32Ms: number;
+  candidateMs: number;
+  agreementMap: number;
+  mapDrop: number;
+}
+
+export interface QuantizeBenchModel {
+  model: string;
+  fp32Bytes: number;
+  calibration: { source: string; frames: number };
+  evaluation: { source: string; frames: number };
+  rows: QuantizeBenchRow[];
+}
+
+export interface QuantizeBenchResults {
+  bench: 'quantize';
+  createdAt: string;
+  machine: { cpu: string; cores: number; node: string; onnxruntime: string };
+  goals: { sizeRatioMax: number; speedRatioMin: number; mapDropMax: number };
+  models: QuantizeBenchModel[];
+}
+
+const MODELS: { path: string; calib: FrameSelection; evalSel: FrameSelection }[] = [
+  { path: 'assets/models/coco-centernet/model.onnx', calib: { source: 'assets/video/vtest.avi', maxFrames: 16, stride: 40 }, evalSel: { source: 'assets/video/vtest.avi', maxFrames: 24, stride: 30, offset: 15 } },
+  // Six group photos are all the face images the sample assets have: calibration and evaluation share them.
+  { path: 'assets/models/blazeface-back/model.onnx', calib: { source: 'assets/images/faces', maxFrames: 6 }, evalSel: { source: 'assets/images/faces', maxFrames: 6 } },
+];
+
+async function latencies(paths: string[], input: { name: string; tensor: ort.Tensor }, runs: number): Promise<number[]> {
+  const sessions = await Promise.all(paths.map((p) => ort.InferenceSession.create(p, { intraOpNumThreads: 1, graphOptimizationLevel: 'all' })));
+  const times = paths.map(() => [] as number[]);
+  for (const s of sessions) await s.run({ [input.name]: input.tensor });
+  for (let r = 0; r < runs; r++) {
+    for (let k = 0; k < sessions.length; k++) {
+      const t0 = performance.now();
+      await sessions[k].run({ [input.name]: input.tensor });
+      times[k].push(performance.now() - t0);
+    }
+  }
+  for (const s of sessions) await s.release();
+  return times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]);
+}
+
+export async function benchModel(path: string, calib: FrameSelection, evalSel: FrameSelection, runs: number, dir: string): Promise<QuantizeBenchModel> {
+  const run = await calibrateForModel({ modelPath: path, frames: calib, target: 'cpu' });
+  const fp32Bytes = readFileSync(path).length;
+  const variants: { variant: QuantizeBenchRow['variant']; file: string; bytes: number }[] = [];
+  const write = async (variant: QuantizeBenchRow['variant'], bytes: Uint8Array): Promise<void> => {
+    const file = join(dir, `${run.meta.name}-${variant}.onnx`);
+    writeFileSync(file, bytes);
+    await copyMeta(path, file);
+    variants.push({ variant, file, bytes: bytes.length });
+  };
+  for (const method of ['minmax', 'entropy', 'percentile'] as const) await write(`int8-${method}`, encodeModel(buildInt8(run, { method }).model));
+  await write('fp16', encodeModel(convertToFp16(run.source).model));
+  let first: { name: string; tensor: ort.Tensor } | undefined;
+  for await (const x of modelInputs({ ...evalSel, maxFrames: 1 }, run.meta.preprocess)) first = { name: run.inputName, tensor: new ort.Tensor(x.dtype, x.data, x.dims) };
+  if (!first) throw new Error(`no frame from ${evalSel.source}`);
+  const ms = await latencies([path, ...variants.map((v) => v.file)], first, runs);
+  const rows: QuantizeBenchRow[] = [];
+  let evalFrames = 0;
+  for (const [k, v] of variants.entries()) {
+    const ev = await evaluateModels({ reference: path, candidate: v.file, data: evalSel });
+    evalFrames = ev.frames;
+    rows.push({ variant: v.variant, sizeRatio: v.bytes / fp32Bytes, speedRatio: ms[0] / ms[k + 1], fp32Ms: ms[0], candidateMs: ms[k + 1], agreementMap: ev.agreementMap, mapDrop: ev.mapDrop });
+  }
+  return { model: run.meta.name, fp32Bytes, calibration: { source: calib.source, frames: run.calibration.frames }, evaluation: { source: evalSel.source, frames: evalFrames }, rows };
+}
+
+const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+
+export function renderQuantizeTable(results: QuantizeBenchResults): string {
+  const g = results.goals;
+  const lines = [
+    '## INT8 quantization (`bench/quantize.ts`)',
+    '',
+    `Measured ${results.createdAt.slice(0, 10)} on ${results.machine.cpu} (${results.machine.cores} cores shared), Node ${results.machine.node}, onnxruntime-node ${results.machine.onnxruntime}, CPU EP, 1 intra-op thread, median of alternating runs in one process.`,
+    `Goals: size ≤ ${g.sizeRatioMax}×, CPU speed INT8/FP32 ≥ ${g.speedRatioMin}×, mAP@0.5 drop ≤ ${g.mapDropMax} point. mAP drop = 100 − mAP@0.5 of the candidate against FP32's own detections on held-out frames (no labelled data ships with the sample assets).`,
+    '',
+    '| model | variant | size × | FP32 ms | variant ms | speed × | agreement mAP@0.5 | mAP drop | goals met |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const m of results.models) {
+    for (const r of m.rows) {
+      const met = r.variant === 'fp16' ? '—' : [r.sizeRatio <= g.sizeRatioMax ? 'size' : '', r.speedRatio >= g.speedRatioMin ? 'speed' : '', r.mapDrop <= g.mapDropMax ? 'mAP' : ''].filter(Boolean).join(', ') || 'none';
+      lines.push(`| ${m.model} | ${r.variant} | ${f(r.sizeRatio, 3)} | ${f(r.fp32Ms, 1)} | ${f(r.candidateMs, 1)} | ${f(r.speedRatio)} | ${f(r.agreementMap, 1)} | ${f(r.mapDrop, 1)} | ${met} |`);
+    }
+  }
+  lines.push('', ...results.models.map((m) => `- ${m.model}: calibrated on ${m.calibration.frames} frames of \`${m.calibration.source}\`, evaluated on ${m.evaluation.frames} frames of \`${m.evaluation.source}\`.`));
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { frames: { type: 'string' }, runs: { type: 'string', default: '10' } } });
+  const dir = mkdtempSync(join(tmpdir(), 'ef-qbench-'));
+  const models: QuantizeBenchModel[] = [];
+  try {
+    for (const m of MODELS) {
+      if (!existsSync(m.path)) { process.stderr.write(`skipping ${m.path}: missing (run npx tsx scripts/prepare-models.ts)\n`); continue; }
+      const calib = values.frames ? { ...m.calib, maxFrames: Number(values.frames) } : m.calib;
+      models.push(await benchModel(m.path, calib, m.evalSel, Number(values.runs), dir));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const ortVersion = (JSON.parse(readFileSync('node_modules/onnxruntime-node/package.json', 'utf8')) as { version: string }).version;
+  const results: QuantizeBenchResults = {
+    bench: 'quantize', createdAt: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, onnxruntime: ortVersion },
+    goals: { sizeRatioMax: 0.27, speedRatioMin: 1.5, mapDropMax: 0.5 }, models,
+  };
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/quantize.json', `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(renderQuantizeTable(results));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -1,0 +1,46 @@
+/**
+ * `fleetctl model evaluate --reference A.onnx --candidate B.onnx --data DIR|VIDEO [--labels L.json] [--max-drop 1.0]`
+ */
+import { parseArgs } from 'node:util';
+import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
+import { runGate } from '../../quantize/gate.js';
+
+const usage = `
+usage: fleetctl model evaluate --reference A.onnx --candidate B.onnx --data DIR|VIDEO
+         [--labels L.json] [--frames N] [--stride K] [--offset O] [--max-drop POINTS] [--json]
+
+Runs both models on the same frames (preprocessed as the agent does, decoded by the model's
+decoder) and reports detection agreement: mAP@0.5 of the candidate against the reference's
+detections (and against labels when given: {"frames":[{"index":N,"boxes":[{"classId","x","y","w","h"}]}]}),
+per-class AP and output SNR. Exits 1 when the mAP drop exceeds --max-drop (default 1.0): the gate
+\`model publish\` applies to INT8 artifacts.
+Defaults take every 10th video frame from offset 5, so they differ from the calibration frames.
+`;
+
+export const command: CliCommand = {
+  summary: 'compare a quantized model with its FP32 reference (mAP@0.5 agreement, per-class, SNR)',
+  usage,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv, strict: true,
+      options: {
+        reference: { type: 'string' }, candidate: { type: 'string' }, data: { type: 'string' }, labels: { type: 'string' },
+        frames: { type: 'string', default: '24' }, stride: { type: 'string', default: '10' }, offset: { type: 'string', default: '5' },
+        'max-drop': { type: 'string', default: '1.0' }, json: { type: 'boolean' },
+      },
+    });
+    if (!values.reference || !values.candidate || !values.data) throw new UsageError('Expected --reference A.onnx --candidate B.onnx --data DIR|VIDEO');
+    const n = Number(values.frames), stride = Number(values.stride), offset = Number(values.offset), maxDrop = Number(values['max-drop']);
+    if (![n, stride].every((v) => Number.isInteger(v) && v >= 1) || !Number.isInteger(offset) || offset < 0) throw new UsageError('Expected positive integers for --frames and --stride and a non-negative --offset');
+    if (!(maxDrop >= 0)) throw new UsageError(`Expected --max-drop ≥ 0 but received ${values['max-drop']}`);
+    const { decision, report } = await runGate({ reference: values.reference, candidate: values.candidate, data: { source: values.data, maxFrames: n, stride, offset }, labelsPath: values.labels, maxMapDrop: maxDrop });
+    if (values.json) process.stdout.write(`${JSON.stringify({ ok: decision.pass, decision, report })}\n`);
+    else {
+      process.stdout.write(`${report.frames} frames: agreement mAP@0.5 ${report.agreementMap.toFixed(2)}` + (report.labels ? `; vs labels ${report.labels.referenceMap.toFixed(2)} → ${report.labels.candidateMap.toFixed(2)}` : '') + '\n');
+      for (const c of report.perClass.filter((x) => x.referenceCount > 0)) process.stdout.write(`  ${c.label}: AP ${c.agreementAp.toFixed(1)} (${c.referenceCount} ref, ${c.candidateCount} cand)${c.labelApDelta !== undefined ? ` Δ ${c.labelApDelta.toFixed(1)}` : ''}\n`);
+      for (const [k, v] of Object.entries(report.outputSnrDb)) process.stdout.write(`  SNR ${k}: ${v.toFixed(1)} dB\n`);
+      process.stdout.write(`${decision.pass ? 'PASS' : 'FAIL'}: ${decision.reason}\n`);
+    }
+    return decision.pass ? EXIT.ok : EXIT.failure;
+  },
+};

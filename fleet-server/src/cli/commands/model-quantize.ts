@@ -1,0 +1,76 @@
+/**
+ * `fleetctl model quantize --model IN.onnx --calib DIR|VIDEO --method minmax|entropy|percentile [--per-channel] [--exclude NODES] [--target cpu|tensorrt] -o OUT.onnx --report R.json`
+ */
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
+import { quantizeModel } from '../../quantize/quantize.js';
+
+const usage = `
+usage: fleetctl model quantize --model IN.onnx --calib DIR|VIDEO --method minmax|entropy|percentile
+         [--per-channel|--per-tensor] [--percentile P] [--exclude NODE,NODE] [--target cpu|tensorrt]
+         [--frames N] [--stride K] [--fp16] [--trt-table] -o OUT.onnx [--report R.json] [--json]
+
+Calibrates activation ranges on real frames (an image directory or a video file, preprocessed as the
+agent does from IN.meta.json) and writes a QDQ INT8 ONNX model: per-channel symmetric int8 weights,
+int32 bias, int8 activations (asymmetric for cpu, symmetric for tensorrt). Post-processing after
+the last Conv stays float; --exclude keeps more nodes float. OUT.meta.json is copied from the input.
+
+options:
+  --model FILE        the FP32 ONNX model (its .meta.json must sit next to it)
+  --calib DIR|VIDEO   calibration frames
+  --method M          minmax | entropy (KL threshold search) | percentile (default entropy)
+  --percentile P      percentile of |x| for --method percentile (default 99.999)
+  --per-tensor        one weight scale per tensor instead of per output channel (default per-channel)
+  --exclude LIST      comma-separated node names to keep in float
+  --target T          cpu (asymmetric activations) | tensorrt (symmetric) (default cpu)
+  --frames N          calibration frames to use (default 32); --stride K takes every K-th video frame (default 10)
+  --fp16              also write OUT.fp16.onnx
+  --trt-table         also write OUT.calib.cache (TensorRT calibration table, text)
+  -o, --output FILE   the INT8 model to write
+  --report FILE       write the JSON report (sizes, counts, ranges)
+`;
+
+export const command: CliCommand = {
+  summary: 'calibrate and quantize an ONNX model to INT8 QDQ (+ FP16, TensorRT table)',
+  usage,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv, strict: true,
+      options: {
+        model: { type: 'string' }, calib: { type: 'string' }, method: { type: 'string', default: 'entropy' }, percentile: { type: 'string' },
+        'per-channel': { type: 'boolean' }, 'per-tensor': { type: 'boolean' }, exclude: { type: 'string' }, target: { type: 'string', default: 'cpu' },
+        frames: { type: 'string', default: '32' }, stride: { type: 'string', default: '10' }, fp16: { type: 'boolean' }, 'trt-table': { type: 'boolean' },
+        output: { type: 'string', short: 'o' }, report: { type: 'string' }, json: { type: 'boolean' },
+      },
+    });
+    if (!values.model) throw new UsageError('Expected --model IN.onnx but received nothing');
+    if (!values.calib) throw new UsageError('Expected --calib DIR|VIDEO (calibration frames) but received nothing');
+    if (!values.output) throw new UsageError('Expected -o OUT.onnx but received nothing');
+    const method = values.method;
+    if (method !== 'minmax' && method !== 'entropy' && method !== 'percentile') throw new UsageError(`Expected --method minmax, entropy or percentile but received ${JSON.stringify(method)}`);
+    const target = values.target;
+    if (target !== 'cpu' && target !== 'tensorrt') throw new UsageError(`Expected --target cpu or tensorrt but received ${JSON.stringify(target)}`);
+    const frames = Number(values.frames), stride = Number(values.stride);
+    if (!Number.isInteger(frames) || frames < 1) throw new UsageError(`Expected --frames to be a positive integer but received ${values.frames}`);
+    if (!Number.isInteger(stride) || stride < 1) throw new UsageError(`Expected --stride to be a positive integer but received ${values.stride}`);
+    const percentile = values.percentile === undefined ? undefined : Number(values.percentile);
+    if (percentile !== undefined && !(percentile > 0 && percentile <= 100)) throw new UsageError(`Expected --percentile in (0, 100] but received ${values.percentile}`);
+    const report = await quantizeModel({
+      modelPath: values.model, outputPath: values.output, frames: { source: values.calib, maxFrames: frames, stride }, method, percentile, target,
+      perChannel: !values['per-tensor'], exclude: values.exclude ? values.exclude.split(',').map((s) => s.trim()).filter(Boolean) : [],
+      fp16: values.fp16, trtTable: values['trt-table'],
+    });
+    if (values.report) await writeFile(values.report, `${JSON.stringify(report, null, 2)}\n`);
+    if (values.json) {
+      const { ranges: _ranges, ...brief } = report;
+      process.stdout.write(`${JSON.stringify({ ok: true, ...brief })}\n`);
+    } else {
+      process.stdout.write(`wrote ${report.output} (${(report.sizeBytes.int8 / 1e6).toFixed(2)} MB, ${report.sizeRatio.toFixed(3)}× of FP32; ${report.stats.quantizedActivations} activations, ${report.stats.quantizedWeights} weights quantized; ${report.calibrationFrames} calibration frames, ${report.method})\n`);
+      if (report.fp16Output) process.stdout.write(`wrote ${report.fp16Output}\n`);
+      if (report.trtTable) process.stdout.write(`wrote ${report.trtTable}\n`);
+      if (values.report) process.stdout.write(`wrote ${values.report}\n`);
+    }
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,86 @@
+/**
+ * INT8 pipeline on the default models: quantize the COCO CenterNet and BlazeFace with a few real
+ * calibration frames, load the QDQ models in onnxruntime-node (CPU), pass Debian's ONNX checker
+ * (full_check), compare detections with FP32, and check that the gate refuses a deliberately
+ * broken INT8 model (ranges shrunk 100×) while offering FP16/FP32.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { quantizeModel, calibrateForModel, rangesFor, copyMeta } from '../../fleet-server/src/quantize/quantize.js';
+import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
+import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { evaluateModels } from '../../fleet-server/src/quantize/evaluate.js';
+import { decideGate } from '../../fleet-server/src/quantize/gate.js';
+import { parseTrtCalibrationTable } from '../../fleet-server/src/quantize/trt-table.js';
+
+const CENTERNET = 'assets/models/coco-centernet/model.onnx';
+const BLAZEFACE = 'assets/models/blazeface-back/model.onnx';
+const VIDEO = 'assets/video/vtest.avi';
+const FACES = 'assets/images/faces';
+const PYTHON = '/usr/bin/python3'; // Debian's python3 has python3-onnx; the pyenv python3 on PATH does not.
+
+const missing = [CENTERNET, BLAZEFACE, VIDEO, FACES].filter((p) => !existsSync(p));
+const skip = missing.length ? `sample assets missing (${missing.join(', ')}); run scripts/setup.sh and npx tsx scripts/prepare-models.ts` : false;
+const hasOnnx = spawnSync(PYTHON, ['-c', 'import onnx'], { encoding: 'utf8' }).status === 0;
+
+function onnxCheck(path: string): void {
+  const r = spawnSync(PYTHON, ['-c', 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', path], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `onnx checker failed on ${path}: ${r.stderr}`);
+}
+
+const cases = [
+  { name: 'coco-centernet', model: CENTERNET, calib: { source: VIDEO, maxFrames: 3, stride: 60 }, data: { source: VIDEO, maxFrames: 4, stride: 50, offset: 25 }, minAgreement: 5 },
+  { name: 'blazeface-back', model: BLAZEFACE, calib: { source: FACES, maxFrames: 3 }, data: { source: FACES, maxFrames: 6 }, minAgreement: 5 },
+];
+
+for (const c of cases) {
+  test(`quantize ${c.name}: QDQ int8 + fp16 + TensorRT table load in onnxruntime, pass the ONNX checker, detect like FP32`, { skip, timeout: 120_000 }, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ef-quant-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const out = join(dir, 'model.int8.onnx');
+    const r = await quantizeModel({ modelPath: c.model, outputPath: out, frames: c.calib, method: 'minmax', target: 'cpu', fp16: true, trtTable: true });
+    assert.equal(r.calibrationFrames, c.calib.maxFrames);
+    assert.ok(r.sizeRatio < 0.5, `int8 size ratio ${r.sizeRatio}`);
+    assert.ok(r.stats.quantizedWeights > 10 && r.stats.quantizedActivations > 10, JSON.stringify(r.stats));
+    assert.ok(existsSync(join(dir, 'model.int8.meta.json')));
+    const ops = new Set<string>();
+    const session = await ort.InferenceSession.create(out);
+    assert.deepEqual(session.outputNames, (await ort.InferenceSession.create(c.model)).outputNames);
+    await session.release();
+    for (const n of (await import('../../fleet-server/src/convert/onnx/codec.js')).decodeModel(new Uint8Array(readFileSync(out))).graph.nodes) ops.add(n.opType);
+    assert.ok(ops.has('QuantizeLinear') && ops.has('DequantizeLinear'));
+    if (hasOnnx) { onnxCheck(out); onnxCheck(r.fp16Output ?? ''); } else t.diagnostic(`${PYTHON} lacks onnx (apt-get install python3-onnx): checker skipped`);
+    const table = parseTrtCalibrationTable(readFileSync(r.trtTable ?? '', 'utf8'));
+    assert.match(table.header, /^TRT-\d+-EntropyCalibration2$/);
+    assert.ok(table.scales.size > 10);
+    const ev = await evaluateModels({ reference: c.model, candidate: out, data: c.data });
+    t.diagnostic(`${c.name} int8 minmax: size ${r.sizeRatio.toFixed(3)}×, agreement mAP@0.5 ${ev.agreementMap.toFixed(1)}, SNR ${JSON.stringify(Object.fromEntries(Object.entries(ev.outputSnrDb).map(([k, v]) => [k, Number(v.toFixed(1))])))}`);
+    assert.ok(ev.perClass.some((p) => p.referenceCount > 0), 'FP32 found nothing to compare against');
+    assert.ok(ev.agreementMap >= c.minAgreement, `agreement ${ev.agreementMap}`);
+    const fp16 = await evaluateModels({ reference: c.model, candidate: r.fp16Output ?? '', data: c.data });
+    assert.ok(fp16.agreementMap >= 95, `fp16 agreement ${fp16.agreementMap}`);
+  });
+}
+
+test('the gate refuses a deliberately broken INT8 model and offers FP16/FP32', { skip, timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-gate-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const run = await calibrateForModel({ modelPath: BLAZEFACE, frames: { source: FACES, maxFrames: 2 }, target: 'cpu' });
+  const ranges = rangesFor(run, { method: 'minmax' });
+  for (const [k, v] of ranges) ranges.set(k, { min: v.min / 100, max: v.max / 100 });
+  const bad = join(dir, 'bad.onnx');
+  await writeFile(bad, encodeModel(insertQdq(planQuantization(run.source, { target: 'cpu' }), ranges).model));
+  await copyMeta(BLAZEFACE, bad);
+  const report = await evaluateModels({ reference: BLAZEFACE, candidate: bad, data: { source: FACES, maxFrames: 6 } });
+  const decision = decideGate(report);
+  assert.equal(decision.pass, false, `gate passed a broken model: ${decision.reason}`);
+  assert.deepEqual(decision.offer, ['fp16', 'fp32']);
+  const self = decideGate(await evaluateModels({ reference: BLAZEFACE, candidate: BLAZEFACE, data: { source: FACES, maxFrames: 2 } }));
+  assert.equal(self.pass, true, 'FP32 against itself must pass');
+});

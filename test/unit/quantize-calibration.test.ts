@@ -1,0 +1,60 @@
+/**
+ * Calibration maths: streaming histograms (counts conserved when the range widens), the TensorRT-style
+ * KL threshold search on histograms whose answer is known, percentile and min/max ranges.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StreamingHistogram } from '../../fleet-server/src/quantize/histogram.js';
+import { klDivergence, klThresholdBins } from '../../fleet-server/src/quantize/entropy.js';
+import { rangeFromHistogram } from '../../fleet-server/src/quantize/ranges.js';
+
+test('KL divergence is 0 for equal distributions and positive otherwise', () => {
+  assert.equal(klDivergence([1, 2, 3], [2, 4, 6]), 0);
+  assert.ok(klDivergence([1, 0, 3], [1, 1, 1]) > 0);
+});
+
+test('KL search keeps the whole range of a uniform histogram (nothing to gain by clipping)', () => {
+  const hist = new Float64Array(2048).fill(100);
+  assert.ok(klThresholdBins(hist, 128) >= 2040, `threshold ${klThresholdBins(hist, 128)}`);
+});
+
+test('KL search clips a long sparse tail far below the maximum', () => {
+  // Laplacian-like bulk in the first 200 bins, a handful of outliers at the very end.
+  const hist = new Float64Array(2048);
+  for (let i = 0; i < 200; i++) hist[i] = Math.round(1e6 * Math.exp(-i / 30));
+  hist[2047] = 1; hist[1500] = 1;
+  const t = klThresholdBins(hist, 128);
+  assert.ok(t >= 128 && t < 600, `threshold bins ${t}`);
+});
+
+test('streaming histogram conserves counts across widening and merges', () => {
+  const h = new StreamingHistogram(512);
+  h.add(Float32Array.from({ length: 1000 }, (_, i) => (i % 10) / 10));
+  h.add(Float32Array.from({ length: 500 }, (_, i) => -5 + i / 100));
+  const other = new StreamingHistogram(512);
+  other.add(Float32Array.of(20, -30));
+  h.merge(other);
+  const sum = h.counts.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(sum - 1502) < 1e-6, `sum ${sum}`);
+  assert.equal(h.total, 1502);
+  assert.equal(h.min, -30); assert.equal(h.max, 20);
+  assert.ok(h.absMax >= 30);
+});
+
+test('minmax, percentile and entropy ranges', () => {
+  const h = new StreamingHistogram(4096);
+  // A ReLU-like tensor: 0..1 dense, one outlier at 100.
+  const v = new Float32Array(100001);
+  for (let i = 0; i < 100000; i++) v[i] = (i % 1000) / 1000;
+  v[100000] = 100;
+  h.add(v);
+  assert.deepEqual(rangeFromHistogram(h, { method: 'minmax' }), { min: 0, max: 100 });
+  const p = rangeFromHistogram(h, { method: 'percentile', percentile: 99.9 });
+  assert.equal(p.min, 0);
+  assert.ok(p.max > 0.95 && p.max < 1.2, `percentile max ${p.max}`);
+  const e = rangeFromHistogram(h, { method: 'entropy', asymmetric: true });
+  assert.equal(e.min, 0);
+  // The search starts at numQuantBins (256 of 2048 bins for a one-sided tensor): 100 clips to 12.5 at most.
+  assert.ok(e.max <= 12.6, `entropy max ${e.max}`);
+  assert.throws(() => rangeFromHistogram(h, { method: 'percentile', percentile: 0 }), /percentile/);
+});
