@@ -3,6 +3,7 @@ import { parseCommandArgs, requireOption } from '../args.js';
 import { loadAgentConfig } from '../../config/load.js';
 import { AgentRunner, type RunSummary } from '../../pipeline/agent-runner.js';
 import { rootLogger } from '../../util/log.js';
+import { AgentService } from '../../service/agent-service.js';
 
 export const command: CliCommand = {
   summary: 'run the pipeline on the configured cameras',
@@ -17,11 +18,11 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
     rootLogger().level = config.log.level;
     if (values.frames) for (const c of config.cameras) c.source.maxFrames = Number(values.frames);
     if (values.ndjson) config.output.ndjson = values.ndjson;
-    const runner = new AgentRunner({ config });
     const ac = new AbortController();
-    const onSignal = () => ac.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    // systemd: READY after the first frame, watchdog from frame progress, bounded SIGTERM/SIGINT stop.
+    const service = new AgentService({ onStop: () => ac.abort() });
+    const runner = new AgentRunner({ config, sinks: service.sinks() });
+    service.start();
     let summary: RunSummary;
     try {
       await runner.start();
@@ -31,9 +32,8 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
       if (summary && values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       throw err;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       await runner.stop();
+      await service.stop();
     }
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else printSummary(summary);

@@ -1,0 +1,75 @@
+/**
+ * `edge-agent run` as systemd runs it: real GStreamer on vtest.avi, the real COCO detector, a real
+ * notify socket. READY only after a frame went through, WATCHDOG while frames move, and SIGTERM in
+ * the middle of the file: STOPPING, exit 0 within the bound, and the run's output (NDJSON frames
+ * and alerts, summary) written to the end, nothing lost.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { waitFor } from '../helpers/wait.js';
+import { notifyListenerUnavailable, startNotifyListener } from '../helpers/notify-socket.js';
+
+const MODEL = resolve('assets/models/coco-centernet/model.onnx');
+const VIDEO = resolve('assets/video/vtest.avi');
+const STOP_BOUND_MS = 10_000;
+
+test('edge-agent run under a notify socket: READY after a frame, WATCHDOG, SIGTERM mid-file → STOPPING, exit 0, output complete', { timeout: 120_000 }, async (t) => {
+  const missing = [MODEL, VIDEO].filter((p) => !existsSync(p));
+  const unavailable = notifyListenerUnavailable() ?? (missing.length ? `needs ${missing.join(', ')} (run ./scripts/setup.sh)` : undefined);
+  if (unavailable) {
+    t.skip(unavailable);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ef-svc-run-'));
+  const listener = await startNotifyListener();
+  const ndjson = join(dir, 'frames.ndjson');
+  const config = join(dir, 'agent.json');
+  writeFileSync(config, JSON.stringify({
+    stateDir: join(dir, 'state'),
+    detector: { model: MODEL },
+    cameras: [{ source: { kind: 'file', path: VIDEO, id: 'walkway' } }],
+    schedule: { interval: 3, motion: { enabled: false } },
+  }));
+  const child = spawn(process.execPath, ['bin/edge-agent.js', 'run', '--config', config, '--ndjson', ndjson, '--json'], {
+    env: { ...process.env, NOTIFY_SOCKET: listener.socketPath, WATCHDOG_USEC: '1000000', EF_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d; });
+  child.stderr.on('data', (d: Buffer) => { stderr += d; });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  try {
+    const grams = listener.datagrams;
+    await waitFor('READY=1 from edge-agent run', () => grams().some((d) => d.msg.startsWith('READY=1')), 60_000);
+    const ready = grams().find((d) => d.msg.startsWith('READY=1'))!;
+    assert.equal(ready.pid, child.pid, 'sent by the agent process itself');
+    assert.match(ready.msg, /first frame processed/);
+    await waitFor('two WATCHDOG=1', () => grams().filter((d) => d.msg === 'WATCHDOG=1').length >= 2, 20_000);
+
+    const t0 = Date.now();
+    child.kill('SIGTERM');
+    const { code, signal } = await Promise.race([exited, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no exit within ${STOP_BOUND_MS} ms of SIGTERM`)), STOP_BOUND_MS))]);
+    const stopMs = Date.now() - t0;
+    assert.equal(signal, null, stderr);
+    assert.equal(code, 0, stderr);
+    assert.ok(grams().some((d) => d.msg === 'STOPPING=1'), 'STOPPING=1 sent');
+
+    const summary = JSON.parse(stdout.trim().split('\n').pop()!) as { processed: number; framesIn: number; alerts: number; dropped: { capture: number } };
+    assert.ok(summary.processed > 0 && summary.framesIn < 795, `stopped mid-file: ${summary.framesIn} of 795 frames`);
+    const lines = readFileSync(ndjson, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type?: string; alerts?: unknown[] });
+    assert.equal(lines.at(-1)?.type, 'summary', 'NDJSON ends with the summary line: the writer was flushed');
+    const frames = lines.filter((l) => l.type !== 'summary');
+    assert.equal(frames.length, summary.processed, 'every processed frame reached the output');
+    const pings = grams().filter((d) => d.msg === 'WATCHDOG=1').length;
+    process.stdout.write(`# service-run: ${summary.processed} frames, ${pings} watchdog pings, stop ${stopMs} ms after SIGTERM\n`);
+  } finally {
+    child.kill('SIGKILL');
+    listener.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
