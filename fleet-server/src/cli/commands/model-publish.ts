@@ -1,0 +1,57 @@
+/**
+ * `fleetctl model publish --model M.onnx --precision int8|fp16|fp32 [--reference FP32.onnx --data DIR|VIDEO] --out DIR`
+ *
+ * Minimal publish step (the signed manifest and registry upload belong to the OTA work): an INT8
+ * artifact must pass the accuracy gate against its FP32 reference first; a refused one is not
+ * written and the FP16/FP32 alternatives are offered. Writes the artifact, its metadata and
+ * gate.json into DIR.
+ */
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
+import { runGate, DEFAULT_MAX_MAP_DROP, type GateDecision } from '../../quantize/gate.js';
+import { copyMeta } from '../../quantize/quantize.js';
+
+const usage = `
+usage: fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR
+         [--reference FP32.onnx --data DIR|VIDEO] [--max-drop POINTS] [--json]
+
+An int8 model needs --reference and --data: it is evaluated against the FP32 model and refused
+(exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}); publish
+the FP16 or FP32 artifact instead. Writes DIR/<model file>, its .meta.json and DIR/gate.json.
+`;
+
+export const command: CliCommand = {
+  summary: 'publish a model artifact; INT8 only after it passes the accuracy gate',
+  usage,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv, strict: true,
+      options: { model: { type: 'string' }, precision: { type: 'string' }, reference: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'max-drop': { type: 'string' }, json: { type: 'boolean' } },
+    });
+    if (!values.model || !values.out) throw new UsageError('Expected --model M.onnx and --out DIR');
+    const precision = values.precision;
+    if (precision !== 'int8' && precision !== 'fp16' && precision !== 'fp32') throw new UsageError(`Expected --precision int8, fp16 or fp32 but received ${JSON.stringify(precision)}`);
+    let decision: GateDecision | undefined;
+    if (precision === 'int8') {
+      if (!values.reference || !values.data) throw new UsageError('An int8 artifact needs --reference FP32.onnx and --data DIR|VIDEO for the accuracy gate');
+      const maxMapDrop = values['max-drop'] === undefined ? DEFAULT_MAX_MAP_DROP : Number(values['max-drop']);
+      if (!(maxMapDrop >= 0)) throw new UsageError(`Expected --max-drop ≥ 0 but received ${values['max-drop']}`);
+      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, stride: 10, offset: 5 }, maxMapDrop }));
+      if (!decision.pass) {
+        if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, decision })}\n`);
+        else process.stderr.write(`refused: ${decision.reason}\noffer instead: ${decision.offer.join(', ')}\n`);
+        return EXIT.failure;
+      }
+    }
+    await mkdir(values.out, { recursive: true });
+    const dest = join(values.out, basename(values.model));
+    await copyFile(values.model, dest);
+    await copyMeta(values.model, dest);
+    await writeFile(join(values.out, 'gate.json'), `${JSON.stringify({ precision, decision: decision ?? null }, null, 2)}\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, artifact: dest, precision, decision })}\n`);
+    else process.stdout.write(`published ${dest} (${precision})${decision ? `: ${decision.reason}` : ''}\n`);
+    return EXIT.ok;
+  },
+};
