@@ -33,13 +33,17 @@ export class PlateFinder {
     const { spec, textDetector } = this.opts;
     if (!spec.enabled) return [];
     const vehicles = detections.filter((d) => spec.vehicleLabels.includes(d.label) && d.score >= spec.minVehicleScore
-      && Math.min(d.box.w, d.box.h) >= spec.minVehicleSizePx);
+      && Math.min(d.box.w, d.box.h) >= spec.minVehicleSizePx)
+      .sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h);
     const regions: PrivacyRegion[] = [];
+    let textRuns = 0;
     for (const v of vehicles) {
       const crop = clipBox(v.box, image.width, image.height);
       if (!crop) continue;
       let found: PrivacyRegion[] = [];
-      if (textDetector) {
+      const runText = textDetector !== undefined && textRuns < spec.maxTextRuns;
+      if (textDetector && runText) {
+        textRuns++;
         const texts = await textDetector.detect(await cropRgb(image, crop));
         found = texts.map((t) => {
           const m = t.box.h * spec.textMarginFrac;
@@ -47,7 +51,8 @@ export class PlateFinder {
         });
       }
       regions.push(...found);
-      const useBand = spec.fallback === 'always' || (spec.fallback === 'no-model' && !textDetector) || (spec.fallback === 'no-text' && found.length === 0);
+      // Past the text-run cap a vehicle is treated as if there were no text model.
+      const useBand = spec.fallback === 'always' || (spec.fallback === 'no-model' && !runText) || (spec.fallback === 'no-text' && found.length === 0);
       if (useBand) regions.push({ kind: 'plate', source: 'band', score: v.score, box: plateBand(crop, spec.band), paddingFrac: 0 });
     }
     return regions;

@@ -53,6 +53,8 @@ export const PlatePrivacySpec = Type.Object({
   /** Labels of the main detector's classes that carry plates. */
   vehicleLabels: Type.Array(Type.String(), { default: ['car', 'bus', 'truck', 'motorcycle'] }),
   minVehicleScore: Type.Number({ minimum: 0, maximum: 1, default: 0.3 }),
+  /** Text-model runs per frame (largest vehicles first); vehicles past the cap get the band (bounded latency, fails closed). */
+  maxTextRuns: Type.Integer({ minimum: 0, maximum: 64, default: 6 }),
   /** Vehicles smaller than this (shorter side, px) are too small to carry a readable plate. */
   minVehicleSizePx: Type.Integer({ minimum: 0, default: 24 }),
   /**
