@@ -1,0 +1,42 @@
+/** The binaries: `fleet-server serve` starts and answers, `fleetctl device add/list` work on its registry. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import mqtt from 'mqtt';
+import { waitFor } from '../helpers/wait.js';
+
+const run = promisify(execFile);
+
+test('fleet-server serve + fleetctl device add: a new device connects with the printed secret', { timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'fleet.json');
+  writeFileSync(config, JSON.stringify({ dataDir: dir, broker: { embedded: { host: '127.0.0.1', port: 0 } }, http: { port: 0 }, operator: { password: 'cli-test-password' } }));
+  const added = await run(process.execPath, ['bin/fleetctl.js', 'device', 'add', 'cam-cli', '--config', config, '--json']);
+  const dev = JSON.parse(added.stdout) as { id: string; secret: string };
+  assert.equal(dev.id, 'cam-cli');
+  assert.ok(dev.secret.length >= 40);
+  const again = await run(process.execPath, ['bin/fleetctl.js', 'device', 'add', 'cam-cli', '--config', config]).catch((e: { code: number; stderr: string }) => e);
+  assert.ok('code' in again && again.code !== 0 && /already exists/.test(again.stderr));
+
+  const server = spawn(process.execPath, ['bin/fleet-server.js', 'serve', '--config', config, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  server.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+  t.after(() => { if (server.exitCode === null) server.kill('SIGKILL'); });
+  const ready = JSON.parse(await waitFor('serve ready line', () => out.split('\n').find((l) => l.startsWith('{')), 20_000)) as { http: number; mqtt: number };
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${ready.mqtt}`, { username: dev.id, password: dev.secret, protocolVersion: 4, reconnectPeriod: 0 });
+  await c.publishAsync('ef/v1/dev/cam-cli/state', JSON.stringify({ v: 1, online: true, ts: Date.now(), agentVersion: '9.9.9' }), { qos: 1, retain: true });
+  await c.endAsync();
+  const login = await fetch(`http://127.0.0.1:${ready.http}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'cli-test-password' }) });
+  const { token } = (await login.json()) as { token: string };
+  const list = await run(process.execPath, ['bin/fleetctl.js', 'device', 'list', '--server', `http://127.0.0.1:${ready.http}`, '--token', token, '--json']);
+  const items = (JSON.parse(list.stdout) as { items: { id: string; online: boolean; agentVersion: string }[] }).items;
+  assert.deepEqual(items.map((d) => [d.id, d.online, d.agentVersion]), [['cam-cli', true, '9.9.9']]);
+  server.kill('SIGTERM');
+  assert.equal(await exited, 0);
+});

@@ -1,0 +1,60 @@
+/**
+ * External mosquitto: two fleet-server replicas on one broker split the ingest through MQTT 5 shared
+ * subscriptions and store each alert once; the registry drives mosquitto's password and ACL files
+ * (reload by SIGHUP).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import mqtt from 'mqtt';
+import { alertFixture, startFleet } from '../helpers/fleet.js';
+import { mosquittoAvailable } from '../helpers/mosquitto.js';
+import { waitFor } from '../helpers/wait.js';
+
+const PER_DEVICE = 100;
+
+test('two fleet-server replicas on one mosquitto split the ingest and store each alert once', { skip: mosquittoAvailable() ? false : 'mosquitto binary not installed' }, async (t) => {
+  const a = await startFleet({ broker: 'mosquitto', replicaId: 'fs-a' });
+  t.after(() => a.stop());
+  const b = await startFleet({ broker: 'mosquitto', dir: a.dir, mosquitto: a.mosquitto, replicaId: 'fs-b' });
+  t.after(() => b.stop());
+  const devs = [a.addDevice('cam-s1'), a.addDevice('cam-s2')];
+  const links = devs.map((d) => a.agentLink(d));
+  for (const l of links) l.start();
+  await Promise.all(links.map((l) => l.waitConnected()));
+  for (let i = 0; i < PER_DEVICE; i++) for (const [n, l] of links.entries()) l.publishAlert(alertFixture(`s${n}-${String(i).padStart(3, '0')}`));
+  await waitFor(`${2 * PER_DEVICE} alerts stored`, () => a.server.alerts.count() === 2 * PER_DEVICE, 20_000);
+  await Promise.all(links.map((l) => waitFor('outbox drained', () => l.outbox.stats().pending === 0, 10_000)));
+  // Replay two alerts that are already stored, straight to the broker: still stored once.
+  const raw = await mqtt.connectAsync(a.mqttUrl, { username: devs[0].id, password: devs[0].secret, protocolVersion: 5 });
+  t.after(() => raw.endAsync());
+  const duplicates = () => a.server.ingest.getStats().alertsDuplicate + b.server.ingest.getStats().alertsDuplicate;
+  const before = duplicates();
+  for (const id of ['s0-000', 's0-001']) await raw.publishAsync('ef/v1/dev/cam-s1/alert', JSON.stringify(alertFixture(id)), { qos: 1 });
+  await waitFor('replays seen as duplicates', () => duplicates() >= before + 2, 5000);
+  const fa = a.server.ingest.getStats();
+  const fb = b.server.ingest.getStats();
+  console.log(`shared subscriptions: replica A stored ${fa.alertsStored}, replica B stored ${fb.alertsStored} (duplicates ignored ${fa.alertsDuplicate + fb.alertsDuplicate}); total rows ${b.server.alerts.count()}`);
+  assert.equal(fa.alertsStored + fb.alertsStored, 2 * PER_DEVICE, 'each alert stored by exactly one replica');
+  assert.ok(fa.alertsStored > 0 && fb.alertsStored > 0, 'both replicas took a share');
+  assert.equal(b.server.alerts.count(), 2 * PER_DEVICE);
+  for (const [n, d] of devs.entries()) {
+    assert.deepEqual(a.server.alerts.idsInDeviceOrder(d.id), Array.from({ length: PER_DEVICE }, (_, i) => `s${n}-${String(i).padStart(3, '0')}`));
+  }
+});
+
+test('mosquitto files follow the registry: add → accepted, delete → refused (SIGHUP reload)', { skip: mosquittoAvailable() ? false : 'mosquitto binary not installed' }, async (t) => {
+  const fleet = await startFleet({ broker: 'mosquitto' });
+  t.after(() => fleet.stop());
+  const dev = fleet.addDevice('cam-new');
+  const passwd = readFileSync(fleet.mosquitto!.passwordFile, 'utf8');
+  assert.match(passwd, /^cam-new:\$7\$\d+\$/m);
+  assert.ok(!passwd.includes(dev.secret), 'no plaintext secret in the password file');
+  assert.match(readFileSync(fleet.mosquitto!.aclFile, 'utf8'), /user cam-new\ntopic write ef\/v1\/dev\/cam-new\/state/);
+  const opts = { username: dev.id, password: dev.secret, protocolVersion: 5 as const, reconnectPeriod: 0 };
+  const c = await waitFor('new device accepted after reload', () => mqtt.connectAsync(fleet.mqttUrl, opts).catch(() => undefined), 5000, 100);
+  await c.endAsync();
+  const del = await fleet.api('DELETE', '/api/devices/cam-new');
+  assert.equal(del.status, 200);
+  await waitFor('deleted device refused after reload', () => mqtt.connectAsync(fleet.mqttUrl, opts).then(async (x) => { await x.endAsync(); return false; }, () => true), 5000, 100);
+});
