@@ -13,6 +13,7 @@ import type { PrivacyConfig } from './schema.js';
 import type { PrivacyCoverage, PrivacyRegion } from './coverage.js';
 import type { PrivacyMetrics } from './metrics.js';
 import { PlateFinder, type ImageDetector } from './plates.js';
+import { TiledDetector } from './tiles.js';
 
 export interface PrivacyDetectorOptions {
   faces?: ImageDetector;
@@ -32,10 +33,11 @@ export class PrivacyDetector {
   static async open(config: PrivacyConfig, extra: { coverage?: PrivacyCoverage; metrics?: PrivacyMetrics; intraOpThreads?: number } = {}): Promise<PrivacyDetector> {
     const opened: Detector[] = [];
     try {
-      let faces: Detector | undefined;
+      let faces: ImageDetector | undefined;
       if (config.faces.enabled) {
-        faces = await Detector.open({ modelPath: config.faces.modelPath, scoreThreshold: config.faces.scoreThreshold, intraOpThreads: extra.intraOpThreads });
-        opened.push(faces);
+        const model = await Detector.open({ modelPath: config.faces.modelPath, scoreThreshold: config.faces.scoreThreshold, intraOpThreads: extra.intraOpThreads });
+        opened.push(model);
+        faces = config.faces.tiles.cols * config.faces.tiles.rows > 1 ? new TiledDetector(model, config.faces.tiles) : model;
       }
       let text: Detector | undefined;
       const textPath = config.plates.textModelPath;

@@ -29,6 +29,15 @@ export const FacePrivacySpec = Type.Object({
   modelPath: Type.String({ default: 'assets/models/blazeface-back/model.onnx' }),
   /** Lower than a detection threshold on purpose: a missed face is worse than an extra blur. */
   scoreThreshold: Type.Number({ minimum: 0, maximum: 1, default: 0.4 }),
+  /**
+   * Also run the face model on a grid of overlapping tiles (1×1 = whole frame only). Faces smaller
+   * than about 1/10 of the frame's longer side need tiles: a 256-px model input shrinks them away.
+   */
+  tiles: Type.Object({
+    cols: Type.Integer({ minimum: 1, maximum: 8, default: 1 }),
+    rows: Type.Integer({ minimum: 1, maximum: 8, default: 1 }),
+    overlapFrac: Type.Number({ minimum: 0, maximum: 0.5, default: 0.2 }),
+  }, { additionalProperties: false, default: {} }),
 }, { additionalProperties: false });
 export type FacePrivacySpec = Static<typeof FacePrivacySpec>;
 
