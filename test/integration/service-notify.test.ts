@@ -7,6 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { waitFor } from '../helpers/wait.js';
 import { notifyListenerUnavailable, startNotifyListener } from '../helpers/notify-socket.js';
 
@@ -68,5 +71,33 @@ test('READY after the first frame, WATCHDOG only while frames move, STOPPING and
   } finally {
     agent?.kill('SIGKILL');
     listener.stop();
+  }
+});
+
+test('fleet-server serve under a notify socket: READY once listening, WATCHDOG, STOPPING and exit 0 on SIGTERM', { timeout: 60_000 }, async (t) => {
+  const unavailable = notifyListenerUnavailable();
+  if (unavailable) {
+    t.skip(unavailable);
+    return;
+  }
+  const listener = await startNotifyListener();
+  const dataDir = mkdtempSync(join(tmpdir(), 'ef-fleet-notify-'));
+  const server = spawn(process.execPath, ['bin/fleet-server.js', 'serve', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--json'], {
+    env: { ...process.env, NOTIFY_SOCKET: listener.socketPath, WATCHDOG_USEC: '400000', EF_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
+  try {
+    const grams = listener.datagrams;
+    await waitFor('READY=1 from fleet-server', () => grams().some((d) => d.msg.startsWith('READY=1')), 30_000);
+    assert.equal(grams().find((d) => d.msg.startsWith('READY=1'))!.pid, server.pid);
+    await waitFor('a watchdog ping', () => grams().some((d) => d.msg === 'WATCHDOG=1'), 10_000);
+    server.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.ok(grams().some((d) => d.msg === 'STOPPING=1'));
+  } finally {
+    server.kill('SIGKILL');
+    listener.stop();
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });

@@ -121,3 +121,12 @@ test('systemd-notify fallback passes --pid and one argument per assignment, and 
   code = 1;
   await assert.rejects(tr.send('WATCHDOG=1'), /exited 1: No status data could be sent; the unit needs NotifyAccess=all/);
 });
+
+test("watchdogMode 'alive' (fleet server) pings every tick without frames", async () => {
+  const tr = new RecordingTransport();
+  const n = new ServiceNotifier({ transport: tr, watchdogUsec: 2_000_000, timers: manualTimers(), log: silent, watchdogMode: 'alive' });
+  await n.ready();
+  await n.tick();
+  await n.tick();
+  assert.equal(n.stats.watchdogPings, 2);
+});

@@ -51,6 +51,12 @@ export interface ServiceNotifierOptions {
   watchdogUsec?: number;
   timers?: NotifierTimers;
   log?: Logger;
+  /**
+   * 'frames' (the agent): ping only when frameProcessed() was called since the last tick.
+   * 'alive' (the fleet server, which has no frames): every tick pings, so the watchdog proves the
+   * event loop still runs timers.
+   */
+  watchdogMode?: 'frames' | 'alive';
 }
 
 export class ServiceNotifier {
@@ -59,6 +65,7 @@ export class ServiceNotifier {
   private readonly watchdogUsec: number;
   private readonly timers: NotifierTimers;
   private readonly log: Logger;
+  private readonly watchdogMode: 'frames' | 'alive';
   private timer: unknown;
   private isReady = false;
   private isStopping = false;
@@ -70,13 +77,17 @@ export class ServiceNotifier {
     this.watchdogUsec = opts.watchdogUsec ?? 0;
     this.timers = opts.timers ?? realTimers;
     this.log = opts.log ?? moduleLogger('service');
+    this.watchdogMode = opts.watchdogMode ?? 'frames';
   }
 
   /** Reads NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID as sd_watchdog_enabled(3) does. */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env, pid: number = process.pid, log: Logger = moduleLogger('service')): ServiceNotifier {
+  static fromEnv(opts: { env?: NodeJS.ProcessEnv; pid?: number; log?: Logger; watchdogMode?: 'frames' | 'alive' } = {}): ServiceNotifier {
+    const env = opts.env ?? process.env;
+    const pid = opts.pid ?? process.pid;
+    const log = opts.log ?? moduleLogger('service');
     const { transport, reason } = createNotifyTransport({ env, pid });
     if (reason) log.warn({ reason }, 'sd_notify transport');
-    return new ServiceNotifier({ transport, watchdogUsec: watchdogUsecFromEnv(env, pid), log });
+    return new ServiceNotifier({ transport, watchdogUsec: watchdogUsecFromEnv(env, pid), log, watchdogMode: opts.watchdogMode });
   }
 
   get enabled(): boolean {
@@ -142,7 +153,7 @@ export class ServiceNotifier {
   async tick(): Promise<void> {
     if (!this.isReady || this.isStopping) return;
     const frames = this.stats.framesProcessed;
-    if (frames === this.framesAtLastTick) {
+    if (this.watchdogMode === 'frames' && frames === this.framesAtLastTick) {
       this.stats.watchdogSkipped++;
       if (this.stats.watchdogSkipped === 1 || this.stats.watchdogSkipped % 10 === 0) {
         this.log.warn({ watchdogSkipped: this.stats.watchdogSkipped, framesProcessed: frames }, 'no frame processed in the last watchdog interval; not pinging systemd');

@@ -3,6 +3,7 @@ import type { CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { UsageError } from '../../../../agent/src/cli/dispatch.js';
 import { loadFleetConfig } from '../../config/schema.js';
 import { FleetServer } from '../fleet-server.js';
+import { ServiceNotifier } from '../../../../agent/src/service/notifier.js';
 
 export const command: CliCommand = {
   summary: 'Run the fleet server: MQTT broker (or external broker ingest), SQLite registry, HTTP API',
@@ -27,14 +28,19 @@ Stops cleanly on SIGINT/SIGTERM.`,
     if (a['mqtt-port']) config.broker.embedded.port = Number(a['mqtt-port']);
     if (a['http-port']) config.http.port = Number(a['http-port']);
     const server = new FleetServer({ config });
+    // systemd (configs/systemd/fleet-server.service, Type=notify): READY once broker and API listen.
+    const notifier = ServiceNotifier.fromEnv({ watchdogMode: 'alive' });
     await server.start();
+    await notifier.ready('broker and API listening');
     const ready = { ok: true, http: server.api.port, mqtt: server.broker?.port, mqtts: server.broker?.tlsPort };
     process.stdout.write(a.json ? `${JSON.stringify(ready)}\n` : `fleet-server: http on ${config.http.host}:${ready.http}${ready.mqtt !== undefined ? `, mqtt on ${config.broker.embedded.host}:${ready.mqtt}` : ''}\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
+    await notifier.stopping();
     await server.stop();
+    notifier.stop();
     return 0;
   },
 };
