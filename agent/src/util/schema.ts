@@ -8,7 +8,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Type, type Static, type TSchema, type TObject, type TUnion } from '@sinclair/typebox';
 import { ConfigError, received, type ConfigIssue } from './errors.js';
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false, discriminator: true });
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false, discriminator: true, verbose: true });
 
 /**
  * A union told apart by one literal field (`kind`, `type`). ajv applies defaults inside `oneOf`
@@ -66,13 +66,24 @@ function valueAt(root: unknown, pointer: string): unknown {
 function toIssues(errors: ErrorObject[], root: unknown): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const seen = new Set<string>();
+  // A union of literals (TypeBox Union of Literal) fails as one error per branch plus an anyOf:
+  // report it once, listing the allowed values.
+  const literalUnions = new Map<string, unknown[]>();
+  for (const e of errors) {
+    const branches = e.keyword === 'anyOf' ? (e.schema as Array<{ const?: unknown }>) : undefined;
+    if (Array.isArray(branches) && branches.every((b) => b && 'const' in b)) literalUnions.set(e.instancePath, branches.map((b) => b.const));
+  }
   // anyOf/oneOf produce one error per branch plus a summary; keep the summary and the leaf errors
   // that are not mere branch mismatches of a union.
   for (const e of errors) {
     let path = e.instancePath;
     let expected: string;
     let got: string = received(valueAt(root, e.instancePath));
-    switch (e.keyword) {
+    const literals = literalUnions.get(e.instancePath);
+    if (literals && (e.keyword === 'const' || e.keyword === 'anyOf')) {
+      if (e.keyword === 'const') continue;
+      expected = `one of ${literals.map((v) => JSON.stringify(v)).join(', ')}`;
+    } else switch (e.keyword) {
       case 'additionalProperties': {
         const extra = (e.params as { additionalProperty: string }).additionalProperty;
         path = `${e.instancePath}/${extra}`;

@@ -1,0 +1,32 @@
+/** Runs one of the project's binaries as a child process, with a hard timeout (a hang fails the test). */
+import { spawn } from 'node:child_process';
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+export function runCli(binary: 'edge-agent' | 'fleetctl' | 'fleet-server', args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [`bin/${binary}.js`, ...args], {
+      cwd: opts.cwd ?? process.cwd(), env: { ...process.env, EF_LOG_LEVEL: 'warn', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d; });
+    child.stderr.on('data', (d: Buffer) => { stderr += d; });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${binary} ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 60_000} ms (hang)\nstderr: ${stderr.slice(-2000)}`));
+    }, opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, durationMs: Date.now() - t0 });
+    });
+  });
+}

@@ -1,0 +1,65 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { agentConfigValidator, restartFields } from '../../agent/src/config/schema.js';
+import { agentJsonSchema } from '../../scripts/gen-schema.js';
+
+const minimal = {
+  detector: { model: 'm.onnx' },
+  cameras: [{ source: { kind: 'file', path: 'v.avi' } }],
+};
+
+test('configs/schema/agent.schema.json is generated from the TypeBox schema (run npm run gen:schema)', () => {
+  assert.equal(readFileSync('configs/schema/agent.schema.json', 'utf8'), agentJsonSchema());
+});
+
+test('a minimal config gets every default, inside source kinds and nested sections too', () => {
+  const cfg = agentConfigValidator.parse(minimal, 'config');
+  assert.deepEqual(cfg.detector.providers, ['cpu']);
+  const src = cfg.cameras[0].source;
+  assert.equal(src.kind, 'file');
+  assert.equal(src.kind === 'file' && src.realtime, false);
+  assert.equal(src.queueSize, 4);
+  assert.equal(src.id, 'cam0');
+  assert.equal(cfg.schedule.motion.enabled, true);
+  assert.equal(cfg.schedule.interval, 3);
+  assert.equal(cfg.tracker.lostBufferFrames, 30);
+  assert.deepEqual(cfg.cameras[0].rules.rules, []);
+  // Defaults are applied to a copy: the caller's object is untouched.
+  assert.equal((minimal.cameras[0].source as Record<string, unknown>).queueSize, undefined);
+});
+
+test('every wrong field is named with what was expected and what was given', () => {
+  const bad = {
+    detector: { model: 'm.onnx', providers: ['gpu'], threads: 0 },
+    cameras: [{ source: { kind: 'file', path: 'v.avi', queueSise: 3 } }],
+    schedule: { interval: 'three' },
+    colour: 'blue',
+  };
+  const r = agentConfigValidator.check(bad);
+  assert.equal(r.ok, false);
+  const issues = r.ok ? [] : r.issues;
+  const byPath = new Map(issues.map((i) => [i.path, i]));
+  assert.match(byPath.get('/colour')?.expected ?? '', /unknown field "colour"/);
+  assert.match(byPath.get('/cameras/0/source/queueSise')?.expected ?? '', /unknown field "queueSise"/);
+  assert.equal(byPath.get('/schedule/interval')?.expected, 'integer');
+  assert.equal(byPath.get('/schedule/interval')?.received, '"three"');
+  assert.match(byPath.get('/detector/threads')?.expected ?? '', />= 1/);
+  assert.ok(issues.some((i) => i.path.startsWith('/detector/providers/0') && i.received === '"gpu"'), JSON.stringify(issues));
+});
+
+test('an unknown source kind gives one error listing the kinds', () => {
+  const r = agentConfigValidator.check({ ...minimal, cameras: [{ source: { kind: 'usb', path: 'x' } }] });
+  assert.equal(r.ok, false);
+  const issues = r.ok ? [] : r.issues;
+  assert.equal(issues.length, 1, JSON.stringify(issues));
+  assert.equal(issues[0].path, '/cameras/0/source/kind');
+  assert.match(issues[0].expected, /"file".*"rtsp".*"v4l2".*"jetson-csi".*"test".*"pipeline"/);
+});
+
+test('fields that need a restart are marked in the schema', () => {
+  const fields = restartFields();
+  assert.ok(fields.includes('detector/model'));
+  assert.ok(fields.includes('cameras'));
+  assert.ok(!fields.includes('schedule'));
+});
