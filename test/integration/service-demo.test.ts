@@ -56,6 +56,8 @@ test('demo: fleet server + agent on vtest.avi, alerts arrive at the server, Ctrl
     const outbox = out.find((l) => l.startsWith('outbox: '));
     assert.match(outbox ?? '', /, 0 pending/);
     const alerts = out.filter((l) => l.startsWith('alert ')).length;
+    const raised = Number(/(\d+) alerts raised/.exec(out.find((l) => l.startsWith('agent: ')) ?? '')?.[1]);
+    assert.equal(alerts, raised, 'every alert the rules raised was delivered to the server: none lost on the stop');
     process.stdout.write(`# demo: ${alerts} alerts printed, stop ${stopMs} ms after SIGINT\n`);
   } finally {
     child.kill('SIGKILL');
