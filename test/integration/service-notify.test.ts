@@ -43,6 +43,12 @@ test('READY after the first frame, WATCHDOG only while frames move, STOPPING and
     assert.match(ready.msg, /STATUS=first frame processed/);
     assert.ok(grams().findIndex((d) => d.msg.startsWith('READY=1')) < grams().findIndex((d) => d.msg === 'WATCHDOG=1'), 'no WATCHDOG before READY');
 
+    // SIGHUP: RELOADING=1 (with MONOTONIC_USEC), the reload step, then READY=1 again.
+    agent.kill('SIGHUP');
+    await waitFor('READY=1 after the reload', () => grams().filter((d) => d.msg.startsWith('READY=1')).length >= 2, 10_000);
+    const reloading = grams().findIndex((d) => d.msg.startsWith('RELOADING=1\nMONOTONIC_USEC='));
+    assert.ok(reloading > 0 && out.includes('reloaded'), 'RELOADING=1 sent and the reload step ran');
+
     // Stall the "camera": at most the ping for the interval in which frames last moved, then none.
     agent.kill('SIGUSR2');
     await waitFor('the child to stall', () => out.includes('stalled'), 10_000);
