@@ -7,7 +7,9 @@ import type { Worker } from 'node:worker_threads';
 import { existsSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult, RunResult, SessionInfo, TensorData } from '../contract.js';
-import type { WorkerReply, WorkerRequest } from './protocol.js';
+import type { DecodeRequest, WorkerReply, WorkerRequest } from './protocol.js';
+import type { Detection } from '../../agent/src/types.js';
+import type { PreprocessSpec } from '../../agent/src/model/metadata.js';
 import { startWorker } from '../worker-entry.js';
 import { ModelError, EdgeFleetError } from '../../agent/src/util/errors.js';
 
@@ -35,8 +37,14 @@ export class OrtAdapter implements PlatformAdapter {
   }
 }
 
+/** A run whose decoding also happened in the worker. */
+export interface DecodedRunResult extends RunResult {
+  detections?: Detection[];
+  decodeMs?: number;
+}
+
 interface Pending {
-  resolve: (r: RunResult) => void;
+  resolve: (r: DecodedRunResult) => void;
   reject: (e: Error) => void;
 }
 
@@ -94,7 +102,7 @@ export class OrtWorkerSession implements AdapterSession {
         const p = this.pending.get(msg.id);
         if (!p) return;
         this.pending.delete(msg.id);
-        if (msg.type === 'result') p.resolve({ outputs: msg.outputs, inferMs: msg.inferMs });
+        if (msg.type === 'result') p.resolve({ outputs: msg.outputs, inferMs: msg.inferMs, detections: msg.detections, decodeMs: msg.decodeMs });
         else p.reject(new ModelError(`Inference failed on ${this.modelPath}: ${msg.message}`));
       } else if (msg.type === 'fatal') {
         this.failAll(new ModelError(`Inference worker failed: ${msg.message}`));
@@ -114,16 +122,28 @@ export class OrtWorkerSession implements AdapterSession {
 
   /** Runs one inference. Input buffers are transferred to the worker: do not use them afterwards. */
   run(feeds: Record<string, TensorData>): Promise<RunResult> {
+    return this.send(feeds);
+  }
+
+  /**
+   * Runs one inference on packed RGB already resized to the model's input: the worker does the
+   * per-pixel layout and normalisation, keeping that work off the main thread too.
+   */
+  runRgb(input: string, rgb: Uint8Array, spec: PreprocessSpec, decode?: DecodeRequest): Promise<DecodedRunResult> {
+    return this.send({}, { input, data: rgb, spec }, decode);
+  }
+
+  private send(feeds: Record<string, TensorData>, rgb?: { input: string; data: Uint8Array; spec: PreprocessSpec }, decode?: DecodeRequest): Promise<DecodedRunResult> {
     if (this.closed) return Promise.reject(new EdgeFleetError('E_CLOSED', 'session is disposed'));
     if (this.exitError) return Promise.reject(this.exitError);
     const id = this.nextId++;
     const transfer: ArrayBuffer[] = [];
-    for (const t of Object.values(feeds)) {
+    for (const t of [...Object.values(feeds), ...(rgb ? [rgb] : [])]) {
       if (t.data.buffer instanceof ArrayBuffer && !transfer.includes(t.data.buffer)) transfer.push(t.data.buffer);
     }
-    return new Promise<RunResult>((resolve, reject) => {
+    return new Promise<DecodedRunResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const req: WorkerRequest = { type: 'run', id, feeds };
+      const req: WorkerRequest = { type: 'run', id, feeds, rgb, decode };
       this.worker.postMessage(req, transfer);
     });
   }

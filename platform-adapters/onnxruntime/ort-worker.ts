@@ -8,12 +8,16 @@ import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import type { TensorData, TensorInfo } from '../contract.js';
 import type { WorkerRequest, WorkerReply } from './protocol.js';
+import { toTensor } from '../../agent/src/preprocess/tensor.js';
+import { createDecoder } from '../../agent/src/decode/index.js';
+import type { Decoder, OutputMap } from '../../agent/src/decode/types.js';
 
 if (!parentPort) throw new Error('ort-worker must run inside a worker_thread');
 const port = parentPort;
 // Load failures are reported to the main thread with their reason; keep ORT's own stderr lines quiet.
 ort.env.logLevel = 'fatal';
 let session: ort.InferenceSession | undefined;
+const decoders = new Map<string, Decoder>();
 
 function post(msg: WorkerReply, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
@@ -73,6 +77,10 @@ async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> 
     for (const [name, t] of Object.entries(req.feeds)) {
       feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
     }
+    if (req.rgb) {
+      const t = toTensor(req.rgb.data, req.rgb.spec);
+      feeds[req.rgb.input] = t.data instanceof Float32Array ? new ort.Tensor('float32', t.data, t.dims) : new ort.Tensor('uint8', t.data, t.dims);
+    }
     const t0 = performance.now();
     const result = await session.run(feeds);
     const inferMs = performance.now() - t0;
@@ -83,9 +91,22 @@ async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> 
       // Copy when the array is a view into a larger buffer, so that only its own bytes travel.
       if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) data = data.slice();
       outputs[name] = { type: tensor.type as TensorData['type'], dims: [...tensor.dims], data };
-      transfer.push(data.buffer as ArrayBuffer);
       tensor.dispose?.();
     }
+    if (req.decode) {
+      const t1 = performance.now();
+      const key = JSON.stringify(req.decode.spec);
+      let decoder = decoders.get(key);
+      if (!decoder) decoders.set(key, (decoder = createDecoder(req.decode.spec)));
+      const map: OutputMap = {};
+      for (const [name, t] of Object.entries(outputs)) {
+        map[name] = { dims: t.dims, data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>) };
+      }
+      const detections = decoder(map, { transform: req.decode.transform, labels: req.decode.labels, outputNames: session.outputNames });
+      post({ type: 'result', id: req.id, outputs: {}, inferMs, detections, decodeMs: performance.now() - t1 });
+      return;
+    }
+    for (const t of Object.values(outputs)) transfer.push(t.data.buffer as ArrayBuffer);
     post({ type: 'result', id: req.id, outputs, inferMs }, transfer);
   } catch (err) {
     post({ type: 'run-failed', id: req.id, message: (err as Error).message });

@@ -5,11 +5,11 @@
 import { performance } from 'node:perf_hooks';
 import type { Detection, RgbImage } from '../types.js';
 import { loadModelMetadata, type ModelMetadata } from '../model/metadata.js';
-import { preprocess } from '../preprocess/preprocess.js';
+import { planTransform, resizeRgb, toTensor } from '../preprocess/preprocess.js';
 import { createDecoder } from '../decode/index.js';
 import type { Decoder, OutputMap } from '../decode/types.js';
 import type { AdapterSession, PlatformAdapter } from '../../../platform-adapters/contract.js';
-import { OrtAdapter } from '../../../platform-adapters/onnxruntime/adapter.js';
+import { OrtAdapter, type OrtWorkerSession } from '../../../platform-adapters/onnxruntime/adapter.js';
 import { ModelError } from '../util/errors.js';
 
 export interface DetectorOptions {
@@ -63,16 +63,27 @@ export class Detector {
   }
 
   async detectTimed(image: RgbImage): Promise<DetectResult> {
+    const spec = this.meta.preprocess;
     const t0 = performance.now();
-    const input = await preprocess(image, this.meta.preprocess);
+    const transform = planTransform(spec, image.width, image.height);
+    // The resize runs on sharp's threads; the per-pixel layout/normalisation in the inference worker
+    // when the session can do it, so neither blocks the event loop.
+    const rgb = await resizeRgb(image, transform, spec.padValue);
     const t1 = performance.now();
-    const { outputs, inferMs } = await this.session.run({ [this.inputName]: { type: input.dtype, dims: input.dims, data: input.data } });
+    const session = this.session as AdapterSession & { runRgb?: OrtWorkerSession['runRgb'] };
+    if (session.runRgb) {
+      // Layout, normalisation and decoding all happen in the worker; only detections come back.
+      const r = await session.runRgb(this.inputName, rgb, spec, { spec: this.meta.decoder, labels: this.meta.labels, transform });
+      return { detections: r.detections ?? [], timings: { preprocessMs: t1 - t0, inferMs: r.inferMs, decodeMs: r.decodeMs ?? 0 } };
+    }
+    const t = toTensor(rgb, spec);
+    const { outputs, inferMs } = await session.run({ [this.inputName]: { type: spec.dtype, dims: t.dims, data: t.data } });
     const t2 = performance.now();
     const map: OutputMap = {};
-    for (const [name, t] of Object.entries(outputs)) {
-      map[name] = { dims: t.dims, data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>) };
+    for (const [name, out] of Object.entries(outputs)) {
+      map[name] = { dims: out.dims, data: out.data instanceof Float32Array ? out.data : Float32Array.from(out.data as ArrayLike<number>) };
     }
-    const detections = this.decoder(map, { transform: input.transform, labels: this.meta.labels, outputNames: this.session.info.outputs.map((o) => o.name) });
+    const detections = this.decoder(map, { transform, labels: this.meta.labels, outputNames: this.session.info.outputs.map((o) => o.name) });
     const t3 = performance.now();
     return { detections, timings: { preprocessMs: t1 - t0, inferMs, decodeMs: t3 - t2 } };
   }
