@@ -71,7 +71,9 @@ while (queue.length > 0) {
   seen.add(name);
   const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
   queue.push(...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {}));
-  cpSync(dir, join(dest, 'node_modules', name), { recursive: true, dereference: true });
+  // Skip other platforms' onnxruntime binaries (~240 MB) and build intermediates while copying.
+  const skip = new RegExp(`onnxruntime-node/bin/napi-v\\d+/(darwin|win32|linux/(?!${process.arch}(/|$)))|/build/Release/obj\\.target`);
+  cpSync(dir, join(dest, 'node_modules', name), { recursive: true, dereference: true, filter: (src) => !skip.test(src) });
 }
 process.stderr.write(`package-agent: copied ${seen.size} packages: ${[...seen].sort().join(' ')}\n`);
 EOF
