@@ -3,5 +3,8 @@
 // bundle (dist/fleet-server.mjs) instead; see scripts/build.ts.
 import { register } from 'tsx/esm/api';
 
+// Every pending GStreamer appsink pull and bus poll holds a libuv thread, as do sharp's resizes:
+// the default pool of 4 would starve. Must be set before the pool is first used.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 register();
 await import('../fleet-server/src/server/main.ts');
