@@ -14,6 +14,8 @@ import { ModelError } from '../../../agent/src/util/errors.js';
 
 export interface CalibrationResult {
   histograms: Map<string, StreamingHistogram>;
+  /** Per-channel |x| maxima (axis 1 of an NCHW tensor) for the tensors asked in `channelMaxFor`. */
+  channelMax: Map<string, Float64Array>;
   frames: number;
 }
 
@@ -24,6 +26,25 @@ export interface CalibrateOptions {
   frames: AsyncIterable<ModelInput>;
   bins?: number;
   intraOpThreads?: number;
+  /** Tensors (subset of `tensors`) whose per-channel maxima are wanted too; their histograms are skipped when `histograms` is false. */
+  channelMaxFor?: string[];
+  histograms?: boolean;
+}
+
+function channelAbsMax(data: Float32Array, dims: readonly number[], into: Float64Array | undefined): Float64Array {
+  const c = dims[1] ?? 1;
+  const inner = dims.slice(2).reduce((a, b) => a * b, 1);
+  const out = into ?? new Float64Array(c);
+  const n = data.length / (c * inner);
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      let m = out[ch];
+      const base = (b * c + ch) * inner;
+      for (let k = 0; k < inner; k++) { const v = Math.abs(data[base + k]); if (v > m) m = v; }
+      out[ch] = m;
+    }
+  }
+  return out;
 }
 
 export function withExtraOutputs(model: OnnxModel, tensors: string[]): OnnxModel {
@@ -41,7 +62,9 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
     throw new ModelError(`onnxruntime could not load the model with calibration outputs added: ${(err as Error).message}`, { cause: err });
   }
   const histograms = new Map<string, StreamingHistogram>();
-  for (const t of opts.tensors) histograms.set(t, new StreamingHistogram(opts.bins ?? 4096));
+  if (opts.histograms !== false) for (const t of opts.tensors) histograms.set(t, new StreamingHistogram(opts.bins ?? 4096));
+  const channelMax = new Map<string, Float64Array>();
+  const wantChannels = new Set(opts.channelMaxFor ?? []);
   let frames = 0;
   try {
     for await (const input of opts.frames) {
@@ -51,6 +74,7 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
         const v = out[t];
         if (v.type !== 'float32') throw new ModelError(`Expected calibration tensor ${t} to be float32 but it is ${v.type}`);
         histograms.get(t)?.add(v.data as Float32Array);
+        if (wantChannels.has(t)) channelMax.set(t, channelAbsMax(v.data as Float32Array, v.dims, channelMax.get(t)));
         v.dispose();
       }
       frames++;
@@ -59,5 +83,5 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
     await session.release();
   }
   if (frames === 0) throw new ModelError('Calibration saw no frames; pass a directory with images or a video file with --calib');
-  return { histograms, frames };
+  return { histograms, channelMax, frames };
 }

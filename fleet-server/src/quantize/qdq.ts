@@ -35,6 +35,13 @@ export interface QuantPlanOptions {
   /** Keep the post-processing head in float (default true). */
   floatHead?: boolean;
   perChannel?: boolean;
+  /**
+   * Which ops compute in int8: 'weighted' (default) quantizes only the inputs and outputs of
+   * Conv/MatMul/Gemm, so elementwise chains between them (hard-swish, residual adds, SE gates) run in
+   * float between one DQ and one Q; 'all' also quantizes Add/Mul/Concat/... and shape ops (more
+   * integer kernels, one rounding step per op).
+   */
+  ops?: 'weighted' | 'all';
 }
 
 export interface QuantPlan {
@@ -46,6 +53,7 @@ export interface QuantPlan {
   excluded: Set<string>;
   foldedActivations: number;
   options: QuantPlanOptions;
+  quantOps: Set<string>;
 }
 
 export function cloneModel(m: OnnxModel): OnnxModel {
@@ -66,8 +74,10 @@ function clipIsRelu(n: OnnxNode, inits: Map<string, OnnxTensor>): boolean {
   return a?.type === 'float' && a.value === 0;
 }
 
-function isQuantizedConsumer(n: OnnxNode, input: string, excluded: Set<string>): boolean {
-  if (!QUANTIZABLE.has(n.opType) || excluded.has(nodeKey(n))) return false;
+const WEIGHTED = new Set(['Conv', 'MatMul', 'Gemm']);
+
+function isQuantizedConsumer(n: OnnxNode, input: string, excluded: Set<string>, ops: Set<string>): boolean {
+  if (!ops.has(n.opType) || excluded.has(nodeKey(n))) return false;
   return DATA_INPUT0_ONLY.has(n.opType) ? n.inputs[0] === input : true;
 }
 
@@ -92,12 +102,17 @@ export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): Qua
     g.nodes = g.nodes.filter((n) => !drop.has(n));
     info = analyzeGraph(g);
   }
+  const quantOps = opts.ops === 'all' ? QUANTIZABLE : WEIGHTED;
   const activations: string[] = [];
   const seen = new Set<string>();
   const consider = (t: string): void => {
     if (!t || seen.has(t) || g.initializers.has(t) || info.elemType.get(t) !== DataType.FLOAT) return;
     seen.add(t);
-    if ((info.consumers.get(t) ?? []).some((c) => isQuantizedConsumer(c, t, excluded))) activations.push(t);
+    const cons = info.consumers.get(t) ?? [];
+    const prod = info.producer.get(t);
+    // A weighted op's output is quantized whenever something outside the float head reads it: that Q completes the QLinearConv pattern.
+    const weightedOut = prod !== undefined && WEIGHTED.has(prod.opType) && !excluded.has(nodeKey(prod)) && cons.some((c) => !excluded.has(nodeKey(c)));
+    if (weightedOut || cons.some((c) => isQuantizedConsumer(c, t, excluded, quantOps))) activations.push(t);
   };
   for (const i of g.inputs) consider(i.name);
   for (const n of g.nodes) for (const o of n.outputs) consider(o);
@@ -107,13 +122,13 @@ export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): Qua
   const q = new Set(activations);
   for (const t of activations) parent.set(t, t);
   for (const n of g.nodes) {
-    if (!SAME_SCALE.has(n.opType) || excluded.has(nodeKey(n))) continue;
+    if (!SAME_SCALE.has(n.opType) || !quantOps.has(n.opType) || excluded.has(nodeKey(n))) continue;
     const a = n.inputs[0], b = n.outputs[0];
     if (q.has(a) && q.has(b)) parent.set(find(b), find(a));
   }
   const groupOf = new Map<string, string>();
   for (const t of activations) groupOf.set(t, find(t));
-  return { model, activations, groupOf, excluded, foldedActivations: folded, options: opts };
+  return { model, activations, groupOf, excluded, foldedActivations: folded, options: opts, quantOps };
 }
 
 /** Calibrated ranges per tensor → ranges per same-scale group (the union of its members). */
@@ -176,7 +191,7 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
   const constDq = new Map<string, string>();
   const perChannel = plan.options.perChannel !== false;
   for (const n of g.nodes) {
-    if (plan.excluded.has(nodeKey(n)) || !QUANTIZABLE.has(n.opType)) continue;
+    if (plan.excluded.has(nodeKey(n)) || !plan.quantOps.has(n.opType)) continue;
     const isWeighted = n.opType === 'Conv' || n.opType === 'Gemm' || n.opType === 'MatMul';
     const xParams = params.get(n.inputs[0]);
     n.inputs = n.inputs.map((inp, k) => {
@@ -229,7 +244,7 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
     });
   }
   // Float consumers of a quantized tensor read the DQ output too, so the producer's only reader is Q (ORT's fusion needs that).
-  for (const n of g.nodes) if (plan.excluded.has(nodeKey(n)) || !QUANTIZABLE.has(n.opType)) n.inputs = n.inputs.map(dqFor);
+  for (const n of g.nodes) if (plan.excluded.has(nodeKey(n)) || !plan.quantOps.has(n.opType)) n.inputs = n.inputs.map(dqFor);
   g.nodes = topoSort([...newNodes, ...g.nodes], new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));
   removeDeadNodes(g);
   g.valueInfo = [];

@@ -15,6 +15,7 @@ import { insertQdq, planQuantization, type QdqStats, type QuantTarget } from './
 import { rangeFromHistogram, type CalibrationMethod, type TensorRange } from './ranges.js';
 import { renderTrtCalibrationTable } from './trt-table.js';
 import { convertToFp16 } from './fp16.js';
+import { equalize, findEqualizationPairs } from './equalize.js';
 
 export interface CalibrationRun {
   source: OnnxModel;
@@ -24,6 +25,8 @@ export interface CalibrationRun {
   target: QuantTarget;
   exclude: string[];
   calibMs: number;
+  /** Conv pairs rescaled by channel equalization. */
+  equalizedPairs: number;
 }
 
 export interface CalibrateModelOptions {
@@ -32,24 +35,42 @@ export interface CalibrateModelOptions {
   target: QuantTarget;
   exclude?: string[];
   bins?: number;
+  /** Channel equalization before calibration (default true); see equalize.ts. */
+  equalize?: boolean;
 }
 
 export async function calibrateForModel(opts: CalibrateModelOptions): Promise<CalibrationRun> {
   // A plain Uint8Array copy: Buffer.slice() returns a view, which tensorToFloat32 (model.ts) would read past.
-  const source = decodeModel(new Uint8Array(await readFile(opts.modelPath)));
+  const original = decodeModel(new Uint8Array(await readFile(opts.modelPath)));
   const meta = await loadModelMetadata(opts.modelPath);
-  const inputName = meta.input ?? source.graph.inputs.find((i) => !source.graph.initializers.has(i.name))?.name ?? '';
-  // Plan once only to learn which tensors to calibrate; the folding on CPU renames nothing that is not in the source graph.
-  const plan = planQuantization(source, { target: opts.target, exclude: opts.exclude });
+  const inputName = meta.input ?? original.graph.inputs.find((i) => !original.graph.initializers.has(i.name))?.name ?? '';
   const t0 = performance.now();
-  const calibration = await calibrate({ model: source, inputName, tensors: plan.activations, frames: modelInputs(opts.frames, meta.preprocess), bins: opts.bins });
-  return { source, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0 };
+  let source = original;
+  let equalizedPairs = 0;
+  if (opts.equalize !== false) {
+    const pairs = findEqualizationPairs(original, new Set(opts.exclude ?? []));
+    if (pairs.length > 0) {
+      const tensors = pairs.map((p) => p.tensor);
+      const stats = await calibrate({ model: original, inputName, tensors, channelMaxFor: tensors, histograms: false, frames: modelInputs(opts.frames, meta.preprocess) });
+      const eq = equalize(original, pairs, stats.channelMax);
+      source = eq.model;
+      equalizedPairs = eq.equalized;
+    }
+  }
+  // Plan only to learn which tensors to calibrate (both op sets, so one pass serves every build); the
+  // folding on CPU renames nothing that is not in the source graph.
+  const tensors = new Set<string>();
+  for (const ops of ['weighted', 'all'] as const) for (const t of planQuantization(source, { target: opts.target, exclude: opts.exclude, ops }).activations) tensors.add(t);
+  const calibration = await calibrate({ model: source, inputName, tensors: [...tensors], frames: modelInputs(opts.frames, meta.preprocess), bins: opts.bins });
+  return { source, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, equalizedPairs };
 }
 
 export interface BuildOptions {
   method: CalibrationMethod;
   percentile?: number;
   perChannel?: boolean;
+  /** See QuantPlanOptions.ops. */
+  ops?: 'weighted' | 'all';
 }
 
 export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, TensorRange> {
@@ -59,9 +80,10 @@ export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, 
 }
 
 export function buildInt8(run: CalibrationRun, opts: BuildOptions): { model: OnnxModel; stats: QdqStats; ranges: Map<string, TensorRange> } {
-  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel });
+  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops });
   const ranges = rangesFor(run, opts);
   const { model, stats } = insertQdq(plan, ranges);
+  for (const t of [...ranges.keys()]) if (!plan.activations.includes(t)) ranges.delete(t);
   model.producerName = 'edge-fleet-quantize';
   model.metadataProps = { ...model.metadataProps, 'edgefleet.precision': 'int8', 'edgefleet.calibration': opts.method, 'edgefleet.target': run.target };
   return { model, stats, ranges };
