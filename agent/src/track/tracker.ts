@@ -17,7 +17,7 @@
  * count detected frames for confirmation but real frames for age, so a detection interval k does not
  * shorten or stretch what "lost for 30 frames" means.
  */
-import type { Detection } from '../types.js';
+import type { Box, Detection } from '../types.js';
 import { BoxKalman } from './kalman.js';
 import { buffered, iou } from './iou.js';
 import { linearAssignment } from './assignment.js';
@@ -117,6 +117,19 @@ export class ByteTracker {
     for (const { row, col } of a2.matches) this.apply(pool[row], low[col], frame);
     for (const r of a2.unmatchedRows) pool[r].state = 'lost';
 
+    // Observation-centric recovery (OC-SORT, Cao et al., CVPR 2023, sec. 3.3): a track still
+    // unmatched is compared by its last *observed* box, not its prediction. A person who stopped
+    // behind a post while the filter kept moving them on is found again where they were last seen.
+    const matched2 = new Set(a2.matches.map((m) => pool[m.row]));
+    const stale = a1.unmatchedRows.map((r) => confirmed[r]).filter((t) => !matched2.has(t) && t.lastDetection !== undefined);
+    const a1b = this.match(stale, remainingHigh, 1 - cfg.matchIou, cfg.fuseScore, (t) => t.lastDetection!.box);
+    for (const { row, col } of a1b.matches) {
+      // Restart the filter at the new observation: the old velocity is what lost the track.
+      stale[row].kf = new BoxKalman(remainingHigh[col].box);
+      this.apply(stale[row], remainingHigh[col], frame);
+    }
+    remainingHigh = a1b.unmatchedCols.map((c) => remainingHigh[c]);
+
     // Unconfirmed tracks get one more chance with the remaining high-score detections.
     const a3 = this.match(unconfirmed, remainingHigh, 1 - cfg.unconfirmedMatchIou, cfg.fuseScore);
     for (const { row, col } of a3.matches) {
@@ -143,9 +156,9 @@ export class ByteTracker {
     }
   }
 
-  private match(tracks: Track[], dets: Detection[], maxCost: number, fuse: boolean) {
+  private match(tracks: Track[], dets: Detection[], maxCost: number, fuse: boolean, boxOf: (t: Track) => Box = (t) => t.kf.box()) {
     const b = this.cfg.matchBuffer;
-    const predicted = tracks.map((t) => buffered(t.kf.box(), b));
+    const predicted = tracks.map((t) => buffered(boxOf(t), b));
     const detBoxes = dets.map((d) => buffered(d.box, b));
     // Gate on the (buffered) IoU itself; score fusion (ByteTrack fuse_score) only ranks candidates
     // that passed the gate, it must not reject a good overlap of a weaker detection.
