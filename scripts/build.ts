@@ -84,7 +84,10 @@ export async function buildAll(opts: { root: string; outdir: string; minify?: bo
     absWorkingDir: root,
     external: [...NATIVE_EXTERNALS, ...OTHER_EXTERNALS],
     // CommonJS dependencies call require('events') etc.; an ESM bundle has no require of its own.
-    banner: { js: "import { createRequire as __efCreateRequire } from 'node:module'; const require = __efCreateRequire(import.meta.url);" },
+    // UV_THREADPOOL_SIZE as in bin/*.js (GStreamer pulls and bus polls each hold a thread). Best
+    // effort only: externals are imported before this line runs, so the unit and bin/edge-agent
+    // wrapper also set it in the environment.
+    banner: { js: "import { createRequire as __efCreateRequire } from 'node:module'; const require = __efCreateRequire(import.meta.url); process.env.UV_THREADPOOL_SIZE ??= '16';" },
   };
   const entryPoints: Record<string, string> = {};
   for (const bin of BINARIES) {

@@ -126,7 +126,10 @@ for ARCH in "${ARCHES[@]}"; do
 # Runs the bundled agent with the board presets shipped next to it.
 here="$(cd "$(dirname "$0")/.." && pwd)"
 : "${EF_BOARDS_DIR:=$here/configs/boards}"
-export EF_BOARDS_DIR
+# Each pending GStreamer pull holds a libuv thread; the pool size must be set before node starts
+# (static imports of native addons run before any line of the bundle).
+: "${UV_THREADPOOL_SIZE:=16}"
+export EF_BOARDS_DIR UV_THREADPOOL_SIZE
 exec node "$here/dist/edge-agent.mjs" "$@"
 EOF
   chmod 755 "$STAGE/bin/edge-agent"
