@@ -21,7 +21,9 @@ import { join, relative, resolve } from 'node:path';
 
 /** Packages with a native `.node` part (or that load one by path): required at run time, never bundled. */
 export const NATIVE_EXTERNALS = ['onnxruntime-node', 'sharp', 'gstreamer-superficial', 'better-sqlite3', 'unix-dgram'];
-/** Not native, but resolved by file path at run time (worker transports), or dev-only. */
+/** Not native, but read from their package folder at run time (LiteRT.js wasm), shipped in node_modules too. */
+export const FILE_EXTERNALS = ['@litertjs/core'];
+/** Resolved by file path at run time (worker transports), or dev-only. */
 const OTHER_EXTERNALS = ['tsx', 'tsx/*', 'pino-pretty', 'thread-stream', 'esbuild', 'typescript'];
 
 interface Binary {
@@ -82,7 +84,7 @@ export async function buildAll(opts: { root: string; outdir: string; minify?: bo
     sourcemap: 'linked',
     logLevel: 'warning',
     absWorkingDir: root,
-    external: [...NATIVE_EXTERNALS, ...OTHER_EXTERNALS],
+    external: [...NATIVE_EXTERNALS, ...FILE_EXTERNALS, ...OTHER_EXTERNALS],
     // CommonJS dependencies call require('events') etc.; an ESM bundle has no require of its own.
     // UV_THREADPOOL_SIZE as in bin/*.js (GStreamer pulls and bus polls each hold a thread). Best
     // effort only: externals are imported before this line runs, so the unit and bin/edge-agent

@@ -40,7 +40,8 @@ done
 HOST_ARCH="linux-$(node -p 'process.arch')"
 [ ${#ARCHES[@]} -gt 0 ] || ARCHES=("$HOST_ARCH")
 VERSION="$(node -p "require('$ROOT/package.json').version")"
-NATIVE=(onnxruntime-node sharp gstreamer-superficial better-sqlite3 unix-dgram)
+# Kept external by scripts/build.ts (NATIVE_EXTERNALS + FILE_EXTERNALS): shipped in node_modules.
+NATIVE=(onnxruntime-node sharp gstreamer-superficial better-sqlite3 unix-dgram @litertjs/core)
 BUILD_FROM_SOURCE=(gstreamer-superficial better-sqlite3 unix-dgram)
 log() { printf 'package-agent: %s\n' "$*" >&2; }
 
