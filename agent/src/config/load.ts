@@ -30,5 +30,10 @@ export function resolvePaths(cfg: AgentConfig, baseDir: string): AgentConfig {
   cfg.stateDir = abs(cfg.stateDir);
   if (cfg.output.ndjson) cfg.output.ndjson = abs(cfg.output.ndjson);
   for (const cam of cfg.cameras) if (cam.source.kind === 'file') cam.source.path = abs(cam.source.path);
+  if (cfg.link?.caFile) cfg.link.caFile = abs(cfg.link.caFile);
+  if (cfg.link?.secretFile) cfg.link.secretFile = abs(cfg.link.secretFile);
+  cfg.privacy.faces.modelPath = abs(cfg.privacy.faces.modelPath);
+  if (cfg.privacy.plates.textModelPath) cfg.privacy.plates.textModelPath = abs(cfg.privacy.plates.textModelPath);
+  cfg.privacy.rawRing.dir = abs(cfg.privacy.rawRing.dir);
   return cfg;
 }

@@ -10,6 +10,7 @@ import { ScheduleConfigSchema } from '../schedule/schema.js';
 import { TrackerConfigSchema } from '../track/schema.js';
 import { RulesConfigSchema } from '../rules/schema.js';
 import { compileSchema, withDefault } from '../util/schema.js';
+import { PrivacyConfig } from '../privacy/schema.js';
 
 const restart = { 'x-restart': true } as const;
 
@@ -38,6 +39,22 @@ export const OutputConfig = Type.Object({
   includeTracks: Type.Boolean({ default: true }),
 }, { additionalProperties: false });
 
+export const LinkConfig = Type.Object({
+  /** `mqtt://host:1883` or `mqtts://host:8883` (TLS with the pinned CA in caFile). */
+  url: Type.String({ pattern: '^mqtts?://', ...restart }),
+  /** PEM of the CA that signed the broker's certificate; the only CA trusted. */
+  caFile: Type.Optional(Type.String({ ...restart })),
+  /** Device secret file; systemd's LoadCredential=device-secret takes precedence. */
+  secretFile: Type.Optional(Type.String({ ...restart })),
+  protocolVersion: Type.Union([Type.Literal(5), Type.Literal(4), Type.Literal('auto')], { default: 'auto', ...restart }),
+}, { additionalProperties: false });
+
+export const TelemetryConfig = Type.Object({
+  intervalMs: Type.Integer({ minimum: 1000, default: 10_000 }),
+  /** Serve Prometheus metrics on 127.0.0.1:PORT (0 = any free port); off when absent. */
+  prometheusPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, ...restart })),
+}, { additionalProperties: false });
+
 export const AgentConfig = Type.Object({
   deviceId: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$', default: 'edge-dev', ...restart }),
   /** Board preset from configs/boards (pipeline decode elements, default providers). */
@@ -49,6 +66,10 @@ export const AgentConfig = Type.Object({
   schedule: withDefault(ScheduleConfigSchema, { motion: {} }),
   tracker: withDefault(TrackerConfigSchema, {}),
   output: withDefault(OutputConfig, {}),
+  /** The fleet server's broker; the agent runs stand-alone when absent. */
+  link: Type.Optional(LinkConfig),
+  telemetry: withDefault(TelemetryConfig, {}),
+  privacy: withDefault(PrivacyConfig, {}),
   log: Type.Object({
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   }, { additionalProperties: false, default: {} }),

@@ -4,6 +4,7 @@ import { loadAgentConfig } from '../../config/load.js';
 import { AgentRunner, type RunSummary } from '../../pipeline/agent-runner.js';
 import { rootLogger } from '../../util/log.js';
 import { AgentService } from '../../service/agent-service.js';
+import { FleetAttachment } from '../../pipeline/fleet-attachment.js';
 
 export const command: CliCommand = {
   summary: 'run the pipeline on the configured cameras',
@@ -21,10 +22,13 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
     const ac = new AbortController();
     // systemd: READY after the first frame, watchdog from frame progress, bounded SIGTERM/SIGINT stop.
     const service = new AgentService({ onStop: () => ac.abort() });
-    const runner = new AgentRunner({ config, sinks: service.sinks() });
+    // MQTT link (alerts via the outbox, telemetry), Prometheus metrics and the privacy gate.
+    const fleet = config.link || config.telemetry.prometheusPort !== undefined ? new FleetAttachment({ config }) : undefined;
+    const runner = new AgentRunner({ config, sinks: service.sinks(fleet?.sinks()) });
     service.start();
     let summary: RunSummary;
     try {
+      await fleet?.start();
       await runner.start();
       summary = await runner.run(ac.signal);
     } catch (err) {
@@ -33,6 +37,7 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
       throw err;
     } finally {
       await runner.stop();
+      await fleet?.stop();
       await service.stop();
     }
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);

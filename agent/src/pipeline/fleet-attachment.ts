@@ -1,0 +1,144 @@
+/**
+ * What connects a running agent to its fleet: the MQTT link (alerts through the persistent outbox,
+ * telemetry, state), the telemetry registry (also served to Prometheus on localhost) and the privacy
+ * stage, which every alert snapshot passes through before it can reach the link. The pipeline only
+ * sees `sinks()`.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentConfig } from '../config/schema.js';
+import type { FrameResult, PipelineSinks } from './camera-pipeline.js';
+import type { AlertEvent } from '../rules/events.js';
+import type { Detection, Frame } from '../types.js';
+import { AgentLink } from '../link/agent-link.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import { MetricsServer } from '../telemetry/metrics-server.js';
+import { PrivacyStage } from '../privacy/stage.js';
+import { toAlertPayload } from '../rules/payload.js';
+import { ConfigError } from '../util/errors.js';
+import { moduleLogger } from '../util/log.js';
+import { VERSION } from '../version.js';
+
+export interface FleetAttachmentOptions {
+  config: AgentConfig;
+  /** Device secret; read from the config's secretFile or systemd's credential when absent. */
+  secret?: string;
+}
+
+/** The device secret: systemd LoadCredential= (device-secret), then link.secretFile, then EF_DEVICE_SECRET. */
+export function readDeviceSecret(config: AgentConfig, env: NodeJS.ProcessEnv = process.env): string {
+  const link = config.link;
+  const candidates = [
+    env.CREDENTIALS_DIRECTORY ? join(env.CREDENTIALS_DIRECTORY, 'device-secret') : undefined,
+    link?.secretFile,
+  ].filter((p): p is string => Boolean(p));
+  for (const p of candidates) {
+    try {
+      return readFileSync(p, 'utf8').trim();
+    } catch {
+      continue; // try the next place; the error below lists them all
+    }
+  }
+  if (env.EF_DEVICE_SECRET) return env.EF_DEVICE_SECRET;
+  throw new ConfigError(`No device secret for ${config.deviceId}: looked in ${candidates.join(', ') || '(no secretFile configured)'} and EF_DEVICE_SECRET. ` +
+    'Create one with `fleetctl device add ID` and install it with scripts/install-agent.sh --secret-file, or set link.secretFile',
+  [{ path: '/link/secretFile', expected: 'a readable file with the device secret', received: link?.secretFile ?? 'nothing' }]);
+}
+
+export class FleetAttachment {
+  readonly telemetry: Telemetry;
+  readonly privacy: PrivacyStage;
+  link: AgentLink | undefined;
+  private metricsServer: MetricsServer | undefined;
+  private readonly log = moduleLogger('fleet');
+  private snapshotsWithheld = 0;
+
+  constructor(private readonly opts: FleetAttachmentOptions) {
+    const { config } = opts;
+    this.telemetry = new Telemetry({
+      intervalMs: config.telemetry.intervalMs,
+      defaultLabels: { device: config.deviceId },
+      outboxStats: () => {
+        const s = this.link?.status().outbox;
+        return { pending: s?.pending ?? 0, droppedFull: s?.droppedFull ?? 0 };
+      },
+    });
+    // Snapshots are taken from the gate's outcome; nothing else may publish images.
+    this.privacy = new PrivacyStage({ config: config.privacy, sink: () => undefined, registry: this.telemetry.registry, intraOpThreads: 1 });
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.opts;
+    // Images leave the box only through the link; without one the privacy models are not loaded,
+    // and any submit() is withheld (fails closed).
+    if (config.link && config.privacy.enabled) await this.privacy.start();
+    if (config.telemetry.prometheusPort !== undefined) {
+      this.metricsServer = new MetricsServer({ registry: this.telemetry.registry, port: config.telemetry.prometheusPort, host: '127.0.0.1' });
+      await this.metricsServer.start();
+      this.log.info({ port: this.metricsServer.port }, 'Prometheus metrics on 127.0.0.1');
+    }
+    if (config.link) {
+      mkdirSync(config.stateDir, { recursive: true });
+      const caPem = config.link.caFile ? readFileSync(config.link.caFile) : undefined;
+      this.link = new AgentLink({
+        deviceId: config.deviceId,
+        secret: this.opts.secret ?? readDeviceSecret(config),
+        url: config.link.url,
+        caPem,
+        protocolVersion: config.link.protocolVersion,
+        outbox: join(config.stateDir, 'outbox.sqlite'),
+        identity: { agentVersion: VERSION, models: { detector: config.detector.model.split('/').slice(-2, -1)[0] ?? 'detector' } },
+      });
+      this.link.start();
+      this.telemetry.start((t) => this.link?.publishTelemetry(t));
+    } else {
+      this.telemetry.start();
+    }
+  }
+
+  sinks(inner?: PipelineSinks): PipelineSinks {
+    return {
+      onFrame: async (r: FrameResult) => {
+        this.telemetry.recordFrame({ kind: 'processed', detected: r.detections !== undefined });
+        if (r.detections) this.telemetry.recordDetections(r.detections);
+        this.telemetry.observeFrameStats(r.frame);
+        // The privacy detector sees every tracked box, so vehicles carry plate regions between detections too.
+        const boxes: Detection[] = r.tracks.map((t) => ({ classId: t.classId, label: t.label, score: t.score, box: t.box }));
+        await this.privacy.observe(r.frame, boxes);
+        await inner?.onFrame?.(r);
+      },
+      onAlert: async (alert: AlertEvent, frame: Frame) => {
+        await this.publishAlert(alert, frame);
+        await inner?.onAlert?.(alert, frame);
+      },
+    };
+  }
+
+  /** Publishes an alert through the outbox, with a redacted snapshot when the privacy gate releases one. */
+  async publishAlert(alert: AlertEvent, frame: Frame): Promise<void> {
+    const outcome = await this.privacy.submit(frame, 'alert-snapshot');
+    const payload = toAlertPayload(alert);
+    if (outcome.released) {
+      const img = outcome.image;
+      payload.snapshot = { contentType: 'image/jpeg', redacted: true, width: img.width, height: img.height, dataBase64: img.jpeg.toString('base64') };
+    } else {
+      this.snapshotsWithheld++;
+    }
+    this.link?.publishAlert(payload);
+  }
+
+  get withheldSnapshots(): number {
+    return this.snapshotsWithheld;
+  }
+
+  async stop(): Promise<void> {
+    this.telemetry.stop();
+    // Flushes what the outbox can send; the rest stays on disk for the next start.
+    await this.link?.stop();
+    this.link = undefined;
+    await this.metricsServer?.stop();
+    this.metricsServer = undefined;
+    await this.privacy.stop();
+  }
+}
