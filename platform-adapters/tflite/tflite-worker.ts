@@ -36,7 +36,7 @@ async function runOnce(feeds: Record<string, TensorData>): Promise<{ outputs: Re
   const tensors = inputs.map((i) => {
     const t = feeds[i.name];
     if (!t) throw new TypeError(`Expected an input named "${i.name}" but the feeds hold ${Object.keys(feeds).join(', ') || 'nothing'}`);
-    return new lt!.Tensor(typed(t), t.dims);
+    return new lt!.Tensor(typed(t) as Float32Array, t.dims);
   });
   try {
     const t0 = performance.now();
@@ -45,7 +45,7 @@ async function runOnce(feeds: Record<string, TensorData>): Promise<{ outputs: Re
     const out: Record<string, TensorData> = {};
     result.forEach((r, k) => {
       const data = r.toTypedArray().slice() as Float32Array | Int32Array | Uint8Array;
-      const dims = [...(r.type.layout.dimensions as ArrayLike<number>)].map(Number);
+      const dims = Array.from(r.type.layout.dimensions as ArrayLike<number>, Number);
       out[outputs[k].name] = { type: r.type.dtype as TensorData['type'], dims, data };
       r.delete();
     });

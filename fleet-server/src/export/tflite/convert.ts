@@ -1,0 +1,464 @@
+/**
+ * ONNX → TFLite graph conversion (FP32). TFLite's builtin kernels are NHWC, while ONNX convolutions
+ * are NCHW; the default models were imported from NHWC TF graphs, so every conv sits between a
+ * Transpose pair. Each ONNX value therefore carries a layout: "plain" (the TFLite tensor has the ONNX
+ * shape) or "nchw" (an ONNX NCHW value stored NHWC). A Transpose that only moves between the two
+ * becomes an alias, so the pairs vanish; a TRANSPOSE op is emitted only where a layout must really
+ * change (e.g. before a Reshape of an NCHW value).
+ *
+ * Graph outputs that depend on ops without a TFLite builtin here (CenterNet's TopK/Gather/Mod
+ * decoding tail) are left out and reported in `dropped`; the exported model ends at the outputs
+ * before them (heatmap and box sizes), which the decoder on the device reads instead.
+ */
+import { attr, type OnnxModel, type OnnxNode } from '../../convert/onnx/model.js';
+import { ModelError } from '../../../../agent/src/util/errors.js';
+import { binaryConst, count, f32Bytes, fromOnnx, i32Bytes, transposeConst, broadcastShape, type ConstValue } from './consts.js';
+import { F, Op, Options, Padding, TensorType } from './schema.js';
+import type { TflModel, TflOperator, TflOptionField } from './model.js';
+
+type Layout = 'plain' | 'nchw';
+interface Val { index: number; shape: number[]; layout: Layout }
+
+const NCHW_STORED = [0, 2, 3, 1];
+const CONVERTIBLE = new Set(['Conv', 'MaxPool', 'Add', 'Sub', 'Mul', 'Div', 'Relu', 'Clip', 'Sigmoid', 'Identity', 'Transpose',
+  'Reshape', 'Concat', 'ReduceMean', 'Resize', 'Shape', 'Cast', 'ConstantOfShape', 'Unsqueeze']);
+
+export interface TfliteConversion {
+  model: TflModel;
+  /** Graph outputs left out, with the op that stopped them. */
+  dropped: Array<{ output: string; reason: string }>;
+  /** Number of ONNX Transpose nodes that became aliases (no op in the TFLite graph). */
+  transposesRemoved: number;
+}
+
+export interface ConvertOptions {
+  /** Export only these graph outputs (default: every output whose ops all convert). */
+  outputs?: string[];
+}
+
+function storedPerm(layout: Layout, rank: number): number[] {
+  return layout === 'nchw' ? NCHW_STORED : Array.from({ length: rank }, (_, i) => i);
+}
+
+function invert(p: readonly number[]): number[] {
+  const inv = new Array<number>(p.length);
+  p.forEach((v, i) => { inv[v] = i; });
+  return inv;
+}
+
+const isIdentity = (p: readonly number[]): boolean => p.every((v, i) => v === i);
+const i32 = (id: number, value: number): TflOptionField => ({ id, kind: 'i32', value });
+const i8 = (id: number, value: number): TflOptionField => ({ id, kind: 'i8', value });
+
+export function onnxToTflite(onnx: OnnxModel, opts: ConvertOptions = {}): TfliteConversion {
+  return new Converter(onnx).run(opts);
+}
+
+class Converter {
+  private readonly model: TflModel;
+  private readonly values = new Map<string, Val>();
+  private readonly consts = new Map<string, ConstValue>();
+  private readonly layoutCache = new Map<string, Val>();
+  private transposesRemoved = 0;
+
+  constructor(private readonly onnx: OnnxModel) {
+    this.model = { description: `Edge Fleet export of ${onnx.graph.name || 'model'}`, tensors: [], operators: [], inputs: [], outputs: [] };
+  }
+
+  run(opts: ConvertOptions): TfliteConversion {
+    const g = this.onnx.graph;
+    for (const [name, t] of g.initializers) this.consts.set(name, fromOnnx(t));
+    const producer = new Map<string, OnnxNode>();
+    for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+
+    // Which values can be computed with the ops we map (memoised walk up the graph).
+    const blocker = new Map<string, string | null>();
+    const blockedBy = (name: string): string | null => {
+      if (!name || this.consts.has(name) || g.inputs.some((i) => i.name === name)) return null;
+      if (blocker.has(name)) return blocker.get(name)!;
+      const n = producer.get(name);
+      let why: string | null = n ? null : `no producer for ${name}`;
+      if (n && !CONVERTIBLE.has(n.opType)) why = `${n.opType} (${n.name || n.outputs[0]}) has no TFLite mapping in this exporter`;
+      blocker.set(name, why);
+      if (n && !why) for (const i of n.inputs) { why = blockedBy(i); if (why) break; }
+      blocker.set(name, why);
+      return why;
+    };
+    const wanted = opts.outputs ?? g.outputs.map((o) => o.name);
+    const dropped: TfliteConversion['dropped'] = [];
+    const outputs = wanted.filter((o) => {
+      const why = blockedBy(o);
+      if (why) dropped.push({ output: o, reason: why });
+      return !why;
+    });
+    if (outputs.length === 0) throw new ModelError(`No output of ${g.name} can be exported to TFLite: ${dropped.map((d) => `${d.output}: ${d.reason}`).join('; ')}`);
+
+    // Nodes the kept outputs need.
+    const needed = new Set<OnnxNode>();
+    const stack = [...outputs];
+    while (stack.length) {
+      const n = producer.get(stack.pop()!);
+      if (!n || needed.has(n)) continue;
+      needed.add(n);
+      stack.push(...n.inputs.filter(Boolean));
+    }
+    for (const input of g.inputs) {
+      if (this.consts.has(input.name)) continue;
+      const shape = (input.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+      const index = this.addTensor(input.name, shape, TensorType.FLOAT32);
+      this.values.set(input.name, { index, shape, layout: 'plain' });
+      this.model.inputs.push(index);
+    }
+    for (const n of g.nodes) if (needed.has(n)) this.convertNode(n);
+    for (const o of outputs) {
+      const v = this.toLayout(this.get(o), 'plain');
+      this.model.tensors[v.index].name = o;
+      this.model.outputs.push(v.index);
+    }
+    return { model: this.model, dropped, transposesRemoved: this.transposesRemoved };
+  }
+
+  // ---- tensors -------------------------------------------------------------------------------
+
+  private addTensor(name: string, shape: number[], type: number, data?: Uint8Array): number {
+    this.model.tensors.push({ name, shape, type, data });
+    return this.model.tensors.length - 1;
+  }
+
+  private emit(code: number, inputs: number[], outputs: number[], options?: TflOperator['options']): void {
+    this.model.operators.push({ code, inputs, outputs, options });
+  }
+
+  private constTensor(name: string, c: ConstValue, type: number = c.isFloat ? TensorType.FLOAT32 : TensorType.INT32): number {
+    const data = type === TensorType.FLOAT32 ? f32Bytes(c.values) : i32Bytes(c.values);
+    return this.addTensor(name, [...c.dims], type, data);
+  }
+
+  private get(name: string): Val {
+    const v = this.values.get(name);
+    if (v) return v;
+    const c = this.consts.get(name);
+    if (c) {
+      const val: Val = { index: this.constTensor(name, c), shape: [...c.dims], layout: 'plain' };
+      this.values.set(name, val);
+      return val;
+    }
+    throw new ModelError(`TFLite export: value ${name} is used before it is produced`);
+  }
+
+  /** The value in the wanted layout, adding a TRANSPOSE op when the stored order differs. */
+  private toLayout(v: Val, layout: Layout): Val {
+    if (v.layout === layout || v.shape.length !== 4) return v;
+    const key = `${v.index}|${layout}`;
+    const cached = this.layoutCache.get(key);
+    if (cached) return cached;
+    const sIn = storedPerm(v.layout, 4), sOut = storedPerm(layout, 4);
+    const inv = invert(sIn);
+    const q = sOut.map((a) => inv[a]);
+    const shape = sOut.map((a) => v.shape[a]);
+    const t = this.model.tensors[v.index];
+    const perm = this.addTensor(`${t.name}/perm`, [4], TensorType.INT32, i32Bytes(q));
+    const index = this.addTensor(`${t.name}/${layout}`, shape, t.type);
+    this.emit(Op.TRANSPOSE, [v.index, perm], [index]);
+    const out: Val = { index, shape: [...v.shape], layout };
+    this.layoutCache.set(key, out);
+    return out;
+  }
+
+  /** A constant operand shaped for a binary op whose other side is in `layout` at `rank`. */
+  private constOperand(name: string, c: ConstValue, layout: Layout, rank: number): number {
+    if (layout === 'plain' || count(c.dims) === 1) return this.constTensor(name, count(c.dims) === 1 ? { ...c, dims: [] } : c);
+    const dims = [...new Array<number>(rank - c.dims.length).fill(1), ...c.dims];
+    return this.constTensor(name, transposeConst({ ...c, dims }, NCHW_STORED));
+  }
+
+  private out(n: OnnxNode, shape: number[], layout: Layout, k = 0): number {
+    const tflShape = storedPerm(layout, shape.length).map((a) => shape[a]);
+    const index = this.addTensor(n.outputs[k], tflShape, TensorType.FLOAT32);
+    this.values.set(n.outputs[k], { index, shape, layout });
+    return index;
+  }
+
+  // ---- nodes ---------------------------------------------------------------------------------
+
+  private convertNode(n: OnnxNode): void {
+    if (n.inputs.filter(Boolean).every((i) => this.consts.has(i)) && this.fold(n)) return;
+    switch (n.opType) {
+      case 'Identity': this.values.set(n.outputs[0], this.get(n.inputs[0])); return;
+      case 'Transpose': return this.transpose(n);
+      case 'Conv': return this.conv(n);
+      case 'MaxPool': return this.maxPool(n);
+      case 'Add': return this.binary(n, Op.ADD, Options.AddOptions);
+      case 'Sub': return this.binary(n, Op.SUB, Options.SubOptions);
+      case 'Mul': return this.binary(n, Op.MUL, Options.MulOptions);
+      case 'Div': return this.binary(n, Op.DIV, Options.DivOptions);
+      case 'Relu': return this.unary(n, Op.RELU);
+      case 'Sigmoid': return this.unary(n, Op.LOGISTIC);
+      case 'Clip': return this.clip(n);
+      case 'ReduceMean': return this.reduceMean(n);
+      case 'Concat': return this.concat(n);
+      case 'Resize': return this.resize(n);
+      case 'Reshape': return this.reshape(n);
+      case 'Shape': {
+        const v = this.get(n.inputs[0]);
+        const start = (attr(n, 'start')?.value as number | undefined) ?? 0;
+        const end = (attr(n, 'end')?.value as number | undefined) ?? v.shape.length;
+        const dims = v.shape.slice(start, end);
+        this.consts.set(n.outputs[0], { dims: [dims.length], values: Float64Array.from(dims), isFloat: false });
+        return;
+      }
+      default:
+        throw new ModelError(`TFLite export: ${n.opType} (${n.name || n.outputs[0]}) with non-constant inputs is not supported`);
+    }
+  }
+
+  /** Constant folding of shape arithmetic; returns false when the op is not foldable here. */
+  private fold(n: OnnxNode): boolean {
+    const c = (k: number): ConstValue => this.consts.get(n.inputs[k])!;
+    let r: ConstValue | undefined;
+    switch (n.opType) {
+      case 'Cast': { const to = attr(n, 'to')?.value as number; r = { ...c(0), isFloat: to === 1 || to === 10 || to === 11 }; break; }
+      case 'Identity': r = c(0); break;
+      case 'ConstantOfShape': {
+        const dims = Array.from(c(0).values);
+        const v = attr(n, 'value');
+        const fill = v && v.type === 'tensor' ? fromOnnx(v.value) : { values: Float64Array.of(0), isFloat: true, dims: [1] };
+        r = { dims, values: new Float64Array(count(dims)).fill(fill.values[0]), isFloat: fill.isFloat };
+        break;
+      }
+      case 'Concat': {
+        const parts = n.inputs.map((_, k) => c(k));
+        if (parts.some((p) => p.dims.length !== 1)) return false;
+        const values = Float64Array.from(parts.flatMap((p) => Array.from(p.values)));
+        r = { dims: [values.length], values, isFloat: parts.some((p) => p.isFloat) };
+        break;
+      }
+      case 'Unsqueeze': {
+        const axes = n.inputs[1] ? Array.from(c(1).values) : (attr(n, 'axes')?.value as number[]);
+        const dims = [...c(0).dims];
+        const rank = dims.length + axes.length;
+        for (const a of axes.map((x) => (x < 0 ? x + rank : x)).sort((x, y) => x - y)) dims.splice(a, 0, 1);
+        r = { ...c(0), dims };
+        break;
+      }
+      case 'Add': r = binaryConst(c(0), c(1), (x, y) => x + y); break;
+      case 'Sub': r = binaryConst(c(0), c(1), (x, y) => x - y); break;
+      case 'Mul': r = binaryConst(c(0), c(1), (x, y) => x * y); break;
+      case 'Div': r = binaryConst(c(0), c(1), (x, y) => x / y); break;
+      default: return false;
+    }
+    this.consts.set(n.outputs[0], r);
+    return true;
+  }
+
+  private transpose(n: OnnxNode): void {
+    const v = this.get(n.inputs[0]);
+    const p = attr(n, 'perm')?.value as number[] | undefined ?? v.shape.map((_, i) => v.shape.length - 1 - i);
+    const shape = p.map((a) => v.shape[a]);
+    const inv = invert(storedPerm(v.layout, v.shape.length));
+    for (const layout of ['plain', 'nchw'] as Layout[]) {
+      if (layout === 'nchw' && shape.length !== 4) continue;
+      const q = storedPerm(layout, shape.length).map((a) => inv[p[a]]);
+      if (isIdentity(q)) {
+        this.values.set(n.outputs[0], { index: v.index, shape, layout });
+        this.transposesRemoved++;
+        return;
+      }
+    }
+    const q = p.map((a) => inv[a]);
+    const perm = this.addTensor(`${n.outputs[0]}/perm`, [q.length], TensorType.INT32, i32Bytes(q));
+    this.emit(Op.TRANSPOSE, [v.index, perm], [this.out(n, shape, 'plain')]);
+  }
+
+  /** TFLite SAME (pad_before = floor(total/2), TF's rule), VALID, or explicit pads [top, left, bottom, right]. */
+  private padding(n: OnnxNode, inHW: number[], kernel: number[], strides: number[], dil: number[]): { mode: number; pads?: number[]; outHW: number[] } {
+    const autoPad = attr(n, 'auto_pad')?.value as string | undefined;
+    const same = inHW.map((size, i) => {
+      const out = Math.ceil(size / strides[i]);
+      const total = Math.max((out - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - size, 0);
+      return { out, before: Math.floor(total / 2), after: total - Math.floor(total / 2) };
+    });
+    if (autoPad === 'SAME_UPPER') return { mode: Padding.SAME, outHW: same.map((s) => s.out) };
+    if (autoPad && autoPad !== 'NOTSET' && autoPad !== 'VALID') throw new ModelError(`TFLite export: auto_pad ${autoPad} on ${n.name} is not supported`);
+    const pads = (attr(n, 'pads')?.value as number[] | undefined) ?? [0, 0, 0, 0];
+    const outHW = inHW.map((size, i) => Math.floor((size + pads[i] + pads[i + 2] - ((kernel[i] - 1) * dil[i] + 1)) / strides[i]) + 1);
+    if (pads.every((p) => p === 0)) return { mode: Padding.VALID, outHW };
+    if (same.every((s, i) => s.before === pads[i] && s.after === pads[i + 2] && s.out === outHW[i])) return { mode: Padding.SAME, outHW };
+    return { mode: Padding.VALID, pads, outHW };
+  }
+
+  private explicitPad(v: Val, pads: number[], name: string): Val {
+    const paddings = [0, 0, pads[0], pads[2], pads[1], pads[3], 0, 0];
+    const pt = this.addTensor(`${name}/paddings`, [4, 2], TensorType.INT32, i32Bytes(paddings));
+    const shape = [v.shape[0], v.shape[1], v.shape[2] + pads[0] + pads[2], v.shape[3] + pads[1] + pads[3]];
+    const index = this.addTensor(`${name}/pad`, NCHW_STORED.map((a) => shape[a]), TensorType.FLOAT32);
+    this.emit(Op.PAD, [v.index, pt], [index]);
+    return { index, shape, layout: 'nchw' };
+  }
+
+  private conv(n: OnnxNode): void {
+    let x = this.toLayout(this.get(n.inputs[0]), 'nchw');
+    const w = this.consts.get(n.inputs[1]);
+    if (!w) throw new ModelError(`TFLite export: Conv ${n.name} has non-constant weights`);
+    const [o, ipg, kh, kw] = w.dims;
+    const group = (attr(n, 'group')?.value as number | undefined) ?? 1;
+    const strides = (attr(n, 'strides')?.value as number[] | undefined) ?? [1, 1];
+    const dil = (attr(n, 'dilations')?.value as number[] | undefined) ?? [1, 1];
+    const cin = x.shape[1];
+    const pad = this.padding(n, [x.shape[2], x.shape[3]], [kh, kw], strides, dil);
+    if (pad.pads) x = this.explicitPad(x, pad.pads, n.outputs[0]);
+    const bias = n.inputs[2] ? this.consts.get(n.inputs[2]) : { dims: [o], values: new Float64Array(o), isFloat: true };
+    if (!bias) throw new ModelError(`TFLite export: Conv ${n.name} has a non-constant bias`);
+    const b = this.constTensor(`${n.outputs[0]}/bias`, bias);
+    const shape = [x.shape[0], o, pad.outHW[0], pad.outHW[1]];
+    if (group === 1) {
+      // CONV_2D filter is [out, kh, kw, in] (OHWI).
+      const f = this.constTensor(`${n.outputs[0]}/filter`, transposeConst(w, [0, 2, 3, 1]));
+      this.emit(Op.CONV_2D, [x.index, f, b], [this.out(n, shape, 'nchw')], {
+        type: Options.Conv2DOptions, fields: [i8(F.Conv2DOptions.padding, pad.mode), i32(F.Conv2DOptions.stride_w, strides[1]), i32(F.Conv2DOptions.stride_h, strides[0]),
+          i32(F.Conv2DOptions.dilation_w_factor, dil[1]), i32(F.Conv2DOptions.dilation_h_factor, dil[0])],
+      });
+    } else if (group === cin && ipg === 1) {
+      // DEPTHWISE_CONV_2D filter is [1, kh, kw, out] with out = in * depth_multiplier.
+      const f = this.constTensor(`${n.outputs[0]}/filter`, transposeConst(w, [1, 2, 3, 0]));
+      this.emit(Op.DEPTHWISE_CONV_2D, [x.index, f, b], [this.out(n, shape, 'nchw')], {
+        type: Options.DepthwiseConv2DOptions, fields: [i8(F.DepthwiseConv2DOptions.padding, pad.mode), i32(F.DepthwiseConv2DOptions.stride_w, strides[1]),
+          i32(F.DepthwiseConv2DOptions.stride_h, strides[0]), i32(F.DepthwiseConv2DOptions.depth_multiplier, o / cin),
+          i32(F.DepthwiseConv2DOptions.dilation_w_factor, dil[1]), i32(F.DepthwiseConv2DOptions.dilation_h_factor, dil[0])],
+      });
+    } else {
+      throw new ModelError(`TFLite export: grouped Conv ${n.name} (group ${group}, ${cin} input channels) has no TFLite builtin`);
+    }
+  }
+
+  private maxPool(n: OnnxNode): void {
+    const x = this.toLayout(this.get(n.inputs[0]), 'nchw');
+    const k = attr(n, 'kernel_shape')?.value as number[];
+    const strides = (attr(n, 'strides')?.value as number[] | undefined) ?? [1, 1];
+    const pad = this.padding(n, [x.shape[2], x.shape[3]], k, strides, [1, 1]);
+    // Explicit pads would need -inf padding (ONNX ignores pad cells in max pooling); only SAME/VALID map.
+    if (pad.pads) throw new ModelError(`TFLite export: MaxPool ${n.name} pads ${pad.pads.join(',')} are neither SAME nor VALID`);
+    const shape = [x.shape[0], x.shape[1], pad.outHW[0], pad.outHW[1]];
+    this.emit(Op.MAX_POOL_2D, [x.index], [this.out(n, shape, 'nchw')], {
+      type: Options.Pool2DOptions, fields: [i8(F.Pool2DOptions.padding, pad.mode), i32(F.Pool2DOptions.stride_w, strides[1]), i32(F.Pool2DOptions.stride_h, strides[0]),
+        i32(F.Pool2DOptions.filter_width, k[1]), i32(F.Pool2DOptions.filter_height, k[0])],
+    });
+  }
+
+  /** Layout for an op over several inputs: NCHW when any non-constant rank-4 input is stored NCHW. */
+  private commonLayout(names: string[], rank: number): Layout {
+    if (rank !== 4) return 'plain';
+    return names.some((nm) => !this.consts.has(nm) && this.values.get(nm)?.layout === 'nchw') ? 'nchw' : 'plain';
+  }
+
+  private operand(name: string, layout: Layout, rank: number, tag: string): number {
+    const c = this.consts.get(name);
+    if (c && !this.values.has(name)) return this.constOperand(`${name}/${tag}`, c, layout, rank);
+    return this.toLayout(this.get(name), layout).index;
+  }
+
+  private binary(n: OnnxNode, code: number, optionsType: number): void {
+    const shapes = n.inputs.map((i) => this.consts.get(i)?.dims ?? this.get(i).shape);
+    const shape = broadcastShape(shapes[0], shapes[1]);
+    const layout = this.commonLayout(n.inputs, shape.length);
+    const ins = n.inputs.map((i) => this.operand(i, layout, shape.length, n.outputs[0]));
+    this.emit(code, ins, [this.out(n, shape, layout)], { type: optionsType, fields: [] });
+  }
+
+  private unary(n: OnnxNode, code: number): void {
+    const x = this.get(n.inputs[0]);
+    this.emit(code, [x.index], [this.out(n, [...x.shape], x.layout)]);
+  }
+
+  private clip(n: OnnxNode): void {
+    const scalar = (k: number, attrName: string, dflt: number): number => {
+      const c = n.inputs[k] ? this.consts.get(n.inputs[k]) : undefined;
+      if (c) return c.values[0];
+      return (attr(n, attrName)?.value as number | undefined) ?? dflt;
+    };
+    const lo = scalar(1, 'min', -Infinity), hi = scalar(2, 'max', Infinity);
+    const x = this.get(n.inputs[0]);
+    if (lo === 0 && hi === 6) return this.unary(n, Op.RELU6);
+    if (lo === -1 && hi === 1) return this.unary(n, Op.RELU_N1_TO_1);
+    if (lo === 0 && hi === Infinity) return this.unary(n, Op.RELU);
+    let cur = x.index;
+    const steps: Array<[number, number]> = [];
+    if (lo > -Infinity) steps.push([Op.MAXIMUM, lo]);
+    if (hi < Infinity) steps.push([Op.MINIMUM, hi]);
+    steps.forEach(([code, value], k) => {
+      const c = this.constTensor(`${n.outputs[0]}/bound${k}`, { dims: [], values: Float64Array.of(value), isFloat: true });
+      const last = k === steps.length - 1;
+      const next = last ? this.out(n, [...x.shape], x.layout) : this.addTensor(`${n.outputs[0]}/lo`, this.model.tensors[x.index].shape, TensorType.FLOAT32);
+      this.emit(code, [cur, c], [next]);
+      cur = next;
+    });
+  }
+
+  private reduceMean(n: OnnxNode): void {
+    const x = this.get(n.inputs[0]);
+    const rank = x.shape.length;
+    const axesRaw = n.inputs[1] ? Array.from(this.consts.get(n.inputs[1])!.values) : (attr(n, 'axes')?.value as number[] | undefined) ?? x.shape.map((_, i) => i);
+    const axes = axesRaw.map((a) => (a < 0 ? a + rank : a));
+    const keep = ((attr(n, 'keepdims')?.value as number | undefined) ?? 1) === 1;
+    const v = keep ? x : this.toLayout(x, 'plain');
+    const inv = invert(storedPerm(v.layout, rank));
+    const tflAxes = axes.map((a) => inv[a]);
+    const at = this.addTensor(`${n.outputs[0]}/axes`, [tflAxes.length], TensorType.INT32, i32Bytes(tflAxes));
+    const shape = keep ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+    this.emit(Op.MEAN, [v.index, at], [this.out(n, shape, keep ? v.layout : 'plain')], { type: Options.ReducerOptions, fields: [i8(F.ReducerOptions.keep_dims, keep ? 1 : 0)] });
+  }
+
+  private concat(n: OnnxNode): void {
+    const shapes = n.inputs.map((i) => this.consts.get(i)?.dims ?? this.get(i).shape);
+    const rank = shapes[0].length;
+    const axisRaw = attr(n, 'axis')?.value as number;
+    const axis = axisRaw < 0 ? axisRaw + rank : axisRaw;
+    const layout = this.commonLayout(n.inputs, rank);
+    const ins = n.inputs.map((i) => this.operand(i, layout, rank, n.outputs[0]));
+    const shape = [...shapes[0]];
+    shape[axis] = shapes.reduce((s, d) => s + d[axis], 0);
+    const tflAxis = invert(storedPerm(layout, rank))[axis];
+    this.emit(Op.CONCATENATION, ins, [this.out(n, shape, layout)], { type: Options.ConcatenationOptions, fields: [i32(F.ConcatenationOptions.axis, tflAxis)] });
+  }
+
+  private resize(n: OnnxNode): void {
+    const x = this.toLayout(this.get(n.inputs[0]), 'nchw');
+    const sizes = n.inputs[3] ? this.consts.get(n.inputs[3]) : undefined;
+    const scales = n.inputs[2] ? this.consts.get(n.inputs[2]) : undefined;
+    let hw: number[];
+    if (sizes) hw = [sizes.values[2], sizes.values[3]];
+    else if (scales && scales.values.length === 4) hw = [Math.floor(x.shape[2] * scales.values[2]), Math.floor(x.shape[3] * scales.values[3])];
+    else throw new ModelError(`TFLite export: Resize ${n.name} needs constant sizes or scales`);
+    const mode = (attr(n, 'mode')?.value as string | undefined) ?? 'nearest';
+    const ctm = (attr(n, 'coordinate_transformation_mode')?.value as string | undefined) ?? 'half_pixel';
+    if (!['asymmetric', 'align_corners', 'half_pixel', 'tf_half_pixel_for_nn'].includes(ctm)) {
+      throw new ModelError(`TFLite export: Resize ${n.name} coordinate_transformation_mode ${ctm} has no TFLite equivalent`);
+    }
+    const size = this.addTensor(`${n.outputs[0]}/size`, [2], TensorType.INT32, i32Bytes(hw));
+    const shape = [x.shape[0], x.shape[1], hw[0], hw[1]];
+    const align = ctm === 'align_corners' ? 1 : 0;
+    const half = ctm === 'half_pixel' || ctm === 'tf_half_pixel_for_nn' ? 1 : 0;
+    if (mode === 'linear') {
+      this.emit(Op.RESIZE_BILINEAR, [x.index, size], [this.out(n, shape, 'nchw')], {
+        type: Options.ResizeBilinearOptions, fields: [i8(F.ResizeOptions.align_corners, align), i8(F.ResizeOptions.half_pixel_centers, half)],
+      });
+    } else if (mode === 'nearest') {
+      this.emit(Op.RESIZE_NEAREST_NEIGHBOR, [x.index, size], [this.out(n, shape, 'nchw')], {
+        type: Options.ResizeNearestNeighborOptions, fields: [i8(F.ResizeNearestNeighborOptions.align_corners, align), i8(F.ResizeNearestNeighborOptions.half_pixel_centers, half)],
+      });
+    } else {
+      throw new ModelError(`TFLite export: Resize mode ${mode} on ${n.name} is not supported`);
+    }
+  }
+
+  private reshape(n: OnnxNode): void {
+    const x = this.toLayout(this.get(n.inputs[0]), 'plain');
+    const spec = this.consts.get(n.inputs[1]);
+    if (!spec) throw new ModelError(`TFLite export: Reshape ${n.name} needs a constant shape`);
+    const shape = Array.from(spec.values).map((d, i) => (d === 0 ? x.shape[i] : d));
+    const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+    const full = shape.map((d) => (d === -1 ? count(x.shape) / known : d));
+    const st = this.addTensor(`${n.outputs[0]}/shape`, [full.length], TensorType.INT32, i32Bytes(full));
+    this.emit(Op.RESHAPE, [x.index, st], [this.out(n, full, 'plain')], { type: Options.ReshapeOptions, fields: [{ id: F.ReshapeOptions.new_shape, kind: 'i32vec', value: full }] });
+  }
+}
