@@ -43,3 +43,31 @@ test('misses and false positives count against MOTA; mean IoU sees drift', () =>
   assert.ok(Math.abs(m.meanIouPredicted! - 80 / 120) < 1e-9);
   assert.ok(Math.abs(m.meanIou - (1 + 80 / 120 + 1) / 3) < 1e-9);
 });
+
+test('evaluateTracking: synthetic walkers at interval 3 keep ids and close boxes, and count saved calls', async () => {
+  const { evaluateTracking } = await import('../../agent/src/eval/tracking-eval.js');
+  type F = import('../../agent/src/types.js').Frame;
+  async function* frames(): AsyncGenerator<F> {
+    for (let i = 0; i < 60; i++) yield { width: 640, height: 480, data: new Uint8Array(0), index: i, ptsNs: i * 1e8, capturedAtNs: 0, sourceId: 'synthetic' };
+  }
+  let calls = 0;
+  const r = await evaluateTracking({
+    frames: frames(),
+    interval: 3,
+    detect: async (f) => {
+      calls++;
+      return [
+        { classId: 0, label: 'person', score: 0.8, box: { x: 50 + 4 * f.index, y: 100, w: 30, h: 80 } },
+        { classId: 0, label: 'person', score: 0.8, box: { x: 500 - 3 * f.index, y: 260, w: 30, h: 80 } },
+        { classId: 2, label: 'car', score: 0.9, box: { x: 10, y: 400, w: 100, h: 50 } },
+      ];
+    },
+    labels: ['person'],
+  });
+  assert.equal(calls, 60, 'the detector runs once per frame: the interval run reuses the reference detections');
+  assert.deepEqual(r.detectorCalls, { reference: 60, interval: 20, saved: 40, savedFraction: 40 / 60 });
+  assert.deepEqual(r.tracks, { reference: 2, interval: 2 });
+  assert.equal(r.idSwitchesVsReference, 0);
+  assert.ok(r.meanIouInterpolated! > 0.8, `${r.meanIouInterpolated}`);
+  assert.ok(r.mota > 0.9 && r.idf1 > 0.9, `${r.mota} ${r.idf1}`);
+});
