@@ -43,7 +43,7 @@ test('motion gate: no motion skips detection until the idle refresh; motion trig
 });
 
 test('schedule config defaults and validation', () => {
-  const c = scheduleConfigValidator.parse({ motion: {} }, 'schedule');
+  const c = scheduleConfigValidator.parse({}, 'schedule');
   assert.equal(c.mode, 'fixed');
   assert.equal(c.interval, 3);
   assert.equal(c.motion.thumbWidth, 64);

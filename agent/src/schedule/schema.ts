@@ -12,7 +12,9 @@ export const MotionGateConfigSchema = Type.Object({
   pixelThreshold: Type.Integer({ minimum: 1, maximum: 255, default: 20 }),
   /** Fraction of changed thumbnail pixels that counts as motion. */
   minChangedFraction: Type.Number({ minimum: 0, maximum: 1, default: 0.002 }),
-}, { additionalProperties: false });
+  // default {}: a config without a motion section still gets every motion default (ajv fills the
+  // empty object, then its properties).
+}, { additionalProperties: false, default: {} });
 
 export const ScheduleConfigSchema = Type.Object({
   mode: Type.Union([Type.Literal('fixed'), Type.Literal('adaptive')], { default: 'fixed' }),
@@ -33,5 +35,5 @@ export type MotionGateConfig = Static<typeof MotionGateConfigSchema>;
 export type ScheduleConfig = Static<typeof ScheduleConfigSchema>;
 
 export const scheduleConfigValidator = compileSchema(ScheduleConfigSchema);
-export const DEFAULT_SCHEDULE_CONFIG: ScheduleConfig = scheduleConfigValidator.parse({ motion: {} }, 'schedule config');
+export const DEFAULT_SCHEDULE_CONFIG: ScheduleConfig = scheduleConfigValidator.parse({}, 'schedule config');
 export const DEFAULT_MOTION_GATE_CONFIG: MotionGateConfig = DEFAULT_SCHEDULE_CONFIG.motion;
