@@ -2,6 +2,7 @@
 import { decodeModel } from '../../convert/onnx/codec.js';
 import { onnxToTflite, type TfliteConversion } from './convert.js';
 import { writeTflite } from './writer.js';
+import { weightsToFp16 } from './fp16.js';
 
 export type TflitePrecision = 'fp32' | 'fp16' | 'int8';
 
@@ -25,6 +26,7 @@ export function exportTflite(onnxBytes: Uint8Array, opts: TfliteExportOptions): 
   // rely on slice() copying when they realign initializer bytes.
   const conv = onnxToTflite(decodeModel(Uint8Array.from(onnxBytes)), { outputs: opts.outputs });
   const m = conv.model;
+  if (opts.precision === 'fp16') weightsToFp16(m);
   return {
     bytes: writeTflite(m),
     inputs: m.inputs.map((i) => ({ name: m.tensors[i].name, shape: m.tensors[i].shape })),
