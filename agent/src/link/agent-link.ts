@@ -25,7 +25,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { moduleLogger, type Logger } from '../util/log.js';
 import { describeError, EdgeFleetError } from '../util/errors.js';
 import {
-  assertDeviceId, decodePayload, topics, AlertSchema,
+  assertDeviceId, decodePayload, topicFor, topics, AlertSchema,
   type AckPayload, type AlertPayload, type CmdPayload, type CmdResultPayload, type DesiredPayload, type ReportedPayload, type StatePayload, type TelemetryPayload,
 } from '../protocol/index.js';
 import { compileSchema } from '../util/schema.js';
@@ -76,6 +76,8 @@ export interface AgentLinkEvents {
   cmd: [CmdPayload];
   /** The server confirmed an alert; it left the outbox. */
   delivered: [{ id: string }];
+  /** Raw message on the device's `ota/...` server topics (agent/src/ota decodes it). */
+  ota: [{ topic: string; payload: Buffer }];
 }
 
 export class LinkError extends EdgeFleetError {
@@ -158,7 +160,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
           setTimeout(resolve, 1000).unref();
         });
       }
-      await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+      // Not connected: force, or mqtt.js would wait for a connection that may never come.
+      await new Promise<void>((resolve) => client.end(!this.connected, {}, () => resolve()));
       client.removeAllListeners();
       client.on('error', () => undefined);
     }
@@ -251,7 +254,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       this.backoff.reset();
       this.log.info({ url: this.opts.url, protocolVersion }, 'connected');
       client.publish(topics.state(this.deviceId), JSON.stringify(this.statePayload(true)), { qos: 1, retain: true });
-      client.subscribe([topics.ack(this.deviceId), topics.desired(this.deviceId), topics.cmd(this.deviceId)], { qos: 1 }, (err) => {
+      client.subscribe([topics.ack(this.deviceId), topics.desired(this.deviceId), topics.cmd(this.deviceId), topicFor(this.deviceId, 'ota/chunk')], { qos: 1 }, (err) => {
         if (err) this.log.warn({ err: describeError(err) }, 'subscribe failed');
       });
       this.inflight.clear();
@@ -321,6 +324,10 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
+    if (topic === topicFor(this.deviceId, 'ota/chunk')) {
+      this.emit('ota', { topic, payload });
+      return;
+    }
     const kind = topic === topics.ack(this.deviceId) ? 'ack' : topic === topics.desired(this.deviceId) ? 'desired' : topic === topics.cmd(this.deviceId) ? 'cmd' : undefined;
     if (!kind) return;
     const d = decodePayload(kind, payload);

@@ -13,7 +13,7 @@
  * arrive before the server listens, even right after a broker restart.
  */
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
-import { createServer, type Server, type AddressInfo } from 'node:net';
+import { createServer, type Server, type AddressInfo, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
@@ -51,6 +51,8 @@ export class EmbeddedBroker {
   private aedes: Aedes | undefined;
   private tcp: Server | undefined;
   private tlsServer: TlsServer | undefined;
+  /** Every accepted socket, so stop() can close them all (server.close() waits for open ones). */
+  private readonly sockets = new Set<Socket>();
   private readonly log: Logger;
   /** Actual ports after start (a configured 0 becomes the picked port and is kept for restarts). */
   port: number;
@@ -117,12 +119,15 @@ export class EmbeddedBroker {
     }
     aedes.on('clientError', (client, err) => this.log.debug({ client: client.id, err: err.message }, 'client error'));
     this.aedes = aedes;
+    const track = (s: Socket) => { this.sockets.add(s); s.once('close', () => this.sockets.delete(s)); };
     const tcp = createServer(aedes.handle);
+    tcp.on('connection', track);
     await listen(tcp, this.port, this.opts.host);
     this.tcp = tcp;
     this.port = (tcp.address() as AddressInfo).port;
     if (this.opts.tls) {
       const tlsServer = createTlsServer({ cert: readFileSync(this.opts.tls.certPath), key: readFileSync(this.opts.tls.keyPath) }, aedes.handle);
+      tlsServer.on('connection', track);
       await listen(tlsServer, this.tlsPort ?? 0, this.opts.host);
       this.tlsServer = tlsServer;
       this.tlsPort = (tlsServer.address() as AddressInfo).port;
@@ -146,10 +151,14 @@ export class EmbeddedBroker {
     if (!aedes) return;
     this.aedes = undefined;
     const closeServer = (s: Server | TlsServer | undefined) => (s ? new Promise<void>((resolve) => s.close(() => resolve())) : Promise.resolve());
-    const servers = closeServer(this.tcp).then(() => closeServer(this.tlsServer));
+    const tcp = this.tcp;
+    const tlsServer = this.tlsServer;
+    const servers = Promise.all([closeServer(tcp), closeServer(tlsServer)]);
     this.tcp = undefined;
     this.tlsServer = undefined;
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
     await servers;
   }
 }
