@@ -62,6 +62,8 @@ export interface CreateSessionOptions {
   intraOpThreads?: number;
   /** Run one inference with zeros at load so the first frame does not pay for lazy initialisation. */
   warmUp?: boolean;
+  /** Precision to build for, where the adapter compiles the model itself (TensorRT engines); others ignore it. */
+  precision?: 'fp32' | 'fp16' | 'int8';
 }
 
 export interface PlatformAdapter {

@@ -1,0 +1,139 @@
+/**
+ * TensorRT adapter for Jetson. onnxruntime-node from npm has no TensorRT EP on arm64, and its binding
+ * forwards only `deviceId` to TensorRT (DESIGN.md), so FP16/INT8 cannot be asked for from Node.
+ * Instead the engine is built on the device by JetPack's `trtexec` (FP16, or INT8 from the QDQ
+ * model's scales), cached per model sha256 + TensorRT version + precision, and loaded through an
+ * ONNX Runtime build with the TensorRT EP as an EPContext wrapper model. Every side effect (spawn,
+ * file system, where trtexec is, how ORT is opened) is injected so the logic is testable off Jetson.
+ */
+import { spawn as nodeSpawn } from 'node:child_process';
+import { join } from 'node:path';
+import { homedir } from 'node:os';
+import type { Readable } from 'node:stream';
+import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult } from '../contract.js';
+import { ModelError } from '../../agent/src/util/errors.js';
+import { decodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { OrtAdapter } from '../onnxruntime/adapter.js';
+import { buildTrtexecArgs, findTrtexec, formatVersion, parseTrtexecVersion, type TrtVersion } from './trtexec.js';
+import { EngineCache, nodeCacheFs, sha256, type CacheFs, type EngineEntry } from './engine-cache.js';
+import { encodeEpContextModel } from './epcontext.js';
+
+/** The part of child_process.spawn this adapter uses. */
+export type SpawnFn = (cmd: string, args: string[]) => { stdout: Readable | null; stderr: Readable | null; on(ev: 'close', cb: (code: number | null) => void): unknown; on(ev: 'error', cb: (err: Error) => void): unknown };
+
+export interface TensorRtDeps {
+  spawn?: SpawnFn;
+  fs?: CacheFs;
+  cacheDir?: string;
+  findTrtexec?: () => string | undefined;
+  /** Whether the ONNX Runtime in use has the TensorRT EP; a reason when not. */
+  ortTensorRt?: () => Promise<{ ok: boolean; reason?: string }>;
+  /** Opens the EPContext wrapper (default: ORT with providers ["tensorrt"]). */
+  openWrapper?: (opts: CreateSessionOptions, entry: EngineEntry) => Promise<AdapterSession>;
+  computeCapability?: string;
+  /** Build timeout; trtexec takes minutes for a large model on a Nano. */
+  buildTimeoutMs?: number;
+}
+
+export class TrtError extends ModelError {}
+
+async function defaultOrtTensorRt(): Promise<{ ok: boolean; reason?: string }> {
+  const ort = await import('onnxruntime-node');
+  const list = (ort as unknown as { listSupportedBackends?: () => Array<{ name: string }> }).listSupportedBackends?.() ?? [];
+  if (list.some((b) => b.name === 'tensorrt')) return { ok: true };
+  return {
+    ok: false,
+    reason: `this onnxruntime-node build (${process.arch}) has no TensorRT execution provider (it lists ${list.map((b) => b.name).join(', ') || 'none'}); ` +
+      'install an ONNX Runtime built with --use_tensorrt for your JetPack (see docs/jetson.md)',
+  };
+}
+
+export function runCommand(spawn: SpawnFn, cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args);
+    let output = '';
+    // Bounded: keep the last 64 KiB of trtexec's (long) log for error messages.
+    const keep = (b: Buffer): void => { output = (output + b.toString()).slice(-65536); };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    const timer = setTimeout(() => reject(new TrtError(`${cmd} did not finish within ${timeoutMs} ms`)), timeoutMs);
+    child.on('error', (err) => { clearTimeout(timer); reject(err); });
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, output }); });
+  });
+}
+
+export class TensorRtAdapter implements PlatformAdapter {
+  readonly name: string = 'tensorrt';
+  private readonly spawn: SpawnFn;
+  private readonly cache: EngineCache;
+  private version: TrtVersion | undefined;
+
+  constructor(private readonly deps: TensorRtDeps = {}) {
+    this.spawn = deps.spawn ?? (nodeSpawn as unknown as SpawnFn);
+    this.cache = new EngineCache(deps.cacheDir ?? join(homedir(), '.cache', 'edge-fleet', 'trt-engines'), deps.fs ?? nodeCacheFs);
+  }
+
+  private trtexec(): string | undefined {
+    return (this.deps.findTrtexec ?? findTrtexec)();
+  }
+
+  /** TensorRT version from trtexec's banner (cached for the adapter's life). */
+  async trtVersion(): Promise<TrtVersion> {
+    if (this.version) return this.version;
+    const exe = this.trtexec();
+    if (!exe) throw new TrtError('trtexec was not found (looked in /usr/src/tensorrt/bin, /usr/bin, /usr/local/bin, $TRTEXEC and PATH); install JetPack\'s TensorRT (apt install tensorrt) — see docs/jetson.md');
+    const { output } = await runCommand(this.spawn, exe, ['--help'], 30_000);
+    const v = parseTrtexecVersion(output);
+    if (!v) throw new TrtError(`Could not read the TensorRT version from "${exe} --help" (expected a "[TensorRT v8602]" banner); output began: ${output.slice(0, 200)}`);
+    this.version = v;
+    return v;
+  }
+
+  async probe(): Promise<ProbeResult> {
+    const missing: string[] = [];
+    if (!this.trtexec()) missing.push('trtexec (JetPack TensorRT: apt install tensorrt, or set TRTEXEC)');
+    const ort = await (this.deps.ortTensorRt ?? defaultOrtTensorRt)();
+    if (!ort.ok) missing.push(ort.reason ?? 'an ONNX Runtime with the TensorRT EP');
+    return missing.length ? { available: false, reason: `TensorRT adapter needs: ${missing.join('; ')}` } : { available: true };
+  }
+
+  capabilities(): AdapterCapabilities {
+    return { providers: ['tensorrt'], precisions: ['fp32', 'fp16', 'int8'], formats: ['onnx'] };
+  }
+
+  /** Builds (or finds in the cache) the engine for a model; returns the cache entry. */
+  async ensureEngine(modelPath: string, precision: 'fp32' | 'fp16' | 'int8'): Promise<{ entry: EngineEntry; built: boolean }> {
+    const fs = this.deps.fs ?? nodeCacheFs;
+    let bytes: Uint8Array;
+    try {
+      bytes = await fs.readFile(modelPath);
+    } catch (err) {
+      throw new TrtError(`Model file ${modelPath} cannot be read (${(err as Error).message}); give the path of an .onnx file`, { cause: err });
+    }
+    const version = await this.trtVersion();
+    const key = { modelSha256: sha256(bytes), version, precision };
+    const hit = await this.cache.lookup(key);
+    if (hit) return { entry: hit, built: false };
+    const entry = this.cache.entry(key);
+    await fs.mkdir(entry.dir, { recursive: true });
+    const args = buildTrtexecArgs({ onnxPath: modelPath, enginePath: entry.enginePath, precision, version, timingCachePath: join(entry.dir, '..', `timing-trt${formatVersion(version)}.cache`) });
+    const { code, output } = await runCommand(this.spawn, this.trtexec()!, args, this.deps.buildTimeoutMs ?? 30 * 60_000);
+    if (code !== 0) throw new TrtError(`trtexec failed (exit ${code}) building ${precision} engine for ${modelPath}: ${output.slice(-1500)}`);
+    const model = decodeModel(Uint8Array.from(bytes));
+    await fs.writeFile(entry.wrapperPath, encodeEpContextModel({
+      inputs: model.graph.inputs.filter((i) => !model.graph.initializers.has(i.name)),
+      outputs: model.graph.outputs, enginePath: entry.enginePath, version, computeCapability: this.deps.computeCapability,
+    }));
+    return { entry: await this.cache.commit(key, { source: modelPath }), built: true };
+  }
+
+  async createSession(opts: CreateSessionOptions): Promise<AdapterSession> {
+    const requested = opts.providers?.length ? opts.providers : ['tensorrt'];
+    if (!requested.includes('tensorrt')) throw new TrtError(`The TensorRT adapter runs only the "tensorrt" provider but received ${requested.join(', ')}`);
+    const probe = await this.probe();
+    if (!probe.available) throw new TrtError(probe.reason!);
+    const { entry } = await this.ensureEngine(opts.modelPath, opts.precision ?? 'fp16');
+    const open = this.deps.openWrapper ?? ((o: CreateSessionOptions, e: EngineEntry) => new OrtAdapter().createSession({ ...o, modelPath: e.wrapperPath, providers: ['tensorrt'] }));
+    return open(opts, entry);
+  }
+}
