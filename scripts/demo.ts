@@ -14,12 +14,10 @@ import { mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { parseFleetConfig } from '../fleet-server/src/config/schema.js';
 import { FleetServer } from '../fleet-server/src/server/fleet-server.js';
-import { AgentLink } from '../agent/src/link/agent-link.js';
-import { alertPayloadFromEvent } from '../agent/src/link/alert-payload.js';
+import { FleetAttachment } from '../agent/src/pipeline/fleet-attachment.js';
 import { loadAgentConfig } from '../agent/src/config/load.js';
 import { AgentRunner } from '../agent/src/pipeline/agent-runner.js';
 import { ServiceLifecycle } from '../agent/src/service/lifecycle.js';
-import { VERSION } from '../agent/src/version.js';
 import { describeError } from '../agent/src/util/errors.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -56,11 +54,11 @@ if (args.frames) for (const c of config.cameras) c.source.maxFrames = Number(arg
 const deviceId = config.deviceId ?? 'demo-01';
 // The demo re-registers its device on every start (new secret), like `fleetctl device add --rotate`.
 const { secret } = server.addDevice(deviceId, { rotate: true });
-const link = new AgentLink({
-  deviceId, secret, url: mqttUrl,
-  outbox: join(config.stateDir, 'outbox.sqlite'),
-  identity: { agentVersion: VERSION, platform: { os: process.platform, arch: process.arch } },
-});
+config.link = { url: mqttUrl, protocolVersion: 'auto' };
+// The same attachment `edge-agent run` uses: outbox, telemetry, and the privacy gate on every snapshot.
+const fleet = new FleetAttachment({ config, secret });
+await fleet.start();
+const link = fleet.link!;
 const sent = new Map<string, string>();
 let delivered = 0;
 link.on('delivered', ({ id }) => {
@@ -68,15 +66,16 @@ link.on('delivered', ({ id }) => {
   say(`alert ${sent.get(id) ?? id}`);
   sent.delete(id);
 });
-link.start();
 
+const fleetSinks = fleet.sinks();
 const runner = new AgentRunner({
   config,
   sinks: {
-    onAlert: (ev) => {
-      const id = link.publishAlert(alertPayloadFromEvent(ev));
+    onFrame: fleetSinks.onFrame,
+    onAlert: (ev, frame) => {
       const where = ev.zone !== undefined ? ` zone ${ev.zone}` : ev.direction !== undefined ? ` ${ev.direction}` : '';
-      sent.set(id, `${ev.kind} ${ev.ruleId}${where}: ${ev.label} track ${ev.trackId} at frame ${ev.frameIndex} (camera ${ev.cameraId})`);
+      sent.set(ev.id, `${ev.kind} ${ev.ruleId}${where}: ${ev.label} track ${ev.trackId} at frame ${ev.frameIndex} (camera ${ev.cameraId})`);
+      return fleetSinks.onAlert?.(ev, frame);
     },
   },
 });
@@ -96,7 +95,7 @@ lifecycle.onShutdown(async () => {
   while (link.status().outbox.pending > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   const pending = link.status().outbox.pending;
   say(`outbox: ${delivered} delivered, ${pending} pending${pending ? ' (kept on disk for the next start)' : ''}`);
-  await link.stop();
+  await fleet.stop();
 }, { name: 'outbox', timeoutMs: 7000 });
 lifecycle.onShutdown(() => server.stop(), { name: 'server', timeoutMs: 5000 });
 lifecycle.onShutdown(() => say('demo stopped cleanly'), { name: 'bye', timeoutMs: 1000 });
