@@ -2,3 +2,5 @@
 export * from './topics.js';
 export * from './payloads.js';
 export * from './codec.js';
+export * from './manifest.js';
+export * from './ota.js';

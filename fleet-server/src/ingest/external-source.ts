@@ -22,6 +22,8 @@ export interface ExternalSourceOptions {
   clientId?: string;
   shared: boolean;
   protocolVersion: 5 | 4;
+  /** Further filters (e.g. OTA chunk requests), subscribed with the ingest ones. */
+  extraFilters?: string[];
   onMessage: (topic: string, payload: Buffer) => void;
   logger?: Logger;
 }
@@ -56,7 +58,7 @@ export class ExternalSource {
     this.client = client;
     client.on('message', (topic, payload) => o.onMessage(topic, payload));
     client.on('error', (err) => this.log.warn({ err: describeError(err) }, 'external broker error'));
-    const filters = Object.fromEntries(INGEST_KINDS.map((k) => [serverFilter(k.kind, o.shared && k.shared), { qos: 1 as const }]));
+    const filters = Object.fromEntries([...INGEST_KINDS.map((k) => serverFilter(k.kind, o.shared && k.shared)), ...(o.extraFilters ?? [])].map((f) => [f, { qos: 1 as const }]));
     const first = new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new EdgeFleetError('E_BROKER', `No connection to the external broker ${o.url} within ${timeoutMs} ms; check broker.external (url, username, password).`)), timeoutMs);
       client.on('connect', (connack) => {

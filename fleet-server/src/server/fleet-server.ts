@@ -8,7 +8,7 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { describeError } from '../../../agent/src/util/errors.js';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
-import { serverFilter } from '../../../agent/src/protocol/index.js';
+import { SHARE_GROUP, serverFilter } from '../../../agent/src/protocol/index.js';
 import { dbPathOf, type FleetConfig } from '../config/schema.js';
 import { openDatabase, type Db } from '../db/database.js';
 import { DeviceStore } from '../db/devices.js';
@@ -21,6 +21,10 @@ import { INGEST_KINDS, Ingest } from '../ingest/ingest.js';
 import { AckPublisher } from '../ingest/acks.js';
 import { HttpApi } from '../api/http-api.js';
 import { syncMosquitto } from '../mosquitto/files.js';
+import { FleetEventBus } from '../dashboard/event-bus.js';
+import { Dashboard } from '../dashboard/dashboard.js';
+import { OTA_REQUEST_FILTER, OtaService } from '../ota/ota-service.js';
+import { registerOtaRoutes } from '../api/ota-routes.js';
 
 export interface FleetServerOptions {
   config: FleetConfig;
@@ -28,6 +32,8 @@ export interface FleetServerOptions {
   logger?: Logger;
   /** Lets later modules (OTA, dashboard) add authenticated routes. */
   extendApi?: (app: FastifyInstance, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) => void | Promise<void>;
+  /** Rollout engine tick (default 1000 ms). */
+  rolloutTickMs?: number;
 }
 
 export class FleetServer {
@@ -43,6 +49,11 @@ export class FleetServer {
   external: ExternalSource | undefined;
   api!: HttpApi;
   acks!: AckPublisher;
+  /** Stored device messages as events (the dashboard's live stream). */
+  readonly events = new FleetEventBus();
+  dashboard!: Dashboard;
+  /** Signing key, model registry, desired state, chunk server, rollouts. */
+  ota!: OtaService;
   /** Set when the first start generated the operator password (printed once). */
   bootstrapPassword: string | undefined;
   private readonly log: Logger;
@@ -76,13 +87,18 @@ export class FleetServer {
     this.ingest = new Ingest({
       devices: this.devices, telemetry: this.telemetry, alerts: this.alerts, registry: this.registry,
       onAlertReceipt: (deviceId, id) => this.acks.add(deviceId, id),
+      onStored: (kind, deviceId, value) => this.events.fromIngest(kind, deviceId, value),
     });
-    const onMessage = (topic: string, payload: Buffer) => this.ingest.handle(topic, payload);
+    this.ota = new OtaService({
+      db: this.db, dataDir: c.dataDir, devices: this.devices, rolloutTickMs: this.opts.rolloutTickMs, now: this.now,
+      publish: (topic, payload, o) => this.publish(topic, payload, o),
+    });
+    const onMessage = (topic: string, payload: Buffer) => (topic.endsWith('/ota/req') ? this.ota.handle(topic, payload) : this.ingest.handle(topic, payload));
     if (c.broker.mode === 'embedded') {
       const e = c.broker.embedded;
       this.broker = new EmbeddedBroker({
         host: e.host, port: e.port, tls: e.tls, devices: this.devices, onMessage,
-        filters: INGEST_KINDS.map((k) => serverFilter(k.kind, false)),
+        filters: [...INGEST_KINDS.map((k) => serverFilter(k.kind, false)), OTA_REQUEST_FILTER],
       });
       await this.broker.start();
     } else {
@@ -90,16 +106,24 @@ export class FleetServer {
       this.external = new ExternalSource({
         url: x.url, username: x.username, password: x.password, caPath: x.caPath, clientId: x.clientId,
         shared: x.shared, protocolVersion: x.protocolVersion, onMessage,
+        extraFilters: [x.shared ? `$share/${SHARE_GROUP}/${OTA_REQUEST_FILTER}` : OTA_REQUEST_FILTER],
       });
       await this.external.start();
     }
+    this.dashboard = new Dashboard({ bus: this.events, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts });
     this.api = new HttpApi({
       host: c.http.host, port: c.http.port, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts,
       operators: this.operators, registry: this.registry, sessionTtlMs: c.operator.sessionTtlHours * 3600_000,
       publicMetrics: c.http.publicMetrics, status: () => this.status(), onDevicesChanged: () => this.onDevicesChanged(),
-      extend: this.opts.extendApi,
+      extendPublic: (app) => this.dashboard.registerPublic(app),
+      extend: async (app, auth) => {
+        this.dashboard.registerApi(app);
+        registerOtaRoutes(app, auth, this.ota);
+        await this.opts.extendApi?.(app, auth);
+      },
     });
     await this.api.start();
+    this.ota.start();
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), c.telemetry.pruneIntervalS * 1000);
     this.pruneTimer.unref();
@@ -111,6 +135,7 @@ export class FleetServer {
     if (!this.started) return;
     this.started = false;
     clearInterval(this.pruneTimer);
+    this.ota?.stop();
     this.acks?.stop();
     await this.api?.stop();
     await this.broker?.stop();

@@ -1,0 +1,152 @@
+/**
+ * On-disk model versions of one model role (`detector`, ...) under `<stateDir>/models/<role>/`:
+ *
+ *   versions/<version>/model.onnx, model.meta.json, manifest.json, manifest.sig
+ *   current.json            {version, previous}: the committed version, replaced atomically
+ *   downloads/<key>.part    partial artifact, appended and fsync'd chunk by chunk (resume point)
+ *   failed.json             versions that were refused or rolled back, with the reason
+ *
+ * A version directory is built as `versions/.staging-<version>` and renamed into place only when
+ * complete, and `current.json` changes only at commit, so a SIGKILL at any step leaves either the
+ * old committed version or the new one, never a half-written one. On open, the committed version
+ * is checked again (size + sha256 against its signed manifest) and the previous one is used if the
+ * files were damaged.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { verifyManifest, type Manifest } from '../protocol/manifest.js';
+import { fsyncDir, writeFileAtomic } from './fs-atomic.js';
+import { OtaError } from './errors.js';
+
+export interface InstalledVersion {
+  version: string;
+  modelPath: string;
+  manifest: Manifest | undefined;
+}
+
+interface CurrentFile { version: string; previous?: string }
+
+export function sha256OfFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path).on('data', (d) => h.update(d)).on('error', reject).on('end', () => resolve(h.digest('hex')));
+  });
+}
+
+/** Size and sha256 of a file against its manifest; throws OtaError E_TRUNCATED / E_SHA256. */
+export async function checkArtifact(path: string, manifest: Manifest): Promise<void> {
+  const size = existsSync(path) ? statSync(path).size : 0;
+  if (size < manifest.size) throw new OtaError('E_TRUNCATED', `Artifact ${manifest.name}@${manifest.version} is truncated: expected ${manifest.size} bytes but received ${size}; the transfer will be retried on the next desired state.`);
+  if (size > manifest.size) throw new OtaError('E_SIZE', `Artifact ${manifest.name}@${manifest.version} has ${size} bytes but its manifest says ${manifest.size}; republish the model.`);
+  const sha = await sha256OfFile(path);
+  if (sha !== manifest.sha256) throw new OtaError('E_SHA256', `Artifact ${manifest.name}@${manifest.version} has sha256 ${sha} but its signed manifest says ${manifest.sha256}; the file was altered or corrupted.`);
+}
+
+export class ArtifactStore {
+  readonly root: string;
+
+  constructor(private readonly opts: { stateDir: string; role: string; publicKeyPem: string; factory?: InstalledVersion }) {
+    this.root = join(opts.stateDir, 'models', opts.role);
+  }
+
+  init(): void {
+    mkdirSync(join(this.root, 'versions'), { recursive: true });
+    mkdirSync(join(this.root, 'downloads'), { recursive: true });
+    // Leftovers of an install killed mid-way: never used, removed.
+    for (const name of this.listDir(join(this.root, 'versions'))) {
+      if (name.startsWith('.staging-')) rmSync(join(this.root, 'versions', name), { recursive: true, force: true });
+    }
+  }
+
+  partPath(manifest: Manifest): string {
+    return join(this.root, 'downloads', `${manifest.name}@${manifest.version}-${manifest.target}.part`);
+  }
+
+  versionDir(version: string): string {
+    return join(this.root, 'versions', version);
+  }
+
+  /** The committed version, verified; the previous committed one or the factory model when it is damaged. */
+  async current(): Promise<InstalledVersion | undefined> {
+    const cur = this.readCurrent();
+    for (const v of [cur?.version, cur?.previous]) {
+      if (!v) continue;
+      if (v === this.opts.factory?.version) return this.opts.factory;
+      const ok = await this.load(v).catch(() => undefined);
+      if (ok) return ok;
+    }
+    return this.opts.factory;
+  }
+
+  previousVersion(): string | undefined {
+    return this.readCurrent()?.previous;
+  }
+
+  /** A locally installed version, re-verified against its stored signed manifest. */
+  async load(version: string): Promise<InstalledVersion> {
+    if (version === this.opts.factory?.version) return this.opts.factory;
+    const dir = this.versionDir(version);
+    if (!existsSync(join(dir, 'manifest.json'))) throw new OtaError('E_NOT_INSTALLED', `Version ${version} is not installed in ${this.root}.`);
+    const manifest = verifyManifest(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')), readFileSync(join(dir, 'manifest.sig'), 'utf8'), this.opts.publicKeyPem);
+    const modelPath = join(dir, 'model.onnx');
+    await checkArtifact(modelPath, manifest);
+    return { version, modelPath, manifest };
+  }
+
+  /** Moves a verified download into `versions/<version>` (staging dir + fsync + rename). */
+  stage(opts: { partPath: string; manifest: Manifest; signature: string; meta: unknown }): InstalledVersion {
+    const { manifest } = opts;
+    const final = this.versionDir(manifest.version);
+    if (existsSync(final)) rmSync(final, { recursive: true, force: true });
+    const staging = join(this.root, 'versions', `.staging-${manifest.version}`);
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { recursive: true });
+    copyFileSync(opts.partPath, join(staging, 'model.onnx'));
+    this.fsyncFile(join(staging, 'model.onnx'));
+    writeFileAtomic(join(staging, 'model.meta.json'), `${JSON.stringify(opts.meta, null, 2)}\n`);
+    writeFileAtomic(join(staging, 'manifest.json'), `${JSON.stringify(manifest)}\n`);
+    writeFileAtomic(join(staging, 'manifest.sig'), opts.signature);
+    renameSync(staging, final);
+    fsyncDir(join(this.root, 'versions'));
+    rmSync(opts.partPath, { force: true });
+    return { version: manifest.version, modelPath: join(final, 'model.onnx'), manifest };
+  }
+
+  /** Makes `version` the committed one (atomic replace of current.json). */
+  commit(version: string, previous: string | undefined): void {
+    const cur: CurrentFile = { version, ...(previous && previous !== version ? { previous } : {}) };
+    writeFileAtomic(join(this.root, 'current.json'), `${JSON.stringify(cur)}\n`);
+  }
+
+  failures(): Record<string, { code: string; reason: string }> {
+    const p = join(this.root, 'failed.json');
+    return existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) as Record<string, { code: string; reason: string }> : {};
+  }
+
+  markFailed(version: string, code: string, reason: string): void {
+    const f = this.failures();
+    f[version] = { code, reason };
+    writeFileAtomic(join(this.root, 'failed.json'), `${JSON.stringify(f)}\n`);
+  }
+
+  private readCurrent(): CurrentFile | undefined {
+    const p = join(this.root, 'current.json');
+    if (!existsSync(p)) return undefined;
+    return JSON.parse(readFileSync(p, 'utf8')) as CurrentFile;
+  }
+
+  private fsyncFile(path: string): void {
+    // Opening read-only and fsync'ing flushes the copied data (copyFileSync does not fsync).
+    const fd = openSync(path, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private listDir(dir: string): string[] {
+    return existsSync(dir) ? readdirSync(dir) : [];
+  }
+}

@@ -1,0 +1,313 @@
+/**
+ * The agent's OTA installer for one model role. It converges on the server's desired state:
+ *
+ *   download (chunks, resume) → verify (signature, target, size, sha256) → stage (version dir,
+ *   fsync, rename) → load (new worker) → self-test (warm-up + frames) → swap (between two frames)
+ *   → health window → commit (current.json) or automatic rollback, reported with the reason.
+ *
+ * Refused and rolled-back versions are remembered (failed.json) so the agent does not retry a bad
+ * model in a loop; a transient failure (stalled transfer) is retried on the next desired message or
+ * reconnect. Only one install runs at a time; a newer desired state waits for it.
+ */
+import type { RgbImage } from '../types.js';
+import { moduleLogger, type Logger } from '../util/log.js';
+import { compileSchema } from '../util/schema.js';
+import { describeError } from '../util/errors.js';
+import { deviceRoot, type DesiredPayload, type ReportedPayload } from '../protocol/index.js';
+import { verifyManifest, type Manifest, type ModelTarget } from '../protocol/manifest.js';
+import { DesiredModelSchema, otaTopics, type DesiredModel, type OtaPhase, type OtaReport } from '../protocol/ota.js';
+import { ArtifactStore, checkArtifact, type InstalledVersion } from './artifact-store.js';
+import { ChunkDownloader } from './chunk-downloader.js';
+import { HealthWindow, DEFAULT_HEALTH_GATE, type HealthGate } from './health-window.js';
+import { SwappableDetector, type DetectorLike } from './swappable-detector.js';
+import { OtaError } from './errors.js';
+import { rmSync } from 'node:fs';
+
+export const INSTALL_STEPS = ['download', 'verify', 'stage', 'load', 'self-test', 'swap', 'health', 'commit', 'committed'] as const;
+export type InstallStep = (typeof INSTALL_STEPS)[number];
+
+/** What the manager needs from AgentLink (kept narrow so tests can drive it). */
+export interface OtaLink {
+  readonly deviceId: string;
+  on(event: 'desired', fn: (d: DesiredPayload) => void): unknown;
+  on(event: 'ota', fn: (m: { topic: string; payload: Buffer }) => void): unknown;
+  on(event: 'connect', fn: () => void): unknown;
+  off(event: string, fn: (...args: never[]) => void): unknown;
+  publishRaw(topic: string, payload: Buffer | string, qos?: 0 | 1): boolean;
+  publishReported(r: ReportedPayload): boolean;
+}
+
+export interface OtaManagerOptions {
+  link: OtaLink;
+  stateDir: string;
+  role?: string;
+  publicKeyPem: string;
+  target?: ModelTarget;
+  /** The model the agent ships with (config detector.model), used until an OTA version is committed. */
+  factory: { modelPath: string; version: string };
+  openDetector: (modelPath: string) => Promise<DetectorLike>;
+  gate?: Partial<HealthGate>;
+  /** Self-test input when no frame has been seen yet. */
+  selfTestImage?: RgbImage;
+  requestTimeoutMs?: number;
+  maxRetries?: number;
+  /** Test hook: called at the start of every install step (the SIGKILL test kills the process here). */
+  atStep?: (step: InstallStep, version: string) => void | Promise<void>;
+  now?: () => number;
+  logger?: Logger;
+}
+
+const desiredModelValidator = compileSchema(DesiredModelSchema);
+
+export class OtaManager {
+  readonly role: string;
+  readonly store: ArtifactStore;
+  readonly health = new HealthWindow();
+  detector!: SwappableDetector;
+  private readonly downloader: ChunkDownloader;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly gate: HealthGate;
+  private running: InstalledVersion | undefined;
+  private lastReport: OtaReport | undefined;
+  private desired: { rev: number; entry: DesiredModel } | undefined;
+  private installing: Promise<void> | undefined;
+  private again = false;
+  private started = false;
+  private abort = new AbortController();
+  /** Installs by outcome, for tests and metrics. */
+  readonly counts = { committed: 0, rolledBack: 0, refused: 0, failed: 0 };
+  private readonly onDesired = (d: DesiredPayload) => this.handleDesired(d);
+  private readonly onOta = (m: { topic: string; payload: Buffer }) => {
+    if (m.topic === otaTopics.chunk(deviceRoot(this.opts.link.deviceId))) this.downloader.onChunkMessage(m.payload);
+  };
+  private readonly onConnect = () => {
+    if (this.lastReport) this.report(this.lastReport);
+    this.kick();
+  };
+
+  constructor(private readonly opts: OtaManagerOptions) {
+    this.role = opts.role ?? 'detector';
+    this.log = opts.logger ?? moduleLogger('ota');
+    this.now = opts.now ?? Date.now;
+    this.gate = { ...DEFAULT_HEALTH_GATE, ...opts.gate };
+    this.store = new ArtifactStore({
+      stateDir: opts.stateDir, role: this.role, publicKeyPem: opts.publicKeyPem,
+      factory: { version: opts.factory.version, modelPath: opts.factory.modelPath, manifest: undefined },
+    });
+    const root = deviceRoot(opts.link.deviceId);
+    this.downloader = new ChunkDownloader({
+      send: (req) => opts.link.publishRaw(otaTopics.req(root), JSON.stringify(req), 1),
+      requestTimeoutMs: opts.requestTimeoutMs, maxRetries: opts.maxRetries,
+    });
+  }
+
+  get runningVersion(): string | undefined {
+    return this.running?.version;
+  }
+
+  /** Opens the committed version (or the factory model) and starts listening; returns the detector for the pipeline. */
+  async start(): Promise<SwappableDetector> {
+    if (this.started) return this.detector;
+    this.started = true;
+    this.store.init();
+    this.running = await this.store.current();
+    if (!this.running) throw new OtaError('E_NO_MODEL', `No model for ${this.role}: neither a committed version in ${this.store.root} nor a factory model.`);
+    const det = await this.opts.openDetector(this.running.modelPath);
+    this.detector = new SwappableDetector(det, this.running.version);
+    this.detector.observe((s) => this.health.add(s));
+    this.opts.link.on('desired', this.onDesired);
+    this.opts.link.on('ota', this.onOta);
+    this.opts.link.on('connect', this.onConnect);
+    this.report({ role: this.role, phase: 'idle', version: this.running.version, ts: this.now() });
+    return this.detector;
+  }
+
+  async stop(opts: { closeDetector?: boolean } = {}): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.abort.abort();
+    this.opts.link.off('desired', this.onDesired as never);
+    this.opts.link.off('ota', this.onOta as never);
+    this.opts.link.off('connect', this.onConnect as never);
+    await this.installing?.catch(() => undefined);
+    if (opts.closeDetector ?? true) await this.detector.close();
+  }
+
+  /** Resolves when no install is running. */
+  async idle(): Promise<void> {
+    while (this.installing) await this.installing.catch(() => undefined);
+  }
+
+  status(): { role: string; running: string | undefined; last: OtaReport | undefined; counts: OtaManager['counts'] } {
+    return { role: this.role, running: this.running?.version, last: this.lastReport, counts: { ...this.counts } };
+  }
+
+  private handleDesired(d: DesiredPayload): void {
+    const raw = d.models[this.role];
+    if (!raw) return;
+    const r = desiredModelValidator.check(raw);
+    if (!r.ok) {
+      const i = r.issues[0];
+      this.report({ role: this.role, phase: 'refused', code: 'E_DESIRED', reason: `desired.models.${this.role}: ${i?.path || '/'} expected ${i?.expected} but received ${i?.received}`, version: raw.version, ts: this.now() });
+      return;
+    }
+    this.desired = { rev: d.rev, entry: r.value };
+    this.kick();
+  }
+
+  private kick(): void {
+    if (!this.started || !this.desired) return;
+    if (this.installing) { this.again = true; return; }
+    this.installing = this.converge().finally(() => {
+      this.installing = undefined;
+      if (this.again && this.started) { this.again = false; this.kick(); }
+    });
+  }
+
+  private async converge(): Promise<void> {
+    const want = this.desired;
+    if (!want) return;
+    const { entry } = want;
+    if (entry.version === this.running?.version) {
+      if (this.lastReport?.version !== entry.version || this.lastReport.phase !== 'committed') {
+        this.report({ role: this.role, phase: 'committed', version: entry.version, rollout: entry.rollout, reason: 'already running', ts: this.now() });
+      }
+      return;
+    }
+    const failed = this.store.failures()[entry.version];
+    if (failed) {
+      const phase: OtaPhase = failed.code === 'E_HEALTH' ? 'rolled-back' : 'refused';
+      if (this.lastReport?.version !== entry.version || this.lastReport.phase !== phase) {
+        this.report({ role: this.role, phase, version: entry.version, rollout: entry.rollout, code: failed.code, reason: `not retried: ${failed.reason}`, ts: this.now() });
+      }
+      return;
+    }
+    try {
+      await this.install(entry);
+    } catch (err) {
+      const e = describeError(err);
+      const transient = e.code === 'E_TRANSFER_STALLED' || e.code === 'E_ABORTED';
+      if (!transient) this.store.markFailed(entry.version, e.code, e.message);
+      const phase: OtaPhase = e.code === 'E_HEALTH' ? 'rolled-back' : transient ? 'failed' : 'refused';
+      this.counts[phase === 'rolled-back' ? 'rolledBack' : phase === 'failed' ? 'failed' : 'refused'] += 1;
+      this.log.warn({ version: entry.version, code: e.code, reason: e.message }, `install ${phase}`);
+      this.report({ role: this.role, phase, version: entry.version, rollout: entry.rollout, code: e.code, reason: e.message, ts: this.now() });
+    }
+  }
+
+  private async step(step: InstallStep, version: string, phase?: OtaPhase, extra: Partial<OtaReport> = {}): Promise<void> {
+    if (phase) this.report({ role: this.role, phase, version, ...extra, ts: this.now() });
+    await this.opts.atStep?.(step, version);
+  }
+
+  private async install(entry: DesiredModel): Promise<void> {
+    const v = entry.version;
+    const base = { rollout: entry.rollout };
+    let installed = await this.store.load(v).catch(() => undefined);
+    if (!installed) {
+      if (!entry.manifest || !entry.signature) throw new OtaError('E_DESIRED', `Desired version ${v} is not installed here and came without a signed manifest.`);
+      const manifest: Manifest = verifyManifest(entry.manifest, entry.signature, this.opts.publicKeyPem);
+      if (manifest.version !== v) throw new OtaError('E_DESIRED', `Desired version ${v} but its manifest is for ${manifest.version}.`);
+      const target = this.opts.target ?? 'onnx-cpu';
+      if (manifest.target !== target) throw new OtaError('E_TARGET', `Artifact ${manifest.name}@${v} is built for ${manifest.target} but this device runs ${target}; publish a ${target} artifact for this version.`);
+      const part = this.store.partPath(manifest);
+      await this.step('download', v, 'downloading', base);
+      const dl = await this.downloader.download(manifest, part, this.abort.signal);
+      await this.step('verify', v, 'verifying', { ...base, bytes: dl.bytes, resumedFrom: dl.resumedFrom });
+      try {
+        await checkArtifact(part, manifest);
+      } catch (err) {
+        rmSync(part, { force: true });
+        throw err;
+      }
+      await this.step('stage', v, 'staging', base);
+      installed = this.store.stage({
+        partPath: part, manifest, signature: entry.signature,
+        meta: { name: manifest.name, version: manifest.version, ...(manifest.inputs[0] ? { input: manifest.inputs[0].name } : {}), preprocess: manifest.preprocess, decoder: manifest.decoder, labels: manifest.labels },
+      });
+    }
+    await this.step('load', v, 'loading', base);
+    let candidate: DetectorLike;
+    try {
+      candidate = await this.opts.openDetector(installed.modelPath);
+    } catch (err) {
+      throw new OtaError('E_LOAD', `Version ${v} does not load: ${describeError(err).message}`, { cause: err });
+    }
+    await this.step('self-test', v, 'self-test', base);
+    try {
+      await this.selfTest(candidate, v);
+    } catch (err) {
+      await candidate.close();
+      throw err;
+    }
+    await this.step('swap', v, undefined);
+    const previous = this.running!;
+    this.health.startTrial(v);
+    await this.detector.swap(candidate, v, { keepFallback: true });
+    await this.step('health', v, 'health', base);
+    const verdict = await this.waitHealth(entry.healthWindowMs ?? this.gate.windowMs);
+    if (!verdict.ok) {
+      const rejected = await this.detector.revert();
+      this.health.endTrial(false);
+      await rejected?.close();
+      const e = new OtaError('E_HEALTH', `health window failed, rolled back to ${previous.version}: ${verdict.reason}`);
+      this.lastHealth = verdict.figures;
+      throw e;
+    }
+    await this.step('commit', v, undefined);
+    this.store.commit(v, previous.version);
+    this.running = installed;
+    this.health.endTrial(true);
+    const old = this.detector.dropFallback();
+    await old?.close();
+    this.counts.committed += 1;
+    this.report({ role: this.role, phase: 'committed', version: v, ...base, health: verdict.figures, reason: verdict.reason, ts: this.now() });
+    await this.opts.atStep?.('committed', v);
+  }
+
+  private lastHealth: Record<string, number> | undefined;
+
+  private async selfTest(candidate: DetectorLike, v: string): Promise<void> {
+    const image = this.detector.lastFrame ?? this.opts.selfTestImage;
+    if (!image) return;
+    for (let i = 0; i < 2; i++) {
+      try {
+        await withTimeout(candidate.detectTimed(image), 30_000, `self-test inference of ${v} took over 30 s`);
+      } catch (err) {
+        throw new OtaError('E_SELF_TEST', `Version ${v} failed its self-test: ${describeError(err).message}`, { cause: err });
+      }
+    }
+  }
+
+  private async waitHealth(windowMs: number): Promise<ReturnType<HealthWindow['verdict']>> {
+    const t0 = this.now();
+    const hardStop = t0 + windowMs * 3 + 5000;
+    for (;;) {
+      const early = this.health.earlyFailure(this.gate);
+      if (early) return this.health.verdict(this.gate);
+      const t = this.now();
+      if (t - t0 >= windowMs && this.health.trialFrames >= this.gate.minFrames) break;
+      if (t >= hardStop || this.abort.signal.aborted) break;
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(5, windowMs / 20))));
+    }
+    return this.health.verdict(this.gate);
+  }
+
+  private report(r: OtaReport): void {
+    const withHealth = r.phase === 'rolled-back' && !r.health && this.lastHealth ? { ...r, health: this.lastHealth } : r;
+    this.lastReport = withHealth;
+    const ok = withHealth.phase !== 'refused' && withHealth.phase !== 'failed' && withHealth.phase !== 'rolled-back';
+    this.opts.link.publishReported({
+      v: 1, ts: this.now(), ...(this.desired ? { rev: this.desired.rev } : {}),
+      models: this.running ? { [this.role]: this.running.version } : {},
+      health: { status: ok ? 'ok' : 'degraded', reasons: ok ? [] : [`${withHealth.code ?? 'E_OTA'}: ${(withHealth.reason ?? '').slice(0, 180)}`] },
+      ota: withHealth,
+    } as ReportedPayload);
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_r, reject) => { t = setTimeout(() => reject(new OtaError('E_SELF_TEST', message)), ms); })]).finally(() => clearTimeout(t));
+}

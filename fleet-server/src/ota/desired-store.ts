@@ -1,0 +1,56 @@
+/**
+ * Each device's desired model versions, persisted and published retained on
+ * `ef/v1/dev/{id}/desired` with a revision that only grows. Retained messages of the embedded
+ * broker live in memory, so the server republishes every device's desired state when it starts.
+ */
+import type { Db } from '../db/database.js';
+import { topics, type DesiredPayload } from '../../../agent/src/protocol/index.js';
+import type { DesiredModel } from '../../../agent/src/protocol/ota.js';
+import { migrateOta } from '../registry/schema.js';
+
+export class DesiredStore {
+  constructor(
+    private readonly db: Db,
+    private readonly publish: (topic: string, payload: Buffer) => void,
+    private readonly now: () => number = Date.now,
+  ) {
+    migrateOta(db);
+  }
+
+  get(deviceId: string): Record<string, DesiredModel> {
+    const rows = this.db.prepare('SELECT role, entry_json FROM device_desired WHERE device_id = ?').all(deviceId) as { role: string; entry_json: string }[];
+    return Object.fromEntries(rows.map((r) => [r.role, JSON.parse(r.entry_json) as DesiredModel]));
+  }
+
+  /** Sets (or with `undefined` clears) one role and publishes the device's whole desired state. */
+  set(deviceId: string, role: string, entry: DesiredModel | undefined): DesiredPayload {
+    const rev = this.db.transaction(() => {
+      if (entry) {
+        this.db.prepare('INSERT INTO device_desired (device_id, role, entry_json, updated_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (device_id, role) DO UPDATE SET entry_json = excluded.entry_json, updated_at_ms = excluded.updated_at_ms')
+          .run(deviceId, role, JSON.stringify(entry), this.now());
+      } else {
+        this.db.prepare('DELETE FROM device_desired WHERE device_id = ? AND role = ?').run(deviceId, role);
+      }
+      this.db.prepare('INSERT INTO desired_revs (device_id, rev) VALUES (?, 1) ON CONFLICT (device_id) DO UPDATE SET rev = rev + 1').run(deviceId);
+      return (this.db.prepare('SELECT rev FROM desired_revs WHERE device_id = ?').get(deviceId) as { rev: number }).rev;
+    })();
+    const payload = this.payload(deviceId, rev);
+    this.publish(topics.desired(deviceId), Buffer.from(JSON.stringify(payload)));
+    return payload;
+  }
+
+  /** Whether name@version is in any role of the device's desired state. */
+  holds(deviceId: string, name: string, version: string): boolean {
+    return Object.values(this.get(deviceId)).some((e) => e.version === version && (e.manifest?.name ?? name) === name);
+  }
+
+  republishAll(): number {
+    const rows = this.db.prepare('SELECT device_id, rev FROM desired_revs').all() as { device_id: string; rev: number }[];
+    for (const r of rows) this.publish(topics.desired(r.device_id), Buffer.from(JSON.stringify(this.payload(r.device_id, r.rev))));
+    return rows.length;
+  }
+
+  private payload(deviceId: string, rev: number): DesiredPayload {
+    return { v: 1, rev, ts: this.now(), models: this.get(deviceId) as DesiredPayload['models'] };
+  }
+}

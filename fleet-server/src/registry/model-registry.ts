@@ -1,0 +1,118 @@
+/**
+ * Model registry: versions and their per-target artifacts, each with a signed manifest. Artifact
+ * files are copied under `<dataDir>/artifacts/<name>/<version>/<target>/` and never change after
+ * publishing: publishing the same bytes again is a no-op, different bytes under the same
+ * name@version/target are refused (bump the version).
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, createReadStream, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import type { Db } from '../db/database.js';
+import { EdgeFleetError } from '../../../agent/src/util/errors.js';
+import { signManifest, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
+import { migrateOta } from './schema.js';
+
+export class RegistryError extends EdgeFleetError {
+  constructor(code: string, message: string) {
+    super(code, message);
+  }
+}
+
+export interface ArtifactRecord {
+  name: string;
+  version: string;
+  target: ModelTarget;
+  precision: Manifest['precision'];
+  path: string;
+  sha256: string;
+  size: number;
+  manifest: Manifest;
+  signature: string;
+  createdAtMs: number;
+}
+
+interface ArtifactRow {
+  name: string; version: string; target: string; precision: string; path: string; sha256: string; size: number;
+  manifest_json: string; signature: string; created_at_ms: number;
+}
+
+function toRecord(r: ArtifactRow): ArtifactRecord {
+  return {
+    name: r.name, version: r.version, target: r.target as ModelTarget, precision: r.precision as Manifest['precision'], path: r.path,
+    sha256: r.sha256, size: r.size, manifest: JSON.parse(r.manifest_json) as Manifest, signature: r.signature, createdAtMs: r.created_at_ms,
+  };
+}
+
+export function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path).on('data', (d) => h.update(d)).on('error', reject).on('end', () => resolve(h.digest('hex')));
+  });
+}
+
+export interface AddArtifactInput {
+  /** Artifact file to copy in. */
+  file: string;
+  manifest: Omit<Manifest, 'sha256' | 'size' | 'createdAt'> & { createdAt?: string };
+}
+
+export class ModelRegistry {
+  constructor(private readonly db: Db, private readonly dataDir: string, private readonly now: () => number = Date.now) {
+    migrateOta(db);
+  }
+
+  /** Copies the artifact in, fills sha256/size, signs the manifest and records it. Idempotent for the same bytes. */
+  async addArtifact(input: AddArtifactInput, key: KeyObject): Promise<{ record: ArtifactRecord; created: boolean }> {
+    const { manifest: m } = input;
+    const sha256 = await sha256File(input.file);
+    const existing = this.artifact(m.name, m.version, m.target);
+    if (existing) {
+      if (existing.sha256 === sha256) return { record: existing, created: false };
+      throw new RegistryError('E_VERSION_EXISTS', `${m.name}@${m.version} (${m.target}) is already published with sha256 ${existing.sha256.slice(0, 12)}… but this file is ${sha256.slice(0, 12)}…; published versions never change, publish it as a new version.`);
+    }
+    const dir = join(this.dataDir, 'artifacts', m.name, m.version, m.target);
+    mkdirSync(dir, { recursive: true });
+    const dest = join(dir, basename(input.file));
+    copyFileSync(input.file, dest);
+    const size = statSync(dest).size;
+    const manifest: Manifest = { ...m, sha256, size, createdAt: m.createdAt ?? new Date(this.now()).toISOString() };
+    const signature = signManifest(manifest, key);
+    const at = this.now();
+    this.db.transaction(() => {
+      this.db.prepare('INSERT OR IGNORE INTO model_versions (name, version, created_at_ms) VALUES (?, ?, ?)').run(m.name, m.version, at);
+      this.db.prepare('INSERT INTO model_artifacts (name, version, target, precision, path, sha256, size, manifest_json, signature, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(m.name, m.version, m.target, m.precision, dest, sha256, size, JSON.stringify(manifest), signature, at);
+    })();
+    return { record: this.artifact(m.name, m.version, m.target)!, created: true };
+  }
+
+  artifact(name: string, version: string, target: string): ArtifactRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM model_artifacts WHERE name = ? AND version = ? AND target = ?').get(name, version, target) as ArtifactRow | undefined;
+    return r ? toRecord(r) : undefined;
+  }
+
+  artifacts(name: string, version: string): ArtifactRecord[] {
+    return (this.db.prepare('SELECT * FROM model_artifacts WHERE name = ? AND version = ? ORDER BY target').all(name, version) as ArtifactRow[]).map(toRecord);
+  }
+
+  list(): { name: string; version: string; createdAtMs: number; targets: string[] }[] {
+    const rows = this.db.prepare(`SELECT v.name, v.version, v.created_at_ms, group_concat(a.target) AS targets
+      FROM model_versions v LEFT JOIN model_artifacts a ON a.name = v.name AND a.version = v.version
+      GROUP BY v.name, v.version ORDER BY v.name, v.created_at_ms`).all() as { name: string; version: string; created_at_ms: number; targets: string | null }[];
+    return rows.map((r) => ({ name: r.name, version: r.version, createdAtMs: r.created_at_ms, targets: r.targets ? r.targets.split(',') : [] }));
+  }
+
+  /** Reads `length` bytes at `offset` of an artifact file (chunk server). */
+  readChunk(a: ArtifactRecord, offset: number, length: number): { data: Buffer; total: number } {
+    const fd = openSync(a.path, 'r');
+    try {
+      const total = fstatSync(fd).size;
+      const data = Buffer.alloc(Math.max(0, Math.min(length, total - offset)));
+      const n = data.length > 0 ? readSync(fd, data, 0, data.length, offset) : 0;
+      return { data: data.subarray(0, n), total };
+    } finally {
+      closeSync(fd);
+    }
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * Drives rollouts wave by wave from what devices report. Each tick, for every running rollout:
+ * assign the current wave's devices (write their desired state), read their `reported` state, mark
+ * each succeeded (runs the version, committed after its health window), failed (refused, failed,
+ * rolled back, or silent past `waveTimeoutMs`), and then
+ *   - more failures than the gate allows → pause the rollout and roll the wave's devices back
+ *     (desired = the version each ran before), so later waves never receive the model;
+ *   - every device of the waves so far succeeded → next wave, or completed after the last.
+ * All state is in SQLite (rollout-store.ts); a restarted server carries on where it was.
+ */
+import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
+import { describeError } from '../../../agent/src/util/errors.js';
+import type { DesiredModel, OtaReport } from '../../../agent/src/protocol/ota.js';
+import type { DeviceStore } from '../db/devices.js';
+import type { ModelRegistry } from '../registry/model-registry.js';
+import type { DesiredStore } from '../ota/desired-store.js';
+import {
+  RolloutError, RolloutStore, rolloutGateValidator, rolloutSpecValidator,
+  type RolloutDeviceRecord, type RolloutRecord, type RolloutSpec,
+} from './rollout-store.js';
+
+export interface RolloutEngineOptions {
+  store: RolloutStore;
+  devices: DeviceStore;
+  registry: ModelRegistry;
+  desired: DesiredStore;
+  tickMs?: number;
+  now?: () => number;
+  logger?: Logger;
+}
+
+export interface RolloutStatus extends RolloutRecord {
+  totals: { devices: number; pending: number; assigned: number; succeeded: number; failed: number; rolledBack: number; runningVersion: number };
+  waveSizes: number[];
+  devices: (RolloutDeviceRecord & { reported: { version: string | null; phase: string | null; reason: string | null } })[];
+}
+
+export class RolloutEngine {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: RolloutEngineOptions) {
+    this.log = opts.logger ?? moduleLogger('rollouts');
+    this.now = opts.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.safeTick(), this.opts.tickMs ?? 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  create(input: unknown): { rollout: RolloutRecord; created: boolean } {
+    const r = rolloutSpecValidator.check(input);
+    if (!r.ok) {
+      const i = r.issues[0];
+      throw new RolloutError('E_INPUT', `Rollout spec: ${i?.path || '/'} expected ${i?.expected} but received ${i?.received}`);
+    }
+    const spec = r.value as Required<Omit<RolloutSpec, 'gate'>> & { gate?: RolloutSpec['gate'] };
+    const g = rolloutGateValidator.check(spec.gate ?? {});
+    if (!g.ok) throw new RolloutError('E_INPUT', `Rollout gate: ${g.issues[0]?.path} expected ${g.issues[0]?.expected}`);
+    const waves = spec.waves;
+    if (waves[waves.length - 1] !== 100 || waves.some((w, i) => i > 0 && w <= waves[i - 1])) {
+      throw new RolloutError('E_INPUT', `Expected ascending cumulative wave percentages ending at 100 (e.g. 5,25,100) but received ${waves.join(',')}`);
+    }
+    if (!this.opts.registry.artifact(spec.model, spec.version, spec.platform)) {
+      throw new RolloutError('E_NOT_FOUND', `No ${spec.platform} artifact for ${spec.model}@${spec.version} in the registry; publish it first (fleetctl model publish).`);
+    }
+    const ids = this.resolveTarget(spec.target);
+    if (ids.length === 0) throw new RolloutError('E_INPUT', `Target ${spec.target} matches no registered device.`);
+    const out = this.opts.store.create({ ...spec, gate: g.value }, ids);
+    if (out.created) this.log.info({ id: out.rollout.id, model: spec.model, version: spec.version, devices: ids.length, waves }, 'rollout created');
+    this.safeTick();
+    return out;
+  }
+
+  pause(id: string): RolloutRecord {
+    const r = this.must(id);
+    if (r.state !== 'running') throw new RolloutError('E_STATE', `Rollout ${id} is ${r.state}; only a running rollout can be paused.`);
+    this.opts.store.setState(id, 'paused', 'paused by operator');
+    return this.must(id);
+  }
+
+  resume(id: string): RolloutRecord {
+    const r = this.must(id);
+    if (r.state !== 'paused') throw new RolloutError('E_STATE', `Rollout ${id} is ${r.state}; only a paused rollout can be resumed.`);
+    const failed = this.opts.store.devices(id).filter((d) => d.status === 'failed').length;
+    if (failed > r.gate.maxFailures) throw new RolloutError('E_GATE', `Rollout ${id} was stopped by its gate (${r.reason}); roll it back and publish a fixed version in a new rollout.`);
+    this.opts.store.setState(id, 'running', null);
+    this.safeTick();
+    return this.must(id);
+  }
+
+  abort(id: string): RolloutRecord {
+    const r = this.must(id);
+    if (r.state !== 'running' && r.state !== 'paused') throw new RolloutError('E_STATE', `Rollout ${id} is already ${r.state}.`);
+    this.opts.store.setState(id, 'aborted', 'aborted by operator; devices keep what they run');
+    return this.must(id);
+  }
+
+  rollback(id: string, reason = 'rolled back by operator'): RolloutRecord {
+    const r = this.must(id);
+    this.rollbackDevices(r, this.opts.store.devices(id).filter((d) => d.status !== 'pending'));
+    this.opts.store.setState(id, 'rolled-back', reason);
+    return this.must(id);
+  }
+
+  status(id: string): RolloutStatus {
+    const r = this.must(id);
+    const devs = this.opts.store.devices(id).map((d) => {
+      const rep = this.opts.devices.get(d.deviceId)?.reported as ({ models?: Record<string, string>; ota?: OtaReport } | null | undefined);
+      return { ...d, reported: { version: rep?.models?.[r.role] ?? null, phase: rep?.ota?.phase ?? null, reason: rep?.ota?.reason ?? null } };
+    });
+    const count = (s: string) => devs.filter((d) => d.status === s).length;
+    const waveSizes = r.waves.map((_w, i) => devs.filter((d) => d.wave === i).length);
+    return {
+      ...r, waveSizes, devices: devs,
+      totals: {
+        devices: devs.length, pending: count('pending'), assigned: count('assigned'), succeeded: count('succeeded'), failed: count('failed'),
+        rolledBack: count('rolled-back'), runningVersion: devs.filter((d) => d.reported.version === r.version).length,
+      },
+    };
+  }
+
+  list(): RolloutRecord[] {
+    return this.opts.store.list();
+  }
+
+  /** One pass over the running rollouts; exposed for tests and called by the timer. */
+  tick(): void {
+    for (const r of this.opts.store.list()) if (r.state === 'running') this.advance(r);
+  }
+
+  private safeTick(): void {
+    try {
+      this.tick();
+    } catch (err) {
+      this.log.error({ err: describeError(err) }, 'rollout tick failed');
+    }
+  }
+
+  private advance(r: RolloutRecord): void {
+    const { store } = this.opts;
+    const now = this.now();
+    for (const d of store.devices(r.id)) {
+      if (d.wave > r.wave) continue;
+      if (d.status === 'pending') {
+        const rep = this.opts.devices.get(d.deviceId)?.reported as ({ models?: Record<string, string> } | null | undefined);
+        store.setDevice(r.id, d.deviceId, { status: 'assigned', previousVersion: rep?.models?.[r.role] ?? null, assigned: true });
+        this.opts.desired.set(d.deviceId, r.role, this.entryFor(r, r.version));
+        continue;
+      }
+      if (d.status !== 'assigned') continue;
+      const rep = this.opts.devices.get(d.deviceId)?.reported as ({ models?: Record<string, string>; ota?: OtaReport } | null | undefined);
+      const running = rep?.models?.[r.role];
+      const ota = rep?.ota;
+      if (ota?.version === r.version && (ota.phase === 'refused' || ota.phase === 'failed' || ota.phase === 'rolled-back')) {
+        store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });
+      } else if (running === r.version && (!ota || ota.version !== r.version || ota.phase === 'committed')) {
+        store.setDevice(r.id, d.deviceId, { status: 'succeeded' });
+      } else if (d.assignedAtMs !== null && now - d.assignedAtMs > r.gate.waveTimeoutMs) {
+        store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `timeout: no healthy report within ${r.gate.waveTimeoutMs} ms (last phase ${ota?.phase ?? 'none'})` });
+      }
+    }
+    const devs = store.devices(r.id);
+    const failed = devs.filter((d) => d.status === 'failed');
+    if (failed.length > r.gate.maxFailures) {
+      const why = `wave ${r.wave + 1}: ${failed.length} device(s) failed the gate (allowed ${r.gate.maxFailures}): ${failed.slice(0, 3).map((d) => `${d.deviceId} ${d.reason}`).join('; ')}`;
+      this.log.warn({ id: r.id, reason: why }, 'rollout paused by its gate; rolling the wave back');
+      this.rollbackDevices(r, devs.filter((d) => d.status === 'assigned' || d.status === 'succeeded' || d.status === 'failed'));
+      store.setState(r.id, 'paused', why);
+      return;
+    }
+    const current = devs.filter((d) => d.wave <= r.wave);
+    if (current.every((d) => d.status === 'succeeded')) {
+      if (r.wave >= r.waves.length - 1) {
+        store.setState(r.id, 'completed', null);
+        this.log.info({ id: r.id }, 'rollout completed');
+      } else {
+        store.setState(r.id, 'running', null, r.wave + 1);
+        this.log.info({ id: r.id, wave: r.wave + 2 }, 'wave healthy; next wave');
+        this.advance(this.must(r.id));
+      }
+    }
+  }
+
+  /** Desired = the version each device ran before; failed devices already rolled themselves back. */
+  private rollbackDevices(r: RolloutRecord, devs: RolloutDeviceRecord[]): void {
+    for (const d of devs) {
+      const prev = d.previousVersion;
+      this.opts.desired.set(d.deviceId, r.role, prev ? this.entryFor(r, prev) : undefined);
+      if (d.status !== 'failed') this.opts.store.setDevice(r.id, d.deviceId, { status: 'rolled-back', reason: prev ? `back to ${prev}` : 'desired cleared (no previous version known)' });
+    }
+  }
+
+  private entryFor(r: RolloutRecord, version: string): DesiredModel {
+    const a = this.opts.registry.artifact(r.model, version, r.platform);
+    const health = r.gate.healthWindowMs !== undefined ? { healthWindowMs: r.gate.healthWindowMs } : {};
+    if (!a) return { version, rollout: r.id, ...health };
+    return { version, manifest: a.manifest, signature: a.signature, rollout: r.id, ...health };
+  }
+
+  private resolveTarget(target: string): string[] {
+    const all = this.opts.devices.list().map((d) => d.id);
+    if (target === 'all') return all;
+    if (target.startsWith('group:')) return this.opts.store.groupMembers(target.slice(6)).filter((id) => all.includes(id));
+    const ids = target.slice('devices:'.length).split(',').filter(Boolean);
+    const unknown = ids.filter((id) => !all.includes(id));
+    if (unknown.length) throw new RolloutError('E_INPUT', `Unknown device(s) in target: ${unknown.join(', ')}; register them with fleetctl device add.`);
+    return ids;
+  }
+
+  private must(id: string): RolloutRecord {
+    const r = this.opts.store.get(id);
+    if (!r) throw new RolloutError('E_NOT_FOUND', `No rollout ${id}; list them with fleetctl rollout status.`);
+    return r;
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Rollouts and their devices in SQLite, so a rollout survives a fleet-server restart: the engine
+ * keeps no state of its own between ticks. A rollout's id derives from its content (model, version,
+ * role, platform, target, waves, gate), so creating the same rollout twice returns the first.
+ */
+import { createHash } from 'node:crypto';
+import { Type, type Static } from '@sinclair/typebox';
+import type { Db } from '../db/database.js';
+import { EdgeFleetError } from '../../../agent/src/util/errors.js';
+import { canonicalJson } from '../../../agent/src/protocol/manifest.js';
+import { compileSchema } from '../../../agent/src/util/schema.js';
+import { migrateOta } from '../registry/schema.js';
+
+export class RolloutError extends EdgeFleetError {
+  constructor(code: string, message: string) {
+    super(code, message);
+  }
+}
+
+export const RolloutGateSchema = Type.Object({
+  /** Devices of the rollout allowed to fail (refuse, fail, roll back, time out) before it pauses. */
+  maxFailures: Type.Integer({ minimum: 0, default: 0 }),
+  /** A device that reports no healthy install within this time counts as failed. */
+  waveTimeoutMs: Type.Integer({ minimum: 1000, default: 15 * 60_000 }),
+  /** Health window each agent runs after the swap (ms); the agent's default when absent. */
+  healthWindowMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+}, { additionalProperties: false });
+export type RolloutGate = Static<typeof RolloutGateSchema>;
+export const rolloutGateValidator = compileSchema(RolloutGateSchema);
+
+export const RolloutSpecSchema = Type.Object({
+  model: Type.String({ minLength: 1, maxLength: 64 }),
+  version: Type.String({ minLength: 1, maxLength: 64 }),
+  role: Type.String({ minLength: 1, maxLength: 64, default: 'detector' }),
+  platform: Type.String({ default: 'onnx-cpu', description: 'artifact target the devices run: onnx-cpu, onnx-trt, tflite, coreml' }),
+  /** `all`, `group:NAME` or `devices:id1,id2,...`. */
+  target: Type.String({ minLength: 3, maxLength: 4096, pattern: '^(all|group:[A-Za-z0-9_.-]+|devices:[A-Za-z0-9_,-]+)$' }),
+  /** Cumulative percentages of the target, ascending, the last 100 (e.g. 5,25,100). */
+  waves: Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 100 }), { minItems: 1, maxItems: 20, default: [5, 25, 100] }),
+  gate: Type.Optional(RolloutGateSchema),
+}, { additionalProperties: false });
+export type RolloutSpec = Static<typeof RolloutSpecSchema>;
+export const rolloutSpecValidator = compileSchema(RolloutSpecSchema);
+
+export type RolloutState = 'running' | 'paused' | 'completed' | 'aborted' | 'rolled-back';
+export type RolloutDeviceStatus = 'pending' | 'assigned' | 'succeeded' | 'failed' | 'rolled-back';
+
+export interface RolloutRecord {
+  id: string;
+  role: string;
+  model: string;
+  version: string;
+  platform: string;
+  target: string;
+  waves: number[];
+  gate: RolloutGate;
+  state: RolloutState;
+  /** Index of the wave being rolled out (0-based). */
+  wave: number;
+  reason: string | null;
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+export interface RolloutDeviceRecord {
+  deviceId: string;
+  wave: number;
+  status: RolloutDeviceStatus;
+  reason: string | null;
+  previousVersion: string | null;
+  assignedAtMs: number | null;
+}
+
+interface RolloutRow {
+  id: string; role: string; model: string; version: string; target_json: string; waves_json: string; gate_json: string;
+  state: string; wave: number; reason: string | null; created_at_ms: number; updated_at_ms: number;
+}
+
+export class RolloutStore {
+  constructor(readonly db: Db, private readonly now: () => number = Date.now) {
+    migrateOta(db);
+  }
+
+  static idOf(spec: Required<Omit<RolloutSpec, 'gate'>> & { gate: RolloutGate }): string {
+    return `ro-${createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, 12)}`;
+  }
+
+  /** Inserts the rollout and its devices (wave assignment frozen at creation); returns the existing one for the same spec. */
+  create(spec: Required<Omit<RolloutSpec, 'gate'>> & { gate: RolloutGate }, deviceIds: string[]): { rollout: RolloutRecord; created: boolean } {
+    const id = RolloutStore.idOf(spec);
+    return this.db.transaction(() => {
+      const existing = this.get(id);
+      if (existing) return { rollout: existing, created: false };
+      const active = this.list().find((r) => r.role === spec.role && (r.state === 'running' || r.state === 'paused'));
+      if (active) throw new RolloutError('E_ROLLOUT_ACTIVE', `Rollout ${active.id} (${active.model}@${active.version}) is still ${active.state} for role ${spec.role}; abort or finish it first.`);
+      const at = this.now();
+      this.db.prepare('INSERT INTO rollouts (id, idem_key, role, model, version, target_json, waves_json, gate_json, state, wave, reason, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, ?, ?)')
+        .run(id, id, spec.role, spec.model, spec.version, JSON.stringify({ target: spec.target, platform: spec.platform }), JSON.stringify(spec.waves), JSON.stringify(spec.gate), 'running', at, at);
+      const ids = [...deviceIds].sort();
+      const ins = this.db.prepare('INSERT INTO rollout_devices (rollout_id, device_id, wave, previous_json, status, reason, assigned_at_ms, updated_at_ms) VALUES (?, ?, ?, NULL, ?, NULL, NULL, ?)');
+      let from = 0;
+      spec.waves.forEach((pct, w) => {
+        const upto = w === spec.waves.length - 1 ? ids.length : Math.max(from + (from === 0 ? 1 : 0), Math.ceil((ids.length * pct) / 100));
+        for (let i = from; i < Math.min(upto, ids.length); i++) ins.run(id, ids[i], w, 'pending', at);
+        from = Math.max(from, Math.min(upto, ids.length));
+      });
+      return { rollout: this.get(id)!, created: true };
+    }).immediate();
+  }
+
+  get(id: string): RolloutRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM rollouts WHERE id = ?').get(id) as RolloutRow | undefined;
+    return r ? toRecord(r) : undefined;
+  }
+
+  list(): RolloutRecord[] {
+    return (this.db.prepare('SELECT * FROM rollouts ORDER BY created_at_ms, id').all() as RolloutRow[]).map(toRecord);
+  }
+
+  devices(id: string): RolloutDeviceRecord[] {
+    const rows = this.db.prepare('SELECT * FROM rollout_devices WHERE rollout_id = ? ORDER BY wave, device_id').all(id) as {
+      device_id: string; wave: number; status: string; reason: string | null; previous_json: string | null; assigned_at_ms: number | null;
+    }[];
+    return rows.map((r) => ({
+      deviceId: r.device_id, wave: r.wave, status: r.status as RolloutDeviceStatus, reason: r.reason,
+      previousVersion: r.previous_json ? (JSON.parse(r.previous_json) as { version: string | null }).version : null, assignedAtMs: r.assigned_at_ms,
+    }));
+  }
+
+  setState(id: string, state: RolloutState, reason: string | null, wave?: number): void {
+    this.db.prepare('UPDATE rollouts SET state = ?, reason = ?, wave = COALESCE(?, wave), updated_at_ms = ? WHERE id = ?').run(state, reason, wave ?? null, this.now(), id);
+  }
+
+  setDevice(id: string, deviceId: string, patch: { status: RolloutDeviceStatus; reason?: string | null; previousVersion?: string | null; assigned?: boolean }): void {
+    const at = this.now();
+    this.db.prepare(`UPDATE rollout_devices SET status = ?, reason = ?, updated_at_ms = ?,
+      previous_json = CASE WHEN ? THEN ? ELSE previous_json END,
+      assigned_at_ms = CASE WHEN ? THEN ? ELSE assigned_at_ms END
+      WHERE rollout_id = ? AND device_id = ?`)
+      .run(patch.status, patch.reason ?? null, at, patch.previousVersion !== undefined ? 1 : 0, JSON.stringify({ version: patch.previousVersion ?? null }), patch.assigned ? 1 : 0, at, id, deviceId);
+  }
+
+  groupMembers(group: string): string[] {
+    return (this.db.prepare('SELECT device_id FROM device_groups WHERE grp = ? ORDER BY device_id').all(group) as { device_id: string }[]).map((r) => r.device_id);
+  }
+
+  setGroups(deviceId: string, groups: string[]): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM device_groups WHERE device_id = ?').run(deviceId);
+      for (const g of groups) this.db.prepare('INSERT INTO device_groups (device_id, grp) VALUES (?, ?)').run(deviceId, g);
+    })();
+  }
+}
+
+function toRecord(r: RolloutRow): RolloutRecord {
+  const t = JSON.parse(r.target_json) as { target: string; platform: string };
+  return {
+    id: r.id, role: r.role, model: r.model, version: r.version, platform: t.platform, target: t.target,
+    waves: JSON.parse(r.waves_json) as number[], gate: JSON.parse(r.gate_json) as RolloutGate,
+    state: r.state as RolloutState, wave: r.wave, reason: r.reason, createdAtMs: r.created_at_ms, updatedAtMs: r.updated_at_ms,
+  };
+}
