@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { agentConfigValidator, restartFields } from '../../agent/src/config/schema.js';
+import { AgentConfig, agentConfigValidator } from '../../agent/src/config/schema.js';
+import { restartPointers, planReload } from '../../agent/src/service/config-reload.js';
 import { agentJsonSchema } from '../../scripts/gen-schema.js';
 
 const minimal = {
@@ -57,9 +58,18 @@ test('an unknown source kind gives one error listing the kinds', () => {
   assert.match(issues[0].expected, /"file".*"rtsp".*"v4l2".*"jetson-csi".*"test".*"pipeline"/);
 });
 
-test('fields that need a restart are marked in the schema', () => {
-  const fields = restartFields();
-  assert.ok(fields.includes('detector/model'));
-  assert.ok(fields.includes('cameras'));
-  assert.ok(!fields.includes('schedule'));
+test('fields that need a restart are marked in the schema; rules and thresholds reload live', () => {
+  const fields = restartPointers(AgentConfig);
+  for (const f of ['/detector/model', '/cameras/*/source', '/deviceId', '/tracker', '/privacy']) assert.ok(fields.includes(f), f);
+  const cfg = agentConfigValidator.parse(minimal, 'config');
+  const next = structuredClone(cfg);
+  next.cameras[0].rules.rules.push({ type: 'line', id: 'l1', from: { x: 0, y: 0 }, to: { x: 10, y: 10 } });
+  next.detector.scoreThreshold = 0.5;
+  next.detector.model = 'other.onnx';
+  next.log.level = 'debug';
+  const plan = planReload(AgentConfig, cfg, next);
+  assert.deepEqual(plan.restartRequired, ['/detector/model']);
+  assert.ok(plan.live.includes('/detector/scoreThreshold'));
+  assert.ok(plan.live.includes('/log/level'));
+  assert.ok(plan.live.some((p) => p.startsWith('/cameras/0/rules/rules/0')));
 });

@@ -24,11 +24,11 @@ export const DetectorConfig = Type.Object({
   /** Overrides the decoder's score threshold from the model metadata. */
   scoreThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   /** Keep only these labels (e.g. ["person", "car"]); every label when empty. */
-  labels: Type.Array(Type.String(), { default: [] }),
+  labels: Type.Array(Type.String(), { default: [], ...restart }),
 }, { additionalProperties: false });
 
 export const CameraConfig = Type.Object({
-  source: SourceConfig,
+  source: { ...SourceConfig, 'x-restart': true } as typeof SourceConfig,
   rules: withDefault(RulesConfigSchema, {}),
 }, { additionalProperties: false });
 
@@ -62,14 +62,15 @@ export const AgentConfig = Type.Object({
   /** Where the agent keeps its outbox, models and version directories. */
   stateDir: Type.String({ minLength: 1, default: '/var/lib/edge-agent', ...restart }),
   detector: DetectorConfig,
-  cameras: Type.Array(CameraConfig, { minItems: 1, ...restart }),
-  schedule: withDefault(ScheduleConfigSchema, { motion: {} }),
-  tracker: withDefault(TrackerConfigSchema, {}),
-  output: withDefault(OutputConfig, {}),
+  /** Rules reload live; sources, and adding or removing cameras, need a restart. */
+  cameras: Type.Array(CameraConfig, { minItems: 1 }),
+  schedule: { ...withDefault(ScheduleConfigSchema, { motion: {} }), ...restart },
+  tracker: { ...withDefault(TrackerConfigSchema, {}), ...restart },
+  output: { ...withDefault(OutputConfig, {}), ...restart },
   /** The fleet server's broker; the agent runs stand-alone when absent. */
   link: Type.Optional(LinkConfig),
-  telemetry: withDefault(TelemetryConfig, {}),
-  privacy: withDefault(PrivacyConfig, {}),
+  telemetry: { ...withDefault(TelemetryConfig, {}), ...restart },
+  privacy: { ...withDefault(PrivacyConfig, {}), ...restart },
   log: Type.Object({
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   }, { additionalProperties: false, default: {} }),
@@ -80,12 +81,3 @@ export type CameraConfig = Static<typeof CameraConfig>;
 export type DetectorConfig = Static<typeof DetectorConfig>;
 
 export const agentConfigValidator = compileSchema(AgentConfig);
-
-/** JSON pointers (as `a/b/c`) of the fields that need a restart. */
-export function restartFields(schema: unknown = AgentConfig, prefix = ''): string[] {
-  const out: string[] = [];
-  const s = schema as { properties?: Record<string, unknown>; 'x-restart'?: boolean };
-  if (s['x-restart'] && prefix) out.push(prefix);
-  for (const [k, v] of Object.entries(s.properties ?? {})) out.push(...restartFields(v, prefix ? `${prefix}/${k}` : k));
-  return out;
-}

@@ -9,7 +9,9 @@ import { CameraPipeline, type CameraStats, type PipelineSinks, type FrameResult 
 import { StageLatencies, type LatencySummary } from './latency.js';
 import { NdjsonWriter, toFrameLine } from './ndjson.js';
 import { loadBoard } from '../config/boards.js';
-import { moduleLogger } from '../util/log.js';
+import { moduleLogger, rootLogger } from '../util/log.js';
+import { ConfigError } from '../util/errors.js';
+import { RulesEngine } from '../rules/engine.js';
 
 export interface RunSummary {
   type: 'summary';
@@ -42,7 +44,7 @@ export class AgentRunner {
   private pipelines: CameraPipeline[] = [];
   private writer: NdjsonWriter | undefined;
 
-  constructor(private readonly opts: AgentRunnerOptions) {}
+  constructor(private opts: AgentRunnerOptions) {}
 
   /** Loads the model (warm-up included) and builds the camera pipelines. */
   async start(): Promise<void> {
@@ -71,9 +73,30 @@ export class AgentRunner {
     }));
   }
 
+  /**
+   * Applies the fields that reload live (the schema marks the others `x-restart`): camera rules,
+   * the detector's score threshold and the log level. A change in the number of cameras is refused.
+   */
+  reconfigure(next: AgentConfig): void {
+    if (next.cameras.length !== this.pipelines.length) {
+      throw new ConfigError(`Adding or removing cameras needs a restart (running ${this.pipelines.length}, config has ${next.cameras.length})`,
+        [{ path: '/cameras', expected: `${this.pipelines.length} cameras until restart`, received: String(next.cameras.length) }]);
+    }
+    // Validate every camera's rules before touching any, so a bad rule changes nothing.
+    const engines = next.cameras.map((c) => new RulesEngine({ config: c.rules }));
+    this.pipelines.forEach((p, i) => p.setRules(engines[i]));
+    if (this.detector && next.detector.scoreThreshold !== undefined && 'scoreThreshold' in this.detector.meta.decoder) {
+      this.detector.meta.decoder.scoreThreshold = next.detector.scoreThreshold;
+    }
+    rootLogger().level = next.log.level;
+    this.opts = { ...this.opts, config: next };
+  }
+
   /** Runs every camera to its end; the first camera failure aborts the others and rejects. */
   async run(signal?: AbortSignal): Promise<RunSummary> {
     if (!this.detector) await this.start();
+    // A stop requested while the model was loading ends the run before the first frame.
+    if (signal?.aborted) return this.summary(0);
     const t0 = performance.now();
     const inner = new AbortController();
     const onAbort = () => inner.abort();

@@ -61,7 +61,7 @@ export interface CameraStats {
 export class CameraPipeline {
   readonly latencies: StageLatencies;
   readonly tracking: TrackingStage;
-  readonly rules: RulesEngine;
+  rules: RulesEngine;
   private readonly source: NonNullable<CameraPipelineOptions['source']>;
   private processed = 0;
   private detected = 0;
@@ -84,6 +84,14 @@ export class CameraPipeline {
       labels: opts.labels && opts.labels.length > 0 ? opts.labels : undefined,
     });
     this.rules = new RulesEngine({ config: opts.camera.rules });
+  }
+
+  /**
+   * Replaces the camera's rules between two frames (live reload). Rule state (who is inside which
+   * zone) starts afresh, so an object already inside a new zone is reported once as it is next seen.
+   */
+  setRules(engine: RulesEngine): void {
+    this.rules = engine;
   }
 
   get cameraId(): string {

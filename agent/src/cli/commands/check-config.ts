@@ -3,7 +3,8 @@ import { parseCommandArgs } from '../args.js';
 import { loadAgentConfig } from '../../config/load.js';
 import { ConfigError } from '../../util/errors.js';
 import { loadBoard } from '../../config/boards.js';
-import { restartFields } from '../../config/schema.js';
+import { AgentConfig } from '../../config/schema.js';
+import { restartPointers } from '../../service/config-reload.js';
 
 export const command: CliCommand = {
   summary: 'validate an agent config file and name every wrong field',
@@ -18,7 +19,7 @@ listed with what was expected and what was given. Exit code 0 when valid, 3 when
     try {
       const cfg = await loadAgentConfig(path);
       await loadBoard(cfg.board);
-      if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, config: path, cameras: cfg.cameras.length, restartFields: restartFields() })}\n`);
+      if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, config: path, cameras: cfg.cameras.length, restartFields: restartPointers(AgentConfig) })}\n`);
       else process.stdout.write(`${path}: valid (${cfg.cameras.length} camera${cfg.cameras.length === 1 ? '' : 's'}, model ${cfg.detector.model})\n`);
       return 0;
     } catch (err) {

@@ -5,6 +5,8 @@ import { AgentRunner, type RunSummary } from '../../pipeline/agent-runner.js';
 import { rootLogger } from '../../util/log.js';
 import { AgentService } from '../../service/agent-service.js';
 import { FleetAttachment } from '../../pipeline/fleet-attachment.js';
+import { ConfigReloader } from '../../service/config-reload.js';
+import { AgentConfig } from '../../config/schema.js';
 
 export const command: CliCommand = {
   summary: 'run the pipeline on the configured cameras',
@@ -15,7 +17,8 @@ Runs capture → detect → track → rules on every configured camera until end
 pts, detections, tracks) and a summary line at the end; --json prints the summary on stdout.`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, { config: { type: 'string' }, frames: { type: 'string' }, ndjson: { type: 'string' } });
-    const config = await loadAgentConfig(requireOption(values.config, 'config'));
+    const configPath = requireOption(values.config, 'config');
+    const config = await loadAgentConfig(configPath);
     rootLogger().level = config.log.level;
     if (values.frames) for (const c of config.cameras) c.source.maxFrames = Number(values.frames);
     if (values.ndjson) config.output.ndjson = values.ndjson;
@@ -25,6 +28,9 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
     // MQTT link (alerts via the outbox, telemetry), Prometheus metrics and the privacy gate.
     const fleet = config.link || config.telemetry.prometheusPort !== undefined ? new FleetAttachment({ config }) : undefined;
     const runner = new AgentRunner({ config, sinks: service.sinks(fleet?.sinks()) });
+    // SIGHUP (systemctl reload): live fields apply between frames; restart-only ones are reported.
+    const reloader = new ConfigReloader({ schema: AgentConfig, current: config, notifier: service.notifier, applyLive: (next) => runner.reconfigure(next) });
+    service.onReload(async () => { await reloader.apply(await loadAgentConfig(configPath), 'SIGHUP'); }, { name: 'config' });
     service.start();
     let summary: RunSummary;
     try {
