@@ -14,6 +14,7 @@ import { TrackingStage } from '../../agent/src/schedule/tracking-stage.js';
 import { RulesEngine } from '../../agent/src/rules/engine.js';
 import type { AlertEvent } from '../../agent/src/rules/events.js';
 import type { TrackedObject } from '../../agent/src/track/types.js';
+import { Detector } from '../../agent/src/infer/detector.js';
 
 const MODEL = 'assets/models/coco-centernet/model.onnx';
 const VIDEO = 'assets/video/vtest.avi';
@@ -31,15 +32,12 @@ interface DetectorLike { detect(image: RgbImage): Promise<Detection[]>; close():
 function missing(): string | undefined {
   if (!existsSync(VIDEO)) return `${VIDEO} is absent (run scripts/setup.sh)`;
   if (!existsSync(MODEL) || !existsSync(MODEL.replace(/\.onnx$/, '.meta.json'))) return `default COCO detector ${MODEL} (+ model.meta.json) is not there yet: it comes from the TF.js CenterNet import (fleetctl model import)`;
-  if (!existsSync('agent/src/infer/detector.ts')) return 'agent/src/infer/detector.ts (Detector.open) is not there yet';
   if (spawnSync('gst-launch-1.0', ['--version']).status !== 0) return 'gst-launch-1.0 is not installed (gstreamer1.0-tools)';
   return undefined;
 }
 
-async function openDetector(): Promise<DetectorLike> {
-  const specifier = '../../agent/src/infer/detector.js';
-  const mod = (await import(specifier)) as { Detector: { open(o: { modelPath: string }): Promise<DetectorLike> } };
-  return mod.Detector.open({ modelPath: MODEL });
+function openDetector(): Promise<DetectorLike> {
+  return Detector.open({ modelPath: MODEL });
 }
 
 test(`vtest.avi walkway zone and lamp-post line, ${FRAMES} frames at detection interval 3`, { timeout: 180_000 }, async (t) => {

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import type { Detection, RgbImage } from '../../agent/src/types.js';
 import { evaluateTracking } from '../../agent/src/eval/tracking-eval.js';
 import { probeVideo, videoFrames } from '../../agent/src/eval/video-frames.js';
+import { Detector } from '../../agent/src/infer/detector.js';
 
 const MODEL = 'assets/models/coco-centernet/model.onnx';
 const VIDEO = 'assets/video/vtest.avi';
@@ -21,15 +22,12 @@ interface DetectorLike { detect(image: RgbImage): Promise<Detection[]>; close():
 function missing(): string | undefined {
   if (!existsSync(VIDEO)) return `${VIDEO} is absent (run scripts/setup.sh)`;
   if (!existsSync(MODEL) || !existsSync(MODEL.replace(/\.onnx$/, '.meta.json'))) return `default COCO detector ${MODEL} (+ model.meta.json) is not there yet: it comes from the TF.js CenterNet import (fleetctl model import)`;
-  if (!existsSync('agent/src/infer/detector.ts')) return 'agent/src/infer/detector.ts (Detector.open) is not there yet';
   if (spawnSync('gst-launch-1.0', ['--version']).status !== 0) return 'gst-launch-1.0 is not installed (gstreamer1.0-tools)';
   return undefined;
 }
 
-async function openDetector(): Promise<DetectorLike> {
-  const specifier = '../../agent/src/infer/detector.js';
-  const mod = (await import(specifier)) as { Detector: { open(o: { modelPath: string }): Promise<DetectorLike> } };
-  return mod.Detector.open({ modelPath: MODEL });
+function openDetector(): Promise<DetectorLike> {
+  return Detector.open({ modelPath: MODEL });
 }
 
 test(`vtest.avi, ${FRAMES} frames, interval 3: interpolated boxes stay on the reference tracks`, { timeout: 240_000 }, async (t) => {

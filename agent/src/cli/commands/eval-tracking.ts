@@ -12,6 +12,7 @@ import type { Detection, RgbImage } from '../../types.js';
 import { InputError, ModelError } from '../../util/errors.js';
 import { evaluateTracking } from '../../eval/tracking-eval.js';
 import { probeVideo, videoFrames } from '../../eval/video-frames.js';
+import { Detector } from '../../infer/detector.js';
 
 const DEFAULT_MODEL = 'assets/models/coco-centernet/model.onnx';
 
@@ -20,11 +21,8 @@ interface DetectorLike {
   close(): Promise<void>;
 }
 
-/** The detector module is loaded lazily so that `--help` works without the ONNX runtime. */
-async function openDetector(modelPath: string): Promise<DetectorLike> {
-  const specifier = '../../infer/detector.js';
-  const mod = (await import(specifier)) as { Detector: { open(o: { modelPath: string }): Promise<DetectorLike> } };
-  return mod.Detector.open({ modelPath });
+function openDetector(modelPath: string): Promise<DetectorLike> {
+  return Detector.open({ modelPath });
 }
 
 export const command: CliCommand = {
