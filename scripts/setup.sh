@@ -16,6 +16,7 @@ APT_PACKAGES=(
   gstreamer1.0-libav gstreamer1.0-tools
   mosquitto python3-onnx python3-numpy
   systemd
+  chromium
 )
 if [ "${EF_SETUP_SKIP_APT:-0}" != 1 ]; then
   missing=()

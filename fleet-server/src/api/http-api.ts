@@ -1,6 +1,6 @@
 /**
  * HTTP API (fastify). Every route except /api/health and /api/login needs an operator bearer token
- * (`Authorization: Bearer <token>` from POST /api/login). Device secrets are returned once, by the
+ * (`Authorization: Bearer <token>` from POST /api/login) or the dashboard's session cookie (set by the same login). Device secrets are returned once, by the
  * call that creates them. Routes are listed in docs/protocol.md ("HTTP API").
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -13,6 +13,7 @@ import type { AlertStore } from '../db/alerts.js';
 import type { DeviceStore } from '../db/devices.js';
 import type { OperatorStore } from '../db/operators.js';
 import type { TelemetryStore } from '../db/telemetry.js';
+import { clearedSessionCookie, sessionCookie, sessionFromCookie } from '../dashboard/session-cookie.js';
 
 export interface HttpApiOptions {
   host: string;
@@ -30,6 +31,18 @@ export interface HttpApiOptions {
   onDevicesChanged?: () => void;
   /** Lets later modules (OTA, dashboard) add routes before listen. */
   extend?: (app: FastifyInstance, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) => void | Promise<void>;
+  /** Routes that need no operator (the dashboard's static files and login page). */
+  extendPublic?: (app: FastifyInstance) => void | Promise<void>;
+}
+
+/** The operator token of a request: the bearer token, else the dashboard's session cookie. */
+function requestToken(req: FastifyRequest): string {
+  const h = req.headers.authorization ?? '';
+  return h.startsWith('Bearer ') ? h.slice(7) : sessionFromCookie(req.headers.cookie) ?? '';
+}
+
+function isTls(req: FastifyRequest): boolean {
+  return req.protocol === 'https' || req.headers['x-forwarded-proto'] === 'https';
 }
 
 const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false });
@@ -58,8 +71,7 @@ export class HttpApi {
     // Fastify's own ajv coerces query strings to the declared types (limit=5 → 5).
     const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
     const auth = async (req: FastifyRequest, reply: FastifyReply) => {
-      const h = req.headers.authorization ?? '';
-      const token = h.startsWith('Bearer ') ? h.slice(7) : '';
+      const token = requestToken(req);
       const user = token ? o.operators.authenticate(token) : undefined;
       if (!user) {
         await reply.code(401).header('www-authenticate', 'Bearer').send({ error: { code: 'E_AUTH', message: 'Expected an operator token (Authorization: Bearer ...) from POST /api/login.' } });
@@ -75,16 +87,20 @@ export class HttpApi {
     app.post<{ Body: Static<typeof LoginBody> }>('/api/login', { schema: { body: LoginBody } }, async (req, reply) => {
       const s = o.operators.login(req.body.username, req.body.password, o.sessionTtlMs);
       if (!s) return reply.code(401).send({ error: { code: 'E_AUTH', message: 'Wrong operator username or password.' } });
+      // The dashboard rides on the same token as an HttpOnly, SameSite=Strict cookie.
+      void reply.header('set-cookie', sessionCookie(s.token, { maxAgeS: (s.expiresAtMs - Date.now()) / 1000, secure: isTls(req) }));
       return s;
     });
     app.get('/metrics', { preHandler: o.publicMetrics ? [] : [auth] }, async (_req, reply) => {
       return reply.header('content-type', o.registry.contentType).send(await o.registry.metrics());
     });
 
+    await o.extendPublic?.(app);
     await app.register(async (api) => {
       api.addHook('preHandler', auth);
-      api.post('/api/logout', async (req) => {
-        o.operators.logout((req.headers.authorization ?? '').slice(7));
+      api.post('/api/logout', async (req, reply) => {
+        o.operators.logout(requestToken(req));
+        void reply.header('set-cookie', clearedSessionCookie(isTls(req)));
         return { ok: true };
       });
       api.get('/api/status', async () => o.status());

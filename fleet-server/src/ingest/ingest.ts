@@ -42,6 +42,8 @@ export interface IngestOptions {
   onAlert?: (deviceId: string, id: string) => void;
   /** Called for every valid alert, new or duplicate, once it is in the database (send the receipt). */
   onAlertReceipt?: (deviceId: string, id: string) => void;
+  /** Called after any message was stored (live views: the dashboard's event stream). */
+  onStored?: (kind: TopicKind, deviceId: string, value: unknown) => void;
 }
 
 export class Ingest {
@@ -84,6 +86,7 @@ export class Ingest {
         return;
       }
       this.store(kind, t.deviceId, d.value);
+      this.opts.onStored?.(kind, t.deviceId, d.value);
     } catch (err) {
       this.drop(kind, 'store', describeError(err).message, t.deviceId);
     }

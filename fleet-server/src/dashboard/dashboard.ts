@@ -1,0 +1,85 @@
+/**
+ * The operator dashboard, served by the fleet server: static pages at `/` (public; the page itself
+ * asks for a login), live updates at GET /api/events, and one summary route the device table needs
+ * (device + latest telemetry + groups in one call). Everything else the pages read is the ordinary
+ * HTTP API (devices, telemetry, alerts, models, rollouts), authenticated by the session cookie.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { AlertStore } from '../db/alerts.js';
+import type { DeviceRecord, DeviceStore } from '../db/devices.js';
+import type { TelemetryStore } from '../db/telemetry.js';
+import { pipelineP95Ms, type FleetEventBus } from './event-bus.js';
+import { EventStream } from './event-stream.js';
+import { DEFAULT_PUBLIC_DIR, loadStaticFiles, type StaticFile } from './static-files.js';
+
+export interface DashboardOptions {
+  bus: FleetEventBus;
+  devices: DeviceStore;
+  telemetry: TelemetryStore;
+  alerts: AlertStore;
+  /** Groups (sites) of a device, from the rollout module's device groups when it is present. */
+  groupsOf?: (deviceId: string) => string[];
+  publicDir?: string;
+  heartbeatMs?: number;
+}
+
+export interface DeviceSummary extends DeviceRecord {
+  groups: string[];
+  detectFps: number | null;
+  p95Ms: number | null;
+  telemetryTsMs: number | null;
+  alerts: number;
+}
+
+/**
+ * Content-Security-Policy: only our own scripts, styles and images (snapshots come from our API),
+ * no inline script, no framing (clickjacking). `data:` images are not needed.
+ */
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+export class Dashboard {
+  readonly events: EventStream;
+  private files: Map<string, StaticFile> | undefined;
+
+  constructor(private readonly opts: DashboardOptions) {
+    this.events = new EventStream({ bus: opts.bus, heartbeatMs: opts.heartbeatMs });
+  }
+
+  /** Static files; no operator needed (the login page is one of them). */
+  registerPublic(app: FastifyInstance): void {
+    const files = (this.files ??= loadStaticFiles(this.opts.publicDir ?? DEFAULT_PUBLIC_DIR));
+    const serve = (path: string) => async (_req: unknown, reply: import('fastify').FastifyReply) => {
+      const f = files.get(path);
+      if (!f) return reply.code(404).send({ error: { code: 'E_NOT_FOUND', message: `No dashboard file ${path}.` } });
+      return reply.header('content-type', f.contentType).header('content-security-policy', CSP)
+        .header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer')
+        .header('cache-control', 'no-cache').send(f.body);
+    };
+    app.get('/', serve('/ui/index.html'));
+    // Browsers ask for it unprompted; answer without a 404 in the console.
+    app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
+    app.get<{ Params: { '*': string } }>('/ui/*', async (req, reply) => serve(`/ui/${req.params['*']}`)(req, reply));
+  }
+
+  /** Authenticated routes (register inside the API's auth scope). */
+  registerApi(app: FastifyInstance): void {
+    this.events.register(app);
+    app.get('/api/dashboard/devices', async () => ({ items: this.deviceSummaries() }));
+    app.get('/api/dashboard/status', async () => ({ events: this.events.getStats(), listenerErrors: this.opts.bus.listenerErrors }));
+  }
+
+  deviceSummaries(): DeviceSummary[] {
+    const o = this.opts;
+    return o.devices.list().map((d) => {
+      const last = o.telemetry.series(d.id, { limit: 1 })[0];
+      return {
+        ...d,
+        groups: o.groupsOf?.(d.id) ?? [],
+        detectFps: last ? last.payload.detectFps : null,
+        p95Ms: last ? pipelineP95Ms(last.payload.stages) : null,
+        telemetryTsMs: last ? last.tsMs : null,
+        alerts: o.alerts.count(d.id),
+      };
+    });
+  }
+}

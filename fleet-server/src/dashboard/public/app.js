@@ -1,0 +1,103 @@
+/* global document, window, location, EventSource */
+// Dashboard shell: login, hash router, and the live event stream (server-sent events; the
+// browser reconnects by itself). Each page module exports render(view, params, ctx) and may
+// return {onEvent(e)} to update in place.
+import { api, get, post, setUnauthorizedHandler } from './api.js';
+import { clear, h } from './dom.js';
+import * as devices from './pages/devices.js';
+import * as device from './pages/device.js';
+import * as alerts from './pages/alerts.js';
+import * as models from './pages/models.js';
+import * as rollouts from './pages/rollouts.js';
+
+const view = document.getElementById('view');
+const loginSection = document.getElementById('login');
+const top = document.getElementById('top');
+const live = document.getElementById('live');
+let current = null;
+let source = null;
+
+const routes = [
+  [/^#\/devices\/([^/]+)$/, device, 'devices'],
+  [/^#\/devices$/, devices, 'devices'],
+  [/^#\/alerts$/, alerts, 'alerts'],
+  [/^#\/models$/, models, 'models'],
+  [/^#\/rollouts$/, rollouts, 'rollouts'],
+];
+
+function showLogin() {
+  closeEvents();
+  top.hidden = true;
+  for (const el of [...view.children]) if (el !== loginSection) el.remove();
+  loginSection.hidden = false;
+  document.getElementById('password').focus();
+}
+
+async function route() {
+  const hash = location.hash || '#/devices';
+  const match = routes.map(([re, mod, nav]) => [hash.match(re), mod, nav]).find(([m]) => m);
+  if (!match) { location.hash = '#/devices'; return; }
+  const [m, mod, nav] = match;
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === nav) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+  }
+  loginSection.hidden = true;
+  top.hidden = false;
+  const page = h('div', { class: 'page' });
+  for (const el of [...view.children]) if (el !== loginSection) el.remove();
+  view.append(page);
+  current = null;
+  try {
+    current = (await mod.render(page, m.slice(1).map(decodeURIComponent), { get, post, api })) ?? null;
+  } catch (err) {
+    if (err.status === 401) return;
+    clear(page, h('p', { class: 'error', role: 'alert' }, `Could not load this page: ${err.message}`));
+  }
+  openEvents();
+}
+
+function openEvents() {
+  if (source) return;
+  source = new EventSource('/api/events');
+  source.onopen = () => { live.textContent = 'live'; live.classList.add('on'); };
+  source.onerror = () => { live.textContent = 'reconnecting'; live.classList.remove('on'); };
+  for (const type of ['device', 'telemetry', 'alert', 'rollout']) {
+    source.addEventListener(type, (msg) => {
+      const e = JSON.parse(msg.data);
+      try {
+        current?.onEvent?.(e);
+      } catch (err) {
+        console.error('live update failed', err);
+      }
+    });
+  }
+}
+
+function closeEvents() {
+  source?.close();
+  source = null;
+  live.textContent = 'offline';
+  live.classList.remove('on');
+}
+
+document.getElementById('login-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const err = document.getElementById('login-error');
+  err.textContent = '';
+  try {
+    await api('POST', '/api/login', { username: document.getElementById('username').value, password: document.getElementById('password').value });
+    document.getElementById('password').value = '';
+    await route();
+  } catch (e) {
+    err.textContent = e.status === 401 ? 'Wrong username or password.' : `Login failed: ${e.message}`;
+  }
+});
+
+document.getElementById('logout').addEventListener('click', async () => {
+  await post('/api/logout').catch(() => undefined);
+  showLogin();
+});
+
+setUnauthorizedHandler(showLogin);
+window.addEventListener('hashchange', () => { void route(); });
+void route();

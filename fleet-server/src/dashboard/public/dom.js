@@ -1,0 +1,60 @@
+/* global document, Node */
+// Tiny DOM helpers. Text goes in through textContent only (never innerHTML), so device-supplied
+// strings (rule names, classes, ids) cannot inject markup.
+
+/** h('a', {href: '#/x', class: 'c'}, 'text', child) */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === undefined || c === null || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+/** Empties an element and appends children (arrays flattened, unlike the DOM's own append). */
+export function clear(el, ...children) {
+  while (el.firstChild) el.firstChild.remove();
+  append(el, children);
+  return el;
+}
+
+export function ago(ms) {
+  if (ms === null || ms === undefined) return '—';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  if (s < 86400) return `${Math.round(s / 3600)}h ago`;
+  return new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+}
+
+export function time(ms) {
+  return new Date(ms).toLocaleString();
+}
+
+export function num(v, digits = 1) {
+  return v === null || v === undefined ? '—' : Number(v).toFixed(digits);
+}
+
+export function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export function modelsText(models) {
+  if (!models) return '—';
+  const e = Object.entries(models);
+  return e.length ? e.map(([role, v]) => `${role} ${v}`).join(', ') : '—';
+}

@@ -1,0 +1,103 @@
+/* global setTimeout, clearTimeout */
+// Rollouts: create one, watch its waves progress per device, pause, resume, abort, roll back.
+// Progress is refetched every second while a rollout runs and on device events.
+import { clear, h, time } from '../dom.js';
+
+const TARGETS = ['onnx-cpu', 'onnx-trt', 'tflite', 'coreml'];
+
+export async function render(page, _params, { get, post }) {
+  page.append(h('h1', {}, 'Rollouts'));
+  let models;
+  try {
+    models = (await get('/api/models')).items;
+  } catch (err) {
+    page.append(h('p', { class: 'error', role: 'alert' }, err.status === 404 ? 'This fleet server has no rollout support (GET /api/models is missing).' : err.message));
+    return null;
+  }
+  const versions = models.map((m) => `${m.name}@${m.version}`);
+  const model = h('select', { id: 'ro-model', name: 'model', required: true }, versions.slice().reverse().map((v) => h('option', { value: v }, v)));
+  const role = h('input', { id: 'ro-role', name: 'role', value: 'detector', required: true });
+  const platform = h('select', { id: 'ro-platform', name: 'platform' }, TARGETS.map((t) => h('option', { value: t }, t)));
+  const target = h('input', { id: 'ro-target', name: 'target', value: 'all', required: true, pattern: '^(all|group:[A-Za-z0-9_.-]+|devices:[A-Za-z0-9_,-]+)$', 'aria-describedby': 'ro-target-help' });
+  const waves = h('input', { id: 'ro-waves', name: 'waves', value: '5,25,100', required: true, pattern: '^\\s*\\d+(\\.\\d+)?(\\s*,\\s*\\d+(\\.\\d+)?)*\\s*$' });
+  const msg = h('p', { class: 'error', role: 'alert' });
+  const field = (id, label, input, help) => h('div', { class: 'field' }, h('label', { for: id }, label), input, help ? h('small', { id: `${id}-help` }, help) : null);
+  const form = h('form', { class: 'create', 'aria-label': 'New rollout' },
+    field('ro-model', 'Model version', model),
+    field('ro-role', 'Role', role),
+    field('ro-platform', 'Artifact target', platform),
+    field('ro-target', 'Devices', target, 'all, group:NAME or devices:id1,id2'),
+    field('ro-waves', 'Waves (cumulative %)', waves),
+    h('button', { type: 'submit' }, 'Start rollout'), msg);
+  const list = h('div', { id: 'rollout-list' });
+  page.append(h('details', { class: 'panel', open: true }, h('summary', {}, 'New rollout'), form), h('h2', {}, 'All rollouts'), list);
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    msg.textContent = '';
+    const [name, version] = model.value.split('@');
+    try {
+      await post('/api/rollouts', {
+        model: name, version, role: role.value.trim(), platform: platform.value, target: target.value.trim(),
+        waves: waves.value.split(',').map((x) => Number(x.trim())),
+      });
+      await refresh();
+    } catch (err) {
+      msg.textContent = `Could not start the rollout: ${err.message}`;
+    }
+  });
+  if (versions.length === 0) {
+    form.querySelector('button').disabled = true;
+    msg.textContent = 'No model versions in the registry yet.';
+  }
+
+  let timer = null;
+  const refresh = async () => {
+    const items = (await get('/api/rollouts')).items.slice().reverse();
+    const statuses = await Promise.all(items.map((r) => get(`/api/rollouts/${r.id}`)));
+    clear(list, statuses.length ? statuses.map((st) => card(st, act)) : h('p', { class: 'muted' }, 'No rollouts yet.'));
+    clearTimeout(timer);
+    if (!page.isConnected) return;
+    if (statuses.some((s) => s.state === 'running')) timer = setTimeout(() => { void refresh(); }, 1000);
+  };
+  const act = async (id, action) => {
+    try {
+      await post(`/api/rollouts/${id}/${action}`);
+    } catch (err) {
+      msg.textContent = `${action} failed: ${err.message}`;
+    }
+    await refresh();
+  };
+  await refresh();
+  return { onEvent(e) { if (e.type === 'device' || e.type === 'rollout') void refresh(); } };
+}
+
+function card(st, act) {
+  const t = st.totals;
+  const pct = t.devices ? Math.round((t.succeeded / t.devices) * 100) : 0;
+  // CSSOM, not a style attribute: the CSP allows no inline styles.
+  const bar = h('span', { class: 'bar' });
+  bar.style.width = `${pct}%`;
+  const label = `${st.model} ${st.version}`;
+  const btn = (action, text, enabled) => h('button', { type: 'button', class: 'secondary', disabled: !enabled, 'aria-label': `${text} rollout ${label}`, onclick: () => act(st.id, action) }, text);
+  return h('section', { class: 'rollout', 'data-rollout': st.id, 'aria-label': `Rollout ${label}` },
+    h('header', {},
+      h('h3', {}, label, ' ', h('span', { class: `badge ${st.state === 'completed' ? 'ok' : st.state === 'running' ? 'run' : 'warn'}`, 'data-state': st.state }, st.state)),
+      h('div', { class: 'actions' },
+        btn('pause', 'Pause', st.state === 'running'),
+        btn('resume', 'Resume', st.state === 'paused'),
+        btn('abort', 'Abort', st.state === 'running' || st.state === 'paused'),
+        btn('rollback', 'Roll back', st.state !== 'rolled-back'))),
+    h('p', { class: 'muted' }, `${st.id} · ${st.role} on ${st.platform} · target ${st.target} · waves ${st.waves.join(' → ')}% · wave ${Math.min(st.wave + 1, st.waves.length)} of ${st.waves.length} · ${time(st.createdAtMs)}${st.reason ? ` · ${st.reason}` : ''}`),
+    h('div', { class: 'progress', role: 'progressbar', 'aria-label': `Progress of ${label}`, 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': pct },
+      bar, h('span', { class: 'pct' }, `${pct}%`)),
+    h('p', { class: 'muted' }, `${t.succeeded}/${t.devices} succeeded · ${t.assigned} installing · ${t.pending} pending · ${t.failed} failed · ${t.rolledBack} rolled back`),
+    h('div', { class: 'table-wrap' }, h('table', { 'aria-label': `Devices of ${label}` },
+      h('thead', {}, h('tr', {}, ['Device', 'Wave', 'Status', 'Reported', 'Previous'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, st.devices.map((d) => h('tr', {},
+        h('td', { 'data-label': 'Device' }, h('a', { href: `#/devices/${encodeURIComponent(d.deviceId)}` }, d.deviceId)),
+        h('td', { 'data-label': 'Wave' }, String(d.wave + 1)),
+        h('td', { 'data-label': 'Status' }, d.status, d.reason ? ` (${d.reason})` : ''),
+        h('td', { 'data-label': 'Reported' }, `${d.reported.version ?? '—'}${d.reported.phase ? ` · ${d.reported.phase}` : ''}`),
+        h('td', { 'data-label': 'Previous' }, d.previousVersion ?? '—')))))));
+}

@@ -1,0 +1,52 @@
+/**
+ * The dashboard's static files (plain HTML/CSS/JS modules in ./public, no build step, nothing from a
+ * CDN). Read once at start into memory: a fixed allowlist of names, so no request path ever reaches
+ * the filesystem (no traversal to worry about).
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EdgeFleetError } from '../../../agent/src/util/errors.js';
+
+export const DEFAULT_PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+};
+
+export interface StaticFile {
+  contentType: string;
+  body: Buffer;
+}
+
+export class DashboardFilesError extends EdgeFleetError {
+  constructor(message: string) {
+    super('E_DASHBOARD_FILES', message);
+  }
+}
+
+/** Files by URL path (`/ui/app.js`); `index.html` is also served at `/`. */
+export function loadStaticFiles(dir: string): Map<string, StaticFile> {
+  const files = new Map<string, StaticFile>();
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) { walk(p); continue; }
+      const type = TYPES[extname(name)];
+      if (!type) continue;
+      files.set(`/ui/${relative(dir, p).split(sep).join('/')}`, { contentType: type, body: readFileSync(p) });
+    }
+  };
+  try {
+    walk(dir);
+  } catch (err) {
+    throw new DashboardFilesError(`Expected the dashboard's files in ${dir}, but they could not be read (${(err as Error).message}). Ship fleet-server/src/dashboard/public with the server.`);
+  }
+  if (!files.has('/ui/index.html')) throw new DashboardFilesError(`Expected ${join(dir, 'index.html')}; it is missing.`);
+  return files;
+}
