@@ -13,13 +13,15 @@ export const HealthGateSchema = Type.Object({
   minFrames: Type.Integer({ minimum: 1, default: 10 }),
   maxErrors: Type.Integer({ minimum: 0, default: 0 }),
   maxLatencyRatio: Type.Number({ exclusiveMinimum: 0, default: 2 }),
+  /** Latency differences below this are timer noise on sub-millisecond models, never a failure. */
+  latencyFloorMs: Type.Number({ minimum: 0, default: 1 }),
   /** Fraction of frames that must carry detections, relative to the baseline's fraction. */
   minOutputRatio: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
   maxConfidenceShift: Type.Number({ minimum: 0, maximum: 1, default: 0.25 }),
 }, { additionalProperties: false });
 export type HealthGate = Static<typeof HealthGateSchema>;
 
-export const DEFAULT_HEALTH_GATE: HealthGate = { windowMs: 10_000, minFrames: 10, maxErrors: 0, maxLatencyRatio: 2, minOutputRatio: 0.5, maxConfidenceShift: 0.25 };
+export const DEFAULT_HEALTH_GATE: HealthGate = { windowMs: 10_000, minFrames: 10, maxErrors: 0, maxLatencyRatio: 2, latencyFloorMs: 1, minOutputRatio: 0.5, maxConfidenceShift: 0.25 };
 
 interface Summary { frames: number; errors: number; latencyMs: number; outputFraction: number; meanScore: number | undefined }
 
@@ -96,7 +98,7 @@ export class HealthWindow {
     const early = this.earlyFailure(gate);
     if (early) return { ...early, figures };
     if (c.frames === 0) return { ok: true, reason: 'no frames during the health window; committed on the self-test alone', figures };
-    if (b.frames > 0 && b.latencyMs > 0 && c.latencyMs > gate.maxLatencyRatio * b.latencyMs) {
+    if (b.frames > 0 && b.latencyMs > 0 && c.latencyMs > gate.maxLatencyRatio * b.latencyMs && c.latencyMs - b.latencyMs > gate.latencyFloorMs) {
       return { ok: false, reason: `latency ${round(c.latencyMs)} ms is ${round(c.latencyMs / b.latencyMs)}× the previous model's ${round(b.latencyMs)} ms (allowed ${gate.maxLatencyRatio}×)`, figures };
     }
     if (b.frames > 0 && b.outputFraction > 0 && c.outputFraction < gate.minOutputRatio * b.outputFraction) {

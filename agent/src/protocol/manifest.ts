@@ -72,7 +72,7 @@ export function verifyManifest(manifest: unknown, signatureB64: string, publicKe
     throw new SignatureError(`Manifest does not match the manifest schema: ${i?.path || '/'} expected ${i?.expected} but received ${i?.received}; republish the model with fleetctl model publish.`);
   }
   const key = typeof publicKeyPem === 'string' ? createPublicKey(publicKeyPem) : publicKeyPem;
-  let ok = false;
+  let ok: boolean;
   try {
     ok = verify(null, Buffer.from(canonicalJson(r.value), 'utf8'), key, Buffer.from(signatureB64, 'base64'));
   } catch (err) {

@@ -1,0 +1,60 @@
+/**
+ * Publishing a model directory into the registry: DIR holds one artifact (`model.onnx`) and its
+ * metadata (`model.meta.json`). The manifest takes preprocess/decoder/labels from the metadata and
+ * the tensor names and shapes from the ONNX graph, is signed with the server key and recorded.
+ * An INT8 artifact must carry a passing accuracy-gate decision (`gate.json`, written by
+ * `fleetctl model publish --model ... --out DIR`, which runs fleet-server/src/quantize/gate.ts).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { decodeModel } from '../convert/onnx/codec.js';
+import { modelMetadataValidator } from '../../../agent/src/model/metadata.js';
+import { MODEL_TARGETS, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
+import { RegistryError, type ArtifactRecord, type ModelRegistry } from './model-registry.js';
+
+export interface PublishDirOptions {
+  dir: string;
+  version?: string;
+  target?: ModelTarget;
+  precision?: Manifest['precision'];
+  metrics?: Manifest['metrics'];
+}
+
+const ELEM_TYPES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 10: 'float16' };
+
+export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o: PublishDirOptions): Promise<{ record: ArtifactRecord; created: boolean }> {
+  const modelPath = join(o.dir, 'model.onnx');
+  const metaPath = join(o.dir, 'model.meta.json');
+  if (!existsSync(modelPath) || !existsSync(metaPath)) {
+    throw new RegistryError('E_INPUT', `Expected ${modelPath} and ${metaPath} in the model directory; import the model with fleetctl model import, which writes both.`);
+  }
+  const m = modelMetadataValidator.check(JSON.parse(readFileSync(metaPath, 'utf8')));
+  if (!m.ok) throw new RegistryError('E_INPUT', `${metaPath}: ${m.issues[0]?.path} expected ${m.issues[0]?.expected} but received ${m.issues[0]?.received}`);
+  const meta = m.value;
+  const target = o.target ?? 'onnx-cpu';
+  if (!MODEL_TARGETS.includes(target)) throw new RegistryError('E_INPUT', `Expected a target of ${MODEL_TARGETS.join(', ')} but received ${target}`);
+  const gatePath = join(o.dir, 'gate.json');
+  const gate = existsSync(gatePath) ? JSON.parse(readFileSync(gatePath, 'utf8')) as { precision?: string; decision?: { pass?: boolean; reason?: string; mapDrop?: number } | null } : undefined;
+  const precision = o.precision ?? (gate?.precision as Manifest['precision'] | undefined) ?? 'fp32';
+  if (precision === 'int8' && gate?.decision?.pass !== true) {
+    throw new RegistryError('E_GATE', `An int8 artifact needs a passing accuracy gate in ${gatePath}; run fleetctl model publish --model M.onnx --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} first, or publish the FP16/FP32 artifact.`);
+  }
+  const graph = decodeModel(readFileSync(modelPath)).graph;
+  const initializers = new Set(graph.initializers.keys());
+  const tensors = (list: typeof graph.inputs) => list.filter((v) => !initializers.has(v.name)).map((v) => ({
+    name: v.name, ...(v.shape ? { dims: v.shape } : {}), ...(ELEM_TYPES[v.elemType] ? { type: ELEM_TYPES[v.elemType] } : {}),
+  }));
+  const inputs = tensors(graph.inputs);
+  // The metadata's named input first: the agent loads the first manifest input as the model input.
+  inputs.sort((a, b) => (a.name === meta.input ? -1 : b.name === meta.input ? 1 : 0));
+  const metrics: Manifest['metrics'] = { ...o.metrics };
+  if (gate?.decision?.mapDrop !== undefined) metrics.mapDrop = gate.decision.mapDrop;
+  return registry.addArtifact({
+    file: modelPath,
+    manifest: {
+      name: meta.name, version: o.version ?? meta.version, target, precision, inputs, outputs: tensors(graph.outputs),
+      preprocess: meta.preprocess as Record<string, unknown>, decoder: meta.decoder as Record<string, unknown>, labels: meta.labels, metrics,
+    },
+  }, key);
+}
