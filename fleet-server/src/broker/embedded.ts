@@ -117,6 +117,8 @@ export class EmbeddedBroker {
         }
       }, () => resolve()));
     }
+    // A fresh aedes holds no connections and no retained states; nobody is online until they say so.
+    this.opts.devices.markAllOffline();
     aedes.on('clientError', (client, err) => this.log.debug({ client: client.id, err: err.message }, 'client error'));
     this.aedes = aedes;
     const track = (s: Socket) => { this.sockets.add(s); s.once('close', () => this.sockets.delete(s)); };

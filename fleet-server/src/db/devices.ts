@@ -89,6 +89,14 @@ export class DeviceStore {
     return verifyDeviceSecret(secret, r.secret_hash);
   }
 
+  /**
+   * Marks every device offline; for the embedded broker at start, whose retained states and
+   * connections did not survive (aedes keeps them in memory): devices say online again on connect.
+   */
+  markAllOffline(): number {
+    return this.db.prepare('UPDATE devices SET online = 0 WHERE online = 1').run().changes;
+  }
+
   /** Marks a message seen from the device (first/last seen). */
   touch(id: string): void {
     const t = this.now();

@@ -1,0 +1,91 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openDatabase } from '../../fleet-server/src/db/database.js';
+import { DeviceStore } from '../../fleet-server/src/db/devices.js';
+import { TelemetryStore } from '../../fleet-server/src/db/telemetry.js';
+import { AlertStore } from '../../fleet-server/src/db/alerts.js';
+import { OperatorStore } from '../../fleet-server/src/db/operators.js';
+import { AckPublisher } from '../../fleet-server/src/ingest/acks.js';
+import { decodePayload } from '../../agent/src/protocol/index.js';
+import { alertFixture } from '../helpers/fleet.js';
+import type { TelemetryPayload } from '../../agent/src/protocol/index.js';
+
+function setup() {
+  let nowMs = 1_000_000;
+  const clock = { now: () => nowMs, advance: (ms: number) => { nowMs += ms; } };
+  const db = openDatabase(':memory:');
+  return { db, clock, devices: new DeviceStore(db, clock.now), telemetry: new TelemetryStore(db, clock.now), alerts: new AlertStore(db, clock.now), operators: new OperatorStore(db, clock.now) };
+}
+
+test('registry: secret shown once, stored hashed, verified; state and liveness', async () => {
+  const s = setup();
+  const { secret } = s.devices.add('cam-1');
+  assert.equal(await s.devices.verify('cam-1', secret), true);
+  assert.equal(await s.devices.verify('cam-1', `${secret}x`), false);
+  assert.equal(await s.devices.verify('nobody', secret), false);
+  assert.throws(() => s.devices.add('cam-1'), /already exists/);
+  const rotated = s.devices.add('cam-1', { rotate: true }).secret;
+  assert.equal(await s.devices.verify('cam-1', secret), false);
+  assert.equal(await s.devices.verify('cam-1', rotated), true);
+  assert.ok(!JSON.stringify(s.db.prepare('SELECT * FROM devices').all()).includes(rotated));
+  s.devices.applyState('cam-1', { v: 1, online: true, ts: 1, agentVersion: '1.0', platform: { os: 'linux', arch: 'arm64', board: 'jetson-orin' } });
+  const first = s.devices.get('cam-1')!;
+  s.clock.advance(5000);
+  s.devices.applyState('cam-1', { v: 1, online: false, ts: 2 });
+  const d = s.devices.get('cam-1')!;
+  assert.equal(d.online, false);
+  assert.equal(d.platform?.board, 'jetson-orin', 'the will carries no platform; the last known one stays');
+  assert.equal(d.firstSeenMs, first.firstSeenMs);
+  assert.equal(d.lastSeenMs, first.lastSeenMs! + 5000);
+  assert.equal(s.devices.markAllOffline(), 0);
+});
+
+test('telemetry retention prunes by age', () => {
+  const s = setup();
+  s.devices.add('cam-1');
+  const tel = { ts: 1 } as unknown as TelemetryPayload;
+  s.telemetry.insert('cam-1', tel);
+  s.clock.advance(3_600_000);
+  s.telemetry.insert('cam-1', tel);
+  assert.equal(s.telemetry.prune(1_800_000), 1);
+  assert.equal(s.telemetry.count('cam-1'), 1);
+});
+
+test('alerts: stored once per (device, id), paged newest first, snapshot kept apart', () => {
+  const s = setup();
+  const a = decodePayload('alert', JSON.stringify({ ...alertFixture('x1'), snapshot: { contentType: 'image/jpeg', redacted: true, width: 2, height: 2, dataBase64: Buffer.from('jpeg').toString('base64') } }));
+  assert.ok(a.ok);
+  assert.equal(s.alerts.insert('cam-1', a.value), true);
+  assert.equal(s.alerts.insert('cam-1', a.value), false);
+  assert.equal(s.alerts.insert('cam-2', a.value), true, 'another device may use the same id');
+  for (let i = 2; i <= 5; i++) s.alerts.insert('cam-1', { ...alertFixture(`x${i}`), seq: i });
+  const p1 = s.alerts.page({ deviceId: 'cam-1', limit: 3 });
+  assert.deepEqual(p1.items.map((r) => r.id), ['x5', 'x4', 'x3']);
+  const p2 = s.alerts.page({ deviceId: 'cam-1', limit: 3, beforeSeq: p1.nextBeforeSeq! });
+  assert.deepEqual(p2.items.map((r) => r.id), ['x2', 'x1']);
+  assert.equal(p2.nextBeforeSeq, null);
+  assert.deepEqual(p2.items[1].snapshot, { contentType: 'image/jpeg', bytes: 4 });
+  assert.equal(s.alerts.snapshot('cam-1', 'x1')?.data.toString(), 'jpeg');
+});
+
+test('operators: scrypt password, expiring bearer tokens', () => {
+  const s = setup();
+  s.operators.setPassword('admin', 'correct horse');
+  assert.equal(s.operators.login('admin', 'wrong', 1000), undefined);
+  const t = s.operators.login('admin', 'correct horse', 1000)!;
+  assert.equal(s.operators.authenticate(t.token), 'admin');
+  s.clock.advance(1001);
+  assert.equal(s.operators.authenticate(t.token), undefined);
+});
+
+test('receipts are batched per device and valid ack payloads', async () => {
+  const sent: { topic: string; payload: Buffer }[] = [];
+  const acks = new AckPublisher((topic, payload) => sent.push({ topic, payload }), 5);
+  acks.add('cam-1', 'a'); acks.add('cam-1', 'b'); acks.add('cam-2', 'c');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(sent.map((m) => m.topic), ['ef/v1/dev/cam-1/ack', 'ef/v1/dev/cam-2/ack']);
+  const d = decodePayload('ack', sent[0].payload);
+  assert.ok(d.ok);
+  assert.deepEqual(d.value.ids, ['a', 'b']);
+  acks.stop();
+});
