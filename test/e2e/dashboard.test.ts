@@ -13,7 +13,9 @@ import sharp from 'sharp';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { alertFixture, startFleet, type TestDevice, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
-import type { AgentLink } from '../../agent/src/link/agent-link.js';
+import { writeStandIn } from '../helpers/ota-models.js';
+import { startOtaAgent, type OtaTestAgent } from '../helpers/ota-agent.js';
+import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
 import type { TelemetryPayload } from '../../agent/src/protocol/index.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -26,7 +28,7 @@ const skip = existsSync(CHROMIUM) ? false : `needs ${CHROMIUM} (apt-get install 
 let fleet: TestFleet | undefined;
 let ctx: BrowserContext | undefined;
 let dev: TestDevice;
-let link: AgentLink;
+let agent: OtaTestAgent;
 const profile = mkdtempSync(join(tmpdir(), 'ef-chromium-'));
 
 before(async () => {
@@ -34,14 +36,19 @@ before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   fleet = await startFleet({ broker: 'aedes' });
   dev = fleet.addDevice('demo-01');
-  link = fleet.agentLink(dev, { identity: { agentVersion: '0.1.0', platform: { os: 'linux', arch: 'x64', board: 'generic-x86' }, models: { detector: '1.0.0' } } });
-  link.start();
-  await link.waitConnected();
+  fleet.server.ota.rolloutStore.setGroups(dev.id, ['site-lisbon']);
+  // The real OTA installer (chunks, signature, swap, health window) on a light stand-in model.
+  const ota = fleet.server.ota;
+  for (const version of ['1.0.0', '1.1.0']) {
+    await publishModelDir(ota.registry, ota.key.privateKey, { dir: writeStandIn(join(fleet.dir, 'models', version), { name: 'standin', version }) });
+  }
+  agent = await startOtaAgent(fleet, dev, { factoryDir: join(fleet.dir, 'models', '1.0.0'), factoryVersion: '1.0.0', gate: { minFrames: 5 } });
   ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1366, height: 860 } });
 });
 
 after(async () => {
   await ctx?.close();
+  await agent?.stop();
   await fleet?.stop();
   rmSync(profile, { recursive: true, force: true });
 });
@@ -49,11 +56,11 @@ after(async () => {
 function telemetry(i: number): TelemetryPayload {
   const mb = 1024 * 1024;
   return {
-    v: 1, ts: Date.now(), intervalMs: 1000, uptimeS: i, frames: { in: 25 * i, processed: 25 * i, dropped: {} },
+    v: 1, ts: Date.now() - (10 - i) * 1000, intervalMs: 1000, uptimeS: i, frames: { in: 25 * i, processed: 25 * i, dropped: {} },
     detectFps: 11 + (i % 3), stages: { infer: { count: 10 * i, p50Ms: 30, p95Ms: 38 + i, p99Ms: 50 }, total: { count: 10 * i, p50Ms: 40, p95Ms: 55 + i, p99Ms: 70 } },
     eventLoop: { p50Ms: 1, p99Ms: 4, maxMs: 9 }, cpu: { processPercent: 60, load1: 1.2 },
     memory: { rssBytes: 200 * mb, heapUsedBytes: 80 * mb, systemFreeBytes: 2000 * mb, systemTotalBytes: 8000 * mb },
-    models: { detector: '1.0.0' },
+    models: {},
     drift: { baselineReady: true, threshold: 0.25, flagged: false, psi: { brightness: 0.02 * i, contrast: 0.01 * i, confidence: 0.03 }, flags: [], current: { confidenceHistogram: [1, 2, 3], classMix: { person: 1 } } },
     outbox: { pending: 0, dropped: 0 },
   };
@@ -73,8 +80,8 @@ async function shot(page: Page, name: string): Promise<void> {
 
 test('dashboard: login, devices, live alert with snapshot, pages on laptop and phone', { skip, timeout: 60_000 }, async () => {
   const f = fleet!;
-  for (let i = 1; i <= 4; i++) link.publishTelemetry(telemetry(i));
-  await waitFor('telemetry stored', () => f.server.telemetry.count(dev.id) >= 4);
+  for (let i = 1; i <= 8; i++) agent.link.publishTelemetry(telemetry(i));
+  await waitFor('telemetry stored', () => f.server.telemetry.count(dev.id) >= 8);
   const page = await ctx!.newPage();
   const pageErrors: string[] = [];
   page.on('pageerror', (err) => { pageErrors.push(err.message); });
@@ -112,6 +119,7 @@ async function walkPages(f: TestFleet, page: Page): Promise<void> {
   assert.equal(session.httpOnly, true);
   assert.equal(session.sameSite, 'Strict');
   assert.match(await row.textContent() ?? '', /detector 1\.0\.0/);
+  assert.match(await row.textContent() ?? '', /site-lisbon/);
   await shot(page, '01-devices');
   console.log(`login → demo-01 online in the table: ${Date.now() - t0} ms`);
 
@@ -119,7 +127,7 @@ async function walkPages(f: TestFleet, page: Page): Promise<void> {
   await page.getByRole('link', { name: 'Alerts' }).click();
   await page.getByRole('feed', { name: 'Alerts' }).waitFor();
   const raisedAt = Date.now();
-  link.publishAlert({ ...alertFixture('dash-a1'), snapshot: { contentType: 'image/jpeg', redacted: true, width: 160, height: 120, dataBase64: await snapshotJpeg() } });
+  agent.link.publishAlert({ ...alertFixture('dash-a1'), snapshot: { contentType: 'image/jpeg', redacted: true, width: 160, height: 120, dataBase64: await snapshotJpeg() } });
   const card = page.locator('[data-alert="dash-a1"]');
   await card.waitFor({ timeout: 10_000 });
   const img = card.getByRole('img', { name: /Redacted snapshot/ });
@@ -134,11 +142,30 @@ async function walkPages(f: TestFleet, page: Page): Promise<void> {
   assert.match(await page.locator('#device-models').textContent() ?? '', /detector 1\.0\.0/);
   await shot(page, '03-device');
 
-  for (const [hash, name, heading] of [['#/models', '04-models', 'Models'], ['#/rollouts', '05-rollouts', 'Rollouts']]) {
-    await page.goto(`${f.httpUrl}/${hash}`);
-    await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
-    await shot(page, name);
-  }
+  await page.goto(`${f.httpUrl}/#/models`);
+  await page.getByRole('table', { name: 'Artifacts of standin 1.1.0' }).getByText('onnx-cpu').waitFor();
+  await shot(page, '04-models');
+
+  // A rollout started from the page reaches 100 % and the device shows the new version.
+  await page.getByRole('link', { name: 'Rollouts' }).click();
+  await page.getByLabel('Model version').selectOption('standin@1.1.0');
+  await page.getByLabel('Devices', { exact: true }).fill('all');
+  await page.getByLabel('Waves (cumulative %)').fill('50,100');
+  await page.getByLabel('Health window (s)').fill('0.5');
+  const startedAt = Date.now();
+  await page.getByRole('button', { name: 'Start rollout' }).click();
+  const bar = page.getByRole('progressbar', { name: 'Progress of standin 1.1.0' });
+  await bar.waitFor();
+  await shot(page, '05-rollout-running');
+  await page.locator('[data-rollout] [data-state="completed"]').waitFor({ timeout: 30_000 });
+  assert.equal(await bar.getAttribute('aria-valuenow'), '100');
+  console.log(`rollout from the page → 100 %: ${Date.now() - startedAt} ms`);
+  await shot(page, '05-rollout-done');
+  await page.getByRole('link', { name: 'Devices' }).click();
+  await row.getByText('detector 1.1.0').waitFor();
+  await page.goto(`${f.httpUrl}/#/devices/demo-01`);
+  await page.locator('#device-previous').getByText('detector 1.0.0').waitFor();
+  await shot(page, '03-device-after-rollout');
 
   // Phone screen.
   await page.setViewportSize({ width: 390, height: 844 });

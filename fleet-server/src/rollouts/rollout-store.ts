@@ -144,6 +144,11 @@ export class RolloutStore {
     return (this.db.prepare('SELECT device_id FROM device_groups WHERE grp = ? ORDER BY device_id').all(group) as { device_id: string }[]).map((r) => r.device_id);
   }
 
+  /** Groups (sites) a device belongs to (the dashboard shows and filters by them). */
+  groupsOf(deviceId: string): string[] {
+    return (this.db.prepare('SELECT grp FROM device_groups WHERE device_id = ? ORDER BY grp').all(deviceId) as { grp: string }[]).map((r) => r.grp);
+  }
+
   setGroups(deviceId: string, groups: string[]): void {
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM device_groups WHERE device_id = ?').run(deviceId);

@@ -110,7 +110,9 @@ export class FleetServer {
       });
       await this.external.start();
     }
-    this.dashboard = new Dashboard({ bus: this.events, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts });
+    this.dashboard = new Dashboard({
+      bus: this.events, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts, groupsOf: (id) => this.ota.rolloutStore.groupsOf(id),
+    });
     this.api = new HttpApi({
       host: c.http.host, port: c.http.port, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts,
       operators: this.operators, registry: this.registry, sessionTtlMs: c.operator.sessionTtlHours * 3600_000,

@@ -11,17 +11,16 @@ function s(tag, attrs = {}) {
 }
 
 /** series: [{name, points: [{t, v}], cls}] */
-export function lineChart({ title, unit, series, height = 140 }) {
+export function lineChart({ title, unit, series: input, height = 140 }) {
   const width = 600;
   const pad = { l: 44, r: 8, t: 8, b: 18 };
-  const all = series.flatMap((x) => x.points).filter((p) => Number.isFinite(p.v));
+  // Series with no measurable point (e.g. a drift signal not measured yet) are left out.
+  const series = input.map((x) => ({ ...x, points: x.points.filter((p) => Number.isFinite(p.v)) })).filter((x) => x.points.length > 0);
+  const all = series.flatMap((x) => x.points);
   const fig = h('figure', { class: 'chart' });
-  const latest = series.map((x) => {
-    const last = x.points[x.points.length - 1];
-    return `${x.name} ${last ? `${last.v.toFixed(1)} ${unit}` : '—'}`;
-  }).join(', ');
+  const latest = series.map((x) => `${x.name} ${x.points[x.points.length - 1].v.toFixed(unit ? 1 : 3)}${unit ? ` ${unit}` : ''}`).join(', ') || 'no data';
   fig.append(h('figcaption', {}, title, h('span', { class: 'latest' }, latest)));
-  const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': `${title}: ${latest}`, preserveAspectRatio: 'none' });
+  const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': `${title}: ${latest}` });
   fig.append(svg);
   if (all.length === 0) {
     const t = s('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'empty' });
@@ -41,8 +40,7 @@ export function lineChart({ title, unit, series, height = 140 }) {
     svg.append(t);
   }
   series.forEach((ser, i) => {
-    const pts = ser.points.filter((p) => Number.isFinite(p.v));
-    if (pts.length === 0) return;
+    const pts = ser.points;
     const d = pts.map((p, j) => `${j ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
     svg.append(s('path', { d, class: `line s${i}` }));
     if (pts.length === 1) svg.append(s('circle', { cx: x(pts[0].t), cy: y(pts[0].v), r: 3, class: `dot s${i}` }));

@@ -18,8 +18,10 @@ export async function render(page, _params, { get, post }) {
   const model = h('select', { id: 'ro-model', name: 'model', required: true }, versions.slice().reverse().map((v) => h('option', { value: v }, v)));
   const role = h('input', { id: 'ro-role', name: 'role', value: 'detector', required: true });
   const platform = h('select', { id: 'ro-platform', name: 'platform' }, TARGETS.map((t) => h('option', { value: t }, t)));
-  const target = h('input', { id: 'ro-target', name: 'target', value: 'all', required: true, pattern: '^(all|group:[A-Za-z0-9_.-]+|devices:[A-Za-z0-9_,-]+)$', 'aria-describedby': 'ro-target-help' });
+  // `pattern` is compiled with the `v` flag: a literal `-` in a class must be escaped.
+  const target = h('input', { id: 'ro-target', name: 'target', value: 'all', required: true, pattern: '^(all|group:[A-Za-z0-9_.\\-]+|devices:[A-Za-z0-9_,\\-]+)$', 'aria-describedby': 'ro-target-help' });
   const waves = h('input', { id: 'ro-waves', name: 'waves', value: '5,25,100', required: true, pattern: '^\\s*\\d+(\\.\\d+)?(\\s*,\\s*\\d+(\\.\\d+)?)*\\s*$' });
+  const health = h('input', { id: 'ro-health', name: 'health', type: 'number', min: '0', max: '3600', step: '0.1', placeholder: 'agent default', 'aria-describedby': 'ro-health-help' });
   const msg = h('p', { class: 'error', role: 'alert' });
   const field = (id, label, input, help) => h('div', { class: 'field' }, h('label', { for: id }, label), input, help ? h('small', { id: `${id}-help` }, help) : null);
   const form = h('form', { class: 'create', 'aria-label': 'New rollout' },
@@ -28,6 +30,7 @@ export async function render(page, _params, { get, post }) {
     field('ro-platform', 'Artifact target', platform),
     field('ro-target', 'Devices', target, 'all, group:NAME or devices:id1,id2'),
     field('ro-waves', 'Waves (cumulative %)', waves),
+    field('ro-health', 'Health window (s)', health, 'after each swap; blank: the agent default'),
     h('button', { type: 'submit' }, 'Start rollout'), msg);
   const list = h('div', { id: 'rollout-list' });
   page.append(h('details', { class: 'panel', open: true }, h('summary', {}, 'New rollout'), form), h('h2', {}, 'All rollouts'), list);
@@ -40,6 +43,7 @@ export async function render(page, _params, { get, post }) {
       await post('/api/rollouts', {
         model: name, version, role: role.value.trim(), platform: platform.value, target: target.value.trim(),
         waves: waves.value.split(',').map((x) => Number(x.trim())),
+        ...(health.value !== '' ? { gate: { maxFailures: 0, waveTimeoutMs: 15 * 60_000, healthWindowMs: Math.round(Number(health.value) * 1000) } } : {}),
       });
       await refresh();
     } catch (err) {
