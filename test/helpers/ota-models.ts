@@ -38,7 +38,7 @@ export function standInModel(kind: StandInKind, opts: { slowLayers?: number; sco
     const w = new Float32Array(768 * 768).map((_v, i) => ((i * 7919) % 13) / 13e3);
     g.initializers.set('w', floatTensor([768, 768], w));
     src = 'flat';
-    for (let i = 0; i < (opts.slowLayers ?? 24); i++) {
+    for (let i = 0; i < (opts.slowLayers ?? 96); i++) {
       g.nodes.push({ opType: 'MatMul', name: `mm${i}`, inputs: [src, 'w'], outputs: [`mm${i}`], attributes: [] });
       src = `mm${i}`;
     }

@@ -45,9 +45,10 @@ export class RolloutEngine {
     this.now = opts.now ?? Date.now;
   }
 
-  start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => this.safeTick(), this.opts.tickMs ?? 1000);
+  /** Ticks every `tickMs` (default the option, else 1000 ms); calling it again retunes the period. */
+  start(tickMs = this.opts.tickMs ?? 1000): void {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.safeTick(), tickMs);
     this.timer.unref();
   }
 
