@@ -37,8 +37,8 @@ export interface TestDevice {
   secret: string;
 }
 
-const SERVICE_PASSWORD = 'test-service-password';
-const OPERATOR_PASSWORD = 'test-operator-password';
+export const SERVICE_PASSWORD = 'test-service-password';
+export const OPERATOR_PASSWORD = 'test-operator-password';
 
 export class TestFleet {
   private readonly links: AgentLink[] = [];
@@ -145,6 +145,56 @@ export async function startFleet(opts: StartFleetOptions = {}): Promise<TestFlee
   const server = new FleetServer({ config, extendApi: opts.extendApi });
   await server.start();
   return new TestFleet(server, dir, broker, mosquitto, { dir: opts.dir === undefined, mosquitto: ownsMosquitto });
+}
+
+export interface ReplicaProcess {
+  httpUrl: string;
+  /** GET /api/status of the replica (ingest and broker counters). */
+  status(): Promise<{ ingest: { alertsStored: number; alertsDuplicate: number; dropped: number } }>;
+  stop(): Promise<number | null>;
+}
+
+/**
+ * A second fleet-server as a real `fleet-server serve` process on the same mosquitto and the same
+ * SQLite file as `fleet` (which must use broker 'mosquitto'): horizontal scale as deployed.
+ */
+export async function spawnReplica(fleet: TestFleet, replicaId: string): Promise<ReplicaProcess> {
+  const { spawn } = await import('node:child_process');
+  const { writeFileSync } = await import('node:fs');
+  const m = fleet.mosquitto;
+  if (!m) throw new Error('spawnReplica needs a fleet on mosquitto');
+  const configPath = join(fleet.dir, `replica-${replicaId}.json`);
+  writeFileSync(configPath, JSON.stringify({
+    dataDir: fleet.dir,
+    broker: { mode: 'external', external: { url: m.url, username: 'svc.fleet-server', password: SERVICE_PASSWORD, clientId: replicaId, shared: true, protocolVersion: 5 } },
+    http: { host: '127.0.0.1', port: 0 },
+    operator: { username: 'admin', password: OPERATOR_PASSWORD },
+  }));
+  const child = spawn(process.execPath, ['bin/fleet-server.js', 'serve', '--config', configPath, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  const { waitFor } = await import('./wait.js');
+  const line = await waitFor(`replica ${replicaId} ready`, () => {
+    if (child.exitCode !== null) throw new Error(`replica ${replicaId} exited with ${child.exitCode}`);
+    return out.split('\n').find((l) => l.startsWith('{'));
+  }, 30_000, 50);
+  const httpUrl = `http://127.0.0.1:${(JSON.parse(line) as { http: number }).http}`;
+  let token: string | undefined;
+  return {
+    httpUrl,
+    async status() {
+      if (!token) {
+        const r = await fetch(`${httpUrl}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: OPERATOR_PASSWORD }) });
+        token = ((await r.json()) as { token: string }).token;
+      }
+      return (await (await fetch(`${httpUrl}/api/status`, { headers: { authorization: `Bearer ${token}` } })).json()) as Awaited<ReturnType<ReplicaProcess['status']>>;
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
 }
 
 export function alertFixture(id: string, overrides: Record<string, unknown> = {}) {

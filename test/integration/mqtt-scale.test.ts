@@ -7,17 +7,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
-import { alertFixture, startFleet } from '../helpers/fleet.js';
+import { alertFixture, spawnReplica, startFleet } from '../helpers/fleet.js';
 import { mosquittoAvailable } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PER_DEVICE = 100;
 
-test('two fleet-server replicas on one mosquitto split the ingest and store each alert once', { skip: mosquittoAvailable() ? false : 'mosquitto binary not installed' }, async (t) => {
+test('two fleet-server processes on one mosquitto split the ingest and store each alert once', { skip: mosquittoAvailable() ? false : 'mosquitto binary not installed', timeout: 90_000 }, async (t) => {
   const a = await startFleet({ broker: 'mosquitto', replicaId: 'fs-a' });
   t.after(() => a.stop());
-  const b = await startFleet({ broker: 'mosquitto', dir: a.dir, mosquitto: a.mosquitto, replicaId: 'fs-b' });
-  t.after(() => b.stop());
+  // Replica B is a real `fleet-server serve` process on the same broker and SQLite file.
+  const b = await spawnReplica(a, 'fs-b');
+  t.after(async () => { await b.stop(); });
   const devs = [a.addDevice('cam-s1'), a.addDevice('cam-s2')];
   const links = devs.map((d) => a.agentLink(d));
   for (const l of links) l.start();
@@ -28,16 +29,16 @@ test('two fleet-server replicas on one mosquitto split the ingest and store each
   // Replay two alerts that are already stored, straight to the broker: still stored once.
   const raw = await mqtt.connectAsync(a.mqttUrl, { username: devs[0].id, password: devs[0].secret, protocolVersion: 5 });
   t.after(() => raw.endAsync());
-  const duplicates = () => a.server.ingest.getStats().alertsDuplicate + b.server.ingest.getStats().alertsDuplicate;
-  const before = duplicates();
+  const duplicates = async () => a.server.ingest.getStats().alertsDuplicate + (await b.status()).ingest.alertsDuplicate;
+  const before = await duplicates();
   for (const id of ['s0-000', 's0-001']) await raw.publishAsync('ef/v1/dev/cam-s1/alert', JSON.stringify(alertFixture(id)), { qos: 1 });
-  await waitFor('replays seen as duplicates', () => duplicates() >= before + 2, 5000);
+  await waitFor('replays seen as duplicates', async () => (await duplicates()) >= before + 2, 5000, 100);
   const fa = a.server.ingest.getStats();
-  const fb = b.server.ingest.getStats();
-  console.log(`shared subscriptions: replica A stored ${fa.alertsStored}, replica B stored ${fb.alertsStored} (duplicates ignored ${fa.alertsDuplicate + fb.alertsDuplicate}); total rows ${b.server.alerts.count()}`);
+  const fb = (await b.status()).ingest;
+  console.log(`shared subscriptions: replica A stored ${fa.alertsStored}, replica B stored ${fb.alertsStored} (duplicates ignored ${fa.alertsDuplicate + fb.alertsDuplicate}); total rows ${a.server.alerts.count()}`);
   assert.equal(fa.alertsStored + fb.alertsStored, 2 * PER_DEVICE, 'each alert stored by exactly one replica');
   assert.ok(fa.alertsStored > 0 && fb.alertsStored > 0, 'both replicas took a share');
-  assert.equal(b.server.alerts.count(), 2 * PER_DEVICE);
+  assert.equal(a.server.alerts.count(), 2 * PER_DEVICE);
   for (const [n, d] of devs.entries()) {
     assert.deepEqual(a.server.alerts.idsInDeviceOrder(d.id), Array.from({ length: PER_DEVICE }, (_, i) => `s${n}-${String(i).padStart(3, '0')}`));
   }
