@@ -40,7 +40,9 @@ before(async () => {
   // The real OTA installer (chunks, signature, swap, health window) on a light stand-in model.
   const ota = fleet.server.ota;
   for (const version of ['1.0.0', '1.1.0']) {
-    await publishModelDir(ota.registry, ota.key.privateKey, { dir: writeStandIn(join(fleet.dir, 'models', version), { name: 'standin', version }) });
+    // Metrics as `fleetctl model evaluate` would record them (fixture figures: the page shows what the manifest says).
+    const metrics = version === '1.1.0' ? { mAP50: 0.612, mapDrop: 0.004, evalFrames: 200 } : undefined;
+    await publishModelDir(ota.registry, ota.key.privateKey, { dir: writeStandIn(join(fleet.dir, 'models', version), { name: 'standin', version }), metrics });
   }
   agent = await startOtaAgent(fleet, dev, { factoryDir: join(fleet.dir, 'models', '1.0.0'), factoryVersion: '1.0.0', gate: { minFrames: 5 } });
   ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1366, height: 860 } });
@@ -143,7 +145,9 @@ async function walkPages(f: TestFleet, page: Page): Promise<void> {
   await shot(page, '03-device');
 
   await page.goto(`${f.httpUrl}/#/models`);
-  await page.getByRole('table', { name: 'Artifacts of standin 1.1.0' }).getByText('onnx-cpu').waitFor();
+  const artifacts = page.getByRole('table', { name: 'Artifacts of standin 1.1.0' });
+  await artifacts.getByText('onnx-cpu').waitFor();
+  assert.match(await artifacts.textContent() ?? '', /fp32.*B.*mAP50 0\.612/);
   await shot(page, '04-models');
 
   // A rollout started from the page reaches 100 % and the device shows the new version.
@@ -167,19 +171,30 @@ async function walkPages(f: TestFleet, page: Page): Promise<void> {
   await page.locator('#device-previous').getByText('detector 1.0.0').waitFor();
   await shot(page, '03-device-after-rollout');
 
+  // Roll back from the page: the device returns to the previous version.
+  await page.getByRole('link', { name: 'Rollouts' }).click();
+  await page.getByRole('button', { name: 'Roll back rollout standin 1.1.0' }).click();
+  await page.locator('[data-rollout] [data-state="rolled-back"]').waitFor({ timeout: 30_000 });
+  await page.getByRole('link', { name: 'Devices' }).click();
+  await row.getByText('detector 1.0.0').waitFor({ timeout: 30_000 });
+  console.log(`rollout: 100 % then rolled back from the page: ${Date.now() - startedAt} ms`);
+
   // Phone screen.
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const [hash, name] of [['#/devices', '06-phone-devices'], ['#/alerts', '07-phone-alerts'], ['#/devices/demo-01', '08-phone-device']]) {
+  const phonePages: [string, string, string][] = [
+    ['#/devices', '06-phone-devices', 'tr[data-device="demo-01"]'], ['#/alerts', '07-phone-alerts', '[data-alert="dash-a1"] img'],
+    ['#/devices/demo-01', '08-phone-device', '[data-alert="dash-a1"] img'], ['#/models', '09-phone-models', 'table td'], ['#/rollouts', '10-phone-rollouts', '[data-rollout] tbody tr'],
+  ];
+  for (const [hash, name, ready] of phonePages) {
     await page.goto(`${f.httpUrl}/${hash}`);
-    await page.locator('.page').waitFor();
-    await page.waitForLoadState('networkidle').catch(() => undefined);
+    await page.locator(ready).first().waitFor();
     await shot(page, name);
+    const overflow = await page.evaluate(() => {
+      const el = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement;
+      return { scrollWidth: el.scrollWidth, clientWidth: el.clientWidth };
+    });
+    assert.ok(overflow.scrollWidth <= overflow.clientWidth + 1, `${hash}: no sideways scrolling on a phone (${overflow.scrollWidth} > ${overflow.clientWidth})`);
   }
-  const overflow = await page.evaluate(() => {
-    const el = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement;
-    return { scrollWidth: el.scrollWidth, clientWidth: el.clientWidth };
-  });
-  assert.ok(overflow.scrollWidth <= overflow.clientWidth + 1, `no sideways scrolling on a phone (${overflow.scrollWidth} > ${overflow.clientWidth})`);
 }
 
 test('dashboard: API refuses calls without a session; wrong password refused', { skip }, async () => {

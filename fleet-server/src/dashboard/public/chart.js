@@ -13,7 +13,7 @@ function s(tag, attrs = {}) {
 /** series: [{name, points: [{t, v}], cls}] */
 export function lineChart({ title, unit, series: input, height = 140 }) {
   const width = 600;
-  const pad = { l: 44, r: 8, t: 8, b: 18 };
+  const pad = { l: 52, r: 8, t: 12, b: 18 };
   // Series with no measurable point (e.g. a drift signal not measured yet) are left out.
   const series = input.map((x) => ({ ...x, points: x.points.filter((p) => Number.isFinite(p.v)) })).filter((x) => x.points.length > 0);
   const all = series.flatMap((x) => x.points);
@@ -35,7 +35,7 @@ export function lineChart({ title, unit, series: input, height = 140 }) {
   const y = (v) => pad.t + (1 - v / vMax) * (height - pad.t - pad.b);
   svg.append(s('line', { x1: pad.l, x2: width - pad.r, y1: y(0), y2: y(0), class: 'axis' }));
   for (const [v, label] of [[0, '0'], [vMax, vMax.toFixed(1)]]) {
-    const t = s('text', { x: pad.l - 4, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' });
+    const t = s('text', { x: pad.l - 4, y: y(v) + 5, 'text-anchor': 'end', class: 'tick' });
     t.textContent = label;
     svg.append(t);
   }

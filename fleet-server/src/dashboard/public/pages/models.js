@@ -35,6 +35,6 @@ export async function render(page, _params, { get }) {
 
 function metricsText(metrics) {
   if (!metrics || typeof metrics !== 'object') return '—';
-  const parts = Object.entries(metrics).map(([k, v]) => `${k} ${typeof v === 'number' ? (Math.abs(v) < 10 ? v.toFixed(3) : v.toFixed(1)) : typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  const parts = Object.entries(metrics).map(([k, v]) => `${k} ${v === null ? '—' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : String(v)}`);
   return parts.length ? parts.join(' · ') : '—';
 }
