@@ -56,3 +56,27 @@ test('broker stopped for 30 s while alerts fire: every alert stored exactly once
   else t.diagnostic('mosquitto variant skipped: binary not installed');
   await Promise.all(runs);
 });
+
+test('an alert the broker acknowledged but lost is resent after the receipt timeout', async (t) => {
+  const fleet = await startFleet({ broker: 'aedes' });
+  t.after(() => fleet.stop());
+  // Swallow the first delivery of each of two alerts after the broker's PUBACK: a broker losing them.
+  const lost = new Set(['lost-1', 'lost-2']);
+  const ingest = fleet.server.ingest;
+  const handle = ingest.handle.bind(ingest);
+  ingest.handle = (topic, payload) => {
+    const id = topic.endsWith('/alert') ? (JSON.parse(payload.toString()) as { id: string }).id : '';
+    if (lost.delete(id)) return;
+    handle(topic, payload);
+  };
+  const dev = fleet.addDevice('cam-lost');
+  const link = fleet.agentLink(dev, { ackTimeoutMs: 500 });
+  link.start();
+  await link.waitConnected();
+  for (const id of ['ok-0', 'lost-1', 'ok-2', 'lost-2', 'ok-4']) link.publishAlert(alertFixture(id));
+  await waitFor('all 5 stored', () => fleet.server.alerts.count('cam-lost') === 5, 10_000);
+  await waitFor('outbox drained', () => link.outbox.stats().pending === 0, 5000);
+  assert.ok(link.status().resends >= 1, 'the receipt timeout triggered a resend');
+  assert.deepEqual(fleet.server.alerts.idsInDeviceOrder('cam-lost'), ['ok-0', 'lost-1', 'ok-2', 'lost-2', 'ok-4']);
+  console.log(`lost after PUBACK: resends ${link.status().resends}, duplicates ignored ${fleet.server.ingest.getStats().alertsDuplicate}, arrival order ${fleet.server.alerts.idsInArrivalOrder('cam-lost').join(',')}`);
+});
