@@ -42,6 +42,8 @@ export interface QuantPlanOptions {
    * integer kernels, one rounding step per op).
    */
   ops?: 'weighted' | 'all';
+  /** Activations to keep in float (mixed precision, from the sensitivity search); Convs reading them stay float too. */
+  keepFloat?: string[];
 }
 
 export interface QuantPlan {
@@ -86,8 +88,12 @@ export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): Qua
   const g = model.graph;
   let info = analyzeGraph(g);
   const excluded = new Set(opts.exclude ?? []);
-  if (opts.floatHead !== false) for (const k of headNodes(g, info)) excluded.add(k);
+  const headSet = opts.floatHead !== false ? headNodes(g, info) : new Set<string>();
+  for (const k of headSet) excluded.add(k);
+  const keepFloat = new Set(opts.keepFloat ?? []);
+  for (const t of keepFloat) for (const c of info.consumers.get(t) ?? []) if (WEIGHTED.has(c.opType) && c.inputs[0] === t) excluded.add(nodeKey(c));
   let folded = 0;
+  const foldedPairs: { conv: OnnxNode; act: OnnxNode; convOut: string }[] = [];
   if (opts.target === 'cpu') {
     const drop = new Set<OnnxNode>();
     for (const n of g.nodes) {
@@ -95,6 +101,7 @@ export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): Qua
       const cons = info.consumers.get(n.outputs[0]) ?? [];
       const act = cons[0];
       if (cons.length !== 1 || info.graphOutputs.has(n.outputs[0]) || excluded.has(nodeKey(act)) || !clipIsRelu(act, g.initializers)) continue;
+      foldedPairs.push({ conv: n, act, convOut: n.outputs[0] });
       n.outputs[0] = act.outputs[0];
       drop.add(act);
       folded++;
@@ -103,19 +110,43 @@ export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): Qua
     info = analyzeGraph(g);
   }
   const quantOps = opts.ops === 'all' ? QUANTIZABLE : WEIGHTED;
+  // A tensor that reaches an excluded (float) Conv through float ops stays float: the Conv was excluded
+  // because rounding its input costs too much, so rounding it one op earlier must not happen either.
+  const memo = new Map<string, boolean>();
+  const reachesFloatConv = (t: string): boolean => {
+    const hit = memo.get(t);
+    if (hit !== undefined) return hit;
+    memo.set(t, false);
+    let r = false;
+    for (const c of info.consumers.get(t) ?? []) {
+      if (WEIGHTED.has(c.opType)) r ||= excluded.has(nodeKey(c));
+      else if (!headSet.has(nodeKey(c))) for (const o of c.outputs) r ||= reachesFloatConv(o);
+      if (r) break;
+    }
+    memo.set(t, r);
+    return r;
+  };
   const activations: string[] = [];
   const seen = new Set<string>();
   const consider = (t: string): void => {
-    if (!t || seen.has(t) || g.initializers.has(t) || info.elemType.get(t) !== DataType.FLOAT) return;
+    if (!t || seen.has(t) || keepFloat.has(t) || g.initializers.has(t) || info.elemType.get(t) !== DataType.FLOAT) return;
     seen.add(t);
     const cons = info.consumers.get(t) ?? [];
     const prod = info.producer.get(t);
     // A weighted op's output is quantized whenever something outside the float head reads it: that Q completes the QLinearConv pattern.
-    const weightedOut = prod !== undefined && WEIGHTED.has(prod.opType) && !excluded.has(nodeKey(prod)) && cons.some((c) => !excluded.has(nodeKey(c)));
+    const weightedOut = prod !== undefined && WEIGHTED.has(prod.opType) && !excluded.has(nodeKey(prod)) && cons.some((c) => !excluded.has(nodeKey(c))) && !reachesFloatConv(t);
     if (weightedOut || cons.some((c) => isQuantizedConsumer(c, t, excluded, quantOps))) activations.push(t);
   };
   for (const i of g.inputs) consider(i.name);
   for (const n of g.nodes) for (const o of n.outputs) consider(o);
+  // A fold is only sound when the activation's output really gets a Q (its clamp is the ReLU); put the others back.
+  const quantized = new Set(activations);
+  for (const f of foldedPairs) {
+    if (quantized.has(f.act.outputs[0])) continue;
+    f.conv.outputs[0] = f.convOut;
+    g.nodes.splice(g.nodes.indexOf(f.conv) + 1, 0, f.act);
+    folded--;
+  }
   // Same-scale groups: union-find over input→output of shape-only ops when both sides are quantized.
   const parent = new Map<string, string>();
   const find = (t: string): string => { let r = t; while (parent.get(r) !== undefined && parent.get(r) !== r) r = parent.get(r) as string; parent.set(t, r); return r; };

@@ -16,6 +16,7 @@ import { rangeFromHistogram, type CalibrationMethod, type TensorRange } from './
 import { renderTrtCalibrationTable } from './trt-table.js';
 import { convertToFp16 } from './fp16.js';
 import { equalize, findEqualizationPairs } from './equalize.js';
+import { activationSensitivity, selectFloatActivations } from './sensitivity.js';
 
 export interface CalibrationRun {
   source: OnnxModel;
@@ -71,6 +72,8 @@ export interface BuildOptions {
   perChannel?: boolean;
   /** See QuantPlanOptions.ops. */
   ops?: 'weighted' | 'all';
+  /** Activations kept float (from the sensitivity search). */
+  keepFloat?: string[];
 }
 
 export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, TensorRange> {
@@ -80,7 +83,7 @@ export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, 
 }
 
 export function buildInt8(run: CalibrationRun, opts: BuildOptions): { model: OnnxModel; stats: QdqStats; ranges: Map<string, TensorRange> } {
-  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops });
+  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat });
   const ranges = rangesFor(run, opts);
   const { model, stats } = insertQdq(plan, ranges);
   for (const t of [...ranges.keys()]) if (!plan.activations.includes(t)) ranges.delete(t);
@@ -95,6 +98,8 @@ export interface QuantizeOptions extends CalibrateModelOptions, BuildOptions {
   fp16?: boolean;
   /** Also write OUT.calib.cache (TensorRT text table). */
   trtTable?: boolean;
+  /** Mixed precision: keep float the activations the sensitivity search needs to hold this SNR (dB) where the head begins. */
+  targetSnrDb?: number;
 }
 
 export interface QuantizeReport {
@@ -111,12 +116,22 @@ export interface QuantizeReport {
   excluded: string[];
   fp16Output?: string;
   trtTable?: string;
+  /** Conv pairs rescaled by channel equalization; activations kept float by the sensitivity search. */
+  equalizedPairs: number;
+  keptFloat: string[];
   ranges: Record<string, TensorRange>;
 }
 
 export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeReport> {
   const run = await calibrateForModel(opts);
-  const built = buildInt8(run, opts);
+  let keepFloat: string[] = [];
+  if (opts.targetSnrDb !== undefined) {
+    const frames = [];
+    for await (const f of modelInputs({ ...opts.frames, maxFrames: 2 }, run.meta.preprocess)) frames.push(f);
+    const sens = await activationSensitivity({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, opts), plan: { target: run.target, exclude: run.exclude, ops: opts.ops }, frames });
+    keepFloat = selectFloatActivations(sens, opts.targetSnrDb);
+  }
+  const built = buildInt8(run, { ...opts, keepFloat });
   const bytes = encodeModel(built.model);
   await writeFile(opts.outputPath, bytes);
   await copyMeta(opts.modelPath, opts.outputPath);
@@ -125,6 +140,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
     model: opts.modelPath, output: opts.outputPath, method: opts.method, target: opts.target, perChannel: opts.perChannel !== false,
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: opts.exclude ?? [],
+    equalizedPairs: run.equalizedPairs, keptFloat: keepFloat,
     ranges: Object.fromEntries(built.ranges),
   };
   if (opts.fp16) {

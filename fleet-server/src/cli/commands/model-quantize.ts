@@ -9,6 +9,7 @@ import { quantizeModel } from '../../quantize/quantize.js';
 const usage = `
 usage: fleetctl model quantize --model IN.onnx --calib DIR|VIDEO --method minmax|entropy|percentile
          [--per-channel|--per-tensor] [--percentile P] [--exclude NODE,NODE] [--target cpu|tensorrt]
+         [--ops weighted|all] [--no-equalize] [--target-snr DB]
          [--frames N] [--stride K] [--fp16] [--trt-table] -o OUT.onnx [--report R.json] [--json]
 
 Calibrates activation ranges on real frames (an image directory or a video file, preprocessed as the
@@ -19,11 +20,16 @@ the last Conv stays float; --exclude keeps more nodes float. OUT.meta.json is co
 options:
   --model FILE        the FP32 ONNX model (its .meta.json must sit next to it)
   --calib DIR|VIDEO   calibration frames
-  --method M          minmax | entropy (KL threshold search) | percentile (default entropy)
+  --method M          minmax | entropy (KL threshold search) | percentile (default percentile: it kept
+                      the default models closest to FP32, see docs/benchmarks.md)
   --percentile P      percentile of |x| for --method percentile (default 99.999)
   --per-tensor        one weight scale per tensor instead of per output channel (default per-channel)
   --exclude LIST      comma-separated node names to keep in float
   --target T          cpu (asymmetric activations) | tensorrt (symmetric) (default cpu)
+  --ops O             weighted: int8 around Conv/MatMul/Gemm only (default); all: elementwise ops too
+  --no-equalize       skip channel equalization of Conv pairs (on by default)
+  --target-snr DB     mixed precision: a sensitivity search keeps float the activations needed to hold
+                      this SNR where the float head begins (slow: one run per activation)
   --frames N          calibration frames to use (default 32); --stride K takes every K-th video frame (default 10)
   --fp16              also write OUT.fp16.onnx
   --trt-table         also write OUT.calib.cache (TensorRT calibration table, text)
@@ -38,10 +44,11 @@ export const command: CliCommand = {
     const { values } = parseArgs({
       args: argv, strict: true,
       options: {
-        model: { type: 'string' }, calib: { type: 'string' }, method: { type: 'string', default: 'entropy' }, percentile: { type: 'string' },
+        model: { type: 'string' }, calib: { type: 'string' }, method: { type: 'string', default: 'percentile' }, percentile: { type: 'string' },
         'per-channel': { type: 'boolean' }, 'per-tensor': { type: 'boolean' }, exclude: { type: 'string' }, target: { type: 'string', default: 'cpu' },
         frames: { type: 'string', default: '32' }, stride: { type: 'string', default: '10' }, fp16: { type: 'boolean' }, 'trt-table': { type: 'boolean' },
         output: { type: 'string', short: 'o' }, report: { type: 'string' }, json: { type: 'boolean' },
+        ops: { type: 'string', default: 'weighted' }, 'no-equalize': { type: 'boolean' }, 'target-snr': { type: 'string' },
       },
     });
     if (!values.model) throw new UsageError('Expected --model IN.onnx but received nothing');
@@ -54,12 +61,16 @@ export const command: CliCommand = {
     const frames = Number(values.frames), stride = Number(values.stride);
     if (!Number.isInteger(frames) || frames < 1) throw new UsageError(`Expected --frames to be a positive integer but received ${values.frames}`);
     if (!Number.isInteger(stride) || stride < 1) throw new UsageError(`Expected --stride to be a positive integer but received ${values.stride}`);
+    const ops = values.ops;
+    if (ops !== 'weighted' && ops !== 'all') throw new UsageError(`Expected --ops weighted or all but received ${JSON.stringify(ops)}`);
+    const targetSnrDb = values['target-snr'] === undefined ? undefined : Number(values['target-snr']);
+    if (targetSnrDb !== undefined && !Number.isFinite(targetSnrDb)) throw new UsageError(`Expected --target-snr to be a number of dB but received ${values['target-snr']}`);
     const percentile = values.percentile === undefined ? undefined : Number(values.percentile);
     if (percentile !== undefined && !(percentile > 0 && percentile <= 100)) throw new UsageError(`Expected --percentile in (0, 100] but received ${values.percentile}`);
     const report = await quantizeModel({
       modelPath: values.model, outputPath: values.output, frames: { source: values.calib, maxFrames: frames, stride }, method, percentile, target,
       perChannel: !values['per-tensor'], exclude: values.exclude ? values.exclude.split(',').map((s) => s.trim()).filter(Boolean) : [],
-      fp16: values.fp16, trtTable: values['trt-table'],
+      fp16: values.fp16, trtTable: values['trt-table'], ops, equalize: !values['no-equalize'], targetSnrDb,
     });
     if (values.report) await writeFile(values.report, `${JSON.stringify(report, null, 2)}\n`);
     if (values.json) {
