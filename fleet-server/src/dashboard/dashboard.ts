@@ -4,13 +4,14 @@
  * (device + latest telemetry + groups in one call). Everything else the pages read is the ordinary
  * HTTP API (devices, telemetry, alerts, models, rollouts), authenticated by the session cookie.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AlertStore } from '../db/alerts.js';
 import type { DeviceRecord, DeviceStore } from '../db/devices.js';
 import type { TelemetryStore } from '../db/telemetry.js';
 import { pipelineP95Ms, type FleetEventBus } from './event-bus.js';
 import { EventStream } from './event-stream.js';
-import { DEFAULT_PUBLIC_DIR, loadStaticFiles, type StaticFile } from './static-files.js';
+import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
+import { findPublicDir, loadStaticFiles, publicDirCandidates, type StaticFile } from './static-files.js';
 
 export interface DashboardOptions {
   bus: FleetEventBus;
@@ -19,8 +20,10 @@ export interface DashboardOptions {
   alerts: AlertStore;
   /** Groups (sites) of a device, from the rollout module's device groups when it is present. */
   groupsOf?: (deviceId: string) => string[];
+  /** Directory of the static files; default: the first of publicDirCandidates() that has them. */
   publicDir?: string;
   heartbeatMs?: number;
+  logger?: Logger;
 }
 
 export interface DeviceSummary extends DeviceRecord {
@@ -40,15 +43,28 @@ const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 export class Dashboard {
   readonly events: EventStream;
   private files: Map<string, StaticFile> | undefined;
+  private readonly log: Logger;
 
   constructor(private readonly opts: DashboardOptions) {
     this.events = new EventStream({ bus: opts.bus, heartbeatMs: opts.heartbeatMs });
+    this.log = opts.logger ?? moduleLogger('dashboard');
   }
 
-  /** Static files; no operator needed (the login page is one of them). */
+  /**
+   * Static files; no operator needed (the login page is one of them). Without the files (a bundle
+   * shipped without dist/dashboard/) the API still runs and `/` says what is missing.
+   */
   registerPublic(app: FastifyInstance): void {
-    const files = (this.files ??= loadStaticFiles(this.opts.publicDir ?? DEFAULT_PUBLIC_DIR));
-    const serve = (path: string) => async (_req: unknown, reply: import('fastify').FastifyReply) => {
+    const candidates = this.opts.publicDir ? [this.opts.publicDir] : publicDirCandidates();
+    const dir = findPublicDir(candidates);
+    if (!dir) {
+      const message = `The dashboard's files were not found (looked in ${candidates.join(', ')}). Copy fleet-server/src/dashboard/public to one of them or set EF_DASHBOARD_DIR; the HTTP API works without them.`;
+      this.log.warn({ candidates }, message);
+      app.get('/', async (_req, reply) => reply.code(503).send({ error: { code: 'E_DASHBOARD_FILES', message } }));
+      return;
+    }
+    const files = (this.files ??= loadStaticFiles(dir));
+    const serve = (path: string) => async (_req: unknown, reply: FastifyReply) => {
       const f = files.get(path);
       if (!f) return reply.code(404).send({ error: { code: 'E_NOT_FOUND', message: `No dashboard file ${path}.` } });
       return reply.header('content-type', f.contentType).header('content-security-policy', CSP)

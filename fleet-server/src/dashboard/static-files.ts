@@ -3,12 +3,22 @@
  * CDN). Read once at start into memory: a fixed allowlist of names, so no request path ever reaches
  * the filesystem (no traversal to worry about).
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EdgeFleetError } from '../../../agent/src/util/errors.js';
 
-export const DEFAULT_PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
+/**
+ * Where the files may be, in order: `EF_DASHBOARD_DIR`, next to this module (running from source),
+ * `dashboard/` next to the bundle (dist/fleet-server.mjs → dist/dashboard/).
+ */
+export function publicDirCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
+  return [
+    ...(env.EF_DASHBOARD_DIR ? [env.EF_DASHBOARD_DIR] : []),
+    fileURLToPath(new URL('./public/', import.meta.url)),
+    fileURLToPath(new URL('./dashboard/', import.meta.url)),
+  ];
+}
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -49,4 +59,9 @@ export function loadStaticFiles(dir: string): Map<string, StaticFile> {
   }
   if (!files.has('/ui/index.html')) throw new DashboardFilesError(`Expected ${join(dir, 'index.html')}; it is missing.`);
   return files;
+}
+
+/** The first candidate directory that holds index.html, or undefined. */
+export function findPublicDir(candidates: string[]): string | undefined {
+  return candidates.find((d) => existsSync(join(d, 'index.html')));
 }
