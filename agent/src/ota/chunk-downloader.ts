@@ -20,6 +20,8 @@ export interface ChunkDownloaderOptions {
   /** Consecutive timeouts before giving up. */
   maxRetries?: number;
   chunkBytes?: number;
+  /** Called after each chunk is on disk, with the bytes held so far. */
+  onProgress?: (bytes: number, total: number) => void;
 }
 
 export interface DownloadResult {
@@ -90,6 +92,7 @@ export class ChunkDownloader {
         fsyncSync(fd);
         offset += take.length;
         chunks += 1;
+        this.opts.onProgress?.(offset, manifest.size);
       }
     } finally {
       closeSync(fd);

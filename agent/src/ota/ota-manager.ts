@@ -53,6 +53,8 @@ export interface OtaManagerOptions {
   maxRetries?: number;
   /** Test hook: called at the start of every install step (the SIGKILL test kills the process here). */
   atStep?: (step: InstallStep, version: string) => void | Promise<void>;
+  /** Download progress (bytes on disk of the artifact being fetched). */
+  onProgress?: (bytes: number, total: number) => void;
   now?: () => number;
   logger?: Logger;
 }
@@ -98,7 +100,7 @@ export class OtaManager {
     const root = deviceRoot(opts.link.deviceId);
     this.downloader = new ChunkDownloader({
       send: (req) => opts.link.publishRaw(otaTopics.req(root), JSON.stringify(req), 1),
-      requestTimeoutMs: opts.requestTimeoutMs, maxRetries: opts.maxRetries,
+      requestTimeoutMs: opts.requestTimeoutMs, maxRetries: opts.maxRetries, onProgress: opts.onProgress,
     });
   }
 
