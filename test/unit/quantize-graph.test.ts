@@ -1,0 +1,100 @@
+/**
+ * QDQ placement and channel equalization on a small synthetic graph (Conv → ReLU → Conv → Sigmoid
+ * head): equalization leaves the float network's output unchanged; QDQ puts per-channel int8 weights
+ * (axis 0), int32 biases, folds the ReLU into the Q on CPU, keeps the head float, and the quantized
+ * model stays close to float in onnxruntime.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import ort from 'onnxruntime-node';
+import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { DataType, floatTensor, type OnnxModel } from '../../fleet-server/src/convert/onnx/model.js';
+import { equalize, findEqualizationPairs } from '../../fleet-server/src/quantize/equalize.js';
+import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
+import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
+import { rangeFromHistogram } from '../../fleet-server/src/quantize/ranges.js';
+
+function rand(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32 - 0.5; };
+}
+
+function tinyModel(): OnnxModel {
+  const r = rand(7);
+  // Channel 0 of the first conv is 50× larger than the others: the case equalization exists for.
+  const w1 = Array.from({ length: 4 * 3 * 3 * 3 }, (_, i) => r() * (i < 27 ? 50 : 1));
+  const w2 = Array.from({ length: 2 * 4 }, () => r());
+  const init = new Map([
+    ['w1', floatTensor([4, 3, 3, 3], w1)], ['b1', floatTensor([4], [0.1, -0.2, 0.3, 0])],
+    ['w2', floatTensor([2, 4, 1, 1], w2)], ['b2', floatTensor([2], [0.05, -0.05])],
+  ]);
+  return {
+    irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {},
+    graph: {
+      name: 'tiny', initializers: init, valueInfo: [],
+      inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: [1, 3, 8, 8] }],
+      outputs: [{ name: 'y', elemType: DataType.FLOAT, shape: [1, 2, 8, 8] }],
+      nodes: [
+        { opType: 'Conv', name: 'c1', inputs: ['x', 'w1', 'b1'], outputs: ['c1o'], attributes: [{ name: 'pads', type: 'ints', value: [1, 1, 1, 1] }] },
+        { opType: 'Relu', name: 'r1', inputs: ['c1o'], outputs: ['r1o'], attributes: [] },
+        { opType: 'Conv', name: 'c2', inputs: ['r1o', 'w2', 'b2'], outputs: ['c2o'], attributes: [] },
+        { opType: 'Sigmoid', name: 'head', inputs: ['c2o'], outputs: ['y'], attributes: [] },
+      ],
+    },
+  };
+}
+
+const input = Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i * 0.37) * 2);
+
+async function runModel(m: OnnxModel): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(encodeModel(m));
+  const out = await s.run({ x: new ort.Tensor('float32', input, [1, 3, 8, 8]) });
+  await s.release();
+  return out.y.data as Float32Array;
+}
+
+test('channel equalization leaves the float output unchanged', async () => {
+  const m = tinyModel();
+  const pairs = findEqualizationPairs(m);
+  assert.equal(pairs.length, 1);
+  assert.equal(pairs[0].tensor, 'r1o');
+  const eq = equalize(m, pairs, new Map([['r1o', Float64Array.of(40, 1, 0.5, 0)]]));
+  assert.equal(eq.equalized, 1);
+  const [a, b] = [await runModel(m), await runModel(eq.model)];
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `output ${i}: ${a[i]} vs ${b[i]}`);
+});
+
+test('QDQ placement: per-channel weights, int32 bias, ReLU folded on CPU, head float, output near float', async () => {
+  const m = tinyModel();
+  const plan = planQuantization(m, { target: 'cpu' });
+  assert.equal(plan.foldedActivations, 1);
+  assert.ok(plan.excluded.has('head'));
+  // c2o feeds only the float head, so it stays float (no Q after the last Conv).
+  assert.deepEqual(plan.activations.sort(), ['r1o', 'x']);
+  async function* frames() { yield { data: input, dims: [1, 3, 8, 8], dtype: 'float32' as const, transform: { srcWidth: 8, srcHeight: 8, dstWidth: 8, dstHeight: 8, contentWidth: 8, contentHeight: 8, padX: 0, padY: 0, scaleX: 1, scaleY: 1 } }; }
+  const cal = await calibrate({ model: m, inputName: 'x', tensors: plan.activations, frames: frames() });
+  const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
+  const { model, stats } = insertQdq(plan, ranges);
+  assert.equal(stats.quantizedWeights, 2);
+  assert.equal(stats.int32Biases, 2);
+  const g = model.graph;
+  assert.equal(g.nodes.filter((n) => n.opType === 'Relu').length, 0);
+  const wdq = g.nodes.filter((n) => n.opType === 'DequantizeLinear' && g.initializers.get(n.inputs[0])?.dataType === DataType.INT8 && g.initializers.get(n.inputs[0])?.dims.length === 4);
+  assert.equal(wdq.length, 2);
+  for (const n of wdq) assert.deepEqual(n.attributes, [{ name: 'axis', type: 'int', value: 0 }]);
+  assert.equal(g.nodes.filter((n) => n.opType === 'DequantizeLinear' && g.initializers.get(n.inputs[0])?.dataType === DataType.INT32).length, 2);
+  assert.equal(g.nodes.find((n) => n.opType === 'Sigmoid')?.inputs[0], 'c2o', 'the head reads the float conv output');
+  assert.ok((model.opsetImports.find((o) => o.domain === '')?.version ?? 0) >= 13);
+  const [a, b] = [await runModel(m), await runModel(model)];
+  let err = 0;
+  for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
+  assert.ok(err < 0.05, `max |float − int8| ${err}`);
+});
+
+test('QDQ for TensorRT is symmetric and keeps the ReLU', () => {
+  const plan = planQuantization(tinyModel(), { target: 'tensorrt' });
+  assert.equal(plan.foldedActivations, 0);
+  const { model, params } = insertQdq(plan, new Map([['x', { min: -2, max: 1 }], ['c1o', { min: -5, max: 30 }], ['r1o', { min: 0, max: 30 }], ['c2o', { min: -20, max: 20 }]]));
+  for (const p of params.values()) assert.equal(p.zeroPoint, 0);
+  assert.equal(model.graph.nodes.filter((n) => n.opType === 'Relu').length, 1);
+});
