@@ -195,6 +195,12 @@ async function walkPages(f: TestFleet, page: Page): Promise<void> {
     });
     assert.ok(overflow.scrollWidth <= overflow.clientWidth + 1, `${hash}: no sideways scrolling on a phone (${overflow.scrollWidth} > ${overflow.clientWidth})`);
   }
+
+  // Log out: back to the login form, and the old cookie no longer opens the API.
+  const before = (await ctx!.cookies(f.httpUrl)).find((c) => c.name === 'ef_session')!.value;
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('button', { name: 'Log in' }).waitFor();
+  assert.equal((await fetch(`${f.httpUrl}/api/devices`, { headers: { cookie: `ef_session=${before}` } })).status, 401);
 }
 
 test('dashboard: API refuses calls without a session; wrong password refused', { skip }, async () => {
