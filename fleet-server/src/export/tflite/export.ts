@@ -1,14 +1,19 @@
 /** ONNX file bytes → TFLite flatbuffer bytes, with a report of what was mapped. */
 import { decodeModel } from '../../convert/onnx/codec.js';
+import { ModelError } from '../../../../agent/src/util/errors.js';
 import { onnxToTflite, type TfliteConversion } from './convert.js';
 import { writeTflite } from './writer.js';
 import { weightsToFp16 } from './fp16.js';
+import { dropUnusedTensors, fuseActivations, fuseHardSwish } from './fuse.js';
+import { quantizeTfliteInt8, tensorsNeedingRanges, type Range } from './int8.js';
 
 export type TflitePrecision = 'fp32' | 'fp16' | 'int8';
 
 export interface TfliteExportOptions {
   precision: TflitePrecision;
   outputs?: string[];
+  /** Calibration ranges per ONNX tensor name; required for int8 (see tfliteCalibrationTensors). */
+  ranges?: ReadonlyMap<string, Range>;
 }
 
 export interface TfliteExportResult {
@@ -17,6 +22,7 @@ export interface TfliteExportResult {
   outputs: Array<{ name: string; shape: number[] }>;
   dropped: TfliteConversion['dropped'];
   operators: number;
+  fusedActivations: number;
   transposesRemoved: number;
   transposesLeft: number;
 }
@@ -26,14 +32,30 @@ export function exportTflite(onnxBytes: Uint8Array, opts: TfliteExportOptions): 
   // rely on slice() copying when they realign initializer bytes.
   const conv = onnxToTflite(decodeModel(Uint8Array.from(onnxBytes)), { outputs: opts.outputs });
   const m = conv.model;
+  const hardSwish = opts.precision === 'int8' ? fuseHardSwish(m) : 0;
+  const fused = fuseActivations(m) + hardSwish;
   if (opts.precision === 'fp16') weightsToFp16(m);
+  if (opts.precision === 'int8') {
+    if (!opts.ranges) throw new ModelError('INT8 TFLite export needs calibration ranges; run it with calibration frames (--calib)');
+    quantizeTfliteInt8(m, opts.ranges);
+  }
+  dropUnusedTensors(m);
   return {
     bytes: writeTflite(m),
     inputs: m.inputs.map((i) => ({ name: m.tensors[i].name, shape: m.tensors[i].shape })),
     outputs: m.outputs.map((i) => ({ name: m.tensors[i].name, shape: m.tensors[i].shape })),
     dropped: conv.dropped,
     operators: m.operators.length,
+    fusedActivations: fused,
     transposesRemoved: conv.transposesRemoved,
     transposesLeft: m.operators.filter((o) => o.code === 39).length,
   };
+}
+
+/** ONNX tensor names whose calibration ranges an INT8 export of this model reads. */
+export function tfliteCalibrationTensors(onnxBytes: Uint8Array, outputs?: string[]): string[] {
+  const conv = onnxToTflite(decodeModel(Uint8Array.from(onnxBytes)), { outputs });
+  fuseHardSwish(conv.model);
+  fuseActivations(conv.model);
+  return tensorsNeedingRanges(conv.model);
 }

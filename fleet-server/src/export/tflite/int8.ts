@@ -1,0 +1,192 @@
+/**
+ * Full-integer INT8 TFLite from calibration ranges, following TFLite's 8-bit quantization spec
+ * (tensorflow.org/lite/performance/quantization_spec): activations int8 asymmetric per tensor
+ * (real = scale * (q - zero_point), the range widened to hold 0 exactly); conv weights int8
+ * symmetric per output channel (zero_point 0; quantized_dimension 0 for CONV_2D, 3 for
+ * DEPTHWISE_CONV_2D); biases int32 with scale = input scale * weight scale. Ops whose spec says
+ * "input and output must have the same scale/zero_point" (MAX_POOL_2D, RESHAPE, TRANSPOSE, PAD,
+ * RESIZE_*, MAXIMUM/MINIMUM, CONCATENATION) inherit their input's parameters; a CONCATENATION input
+ * with other parameters is requantized by an int8→int8 QUANTIZE first. LOGISTIC's output is fixed at
+ * scale 1/256, zero_point -128. The model keeps float32 inputs and outputs (QUANTIZE in, DEQUANTIZE
+ * out), so the agent feeds it exactly like the FP32 file.
+ */
+import { ModelError } from '../../../../agent/src/util/errors.js';
+import { Op, TensorType } from './schema.js';
+import type { TflModel, TflOperator, TflTensor } from './model.js';
+
+export interface Range { min: number; max: number }
+interface QP { scale: number; zp: number }
+
+const SAME_PARAMS = new Set<number>([Op.MAX_POOL_2D, Op.RESHAPE, Op.TRANSPOSE, Op.PAD, Op.RESIZE_BILINEAR, Op.RESIZE_NEAREST_NEIGHBOR, Op.MAXIMUM, Op.MINIMUM]);
+const OWN_PARAMS = new Set<number>([Op.HARD_SWISH, Op.CONV_2D, Op.DEPTHWISE_CONV_2D, Op.ADD, Op.SUB, Op.MUL, Op.RELU, Op.RELU6, Op.RELU_N1_TO_1, Op.MEAN]);
+
+export function asymmetric(r: Range): QP {
+  const lo = Math.min(r.min, 0), hi = Math.max(r.max, 0);
+  const scale = hi > lo ? (hi - lo) / 255 : 1e-6;
+  const zp = Math.max(-128, Math.min(127, Math.round(-128 - lo / scale)));
+  return { scale, zp };
+}
+
+function floats(t: TflTensor): Float32Array {
+  return new Float32Array(t.data!.slice().buffer);
+}
+
+function quantizeInt8(values: Float32Array, qp: QP): Uint8Array {
+  const out = new Int8Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = Math.max(-128, Math.min(127, Math.round(values[i] / qp.scale) + qp.zp));
+  return new Uint8Array(out.buffer);
+}
+
+export interface Int8Report { quantizedOps: number; requantized: number }
+
+export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, Range>): Int8Report {
+  const qp = new Map<number, QP>();
+  const ops: TflOperator[] = [];
+  let requantized = 0;
+  const T = model.tensors;
+  const add = (t: TflTensor): number => { T.push(t); return T.length - 1; };
+  const setQ = (i: number, p: QP): void => { qp.set(i, p); T[i].type = TensorType.INT8; T[i].quant = { scale: [p.scale], zeroPoint: [p.zp] }; };
+  const rangeOf = (i: number): QP => {
+    const r = ranges.get(T[i].name);
+    if (!r) throw new ModelError(`INT8 export: no calibration range for tensor ${T[i].name}; calibrate the ONNX model with this tensor included`);
+    return asymmetric(r);
+  };
+  const constQ = (i: number, p: QP | undefined, tag: string): number => {
+    const v = floats(T[i]);
+    let lo = 0, hi = 0;
+    for (const x of v) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
+    const q = p ?? asymmetric({ min: lo, max: hi });
+    return add({ name: `${T[i].name}/${tag}/int8`, shape: [...T[i].shape], type: TensorType.INT8, data: quantizeInt8(v, q), quant: { scale: [q.scale], zeroPoint: [q.zp] } });
+  };
+
+  // Float inputs → int8 through QUANTIZE.
+  const rename = new Map<number, number>();
+  for (const i of model.inputs) {
+    const q = rangeOf(i);
+    const qi = add({ name: `${T[i].name}/int8`, shape: [...T[i].shape], type: TensorType.INT8, quant: { scale: [q.scale], zeroPoint: [q.zp] } });
+    qp.set(qi, q);
+    rename.set(i, qi);
+    ops.push({ code: Op.QUANTIZE, inputs: [i], outputs: [qi] });
+  }
+
+  const head = floatHead(model);
+  const dequantized = new Map<number, number>();
+  for (const [k, op] of model.operators.entries()) {
+    const ins = op.inputs.map((i) => rename.get(i) ?? i);
+    if (head.has(k)) {
+      // Float head: int8 activations come back to float once, the op runs with its float weights.
+      const fixed = ins.map((i) => {
+        if (T[i].type !== TensorType.INT8 || T[i].data) return i;
+        let f = dequantized.get(i);
+        if (f === undefined) {
+          f = add({ name: `${T[i].name}/float`, shape: [...T[i].shape], type: TensorType.FLOAT32 });
+          ops.push({ code: Op.DEQUANTIZE, inputs: [i], outputs: [f] });
+          dequantized.set(i, f);
+        }
+        return f;
+      });
+      ops.push({ ...op, inputs: fixed });
+      continue;
+    }
+    const out = op.outputs[0];
+    const isAct = (i: number): boolean => !T[i].data;
+    const x = ins[0];
+    if (op.code === Op.CONV_2D || op.code === Op.DEPTHWISE_CONV_2D) {
+      const sIn = qp.get(x)!.scale;
+      const axis = op.code === Op.CONV_2D ? 0 : 3;
+      const w = floats(T[ins[1]]);
+      const shape = T[ins[1]].shape;
+      const channels = shape[axis];
+      const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+      const scales = new Array<number>(channels).fill(0);
+      w.forEach((v, k) => { const c = Math.floor(k / inner) % channels; scales[c] = Math.max(scales[c], Math.abs(v)); });
+      const b = floats(T[ins[2]]);
+      // The int32 bias is b / (input scale * weight scale): a channel whose weights are all (or nearly)
+      // zero but whose bias is not would overflow int32, so its weight scale is raised until the bias fits.
+      for (let c = 0; c < channels; c++) scales[c] = Math.max(scales[c] / 127, Math.abs(b[c]) / (sIn * 2 ** 30), 1e-12);
+      const wq = new Int8Array(w.length);
+      w.forEach((v, k) => { const c = Math.floor(k / inner) % channels; wq[k] = Math.max(-127, Math.min(127, Math.round(v / scales[c]))); });
+      const bq = Int32Array.from(b, (v, c) => Math.round(v / (sIn * scales[c])));
+      const wi = add({ name: `${T[ins[1]].name}/int8`, shape: [...shape], type: TensorType.INT8, data: new Uint8Array(wq.buffer), quant: { scale: scales, zeroPoint: scales.map(() => 0), dim: axis } });
+      const bi = add({ name: `${T[ins[2]].name}/int32`, shape: [...T[ins[2]].shape], type: TensorType.INT32, data: new Uint8Array(bq.buffer), quant: { scale: scales.map((s) => s * sIn), zeroPoint: scales.map(() => 0) } });
+      setQ(out, rangeOf(out));
+      ops.push({ ...op, inputs: [x, wi, bi] });
+    } else if (op.code === Op.LOGISTIC) {
+      setQ(out, { scale: 1 / 256, zp: -128 });
+      ops.push({ ...op, inputs: ins });
+    } else if (op.code === Op.CONCATENATION) {
+      const target = ranges.has(T[out].name) ? rangeOf(out) : qp.get(ins.find(isAct)!)!;
+      setQ(out, target);
+      const fixed = ins.map((i) => {
+        if (!isAct(i)) return constQ(i, target, 'concat');
+        const p = qp.get(i)!;
+        if (p.scale === target.scale && p.zp === target.zp) return i;
+        const r = add({ name: `${T[i].name}/requant`, shape: [...T[i].shape], type: TensorType.INT8, quant: { scale: [target.scale], zeroPoint: [target.zp] } });
+        qp.set(r, target);
+        ops.push({ code: Op.QUANTIZE, inputs: [i], outputs: [r] });
+        requantized++;
+        return r;
+      });
+      ops.push({ ...op, inputs: fixed });
+    } else if (SAME_PARAMS.has(op.code)) {
+      const p = qp.get(x);
+      if (!p) throw new ModelError(`INT8 export: ${T[x].name} has no quantization parameters before op ${op.code}`);
+      setQ(out, p);
+      const fixed = ins.map((i, k) => (k > 0 && T[i].type === TensorType.FLOAT32 && T[i].data ? constQ(i, p, 'bound') : i));
+      ops.push({ ...op, inputs: fixed });
+    } else if (OWN_PARAMS.has(op.code)) {
+      const fixed = ins.map((i) => (T[i].type === TensorType.FLOAT32 && T[i].data ? constQ(i, undefined, 'operand') : i));
+      setQ(out, rangeOf(out));
+      ops.push({ ...op, inputs: fixed });
+    } else {
+      throw new ModelError(`INT8 export: TFLite op ${op.code} has no int8 mapping here; export FP16 or FP32 instead`);
+    }
+  }
+
+  // int8 outputs → float through DEQUANTIZE, keeping the output names.
+  model.outputs = model.outputs.map((o) => {
+    if (T[o].type !== TensorType.INT8) return o;
+    const f = add({ name: T[o].name, shape: [...T[o].shape], type: TensorType.FLOAT32 });
+    T[o].name = `${T[o].name}/int8`;
+    ops.push({ code: Op.DEQUANTIZE, inputs: [o], outputs: [f] });
+    return f;
+  });
+  model.operators = ops;
+  return { quantizedOps: ops.length, requantized };
+}
+
+/**
+ * The ops kept in float: those that produce a graph output (through RESHAPE/TRANSPOSE only) and the
+ * single-consumer conv or elementwise op feeding each of them. Detector heads emit raw logits over a
+ * very wide range (BlazeFace's score logits span about -8000..3), where 256 levels leave no
+ * resolution near the decision threshold; the heads are a small share of the compute.
+ */
+function floatHead(model: TflModel): Set<number> {
+  const producer = new Map<number, number>();
+  const uses = new Map<number, number>();
+  model.operators.forEach((op, k) => { op.outputs.forEach((o) => producer.set(o, k)); op.inputs.forEach((i) => uses.set(i, (uses.get(i) ?? 0) + 1)); });
+  const head = new Set<number>();
+  const PASS = new Set<number>([Op.RESHAPE, Op.TRANSPOSE]);
+  const HEADISH = new Set<number>([Op.CONV_2D, Op.DEPTHWISE_CONV_2D, Op.ADD, Op.MUL, Op.SUB, Op.LOGISTIC]);
+  for (const o of model.outputs) {
+    let k = producer.get(o);
+    while (k !== undefined && PASS.has(model.operators[k].code)) { head.add(k); k = producer.get(model.operators[k].inputs[0]); }
+    for (let depth = 0; k !== undefined && depth < 2 && HEADISH.has(model.operators[k].code); depth++) {
+      head.add(k);
+      const act = model.operators[k].inputs.find((i) => !model.tensors[i].data);
+      if (act === undefined || (uses.get(act) ?? 0) !== 1) break;
+      k = producer.get(act);
+    }
+  }
+  return head;
+}
+
+/** TFLite activation tensors (by name) that need a calibration range: what `quantizeTfliteInt8` reads. */
+export function tensorsNeedingRanges(model: TflModel): string[] {
+  const names = new Set<string>();
+  for (const i of model.inputs) names.add(model.tensors[i].name);
+  for (const op of model.operators) {
+    if (OWN_PARAMS.has(op.code) || op.code === Op.CONCATENATION) names.add(model.tensors[op.outputs[0]].name);
+  }
+  return [...names];
+}
