@@ -34,6 +34,8 @@ export class SwappableDetector {
   lastFrame: RgbImage | undefined;
   swaps = 0;
   calls = 0;
+  /** Frames answered per model version (the fallback's answers count for the fallback). */
+  readonly answeredBy: Record<string, number> = {};
 
   constructor(initial: DetectorLike, version: string) {
     this.active = { detector: initial, version, inflight: 0 };
@@ -56,6 +58,7 @@ export class SwappableDetector {
     const t0 = performance.now();
     try {
       const r = await slot.detector.detectTimed(image);
+      this.answeredBy[slot.version] = (this.answeredBy[slot.version] ?? 0) + 1;
       this.record(slot.version, performance.now() - t0, r);
       return r;
     } catch (err) {
@@ -64,7 +67,9 @@ export class SwappableDetector {
       if (!fb) throw err;
       fb.inflight += 1;
       try {
-        return await fb.detector.detectTimed(image);
+        const r = await fb.detector.detectTimed(image);
+        this.answeredBy[fb.version] = (this.answeredBy[fb.version] ?? 0) + 1;
+        return r;
       } finally {
         this.release(fb);
       }
