@@ -8,6 +8,7 @@
  * - weights: per-channel symmetric int8 (axis 0) for Conv, per-tensor for MatMul/Gemm; Conv bias:
  *   int32 with scale sIn·sW[c]; other float constants read by quantized ops: per-tensor int8;
  * - shape-only ops (Transpose, Reshape, MaxPool, ...) share one scale between input and output;
+ * - activations: uint8 asymmetric on CPU (int8 on request), int8 symmetric for TensorRT;
  * - on CPU (asymmetric) a Relu or Clip(0, …) right after a Conv is folded into the Conv's output
  *   quantization (the clamp of Q with zero point at -128 is the ReLU), as ORT's own quantizer does;
  * - the head (nodes after the last Conv/MatMul) and any `exclude`d node stay float.
@@ -15,7 +16,7 @@
 import { DataType, attr, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode, type OnnxTensor } from '../convert/onnx/model.js';
 import { removeDeadNodes } from '../convert/onnx/passes.js';
 import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
-import { activationParams, quantizeBias, quantizePerChannel, type QParams } from './qmath.js';
+import { activationParams, activationParamsU8, quantizeBias, quantizePerChannel, type QParams } from './qmath.js';
 import type { TensorRange } from './ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 
@@ -36,14 +37,21 @@ export interface QuantPlanOptions {
   floatHead?: boolean;
   perChannel?: boolean;
   /**
-   * Which ops compute in int8: 'weighted' (default) quantizes only the inputs and outputs of
-   * Conv/MatMul/Gemm, so elementwise chains between them (hard-swish, residual adds, SE gates) run in
-   * float between one DQ and one Q; 'all' also quantizes Add/Mul/Concat/... and shape ops (more
-   * integer kernels, one rounding step per op).
+   * Which ops compute in int8: 'all' (default) also quantizes Add/Mul/Concat/Sigmoid and the shape
+   * ops (ORT then runs QLinearAdd/QLinearMul and moves int8 through Transpose/Reshape: fastest on the
+   * CenterNet's hard-swish chains); 'weighted' quantizes only the inputs and outputs of Conv/MatMul/Gemm,
+   * so elementwise chains between them run in float between one DQ and one Q.
    */
   ops?: 'weighted' | 'all';
   /** Activations to keep in float (mixed precision, from the sensitivity search); Convs reading them stay float too. */
   keepFloat?: string[];
+  /**
+   * Activation type on CPU: uint8 (default; ORT's U8S8 format, the only one for which onnxruntime
+   * 1.30 on x86 fused our depthwise Convs into QLinearConv — with int8 activations 32 of 69 BlazeFace
+   * Convs stayed DQ → float Conv, measured with optimizedModelFilePath) or int8. TensorRT always gets
+   * symmetric int8. Weights are int8 either way.
+   */
+  activationType?: 'int8' | 'uint8';
 }
 
 export interface QuantPlan {
@@ -109,7 +117,7 @@ export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): Qua
     g.nodes = g.nodes.filter((n) => !drop.has(n));
     info = analyzeGraph(g);
   }
-  const quantOps = opts.ops === 'all' ? QUANTIZABLE : WEIGHTED;
+  const quantOps = opts.ops === 'weighted' ? WEIGHTED : QUANTIZABLE;
   // A tensor that reaches an excluded (float) Conv through float ops stays float: the Conv was excluded
   // because rounding its input costs too much, so rounding it one op earlier must not happen either.
   const memo = new Map<string, boolean>();
@@ -199,12 +207,13 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
   for (const t of plan.activations) {
     const r = shared.get(t);
     if (!r) continue;
-    const p = activationParams(r, symmetric);
+    const u8 = plan.options.activationType !== 'int8' && !symmetric;
+    const p = u8 ? activationParamsU8(r) : activationParams(r, symmetric);
     params.set(t, p);
     const id = fresh();
     const names = { q: `${id}/q`, s: `${id}/s`, z: `${id}/z` };
     g.initializers.set(names.s, floatTensor([], [p.scale]));
-    g.initializers.set(names.z, { dims: [], dataType: DataType.INT8, data: Uint8Array.of(p.zeroPoint & 0xff) });
+    g.initializers.set(names.z, { dims: [], dataType: u8 ? DataType.UINT8 : DataType.INT8, data: Uint8Array.of(p.zeroPoint & 0xff) });
     newNodes.push({ opType: 'QuantizeLinear', name: `${id}/Q`, inputs: [t, names.s, names.z], outputs: [names.q], attributes: [] });
     qOut.set(t, names);
   }

@@ -21,6 +21,15 @@ export function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/** uint8 activation parameters (ORT's default U8S8 format): q in 0..255, zero point in 0..255. */
+export function activationParamsU8(range: TensorRange): QParams {
+  const lo = Math.min(0, range.min), hi = Math.max(0, range.max);
+  const span = hi - lo;
+  if (!(span > 0)) return { scale: 1, zeroPoint: 0 };
+  const scale = span / 255;
+  return { scale, zeroPoint: Math.max(0, Math.min(255, roundHalfEven(-lo / scale))) };
+}
+
 /** Activation parameters from a calibrated range. The range is widened to include 0 so 0 is exact (padding, ReLU). */
 export function activationParams(range: TensorRange, symmetric: boolean): QParams {
   const lo = Math.min(0, range.min), hi = Math.max(0, range.max);

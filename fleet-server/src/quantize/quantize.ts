@@ -74,6 +74,8 @@ export interface BuildOptions {
   ops?: 'weighted' | 'all';
   /** Activations kept float (from the sensitivity search). */
   keepFloat?: string[];
+  /** See QuantPlanOptions.activationType. */
+  activationType?: 'int8' | 'uint8';
 }
 
 export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, TensorRange> {
@@ -83,7 +85,7 @@ export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, 
 }
 
 export function buildInt8(run: CalibrationRun, opts: BuildOptions): { model: OnnxModel; stats: QdqStats; ranges: Map<string, TensorRange> } {
-  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat });
+  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat, activationType: opts.activationType });
   const ranges = rangesFor(run, opts);
   const { model, stats } = insertQdq(plan, ranges);
   for (const t of [...ranges.keys()]) if (!plan.activations.includes(t)) ranges.delete(t);
@@ -108,6 +110,8 @@ export interface QuantizeReport {
   method: CalibrationMethod;
   target: QuantTarget;
   perChannel: boolean;
+  ops: 'weighted' | 'all';
+  activationType: 'int8' | 'uint8';
   calibrationFrames: number;
   calibrationMs: number;
   sizeBytes: { fp32: number; int8: number; fp16?: number };
@@ -128,7 +132,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
   if (opts.targetSnrDb !== undefined) {
     const frames = [];
     for await (const f of modelInputs({ ...opts.frames, maxFrames: 2 }, run.meta.preprocess)) frames.push(f);
-    const sens = await activationSensitivity({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, opts), plan: { target: run.target, exclude: run.exclude, ops: opts.ops }, frames });
+    const sens = await activationSensitivity({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, opts), plan: { target: run.target, exclude: run.exclude, ops: opts.ops, activationType: opts.activationType }, frames });
     keepFloat = selectFloatActivations(sens, opts.targetSnrDb);
   }
   const built = buildInt8(run, { ...opts, keepFloat });
@@ -138,6 +142,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
   const fp32Size = (await readFile(opts.modelPath)).length;
   const report: QuantizeReport = {
     model: opts.modelPath, output: opts.outputPath, method: opts.method, target: opts.target, perChannel: opts.perChannel !== false,
+    ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8',
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: opts.exclude ?? [],
     equalizedPairs: run.equalizedPairs, keptFloat: keepFloat,

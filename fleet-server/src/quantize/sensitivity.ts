@@ -12,7 +12,7 @@ import ort from 'onnxruntime-node';
 import { encodeModel } from '../convert/onnx/codec.js';
 import { DataType, floatTensor, type OnnxModel, type OnnxNode } from '../convert/onnx/model.js';
 import { cloneModel, planQuantization, topoSort, type QuantPlanOptions } from './qdq.js';
-import { activationParams } from './qmath.js';
+import { activationParams, activationParamsU8 } from './qmath.js';
 import { nodeKey } from './graph-info.js';
 import type { TensorRange } from './ranges.js';
 import type { ModelInput } from '../../../agent/src/preprocess/preprocess.js';
@@ -44,9 +44,10 @@ export async function activationSensitivity(opts: SensitivityOptions): Promise<T
     const r = opts.ranges.get(t);
     if (!r) return;
     const id = `~s${k.toString(36)}`;
-    const p = activationParams(r, opts.plan.target === 'tensorrt');
+    const u8 = opts.plan.target === 'cpu' && opts.plan.activationType !== 'int8';
+    const p = u8 ? activationParamsU8(r) : activationParams(r, opts.plan.target === 'tensorrt');
     g.initializers.set(`${id}/s`, floatTensor([], [p.scale]));
-    g.initializers.set(`${id}/z`, { dims: [], dataType: DataType.INT8, data: Uint8Array.of(p.zeroPoint & 0xff) });
+    g.initializers.set(`${id}/z`, { dims: [], dataType: u8 ? DataType.UINT8 : DataType.INT8, data: Uint8Array.of(p.zeroPoint & 0xff) });
     g.inputs.push({ name: `${id}/g`, elemType: DataType.FLOAT, shape: [] });
     extra.push(
       { opType: 'QuantizeLinear', name: `${id}/Q`, inputs: [t, `${id}/s`, `${id}/z`], outputs: [`${id}/q`], attributes: [] },

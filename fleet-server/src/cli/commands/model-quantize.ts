@@ -9,12 +9,13 @@ import { quantizeModel } from '../../quantize/quantize.js';
 const usage = `
 usage: fleetctl model quantize --model IN.onnx --calib DIR|VIDEO --method minmax|entropy|percentile
          [--per-channel|--per-tensor] [--percentile P] [--exclude NODE,NODE] [--target cpu|tensorrt]
-         [--ops weighted|all] [--no-equalize] [--target-snr DB]
+         [--ops weighted|all] [--activations uint8|int8] [--no-equalize] [--target-snr DB]
          [--frames N] [--stride K] [--fp16] [--trt-table] -o OUT.onnx [--report R.json] [--json]
 
 Calibrates activation ranges on real frames (an image directory or a video file, preprocessed as the
 agent does from IN.meta.json) and writes a QDQ INT8 ONNX model: per-channel symmetric int8 weights,
-int32 bias, int8 activations (asymmetric for cpu, symmetric for tensorrt). Post-processing after
+int32 bias, 8-bit activations (asymmetric uint8 for cpu — onnxruntime's x86 kernels fuse depthwise
+Convs only in that form — or --activations int8; symmetric int8 for tensorrt). Post-processing after
 the last Conv stays float; --exclude keeps more nodes float. OUT.meta.json is copied from the input.
 
 options:
@@ -26,7 +27,9 @@ options:
   --per-tensor        one weight scale per tensor instead of per output channel (default per-channel)
   --exclude LIST      comma-separated node names to keep in float
   --target T          cpu (asymmetric activations) | tensorrt (symmetric) (default cpu)
-  --ops O             weighted: int8 around Conv/MatMul/Gemm only (default); all: elementwise ops too
+  --ops O             all: Conv/MatMul plus elementwise and shape ops (default); weighted: only
+                      around Conv/MatMul/Gemm
+  --activations T     uint8 (default) | int8 activations for --target cpu
   --no-equalize       skip channel equalization of Conv pairs (on by default)
   --target-snr DB     mixed precision: a sensitivity search keeps float the activations needed to hold
                       this SNR where the float head begins (slow: one run per activation)
@@ -48,7 +51,7 @@ export const command: CliCommand = {
         'per-channel': { type: 'boolean' }, 'per-tensor': { type: 'boolean' }, exclude: { type: 'string' }, target: { type: 'string', default: 'cpu' },
         frames: { type: 'string', default: '32' }, stride: { type: 'string', default: '10' }, fp16: { type: 'boolean' }, 'trt-table': { type: 'boolean' },
         output: { type: 'string', short: 'o' }, report: { type: 'string' }, json: { type: 'boolean' },
-        ops: { type: 'string', default: 'weighted' }, 'no-equalize': { type: 'boolean' }, 'target-snr': { type: 'string' },
+        ops: { type: 'string', default: 'all' }, activations: { type: 'string', default: 'uint8' }, 'no-equalize': { type: 'boolean' }, 'target-snr': { type: 'string' },
       },
     });
     if (!values.model) throw new UsageError('Expected --model IN.onnx but received nothing');
@@ -63,6 +66,8 @@ export const command: CliCommand = {
     if (!Number.isInteger(stride) || stride < 1) throw new UsageError(`Expected --stride to be a positive integer but received ${values.stride}`);
     const ops = values.ops;
     if (ops !== 'weighted' && ops !== 'all') throw new UsageError(`Expected --ops weighted or all but received ${JSON.stringify(ops)}`);
+    const activationType = values.activations;
+    if (activationType !== 'uint8' && activationType !== 'int8') throw new UsageError(`Expected --activations uint8 or int8 but received ${JSON.stringify(activationType)}`);
     const targetSnrDb = values['target-snr'] === undefined ? undefined : Number(values['target-snr']);
     if (targetSnrDb !== undefined && !Number.isFinite(targetSnrDb)) throw new UsageError(`Expected --target-snr to be a number of dB but received ${values['target-snr']}`);
     const percentile = values.percentile === undefined ? undefined : Number(values.percentile);
@@ -70,7 +75,7 @@ export const command: CliCommand = {
     const report = await quantizeModel({
       modelPath: values.model, outputPath: values.output, frames: { source: values.calib, maxFrames: frames, stride }, method, percentile, target,
       perChannel: !values['per-tensor'], exclude: values.exclude ? values.exclude.split(',').map((s) => s.trim()).filter(Boolean) : [],
-      fp16: values.fp16, trtTable: values['trt-table'], ops, equalize: !values['no-equalize'], targetSnrDb,
+      fp16: values.fp16, trtTable: values['trt-table'], ops, activationType, equalize: !values['no-equalize'], targetSnrDb,
     });
     if (values.report) await writeFile(values.report, `${JSON.stringify(report, null, 2)}\n`);
     if (values.json) {
