@@ -1,0 +1,119 @@
+/**
+ * Rollout engine on real SQLite (in memory) with scripted device reports: wave sizes, advancing only
+ * on healthy waves, gate failures (report and timeout) pause and roll back, idempotent create,
+ * operator pause/resume/abort/rollback, and the desired states it writes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase } from '../../fleet-server/src/db/database.js';
+import { DeviceStore } from '../../fleet-server/src/db/devices.js';
+import { ModelRegistry } from '../../fleet-server/src/registry/model-registry.js';
+import { DesiredStore } from '../../fleet-server/src/ota/desired-store.js';
+import { RolloutStore } from '../../fleet-server/src/rollouts/rollout-store.js';
+import { RolloutEngine } from '../../fleet-server/src/rollouts/rollout-engine.js';
+import { loadOrCreateServerKey } from '../../fleet-server/src/keys/server-key.js';
+import type { DesiredPayload, ReportedPayload } from '../../agent/src/protocol/index.js';
+
+async function setup(n: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-ro-'));
+  let now = 1_000_000;
+  const clock = () => now;
+  const db = openDatabase(':memory:');
+  const devices = new DeviceStore(db, clock);
+  const ids = Array.from({ length: n }, (_v, i) => `d${String(i).padStart(2, '0')}`);
+  for (const id of ids) devices.add(id);
+  const registry = new ModelRegistry(db, dir, clock);
+  const key = loadOrCreateServerKey(dir);
+  for (const v of ['1.0.0', '2.0.0']) {
+    writeFileSync(join(dir, `m${v}.onnx`), `model ${v}`);
+    await registry.addArtifact({ file: join(dir, `m${v}.onnx`), manifest: { name: 'm', version: v, target: 'onnx-cpu', precision: 'fp32', inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: [], metrics: {} } }, key.privateKey);
+  }
+  const published: DesiredPayload[] = [];
+  const desired = new DesiredStore(db, (_t, p) => published.push(JSON.parse(p.toString()) as DesiredPayload), clock);
+  const store = new RolloutStore(db, clock);
+  const engine = new RolloutEngine({ store, devices, registry, desired, now: clock });
+  const report = (id: string, version: string, ota?: Partial<NonNullable<ReportedPayload['ota']>>) => devices.applyReported(id, {
+    v: 1, ts: now, models: { detector: version }, health: { status: 'ok', reasons: [] },
+    ...(ota ? { ota: { role: 'detector', ts: now, ...ota } } : {}),
+  } as ReportedPayload);
+  for (const id of ids) report(id, '1.0.0', { phase: 'idle', version: '1.0.0' });
+  return { dir, db, ids, engine, desired, published, report, advance: (ms: number) => { now += ms; } };
+}
+
+const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [10, 50, 100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
+
+test('waves advance only when every device of the wave committed; create is idempotent', async () => {
+  const s = await setup(10);
+  try {
+    const { rollout, created } = s.engine.create(spec);
+    assert.equal(created, true);
+    assert.equal(s.engine.create(spec).created, false);
+    assert.equal(s.engine.list().length, 1);
+    assert.deepEqual(s.engine.status(rollout.id).waveSizes, [1, 4, 5]);
+    assert.equal(s.desired.get('d00').detector?.version, '2.0.0');
+    assert.equal(s.desired.get('d01').detector, undefined, 'wave 2 not assigned yet');
+    s.report('d00', '2.0.0', { phase: 'health', version: '2.0.0' });
+    s.engine.tick();
+    assert.equal(s.engine.status(rollout.id).wave, 0, 'still in its health window');
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    assert.equal(s.engine.status(rollout.id).wave, 1);
+    for (const id of s.ids.slice(1, 5)) assert.equal(s.desired.get(id).detector?.version, '2.0.0');
+    for (const id of s.ids.slice(1)) s.report(id, '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    s.engine.tick();
+    const st = s.engine.status(rollout.id);
+    assert.equal(st.state, 'completed');
+    assert.equal(st.totals.succeeded, 10);
+    assert.equal(st.totals.runningVersion, 10);
+    assert.ok(s.published.every((p) => p.v === 1 && p.rev >= 1));
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('a canary that rolls back pauses the rollout, rolls the wave back and blocks resume; rollback frees the role', async () => {
+  const s = await setup(10);
+  try {
+    const { rollout } = s.engine.create(spec);
+    s.report('d00', '1.0.0', { phase: 'rolled-back', version: '2.0.0', code: 'E_HEALTH', reason: 'output sanity' });
+    s.engine.tick();
+    const st = s.engine.status(rollout.id);
+    assert.equal(st.state, 'paused');
+    assert.match(st.reason ?? '', /wave 1: 1 device\(s\) failed the gate.*d00 rolled-back: E_HEALTH output sanity/);
+    assert.equal(s.desired.get('d00').detector?.version, '1.0.0', 'desired back to the previous version');
+    assert.ok(s.desired.get('d00').detector?.manifest, 'with its signed manifest');
+    assert.equal(st.totals.pending, 9);
+    assert.throws(() => s.engine.resume(rollout.id), /stopped by its gate/);
+    assert.throws(() => s.engine.create({ ...spec, version: '1.0.0' }), /still paused/);
+    assert.equal(s.engine.rollback(rollout.id).state, 'rolled-back');
+    assert.equal(s.engine.create({ ...spec, version: '1.0.0', waves: [100] }).created, true);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('a silent device fails its wave after waveTimeoutMs; operator pause/resume/abort', async () => {
+  const s = await setup(4);
+  try {
+    const { rollout } = s.engine.create({ ...spec, waves: [50, 100] });
+    s.engine.pause(rollout.id);
+    assert.throws(() => s.engine.pause(rollout.id), /only a running rollout/);
+    assert.equal(s.engine.resume(rollout.id).state, 'running');
+    s.advance(61_000);
+    s.engine.tick();
+    const st = s.engine.status(rollout.id);
+    assert.equal(st.state, 'paused');
+    assert.match(st.devices.find((d) => d.status === 'failed')?.reason ?? '', /timeout: no healthy report within 60000 ms/);
+    assert.equal(s.engine.abort(rollout.id).state, 'aborted');
+    assert.throws(() => s.engine.abort(rollout.id), /already aborted/);
+    assert.throws(() => s.engine.create({ ...spec, version: '9.9.9' }), /No onnx-cpu artifact for m@9.9.9/);
+    assert.throws(() => s.engine.create({ ...spec, waves: [50, 25] }), /ascending cumulative wave percentages/);
+    assert.throws(() => s.engine.create({ ...spec, target: 'devices:d00,nope' }), /Unknown device\(s\) in target: nope/);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
