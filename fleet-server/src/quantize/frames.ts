@@ -17,9 +17,11 @@ export interface FrameSelection {
   /** Path of an image directory or a video file. */
   source: string;
   maxFrames: number;
-  /** Take every `stride`-th frame of a video (or image of a directory), starting at `offset`. */
+  /** Take every `stride`-th frame of a video (default 10) or image of a directory (default 1), starting at `offset`. */
   stride?: number;
   offset?: number;
+  /** Video only, when no offset is given: start half a stride in, so evaluation frames differ from calibration frames. */
+  heldOut?: boolean;
 }
 
 export interface SourceFrame {
@@ -28,8 +30,6 @@ export interface SourceFrame {
 }
 
 export async function* sourceFrames(sel: FrameSelection): AsyncGenerator<SourceFrame> {
-  const stride = Math.max(1, sel.stride ?? 1);
-  const offset = Math.max(0, sel.offset ?? 0);
   let st;
   try {
     st = await stat(sel.source);
@@ -37,7 +37,10 @@ export async function* sourceFrames(sel: FrameSelection): AsyncGenerator<SourceF
     throw new InputError(`Expected an image directory or a video file for frames but ${sel.source} cannot be read: ${(err as Error).message}`, { cause: err });
   }
   let taken = 0;
-  if (st.isDirectory()) {
+  const dir = st.isDirectory();
+  const stride = Math.max(1, sel.stride ?? (dir ? 1 : 10));
+  const offset = Math.max(0, sel.offset ?? (!dir && sel.heldOut ? Math.floor(stride / 2) : 0));
+  if (dir) {
     const names = (await readdir(sel.source)).filter((n) => IMAGE_EXT.has(extname(n).toLowerCase())).sort();
     if (names.length === 0) throw new InputError(`Expected JPEG/PNG/WebP images in ${sel.source} but found none`);
     for (let i = offset; i < names.length && taken < sel.maxFrames; i += stride) {

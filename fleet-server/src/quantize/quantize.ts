@@ -4,7 +4,8 @@
  * the TensorRT calibration table from the same histograms. `calibrateForModel` and `buildInt8` are
  * split so a benchmark can calibrate once and build every method.
  */
-import { readFile, writeFile, copyFile } from 'node:fs/promises';
+import { readFile, writeFile, copyFile, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { decodeModel, encodeModel } from '../convert/onnx/codec.js';
 import type { OnnxModel } from '../convert/onnx/model.js';
@@ -137,6 +138,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
   }
   const built = buildInt8(run, { ...opts, keepFloat });
   const bytes = encodeModel(built.model);
+  await mkdir(dirname(opts.outputPath), { recursive: true });
   await writeFile(opts.outputPath, bytes);
   await copyMeta(opts.modelPath, opts.outputPath);
   const fp32Size = (await readFile(opts.modelPath)).length;

@@ -14,7 +14,8 @@ decoder) and reports detection agreement: mAP@0.5 of the candidate against the r
 detections (and against labels when given: {"frames":[{"index":N,"boxes":[{"classId","x","y","w","h"}]}]}),
 per-class AP and output SNR. Exits 1 when the mAP drop exceeds --max-drop (default 1.0): the gate
 \`model publish\` applies to INT8 artifacts.
-Defaults take every 10th video frame from offset 5, so they differ from the calibration frames.
+Defaults take every 10th video frame from offset 5, so they differ from the calibration frames
+(every image of a directory).
 `;
 
 export const command: CliCommand = {
@@ -25,15 +26,16 @@ export const command: CliCommand = {
       args: argv, strict: true,
       options: {
         reference: { type: 'string' }, candidate: { type: 'string' }, data: { type: 'string' }, labels: { type: 'string' },
-        frames: { type: 'string', default: '24' }, stride: { type: 'string', default: '10' }, offset: { type: 'string', default: '5' },
+        frames: { type: 'string', default: '24' }, stride: { type: 'string' }, offset: { type: 'string' },
         'max-drop': { type: 'string', default: '1.0' }, json: { type: 'boolean' },
       },
     });
     if (!values.reference || !values.candidate || !values.data) throw new UsageError('Expected --reference A.onnx --candidate B.onnx --data DIR|VIDEO');
-    const n = Number(values.frames), stride = Number(values.stride), offset = Number(values.offset), maxDrop = Number(values['max-drop']);
-    if (![n, stride].every((v) => Number.isInteger(v) && v >= 1) || !Number.isInteger(offset) || offset < 0) throw new UsageError('Expected positive integers for --frames and --stride and a non-negative --offset');
+    const n = Number(values.frames), maxDrop = Number(values['max-drop']);
+    const stride = values.stride === undefined ? undefined : Number(values.stride), offset = values.offset === undefined ? undefined : Number(values.offset);
+    if (![n, stride ?? 1].every((v) => Number.isInteger(v) && v >= 1) || !Number.isInteger(offset ?? 0) || (offset ?? 0) < 0) throw new UsageError('Expected positive integers for --frames and --stride and a non-negative --offset');
     if (!(maxDrop >= 0)) throw new UsageError(`Expected --max-drop ≥ 0 but received ${values['max-drop']}`);
-    const { decision, report } = await runGate({ reference: values.reference, candidate: values.candidate, data: { source: values.data, maxFrames: n, stride, offset }, labelsPath: values.labels, maxMapDrop: maxDrop });
+    const { decision, report } = await runGate({ reference: values.reference, candidate: values.candidate, data: { source: values.data, maxFrames: n, stride, offset, heldOut: true }, labelsPath: values.labels, maxMapDrop: maxDrop });
     if (values.json) process.stdout.write(`${JSON.stringify({ ok: decision.pass, decision, report })}\n`);
     else {
       process.stdout.write(`${report.frames} frames: agreement mAP@0.5 ${report.agreementMap.toFixed(2)}` + (report.labels ? `; vs labels ${report.labels.referenceMap.toFixed(2)} → ${report.labels.candidateMap.toFixed(2)}` : '') + '\n');

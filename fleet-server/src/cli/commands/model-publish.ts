@@ -1,5 +1,9 @@
 /**
  * `fleetctl model publish --model M.onnx --precision int8|fp16|fp32 [--reference FP32.onnx --data DIR|VIDEO] --out DIR`
+ * `fleetctl model publish DIR [--version V] [--target onnx-cpu] [--config F | --data-dir D]` (registry)
+ *
+ * With a DIR argument, the artifact in DIR (model.onnx + model.meta.json, and gate.json for INT8)
+ * becomes a signed version in the fleet server's registry (fleet-server/src/registry/publish.ts).
  *
  * Minimal publish step (the signed manifest and registry upload belong to the OTA work): an INT8
  * artifact must pass the accuracy gate against its FP32 reference first; a refused one is not
@@ -12,24 +16,41 @@ import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { runGate, DEFAULT_MAX_MAP_DROP, type GateDecision } from '../../quantize/gate.js';
 import { copyMeta } from '../../quantize/quantize.js';
+import { dbPathOf, loadFleetConfig } from '../../config/schema.js';
+import { openDatabase } from '../../db/database.js';
+import { loadOrCreateServerKey } from '../../keys/server-key.js';
+import { ModelRegistry } from '../../registry/model-registry.js';
+import { publishModelDir } from '../../registry/publish.js';
+import type { Manifest, ModelTarget } from '../../../../agent/src/protocol/manifest.js';
 
 const usage = `
-usage: fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR
+usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tflite|coreml] [--precision P]
+         [--config FILE | --data-dir DIR] [--json]
+       fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR
          [--reference FP32.onnx --data DIR|VIDEO] [--max-drop POINTS] [--json]
 
 An int8 model needs --reference and --data: it is evaluated against the FP32 model and refused
 (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}); publish
 the FP16 or FP32 artifact instead. Writes DIR/<model file>, its .meta.json and DIR/gate.json.
+
+With DIR first: adds DIR/model.onnx as a version to the registry in the fleet server's data dir, with
+a manifest signed by the server key (created on first use, 0600). Versions never change: the same
+bytes again are a no-op, other bytes under the same version are refused. An int8 artifact needs
+DIR/gate.json with a passing decision (the --out form above writes it).
 `;
 
 export const command: CliCommand = {
   summary: 'publish a model artifact; INT8 only after it passes the accuracy gate',
   usage,
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv, strict: true,
-      options: { model: { type: 'string' }, precision: { type: 'string' }, reference: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'max-drop': { type: 'string' }, json: { type: 'boolean' } },
+    const { values, positionals } = parseArgs({
+      args: argv, strict: true, allowPositionals: true,
+      options: {
+        model: { type: 'string' }, precision: { type: 'string' }, reference: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'max-drop': { type: 'string' }, json: { type: 'boolean' },
+        version: { type: 'string' }, target: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
+      },
     });
+    if (positionals.length > 0) return publishToRegistry(positionals, values);
     if (!values.model || !values.out) throw new UsageError('Expected --model M.onnx and --out DIR');
     const precision = values.precision;
     if (precision !== 'int8' && precision !== 'fp16' && precision !== 'fp32') throw new UsageError(`Expected --precision int8, fp16 or fp32 but received ${JSON.stringify(precision)}`);
@@ -38,7 +59,7 @@ export const command: CliCommand = {
       if (!values.reference || !values.data) throw new UsageError('An int8 artifact needs --reference FP32.onnx and --data DIR|VIDEO for the accuracy gate');
       const maxMapDrop = values['max-drop'] === undefined ? DEFAULT_MAX_MAP_DROP : Number(values['max-drop']);
       if (!(maxMapDrop >= 0)) throw new UsageError(`Expected --max-drop ≥ 0 but received ${values['max-drop']}`);
-      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, stride: 10, offset: 5 }, maxMapDrop }));
+      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, heldOut: true }, maxMapDrop }));
       if (!decision.pass) {
         if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, decision })}\n`);
         else process.stderr.write(`refused: ${decision.reason}\noffer instead: ${decision.offer.join(', ')}\n`);
@@ -55,3 +76,23 @@ export const command: CliCommand = {
     return EXIT.ok;
   },
 };
+
+async function publishToRegistry(positionals: string[], v: { version?: string; target?: string; precision?: string; config?: string; 'data-dir'?: string; json?: boolean }): Promise<number> {
+  if (positionals.length !== 1) throw new UsageError(`Expected one model directory but received ${positionals.length}`);
+  const config = loadFleetConfig(v.config);
+  if (v['data-dir']) config.dataDir = v['data-dir'];
+  const db = openDatabase(dbPathOf(config));
+  try {
+    const key = loadOrCreateServerKey(config.dataDir);
+    const registry = new ModelRegistry(db, config.dataDir);
+    const { record, created } = await publishModelDir(registry, key.privateKey, {
+      dir: positionals[0], version: v.version, target: v.target as ModelTarget | undefined, precision: v.precision as Manifest['precision'] | undefined,
+    });
+    const { path: _path, ...shown } = record;
+    if (v.json) process.stdout.write(`${JSON.stringify({ ok: true, created, artifact: shown })}\n`);
+    else process.stdout.write(`${created ? 'published' : 'already published (same bytes)'} ${record.name}@${record.version} ${record.target} ${record.precision} ${record.size} bytes sha256 ${record.sha256}\n`);
+    return EXIT.ok;
+  } finally {
+    db.close();
+  }
+}

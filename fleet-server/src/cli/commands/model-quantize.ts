@@ -33,7 +33,8 @@ options:
   --no-equalize       skip channel equalization of Conv pairs (on by default)
   --target-snr DB     mixed precision: a sensitivity search keeps float the activations needed to hold
                       this SNR where the float head begins (slow: one run per activation)
-  --frames N          calibration frames to use (default 32); --stride K takes every K-th video frame (default 10)
+  --frames N          calibration frames to use (default 32); --stride K takes every K-th frame
+                      (default 10 for a video, 1 for an image directory)
   --fp16              also write OUT.fp16.onnx
   --trt-table         also write OUT.calib.cache (TensorRT calibration table, text)
   -o, --output FILE   the INT8 model to write
@@ -49,7 +50,7 @@ export const command: CliCommand = {
       options: {
         model: { type: 'string' }, calib: { type: 'string' }, method: { type: 'string', default: 'percentile' }, percentile: { type: 'string' },
         'per-channel': { type: 'boolean' }, 'per-tensor': { type: 'boolean' }, exclude: { type: 'string' }, target: { type: 'string', default: 'cpu' },
-        frames: { type: 'string', default: '32' }, stride: { type: 'string', default: '10' }, fp16: { type: 'boolean' }, 'trt-table': { type: 'boolean' },
+        frames: { type: 'string', default: '32' }, stride: { type: 'string' }, fp16: { type: 'boolean' }, 'trt-table': { type: 'boolean' },
         output: { type: 'string', short: 'o' }, report: { type: 'string' }, json: { type: 'boolean' },
         ops: { type: 'string', default: 'all' }, activations: { type: 'string', default: 'uint8' }, 'no-equalize': { type: 'boolean' }, 'target-snr': { type: 'string' },
       },
@@ -61,9 +62,9 @@ export const command: CliCommand = {
     if (method !== 'minmax' && method !== 'entropy' && method !== 'percentile') throw new UsageError(`Expected --method minmax, entropy or percentile but received ${JSON.stringify(method)}`);
     const target = values.target;
     if (target !== 'cpu' && target !== 'tensorrt') throw new UsageError(`Expected --target cpu or tensorrt but received ${JSON.stringify(target)}`);
-    const frames = Number(values.frames), stride = Number(values.stride);
+    const frames = Number(values.frames), stride = values.stride === undefined ? undefined : Number(values.stride);
     if (!Number.isInteger(frames) || frames < 1) throw new UsageError(`Expected --frames to be a positive integer but received ${values.frames}`);
-    if (!Number.isInteger(stride) || stride < 1) throw new UsageError(`Expected --stride to be a positive integer but received ${values.stride}`);
+    if (stride !== undefined && (!Number.isInteger(stride) || stride < 1)) throw new UsageError(`Expected --stride to be a positive integer but received ${values.stride}`);
     const ops = values.ops;
     if (ops !== 'weighted' && ops !== 'all') throw new UsageError(`Expected --ops weighted or all but received ${JSON.stringify(ops)}`);
     const activationType = values.activations;
