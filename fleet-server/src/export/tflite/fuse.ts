@@ -20,7 +20,7 @@ export function fuseActivations(model: TflModel): number {
   const consumers = new Map<number, number[]>();
   model.operators.forEach((op, k) => op.inputs.forEach((i) => consumers.set(i, [...(consumers.get(i) ?? []), k])));
   const removed = new Set<number>();
-  model.operators.forEach((op, k) => {
+  model.operators.forEach((op) => {
     const field = FIELD[op.code];
     if (!field || op.options?.fields.some((f) => f.id === field.id)) return;
     const out = op.outputs[0];

@@ -1,0 +1,97 @@
+/** TflModel (FP32, fused activations) → Core ML layers in CHW. Graph outputs that a RESHAPE produces are taken before it (see docs/ios-bridge.md). */
+import { ModelError } from '../../../../agent/src/util/errors.js';
+import { F, Op, Padding, TensorType } from '../tflite/schema.js';
+import type { TflModel, TflOperator } from '../tflite/model.js';
+import { transposeConst } from '../tflite/consts.js';
+import type { CmlLayer, CmlModel, CmlPrecision } from './layers.js';
+
+const chw = (nhwc: number[]): number[] => (nhwc.length === 4 ? [nhwc[3], nhwc[1], nhwc[2]] : nhwc);
+
+export function tfliteToCoreml(m: TflModel, precision: CmlPrecision): CmlModel {
+  const T = m.tensors;
+  const name = (i: number): string => T[i].name;
+  const floats = (i: number): Float32Array => new Float32Array(T[i].data!.slice().buffer);
+  const field = (op: TflOperator, id: number, dflt: number): number => (op.options?.fields.find((f) => f.id === id)?.value as number | undefined) ?? dflt;
+  const layers: CmlLayer[] = [];
+  const outputs: CmlModel['outputs'] = [];
+  const metadata: Record<string, string> = {};
+  const finalReshape = new Map<number, number>();
+  for (const op of m.operators) if (op.code === Op.RESHAPE && m.outputs.includes(op.outputs[0])) finalReshape.set(op.outputs[0], op.inputs[0]);
+  const act = (op: TflOperator, id: number, out: string): string => {
+    const fn = op.options?.fields.find((f) => f.id === id)?.value ?? 0;
+    if (fn === 0) return out;
+    if (fn !== 1) throw new ModelError(`Core ML export: fused activation ${String(fn)} is not supported (only RELU)`);
+    layers.push({ kind: 'activation', name: `${out}/relu`, input: `${out}/pre`, output: out, fn: 'relu' });
+    return `${out}/pre`;
+  };
+  for (const op of m.operators) {
+    const out = name(op.outputs[0]);
+    switch (op.code) {
+      case Op.CONV_2D: case Op.DEPTHWISE_CONV_2D: {
+        const dw = op.code === Op.DEPTHWISE_CONV_2D;
+        const ids = dw ? F.DepthwiseConv2DOptions : F.Conv2DOptions;
+        const wt = T[op.inputs[1]];
+        // Core ML conv weights are [outC, kernelC, kH, kW]; TFLite has OHWI (conv) or 1HWO (depthwise).
+        const c = { dims: wt.shape, values: Float64Array.from(floats(op.inputs[1])), isFloat: true };
+        const w = transposeConst(c, dw ? [3, 0, 1, 2] : [0, 3, 1, 2]);
+        const outC = w.dims[0];
+        const pending: CmlLayer = {
+          kind: 'conv', name: out, input: name(op.inputs[0]), output: out, outC, kernelC: w.dims[1], groups: dw ? outC : 1,
+          kernel: [w.dims[2], w.dims[3]], stride: [field(op, ids.stride_h, 1), field(op, ids.stride_w, 1)], same: field(op, ids.padding, 0) === Padding.SAME,
+          weights: { values: Float32Array.from(w.values), channels: outC }, bias: { values: floats(op.inputs[2]), channels: outC },
+        };
+        const pre = act(op, ids.fused_activation_function, out);
+        pending.output = pre;
+        layers.splice(pre === out ? layers.length : layers.length - 1, 0, pending);
+        break;
+      }
+      case Op.ADD: {
+        const ins = op.inputs.map((i) => {
+          if (!T[i].data) return name(i);
+          throw new ModelError('Core ML export: ADD with a constant operand is not supported');
+        });
+        const pending: CmlLayer = { kind: 'add', name: out, inputs: ins, output: out };
+        const pre = act(op, 0, out);
+        pending.output = pre;
+        layers.splice(pre === out ? layers.length : layers.length - 1, 0, pending);
+        break;
+      }
+      case Op.RELU: layers.push({ kind: 'activation', name: out, input: name(op.inputs[0]), output: out, fn: 'relu' }); break;
+      case Op.LOGISTIC: layers.push({ kind: 'activation', name: out, input: name(op.inputs[0]), output: out, fn: 'sigmoid' }); break;
+      case Op.MAX_POOL_2D: {
+        const P = F.Pool2DOptions;
+        layers.push({ kind: 'maxpool', name: out, input: name(op.inputs[0]), output: out, kernel: [field(op, P.filter_height, 1), field(op, P.filter_width, 1)],
+          stride: [field(op, P.stride_h, 1), field(op, P.stride_w, 1)], same: field(op, P.padding, 0) === Padding.SAME });
+        break;
+      }
+      case Op.CONCATENATION: {
+        if (field(op, F.ConcatenationOptions.axis, 0) !== 3) throw new ModelError('Core ML export: only channel concatenation is supported');
+        const ins = op.inputs.map((i) => {
+          if (!T[i].data) return name(i);
+          const shape = chw(T[i].shape) as [number, number, number];
+          const values = transposeConst({ dims: T[i].shape, values: Float64Array.from(floats(i)), isFloat: true }, [0, 3, 1, 2]).values;
+          layers.push({ kind: 'const', name: `${name(i)}/const`, output: `${name(i)}/const`, shape, data: { values: Float32Array.from(values), channels: shape[0] } });
+          return `${name(i)}/const`;
+        });
+        layers.push({ kind: 'concat', name: out, inputs: ins, output: out });
+        break;
+      }
+      case Op.RESHAPE: {
+        const src = finalReshape.get(op.outputs[0]);
+        if (src === undefined) throw new ModelError('Core ML export: RESHAPE inside the graph is not supported');
+        outputs.push({ name: name(src), shape: chw(T[src].shape) });
+        metadata[`output:${name(src)}`] = JSON.stringify({ onnxOutput: out, reshapeFromHWC: T[op.outputs[0]].shape });
+        break;
+      }
+      default:
+        throw new ModelError(`Core ML export: TFLite op ${op.code} has no Core ML layer here`);
+    }
+  }
+  for (const o of m.outputs) if (!finalReshape.has(o)) outputs.push({ name: name(o), shape: chw(T[o].shape) });
+  const inputs = m.inputs.map((i) => {
+    if (T[i].type !== TensorType.FLOAT32) throw new ModelError('Core ML export: only float32 inputs are supported');
+    return { name: name(i), shape: chw(T[i].shape) };
+  });
+  metadata.inputLayout = 'CHW (the ONNX model takes NHWC; the bridge feeds planar RGB)';
+  return { inputs, outputs, layers, precision, metadata };
+}

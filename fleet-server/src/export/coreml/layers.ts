@@ -1,0 +1,31 @@
+/**
+ * Core ML NeuralNetwork layers as we emit them (a small subset of NeuralNetwork.proto), in Core ML's
+ * per-sample CHW layout. Built from the TFLite graph (which already has static shapes, folded
+ * transposes and fused activations): a TFLite NHWC [1,H,W,C] tensor is the Core ML blob [C,H,W].
+ */
+export type CmlPrecision = 'fp32' | 'fp16' | 'int8';
+
+export interface CmlWeights {
+  /** Float values in Core ML order; how they are stored depends on the precision. */
+  values: Float32Array;
+  /** Output channels, for per-channel 8-bit linear quantization. */
+  channels: number;
+}
+
+export type CmlLayer =
+  | { kind: 'conv'; name: string; input: string; output: string; outC: number; kernelC: number; groups: number; kernel: [number, number]; stride: [number, number]; same: boolean; weights: CmlWeights; bias: CmlWeights }
+  | { kind: 'activation'; name: string; input: string; output: string; fn: 'relu' | 'sigmoid' }
+  | { kind: 'add'; name: string; inputs: string[]; output: string }
+  | { kind: 'maxpool'; name: string; input: string; output: string; kernel: [number, number]; stride: [number, number]; same: boolean }
+  | { kind: 'concat'; name: string; inputs: string[]; output: string }
+  | { kind: 'const'; name: string; output: string; shape: [number, number, number]; data: CmlWeights };
+
+export interface CmlFeature { name: string; shape: number[] }
+
+export interface CmlModel {
+  inputs: CmlFeature[];
+  outputs: CmlFeature[];
+  layers: CmlLayer[];
+  precision: CmlPrecision;
+  metadata: Record<string, string>;
+}

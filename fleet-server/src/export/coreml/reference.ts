@@ -1,0 +1,102 @@
+/**
+ * Reference evaluation of the Core ML layers we emit, in float64 over CHW blobs, following the layer
+ * definitions in NeuralNetwork.proto (convolution with groups; "same" padding BOTTOM_RIGHT_HEAVY puts
+ * the odd pad cell at the end, as TensorFlow does; max pooling ignores padded cells). Used to prove
+ * an exported `.mlmodel` computes what the ONNX model computes, since Core ML itself only runs on Apple.
+ */
+import { ModelError } from '../../../../agent/src/util/errors.js';
+import type { CmlLayer, CmlModel } from './layers.js';
+
+export interface Blob { shape: [number, number, number]; data: Float64Array }
+
+function samePad(size: number, k: number, s: number): { out: number; before: number } {
+  const out = Math.ceil(size / s);
+  const total = Math.max((out - 1) * s + k - size, 0);
+  return { out, before: Math.floor(total / 2) };
+}
+
+function conv(x: Blob, l: Extract<CmlLayer, { kind: 'conv' }>): Blob {
+  const [C, H, W] = x.shape;
+  const [kh, kw] = l.kernel, [sh, sw] = l.stride;
+  const ph = l.same ? samePad(H, kh, sh) : { out: Math.floor((H - kh) / sh) + 1, before: 0 };
+  const pw = l.same ? samePad(W, kw, sw) : { out: Math.floor((W - kw) / sw) + 1, before: 0 };
+  const outPerGroup = l.outC / l.groups, inPerGroup = C / l.groups;
+  if (inPerGroup !== l.kernelC) throw new ModelError(`conv ${l.name}: ${C} input channels / ${l.groups} groups != kernelChannels ${l.kernelC}`);
+  const out = new Float64Array(l.outC * ph.out * pw.out);
+  const w = l.weights.values, b = l.bias.values;
+  for (let o = 0; o < l.outC; o++) {
+    const g = Math.floor(o / outPerGroup);
+    for (let y = 0; y < ph.out; y++) {
+      for (let xx = 0; xx < pw.out; xx++) {
+        let acc = b[o];
+        for (let ci = 0; ci < inPerGroup; ci++) {
+          const c = g * inPerGroup + ci;
+          for (let ky = 0; ky < kh; ky++) {
+            const iy = y * sh + ky - ph.before;
+            if (iy < 0 || iy >= H) continue;
+            for (let kx = 0; kx < kw; kx++) {
+              const ix = xx * sw + kx - pw.before;
+              if (ix < 0 || ix >= W) continue;
+              acc += w[((o * inPerGroup + ci) * kh + ky) * kw + kx] * x.data[(c * H + iy) * W + ix];
+            }
+          }
+        }
+        out[(o * ph.out + y) * pw.out + xx] = acc;
+      }
+    }
+  }
+  return { shape: [l.outC, ph.out, pw.out], data: out };
+}
+
+function maxpool(x: Blob, l: Extract<CmlLayer, { kind: 'maxpool' }>): Blob {
+  const [C, H, W] = x.shape;
+  const [kh, kw] = l.kernel, [sh, sw] = l.stride;
+  const ph = l.same ? samePad(H, kh, sh) : { out: Math.floor((H - kh) / sh) + 1, before: 0 };
+  const pw = l.same ? samePad(W, kw, sw) : { out: Math.floor((W - kw) / sw) + 1, before: 0 };
+  const out = new Float64Array(C * ph.out * pw.out);
+  for (let c = 0; c < C; c++) for (let y = 0; y < ph.out; y++) for (let xx = 0; xx < pw.out; xx++) {
+    let m = -Infinity;
+    for (let ky = 0; ky < kh; ky++) for (let kx = 0; kx < kw; kx++) {
+      const iy = y * sh + ky - ph.before, ix = xx * sw + kx - pw.before;
+      if (iy >= 0 && iy < H && ix >= 0 && ix < W) m = Math.max(m, x.data[(c * H + iy) * W + ix]);
+    }
+    out[(c * ph.out + y) * pw.out + xx] = m;
+  }
+  return { shape: [C, ph.out, pw.out], data: out };
+}
+
+export function evaluateCoreml(m: CmlModel, inputs: Record<string, Blob>): Record<string, Blob> {
+  const env = new Map<string, Blob>(Object.entries(inputs));
+  const get = (n: string): Blob => {
+    const b = env.get(n);
+    if (!b) throw new ModelError(`Core ML reference: blob ${n} is used before it is produced`);
+    return b;
+  };
+  for (const l of m.layers) {
+    switch (l.kind) {
+      case 'conv': env.set(l.output, conv(get(l.input), l)); break;
+      case 'maxpool': env.set(l.output, maxpool(get(l.input), l)); break;
+      case 'activation': {
+        const x = get(l.input);
+        env.set(l.output, { shape: x.shape, data: x.data.map((v) => (l.fn === 'relu' ? Math.max(0, v) : 1 / (1 + Math.exp(-v)))) });
+        break;
+      }
+      case 'add': {
+        const [a, b] = l.inputs.map(get);
+        env.set(l.output, { shape: a.shape, data: a.data.map((v, i) => v + b.data[i]) });
+        break;
+      }
+      case 'concat': {
+        const parts = l.inputs.map(get);
+        const C = parts.reduce((s, p) => s + p.shape[0], 0);
+        const data = new Float64Array(C * parts[0].shape[1] * parts[0].shape[2]);
+        let off = 0;
+        for (const p of parts) { data.set(p.data, off); off += p.data.length; }
+        env.set(l.output, { shape: [C, parts[0].shape[1], parts[0].shape[2]], data });
+        break;
+      }
+      case 'const': env.set(l.output, { shape: l.shape, data: Float64Array.from(l.data.values) }); break;
+    }
+  }
+  return Object.fromEntries(m.outputs.map((o) => [o.name, get(o.name)]));
+}
