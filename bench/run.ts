@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { CATALOG } from './lib/catalog.js';
 import { machineInfo } from './lib/machine.js';
 import { readResults, writeResult, type BenchResult } from './lib/result.js';
-import { renderBenchmarks, type RenderInput } from './lib/render.js';
+import { renderBenchmarks } from './lib/render.js';
 import type { BenchContext } from './lib/context.js';
 import { describeError } from '../agent/src/util/errors.js';
 
@@ -36,7 +36,7 @@ async function runQuantize(ctx: BenchContext): Promise<void> {
 export async function renderDoc(): Promise<string> {
   const all = readResults();
   const results = new Map<string, BenchResult>();
-  const external: NonNullable<RenderInput['external']> = new Map();
+  const external = new Map<string, { markdown: string; createdAt: string }>();
   for (const [name, value] of all) {
     const v = value as Partial<BenchResult> & { models?: unknown };
     if (name === 'quantize' && Array.isArray(v.models)) {

@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { RunSummary } from '../../agent/src/pipeline/agent-runner.js';
+import { runTsJson } from './context.js';
 
 export const CENTERNET = resolve('assets/models/coco-centernet/model.onnx');
 export const VTEST = resolve('assets/video/vtest.avi');
@@ -41,14 +42,20 @@ export function spawnAgent(configPath: string, extra: string[] = []): ChildProce
   return spawn(process.execPath, ['bin/edge-agent.js', 'run', '--config', configPath, '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-export function agentSummary(child: ChildProcess): Promise<RunSummary> {
+/** Waits for the run summary; a run that outlives `timeoutMs` is killed (a hung bench must not hang `npm run bench`). */
+export function agentSummary(child: ChildProcess, timeoutMs = 240_000): Promise<RunSummary> {
   let out = '';
   let err = '';
   child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr?.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000); });
   return new Promise((resolveP, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      err += `\n[bench] killed after ${timeoutMs} ms`;
+    }, timeoutMs);
     child.once('error', reject);
     child.once('exit', (code, signal) => {
+      clearTimeout(timer);
       const line = out.trim().split('\n').reverse().find((l) => l.startsWith('{"type":"summary"'));
       if (!line) {
         reject(new Error(`edge-agent run exited with ${code ?? signal} and no summary; stderr: ${err.slice(-1500)}`));
@@ -61,6 +68,25 @@ export function agentSummary(child: ChildProcess): Promise<RunSummary> {
 
 export async function runAgent(c: AgentBenchConfig): Promise<RunSummary> {
   return agentSummary(spawnAgent(writeAgentConfig(c)));
+}
+
+export interface TimedRun {
+  summary: RunSummary;
+  /** Frames per second between frame `skip` and the last frame (no start-up or end in it). */
+  steadyFps: number;
+}
+
+/** Runs the agent pipeline in a child process (bench/lib/agent-child.ts) and times each frame. */
+export async function runAgentTimed(c: AgentBenchConfig, opts: { skip?: number; onRetry?: (err: Error) => void } = {}): Promise<TimedRun> {
+  const skip = opts.skip ?? 5;
+  const frames = Number((c.source as { maxFrames?: number }).maxFrames ?? 100);
+  const attempt = () => runTsJson<{ summary: RunSummary; frameDoneMs: number[] }>('bench/lib/agent-child.ts', ['--config', writeAgentConfig(c)], { UV_THREADPOOL_SIZE: '16' }, 60_000 + frames * 1500);
+  // One retry: a run that hangs (seen intermittently under heavy load) is killed, reported and run again.
+  const out = await attempt().catch((err: Error) => { opts.onRetry?.(err); return attempt(); });
+  const t = out.frameDoneMs;
+  const from = Math.min(skip, t.length - 2);
+  const steadyFps = t.length >= 2 ? ((t.length - 1 - from) * 1000) / (t[t.length - 1] - t[from]) : Number.NaN;
+  return { summary: out.summary, steadyFps };
 }
 
 /** A file source over vtest.avi: every frame processed (back-pressure), or at the file's rate. */

@@ -7,8 +7,12 @@ export function percentile(values: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
+/** Median (mean of the two middle values for an even count); NaN when empty. */
 export function median(values: readonly number[]): number {
-  return percentile(values, 0.5);
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 export function mean(values: readonly number[]): number {
