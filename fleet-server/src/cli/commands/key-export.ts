@@ -10,7 +10,7 @@ export const command: CliCommand = {
   usage: `usage: fleetctl key export [--config FILE | --data-dir DIR] [--out FILE] [--json]
 
 The key pair lives in <dataDir>/keys/signing-key.pem (mode 0600), created on the server's first
-start. Copy the public key to every agent (ota.publicKey in its config); agents refuse manifests
+start. Copy the public key to every agent (the key its OtaManager pins); agents refuse manifests
 that do not verify against it. The private key never leaves the server: back it up, because a new
 key makes every agent refuse new models until they pin the new public key.`,
   async run(argv) {
