@@ -54,6 +54,7 @@ test('a live source that fails is restarted with jittered backoff, then gives up
       constructor() { created++; }
       play() { setImmediate(() => this.bus?.({ type: 'error', message: 'Could not open resource for reading.' })); }
       stop() { const p = this.pending; this.pending = undefined; p?.(null, {}); }
+      sendEOS() { this.stop(); }
       pollBus(cb: (m: Record<string, unknown>) => void) { this.bus = cb; }
       findChild() { return { pull: (cb: (b: Buffer | null, c: Record<string, unknown>) => void) => { this.pending = cb; } }; }
     },

@@ -24,6 +24,7 @@ export interface GstAppSink {
 export interface GstPipeline {
   play(): void;
   stop(): void;
+  sendEOS(): void;
   findChild(name: string): unknown;
   pollBus(cb: (msg: Record<string, unknown>) => void): void;
 }
@@ -76,7 +77,8 @@ export class GstFrameSource {
   readonly stats: FrameSourceStats = { framesIn: 0, dropped: 0, restarts: 0, errors: 0 };
   readonly pipelineDescription: string;
   private readonly log = moduleLogger('capture');
-  private current: GstPipeline | undefined;
+  /** Asks the running attempt to end (EOS through the pipeline, then stop). */
+  private requestStop: (() => void) | undefined;
 
   constructor(private readonly opts: FrameSourceOptions) {
     this.pipelineDescription = buildPipeline(opts.config, opts.board);
@@ -97,7 +99,7 @@ export class GstFrameSource {
     let stopRequested = false;
     const stop = () => {
       stopRequested = true;
-      this.current?.stop();
+      this.requestStop?.();
       queue.end();
     };
     signal?.addEventListener('abort', stop, { once: true });
@@ -164,28 +166,58 @@ export class GstFrameSource {
       pipeline.stop();
       return Promise.resolve({ kind: 'error', fatal: true, message: `the pipeline has no appsink named "sink": ${this.pipelineDescription}` });
     }
-    this.current = pipeline;
     return new Promise<AttemptEnd>((resolve) => {
       let busError: string | undefined;
+      let done = false;
+      let eosRequested = false;
+      let fallback: NodeJS.Timeout | undefined;
+      const outcome = (): AttemptEnd => (busError ? { kind: 'error', fatal: false, message: busError }
+        : ctx.stopped() || (cfg.maxFrames > 0 && this.stats.framesIn >= cfg.maxFrames) ? { kind: 'stopped' } : { kind: 'eos' });
+      // Ends the attempt. Called from the bus callback whenever possible: gstreamer-superficial
+      // re-queues its blocking bus poll unless the pipeline is in NULL when the callback returns, and
+      // a poll left waiting on a stopped pipeline never returns (process exit then hangs joining the
+      // thread pool, seen with gdb). So a stop is an EOS request, and the bus's EOS stops it.
+      const finish = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(fallback);
+        pipeline.stop();
+        if (this.requestStop === requestEos) this.requestStop = undefined;
+        resolve(outcome());
+      };
+      const requestEos = () => {
+        if (eosRequested || done) return;
+        eosRequested = true;
+        pipeline.sendEOS();
+        // A pipeline that cannot carry EOS (stalled source) is stopped directly after a bound.
+        fallback = setTimeout(finish, 3000);
+      };
+      this.requestStop = requestEos;
       pipeline.pollBus((msg) => {
         if (msg.type === 'error') {
           busError = `${String(msg.message ?? 'error')}${msg.debug ? ` (${String(msg.debug).split('\n').pop()})` : ''}`;
-          pipeline.stop(); // flushes the appsink: the pending pull returns null
+          finish(); // flushes the appsink: the pending pull returns null
+        } else if (msg.type === 'eos') {
+          finish();
         }
       });
       const onSample = (buf: Buffer | null, caps: Record<string, unknown>) => {
-        if (!buf || ctx.stopped() || (cfg.maxFrames > 0 && this.stats.framesIn >= cfg.maxFrames)) {
-          pipeline.stop();
-          this.current = undefined;
-          if (ctx.stopped() || (buf && cfg.maxFrames > 0)) resolve({ kind: 'stopped' });
-          else if (busError) resolve({ kind: 'error', fatal: false, message: busError });
-          else resolve({ kind: 'eos' });
+        if (done) return;
+        if (!buf) {
+          // End of stream at the appsink; the bus's EOS message follows and ends the attempt.
+          fallback ??= setTimeout(finish, 3000);
+          return;
+        }
+        if (ctx.stopped() || (cfg.maxFrames > 0 && this.stats.framesIn >= cfg.maxFrames)) {
+          // Keep draining (and discarding) so that the EOS can travel through a full appsink.
+          requestEos();
+          sink.pull(onSample);
           return;
         }
         const frame = toFrame(buf, caps, { index: ctx.nextIndex(), sourceId: cfg.id, capturedAtNs: nowNs(), startNs: ctx.startNs });
         if (typeof frame === 'string') {
           busError = frame;
-          pipeline.stop();
+          requestEos();
           sink.pull(onSample);
           return;
         }
