@@ -17,6 +17,7 @@ APT_PACKAGES=(
   mosquitto python3-onnx python3-numpy
   systemd
   chromium
+  python3-pyarmnn libarmnn-cpuref-backend22
 )
 if [ "${EF_SETUP_SKIP_APT:-0}" != 1 ]; then
   missing=()
