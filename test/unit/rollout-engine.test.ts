@@ -16,6 +16,7 @@ import { RolloutStore } from '../../fleet-server/src/rollouts/rollout-store.js';
 import { RolloutEngine } from '../../fleet-server/src/rollouts/rollout-engine.js';
 import { loadOrCreateServerKey } from '../../fleet-server/src/keys/server-key.js';
 import type { DesiredPayload, ReportedPayload } from '../../agent/src/protocol/index.js';
+import type { OtaReport } from '../../agent/src/protocol/ota.js';
 
 async function setup(n: number) {
   const dir = mkdtempSync(join(tmpdir(), 'ef-ro-'));
@@ -35,7 +36,7 @@ async function setup(n: number) {
   const desired = new DesiredStore(db, (_t, p) => published.push(JSON.parse(p.toString()) as DesiredPayload), clock);
   const store = new RolloutStore(db, clock);
   const engine = new RolloutEngine({ store, devices, registry, desired, now: clock });
-  const report = (id: string, version: string, ota?: Partial<NonNullable<ReportedPayload['ota']>>) => devices.applyReported(id, {
+  const report = (id: string, version: string, ota?: Partial<OtaReport>) => devices.applyReported(id, {
     v: 1, ts: now, models: { detector: version }, health: { status: 'ok', reasons: [] },
     ...(ota ? { ota: { role: 'detector', ts: now, ...ota } } : {}),
   } as ReportedPayload);

@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { RgbImage } from '../types.js';
-import type { DetectResult } from '../infer/detector.js';
+import type { Detector, DetectResult } from '../infer/detector.js';
 import { describeError } from '../util/errors.js';
 
 export interface DetectorLike {
@@ -43,6 +43,19 @@ export class SwappableDetector {
 
   get version(): string {
     return this.active.version;
+  }
+
+  /** The active model's metadata, provider and session (AgentRunner logs them and applies score-threshold reloads). */
+  get meta(): Detector['meta'] {
+    return (this.active.detector as Partial<Detector>).meta as Detector['meta'];
+  }
+
+  get provider(): string {
+    return (this.active.detector as Partial<Detector>).provider ?? 'unknown';
+  }
+
+  get session(): Detector['session'] {
+    return (this.active.detector as Partial<Detector>).session as Detector['session'];
   }
 
   /** Observes every answered frame (the health window). */

@@ -33,14 +33,17 @@ export interface RunSummary {
 export interface AgentRunnerOptions {
   config: AgentConfig;
   sinks?: PipelineSinks;
-  /** Replaces the detector (tests, or an adapter chosen by the service). */
-  detector?: Detector;
+  /** Replaces the detector (tests, an adapter chosen by the service, or the OTA SwappableDetector). */
+  detector?: DetectorHandle;
 }
+
+/** What the runner needs of a detector; Detector and agent/src/ota SwappableDetector both fit. */
+export type DetectorHandle = Pick<Detector, 'detectTimed' | 'close' | 'provider' | 'session' | 'meta'>;
 
 export class AgentRunner {
   readonly latencies = new StageLatencies();
   private readonly log = moduleLogger('runner');
-  private detector: Detector | undefined;
+  private detector: DetectorHandle | undefined;
   private pipelines: CameraPipeline[] = [];
   private writer: NdjsonWriter | undefined;
 
@@ -68,7 +71,7 @@ export class AgentRunner {
       onAlert: outer?.onAlert?.bind(outer),
     };
     this.pipelines = config.cameras.map((camera) => new CameraPipeline({
-      camera, detector: this.detector as Detector, schedule: config.schedule, tracker: config.tracker,
+      camera, detector: this.detector as DetectorHandle, schedule: config.schedule, tracker: config.tracker,
       labels: config.detector.labels, board: board.capture, sinks, latencies: this.latencies,
     }));
   }
