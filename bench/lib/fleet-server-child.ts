@@ -10,9 +10,10 @@ import { readFileSync } from 'node:fs';
 import { startFleet, type BrokerKind } from '../../test/helpers/fleet.js';
 import { rootLogger } from '../../agent/src/util/log.js';
 
-export type ServerRequest = { cmd: 'window-start' } | { cmd: 'window-end' } | { cmd: 'stats' } | { cmd: 'stop' };
+export type ServerRequest = { cmd: 'ota-publish'; dir: string; version: string; role: string } | { cmd: 'window-start' } | { cmd: 'window-end' } | { cmd: 'stats' } | { cmd: 'stop' };
 export type ServerReply =
-  | { type: 'ready'; url: string; devices: { id: string; secret: string }[]; mosquittoPid?: number }
+  | { type: 'ready'; url: string; devices: { id: string; secret: string }[]; mosquittoPid?: number; publicKeyPem: string }
+  | { type: 'ota'; size: number; sha256: string; desiredSetMs: number; desiredDoneMs: number }
   | { type: 'window'; lagMs: Record<string, number[]>; cpuS: number; wallS: number; received: Record<string, number> }
   | { type: 'stats'; received: Record<string, number>; alertsStored: number }
   | { type: 'stopped' };
@@ -47,8 +48,23 @@ ingest.handle = (topic: string, payload: Buffer): void => {
 let cpu0 = process.cpuUsage();
 let wall0 = performance.now();
 const send = (r: ServerReply) => process.send?.(r);
+async function otaPublish(req: Extract<ServerRequest, { cmd: 'ota-publish' }>): Promise<void> {
+  // The OTA module is loaded only here, so fleet-load runs even where OTA is absent.
+  const { publishModelDir } = await import('../../fleet-server/src/registry/publish.js');
+  const ota = fleet.server.ota;
+  const { record } = await publishModelDir(ota.registry, ota.key.privateKey, { dir: req.dir, version: req.version });
+  const desiredSetMs = Date.now();
+  cpu0 = process.cpuUsage();
+  wall0 = performance.now();
+  // Every device at once (one wave of 100 %): the fan-out itself, without rollout gates.
+  for (const d of devices) ota.desired.set(d.id, req.role, { version: record.version, manifest: record.manifest, signature: record.signature });
+  send({ type: 'ota', size: record.size, sha256: record.sha256, desiredSetMs, desiredDoneMs: Date.now() });
+}
+
 process.on('message', (req: ServerRequest) => {
-  if (req.cmd === 'window-start') {
+  if (req.cmd === 'ota-publish') {
+    otaPublish(req).catch((err: unknown) => { process.stderr.write(`ota-publish failed: ${(err as Error).stack}\n`); process.exit(1); });
+  } else if (req.cmd === 'window-start') {
     lagMs = {};
     received = {};
     measuring = true;
@@ -66,4 +82,4 @@ process.on('message', (req: ServerRequest) => {
   }
 });
 const mosquittoPid = fleet.mosquitto ? Number(readFileSync(fleet.mosquitto.pidFile, 'utf8').trim()) : undefined;
-send({ type: 'ready', url: fleet.mqttUrl, devices, mosquittoPid });
+send({ type: 'ready', url: fleet.mqttUrl, devices, mosquittoPid, publicKeyPem: fleet.server.ota?.key.publicKeyPem ?? '' });
