@@ -106,6 +106,23 @@ test('bad signature, wrong sha256, truncated artifact, artifact for another targ
   assert.deepEqual(Object.keys(agent.manager.store.failures()).sort(), ['1.2.0', '1.3.0', '1.4.0', '1.5.0']);
 });
 
+test('an artifact URL (HTTP) is used instead of MQTT chunks, with the same verification', async () => {
+  const { createServer } = await import('node:http');
+  const a = await publish('1.6.0');
+  const body = readFileSync(a.path);
+  const http = createServer((_req, res) => { res.writeHead(200, { 'content-length': body.length }); res.end(body); });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
+  try {
+    const served = fleet.server.ota.chunks.stats.chunksServed;
+    desire('1.6.0', { url: `http://127.0.0.1:${(http.address() as { port: number }).port}/standin-1.6.0.onnx` });
+    await waitFor('1.6.0 committed', () => reported('cam-ota')?.ota?.phase === 'committed' && reported('cam-ota')?.ota?.version === '1.6.0', 20_000);
+    assert.equal(fleet.server.ota.chunks.stats.chunksServed, served, 'no MQTT chunk was needed');
+    assert.equal(agent.manager.runningVersion, '1.6.0');
+  } finally {
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+  }
+});
+
 test('a device may fetch only versions in its own desired state', async () => {
   const before = fleet.server.ota.chunks.stats.refused;
   const { default: mqtt } = await import('mqtt');

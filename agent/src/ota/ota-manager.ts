@@ -1,7 +1,7 @@
 /**
  * The agent's OTA installer for one model role. It converges on the server's desired state:
  *
- *   download (chunks, resume) → verify (signature, target, size, sha256) → stage (version dir,
+ *   download (MQTT chunks or an HTTP(S) URL, with resume) → verify (signature, target, size, sha256) → stage (version dir,
  *   fsync, rename) → load (new worker) → self-test (warm-up + frames) → swap (between two frames)
  *   → health window → commit (current.json) or automatic rollback, reported with the reason.
  *
@@ -18,6 +18,7 @@ import { verifyManifest, type Manifest, type ModelTarget } from '../protocol/man
 import { DesiredModelSchema, otaTopics, type DesiredModel, type OtaPhase, type OtaReport } from '../protocol/ota.js';
 import { ArtifactStore, checkArtifact, type InstalledVersion } from './artifact-store.js';
 import { ChunkDownloader } from './chunk-downloader.js';
+import { downloadHttp } from './http-downloader.js';
 import { HealthWindow, DEFAULT_HEALTH_GATE, type HealthGate } from './health-window.js';
 import { SwappableDetector, type DetectorLike } from './swappable-detector.js';
 import { OtaError } from './errors.js';
@@ -215,7 +216,9 @@ export class OtaManager {
       if (manifest.target !== target) throw new OtaError('E_TARGET', `Artifact ${manifest.name}@${v} is built for ${manifest.target} but this device runs ${target}; publish a ${target} artifact for this version.`);
       const part = this.store.partPath(manifest);
       await this.step('download', v, 'downloading', base);
-      const dl = await this.downloader.download(manifest, part, this.abort.signal);
+      const dl = entry.url
+        ? await downloadHttp({ url: entry.url, manifest, partPath: part, signal: this.abort.signal, onProgress: this.opts.onProgress })
+        : await this.downloader.download(manifest, part, this.abort.signal);
       await this.step('verify', v, 'verifying', { ...base, bytes: dl.bytes, resumedFrom: dl.resumedFrom });
       try {
         await checkArtifact(part, manifest);
