@@ -1,7 +1,9 @@
 /**
  * INT8 pipeline on the default models: quantize the COCO CenterNet and BlazeFace with a few real
  * calibration frames, load the QDQ models in onnxruntime-node (CPU), pass Debian's ONNX checker
- * (full_check), compare detections with FP32, and check that the gate refuses a deliberately
+ * (full_check), compare detections with FP32 (the floors are low on purpose: plain INT8 PTQ of these
+ * MobileNet-style models loses much more than the gate allows, see docs/benchmarks.md; the test
+ * pins that the pipeline produces working detectors, the gate decides what ships), and check that the gate refuses a deliberately
  * broken INT8 model (ranges shrunk 100×) while offering FP16/FP32.
  */
 import { test } from 'node:test';
@@ -35,12 +37,12 @@ function onnxCheck(path: string): void {
 }
 
 const cases = [
-  { name: 'coco-centernet', model: CENTERNET, calib: { source: VIDEO, maxFrames: 3, stride: 60 }, data: { source: VIDEO, maxFrames: 4, stride: 50, offset: 25 }, minAgreement: 5 },
-  { name: 'blazeface-back', model: BLAZEFACE, calib: { source: FACES, maxFrames: 3 }, data: { source: FACES, maxFrames: 6 }, minAgreement: 5 },
+  { name: 'coco-centernet', model: CENTERNET, calib: { source: VIDEO, maxFrames: 3, stride: 60 }, data: { source: VIDEO, maxFrames: 4, stride: 50, offset: 25 }, minAgreement: 10 },
+  { name: 'blazeface-back', model: BLAZEFACE, calib: { source: FACES, maxFrames: 3 }, data: { source: FACES, maxFrames: 6 }, minAgreement: 60 },
 ];
 
 for (const c of cases) {
-  test(`quantize ${c.name}: QDQ int8 + fp16 + TensorRT table load in onnxruntime, pass the ONNX checker, detect like FP32`, { skip, timeout: 120_000 }, async (t) => {
+  test(`quantize ${c.name}: QDQ int8 + fp16 + TensorRT table load in onnxruntime, pass the ONNX checker, detections overlap FP32's`, { skip, timeout: 120_000 }, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'ef-quant-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const out = join(dir, 'model.int8.onnx');
