@@ -1,0 +1,19 @@
+/**
+ * The agent's `ota` config section (to be added to AgentConfig as `ota: Type.Optional(OtaConfig)`).
+ * OTA needs the fleet link (`link`) and the fleet's public signing key, pinned in a file.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { MODEL_TARGETS } from '../protocol/manifest.js';
+import { HealthGateSchema } from './health-window.js';
+
+export const OtaConfig = Type.Object({
+  /** The fleet server's Ed25519 public key (PEM, from `fleetctl key export`); manifests must verify against it. */
+  publicKeyFile: Type.String({ minLength: 1, 'x-restart': true }),
+  /** Artifact target this device runs; artifacts for other targets are refused before download. */
+  target: Type.Union(MODEL_TARGETS.map((t) => Type.Literal(t)), { default: 'onnx-cpu', 'x-restart': true }),
+  /** Version of the configured `detector.model` until an OTA version is committed. */
+  factoryVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  /** Health window after a swap (the desired state's healthWindowMs overrides windowMs). */
+  health: Type.Optional(Type.Partial(HealthGateSchema, { additionalProperties: false })),
+}, { additionalProperties: false });
+export type OtaConfig = Static<typeof OtaConfig>;
