@@ -4,7 +4,7 @@
  * within 1e-3 of each output's range; INT8 detections against the FP32 file's detections (mAP@0.5);
  * and the same FP32 files run in Debian's Arm NN (pyarmnn, CpuRef) with matching outputs.
  */
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
