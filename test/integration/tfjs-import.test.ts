@@ -17,6 +17,7 @@ import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { loadTfjsGraphModel } from '../../fleet-server/src/convert/tfjs/reader.js';
 import { convertTfjsToOnnx, UnmappedOpsError } from '../../fleet-server/src/convert/tfjs/convert.js';
 import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { fillOutputShapes } from '../../fleet-server/src/convert/onnx/output-shapes.js';
 
 const CENTERNET = 'assets/tfjs/centernet/model.json';
 const BLAZEFACE = 'assets/tfjs/blazeface/model.json';
@@ -150,7 +151,7 @@ test('TF.js → ONNX import: CenterNet and BlazeFace match TF.js, pass the check
   ]) {
     const { model, stats } = convertTfjsToOnnx(await loadTfjsGraphModel(spec.json));
     const file = join(dir, `${spec.name}.onnx`);
-    writeFileSync(file, encodeModel(model));
+    writeFileSync(file, encodeModel(await fillOutputShapes(model)));
     const check = onnxCheck(file);
     if (check.status === null) t.diagnostic(`${spec.name}: python3 not runnable, checker skipped`);
     else assert.equal(check.status, 0, `onnx.checker.check_model(full_check=True) failed for ${spec.name}: ${check.out}`);

@@ -41,12 +41,3 @@ test('sensor noise below the pixel threshold is not motion', () => {
 test('a truncated frame is refused with what was expected', () => {
   assert.throws(() => new MotionGate().check({ width: 10, height: 10, data: new Uint8Array(10) }), /Expected 300 bytes/);
 });
-
-test('the gate is cheap: a 768x576 frame in well under a millisecond on average', () => {
-  const gate = new MotionGate();
-  const img = image(768, 576);
-  const t0 = performance.now();
-  for (let i = 0; i < 200; i++) gate.check(img);
-  const perFrameMs = (performance.now() - t0) / 200;
-  assert.ok(perFrameMs < 1, `${perFrameMs} ms per frame`);
-});

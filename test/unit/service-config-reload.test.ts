@@ -17,19 +17,21 @@ const base = {
 
 test('restart-only fields come from the agent schema (x-restart), live fields are the rest', () => {
   const r = restartPointers(AgentConfig);
-  for (const p of ['/deviceId', '/stateDir', '/cameras', '/detector/model', '/detector/providers']) assert.ok(r.includes(p), `${p} needs a restart`);
-  assert.ok(!r.includes('/detector/labels'));
+  for (const p of ['/deviceId', '/stateDir', '/cameras/*/source', '/detector/model', '/detector/providers', '/detector/labels']) assert.ok(r.includes(p), `${p} needs a restart`);
+  // Camera rules and the score threshold reload live (AgentRunner.reconfigure).
+  assert.ok(!r.some((p) => p.startsWith('/cameras/*/rules')));
+  assert.ok(!r.includes('/detector/scoreThreshold'));
   assert.ok(!r.some((p) => p.startsWith('/log')));
 });
 
 test('a reload plan splits changed leaves into live and restart-required', () => {
   const next = structuredClone(base);
   next.log.level = 'debug';
-  next.detector.labels = ['person', 'car'];
+  (next.detector as { scoreThreshold?: number }).scoreThreshold = 0.6;
   next.detector.model = '/m/other.onnx';
   next.cameras[0].source.path = '/w.avi';
   const plan = planReload(AgentConfig, base, next);
-  assert.deepEqual(plan.live.sort(), ['/detector/labels/1', '/log/level']);
+  assert.deepEqual(plan.live.sort(), ['/detector/scoreThreshold', '/log/level']);
   assert.deepEqual(plan.restartRequired.sort(), ['/cameras/0/source/path', '/detector/model']);
   assert.deepEqual(changedPointers({ a: 1 }, { a: 1 }), []);
 });

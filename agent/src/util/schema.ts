@@ -142,6 +142,11 @@ export function withSectionDefaults<T>(schema: T): T {
   return copy as T;
 }
 
+/**
+ * Walks the schema; returns true when the value may be left out because a default exists or can be
+ * made. Only *required* object sections get a `default: {}`: an optional section stays absent
+ * unless the user writes it (code tells "not given" from "given empty").
+ */
 function fill(s: Record<string, unknown>): boolean {
   for (const key of ['oneOf', 'anyOf', 'allOf'] as const) {
     const branches = s[key];
@@ -153,9 +158,10 @@ function fill(s: Record<string, unknown>): boolean {
   const required = new Set((s.required as string[] | undefined) ?? []);
   let allDefaulted = true;
   for (const [name, prop] of Object.entries(props)) {
-    const has = fill(prop);
-    if (required.has(name) && !has) allDefaulted = false;
+    const defaultable = fill(prop);
+    if (!required.has(name)) continue;
+    if (!defaultable) allDefaulted = false;
+    else if (!('default' in prop)) prop.default = {};
   }
-  if (allDefaulted && !('default' in s)) s.default = {};
-  return 'default' in s;
+  return 'default' in s || allDefaulted;
 }

@@ -10,6 +10,7 @@ import ort from 'onnxruntime-node';
 import { metadataPathFor, modelMetadataValidator, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 import { decodeModel, encodeModel } from './onnx/codec.js';
+import { fillOutputShapes } from './onnx/output-shapes.js';
 import { loadTfjsGraphModel } from './tfjs/reader.js';
 import { convertTfjsToOnnx, TFJS_IMPORTER_VERSION, type ConvertStats } from './tfjs/convert.js';
 
@@ -44,7 +45,7 @@ export async function importModel(opts: ImportOptions): Promise<ImportResult> {
   let stats: ConvertStats | undefined;
   if (opts.from === 'tfjs') {
     const converted = convertTfjsToOnnx(await loadTfjsGraphModel(opts.inputPath), { graphName: meta.name });
-    bytes = encodeModel(converted.model);
+    bytes = encodeModel(await fillOutputShapes(converted.model));
     stats = converted.stats;
   } else {
     bytes = new Uint8Array(await readFile(opts.inputPath));
