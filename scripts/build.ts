@@ -15,7 +15,7 @@
  * Usage: tsx scripts/build.ts [--outdir dist] [--minify]
  */
 import { build, type BuildOptions } from 'esbuild';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 
@@ -103,6 +103,9 @@ export async function buildAll(opts: { root: string; outdir: string; minify?: bo
   } finally {
     rmSync(entriesDir, { recursive: true, force: true });
   }
+  // The dashboard's static pages travel next to the bundle (dist/dashboard/), where
+  // fleet-server/src/dashboard looks for them when bundled.
+  cpSync(join(root, 'fleet-server/src/dashboard/public'), join(outdir, 'dashboard'), { recursive: true });
   return { outputs: Object.keys(entryPoints).map((n) => join(outdir, `${n}.mjs`)) };
 }
 
