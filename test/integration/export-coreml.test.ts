@@ -22,7 +22,7 @@ test('BlazeFace .mlmodel (fp32, fp16, 8-bit weights): decoded layers evaluate li
   for await (const f of modelInputs({ source: 'assets/images/faces', maxFrames: 1 }, meta.preprocess)) frame = f;
   assert.ok(frame);
   const ort = await new OrtAdapter().createSession({ modelPath: MODEL });
-  const ref = await ort.run({ [meta.input]: { type: 'float32', dims: frame.dims, data: (frame.data as Float32Array).slice() } });
+  const ref = await ort.run({ [meta.input ?? 'input']: { type: 'float32', dims: frame.dims, data: (frame.data as Float32Array).slice() } });
   await ort.dispose();
   const [, H, W, C] = frame.dims;
   const chw = new Float64Array(C * H * W);
@@ -35,7 +35,7 @@ test('BlazeFace .mlmodel (fp32, fp16, 8-bit weights): decoded layers evaluate li
     assert.equal(m.specificationVersion, SPEC_VERSION);
     assert.equal(m.precision, precision);
     assert.deepEqual(m.inputs, [{ name: meta.input, shape: [3, 256, 256] }]);
-    const outs = evaluateCoreml(m, { [meta.input]: { shape: [C, H, W], data: chw } });
+    const outs = evaluateCoreml(m, { [meta.input ?? 'input']: { shape: [C, H, W], data: chw } });
     for (const o of m.outputs) {
       const { onnxOutput } = JSON.parse(m.metadata[`output:${o.name}`]) as { onnxOutput: string };
       const b = outs[o.name];

@@ -39,7 +39,7 @@ async function collect(sel: Case['frames'], meta: ModelMetadata): Promise<ModelI
 }
 
 function feed(meta: ModelMetadata, f: ModelInput): Record<string, { type: 'float32'; dims: number[]; data: Float32Array }> {
-  return { [meta.input]: { type: 'float32', dims: f.dims, data: (f.data as Float32Array).slice() } };
+  return { [meta.input ?? 'input']: { type: 'float32', dims: f.dims, data: (f.data as Float32Array).slice() } };
 }
 
 /** max |a - b| over the reference's value range. */
