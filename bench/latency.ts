@@ -33,7 +33,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   return {
     bench: 'latency', item: 3, title: 'Frame-to-alert latency', status: 'measured', createdAt: new Date().toISOString(),
     durationS: (Date.now() - t0) / 1000, machine: ctx.machine,
-    method: `AgentRunner (what \`edge-agent run\` runs) on configs/agent.example.json: CenterNet on every frame k = ${out.schedule.interval} (motion gate on), ` +
+    method: `AgentRunner (what \`edge-agent run\` runs) on configs/agent.example.json: CenterNet on every k-th frame (k = ${out.schedule.interval}, motion gate on), ` +
       `zone + line rules, vtest.avi played at its own frame rate (\`realtime: true\`, frames dropped and counted if the pipeline falls behind), first ${frames} frames. ` +
       'Latency = capture (appsink pull) → alert handed to the publisher sink (outbox), measured with the monotonic clock. No goal is set in the issue.',
     goals: [],

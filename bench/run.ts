@@ -25,7 +25,7 @@ type BenchModule = { run(ctx: BenchContext): Promise<BenchResult> };
 
 async function runQuantize(ctx: BenchContext): Promise<void> {
   // bench/quantize.ts (issue 8) owns its run and its result file; it is run as written.
-  const args = ctx.quick ? ['--frames', '4', '--runs', '3'] : ['--runs', '6'];
+  const args = ctx.quick ? ['--frames', '4', '--runs', '3'] : ['--runs', '5'];
   await new Promise<void>((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'bench/quantize.ts', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
     child.once('error', reject);
