@@ -41,7 +41,7 @@ async function setup(n: number) {
     ...(ota ? { ota: { role: 'detector', ts: now, ...ota } } : {}),
   } as ReportedPayload);
   for (const id of ids) report(id, '1.0.0', { phase: 'idle', version: '1.0.0' });
-  return { dir, db, ids, engine, desired, published, report, advance: (ms: number) => { now += ms; } };
+  return { dir, db, ids, engine, desired, published, report, now: () => now, advance: (ms: number) => { now += ms; } };
 }
 
 const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [10, 50, 100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
@@ -114,6 +114,22 @@ test('a silent device fails its wave after waveTimeoutMs; operator pause/resume/
     assert.throws(() => s.engine.create({ ...spec, version: '9.9.9' }), /No onnx-cpu artifact for m@9.9.9/);
     assert.throws(() => s.engine.create({ ...spec, waves: [50, 25] }), /ascending cumulative wave percentages/);
     assert.throws(() => s.engine.create({ ...spec, target: 'devices:d00,nope' }), /Unknown device\(s\) in target: nope/);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('one engine drives rollouts when replicas share the database: a lease, taken over after it expires', async () => {
+  const s = await setup(1);
+  try {
+    const store = new RolloutStore(s.db, () => s.now());
+    assert.equal(store.acquireLease('replica-a', 5000), true);
+    assert.equal(store.acquireLease('replica-b', 5000), false);
+    assert.equal(store.acquireLease('replica-a', 5000), true, 'the holder renews');
+    s.advance(6000);
+    assert.equal(store.acquireLease('replica-b', 5000), true, 'expired: another replica takes over');
+    store.releaseLease('replica-b');
+    assert.equal(store.acquireLease('replica-a', 5000), true);
   } finally {
     rmSync(s.dir, { recursive: true, force: true });
   }

@@ -13,7 +13,7 @@
  * files were damaged.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyManifest, type Manifest } from '../protocol/manifest.js';
 import { fsyncDir, writeFileAtomic } from './fs-atomic.js';
@@ -102,14 +102,15 @@ export class ArtifactStore {
     const staging = join(this.root, 'versions', `.staging-${manifest.version}`);
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { recursive: true });
-    copyFileSync(opts.partPath, join(staging, 'model.onnx'));
+    // Same file system (both under root): a rename, not a copy; the data was fsync'd chunk by chunk.
+    renameSync(opts.partPath, join(staging, 'model.onnx'));
     this.fsyncFile(join(staging, 'model.onnx'));
     writeFileAtomic(join(staging, 'model.meta.json'), `${JSON.stringify(opts.meta, null, 2)}\n`);
     writeFileAtomic(join(staging, 'manifest.json'), `${JSON.stringify(manifest)}\n`);
     writeFileAtomic(join(staging, 'manifest.sig'), opts.signature);
     renameSync(staging, final);
     fsyncDir(join(this.root, 'versions'));
-    rmSync(opts.partPath, { force: true });
+    fsyncDir(join(this.root, 'downloads'));
     return { version: manifest.version, modelPath: join(final, 'model.onnx'), manifest };
   }
 
@@ -137,7 +138,7 @@ export class ArtifactStore {
   }
 
   private fsyncFile(path: string): void {
-    // Opening read-only and fsync'ing flushes the copied data (copyFileSync does not fsync).
+    // fsync through a read-only descriptor flushes the file's data and metadata (fsync(2)).
     const fd = openSync(path, 'r');
     try {
       fsyncSync(fd);

@@ -68,6 +68,11 @@ const OTA_MIGRATIONS: string[] = [
      grp TEXT NOT NULL,
      PRIMARY KEY (device_id, grp)
    );`,
+  `CREATE TABLE rollout_lease (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     holder TEXT NOT NULL,
+     expires_at_ms INTEGER NOT NULL
+   );`,
 ];
 
 export function migrateOta(db: Db): void {

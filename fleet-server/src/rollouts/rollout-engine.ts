@@ -8,6 +8,7 @@
  *   - every device of the waves so far succeeded → next wave, or completed after the last.
  * All state is in SQLite (rollout-store.ts); a restarted server carries on where it was.
  */
+import { randomUUID } from 'node:crypto';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { describeError } from '../../../agent/src/util/errors.js';
 import type { DesiredModel, OtaReport } from '../../../agent/src/protocol/ota.js';
@@ -37,6 +38,9 @@ export interface RolloutStatus extends RolloutRecord {
 
 export class RolloutEngine {
   private timer: NodeJS.Timeout | undefined;
+  private tickMs = 1000;
+  /** Lease holder id of this engine (one engine drives rollouts when replicas share the database). */
+  private readonly holder = randomUUID();
   private readonly log: Logger;
   private readonly now: () => number;
 
@@ -48,11 +52,13 @@ export class RolloutEngine {
   /** Ticks every `tickMs` (default the option, else 1000 ms); calling it again retunes the period. */
   start(tickMs = this.opts.tickMs ?? 1000): void {
     clearInterval(this.timer);
+    this.tickMs = tickMs;
     this.timer = setInterval(() => this.safeTick(), tickMs);
     this.timer.unref();
   }
 
   stop(): void {
+    if (this.timer) this.opts.store.releaseLease(this.holder);
     clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -140,6 +146,7 @@ export class RolloutEngine {
 
   private safeTick(): void {
     try {
+      if (!this.opts.store.acquireLease(this.holder, Math.max(5000, this.tickMs * 5))) return;
       this.tick();
     } catch (err) {
       this.log.error({ err: describeError(err) }, 'rollout tick failed');

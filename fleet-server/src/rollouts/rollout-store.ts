@@ -140,6 +140,25 @@ export class RolloutStore {
       .run(patch.status, patch.reason ?? null, at, patch.previousVersion !== undefined ? 1 : 0, JSON.stringify({ version: patch.previousVersion ?? null }), patch.assigned ? 1 : 0, at, id, deviceId);
   }
 
+  /**
+   * One engine drives rollouts at a time when several replicas share the database: the holder
+   * renews a lease each tick; another replica takes over once it expired.
+   */
+  acquireLease(holder: string, ttlMs: number): boolean {
+    const now = this.now();
+    return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT holder, expires_at_ms FROM rollout_lease WHERE id = 1').get() as { holder: string; expires_at_ms: number } | undefined;
+      if (row && row.holder !== holder && row.expires_at_ms > now) return false;
+      this.db.prepare('INSERT INTO rollout_lease (id, holder, expires_at_ms) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms')
+        .run(holder, now + ttlMs);
+      return true;
+    }).immediate();
+  }
+
+  releaseLease(holder: string): void {
+    this.db.prepare('DELETE FROM rollout_lease WHERE id = 1 AND holder = ?').run(holder);
+  }
+
   groupMembers(group: string): string[] {
     return (this.db.prepare('SELECT device_id FROM device_groups WHERE grp = ? ORDER BY device_id').all(group) as { device_id: string }[]).map((r) => r.device_id);
   }
