@@ -67,6 +67,12 @@ test('a signed version is downloaded in chunks, verified, staged, swapped and co
   assert.deepEqual(JSON.parse(readFileSync(join(store.root, 'current.json'), 'utf8')), { version: '1.1.0', previous: '1.0.0' });
   assert.ok(existsSync(join(store.versionDir('1.1.0'), 'model.meta.json')));
   assert.deepEqual(readdirSync(join(store.root, 'downloads')), [], 'no partial download left');
+  const models = await fleet.api<{ items: { name: string; version: string; targets: string[] }[] }>('GET', '/api/models');
+  const listed = models.body.items.find((m) => m.version === '1.1.0');
+  assert.equal(listed?.name, 'standin');
+  assert.deepEqual(listed?.targets, ['onnx-cpu']);
+  const key = await fleet.api<string>('GET', '/api/keys/signing.pub');
+  assert.equal(key.body, fleet.server.ota.key.publicKeyPem);
   process.stdout.write(`ota-install: committed 1.1.0 (${a.size} bytes) health ${JSON.stringify(r?.ota?.health)}\n`);
 });
 
