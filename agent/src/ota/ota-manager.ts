@@ -73,6 +73,8 @@ export class OtaManager {
   private readonly gate: HealthGate;
   private running: InstalledVersion | undefined;
   private lastReport: OtaReport | undefined;
+  /** Figures of the last failed health window, attached to the rolled-back report. */
+  private lastHealth: Record<string, number> | undefined;
   private desired: { rev: number; entry: DesiredModel } | undefined;
   private installing: Promise<void> | undefined;
   private again = false;
@@ -256,9 +258,8 @@ export class OtaManager {
       const rejected = await this.detector.revert();
       this.health.endTrial(false);
       await rejected?.close();
-      const e = new OtaError('E_HEALTH', `health window failed, rolled back to ${previous.version}: ${verdict.reason}`);
       this.lastHealth = verdict.figures;
-      throw e;
+      throw new OtaError('E_HEALTH', `health window failed, rolled back to ${previous.version}: ${verdict.reason}`);
     }
     await this.step('commit', v, undefined);
     this.store.commit(v, previous.version);
@@ -270,8 +271,6 @@ export class OtaManager {
     this.report({ role: this.role, phase: 'committed', version: v, ...base, health: verdict.figures, reason: verdict.reason, ts: this.now() });
     await this.opts.atStep?.('committed', v);
   }
-
-  private lastHealth: Record<string, number> | undefined;
 
   private async selfTest(candidate: DetectorLike, v: string): Promise<void> {
     const image = this.detector.lastFrame ?? this.opts.selfTestImage;
