@@ -103,7 +103,7 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
     { ...CASES[0], calib: { source: 'assets/images/faces', maxFrames: 3 }, eval: { source: 'assets/images/faces', maxFrames: 6 }, heads: false },
     {
       ...CASES[1], calib: { source: 'assets/video/vtest.avi', maxFrames: 3, stride: 150 }, eval: { source: 'assets/video/vtest.avi', maxFrames: 3, stride: 150, offset: 75 }, heads: true,
-      known: 'MobileNetV3 depthwise weights after BN folding reach |w| ≈ 65 on hard-swish inputs quantized at 0.14/step; per-tensor int8 activations lose heatmap peaks (measured mAP 0.1-0.7 depending on frames); needs equalization or QAT',
+      known: 'CenterNet (MobileNetV3) INT8 measures mAP 0.1-0.7 against FP32 on 3-4 vtest frames (keeping ~25 error-amplifying convs float does not fix it); the loss is not located yet',
     },
   ];
   for (const c of INT8) {
@@ -123,7 +123,7 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
         const truth = await detections(s32, meta, evalFrames, c.heads);
         const pred = await detections(s8, meta, evalFrames, c.heads);
         const map = meanAp(averagePrecision(truth.map((d, k) => ({ truth: d, predicted: pred[k] }))));
-        t.diagnostic(`${frames} calibration frames; ${evalFrames.length} evaluation frames; FP32 ${truth.flat().length} detections, INT8 ${pred.flat().length}; mAP@0.5 ${map.toFixed(3)}; INT8 file ${q.bytes.length} bytes`);
+        t.diagnostic(`${frames} calibration frames; ${evalFrames.length} evaluation frames; FP32 ${truth.flat().length} detections, INT8 ${pred.flat().length}; mAP@0.5 ${map.toFixed(3)}; ${q.floatIslands} convs kept float; INT8 file ${q.bytes.length} bytes`);
         assert.ok(truth.flat().length > 0, 'the FP32 file detects something to compare with');
         assert.ok(map >= 0.9, `INT8 mAP@0.5 against FP32 is ${map.toFixed(3)}`);
       } finally {

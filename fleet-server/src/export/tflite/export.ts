@@ -5,7 +5,7 @@ import { onnxToTflite, type TfliteConversion } from './convert.js';
 import { writeTflite } from './writer.js';
 import { weightsToFp16 } from './fp16.js';
 import { dropUnusedTensors, fuseActivations, fuseHardSwish } from './fuse.js';
-import { quantizeTfliteInt8, tensorsNeedingRanges, type Range } from './int8.js';
+import { quantizeTfliteInt8, tensorsNeedingRanges, type Int8Report, type Range } from './int8.js';
 
 export type TflitePrecision = 'fp32' | 'fp16' | 'int8';
 
@@ -14,6 +14,8 @@ export interface TfliteExportOptions {
   outputs?: string[];
   /** Calibration ranges per ONNX tensor name; required for int8 (see tfliteCalibrationTensors). */
   ranges?: ReadonlyMap<string, Range>;
+  /** INT8: convs that amplify one input step into more output steps than this stay float (int8.ts). */
+  maxAmplification?: number;
 }
 
 export interface TfliteExportResult {
@@ -23,6 +25,8 @@ export interface TfliteExportResult {
   dropped: TfliteConversion['dropped'];
   operators: number;
   fusedActivations: number;
+  /** INT8: convs kept float because they amplify quantization error. */
+  floatIslands: number;
   transposesRemoved: number;
   transposesLeft: number;
 }
@@ -32,12 +36,13 @@ export function exportTflite(onnxBytes: Uint8Array, opts: TfliteExportOptions): 
   // rely on slice() copying when they realign initializer bytes.
   const conv = onnxToTflite(decodeModel(Uint8Array.from(onnxBytes)), { outputs: opts.outputs });
   const m = conv.model;
+  let int8: Int8Report | undefined;
   const hardSwish = opts.precision === 'int8' ? fuseHardSwish(m) : 0;
   const fused = fuseActivations(m) + hardSwish;
   if (opts.precision === 'fp16') weightsToFp16(m);
   if (opts.precision === 'int8') {
     if (!opts.ranges) throw new ModelError('INT8 TFLite export needs calibration ranges; run it with calibration frames (--calib)');
-    quantizeTfliteInt8(m, opts.ranges);
+    int8 = quantizeTfliteInt8(m, opts.ranges, { maxAmplification: opts.maxAmplification });
   }
   dropUnusedTensors(m);
   return {
@@ -47,6 +52,7 @@ export function exportTflite(onnxBytes: Uint8Array, opts: TfliteExportOptions): 
     dropped: conv.dropped,
     operators: m.operators.length,
     fusedActivations: fused,
+    floatIslands: int8?.floatIslands ?? 0,
     transposesRemoved: conv.transposesRemoved,
     transposesLeft: m.operators.filter((o) => o.code === 39).length,
   };

@@ -37,9 +37,26 @@ function quantizeInt8(values: Float32Array, qp: QP): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-export interface Int8Report { quantizedOps: number; requantized: number }
+export interface Int8Report { quantizedOps: number; requantized: number; floatIslands: number }
 
-export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, Range>): Int8Report {
+/** Worst-channel error gain of a conv: input step × Σ|w| over a filter, in output steps. */
+function amplification(code: number, inScale: number, w: Float32Array, shape: number[], outScale: number): number {
+  const axis = code === Op.CONV_2D ? 0 : 3;
+  const channels = shape[axis];
+  const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const sums = new Float64Array(channels);
+  w.forEach((v, k) => { sums[Math.floor(k / inner) % channels] += Math.abs(v); });
+  return (inScale * Math.max(...sums)) / outScale;
+}
+
+export interface Int8Options {
+  /** Convs whose worst channel turns one input step into more output steps than this stay float (default 32). */
+  maxAmplification?: number;
+}
+
+export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, Range>, opts: Int8Options = {}): Int8Report {
+  const maxAmplification = opts.maxAmplification ?? 32;
+  let floatIslands = 0;
   const qp = new Map<number, QP>();
   const ops: TflOperator[] = [];
   let requantized = 0;
@@ -72,23 +89,34 @@ export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, 
   const head = floatHead(model);
   const dequantized = new Map<number, number>();
   for (const [k, op] of model.operators.entries()) {
+    const out = op.outputs[0];
     const ins = op.inputs.map((i) => rename.get(i) ?? i);
+    const toFloat = (i: number): number => {
+      if (T[i].type !== TensorType.INT8 || T[i].data) return i;
+      let f = dequantized.get(i);
+      if (f === undefined) {
+        f = add({ name: `${T[i].name}/float`, shape: [...T[i].shape], type: TensorType.FLOAT32 });
+        ops.push({ code: Op.DEQUANTIZE, inputs: [i], outputs: [f] });
+        dequantized.set(i, f);
+      }
+      return f;
+    };
     if (head.has(k)) {
       // Float head: int8 activations come back to float once, the op runs with its float weights.
-      const fixed = ins.map((i) => {
-        if (T[i].type !== TensorType.INT8 || T[i].data) return i;
-        let f = dequantized.get(i);
-        if (f === undefined) {
-          f = add({ name: `${T[i].name}/float`, shape: [...T[i].shape], type: TensorType.FLOAT32 });
-          ops.push({ code: Op.DEQUANTIZE, inputs: [i], outputs: [f] });
-          dequantized.set(i, f);
-        }
-        return f;
-      });
-      ops.push({ ...op, inputs: fixed });
+      ops.push({ ...op, inputs: ins.map(toFloat) });
       continue;
     }
-    const out = op.outputs[0];
+    if ((op.code === Op.CONV_2D || op.code === Op.DEPTHWISE_CONV_2D) && amplification(op.code, qp.get(ins[0])!.scale, floats(T[ins[1]]), T[ins[1]].shape, rangeOf(out).scale) > maxAmplification) {
+      // A float island: this conv would turn one input step into more than `maxAmplification` output
+      // steps of error (MobileNetV3 depthwise filters after BN folding reach |w| ≈ 65), so it runs in
+      // float between a DEQUANTIZE and a QUANTIZE back to its calibrated int8 output.
+      const f = add({ name: `${T[out].name}/float`, shape: [...T[out].shape], type: TensorType.FLOAT32 });
+      ops.push({ ...op, inputs: ins.map(toFloat), outputs: [f] });
+      setQ(out, rangeOf(out));
+      ops.push({ code: Op.QUANTIZE, inputs: [f], outputs: [out] });
+      floatIslands++;
+      continue;
+    }
     const isAct = (i: number): boolean => !T[i].data;
     const x = ins[0];
     if (op.code === Op.CONV_2D || op.code === Op.DEPTHWISE_CONV_2D) {
@@ -152,7 +180,7 @@ export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, 
     return f;
   });
   model.operators = ops;
-  return { quantizedOps: ops.length, requantized };
+  return { quantizedOps: ops.length, requantized, floatIslands };
 }
 
 /**
