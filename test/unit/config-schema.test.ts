@@ -73,3 +73,25 @@ test('fields that need a restart are marked in the schema; rules and thresholds 
   assert.ok(plan.live.includes('/log/level'));
   assert.ok(plan.live.some((p) => p.startsWith('/cameras/0/rules/rules/0')));
 });
+
+test('ota without a link is refused, naming the missing section', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { loadAgentConfig } = await import('../../agent/src/config/load.js');
+  const dir = mkdtempSync(join(tmpdir(), 'ef-cfg-'));
+  try {
+    writeFileSync(join(dir, 'a.json'), JSON.stringify({ ...minimal, ota: { publicKeyFile: 'fleet.pub' } }));
+    await assert.rejects(loadAgentConfig(join(dir, 'a.json')), (err: Error & { issues?: Array<{ path: string }> }) => {
+      assert.match(err.message, /"ota" needs "link"/);
+      assert.equal(err.issues?.[0].path, '/link');
+      return true;
+    });
+    writeFileSync(join(dir, 'b.json'), JSON.stringify({ ...minimal, link: { url: 'mqtt://127.0.0.1:1883' }, ota: { publicKeyFile: 'fleet.pub' } }));
+    const cfg = await loadAgentConfig(join(dir, 'b.json'));
+    assert.equal(cfg.ota?.publicKeyFile, join(dir, 'fleet.pub'), 'paths resolve against the config file');
+    assert.equal(cfg.ota?.target, 'onnx-cpu');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -21,7 +21,12 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   } catch (err) {
     throw new ConfigError(`Config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
-  return resolvePaths(agentConfigValidator.parse(raw, `config ${path}`), dirname(resolve(path)));
+  const cfg = agentConfigValidator.parse(raw, `config ${path}`);
+  if (cfg.ota && !cfg.link) {
+    throw new ConfigError(`config ${path} is invalid: "ota" needs "link" (model updates arrive over the fleet's MQTT broker); add a link section or remove ota`,
+      [{ path: '/link', expected: 'a link section when ota is set', received: 'nothing' }]);
+  }
+  return resolvePaths(cfg, dirname(resolve(path)));
 }
 
 export function resolvePaths(cfg: AgentConfig, baseDir: string): AgentConfig {
@@ -32,6 +37,7 @@ export function resolvePaths(cfg: AgentConfig, baseDir: string): AgentConfig {
   for (const cam of cfg.cameras) if (cam.source.kind === 'file') cam.source.path = abs(cam.source.path);
   if (cfg.link?.caFile) cfg.link.caFile = abs(cfg.link.caFile);
   if (cfg.link?.secretFile) cfg.link.secretFile = abs(cfg.link.secretFile);
+  if (cfg.ota) cfg.ota.publicKeyFile = abs(cfg.ota.publicKeyFile);
   cfg.privacy.faces.modelPath = abs(cfg.privacy.faces.modelPath);
   if (cfg.privacy.plates.textModelPath) cfg.privacy.plates.textModelPath = abs(cfg.privacy.plates.textModelPath);
   cfg.privacy.rawRing.dir = abs(cfg.privacy.rawRing.dir);

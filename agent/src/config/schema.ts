@@ -11,6 +11,7 @@ import { TrackerConfigSchema } from '../track/schema.js';
 import { RulesConfigSchema } from '../rules/schema.js';
 import { compileSchema, withDefault } from '../util/schema.js';
 import { PrivacyConfig } from '../privacy/schema.js';
+import { OtaConfig } from '../ota/schema.js';
 
 const restart = { 'x-restart': true } as const;
 
@@ -69,6 +70,8 @@ export const AgentConfig = Type.Object({
   output: { ...withDefault(OutputConfig, {}), ...restart },
   /** The fleet server's broker; the agent runs stand-alone when absent. */
   link: Type.Optional(LinkConfig),
+  /** Over-the-air model updates from the fleet (needs `link`). */
+  ota: Type.Optional(OtaConfig),
   telemetry: { ...withDefault(TelemetryConfig, {}), ...restart },
   privacy: { ...withDefault(PrivacyConfig, {}), ...restart },
   log: Type.Object({

@@ -19,6 +19,9 @@ import { toAlertPayload } from '../rules/payload.js';
 import { ConfigError } from '../util/errors.js';
 import { moduleLogger } from '../util/log.js';
 import { VERSION } from '../version.js';
+import { createOtaManager } from '../ota/create.js';
+import type { OtaManager } from '../ota/ota-manager.js';
+import type { SwappableDetector } from '../ota/swappable-detector.js';
 
 export interface FleetAttachmentOptions {
   config: AgentConfig;
@@ -50,6 +53,9 @@ export class FleetAttachment {
   readonly telemetry: Telemetry;
   readonly privacy: PrivacyStage;
   link: AgentLink | undefined;
+  /** Over-the-air model updates (config `ota`); its detector is the one the pipeline must use. */
+  ota: OtaManager | undefined;
+  detector: SwappableDetector | undefined;
   private metricsServer: MetricsServer | undefined;
   private readonly log = moduleLogger('fleet');
   private snapshotsWithheld = 0;
@@ -90,6 +96,11 @@ export class FleetAttachment {
         outbox: join(config.stateDir, 'outbox.sqlite'),
         identity: { agentVersion: VERSION, models: { detector: config.detector.model.split('/').slice(-2, -1)[0] ?? 'detector' } },
       });
+      if (config.ota) {
+        // Before the link starts: the retained desired state arrives right after connecting.
+        this.ota = await createOtaManager({ ota: config.ota, detector: config.detector, stateDir: config.stateDir, link: this.link });
+        this.detector = await this.ota.start();
+      }
       this.link.start();
       this.telemetry.start((t) => this.link?.publishTelemetry(t));
     } else {
@@ -134,6 +145,9 @@ export class FleetAttachment {
 
   async stop(): Promise<void> {
     this.telemetry.stop();
+    await this.ota?.stop();
+    this.ota = undefined;
+    this.detector = undefined;
     // Flushes what the outbox can send; the rest stays on disk for the next start.
     await this.link?.stop();
     this.link = undefined;

@@ -27,14 +27,16 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
     const service = new AgentService({ onStop: () => ac.abort() });
     // MQTT link (alerts via the outbox, telemetry), Prometheus metrics and the privacy gate.
     const fleet = config.link || config.telemetry.prometheusPort !== undefined ? new FleetAttachment({ config }) : undefined;
-    const runner = new AgentRunner({ config, sinks: service.sinks(fleet?.sinks()) });
+    let runner: AgentRunner | undefined;
     // SIGHUP (systemctl reload): live fields apply between frames; restart-only ones are reported.
-    const reloader = new ConfigReloader({ schema: AgentConfig, current: config, notifier: service.notifier, applyLive: (next) => runner.reconfigure(next) });
+    const reloader = new ConfigReloader({ schema: AgentConfig, current: config, notifier: service.notifier, applyLive: (next) => runner?.reconfigure(next) });
     service.onReload(async () => { await reloader.apply(await loadAgentConfig(configPath), 'SIGHUP'); }, { name: 'config' });
     service.start();
     let summary: RunSummary;
     try {
       await fleet?.start();
+      // With OTA the pipeline runs the swappable detector, so installs swap between two frames.
+      runner = new AgentRunner({ config, sinks: service.sinks(fleet?.sinks()), detector: fleet?.detector });
       await runner.start();
       summary = await runner.run(ac.signal);
     } catch (err) {
@@ -42,7 +44,7 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
       if (summary && values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       throw err;
     } finally {
-      await runner.stop();
+      await runner?.stop();
       await fleet?.stop();
       await service.stop();
     }
