@@ -132,6 +132,26 @@ for (const s of SUBJECTS) {
   });
 }
 
+describe('onnxruntime: no silent fallback', () => {
+  test('falls back only to listed providers and reports requested vs effective with reasons', async (t) => {
+    if (!existsSync(BLAZEFACE)) return t.skip(`${BLAZEFACE} is missing (run ./scripts/setup.sh)`);
+    const probe = new OrtAdapter();
+    // Where a GPU EP loads (a lent GPU machine), the fallback path below cannot be shown; say so.
+    const gpu = await probe.createSession({ modelPath: BLAZEFACE, providers: ['cuda'], warmUp: false }).then(async (s) => { await s.dispose(); return true; }, () => false);
+    if (gpu) return t.skip('the CUDA EP loads on this machine, so there is nothing to fall back from');
+    const s = await probe.createSession({ modelPath: BLAZEFACE, providers: ['tensorrt', 'cuda', 'cpu'], warmUp: false });
+    try {
+      assert.deepEqual(s.info.requestedProviders, ['tensorrt', 'cuda', 'cpu']);
+      assert.equal(s.info.provider, 'cpu');
+      assert.deepEqual(s.info.fallbacks.map((f) => f.provider), ['tensorrt', 'cuda']);
+      for (const f of s.info.fallbacks) assert.ok(f.reason.length > 0, `${f.provider} fallback has a reason`);
+    } finally {
+      await s.dispose();
+    }
+    await assert.rejects(probe.createSession({ modelPath: BLAZEFACE, providers: ['cuda'] }), (e: unknown) => e instanceof EdgeFleetError && /cuda:/.test(e.message));
+  });
+});
+
 describe('adapters that cannot run here say why', () => {
   test('Core ML probes unavailable off Apple with the reason', async () => {
     const p = await new CoreMlAdapter('linux').probe();
