@@ -13,6 +13,8 @@
 # Options:
 #   --root DIR            install under DIR instead of / (DESTDIR style; no user, no systemctl)
 #   --device-secret FILE  install this device secret (else keep the existing one)
+#   --fleet-key FILE      install the fleet's public signing key (fleetctl key export) as
+#                         /etc/edge-agent/fleet.pub, for "ota": { "publicKeyFile": "/etc/edge-agent/fleet.pub" }
 #   --no-start            enable the unit but do not (re)start it
 #   --keep N              releases to keep for rollback (default 3)
 # Environment: DESTDIR works like --root.
@@ -21,15 +23,17 @@ set -euo pipefail
 PKG="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="${DESTDIR:-}"
 SECRET=""
+FLEET_KEY=""
 START=1
 KEEP=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) ROOT="$2"; shift 2 ;;
     --device-secret) SECRET="$2"; shift 2 ;;
+    --fleet-key) FLEET_KEY="$2"; shift 2 ;;
     --no-start) START=0; shift ;;
     --keep) KEEP="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "install-agent: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -121,6 +125,11 @@ if [ -n "$SECRET" ]; then
   log "installed the device secret"
 elif [ ! -f "$ETC/credentials/device-secret" ]; then
   log "no device secret yet: put it in $ETC/credentials/device-secret (mode 0600, root) - fleetctl device add prints it"
+fi
+if [ -n "$FLEET_KEY" ]; then
+  grep -q 'BEGIN PUBLIC KEY' "$FLEET_KEY" || die "$FLEET_KEY is not a PEM public key (expected the output of fleetctl key export)"
+  install -m 0644 "$FLEET_KEY" "$ETC/fleet.pub"
+  log "installed the fleet's public key as $ETC/fleet.pub (model updates must verify against it)"
 fi
 
 # 4. State directory (systemd's StateDirectory= also creates it; made here for staged installs).
