@@ -138,6 +138,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       `Burst: then every device publishes ${ALERTS_PER_DEVICE} alerts (QoS 1) at once. Lag = stored in SQLite (after ingest returns, in the server) − the device's \`ts\`. ` +
       'Server CPU = process.cpuUsage of the server process over the window (100 % = one core); mosquitto\'s from /proc. The devices share the same 2 cores. No goal is set in the issue.',
     goals: [],
+    headline: figs.map((f) => `${f.broker}: telemetry lag p99 ${r(f.telemetry.lagP99Ms, 0)} ms at ${r(f.telemetry.serverCpuPercent, 0)} % server CPU, burst p99 ${r(f.burst.lagP99Ms, 0)} ms`).join('; '),
     tables: [
       { caption: 'Telemetry at 1 Hz per device', columns: ['broker', 'devices', 'connect all s', 'msgs/s stored', 'stored/sent', 'lag p50 ms', 'lag p95 ms', 'lag p99 ms', 'server CPU %', 'mosquitto CPU %'], rows },
       { caption: `Alert burst (${ALERTS_PER_DEVICE} per device at once, telemetry continuing)`, columns: ['broker', 'stored/sent', 'all stored after s', 'lag p50 ms', 'lag p95 ms', 'lag p99 ms', 'server CPU %', 'mosquitto CPU %'], rows: burstRows },

@@ -42,12 +42,14 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     { name: 'flat out (every frame, detector on each)', config: { threads, interval: 1, source: vtestSource({ frames: 0 }) } },
   ];
   const rows: Cell[][] = [];
+  const heads: string[] = [];
   const figures: Record<string, unknown> = {};
   for (const s of scenarios) {
     ctx.log(`footprint: ${s.name}`);
     const u = await measure(s, windowMs);
     figures[s.name] = u;
     const mib = (b: number) => round(b / 2 ** 20, 0);
+    heads.push(`${s.name.split(' (')[0]} ${mib(u.rssMeanBytes)} MiB, ${round(u.cpuPercentOfCore, 0)} % of a core`);
     rows.push([s.name, mib(u.rssMeanBytes), mib(u.rssMaxBytes), mib(u.peakRssBytes), round(u.cpuPercentOfCore, 1), round(u.cpuPercentOfCore / ctx.machine.cores, 1), u.framesProcessed, u.detected]);
   }
   return {
@@ -56,6 +58,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     method: `The \`edge-agent run\` process (CenterNet, ${threads} intra-op threads) sampled from /proc for ${windowMs / 1000} s once its first frame is out and 2 s have passed: ` +
       'RSS every 250 ms (VmRSS; peak = VmHWM over the process life), CPU = utime + stime over wall time (100 % = one core). No goal is set in the issue.',
     goals: [],
+    headline: heads.join('; '),
     tables: [{ columns: ['state', 'RSS mean MiB', 'RSS max MiB', 'peak RSS MiB', 'CPU % of one core', 'CPU % of machine', 'frames processed (whole run)', 'detector calls'], rows }],
     figures,
   };

@@ -89,6 +89,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         '(verifyManifest), ChunkDownloader (64 KiB chunks requested one at a time by offset, QoS 1, appended and fsync\'d), then sha256 of the file, then a retained `reported` ' +
         'with the version. Not included: loading the model in a new worker, self-test and the health window (per device, not fan-out costs). Time is from the desired state being set to the device\'s install. No goal is set in the issue.',
       goals: [],
+      headline: `${installed.length}/${count} devices installed ${round(mb, 1)} MB; all after ${round(allS, 1)} s`,
       tables: [{ columns: ['devices', 'model MB', 'installed', 'failed', 'p50 s', 'p95 s', 'all installed s', 'aggregate MB/s', 'server CPU %', 'chunk retries'], rows }],
       figures: { size: ota.size, installedMs: installed, failures: failed.map((f) => f.failed).slice(0, 10), serverCpuS: win.cpuS, wallS: win.wallS },
       notes: failed.length > 0 ? [`first failure: ${failed[0].failed}`] : [],

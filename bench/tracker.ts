@@ -44,6 +44,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       `fixed interval k, motion gate off; ${rounds} rounds (k ascending, then descending), medians. ` +
       'Output frames/s counts every frame that left the pipeline with boxes (detected or predicted by the tracker).',
     goals: [],
+    headline: `output fps at k = ${INTERVALS.join('/')}: ${INTERVALS.map((k) => round(median(fps.get(k)!), 1)).join(' / ')}`,
     tables: [{ columns: ['k', 'frames', 'detector calls', 'output fps', 'speed-up vs k=1', 'ideal speed-up', 'track ms/frame'], rows }],
     figures: { retries, threads, frames, fps: Object.fromEntries(fps), detectorCalls: Object.fromEntries(calls) },
     notes: ['Output frames/s is the steady rate (6th frame to the last). "ideal speed-up" assumes the detector is the only per-frame cost; the gap is what stays per ' +

@@ -76,7 +76,7 @@ function summary(input: RenderInput): string[] {
     const ext = input.external?.get(e.bench);
     if (r && r.status === 'measured') {
       for (const g of r.goals) rows.push([`${e.item}. ${e.title}`, g.name, g.target, g.value, verdict(g.pass)]);
-      if (r.goals.length === 0) rows.push([`${e.item}. ${e.title}`, 'no goal set (figures only)', '—', null, 'n/a']);
+      if (r.goals.length === 0) rows.push([`${e.item}. ${e.title}`, 'no goal set in the issue', '—', r.headline ?? 'see its section', 'n/a']);
     } else if (ext) {
       rows.push([`${e.item}. ${e.title}`, 'see its section', '—', null, 'n/a']);
     } else {

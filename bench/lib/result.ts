@@ -38,6 +38,8 @@ export interface BenchResult {
   /** How it was measured, one paragraph (rendered under the table heading). */
   method: string;
   goals: BenchGoal[];
+  /** One line for the summary table when the issue sets no goal for this item. */
+  headline?: string;
   tables: BenchTable[];
   /** Raw figures for anyone comparing runs. */
   figures: Record<string, unknown>;

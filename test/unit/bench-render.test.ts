@@ -45,12 +45,14 @@ test('every catalog item appears; missing and not-yet ones say why', () => {
   const results = new Map<string, BenchResult>([
     ['ota', result({ bench: 'ota', item: 6, title: 'OTA fan-out', status: 'not-yet', reason: 'no rollout engine yet' })],
     ['fleet-load', result({ bench: 'fleet-load', item: 5, title: 'Fleet load', status: 'failed', reason: 'broker refused' })],
+    ['footprint', result({ bench: 'footprint', item: 7, title: 'Footprint', headline: 'idle 337 MiB' })],
   ]);
   const md = renderBenchmarks({ catalog: CATALOG, results });
   for (const e of CATALOG) assert.ok(md.includes(`## ${e.item}. ${e.title}`), `section for ${e.bench}`);
   assert.match(md, /\*\*not yet\*\*: no rollout engine yet/);
   assert.match(md, /\*\*failed\*\*: broker refused/);
   assert.match(md, /\| 2\. Tracker interval \| not yet \(no result\) \|/);
+  assert.match(md, /\| 7\. Footprint \| no goal set in the issue \| — \| idle 337 MiB \| n\/a \|/);
 });
 
 test('an external section (quantize) replaces the generic one, without its own heading', () => {
