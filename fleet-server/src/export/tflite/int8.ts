@@ -52,6 +52,8 @@ function amplification(code: number, inScale: number, w: Float32Array, shape: nu
 export interface Int8Options {
   /** Convs whose worst channel turns one input step into more output steps than this stay float (default 32). */
   maxAmplification?: number;
+  /** Keep the ops that produce the outputs in float (default true); false quantizes them too (diagnostics). */
+  floatHead?: boolean;
 }
 
 export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, Range>, opts: Int8Options = {}): Int8Report {
@@ -86,11 +88,37 @@ export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, 
     ops.push({ code: Op.QUANTIZE, inputs: [i], outputs: [qi] });
   }
 
-  const head = floatHead(model);
+  const head = opts.floatHead === false ? new Set<number>() : floatHead(model);
   const dequantized = new Map<number, number>();
+  // Float islands: a conv that would turn one input step into more than `maxAmplification` output
+  // steps of error (MobileNetV3 depthwise filters after BN folding reach |w| ≈ 65 on channels whose
+  // inputs are tiny) runs in float, and so does the producer of its input: the loss is in quantizing
+  // that input per tensor, not in the conv's own arithmetic.
+  const islands = new Set<number>();
+  const floatTensors = new Set<number>();
+  model.operators.forEach((op, k) => {
+    if (head.has(k) || (op.code !== Op.CONV_2D && op.code !== Op.DEPTHWISE_CONV_2D)) return;
+    const rin = ranges.get(T[op.inputs[0]].name), rout = ranges.get(T[op.outputs[0]].name);
+    if (!rin || !rout || model.inputs.includes(op.inputs[0])) return;
+    const gain = amplification(op.code, asymmetric(rin).scale, floats(T[op.inputs[1]]), T[op.inputs[1]].shape, asymmetric(rout).scale);
+    if (gain > maxAmplification) { islands.add(k); floatTensors.add(op.inputs[0]); }
+  });
+  const requantizedFloat = new Map<number, number>();
+  const toInt8 = (i: number): number => {
+    let q = requantizedFloat.get(i);
+    if (q === undefined) {
+      const p = rangeOf(i);
+      q = add({ name: `${T[i].name}/int8`, shape: [...T[i].shape], type: TensorType.INT8, quant: { scale: [p.scale], zeroPoint: [p.zp] } });
+      qp.set(q, p);
+      ops.push({ code: Op.QUANTIZE, inputs: [i], outputs: [q] });
+      requantizedFloat.set(i, q);
+    }
+    return q;
+  };
   for (const [k, op] of model.operators.entries()) {
     const out = op.outputs[0];
-    const ins = op.inputs.map((i) => rename.get(i) ?? i);
+    const isFloatOp = head.has(k) || islands.has(k) || op.outputs.some((o) => floatTensors.has(o));
+    const ins = op.inputs.map((i) => rename.get(i) ?? i).map((i) => (!isFloatOp && T[i].type === TensorType.FLOAT32 && !T[i].data ? toInt8(i) : i));
     const toFloat = (i: number): number => {
       if (T[i].type !== TensorType.INT8 || T[i].data) return i;
       let f = dequantized.get(i);
@@ -101,20 +129,11 @@ export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, 
       }
       return f;
     };
-    if (head.has(k)) {
-      // Float head: int8 activations come back to float once, the op runs with its float weights.
-      ops.push({ ...op, inputs: ins.map(toFloat) });
-      continue;
-    }
-    if ((op.code === Op.CONV_2D || op.code === Op.DEPTHWISE_CONV_2D) && amplification(op.code, qp.get(ins[0])!.scale, floats(T[ins[1]]), T[ins[1]].shape, rangeOf(out).scale) > maxAmplification) {
-      // A float island: this conv would turn one input step into more than `maxAmplification` output
-      // steps of error (MobileNetV3 depthwise filters after BN folding reach |w| ≈ 65), so it runs in
-      // float between a DEQUANTIZE and a QUANTIZE back to its calibrated int8 output.
-      const f = add({ name: `${T[out].name}/float`, shape: [...T[out].shape], type: TensorType.FLOAT32 });
-      ops.push({ ...op, inputs: ins.map(toFloat), outputs: [f] });
-      setQ(out, rangeOf(out));
-      ops.push({ code: Op.QUANTIZE, inputs: [f], outputs: [out] });
-      floatIslands++;
+    if (isFloatOp) {
+      // Float head or island: int8 activations come back to float once, the op runs with its float
+      // weights, and an int8 consumer of its output quantizes it again (toInt8).
+      ops.push({ ...op, inputs: op.inputs.map((orig, j) => (rename.has(orig) ? orig : toFloat(ins[j]))) });
+      if (islands.has(k)) floatIslands++;
       continue;
     }
     const isAct = (i: number): boolean => !T[i].data;
