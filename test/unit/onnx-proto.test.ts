@@ -90,3 +90,12 @@ test('ONNX codec: a real ONNX model read and rewritten gives the same outputs', 
   }
   for (const name of Object.keys(results[0])) assert.deepEqual(results[1][name].data, results[0][name].data, name);
 });
+
+test('tensor data read from a Buffer view gives its own bytes, not the start of the file', async () => {
+  const { tensorToFloat32 } = await import('../../fleet-server/src/convert/onnx/model.js');
+  const file = Buffer.alloc(64);
+  file.writeFloatLE(3.5, 16);
+  file.writeFloatLE(-2, 20);
+  const t = { name: 'w', dims: [2], dataType: 1, data: file.subarray(16, 24) };
+  assert.deepEqual([...tensorToFloat32(t as Parameters<typeof tensorToFloat32>[0])], [3.5, -2]);
+});

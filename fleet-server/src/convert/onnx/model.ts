@@ -110,7 +110,9 @@ export function int32Tensor(dims: number[], values: ArrayLike<number>): OnnxTens
 
 /** Aligned copy, so typed-array views over it are always legal. */
 function aligned(t: OnnxTensor): ArrayBuffer {
-  return t.data.slice().buffer;
+  // A copy of exactly these bytes at offset 0. Not `t.data.slice()`: on a Node Buffer (decodeModel
+  // of readFileSync output) slice() is a view into the whole file, so `.buffer` would start elsewhere.
+  return Uint8Array.prototype.slice.call(t.data).buffer as ArrayBuffer;
 }
 
 export function tensorToFloat32(t: OnnxTensor): Float32Array {
