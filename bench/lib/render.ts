@@ -63,7 +63,8 @@ function header(input: RenderInput): string[] {
     '  `vtest.avi` (768×576), real brokers (aedes embedded, Debian mosquitto) on 127.0.0.1, real SQLite.',
     '- **Percentiles** are nearest-rank over every sample of the run; *n* is shown where it is small.',
     '- **not yet** marks an item whose part is not built yet, with the reason. Each bench writes',
-    '  `bench/results/NAME.json` (figures, machine, versions); `npm run bench -- --only NAME` reruns one.',
+    '  `bench/results/NAME.json` (figures, machine, versions); `npm run bench -- --only NAME` reruns one. A full',
+    '  `npm run bench` takes about 7 minutes and leaves item 4 as last measured (add `--quantize`: about 8 minutes more).',
     '',
     ...(any ? [`Machine of the latest run: ${machineLine(any.machine)}.`, ''] : []),
   ];
