@@ -6,18 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import type { Detection, RgbImage } from '../../agent/src/types.js';
 import { probeVideo, videoFrames } from '../../agent/src/eval/video-frames.js';
 import { TrackingStage } from '../../agent/src/schedule/tracking-stage.js';
 import { RulesEngine } from '../../agent/src/rules/engine.js';
 import type { AlertEvent } from '../../agent/src/rules/events.js';
 import type { TrackedObject } from '../../agent/src/track/types.js';
-import { Detector } from '../../agent/src/infer/detector.js';
+import { vtestMissing, openCocoDetector, VTEST } from '../helpers/vtest.js';
 
-const MODEL = 'assets/models/coco-centernet/model.onnx';
-const VIDEO = 'assets/video/vtest.avi';
+const VIDEO = VTEST;
 const FRAMES = 240;
 const COOLDOWN_MS = 5000;
 
@@ -27,23 +23,12 @@ const WALKWAY = [
 ];
 const LAMP_LINE = { from: { x: 430, y: 150 }, to: { x: 430, y: 480 } };
 
-interface DetectorLike { detect(image: RgbImage): Promise<Detection[]>; close(): Promise<void> }
 
-function missing(): string | undefined {
-  if (!existsSync(VIDEO)) return `${VIDEO} is absent (run scripts/setup.sh)`;
-  if (!existsSync(MODEL) || !existsSync(MODEL.replace(/\.onnx$/, '.meta.json'))) return `default COCO detector ${MODEL} (+ model.meta.json) is not there yet: it comes from the TF.js CenterNet import (fleetctl model import)`;
-  if (spawnSync('gst-launch-1.0', ['--version']).status !== 0) return 'gst-launch-1.0 is not installed (gstreamer1.0-tools)';
-  return undefined;
-}
-
-function openDetector(): Promise<DetectorLike> {
-  return Detector.open({ modelPath: MODEL });
-}
 
 test(`vtest.avi walkway zone and lamp-post line, ${FRAMES} frames at detection interval 3`, { timeout: 180_000 }, async (t) => {
-  const why = missing();
+  const why = vtestMissing();
   if (why) { t.skip(why); return; }
-  const detector = await openDetector();
+  const detector = await openCocoDetector();
   // The whole per-frame path: motion gate on real frames, fixed interval 3, tracker, then rules.
   const stage = new TrackingStage({ detect: (f) => detector.detect(f), labels: ['person'], schedule: { mode: 'fixed', interval: 3 } });
   let gateChecks = 0;

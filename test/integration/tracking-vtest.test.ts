@@ -6,34 +6,20 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import type { Detection, RgbImage } from '../../agent/src/types.js';
 import { evaluateTracking } from '../../agent/src/eval/tracking-eval.js';
 import { probeVideo, videoFrames } from '../../agent/src/eval/video-frames.js';
-import { Detector } from '../../agent/src/infer/detector.js';
+import { vtestMissing, openCocoDetector, VTEST } from '../helpers/vtest.js';
 
-const MODEL = 'assets/models/coco-centernet/model.onnx';
-const VIDEO = 'assets/video/vtest.avi';
+const VIDEO = VTEST;
 const FRAMES = 180;
 
-interface DetectorLike { detect(image: RgbImage): Promise<Detection[]>; close(): Promise<void> }
 
-function missing(): string | undefined {
-  if (!existsSync(VIDEO)) return `${VIDEO} is absent (run scripts/setup.sh)`;
-  if (!existsSync(MODEL) || !existsSync(MODEL.replace(/\.onnx$/, '.meta.json'))) return `default COCO detector ${MODEL} (+ model.meta.json) is not there yet: it comes from the TF.js CenterNet import (fleetctl model import)`;
-  if (spawnSync('gst-launch-1.0', ['--version']).status !== 0) return 'gst-launch-1.0 is not installed (gstreamer1.0-tools)';
-  return undefined;
-}
-
-function openDetector(): Promise<DetectorLike> {
-  return Detector.open({ modelPath: MODEL });
-}
 
 test(`vtest.avi, ${FRAMES} frames, interval 3: interpolated boxes stay on the reference tracks`, { timeout: 240_000 }, async (t) => {
-  const why = missing();
+  const why = vtestMissing();
   if (why) { t.skip(why); return; }
-  const detector = await openDetector();
+  const detector = await openCocoDetector();
   try {
     const info = await probeVideo(VIDEO);
     const report = await evaluateTracking({
@@ -66,7 +52,7 @@ test(`vtest.avi, ${FRAMES} frames, interval 3: interpolated boxes stay on the re
 });
 
 test('edge-agent eval-tracking --json prints the figures', { timeout: 120_000 }, async (t) => {
-  const why = missing();
+  const why = vtestMissing();
   if (why) { t.skip(why); return; }
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/cli/main.ts', 'eval-tracking', '--input', VIDEO, '--interval', '3', '--frames', '24', '--labels', 'person', '--json'], { encoding: 'utf8', timeout: 110_000 });
   assert.equal(r.status, 0, r.stderr);
