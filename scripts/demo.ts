@@ -46,7 +46,7 @@ const server = new FleetServer({
 await server.start();
 const httpUrl = `http://127.0.0.1:${server.api.port}`;
 const mqttUrl = `mqtt://127.0.0.1:${server.broker!.port}`;
-say(`fleet server: API ${httpUrl}/api (login: POST /api/login as admin / ${password}), MQTT ${mqttUrl}`);
+say(`fleet server: dashboard ${httpUrl}/ (log in as admin / ${password}), API ${httpUrl}/api, MQTT ${mqttUrl}`);
 
 const config = await loadAgentConfig(args.config);
 config.stateDir = join(dataDir, 'agent');

@@ -31,10 +31,12 @@ test('demo: fleet server + agent on vtest.avi, alerts arrive at the server, Ctrl
   child.stderr.on('data', (d: Buffer) => { stderr += d; });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
   try {
-    const banner = await waitFor('the API line', () => out.find((l) => l.startsWith('fleet server: API ')), 30_000);
-    const m = /API (http:\/\/127\.0\.0\.1:\d+)\/api \(login: POST \/api\/login as admin \/ (\S+)\)/.exec(banner);
+    const banner = await waitFor('the server line', () => out.find((l) => l.startsWith('fleet server: dashboard ')), 30_000);
+    const m = /dashboard (http:\/\/127\.0\.0\.1:\d+)\/ \(log in as admin \/ (\S+)\), API \1\/api/.exec(banner);
     assert.ok(m, banner);
     const [, httpUrl, password] = m;
+    const page = await fetch(`${httpUrl}/`);
+    assert.equal(page.status, 200, 'the dashboard is served at the printed address');
     const first = await waitFor('the first alert line', () => out.find((l) => l.startsWith('alert ')), 90_000);
     assert.match(first, /^alert (zone-enter|zone-exit|line-cross|dwell|count)\b.*person track \d+ at frame \d+/);
 
