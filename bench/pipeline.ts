@@ -12,6 +12,8 @@ import type { BenchResult, Cell } from './lib/result.js';
 import { median, round } from './lib/stats.js';
 
 const GOAL = 0.9;
+/** Largest max/min of the per-round ratios for the median to count as a measurement. */
+const SPREAD_MAX = 1.3;
 
 export async function run(ctx: BenchContext): Promise<BenchResult> {
   const t0 = Date.now();
@@ -22,6 +24,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
   const rows: Cell[][] = [];
   const figures: Record<string, unknown> = { frames, rounds, retries };
   const goals: BenchResult['goals'] = [];
+  const raise: string[] = [];
   for (const threads of threadCounts) {
     const steady: number[] = [];
     const whole: number[] = [];
@@ -55,7 +58,20 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       round(stage('infer') / frameMs, 3), round(bareMs, 1), round(stage('infer'), 1), round(stage('preprocess'), 1), round(stage('decode'), 2), round(stage('track') + stage('rules') + stage('publish'), 2),
       round(frameMs - stage('infer') - stage('preprocess') - stage('decode'), 1)]);
     figures[`threads${threads}`] = { bareFps: bare, agentSteadyFps: steady, agentWholeRunFps: whole, ratios, efficiency, stageMeanMs: Object.fromEntries(Object.keys(stages).map((s) => [s, stage(s)])) };
-    goals.push({ name: `efficiency, ${threads} intra-op thread${threads > 1 ? 's' : ''}`, target: `≥ ${GOAL}`, value: round(efficiency, 3), pass: efficiency >= GOAL });
+    // Work a depth-2 pipeline (prepare frame N+1 while frame N is in session.run) would take off the serial path.
+    const overlappable = frameMs - stage('infer');
+    raise.push(`${threads} thread${threads > 1 ? 's' : ''}: ${round(overlappable, 1)} ms of the ${round(frameMs, 1)} ms frame is outside session.run ` +
+      `(resize ${round(stage('preprocess'), 1)} ms, the rest hand-offs and layout); overlapping it with the previous frame's inference would lift the in-run share from ` +
+      `${round(stage('infer') / frameMs, 2)} towards 1, and session.run itself runs ${round(stage('infer') / bareMs, 2)}× its bare time inside the agent`);
+    // Rounds that disagree by more than SPREAD_MAX mean the neighbours' load changed within a round:
+    // the median is then not evidence either way, and the goal is reported as inconclusive.
+    const spread = Math.max(...ratios) / Math.min(...ratios);
+    const conclusive = spread <= SPREAD_MAX;
+    goals.push({
+      name: `efficiency, ${threads} intra-op thread${threads > 1 ? 's' : ''}`, target: `≥ ${GOAL}`,
+      value: conclusive ? round(efficiency, 3) : `${round(efficiency, 2)} (inconclusive: rounds ${round(Math.min(...ratios), 2)}–${round(Math.max(...ratios), 2)})`,
+      pass: conclusive ? efficiency >= GOAL : null,
+    });
   }
   return {
     bench: 'pipeline', item: 1, title: 'Pipeline efficiency', status: 'measured', createdAt: new Date().toISOString(),
@@ -71,6 +87,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     notes: [
       '"session.run share of agent frame time" compares the agent with itself within one run (no cross-process load noise): it is the efficiency the pipeline ' +
       'would have if `session.run` inside the agent ran as fast as bare; the rest of the gap is `session.run` slowing down inside the agent (next note).',
+      `What would raise it: ${raise.join('; ')}.`,
       ...(retries.length > 0 ? [`${retries.length} run(s) failed or hung (killed after their time limit) and were run again; first error: ${retries[0].slice(0, 300)}`] : []),
       '"agent infer ms" is `session.run` inside the inference worker, measured by the agent; above "bare ms/run" it shows the same run slowed by what else the pipeline ' +
       'keeps busy at the same time (GStreamer decoding the next frames, sharp, the main thread) on a 2-core machine.',
