@@ -37,7 +37,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       `zone + line rules, vtest.avi played at its own frame rate (\`realtime: true\`, frames dropped and counted if the pipeline falls behind), first ${frames} frames. ` +
       'Latency = capture (appsink pull) → alert handed to the publisher sink (outbox), measured with the monotonic clock. No goal is set in the issue.',
     goals: [],
-    headline: `frame → alert p50 / p95 / p99: ${[0.5, 0.95, 0.99].map((q) => round(percentile(a, q), 0)).join(' / ')} ms (n = ${a.length})`,
+    headline: `frame → alert p50 / p95 / p99: ${[0.5, 0.95, 0.99].map((q) => round(percentile(a, q), 1)).join(' / ')} ms (n = ${a.length})`,
     tables: [
       { caption: 'Frame-to-alert latency, ms', columns: ['alerts', 'n', 'p50', 'p95', 'p99', 'max'], rows: [row('all', a), row('raised on a detector frame', onDetected), row('raised on a tracker-only frame', onPredicted)] },
       { caption: `Where a frame's time goes (${s.processed} frames processed, ${s.dropped.capture} dropped at capture, ${s.detected} detector calls)`, columns: ['stage', 'samples', 'p50 ms', 'p99 ms', 'mean ms per frame', 'share %'], rows: stageRows },
