@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Detection, RgbImage } from '../types.js';
 import { loadModelMetadata, type ModelMetadata } from '../model/metadata.js';
 import { planTransform, resizeRgb, toTensor } from '../preprocess/preprocess.js';
+import type { ResizeTransform } from '../preprocess/transform.js';
 import { createDecoder } from '../decode/index.js';
 import type { Decoder, OutputMap } from '../decode/types.js';
 import type { AdapterSession, PlatformAdapter } from '../../../platform-adapters/contract.js';
@@ -33,6 +34,8 @@ export interface DetectResult {
 }
 
 export class Detector {
+  private prefetched: { image: RgbImage; prepared: Promise<{ rgb: Uint8Array; transform: ResizeTransform; ms: number }> } | undefined;
+
   private constructor(
     readonly meta: ModelMetadata,
     readonly session: AdapterSession,
@@ -62,14 +65,35 @@ export class Detector {
     return (await this.detectTimed(image)).detections;
   }
 
-  async detectTimed(image: RgbImage): Promise<DetectResult> {
+  /**
+   * Starts the resize of a frame that is likely to be detected next, so that it runs on sharp's
+   * threads while the current frame is still in inference. `detectTimed` of the same frame object
+   * picks it up; a prefetch that is not used is simply replaced by the next one.
+   */
+  prefetch(image: RgbImage): void {
+    this.prefetched = { image, prepared: this.prepare(image) };
+    // A failed prefetch is reported by the detectTimed that awaits it; never as an unhandled rejection.
+    this.prefetched.prepared.catch(() => undefined);
+  }
+
+  private async prepare(image: RgbImage): Promise<{ rgb: Uint8Array; transform: ResizeTransform; ms: number }> {
     const spec = this.meta.preprocess;
     const t0 = performance.now();
     const transform = planTransform(spec, image.width, image.height);
     // The resize runs on sharp's threads; the per-pixel layout/normalisation in the inference worker
     // when the session can do it, so neither blocks the event loop.
     const rgb = await resizeRgb(image, transform, spec.padValue);
-    const t1 = performance.now();
+    return { rgb, transform, ms: performance.now() - t0 };
+  }
+
+  async detectTimed(image: RgbImage): Promise<DetectResult> {
+    const spec = this.meta.preprocess;
+    const t0 = performance.now();
+    const pre = this.prefetched?.image === image ? this.prefetched.prepared : this.prepare(image);
+    this.prefetched = undefined;
+    const { rgb, transform, ms } = await pre;
+    // Time spent waiting here (the part of the resize not hidden behind the previous inference).
+    const t1 = t0 + Math.min(ms, performance.now() - t0);
     const session = this.session as AdapterSession & { runRgb?: OrtWorkerSession['runRgb'] };
     if (session.runRgb) {
       // Layout, normalisation and decoding all happen in the worker; only detections come back.

@@ -13,6 +13,7 @@ import { describeError } from '../util/errors.js';
 export interface DetectorLike {
   detectTimed(image: RgbImage): Promise<DetectResult>;
   close(): Promise<void>;
+  prefetch?(image: RgbImage): void;
 }
 
 export interface DetectSample {
@@ -61,6 +62,11 @@ export class SwappableDetector {
   /** Observes every answered frame (the health window). */
   observe(fn: ((s: DetectSample) => void) | undefined): void {
     this.observer = fn;
+  }
+
+  /** Starts the next frame's resize on the model that will answer it (see Detector.prefetch). */
+  prefetch(image: RgbImage): void {
+    this.active.detector.prefetch?.(image);
   }
 
   async detectTimed(image: RgbImage): Promise<DetectResult> {
