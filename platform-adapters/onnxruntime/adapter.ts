@@ -11,7 +11,8 @@ import type { DecodeRequest, WorkerReply, WorkerRequest } from './protocol.js';
 import type { Detection } from '../../agent/src/types.js';
 import type { PreprocessSpec } from '../../agent/src/model/metadata.js';
 import { startWorker } from '../worker-entry.js';
-import { ModelError, EdgeFleetError } from '../../agent/src/util/errors.js';
+import { firstReply, WorkerCalls } from '../worker-calls.js';
+import { ModelError } from '../../agent/src/util/errors.js';
 
 /** ORT's names for the execution providers that the Node binding can request. */
 export const ORT_PROVIDERS = ['cpu', 'cuda', 'tensorrt'] as const;
@@ -43,18 +44,14 @@ export interface DecodedRunResult extends RunResult {
   decodeMs?: number;
 }
 
-interface Pending {
-  resolve: (r: DecodedRunResult) => void;
-  reject: (e: Error) => void;
-}
+type Result = Extract<WorkerReply, { type: 'result' }>;
 
 export class OrtWorkerSession implements AdapterSession {
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  private closed = false;
-  private exitError: Error | undefined;
+  private readonly calls: WorkerCalls<Result>;
 
-  private constructor(private readonly worker: Worker, readonly info: SessionInfo, private readonly modelPath: string) {}
+  private constructor(worker: Worker, readonly info: SessionInfo, modelPath: string) {
+    this.calls = new WorkerCalls<Result>(worker, `Inference on ${modelPath}`);
+  }
 
   static async open(opts: CreateSessionOptions): Promise<OrtWorkerSession> {
     const providers = opts.providers?.length ? opts.providers : ['cpu'];
@@ -67,23 +64,12 @@ export class OrtWorkerSession implements AdapterSession {
       throw new ModelError(`Model file ${opts.modelPath} does not exist; run ./scripts/setup.sh for the default models or give the path of an .onnx file`);
     }
     const worker = startWorker(import.meta.url, 'ort-worker');
-    // Remove only our own listeners afterwards: Worker keeps internal 'newListener' hooks that
-    // removeAllListeners() would break (its message port would stop delivering).
-    let onMessage!: (m: WorkerReply) => void, onError!: (e: Error) => void, onExit!: (code: number) => void;
-    const reply = await new Promise<WorkerReply>((resolve, reject) => {
-      onMessage = resolve;
-      onError = reject;
-      onExit = (code) => reject(new ModelError(`inference worker exited with code ${code} while loading ${opts.modelPath}`));
-      worker.once('message', onMessage).once('error', onError).once('exit', onExit);
-      const req: WorkerRequest = {
-        type: 'load', modelPath: opts.modelPath, providers,
-        intraOpThreads: opts.intraOpThreads ?? Math.max(1, cpus().length),
-        warmUp: opts.warmUp ?? true,
-      };
-      worker.postMessage(req);
-    }).finally(() => {
-      worker.off('message', onMessage).off('error', onError).off('exit', onExit);
-    });
+    const req: WorkerRequest = {
+      type: 'load', modelPath: opts.modelPath, providers,
+      intraOpThreads: opts.intraOpThreads ?? Math.max(1, cpus().length),
+      warmUp: opts.warmUp ?? true,
+    };
+    const reply = await firstReply<WorkerReply>(worker, req, `loading ${opts.modelPath}`);
     if (reply.type !== 'loaded') {
       await worker.terminate();
       const reasons = reply.type === 'load-failed' ? reply.fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ') : (reply as { message?: string }).message;
@@ -91,33 +77,7 @@ export class OrtWorkerSession implements AdapterSession {
         'Check that the file is a valid ONNX model, and list "cpu" last in the providers if falling back to the CPU is acceptable');
     }
     const info: SessionInfo = { inputs: reply.inputs, outputs: reply.outputs, requestedProviders: providers, provider: reply.provider, fallbacks: reply.fallbacks };
-    const session = new OrtWorkerSession(worker, info, opts.modelPath);
-    session.listen();
-    return session;
-  }
-
-  private listen(): void {
-    this.worker.on('message', (msg: WorkerReply) => {
-      if (msg.type === 'result' || msg.type === 'run-failed') {
-        const p = this.pending.get(msg.id);
-        if (!p) return;
-        this.pending.delete(msg.id);
-        if (msg.type === 'result') p.resolve({ outputs: msg.outputs, inferMs: msg.inferMs, detections: msg.detections, decodeMs: msg.decodeMs });
-        else p.reject(new ModelError(`Inference failed on ${this.modelPath}: ${msg.message}`));
-      } else if (msg.type === 'fatal') {
-        this.failAll(new ModelError(`Inference worker failed: ${msg.message}`));
-      }
-    });
-    this.worker.on('error', (err) => this.failAll(new ModelError(`Inference worker crashed: ${err.message}`, { cause: err })));
-    this.worker.on('exit', (code) => {
-      if (!this.closed) this.failAll(new ModelError(`Inference worker exited unexpectedly with code ${code}`));
-    });
-  }
-
-  private failAll(err: Error): void {
-    this.exitError = err;
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    return new OrtWorkerSession(worker, info, opts.modelPath);
   }
 
   /** Runs one inference. Input buffers are transferred to the worker: do not use them afterwards. */
@@ -133,29 +93,16 @@ export class OrtWorkerSession implements AdapterSession {
     return this.send({}, { input, data: rgb, spec }, decode);
   }
 
-  private send(feeds: Record<string, TensorData>, rgb?: { input: string; data: Uint8Array; spec: PreprocessSpec }, decode?: DecodeRequest): Promise<DecodedRunResult> {
-    if (this.closed) return Promise.reject(new EdgeFleetError('E_CLOSED', 'session is disposed'));
-    if (this.exitError) return Promise.reject(this.exitError);
-    const id = this.nextId++;
-    const transfer: ArrayBuffer[] = [];
-    for (const t of [...Object.values(feeds), ...(rgb ? [rgb] : [])]) {
-      if (t.data.buffer instanceof ArrayBuffer && !transfer.includes(t.data.buffer)) transfer.push(t.data.buffer);
-    }
-    return new Promise<DecodedRunResult>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const req: WorkerRequest = { type: 'run', id, feeds, rgb, decode };
-      this.worker.postMessage(req, transfer);
-    });
+  private async send(feeds: Record<string, TensorData>, rgb?: { input: string; data: Uint8Array; spec: PreprocessSpec }, decode?: DecodeRequest): Promise<DecodedRunResult> {
+    const r = await this.calls.call((id): WorkerRequest => ({ type: 'run', id, feeds, rgb, decode }), [...Object.values(feeds).map((t) => t.data), ...(rgb ? [rgb.data] : [])]);
+    return { outputs: r.outputs, inferMs: r.inferMs, detections: r.detections, decodeMs: r.decodeMs };
   }
 
   get inFlight(): number {
-    return this.pending.size;
+    return this.calls.inFlight;
   }
 
-  async dispose(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.failAll(new EdgeFleetError('E_CLOSED', 'session disposed while inference was in flight'));
-    await this.worker.terminate();
+  dispose(): Promise<void> {
+    return this.calls.dispose();
   }
 }

@@ -7,7 +7,8 @@ import type { Worker } from 'node:worker_threads';
 import { existsSync, statSync } from 'node:fs';
 import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult, RunResult, SessionInfo, TensorData } from '../contract.js';
 import { startWorker } from '../worker-entry.js';
-import { EdgeFleetError, ModelError } from '../../agent/src/util/errors.js';
+import { firstReply, WorkerCalls } from '../worker-calls.js';
+import { ModelError } from '../../agent/src/util/errors.js';
 import { defaultWasmDir } from './litert-node.js';
 import type { TfliteReply, TfliteRequest } from './protocol.js';
 
@@ -31,18 +32,14 @@ export class TfliteAdapter implements PlatformAdapter {
   }
 }
 
-interface Pending {
-  resolve: (r: RunResult) => void;
-  reject: (e: Error) => void;
-}
+type Result = Extract<TfliteReply, { type: 'result' }>;
 
 export class TfliteSession implements AdapterSession {
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  private closed = false;
-  private failure: Error | undefined;
+  private readonly calls: WorkerCalls<Result>;
 
-  private constructor(private readonly worker: Worker, readonly info: SessionInfo) {}
+  private constructor(worker: Worker, readonly info: SessionInfo) {
+    this.calls = new WorkerCalls<Result>(worker, 'TFLite inference');
+  }
 
   static async open(opts: CreateSessionOptions): Promise<TfliteSession> {
     const requested = opts.providers?.length ? opts.providers : ['wasm'];
@@ -54,15 +51,8 @@ export class TfliteSession implements AdapterSession {
       throw new ModelError(`TFLite model ${opts.modelPath} does not exist; export one with fleetctl model export --target tflite`);
     }
     const worker = startWorker(import.meta.url, 'tflite-worker');
-    let onMessage!: (m: TfliteReply) => void, onError!: (e: Error) => void, onExit!: (code: number) => void;
-    const reply = await new Promise<TfliteReply>((resolve, reject) => {
-      onMessage = resolve;
-      onError = reject;
-      onExit = (code) => reject(new ModelError(`TFLite worker exited with code ${code} while loading ${opts.modelPath}`));
-      worker.once('message', onMessage).once('error', onError).once('exit', onExit);
-      const req: TfliteRequest = { type: 'load', modelPath: opts.modelPath, threads: 1, warmUp: opts.warmUp ?? true };
-      worker.postMessage(req);
-    }).finally(() => worker.off('message', onMessage).off('error', onError).off('exit', onExit));
+    const req: TfliteRequest = { type: 'load', modelPath: opts.modelPath, threads: 1, warmUp: opts.warmUp ?? true };
+    const reply = await firstReply<TfliteReply>(worker, req, `loading TFLite model ${opts.modelPath}`);
     if (reply.type !== 'loaded') {
       await worker.terminate();
       const why = reply.type === 'load-failed' ? reply.message : `unexpected reply ${reply.type}`;
@@ -70,52 +60,16 @@ export class TfliteSession implements AdapterSession {
     }
     // Providers listed before "wasm" that this adapter does not have are reported, never silently skipped.
     const fallbacks = requested.slice(0, requested.indexOf('wasm')).map((p) => ({ provider: p, reason: 'not a LiteRT.js provider in Node' }));
-    const session = new TfliteSession(worker, { inputs: reply.inputs, outputs: reply.outputs, requestedProviders: requested, provider: 'wasm', fallbacks });
-    session.listen();
-    return session;
-  }
-
-  private listen(): void {
-    this.worker.on('message', (msg: TfliteReply) => {
-      if (msg.type !== 'result' && msg.type !== 'run-failed') return;
-      const p = this.pending.get(msg.id);
-      if (!p) return;
-      this.pending.delete(msg.id);
-      if (msg.type === 'result') p.resolve({ outputs: msg.outputs, inferMs: msg.inferMs });
-      else p.reject(new ModelError(`TFLite inference failed: ${msg.message}`));
-    });
-    this.worker.on('error', (err) => this.failAll(new ModelError(`TFLite worker crashed: ${err.message}`, { cause: err })));
-    this.worker.on('exit', (code) => {
-      if (!this.closed) this.failAll(new ModelError(`TFLite worker exited unexpectedly with code ${code}`));
-    });
-  }
-
-  private failAll(err: Error): void {
-    this.failure = err;
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    return new TfliteSession(worker, { inputs: reply.inputs, outputs: reply.outputs, requestedProviders: requested, provider: 'wasm', fallbacks });
   }
 
   /** Runs one inference. Input buffers are transferred to the worker: do not use them afterwards. */
-  run(feeds: Record<string, TensorData>): Promise<RunResult> {
-    if (this.closed) return Promise.reject(new EdgeFleetError('E_CLOSED', 'session is disposed'));
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    const transfer: ArrayBuffer[] = [];
-    for (const t of Object.values(feeds)) {
-      if (t.data.buffer instanceof ArrayBuffer && !transfer.includes(t.data.buffer)) transfer.push(t.data.buffer);
-    }
-    return new Promise<RunResult>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const req: TfliteRequest = { type: 'run', id, feeds };
-      this.worker.postMessage(req, transfer);
-    });
+  async run(feeds: Record<string, TensorData>): Promise<RunResult> {
+    const r = await this.calls.call((id): TfliteRequest => ({ type: 'run', id, feeds }), Object.values(feeds).map((t) => t.data));
+    return { outputs: r.outputs, inferMs: r.inferMs };
   }
 
-  async dispose(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.failAll(new EdgeFleetError('E_CLOSED', 'session disposed while inference was in flight'));
-    await this.worker.terminate();
+  dispose(): Promise<void> {
+    return this.calls.dispose();
   }
 }
