@@ -35,15 +35,27 @@ const dataDir = resolve(args['data-dir']);
 mkdirSync(dataDir, { recursive: true });
 
 const password = randomBytes(9).toString('base64url');
-const server = new FleetServer({
+const makeServer = (httpPort: number, mqttPort: number) => new FleetServer({
   config: parseFleetConfig({
     dataDir: join(dataDir, 'fleet'),
-    http: { host: '127.0.0.1', port: Number(args['http-port']) },
-    broker: { mode: 'embedded', embedded: { host: '127.0.0.1', port: Number(args['mqtt-port']) } },
+    http: { host: '127.0.0.1', port: httpPort },
+    broker: { mode: 'embedded', embedded: { host: '127.0.0.1', port: mqttPort } },
     operator: { username: 'admin', password },
   }),
 });
-await server.start();
+let server = makeServer(Number(args['http-port']), Number(args['mqtt-port']));
+try {
+  await server.start();
+} catch (err) {
+  // Installing Debian's mosquitto starts its service on :1883, and :8080 is often taken: the demo
+  // then takes free ports and prints them rather than failing on a fresh machine.
+  const inUse = (e: unknown): boolean => (e as NodeJS.ErrnoException)?.code === 'EADDRINUSE' || (Boolean((e as Error)?.cause) && inUse((e as Error).cause));
+  if (!inUse(err)) throw err;
+  await server.stop().catch(() => undefined);
+  say(`port in use (${(err as Error).message}); using free ports instead`);
+  server = makeServer(0, 0);
+  await server.start();
+}
 const httpUrl = `http://127.0.0.1:${server.api.port}`;
 const mqttUrl = `mqtt://127.0.0.1:${server.broker!.port}`;
 say(`fleet server: dashboard ${httpUrl}/ (log in as admin / ${password}), API ${httpUrl}/api, MQTT ${mqttUrl}`);
