@@ -1,15 +1,11 @@
-/** Thin wrapper over node:util parseArgs that turns its errors into UsageErrors. */
+/** node:util parseArgs with `--json` always accepted (its ERR_PARSE_ARGS_* errors are usage errors in dispatch). */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from './dispatch.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 export function parseCommandArgs<T extends Options>(argv: string[], options: T, opts: { positionals?: boolean } = {}) {
-  try {
-    return parseArgs({ args: argv, options: { ...options, json: { type: 'boolean', default: false } }, allowPositionals: opts.positionals ?? false, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  return parseArgs({ args: argv, options: { ...options, json: { type: 'boolean', default: false } }, allowPositionals: opts.positionals ?? false, strict: true });
 }
 
 export function requireOption(value: string | undefined, name: string): string {

@@ -26,10 +26,15 @@ export class UsageError extends EdgeFleetError {
 /** Exit codes shared by every binary. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, input: 4, model: 5, capture: 6 } as const;
 
+/** node:util parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes: an unknown or malformed option. */
+function isUsageError(code: string | undefined): boolean {
+  return code === 'E_USAGE' || (code?.startsWith('ERR_PARSE_ARGS_') ?? false);
+}
+
 export function exitCodeFor(err: unknown): number {
   const code = (err as { code?: string }).code;
+  if (isUsageError(code)) return EXIT.usage;
   switch (code) {
-    case 'E_USAGE': return EXIT.usage;
     case 'E_CONFIG': return EXIT.config;
     case 'E_INPUT': return EXIT.input;
     case 'E_MODEL': return EXIT.model;
@@ -105,7 +110,7 @@ export async function dispatch(opts: { binary: string; commandsDir: string; grou
   } catch (err) {
     const d = describeError(err);
     if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: d })}\n`);
-    process.stderr.write(`${binary} ${name.replace('-', ' ')}: ${d.message}${d.code === 'E_USAGE' ? `\n\n${command.usage.trim()}` : ''}\n`);
+    process.stderr.write(`${binary} ${name.replace('-', ' ')}: ${d.message}${isUsageError(d.code) ? `\n\n${command.usage.trim()}` : ''}\n`);
     return exitCodeFor(err);
   }
 }

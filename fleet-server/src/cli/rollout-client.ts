@@ -33,12 +33,7 @@ export function renderStatus(s: RolloutStatus): string {
 
 /** pause | resume | abort | rollback ID */
 export async function rolloutAction(argv: string[], action: 'pause' | 'resume' | 'abort' | 'rollback'): Promise<number> {
-  let p;
-  try {
-    p = parseArgs({ args: argv, allowPositionals: true, options: SERVER_OPTIONS });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const p = parseArgs({ args: argv, allowPositionals: true, options: SERVER_OPTIONS });
   const id = p.positionals[0];
   if (!id || p.positionals.length > 1) throw new UsageError(`Expected exactly one rollout ID (ro-...) but received ${p.positionals.length}`);
   const r = (await callApi(p.values.server, p.values.token, 'POST', `/api/rollouts/${encodeURIComponent(id)}/${action}`)) as { rollout: RolloutRecord };

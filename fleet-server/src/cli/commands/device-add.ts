@@ -16,14 +16,9 @@ export const command: CliCommand = {
 
 The secret is stored only as a PBKDF2 hash; copy it into the agent's credentials now.`,
   async run(argv) {
-    let p;
-    try {
-      p = parseArgs({ args: argv, allowPositionals: true, options: {
+    const p = parseArgs({ args: argv, allowPositionals: true, options: {
         rotate: { type: 'boolean' }, config: { type: 'string' }, 'data-dir': { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' },
       } });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
     const id = p.positionals[0];
     if (!id || p.positionals.length > 1) throw new UsageError(`Expected exactly one device ID but received ${p.positionals.length}`);
     assertDeviceId(id);

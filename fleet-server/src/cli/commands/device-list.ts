@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
 import type { CliCommand } from '../../../../agent/src/cli/dispatch.js';
-import { UsageError } from '../../../../agent/src/cli/dispatch.js';
 import type { DeviceRecord } from '../../db/devices.js';
 import { withRegistry, callApi } from '../device-registry.js';
 
@@ -8,12 +7,7 @@ export const command: CliCommand = {
   summary: 'List registered devices: online, last seen, versions, platform, health, drift',
   usage: `usage: fleetctl device list [--config FILE | --data-dir DIR | --server URL --token TOKEN] [--json]`,
   async run(argv) {
-    let v;
-    try {
-      v = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } } }).values;
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const v = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } } }).values;
     const items: DeviceRecord[] = v.server
       ? ((await callApi(v.server, v.token, 'GET', '/api/devices')) as { items: DeviceRecord[] }).items
       : withRegistry({ config: v.config, dataDir: v['data-dir'] }, (reg) => reg.devices.list());

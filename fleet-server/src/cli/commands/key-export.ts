@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import type { CliCommand } from '../../../../agent/src/cli/dispatch.js';
-import { UsageError } from '../../../../agent/src/cli/dispatch.js';
 import { loadFleetConfig } from '../../config/schema.js';
 import { loadOrCreateServerKey } from '../../keys/server-key.js';
 
@@ -14,12 +13,7 @@ start. Copy the public key to every agent (the key its OtaManager pins); agents 
 that do not verify against it. The private key never leaves the server: back it up, because a new
 key makes every agent refuse new models until they pin the new public key.`,
   async run(argv) {
-    let v;
-    try {
-      v = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } } }).values;
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const v = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } } }).values;
     const config = loadFleetConfig(v.config);
     if (v['data-dir']) config.dataDir = v['data-dir'];
     const key = loadOrCreateServerKey(config.dataDir);

@@ -21,12 +21,7 @@ export const command: CliCommand = {
   --platform   artifact target the devices run (onnx-cpu, onnx-trt, tflite, coreml)
 ${SERVER_USAGE}`,
   async run(argv) {
-    let v;
-    try {
-      v = parseArgs({ args: argv, options: { model: { type: 'string' }, target: { type: 'string' }, waves: { type: 'string', default: '5,25,100' }, gate: { type: 'string' }, role: { type: 'string' }, platform: { type: 'string' }, ...SERVER_OPTIONS } }).values;
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const v = parseArgs({ args: argv, options: { model: { type: 'string' }, target: { type: 'string' }, waves: { type: 'string', default: '5,25,100' }, gate: { type: 'string' }, role: { type: 'string' }, platform: { type: 'string' }, ...SERVER_OPTIONS } }).values;
     const m = /^([A-Za-z0-9_.-]+)@([A-Za-z0-9_.+-]+)$/.exec(v.model ?? '');
     if (!m) throw new UsageError(`Expected --model NAME@VERSION but received ${JSON.stringify(v.model)}`);
     if (!v.target) throw new UsageError('Expected --target all, group:NAME or devices:ID,ID,...');

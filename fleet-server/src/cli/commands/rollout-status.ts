@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
 import type { CliCommand } from '../../../../agent/src/cli/dispatch.js';
-import { UsageError } from '../../../../agent/src/cli/dispatch.js';
 import { callApi } from '../device-registry.js';
 import { renderStatus, SERVER_OPTIONS, SERVER_USAGE } from '../rollout-client.js';
 import type { RolloutStatus } from '../../rollouts/rollout-engine.js';
@@ -14,12 +13,7 @@ Without ID: every rollout with its state. With ID: totals, the gate's reason whe
 line per device (wave, status, version it reports running, install phase, reason).
 ${SERVER_USAGE}`,
   async run(argv) {
-    let p;
-    try {
-      p = parseArgs({ args: argv, allowPositionals: true, options: SERVER_OPTIONS });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const p = parseArgs({ args: argv, allowPositionals: true, options: SERVER_OPTIONS });
     const id = p.positionals[0];
     if (!id) {
       const { items } = (await callApi(p.values.server, p.values.token, 'GET', '/api/rollouts')) as { items: RolloutRecord[] };

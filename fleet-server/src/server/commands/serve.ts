@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
 import type { CliCommand } from '../../../../agent/src/cli/dispatch.js';
-import { UsageError } from '../../../../agent/src/cli/dispatch.js';
 import { loadFleetConfig } from '../../config/schema.js';
 import { FleetServer } from '../fleet-server.js';
 import { ServiceNotifier } from '../../../../agent/src/service/notifier.js';
@@ -17,12 +16,7 @@ export const command: CliCommand = {
 
 Stops cleanly on SIGINT/SIGTERM.`,
   async run(argv) {
-    let a;
-    try {
-      a = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-port': { type: 'string' }, json: { type: 'boolean' } } }).values;
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const a = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-port': { type: 'string' }, json: { type: 'boolean' } } }).values;
     const config = loadFleetConfig(a.config);
     if (a['data-dir']) config.dataDir = a['data-dir'];
     if (a['mqtt-port']) config.broker.embedded.port = Number(a['mqtt-port']);

@@ -1,0 +1,23 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseArgs } from 'node:util';
+import { EXIT, exitCodeFor, UsageError } from '../../agent/src/cli/dispatch.js';
+import { runCli } from '../helpers/cli.js';
+
+test('an unknown or malformed option is a usage error (exit 2) in every command, not a failure', () => {
+  let thrown: unknown;
+  try {
+    parseArgs({ args: ['--nope'], options: { model: { type: 'string' } }, strict: true });
+  } catch (err) {
+    thrown = err;
+  }
+  assert.equal(exitCodeFor(thrown), EXIT.usage);
+  assert.equal(exitCodeFor(new UsageError('missing --model')), EXIT.usage);
+  assert.equal(exitCodeFor(new Error('boom')), EXIT.failure);
+});
+
+test('a command that parses its own options prints its usage on a bad one', async () => {
+  const r = await runCli('fleetctl', ['model', 'export', '--bogus'], { timeoutMs: 30_000 });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /Unknown option '--bogus'[\s\S]*usage: fleetctl model export/);
+});
