@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { probeVideo, videoFrames } from '../../agent/src/eval/video-frames.js';
+import { videoFileFrames } from '../../agent/src/capture/file-frames.js';
 import { TrackingStage } from '../../agent/src/schedule/tracking-stage.js';
 import { RulesEngine } from '../../agent/src/rules/engine.js';
 import type { AlertEvent } from '../../agent/src/rules/events.js';
@@ -43,8 +43,7 @@ test(`vtest.avi walkway zone and lamp-post line, ${FRAMES} frames at detection i
   const alerts: AlertEvent[] = [];
   const history = new Map<number, Map<number, TrackedObject>>(); // trackId -> frame -> object
   try {
-    const info = await probeVideo(VIDEO);
-    for await (const frame of videoFrames({ path: VIDEO, ...info, maxFrames: FRAMES })) {
+    for await (const frame of videoFileFrames({ path: VIDEO, maxFrames: FRAMES })) {
       const { tracks, changedFraction } = await stage.process(frame);
       if (changedFraction !== undefined) gateChecks++;
       for (const tr of tracks) {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { evaluateTracking } from '../../agent/src/eval/tracking-eval.js';
-import { probeVideo, videoFrames } from '../../agent/src/eval/video-frames.js';
+import { videoFileFrames } from '../../agent/src/capture/file-frames.js';
 import { vtestMissing, openCocoDetector, VTEST } from '../helpers/vtest.js';
 
 const VIDEO = VTEST;
@@ -21,9 +21,8 @@ test(`vtest.avi, ${FRAMES} frames, interval 3: interpolated boxes stay on the re
   if (why) { t.skip(why); return; }
   const detector = await openCocoDetector();
   try {
-    const info = await probeVideo(VIDEO);
     const report = await evaluateTracking({
-      frames: videoFrames({ path: VIDEO, ...info, maxFrames: FRAMES }),
+      frames: videoFileFrames({ path: VIDEO, maxFrames: FRAMES }),
       detect: (f) => detector.detect(f),
       interval: 3,
       labels: ['person'],

@@ -8,7 +8,7 @@ import { extname, join } from 'node:path';
 import type { RgbImage } from '../../../agent/src/types.js';
 import type { PreprocessSpec } from '../../../agent/src/model/metadata.js';
 import { preprocess, readImageFile, type ModelInput } from '../../../agent/src/preprocess/preprocess.js';
-import { probeVideo, videoFrames } from '../../../agent/src/eval/video-frames.js';
+import { videoFileFrames } from '../../../agent/src/capture/file-frames.js';
 import { InputError } from '../../../agent/src/util/errors.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp']);
@@ -49,10 +49,9 @@ export async function* sourceFrames(sel: FrameSelection): AsyncGenerator<SourceF
     }
     return;
   }
-  const info = await probeVideo(sel.source);
   const ac = new AbortController();
   try {
-    for await (const f of videoFrames({ path: sel.source, width: info.width, height: info.height, fps: info.fps, signal: ac.signal })) {
+    for await (const f of videoFileFrames({ path: sel.source, signal: ac.signal })) {
       if (f.index < offset || (f.index - offset) % stride !== 0) continue;
       yield { index: f.index, image: { width: f.width, height: f.height, data: f.data } };
       taken++;

@@ -11,7 +11,7 @@ import { UsageError, EXIT } from '../dispatch.js';
 import type { Detection, RgbImage } from '../../types.js';
 import { InputError, ModelError } from '../../util/errors.js';
 import { evaluateTracking } from '../../eval/tracking-eval.js';
-import { probeVideo, videoFrames } from '../../eval/video-frames.js';
+import { videoFileFrames } from '../../capture/file-frames.js';
 import { Detector } from '../../infer/detector.js';
 
 const DEFAULT_MODEL = 'assets/models/coco-centernet/model.onnx';
@@ -60,12 +60,11 @@ options:
     if (maxFrames !== undefined && (!Number.isInteger(maxFrames) || maxFrames < 1)) throw new UsageError(`Expected a positive integer for --frames but received ${JSON.stringify(values.frames)}`);
     if (!existsSync(values.input)) throw new InputError(`Expected a video file at ${values.input} but there is none; run scripts/setup.sh for assets/video/vtest.avi`);
     if (!existsSync(values.model!)) throw new ModelError(`Expected a detector model at ${values.model} but there is none; give --model PATH or run scripts/setup.sh`);
-    const info = await probeVideo(values.input);
     const detector = await openDetector(values.model!);
     const ac = new AbortController();
     try {
       const report = await evaluateTracking({
-        frames: videoFrames({ path: values.input, ...info, maxFrames, signal: ac.signal }),
+        frames: videoFileFrames({ path: values.input, maxFrames, signal: ac.signal }),
         detect: (f) => detector.detect(f),
         interval,
         maxFrames,
