@@ -76,7 +76,8 @@ export class TestMosquitto {
       if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}: ${this.stderr}`);
       return new Promise<boolean>((resolve) => {
         const s = connect(this.port, '127.0.0.1');
-        s.once('connect', () => { s.destroy(); resolve(true); });
+        // A listener alone could be someone else's; mosquitto exits at once when its bind fails.
+        s.once('connect', () => { s.destroy(); setTimeout(() => resolve(child.exitCode === null), 100); });
         s.once('error', () => resolve(false));
       });
     }, 10_000, 50);
