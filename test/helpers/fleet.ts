@@ -1,6 +1,7 @@
 /**
- * In-process fleet for tests: a fleet server on port 0 with a temp data dir (embedded aedes, or an
- * external mosquitto started by this helper), device registration, agent links, an authenticated
+ * In-process fleet for tests: a fleet server on port 0 with a temp data dir (embedded aedes, an
+ * external mosquitto started by this helper, or 'mosquitto-embedded': the fleet server's own
+ * supervised mosquitto), device registration, agent links, an authenticated
  * HTTP client, and cleanup. Later tests (OTA, dashboard) reuse it:
  *
  *   const fleet = await startFleet({ broker: 'aedes' });
@@ -16,8 +17,9 @@ import { parseFleetConfig, type FleetConfig } from '../../fleet-server/src/confi
 import { FleetServer, type FleetServerOptions } from '../../fleet-server/src/server/fleet-server.js';
 import { AgentLink, type AgentLinkOptions } from '../../agent/src/link/agent-link.js';
 import { TestMosquitto } from './mosquitto.js';
+import { freePort } from './wait.js';
 
-export type BrokerKind = 'aedes' | 'mosquitto';
+export type BrokerKind = 'aedes' | 'mosquitto' | 'mosquitto-embedded';
 
 export interface StartFleetOptions {
   broker?: BrokerKind;
@@ -53,11 +55,11 @@ export class TestFleet {
 
   /** URL agents connect to. */
   get mqttUrl(): string {
-    return this.mosquitto ? this.mosquitto.url : `mqtt://127.0.0.1:${this.server.broker!.port}`;
+    return this.mosquitto ? this.mosquitto.url : `mqtt://127.0.0.1:${this.server.mqttPort!}`;
   }
 
   get mqttsUrl(): string | undefined {
-    const p = this.server.broker?.tlsPort;
+    const p = this.server.mqttsPort;
     return p === undefined ? undefined : `mqtts://127.0.0.1:${p}`;
   }
 
@@ -127,6 +129,8 @@ export async function startFleet(opts: StartFleetOptions = {}): Promise<TestFlee
   };
   if (broker === 'aedes') {
     base.broker = { mode: 'embedded', embedded: { host: '127.0.0.1', port: 0, ...(opts.tls ? { tls: { port: 0, ...opts.tls } } : {}) } };
+  } else if (broker === 'mosquitto-embedded') {
+    base.broker = { mode: 'embedded', embedded: { engine: 'mosquitto', host: '127.0.0.1', port: await freePort(), ...(opts.tls ? { tls: { port: await freePort(), ...opts.tls } } : {}) } };
   } else {
     if (!mosquitto) {
       mosquitto = new TestMosquitto({ dir });

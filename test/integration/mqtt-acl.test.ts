@@ -1,7 +1,8 @@
 /**
- * Device confinement and hostile payloads, on aedes and mosquitto: device A cannot publish to or
- * subscribe to device B's topics, a wrong secret is refused, and 1,000 malformed payloads on A's
- * topics are counted and dropped while the server and device B carry on.
+ * Device confinement and hostile payloads, on aedes, an external mosquitto and the fleet server's
+ * own mosquitto: device A cannot publish to or subscribe to device B's topics, a wrong secret is
+ * refused, and 1,000 malformed payloads on A's topics are counted and dropped while the server and
+ * device B carry on.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,12 +20,13 @@ function connectRaw(url: string, dev: TestDevice, version: 4 | 5, secret = dev.s
   });
 }
 
-for (const kind of ['aedes', 'mosquitto'] as BrokerKind[]) {
+// mosquitto-embedded: the fleet server's own supervised mosquitto (broker.embedded.engine "mosquitto").
+for (const kind of ['aedes', 'mosquitto', 'mosquitto-embedded'] as BrokerKind[]) {
   describe(`device confinement over ${kind}`, () => {
     const version = kind === 'aedes' ? 4 : 5;
 
     test('A cannot subscribe to or publish on B\'s topics; a wrong secret is refused', async (t) => {
-      if (kind === 'mosquitto' && !mosquittoAvailable()) return t.skip('mosquitto binary not installed');
+      if (kind !== 'aedes' && !mosquittoAvailable()) return t.skip('mosquitto binary not installed');
       const fleet = await startFleet({ broker: kind });
       t.after(() => fleet.stop());
       const a = fleet.addDevice('dev-a');
@@ -76,7 +78,7 @@ for (const kind of ['aedes', 'mosquitto'] as BrokerKind[]) {
     });
 
     test('1,000 malformed payloads are counted and dropped; server and other devices unaffected', async (t) => {
-      if (kind === 'mosquitto' && !mosquittoAvailable()) return t.skip('mosquitto binary not installed');
+      if (kind !== 'aedes' && !mosquittoAvailable()) return t.skip('mosquitto binary not installed');
       const fleet = await startFleet({ broker: kind });
       t.after(() => fleet.stop());
       const a = fleet.addDevice('dev-a');

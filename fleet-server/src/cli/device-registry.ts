@@ -2,7 +2,7 @@
 import { dbPathOf, loadFleetConfig } from '../config/schema.js';
 import { openDatabase } from '../db/database.js';
 import { DeviceStore } from '../db/devices.js';
-import { syncMosquitto } from '../mosquitto/files.js';
+import { syncConfiguredMosquitto } from '../mosquitto/sync-target.js';
 import { EdgeFleetError } from '../../../agent/src/util/errors.js';
 
 export interface Registry {
@@ -17,13 +17,7 @@ export function withRegistry<T>(where: { config?: string; dataDir?: string }, fn
   const db = openDatabase(dbPathOf(config));
   try {
     const devices = new DeviceStore(db);
-    const x = config.broker.external;
-    return fn({
-      devices,
-      syncMosquitto: () => {
-        if (config.mosquitto) syncMosquitto(config.mosquitto, devices.credentials(), x ? [{ username: x.username, password: x.password }] : []);
-      },
-    });
+    return fn({ devices, syncMosquitto: () => { syncConfiguredMosquitto(config, devices.credentials()); } });
   } finally {
     db.close();
   }

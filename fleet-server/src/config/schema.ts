@@ -16,6 +16,11 @@ export const FleetConfigSchema = Type.Object({
   broker: Type.Object({
     mode: Type.Union([Type.Literal('embedded'), Type.Literal('external')], { default: 'embedded' }),
     embedded: Type.Object({
+      engine: Type.Union([Type.Literal('aedes'), Type.Literal('mosquitto')], {
+        default: 'aedes',
+        description: 'aedes: in-process, MQTT 3.1.1 (agents fall back to it). mosquitto: Debian\'s mosquitto run and supervised by the fleet server, MQTT 5; needs a fixed port',
+      }),
+      mosquittoPath: Type.String({ default: '/usr/sbin/mosquitto', description: 'mosquitto binary for engine "mosquitto"' }),
       host: Type.String({ default: '0.0.0.0' }),
       port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
       tls: Type.Optional(Type.Object({
@@ -70,6 +75,15 @@ export function parseFleetConfig(value: unknown, what = 'fleet server config'): 
   const c = validator.parse(value ?? {}, what);
   if (c.broker.mode === 'external' && !c.broker.external) {
     throw new ConfigError(`${what}: broker.mode is "external" but broker.external is missing; give its url, username and password.`);
+  }
+  if (c.broker.mode === 'embedded' && c.broker.embedded.engine === 'mosquitto') {
+    const e = c.broker.embedded;
+    if (e.port === 0 || e.tls?.port === 0) {
+      throw new ConfigError(`${what}: broker.embedded.engine is "mosquitto", which cannot listen on port 0; set broker.embedded.port${e.tls ? ' and broker.embedded.tls.port' : ''} (e.g. 1883${e.tls ? ' and 8883' : ''}).`);
+    }
+    if (c.mosquitto) {
+      throw new ConfigError(`${what}: the "mosquitto" section is for an external mosquitto (broker.mode "external"); with broker.embedded.engine "mosquitto" the fleet server writes its files under dataDir/mosquitto. Remove the "mosquitto" section.`);
+    }
   }
   return c;
 }

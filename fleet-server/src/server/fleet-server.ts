@@ -1,5 +1,5 @@
 /**
- * The fleet server process core: database, broker (embedded aedes or an external broker), ingest,
+ * The fleet server process core: database, broker (embedded aedes, its own mosquitto, or an external broker), ingest,
  * HTTP API, telemetry retention and the mosquitto file sync. `serve` wraps it; tests run it in-process
  * (test/helpers/fleet.ts).
  */
@@ -20,7 +20,8 @@ import { ExternalSource } from '../ingest/external-source.js';
 import { INGEST_KINDS, Ingest } from '../ingest/ingest.js';
 import { AckPublisher } from '../ingest/acks.js';
 import { HttpApi } from '../api/http-api.js';
-import { syncMosquitto } from '../mosquitto/files.js';
+import { syncConfiguredMosquitto } from '../mosquitto/sync-target.js';
+import { ManagedMosquitto, managedMosquittoFiles, managedServiceSecret, SERVICE_USERNAME } from '../broker/managed-mosquitto.js';
 import { FleetEventBus } from '../dashboard/event-bus.js';
 import { Dashboard } from '../dashboard/dashboard.js';
 import { OTA_REQUEST_FILTER, OtaService } from '../ota/ota-service.js';
@@ -46,6 +47,8 @@ export class FleetServer {
   operators!: OperatorStore;
   ingest!: Ingest;
   broker: EmbeddedBroker | undefined;
+  /** The supervised mosquitto child (broker.embedded.engine "mosquitto"). */
+  mosquitto: ManagedMosquitto | undefined;
   external: ExternalSource | undefined;
   api!: HttpApi;
   acks!: AckPublisher;
@@ -70,6 +73,16 @@ export class FleetServer {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    try {
+      await this.startParts();
+    } catch (err) {
+      // Nothing half-started stays behind (a mosquitto child would outlive this process).
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async startParts(): Promise<void> {
     const c = this.config;
     this.db = openDatabase(dbPathOf(c));
     this.devices = new DeviceStore(this.db, this.now);
@@ -94,11 +107,25 @@ export class FleetServer {
       publish: (topic, payload, o) => this.publish(topic, payload, o),
     });
     const onMessage = (topic: string, payload: Buffer) => (topic.endsWith('/ota/req') ? this.ota.handle(topic, payload) : this.ingest.handle(topic, payload));
-    if (c.broker.mode === 'embedded') {
+    const filters = [...INGEST_KINDS.map((k) => serverFilter(k.kind, false)), OTA_REQUEST_FILTER];
+    if (c.broker.mode === 'embedded' && c.broker.embedded.engine === 'mosquitto') {
+      const e = c.broker.embedded;
+      const files = managedMosquittoFiles(c.dataDir);
+      this.syncMosquitto();
+      this.mosquitto = new ManagedMosquitto({ host: e.host, port: e.port, tls: e.tls, binary: e.mosquittoPath, files });
+      await this.mosquitto.start();
+      // One server on its own broker: no shared subscriptions; a persistent session keeps QoS 1
+      // device messages queued at mosquitto while the fleet server restarts.
+      this.external = new ExternalSource({
+        url: this.mosquitto.localUrl, username: SERVICE_USERNAME, password: managedServiceSecret(files), clientId: 'fleet-server',
+        shared: false, protocolVersion: 5, onMessage, extraFilters: [OTA_REQUEST_FILTER],
+      });
+      await this.external.start();
+    } else if (c.broker.mode === 'embedded') {
       const e = c.broker.embedded;
       this.broker = new EmbeddedBroker({
         host: e.host, port: e.port, tls: e.tls, devices: this.devices, onMessage,
-        filters: [...INGEST_KINDS.map((k) => serverFilter(k.kind, false)), OTA_REQUEST_FILTER],
+        filters,
       });
       await this.broker.start();
     } else {
@@ -130,7 +157,7 @@ export class FleetServer {
     this.pruneTimer = setInterval(() => this.prune(), c.telemetry.pruneIntervalS * 1000);
     this.pruneTimer.unref();
     if (c.mosquitto) this.onDevicesChanged();
-    this.log.info({ http: this.api.port, mqtt: this.broker?.port, mqtts: this.broker?.tlsPort, external: c.broker.external?.url }, 'fleet server started');
+    this.log.info({ http: this.api.port, mqtt: this.mqttPort, mqtts: this.mqttsPort, external: c.broker.external?.url }, 'fleet server started');
   }
 
   async stop(): Promise<void> {
@@ -142,7 +169,17 @@ export class FleetServer {
     await this.api?.stop();
     await this.broker?.stop();
     await this.external?.stop();
+    await this.mosquitto?.stop();
     this.db?.close();
+  }
+
+  /** Port of the broker this server runs (aedes or its mosquitto); undefined on an external broker. */
+  get mqttPort(): number | undefined {
+    return this.broker?.port ?? this.mosquitto?.port;
+  }
+
+  get mqttsPort(): number | undefined {
+    return this.broker?.tlsPort ?? this.mosquitto?.tlsPort;
   }
 
   /** Publishes from the server to a device topic through whichever broker is in use. */
@@ -160,19 +197,17 @@ export class FleetServer {
 
   status(): Record<string, unknown> {
     return {
-      broker: this.broker ? { mode: 'embedded', running: this.broker.running, port: this.broker.port, tlsPort: this.broker.tlsPort, clients: this.broker.connectedClients(), ...this.broker.counters }
-        : { mode: 'external', connected: this.external?.connected ?? false },
+      broker: this.broker ? { mode: 'embedded', engine: 'aedes', running: this.broker.running, port: this.broker.port, tlsPort: this.broker.tlsPort, clients: this.broker.connectedClients(), ...this.broker.counters }
+        : this.mosquitto ? { mode: 'embedded', engine: 'mosquitto', running: this.mosquitto.running, port: this.mosquitto.port, tlsPort: this.mosquitto.tlsPort, restarts: this.mosquitto.restarts, connected: this.external?.connected ?? false }
+          : { mode: 'external', connected: this.external?.connected ?? false },
       ingest: this.ingest.getStats(),
       devices: this.devices.list().length,
     };
   }
 
-  /** Rewrites mosquitto's files and reloads it; no-op without `mosquitto` in the config. */
+  /** Rewrites mosquitto's files and reloads it; no-op unless the config uses mosquitto files. */
   syncMosquitto(): boolean {
-    const m = this.config.mosquitto;
-    if (!m) return false;
-    const x = this.config.broker.external;
-    return syncMosquitto(m, this.devices.credentials(), x ? [{ username: x.username, password: x.password }] : []);
+    return syncConfiguredMosquitto(this.config, this.devices.credentials());
   }
 
   private onDevicesChanged(): void {
