@@ -25,10 +25,10 @@ function flatFrame(level: number): RgbImage {
 // Smallest valid JPEG is not needed: the server stores bytes as given; a tiny real JPEG header is enough.
 const JPEG = Buffer.from('/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgICAgMCAgIDAwMDBAYEBAQEBAgGBgUGCQgKCgkICQkKDA8MCgsOCwkJDRENDg8QEBEQCgwSExIQEw8QEBD/yQALCAABAAEBAREA/8wABgAQEAX/2gAIAQEAAD8A0s8g/9k=', 'base64');
 
-for (const kind of ['aedes', 'mosquitto'] as BrokerKind[]) {
+for (const kind of ['aedes', 'mosquitto', 'mosquitto-embedded'] as BrokerKind[]) {
   describe(`agent link over ${kind}`, { concurrency: false }, () => {
     test('registry, telemetry with drift, alert with snapshot, API auth, metrics', async (t) => {
-      if (kind === 'mosquitto' && !mosquittoAvailable()) return t.skip('mosquitto binary not installed (apt mosquitto)');
+      if (kind !== 'aedes' && !mosquittoAvailable()) return t.skip('mosquitto binary not installed (apt mosquitto)');
       const fleet = await startFleet({ broker: kind });
       t.after(() => fleet.stop());
       const dev = fleet.addDevice('cam-01');
@@ -115,7 +115,8 @@ test('last will marks a device offline when its connection dies', async (t) => {
   c.end(true);
 });
 
-test('TLS with a pinned CA: the right CA connects, another CA is refused', async (t) => {
+for (const kind of ['aedes', 'mosquitto-embedded'] as BrokerKind[]) test(`TLS with a pinned CA (${kind}): the right CA connects, another CA is refused`, async (t) => {
+  if (kind !== 'aedes' && !mosquittoAvailable()) return t.skip('mosquitto binary not installed (apt mosquitto)');
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
@@ -123,7 +124,7 @@ test('TLS with a pinned CA: the right CA connects, another CA is refused', async
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const good = makeTestCerts(dir, 'good');
   const other = makeTestCerts(dir, 'other');
-  const fleet = await startFleet({ broker: 'aedes', tls: { certPath: good.certPath, keyPath: good.keyPath } });
+  const fleet = await startFleet({ broker: kind, tls: { certPath: good.certPath, keyPath: good.keyPath } });
   t.after(() => fleet.stop());
   const dev = fleet.addDevice('cam-tls');
   const ok = fleet.agentLink(dev, { url: fleet.mqttsUrl!, caPem: good.caPem });
