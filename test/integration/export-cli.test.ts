@@ -29,6 +29,48 @@ test('fleetctl model export writes TFLite and Core ML artifacts with metadata an
   assert.equal(decodeMlModel(readFileSync(join(dir, 'bf.mlmodel'))).layers.length > 50, true);
 });
 
+interface DetectJson { provider: string; detections: Array<{ label: string; score: number; box: { x: number; y: number; w: number; h: number } }> }
+
+async function detectJson(model: string, image: string): Promise<DetectJson> {
+  const r = await runCli('edge-agent', ['detect', '--model', model, '--image', image, '--json'], { timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as DetectJson;
+}
+
+test('an exported TFLite file runs in the agent (LiteRT.js) with the decoder its metadata names, and detects what the ONNX model detects', async (t) => {
+  const cases = [
+    { name: 'cn', model: 'assets/models/coco-centernet/model.onnx', image: join(dir, 'vtest-frame.png'), label: 'person' },
+    { name: 'bf', model: MODEL, image: 'assets/images/faces/sample1.jpg', label: 'face' },
+  ];
+  const absent = [...cases.map((c) => c.model), 'assets/video/vtest.avi'].filter((p) => !existsSync(p));
+  if (absent.length) return t.skip(`${absent.join(', ')} missing (run ./scripts/setup.sh)`);
+  const { spawnSync } = await import('node:child_process');
+  const g = spawnSync('gst-launch-1.0', ['-q', 'filesrc', 'location=assets/video/vtest.avi', '!', 'decodebin', '!', 'videoconvert', '!', 'video/x-raw,format=RGB', '!',
+    'identity', 'eos-after=51', '!', 'pngenc', 'snapshot=false', '!', 'multifilesink', `location=${join(dir, 'f%03d.png')}`], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(g.status, 0, g.stderr);
+  const { renameSync } = await import('node:fs');
+  renameSync(join(dir, 'f050.png'), cases[0].image);
+  for (const c of cases) {
+    const out = join(dir, `${c.name}-run.tflite`);
+    const ex = await runCli('fleetctl', ['model', 'export', '--model', c.model, '--target', 'tflite', '--precision', 'fp32', '-o', out], { timeoutMs: 60_000 });
+    assert.equal(ex.code, 0, ex.stderr);
+    const decoder = (JSON.parse(readFileSync(join(dir, `${c.name}-run.meta.json`), 'utf8')) as { decoder: { type: string } }).decoder;
+    // CenterNet's TopK/Gather tail is not exported: the metadata switches to decoding its heads.
+    assert.equal(decoder.type, c.name === 'cn' ? 'centernet-heads' : 'blazeface');
+    const [tfl, onnx] = [await detectJson(out, c.image), await detectJson(c.model, c.image)];
+    assert.equal(tfl.provider, 'wasm');
+    t.diagnostic(`${c.name}: TFLite ${tfl.detections.length} detections, ONNX ${onnx.detections.length}`);
+    assert.ok(onnx.detections.filter((d) => d.label === c.label).length >= 2, `the ONNX model finds ${c.label}s in ${c.image}`);
+    assert.equal(tfl.detections.length, onnx.detections.length);
+    tfl.detections.forEach((d, i) => {
+      const o = onnx.detections[i];
+      assert.equal(d.label, o.label);
+      assert.ok(Math.abs(d.score - o.score) < 1e-3, `score ${d.score} vs ${o.score}`);
+      for (const k of ['x', 'y', 'w', 'h'] as const) assert.ok(Math.abs(d.box[k] - o.box[k]) <= 0.2, `${c.name} detection ${i} ${k}: ${d.box[k]} vs ${o.box[k]}`);
+    });
+  }
+});
+
 test('fleetctl model export refuses bad arguments with a usage error', async () => {
   const noCalib = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'tflite', '--precision', 'int8', '-o', join(dir, 'x.tflite')]);
   assert.notEqual(noCalib.code, 0);

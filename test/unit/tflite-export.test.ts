@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { FlatBufferBuilder } from '../../fleet-server/src/export/flatbuffer.js';
 import { exportTflite } from '../../fleet-server/src/export/tflite/export.js';
 import { asymmetric } from '../../fleet-server/src/export/tflite/int8.js';
-import { centernetHeadsToDetections } from '../../fleet-server/src/export/tflite/centernet-heads.js';
 import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { emptyGraph, floatTensor, int64Tensor, type OnnxNode } from '../../fleet-server/src/convert/onnx/model.js';
 import { TfliteAdapter } from '../../platform-adapters/tflite/adapter.js';
@@ -110,18 +109,4 @@ test('int8 activation parameters hold 0 exactly and cover the range', () => {
   assert.equal(p.zp, -64);
   assert.equal(asymmetric({ min: 0, max: 6 }).zp, -128);
   assert.equal(asymmetric({ min: 2, max: 6 }).zp, -128, 'a positive range is widened down to 0');
-});
-
-test('CenterNet tail: 3x3 peaks, top-k over cells x classes, boxes from the wh head at stride 4', () => {
-  const h = 4, w = 4, classes = 2;
-  const hm = new Float32Array(h * w * classes);
-  hm[(1 * w + 2) * classes + 1] = 0.9; // peak, class 1 at row 1 col 2
-  hm[(1 * w + 1) * classes + 1] = 0.5; // suppressed by its 0.9 neighbour
-  hm[(3 * w + 0) * classes + 0] = 0.7; // peak, class 0
-  const wh = new Float32Array(h * w * 4);
-  wh.set([1, 2, 3, 4], (1 * w + 2) * 4);
-  const d = centernetHeadsToDetections({ dims: [1, h, w, classes], data: hm }, { dims: [1, h, w, 4], data: wh }, 3);
-  assert.deepEqual(d.dims, [1, 3, 6]);
-  assert.deepEqual(Array.from(d.data.slice(0, 6)).map((v) => +v.toFixed(3)), [7, 2, 11, 8, 0.9, 1]);
-  assert.deepEqual(Array.from(d.data.slice(6, 12)).map((v) => +v.toFixed(3)).slice(4), [0.7, 0]);
 });

@@ -5,7 +5,7 @@
 import type { DecoderSpec } from './spec.js';
 import type { Decoder } from './types.js';
 import { createYoloDecoder } from './yolo.js';
-import { createCenterNetDecoder } from './centernet.js';
+import { createCenterNetDecoder, createCenterNetHeadsDecoder } from './centernet.js';
 import { createBlazeFaceDecoder } from './blazeface.js';
 import { createDbDecoder } from './db.js';
 import { ModelError } from '../util/errors.js';
@@ -14,11 +14,12 @@ export function createDecoder(spec: DecoderSpec): Decoder {
   switch (spec.type) {
     case 'yolo': return createYoloDecoder(spec);
     case 'centernet': return createCenterNetDecoder(spec);
+    case 'centernet-heads': return createCenterNetHeadsDecoder(spec);
     case 'blazeface': return createBlazeFaceDecoder(spec);
     case 'db': return createDbDecoder(spec);
     default: {
       const never: never = spec;
-      throw new ModelError(`Expected decoder.type to be one of yolo, centernet, blazeface, db but received ${JSON.stringify((never as { type?: unknown }).type)}`);
+      throw new ModelError(`Expected decoder.type to be one of yolo, centernet, centernet-heads, blazeface, db but received ${JSON.stringify((never as { type?: unknown }).type)}`);
     }
   }
 }

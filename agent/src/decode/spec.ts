@@ -26,6 +26,23 @@ export const CenterNetDecoderSpec = Type.Object({
   ...common,
 }, { additionalProperties: false });
 
+/**
+ * CenterNet's raw heads, for exports that leave the decoding tail out (TFLite and Core ML have no
+ * TopK/Gather mapping here): a class heatmap `[1, H, W, C]` of sigmoid scores and box sides
+ * `[1, H, W, 4]` (left, top, right, bottom in model-input pixels from the cell's point
+ * (stride·col, stride·row)); `layout: "nchw"` for `[1, C, H, W]` / `[1, 4, H, W]`. Peaks are cells
+ * equal to the max of their 3×3 neighbourhood, as in the model's own tail (MaxPool 3×3 SAME, Equal).
+ */
+export const CenterNetHeadsDecoderSpec = Type.Object({
+  type: Type.Literal('centernet-heads'),
+  heatmap: Type.String({ description: 'output name of the class heatmap' }),
+  boxes: Type.String({ description: 'output name of the box sides' }),
+  layout: Type.Union([Type.Literal('nhwc'), Type.Literal('nchw')], { default: 'nhwc' }),
+  stride: Type.Number({ exclusiveMinimum: 0, description: 'model-input pixels per heatmap cell' }),
+  topK: Type.Integer({ minimum: 1, default: 100, description: 'peaks kept, as the top-k of the model\'s own tail' }),
+  ...common,
+}, { additionalProperties: false });
+
 /** MediaPipe BlazeFace: SSD anchors, regressors `[1, N, 16]` and logits `[1, N, 1]`, possibly split over several outputs. */
 export const BlazeFaceDecoderSpec = Type.Object({
   type: Type.Literal('blazeface'),
@@ -53,9 +70,19 @@ export const DbDecoderSpec = Type.Object({
   maxDetections: Type.Integer({ minimum: 1, default: 100 }),
 }, { additionalProperties: false });
 
-export const DecoderSpec = Type.Union([YoloDecoderSpec, CenterNetDecoderSpec, BlazeFaceDecoderSpec, DbDecoderSpec]);
+export const DecoderSpec = Type.Union([YoloDecoderSpec, CenterNetDecoderSpec, CenterNetHeadsDecoderSpec, BlazeFaceDecoderSpec, DbDecoderSpec]);
 export type DecoderSpec = Static<typeof DecoderSpec>;
 export type YoloDecoderSpec = Static<typeof YoloDecoderSpec>;
 export type CenterNetDecoderSpec = Static<typeof CenterNetDecoderSpec>;
+export type CenterNetHeadsDecoderSpec = Static<typeof CenterNetHeadsDecoderSpec>;
 export type BlazeFaceDecoderSpec = Static<typeof BlazeFaceDecoderSpec>;
 export type DbDecoderSpec = Static<typeof DbDecoderSpec>;
+
+/** The outputs a decoder reads by name (empty when it takes the model's first output). */
+export function decoderOutputNames(spec: DecoderSpec): string[] {
+  switch (spec.type) {
+    case 'blazeface': return [...spec.scoreOutputs, ...spec.boxOutputs];
+    case 'centernet-heads': return [spec.heatmap, spec.boxes];
+    default: return spec.output ? [spec.output] : [];
+  }
+}

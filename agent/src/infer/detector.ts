@@ -11,7 +11,8 @@ import { createDecoder } from '../decode/index.js';
 import type { Decoder, OutputMap } from '../decode/types.js';
 import type { AdapterSession, PlatformAdapter } from '../../../platform-adapters/contract.js';
 import { OrtAdapter, type OrtWorkerSession } from '../../../platform-adapters/onnxruntime/adapter.js';
-import { ModelError } from '../util/errors.js';
+import { TfliteAdapter } from '../../../platform-adapters/tflite/adapter.js';
+import { ConfigError, ModelError } from '../util/errors.js';
 
 export interface DetectorOptions {
   modelPath: string;
@@ -20,6 +21,21 @@ export interface DetectorOptions {
   adapter?: PlatformAdapter;
   /** Overrides of the decoder's thresholds from the metadata (e.g. a lower face threshold). */
   scoreThreshold?: number;
+}
+
+/**
+ * The adapter a model file needs when none is given: `.tflite` runs through LiteRT.js on the CPU
+ * (the TFLite artifacts `fleetctl model export` makes for Android work on Linux boxes too), anything
+ * else through onnxruntime with the configured providers.
+ */
+export function adapterFor(modelPath: string, providers?: string[]): { adapter: PlatformAdapter; providers?: string[] } {
+  if (/\.tflite$/i.test(modelPath)) {
+    if (providers?.length && !providers.includes('cpu')) {
+      throw new ConfigError(`${modelPath} is a TFLite model, which runs on the CPU through LiteRT.js, but detector.providers is ${JSON.stringify(providers)}; add "cpu" or use the ONNX model`);
+    }
+    return { adapter: new TfliteAdapter(), providers: ['wasm'] };
+  }
+  return { adapter: new OrtAdapter(), providers };
 }
 
 export interface DetectTimings {
@@ -47,8 +63,8 @@ export class Detector {
     const meta = await loadModelMetadata(opts.modelPath);
     if (opts.scoreThreshold !== undefined && 'scoreThreshold' in meta.decoder) meta.decoder.scoreThreshold = opts.scoreThreshold;
     const decoder = createDecoder(meta.decoder);
-    const adapter = opts.adapter ?? new OrtAdapter();
-    const session = await adapter.createSession({ modelPath: opts.modelPath, providers: opts.providers, intraOpThreads: opts.intraOpThreads, warmUp: true });
+    const { adapter, providers } = opts.adapter ? { adapter: opts.adapter, providers: opts.providers } : adapterFor(opts.modelPath, opts.providers);
+    const session = await adapter.createSession({ modelPath: opts.modelPath, providers, intraOpThreads: opts.intraOpThreads, warmUp: true });
     const inputName = meta.input ?? session.info.inputs[0]?.name;
     if (!inputName || !session.info.inputs.some((i) => i.name === inputName)) {
       await session.dispose();

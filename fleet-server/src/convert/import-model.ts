@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { metadataPathFor, modelMetadataValidator, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
+import { decoderOutputNames } from '../../../agent/src/decode/spec.js';
 import { decodeModel, encodeModel } from './onnx/codec.js';
 import { fillOutputShapes } from './onnx/output-shapes.js';
 import { loadTfjsGraphModel } from './tfjs/reader.js';
@@ -63,9 +64,7 @@ export async function importModel(opts: ImportOptions): Promise<ImportResult> {
   if (meta.input && !inputs.includes(meta.input)) {
     throw new ModelError(`Metadata names input "${meta.input}" but the model's inputs are ${inputs.map((i) => `"${i}"`).join(', ')}; fix "input" in the metadata`);
   }
-  const decoderOutputs = 'output' in meta.decoder && meta.decoder.output ? [meta.decoder.output]
-    : meta.decoder.type === 'blazeface' ? [...meta.decoder.scoreOutputs, ...meta.decoder.boxOutputs] : [];
-  const absent = decoderOutputs.filter((o) => !outputs.includes(o));
+  const absent = decoderOutputNames(meta.decoder).filter((o) => !outputs.includes(o));
   if (absent.length) {
     throw new ModelError(`Metadata's decoder reads output${absent.length > 1 ? 's' : ''} ${absent.map((o) => `"${o}"`).join(', ')} but the model's outputs are ${outputs.map((o) => `"${o}"`).join(', ')}`);
   }

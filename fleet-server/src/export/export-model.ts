@@ -3,14 +3,16 @@
  * `.mlmodel` next to a copy of the model's metadata and an export report (inputs, outputs, outputs
  * left out and why, sizes, sha256). INT8 TFLite calibrates on real frames first.
  */
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { loadModelMetadata, metadataPathFor } from '../../../agent/src/model/metadata.js';
+import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
+import { decoderOutputNames, type DecoderSpec } from '../../../agent/src/decode/spec.js';
 import { modelInputs, type FrameSelection } from '../quantize/frames.js';
 import type { CalibrationMethod } from '../quantize/ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 import { exportTflite } from './tflite/export.js';
+import { decodeModel } from '../convert/onnx/codec.js';
 import { tfliteRanges } from './tflite/ranges.js';
 import { exportCoreml } from './coreml/export.js';
 
@@ -68,13 +70,48 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     outputs = r.model.outputs;
     notes.push('Core ML blobs are CHW; outputs are the head maps before the final Reshape (see docs/ios-bridge.md)');
   }
-  if (dropped.length) notes.push(`outputs left out: ${dropped.map((d) => d.output).join(', ')} (decode them on the device from the exported outputs)`);
+  if (dropped.length) notes.push(`outputs left out: ${dropped.map((d) => d.output).join(", ")}`);
   await writeFile(o.outputPath, out);
   const metaIn = metadataPathFor(o.modelPath);
   const metaOut = metadataPathFor(o.outputPath);
-  if (existsSync(metaIn) && metaIn !== metaOut) await copyFile(metaIn, metaOut);
+  if (existsSync(metaIn) && metaIn !== metaOut) {
+    const meta = await loadModelMetadata(o.modelPath);
+    const sourceOutputs = decodeModel(Uint8Array.from(bytes)).graph.outputs.map((x) => x.name);
+    const decoder = decoderForExport(meta, sourceOutputs, outputs, o.target === 'coreml' ? 'nchw' : 'nhwc');
+    if (decoder.note) notes.push(decoder.note);
+    await writeFile(metaOut, `${JSON.stringify({ ...meta, decoder: decoder.spec }, null, 2)}\n`);
+  }
   return {
     target: o.target, precision: o.precision, output: o.outputPath, sizeBytes: out.length,
     sha256: createHash('sha256').update(out).digest('hex'), inputs, outputs, dropped, calibrationFrames, notes,
   };
+}
+
+/**
+ * The decoder the exported artifact needs. When the export kept the outputs the model's decoder
+ * reads, it is unchanged. A CenterNet whose detections output was left out (its TopK/Gather tail has
+ * no mapping) is decoded from its heads instead: the heatmap and the 4-side box map, stride = model
+ * input height / heatmap height. Anything else keeps its decoder and says which outputs are missing.
+ */
+export function decoderForExport(meta: ModelMetadata, sourceOutputs: readonly string[], outputs: ReadonlyArray<{ name: string; shape: number[] }>, layout: 'nhwc' | 'nchw'): { spec: DecoderSpec; note?: string } {
+  const names = new Set(outputs.map((x) => x.name));
+  const read = decoderOutputNames(meta.decoder);
+  // A decoder without output names reads the first output: it must still be the source's first.
+  const missing = read.length ? read.filter((n) => !names.has(n)) : outputs[0]?.name === sourceOutputs[0] ? [] : [sourceOutputs[0] ?? 'the first output'];
+  if (missing.length === 0) return { spec: meta.decoder };
+  if (meta.decoder.type === 'centernet') {
+    const channels = (s: number[]) => (layout === 'nhwc' ? s[3] : s[1]);
+    const rows = (s: number[]) => (layout === 'nhwc' ? s[1] : s[2]);
+    const four = outputs.filter((x) => x.shape.length === 4 && channels(x.shape) === 4);
+    const maps = outputs.filter((x) => x.shape.length === 4 && channels(x.shape) !== 4 && rows(x.shape) === rows(four[0]?.shape ?? []));
+    if (four.length === 1 && maps.length === 1) {
+      const { scoreThreshold, iouThreshold, maxDetections } = meta.decoder;
+      const spec: DecoderSpec = {
+        type: 'centernet-heads', heatmap: maps[0].name, boxes: four[0].name, layout,
+        stride: meta.preprocess.height / rows(maps[0].shape), topK: 100, scoreThreshold, iouThreshold, maxDetections,
+      };
+      return { spec, note: `decoder: centernet-heads on ${maps[0].name} and ${four[0].name} (stride ${spec.stride}) in place of the graph's own decoding tail` };
+    }
+  }
+  return { spec: meta.decoder, note: `the metadata's ${meta.decoder.type} decoder reads ${missing.join(', ')}, which this artifact does not have: decode its outputs on the device` };
 }
