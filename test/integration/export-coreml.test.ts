@@ -1,17 +1,24 @@
 /**
- * Core ML export of BlazeFace: each `.mlmodel` (FP32, FP16, 8-bit linear weights) is decoded with the
- * Core ML protobuf spec and its layers evaluated by the reference evaluator, compared with
- * onnxruntime on a real face photo. (Core ML itself runs only on Apple hardware.)
+ * Core ML export of BlazeFace and CenterNet: each `.mlmodel` (FP32, FP16, 8-bit linear weights) is
+ * decoded with the Core ML protobuf spec and its layers evaluated by the reference evaluator,
+ * compared with onnxruntime on a real face photo and a vtest.avi frame. (Core ML itself runs only on
+ * Apple hardware.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { exportCoreml } from '../../fleet-server/src/export/coreml/export.js';
 import { decodeMlModel, SPEC_VERSION } from '../../fleet-server/src/export/coreml/proto.js';
 import { evaluateCoreml } from '../../fleet-server/src/export/coreml/reference.js';
 import { OrtAdapter } from '../../platform-adapters/onnxruntime/adapter.js';
 import { modelInputs } from '../../fleet-server/src/quantize/frames.js';
 import { loadModelMetadata } from '../../agent/src/model/metadata.js';
+import { createDecoder } from '../../agent/src/decode/index.js';
+import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { withExtraOutputs } from '../../fleet-server/src/quantize/calibrate.js';
+import { decoderForExport } from '../../fleet-server/src/export/export-model.js';
 
 const MODEL = 'assets/models/blazeface-back/model.onnx';
 
@@ -50,6 +57,61 @@ test('BlazeFace .mlmodel (fp32, fp16, 8-bit weights): decoded layers evaluate li
       const rel = maxAbs / (hi - lo);
       t.diagnostic(`${precision} ${onnxOutput}: max abs diff ${maxAbs.toExponential(2)} over range ${(hi - lo).toFixed(1)} (${rel.toExponential(2)}); file ${bytes.length} bytes`);
       assert.ok(rel <= tolerance[precision], `${precision} ${onnxOutput} differs by ${rel} of its range`);
+    }
+  }
+});
+
+test('CenterNet .mlmodel (fp32, fp16): its heads evaluate like onnxruntime on a vtest frame; the metadata decodes them', async (t) => {
+  const CN = 'assets/models/coco-centernet/model.onnx';
+  if (!existsSync(CN) || !existsSync('assets/video/vtest.avi')) return t.skip(`${CN} or assets/video/vtest.avi missing (run ./scripts/setup.sh)`);
+  const meta = await loadModelMetadata(CN);
+  let frame;
+  for await (const f of modelInputs({ source: 'assets/video/vtest.avi', maxFrames: 1, offset: 50 }, meta.preprocess)) frame = f;
+  assert.ok(frame);
+  const bytes = readFileSync(CN);
+  const heads = ['tower_0/keypoints', 'tower_0/wh'];
+  // onnxruntime with the heads as extra outputs (the ONNX graph itself outputs only its decoded rows).
+  const dir = mkdtempSync(join(tmpdir(), 'ef-coreml-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const withHeads = join(dir, 'heads.onnx');
+  writeFileSync(withHeads, encodeModel(withExtraOutputs(decodeModel(Uint8Array.from(bytes)), heads)));
+  const ort = await new OrtAdapter().createSession({ modelPath: withHeads });
+  const ref = await ort.run({ [meta.input ?? 'input']: { type: 'float32', dims: frame.dims, data: (frame.data as Float32Array).slice() } });
+  await ort.dispose();
+  const [, H, W, C] = frame.dims;
+  const chw = new Float64Array(C * H * W);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < C; c++) chw[(c * H + y) * W + x] = frame.data[(y * W + x) * C + c];
+  for (const precision of ['fp32', 'fp16'] as const) {
+    const r = exportCoreml(bytes, { precision });
+    const m = decodeMlModel(r.bytes);
+    assert.deepEqual(m.outputs.map((o) => o.name).sort(), heads);
+    const kinds = new Set(m.layers.map((l) => l.kind));
+    for (const k of ['clip', 'multiply', 'avgpool-global', 'upsample']) assert.ok(kinds.has(k as never), `layer kind ${k} used`);
+    const outs = evaluateCoreml(m, { [meta.input ?? 'input']: { shape: [C, H, W], data: chw } });
+    for (const name of heads) {
+      const b = outs[name];
+      const [oc, oh, ow] = b.shape;
+      const want = ref.outputs[name].data as Float32Array;
+      let maxAbs = 0, lo = Infinity, hi = -Infinity;
+      for (let y = 0; y < oh; y++) for (let x = 0; x < ow; x++) for (let c = 0; c < oc; c++) {
+        const i = (y * ow + x) * oc + c;
+        maxAbs = Math.max(maxAbs, Math.abs(want[i] - b.data[(c * oh + y) * ow + x]));
+        lo = Math.min(lo, want[i]); hi = Math.max(hi, want[i]);
+      }
+      const rel = maxAbs / (hi - lo);
+      t.diagnostic(`centernet ${precision} ${name}: max abs diff ${maxAbs.toExponential(2)} over range ${(hi - lo).toFixed(2)} (${rel.toExponential(2)}); ${m.layers.length} layers, file ${r.bytes.length} bytes`);
+      assert.ok(rel <= 1e-3, `${precision} ${name} differs by ${rel} of its range`);
+    }
+    if (precision === 'fp32') {
+      // The exported metadata decodes the CHW heads into the ONNX model's own detections.
+      const spec = decoderForExport(meta, decodeModel(Uint8Array.from(bytes)).graph.outputs.map((o) => o.name), r.model.outputs.map((o) => ({ name: o.name, shape: [1, ...o.shape] })), 'nchw').spec;
+      assert.equal(spec.type, 'centernet-heads');
+      const ctx = { transform: frame.transform, labels: meta.labels, outputNames: heads };
+      const fromHeads = createDecoder(spec)(Object.fromEntries(heads.map((n) => [n, { dims: [1, ...outs[n].shape], data: Float32Array.from(outs[n].data) }])), ctx);
+      const fromOnnx = createDecoder(meta.decoder)({ [meta.decoder.type === 'centernet' ? meta.decoder.output ?? '' : '']: { dims: ref.outputs['tower_0/detections'].dims, data: ref.outputs['tower_0/detections'].data as Float32Array } }, { ...ctx, outputNames: ['tower_0/detections'] });
+      assert.ok(fromOnnx.length >= 2, 'the ONNX model detects people in the frame');
+      assert.deepEqual(fromHeads.map((d) => d.label), fromOnnx.map((d) => d.label));
+      fromHeads.forEach((d, i) => { for (const k of ['x', 'y', 'w', 'h'] as const) assert.ok(Math.abs(d.box[k] - fromOnnx[i].box[k]) < 0.5, `detection ${i} ${k}`); });
     }
   }
 });

@@ -17,12 +17,23 @@ export function tfliteToCoreml(m: TflModel, precision: CmlPrecision): CmlModel {
   const metadata: Record<string, string> = {};
   const finalReshape = new Map<number, number>();
   for (const op of m.operators) if (op.code === Op.RESHAPE && m.outputs.includes(op.outputs[0])) finalReshape.set(op.outputs[0], op.inputs[0]);
+  // TFLite ActivationFunctionType: NONE 0, RELU 1, RELU6 3.
   const act = (op: TflOperator, id: number, out: string): string => {
     const fn = op.options?.fields.find((f) => f.id === id)?.value ?? 0;
     if (fn === 0) return out;
-    if (fn !== 1) throw new ModelError(`Core ML export: fused activation ${String(fn)} is not supported (only RELU)`);
-    layers.push({ kind: 'activation', name: `${out}/relu`, input: `${out}/pre`, output: out, fn: 'relu' });
+    if (fn === 1) layers.push({ kind: 'activation', name: `${out}/relu`, input: `${out}/pre`, output: out, fn: 'relu' });
+    else if (fn === 3) layers.push({ kind: 'clip', name: `${out}/relu6`, input: `${out}/pre`, output: out, min: 0, max: 6 });
+    else throw new ModelError(`Core ML export: fused activation ${String(fn)} is not supported (RELU and RELU6 are)`);
     return `${out}/pre`;
+  };
+  /** A constant operand that is one number (TFLite scalars and [1]/[1,1,1,1] tensors). */
+  const scalar = (i: number): number | undefined => (T[i].data && T[i].shape.reduce((a, b) => a * b, 1) === 1 ? floats(i)[0] : undefined);
+  const size = (i: number): number => T[i].shape.reduce((a, b) => a * b, 1);
+  /** Emits a layer whose fused activation (options field `id`) follows it. */
+  const withAct = (op: TflOperator, id: number, pending: CmlLayer, out: string): void => {
+    const pre = act(op, id, out);
+    pending.output = pre;
+    layers.splice(pre === out ? layers.length : layers.length - 1, 0, pending);
   };
   for (const op of m.operators) {
     const out = name(op.outputs[0]);
@@ -35,25 +46,48 @@ export function tfliteToCoreml(m: TflModel, precision: CmlPrecision): CmlModel {
         const c = { dims: wt.shape, values: Float64Array.from(floats(op.inputs[1])), isFloat: true };
         const w = transposeConst(c, dw ? [3, 0, 1, 2] : [0, 3, 1, 2]);
         const outC = w.dims[0];
-        const pending: CmlLayer = {
+        withAct(op, ids.fused_activation_function, {
           kind: 'conv', name: out, input: name(op.inputs[0]), output: out, outC, kernelC: w.dims[1], groups: dw ? outC : 1,
           kernel: [w.dims[2], w.dims[3]], stride: [field(op, ids.stride_h, 1), field(op, ids.stride_w, 1)], same: field(op, ids.padding, 0) === Padding.SAME,
           weights: { values: Float32Array.from(w.values), channels: outC }, bias: { values: floats(op.inputs[2]), channels: outC },
-        };
-        const pre = act(op, ids.fused_activation_function, out);
-        pending.output = pre;
-        layers.splice(pre === out ? layers.length : layers.length - 1, 0, pending);
+        }, out);
         break;
       }
-      case Op.ADD: {
-        const ins = op.inputs.map((i) => {
-          if (!T[i].data) return name(i);
-          throw new ModelError('Core ML export: ADD with a constant operand is not supported');
-        });
-        const pending: CmlLayer = { kind: 'add', name: out, inputs: ins, output: out };
-        const pre = act(op, 0, out);
-        pending.output = pre;
-        layers.splice(pre === out ? layers.length : layers.length - 1, 0, pending);
+      case Op.ADD: case Op.MUL: {
+        const kind = op.code === Op.ADD ? 'add' : 'multiply';
+        const consts = op.inputs.filter((i) => T[i].data);
+        let pending: CmlLayer;
+        if (consts.length === 1 && scalar(consts[0]) !== undefined) {
+          const x = op.inputs.find((i) => !T[i].data)!;
+          pending = { kind, name: out, inputs: [name(x)], output: out, alpha: scalar(consts[0]) };
+        } else if (consts.length === 0) {
+          // Core ML's output takes the first input's shape: the full map goes first, a [C,1,1] one after.
+          const ins = [...op.inputs].sort((a, b) => size(b) - size(a));
+          if (kind === 'add' && size(ins[0]) !== size(ins[1])) throw new ModelError(`Core ML export: ADD ${out} broadcasts, which the Add layer does not`);
+          pending = { kind, name: out, inputs: ins.map(name), output: out };
+        } else {
+          throw new ModelError(`Core ML export: ${kind.toUpperCase()} ${out} has a constant operand that is not a single number`);
+        }
+        withAct(op, 0, pending, out);
+        break;
+      }
+      case Op.MEAN: {
+        const axes = Array.from(new Int32Array(T[op.inputs[1]].data!.slice().buffer)).sort();
+        const keep = field(op, F.ReducerOptions.keep_dims, 0) === 1;
+        if (axes.join() !== '1,2' || !keep) throw new ModelError(`Core ML export: MEAN ${out} must average over height and width keeping them (axes [1, 2], keep_dims); it has axes [${axes.join(', ')}]`);
+        layers.push({ kind: 'avgpool-global', name: out, input: name(op.inputs[0]), output: out });
+        break;
+      }
+      case Op.RESIZE_BILINEAR: {
+        const [, h, w] = T[op.inputs[0]].shape;
+        const [, oh, ow] = T[op.outputs[0]].shape;
+        const R = F.ResizeOptions;
+        // LinearUpsampleMode DEFAULT samples input i·(Xin − Xin/Xout)/(Xout − 1), which is i/k for an
+        // integer factor k: TensorFlow's align_corners=false, half_pixel_centers=false.
+        if (field(op, R.align_corners, 0) || field(op, R.half_pixel_centers, 0) || oh % h || ow % w) {
+          throw new ModelError(`Core ML export: RESIZE_BILINEAR ${out} needs an integer factor without align_corners or half_pixel_centers`);
+        }
+        layers.push({ kind: 'upsample', name: out, input: name(op.inputs[0]), output: out, factor: [oh / h, ow / w] });
         break;
       }
       case Op.RELU: layers.push({ kind: 'activation', name: out, input: name(op.inputs[0]), output: out, fn: 'relu' }); break;

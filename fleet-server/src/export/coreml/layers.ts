@@ -15,7 +15,15 @@ export interface CmlWeights {
 export type CmlLayer =
   | { kind: 'conv'; name: string; input: string; output: string; outC: number; kernelC: number; groups: number; kernel: [number, number]; stride: [number, number]; same: boolean; weights: CmlWeights; bias: CmlWeights }
   | { kind: 'activation'; name: string; input: string; output: string; fn: 'relu' | 'sigmoid' }
-  | { kind: 'add'; name: string; inputs: string[]; output: string }
+  | { kind: 'clip'; name: string; input: string; output: string; min: number; max: number }
+  /** Elementwise sum; with one input, input + alpha. */
+  | { kind: 'add'; name: string; inputs: string[]; output: string; alpha?: number }
+  /** Elementwise product, broadcasting [C,1,1] over [C,H,W] (the first input has the output shape); with one input, alpha · input. */
+  | { kind: 'multiply'; name: string; inputs: string[]; output: string; alpha?: number }
+  /** Global average pooling: [C,H,W] → [C,1,1]. */
+  | { kind: 'avgpool-global'; name: string; input: string; output: string }
+  /** Bilinear upsampling by integer factors, LinearUpsampleMode DEFAULT (output pixel i reads input i / factor, clamped). */
+  | { kind: 'upsample'; name: string; input: string; output: string; factor: [number, number] }
   | { kind: 'maxpool'; name: string; input: string; output: string; kernel: [number, number]; stride: [number, number]; same: boolean }
   | { kind: 'concat'; name: string; inputs: string[]; output: string }
   | { kind: 'const'; name: string; output: string; shape: [number, number, number]; data: CmlWeights };

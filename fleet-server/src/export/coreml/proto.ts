@@ -6,10 +6,14 @@
  *   FeatureTypes.proto: FeatureDescription{name 1, type 3}; FeatureType{multiArrayType 5};
  *     ArrayFeatureType{shape 1, dataType 2}; ArrayDataType FLOAT32 = 65568
  *   NeuralNetwork.proto: NeuralNetwork{layers 1}; NeuralNetworkLayer{name 1, input 2, output 3,
- *     convolution 100, pooling 120, activation 130, add 230, loadConstant 290, concat 320};
+ *     convolution 100, pooling 120, activation 130, upsample 210, add 230, multiply 231,
+ *     loadConstant 290, concat 320, clip 660};
  *     ConvolutionLayerParams{outputChannels 1, kernelChannels 2, nGroups 10, kernelSize 20, stride 30,
  *     dilationFactor 40, valid 50, same 51, hasBias 70, weights 90, bias 91};
- *     PoolingLayerParams{type 1 (MAX 0), kernelSize 10, stride 20, valid 30, same 31};
+ *     PoolingLayerParams{type 1 (MAX 0, AVERAGE 1), kernelSize 10, stride 20, valid 30, same 31,
+ *     globalPooling 60}; AddLayerParams{alpha 1}; MultiplyLayerParams{alpha 1};
+ *     ClipLayerParams{minVal 1, maxVal 2}; UpsampleLayerParams{scalingFactor 1, mode 5 (BILINEAR 1),
+ *     linearUpsampleMode 6 (DEFAULT 0)};
  *     SamePadding{asymmetryMode 1 (BOTTOM_RIGHT_HEAVY 0)}; ValidPadding{paddingAmounts 1};
  *     ActivationParams{ReLU 10, sigmoid 40}; LoadConstantLayerParams{shape 1, data 2};
  *     WeightParams{floatValue 1, float16Value 2, rawValue 30, quantization 40};
@@ -77,7 +81,11 @@ function writeLayer(w: ProtoWriter, l: CmlLayer, precision: CmlPrecision): void 
       });
       break;
     case 'activation': w.message(130, (a) => a.message(l.fn === 'relu' ? 10 : 40, () => undefined)); break;
-    case 'add': w.message(230, () => undefined); break;
+    case 'avgpool-global': w.message(120, (p) => { p.int(1, 1).packedInts(10, [1, 1]).packedInts(20, [1, 1]).message(30, () => undefined).int(60, 1); }); break;
+    case 'clip': w.message(660, (c) => c.float(1, l.min).float(2, l.max)); break;
+    case 'upsample': w.message(210, (u) => u.packedInts(1, l.factor).int(5, 1).int(6, 0)); break;
+    case 'add': w.message(230, (a) => { if (l.alpha !== undefined) a.float(1, l.alpha); }); break;
+    case 'multiply': w.message(231, (a) => { if (l.alpha !== undefined) a.float(1, l.alpha); }); break;
     case 'concat': w.message(320, () => undefined); break;
     case 'const': w.message(290, (c) => c.packedInts(1, l.shape).message(2, (x) => writeWeights(x, l.data, precision === 'int8' ? 'fp32' : precision))); break;
   }
@@ -149,15 +157,22 @@ function readLayer(bytes: Uint8Array): CmlLayer {
   const sub = fields(body.bytes);
   const ints = (n: number): number[] => { const out: number[] = []; for (const f of sub) if (f.field === n) readInts(f, out); return out; };
   const one = (n: number): number => toInt(sub.find((f) => f.field === n)?.varint ?? 0n);
+  const float = (n: number): number => { const out: number[] = []; for (const f of sub) if (f.field === n) readFloats(f, out); return out[0] ?? 0; };
   switch (body.field) {
     case 100: {
       const outC = one(1);
       return { kind: 'conv', name, input: inputs[0], output, outC, kernelC: one(2), groups: one(10), kernel: ints(20) as [number, number], stride: ints(30) as [number, number],
         same: sub.some((f) => f.field === 51), weights: readWeights(sub.find((f) => f.field === 90)!.bytes, outC), bias: readWeights(sub.find((f) => f.field === 91)!.bytes, outC) };
     }
-    case 120: return { kind: 'maxpool', name, input: inputs[0], output, kernel: ints(10) as [number, number], stride: ints(20) as [number, number], same: sub.some((f) => f.field === 31) };
+    case 120:
+      if (one(60) === 1 && one(1) === 1) return { kind: 'avgpool-global', name, input: inputs[0], output };
+      if (one(1) !== 0) throw new ModelError(`Core ML layer ${name}: only max pooling and global average pooling are decoded here`);
+      return { kind: 'maxpool', name, input: inputs[0], output, kernel: ints(10) as [number, number], stride: ints(20) as [number, number], same: sub.some((f) => f.field === 31) };
+    case 660: return { kind: 'clip', name, input: inputs[0], output, min: float(1), max: float(2) };
+    case 210: return { kind: 'upsample', name, input: inputs[0], output, factor: ints(1) as [number, number] };
+    case 231: return { kind: 'multiply', name, inputs, output, ...(inputs.length === 1 ? { alpha: float(1) } : {}) };
     case 130: return { kind: 'activation', name, input: inputs[0], output, fn: sub.some((f) => f.field === 10) ? 'relu' : 'sigmoid' };
-    case 230: return { kind: 'add', name, inputs, output };
+    case 230: return { kind: 'add', name, inputs, output, ...(inputs.length === 1 ? { alpha: float(1) } : {}) };
     case 320: return { kind: 'concat', name, inputs, output };
     case 290: {
       const shape = ints(1) as [number, number, number];

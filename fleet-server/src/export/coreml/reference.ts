@@ -1,7 +1,8 @@
 /**
  * Reference evaluation of the Core ML layers we emit, in float64 over CHW blobs, following the layer
  * definitions in NeuralNetwork.proto (convolution with groups; "same" padding BOTTOM_RIGHT_HEAVY puts
- * the odd pad cell at the end, as TensorFlow does; max pooling ignores padded cells). Used to prove
+ * the odd pad cell at the end, as TensorFlow does; max pooling ignores padded cells; Add/Multiply
+ * broadcast size-1 axes; bilinear upsampling in LinearUpsampleMode DEFAULT). Used to prove
  * an exported `.mlmodel` computes what the ONNX model computes, since Core ML itself only runs on Apple.
  */
 import { ModelError } from '../../../../agent/src/util/errors.js';
@@ -65,6 +66,22 @@ function maxpool(x: Blob, l: Extract<CmlLayer, { kind: 'maxpool' }>): Blob {
   return { shape: [C, ph.out, pw.out], data: out };
 }
 
+/** Bilinear, LinearUpsampleMode DEFAULT with integer factors: output i samples input i / factor, clamped to the last cell. */
+function upsample(x: Blob, [fh, fw]: [number, number]): Blob {
+  const [C, H, W] = x.shape;
+  const oh = H * fh, ow = W * fw;
+  const out = new Float64Array(C * oh * ow);
+  for (let c = 0; c < C; c++) for (let y = 0; y < oh; y++) {
+    const sy = y / fh, y0 = Math.floor(sy), y1 = Math.min(H - 1, y0 + 1), dy = sy - y0;
+    for (let xx = 0; xx < ow; xx++) {
+      const sx = xx / fw, x0 = Math.floor(sx), x1 = Math.min(W - 1, x0 + 1), dx = sx - x0;
+      const p = (yy: number, xv: number) => x.data[(c * H + yy) * W + xv];
+      out[(c * oh + y) * ow + xx] = (1 - dy) * ((1 - dx) * p(y0, x0) + dx * p(y0, x1)) + dy * ((1 - dx) * p(y1, x0) + dx * p(y1, x1));
+    }
+  }
+  return { shape: [C, oh, ow], data: out };
+}
+
 export function evaluateCoreml(m: CmlModel, inputs: Record<string, Blob>): Record<string, Blob> {
   const env = new Map<string, Blob>(Object.entries(inputs));
   const get = (n: string): Blob => {
@@ -81,11 +98,38 @@ export function evaluateCoreml(m: CmlModel, inputs: Record<string, Blob>): Recor
         env.set(l.output, { shape: x.shape, data: x.data.map((v) => (l.fn === 'relu' ? Math.max(0, v) : 1 / (1 + Math.exp(-v)))) });
         break;
       }
-      case 'add': {
-        const [a, b] = l.inputs.map(get);
-        env.set(l.output, { shape: a.shape, data: a.data.map((v, i) => v + b.data[i]) });
+      case 'clip': {
+        const x = get(l.input);
+        env.set(l.output, { shape: x.shape, data: x.data.map((v) => Math.min(l.max, Math.max(l.min, v))) });
         break;
       }
+      case 'add': case 'multiply': {
+        const f = l.kind === 'add' ? (a: number, b: number) => a + b : (a: number, b: number) => a * b;
+        const [a, ...rest] = l.inputs.map(get);
+        if (rest.length === 0) { env.set(l.output, { shape: a.shape, data: a.data.map((v) => f(v, l.alpha ?? 0)) }); break; }
+        const data = Float64Array.from(a.data);
+        const [C, H, W] = a.shape;
+        for (const b of rest) {
+          // Broadcast a size-1 axis of b over a (MultiplyLayer: [C,1,1], [1,H,W] and equal shapes).
+          const [bc, bh, bw] = b.shape;
+          if ((bc !== C && bc !== 1) || (bh !== H && bh !== 1) || (bw !== W && bw !== 1)) throw new ModelError(`Core ML reference: ${l.name} cannot broadcast [${b.shape.join(',')}] over [${a.shape.join(',')}]`);
+          for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+            const i = (c * H + y) * W + x;
+            data[i] = f(data[i], b.data[((bc === 1 ? 0 : c) * bh + (bh === 1 ? 0 : y)) * bw + (bw === 1 ? 0 : x)]);
+          }
+        }
+        env.set(l.output, { shape: a.shape, data });
+        break;
+      }
+      case 'avgpool-global': {
+        const x = get(l.input);
+        const [C, H, W] = x.shape;
+        const data = new Float64Array(C);
+        for (let c = 0; c < C; c++) { let s = 0; for (let i = c * H * W; i < (c + 1) * H * W; i++) s += x.data[i]; data[c] = s / (H * W); }
+        env.set(l.output, { shape: [C, 1, 1], data });
+        break;
+      }
+      case 'upsample': env.set(l.output, upsample(get(l.input), l.factor)); break;
       case 'concat': {
         const parts = l.inputs.map(get);
         const C = parts.reduce((s, p) => s + p.shape[0], 0);
