@@ -1,7 +1,7 @@
 /**
  * On-disk model versions of one model role (`detector`, ...) under `<stateDir>/models/<role>/`:
  *
- *   versions/<version>/model.onnx, model.meta.json, manifest.json, manifest.sig
+ *   versions/<version>/model.onnx (.tflite, .mlmodel by target), model.meta.json, manifest.json, manifest.sig
  *   current.json            {version, previous}: the committed version, replaced atomically
  *   downloads/<key>.part    partial artifact, appended and fsync'd chunk by chunk (resume point)
  *   failed.json             versions that were refused or rolled back, with the reason
@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { verifyManifest, type Manifest } from '../protocol/manifest.js';
+import { artifactFileName, verifyManifest, type Manifest } from '../protocol/manifest.js';
 import { fsyncDir, writeFileAtomic } from './fs-atomic.js';
 import { OtaError } from './errors.js';
 
@@ -89,7 +89,7 @@ export class ArtifactStore {
     const dir = this.versionDir(version);
     if (!existsSync(join(dir, 'manifest.json'))) throw new OtaError('E_NOT_INSTALLED', `Version ${version} is not installed in ${this.root}.`);
     const manifest = verifyManifest(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')), readFileSync(join(dir, 'manifest.sig'), 'utf8'), this.opts.publicKeyPem);
-    const modelPath = join(dir, 'model.onnx');
+    const modelPath = join(dir, artifactFileName(manifest.target));
     await checkArtifact(modelPath, manifest);
     return { version, modelPath, manifest };
   }
@@ -103,15 +103,16 @@ export class ArtifactStore {
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { recursive: true });
     // Same file system (both under root): a rename, not a copy; the data was fsync'd chunk by chunk.
-    renameSync(opts.partPath, join(staging, 'model.onnx'));
-    this.fsyncFile(join(staging, 'model.onnx'));
+    const file = artifactFileName(manifest.target);
+    renameSync(opts.partPath, join(staging, file));
+    this.fsyncFile(join(staging, file));
     writeFileAtomic(join(staging, 'model.meta.json'), `${JSON.stringify(opts.meta, null, 2)}\n`);
     writeFileAtomic(join(staging, 'manifest.json'), `${JSON.stringify(manifest)}\n`);
     writeFileAtomic(join(staging, 'manifest.sig'), opts.signature);
     renameSync(staging, final);
     fsyncDir(join(this.root, 'versions'));
     fsyncDir(join(this.root, 'downloads'));
-    return { version: manifest.version, modelPath: join(final, 'model.onnx'), manifest };
+    return { version: manifest.version, modelPath: join(final, file), manifest };
   }
 
   /** Makes `version` the committed one (atomic replace of current.json). */

@@ -12,6 +12,14 @@ import { EdgeFleetError } from '../util/errors.js';
 const Name = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' });
 export const MODEL_TARGETS = ['onnx-cpu', 'onnx-trt', 'tflite', 'coreml'] as const;
 
+/**
+ * The artifact's file name in a model directory, by target: the runtime is chosen from the
+ * extension (agent/src/infer/detector.ts adapterFor), so a TFLite artifact must not be named .onnx.
+ */
+export function artifactFileName(target: (typeof MODEL_TARGETS)[number]): string {
+  return target === 'tflite' ? 'model.tflite' : target === 'coreml' ? 'model.mlmodel' : 'model.onnx';
+}
+
 export const TensorSpecSchema = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 256 }),
   dims: Type.Optional(Type.Array(Type.Union([Type.Integer(), Type.String({ maxLength: 64 }), Type.Null()]), { maxItems: 8 })),

@@ -1,7 +1,8 @@
 /**
- * Publishing a model directory into the registry: DIR holds one artifact (`model.onnx`) and its
- * metadata (`model.meta.json`). The manifest takes preprocess/decoder/labels from the metadata and
- * the tensor names and shapes from the ONNX graph, is signed with the server key and recorded.
+ * Publishing a model directory into the registry: DIR holds one artifact (`model.onnx`, or
+ * `model.tflite` / `model.mlmodel` for those targets) and its metadata (`model.meta.json`). The
+ * manifest takes preprocess/decoder/labels from the metadata and the tensor names and shapes from the
+ * artifact itself, is signed with the server key and recorded.
  * An INT8 artifact must carry a passing accuracy-gate decision (`gate.json`, written by
  * `fleetctl model publish --model ... --out DIR`, which runs fleet-server/src/quantize/gate.ts).
  */
@@ -10,7 +11,9 @@ import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { decodeModel } from '../convert/onnx/codec.js';
 import { modelMetadataValidator } from '../../../agent/src/model/metadata.js';
-import { MODEL_TARGETS, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
+import { artifactFileName, MODEL_TARGETS, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
+import { TfliteAdapter } from '../../../platform-adapters/tflite/adapter.js';
+import { decodeMlModel } from '../export/coreml/proto.js';
 import { RegistryError, type ArtifactRecord, type ModelRegistry } from './model-registry.js';
 
 export interface PublishDirOptions {
@@ -23,29 +26,60 @@ export interface PublishDirOptions {
 
 const ELEM_TYPES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 10: 'float16' };
 
-export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o: PublishDirOptions): Promise<{ record: ArtifactRecord; created: boolean }> {
-  const modelPath = join(o.dir, 'model.onnx');
-  const metaPath = join(o.dir, 'model.meta.json');
-  if (!existsSync(modelPath) || !existsSync(metaPath)) {
-    throw new RegistryError('E_INPUT', `Expected ${modelPath} and ${metaPath} in the model directory; import the model with fleetctl model import, which writes both.`);
+type ManifestTensor = Manifest['inputs'][number];
+
+/**
+ * Input and output tensors of the artifact, read from the file itself: the ONNX graph, the TFLite
+ * flatbuffer as LiteRT.js loads it (a file it cannot load is refused here, not on 500 devices), or the
+ * Core ML description (CHW shapes).
+ */
+async function artifactTensors(target: ModelTarget, modelPath: string): Promise<{ inputs: ManifestTensor[]; outputs: ManifestTensor[] }> {
+  if (target === 'tflite') {
+    let session;
+    try {
+      session = await new TfliteAdapter().createSession({ modelPath, warmUp: false });
+    } catch (err) {
+      throw new RegistryError('E_INPUT', `${modelPath} does not load in LiteRT.js: ${(err as Error).message}`);
+    }
+    const info = session.info;
+    await session.dispose();
+    const t = (list: typeof info.inputs) => list.map((v) => ({ name: v.name, dims: v.dims, ...(v.type !== 'unknown' ? { type: v.type } : {}) }));
+    return { inputs: t(info.inputs), outputs: t(info.outputs) };
   }
-  const m = modelMetadataValidator.check(JSON.parse(readFileSync(metaPath, 'utf8')));
-  if (!m.ok) throw new RegistryError('E_INPUT', `${metaPath}: ${m.issues[0]?.path} expected ${m.issues[0]?.expected} but received ${m.issues[0]?.received}`);
-  const meta = m.value;
-  const target = o.target ?? 'onnx-cpu';
-  if (!MODEL_TARGETS.includes(target)) throw new RegistryError('E_INPUT', `Expected a target of ${MODEL_TARGETS.join(', ')} but received ${target}`);
-  const gatePath = join(o.dir, 'gate.json');
-  const gate = existsSync(gatePath) ? JSON.parse(readFileSync(gatePath, 'utf8')) as { precision?: string; decision?: { pass?: boolean; reason?: string; mapDrop?: number } | null } : undefined;
-  const precision = o.precision ?? (gate?.precision as Manifest['precision'] | undefined) ?? 'fp32';
-  if (precision === 'int8' && gate?.decision?.pass !== true) {
-    throw new RegistryError('E_GATE', `An int8 artifact needs a passing accuracy gate in ${gatePath}; run fleetctl model publish --model M.onnx --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} first, or publish the FP16/FP32 artifact.`);
+  if (target === 'coreml') {
+    const m = decodeMlModel(readFileSync(modelPath));
+    const t = (list: typeof m.inputs) => list.map((f) => ({ name: f.name, dims: f.shape, type: 'float32' }));
+    return { inputs: t(m.inputs), outputs: t(m.outputs) };
   }
   const graph = decodeModel(readFileSync(modelPath)).graph;
   const initializers = new Set(graph.initializers.keys());
   const tensors = (list: typeof graph.inputs) => list.filter((v) => !initializers.has(v.name)).map((v) => ({
     name: v.name, ...(v.shape ? { dims: v.shape } : {}), ...(ELEM_TYPES[v.elemType] ? { type: ELEM_TYPES[v.elemType] } : {}),
   }));
-  const inputs = tensors(graph.inputs);
+  return { inputs: tensors(graph.inputs), outputs: tensors(graph.outputs) };
+}
+
+export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o: PublishDirOptions): Promise<{ record: ArtifactRecord; created: boolean }> {
+  const target = o.target ?? 'onnx-cpu';
+  if (!MODEL_TARGETS.includes(target)) throw new RegistryError('E_INPUT', `Expected a target of ${MODEL_TARGETS.join(', ')} but received ${target}`);
+  const modelPath = join(o.dir, artifactFileName(target));
+  const metaPath = join(o.dir, 'model.meta.json');
+  if (!existsSync(modelPath) || !existsSync(metaPath)) {
+    const how = target === 'tflite' || target === 'coreml'
+      ? `export it with fleetctl model export --target ${target} -o ${modelPath}, which writes both`
+      : 'import the model with fleetctl model import, which writes both';
+    throw new RegistryError('E_INPUT', `Expected ${modelPath} and ${metaPath} in the model directory for target ${target}; ${how}.`);
+  }
+  const m = modelMetadataValidator.check(JSON.parse(readFileSync(metaPath, 'utf8')));
+  if (!m.ok) throw new RegistryError('E_INPUT', `${metaPath}: ${m.issues[0]?.path} expected ${m.issues[0]?.expected} but received ${m.issues[0]?.received}`);
+  const meta = m.value;
+  const gatePath = join(o.dir, 'gate.json');
+  const gate = existsSync(gatePath) ? JSON.parse(readFileSync(gatePath, 'utf8')) as { precision?: string; decision?: { pass?: boolean; reason?: string; mapDrop?: number } | null } : undefined;
+  const precision = o.precision ?? (gate?.precision as Manifest['precision'] | undefined) ?? 'fp32';
+  if (precision === 'int8' && gate?.decision?.pass !== true) {
+    throw new RegistryError('E_GATE', `An int8 artifact needs a passing accuracy gate in ${gatePath}; run fleetctl model publish --model M.onnx --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} first, or publish the FP16/FP32 artifact.`);
+  }
+  const { inputs, outputs } = await artifactTensors(target, modelPath);
   // The metadata's named input first: the agent loads the first manifest input as the model input.
   inputs.sort((a, b) => (a.name === meta.input ? -1 : b.name === meta.input ? 1 : 0));
   const metrics: Manifest['metrics'] = { ...o.metrics };
@@ -53,7 +87,7 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
   return registry.addArtifact({
     file: modelPath,
     manifest: {
-      name: meta.name, version: o.version ?? meta.version, target, precision, inputs, outputs: tensors(graph.outputs),
+      name: meta.name, version: o.version ?? meta.version, target, precision, inputs, outputs,
       preprocess: meta.preprocess as Record<string, unknown>, decoder: meta.decoder as Record<string, unknown>, labels: meta.labels, metrics,
     },
   }, key);

@@ -33,7 +33,8 @@ An int8 model needs --reference and --data: it is evaluated against the FP32 mod
 (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}); publish
 the FP16 or FP32 artifact instead. Writes DIR/<model file>, its .meta.json and DIR/gate.json.
 
-With DIR first: adds DIR/model.onnx as a version to the registry in the fleet server's data dir, with
+With DIR first: adds DIR/model.onnx (model.tflite for --target tflite, model.mlmodel for coreml, as
+fleetctl model export writes them) as a version to the registry in the fleet server's data dir, with
 a manifest signed by the server key (created on first use, 0600). Versions never change: the same
 bytes again are a no-op, other bytes under the same version are refused. An int8 artifact needs
 DIR/gate.json with a passing decision (the --out form above writes it).
