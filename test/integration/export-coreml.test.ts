@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportCoreml } from '../../fleet-server/src/export/coreml/export.js';
 import { decodeMlModel, SPEC_VERSION } from '../../fleet-server/src/export/coreml/proto.js';
-import { evaluateCoreml } from '../../fleet-server/src/export/coreml/reference.js';
+import { evaluateCoreml, type Blob } from '../../fleet-server/src/export/coreml/reference.js';
 import { OrtAdapter } from '../../platform-adapters/onnxruntime/adapter.js';
 import { modelInputs } from '../../fleet-server/src/quantize/frames.js';
 import { loadModelMetadata } from '../../agent/src/model/metadata.js';
@@ -21,6 +21,25 @@ import { withExtraOutputs } from '../../fleet-server/src/quantize/calibrate.js';
 import { decoderForExport } from '../../fleet-server/src/export/export-model.js';
 
 const MODEL = 'assets/models/blazeface-back/model.onnx';
+
+/** An NHWC frame (batch 1) as the CHW blob Core ML takes. */
+function toChw(data: Float32Array, H: number, W: number, C: number): Float64Array {
+  const chw = new Float64Array(C * H * W);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < C; c++) chw[(c * H + y) * W + x] = data[(y * W + x) * C + c];
+  return chw;
+}
+
+/** Max |onnxruntime (HWC) − Core ML reference (CHW)|, the reference's range, and their ratio. */
+function diffHwcChw(want: Float32Array, b: Blob): { maxAbs: number; lo: number; hi: number; rel: number } {
+  const [oc, oh, ow] = b.shape;
+  let maxAbs = 0, lo = Infinity, hi = -Infinity;
+  for (let y = 0; y < oh; y++) for (let x = 0; x < ow; x++) for (let c = 0; c < oc; c++) {
+    const i = (y * ow + x) * oc + c;
+    maxAbs = Math.max(maxAbs, Math.abs(want[i] - b.data[(c * oh + y) * ow + x]));
+    lo = Math.min(lo, want[i]); hi = Math.max(hi, want[i]);
+  }
+  return { maxAbs, lo, hi, rel: maxAbs / (hi - lo) };
+}
 
 test('BlazeFace .mlmodel (fp32, fp16, 8-bit weights): decoded layers evaluate like onnxruntime', async (t) => {
   if (!existsSync(MODEL)) return t.skip(`${MODEL} missing (run ./scripts/setup.sh)`);
@@ -32,8 +51,7 @@ test('BlazeFace .mlmodel (fp32, fp16, 8-bit weights): decoded layers evaluate li
   const ref = await ort.run({ [meta.input ?? 'input']: { type: 'float32', dims: frame.dims, data: (frame.data as Float32Array).slice() } });
   await ort.dispose();
   const [, H, W, C] = frame.dims;
-  const chw = new Float64Array(C * H * W);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < C; c++) chw[(c * H + y) * W + x] = frame.data[(y * W + x) * C + c];
+  const chw = toChw(frame.data as Float32Array, H, W, C);
   // 8-bit linear weights: per-channel step (max-min)/255 on BlazeFace's weights costs a few % of range.
   const tolerance = { fp32: 1e-3, fp16: 1e-3, int8: 0.1 } as const;
   for (const precision of ['fp32', 'fp16', 'int8'] as const) {
@@ -45,16 +63,7 @@ test('BlazeFace .mlmodel (fp32, fp16, 8-bit weights): decoded layers evaluate li
     const outs = evaluateCoreml(m, { [meta.input ?? 'input']: { shape: [C, H, W], data: chw } });
     for (const o of m.outputs) {
       const { onnxOutput } = JSON.parse(m.metadata[`output:${o.name}`]) as { onnxOutput: string };
-      const b = outs[o.name];
-      const [oc, oh, ow] = b.shape;
-      const want = ref.outputs[onnxOutput].data as Float32Array;
-      let maxAbs = 0, lo = Infinity, hi = -Infinity;
-      for (let y = 0; y < oh; y++) for (let x = 0; x < ow; x++) for (let c = 0; c < oc; c++) {
-        const i = (y * ow + x) * oc + c;
-        maxAbs = Math.max(maxAbs, Math.abs(want[i] - b.data[(c * oh + y) * ow + x]));
-        lo = Math.min(lo, want[i]); hi = Math.max(hi, want[i]);
-      }
-      const rel = maxAbs / (hi - lo);
+      const { maxAbs, lo, hi, rel } = diffHwcChw(ref.outputs[onnxOutput].data as Float32Array, outs[o.name]);
       t.diagnostic(`${precision} ${onnxOutput}: max abs diff ${maxAbs.toExponential(2)} over range ${(hi - lo).toFixed(1)} (${rel.toExponential(2)}); file ${bytes.length} bytes`);
       assert.ok(rel <= tolerance[precision], `${precision} ${onnxOutput} differs by ${rel} of its range`);
     }
@@ -79,8 +88,7 @@ test('CenterNet .mlmodel (fp32, fp16): its heads evaluate like onnxruntime on a 
   const ref = await ort.run({ [meta.input ?? 'input']: { type: 'float32', dims: frame.dims, data: (frame.data as Float32Array).slice() } });
   await ort.dispose();
   const [, H, W, C] = frame.dims;
-  const chw = new Float64Array(C * H * W);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < C; c++) chw[(c * H + y) * W + x] = frame.data[(y * W + x) * C + c];
+  const chw = toChw(frame.data as Float32Array, H, W, C);
   for (const precision of ['fp32', 'fp16'] as const) {
     const r = exportCoreml(bytes, { precision });
     const m = decodeMlModel(r.bytes);
@@ -89,16 +97,7 @@ test('CenterNet .mlmodel (fp32, fp16): its heads evaluate like onnxruntime on a 
     for (const k of ['clip', 'multiply', 'avgpool-global', 'upsample']) assert.ok(kinds.has(k as never), `layer kind ${k} used`);
     const outs = evaluateCoreml(m, { [meta.input ?? 'input']: { shape: [C, H, W], data: chw } });
     for (const name of heads) {
-      const b = outs[name];
-      const [oc, oh, ow] = b.shape;
-      const want = ref.outputs[name].data as Float32Array;
-      let maxAbs = 0, lo = Infinity, hi = -Infinity;
-      for (let y = 0; y < oh; y++) for (let x = 0; x < ow; x++) for (let c = 0; c < oc; c++) {
-        const i = (y * ow + x) * oc + c;
-        maxAbs = Math.max(maxAbs, Math.abs(want[i] - b.data[(c * oh + y) * ow + x]));
-        lo = Math.min(lo, want[i]); hi = Math.max(hi, want[i]);
-      }
-      const rel = maxAbs / (hi - lo);
+      const { maxAbs, lo, hi, rel } = diffHwcChw(ref.outputs[name].data as Float32Array, outs[name]);
       t.diagnostic(`centernet ${precision} ${name}: max abs diff ${maxAbs.toExponential(2)} over range ${(hi - lo).toFixed(2)} (${rel.toExponential(2)}); ${m.layers.length} layers, file ${r.bytes.length} bytes`);
       assert.ok(rel <= 1e-3, `${precision} ${name} differs by ${rel} of its range`);
     }
