@@ -9,6 +9,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { freePort, waitFor } from './wait.js';
+import { catchesSighup } from '../../fleet-server/src/broker/managed-mosquitto.js';
 
 export const MOSQUITTO_BIN = process.env.EF_MOSQUITTO ?? '/usr/sbin/mosquitto';
 
@@ -76,8 +77,9 @@ export class TestMosquitto {
       if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}: ${this.stderr}`);
       return new Promise<boolean>((resolve) => {
         const s = connect(this.port, '127.0.0.1');
-        // A listener alone could be someone else's; mosquitto exits at once when its bind fails.
-        s.once('connect', () => { s.destroy(); setTimeout(() => resolve(child.exitCode === null), 100); });
+        // A listener alone could be someone else's (mosquitto exits at once when its bind fails), and
+        // mosquitto listens before it catches SIGHUP: the fleet server's first reload would end it.
+        s.once('connect', () => { s.destroy(); setTimeout(() => resolve(child.exitCode === null && catchesSighup(child.pid!)), 50); });
         s.once('error', () => resolve(false));
       });
     }, 10_000, 50);

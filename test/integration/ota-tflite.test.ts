@@ -23,8 +23,8 @@ const skip = [MODEL, PHOTO].every(existsSync) ? false : `${MODEL} or ${PHOTO} mi
 
 test('a TFLite artifact is published, installed as model.tflite, run through LiteRT.js and committed', { skip, timeout: 120_000 }, async (t) => {
   const fleet = await startFleet({ broker: 'aedes' });
-  let agent: Awaited<ReturnType<typeof startOtaAgent>> | undefined;
-  t.after(async () => { await agent?.stop(); await fleet.stop(); });
+  const running: { agent?: Awaited<ReturnType<typeof startOtaAgent>> } = {};
+  t.after(async () => { await running.agent?.stop(); await fleet.stop(); });
   const dir = join(fleet.dir, 'tflite-2.0.0');
   mkdirSync(dir, { recursive: true });
   await exportModel({ modelPath: MODEL, outputPath: join(dir, 'model.tflite'), target: 'tflite', precision: 'fp16' });
@@ -35,7 +35,7 @@ test('a TFLite artifact is published, installed as model.tflite, run through Lit
   await assert.rejects(publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir: 'assets/models/blazeface-back', version: '2.0.1', target: 'tflite' }), /model\.tflite[\s\S]*fleetctl model export --target tflite/);
 
   const dev = fleet.addDevice('cam-tfl');
-  agent = await startOtaAgent(fleet, dev, {
+  const agent = running.agent = await startOtaAgent(fleet, dev, {
     factoryDir: 'assets/models/blazeface-back', factoryVersion: '1.0.0', target: 'tflite',
     // The agent's own choice of runtime: by file extension (ONNX factory model, TFLite update).
     openDetector: (modelPath) => Detector.open({ modelPath }),

@@ -86,6 +86,21 @@ function mosquittoLines(text: string): string[] {
     .filter((l) => l && !l.includes('should not be run as root'));
 }
 
+/**
+ * Whether process `pid` has installed a handler for SIGHUP (bit 0 of SigCgt in /proc/PID/status,
+ * proc(5)). mosquitto opens its listeners before it installs its signal handlers (src/mosquitto.c
+ * main: listeners__start, then signal__setup, in 2.0.11 as today), and SIGHUP's default action ends
+ * the process: a reload sent in that window kills the broker. Readiness therefore waits for this.
+ */
+export function catchesSighup(pid: number): boolean {
+  try {
+    const line = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return line !== null && (BigInt(`0x${line[1]}`) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
 export interface ListenerSettings {
   host: string;
   port: number;
@@ -224,7 +239,6 @@ export class ManagedMosquitto {
     });
     const spawnError = new Promise<Error>((res) => child.once('error', res));
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
-    writeFileSync(f.pidFile, `${child.pid ?? ''}\n`, { mode: 0o600 });
     const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 10_000);
     for (;;) {
       const err = await Promise.race([spawnError, new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);
@@ -233,9 +247,9 @@ export class ManagedMosquitto {
         throw new BrokerError(`Could not start ${this.binary}: ${err.message}`, { cause: err });
       }
       if (child.exitCode !== null || child.signalCode !== null) throw this.startFailure(child);
-      if (await this.accepts(this.opts.port)) {
-        // A listener alone could be another process's; mosquitto exits at once when a bind fails.
-        await new Promise((r) => setTimeout(r, 100));
+      // Ready = its listeners accept and it catches SIGHUP (see catchesSighup); a listener alone
+      // could also be another process's, but then mosquitto's bind failed and it has exited.
+      if (child.pid !== undefined && catchesSighup(child.pid) && await this.accepts(this.opts.port)) {
         if (child.exitCode !== null || child.signalCode !== null) throw this.startFailure(child);
         if (!this.opts.tls || await this.accepts(this.opts.tls.port)) break;
       }
@@ -246,6 +260,8 @@ export class ManagedMosquitto {
       }
     }
     this.servingChild = child;
+    // Written only now: whoever reloads through the pid file (fleetctl) finds a mosquitto that can take SIGHUP.
+    writeFileSync(f.pidFile, `${child.pid ?? ''}\n`, { mode: 0o600 });
     this.log.info({ mosquittoPid: child.pid, port: this.opts.port, tlsPort: this.opts.tls?.port }, 'mosquitto listening');
   }
 
