@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { decodePayload, parseTopic, serverFilter, topics, assertDeviceId, MAX_PAYLOAD_BYTES } from '../../agent/src/protocol/index.js';
 import { devicesMayPublish, devicesMaySubscribe } from '../../fleet-server/src/broker/acl.js';
 import { hashDeviceSecret, verifyDeviceSecret } from '../../fleet-server/src/db/credentials.js';
-import { aclFileText } from '../../fleet-server/src/mosquitto/files.js';
+import { aclFileText, syncMosquitto } from '../../fleet-server/src/mosquitto/files.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { alertFixture } from '../helpers/fleet.js';
 
 test('topics build and parse round trip; bad ids are refused', () => {
@@ -53,4 +56,20 @@ test('device secret hash is the mosquitto PBKDF2-SHA512 format and verifies', as
   // Produced by `mosquitto_passwd -b pw dev1 s3cret` (mosquitto 2.0.11).
   const fromMosquitto = '$7$101$YEnNHf+BFXvakNCT$u3oJ8uKSOyWkzctwPN6yeVEOPQdkyDGCFjUpuE9nscHKLYg5C+uTFL81di34NVHQfC+LYN1it7G3s4s2Bd9VPA==';
   assert.equal(await verifyDeviceSecret('s3cret', fromMosquitto), true);
+});
+
+test('mosquitto sync writes both files and signals only a process that is mosquitto', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-mqsync-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const files = { passwordFile: join(dir, 'passwd'), aclFile: join(dir, 'acl'), pidFile: join(dir, 'mosquitto.pid') };
+  const sent: number[] = [];
+  // A stale pid file naming this node process: no SIGHUP, a clear error, files written anyway.
+  writeFileSync(files.pidFile, `${process.pid}\n`);
+  assert.throws(() => syncMosquitto(files, [{ id: 'cam-1', secretHash: hashDeviceSecret('s') }], [], (pid) => { sent.push(pid); }), /not mosquitto; the pid file is stale/);
+  assert.equal(sent.length, 0);
+  assert.match(readFileSync(files.passwordFile, 'utf8'), /^cam-1:\$7\$/);
+  assert.match(readFileSync(files.aclFile, 'utf8'), /^user cam-1$/m);
+  writeFileSync(files.pidFile, 'not-a-pid\n');
+  assert.throws(() => syncMosquitto(files, [], [], (pid) => { sent.push(pid); }), /Expected a process id/);
+  assert.equal(syncMosquitto({ passwordFile: files.passwordFile, aclFile: files.aclFile }, [], []), false, 'no pid file: files only');
 });

@@ -61,6 +61,20 @@ export function syncMosquitto(opts: MosquittoSyncOptions, devices: { id: string;
     throw new EdgeFleetError('E_MOSQUITTO', `Could not read mosquitto's pid file ${opts.pidFile}: ${(err as Error).message}. Set pid_file in mosquitto.conf to the same path.`, { cause: err });
   }
   if (!Number.isInteger(pid) || pid <= 1) throw new EdgeFleetError('E_MOSQUITTO', `Expected a process id in ${opts.pidFile} but received ${JSON.stringify(String(pid))}`);
+  // A stale pid file must not get another process a SIGHUP (which ends most programs).
+  const comm = processName(pid);
+  if (comm !== undefined && comm !== 'mosquitto') {
+    throw new EdgeFleetError('E_MOSQUITTO', `${opts.pidFile} names process ${pid}, which is ${comm}, not mosquitto; the pid file is stale: restart mosquitto or fix pid_file. The password and ACL files were written.`);
+  }
   kill(pid, 'SIGHUP');
   return true;
+}
+
+/** The command name of a running process (Linux /proc/PID/comm); undefined where that cannot be read. */
+function processName(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }
