@@ -33,8 +33,10 @@ test('vtest.avi: the detector is swapped mid-stream with zero dropped frames', {
       link, stateDir: join(fleet.dir, 'agent-state'), publicKeyPem: fleet.server.ota.key.publicKeyPem,
       factory: { modelPath: join(MODEL_DIR, 'model.onnx'), version: '1.0.0' },
       openDetector: (modelPath) => Detector.open({ modelPath }),
-      // Same model on both sides: latency and scores must match within the defaults; 5 frames suffice.
-      gate: { minFrames: 5 },
+      // Same model on both sides: scores must match within the defaults; 5 frames suffice. Latency
+      // gets 5× (default 2×): a 5-frame trial on the shared 2-core CI machine, with other test files
+      // running, was once 2.3× its baseline. The latency rule itself is unit-tested (ota-health).
+      gate: { minFrames: 5, maxLatencyRatio: 5 },
     });
     const detector = await manager.start();
     link.start();
