@@ -25,6 +25,7 @@ const FRAMES = 80;
 
 test('vtest.avi: the detector is swapped mid-stream with zero dropped frames', { skip, timeout: 180_000 }, async () => {
   const fleet = await startFleet({ broker: 'aedes' });
+  let stopManager: (() => Promise<void>) | undefined;
   try {
     const published = (await publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir: MODEL_DIR, version: '1.0.1' })).record;
     const dev = fleet.addDevice('cam-vtest');
@@ -39,6 +40,9 @@ test('vtest.avi: the detector is swapped mid-stream with zero dropped frames', {
       gate: { minFrames: 5, maxLatencyRatio: 5 },
     });
     const detector = await manager.start();
+    // Stopped in finally: a failed assertion must not leave the detector's worker threads alive
+    // (the test process would never exit and the whole suite would hang).
+    stopManager = () => manager.stop();
     link.start();
     await link.waitConnected();
     const r = agentConfigValidator.check({
@@ -84,8 +88,8 @@ test('vtest.avi: the detector is swapped mid-stream with zero dropped frames', {
     assert.equal((by['1.0.0'] ?? 0) + (by['1.0.1'] ?? 0), FRAMES, 'each frame answered by exactly one model');
     assert.equal(manager.runningVersion, '1.0.1');
     process.stdout.write(`ota-swap-vtest: ${FRAMES} frames in, ${stats.processed} processed, 0 dropped; answered by 1.0.0: ${by['1.0.0']}, by 1.0.1: ${by['1.0.1']}; health ${JSON.stringify(report.health)}\n`);
-    await manager.stop();
   } finally {
+    await stopManager?.();
     await fleet.stop();
   }
 });
