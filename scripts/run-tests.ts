@@ -26,5 +26,18 @@ const child = spawn(process.execPath, [
   '--import', 'tsx',
   '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec',
   ...files,
-], { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' } });
+], { stdio: 'inherit', detached: true, env: { ...process.env, NODE_ENV: 'test', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' } });
+// Its own process group, so that the test files node --test runs (and what they spawn) end with it.
+const killGroup = (sig: NodeJS.Signals): void => {
+  try { process.kill(-child.pid!, sig); } catch { /* already gone */ }
+};
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => killGroup(sig));
+// A test file that leaves a handle open after a failure (a worker thread, a GStreamer bus poll) keeps
+// node --test waiting forever; CI must end with an error instead. The suite takes ~5 min on 2 cores.
+const deadlineS = Number(process.env.EF_TEST_DEADLINE_S ?? 1200);
+const deadline = setTimeout(() => {
+  console.error(`\nrun-tests: the test run passed its ${deadlineS} s deadline (EF_TEST_DEADLINE_S); a test file is probably hanging on an open handle after a failure; stopping it.`);
+  killGroup('SIGKILL');
+}, deadlineS * 1000);
+deadline.unref();
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
