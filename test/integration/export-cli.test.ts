@@ -71,6 +71,24 @@ test('an exported TFLite file runs in the agent (LiteRT.js) with the decoder its
   }
 });
 
+test('CenterNet to Core ML gets the NCHW heads decoder; an export next to its source that needs another decoder is refused', async (t) => {
+  const CN = 'assets/models/coco-centernet';
+  if (!existsSync(`${CN}/model.onnx`)) return t.skip(`${CN}/model.onnx missing (run ./scripts/setup.sh)`);
+  const cml = await runCli('fleetctl', ['model', 'export', '--model', `${CN}/model.onnx`, '--target', 'coreml', '--precision', 'fp16', '-o', join(dir, 'cn.mlmodel')], { timeoutMs: 60_000 });
+  assert.equal(cml.code, 0, cml.stderr);
+  const decoder = (JSON.parse(readFileSync(join(dir, 'cn.meta.json'), 'utf8')) as { decoder: { type: string; layout: string; stride: number } }).decoder;
+  assert.deepEqual([decoder.type, decoder.layout, decoder.stride], ['centernet-heads', 'nchw', 4]);
+  // model.onnx and model.tflite in one directory would share model.meta.json.
+  const { copyFileSync, mkdirSync } = await import('node:fs');
+  const same = join(dir, 'same');
+  mkdirSync(same);
+  for (const f of ['model.onnx', 'model.meta.json']) copyFileSync(`${CN}/${f}`, join(same, f));
+  const r = await runCli('fleetctl', ['model', 'export', '--model', join(same, 'model.onnx'), '--target', 'tflite', '--precision', 'fp32', '-o', join(same, 'model.tflite')], { timeoutMs: 60_000 });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /would share .*model\.meta\.json[\s\S]*another directory/);
+  assert.equal(existsSync(join(same, 'model.tflite')), false, 'nothing written');
+});
+
 test('fleetctl model export refuses bad arguments with a usage error', async () => {
   const noCalib = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'tflite', '--precision', 'int8', '-o', join(dir, 'x.tflite')]);
   assert.notEqual(noCalib.code, 0);

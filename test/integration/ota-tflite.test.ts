@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { startFleet } from '../helpers/fleet.js';
@@ -31,6 +31,14 @@ test('a TFLite artifact is published, installed as model.tflite, run through Lit
   const { record } = await publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir, version: '2.0.0', target: 'tflite', precision: 'fp16' });
   assert.equal(record.manifest.target, 'tflite');
   assert.deepEqual(record.manifest.inputs.map((i) => i.dims), [[1, 256, 256, 3]], 'tensors come from the TFLite file');
+  // Metadata whose decoder reads an output the file does not have is refused at publish.
+  const bad = join(fleet.dir, 'tflite-bad');
+  mkdirSync(bad);
+  copyFileSync(join(dir, 'model.tflite'), join(bad, 'model.tflite'));
+  const meta = JSON.parse(readFileSync(join(dir, 'model.meta.json'), 'utf8')) as { decoder: { scoreOutputs: string[] } };
+  meta.decoder.scoreOutputs[0] = 'no-such-output';
+  writeFileSync(join(bad, 'model.meta.json'), JSON.stringify(meta));
+  await assert.rejects(publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir: bad, version: '2.0.2', target: 'tflite' }), /reads no-such-output, which .* does not output/);
   // An ONNX-only directory is not a TFLite artifact.
   await assert.rejects(publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir: 'assets/models/blazeface-back', version: '2.0.1', target: 'tflite' }), /model\.tflite[\s\S]*fleetctl model export --target tflite/);
 

@@ -62,8 +62,8 @@ export function createCenterNetHeadsDecoder(spec: CenterNetHeadsDecoderSpec): De
     const [, a, b, c] = hm.dims;
     const [h, w, classes] = nchw ? [b, c, a] : [a, b, c];
     const boxDims = nchw ? [bx.dims[2], bx.dims[3], bx.dims[1]] : [bx.dims[1], bx.dims[2], bx.dims[3]];
-    if (hm.dims.length !== 4 || bx.dims.length !== 4 || boxDims[0] !== h || boxDims[1] !== w || boxDims[2] !== 4) {
-      throw new ModelError(`Expected a ${spec.layout} heatmap [1, ${nchw ? 'C, H, W' : 'H, W, C'}] and boxes with 4 sides on the same grid but received [${hm.dims.join(', ')}] and [${bx.dims.join(', ')}]; check decoder.layout in the model's metadata`);
+    if (hm.dims.length !== 4 || bx.dims.length !== 4 || hm.dims[0] !== 1 || bx.dims[0] !== 1 || boxDims[0] !== h || boxDims[1] !== w || boxDims[2] !== 4) {
+      throw new ModelError(`Expected a ${spec.layout} heatmap [1, ${nchw ? 'C, H, W' : 'H, W, C'}] (batch 1) and boxes with 4 sides on the same grid but received [${hm.dims.join(', ')}] and [${bx.dims.join(', ')}]; check decoder.layout in the model's metadata`);
     }
     const d = hm.data;
     const plane = h * w;

@@ -29,6 +29,9 @@ export interface DetectorOptions {
  * else through onnxruntime with the configured providers.
  */
 export function adapterFor(modelPath: string, providers?: string[]): { adapter: PlatformAdapter; providers?: string[] } {
+  if (/\.mlmodelc?$/i.test(modelPath)) {
+    throw new ConfigError(`${modelPath} is a Core ML model, which runs on iOS through the app's bridge (docs/ios-bridge.md), not in edge-agent; give the agent the ONNX or TFLite model`);
+  }
   if (/\.tflite$/i.test(modelPath)) {
     if (providers?.length && !providers.includes('cpu')) {
       throw new ConfigError(`${modelPath} is a TFLite model, which runs on the CPU through LiteRT.js, but detector.providers is ${JSON.stringify(providers)}; add "cpu" or use the ONNX model`);

@@ -89,7 +89,9 @@ export class ArtifactStore {
     const dir = this.versionDir(version);
     if (!existsSync(join(dir, 'manifest.json'))) throw new OtaError('E_NOT_INSTALLED', `Version ${version} is not installed in ${this.root}.`);
     const manifest = verifyManifest(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')), readFileSync(join(dir, 'manifest.sig'), 'utf8'), this.opts.publicKeyPem);
-    const modelPath = join(dir, artifactFileName(manifest.target));
+    let modelPath = join(dir, artifactFileName(manifest.target));
+    // Versions staged before artifacts were named by target were all model.onnx.
+    if (!existsSync(modelPath) && existsSync(join(dir, 'model.onnx'))) modelPath = join(dir, 'model.onnx');
     await checkArtifact(modelPath, manifest);
     return { version, modelPath, manifest };
   }

@@ -17,7 +17,7 @@
  * as root. mosquitto cannot bind port 0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -151,6 +151,7 @@ export class ManagedMosquitto {
   private stopping = false;
   private stderrTail = '';
   private restartTimer: NodeJS.Timeout | undefined;
+  private stableTimer: NodeJS.Timeout | undefined;
   private readonly backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   private readonly log: Logger;
   /** Unexpected exits that were followed by a restart. */
@@ -180,11 +181,17 @@ export class ManagedMosquitto {
     return this.opts.tls?.port;
   }
 
-  /** Address the fleet server itself connects to: loopback when the listener takes every address. */
-  get localUrl(): string {
+  /** Where this process reaches the listener: loopback of the same family when it takes every address. */
+  private get localHost(): string {
     const h = this.opts.host;
-    const host = h === '0.0.0.0' || h === '::' || h === '' ? '127.0.0.1' : h.includes(':') ? `[${h}]` : h;
-    return `mqtt://${host}:${this.opts.port}`;
+    // mosquitto sets IPV6_V6ONLY on IPv6 sockets, so "::" is reached over ::1, not 127.0.0.1.
+    return h === '0.0.0.0' || h === '' ? '127.0.0.1' : h === '::' ? '::1' : h;
+  }
+
+  /** Address the fleet server itself connects to. */
+  get localUrl(): string {
+    const h = this.localHost;
+    return `mqtt://${h.includes(':') ? `[${h}]` : h}:${this.opts.port}`;
   }
 
   /** Writes mosquitto.conf, starts mosquitto and waits until it accepts connections. */
@@ -212,23 +219,28 @@ export class ManagedMosquitto {
     const pid = livePid(this.opts.files);
     if (pid === undefined) return;
     this.log.warn({ mosquittoPid: pid }, 'ending the mosquitto left by an earlier fleet-server process');
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch (err) {
-      throw new BrokerError(`The mosquitto left by an earlier fleet-server (pid ${pid}) could not be stopped: ${(err as Error).message}`, { cause: err });
-    }
-    const deadline = Date.now() + 5000;
-    while (livePid(this.opts.files) === pid) {
-      if (Date.now() > deadline) {
-        process.kill(pid, 'SIGKILL');
-        break;
+    const signal = (sig: NodeJS.Signals): void => {
+      try {
+        process.kill(pid, sig);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ESRCH') return; // it ended meanwhile
+        throw new BrokerError(`The mosquitto left by an earlier fleet-server (pid ${pid}) could not be stopped: ${(err as Error).message}`, { cause: err });
       }
+    };
+    signal('SIGTERM');
+    const deadline = Date.now() + 5000;
+    let killed = false;
+    // Until it is gone, so that its port is free for ours.
+    while (livePid(this.opts.files) === pid) {
+      if (!killed && Date.now() > deadline) { signal('SIGKILL'); killed = true; }
+      if (Date.now() > deadline + 5000) throw new BrokerError(`The mosquitto left by an earlier fleet-server (pid ${pid}) did not end after SIGKILL`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
 
   private async spawnAndWait(): Promise<void> {
     const f = this.opts.files;
+    const spawnedAt = Date.now();
     this.stderrTail = '';
     const child = spawn(this.binary, ['-c', f.confFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
@@ -259,9 +271,18 @@ export class ManagedMosquitto {
         throw new BrokerError(`mosquitto did not accept connections on ${this.opts.host}:${this.opts.port} within ${this.opts.readyTimeoutMs ?? 10_000} ms; its output: ${mosquittoLines(this.stderrTail).join('; ') || '(none)'}`);
       }
     }
+    // It may have ended during the last probe; its exit was not yet ours to handle.
+    if (child.exitCode !== null || child.signalCode !== null) throw this.startFailure(child);
     this.servingChild = child;
     // Written only now: whoever reloads through the pid file (fleetctl) finds a mosquitto that can take SIGHUP.
     writeFileSync(f.pidFile, `${child.pid ?? ''}\n`, { mode: 0o600 });
+    // A device change while it was starting found no pid to signal: read the files again.
+    if ((statSync(f.passwordFile, { throwIfNoEntry: false })?.mtimeMs ?? 0) >= spawnedAt) child.kill('SIGHUP');
+    // The restart delay starts over only once a broker has stayed up, so one that dies right after
+    // each start is retried ever more slowly instead of twice a second.
+    clearTimeout(this.stableTimer);
+    this.stableTimer = setTimeout(() => { if (this.servingChild === child) this.backoff.reset(); }, 30_000);
+    this.stableTimer.unref();
     this.log.info({ mosquittoPid: child.pid, port: this.opts.port, tlsPort: this.opts.tls?.port }, 'mosquitto listening');
   }
 
@@ -275,10 +296,8 @@ export class ManagedMosquitto {
   }
 
   private accepts(port: number): Promise<boolean> {
-    const h = this.opts.host;
-    const host = h === '0.0.0.0' || h === '::' || h === '' ? '127.0.0.1' : h;
     return new Promise((res) => {
-      const s = connect(port, host);
+      const s = connect(port, this.localHost);
       s.once('connect', () => { s.destroy(); res(true); });
       s.once('error', () => res(false));
     });
@@ -299,7 +318,7 @@ export class ManagedMosquitto {
     this.restartTimer = setTimeout(() => {
       if (this.stopping) return;
       this.restarts += 1;
-      this.spawnAndWait().then(() => this.backoff.reset(), (err: unknown) => {
+      this.spawnAndWait().catch((err: unknown) => {
         this.log.error({ err: describeError(err) }, 'mosquitto restart failed');
         if (!this.stopping && !this.child) this.scheduleRestart();
       });
@@ -317,6 +336,7 @@ export class ManagedMosquitto {
   async stop(timeoutMs = 5000): Promise<void> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
+    clearTimeout(this.stableTimer);
     const child = this.child;
     this.child = undefined;
     if (child && child.exitCode === null && child.signalCode === null) {

@@ -17,7 +17,7 @@ export function withRegistry<T>(where: { config?: string; dataDir?: string }, fn
   const db = openDatabase(dbPathOf(config));
   try {
     const devices = new DeviceStore(db);
-    return fn({ devices, syncMosquitto: () => { syncConfiguredMosquitto(config, devices.credentials()); } });
+    return fn({ devices, syncMosquitto: () => { syncConfiguredMosquitto(config, devices.credentials(), { guess: true }); } });
   } finally {
     db.close();
   }

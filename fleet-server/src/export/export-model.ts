@@ -5,6 +5,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { decoderOutputNames, type DecoderSpec } from '../../../agent/src/decode/spec.js';
@@ -71,15 +72,23 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     notes.push('Core ML blobs are CHW; outputs are the head maps before the final Reshape (see docs/ios-bridge.md)');
   }
   if (dropped.length) notes.push(`outputs left out: ${dropped.map((d) => d.output).join(", ")}`);
-  await writeFile(o.outputPath, out);
   const metaIn = metadataPathFor(o.modelPath);
   const metaOut = metadataPathFor(o.outputPath);
-  if (existsSync(metaIn) && metaIn !== metaOut) {
+  if (existsSync(metaIn)) {
     const meta = await loadModelMetadata(o.modelPath);
     const sourceOutputs = decodeModel(Uint8Array.from(bytes)).graph.outputs.map((x) => x.name);
-    const decoder = decoderForExport(meta, sourceOutputs, outputs, o.target === 'coreml' ? 'nchw' : 'nhwc');
+    // Core ML blobs are CHW without the batch axis.
+    const shapes = o.target === 'coreml' ? outputs.map((x) => ({ name: x.name, shape: [1, ...x.shape] })) : outputs;
+    const decoder = decoderForExport(meta, sourceOutputs, shapes, o.target === 'coreml' ? 'nchw' : 'nhwc');
     if (decoder.note) notes.push(decoder.note);
-    await writeFile(metaOut, `${JSON.stringify({ ...meta, decoder: decoder.spec }, null, 2)}\n`);
+    if (metaIn === metaOut && decoder.spec !== meta.decoder) {
+      // model.onnx and model.tflite in one directory would share model.meta.json, but need different decoders.
+      throw new ModelError(`${o.outputPath} would share ${metaOut} with ${o.modelPath}, but the export needs another decoder (${decoder.spec.type}); write it into another directory (-o OTHER/${basename(o.outputPath)})`);
+    }
+    await writeFile(o.outputPath, out);
+    if (metaIn !== metaOut) await writeFile(metaOut, `${JSON.stringify({ ...meta, decoder: decoder.spec }, null, 2)}\n`);
+  } else {
+    await writeFile(o.outputPath, out);
   }
   return {
     target: o.target, precision: o.precision, output: o.outputPath, sizeBytes: out.length,
@@ -104,11 +113,15 @@ export function decoderForExport(meta: ModelMetadata, sourceOutputs: readonly st
     const rows = (s: number[]) => (layout === 'nhwc' ? s[1] : s[2]);
     const four = outputs.filter((x) => x.shape.length === 4 && channels(x.shape) === 4);
     const maps = outputs.filter((x) => x.shape.length === 4 && channels(x.shape) !== 4 && rows(x.shape) === rows(four[0]?.shape ?? []));
-    if (four.length === 1 && maps.length === 1) {
+    const cols = (sh: number[]) => (layout === 'nhwc' ? sh[2] : sh[3]);
+    const stride = maps.length === 1 ? meta.preprocess.height / rows(maps[0].shape) : NaN;
+    // One whole-pixel stride on both axes, or the boxes would drift across the frame.
+    const strideOk = Number.isInteger(stride) && meta.preprocess.width / cols(maps[0]?.shape ?? []) === stride;
+    if (four.length === 1 && maps.length === 1 && strideOk) {
       const { scoreThreshold, iouThreshold, maxDetections } = meta.decoder;
       const spec: DecoderSpec = {
         type: 'centernet-heads', heatmap: maps[0].name, boxes: four[0].name, layout,
-        stride: meta.preprocess.height / rows(maps[0].shape), topK: 100, scoreThreshold, iouThreshold, maxDetections,
+        stride, topK: 100, scoreThreshold, iouThreshold, maxDetections,
       };
       return { spec, note: `decoder: centernet-heads on ${maps[0].name} and ${four[0].name} (stride ${spec.stride}) in place of the graph's own decoding tail` };
     }

@@ -55,18 +55,25 @@ export function syncMosquitto(opts: MosquittoSyncOptions, devices: { id: string;
   writeAtomic(opts.aclFile, aclFileText(devices.map((d) => d.id), services));
   if (!opts.pidFile) return false;
   let pid: number;
+  let text: string;
   try {
-    pid = Number(readFileSync(opts.pidFile, 'utf8').trim());
+    text = readFileSync(opts.pidFile, 'utf8').trim();
+    pid = Number(text);
   } catch (err) {
     throw new EdgeFleetError('E_MOSQUITTO', `Could not read mosquitto's pid file ${opts.pidFile}: ${(err as Error).message}. Set pid_file in mosquitto.conf to the same path.`, { cause: err });
   }
-  if (!Number.isInteger(pid) || pid <= 1) throw new EdgeFleetError('E_MOSQUITTO', `Expected a process id in ${opts.pidFile} but received ${JSON.stringify(String(pid))}`);
+  if (!Number.isInteger(pid) || pid <= 1) throw new EdgeFleetError('E_MOSQUITTO', `Expected a process id in ${opts.pidFile} but received ${JSON.stringify(text)}`);
   // A stale pid file must not get another process a SIGHUP (which ends most programs).
   const comm = processName(pid);
   if (comm !== undefined && comm !== 'mosquitto') {
     throw new EdgeFleetError('E_MOSQUITTO', `${opts.pidFile} names process ${pid}, which is ${comm}, not mosquitto; the pid file is stale: restart mosquitto or fix pid_file. The password and ACL files were written.`);
   }
-  kill(pid, 'SIGHUP');
+  try {
+    kill(pid, 'SIGHUP');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    throw new EdgeFleetError('E_MOSQUITTO', `${opts.pidFile} names process ${pid}, which is not running; the pid file is stale: start mosquitto (it reads the new files then) or fix pid_file. The password and ACL files were written.`, { cause: err });
+  }
   return true;
 }
 

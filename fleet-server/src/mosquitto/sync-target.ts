@@ -10,17 +10,20 @@ import { livePid, managedMosquittoFiles, managedServiceSecret, SERVICE_USERNAME 
 import { syncMosquitto, type ServiceAccount } from './files.js';
 
 /**
- * The config asks for the managed engine, or a server on this data directory ran one (its conf file
- * is there): `fleetctl device add --data-dir DIR` must then update its files too, since
- * `fleet-server serve --mqtt-engine mosquitto` may have chosen the engine on the command line.
+ * Whether the config runs the fleet server's own mosquitto. `guess` (fleetctl only, which may be
+ * given just a data directory while `fleet-server serve --mqtt-engine mosquitto` chose the engine on
+ * its command line): also when an embedded-broker config without a `mosquitto` section has a data
+ * directory in which a managed mosquitto ran (its conf file is there).
  */
-export function managedEngine(c: FleetConfig): boolean {
-  return (c.broker.mode === 'embedded' && c.broker.embedded.engine === 'mosquitto') || existsSync(managedMosquittoFiles(c.dataDir).confFile);
+export function managedEngine(c: FleetConfig, guess = false): boolean {
+  if (c.broker.mode !== 'embedded') return false;
+  if (c.broker.embedded.engine === 'mosquitto') return true;
+  return guess && !c.mosquitto && existsSync(managedMosquittoFiles(c.dataDir).confFile);
 }
 
 /** The service account the fleet server uses at the broker whose files it writes. */
-export function serviceAccounts(c: FleetConfig): ServiceAccount[] {
-  if (managedEngine(c)) return [{ username: SERVICE_USERNAME, password: managedServiceSecret(managedMosquittoFiles(c.dataDir)) }];
+export function serviceAccounts(c: FleetConfig, guess = false): ServiceAccount[] {
+  if (managedEngine(c, guess)) return [{ username: SERVICE_USERNAME, password: managedServiceSecret(managedMosquittoFiles(c.dataDir)) }];
   const x = c.broker.external;
   return x ? [{ username: x.username, password: x.password }] : [];
 }
@@ -28,13 +31,21 @@ export function serviceAccounts(c: FleetConfig): ServiceAccount[] {
 /**
  * Rewrites the password and ACL files from `devices` and reloads the broker. Returns false when
  * the config names no mosquitto files; true when the files were written (reloaded or not running).
+ * `guess`: see managedEngine.
  */
-export function syncConfiguredMosquitto(c: FleetConfig, devices: { id: string; secretHash: string }[]): boolean {
-  if (managedEngine(c)) {
+export function syncConfiguredMosquitto(c: FleetConfig, devices: { id: string; secretHash: string }[], opts: { guess?: boolean } = {}): boolean {
+  if (managedEngine(c, opts.guess)) {
     const f = managedMosquittoFiles(c.dataDir);
-    syncMosquitto({ passwordFile: f.passwordFile, aclFile: f.aclFile }, devices, serviceAccounts(c));
+    syncMosquitto({ passwordFile: f.passwordFile, aclFile: f.aclFile }, devices, serviceAccounts(c, opts.guess));
     const pid = livePid(f);
-    if (pid !== undefined) process.kill(pid, 'SIGHUP');
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGHUP');
+      } catch (err) {
+        // Ended since the check: a restarted one reads the new files when it starts.
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
+    }
     return true;
   }
   if (!c.mosquitto) return false;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { decodeModel } from '../convert/onnx/codec.js';
 import { modelMetadataValidator } from '../../../agent/src/model/metadata.js';
+import { decoderOutputNames } from '../../../agent/src/decode/spec.js';
 import { artifactFileName, MODEL_TARGETS, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
 import { TfliteAdapter } from '../../../platform-adapters/tflite/adapter.js';
 import { decodeMlModel } from '../export/coreml/proto.js';
@@ -80,6 +81,11 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
     throw new RegistryError('E_GATE', `An int8 artifact needs a passing accuracy gate in ${gatePath}; run fleetctl model publish --model M.onnx --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} first, or publish the FP16/FP32 artifact.`);
   }
   const { inputs, outputs } = await artifactTensors(target, modelPath);
+  // The decoder in the metadata must read outputs this file has, or every device would fail on it.
+  const absent = decoderOutputNames(meta.decoder).filter((n) => !outputs.some((o) => o.name === n));
+  if (absent.length) {
+    throw new RegistryError('E_INPUT', `${metaPath} names a ${meta.decoder.type} decoder that reads ${absent.join(', ')}, which ${modelPath} does not output (it has ${outputs.map((o) => o.name).join(', ')}); write the export into its own directory with fleetctl model export, which sets the decoder the artifact needs.`);
+  }
   // The metadata's named input first: the agent loads the first manifest input as the model input.
   inputs.sort((a, b) => (a.name === meta.input ? -1 : b.name === meta.input ? 1 : 0));
   const metrics: Manifest['metrics'] = { ...o.metrics };
