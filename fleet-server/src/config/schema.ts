@@ -57,6 +57,15 @@ export const FleetConfigSchema = Type.Object({
     retentionHours: Type.Number({ minimum: 0.001, default: 168 }),
     pruneIntervalS: Type.Number({ minimum: 1, default: 60 }),
   }, { additionalProperties: false, default: {} }),
+  /**
+   * Per-device limit on telemetry, alerts and command results (a token bucket per device): one
+   * runaway or hostile device cannot flood the database. A dropped alert is not acknowledged, so
+   * the agent's outbox sends it again later; state and reported updates are never limited.
+   */
+  ingest: Type.Object({
+    perDeviceRate: Type.Number({ exclusiveMinimum: 0, default: 100, description: 'messages per second, sustained' }),
+    perDeviceBurst: Type.Integer({ minimum: 1, default: 1000, description: 'messages at once' }),
+  }, { additionalProperties: false, default: {} }),
   /** When set, device changes rewrite these files and reload mosquitto with SIGHUP. */
   mosquitto: Type.Optional(Type.Object({
     passwordFile: Type.String(),

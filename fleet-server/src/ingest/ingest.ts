@@ -23,7 +23,37 @@ export const INGEST_KINDS: { kind: TopicKind; shared: boolean }[] = [
   { kind: 'cmd/res', shared: true },
 ];
 
-export type DropReason = 'oversized' | 'json' | 'schema' | 'topic' | 'unknown-device' | 'snapshot-not-redacted' | 'store';
+export type DropReason = 'oversized' | 'json' | 'schema' | 'topic' | 'unknown-device' | 'snapshot-not-redacted' | 'store' | 'rate';
+
+/** Kinds that a device's rate limit applies to: those that add rows. State and reported replace one. */
+const LIMITED: ReadonlySet<TopicKind> = new Set<TopicKind>(['telemetry', 'alert', 'cmd/res']);
+
+/** Token buckets per device (rate per second, burst): `take` says whether a message may pass. */
+export class DeviceRateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(private readonly rate: number, private readonly burst: number, private readonly now: () => number = () => performance.now()) {}
+
+  take(deviceId: string): boolean {
+    const t = this.now();
+    let b = this.buckets.get(deviceId);
+    if (!b) {
+      // Bounded: buckets that are full again carry no state worth keeping.
+      if (this.buckets.size >= 100_000) this.prune(t);
+      b = { tokens: this.burst, at: t };
+      this.buckets.set(deviceId, b);
+    }
+    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.rate);
+    b.at = t;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  private prune(t: number): void {
+    for (const [id, b] of this.buckets) if (b.tokens + ((t - b.at) / 1000) * this.rate >= this.burst) this.buckets.delete(id);
+  }
+}
 
 export interface IngestStats {
   received: number;
@@ -44,6 +74,8 @@ export interface IngestOptions {
   onAlertReceipt?: (deviceId: string, id: string) => void;
   /** Called after any message was stored (live views: the dashboard's event stream). */
   onStored?: (kind: TopicKind, deviceId: string, value: unknown) => void;
+  /** Per-device limit on telemetry, alerts and command results (config `ingest`). */
+  rateLimit?: { perDeviceRate: number; perDeviceBurst: number };
 }
 
 export class Ingest {
@@ -54,8 +86,11 @@ export class Ingest {
   private readonly loggedOnce = new Set<string>();
   private readonly stats: IngestStats = { received: 0, dropped: 0, droppedBy: {}, alertsStored: 0, alertsDuplicate: 0 };
 
+  private readonly limiter: DeviceRateLimiter | undefined;
+
   constructor(private readonly opts: IngestOptions) {
     this.log = opts.logger ?? moduleLogger('ingest');
+    this.limiter = opts.rateLimit ? new DeviceRateLimiter(opts.rateLimit.perDeviceRate, opts.rateLimit.perDeviceBurst) : undefined;
     const registers = [opts.registry];
     this.messages = new Counter({ name: 'ef_ingest_messages_total', help: 'Device messages received, by kind', labelNames: ['kind'], registers });
     this.drops = new Counter({ name: 'ef_ingest_dropped_total', help: 'Device messages dropped, by kind and reason', labelNames: ['kind', 'reason'], registers });
@@ -73,6 +108,12 @@ export class Ingest {
     }
     const kind = t.kind;
     this.messages.inc({ kind });
+    // Before any parsing: a flood costs one map lookup per message. No receipt for a dropped alert,
+    // so the agent sends it again once its acknowledgement times out.
+    if (this.limiter && LIMITED.has(kind) && !this.limiter.take(t.deviceId)) {
+      this.drop(kind, 'rate', `device ${t.deviceId} is over its limit of ${this.opts.rateLimit!.perDeviceRate} messages/s (burst ${this.opts.rateLimit!.perDeviceBurst})`, t.deviceId);
+      return;
+    }
     // An empty retained payload clears the retained message (MQTT 5 §3.3.1.3); nothing to store.
     if (payload.length === 0) return;
     const d = decodePayload(kind, payload);

@@ -101,6 +101,7 @@ export class FleetServer {
       devices: this.devices, telemetry: this.telemetry, alerts: this.alerts, registry: this.registry,
       onAlertReceipt: (deviceId, id) => this.acks.add(deviceId, id),
       onStored: (kind, deviceId, value) => this.events.fromIngest(kind, deviceId, value),
+      rateLimit: c.ingest,
     });
     this.ota = new OtaService({
       db: this.db, dataDir: c.dataDir, devices: this.devices, rolloutTickMs: this.opts.rolloutTickMs, now: this.now,
