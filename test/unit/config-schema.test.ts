@@ -95,3 +95,11 @@ test('ota without a link is refused, naming the missing section', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('configs/fleet-server.example.json is a valid fleet server config', async () => {
+  const { loadFleetConfig } = await import('../../fleet-server/src/config/schema.js');
+  const c = loadFleetConfig('configs/fleet-server.example.json');
+  assert.equal(c.broker.mode, 'embedded');
+  assert.equal(c.broker.embedded.engine, 'aedes');
+  assert.deepEqual(c.ingest, { perDeviceRate: 100, perDeviceBurst: 1000 });
+});
