@@ -1,6 +1,6 @@
 /**
- * The fleet server process core: database, broker (embedded aedes, its own mosquitto, or an external broker), ingest,
- * HTTP API, telemetry retention and the mosquitto file sync. `serve` wraps it; tests run it in-process
+ * The fleet server process core: database, broker (embedded aedes, its own mosquitto, or an
+ * external broker), ingest, HTTP API, telemetry retention and the mosquitto file sync. `serve` wraps it; tests run it in-process
  * (test/helpers/fleet.ts).
  */
 import { randomBytes } from 'node:crypto';
@@ -108,7 +108,6 @@ export class FleetServer {
       publish: (topic, payload, o) => this.publish(topic, payload, o),
     });
     const onMessage = (topic: string, payload: Buffer) => (topic.endsWith('/ota/req') ? this.ota.handle(topic, payload) : this.ingest.handle(topic, payload));
-    const filters = [...INGEST_KINDS.map((k) => serverFilter(k.kind, false)), OTA_REQUEST_FILTER];
     if (c.broker.mode === 'embedded' && c.broker.embedded.engine === 'mosquitto') {
       const e = c.broker.embedded;
       const files = managedMosquittoFiles(c.dataDir);
@@ -126,7 +125,7 @@ export class FleetServer {
       const e = c.broker.embedded;
       this.broker = new EmbeddedBroker({
         host: e.host, port: e.port, tls: e.tls, devices: this.devices, onMessage,
-        filters,
+        filters: [...INGEST_KINDS.map((k) => serverFilter(k.kind, false)), OTA_REQUEST_FILTER],
       });
       await this.broker.start();
     } else {
