@@ -19,7 +19,7 @@ import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq
 import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { evaluateModels } from '../../fleet-server/src/quantize/evaluate.js';
 import { decideGate } from '../../fleet-server/src/quantize/gate.js';
-import { parseTrtCalibrationTable } from '../../fleet-server/src/quantize/trt-table.js';
+import { parseTrtCalibrationFlatbuffer, parseTrtCalibrationTable } from '../../fleet-server/src/quantize/trt-table.js';
 
 const CENTERNET = 'assets/models/coco-centernet/model.onnx';
 const BLAZEFACE = 'assets/models/blazeface-back/model.onnx';
@@ -61,6 +61,15 @@ for (const c of cases) {
     const table = parseTrtCalibrationTable(readFileSync(r.trtTable ?? '', 'utf8'));
     assert.match(table.header, /^TRT-\d+-EntropyCalibration2$/);
     assert.ok(table.scales.size > 10);
+    // onnxruntime's TensorRT EP table holds the same tensors, amax = 127 × the text table's scale.
+    const fb = parseTrtCalibrationFlatbuffer(readFileSync(r.trtFlatbuffer ?? ''));
+    assert.deepEqual([...fb.keys()].sort(), [...table.scales.keys()].sort());
+    for (const [name, scale] of table.scales) {
+      const amax = fb.get(name) ?? NaN;
+      // An all-zero tensor: amax 0 in the EP table, scale 1 (any) in TensorRT's.
+      if (amax === 0) continue;
+      assert.ok(Math.abs(amax - scale * 127) <= 1e-5 * Math.max(1, amax), `${name}: ${amax} vs ${scale * 127}`);
+    }
     const ev = await evaluateModels({ reference: c.model, candidate: out, data: c.data });
     t.diagnostic(`${c.name} int8 minmax: size ${r.sizeRatio.toFixed(3)}×, agreement mAP@0.5 ${ev.agreementMap.toFixed(1)}, SNR ${JSON.stringify(Object.fromEntries(Object.entries(ev.outputSnrDb).map(([k, v]) => [k, Number(v.toFixed(1))])))}`);
     assert.ok(ev.perClass.some((p) => p.referenceCount > 0), 'FP32 found nothing to compare against');

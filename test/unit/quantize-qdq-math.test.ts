@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { activationParams, dequantizeValue, quantizeBias, quantizePerChannel, quantizeValue, roundHalfEven } from '../../fleet-server/src/quantize/qmath.js';
 import { halfBitsToFloat, toHalfBits } from '../../fleet-server/src/quantize/fp16.js';
-import { floatHex, parseTrtCalibrationTable, renderTrtCalibrationTable } from '../../fleet-server/src/quantize/trt-table.js';
+import { floatHex, parseTrtCalibrationFlatbuffer, parseTrtCalibrationTable, renderTrtCalibrationFlatbuffer, renderTrtCalibrationTable } from '../../fleet-server/src/quantize/trt-table.js';
 
 test('round half to even, as QuantizeLinear', () => {
   assert.deepEqual([0.5, 1.5, 2.5, -0.5, -1.5, 2.4, 2.6].map(roundHalfEven), [0, 2, 2, -0, -2, 2, 3]);
@@ -62,4 +62,20 @@ test('TensorRT calibration table: header and big-endian hex of amax/127', () => 
   assert.match(text, /^input: 3f800000$/m);
   const parsed = parseTrtCalibrationTable(text);
   assert.ok(Math.abs((parsed.scales.get('conv1:0') ?? 0) - 0.1) < 1e-7);
+});
+
+test('TensorRT EP calibration flatbuffer: TrtTable root without identifier, KeyValue entries sorted by key, amax as text', () => {
+  const ranges = new Map([['z_out', { min: -3, max: 2.5 }], ['input', { min: -127, max: 50 }], ['conv1:0', { min: 0, max: 12.7 }]]);
+  const bytes = renderTrtCalibrationFlatbuffer(ranges);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const root = dv.getUint32(0, true);
+  assert.ok(root >= 4 && root < bytes.length && root % 4 === 0, `root table at ${root}`);
+  assert.notEqual(new TextDecoder().decode(bytes.subarray(4, 8)), 'TFL3', 'no file identifier');
+  const parsed = parseTrtCalibrationFlatbuffer(bytes);
+  assert.deepEqual([...parsed.keys()], ['conv1:0', 'input', 'z_out'], 'sorted by key');
+  assert.deepEqual([...parsed.values()], [12.7, 127, 3]);
+  // The values are the decimal text std::stof reads.
+  const text = new TextDecoder().decode(bytes);
+  for (const v of ['12.7', '127', '3']) assert.ok(text.includes(v), `value text ${v}`);
+  assert.equal(parseTrtCalibrationFlatbuffer(renderTrtCalibrationFlatbuffer(new Map())).size, 0);
 });

@@ -5,7 +5,7 @@
  * address = table address - soffset); the vtable is [vtable bytes u16, table bytes u16, field
  * offsets u16...]; references to tables, vectors and strings are uoffset32 forward from where they
  * are stored; vectors and strings are a u32 length then the elements (strings add a NUL); the root
- * is a uoffset32 at byte 0, followed by the 4-byte file identifier.
+ * is a uoffset32 at byte 0, followed by the 4-byte file identifier when the schema has one.
  */
 
 /** Offsets are counted from the end of the buffer, as the builder writes backwards. */
@@ -116,9 +116,10 @@ export class FlatBufferBuilder {
     return tableOff;
   }
 
-  finish(root: FbOffset, identifier: string): Uint8Array {
-    this.prep(Math.max(this.minAlign, 4), 8);
-    for (let i = 3; i >= 0; i--) this.int8(identifier.charCodeAt(i));
+  /** Root offset, then the 4-byte file identifier when the schema declares one (TFLite: "TFL3"). */
+  finish(root: FbOffset, identifier?: string): Uint8Array {
+    this.prep(Math.max(this.minAlign, 4), identifier === undefined ? 4 : 8);
+    if (identifier !== undefined) for (let i = 3; i >= 0; i--) this.int8(identifier.charCodeAt(i));
     this.uoffset(root);
     return this.bb.slice(this.space);
   }

@@ -14,7 +14,7 @@ import { calibrate, type CalibrationResult } from './calibrate.js';
 import { modelInputs, type FrameSelection } from './frames.js';
 import { insertQdq, planQuantization, type QdqStats, type QuantTarget } from './qdq.js';
 import { rangeFromHistogram, type CalibrationMethod, type TensorRange } from './ranges.js';
-import { renderTrtCalibrationTable } from './trt-table.js';
+import { renderTrtCalibrationFlatbuffer, renderTrtCalibrationTable } from './trt-table.js';
 import { convertToFp16 } from './fp16.js';
 import { equalize, findEqualizationPairs } from './equalize.js';
 import { activationSensitivity, selectFloatActivations } from './sensitivity.js';
@@ -121,6 +121,8 @@ export interface QuantizeReport {
   excluded: string[];
   fp16Output?: string;
   trtTable?: string;
+  /** The same ranges as onnxruntime's TensorRT EP reads them (CalTableFlatBuffers). */
+  trtFlatbuffer?: string;
   /** Conv pairs rescaled by channel equalization; activations kept float by the sensitivity search. */
   equalizedPairs: number;
   keptFloat: string[];
@@ -161,8 +163,13 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
   if (opts.trtTable) {
     const tablePath = opts.outputPath.replace(/\.onnx$/, '') + '.calib.cache';
     const symRun: CalibrationRun = { ...run, target: 'tensorrt' };
-    await writeFile(tablePath, renderTrtCalibrationTable(rangesFor(symRun, opts)));
+    const ranges = rangesFor(symRun, opts);
+    await writeFile(tablePath, renderTrtCalibrationTable(ranges));
     report.trtTable = tablePath;
+    // onnxruntime's TensorRT EP form of the same ranges (trt_int8_calibration_table_name).
+    const fbPath = opts.outputPath.replace(/\.onnx$/, '') + '.calib.flatbuffers';
+    await writeFile(fbPath, renderTrtCalibrationFlatbuffer(ranges));
+    report.trtFlatbuffer = fbPath;
   }
   return report;
 }

@@ -36,7 +36,9 @@ options:
   --frames N          calibration frames to use (default 32); --stride K takes every K-th frame
                       (default 10 for a video, 1 for an image directory)
   --fp16              also write OUT.fp16.onnx
-  --trt-table         also write OUT.calib.cache (TensorRT calibration table, text)
+  --trt-table         also write OUT.calib.cache (TensorRT calibration table, text) and
+                      OUT.calib.flatbuffers (the same for onnxruntime's TensorRT EP:
+                      trt_int8_calibration_table_name, trt_int8_use_native_calibration_table false)
   -o, --output FILE   the INT8 model to write
   --report FILE       write the JSON report (sizes, counts, ranges)
 `;
@@ -86,6 +88,7 @@ export const command: CliCommand = {
       process.stdout.write(`wrote ${report.output} (${(report.sizeBytes.int8 / 1e6).toFixed(2)} MB, ${report.sizeRatio.toFixed(3)}× of FP32; ${report.stats.quantizedActivations} activations, ${report.stats.quantizedWeights} weights quantized; ${report.calibrationFrames} calibration frames, ${report.method})\n`);
       if (report.fp16Output) process.stdout.write(`wrote ${report.fp16Output}\n`);
       if (report.trtTable) process.stdout.write(`wrote ${report.trtTable}\n`);
+      if (report.trtFlatbuffer) process.stdout.write(`wrote ${report.trtFlatbuffer}\n`);
       if (values.report) process.stdout.write(`wrote ${values.report}\n`);
     }
     return EXIT.ok;
