@@ -1,7 +1,8 @@
 /**
  * The release path end to end: scripts/package-agent.sh (esbuild bundle + native addons) → tarball
  * with a checksum → unpacked in a temporary directory outside the checkout (so no node_modules of
- * the project can be found) → `edge-agent detect` on a real model and image from there; then the
+ * the project can be found) → `edge-agent detect` on a real model and image from there, as ONNX and
+ * as the TFLite file `fleetctl model export` makes of it; then the
  * installer into a --root twice (an upgrade keeps config and state) and the uninstaller.
  */
 import { test } from 'node:test';
@@ -46,6 +47,16 @@ test('release tarball: checksum, detect from the unpacked bundle, install/upgrad
     assert.equal(out.ok, true);
     const faces = out.detections.filter((d) => d.label === 'face' && d.score > 0.5);
     assert.ok(faces.length >= 2, `faces from the bundle: ${faces.length}`);
+    // The same model exported to TFLite runs from the bundle through LiteRT.js (shipped in node_modules).
+    const tfl = join(dir, 'tflite', 'model.tflite');
+    execFileSync(process.execPath, [join(ROOT, 'bin/fleetctl.js'), 'model', 'export', '--model', MODEL, '--target', 'tflite', '--precision', 'fp16', '-o', tfl], { cwd: ROOT, stdio: 'ignore' });
+    const runTfl = spawnSync(join(pkg, 'bin/edge-agent'), ['detect', '--model', tfl, '--image', IMAGE, '--json'], {
+      cwd: unpacked, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: dir }, timeout: 60_000,
+    });
+    assert.equal(runTfl.status, 0, runTfl.stderr);
+    const outTfl = JSON.parse(runTfl.stdout) as { provider: string; detections: { label: string; score: number }[] };
+    assert.equal(outTfl.provider, 'wasm');
+    assert.equal(outTfl.detections.filter((d) => d.label === 'face' && d.score > 0.5).length, faces.length, 'the TFLite file finds the same faces');
 
     // Install, change the config, upgrade in place: config and state survive.
     const root = join(dir, 'root');

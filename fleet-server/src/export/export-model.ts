@@ -3,9 +3,9 @@
  * `.mlmodel` next to a copy of the model's metadata and an export report (inputs, outputs, outputs
  * left out and why, sizes, sha256). INT8 TFLite calibrates on real frames first.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { decoderOutputNames, type DecoderSpec } from '../../../agent/src/decode/spec.js';
@@ -72,6 +72,8 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     notes.push('Core ML blobs are CHW; outputs are the head maps before the final Reshape (see docs/ios-bridge.md)');
   }
   if (dropped.length) notes.push(`outputs left out: ${dropped.map((d) => d.output).join(", ")}`);
+  // `-o NEW_DIR/model.tflite` is the usual way to give an export its own directory.
+  await mkdir(dirname(resolve(o.outputPath)), { recursive: true });
   const metaIn = metadataPathFor(o.modelPath);
   const metaOut = metadataPathFor(o.outputPath);
   if (existsSync(metaIn)) {
