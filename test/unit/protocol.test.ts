@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodePayload, parseTopic, serverFilter, topics, assertDeviceId, MAX_PAYLOAD_BYTES } from '../../agent/src/protocol/index.js';
 import { devicesMayPublish, devicesMaySubscribe } from '../../fleet-server/src/broker/acl.js';
-import { hashDeviceSecret, verifyDeviceSecret } from '../../fleet-server/src/db/credentials.js';
+import { hashDeviceSecret, randomToken, verifyDeviceSecret } from '../../fleet-server/src/db/credentials.js';
 import { aclFileText, syncMosquitto } from '../../fleet-server/src/mosquitto/files.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,4 +72,13 @@ test('mosquitto sync writes both files and signals only a process that is mosqui
   writeFileSync(files.pidFile, 'not-a-pid\n');
   assert.throws(() => syncMosquitto(files, [], [], (pid) => { sent.push(pid); }), /Expected a process id/);
   assert.equal(syncMosquitto({ passwordFile: files.passwordFile, aclFile: files.aclFile }, [], []), false, 'no pid file: files only');
+});
+
+test('generated secrets and tokens never begin with "-" (they follow options on command lines)', () => {
+  // 1 in 64 base64url strings begins with '-': 5,000 draws would show about 78 of them.
+  for (let i = 0; i < 5000; i++) {
+    const t = randomToken(32);
+    assert.ok(!t.startsWith('-'), t);
+    assert.match(t, /^[A-Za-z0-9_-]{43}$/);
+  }
 });

@@ -21,7 +21,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../db/credentials.js';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { describeError } from '../../../agent/src/util/errors.js';
 import { Backoff } from '../../../agent/src/link/backoff.js';
@@ -59,7 +59,7 @@ export function managedMosquittoFiles(dataDir: string): ManagedMosquittoFiles {
 export function managedServiceSecret(files: ManagedMosquittoFiles): string {
   if (existsSync(files.serviceSecretFile)) return readFileSync(files.serviceSecretFile, 'utf8').trim();
   mkdirSync(files.dir, { recursive: true, mode: 0o700 });
-  const secret = randomBytes(32).toString('base64url');
+  const secret = randomToken(32);
   writeFileSync(files.serviceSecretFile, `${secret}\n`, { mode: 0o600, flag: 'wx' });
   return secret;
 }

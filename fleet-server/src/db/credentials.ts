@@ -12,8 +12,20 @@ import { promisify } from 'node:util';
 const pbkdf2Async = promisify(pbkdf2);
 const PBKDF2_ITERATIONS = 1000;
 
+/**
+ * Random base64url text that never begins with '-': secrets and tokens are pasted after options on
+ * command lines (`--token T`, `--device-secret S`), and node:util parseArgs or getopt take a value
+ * that begins with '-' for another option (1 in 64 base64url strings did).
+ */
+export function randomToken(bytes: number): string {
+  for (;;) {
+    const t = randomBytes(bytes).toString('base64url');
+    if (!t.startsWith('-')) return t;
+  }
+}
+
 export function newDeviceSecret(): string {
-  return randomBytes(32).toString('base64url');
+  return randomToken(32);
 }
 
 export function hashDeviceSecret(secret: string, iterations = PBKDF2_ITERATIONS): string {

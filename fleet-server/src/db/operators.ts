@@ -1,7 +1,7 @@
 /** Operators and their API sessions (bearer tokens stored as SHA-256 hashes). */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Db } from './database.js';
-import { hashPassword, verifyPassword } from './credentials.js';
+import { hashPassword, randomToken, verifyPassword } from './credentials.js';
 
 export class OperatorStore {
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
@@ -19,7 +19,7 @@ export class OperatorStore {
   login(username: string, password: string, ttlMs: number): { token: string; expiresAtMs: number } | undefined {
     const r = this.db.prepare('SELECT password_hash FROM operators WHERE username = ?').get(username) as { password_hash: string } | undefined;
     if (!r || !verifyPassword(password, r.password_hash)) return undefined;
-    const token = randomBytes(32).toString('base64url');
+    const token = randomToken(32);
     const expiresAtMs = this.now() + ttlMs;
     this.db.prepare('INSERT INTO sessions (token_hash, username, expires_at_ms) VALUES (?, ?, ?)').run(sha256(token), username, expiresAtMs);
     this.db.prepare('DELETE FROM sessions WHERE expires_at_ms < ?').run(this.now());

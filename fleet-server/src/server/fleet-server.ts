@@ -3,7 +3,7 @@
  * external broker), ingest, HTTP API, telemetry retention and the mosquitto file sync. `serve` wraps it; tests run it in-process
  * (test/helpers/fleet.ts).
  */
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../db/credentials.js';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { describeError } from '../../../agent/src/util/errors.js';
@@ -226,7 +226,7 @@ export class FleetServer {
   private bootstrapOperator(): void {
     if (this.operators.count() > 0) return;
     const c = this.config.operator;
-    const password = c.password ?? randomBytes(12).toString('base64url');
+    const password = c.password ?? randomToken(12);
     this.operators.setPassword(c.username, password);
     if (!c.password) {
       this.bootstrapPassword = password;
