@@ -35,7 +35,7 @@ async function outage(kind: BrokerKind): Promise<void> {
     const pendingAtReturn = link.outbox.stats().pending;
     await startBroker();
     for (let i = 0; i < 5; i++) fire();
-    await waitFor(`${ids.length} alerts stored`, () => fleet.server.alerts.count('cam-out') >= ids.length, 30_000).catch((err: unknown) => { console.log(kind, JSON.stringify(link.status()), fleet.server.alerts.count('cam-out'), JSON.stringify(fleet.server.status()), fleet.mosquitto?.stderr); throw err; });
+    await waitFor(`${ids.length} alerts stored`, () => fleet.server.alerts.count('cam-out') >= ids.length, 30_000).catch((err: unknown) => { console.log(kind, JSON.stringify(link.status()), fleet.server.alerts.count('cam-out'), JSON.stringify(fleet.server.status())); throw err; });
     await waitFor('outbox drained', () => link.outbox.stats().pending === 0, 10_000);
     const stored = fleet.server.alerts.idsInDeviceOrder('cam-out');
     const arrival = fleet.server.alerts.idsInArrivalOrder('cam-out');
