@@ -16,7 +16,7 @@
 import { DataType, attr, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode, type OnnxTensor } from '../convert/onnx/model.js';
 import { removeDeadNodes } from '../convert/onnx/passes.js';
 import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
-import { activationParams, activationParamsU8, quantizeBias, quantizePerChannel, type QParams } from './qmath.js';
+import { activationParams, activationParamsU8, biasScaleFloor, quantizeBias, quantizePerChannel, type QParams } from './qmath.js';
 import type { TensorRange } from './ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 
@@ -242,7 +242,9 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
         let w = weightDq.get(inp);
         if (!w) {
           const channels = n.opType === 'Conv' && perChannel ? init.dims[0] : 1;
-          const qw = quantizePerChannel(tensorToFloat32(init), channels);
+          const bias = n.inputs[2] ? g.initializers.get(n.inputs[2]) : undefined;
+          const floor = channels > 1 && bias?.dataType === DataType.FLOAT && bias.dims[0] === channels ? biasScaleFloor(tensorToFloat32(bias), xParams.scale) : undefined;
+          const qw = quantizePerChannel(tensorToFloat32(init), channels, floor);
           const id = fresh();
           const dq = `${id}/w`;
           g.initializers.set(`${id}/w8`, { dims: init.dims, dataType: DataType.INT8, data: new Uint8Array(qw.data.buffer) });

@@ -60,8 +60,9 @@ export interface PerChannelWeights {
 /**
  * Symmetric int8 per-channel quantization along axis 0 (Conv weights [O, I/g, kH, kW]; for Gemm/MatMul
  * pass the transposed layout's channel count). Values use ±127, never -128, so negation is exact.
+ * `minScales` raises a channel's scale where its int32 bias would not fit otherwise (biasScaleFloor).
  */
-export function quantizePerChannel(w: Float32Array, channels: number): PerChannelWeights {
+export function quantizePerChannel(w: Float32Array, channels: number, minScales?: ArrayLike<number>): PerChannelWeights {
   if (channels <= 0 || w.length % channels !== 0) throw new RangeError(`Expected ${w.length} weights to split into ${channels} equal channels`);
   const per = w.length / channels;
   const data = new Int8Array(w.length);
@@ -69,11 +70,23 @@ export function quantizePerChannel(w: Float32Array, channels: number): PerChanne
   for (let c = 0; c < channels; c++) {
     let m = 0;
     for (let k = c * per; k < (c + 1) * per; k++) m = Math.max(m, Math.abs(w[k]));
-    const s = m > 0 ? m / INT8_MAX : 1;
+    const floor = minScales?.[c] ?? 0;
+    const s = m > 0 || floor > 0 ? Math.max(m / INT8_MAX, floor) : 1;
     scales[c] = s;
     for (let k = c * per; k < (c + 1) * per; k++) data[k] = Math.max(-INT8_MAX, Math.min(INT8_MAX, roundHalfEven(w[k] / s)));
   }
   return { data, scales };
+}
+
+/**
+ * The smallest weight scale per channel at which the bias still fits int32 with room to spare
+ * (|b| / (inputScale · weightScale) ≤ 2^30). Without it the bias saturates: in the CenterNet one
+ * squeeze-excite Conv reads a tensor whose range is 0.007 (scale 2.8e-5) and adds biases near 1.5
+ * through weights of the same tiny size, and 71 of its 72 int32 biases were clamped at 2^31 − 1, which
+ * took that block's output to 4.5 dB SNR.
+ */
+export function biasScaleFloor(b: Float32Array, inputScale: number): Float64Array {
+  return Float64Array.from(b, (v) => Math.abs(v) / (inputScale * 2 ** 30));
 }
 
 /** int32 bias for Conv/Gemm: scale[c] = inputScale * weightScale[c], zero point 0. */
