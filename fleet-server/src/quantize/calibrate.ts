@@ -14,7 +14,7 @@ import { ModelError } from '../../../agent/src/util/errors.js';
 
 export interface CalibrationResult {
   histograms: Map<string, StreamingHistogram>;
-  /** Per-channel |x| maxima (axis 1 of an NCHW tensor) for the tensors asked in `channelMaxFor`. */
+  /** Per-channel |x| maxima (axis 1 of an NCHW tensor, or the axis given in `channelAxis`) for the tensors asked in `channelMaxFor`. */
   channelMax: Map<string, Float64Array>;
   frames: number;
 }
@@ -28,12 +28,14 @@ export interface CalibrateOptions {
   intraOpThreads?: number;
   /** Tensors (subset of `tensors`) whose per-channel maxima are wanted too; their histograms are skipped when `histograms` is false. */
   channelMaxFor?: string[];
+  /** Channel axis per tensor where it is not 1 (an NHWC tensor: 3). */
+  channelAxis?: ReadonlyMap<string, number>;
   histograms?: boolean;
 }
 
-function channelAbsMax(data: Float32Array, dims: readonly number[], into: Float64Array | undefined): Float64Array {
-  const c = dims[1] ?? 1;
-  const inner = dims.slice(2).reduce((a, b) => a * b, 1);
+function channelAbsMax(data: Float32Array, dims: readonly number[], into: Float64Array | undefined, axis = 1): Float64Array {
+  const c = dims[axis] ?? 1;
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const out = into ?? new Float64Array(c);
   const n = data.length / (c * inner);
   for (let b = 0; b < n; b++) {
@@ -74,7 +76,7 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
         const v = out[t];
         if (v.type !== 'float32') throw new ModelError(`Expected calibration tensor ${t} to be float32 but it is ${v.type}`);
         histograms.get(t)?.add(v.data as Float32Array);
-        if (wantChannels.has(t)) channelMax.set(t, channelAbsMax(v.data as Float32Array, v.dims, channelMax.get(t)));
+        if (wantChannels.has(t)) channelMax.set(t, channelAbsMax(v.data as Float32Array, v.dims, channelMax.get(t), opts.channelAxis?.get(t)));
         v.dispose();
       }
       frames++;
