@@ -111,10 +111,11 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
       if (skipAll) return t.skip(skipAll);
       const meta = await loadModelMetadata(c.model);
       const bytes = readFileSync(c.model);
-      const { ranges, frames } = await tfliteRanges({ onnxBytes: bytes, frames: modelInputs(c.calib, meta.preprocess) });
+      const cal = await tfliteRanges({ onnxBytes: bytes, frames: c.calib, preprocess: meta.preprocess });
+      const { ranges, frames } = cal;
       const paths = { fp32: join(dir, `${c.name}-map-fp32.tflite`), int8: join(dir, `${c.name}-int8.tflite`) };
       writeFileSync(paths.fp32, exportTflite(bytes, { precision: 'fp32' }).bytes);
-      const q = exportTflite(bytes, { precision: 'int8', ranges });
+      const q = exportTflite(cal.onnxBytes, { precision: 'int8', ranges });
       writeFileSync(paths.int8, q.bytes);
       const evalFrames = await collect(c.eval, meta);
       const s32 = await new TfliteAdapter().createSession({ modelPath: paths.fp32 });

@@ -9,7 +9,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { decoderOutputNames, type DecoderSpec } from '../../../agent/src/decode/spec.js';
-import { modelInputs, type FrameSelection } from '../quantize/frames.js';
+import type { FrameSelection } from '../quantize/frames.js';
 import type { CalibrationMethod } from '../quantize/ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 import { exportTflite } from './tflite/export.js';
@@ -52,15 +52,18 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
   let calibrationFrames: number | undefined;
   if (o.target === 'tflite') {
     let ranges;
+    let converted: Uint8Array = bytes;
     if (o.precision === 'int8') {
       if (!o.calib) throw new ModelError('INT8 TFLite export calibrates on real frames: pass --calib DIR|VIDEO');
       const meta = await loadModelMetadata(o.modelPath);
-      const r = await tfliteRanges({ onnxBytes: bytes, frames: modelInputs(o.calib, meta.preprocess), method: o.method, outputs: o.outputs });
+      const r = await tfliteRanges({ onnxBytes: bytes, frames: o.calib, preprocess: meta.preprocess, method: o.method, outputs: o.outputs });
       ranges = r.ranges;
+      converted = r.onnxBytes;
       calibrationFrames = r.frames;
       notes.push('INT8: activations int8 per tensor, weights int8 per channel; the detection head that produces the outputs stays float');
+      if (r.prepared) notes.push(`INT8: ${r.prepared.equalizedPairs} Conv pairs equalized, ${r.prepared.rescaledConvs} Convs rescaled across hard-swish, ${r.prepared.gptqConvs} Convs' weights rounded by GPTQ on the calibration frames`);
     }
-    const r = exportTflite(bytes, { precision: o.precision, outputs: o.outputs, ranges });
+    const r = exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges });
     out = r.bytes;
     ({ inputs, outputs, dropped } = r);
     notes.push(`${r.transposesRemoved} ONNX Transposes folded into NHWC layout, ${r.transposesLeft} TRANSPOSE ops left; ${r.fusedActivations} activations fused`);

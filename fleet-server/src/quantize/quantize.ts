@@ -16,10 +16,10 @@ import { insertQdq, planQuantization, type QdqStats, type QuantTarget } from './
 import { rangeFromHistogram, type CalibrationMethod, type TensorRange } from './ranges.js';
 import { renderTrtCalibrationFlatbuffer, renderTrtCalibrationTable } from './trt-table.js';
 import { convertToFp16 } from './fp16.js';
-import { equalize, findEqualizationPairs } from './equalize.js';
+import { prepareForInt8, type PrepareReport } from './prepare.js';
 import { activationSensitivity, selectFloatActivations } from './sensitivity.js';
 
-export interface CalibrationRun {
+export interface CalibrationRun extends PrepareReport {
   source: OnnxModel;
   meta: ModelMetadata;
   inputName: string;
@@ -27,8 +27,6 @@ export interface CalibrationRun {
   target: QuantTarget;
   exclude: string[];
   calibMs: number;
-  /** Conv pairs rescaled by channel equalization. */
-  equalizedPairs: number;
 }
 
 export interface CalibrateModelOptions {
@@ -37,8 +35,10 @@ export interface CalibrateModelOptions {
   target: QuantTarget;
   exclude?: string[];
   bins?: number;
-  /** Channel equalization before calibration (default true); see equalize.ts. */
+  /** Channel equalization and rescaling before calibration (default true); see prepare.ts. */
   equalize?: boolean;
+  /** GPTQ weight rounding (default true); see prepare.ts. */
+  gptq?: boolean;
 }
 
 export async function calibrateForModel(opts: CalibrateModelOptions): Promise<CalibrationRun> {
@@ -47,24 +47,14 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   const meta = await loadModelMetadata(opts.modelPath);
   const inputName = meta.input ?? original.graph.inputs.find((i) => !original.graph.initializers.has(i.name))?.name ?? '';
   const t0 = performance.now();
-  let source = original;
-  let equalizedPairs = 0;
-  if (opts.equalize !== false) {
-    const pairs = findEqualizationPairs(original, new Set(opts.exclude ?? []));
-    if (pairs.length > 0) {
-      const tensors = pairs.map((p) => p.tensor);
-      const stats = await calibrate({ model: original, inputName, tensors, channelMaxFor: tensors, histograms: false, frames: modelInputs(opts.frames, meta.preprocess) });
-      const eq = equalize(original, pairs, stats.channelMax);
-      source = eq.model;
-      equalizedPairs = eq.equalized;
-    }
-  }
+  const prepared = await prepareForInt8(original, { inputName, frames: opts.frames, preprocess: meta.preprocess, exclude: opts.exclude, equalize: opts.equalize, gptq: opts.gptq });
+  const source = prepared.model;
   // Plan only to learn which tensors to calibrate (both op sets, so one pass serves every build); the
   // folding on CPU renames nothing that is not in the source graph.
   const tensors = new Set<string>();
   for (const ops of ['weighted', 'all'] as const) for (const t of planQuantization(source, { target: opts.target, exclude: opts.exclude, ops }).activations) tensors.add(t);
   const calibration = await calibrate({ model: source, inputName, tensors: [...tensors], frames: modelInputs(opts.frames, meta.preprocess), bins: opts.bins });
-  return { source, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, equalizedPairs };
+  return { source, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, ...prepared.report };
 }
 
 export interface BuildOptions {
@@ -125,6 +115,8 @@ export interface QuantizeReport {
   trtFlatbuffer?: string;
   /** Conv pairs rescaled by channel equalization; activations kept float by the sensitivity search. */
   equalizedPairs: number;
+  /** Convs whose output channels were rescaled across hard-swish (rescale.ts). */
+  rescaledConvs: number;
   keptFloat: string[];
   ranges: Record<string, TensorRange>;
 }
@@ -149,7 +141,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
     ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8',
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: opts.exclude ?? [],
-    equalizedPairs: run.equalizedPairs, keptFloat: keepFloat,
+    equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, keptFloat: keepFloat,
     ranges: Object.fromEntries(built.ranges),
   };
   if (opts.fp16) {

@@ -1,31 +1,55 @@
 /**
- * Calibration ranges for the INT8 TFLite export, from the INT8 pipeline (fleet-server/src/quantize):
- * the ONNX model runs in onnxruntime with the needed tensors added as outputs, one histogram per
- * tensor, and a range per tensor by the chosen method.
+ * Calibration for the INT8 TFLite export, from the INT8 pipeline (fleet-server/src/quantize): the
+ * ONNX model is first prepared as for the QDQ model (equalization, rescaling across hard-swish, GPTQ
+ * weight rounding: prepare.ts), then runs in onnxruntime with the needed tensors added as outputs,
+ * one histogram per tensor, and a range per tensor by the chosen method. The export must convert the
+ * returned `onnxBytes`, not the original: the ranges and the int8 weights belong to the prepared model.
  */
-import { decodeModel } from '../../convert/onnx/codec.js';
+import { decodeModel, encodeModel } from '../../convert/onnx/codec.js';
 import { calibrate } from '../../quantize/calibrate.js';
 import { rangeFromHistogram, type CalibrationMethod } from '../../quantize/ranges.js';
+import { modelInputs, type FrameSelection } from '../../quantize/frames.js';
+import { prepareForInt8, type PrepareReport } from '../../quantize/prepare.js';
+import type { PreprocessSpec } from '../../../../agent/src/model/metadata.js';
 import type { ModelInput } from '../../../../agent/src/preprocess/preprocess.js';
 import { tfliteCalibrationTensors } from './export.js';
 import type { Range } from './int8.js';
 
 export interface TfliteRangeOptions {
   onnxBytes: Uint8Array;
-  frames: AsyncIterable<ModelInput>;
+  frames: FrameSelection;
+  preprocess: PreprocessSpec;
   method?: CalibrationMethod;
   outputs?: string[];
+  /** Skip preparation (equalization, rescaling, GPTQ): plain ranges of the model as given. */
+  prepare?: boolean;
 }
 
-export async function tfliteRanges(o: TfliteRangeOptions): Promise<{ ranges: Map<string, Range>; frames: number }> {
-  const model = decodeModel(Uint8Array.from(o.onnxBytes));
+export interface TfliteCalibration {
+  /** The prepared ONNX model: what the INT8 export converts. */
+  onnxBytes: Uint8Array;
+  ranges: Map<string, Range>;
+  frames: number;
+  prepared?: PrepareReport;
+}
+
+export async function tfliteRanges(o: TfliteRangeOptions): Promise<TfliteCalibration> {
+  let model = decodeModel(Uint8Array.from(o.onnxBytes));
   const input = model.graph.inputs.find((i) => !model.graph.initializers.has(i.name))!.name;
-  const wanted = tfliteCalibrationTensors(o.onnxBytes, o.outputs);
+  let onnxBytes = o.onnxBytes;
+  let prepared: PrepareReport | undefined;
+  if (o.prepare !== false) {
+    const p = await prepareForInt8(model, { inputName: input, frames: o.frames, preprocess: o.preprocess });
+    model = p.model;
+    prepared = p.report;
+    onnxBytes = encodeModel(model);
+  }
+  const wanted = tfliteCalibrationTensors(onnxBytes, o.outputs);
   const tensors = wanted.filter((t) => t !== input);
   // The graph input is not a node output, so its range is tracked on the frames as they pass.
   const inputRange = { min: Infinity, max: -Infinity };
   async function* tracked(): AsyncGenerator<ModelInput> {
-    for await (const f of o.frames) {
+    for await (const f of modelInputs(o.frames, o.preprocess)) {
       for (const v of f.data) { if (v < inputRange.min) inputRange.min = v; if (v > inputRange.max) inputRange.max = v; }
       yield f;
     }
@@ -34,5 +58,5 @@ export async function tfliteRanges(o: TfliteRangeOptions): Promise<{ ranges: Map
   const ranges = new Map<string, Range>();
   for (const [name, h] of cal.histograms) ranges.set(name, rangeFromHistogram(h, { method: o.method ?? 'minmax', asymmetric: true }));
   ranges.set(input, inputRange);
-  return { ranges, frames: cal.frames };
+  return { onnxBytes, ranges, frames: cal.frames, prepared };
 }

@@ -1,0 +1,174 @@
+/**
+ * Rescaling across hard-swish and along a residual stream, and GPTQ weight rounding, on a small
+ * MobileNetV3-shaped graph (the layout the TF.js import produces: NHWC elementwise ops between
+ * Transposes around NCHW Convs):
+ *
+ *   x → Conv c1 (4 ch, channels 1–3 tiny) → T → hard-swish (Add 3, Clip, Mul 1/6, Mul) → T →
+ *   depthwise 3×3 → Relu → Conv proj → T → Add (skip from the hard-swish) → T → Conv 1×1 → Sigmoid
+ *
+ * Rescaling must leave the float output unchanged and balance c1's channels; GPTQ must leave every
+ * weight on its int8 grid with the same per-channel scale, and round with less output error on the
+ * data than round-to-nearest.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import ort from 'onnxruntime-node';
+import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { DataType, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode } from '../../fleet-server/src/convert/onnx/model.js';
+import { findRescaleSeeds, findResidualAdds, planResiduals, rescale, rescaleResiduals } from '../../fleet-server/src/quantize/rescale.js';
+import { applyGptq, collectConvMoments } from '../../fleet-server/src/quantize/gptq.js';
+import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
+import { biasScaleFloor, quantizeBias, quantizePerChannel } from '../../fleet-server/src/quantize/qmath.js';
+import type { ModelInput } from '../../agent/src/preprocess/preprocess.js';
+
+function rand(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32 - 0.5; };
+}
+
+const node = (opType: string, name: string, inputs: string[], outputs: string[], attributes: OnnxNode['attributes'] = []): OnnxNode => ({ opType, name, inputs, outputs, attributes });
+const toNhwc = { name: 'perm', type: 'ints' as const, value: [0, 2, 3, 1] };
+const toNchw = { name: 'perm', type: 'ints' as const, value: [0, 3, 1, 2] };
+const same = { name: 'auto_pad', type: 'string' as const, value: 'SAME_UPPER' };
+
+function hardSwishModel(): OnnxModel {
+  const r = rand(11);
+  // Channel 0 of c1 spans ±40, channels 1–3 a few hundredths: one per-tensor int8 step wipes them.
+  const w1 = Array.from({ length: 4 * 3 * 3 * 3 }, (_, i) => r() * (i < 27 ? 8 : 0.01));
+  const init = new Map([
+    ['w1', floatTensor([4, 3, 3, 3], w1)], ['b1', floatTensor([4], [0.5, 0.01, -0.01, 0.02])],
+    ['three', floatTensor([], [3])], ['zero', floatTensor([], [0])], ['six', floatTensor([], [6])], ['sixth', floatTensor([], [1 / 6])],
+    ['wdw', floatTensor([4, 1, 3, 3], Array.from({ length: 36 }, (_, i) => r() * (i < 9 ? 1 : 60)))], ['bdw', floatTensor([4], [0.1, 0.2, 0.1, 0])],
+    ['wp', floatTensor([4, 4, 1, 1], Array.from({ length: 16 }, () => r()))], ['bp', floatTensor([4], [0, 0.1, 0, -0.1])],
+    ['w3', floatTensor([2, 4, 1, 1], Array.from({ length: 8 }, () => r()))], ['b3', floatTensor([2], [0.05, -0.05])],
+  ]);
+  return {
+    irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {},
+    graph: {
+      name: 'hswish', initializers: init, valueInfo: [],
+      inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: [1, 3, 8, 8] }],
+      outputs: [{ name: 'y', elemType: DataType.FLOAT, shape: [1, 2, 8, 8] }],
+      nodes: [
+        node('Conv', 'c1', ['x', 'w1', 'b1'], ['c1o'], [same]),
+        node('Transpose', 't1', ['c1o'], ['x1'], [toNhwc]),
+        node('Add', 'hs/add', ['x1', 'three'], ['hs_a']),
+        node('Clip', 'hs/relu6', ['hs_a', 'zero', 'six'], ['hs_r']),
+        node('Mul', 'hs/mul', ['sixth', 'x1'], ['hs_m']),
+        node('Mul', 'hs/mul_1', ['hs_m', 'hs_r'], ['h']),
+        node('Transpose', 't2', ['h'], ['h_nchw'], [toNchw]),
+        node('Conv', 'dw', ['h_nchw', 'wdw', 'bdw'], ['dwo'], [same, { name: 'group', type: 'int', value: 4 }]),
+        node('Relu', 'dwr', ['dwo'], ['dwr']),
+        node('Conv', 'proj', ['dwr', 'wp', 'bp'], ['po']),
+        node('Transpose', 't3', ['po'], ['p'], [toNhwc]),
+        node('Add', 'skip', ['p', 'h'], ['s']),
+        node('Transpose', 't4', ['s'], ['s_nchw'], [toNchw]),
+        node('Conv', 'c3', ['s_nchw', 'w3', 'b3'], ['c3o']),
+        node('Sigmoid', 'head', ['c3o'], ['y']),
+      ],
+    },
+  };
+}
+
+const inputs = [0, 1, 2].map((k) => Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i * 0.37 + k) * 2 + Math.cos(i * 0.11 * (k + 1))));
+async function* frames(): AsyncGenerator<ModelInput> {
+  for (const data of inputs) yield { data, dims: [1, 3, 8, 8], dtype: 'float32', transform: { scale: 1, padX: 0, padY: 0, srcWidth: 8, srcHeight: 8, dstWidth: 8, dstHeight: 8 } as unknown as ModelInput['transform'] };
+}
+
+async function outputs(m: OnnxModel, names = ['y']): Promise<Float32Array[]> {
+  const s = await ort.InferenceSession.create(encodeModel({ ...m, graph: { ...m.graph, outputs: [...m.graph.outputs, ...names.filter((n) => n !== 'y').map((name) => ({ name, elemType: DataType.FLOAT }))] } }));
+  const out: Float32Array[] = [];
+  for (const data of inputs) {
+    const r = await s.run({ x: new ort.Tensor('float32', data, [1, 3, 8, 8]) });
+    for (const n of names) out.push(r[n].data as Float32Array);
+  }
+  await s.release();
+  return out;
+}
+
+async function channelMax(m: OnnxModel, tensors: string[], axes?: Map<string, number>): Promise<Map<string, Float64Array>> {
+  return (await calibrate({ model: m, inputName: 'x', tensors, channelMaxFor: tensors, channelAxis: axes, histograms: false, frames: frames() })).channelMax;
+}
+
+test('rescaling across hard-swish and the residual stream leaves the float output unchanged and balances the channels', async () => {
+  const m = hardSwishModel();
+  const seeds = findRescaleSeeds(m);
+  assert.deepEqual(seeds.map((s) => s.name), ['c1'], 'the Conv feeding hard-swish is the seed');
+  const before = await channelMax(m, ['c1o']);
+  const spread = (v: Float64Array) => Math.max(...v) / Math.min(...v);
+  assert.ok(spread(before.get('c1o')!) > 100, `c1's channels differ by ${spread(before.get('c1o')!).toFixed(0)}×`);
+  const rs = rescale(m, seeds, before);
+  assert.equal(rs.regions.length, 1);
+  const region = rs.regions[0];
+  assert.deepEqual(region.absorbers.map((a) => [a.node.name, a.depthwise]), [['dw', true]], 'the depthwise Conv absorbs the factor; the skip Add gets the unscaled tensor');
+  // The gate is one depthwise 1×1 Conv + Clip on the NCHW tensor; hard-swish's Add of 3 is gone.
+  const g = rs.model.graph;
+  assert.ok(!g.nodes.some((n) => n.name === 'hs/add'), 'Add(x, 3) replaced');
+  const gate = g.nodes.find((n) => n.opType === 'Conv' && n.name.includes('~gate'));
+  assert.ok(gate && gate.inputs[0] === 'c1o', 'gate Conv reads the scaled NCHW Conv output');
+  const after = await channelMax(rs.model, ['c1o']);
+  assert.ok(spread(after.get('c1o')!) < 1.01, `rescaled channels within 1% (spread ${spread(after.get('c1o')!).toFixed(4)})`);
+
+  const residuals = planResiduals(rs.model, findResidualAdds(rs.model));
+  assert.equal(residuals.length, 1, 'one residual stream');
+  assert.deepEqual(residuals[0].producers.map((p) => [p.node.name, p.kind]).sort(), [['h/~unscaled/Mul', 'mul'], ['proj', 'conv']], 'the projection Conv and the skip side\'s 1/k Mul scale together');
+  const sums = await channelMax(rs.model, ['s'], new Map([['s', 3]]));
+  const rr = rescaleResiduals(rs.model, residuals, sums);
+  assert.equal(rr.regions, 1);
+
+  const [y0, y1, y2] = [await outputs(m), await outputs(rs.model), await outputs(rr.model)];
+  for (const [k, y] of [y1, y2].entries()) {
+    y0.forEach((a, f) => a.forEach((v, i) => assert.ok(Math.abs(v - y[f][i]) < 1e-5, `step ${k + 1}, frame ${f}, output ${i}: ${v} vs ${y[f][i]}`)));
+  }
+});
+
+test('GPTQ leaves weights on their per-channel int8 grid (same scale) and rounds with less error on the data than round-to-nearest', async () => {
+  const m = hardSwishModel();
+  const moments = await collectConvMoments({ model: m, inputName: 'x', frames: frames() });
+  assert.deepEqual(moments.map((x) => x.node.name), ['c1', 'dw', 'proj', 'c3']);
+  assert.deepEqual(moments.map((x) => x.H.length), [1, 4, 1, 1], 'one moment matrix per group: 4 for the depthwise Conv');
+  const gq = applyGptq(m, moments);
+  assert.equal(gq.report.convs, 4);
+  for (const name of ['w1', 'wdw', 'wp', 'w3']) {
+    const orig = tensorToFloat32(m.graph.initializers.get(name)!);
+    const got = tensorToFloat32(gq.model.graph.initializers.get(name)!);
+    const dims = m.graph.initializers.get(name)!.dims;
+    const q = quantizePerChannel(got, dims[0]);
+    const ref = quantizePerChannel(orig, dims[0]);
+    for (let c = 0; c < dims[0]; c++) assert.ok(Math.abs(q.scales[c] - ref.scales[c]) <= 1e-6 * ref.scales[c], `${name}[${c}]: scale kept (${q.scales[c]} vs ${ref.scales[c]})`);
+    got.forEach((v, i) => {
+      const s = q.scales[Math.floor(i / (got.length / dims[0]))];
+      assert.ok(Math.abs(v / s - Math.round(v / s)) < 1e-3, `${name}[${i}] = ${v} is on the grid`);
+    });
+  }
+  // Round-to-nearest of the same weights, for comparison.
+  const rtn = structuredClone(m);
+  rtn.graph.initializers = new Map(m.graph.initializers);
+  for (const name of ['w1', 'wdw', 'wp', 'w3']) {
+    const t = m.graph.initializers.get(name)!;
+    const q = quantizePerChannel(tensorToFloat32(t), t.dims[0]);
+    const per = q.data.length / t.dims[0];
+    rtn.graph.initializers.set(name, floatTensor(t.dims, Array.from(q.data, (v, i) => v * q.scales[Math.floor(i / per)])));
+  }
+  const err = (a: Float32Array[], b: Float32Array[]) => a.reduce((s, x, f) => s + x.reduce((t, v, i) => t + (v - b[f][i]) ** 2, 0), 0);
+  const names = ['c3o'];
+  const [ref, viaGptq, viaRtn] = [await outputs(m, names), await outputs(gq.model, names), await outputs(rtn, names)];
+  const eG = err(ref, viaGptq), eR = err(ref, viaRtn);
+  assert.ok(eG < eR, `GPTQ squared error ${eG.toExponential(3)} < round-to-nearest ${eR.toExponential(3)}`);
+});
+
+test('a bias that would overflow int32 raises its channel weight scale instead of saturating', () => {
+  // A squeeze-excite Conv of the CenterNet: input scale 2.8e-5, weights ~1e-6, biases near 1.5.
+  const inputScale = 2.8e-5;
+  const w = Float32Array.from([1e-6, -2e-6, 5e-7, 1e-6, 0.5, -0.25]);
+  const b = Float32Array.from([1.5, 0.2]);
+  const plain = quantizeBias(b, inputScale, quantizePerChannel(w, 2).scales);
+  assert.equal(plain.data[0], 2147483647, 'without the floor channel 0 saturates');
+  const floor = biasScaleFloor(b, inputScale);
+  const qw = quantizePerChannel(w, 2, floor);
+  const qb = quantizeBias(b, inputScale, qw.scales);
+  for (let c = 0; c < 2; c++) {
+    assert.ok(Math.abs(qb.data[c]) <= 2 ** 30, `bias ${c} fits: ${qb.data[c]}`);
+    assert.ok(Math.abs(qb.data[c] * qb.scales[c] - b[c]) <= qb.scales[c], `bias ${c} exact to one step`);
+  }
+  assert.equal(qw.scales[1], quantizePerChannel(w, 2).scales[1], 'a channel that fits keeps max|w|/127');
+});
