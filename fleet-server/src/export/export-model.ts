@@ -61,7 +61,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       converted = r.onnxBytes;
       calibrationFrames = r.frames;
       notes.push('INT8: activations int8 per tensor, weights int8 per channel; the detection head that produces the outputs stays float');
-      if (r.prepared) notes.push(`INT8: ${r.prepared.equalizedPairs} Conv pairs equalized, ${r.prepared.rescaledConvs} Convs rescaled across hard-swish, ${r.prepared.gptqConvs} Convs' weights rounded by GPTQ on the calibration frames`);
+      if (r.prepared) notes.push(`INT8: ${r.prepared.equalizedPairs} Conv pairs equalized, ${r.prepared.rescaledConvs} Convs rescaled across hard-swish, ${r.prepared.residualStreams} residual streams rescaled, ${r.prepared.gptqConvs} Convs' weights rounded by GPTQ on the calibration frames`);
     }
     const r = exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges });
     out = r.bytes;

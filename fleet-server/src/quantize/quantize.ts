@@ -113,10 +113,9 @@ export interface QuantizeReport {
   trtTable?: string;
   /** The same ranges as onnxruntime's TensorRT EP reads them (CalTableFlatBuffers). */
   trtFlatbuffer?: string;
-  /** Conv pairs rescaled by channel equalization; activations kept float by the sensitivity search. */
-  equalizedPairs: number;
-  /** Convs whose output channels were rescaled across hard-swish (rescale.ts). */
-  rescaledConvs: number;
+  /** What prepare.ts did to the float model (equalization, rescaling, GPTQ). */
+  prepared: PrepareReport;
+  /** Activations kept float by the sensitivity search. */
   keptFloat: string[];
   ranges: Record<string, TensorRange>;
 }
@@ -141,7 +140,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
     ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8',
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: opts.exclude ?? [],
-    equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, keptFloat: keepFloat,
+    prepared: { equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, residualStreams: run.residualStreams, gptqConvs: run.gptqConvs }, keptFloat: keepFloat,
     ranges: Object.fromEntries(built.ranges),
   };
   if (opts.fp16) {

@@ -9,7 +9,7 @@ import { quantizeModel } from '../../quantize/quantize.js';
 const usage = `
 usage: fleetctl model quantize --model IN.onnx --calib DIR|VIDEO --method minmax|entropy|percentile
          [--per-channel|--per-tensor] [--percentile P] [--exclude NODE,NODE] [--target cpu|tensorrt]
-         [--ops weighted|all] [--activations uint8|int8] [--no-equalize] [--target-snr DB]
+         [--ops weighted|all] [--activations uint8|int8] [--no-equalize] [--no-gptq] [--target-snr DB]
          [--frames N] [--stride K] [--fp16] [--trt-table] -o OUT.onnx [--report R.json] [--json]
 
 Calibrates activation ranges on real frames (an image directory or a video file, preprocessed as the
@@ -30,7 +30,10 @@ options:
   --ops O             all: Conv/MatMul plus elementwise and shape ops (default); weighted: only
                       around Conv/MatMul/Gemm
   --activations T     uint8 (default) | int8 activations for --target cpu
-  --no-equalize       skip channel equalization of Conv pairs (on by default)
+  --no-equalize       skip channel equalization of Conv pairs and the rescaling across hard-swish
+                      and residual streams (on by default; exact in float)
+  --no-gptq           round weights to nearest instead of GPTQ on the calibration frames (GPTQ by
+                      default: it chooses each rounding to cancel the error on real inputs)
   --target-snr DB     mixed precision: a sensitivity search keeps float the activations needed to hold
                       this SNR where the float head begins (slow: one run per activation)
   --frames N          calibration frames to use (default 32); --stride K takes every K-th frame
@@ -54,7 +57,7 @@ export const command: CliCommand = {
         'per-channel': { type: 'boolean' }, 'per-tensor': { type: 'boolean' }, exclude: { type: 'string' }, target: { type: 'string', default: 'cpu' },
         frames: { type: 'string', default: '32' }, stride: { type: 'string' }, fp16: { type: 'boolean' }, 'trt-table': { type: 'boolean' },
         output: { type: 'string', short: 'o' }, report: { type: 'string' }, json: { type: 'boolean' },
-        ops: { type: 'string', default: 'all' }, activations: { type: 'string', default: 'uint8' }, 'no-equalize': { type: 'boolean' }, 'target-snr': { type: 'string' },
+        ops: { type: 'string', default: 'all' }, activations: { type: 'string', default: 'uint8' }, 'no-equalize': { type: 'boolean' }, 'no-gptq': { type: 'boolean' }, 'target-snr': { type: 'string' },
       },
     });
     if (!values.model) throw new UsageError('Expected --model IN.onnx but received nothing');
@@ -78,7 +81,7 @@ export const command: CliCommand = {
     const report = await quantizeModel({
       modelPath: values.model, outputPath: values.output, frames: { source: values.calib, maxFrames: frames, stride }, method, percentile, target,
       perChannel: !values['per-tensor'], exclude: values.exclude ? values.exclude.split(',').map((s) => s.trim()).filter(Boolean) : [],
-      fp16: values.fp16, trtTable: values['trt-table'], ops, activationType, equalize: !values['no-equalize'], targetSnrDb,
+      fp16: values.fp16, trtTable: values['trt-table'], ops, activationType, equalize: !values['no-equalize'], gptq: !values['no-gptq'], targetSnrDb,
     });
     if (values.report) await writeFile(values.report, `${JSON.stringify(report, null, 2)}\n`);
     if (values.json) {
@@ -86,6 +89,8 @@ export const command: CliCommand = {
       process.stdout.write(`${JSON.stringify({ ok: true, ...brief })}\n`);
     } else {
       process.stdout.write(`wrote ${report.output} (${(report.sizeBytes.int8 / 1e6).toFixed(2)} MB, ${report.sizeRatio.toFixed(3)}× of FP32; ${report.stats.quantizedActivations} activations, ${report.stats.quantizedWeights} weights quantized; ${report.calibrationFrames} calibration frames, ${report.method})\n`);
+      const p = report.prepared;
+      process.stdout.write(`prepared: ${p.equalizedPairs} Conv pairs equalized, ${p.rescaledConvs} Convs rescaled across hard-swish, ${p.residualStreams} residual streams rescaled, ${p.gptqConvs} Convs rounded by GPTQ\n`);
       if (report.fp16Output) process.stdout.write(`wrote ${report.fp16Output}\n`);
       if (report.trtTable) process.stdout.write(`wrote ${report.trtTable}\n`);
       if (report.trtFlatbuffer) process.stdout.write(`wrote ${report.trtFlatbuffer}\n`);
