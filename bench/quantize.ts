@@ -86,7 +86,7 @@ export async function benchModel(path: string, calib: FrameSelection, evalSel: F
   for await (const f of modelInputs({ ...calib, maxFrames: 2 }, run.meta.preprocess)) sensFrames.push(f);
   const sens = await activationSensitivity({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, { method: 'percentile' }), plan: { target: 'cpu', ops: 'all' }, frames: sensFrames });
   await write('int8-percentile-mixed', encodeModel(buildInt8(run, { method: 'percentile', keepFloat: selectFloatActivations(sens, MIXED_TARGET_SNR_DB) }).model));
-  await write('fp16', encodeModel(convertToFp16(run.source).model));
+  await write('fp16', encodeModel(convertToFp16(run.original).model));
   let first: { name: string; tensor: ort.Tensor } | undefined;
   for await (const x of modelInputs({ ...evalSel, maxFrames: 1 }, run.meta.preprocess)) first = { name: run.inputName, tensor: new ort.Tensor(x.dtype, x.data, x.dims) };
   if (!first) throw new Error(`no frame from ${evalSel.source}`);

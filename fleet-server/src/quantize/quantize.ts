@@ -20,7 +20,10 @@ import { prepareForInt8, type PrepareReport } from './prepare.js';
 import { activationSensitivity, selectFloatActivations } from './sensitivity.js';
 
 export interface CalibrationRun extends PrepareReport {
+  /** The prepared model the INT8 builds quantize (its weights already on the int8 grid when GPTQ ran). */
   source: OnnxModel;
+  /** The model as read: FP16 is converted from this, not from the int8-rounded weights. */
+  original: OnnxModel;
   meta: ModelMetadata;
   inputName: string;
   calibration: CalibrationResult;
@@ -54,7 +57,7 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   const tensors = new Set<string>();
   for (const ops of ['weighted', 'all'] as const) for (const t of planQuantization(source, { target: opts.target, exclude: opts.exclude, ops }).activations) tensors.add(t);
   const calibration = await calibrate({ model: source, inputName, tensors: [...tensors], frames: modelInputs(opts.frames, meta.preprocess), bins: opts.bins });
-  return { source, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, ...prepared.report };
+  return { source, original, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, ...prepared.report };
 }
 
 export interface BuildOptions {
@@ -145,7 +148,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
   };
   if (opts.fp16) {
     const fp16Path = opts.outputPath.replace(/\.onnx$/, '') + '.fp16.onnx';
-    const fb = encodeModel(convertToFp16(run.source).model);
+    const fb = encodeModel(convertToFp16(run.original).model);
     await writeFile(fp16Path, fb);
     await copyMeta(opts.modelPath, fp16Path);
     report.fp16Output = fp16Path;
