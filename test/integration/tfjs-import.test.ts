@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -118,12 +118,23 @@ function onnxCheck(file: string): { status: number | null; out: string } {
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-/** vtest.avi frames one second apart, as PNG files (real GStreamer). */
-function extractFrames(dir: string, count: number): string[] {
-  const r = spawnSync('gst-launch-1.0', ['-q', 'filesrc', `location=${VIDEO}`, '!', 'decodebin', '!', 'videorate', 'drop-only=true', '!', 'video/x-raw,framerate=1/1',
-    '!', 'identity', `eos-after=${count + 1}`, '!', 'videoconvert', '!', 'video/x-raw,format=RGB', '!', 'pngenc', '!', 'multifilesink', `location=${join(dir, 'frame%02d.png')}`], { encoding: 'utf8', timeout: 30_000 });
-  assert.equal(r.status, 0, `gst-launch failed: ${r.stderr}`);
-  return readdirSync(dir).filter((f) => f.startsWith('frame')).sort().map((f) => join(dir, f));
+/**
+ * vtest.avi frames one second apart (by presentation time), as PNG files, read through the agent's own
+ * capture (GStreamer): a gst-launch `identity eos-after` pipeline sometimes wrote fewer files under load.
+ */
+async function extractFrames(dir: string, count: number): Promise<string[]> {
+  const { videoFileFrames } = await import('../../agent/src/capture/file-frames.js');
+  const sharp = (await import('sharp')).default;
+  const files: string[] = [];
+  const ac = new AbortController();
+  for await (const f of videoFileFrames({ path: VIDEO, signal: ac.signal })) {
+    if (f.ptsNs < files.length * 1e9) continue;
+    const file = join(dir, `frame${String(files.length).padStart(2, '0')}.png`);
+    await sharp(f.data, { raw: { width: f.width, height: f.height, channels: 3 } }).png().toFile(file);
+    files.push(file);
+    if (files.length === count) { ac.abort(); break; }
+  }
+  return files;
 }
 
 interface Det { x1: number; y1: number; x2: number; y2: number; score: number; classId: number }
@@ -141,7 +152,7 @@ test('TF.js → ONNX import: CenterNet and BlazeFace match TF.js, pass the check
   const dir = mkdtempSync(join(tmpdir(), 'ef-tfjs-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   await tf.setBackend('cpu');
-  const frames = extractFrames(dir, 2);
+  const frames = await extractFrames(dir, 2);
   assert.ok(frames.length >= 2, `expected 2 frames from ${VIDEO}, got ${frames.length}`);
   const photos = ['assets/images/faces/sample1.jpg', 'assets/images/faces/sample2.jpg'];
 
