@@ -264,9 +264,9 @@ export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { dam
     let ok = true;
     for (let gi = 0; gi < m.groups && ok; gi++) {
       const H = m.H[gi];
-      // Inputs that were never non-zero carry no information: their weights are zeroed, as GPTQ does.
-      const dead = new Set<number>();
-      for (let i = 0; i < m.d; i++) if (!(H[i * m.d + i] > 0)) dead.add(i);
+      // Inputs never non-zero on the calibration frames get no compensation (the damping keeps H
+      // invertible) but keep their nearest rounding: GPTQ zeroes them, which would change the model
+      // wherever a channel that was dead on a few frames wakes up in the field.
       // GPTQ's "act order": the inputs with the most energy first, while most weights are still free to compensate.
       const order = [...Array(m.d).keys()].sort((a, b) => H[b * m.d + b] - H[a * m.d + a]);
       const U = inverseCholeskyUpper(H, m.d, order, opts.damp ?? 0.01);
@@ -278,7 +278,6 @@ export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { dam
         let amax = 0, arg = 0;
         for (let i = 0; i < m.d; i++) if (Math.abs(w[i]) > amax) { amax = Math.abs(w[i]); arg = i; }
         if (amax === 0) continue;
-        for (const i of dead) if (i !== arg) w[i] = 0;
         quantizeRow(w, order, U, amax / 127, position.get(arg)!);
         W.set(w, o * m.d);
       }

@@ -44,8 +44,6 @@ export interface RescaleRegion {
   absorbers: { node: OnnxNode; depthwise: boolean }[];
   /** Tensors given back unscaled (a Mul by 1/k) to the listed consumer, with the channel axis. */
   unscaled: { tensor: string; axis: number; consumer: OnnxNode }[];
-  /** Ops that merely pass the factor along (for the report and the tests). */
-  carriedThrough: number;
 }
 
 function group(n: OnnxNode): number {
@@ -87,7 +85,7 @@ function channelConstAxis(model: OnnxModel, info: GraphInfo, name: string, chann
  * a residual stream. Without, an Add gets the unscaled tensor.
  */
 export function planRescale(model: OnnxModel, starts: OnnxNode[], opts: { throughAdds: boolean }, info: GraphInfo = analyzeGraph(model.graph)): RescaleRegion | undefined {
-  const region: RescaleRegion = { producers: [], tensors: new Map(), absorbers: [], unscaled: [], carriedThrough: 0 };
+  const region: RescaleRegion = { producers: [], tensors: new Map(), absorbers: [], unscaled: [] };
   const channels = model.graph.initializers.get(starts[0]?.inputs[1] ?? '')?.dims[0];
   if (!channels) return undefined;
   const queue: string[] = [];
@@ -141,19 +139,16 @@ export function planRescale(model: OnnxModel, starts: OnnxNode[], opts: { throug
           const perm = ints(c, 'perm');
           if (!perm || perm.length !== 4) { unscale(); break; }
           carry(c.outputs[0], perm.indexOf(axis));
-          region.carriedThrough++;
           break;
         }
         case 'Relu':
           carry(c.outputs[0], axis);
-          region.carriedThrough++;
           break;
         case 'ReduceMean': {
           const axes = ints(c, 'axes');
           const keep = attr(c, 'keepdims');
           if (!axes || c.inputs.length > 1 || (keep?.type === 'int' && keep.value === 0) || axes.some((a) => (a + 4) % 4 === axis)) { unscale(); break; }
           carry(c.outputs[0], axis);
-          region.carriedThrough++;
           break;
         }
         case 'Mul': {
@@ -163,7 +158,6 @@ export function planRescale(model: OnnxModel, starts: OnnxNode[], opts: { throug
           if (other === tensor || region.tensors.has(other)) return undefined;
           if (model.graph.initializers.has(other) && !isScalarConst(model, other)) { unscale(); break; }
           carry(c.outputs[0], axis);
-          region.carriedThrough++;
           break;
         }
         case 'Add': {
@@ -172,7 +166,6 @@ export function planRescale(model: OnnxModel, starts: OnnxNode[], opts: { throug
           if (!opts.throughAdds || model.graph.initializers.has(other)) { unscale(); break; }
           if (!makeCarry(other)) return undefined;
           carry(c.outputs[0], axis);
-          region.carriedThrough++;
           break;
         }
         case 'Conv': {
