@@ -1,10 +1,10 @@
 /**
  * INT8 pipeline on the default models: quantize the COCO CenterNet and BlazeFace with a few real
  * calibration frames, load the QDQ models in onnxruntime-node (CPU), pass Debian's ONNX checker
- * (full_check), compare detections with FP32 (the floors are low on purpose: plain INT8 PTQ of these
- * MobileNet-style models loses much more than the gate allows, see docs/benchmarks.md; the test
- * pins that the pipeline produces working detectors, the gate decides what ships), and check that the gate refuses a deliberately
- * broken INT8 model (ranges shrunk 100×) while offering FP16/FP32.
+ * (full_check), compare detections with FP32 (the floors leave room for 3–6 frames' noise: the
+ * CenterNet measured 96–100 here with the INT8 preparation, 10–40 before it; see docs/benchmarks.md;
+ * the gate decides what ships), check that a Conv kept float gets its unrounded weights back, and
+ * that the gate refuses a deliberately broken INT8 model (ranges shrunk 100×) while offering FP16/FP32.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { quantizeModel, calibrateForModel, rangesFor, copyMeta } from '../../fleet-server/src/quantize/quantize.js';
+import { quantizeModel, calibrateForModel, rangesFor, copyMeta, buildInt8 } from '../../fleet-server/src/quantize/quantize.js';
 import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
 import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { evaluateModels } from '../../fleet-server/src/quantize/evaluate.js';
@@ -37,7 +37,7 @@ function onnxCheck(path: string): void {
 }
 
 const cases = [
-  { name: 'coco-centernet', model: CENTERNET, calib: { source: VIDEO, maxFrames: 3, stride: 60 }, data: { source: VIDEO, maxFrames: 4, stride: 50, offset: 25 }, minAgreement: 10 },
+  { name: 'coco-centernet', model: CENTERNET, calib: { source: VIDEO, maxFrames: 3, stride: 60 }, data: { source: VIDEO, maxFrames: 4, stride: 50, offset: 25 }, minAgreement: 70 },
   { name: 'blazeface-back', model: BLAZEFACE, calib: { source: FACES, maxFrames: 3 }, data: { source: FACES, maxFrames: 6 }, minAgreement: 60 },
 ];
 
@@ -83,6 +83,21 @@ for (const c of cases) {
     assert.ok(fp16Snr >= 40, `fp16 output SNR ${fp16Snr.toFixed(1)} dB`);
   });
 }
+
+test('mixed precision: a Conv that reads an activation kept float keeps its unrounded weights, the int8 Convs their GPTQ grid', { skip, timeout: 60_000 }, async () => {
+  const run = await calibrateForModel({ modelPath: BLAZEFACE, frames: { source: FACES, maxFrames: 2 }, target: 'cpu' });
+  assert.ok(run.gptqConvs > 0, 'GPTQ ran');
+  const g = run.source.graph;
+  const convs = g.nodes.filter((n) => n.opType === 'Conv' && !g.initializers.has(n.inputs[0]) && g.nodes.some((p) => p.outputs.includes(n.inputs[0])));
+  const floatConv = convs[3], int8Conv = convs[5];
+  const bytes = (m: typeof run.source, name: string) => Buffer.from(m.graph.initializers.get(name)!.data).toString('hex');
+  assert.notEqual(bytes(run.source, floatConv.inputs[1]), bytes(run.unrounded, floatConv.inputs[1]), 'GPTQ moved the weights');
+  const { model } = buildInt8(run, { method: 'minmax', keepFloat: [floatConv.inputs[0]] });
+  const built = model.graph.nodes.find((n) => n.outputs[0] === floatConv.outputs[0])!;
+  assert.equal(bytes(model, built.inputs[1]), bytes(run.unrounded, floatConv.inputs[1]), 'the float Conv has the unrounded weights');
+  const other = model.graph.nodes.find((n) => n.outputs[0] === int8Conv.outputs[0])!;
+  assert.ok(!model.graph.initializers.has(other.inputs[1]), 'the other Conv reads int8 weights through a DequantizeLinear');
+});
 
 test('the gate refuses a deliberately broken INT8 model and offers FP16/FP32', { skip, timeout: 60_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ef-gate-'));

@@ -37,7 +37,11 @@ export interface PrepareReport {
   gptqConvs: number;
 }
 
-export async function prepareForInt8(original: OnnxModel, o: PrepareOptions): Promise<{ model: OnnxModel; report: PrepareReport }> {
+/**
+ * `model` is the prepared model; `unrounded` the same before GPTQ (exactly the original function), whose
+ * weights a Conv that stays float should get back.
+ */
+export async function prepareForInt8(original: OnnxModel, o: PrepareOptions): Promise<{ model: OnnxModel; unrounded: OnnxModel; report: PrepareReport }> {
   const exclude = new Set(o.exclude ?? []);
   const frames = () => modelInputs(o.frames, o.preprocess);
   const channelMax = async (model: OnnxModel, tensors: string[], channelAxis?: Map<string, number>) =>
@@ -67,10 +71,11 @@ export async function prepareForInt8(original: OnnxModel, o: PrepareOptions): Pr
       report.residualStreams = rr.regions;
     }
   }
+  const unrounded = model;
   if (o.gptq !== false) {
     const gq = applyGptq(model, await collectConvMoments({ model, inputName: o.inputName, frames: frames(), exclude }));
     model = gq.model;
     report.gptqConvs = gq.report.convs;
   }
-  return { model, report };
+  return { model, unrounded, report };
 }

@@ -8,7 +8,7 @@ import { readFile, writeFile, copyFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { decodeModel, encodeModel } from '../convert/onnx/codec.js';
-import type { OnnxModel } from '../convert/onnx/model.js';
+import { DataType, type OnnxModel } from '../convert/onnx/model.js';
 import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { calibrate, type CalibrationResult } from './calibrate.js';
 import { modelInputs, type FrameSelection } from './frames.js';
@@ -24,6 +24,8 @@ export interface CalibrationRun extends PrepareReport {
   source: OnnxModel;
   /** The model as read: FP16 is converted from this, not from the int8-rounded weights. */
   original: OnnxModel;
+  /** `source` before GPTQ: Convs an INT8 build keeps float take their weights from here. */
+  unrounded: OnnxModel;
   meta: ModelMetadata;
   inputName: string;
   calibration: CalibrationResult;
@@ -57,7 +59,7 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   const tensors = new Set<string>();
   for (const ops of ['weighted', 'all'] as const) for (const t of planQuantization(source, { target: opts.target, exclude: opts.exclude, ops }).activations) tensors.add(t);
   const calibration = await calibrate({ model: source, inputName, tensors: [...tensors], frames: modelInputs(opts.frames, meta.preprocess), bins: opts.bins });
-  return { source, original, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, ...prepared.report };
+  return { source, original, unrounded: prepared.unrounded, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, ...prepared.report };
 }
 
 export interface BuildOptions {
@@ -82,6 +84,12 @@ export function buildInt8(run: CalibrationRun, opts: BuildOptions): { model: Onn
   const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat, activationType: opts.activationType });
   const ranges = rangesFor(run, opts);
   const { model, stats } = insertQdq(plan, ranges);
+  // A Conv left float (excluded, or reading an activation kept float) gets its unrounded weights back.
+  for (const n of model.graph.nodes) {
+    const w = n.opType === 'Conv' ? model.graph.initializers.get(n.inputs[1]) : undefined;
+    const u = run.unrounded.graph.initializers.get(n.inputs[1]);
+    if (w?.dataType === DataType.FLOAT && u) model.graph.initializers.set(n.inputs[1], u);
+  }
   for (const t of [...ranges.keys()]) if (!plan.activations.includes(t)) ranges.delete(t);
   model.producerName = 'edge-fleet-quantize';
   model.metadataProps = { ...model.metadataProps, 'edgefleet.precision': 'int8', 'edgefleet.calibration': opts.method, 'edgefleet.target': run.target };
