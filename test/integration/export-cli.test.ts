@@ -97,4 +97,7 @@ test('fleetctl model export refuses bad arguments with a usage error', async () 
   const badTarget = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'onnx', '-o', join(dir, 'x')]);
   assert.notEqual(badTarget.code, 0);
   assert.match(badTarget.stderr, /Expected --target tflite or coreml/);
+  const snrOnFp16 = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'tflite', '--precision', 'fp16', '--target-snr', '25', '-o', join(dir, 'x.tflite')]);
+  assert.equal(snrOnFp16.code, 2, snrOnFp16.stderr);
+  assert.match(snrOnFp16.stderr, /--target-snr applies to --target tflite --precision int8 only/);
 });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { exportTflite } from '../../fleet-server/src/export/tflite/export.js';
-import { tfliteRanges } from '../../fleet-server/src/export/tflite/ranges.js';
+import { tfliteKeepFloat, tfliteRanges } from '../../fleet-server/src/export/tflite/ranges.js';
 import { decoderForExport } from '../../fleet-server/src/export/export-model.js';
 import { decodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { modelInputs } from '../../fleet-server/src/quantize/frames.js';
@@ -136,6 +136,40 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
       }
     });
   }
+});
+
+describe('TFLite export: INT8 mixed precision from the sensitivity search', () => {
+  test('blazeface-back --target-snr keeps the chosen activations float (more float ops, larger file) and still agrees with FP32', async (t) => {
+    if (skipAll) return t.skip(skipAll);
+    const c = CASES[0];
+    const meta = await loadModelMetadata(c.model);
+    const bytes = readFileSync(c.model);
+    const calib = { source: 'assets/images/faces', maxFrames: 3 };
+    const cal = await tfliteRanges({ onnxBytes: bytes, frames: calib, preprocess: meta.preprocess });
+    const keepFloat = await tfliteKeepFloat(cal.onnxBytes, calib, meta.preprocess, 30);
+    const plain = exportTflite(cal.onnxBytes, { precision: 'int8', ranges: cal.ranges });
+    const mixed = exportTflite(cal.onnxBytes, { precision: 'int8', ranges: cal.ranges, keepFloat });
+    t.diagnostic(`${keepFloat.length} activations kept float; float ops ${plain.floatIslands} → ${mixed.floatIslands}; ${plain.bytes.length} → ${mixed.bytes.length} bytes`);
+    assert.ok(keepFloat.length > 0, 'a 30 dB target keeps something float');
+    assert.ok(mixed.floatIslands > plain.floatIslands, 'the ops reading kept activations run float');
+    assert.ok(mixed.bytes.length > plain.bytes.length, 'float weights make the file larger');
+    const paths = { fp32: join(dir, 'bf-mixed-fp32.tflite'), int8: join(dir, 'bf-mixed-int8.tflite') };
+    writeFileSync(paths.fp32, exportTflite(bytes, { precision: 'fp32' }).bytes);
+    writeFileSync(paths.int8, mixed.bytes);
+    const evalFrames = await collect({ source: 'assets/images/faces', maxFrames: 6 }, meta);
+    const s32 = await new TfliteAdapter().createSession({ modelPath: paths.fp32 });
+    const s8 = await new TfliteAdapter().createSession({ modelPath: paths.int8 });
+    try {
+      const decoder = decoderForExport(meta, decodeModel(Uint8Array.from(bytes)).graph.outputs.map((o) => o.name), mixed.outputs, 'nhwc').spec;
+      const truth = await detections(s32, meta, evalFrames, decoder);
+      const pred = await detections(s8, meta, evalFrames, decoder);
+      const map = meanAp(averagePrecision(truth.map((d, k) => ({ truth: d, predicted: pred[k] }))));
+      assert.ok(map >= 0.9, `mixed INT8 mAP@0.5 against FP32 is ${map.toFixed(3)}`);
+    } finally {
+      await s32.dispose();
+      await s8.dispose();
+    }
+  });
 });
 
 describe('TFLite export: the same files load in Debian Arm NN', () => {

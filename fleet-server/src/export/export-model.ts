@@ -14,7 +14,7 @@ import type { CalibrationMethod } from '../quantize/ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 import { exportTflite } from './tflite/export.js';
 import { decodeModel } from '../convert/onnx/codec.js';
-import { tfliteRanges } from './tflite/ranges.js';
+import { tfliteKeepFloat, tfliteRanges } from './tflite/ranges.js';
 import { exportCoreml } from './coreml/export.js';
 
 export type ExportTarget = 'tflite' | 'coreml';
@@ -29,6 +29,8 @@ export interface ExportModelOptions {
   /** Calibration frames, needed for int8 TFLite. */
   calib?: FrameSelection;
   method?: CalibrationMethod;
+  /** INT8 TFLite mixed precision: keep float the activations the sensitivity search needs to hold this SNR (dB) at the head. */
+  targetSnrDb?: number;
 }
 
 export interface ExportReport {
@@ -63,7 +65,13 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       notes.push('INT8: activations int8 per tensor, weights int8 per channel; the detection head that produces the outputs stays float');
       if (r.prepared) notes.push(`INT8: ${r.prepared.equalizedPairs} Conv pairs equalized, ${r.prepared.rescaledConvs} Convs rescaled across hard-swish, ${r.prepared.residualStreams} residual streams rescaled, ${r.prepared.gptqConvs} Convs' weights rounded by GPTQ on the calibration frames`);
     }
-    const r = exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges });
+    let keepFloat: string[] | undefined;
+    if (o.precision === 'int8' && o.targetSnrDb !== undefined && o.calib) {
+      const meta = await loadModelMetadata(o.modelPath);
+      keepFloat = await tfliteKeepFloat(converted, o.calib, meta.preprocess, o.targetSnrDb);
+      notes.push(`INT8 mixed precision (--target-snr ${o.targetSnrDb}): ${keepFloat.length} activations kept float with the ops reading them`);
+    }
+    const r = exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges, keepFloat });
     out = r.bytes;
     ({ inputs, outputs, dropped } = r);
     notes.push(`${r.transposesRemoved} ONNX Transposes folded into NHWC layout, ${r.transposesLeft} TRANSPOSE ops left; ${r.fusedActivations} activations fused`);

@@ -8,7 +8,7 @@ import { exportModel } from '../../export/export-model.js';
 
 const usage = `
 usage: fleetctl model export --model IN.onnx --target tflite|coreml --precision fp32|fp16|int8 -o OUT
-         [--calib DIR|VIDEO] [--frames N] [--stride K] [--method minmax|entropy|percentile]
+         [--calib DIR|VIDEO] [--frames N] [--stride K] [--method minmax|entropy|percentile] [--target-snr DB]
          [--outputs NAME,NAME] [--report R.json] [--json]
 
 Writes a TFLite flatbuffer (NHWC, ONNX Transpose pairs folded away; fp16 = float16 weights with
@@ -24,6 +24,8 @@ options:
   --calib DIR|VIDEO   calibration frames (required for --target tflite --precision int8)
   --frames N          calibration frames (default 16); --stride K every K-th frame (video default 10)
   --method M          range method for int8 (default minmax)
+  --target-snr DB     int8 mixed precision: a sensitivity search keeps float the activations (and the
+                      ops reading them) needed to hold DB where the float head begins; larger, slower
   --outputs LIST      export only these ONNX values as outputs
   -o, --output FILE   the artifact to write
   --report FILE       write the JSON export report
@@ -37,7 +39,7 @@ export const command: CliCommand = {
       args: argv, strict: true,
       options: {
         model: { type: 'string' }, target: { type: 'string' }, precision: { type: 'string', default: 'fp32' }, calib: { type: 'string' },
-        frames: { type: 'string', default: '16' }, stride: { type: 'string' }, method: { type: 'string', default: 'minmax' },
+        frames: { type: 'string', default: '16' }, stride: { type: 'string' }, method: { type: 'string', default: 'minmax' }, 'target-snr': { type: 'string' },
         outputs: { type: 'string' }, output: { type: 'string', short: 'o' }, report: { type: 'string' }, json: { type: 'boolean' },
       },
     });
@@ -52,9 +54,12 @@ export const command: CliCommand = {
     const frames = Number(values.frames), stride = values.stride === undefined ? undefined : Number(values.stride);
     if (!Number.isInteger(frames) || frames < 1) throw new UsageError(`Expected --frames to be a positive integer but received ${values.frames}`);
     if (stride !== undefined && (!Number.isInteger(stride) || stride < 1)) throw new UsageError(`Expected --stride to be a positive integer but received ${values.stride}`);
+    const targetSnrDb = values['target-snr'] === undefined ? undefined : Number(values['target-snr']);
+    if (targetSnrDb !== undefined && !Number.isFinite(targetSnrDb)) throw new UsageError(`Expected --target-snr to be a number of dB but received ${values['target-snr']}`);
+    if (targetSnrDb !== undefined && !(target === 'tflite' && precision === 'int8')) throw new UsageError('--target-snr applies to --target tflite --precision int8 only');
     if (target === 'tflite' && precision === 'int8' && !values.calib) throw new UsageError('Expected --calib DIR|VIDEO for an int8 TFLite export (ranges come from real frames)');
     const report = await exportModel({
-      modelPath: values.model, outputPath: values.output, target, precision, method,
+      modelPath: values.model, outputPath: values.output, target, precision, method, targetSnrDb,
       outputs: values.outputs?.split(',').map((s) => s.trim()).filter(Boolean),
       calib: values.calib ? { source: values.calib, maxFrames: frames, stride } : undefined,
     });

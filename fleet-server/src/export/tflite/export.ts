@@ -16,6 +16,8 @@ export interface TfliteExportOptions {
   ranges?: ReadonlyMap<string, Range>;
   /** INT8: convs that amplify one input step into more output steps than this stay float (int8.ts). */
   maxAmplification?: number;
+  /** INT8 mixed precision: ONNX activation names kept float (from the sensitivity search). */
+  keepFloat?: readonly string[];
 }
 
 export interface TfliteExportResult {
@@ -42,7 +44,9 @@ export function exportTflite(onnxBytes: Uint8Array, opts: TfliteExportOptions): 
   if (opts.precision === 'fp16') weightsToFp16(m);
   if (opts.precision === 'int8') {
     if (!opts.ranges) throw new ModelError('INT8 TFLite export needs calibration ranges; run it with calibration frames (--calib)');
-    int8 = quantizeTfliteInt8(m, opts.ranges, { maxAmplification: opts.maxAmplification });
+    // The NHWC layout keeps the name of the ONNX tensor before its `/__nchw` Transpose.
+    const keepFloat = opts.keepFloat ? new Set(opts.keepFloat.flatMap((t) => [t, t.replace(/\/__nchw$/, '')])) : undefined;
+    int8 = quantizeTfliteInt8(m, opts.ranges, { maxAmplification: opts.maxAmplification, keepFloat });
   }
   dropUnusedTensors(m);
   return {

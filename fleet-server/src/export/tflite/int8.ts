@@ -54,6 +54,11 @@ export interface Int8Options {
   maxAmplification?: number;
   /** Keep the ops that produce the outputs in float (default true); false quantizes them too (diagnostics). */
   floatHead?: boolean;
+  /**
+   * Mixed precision: activations (tensor names) kept float, as the sensitivity search chose them
+   * (fleet-server/src/quantize/sensitivity.ts); every op reading one runs float too, as in the QDQ build.
+   */
+  keepFloat?: ReadonlySet<string>;
 }
 
 export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, Range>, opts: Int8Options = {}): Int8Report {
@@ -65,8 +70,14 @@ export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, 
   const T = model.tensors;
   const add = (t: TflTensor): number => { T.push(t); return T.length - 1; };
   const setQ = (i: number, p: QP): void => { qp.set(i, p); T[i].type = TensorType.INT8; T[i].quant = { scale: [p.scale], zeroPoint: [p.zp] }; };
+  const producer = new Map<number, TflOperator>();
+  for (const op of model.operators) for (const o of op.outputs) producer.set(o, op);
   const rangeOf = (i: number): QP => {
     const r = ranges.get(T[i].name);
+    // The output of an op that moves values (MAX_POOL_2D, RESHAPE, ...) is not calibrated on its own:
+    // it has its input's range. Needed when that op runs float (mixed precision) and an int8 op reads it.
+    const p = producer.get(i);
+    if (!r && p && SAME_PARAMS.has(p.code)) return rangeOf(p.inputs[0]);
     if (!r) throw new ModelError(`INT8 export: no calibration range for tensor ${T[i].name}; calibrate the ONNX model with this tensor included`);
     return asymmetric(r);
   };
@@ -103,6 +114,14 @@ export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, 
     const gain = amplification(op.code, asymmetric(rin).scale, floats(T[op.inputs[1]]), T[op.inputs[1]].shape, asymmetric(rout).scale);
     if (gain > maxAmplification) { islands.add(k); floatTensors.add(op.inputs[0]); }
   });
+  if (opts.keepFloat?.size) {
+    model.operators.forEach((op, k) => {
+      const kept = op.inputs.filter((i) => i >= 0 && !T[i].data && opts.keepFloat!.has(T[i].name));
+      if (kept.length === 0 || head.has(k)) return;
+      islands.add(k);
+      for (const i of kept) floatTensors.add(i);
+    });
+  }
   const requantizedFloat = new Map<number, number>();
   const toInt8 = (i: number): number => {
     let q = requantizedFloat.get(i);

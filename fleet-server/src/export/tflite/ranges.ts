@@ -10,6 +10,8 @@ import { calibrate } from '../../quantize/calibrate.js';
 import { rangeFromHistogram, type CalibrationMethod } from '../../quantize/ranges.js';
 import { modelInputs, type FrameSelection } from '../../quantize/frames.js';
 import { prepareForInt8, type PrepareReport } from '../../quantize/prepare.js';
+import { planQuantization } from '../../quantize/qdq.js';
+import { activationSensitivity, selectFloatActivations } from '../../quantize/sensitivity.js';
 import type { PreprocessSpec } from '../../../../agent/src/model/metadata.js';
 import type { ModelInput } from '../../../../agent/src/preprocess/preprocess.js';
 import { tfliteCalibrationTensors } from './export.js';
@@ -59,4 +61,21 @@ export async function tfliteRanges(o: TfliteRangeOptions): Promise<TfliteCalibra
   for (const [name, h] of cal.histograms) ranges.set(name, rangeFromHistogram(h, { method: o.method ?? 'minmax', asymmetric: true }));
   ranges.set(input, inputRange);
   return { onnxBytes, ranges, frames: cal.frames, prepared };
+}
+
+/**
+ * Mixed precision for the INT8 TFLite export: the same sensitivity search as `fleetctl model quantize
+ * --target-snr` (sensitivity.ts), run on the prepared ONNX model with every activation planned as the
+ * TFLite export rounds it (int8, elementwise ops included), on two of the calibration frames. Returns
+ * the ONNX activation names to keep float.
+ */
+export async function tfliteKeepFloat(preparedBytes: Uint8Array, frames: FrameSelection, preprocess: PreprocessSpec, targetSnrDb: number): Promise<string[]> {
+  const model = decodeModel(Uint8Array.from(preparedBytes));
+  const input = model.graph.inputs.find((i) => !model.graph.initializers.has(i.name))!.name;
+  const plan = { target: 'cpu' as const, ops: 'all' as const, activationType: 'int8' as const };
+  const cal = await calibrate({ model, inputName: input, tensors: planQuantization(model, plan).activations, frames: modelInputs(frames, preprocess), bins: 2048 });
+  const ranges = new Map([...cal.histograms].map(([t, h]) => [t, rangeFromHistogram(h, { method: 'minmax', asymmetric: true })]));
+  const probe: ModelInput[] = [];
+  for await (const f of modelInputs({ ...frames, maxFrames: Math.min(2, frames.maxFrames) }, preprocess)) probe.push(f);
+  return selectFloatActivations(await activationSensitivity({ model, inputName: input, ranges, plan, frames: probe }), targetSnrDb);
 }
