@@ -103,7 +103,7 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
     { ...CASES[0], calib: { source: 'assets/images/faces', maxFrames: 3 }, eval: { source: 'assets/images/faces', maxFrames: 6 } },
     {
       ...CASES[1], calib: { source: 'assets/video/vtest.avi', maxFrames: 3, stride: 150 }, eval: { source: 'assets/video/vtest.avi', maxFrames: 3, stride: 150, offset: 75 },
-      known: 'CenterNet (MobileNetV3) INT8 mAP vs FP32 is 0.68-0.83 on 3-8 vtest frames after equalization, rescaling across hard-swish and residual streams and GPTQ (0.1-0.7 before): person/car/truck AP 0.96-1.0; the misses are classes FP32 finds 1-4 times, near the score threshold (fire hydrant, dog, skis). Heatmap SNR is 16-17 dB, spread over ~340 rounded activations (none below 27 dB alone). Needs mixed precision or QAT for the last points',
+      known: 'CenterNet (MobileNetV3) INT8 mAP vs FP32 is 0.68-0.83 on 3-8 vtest frames after equalization, rescaling across hard-swish and residual streams and GPTQ (0.1-0.7 before): person/car/truck AP 0.96-1.0; the misses are classes FP32 finds 1-4 times, near the score threshold (fire hydrant, dog, skis). Heatmap SNR is 16-17 dB, spread over ~340 rounded activations (none below 27 dB alone). Mixed precision (model export --target-snr) exists; pure INT8 needs sequential GPTQ or QAT for the last points',
     },
   ];
   for (const c of INT8) {
@@ -115,7 +115,7 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
       const { ranges, frames } = cal;
       const paths = { fp32: join(dir, `${c.name}-map-fp32.tflite`), int8: join(dir, `${c.name}-int8.tflite`) };
       writeFileSync(paths.fp32, exportTflite(bytes, { precision: 'fp32' }).bytes);
-      const q = exportTflite(cal.onnxBytes, { precision: 'int8', ranges });
+      const q = exportTflite(cal.onnxBytes, { precision: 'int8', ranges, unroundedOnnx: cal.unroundedBytes });
       writeFileSync(paths.int8, q.bytes);
       const evalFrames = await collect(c.eval, meta);
       const s32 = await new TfliteAdapter().createSession({ modelPath: paths.fp32 });
@@ -147,8 +147,8 @@ describe('TFLite export: INT8 mixed precision from the sensitivity search', () =
     const calib = { source: 'assets/images/faces', maxFrames: 3 };
     const cal = await tfliteRanges({ onnxBytes: bytes, frames: calib, preprocess: meta.preprocess });
     const keepFloat = await tfliteKeepFloat(cal.onnxBytes, calib, meta.preprocess, 30);
-    const plain = exportTflite(cal.onnxBytes, { precision: 'int8', ranges: cal.ranges });
-    const mixed = exportTflite(cal.onnxBytes, { precision: 'int8', ranges: cal.ranges, keepFloat });
+    const plain = exportTflite(cal.onnxBytes, { precision: 'int8', ranges: cal.ranges, unroundedOnnx: cal.unroundedBytes });
+    const mixed = exportTflite(cal.onnxBytes, { precision: 'int8', ranges: cal.ranges, keepFloat, unroundedOnnx: cal.unroundedBytes });
     t.diagnostic(`${keepFloat.length} activations kept float; float ops ${plain.floatIslands} → ${mixed.floatIslands}; ${plain.bytes.length} → ${mixed.bytes.length} bytes`);
     assert.ok(keepFloat.length > 0, 'a 30 dB target keeps something float');
     assert.ok(mixed.floatIslands > plain.floatIslands, 'the ops reading kept activations run float');

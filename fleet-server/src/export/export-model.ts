@@ -55,12 +55,14 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
   if (o.target === 'tflite') {
     let ranges;
     let converted: Uint8Array = bytes;
+    let unrounded: Uint8Array | undefined;
     if (o.precision === 'int8') {
       if (!o.calib) throw new ModelError('INT8 TFLite export calibrates on real frames: pass --calib DIR|VIDEO');
       const meta = await loadModelMetadata(o.modelPath);
       const r = await tfliteRanges({ onnxBytes: bytes, frames: o.calib, preprocess: meta.preprocess, method: o.method, outputs: o.outputs });
       ranges = r.ranges;
       converted = r.onnxBytes;
+      unrounded = r.unroundedBytes;
       calibrationFrames = r.frames;
       notes.push('INT8: activations int8 per tensor, weights int8 per channel; the detection head that produces the outputs stays float');
       if (r.prepared) notes.push(`INT8: ${r.prepared.equalizedPairs} Conv pairs equalized, ${r.prepared.rescaledConvs} Convs rescaled across hard-swish, ${r.prepared.residualStreams} residual streams rescaled, ${r.prepared.gptqConvs} Convs' weights rounded by GPTQ on the calibration frames`);
@@ -71,7 +73,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       keepFloat = await tfliteKeepFloat(converted, o.calib, meta.preprocess, o.targetSnrDb);
       notes.push(`INT8 mixed precision (--target-snr ${o.targetSnrDb}): ${keepFloat.length} activations kept float with the ops reading them`);
     }
-    const r = exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges, keepFloat });
+    const r = exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges, keepFloat, unroundedOnnx: unrounded });
     out = r.bytes;
     ({ inputs, outputs, dropped } = r);
     notes.push(`${r.transposesRemoved} ONNX Transposes folded into NHWC layout, ${r.transposesLeft} TRANSPOSE ops left; ${r.fusedActivations} activations fused`);

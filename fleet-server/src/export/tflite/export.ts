@@ -18,6 +18,8 @@ export interface TfliteExportOptions {
   maxAmplification?: number;
   /** INT8 mixed precision: ONNX activation names kept float (from the sensitivity search). */
   keepFloat?: readonly string[];
+  /** INT8: the same ONNX model before GPTQ (tfliteRanges' `unroundedBytes`): ops that run float take their weights from it. */
+  unroundedOnnx?: Uint8Array;
 }
 
 export interface TfliteExportResult {
@@ -46,7 +48,17 @@ export function exportTflite(onnxBytes: Uint8Array, opts: TfliteExportOptions): 
     if (!opts.ranges) throw new ModelError('INT8 TFLite export needs calibration ranges; run it with calibration frames (--calib)');
     // The NHWC layout keeps the name of the ONNX tensor before its `/__nchw` Transpose.
     const keepFloat = opts.keepFloat ? new Set(opts.keepFloat.flatMap((t) => [t, t.replace(/\/__nchw$/, '')])) : undefined;
-    int8 = quantizeTfliteInt8(m, opts.ranges, { maxAmplification: opts.maxAmplification, keepFloat });
+    let unroundedConstants: Map<number, Uint8Array> | undefined;
+    if (opts.unroundedOnnx) {
+      // Same graph, other weight values: converted and fused the same way, its tensors line up by index.
+      const u = onnxToTflite(decodeModel(Uint8Array.from(opts.unroundedOnnx)), { outputs: opts.outputs }).model;
+      fuseHardSwish(u);
+      fuseActivations(u);
+      if (u.tensors.length !== m.tensors.length) throw new ModelError('INT8 export: the unrounded model does not convert to the same graph as the prepared one');
+      unroundedConstants = new Map();
+      u.tensors.forEach((t, i) => { if (t.data && m.tensors[i].data && t.name === m.tensors[i].name) unroundedConstants!.set(i, t.data); });
+    }
+    int8 = quantizeTfliteInt8(m, opts.ranges, { maxAmplification: opts.maxAmplification, keepFloat, unroundedConstants });
   }
   dropUnusedTensors(m);
   return {

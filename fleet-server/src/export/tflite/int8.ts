@@ -59,6 +59,11 @@ export interface Int8Options {
    * (fleet-server/src/quantize/sensitivity.ts); every op reading one runs float too, as in the QDQ build.
    */
   keepFloat?: ReadonlySet<string>;
+  /**
+   * Constant tensors (by index) of the same graph before GPTQ rounding: the weights an op that runs
+   * float takes, rather than the int8-grid ones prepared for the quantized ops.
+   */
+  unroundedConstants?: ReadonlyMap<number, Uint8Array>;
 }
 
 export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, Range>, opts: Int8Options = {}): Int8Report {
@@ -137,6 +142,7 @@ export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, 
   for (const [k, op] of model.operators.entries()) {
     const out = op.outputs[0];
     const isFloatOp = head.has(k) || islands.has(k) || op.outputs.some((o) => floatTensors.has(o));
+    if (isFloatOp && opts.unroundedConstants) for (const i of op.inputs) { const d = i >= 0 && T[i].data ? opts.unroundedConstants.get(i) : undefined; if (d) T[i].data = d; }
     const ins = op.inputs.map((i) => rename.get(i) ?? i).map((i) => (!isFloatOp && T[i].type === TensorType.FLOAT32 && !T[i].data ? toInt8(i) : i));
     const toFloat = (i: number): number => {
       if (T[i].type !== TensorType.INT8 || T[i].data) return i;

@@ -30,6 +30,8 @@ export interface TfliteRangeOptions {
 export interface TfliteCalibration {
   /** The prepared ONNX model: what the INT8 export converts. */
   onnxBytes: Uint8Array;
+  /** The prepared model before GPTQ (exactly the original function): weights for the ops that stay float. */
+  unroundedBytes?: Uint8Array;
   ranges: Map<string, Range>;
   frames: number;
   prepared?: PrepareReport;
@@ -40,11 +42,13 @@ export async function tfliteRanges(o: TfliteRangeOptions): Promise<TfliteCalibra
   const input = model.graph.inputs.find((i) => !model.graph.initializers.has(i.name))!.name;
   let onnxBytes = o.onnxBytes;
   let prepared: PrepareReport | undefined;
+  let unroundedBytes: Uint8Array | undefined;
   if (o.prepare !== false) {
     const p = await prepareForInt8(model, { inputName: input, frames: o.frames, preprocess: o.preprocess });
     model = p.model;
     prepared = p.report;
     onnxBytes = encodeModel(model);
+    unroundedBytes = encodeModel(p.unrounded);
   }
   const wanted = tfliteCalibrationTensors(onnxBytes, o.outputs);
   const tensors = wanted.filter((t) => t !== input);
@@ -60,7 +64,7 @@ export async function tfliteRanges(o: TfliteRangeOptions): Promise<TfliteCalibra
   const ranges = new Map<string, Range>();
   for (const [name, h] of cal.histograms) ranges.set(name, rangeFromHistogram(h, { method: o.method ?? 'minmax', asymmetric: true }));
   ranges.set(input, inputRange);
-  return { onnxBytes, ranges, frames: cal.frames, prepared };
+  return { onnxBytes, unroundedBytes, ranges, frames: cal.frames, prepared };
 }
 
 /**
