@@ -98,6 +98,26 @@ async function detections(s: AdapterSession, meta: ModelMetadata, frames: ModelI
   return out;
 }
 
+/** Detections of an INT8 file against the FP32 export of the same model, both run in LiteRT.js. */
+async function agreementWithFp32(name: string, modelPath: string, meta: ModelMetadata, int8: { bytes: Uint8Array; outputs: Array<{ name: string; shape: number[] }> }, evalFrames: ModelInput[]): Promise<{ map: number; aps: ReturnType<typeof averagePrecision>; truth: Detection[][]; pred: Detection[][] }> {
+  const bytes = readFileSync(modelPath);
+  const paths = { fp32: join(dir, `${name}-fp32.tflite`), int8: join(dir, `${name}-int8.tflite`) };
+  writeFileSync(paths.fp32, exportTflite(bytes, { precision: 'fp32' }).bytes);
+  writeFileSync(paths.int8, int8.bytes);
+  const s32 = await new TfliteAdapter().createSession({ modelPath: paths.fp32 });
+  const s8 = await new TfliteAdapter().createSession({ modelPath: paths.int8 });
+  try {
+    const decoder = decoderForExport(meta, decodeModel(Uint8Array.from(bytes)).graph.outputs.map((o) => o.name), int8.outputs, 'nhwc').spec;
+    const truth = await detections(s32, meta, evalFrames, decoder);
+    const pred = await detections(s8, meta, evalFrames, decoder);
+    const aps = averagePrecision(truth.map((d, k) => ({ truth: d, predicted: pred[k] })));
+    return { map: meanAp(aps), aps, truth, pred };
+  } finally {
+    await s32.dispose();
+    await s8.dispose();
+  }
+}
+
 describe('TFLite export: INT8 detections agree with FP32', () => {
   const INT8: Array<Case & { calib: Case['frames']; eval: Case['frames']; known?: string }> = [
     { ...CASES[0], calib: { source: 'assets/images/faces', maxFrames: 3 }, eval: { source: 'assets/images/faces', maxFrames: 6 } },
@@ -113,27 +133,13 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
       const bytes = readFileSync(c.model);
       const cal = await tfliteRanges({ onnxBytes: bytes, frames: c.calib, preprocess: meta.preprocess });
       const { ranges, frames } = cal;
-      const paths = { fp32: join(dir, `${c.name}-map-fp32.tflite`), int8: join(dir, `${c.name}-int8.tflite`) };
-      writeFileSync(paths.fp32, exportTflite(bytes, { precision: 'fp32' }).bytes);
       const q = exportTflite(cal.onnxBytes, { precision: 'int8', ranges, unroundedOnnx: cal.unroundedBytes });
-      writeFileSync(paths.int8, q.bytes);
       const evalFrames = await collect(c.eval, meta);
-      const s32 = await new TfliteAdapter().createSession({ modelPath: paths.fp32 });
-      const s8 = await new TfliteAdapter().createSession({ modelPath: paths.int8 });
-      try {
-        const decoder = decoderForExport(meta, decodeModel(Uint8Array.from(bytes)).graph.outputs.map((o) => o.name), q.outputs, 'nhwc').spec;
-        const truth = await detections(s32, meta, evalFrames, decoder);
-        const pred = await detections(s8, meta, evalFrames, decoder);
-        const aps = averagePrecision(truth.map((d, k) => ({ truth: d, predicted: pred[k] })));
-        const map = meanAp(aps);
-        t.diagnostic(`${frames} calibration frames; ${evalFrames.length} evaluation frames; FP32 ${truth.flat().length} detections, INT8 ${pred.flat().length}; mAP@0.5 ${map.toFixed(3)}; ${q.floatIslands} convs kept float; INT8 file ${q.bytes.length} bytes`);
-        t.diagnostic(`AP per class (FP32 detections/INT8 detections): ${aps.filter((a) => a.truths > 0).map((a) => `${a.label} ${a.truths}/${a.predictions} ${a.ap.toFixed(2)}`).join(', ')}`);
-        assert.ok(truth.flat().length > 0, 'the FP32 file detects something to compare with');
-        assert.ok(map >= 0.9, `INT8 mAP@0.5 against FP32 is ${map.toFixed(3)}`);
-      } finally {
-        await s32.dispose();
-        await s8.dispose();
-      }
+      const { map, aps, truth, pred } = await agreementWithFp32(`${c.name}-map`, c.model, meta, q, evalFrames);
+      t.diagnostic(`${frames} calibration frames; ${evalFrames.length} evaluation frames; FP32 ${truth.flat().length} detections, INT8 ${pred.flat().length}; mAP@0.5 ${map.toFixed(3)}; ${q.floatIslands} convs kept float; INT8 file ${q.bytes.length} bytes`);
+      t.diagnostic(`AP per class (FP32 detections/INT8 detections): ${aps.filter((a) => a.truths > 0).map((a) => `${a.label} ${a.truths}/${a.predictions} ${a.ap.toFixed(2)}`).join(', ')}`);
+      assert.ok(truth.flat().length > 0, 'the FP32 file detects something to compare with');
+      assert.ok(map >= 0.9, `INT8 mAP@0.5 against FP32 is ${map.toFixed(3)}`);
     });
   }
 });
@@ -153,22 +159,9 @@ describe('TFLite export: INT8 mixed precision from the sensitivity search', () =
     assert.ok(keepFloat.length > 0, 'a 30 dB target keeps something float');
     assert.ok(mixed.floatIslands > plain.floatIslands, 'the ops reading kept activations run float');
     assert.ok(mixed.bytes.length > plain.bytes.length, 'float weights make the file larger');
-    const paths = { fp32: join(dir, 'bf-mixed-fp32.tflite'), int8: join(dir, 'bf-mixed-int8.tflite') };
-    writeFileSync(paths.fp32, exportTflite(bytes, { precision: 'fp32' }).bytes);
-    writeFileSync(paths.int8, mixed.bytes);
     const evalFrames = await collect({ source: 'assets/images/faces', maxFrames: 6 }, meta);
-    const s32 = await new TfliteAdapter().createSession({ modelPath: paths.fp32 });
-    const s8 = await new TfliteAdapter().createSession({ modelPath: paths.int8 });
-    try {
-      const decoder = decoderForExport(meta, decodeModel(Uint8Array.from(bytes)).graph.outputs.map((o) => o.name), mixed.outputs, 'nhwc').spec;
-      const truth = await detections(s32, meta, evalFrames, decoder);
-      const pred = await detections(s8, meta, evalFrames, decoder);
-      const map = meanAp(averagePrecision(truth.map((d, k) => ({ truth: d, predicted: pred[k] }))));
-      assert.ok(map >= 0.9, `mixed INT8 mAP@0.5 against FP32 is ${map.toFixed(3)}`);
-    } finally {
-      await s32.dispose();
-      await s8.dispose();
-    }
+    const { map } = await agreementWithFp32('bf-mixed', c.model, meta, mixed, evalFrames);
+    assert.ok(map >= 0.9, `mixed INT8 mAP@0.5 against FP32 is ${map.toFixed(3)}`);
   });
 });
 
