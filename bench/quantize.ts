@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { encodeModel } from '../fleet-server/src/convert/onnx/codec.js';
 import { calibrateForModel, buildInt8, copyMeta, rangesFor } from '../fleet-server/src/quantize/quantize.js';
-import { activationSensitivity, selectFloatActivations } from '../fleet-server/src/quantize/sensitivity.js';
+import { chooseFloatActivations } from '../fleet-server/src/quantize/sensitivity.js';
 
 const MIXED_TARGET_SNR_DB = 20;
 import { convertToFp16 } from '../fleet-server/src/quantize/fp16.js';
@@ -82,10 +82,8 @@ export async function benchModel(path: string, calib: FrameSelection, evalSel: F
   };
   for (const method of ['minmax', 'entropy', 'percentile'] as const) await write(`int8-${method}`, encodeModel(buildInt8(run, { method }).model));
   // Mixed precision: the sensitivity search keeps float what the 20 dB target at the head needs.
-  const sensFrames = [];
-  for await (const f of modelInputs({ ...calib, maxFrames: 2 }, run.meta.preprocess)) sensFrames.push(f);
-  const sens = await activationSensitivity({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, { method: 'percentile' }), plan: { target: 'cpu', ops: 'all' }, frames: sensFrames });
-  await write('int8-percentile-mixed', encodeModel(buildInt8(run, { method: 'percentile', keepFloat: selectFloatActivations(sens, MIXED_TARGET_SNR_DB) }).model));
+  const keepFloat = await chooseFloatActivations({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, { method: 'percentile' }), plan: { target: 'cpu', ops: 'all' }, frames: calib, preprocess: run.meta.preprocess, targetSnrDb: MIXED_TARGET_SNR_DB });
+  await write('int8-percentile-mixed', encodeModel(buildInt8(run, { method: 'percentile', keepFloat }).model));
   await write('fp16', encodeModel(convertToFp16(run.original).model));
   let first: { name: string; tensor: ort.Tensor } | undefined;
   for await (const x of modelInputs({ ...evalSel, maxFrames: 1 }, run.meta.preprocess)) first = { name: run.inputName, tensor: new ort.Tensor(x.dtype, x.data, x.dims) };

@@ -56,6 +56,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     let ranges;
     let converted: Uint8Array = bytes;
     let unrounded: Uint8Array | undefined;
+    let keepFloat: string[] | undefined;
     if (o.precision === 'int8') {
       if (!o.calib) throw new ModelError('INT8 TFLite export calibrates on real frames: pass --calib DIR|VIDEO');
       const meta = await loadModelMetadata(o.modelPath);
@@ -66,12 +67,10 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       calibrationFrames = r.frames;
       notes.push('INT8: activations int8 per tensor, weights int8 per channel; the detection head that produces the outputs stays float');
       if (r.prepared) notes.push(`INT8: ${r.prepared.equalizedPairs} Conv pairs equalized, ${r.prepared.rescaledConvs} Convs rescaled across hard-swish, ${r.prepared.residualStreams} residual streams rescaled, ${r.prepared.gptqConvs} Convs' weights rounded by GPTQ on the calibration frames`);
-    }
-    let keepFloat: string[] | undefined;
-    if (o.precision === 'int8' && o.targetSnrDb !== undefined && o.calib) {
-      const meta = await loadModelMetadata(o.modelPath);
-      keepFloat = await tfliteKeepFloat(converted, o.calib, meta.preprocess, o.targetSnrDb);
-      notes.push(`INT8 mixed precision (--target-snr ${o.targetSnrDb}): ${keepFloat.length} activations kept float with the ops reading them`);
+      if (o.targetSnrDb !== undefined) {
+        keepFloat = await tfliteKeepFloat(converted, o.calib, meta.preprocess, o.targetSnrDb);
+        notes.push(`INT8 mixed precision (--target-snr ${o.targetSnrDb}): ${keepFloat.length} activations kept float with the ops reading them`);
+      }
     }
     const r = exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges, keepFloat, unroundedOnnx: unrounded });
     out = r.bytes;

@@ -11,7 +11,7 @@
  * when the next Conv is depthwise its weights are quantized per channel anyway, so s_c = a_c / max(a)
  * equalizes the activation fully.
  */
-import { DataType, attr, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode } from '../convert/onnx/model.js';
+import { DataType, floatTensor, intAttr, tensorToFloat32, type OnnxModel, type OnnxNode } from '../convert/onnx/model.js';
 import { analyzeGraph, nodeKey } from './graph-info.js';
 import { cloneModel } from './qdq.js';
 
@@ -22,11 +22,6 @@ export interface EqualizationPair {
   consumer: OnnxNode;
   /** The tensor the consumer reads (per-channel statistics are collected here). */
   tensor: string;
-}
-
-function group(n: OnnxNode): number {
-  const a = attr(n, 'group');
-  return a?.type === 'int' ? a.value : 1;
 }
 
 export function findEqualizationPairs(model: OnnxModel, exclude: Set<string> = new Set()): EqualizationPair[] {
@@ -50,7 +45,7 @@ export function findEqualizationPairs(model: OnnxModel, exclude: Set<string> = n
     if (b.opType !== 'Conv' || b.inputs[0] !== t || exclude.has(nodeKey(b))) continue;
     const wb = g.initializers.get(b.inputs[1]);
     if (wb?.dataType !== DataType.FLOAT || wb.dims.length !== 4 || uses(b.inputs[1]) !== 1) continue;
-    const gb = group(b);
+    const gb = intAttr(b, 'group', 1);
     if (gb !== 1 && !(gb === w.dims[0] && wb.dims[1] === 1)) continue;
     pairs.push({ producer: a, activation: act, consumer: b, tensor: t });
   }
@@ -69,7 +64,7 @@ export function equalize(source: OnnxModel, pairs: EqualizationPair[], channelMa
     const C = wa.dims[0];
     if (act.length !== C) continue;
     const A = tensorToFloat32(wa), B = tensorToFloat32(wb);
-    const depthwise = group(p.consumer) !== 1;
+    const depthwise = intAttr(p.consumer, 'group', 1) !== 1;
     const perA = A.length / C;
     const outB = wb.dims[0], perB = wb.dims[2] * wb.dims[3];
     const wIn = new Float64Array(C);

@@ -20,7 +20,7 @@
  */
 import ort from 'onnxruntime-node';
 import { encodeModel } from '../convert/onnx/codec.js';
-import { DataType, attr, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode } from '../convert/onnx/model.js';
+import { DataType, convPadding, floatTensor, intAttr, intsAttr, tensorToFloat32, type OnnxModel, type OnnxNode } from '../convert/onnx/model.js';
 import { withExtraOutputs } from './calibrate.js';
 import { analyzeGraph, nodeKey } from './graph-info.js';
 import { cloneModel } from './qdq.js';
@@ -48,47 +48,23 @@ interface ConvMoments extends ConvGeometry {
   samples: number;
 }
 
-function ints(n: OnnxNode, name: string, fallback: number[]): number[] {
-  const a = attr(n, name);
-  return a?.type === 'ints' && a.value.length > 0 ? a.value : fallback;
-}
-
 function geometry(model: OnnxModel, n: OnnxNode): ConvGeometry | undefined {
   const w = model.graph.initializers.get(n.inputs[1]);
   if (n.opType !== 'Conv' || w?.dataType !== DataType.FLOAT || w.dims.length !== 4) return undefined;
-  const g = attr(n, 'group');
-  const groups = g?.type === 'int' ? g.value : 1;
+  const groups = intAttr(n, 'group', 1);
   const [cout, cinPerGroup, kh, kw] = w.dims;
   // Dense or depthwise only: those are the two the INT8 builders quantize per output channel.
   if (groups !== 1 && !(cinPerGroup === 1 && groups === cout)) return undefined;
-  const [sh, sw] = ints(n, 'strides', [1, 1]);
-  const [dh, dw] = ints(n, 'dilations', [1, 1]);
+  const [sh, sw] = intsAttr(n, 'strides') ?? [1, 1];
+  const [dh, dw] = intsAttr(n, 'dilations') ?? [1, 1];
   return { node: n, cin: cinPerGroup * groups, cout, kh, kw, sh, sw, dh, dw, groups, d: cinPerGroup * kh * kw };
-}
-
-/** Top/left padding, per ONNX Conv: explicit pads, or SAME_UPPER/SAME_LOWER from the output size. */
-function padBefore(n: OnnxNode, inH: number, inW: number, geo: ConvGeometry): { top: number; left: number; outH: number; outW: number } {
-  const autoPad = attr(n, 'auto_pad');
-  const mode = autoPad?.type === 'string' ? autoPad.value : 'NOTSET';
-  const effH = (geo.kh - 1) * geo.dh + 1, effW = (geo.kw - 1) * geo.dw + 1;
-  if (mode === 'SAME_UPPER' || mode === 'SAME_LOWER') {
-    const outH = Math.ceil(inH / geo.sh), outW = Math.ceil(inW / geo.sw);
-    const padH = Math.max(0, (outH - 1) * geo.sh + effH - inH), padW = Math.max(0, (outW - 1) * geo.sw + effW - inW);
-    const top = mode === 'SAME_UPPER' ? Math.floor(padH / 2) : Math.ceil(padH / 2);
-    const left = mode === 'SAME_UPPER' ? Math.floor(padW / 2) : Math.ceil(padW / 2);
-    return { top, left, outH, outW };
-  }
-  const pads = mode === 'VALID' ? [0, 0, 0, 0] : ints(n, 'pads', [0, 0, 0, 0]);
-  const outH = Math.floor((inH + pads[0] + pads[2] - effH) / geo.sh) + 1;
-  const outW = Math.floor((inW + pads[1] + pads[3] - effW) / geo.sw) + 1;
-  return { top: pads[0], left: pads[1], outH, outW };
 }
 
 /** Adds x·xᵀ (upper triangle) of the sampled input patches of one frame. */
 function accumulate(m: ConvMoments, x: Float32Array, dims: readonly number[], frame: number, maxPositions: number): void {
   const [, C, inH, inW] = dims;
   if (C !== m.cin) throw new ModelError(`Conv ${nodeKey(m.node)} reads ${C} channels but its weights expect ${m.cin}`);
-  const { top, left, outH, outW } = padBefore(m.node, inH, inW, m);
+  const { before: [top, left], outHW: [outH, outW] } = convPadding(m.node, [inH, inW], [m.kh, m.kw], [m.sh, m.sw], [m.dh, m.dw]);
   const positions = outH * outW;
   const step = Math.max(1, Math.floor(positions / maxPositions));
   const perGroupCin = m.cin / m.groups;

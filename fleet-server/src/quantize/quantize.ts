@@ -17,7 +17,7 @@ import { rangeFromHistogram, type CalibrationMethod, type TensorRange } from './
 import { renderTrtCalibrationFlatbuffer, renderTrtCalibrationTable } from './trt-table.js';
 import { convertToFp16 } from './fp16.js';
 import { prepareForInt8, type PrepareReport } from './prepare.js';
-import { activationSensitivity, selectFloatActivations } from './sensitivity.js';
+import { chooseFloatActivations } from './sensitivity.js';
 
 export interface CalibrationRun extends PrepareReport {
   /** The prepared model the INT8 builds quantize (its weights already on the int8 grid when GPTQ ran). */
@@ -135,10 +135,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
   const run = await calibrateForModel(opts);
   let keepFloat: string[] = [];
   if (opts.targetSnrDb !== undefined) {
-    const frames = [];
-    for await (const f of modelInputs({ ...opts.frames, maxFrames: 2 }, run.meta.preprocess)) frames.push(f);
-    const sens = await activationSensitivity({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, opts), plan: { target: run.target, exclude: run.exclude, ops: opts.ops, activationType: opts.activationType }, frames });
-    keepFloat = selectFloatActivations(sens, opts.targetSnrDb);
+    keepFloat = await chooseFloatActivations({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, opts), plan: { target: run.target, exclude: run.exclude, ops: opts.ops, activationType: opts.activationType }, frames: opts.frames, preprocess: run.meta.preprocess, targetSnrDb: opts.targetSnrDb });
   }
   const built = buildInt8(run, { ...opts, keepFloat });
   const bytes = encodeModel(built.model);

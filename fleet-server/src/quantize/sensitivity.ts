@@ -16,6 +16,8 @@ import { activationParams, activationParamsU8 } from './qmath.js';
 import { nodeKey } from './graph-info.js';
 import type { TensorRange } from './ranges.js';
 import type { ModelInput } from '../../../agent/src/preprocess/preprocess.js';
+import type { PreprocessSpec } from '../../../agent/src/model/metadata.js';
+import { modelInputs, type FrameSelection } from './frames.js';
 
 export interface TensorSensitivity {
   tensor: string;
@@ -110,4 +112,15 @@ export function selectFloatActivations(sens: TensorSensitivity[], targetSnrDb: n
     if (used + nsr <= budget) used += nsr; else keepFloat.push(s.tensor);
   }
   return keepFloat;
+}
+
+/**
+ * Mixed precision in one call: the sensitivity search on the first two frames of the calibration
+ * selection, then the activations to keep float for `targetSnrDb` (what `--target-snr` does in
+ * `model quantize`, `model export` and the benchmark).
+ */
+export async function chooseFloatActivations(o: Omit<SensitivityOptions, 'frames'> & { frames: FrameSelection; preprocess: PreprocessSpec; targetSnrDb: number }): Promise<string[]> {
+  const probe: ModelInput[] = [];
+  for await (const f of modelInputs({ ...o.frames, maxFrames: Math.min(2, o.frames.maxFrames) }, o.preprocess)) probe.push(f);
+  return selectFloatActivations(await activationSensitivity({ ...o, frames: probe }), o.targetSnrDb);
 }

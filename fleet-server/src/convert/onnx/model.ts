@@ -134,3 +134,52 @@ export function elementCount(dims: readonly number[]): number {
 export function attr(node: OnnxNode, name: string): OnnxAttribute | undefined {
   return node.attributes.find((a) => a.name === name);
 }
+
+/** An `int` attribute's value, or `fallback` when the node does not set it. */
+export function intAttr(node: OnnxNode, name: string, fallback: number): number {
+  const a = attr(node, name);
+  return a?.type === 'int' ? a.value : fallback;
+}
+
+/** An `ints` attribute's values, or undefined when the node does not set it. */
+export function intsAttr(node: OnnxNode, name: string): number[] | undefined {
+  const a = attr(node, name);
+  return a?.type === 'ints' ? a.value : undefined;
+}
+
+// ---- Conv / pooling geometry ------------------------------------------------------------------
+
+export interface ConvPadding {
+  /** Padding before (top, left) and after (bottom, right), per spatial axis. */
+  before: number[];
+  after: number[];
+  outHW: number[];
+}
+
+/** SAME padding (ONNX SAME_UPPER, TF "SAME": the odd cell goes after; SAME_LOWER puts it before). */
+export function samePadding(inHW: readonly number[], kernel: readonly number[], strides: readonly number[], dil: readonly number[], lower = false): ConvPadding {
+  const p: ConvPadding = { before: [], after: [], outHW: [] };
+  inHW.forEach((size, i) => {
+    const out = Math.ceil(size / strides[i]);
+    const total = Math.max((out - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - size, 0);
+    const small = Math.floor(total / 2);
+    p.before.push(lower ? total - small : small);
+    p.after.push(lower ? small : total - small);
+    p.outHW.push(out);
+  });
+  return p;
+}
+
+/** A Conv/pool node's padding and output size per the ONNX spec: auto_pad SAME_UPPER/SAME_LOWER/VALID, else `pads`. */
+export function convPadding(n: OnnxNode, inHW: readonly number[], kernel: readonly number[], strides: readonly number[], dil: readonly number[]): ConvPadding {
+  const autoPad = attr(n, 'auto_pad');
+  const mode = autoPad?.type === 'string' ? autoPad.value : 'NOTSET';
+  if (mode === 'SAME_UPPER' || mode === 'SAME_LOWER') return samePadding(inHW, kernel, strides, dil, mode === 'SAME_LOWER');
+  const pads = mode === 'VALID' ? [0, 0, 0, 0] : intsAttr(n, 'pads') ?? [0, 0, 0, 0];
+  const k = inHW.length;
+  return {
+    before: pads.slice(0, k),
+    after: pads.slice(k, 2 * k),
+    outHW: inHW.map((size, i) => Math.floor((size + pads[i] + pads[i + k] - ((kernel[i] - 1) * dil[i] + 1)) / strides[i]) + 1),
+  };
+}

@@ -1,12 +1,9 @@
 /**
  * Small graph clean-ups on the in-memory ONNX model, used after import and reusable by later passes.
  */
-import type { OnnxGraph, OnnxNode } from './model.js';
+import { intsAttr, type OnnxGraph, type OnnxNode } from './model.js';
 
-function permOf(n: OnnxNode): number[] | undefined {
-  const a = n.attributes.find((x) => x.name === 'perm');
-  return a?.type === 'ints' ? a.value : undefined;
-}
+const permOf = (n: OnnxNode): number[] | undefined => intsAttr(n, 'perm');
 
 /** Renames every use of value `from` to `to` (node inputs and graph outputs keep their own names). */
 function replaceUses(g: OnnxGraph, from: string, to: string): void {

@@ -10,7 +10,7 @@
  * decoding tail) are left out and reported in `dropped`; the exported model ends at the outputs
  * before them (heatmap and box sizes), which the decoder on the device reads instead.
  */
-import { attr, type OnnxModel, type OnnxNode } from '../../convert/onnx/model.js';
+import { attr, convPadding, samePadding, type OnnxModel, type OnnxNode } from '../../convert/onnx/model.js';
 import { ModelError } from '../../../../agent/src/util/errors.js';
 import { binaryConst, count, f32Bytes, fromOnnx, i32Bytes, transposeConst, broadcastShape, type ConstValue } from './consts.js';
 import { F, Op, Options, Padding, TensorType } from './schema.js';
@@ -273,18 +273,14 @@ class Converter {
   /** TFLite SAME (pad_before = floor(total/2), TF's rule), VALID, or explicit pads [top, left, bottom, right]. */
   private padding(n: OnnxNode, inHW: number[], kernel: number[], strides: number[], dil: number[]): { mode: number; pads?: number[]; outHW: number[] } {
     const autoPad = attr(n, 'auto_pad')?.value as string | undefined;
-    const same = inHW.map((size, i) => {
-      const out = Math.ceil(size / strides[i]);
-      const total = Math.max((out - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - size, 0);
-      return { out, before: Math.floor(total / 2), after: total - Math.floor(total / 2) };
-    });
-    if (autoPad === 'SAME_UPPER') return { mode: Padding.SAME, outHW: same.map((s) => s.out) };
+    const same = samePadding(inHW, kernel, strides, dil);
+    if (autoPad === 'SAME_UPPER') return { mode: Padding.SAME, outHW: same.outHW };
     if (autoPad && autoPad !== 'NOTSET' && autoPad !== 'VALID') throw new ModelError(`TFLite export: auto_pad ${autoPad} on ${n.name} is not supported`);
-    const pads = (attr(n, 'pads')?.value as number[] | undefined) ?? [0, 0, 0, 0];
-    const outHW = inHW.map((size, i) => Math.floor((size + pads[i] + pads[i + 2] - ((kernel[i] - 1) * dil[i] + 1)) / strides[i]) + 1);
-    if (pads.every((p) => p === 0)) return { mode: Padding.VALID, outHW };
-    if (same.every((s, i) => s.before === pads[i] && s.after === pads[i + 2] && s.out === outHW[i])) return { mode: Padding.SAME, outHW };
-    return { mode: Padding.VALID, pads, outHW };
+    const p = convPadding(n, inHW, kernel, strides, dil);
+    const pads = [p.before[0], p.before[1], p.after[0], p.after[1]];
+    if (pads.every((v) => v === 0)) return { mode: Padding.VALID, outHW: p.outHW };
+    if (same.before.every((v, i) => v === p.before[i] && same.after[i] === p.after[i] && same.outHW[i] === p.outHW[i])) return { mode: Padding.SAME, outHW: p.outHW };
+    return { mode: Padding.VALID, pads, outHW: p.outHW };
   }
 
   private explicitPad(v: Val, pads: number[], name: string): Val {

@@ -11,7 +11,7 @@ import { rangeFromHistogram, type CalibrationMethod } from '../../quantize/range
 import { modelInputs, type FrameSelection } from '../../quantize/frames.js';
 import { prepareForInt8, type PrepareReport } from '../../quantize/prepare.js';
 import { planQuantization } from '../../quantize/qdq.js';
-import { activationSensitivity, selectFloatActivations } from '../../quantize/sensitivity.js';
+import { chooseFloatActivations } from '../../quantize/sensitivity.js';
 import type { PreprocessSpec } from '../../../../agent/src/model/metadata.js';
 import type { ModelInput } from '../../../../agent/src/preprocess/preprocess.js';
 import { tfliteCalibrationTensors } from './export.js';
@@ -79,7 +79,5 @@ export async function tfliteKeepFloat(preparedBytes: Uint8Array, frames: FrameSe
   const plan = { target: 'cpu' as const, ops: 'all' as const, activationType: 'int8' as const };
   const cal = await calibrate({ model, inputName: input, tensors: planQuantization(model, plan).activations, frames: modelInputs(frames, preprocess), bins: 2048 });
   const ranges = new Map([...cal.histograms].map(([t, h]) => [t, rangeFromHistogram(h, { method: 'minmax', asymmetric: true })]));
-  const probe: ModelInput[] = [];
-  for await (const f of modelInputs({ ...frames, maxFrames: Math.min(2, frames.maxFrames) }, preprocess)) probe.push(f);
-  return selectFloatActivations(await activationSensitivity({ model, inputName: input, ranges, plan, frames: probe }), targetSnrDb);
+  return chooseFloatActivations({ model, inputName: input, ranges, plan, frames, preprocess, targetSnrDb });
 }
