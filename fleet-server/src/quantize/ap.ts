@@ -5,6 +5,19 @@
  */
 import type { Box, Detection } from '../../../agent/src/types.js';
 import { iou } from '../../../agent/src/decode/index.js';
+import type { DecoderSpec } from '../../../agent/src/decode/spec.js';
+
+/**
+ * The decoder for a candidate's detections in an agreement measurement: the reference's decoder at half
+ * its score threshold. AP integrates precision over the candidate's ranking (COCO keeps up to 100
+ * detections per image whatever their score), so a box whose score slips just under the reference's
+ * threshold must still count as found, ranked low, not as a miss.
+ */
+export function candidateDecoderSpec(reference: DecoderSpec): DecoderSpec {
+  const spec = structuredClone(reference);
+  if ('scoreThreshold' in spec) spec.scoreThreshold = spec.scoreThreshold / 2;
+  return spec;
+}
 
 export interface FrameDetections {
   truth: Detection[];

@@ -17,7 +17,7 @@ import { compileSchema } from '../../../agent/src/util/schema.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 import type { Detection } from '../../../agent/src/types.js';
 import { modelInputs, type FrameSelection } from './frames.js';
-import { averagePrecision, meanAp, type ClassAp, type FrameDetections } from './ap.js';
+import { averagePrecision, candidateDecoderSpec, meanAp, type ClassAp, type FrameDetections } from './ap.js';
 
 /** Labels file: boxes in source pixels per frame index (the video frame number or the sorted image index). */
 export const LabelsFile = Type.Object({
@@ -86,8 +86,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const labels = opts.labelsPath ? labelsValidator.parse(JSON.parse(await readFile(opts.labelsPath, 'utf8')), `labels file ${opts.labelsPath}`) : undefined;
   const labelByFrame = new Map(labels?.frames.map((f) => [f.index, f.boxes]) ?? []);
   const decodeRef = createDecoder(meta.decoder);
-  const candSpec = structuredClone(meta.decoder);
-  if ('scoreThreshold' in candSpec) candSpec.scoreThreshold = candSpec.scoreThreshold / 2;
+  const candSpec = candidateDecoderSpec(meta.decoder);
   const decodeCand = createDecoder(candSpec);
   const inputName = meta.input ?? ref.inputNames[0];
   const agreement: FrameDetections[] = [], refVsLabels: FrameDetections[] = [], candVsLabels: FrameDetections[] = [];
