@@ -18,6 +18,7 @@ import { renderTrtCalibrationFlatbuffer, renderTrtCalibrationTable } from './trt
 import { convertToFp16 } from './fp16.js';
 import { prepareForInt8, type PrepareReport } from './prepare.js';
 import { chooseFloatActivations } from './sensitivity.js';
+import { spatialMeansToGlobalPool } from './global-pool.js';
 
 export interface CalibrationRun extends PrepareReport {
   /** The prepared model the INT8 builds quantize (its weights already on the int8 grid when GPTQ ran). */
@@ -32,6 +33,8 @@ export interface CalibrationRun extends PrepareReport {
   target: QuantTarget;
   exclude: string[];
   calibMs: number;
+  /** Spatial ReduceMeans the QDQ build turned into GlobalAveragePool (global-pool.ts). */
+  globalPools: number;
 }
 
 export interface CalibrateModelOptions {
@@ -53,13 +56,15 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   const inputName = meta.input ?? original.graph.inputs.find((i) => !original.graph.initializers.has(i.name))?.name ?? '';
   const t0 = performance.now();
   const prepared = await prepareForInt8(original, { inputName, frames: opts.frames, preprocess: meta.preprocess, exclude: opts.exclude, equalize: opts.equalize, gptq: opts.gptq });
-  const source = prepared.model;
+  // A shallow copy: only the node list changes, and `prepared.model` may be `original` itself.
+  const source: OnnxModel = { ...prepared.model, graph: { ...prepared.model.graph } };
+  const globalPools = spatialMeansToGlobalPool(source);
   // Plan only to learn which tensors to calibrate (both op sets, so one pass serves every build); the
   // folding on CPU renames nothing that is not in the source graph.
   const tensors = new Set<string>();
   for (const ops of ['weighted', 'all'] as const) for (const t of planQuantization(source, { target: opts.target, exclude: opts.exclude, ops }).activations) tensors.add(t);
   const calibration = await calibrate({ model: source, inputName, tensors: [...tensors], frames: modelInputs(opts.frames, meta.preprocess), bins: opts.bins });
-  return { source, original, unrounded: prepared.unrounded, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, ...prepared.report };
+  return { source, original, unrounded: prepared.unrounded, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, globalPools, ...prepared.report };
 }
 
 export interface BuildOptions {
@@ -125,7 +130,7 @@ export interface QuantizeReport {
   /** The same ranges as onnxruntime's TensorRT EP reads them (CalTableFlatBuffers). */
   trtFlatbuffer?: string;
   /** What prepare.ts did to the float model (equalization, rescaling, GPTQ). */
-  prepared: PrepareReport;
+  prepared: PrepareReport & { globalPools: number };
   /** Activations kept float by the sensitivity search. */
   keptFloat: string[];
   ranges: Record<string, TensorRange>;
@@ -148,7 +153,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
     ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8',
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: opts.exclude ?? [],
-    prepared: { equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, residualStreams: run.residualStreams, gptqConvs: run.gptqConvs }, keptFloat: keepFloat,
+    prepared: { equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, residualStreams: run.residualStreams, gptqConvs: run.gptqConvs, globalPools: run.globalPools }, keptFloat: keepFloat,
     ranges: Object.fromEntries(built.ranges),
   };
   if (opts.fp16) {
