@@ -123,9 +123,9 @@ async function agreementWithFp32(name: string, modelPath: string, meta: ModelMet
 }
 
 describe('TFLite export: INT8 detections agree with FP32', () => {
-  // CenterNet is calibrated by percentile: on vtest it is the better method for this model in both
-  // INT8 builds (docs/benchmarks.md item 4; here 0.93-1.00 over five sets of vtest frames, minmax 0.90-1.00
-  // with one set at 0.896). Misses are rare classes (1-3 FP32 detections each weigh as much as person).
+  // CenterNet's TFLite file is calibrated by percentile, which measured better than minmax for it
+  // (0.93-1.00 over five sets of vtest frames, minmax 0.90-1.00 with one set at 0.896; the ORT QDQ build
+  // measures the other way round, docs/benchmarks.md item 4). Misses are rare classes (1-3 FP32 detections each weigh as much as person).
   const INT8: Array<Case & { calib: Case['frames']; eval: Case['frames']; method?: CalibrationMethod }> = [
     { ...CASES[0], calib: { source: 'assets/images/faces', maxFrames: 3 }, eval: { source: 'assets/images/faces', maxFrames: 6 } },
     { ...CASES[1], calib: { source: 'assets/video/vtest.avi', maxFrames: 3, stride: 150 }, eval: { source: 'assets/video/vtest.avi', maxFrames: 16, stride: 45, offset: 20 }, method: 'percentile' },
