@@ -46,6 +46,8 @@ function tinyModel(): OnnxModel {
 
 const input = Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i * 0.37) * 2);
 
+async function* frames() { yield { data: input, dims: [1, 3, 8, 8], dtype: 'float32' as const, transform: { srcWidth: 8, srcHeight: 8, dstWidth: 8, dstHeight: 8, contentWidth: 8, contentHeight: 8, padX: 0, padY: 0, scaleX: 1, scaleY: 1 } }; }
+
 async function runModel(m: OnnxModel): Promise<Float32Array> {
   const s = await ort.InferenceSession.create(encodeModel(m));
   const out = await s.run({ x: new ort.Tensor('float32', input, [1, 3, 8, 8]) });
@@ -71,7 +73,6 @@ test('QDQ placement: per-channel weights, int32 bias, ReLU folded on CPU, head f
   assert.ok(plan.excluded.has('head'));
   // c2o feeds only the float head, so it stays float (no Q after the last Conv).
   assert.deepEqual(plan.activations.sort(), ['r1o', 'x']);
-  async function* frames() { yield { data: input, dims: [1, 3, 8, 8], dtype: 'float32' as const, transform: { srcWidth: 8, srcHeight: 8, dstWidth: 8, dstHeight: 8, contentWidth: 8, contentHeight: 8, padX: 0, padY: 0, scaleX: 1, scaleY: 1 } }; }
   const cal = await calibrate({ model: m, inputName: 'x', tensors: plan.activations, frames: frames() });
   const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
   const { model, stats } = insertQdq(plan, ranges);
@@ -97,4 +98,40 @@ test('QDQ for TensorRT is symmetric and keeps the ReLU', () => {
   const { model, params } = insertQdq(plan, new Map([['x', { min: -2, max: 1 }], ['c1o', { min: -5, max: 30 }], ['r1o', { min: 0, max: 30 }], ['c2o', { min: -20, max: 20 }]]));
   for (const p of params.values()) assert.equal(p.zeroPoint, 0);
   assert.equal(model.graph.nodes.filter((n) => n.opType === 'Relu').length, 1);
+});
+
+function withScalarMul(c: number): OnnxModel {
+  const m = tinyModel();
+  const g = m.graph;
+  g.initializers.set('k', floatTensor([], [c]));
+  const c2 = g.nodes.findIndex((n) => n.name === 'c2');
+  g.nodes.splice(c2, 0, { opType: 'Mul', name: 'scale', inputs: ['r1o', 'k'], outputs: ['m1'], attributes: [] });
+  g.nodes[c2 + 1].inputs[0] = 'm1';
+  return m;
+}
+
+test('QDQ drops a Mul by a positive scalar: its output reuses the input integers with the scale times c', async () => {
+  const plan = planQuantization(withScalarMul(0.25), { target: 'cpu' });
+  assert.ok(plan.activations.includes('m1'));
+  const cal = await calibrate({ model: withScalarMul(0.25), inputName: 'x', tensors: plan.activations, frames: frames() });
+  const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
+  const { model, params } = insertQdq(plan, ranges);
+  const g = model.graph;
+  assert.equal(g.nodes.filter((n) => n.opType === 'Mul').length, 0, 'the Mul is gone');
+  const [pr, pm] = [params.get('r1o')!, params.get('m1')!];
+  assert.equal(pm.zeroPoint, pr.zeroPoint);
+  assert.ok(Math.abs(pm.scale - pr.scale * 0.25) < 1e-12 * pr.scale);
+  const qOf = (t: string) => g.nodes.find((n) => n.opType === 'QuantizeLinear' && n.inputs[0] === t);
+  assert.equal(qOf('m1'), undefined, 'no second rounding');
+  const c2In = g.nodes.find((n) => n.name === 'c2')!.inputs[0];
+  const dq = g.nodes.find((n) => n.outputs.includes(c2In))!;
+  assert.equal(dq.inputs[0], qOf('r1o')!.outputs[0], 'c2 reads the integers of r1o');
+  const [a, b] = [await runModel(withScalarMul(0.25)), await runModel(model)];
+  let err = 0;
+  for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
+  assert.ok(err < 0.05, `max |float − int8| ${err}`);
+  // A negative factor would flip the grid: that Mul stays and rounds on its own range.
+  const m1 = ranges.get('m1')!;
+  const neg = insertQdq(planQuantization(withScalarMul(-0.25), { target: 'cpu' }), new Map([...ranges, ['m1', { min: -m1.max, max: -m1.min }]]));
+  assert.equal(neg.model.graph.nodes.filter((n) => n.opType === 'Mul').length, 1);
 });

@@ -8,6 +8,8 @@
  * - weights: per-channel symmetric int8 (axis 0) for Conv, per-tensor for MatMul/Gemm; Conv bias:
  *   int32 with scale sIn·sW[c]; other float constants read by quantized ops: per tensor, in the activations' type;
  * - shape-only ops (Transpose, Reshape, MaxPool, ...) share one scale between input and output;
+ * - a Mul by a positive scalar constant (hard-swish's ×1/6) is dropped: its output reuses the input's
+ *   integers with the scale times the constant;
  * - activations: uint8 asymmetric on CPU (int8 on request), int8 symmetric for TensorRT;
  * - on CPU (asymmetric) a Relu or Clip(0, …) right after a Conv is folded into the Conv's output
  *   quantization (the clamp of Q with zero point at -128 is the ReLU), as ORT's own quantizer does;
@@ -192,6 +194,33 @@ export interface QdqStats {
   floatNodes: number;
 }
 
+/**
+ * Muls by a positive scalar constant between two quantized activations (hard-swish's ×1/6): on the
+ * integer grid such a Mul only changes the scale, so the QDQ build gives its output the input's
+ * integers with scale c·s_x and drops it: no kernel, and one rounding fewer. Only where the output
+ * shares its scale with nothing else (no same-scale group) and is not a graph output.
+ */
+function scaledAliases(plan: QuantPlan): Map<string, { node: OnnxNode; x: string; y: string; c: number }> {
+  const g = plan.model.graph;
+  const quantized = new Set(plan.activations);
+  const groupSize = new Map<string, number>();
+  for (const t of plan.activations) { const k = plan.groupOf.get(t) ?? t; groupSize.set(k, (groupSize.get(k) ?? 0) + 1); }
+  const outputs = new Set(g.outputs.map((o) => o.name));
+  const out = new Map<string, { node: OnnxNode; x: string; y: string; c: number }>();
+  if (!plan.quantOps.has('Mul')) return out;
+  for (const n of g.nodes) {
+    if (n.opType !== 'Mul' || plan.excluded.has(nodeKey(n))) continue;
+    const k = n.inputs.findIndex((i) => { const t = g.initializers.get(i); return t?.dataType === DataType.FLOAT && t.dims.reduce((a, b) => a * b, 1) === 1; });
+    if (k < 0) continue;
+    const c = tensorToFloat32(g.initializers.get(n.inputs[k])!)[0];
+    const x = n.inputs[1 - k], y = n.outputs[0];
+    if (!(c > 0) || !Number.isFinite(c) || !quantized.has(x) || !quantized.has(y) || outputs.has(y)) continue;
+    if ((plan.groupOf.get(y) ?? y) !== y || groupSize.get(y) !== 1) continue;
+    out.set(y, { node: n, x, y, c });
+  }
+  return out;
+}
+
 /** Inserts Q/DQ pairs into the planned model using the calibrated ranges. Returns the new model (the plan's model is consumed). */
 export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { model: OnnxModel; stats: QdqStats; params: Map<string, QParams> } {
   const model = plan.model;
@@ -205,18 +234,37 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
   const fresh = (): string => `~q${(serial++).toString(36)}`;
   const qOut = new Map<string, { q: string; s: string; z: string }>();
   const u8 = plan.options.activationType !== 'int8' && !symmetric;
-  for (const t of plan.activations) {
-    const r = shared.get(t);
-    if (!r) continue;
-    const p = u8 ? activationParamsU8(r) : activationParams(r, symmetric);
+  const makeQ = (t: string, p: QParams, reuse?: { q: string; z: string }): void => {
     params.set(t, p);
     const id = fresh();
-    const names = { q: `${id}/q`, s: `${id}/s`, z: `${id}/z` };
+    const names = { q: reuse?.q ?? `${id}/q`, s: `${id}/s`, z: reuse?.z ?? `${id}/z` };
     g.initializers.set(names.s, floatTensor([], [p.scale]));
-    g.initializers.set(names.z, { dims: [], dataType: u8 ? DataType.UINT8 : DataType.INT8, data: Uint8Array.of(p.zeroPoint & 0xff) });
-    newNodes.push({ opType: 'QuantizeLinear', name: `${id}/Q`, inputs: [t, names.s, names.z], outputs: [names.q], attributes: [] });
+    if (!reuse) {
+      g.initializers.set(names.z, { dims: [], dataType: u8 ? DataType.UINT8 : DataType.INT8, data: Uint8Array.of(p.zeroPoint & 0xff) });
+      newNodes.push({ opType: 'QuantizeLinear', name: `${id}/Q`, inputs: [t, names.s, names.z], outputs: [names.q], attributes: [] });
+    }
     qOut.set(t, names);
+  };
+  const aliases = scaledAliases(plan);
+  for (const t of plan.activations) {
+    const r = shared.get(t);
+    if (r && !aliases.has(t)) makeQ(t, u8 ? activationParamsU8(r) : activationParams(r, symmetric));
   }
+  // y = c·x with x quantized: y's integers are x's, its scale c·s_x. The Mul and one rounding go away.
+  const dropped = new Set<OnnxNode>();
+  for (const n of g.nodes) {
+    const a = n.opType === 'Mul' ? aliases.get(n.outputs[0]) : undefined;
+    if (!a || a.node !== n) continue;
+    const src = qOut.get(a.x), px = params.get(a.x);
+    if (src && px) {
+      makeQ(a.y, { scale: px.scale * a.c, zeroPoint: px.zeroPoint }, src);
+      dropped.add(n);
+    } else {
+      const r = shared.get(a.y);
+      if (r) makeQ(a.y, u8 ? activationParamsU8(r) : activationParams(r, symmetric));
+    }
+  }
+  g.nodes = g.nodes.filter((n) => !dropped.has(n));
   // One DequantizeLinear per consumer (as ORT's quantizer's dedicated QDQ pairs): ORT fuses a DQ → op → Q group
   // only when the DQ feeds that op alone.
   const dqFor = (t: string): string => {
