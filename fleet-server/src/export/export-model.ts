@@ -12,9 +12,11 @@ import { decoderOutputNames, type DecoderSpec } from '../../../agent/src/decode/
 import type { FrameSelection } from '../quantize/frames.js';
 import type { CalibrationMethod } from '../quantize/ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
-import { exportTflite } from './tflite/export.js';
+import { exportTflite, type TfliteExportOptions } from './tflite/export.js';
 import { decodeModel } from '../convert/onnx/codec.js';
 import { tfliteKeepFloat, tfliteRanges } from './tflite/ranges.js';
+import { chooseFloatIslands } from './tflite/islands.js';
+import { modelInputs } from '../quantize/frames.js';
 import { exportCoreml } from './coreml/export.js';
 
 export type ExportTarget = 'tflite' | 'coreml';
@@ -31,6 +33,8 @@ export interface ExportModelOptions {
   method?: CalibrationMethod;
   /** INT8 TFLite mixed precision: keep float the activations the sensitivity search needs to hold this SNR (dB) at the head. */
   targetSnrDb?: number;
+  /** INT8 TFLite float islands (int8.ts): 'auto' (default) keeps them only where they measurably help (islands.ts). */
+  floatIslands?: 'auto' | 'on' | 'off';
 }
 
 export interface ExportReport {
@@ -53,7 +57,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
   let inputs: ExportReport['inputs'], outputs: ExportReport['outputs'], dropped: ExportReport['dropped'] = [];
   let calibrationFrames: number | undefined;
   if (o.target === 'tflite') {
-    let ranges;
+    let ranges: TfliteExportOptions['ranges'];
     let converted: Uint8Array = bytes;
     let unrounded: Uint8Array | undefined;
     let keepFloat: string[] | undefined;
@@ -72,7 +76,20 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
         notes.push(`INT8 mixed precision (--target-snr ${o.targetSnrDb}): ${keepFloat.length} activations kept float with the ops reading them`);
       }
     }
-    const r = exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges, keepFloat, unroundedOnnx: unrounded });
+    const build = (maxAmplification?: number) => exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges, keepFloat, unroundedOnnx: unrounded, maxAmplification });
+    let r = build(o.floatIslands === 'off' ? Infinity : undefined);
+    if (o.precision === 'int8' && (o.floatIslands ?? 'auto') === 'auto') {
+      const without = build(Infinity);
+      if (without.floatIslands < r.floatIslands) {
+        const meta = await loadModelMetadata(o.modelPath);
+        const frames = [];
+        for await (const f of modelInputs({ ...o.calib!, maxFrames: 2 }, meta.preprocess)) frames.push(f);
+        const fp32 = exportTflite(bytes, { precision: 'fp32', outputs: o.outputs }).bytes;
+        const c = await chooseFloatIslands({ fp32, withIslands: r.bytes, withoutIslands: without.bytes, frames, inputName: meta.input ?? r.inputs[0].name });
+        notes.push(`INT8 float islands: ${r.floatIslands - without.floatIslands} ops float would make the file ${(r.bytes.length / without.bytes.length).toFixed(2)}× larger for ${c.worstWithoutDb.toFixed(1)} → ${c.worstWithDb.toFixed(1)} dB at the worst output (${frames.length} calibration frames, LiteRT.js): ${c.keep ? 'kept' : 'left out'} (--float-islands on|off decides instead)`);
+        if (!c.keep) r = without;
+      }
+    }
     out = r.bytes;
     ({ inputs, outputs, dropped } = r);
     notes.push(`${r.transposesRemoved} ONNX Transposes folded into NHWC layout, ${r.transposesLeft} TRANSPOSE ops left; ${r.fusedActivations} activations fused`);

@@ -9,7 +9,7 @@ import { exportModel } from '../../export/export-model.js';
 const usage = `
 usage: fleetctl model export --model IN.onnx --target tflite|coreml --precision fp32|fp16|int8 -o OUT
          [--calib DIR|VIDEO] [--frames N] [--stride K] [--method minmax|entropy|percentile] [--target-snr DB]
-         [--outputs NAME,NAME] [--report R.json] [--json]
+         [--float-islands auto|on|off] [--outputs NAME,NAME] [--report R.json] [--json]
 
 Writes a TFLite flatbuffer (NHWC, ONNX Transpose pairs folded away; fp16 = float16 weights with
 DEQUANTIZE; int8 = full-integer from calibration ranges on real frames, float I/O) or a Core ML
@@ -26,6 +26,9 @@ options:
   --method M          range method for int8 (default minmax)
   --target-snr DB     int8 mixed precision: a sensitivity search keeps float the activations (and the
                       ops reading them) needed to hold DB where the float head begins; larger, slower
+  --float-islands M   int8: Convs whose int8 error would be amplified most run float (with the op
+                      before them). auto (default) measures both files against FP32 in LiteRT.js on
+                      two calibration frames and keeps the islands only for >= 1 dB at the worst output
   --outputs LIST      export only these ONNX values as outputs
   -o, --output FILE   the artifact to write
   --report FILE       write the JSON export report
@@ -40,7 +43,7 @@ export const command: CliCommand = {
       options: {
         model: { type: 'string' }, target: { type: 'string' }, precision: { type: 'string', default: 'fp32' }, calib: { type: 'string' },
         frames: { type: 'string', default: '16' }, stride: { type: 'string' }, method: { type: 'string', default: 'minmax' }, 'target-snr': { type: 'string' },
-        outputs: { type: 'string' }, output: { type: 'string', short: 'o' }, report: { type: 'string' }, json: { type: 'boolean' },
+        'float-islands': { type: 'string', default: 'auto' }, outputs: { type: 'string' }, output: { type: 'string', short: 'o' }, report: { type: 'string' }, json: { type: 'boolean' },
       },
     });
     if (!values.model) throw new UsageError('Expected --model IN.onnx but received nothing');
@@ -57,9 +60,11 @@ export const command: CliCommand = {
     const targetSnrDb = values['target-snr'] === undefined ? undefined : Number(values['target-snr']);
     if (targetSnrDb !== undefined && !Number.isFinite(targetSnrDb)) throw new UsageError(`Expected --target-snr to be a number of dB but received ${values['target-snr']}`);
     if (targetSnrDb !== undefined && !(target === 'tflite' && precision === 'int8')) throw new UsageError('--target-snr applies to --target tflite --precision int8 only');
+    const floatIslands = values['float-islands'];
+    if (floatIslands !== 'auto' && floatIslands !== 'on' && floatIslands !== 'off') throw new UsageError(`Expected --float-islands auto, on or off but received ${JSON.stringify(floatIslands)}`);
     if (target === 'tflite' && precision === 'int8' && !values.calib) throw new UsageError('Expected --calib DIR|VIDEO for an int8 TFLite export (ranges come from real frames)');
     const report = await exportModel({
-      modelPath: values.model, outputPath: values.output, target, precision, method, targetSnrDb,
+      modelPath: values.model, outputPath: values.output, target, precision, method, targetSnrDb, floatIslands,
       outputs: values.outputs?.split(',').map((s) => s.trim()).filter(Boolean),
       calib: values.calib ? { source: values.calib, maxFrames: frames, stride } : undefined,
     });
