@@ -61,9 +61,10 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     let converted: Uint8Array = bytes;
     let unrounded: Uint8Array | undefined;
     let keepFloat: string[] | undefined;
+    let meta: ModelMetadata | undefined;
     if (o.precision === 'int8') {
       if (!o.calib) throw new ModelError('INT8 TFLite export calibrates on real frames: pass --calib DIR|VIDEO');
-      const meta = await loadModelMetadata(o.modelPath);
+      meta = await loadModelMetadata(o.modelPath);
       const r = await tfliteRanges({ onnxBytes: bytes, frames: o.calib, preprocess: meta.preprocess, method: o.method, outputs: o.outputs });
       ranges = r.ranges;
       converted = r.onnxBytes;
@@ -78,12 +79,11 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     }
     const build = (maxAmplification?: number) => exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges, keepFloat, unroundedOnnx: unrounded, maxAmplification });
     let r = build(o.floatIslands === 'off' ? Infinity : undefined);
-    if (o.precision === 'int8' && (o.floatIslands ?? 'auto') === 'auto') {
+    if (meta && o.calib && (o.floatIslands ?? 'auto') === 'auto') {
       const without = build(Infinity);
       if (without.floatIslands < r.floatIslands) {
-        const meta = await loadModelMetadata(o.modelPath);
         const frames = [];
-        for await (const f of modelInputs({ ...o.calib!, maxFrames: 2 }, meta.preprocess)) frames.push(f);
+        for await (const f of modelInputs({ ...o.calib, maxFrames: 2 }, meta.preprocess)) frames.push(f);
         const fp32 = exportTflite(bytes, { precision: 'fp32', outputs: o.outputs }).bytes;
         const c = await chooseFloatIslands({ fp32, withIslands: r.bytes, withoutIslands: without.bytes, frames, inputName: meta.input ?? r.inputs[0].name });
         notes.push(`INT8 float islands: ${r.floatIslands - without.floatIslands} ops float would make the file ${(r.bytes.length / without.bytes.length).toFixed(2)}× larger for ${c.worstWithoutDb.toFixed(1)} → ${c.worstWithDb.toFixed(1)} dB at the worst output (${frames.length} calibration frames, LiteRT.js): ${c.keep ? 'kept' : 'left out'} (--float-islands on|off decides instead)`);

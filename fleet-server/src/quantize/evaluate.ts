@@ -17,6 +17,7 @@ import { compileSchema } from '../../../agent/src/util/schema.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 import type { Detection } from '../../../agent/src/types.js';
 import { modelInputs, type FrameSelection } from './frames.js';
+import { addToSnr, snrDb } from './snr.js';
 import { averagePrecision, candidateDecoderSpec, meanAp, type ClassAp, type FrameDetections } from './ap.js';
 
 /** Labels file: boxes in source pixels per frame index (the video frame number or the sorted image index). */
@@ -102,7 +103,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
         const a = r[name].data, b = c[name]?.data;
         if (!b || b.length !== a.length) throw new ModelError(`Candidate output ${name} has ${b?.length ?? 0} values but the reference has ${a.length}; the models do not match`);
         const acc = snr.get(name) ?? { sig: 0, err: 0 };
-        for (let i = 0; i < a.length; i++) { acc.sig += a[i] * a[i]; acc.err += (a[i] - b[i]) ** 2; }
+        addToSnr(acc, a, b);
         snr.set(name, acc);
       }
       const ctx = { transform: input.transform, labels: meta.labels, outputNames: ref.outputNames };
@@ -125,7 +126,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const perClass: ClassDelta[] = agreeAps.map((a: ClassAp) => ({ classId: a.classId, label: a.label, referenceCount: a.truths, candidateCount: a.predictions, agreementAp: 100 * a.ap }));
   const report: EvaluateReport = {
     reference: opts.reference, candidate: opts.candidate, frames, agreementMap, mapDrop: 100 - agreementMap, perClass,
-    outputSnrDb: Object.fromEntries([...snr].map(([k, v]) => [k, v.err === 0 ? Infinity : 10 * Math.log10(v.sig / v.err)])),
+    outputSnrDb: Object.fromEntries([...snr].map(([k, v]) => [k, snrDb(v)])),
   };
   if (labels) {
     const ra = averagePrecision(refVsLabels), ca = averagePrecision(candVsLabels);

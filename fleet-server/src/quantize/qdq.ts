@@ -201,13 +201,13 @@ export interface QdqStats {
  * shares its scale with nothing else (no same-scale group) and is not a graph output.
  */
 function scaledAliases(plan: QuantPlan): Map<string, { node: OnnxNode; x: string; y: string; c: number }> {
+  const out = new Map<string, { node: OnnxNode; x: string; y: string; c: number }>();
+  if (!plan.quantOps.has('Mul')) return out;
   const g = plan.model.graph;
   const quantized = new Set(plan.activations);
   const groupSize = new Map<string, number>();
   for (const t of plan.activations) { const k = plan.groupOf.get(t) ?? t; groupSize.set(k, (groupSize.get(k) ?? 0) + 1); }
   const outputs = new Set(g.outputs.map((o) => o.name));
-  const out = new Map<string, { node: OnnxNode; x: string; y: string; c: number }>();
-  if (!plan.quantOps.has('Mul')) return out;
   for (const n of g.nodes) {
     if (n.opType !== 'Mul' || plan.excluded.has(nodeKey(n))) continue;
     const k = n.inputs.findIndex((i) => { const t = g.initializers.get(i); return t?.dataType === DataType.FLOAT && t.dims.reduce((a, b) => a * b, 1) === 1; });

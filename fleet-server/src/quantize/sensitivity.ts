@@ -15,6 +15,7 @@ import { cloneModel, planQuantization, topoSort, type QuantPlanOptions } from '.
 import { activationParams, activationParamsU8 } from './qmath.js';
 import { nodeKey } from './graph-info.js';
 import type { TensorRange } from './ranges.js';
+import { addToSnr, snrDb } from './snr.js';
 import type { ModelInput } from '../../../agent/src/preprocess/preprocess.js';
 import type { PreprocessSpec } from '../../../agent/src/model/metadata.js';
 import { modelInputs, type FrameSelection } from './frames.js';
@@ -89,10 +90,10 @@ export async function activationSensitivity(opts: SensitivityOptions): Promise<T
         const out = await session.run(feedsFor(f, gt.gate), outputs);
         outputs.forEach((name, oi) => {
           const a = refs[fi][name].data as Float32Array, b = out[name].data as Float32Array;
-          for (let j = 0; j < a.length; j++) { acc[oi].sig += a[j] * a[j]; acc[oi].err += (a[j] - b[j]) ** 2; }
+          addToSnr(acc[oi], a, b);
         });
       }
-      const snr = Math.min(...acc.map((x) => (x.err === 0 ? Infinity : 10 * Math.log10(x.sig / x.err))));
+      const snr = Math.min(...acc.map(snrDb));
       result.push({ tensor: gt.tensor, snrDb: snr });
     }
     return result;

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TfliteAdapter } from '../../../../platform-adapters/tflite/adapter.js';
 import type { ModelInput } from '../../../../agent/src/preprocess/preprocess.js';
+import { addToSnr, snrDb, type SnrSums } from '../../quantize/snr.js';
 
 export interface IslandChoice {
   keep: boolean;
@@ -30,7 +31,7 @@ async function outputSnrs(files: Uint8Array[], frames: readonly ModelInput[], in
       writeFileSync(path, bytes);
       sessions.push(await new TfliteAdapter().createSession({ modelPath: path, warmUp: false }));
     }
-    const acc = files.slice(1).map(() => new Map<string, { sig: number; err: number }>());
+    const acc = files.slice(1).map(() => new Map<string, SnrSums>());
     for (const f of frames) {
       // A fresh copy per run: the adapter hands the buffer to its worker (transferred, then detached).
       const feeds = () => ({ [inputName]: { type: 'float32' as const, dims: [...f.dims], data: Float32Array.from(f.data as Float32Array) } });
@@ -41,12 +42,12 @@ async function outputSnrs(files: Uint8Array[], frames: readonly ModelInput[], in
         for (const [name, t] of Object.entries(ref.outputs)) {
           const a = t.data as Float32Array, b = r.outputs[name].data as Float32Array;
           const e = acc[k].get(name) ?? { sig: 0, err: 0 };
-          for (let i = 0; i < a.length; i++) { e.sig += a[i] * a[i]; e.err += (a[i] - b[i]) ** 2; }
+          addToSnr(e, a, b);
           acc[k].set(name, e);
         }
       });
     }
-    return acc.map((m) => new Map([...m].map(([name, e]) => [name, e.err > 0 ? 10 * Math.log10(e.sig / e.err) : Infinity])));
+    return acc.map((m) => new Map([...m].map(([name, e]) => [name, snrDb(e)])));
   } finally {
     await Promise.all(sessions.map((s) => s.dispose()));
     rmSync(dir, { recursive: true, force: true });
