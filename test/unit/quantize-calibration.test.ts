@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StreamingHistogram } from '../../fleet-server/src/quantize/histogram.js';
 import { klDivergence, klThresholdBins } from '../../fleet-server/src/quantize/entropy.js';
-import { rangeFromHistogram } from '../../fleet-server/src/quantize/ranges.js';
+import { ENTROPY_MIN_SAMPLES_PER_BIN, rangeFromHistogram } from '../../fleet-server/src/quantize/ranges.js';
 
 test('KL divergence is 0 for equal distributions and positive otherwise', () => {
   assert.equal(klDivergence([1, 2, 3], [2, 4, 6]), 0);
@@ -25,6 +25,27 @@ test('KL search clips a long sparse tail far below the maximum', () => {
   hist[2047] = 1; hist[1500] = 1;
   const t = klThresholdBins(hist, 128);
   assert.ok(t >= 128 && t < 600, `threshold bins ${t}`);
+});
+
+test('KL search is not pulled down by the zero spike of a ReLU output', () => {
+  // Half-exponential bulk over the whole range; after a ReLU, most values sit exactly at 0.
+  const hist = new Float64Array(2048);
+  for (let i = 1; i < 2048; i++) hist[i] = Math.round(1e4 * Math.exp(-i / 300));
+  const without = klThresholdBins(hist, 256);
+  hist[0] = 5e6;
+  // Left in, the spike made the search clip this histogram at bin 511 (a quarter of its range).
+  assert.equal(klThresholdBins(hist, 256), without);
+  assert.ok(without >= 2000, `threshold bins ${without}`);
+});
+
+test('entropy keeps min/max for a tensor with too few values to fill the histogram', () => {
+  // A squeeze-excite gate: one value per channel per frame, a few thousand in all, one large value.
+  const h = new StreamingHistogram(4096);
+  const v = Float32Array.from({ length: 3000 }, (_, i) => (i % 300) / 300);
+  v[0] = 8;
+  h.add(v);
+  assert.ok(h.total < ENTROPY_MIN_SAMPLES_PER_BIN * 2048);
+  assert.deepEqual(rangeFromHistogram(h, { method: 'entropy', asymmetric: true }), { min: 0, max: 8 });
 });
 
 test('streaming histogram conserves counts across widening and merges', () => {
@@ -54,7 +75,9 @@ test('minmax, percentile and entropy ranges', () => {
   assert.ok(p.max > 0.95 && p.max < 1.2, `percentile max ${p.max}`);
   const e = rangeFromHistogram(h, { method: 'entropy', asymmetric: true });
   assert.equal(e.min, 0);
-  // The search starts at numQuantBins (256 of 2048 bins for a one-sided tensor): 100 clips to 12.5 at most.
-  assert.ok(e.max <= 12.6, `entropy max ${e.max}`);
+  // The search starts at numQuantBins (256 of 2048 bins for a one-sided tensor, 12.5 here); the dense
+  // part is uniform, so several thresholds tie at the smallest divergence and the largest wins (as in
+  // pytorch-quantization): the lone 100 is still clipped to a small fraction of itself.
+  assert.ok(e.max >= 12.5 && e.max < 20, `entropy max ${e.max}`);
   assert.throws(() => rangeFromHistogram(h, { method: 'percentile', percentile: 0 }), /percentile/);
 });

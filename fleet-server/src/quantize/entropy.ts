@@ -4,13 +4,23 @@
  * threshold bin i ≥ numQuantBins of the |x| histogram, P is the first i bins with everything beyond
  * folded into bin i-1 (clipping), Q is those i bins merged down to numQuantBins levels and expanded
  * back (each merged level spread evenly over the source bins that were non-empty); the threshold
- * with the smallest KL(P‖Q) wins. Written from the slides' pseudo-code.
+ * with the smallest KL(P‖Q) wins (the largest such threshold on a tie). Written from the slides'
+ * pseudo-code.
+ *
+ * The first bin (|x| ≈ 0) is given its neighbour's count before the search, as NVIDIA's
+ * pytorch-quantization does (calib/histogram.py, `_compute_amax_entropy`: `bins[0] = bins[1]`).
+ * After a ReLU most values are exactly 0; left in, that spike dominates P, and every wider
+ * threshold spreads it over more source bins inside the first quantization level, so the search
+ * drifted to the smallest thresholds: it clipped the CenterNet's ReLU outputs to ~1/8 of their range.
+ * Zero is exact in every int8 range, so its count says nothing about where to clip.
  */
 
 /** Returns the chosen number of histogram bins (threshold = bins * binWidth) for a folded |x| histogram. */
-export function klThresholdBins(hist: ArrayLike<number>, numQuantBins = 128, stride = 1): number {
-  const n = hist.length;
+export function klThresholdBins(counts: ArrayLike<number>, numQuantBins = 128, stride = 1): number {
+  const n = counts.length;
   if (n <= numQuantBins) return n;
+  const hist = Float64Array.from(counts);
+  hist[0] = hist[1];
   let total = 0;
   for (let i = 0; i < n; i++) total += hist[i];
   if (total === 0) return n;
@@ -33,7 +43,7 @@ export function klThresholdBins(hist: ArrayLike<number>, numQuantBins = 128, str
       for (let k = start; k < end; k++) q[k] = hist[k] !== 0 ? v : 0;
     }
     const kl = klDivergence(p, q, i);
-    if (kl < bestKl) { bestKl = kl; bestI = i; }
+    if (kl <= bestKl) { bestKl = kl; bestI = i; }
   }
   return bestI;
 }

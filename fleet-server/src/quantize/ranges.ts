@@ -2,12 +2,21 @@
  * Calibrated range of one tensor from its streaming histogram, by method:
  * - minmax: the observed [min, max];
  * - percentile: |x| threshold at the given percentile of the folded histogram (default 99.999);
- * - entropy: the KL-divergence threshold search (entropy.ts).
+ * - entropy: the KL-divergence threshold search (entropy.ts), on tensors with at least
+ *   ENTROPY_MIN_SAMPLES_PER_BIN values per histogram bin; smaller ones keep [min, max].
  * The threshold t clips the observed range to [max(min, -t), min(max, t)], so a tensor that is
  * never negative (after ReLU) keeps its lower bound at 0.
  */
 import { klThresholdBins } from './entropy.js';
 import type { StreamingHistogram } from './histogram.js';
+
+/**
+ * The KL search compares densities over 2048 bins; a tensor seen only a few thousand times (the
+ * per-frame channel vectors of squeeze-excite blocks: 768–23040 values from 32 frames) leaves most
+ * bins empty, and the search then clipped 37% of one such gate's values. Those keep their
+ * min/max range; feature maps (≥ 10⁵ values a frame) are far above this.
+ */
+export const ENTROPY_MIN_SAMPLES_PER_BIN = 16;
 
 export type CalibrationMethod = 'minmax' | 'entropy' | 'percentile';
 
@@ -38,6 +47,7 @@ export function rangeFromHistogram(h: StreamingHistogram, opts: RangeOptions): T
     for (; i < folded.length; i++) { acc += folded[i]; if (acc >= want) break; }
     t = Math.min(folded.length, i + 1) * binW;
   } else {
+    if (h.total < ENTROPY_MIN_SAMPLES_PER_BIN * folded.length) return { min: h.min, max: h.max };
     const oneSided = h.min >= 0 || h.max <= 0;
     const levels = opts.asymmetric && oneSided ? 256 : 128;
     t = klThresholdBins(folded, levels, folded.length > 1024 ? 2 : 1) * binW;
