@@ -4,7 +4,23 @@
  * transferred buffers, and every pending call rejected when the worker fails, exits or is disposed.
  */
 import type { Worker } from 'node:worker_threads';
-import { EdgeFleetError, ModelError } from '../agent/src/util/errors.js';
+import { EdgeFleetError, InputError, ModelError } from '../agent/src/util/errors.js';
+import type { TensorData } from './contract.js';
+
+/**
+ * Refuses feeds whose data does not fill their dims before they are sent (and packed RGB, for ORT's
+ * runRgb). A buffer handed to an earlier run was transferred to the worker and is detached (length
+ * 0): posted again, it reached LiteRT.js as an empty input and the run never answered.
+ */
+export function checkFeeds(feeds: Record<string, TensorData>, rgb?: { input: string; data: Uint8Array }): void {
+  const detached = (name: string) => new InputError(`Input ${name}: its buffer was detached by an earlier run (run() transfers input buffers to the worker); pass a fresh copy to each run`);
+  for (const [name, t] of Object.entries(feeds)) {
+    const want = t.dims.reduce((a, b) => a * b, 1);
+    if (want > 0 && t.data.buffer.byteLength === 0) throw detached(name);
+    if (t.data.length !== want) throw new InputError(`Expected ${want} values for input ${name} (dims [${t.dims.join(', ')}]) but received ${t.data.length}`);
+  }
+  if (rgb && rgb.data.buffer.byteLength === 0) throw detached(rgb.input);
+}
 
 /** Posts `request` and resolves with the worker's first reply (a load answer). */
 export async function firstReply<R>(worker: Worker, request: unknown, what: string): Promise<R> {

@@ -11,7 +11,7 @@ import type { DecodeRequest, WorkerReply, WorkerRequest } from './protocol.js';
 import type { Detection } from '../../agent/src/types.js';
 import type { PreprocessSpec } from '../../agent/src/model/metadata.js';
 import { startWorker } from '../worker-entry.js';
-import { firstReply, WorkerCalls } from '../worker-calls.js';
+import { checkFeeds, firstReply, WorkerCalls } from '../worker-calls.js';
 import { ModelError } from '../../agent/src/util/errors.js';
 
 /** ORT's names for the execution providers that the Node binding can request. */
@@ -94,6 +94,7 @@ export class OrtWorkerSession implements AdapterSession {
   }
 
   private async send(feeds: Record<string, TensorData>, rgb?: { input: string; data: Uint8Array; spec: PreprocessSpec }, decode?: DecodeRequest): Promise<DecodedRunResult> {
+    checkFeeds(feeds, rgb);
     const r = await this.calls.call((id): WorkerRequest => ({ type: 'run', id, feeds, rgb, decode }), [...Object.values(feeds).map((t) => t.data), ...(rgb ? [rgb.data] : [])]);
     return { outputs: r.outputs, inferMs: r.inferMs, detections: r.detections, decodeMs: r.decodeMs };
   }

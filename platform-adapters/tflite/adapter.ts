@@ -7,7 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import { existsSync, statSync } from 'node:fs';
 import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult, RunResult, SessionInfo, TensorData } from '../contract.js';
 import { startWorker } from '../worker-entry.js';
-import { firstReply, WorkerCalls } from '../worker-calls.js';
+import { checkFeeds, firstReply, WorkerCalls } from '../worker-calls.js';
 import { ModelError } from '../../agent/src/util/errors.js';
 import { defaultWasmDir } from './litert-node.js';
 import type { TfliteReply, TfliteRequest } from './protocol.js';
@@ -65,6 +65,7 @@ export class TfliteSession implements AdapterSession {
 
   /** Runs one inference. Input buffers are transferred to the worker: do not use them afterwards. */
   async run(feeds: Record<string, TensorData>): Promise<RunResult> {
+    checkFeeds(feeds);
     const r = await this.calls.call((id): TfliteRequest => ({ type: 'run', id, feeds }), Object.values(feeds).map((t) => t.data));
     return { outputs: r.outputs, inferMs: r.inferMs };
   }

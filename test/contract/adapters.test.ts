@@ -117,6 +117,18 @@ for (const s of SUBJECTS) {
       await assert.rejects(session.run(renamed), (e: unknown) => e instanceof EdgeFleetError);
     });
 
+    test('a feed reused after a run (its buffer went to the worker) or of the wrong size is refused with an InputError', async (t) => {
+      if (skip || !session) return t.skip(skip);
+      const feeds = feedsFor(session.info.inputs, () => 0.5);
+      await session.run(feeds);
+      await assert.rejects(session.run(feeds), (e: unknown) => e instanceof EdgeFleetError && e.code === 'E_INPUT' && /detached.*fresh copy/.test(e.message));
+      const short = Object.fromEntries(Object.entries(feedsFor(session.info.inputs, () => 0)).map(([k, v]) => [k, { ...v, data: v.data.subarray(1) }]));
+      await assert.rejects(session.run(short), (e: unknown) => e instanceof EdgeFleetError && e.code === 'E_INPUT' && /Expected \d+ values for input/.test(e.message));
+      // The session still runs after refusing them.
+      const ok = await session.run(feedsFor(session.info.inputs, () => 0.5));
+      assert.ok(Object.keys(ok.outputs).length > 0);
+    });
+
     test('a missing model file is rejected with an EdgeFleetError', async (t) => {
       if (skip) return t.skip(skip);
       await assert.rejects(adapter.createSession({ modelPath: '/nonexistent/model.bin' }), (e: unknown) => e instanceof EdgeFleetError);
