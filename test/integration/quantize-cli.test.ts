@@ -1,0 +1,76 @@
+/**
+ * The INT8 commands end to end, as an operator runs them: `fleetctl model quantize` (report, model,
+ * usage errors), `fleetctl model evaluate` (JSON report, exit code = gate decision) and
+ * `fleetctl model publish --precision int8`, which writes a build that passes the gate and refuses,
+ * writing nothing, one that does not (ranges at the 1st percentile clip every activation).
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { runCli } from '../helpers/cli.js';
+
+const MODEL = 'assets/models/blazeface-back/model.onnx';
+const FACES = 'assets/images/faces';
+const dir = mkdtempSync(join(tmpdir(), 'ef-quantize-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const missing = [MODEL, FACES].filter((p) => !existsSync(p));
+const skip = missing.length ? `${missing.join(', ')} missing (run ./scripts/setup.sh)` : false;
+
+interface QuantizeReport { method: string; calibrationFrames: number; sizeRatio: number; stats: { quantizedActivations: number; quantizedWeights: number }; ranges: Record<string, unknown> }
+interface EvaluateJson { ok: boolean; decision: { pass: boolean; reason: string }; report: { frames: number; agreementMap: number; mapDrop: number } }
+
+test('fleetctl model quantize → evaluate → publish: a passing INT8 build is published with its gate decision', { skip, timeout: 180_000 }, async () => {
+  const out = join(dir, 'bf.int8.onnx'), report = join(dir, 'bf.report.json');
+  const q = await runCli('fleetctl', ['model', 'quantize', '--model', MODEL, '--calib', FACES, '--method', 'entropy', '-o', out, '--report', report], { timeoutMs: 120_000 });
+  assert.equal(q.code, 0, q.stderr);
+  assert.match(q.stdout, /wrote .*bf\.int8\.onnx \(.*× of FP32; \d+ activations, \d+ weights quantized; 6 calibration frames, entropy\)/);
+  const r = JSON.parse(readFileSync(report, 'utf8')) as QuantizeReport;
+  assert.equal(r.method, 'entropy');
+  assert.equal(r.calibrationFrames, 6);
+  assert.ok(r.sizeRatio > 0.2 && r.sizeRatio < 0.5, `size ratio ${r.sizeRatio}`);
+  assert.ok(Object.keys(r.ranges).length >= r.stats.quantizedActivations, 'the report lists the calibrated ranges');
+  assert.ok(existsSync(join(dir, 'bf.int8.meta.json')), 'metadata copied next to the INT8 model');
+  const session = await ort.InferenceSession.create(out);
+  await session.release();
+
+  const ev = await runCli('fleetctl', ['model', 'evaluate', '--reference', MODEL, '--candidate', out, '--data', FACES, '--json'], { timeoutMs: 60_000 });
+  const e = JSON.parse(ev.stdout.trim().split('\n').pop()!) as EvaluateJson;
+  assert.equal(e.report.frames, 6);
+  assert.ok(e.report.agreementMap >= 0 && e.report.agreementMap <= 100);
+  assert.equal(ev.code, e.report.mapDrop <= 1.0 ? 0 : 1, 'exit code follows the gate');
+
+  const pub = join(dir, 'published');
+  const p = await runCli('fleetctl', ['model', 'publish', '--model', out, '--precision', 'int8', '--reference', MODEL, '--data', FACES, '--max-drop', '100', '--out', pub], { timeoutMs: 60_000 });
+  assert.equal(p.code, 0, p.stderr);
+  const gate = JSON.parse(readFileSync(join(pub, 'gate.json'), 'utf8')) as { precision: string; decision: { pass: boolean } };
+  assert.equal(gate.precision, 'int8');
+  assert.equal(gate.decision.pass, true);
+  assert.ok(existsSync(join(pub, 'bf.int8.onnx')) && existsSync(join(pub, 'bf.int8.meta.json')));
+});
+
+test('fleetctl model publish refuses an INT8 build that fails the gate, writes nothing and offers FP16/FP32', { skip, timeout: 180_000 }, async () => {
+  const bad = join(dir, 'bf.clipped.onnx');
+  const q = await runCli('fleetctl', ['model', 'quantize', '--model', MODEL, '--calib', FACES, '--frames', '2', '--method', 'percentile', '--percentile', '1', '--no-gptq', '-o', bad], { timeoutMs: 120_000 });
+  assert.equal(q.code, 0, q.stderr);
+  const pub = join(dir, 'refused');
+  const p = await runCli('fleetctl', ['model', 'publish', '--model', bad, '--precision', 'int8', '--reference', MODEL, '--data', FACES, '--out', pub], { timeoutMs: 60_000 });
+  assert.equal(p.code, 1, p.stdout);
+  assert.match(p.stderr, /refused: .*\noffer instead: fp16, fp32/);
+  assert.ok(!existsSync(pub), 'nothing written for a refused build');
+});
+
+test('fleetctl model quantize names the bad option and what it expects', { skip }, async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--method', 'kl'], /Expected --method minmax, entropy or percentile but received "kl"/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--percentile', '0'], /Expected --percentile in \(0, 100\] but received 0/],
+    [['--model', MODEL, '-o', join(dir, 'x.onnx')], /Expected --calib DIR\|VIDEO/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runCli('fleetctl', ['model', 'quantize', ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}`);
+    assert.match(r.stderr, message);
+  }
+});
