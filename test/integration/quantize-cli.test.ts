@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { runCli } from '../helpers/cli.js';
+import { decodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { DataType } from '../../fleet-server/src/convert/onnx/model.js';
+import { parseTrtCalibrationTable } from '../../fleet-server/src/quantize/trt-table.js';
 
 const MODEL = 'assets/models/blazeface-back/model.onnx';
 const FACES = 'assets/images/faces';
@@ -60,6 +63,26 @@ test('fleetctl model publish refuses an INT8 build that fails the gate, writes n
   assert.equal(p.code, 1, p.stdout);
   assert.match(p.stderr, /refused: .*\noffer instead: fp16, fp32/);
   assert.ok(!existsSync(pub), 'nothing written for a refused build');
+});
+
+test('fleetctl model quantize --target tensorrt writes symmetric int8 activations and the calibration table for them', { skip, timeout: 180_000 }, async () => {
+  const out = join(dir, 'bf.trt.onnx');
+  const q = await runCli('fleetctl', ['model', 'quantize', '--model', MODEL, '--calib', FACES, '--frames', '2', '--target', 'tensorrt', '--trt-table', '-o', out], { timeoutMs: 120_000 });
+  assert.equal(q.code, 0, q.stderr);
+  const g = decodeModel(new Uint8Array(readFileSync(out))).graph;
+  const qs = g.nodes.filter((n) => n.opType === 'QuantizeLinear');
+  assert.ok(qs.length > 20, `${qs.length} activation Qs`);
+  for (const n of qs) {
+    const z = g.initializers.get(n.inputs[2]);
+    assert.equal(z?.dataType, DataType.INT8, `${n.name}: int8 zero point`);
+    assert.deepEqual([...(z?.data ?? [])], [0], `${n.name}: symmetric (zero point 0)`);
+  }
+  const table = parseTrtCalibrationTable(readFileSync(join(dir, 'bf.trt.calib.cache'), 'utf8'));
+  const activations = new Set(qs.map((n) => n.inputs[0]));
+  const named = [...table.scales.keys()].filter((k) => activations.has(k)).length;
+  assert.ok(named >= activations.size * 0.9, `${named} of ${activations.size} quantized activations in the table`);
+  const session = await ort.InferenceSession.create(out);
+  await session.release();
 });
 
 test('fleetctl model quantize names the bad option and what it expects', { skip }, async () => {
