@@ -7,7 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ort from 'onnxruntime-node';
-import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { DataType, floatTensor, type OnnxModel } from '../../fleet-server/src/convert/onnx/model.js';
 import { equalize, findEqualizationPairs } from '../../fleet-server/src/quantize/equalize.js';
 import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
@@ -134,4 +137,50 @@ test('QDQ drops a Mul by a positive scalar: its output reuses the input integers
   const m1 = ranges.get('m1')!;
   const neg = insertQdq(planQuantization(withScalarMul(-0.25), { target: 'cpu' }), new Map([...ranges, ['m1', { min: -m1.max, max: -m1.min }]]));
   assert.equal(neg.model.graph.nodes.filter((n) => n.opType === 'Mul').length, 1);
+});
+
+/** x → c1 → ReLU → r; c2(r) + r → c3 → Sigmoid: r is quantized for the residual Add whatever c2 does. */
+function residualModel(): OnnxModel {
+  const r = rand(11);
+  const init = new Map([
+    ['w1', floatTensor([4, 3, 3, 3], Array.from({ length: 108 }, () => r()))], ['b1', floatTensor([4], [0.1, -0.1, 0.2, 0])],
+    ['w2', floatTensor([4, 4, 1, 1], Array.from({ length: 16 }, () => r()))], ['b2', floatTensor([4], [0, 0.1, 0, -0.1])],
+    ['w3', floatTensor([2, 4, 1, 1], Array.from({ length: 8 }, () => r()))], ['b3', floatTensor([2], [0.05, -0.05])],
+  ]);
+  return {
+    irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {},
+    graph: {
+      name: 'residual', initializers: init, valueInfo: [],
+      inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: [1, 3, 8, 8] }],
+      outputs: [{ name: 'y', elemType: DataType.FLOAT, shape: [1, 2, 8, 8] }],
+      nodes: [
+        { opType: 'Conv', name: 'c1', inputs: ['x', 'w1', 'b1'], outputs: ['c1o'], attributes: [{ name: 'pads', type: 'ints', value: [1, 1, 1, 1] }] },
+        { opType: 'Relu', name: 'r1', inputs: ['c1o'], outputs: ['r1o'], attributes: [] },
+        { opType: 'Conv', name: 'c2', inputs: ['r1o', 'w2', 'b2'], outputs: ['c2o'], attributes: [] },
+        { opType: 'Add', name: 'add', inputs: ['c2o', 'r1o'], outputs: ['addo'], attributes: [] },
+        { opType: 'Conv', name: 'c3', inputs: ['addo', 'w3', 'b3'], outputs: ['c3o'], attributes: [] },
+        { opType: 'Sigmoid', name: 'head', inputs: ['c3o'], outputs: ['y'], attributes: [] },
+      ],
+    },
+  };
+}
+
+test('an excluded Conv stays float in onnxruntime even when its input is quantized for another reader', async (t) => {
+  const m = residualModel();
+  const plan = planQuantization(m, { target: 'cpu', exclude: ['c2'] });
+  assert.ok(plan.activations.includes('r1o'), 'the residual Add needs r1o quantized');
+  const cal = await calibrate({ model: m, inputName: 'x', tensors: plan.activations, frames: frames() });
+  const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
+  const { model } = insertQdq(plan, ranges);
+  const c2 = model.graph.nodes.find((n) => n.name === 'c2')!;
+  assert.equal(c2.inputs[1], 'w2', 'c2 keeps its float weights');
+  const dir = mkdtempSync(join(tmpdir(), 'ef-qdq-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const optimized = join(dir, 'opt.onnx');
+  const s = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended', optimizedModelFilePath: optimized });
+  await s.release();
+  // onnxruntime's own rewrite of the graph: what actually runs.
+  const ops = decodeModel(new Uint8Array(readFileSync(optimized))).graph.nodes.map((n) => n.opType);
+  assert.equal(ops.filter((o) => o === 'QLinearConv').length, 1, `c1 only runs in int8: ${ops.join(' ')}`);
+  assert.equal(ops.filter((o) => o === 'Conv' || o === 'FusedConv').length, 2, `c2 (excluded) and c3 (before the float head; fused with it) stay float: ${ops.join(' ')}`);
 });

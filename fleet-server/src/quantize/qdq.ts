@@ -15,7 +15,7 @@
  *   quantization (the clamp of Q with zero point at -128 is the ReLU), as ORT's own quantizer does;
  * - the head (nodes after the last Conv/MatMul) and any `exclude`d node stay float.
  */
-import { DataType, attr, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode, type OnnxTensor } from '../convert/onnx/model.js';
+import { DataType, attr, floatTensor, intAttr, tensorToFloat32, type OnnxModel, type OnnxNode, type OnnxTensor } from '../convert/onnx/model.js';
 import { removeDeadNodes } from '../convert/onnx/passes.js';
 import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
 import { activationParams, activationParamsU8, biasScaleFloor, quantizeBias, quantizePerChannel, roundHalfEven, type QParams } from './qmath.js';
@@ -170,6 +170,18 @@ export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): Qua
   const groupOf = new Map<string, string>();
   for (const t of activations) groupOf.set(t, find(t));
   return { model, activations, groupOf, excluded, foldedActivations: folded, options: opts, quantOps };
+}
+
+/**
+ * For a Conv or Gemm that stays float with a float weight initializer: the axis and size of its data
+ * input's channels (Conv: axis 1, weight C_in/group × group; Gemm without transA: axis 1, K).
+ */
+function perAxisInputDq(n: OnnxNode, inits: Map<string, OnnxTensor>): { axis: number; channels: number } | undefined {
+  const w = inits.get(n.inputs[1]);
+  if (!w || w.dataType !== DataType.FLOAT) return undefined;
+  if (n.opType === 'Conv' && w.dims.length >= 3) return { axis: 1, channels: w.dims[1] * intAttr(n, 'group', 1) };
+  if (n.opType === 'Gemm' && w.dims.length === 2 && intAttr(n, 'transA', 0) === 0) return { axis: 1, channels: intAttr(n, 'transB', 0) ? w.dims[1] : w.dims[0] };
+  return undefined;
 }
 
 /** Calibrated ranges per tensor → ranges per same-scale group (the union of its members). */
@@ -347,7 +359,25 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
     });
   }
   // Float consumers of a quantized tensor read the DQ output too, so the producer's only reader is Q (ORT's fusion needs that).
-  for (const n of g.nodes) if (plan.excluded.has(nodeKey(n)) || !plan.quantOps.has(n.opType)) n.inputs = n.inputs.map(dqFor);
+  for (const n of g.nodes) {
+    if (!plan.excluded.has(nodeKey(n)) && plan.quantOps.has(n.opType)) continue;
+    const floatWeighted = perAxisInputDq(n, g.initializers);
+    n.inputs = n.inputs.map((t, k) => {
+      const names = k === 0 && floatWeighted ? qOut.get(t) : undefined;
+      if (!names || !floatWeighted) return dqFor(t);
+      // ORT's WeightBiasQuantization (onnxruntime/core/optimizer/qdq_transformer/weight_bias_quantization.cc)
+      // quantizes the float weights of a Conv/Gemm whose input comes from a per-tensor DQ (per-tensor int8,
+      // at session creation), and the QDQ fusion then runs it as QLinearConv: an excluded Conv would not stay
+      // float. The same scale and zero point repeated along the channel axis are the same values, and
+      // that rule does not match a per-axis DQ.
+      const id = fresh();
+      const p = params.get(t) as QParams;
+      g.initializers.set(`${id}/s`, floatTensor([floatWeighted.channels], new Array<number>(floatWeighted.channels).fill(p.scale)));
+      g.initializers.set(`${id}/z`, { dims: [floatWeighted.channels], dataType: u8 ? DataType.UINT8 : DataType.INT8, data: new Uint8Array(floatWeighted.channels).fill(p.zeroPoint & 0xff) });
+      newNodes.push({ opType: 'DequantizeLinear', name: `${id}/DQ`, inputs: [names.q, `${id}/s`, `${id}/z`], outputs: [`${id}/dq`], attributes: [{ name: 'axis', type: 'int', value: floatWeighted.axis }] });
+      return `${id}/dq`;
+    });
+  }
   g.nodes = topoSort([...newNodes, ...g.nodes], new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));
   removeDeadNodes(g);
   g.valueInfo = [];
