@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
-import { DataType, floatTensor, type OnnxModel } from '../../fleet-server/src/convert/onnx/model.js';
+import { DataType, floatTensor, type OnnxModel, type OnnxNode, type OnnxTensor } from '../../fleet-server/src/convert/onnx/model.js';
 import { equalize, findEqualizationPairs } from '../../fleet-server/src/quantize/equalize.js';
 import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
@@ -31,18 +31,29 @@ function tinyModel(): OnnxModel {
     ['w1', floatTensor([4, 3, 3, 3], w1)], ['b1', floatTensor([4], [0.1, -0.2, 0.3, 0])],
     ['w2', floatTensor([2, 4, 1, 1], w2)], ['b2', floatTensor([2], [0.05, -0.05])],
   ]);
+  return graphModel('tiny', init, [
+    ...conv1Relu(),
+    { opType: 'Conv', name: 'c2', inputs: ['r1o', 'w2', 'b2'], outputs: ['c2o'], attributes: [] },
+    { opType: 'Sigmoid', name: 'head', inputs: ['c2o'], outputs: ['y'], attributes: [] },
+  ]);
+}
+
+/** The first Conv (3 → 4, 3×3, padded) and its ReLU, fresh nodes for each test graph: x → c1o → r1o. */
+function conv1Relu(): OnnxNode[] {
+  return [
+    { opType: 'Conv', name: 'c1', inputs: ['x', 'w1', 'b1'], outputs: ['c1o'], attributes: [{ name: 'pads', type: 'ints', value: [1, 1, 1, 1] }] },
+    { opType: 'Relu', name: 'r1', inputs: ['c1o'], outputs: ['r1o'], attributes: [] },
+  ];
+}
+
+/** A model from x [1,3,8,8] to y [1,2,8,8]. */
+function graphModel(name: string, initializers: Map<string, OnnxTensor>, nodes: OnnxNode[]): OnnxModel {
   return {
     irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {},
     graph: {
-      name: 'tiny', initializers: init, valueInfo: [],
+      name, initializers, valueInfo: [], nodes,
       inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: [1, 3, 8, 8] }],
       outputs: [{ name: 'y', elemType: DataType.FLOAT, shape: [1, 2, 8, 8] }],
-      nodes: [
-        { opType: 'Conv', name: 'c1', inputs: ['x', 'w1', 'b1'], outputs: ['c1o'], attributes: [{ name: 'pads', type: 'ints', value: [1, 1, 1, 1] }] },
-        { opType: 'Relu', name: 'r1', inputs: ['c1o'], outputs: ['r1o'], attributes: [] },
-        { opType: 'Conv', name: 'c2', inputs: ['r1o', 'w2', 'b2'], outputs: ['c2o'], attributes: [] },
-        { opType: 'Sigmoid', name: 'head', inputs: ['c2o'], outputs: ['y'], attributes: [] },
-      ],
     },
   };
 }
@@ -147,22 +158,13 @@ function residualModel(): OnnxModel {
     ['w2', floatTensor([4, 4, 1, 1], Array.from({ length: 16 }, () => r()))], ['b2', floatTensor([4], [0, 0.1, 0, -0.1])],
     ['w3', floatTensor([2, 4, 1, 1], Array.from({ length: 8 }, () => r()))], ['b3', floatTensor([2], [0.05, -0.05])],
   ]);
-  return {
-    irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {},
-    graph: {
-      name: 'residual', initializers: init, valueInfo: [],
-      inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: [1, 3, 8, 8] }],
-      outputs: [{ name: 'y', elemType: DataType.FLOAT, shape: [1, 2, 8, 8] }],
-      nodes: [
-        { opType: 'Conv', name: 'c1', inputs: ['x', 'w1', 'b1'], outputs: ['c1o'], attributes: [{ name: 'pads', type: 'ints', value: [1, 1, 1, 1] }] },
-        { opType: 'Relu', name: 'r1', inputs: ['c1o'], outputs: ['r1o'], attributes: [] },
-        { opType: 'Conv', name: 'c2', inputs: ['r1o', 'w2', 'b2'], outputs: ['c2o'], attributes: [] },
-        { opType: 'Add', name: 'add', inputs: ['c2o', 'r1o'], outputs: ['addo'], attributes: [] },
-        { opType: 'Conv', name: 'c3', inputs: ['addo', 'w3', 'b3'], outputs: ['c3o'], attributes: [] },
-        { opType: 'Sigmoid', name: 'head', inputs: ['c3o'], outputs: ['y'], attributes: [] },
-      ],
-    },
-  };
+  return graphModel('residual', init, [
+    ...conv1Relu(),
+    { opType: 'Conv', name: 'c2', inputs: ['r1o', 'w2', 'b2'], outputs: ['c2o'], attributes: [] },
+    { opType: 'Add', name: 'add', inputs: ['c2o', 'r1o'], outputs: ['addo'], attributes: [] },
+    { opType: 'Conv', name: 'c3', inputs: ['addo', 'w3', 'b3'], outputs: ['c3o'], attributes: [] },
+    { opType: 'Sigmoid', name: 'head', inputs: ['c3o'], outputs: ['y'], attributes: [] },
+  ]);
 }
 
 test('an excluded Conv stays float in onnxruntime even when its input is quantized for another reader', async (t) => {
