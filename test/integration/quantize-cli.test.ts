@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import ort from 'onnxruntime-node';
 import { runCli } from '../helpers/cli.js';
 import { decodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
@@ -83,6 +84,25 @@ test('fleetctl model quantize --target tensorrt writes symmetric int8 activation
   assert.ok(named >= activations.size * 0.9, `${named} of ${activations.size} quantized activations in the table`);
   const session = await ort.InferenceSession.create(out);
   await session.release();
+});
+
+test('fleetctl model quantize --exclude keeps that Conv float where onnxruntime runs it, and the file passes the ONNX checker', { skip, timeout: 180_000 }, async (t) => {
+  const node = 'StatefulPartitionedCall/functional_1/depthwise_conv2d_1/depthwise';
+  const out = join(dir, 'bf.excl.onnx'), report = join(dir, 'bf.excl.json');
+  const q = await runCli('fleetctl', ['model', 'quantize', '--model', MODEL, '--calib', FACES, '--frames', '2', '--exclude', node, '-o', out, '--report', report], { timeoutMs: 120_000 });
+  assert.equal(q.code, 0, q.stderr);
+  assert.deepEqual((JSON.parse(readFileSync(report, 'utf8')) as { excluded: string[] }).excluded, [node]);
+  const conv = decodeModel(new Uint8Array(readFileSync(out))).graph.nodes.find((n) => n.name === node);
+  assert.ok(conv && !conv.inputs[1].startsWith('~q'), 'the excluded Conv keeps its float weights in the file');
+  // What onnxruntime runs: its own rewrite would quantize a float Conv fed by a per-tensor DQ.
+  const optimized = join(dir, 'bf.excl.opt.onnx');
+  const s = await ort.InferenceSession.create(out, { graphOptimizationLevel: 'extended', optimizedModelFilePath: optimized });
+  await s.release();
+  const ran = decodeModel(new Uint8Array(readFileSync(optimized))).graph.nodes.filter((n) => n.name.startsWith(node));
+  assert.deepEqual(ran.map((n) => n.opType), ['Conv'], `${node} as onnxruntime runs it`);
+  const checker = spawnSync('/usr/bin/python3', ['-c', 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', out], { encoding: 'utf8' });
+  if (checker.error || /No module named/.test(checker.stderr)) t.diagnostic(`ONNX checker not run: /usr/bin/python3 lacks onnx (apt-get install python3-onnx): ${checker.stderr.trim()}`);
+  else assert.equal(checker.status, 0, checker.stderr);
 });
 
 test('fleetctl model quantize names the bad option and what it expects', { skip }, async () => {
