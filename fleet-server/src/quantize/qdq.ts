@@ -279,11 +279,23 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
   g.nodes = g.nodes.filter((n) => !dropped.has(n));
   // One DequantizeLinear per consumer (as ORT's quantizer's dedicated QDQ pairs): ORT fuses a DQ → op → Q group
   // only when the DQ feeds that op alone.
-  const dqFor = (t: string): string => {
+  // `perAxis`: for a Conv/Gemm that stays float. ORT's WeightBiasQuantization
+  // (onnxruntime/core/optimizer/qdq_transformer/weight_bias_quantization.cc) quantizes, per tensor, the
+  // float weights of a Conv/Gemm fed by a per-tensor DQ, and the QDQ fusion then runs it as QLinearConv:
+  // an excluded Conv would not stay float. The same scale and zero point repeated along the channel
+  // axis are the same values, and that rule does not match a per-axis DQ.
+  const dqFor = (t: string, perAxis?: { axis: number; channels: number }): string => {
     const names = qOut.get(t);
     if (!names) return t;
     const id = fresh();
-    newNodes.push({ opType: 'DequantizeLinear', name: `${id}/DQ`, inputs: [names.q, names.s, names.z], outputs: [`${id}/dq`], attributes: [] });
+    if (!perAxis) {
+      newNodes.push({ opType: 'DequantizeLinear', name: `${id}/DQ`, inputs: [names.q, names.s, names.z], outputs: [`${id}/dq`], attributes: [] });
+      return `${id}/dq`;
+    }
+    const p = params.get(t) as QParams;
+    g.initializers.set(`${id}/s`, floatTensor([perAxis.channels], new Array<number>(perAxis.channels).fill(p.scale)));
+    g.initializers.set(`${id}/z`, { dims: [perAxis.channels], dataType: u8 ? DataType.UINT8 : DataType.INT8, data: new Uint8Array(perAxis.channels).fill(p.zeroPoint & 0xff) });
+    newNodes.push({ opType: 'DequantizeLinear', name: `${id}/DQ`, inputs: [names.q, `${id}/s`, `${id}/z`], outputs: [`${id}/dq`], attributes: [{ name: 'axis', type: 'int', value: perAxis.axis }] });
     return `${id}/dq`;
   };
   let weights = 0, biases = 0;
@@ -362,21 +374,7 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
   for (const n of g.nodes) {
     if (!plan.excluded.has(nodeKey(n)) && plan.quantOps.has(n.opType)) continue;
     const floatWeighted = perAxisInputDq(n, g.initializers);
-    n.inputs = n.inputs.map((t, k) => {
-      const names = k === 0 && floatWeighted ? qOut.get(t) : undefined;
-      if (!names || !floatWeighted) return dqFor(t);
-      // ORT's WeightBiasQuantization (onnxruntime/core/optimizer/qdq_transformer/weight_bias_quantization.cc)
-      // quantizes the float weights of a Conv/Gemm whose input comes from a per-tensor DQ (per-tensor int8,
-      // at session creation), and the QDQ fusion then runs it as QLinearConv: an excluded Conv would not stay
-      // float. The same scale and zero point repeated along the channel axis are the same values, and
-      // that rule does not match a per-axis DQ.
-      const id = fresh();
-      const p = params.get(t) as QParams;
-      g.initializers.set(`${id}/s`, floatTensor([floatWeighted.channels], new Array<number>(floatWeighted.channels).fill(p.scale)));
-      g.initializers.set(`${id}/z`, { dims: [floatWeighted.channels], dataType: u8 ? DataType.UINT8 : DataType.INT8, data: new Uint8Array(floatWeighted.channels).fill(p.zeroPoint & 0xff) });
-      newNodes.push({ opType: 'DequantizeLinear', name: `${id}/DQ`, inputs: [names.q, `${id}/s`, `${id}/z`], outputs: [`${id}/dq`], attributes: [{ name: 'axis', type: 'int', value: floatWeighted.axis }] });
-      return `${id}/dq`;
-    });
+    n.inputs = n.inputs.map((t, k) => dqFor(t, k === 0 ? floatWeighted : undefined));
   }
   g.nodes = topoSort([...newNodes, ...g.nodes], new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));
   removeDeadNodes(g);
