@@ -10,7 +10,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
@@ -19,22 +18,17 @@ import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq
 import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { evaluateModels } from '../../fleet-server/src/quantize/evaluate.js';
 import { decideGate } from '../../fleet-server/src/quantize/gate.js';
+import { assertOnnxChecks, onnxCheckerMissing } from '../helpers/onnx-checker.js';
 import { parseTrtCalibrationFlatbuffer, parseTrtCalibrationTable } from '../../fleet-server/src/quantize/trt-table.js';
 
 const CENTERNET = 'assets/models/coco-centernet/model.onnx';
 const BLAZEFACE = 'assets/models/blazeface-back/model.onnx';
 const VIDEO = 'assets/video/vtest.avi';
 const FACES = 'assets/images/faces';
-const PYTHON = '/usr/bin/python3'; // Debian's python3 has python3-onnx; the pyenv python3 on PATH does not.
 
 const missing = [CENTERNET, BLAZEFACE, VIDEO, FACES].filter((p) => !existsSync(p));
 const skip = missing.length ? `sample assets missing (${missing.join(', ')}); run scripts/setup.sh and npx tsx scripts/prepare-models.ts` : false;
-const hasOnnx = spawnSync(PYTHON, ['-c', 'import onnx'], { encoding: 'utf8' }).status === 0;
 
-function onnxCheck(path: string): void {
-  const r = spawnSync(PYTHON, ['-c', 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', path], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `onnx checker failed on ${path}: ${r.stderr}`);
-}
 
 const cases = [
   { name: 'coco-centernet', model: CENTERNET, calib: { source: VIDEO, maxFrames: 3, stride: 60 }, data: { source: VIDEO, maxFrames: 4, stride: 50, offset: 25 }, minAgreement: 70 },
@@ -57,7 +51,7 @@ for (const c of cases) {
     await session.release();
     for (const n of (await import('../../fleet-server/src/convert/onnx/codec.js')).decodeModel(new Uint8Array(readFileSync(out))).graph.nodes) ops.add(n.opType);
     assert.ok(ops.has('QuantizeLinear') && ops.has('DequantizeLinear'));
-    if (hasOnnx) { onnxCheck(out); onnxCheck(r.fp16Output ?? ''); } else t.diagnostic(`${PYTHON} lacks onnx (apt-get install python3-onnx): checker skipped`);
+    if (onnxCheckerMissing) t.diagnostic(onnxCheckerMissing); else { assertOnnxChecks(out); assertOnnxChecks(r.fp16Output ?? ''); }
     const table = parseTrtCalibrationTable(readFileSync(r.trtTable ?? '', 'utf8'));
     assert.match(table.header, /^TRT-\d+-EntropyCalibration2$/);
     assert.ok(table.scales.size > 10);
