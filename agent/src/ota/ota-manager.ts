@@ -22,6 +22,7 @@ import { downloadHttp } from './http-downloader.js';
 import { HealthWindow, DEFAULT_HEALTH_GATE, type HealthGate } from './health-window.js';
 import { SwappableDetector, type DetectorLike } from './swappable-detector.js';
 import { OtaError } from './errors.js';
+import { loadModelMetadata } from '../model/metadata.js';
 import { rmSync } from 'node:fs';
 
 export const INSTALL_STEPS = ['download', 'verify', 'stage', 'load', 'self-test', 'swap', 'health', 'commit', 'committed'] as const;
@@ -44,8 +45,12 @@ export interface OtaManagerOptions {
   role?: string;
   publicKeyPem: string;
   target?: ModelTarget;
-  /** The model the agent ships with (config detector.model), used until an OTA version is committed. */
-  factory: { modelPath: string; version: string };
+  /**
+   * The model the agent ships with (config detector.model), used until an OTA version is committed.
+   * `name`: its model name (read from its metadata file when absent), to tell it from another model
+   * published with the same version.
+   */
+  factory: { modelPath: string; version: string; name?: string };
   openDetector: (modelPath: string) => Promise<DetectorLike>;
   gate?: Partial<HealthGate>;
   /** Self-test input when no frame has been seen yet. */
@@ -72,6 +77,7 @@ export class OtaManager {
   private readonly now: () => number;
   private readonly gate: HealthGate;
   private running: InstalledVersion | undefined;
+  private factoryName: string | undefined;
   private lastReport: OtaReport | undefined;
   /** Figures of the last failed health window, attached to the rolled-back report. */
   private lastHealth: Record<string, number> | undefined;
@@ -116,6 +122,7 @@ export class OtaManager {
     if (this.started) return this.detector;
     this.started = true;
     this.store.init();
+    this.factoryName = this.opts.factory.name ?? await loadModelMetadata(this.opts.factory.modelPath).then((m) => m.name, () => undefined);
     this.running = await this.store.current();
     if (!this.running) throw new OtaError('E_NO_MODEL', `No model for ${this.role}: neither a committed version in ${this.store.root} nor a factory model.`);
     const det = await this.opts.openDetector(this.running.modelPath);
@@ -174,6 +181,15 @@ export class OtaManager {
     const want = this.desired;
     if (!want) return;
     const { entry } = want;
+    const conflict = await this.versionConflict(entry);
+    if (conflict) {
+      if (this.lastReport?.version !== entry.version || this.lastReport.code !== 'E_VERSION_CONFLICT') {
+        this.counts.refused += 1;
+        this.log.warn({ version: entry.version, reason: conflict }, 'install refused');
+        this.report({ role: this.role, phase: 'refused', version: entry.version, rollout: entry.rollout, code: 'E_VERSION_CONFLICT', reason: conflict, ts: this.now() });
+      }
+      return;
+    }
     if (entry.version === this.running?.version) {
       if (this.lastReport?.version !== entry.version || this.lastReport.phase !== 'committed') {
         this.report({ role: this.role, phase: 'committed', version: entry.version, rollout: entry.rollout, reason: 'already running', ts: this.now() });
@@ -199,6 +215,22 @@ export class OtaManager {
       this.log.warn({ version: entry.version, code: e.code, reason: e.message }, `install ${phase}`);
       this.report({ role: this.role, phase, version: entry.version, rollout: entry.rollout, code: e.code, reason: e.message, ts: this.now() });
     }
+  }
+
+  /**
+   * A version names one model of this role. A desired entry whose signed manifest names another model
+   * than the one installed here under that version (running, previous or factory) would otherwise be
+   * taken as "already running" or load the wrong files: it is refused, and not remembered as failed,
+   * so the installed model of that version can still be desired (a rollback to it, say).
+   */
+  private async versionConflict(entry: DesiredModel): Promise<string | undefined> {
+    const want = entry.manifest?.name;
+    if (!want) return undefined;
+    const installed = entry.version === this.running?.version ? this.running : await this.store.load(entry.version).catch(() => undefined);
+    const have = installed && (installed.manifest?.name ?? (installed.version === this.opts.factory.version ? this.factoryName : undefined));
+    if (!have || have === want) return undefined;
+    return `Desired ${want}@${entry.version} has the version of ${have}@${entry.version}, installed here for role ${this.role}; ` +
+      `a version must name one model per role: publish ${want} under a version this role has not used.`;
   }
 
   private async step(step: InstallStep, version: string, phase?: OtaPhase, extra: Partial<OtaReport> = {}): Promise<void> {
@@ -254,6 +286,13 @@ export class OtaManager {
     await this.detector.swap(candidate, v, { keepFallback: true });
     await this.step('health', v, 'health', base);
     const verdict = await this.waitHealth(entry.healthWindowMs ?? this.gate.windowMs);
+    if (this.abort.signal.aborted) {
+      // Stopped mid-window: too few frames to judge, so the committed version stays; the next start tries again.
+      const rejected = await this.detector.revert();
+      this.health.endTrial(false);
+      await rejected?.close();
+      throw new OtaError('E_ABORTED', `The agent stopped during the health window of ${v}; ${previous.version} stays committed and ${v} is tried again at the next start.`);
+    }
     if (!verdict.ok) {
       const rejected = await this.detector.revert();
       this.health.endTrial(false);
