@@ -52,7 +52,29 @@ test('fleetctl model quantize → evaluate → publish: a passing INT8 build is 
   const gate = JSON.parse(readFileSync(join(pub, 'gate.json'), 'utf8')) as { precision: string; decision: { pass: boolean } };
   assert.equal(gate.precision, 'int8');
   assert.equal(gate.decision.pass, true);
-  assert.ok(existsSync(join(pub, 'bf.int8.onnx')) && existsSync(join(pub, 'bf.int8.meta.json')));
+  assert.ok(existsSync(join(pub, 'model.onnx')) && existsSync(join(pub, 'model.meta.json')), 'written under the names the registry publish reads');
+
+  // The documented second step: the directory goes into the registry as a signed int8 version.
+  const reg = join(dir, 'registry');
+  const r2 = await runCli('fleetctl', ['model', 'publish', pub, '--data-dir', reg, '--version', '1.0.0-int8'], { timeoutMs: 60_000 });
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.match(r2.stdout, /published \S+@1\.0\.0-int8 onnx-cpu int8/);
+
+  // An INT8 file labelled fp32 would skip the gate: refused in both forms, nothing written.
+  const asFp32 = join(dir, 'as-fp32');
+  const f = await runCli('fleetctl', ['model', 'publish', '--model', out, '--precision', 'fp32', '--out', asFp32], { timeoutMs: 60_000 });
+  assert.notEqual(f.code, 0, f.stdout);
+  assert.match(f.stderr, /is an INT8 model .* but was given as fp32/);
+  assert.ok(!existsSync(asFp32));
+  // A version is a directory name in the registry: one that would climb out of it is refused.
+  const escape = await runCli('fleetctl', ['model', 'publish', pub, '--data-dir', reg, '--version', '../../escape', '--precision', 'int8'], { timeoutMs: 60_000 });
+  assert.equal(escape.code, 4, escape.stderr);
+  assert.match(escape.stderr, /\/version expected .* but received/);
+  assert.ok(!existsSync(join(dir, 'escape')));
+  rmSync(join(pub, 'gate.json'));
+  const noGate = await runCli('fleetctl', ['model', 'publish', pub, '--data-dir', reg, '--version', '1.0.1-int8'], { timeoutMs: 60_000 });
+  assert.notEqual(noGate.code, 0, noGate.stdout);
+  assert.match(noGate.stderr, /is an INT8 model .* but was given as fp32/);
 });
 
 test('fleetctl model publish refuses an INT8 build that fails the gate, writes nothing and offers FP16/FP32', { skip, timeout: 180_000 }, async () => {

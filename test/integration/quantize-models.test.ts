@@ -8,11 +8,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
+import sharp from 'sharp';
 import { quantizeModel, calibrateForModel, rangesFor, copyMeta, buildInt8 } from '../../fleet-server/src/quantize/quantize.js';
 import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
 import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
@@ -108,6 +109,15 @@ test('the gate refuses a deliberately broken INT8 model and offers FP16/FP32', {
   assert.deepEqual(decision.offer, ['fp16', 'fp32']);
   const self = decideGate(await evaluateModels({ reference: BLAZEFACE, candidate: BLAZEFACE, data: { source: FACES, maxFrames: 2 } }));
   assert.equal(self.pass, true, 'FP32 against itself must pass');
+  // Frames without faces: the broken model "agrees" with a reference that finds nothing; that proves nothing.
+  const blank = join(dir, 'blank');
+  mkdirSync(blank);
+  for (const v of [40, 128, 220]) await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: v, g: v, b: v } } }).jpeg().toFile(join(blank, `${v}.jpg`));
+  const vacuous = await evaluateModels({ reference: BLAZEFACE, candidate: bad, data: { source: blank, maxFrames: 3 } });
+  assert.equal(vacuous.referenceDetections, 0);
+  const onBlank = decideGate(vacuous);
+  assert.equal(onBlank.pass, false, `gate passed on frames where the reference finds nothing: ${onBlank.reason}`);
+  assert.match(onBlank.reason, /detects nothing/);
 });
 
 test('entropy calibration holds the CenterNet heatmap near min/max calibration (the KL search ignores the ReLU zero spike)', { skip, timeout: 180_000 }, async (t) => {

@@ -9,7 +9,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { compileSchema } from '../util/schema.js';
 import { EdgeFleetError } from '../util/errors.js';
 
-const Name = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' });
+/** Names and versions become directory names on the server and the devices: no separators, no "." or "..". */
+const Name = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' });
 export const MODEL_TARGETS = ['onnx-cpu', 'onnx-trt', 'tflite', 'coreml'] as const;
 
 /**
@@ -28,7 +29,7 @@ export const TensorSpecSchema = Type.Object({
 
 export const ManifestSchema = Type.Object({
   name: Name,
-  version: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.+-]+$' }),
+  version: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.+-]*$' }),
   target: Type.Union(MODEL_TARGETS.map((t) => Type.Literal(t))),
   precision: Type.Union([Type.Literal('fp32'), Type.Literal('fp16'), Type.Literal('int8')]),
   sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),

@@ -60,7 +60,10 @@ export interface EvaluateReport {
   agreementMap: number;
   /** 100 − agreementMap, or the labelled mAP drop when labels were given: what the gate checks. */
   mapDrop: number;
-  labels?: { referenceMap: number; candidateMap: number; drop: number };
+  /** Detections of the reference model over all frames: the truth agreement is measured against. */
+  referenceDetections: number;
+  /** `boxes`: labelled boxes on the evaluated frames. */
+  labels?: { referenceMap: number; candidateMap: number; drop: number; boxes: number };
   perClass: ClassDelta[];
   /** dB per output tensor; Infinity when identical. */
   outputSnrDb: Record<string, number>;
@@ -93,7 +96,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const agreement: FrameDetections[] = [], refVsLabels: FrameDetections[] = [], candVsLabels: FrameDetections[] = [];
   const refLow = createDecoder(candSpec);
   const snr = new Map<string, { sig: number; err: number }>();
-  let frames = 0;
+  let frames = 0, referenceDetections = 0, labelBoxes = 0;
   try {
     for await (const input of modelInputs(opts.data, meta.preprocess)) {
       const feeds = { [inputName]: new ort.Tensor(input.dtype, input.data, input.dims) };
@@ -110,8 +113,10 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
       const refDets = decodeRef(r, ctx);
       const candDets = decodeCand(c, ctx);
       agreement.push({ truth: refDets, predicted: candDets });
+      referenceDetections += refDets.length;
       if (labels) {
         const truth: Detection[] = (labelByFrame.get(input.index) ?? []).map((b) => ({ classId: b.classId, label: meta.labels[b.classId] ?? `class${b.classId}`, score: 1, box: { x: b.x, y: b.y, w: b.w, h: b.h } }));
+        labelBoxes += truth.length;
         refVsLabels.push({ truth, predicted: refLow(r, ctx) });
         candVsLabels.push({ truth, predicted: candDets });
       }
@@ -125,13 +130,13 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const agreementMap = 100 * meanAp(agreeAps);
   const perClass: ClassDelta[] = agreeAps.map((a: ClassAp) => ({ classId: a.classId, label: a.label, referenceCount: a.truths, candidateCount: a.predictions, agreementAp: 100 * a.ap }));
   const report: EvaluateReport = {
-    reference: opts.reference, candidate: opts.candidate, frames, agreementMap, mapDrop: 100 - agreementMap, perClass,
+    reference: opts.reference, candidate: opts.candidate, frames, referenceDetections, agreementMap, mapDrop: 100 - agreementMap, perClass,
     outputSnrDb: Object.fromEntries([...snr].map(([k, v]) => [k, snrDb(v)])),
   };
   if (labels) {
     const ra = averagePrecision(refVsLabels), ca = averagePrecision(candVsLabels);
     const referenceMap = 100 * meanAp(ra), candidateMap = 100 * meanAp(ca);
-    report.labels = { referenceMap, candidateMap, drop: referenceMap - candidateMap };
+    report.labels = { referenceMap, candidateMap, drop: referenceMap - candidateMap, boxes: labelBoxes };
     report.mapDrop = referenceMap - candidateMap;
     for (const d of perClass) {
       const rAp = ra.find((x) => x.classId === d.classId)?.ap, cAp = ca.find((x) => x.classId === d.classId)?.ap;

@@ -18,10 +18,17 @@ export interface GateDecision {
   offer: ('fp16' | 'fp32')[];
 }
 
-export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames'>, opts: { precision?: 'int8' | 'fp16' | 'fp32'; maxMapDrop?: number } = {}): GateDecision {
+/**
+ * Nothing to compare is no evidence of accuracy: no frames, no reference detections (agreement would
+ * be a vacuous 100), or labels with no box on the evaluated frames fail the gate with the reason.
+ */
+export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | 'referenceDetections' | 'labels'>, opts: { precision?: 'int8' | 'fp16' | 'fp32'; maxMapDrop?: number } = {}): GateDecision {
   const maxMapDrop = opts.maxMapDrop ?? DEFAULT_MAX_MAP_DROP;
   const precision = opts.precision ?? 'int8';
-  if (report.frames === 0) return { pass: false, precision, mapDrop: NaN, maxMapDrop, reason: 'no evaluation frames: cannot judge accuracy', offer: ['fp16', 'fp32'] };
+  const cannotJudge = report.frames === 0 ? 'no evaluation frames'
+    : report.labels ? (report.labels.boxes === 0 ? `the labels have no box on the ${report.frames} evaluated frames (check their frame indices)` : undefined)
+      : report.referenceDetections === 0 ? `the reference model detects nothing on the ${report.frames} evaluated frames (give --data frames where it finds objects)` : undefined;
+  if (cannotJudge) return { pass: false, precision, mapDrop: NaN, maxMapDrop, reason: `${cannotJudge}: cannot judge accuracy`, offer: ['fp16', 'fp32'] };
   const pass = report.mapDrop <= maxMapDrop;
   return {
     pass, precision, mapDrop: report.mapDrop, maxMapDrop,

@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import { EdgeFleetError } from '../../../agent/src/util/errors.js';
-import { signManifest, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
+import { manifestValidator, signManifest, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
 import { migrateOta } from './schema.js';
 
 export class RegistryError extends EdgeFleetError {
@@ -71,18 +71,23 @@ export class ModelRegistry {
       if (existing.sha256 === sha256) return { record: existing, created: false };
       throw new RegistryError('E_VERSION_EXISTS', `${m.name}@${m.version} (${m.target}) is already published with sha256 ${existing.sha256.slice(0, 12)}… but this file is ${sha256.slice(0, 12)}…; published versions never change, publish it as a new version.`);
     }
+    const manifest: Manifest = { ...m, sha256, size: statSync(input.file).size, createdAt: m.createdAt ?? new Date(this.now()).toISOString() };
+    // Checked before anything is written: name and version become directories here (a version of "../x" would escape the data dir).
+    const valid = manifestValidator.check(manifest);
+    if (!valid.ok) {
+      const i = valid.issues[0];
+      throw new RegistryError('E_INPUT', `Manifest of ${m.name}@${m.version}: ${i?.path || '/'} expected ${i?.expected} but received ${i?.received}; versions and names are letters, digits and . _ + - (starting with a letter or digit).`);
+    }
     const dir = join(this.dataDir, 'artifacts', m.name, m.version, m.target);
     mkdirSync(dir, { recursive: true });
     const dest = join(dir, basename(input.file));
     copyFileSync(input.file, dest);
-    const size = statSync(dest).size;
-    const manifest: Manifest = { ...m, sha256, size, createdAt: m.createdAt ?? new Date(this.now()).toISOString() };
     const signature = signManifest(manifest, key);
     const at = this.now();
     this.db.transaction(() => {
       this.db.prepare('INSERT OR IGNORE INTO model_versions (name, version, created_at_ms) VALUES (?, ?, ?)').run(m.name, m.version, at);
       this.db.prepare('INSERT INTO model_artifacts (name, version, target, precision, path, sha256, size, manifest_json, signature, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(m.name, m.version, m.target, m.precision, dest, sha256, size, JSON.stringify(manifest), signature, at);
+        .run(m.name, m.version, m.target, m.precision, dest, sha256, manifest.size, JSON.stringify(manifest), signature, at);
     })();
     return { record: this.artifact(m.name, m.version, m.target)!, created: true };
   }

@@ -25,6 +25,8 @@ export interface PublishDirOptions {
   metrics?: Manifest['metrics'];
 }
 
+const PRECISIONS: readonly string[] = ['fp32', 'fp16', 'int8'] satisfies Manifest['precision'][];
+
 const ELEM_TYPES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 10: 'float16' };
 
 type ManifestTensor = Manifest['inputs'][number];
@@ -34,6 +36,31 @@ type ManifestTensor = Manifest['inputs'][number];
  * flatbuffer as LiteRT.js loads it (a file it cannot load is refused here, not on 500 devices), or the
  * Core ML description (CHW shapes).
  */
+/** Ops only a quantized ONNX graph has (QDQ form, or ORT's QOperator form). */
+const QUANTIZED_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger', 'DynamicQuantizeLinear']);
+
+/** An ONNX graph is int8 when `model quantize` marked it so or it has quantization ops (another tool's QDQ file). */
+function onnxIsInt8(model: ReturnType<typeof decodeModel>): boolean {
+  return model.metadataProps['edgefleet.precision'] === 'int8' || model.graph.nodes.some((n) => QUANTIZED_OPS.has(n.opType));
+}
+
+/**
+ * Refuses to label an INT8 ONNX file as FP16/FP32: that label would skip the accuracy gate. Throws
+ * RegistryError E_GATE naming the file; a file that does not decode is left to the later checks.
+ */
+export function assertPrecisionMatches(modelPath: string, precision: string): void {
+  if (precision === 'int8' || !/\.onnx$/i.test(modelPath)) return;
+  let int8: boolean;
+  try {
+    int8 = onnxIsInt8(decodeModel(readFileSync(modelPath)));
+  } catch {
+    return;
+  }
+  if (int8) {
+    throw new RegistryError('E_GATE', `${modelPath} is an INT8 model (quantized graph) but was given as ${precision}; publish it as int8 through the accuracy gate (fleetctl model publish --model ${modelPath} --precision int8 --reference FP32.onnx --data DIR --out DIR), or publish the FP16/FP32 artifact.`);
+  }
+}
+
 async function artifactTensors(target: ModelTarget, modelPath: string): Promise<{ inputs: ManifestTensor[]; outputs: ManifestTensor[] }> {
   if (target === 'tflite') {
     let session;
@@ -77,6 +104,8 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
   const gatePath = join(o.dir, 'gate.json');
   const gate = existsSync(gatePath) ? JSON.parse(readFileSync(gatePath, 'utf8')) as { precision?: string; decision?: { pass?: boolean; reason?: string; mapDrop?: number } | null } : undefined;
   const precision = o.precision ?? (gate?.precision as Manifest['precision'] | undefined) ?? 'fp32';
+  if (!PRECISIONS.includes(precision)) throw new RegistryError('E_INPUT', `Expected a precision of ${PRECISIONS.join(', ')} but received ${JSON.stringify(precision)}`);
+  assertPrecisionMatches(modelPath, precision);
   if (precision === 'int8' && gate?.decision?.pass !== true) {
     throw new RegistryError('E_GATE', `An int8 artifact needs a passing accuracy gate in ${gatePath}; run fleetctl model publish --model M.onnx --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} first, or publish the FP16/FP32 artifact.`);
   }

@@ -10,8 +10,9 @@
  * written and the FP16/FP32 alternatives are offered. Writes the artifact, its metadata and
  * gate.json into DIR.
  */
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { runGate, DEFAULT_MAX_MAP_DROP, type GateDecision } from '../../quantize/gate.js';
@@ -20,8 +21,9 @@ import { dbPathOf, loadFleetConfig } from '../../config/schema.js';
 import { openDatabase } from '../../db/database.js';
 import { loadOrCreateServerKey } from '../../keys/server-key.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
-import { publishModelDir } from '../../registry/publish.js';
-import type { Manifest, ModelTarget } from '../../../../agent/src/protocol/manifest.js';
+import { assertPrecisionMatches, publishModelDir } from '../../registry/publish.js';
+import { InputError } from '../../../../agent/src/util/errors.js';
+import { artifactFileName, type Manifest, type ModelTarget } from '../../../../agent/src/protocol/manifest.js';
 
 const usage = `
 usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tflite|coreml] [--precision P]
@@ -31,7 +33,9 @@ usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tfli
 
 An int8 model needs --reference and --data: it is evaluated against the FP32 model and refused
 (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}); publish
-the FP16 or FP32 artifact instead. Writes DIR/<model file>, its .meta.json and DIR/gate.json.
+the FP16 or FP32 artifact instead. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
+its model.meta.json and DIR/gate.json: the directory the DIR form below publishes. An INT8 file
+given as fp16/fp32 is refused.
 
 With DIR first: adds DIR/model.onnx (model.tflite for --target tflite, model.mlmodel for coreml, as
 fleetctl model export writes them) as a version to the registry in the fleet server's data dir, with
@@ -55,6 +59,11 @@ export const command: CliCommand = {
     if (!values.model || !values.out) throw new UsageError('Expected --model M.onnx and --out DIR');
     const precision = values.precision;
     if (precision !== 'int8' && precision !== 'fp16' && precision !== 'fp32') throw new UsageError(`Expected --precision int8, fp16 or fp32 but received ${JSON.stringify(precision)}`);
+    if (!existsSync(values.model)) throw new InputError(`--model ${values.model} does not exist`);
+    const ext = extname(values.model).toLowerCase();
+    const target = ext === '.tflite' ? 'tflite' : ext === '.mlmodel' ? 'coreml' : ext === '.onnx' ? 'onnx-cpu' : undefined;
+    if (!target) throw new UsageError(`Expected --model to be a .onnx, .tflite or .mlmodel file but received ${values.model}`);
+    assertPrecisionMatches(values.model, precision);
     let decision: GateDecision | undefined;
     if (precision === 'int8') {
       if (!values.reference || !values.data) throw new UsageError('An int8 artifact needs --reference FP32.onnx and --data DIR|VIDEO for the accuracy gate');
@@ -68,7 +77,8 @@ export const command: CliCommand = {
       }
     }
     await mkdir(values.out, { recursive: true });
-    const dest = join(values.out, basename(values.model));
+    // The name `model publish DIR` (and the agent) expects for this artifact type, whatever the source file was called.
+    const dest = join(values.out, artifactFileName(target));
     await copyFile(values.model, dest);
     await copyMeta(values.model, dest);
     await writeFile(join(values.out, 'gate.json'), `${JSON.stringify({ precision, decision: decision ?? null }, null, 2)}\n`);
