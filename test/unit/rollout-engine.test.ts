@@ -141,3 +141,45 @@ test('one engine drives rollouts when replicas share the database: a lease, take
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+test('a transient failure waits for waveTimeoutMs; the same spec after an abort runs again; rollback never undoes a later rollout', async () => {
+  const s = await setup(2);
+  try {
+    const one = { ...spec, waves: [100] };
+    const first = s.engine.create(one).rollout;
+    // A stalled transfer: the agent retries on reconnect, so it is not a gate failure yet.
+    s.report('d00', '1.0.0', { phase: 'failed', version: '2.0.0', code: 'E_TRANSFER_STALLED', reason: 'no chunk for 30 s' });
+    s.engine.tick();
+    assert.equal(s.engine.status(first.id).state, 'running');
+    assert.equal(s.engine.status(first.id).devices[0].status, 'assigned');
+    s.advance(61_000);
+    s.engine.tick();
+    const paused = s.engine.status(first.id);
+    assert.equal(paused.state, 'paused');
+    assert.match(paused.devices[0].reason ?? '', /timeout: .*last phase failed: E_TRANSFER_STALLED no chunk/);
+
+    // Aborted, then created again with the same spec: a new attempt, not the aborted one handed back.
+    s.engine.abort(first.id);
+    const again = s.engine.create(one);
+    assert.equal(again.created, true);
+    assert.notEqual(again.rollout.id, first.id);
+    assert.equal(again.rollout.state, 'running');
+    assert.equal(s.engine.create(one).created, false, 'a retried create still does not double it');
+    for (const id of s.ids) s.report(id, '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    assert.equal(s.engine.status(again.rollout.id).state, 'completed');
+
+    // A later rollout of the role (back to 1.0.0) completes; rolling back the earlier one would undo it unseen.
+    const later = s.engine.create({ ...one, version: '1.0.0' }).rollout;
+    for (const id of s.ids) s.report(id, '1.0.0', { phase: 'committed', version: '1.0.0' });
+    s.engine.tick();
+    assert.equal(s.engine.status(later.id).state, 'completed');
+    assert.throws(() => s.engine.rollback(again.rollout.id), new RegExp(`${later.id} \\(m@1\\.0\\.0, completed\\) came after ${again.rollout.id}.*roll it back first`));
+    assert.equal(s.engine.rollback(later.id).state, 'rolled-back');
+    assert.equal(s.desired.get('d00').detector?.version, '2.0.0', 'back to what it ran before the later rollout');
+    assert.equal(s.engine.rollback(again.rollout.id).state, 'rolled-back');
+    assert.throws(() => s.engine.rollback(again.rollout.id), /already rolled back/);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

@@ -113,6 +113,12 @@ export class RolloutEngine {
 
   rollback(id: string, reason = 'rolled back by operator'): RolloutRecord {
     const r = this.must(id);
+    if (r.state === 'rolled-back') throw new RolloutError('E_STATE', `Rollout ${id} is already rolled back.`);
+    // Each device goes back to what it ran before this rollout; a later rollout of the role moved it on
+    // since, and would be undone behind its back.
+    const all = this.opts.store.list();
+    const later = all.slice(all.findIndex((o) => o.id === id) + 1).find((o) => o.role === r.role && o.state !== 'rolled-back');
+    if (later) throw new RolloutError('E_STATE', `Rollout ${later.id} (${later.model}@${later.version}, ${later.state}) came after ${id} for role ${r.role}; roll it back first.`);
     this.rollbackDevices(r, this.opts.store.devices(id).filter((d) => d.status !== 'pending'));
     this.opts.store.setState(id, 'rolled-back', reason);
     return this.must(id);
@@ -168,12 +174,15 @@ export class RolloutEngine {
       const rep = this.opts.devices.get(d.deviceId)?.reported as ({ models?: Record<string, string>; ota?: OtaReport } | null | undefined);
       const running = rep?.models?.[r.role];
       const ota = rep?.ota;
-      if (ota?.version === r.version && (ota.phase === 'refused' || ota.phase === 'failed' || ota.phase === 'rolled-back')) {
+      // 'failed' is the agent's transient outcome (a stalled transfer it retries on reconnect): still in
+      // progress, judged by waveTimeoutMs like a silent device, not a gate failure at once.
+      if (ota?.version === r.version && (ota.phase === 'refused' || ota.phase === 'rolled-back')) {
         store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });
       } else if (running === r.version && (!ota || ota.version !== r.version || ota.phase === 'committed')) {
         store.setDevice(r.id, d.deviceId, { status: 'succeeded' });
       } else if (d.assignedAtMs !== null && now - d.assignedAtMs > r.gate.waveTimeoutMs) {
-        store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `timeout: no healthy report within ${r.gate.waveTimeoutMs} ms (last phase ${ota?.phase ?? 'none'})` });
+        const last = ota?.phase === 'failed' ? `failed: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() : ota?.phase ?? 'none';
+        store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `timeout: no healthy report within ${r.gate.waveTimeoutMs} ms (last phase ${last})` });
       }
     }
     const devs = store.devices(r.id);

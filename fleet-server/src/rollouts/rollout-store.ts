@@ -81,16 +81,24 @@ export class RolloutStore {
     migrateOta(db);
   }
 
-  static idOf(spec: Required<Omit<RolloutSpec, 'gate'>> & { gate: RolloutGate }): string {
-    return `ro-${createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, 12)}`;
+  /** Content-derived id; `attempt` > 0 for the same spec created again after an abort or rollback. */
+  static idOf(spec: Required<Omit<RolloutSpec, 'gate'>> & { gate: RolloutGate }, attempt = 0): string {
+    return `ro-${createHash('sha256').update(canonicalJson(spec) + (attempt ? `#${attempt}` : '')).digest('hex').slice(0, 12)}`;
   }
 
-  /** Inserts the rollout and its devices (wave assignment frozen at creation); returns the existing one for the same spec. */
+  /**
+   * Inserts the rollout and its devices (wave assignment frozen at creation). The same spec again returns
+   * the existing rollout (a retried request must not double it) unless that one was aborted or rolled
+   * back: then the operator means to run it again, and a new attempt starts.
+   */
   create(spec: Required<Omit<RolloutSpec, 'gate'>> & { gate: RolloutGate }, deviceIds: string[]): { rollout: RolloutRecord; created: boolean } {
-    const id = RolloutStore.idOf(spec);
     return this.db.transaction(() => {
-      const existing = this.get(id);
-      if (existing) return { rollout: existing, created: false };
+      let attempt = 0;
+      let id = RolloutStore.idOf(spec);
+      for (let existing = this.get(id); existing; existing = this.get(id)) {
+        if (existing.state !== 'aborted' && existing.state !== 'rolled-back') return { rollout: existing, created: false };
+        id = RolloutStore.idOf(spec, ++attempt);
+      }
       const active = this.list().find((r) => r.role === spec.role && (r.state === 'running' || r.state === 'paused'));
       if (active) throw new RolloutError('E_ROLLOUT_ACTIVE', `Rollout ${active.id} (${active.model}@${active.version}) is still ${active.state} for role ${spec.role}; abort or finish it first.`);
       const at = this.now();
@@ -114,7 +122,8 @@ export class RolloutStore {
   }
 
   list(): RolloutRecord[] {
-    return (this.db.prepare('SELECT * FROM rollouts ORDER BY created_at_ms, id').all() as RolloutRow[]).map(toRecord);
+    // In creation order (rowid breaks ties within a millisecond).
+    return (this.db.prepare('SELECT * FROM rollouts ORDER BY created_at_ms, rowid').all() as RolloutRow[]).map(toRecord);
   }
 
   devices(id: string): RolloutDeviceRecord[] {
