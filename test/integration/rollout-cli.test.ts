@@ -5,6 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFleet, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
@@ -35,6 +36,12 @@ test('fleetctl model publish, key export, rollout create (twice = once), rollout
   assert.equal(published.artifact.manifest.version, '2.0.0');
   const key = await runCli('fleetctl', ['key', 'export', '--data-dir', fleet.dir]);
   assert.equal(key.stdout, fleet.server.ota.key.publicKeyPem, 'the CLI exports the key the server signs with');
+  // A mistyped data dir: no key is minted there (agents pinning it would refuse every model).
+  const typo = join(fleet.dir, 'no-such-data-dir');
+  const wrong = await runCli('fleetctl', ['key', 'export', '--data-dir', typo]);
+  assert.notEqual(wrong.code, 0, wrong.stdout);
+  assert.match(wrong.stderr, /No signing key at .*no-such-data-dir.*is .* the fleet server's data dir/);
+  assert.ok(!existsSync(typo), 'nothing created');
 
   const token = await fleet.login();
   const args = ['rollout', 'create', '--model', 'standin@2.0.0', '--target', 'all', '--waves', '50,100', '--gate', 'healthWindowMs=300,maxFailures=0', '--server', fleet.httpUrl, '--token', token, '--json'];

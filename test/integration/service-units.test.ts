@@ -30,8 +30,13 @@ test('systemd-analyze verify accepts edge-agent.service and fleet-server.service
       assert.equal(r.status, 0);
       assert.equal(r.output, '', `${unit}: ${r.output}`);
       const text = readFileSync(file, 'utf8');
-      for (const key of ['Type=notify', 'WatchdogSec=', 'Restart=on-failure', 'StartLimitBurst=5', 'StartLimitIntervalSec=60', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'LoadCredential=']) {
+      for (const key of ['Type=notify', 'WatchdogSec=', 'Restart=on-failure', 'StartLimitBurst=5', 'StartLimitIntervalSec=60', 'ProtectSystem=strict', 'NoNewPrivileges=yes']) {
         assert.ok(text.includes(key), `${unit} has ${key}`);
+      }
+      // systemd will not start a unit whose credential file is missing: each one must be one the code reads.
+      for (const [, name] of text.matchAll(/^LoadCredential=([^:\n]+):/gm)) {
+        const readers = spawnSync('grep', ['-rlE', `CREDENTIALS_DIRECTORY.*'${name}'`, join(ROOT, 'agent/src'), join(ROOT, 'fleet-server/src')], { encoding: 'utf8' }).stdout;
+        assert.ok(readers.trim(), `${unit}: LoadCredential=${name} but no code reads $CREDENTIALS_DIRECTORY/${name}`);
       }
     }
     const agent = readFileSync(join(ROOT, 'configs/systemd/edge-agent.service'), 'utf8');

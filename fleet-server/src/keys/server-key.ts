@@ -25,10 +25,16 @@ export function keyPathOf(dataDir: string): string {
   return join(dataDir, 'keys', 'signing-key.pem');
 }
 
-/** Loads the key, creating it on first use. Refuses a key file readable by group or others. */
-export function loadOrCreateServerKey(dataDir: string): ServerKey {
+/**
+ * Loads the key, creating it on first use unless `create` is false (exporting a key must never mint
+ * one in a mistyped data dir). Refuses a key file readable by group or others.
+ */
+export function loadOrCreateServerKey(dataDir: string, opts: { create?: boolean } = {}): ServerKey {
   const path = keyPathOf(dataDir);
   let created = false;
+  if (!existsSync(path) && opts.create === false) {
+    throw new KeyError(`No signing key at ${path}: is ${dataDir} the fleet server's data dir (--data-dir, or dataDir in --config)? The server creates its key at first start.`);
+  }
   if (!existsSync(path)) {
     mkdirSync(join(dataDir, 'keys'), { recursive: true, mode: 0o700 });
     const { privateKey } = generateKeyPairSync('ed25519');

@@ -16,7 +16,7 @@ key makes every agent refuse new models until they pin the new public key.`,
     const v = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } } }).values;
     const config = loadFleetConfig(v.config);
     if (v['data-dir']) config.dataDir = v['data-dir'];
-    const key = loadOrCreateServerKey(config.dataDir);
+    const key = loadOrCreateServerKey(config.dataDir, { create: false });
     if (v.out) writeFileSync(v.out, key.publicKeyPem, { mode: 0o644 });
     if (v.json) process.stdout.write(`${JSON.stringify({ ok: true, publicKeyPem: key.publicKeyPem, created: key.created, ...(v.out ? { out: v.out } : {}) })}\n`);
     else process.stdout.write(v.out ? `wrote ${v.out}\n` : key.publicKeyPem);

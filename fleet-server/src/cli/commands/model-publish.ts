@@ -95,6 +95,7 @@ async function publishToRegistry(positionals: string[], v: { version?: string; t
   const db = openDatabase(dbPathOf(config));
   try {
     const key = loadOrCreateServerKey(config.dataDir);
+    if (key.created) process.stderr.write(`note: created a new signing key ${key.path}: no data dir with a key was found at ${config.dataDir}; agents must pin its public key (fleetctl key export)\n`);
     const registry = new ModelRegistry(db, config.dataDir);
     const { record, created } = await publishModelDir(registry, key.privateKey, {
       dir: positionals[0], version: v.version, target: v.target as ModelTarget | undefined, precision: v.precision as Manifest['precision'] | undefined,
