@@ -130,10 +130,18 @@ test('fleetctl model quantize names the bad option and what it expects', { skip 
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--method', 'kl'], /Expected --method minmax, entropy or percentile but received "kl"/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--percentile', '0'], /Expected --percentile in \(0, 100\] but received 0/],
     [['--model', MODEL, '-o', join(dir, 'x.onnx')], /Expected --calib DIR\|VIDEO/],
+    // Checked before calibrating: the input model is never overwritten, a directory is not a file name.
+    [['--model', MODEL, '--calib', FACES, '-o', MODEL], /would replace the input model/],
+    [['--model', MODEL, '--calib', FACES, '-o', dir], /is a directory/],
   ];
   for (const [args, message] of cases) {
     const r = await runCli('fleetctl', ['model', 'quantize', ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}`);
     assert.match(r.stderr, message);
   }
+  // An --exclude that names nothing in the model is an error, not a silent no-op.
+  const ex = await runCli('fleetctl', ['model', 'quantize', '--model', MODEL, '--calib', FACES, '--exclude', 'NoSuchNode', '-o', join(dir, 'ex.onnx')], { timeoutMs: 60_000 });
+  assert.equal(ex.code, 4, ex.stdout);
+  assert.match(ex.stderr, /--exclude names "NoSuchNode", which is neither a node nor a node's first output/);
+  assert.ok(!existsSync(join(dir, 'ex.onnx')));
 });

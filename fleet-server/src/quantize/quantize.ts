@@ -19,6 +19,8 @@ import { convertToFp16 } from './fp16.js';
 import { prepareForInt8, type PrepareReport } from './prepare.js';
 import { chooseFloatActivations } from './sensitivity.js';
 import { spatialMeansToGlobalPool } from './global-pool.js';
+import { nodeKey } from './graph-info.js';
+import { InputError } from '../../../agent/src/util/errors.js';
 
 export interface CalibrationRun extends PrepareReport {
   /** The prepared model the INT8 builds quantize (its weights already on the int8 grid when GPTQ ran). */
@@ -49,9 +51,25 @@ export interface CalibrateModelOptions {
   gptq?: boolean;
 }
 
+/**
+ * `exclude` entries as the keys the plan matches (a node's name, or its first output when unnamed):
+ * an entry may name a node or its first output. An entry that names neither is an error, not a no-op.
+ */
+export function resolveExcludes(model: OnnxModel, exclude: readonly string[]): string[] {
+  return exclude.map((e) => {
+    const n = model.graph.nodes.find((x) => x.name === e) ?? model.graph.nodes.find((x) => x.outputs[0] === e);
+    if (!n) {
+      const convs = model.graph.nodes.filter((x) => x.opType === 'Conv').slice(0, 2).map(nodeKey);
+      throw new InputError(`--exclude names ${JSON.stringify(e)}, which is neither a node nor a node's first output in the model; give node names (e.g. ${convs.join(', ')})`);
+    }
+    return nodeKey(n);
+  });
+}
+
 export async function calibrateForModel(opts: CalibrateModelOptions): Promise<CalibrationRun> {
   // A plain Uint8Array copy: Buffer.slice() returns a view, which tensorToFloat32 (model.ts) would read past.
   const original = decodeModel(new Uint8Array(await readFile(opts.modelPath)));
+  opts = { ...opts, exclude: resolveExcludes(original, opts.exclude ?? []) };
   const meta = await loadModelMetadata(opts.modelPath);
   const inputName = meta.input ?? original.graph.inputs.find((i) => !original.graph.initializers.has(i.name))?.name ?? '';
   const t0 = performance.now();
@@ -152,7 +170,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
     model: opts.modelPath, output: opts.outputPath, method: opts.method, target: opts.target, perChannel: opts.perChannel !== false,
     ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8',
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
-    sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: opts.exclude ?? [],
+    sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: run.exclude,
     prepared: { equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, residualStreams: run.residualStreams, gptqConvs: run.gptqConvs, globalPools: run.globalPools }, keptFloat: keepFloat,
     ranges: Object.fromEntries(built.ranges),
   };
