@@ -21,3 +21,16 @@ test('a command that parses its own options prints its usage on a bad one', asyn
   assert.equal(r.code, 2);
   assert.match(r.stderr, /Unknown option '--bogus'[\s\S]*usage: fleetctl model export/);
 });
+
+test('a command group alone lists its commands: --help exits 0, bare exits 2; a missing --model file is an input error', async () => {
+  const help = await runCli('fleetctl', ['model', '--help'], { timeoutMs: 30_000 });
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /usage: fleetctl model <command>[\s\S]*model quantize/);
+  assert.doesNotMatch(help.stdout, /rollout create/);
+  const bare = await runCli('fleetctl', ['rollout'], { timeoutMs: 30_000 });
+  assert.equal(bare.code, 2);
+  assert.match(bare.stderr, /rollout status/);
+  const missing = await runCli('fleetctl', ['model', 'quantize', '--model', '/nonexistent/m.onnx', '--calib', '/tmp', '-o', '/tmp/ef-never.onnx'], { timeoutMs: 30_000 });
+  assert.equal(missing.code, EXIT.input, missing.stderr);
+  assert.match(missing.stderr, /--model \/nonexistent\/m\.onnx does not exist/);
+});

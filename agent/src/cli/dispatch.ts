@@ -92,6 +92,12 @@ export async function dispatch(opts: { binary: string; commandsDir: string; grou
     process.stdout.write(json ? `${JSON.stringify({ binary, version: opts.version, node: process.version })}\n` : `${binary} ${opts.version}\n`);
     return EXIT.ok;
   }
+  // A group alone (`fleetctl model`, `fleetctl model --help`): its commands.
+  if (groups.has(argv[0]) && (argv[1] === undefined || argv[1].startsWith('-'))) {
+    const help = argv[1] === '--help' || argv[1] === '-h';
+    (help ? process.stdout : process.stderr).write(`usage: ${binary} ${argv[0]} <command> [options]\n\ncommands:\n${await listCommands(commandsDir, `${argv[0]}-`)}`);
+    return help ? EXIT.ok : EXIT.usage;
+  }
   const grouped = groups.has(argv[0]) && argv[1] !== undefined && !argv[1].startsWith('-');
   const name = grouped ? `${argv[0]}-${argv[1]}` : argv[0];
   const rest = argv.slice(grouped ? 2 : 1);
@@ -123,9 +129,9 @@ function findModule(dir: string, name: string): string | undefined {
   return undefined;
 }
 
-async function listCommands(source: CommandSource): Promise<string> {
+async function listCommands(source: CommandSource, prefix = ''): Promise<string> {
   const lines: string[] = [];
-  for (const name of (await source.names()).sort()) {
+  for (const name of (await source.names()).filter((n) => n.startsWith(prefix)).sort()) {
     const { command } = (await source.load(name)) ?? {};
     if (command) lines.push(`  ${name.replace('-', ' ').padEnd(22)} ${command.summary}`);
   }

@@ -3,7 +3,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { checkOutputs } from '../outputs.js';
+import { checkOutputs, requireFile } from '../paths.js';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { exportModel } from '../../export/export-model.js';
 
@@ -64,6 +64,7 @@ export const command: CliCommand = {
     const floatIslands = values['float-islands'];
     if (floatIslands !== 'auto' && floatIslands !== 'on' && floatIslands !== 'off') throw new UsageError(`Expected --float-islands auto, on or off but received ${JSON.stringify(floatIslands)}`);
     if (target === 'tflite' && precision === 'int8' && !values.calib) throw new UsageError('Expected --calib DIR|VIDEO for an int8 TFLite export (ranges come from real frames)');
+    requireFile('--model', values.model);
     await checkOutputs(values.model, [values.output, ...(values.report ? [values.report] : [])]);
     const report = await exportModel({
       modelPath: values.model, outputPath: values.output, target, precision, method, targetSnrDb, floatIslands,

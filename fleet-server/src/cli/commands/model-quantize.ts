@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { quantizeModel } from '../../quantize/quantize.js';
-import { checkOutputs } from '../outputs.js';
+import { checkOutputs, requireFile } from '../paths.js';
 
 const usage = `
 usage: fleetctl model quantize --model IN.onnx --calib DIR|VIDEO --method minmax|entropy|percentile
@@ -80,6 +80,7 @@ export const command: CliCommand = {
     if (targetSnrDb !== undefined && !Number.isFinite(targetSnrDb)) throw new UsageError(`Expected --target-snr to be a number of dB but received ${values['target-snr']}`);
     const percentile = values.percentile === undefined ? undefined : Number(values.percentile);
     if (percentile !== undefined && !(percentile > 0 && percentile <= 100)) throw new UsageError(`Expected --percentile in (0, 100] but received ${values.percentile}`);
+    requireFile('--model', values.model);
     await checkOutputs(values.model, [values.output, ...(values.fp16 ? [values.output.replace(/\.onnx$/, '') + '.fp16.onnx'] : []), ...(values.report ? [values.report] : [])]);
     const report = await quantizeModel({
       modelPath: values.model, outputPath: values.output, frames: { source: values.calib, maxFrames: frames, stride }, method, percentile, target,

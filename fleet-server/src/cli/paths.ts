@@ -1,8 +1,9 @@
-/** Output-path checks shared by the model commands that run for minutes before they write. */
+/** Path checks shared by the model commands that run for minutes before they write. */
 import { access, constants, mkdir } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { UsageError } from '../../../agent/src/cli/dispatch.js';
+import { InputError } from '../../../agent/src/util/errors.js';
 
 /**
  * Before minutes of calibration or conversion: every output can be written, and none is the input model (-o IN.onnx
@@ -19,4 +20,10 @@ export async function checkOutputs(model: string, outputs: string[]): Promise<vo
       throw new UsageError(`Cannot write ${out}: ${(err as Error).message}`);
     }
   }
+}
+
+/** An input file named by `option` exists (a raw ENOENT from deep inside a command names no option). */
+export function requireFile(option: string, path: string): void {
+  if (!existsSync(path)) throw new InputError(`${option} ${path} does not exist`);
+  if (statSync(path).isDirectory()) throw new InputError(`${option} ${path} is a directory; name the model file in it`);
 }
