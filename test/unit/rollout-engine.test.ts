@@ -41,7 +41,7 @@ async function setup(n: number) {
     ...(ota ? { ota: { role: 'detector', ts: now, ...ota } } : {}),
   } as ReportedPayload);
   for (const id of ids) report(id, '1.0.0', { phase: 'idle', version: '1.0.0' });
-  return { dir, db, ids, engine, desired, published, report, now: () => now, advance: (ms: number) => { now += ms; } };
+  return { dir, db, ids, devices, engine, desired, published, report, now: () => now, advance: (ms: number) => { now += ms; } };
 }
 
 const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [10, 50, 100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
@@ -179,6 +179,24 @@ test('a transient failure waits for waveTimeoutMs; the same spec after an abort 
     assert.equal(s.desired.get('d00').detector?.version, '2.0.0', 'back to what it ran before the later rollout');
     assert.equal(s.engine.rollback(again.rollout.id).state, 'rolled-back');
     assert.throws(() => s.engine.rollback(again.rollout.id), /already rolled back/);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('a device that had never reported when assigned is rolled back to the version its first report named', async () => {
+  const s = await setup(1);
+  try {
+    s.devices.add('late');
+    const { rollout } = s.engine.create({ ...spec, target: 'devices:late', waves: [100] });
+    assert.equal(s.engine.status(rollout.id).devices[0].previousVersion, null);
+    // It comes online and starts the download: its report still names what it runs.
+    s.report('late', '1.0.0', { phase: 'downloading', version: '2.0.0' });
+    s.engine.tick();
+    assert.equal(s.engine.status(rollout.id).devices[0].previousVersion, '1.0.0');
+    s.engine.rollback(rollout.id);
+    assert.equal(s.desired.get('late').detector?.version, '1.0.0');
+    assert.match(s.engine.status(rollout.id).devices[0].reason ?? '', /back to 1\.0\.0/);
   } finally {
     rmSync(s.dir, { recursive: true, force: true });
   }

@@ -174,6 +174,12 @@ export class RolloutEngine {
       const rep = this.opts.devices.get(d.deviceId)?.reported as ({ models?: Record<string, string>; ota?: OtaReport } | null | undefined);
       const running = rep?.models?.[r.role];
       const ota = rep?.ota;
+      // A device that had never reported when it was assigned: its first report still names the version
+      // it ran before (it changes only at commit), which is what a rollback must send it back to.
+      if (d.previousVersion === null && running && running !== r.version) {
+        store.setDevice(r.id, d.deviceId, { status: 'assigned', reason: d.reason, previousVersion: running });
+        d.previousVersion = running;
+      }
       // 'failed' is the agent's transient outcome (a stalled transfer it retries on reconnect): still in
       // progress, judged by waveTimeoutMs like a silent device, not a gate failure at once.
       if (ota?.version === r.version && (ota.phase === 'refused' || ota.phase === 'rolled-back')) {
@@ -212,7 +218,7 @@ export class RolloutEngine {
     for (const d of devs) {
       const prev = d.previousVersion;
       this.opts.desired.set(d.deviceId, r.role, prev ? this.entryFor(r, prev) : undefined);
-      if (d.status !== 'failed') this.opts.store.setDevice(r.id, d.deviceId, { status: 'rolled-back', reason: prev ? `back to ${prev}` : 'desired cleared (no previous version known)' });
+      if (d.status !== 'failed') this.opts.store.setDevice(r.id, d.deviceId, { status: 'rolled-back', reason: prev ? `back to ${prev}` : 'no previous version known (the device never reported): desired cleared, it keeps what it runs; roll it by hand' });
     }
   }
 
