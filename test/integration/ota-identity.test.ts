@@ -2,7 +2,7 @@
  * What a version means on the device: one model of the role. Another model published with the
  * version of one installed here is refused (it was taken for "already running" before), and a stop
  * during the health window keeps the committed version (it committed the new one on the few frames
- * seen before).
+ * seen before), and a server refusal of the moment (desired state moved on) is not held against it.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,4 +88,22 @@ test('an agent stopped during the health window keeps the committed version and 
   desire('standin', '1.2.0');
   await reportFor('1.2.0', 'committed');
   assert.equal(agent.manager.runningVersion, '1.2.0');
+});
+
+test('a download the server refuses because the desired state moved on (E_NOT_DESIRED) is not held against the version', async () => {
+  await agent.stop();
+  await publish('standin', '1.3.0');
+  let once = true;
+  agent = await startOtaAgent(fleet, dev, {
+    factoryDir, factoryVersion: '1.0.0', stateDir: stateDir(), gate: { minFrames: 5 },
+    // The operator rolls back while the device starts its download: the server stops serving 1.3.0.
+    atStep: (step, v) => { if (step === 'download' && v === '1.3.0' && once) { once = false; fleet.server.ota.desired.set('cam-id', 'detector', undefined); } },
+  });
+  desire('standin', '1.3.0');
+  const r = await reportFor('1.3.0', 'failed');
+  assert.equal(r.code, 'E_NOT_DESIRED', r.reason);
+  assert.deepEqual(agent.manager.store.failures(), {});
+  desire('standin', '1.3.0');
+  await reportFor('1.3.0', 'committed');
+  assert.equal(agent.manager.runningVersion, '1.3.0');
 });

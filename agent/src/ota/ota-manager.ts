@@ -67,6 +67,13 @@ export interface OtaManagerOptions {
 
 const desiredModelValidator = compileSchema(DesiredModelSchema);
 
+/**
+ * Outcomes that say nothing against the version, so it is not remembered as failed and is tried again:
+ * a stalled transfer, a stop, and the server's refusals of the moment (the desired state moved on during
+ * the download, e.g. a rollback: E_NOT_DESIRED; it could not read the file: E_READ).
+ */
+const TRANSIENT = new Set(['E_TRANSFER_STALLED', 'E_ABORTED', 'E_NOT_DESIRED', 'E_READ']);
+
 export class OtaManager {
   readonly role: string;
   readonly store: ArtifactStore;
@@ -208,7 +215,7 @@ export class OtaManager {
       await this.install(entry);
     } catch (err) {
       const e = describeError(err);
-      const transient = e.code === 'E_TRANSFER_STALLED' || e.code === 'E_ABORTED';
+      const transient = TRANSIENT.has(e.code);
       if (!transient) this.store.markFailed(entry.version, e.code, e.message);
       const phase: OtaPhase = e.code === 'E_HEALTH' ? 'rolled-back' : transient ? 'failed' : 'refused';
       this.counts[phase === 'rolled-back' ? 'rolledBack' : phase === 'failed' ? 'failed' : 'refused'] += 1;
