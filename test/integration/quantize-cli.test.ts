@@ -39,6 +39,9 @@ test('fleetctl model quantize → evaluate → publish: a passing INT8 build is 
   assert.ok(existsSync(join(dir, 'bf.int8.meta.json')), 'metadata copied next to the INT8 model');
   const session = await ort.InferenceSession.create(out);
   await session.release();
+  const again = await runCli('fleetctl', ['model', 'quantize', '--model', out, '--calib', FACES, '-o', join(dir, 'twice.onnx')], { timeoutMs: 60_000 });
+  assert.equal(again.code, 4, again.stdout);
+  assert.match(again.stderr, /is already quantized \(INT8\); quantize its FP32 model instead/);
 
   const ev = await runCli('fleetctl', ['model', 'evaluate', '--reference', MODEL, '--candidate', out, '--data', FACES, '--json'], { timeoutMs: 60_000 });
   const e = JSON.parse(ev.stdout.trim().split('\n').pop()!) as EvaluateJson;
@@ -128,7 +131,9 @@ test('fleetctl model quantize --exclude keeps that Conv float where onnxruntime 
 test('fleetctl model quantize names the bad option and what it expects', { skip }, async () => {
   const cases: Array<[string[], RegExp]> = [
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--method', 'kl'], /Expected --method minmax, entropy or percentile but received "kl"/],
-    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--percentile', '0'], /Expected --percentile in \(0, 100\] but received 0/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--method', 'percentile', '--percentile', '0'], /Expected --percentile in \(0, 100\] but received 0/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--percentile', '99.9'], /--percentile applies to --method percentile, but the method is minmax/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--per-channel', '--per-tensor'], /one of --per-channel and --per-tensor, not both/],
     [['--model', MODEL, '-o', join(dir, 'x.onnx')], /Expected --calib DIR\|VIDEO/],
     // Checked before calibrating: the input model is never overwritten, a directory is not a file name.
     [['--model', MODEL, '--calib', FACES, '-o', MODEL], /would replace the input model/],

@@ -8,7 +8,7 @@ import { readFile, writeFile, copyFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { decodeModel, encodeModel } from '../convert/onnx/codec.js';
-import { DataType, type OnnxModel } from '../convert/onnx/model.js';
+import { DataType, isQuantizedModel, type OnnxModel } from '../convert/onnx/model.js';
 import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { calibrate, type CalibrationResult } from './calibrate.js';
 import { modelInputs, type FrameSelection } from './frames.js';
@@ -69,6 +69,7 @@ export function resolveExcludes(model: OnnxModel, exclude: readonly string[]): s
 export async function calibrateForModel(opts: CalibrateModelOptions): Promise<CalibrationRun> {
   // A plain Uint8Array copy: Buffer.slice() returns a view, which tensorToFloat32 (model.ts) would read past.
   const original = decodeModel(new Uint8Array(await readFile(opts.modelPath)));
+  if (isQuantizedModel(original)) throw new InputError(`${opts.modelPath} is already quantized (INT8); quantize its FP32 model instead`);
   opts = { ...opts, exclude: resolveExcludes(original, opts.exclude ?? []) };
   const meta = await loadModelMetadata(opts.modelPath);
   const inputName = meta.input ?? original.graph.inputs.find((i) => !original.graph.initializers.has(i.name))?.name ?? '';

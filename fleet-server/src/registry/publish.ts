@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { decodeModel } from '../convert/onnx/codec.js';
+import { isQuantizedModel } from '../convert/onnx/model.js';
 import { modelMetadataValidator } from '../../../agent/src/model/metadata.js';
 import { decoderOutputNames } from '../../../agent/src/decode/spec.js';
 import { artifactFileName, MODEL_TARGETS, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
@@ -36,14 +37,6 @@ type ManifestTensor = Manifest['inputs'][number];
  * flatbuffer as LiteRT.js loads it (a file it cannot load is refused here, not on 500 devices), or the
  * Core ML description (CHW shapes).
  */
-/** Ops only a quantized ONNX graph has (QDQ form, or ORT's QOperator form). */
-const QUANTIZED_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger', 'DynamicQuantizeLinear']);
-
-/** An ONNX graph is int8 when `model quantize` marked it so or it has quantization ops (another tool's QDQ file). */
-function onnxIsInt8(model: ReturnType<typeof decodeModel>): boolean {
-  return model.metadataProps['edgefleet.precision'] === 'int8' || model.graph.nodes.some((n) => QUANTIZED_OPS.has(n.opType));
-}
-
 /**
  * Refuses to label an INT8 ONNX file as FP16/FP32: that label would skip the accuracy gate. Throws
  * RegistryError E_GATE naming the file; a file that does not decode is left to the later checks.
@@ -52,7 +45,7 @@ export function assertPrecisionMatches(modelPath: string, precision: string): vo
   if (precision === 'int8' || !/\.onnx$/i.test(modelPath)) return;
   let int8: boolean;
   try {
-    int8 = onnxIsInt8(decodeModel(readFileSync(modelPath)));
+    int8 = isQuantizedModel(decodeModel(readFileSync(modelPath)));
   } catch {
     return;
   }

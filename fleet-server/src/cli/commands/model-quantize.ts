@@ -78,6 +78,8 @@ export const command: CliCommand = {
     if (activationType !== 'uint8' && activationType !== 'int8') throw new UsageError(`Expected --activations uint8 or int8 but received ${JSON.stringify(activationType)}`);
     const targetSnrDb = values['target-snr'] === undefined ? undefined : Number(values['target-snr']);
     if (targetSnrDb !== undefined && !Number.isFinite(targetSnrDb)) throw new UsageError(`Expected --target-snr to be a number of dB but received ${values['target-snr']}`);
+    if (values['per-channel'] && values['per-tensor']) throw new UsageError('Expected one of --per-channel and --per-tensor, not both');
+    if (values.percentile !== undefined && method !== 'percentile') throw new UsageError(`--percentile applies to --method percentile, but the method is ${method}; add --method percentile or drop --percentile`);
     const percentile = values.percentile === undefined ? undefined : Number(values.percentile);
     if (percentile !== undefined && !(percentile > 0 && percentile <= 100)) throw new UsageError(`Expected --percentile in (0, 100] but received ${values.percentile}`);
     requireFile('--model', values.model);

@@ -87,6 +87,14 @@ export interface OnnxModel {
   unknownFields?: { field: number; wire: number; bytes: Uint8Array }[];
 }
 
+/** Ops only a quantized ONNX graph has (QDQ form, or ORT's QOperator form). */
+const QUANTIZED_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger', 'DynamicQuantizeLinear']);
+
+/** INT8 when `model quantize` marked it so, or when it has quantization ops (another tool's QDQ file). */
+export function isQuantizedModel(model: OnnxModel): boolean {
+  return model.metadataProps['edgefleet.precision'] === 'int8' || model.graph.nodes.some((n) => QUANTIZED_OPS.has(n.opType));
+}
+
 export function emptyGraph(name: string): OnnxGraph {
   return { name, nodes: [], initializers: new Map(), inputs: [], outputs: [], valueInfo: [] };
 }
