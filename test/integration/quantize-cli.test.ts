@@ -6,7 +6,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
@@ -149,4 +149,21 @@ test('fleetctl model quantize names the bad option and what it expects', { skip 
   assert.equal(ex.code, 4, ex.stdout);
   assert.match(ex.stderr, /--exclude names "NoSuchNode", which is neither a node nor a node's first output/);
   assert.ok(!existsSync(join(dir, 'ex.onnx')));
+});
+
+test('fleetctl model evaluate and quantize name the input at fault: a model of another family, a missing labels file, a file that is no video', { skip, timeout: 120_000 }, async () => {
+  const centernet = 'assets/models/coco-centernet/model.onnx';
+  if (existsSync(centernet)) {
+    const other = await runCli('fleetctl', ['model', 'evaluate', '--reference', MODEL, '--candidate', centernet, '--data', FACES], { timeoutMs: 60_000 });
+    assert.equal(other.code, 5, other.stdout);
+    assert.match(other.stderr, /is not a build of the reference .*: it lacks input input:0/);
+  }
+  const labels = await runCli('fleetctl', ['model', 'evaluate', '--reference', MODEL, '--candidate', MODEL, '--data', FACES, '--labels', join(dir, 'no-labels.json')], { timeoutMs: 60_000 });
+  assert.equal(labels.code, 4, labels.stdout);
+  assert.match(labels.stderr, /Cannot read the labels file .*no-labels\.json/);
+  const fake = join(dir, 'fake.avi');
+  writeFileSync(fake, 'not a video');
+  const q = await runCli('fleetctl', ['model', 'quantize', '--model', MODEL, '--calib', fake, '-o', join(dir, 'fake.int8.onnx')], { timeoutMs: 60_000 });
+  assert.equal(q.code, 4, q.stdout);
+  assert.match(q.stderr, /Expected a video file GStreamer can decode .* but .*fake\.avi is not one/);
 });

@@ -14,7 +14,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { loadModelMetadata, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { createDecoder, type OutputMap } from '../../../agent/src/decode/index.js';
 import { compileSchema } from '../../../agent/src/util/schema.js';
-import { ModelError } from '../../../agent/src/util/errors.js';
+import { InputError, ModelError } from '../../../agent/src/util/errors.js';
 import type { Detection } from '../../../agent/src/types.js';
 import { modelInputs, type FrameSelection } from './frames.js';
 import { addToSnr, snrDb } from './snr.js';
@@ -69,6 +69,20 @@ export interface EvaluateReport {
   outputSnrDb: Record<string, number>;
 }
 
+async function readLabels(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new InputError(`Cannot read the labels file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InputError(`The labels file ${path} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 async function openSession(path: string, threads: number): Promise<ort.InferenceSession> {
   try {
     return await ort.InferenceSession.create(path, { intraOpNumThreads: threads });
@@ -87,7 +101,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const meta: ModelMetadata = await loadModelMetadata(opts.reference);
   const threads = opts.intraOpThreads ?? 1;
   const [ref, cand] = [await openSession(opts.reference, threads), await openSession(opts.candidate, threads)];
-  const labels = opts.labelsPath ? labelsValidator.parse(JSON.parse(await readFile(opts.labelsPath, 'utf8')), `labels file ${opts.labelsPath}`) : undefined;
+  const labels = opts.labelsPath ? labelsValidator.parse(await readLabels(opts.labelsPath), `labels file ${opts.labelsPath}`) : undefined;
   const labelByFrame = new Map(labels?.frames.map((f) => [f.index, f.boxes]) ?? []);
   const decodeRef = createDecoder(meta.decoder);
   const candSpec = candidateDecoderSpec(meta.decoder);
@@ -98,6 +112,8 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const snr = new Map<string, { sig: number; err: number }>();
   let frames = 0, referenceDetections = 0, labelBoxes = 0;
   try {
+    const absent = [...ref.inputNames.filter((n) => !cand.inputNames.includes(n)).map((n) => `input ${n}`), ...ref.outputNames.filter((n) => !cand.outputNames.includes(n)).map((n) => `output ${n}`)];
+    if (absent.length) throw new ModelError(`The candidate ${opts.candidate} is not a build of the reference ${opts.reference}: it lacks ${absent.slice(0, 4).join(', ')}; compare a model with its own INT8/FP16 build`);
     for await (const input of modelInputs(opts.data, meta.preprocess)) {
       const feeds = { [inputName]: new ort.Tensor(input.dtype, input.data, input.dims) };
       const r = toOutputMap(await ref.run(feeds));

@@ -57,6 +57,10 @@ export async function* sourceFrames(sel: FrameSelection): AsyncGenerator<SourceF
       taken++;
       if (taken >= sel.maxFrames) break;
     }
+  } catch (err) {
+    // The agent's capture speaks of cameras; here the file is the operator's frames option.
+    if ((err as { code?: string }).code !== 'E_CAPTURE') throw err;
+    throw new InputError(`Expected a video file GStreamer can decode (or an image directory) for frames but ${sel.source} is not one: ${(err as Error).message}`, { cause: err });
   } finally {
     ac.abort();
   }
