@@ -72,7 +72,10 @@ test('20 agents: waves 5/25/100 complete, survive a fleet-server restart, idempo
   assert.equal(engine().list().length, 1, 'the rollout is back from SQLite, once');
   assert.equal(engine().create(spec('2.0.0')).created, false, 'creating it again after the restart does not double it');
 
-  const done = await waitFor('rollout completed', () => (engine().status(id).state === 'completed' ? engine().status(id) : undefined), 60_000);
+  const done = await waitFor('rollout completed', () => (engine().status(id).state === 'completed' ? engine().status(id) : undefined), 60_000).catch((err: Error) => {
+    const st = engine().status(id);
+    throw new Error(`${err.message}: rollout ${st.state} (${st.reason ?? ''}); ${st.devices.filter((d) => d.status !== 'succeeded').map((d) => `${d.deviceId} ${d.status} ${d.reason ?? ''} [${d.reported.phase} ${d.reported.reason ?? ''}]`).join('; ')}`);
+  });
   const runningNew = agents.filter((a) => a.manager.runningVersion === '2.0.0').length;
   assert.equal(runningNew, N);
   assert.equal(done.totals.succeeded, N);
