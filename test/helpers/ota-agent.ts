@@ -23,12 +23,12 @@ export const openInProcess = (modelPath: string) => Detector.open({ modelPath, a
 
 export async function startOtaAgent(fleet: TestFleet, dev: TestDevice, o: {
   factoryDir: string; factoryVersion: string; stateDir?: string; frameIntervalMs?: number;
-} & Partial<Pick<OtaManagerOptions, 'gate' | 'requestTimeoutMs' | 'maxRetries' | 'atStep' | 'openDetector' | 'onProgress' | 'target'>>): Promise<OtaTestAgent> {
+} & Partial<Pick<OtaManagerOptions, 'gate' | 'requestTimeoutMs' | 'maxRetries' | 'atStep' | 'openDetector' | 'onProgress' | 'target' | 'retryDelayMs'>>): Promise<OtaTestAgent> {
   const link = fleet.agentLink(dev);
   const manager = new OtaManager({
     link, stateDir: o.stateDir ?? join(fleet.dir, 'agents', dev.id, 'state'), publicKeyPem: fleet.server.ota.key.publicKeyPem,
     factory: { modelPath: join(o.factoryDir, 'model.onnx'), version: o.factoryVersion },
-    openDetector: o.openDetector ?? openInProcess, gate: o.gate, target: o.target, requestTimeoutMs: o.requestTimeoutMs ?? 1000, maxRetries: o.maxRetries, atStep: o.atStep, onProgress: o.onProgress,
+    openDetector: o.openDetector ?? openInProcess, gate: o.gate, target: o.target, requestTimeoutMs: o.requestTimeoutMs ?? 1000, maxRetries: o.maxRetries, atStep: o.atStep, onProgress: o.onProgress, retryDelayMs: o.retryDelayMs,
     selfTestImage: grayImage(),
   });
   // The manager listens before the link connects, so the retained desired state is not missed.

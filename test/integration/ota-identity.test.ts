@@ -90,20 +90,23 @@ test('an agent stopped during the health window keeps the committed version and 
   assert.equal(agent.manager.runningVersion, '1.2.0');
 });
 
-test('a download the server refuses because the desired state moved on (E_NOT_DESIRED) is not held against the version', async () => {
+test('a download the server refuses for the moment (E_NOT_DESIRED) is not held against the version and is retried by itself', async () => {
   await agent.stop();
   await publish('standin', '1.3.0');
-  let once = true;
+  const desired = fleet.server.ota.desired;
+  const holds = desired.holds.bind(desired);
+  let stubbed = false;
   agent = await startOtaAgent(fleet, dev, {
-    factoryDir, factoryVersion: '1.0.0', stateDir: stateDir(), gate: { minFrames: 5 },
-    // The operator rolls back while the device starts its download: the server stops serving 1.3.0.
-    atStep: (step, v) => { if (step === 'download' && v === '1.3.0' && once) { once = false; fleet.server.ota.desired.set('cam-id', 'detector', undefined); } },
+    factoryDir, factoryVersion: '1.0.0', stateDir: stateDir(), gate: { minFrames: 5 }, retryDelayMs: 300,
+    // As if the operator rolled back while the device started its download: the server stops serving 1.3.0.
+    atStep: (step, v) => { if (step === 'download' && v === '1.3.0' && !stubbed) { stubbed = true; desired.holds = () => false; } },
   });
   desire('standin', '1.3.0');
   const r = await reportFor('1.3.0', 'failed');
   assert.equal(r.code, 'E_NOT_DESIRED', r.reason);
   assert.deepEqual(agent.manager.store.failures(), {});
-  desire('standin', '1.3.0');
+  // The server serves it again; no new desired message and no reconnect: the agent's retry timer picks it up.
+  desired.holds = holds;
   await reportFor('1.3.0', 'committed');
   assert.equal(agent.manager.runningVersion, '1.3.0');
 });

@@ -6,8 +6,8 @@
  *   → health window → commit (current.json) or automatic rollback, reported with the reason.
  *
  * Refused and rolled-back versions are remembered (failed.json) so the agent does not retry a bad
- * model in a loop; a transient failure (stalled transfer) is retried on the next desired message or
- * reconnect. Only one install runs at a time; a newer desired state waits for it.
+ * model in a loop; a transient failure (stalled transfer) is retried on the next desired message,
+ * reconnect, or after `retryDelayMs`. Only one install runs at a time; a newer desired state waits for it.
  */
 import type { RgbImage } from '../types.js';
 import { moduleLogger, type Logger } from '../util/log.js';
@@ -61,6 +61,8 @@ export interface OtaManagerOptions {
   atStep?: (step: InstallStep, version: string) => void | Promise<void>;
   /** Download progress (bytes on disk of the artifact being fetched). */
   onProgress?: (bytes: number, total: number) => void;
+  /** After a transient failure (stalled transfer, the server's refusal of the moment), try again after this long (default 10 s). */
+  retryDelayMs?: number;
   now?: () => number;
   logger?: Logger;
 }
@@ -91,6 +93,7 @@ export class OtaManager {
   private desired: { rev: number; entry: DesiredModel } | undefined;
   private installing: Promise<void> | undefined;
   private again = false;
+  private retryTimer: NodeJS.Timeout | undefined;
   private started = false;
   private abort = new AbortController();
   /** Installs by outcome, for tests and metrics. */
@@ -145,6 +148,7 @@ export class OtaManager {
   async stop(opts: { closeDetector?: boolean } = {}): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    clearTimeout(this.retryTimer);
     this.abort.abort();
     this.opts.link.off('desired', this.onDesired as never);
     this.opts.link.off('ota', this.onOta as never);
@@ -217,6 +221,13 @@ export class OtaManager {
       const e = describeError(err);
       const transient = TRANSIENT.has(e.code);
       if (!transient) this.store.markFailed(entry.version, e.code, e.message);
+      // A reconnect or a new desired state retries at once; without either (the link stayed up while
+      // chunks stopped), the timer does, so the device does not wait for the wave timeout.
+      else if (e.code !== 'E_ABORTED') {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => this.kick(), this.opts.retryDelayMs ?? 10_000);
+        this.retryTimer.unref();
+      }
       const phase: OtaPhase = e.code === 'E_HEALTH' ? 'rolled-back' : transient ? 'failed' : 'refused';
       this.counts[phase === 'rolled-back' ? 'rolledBack' : phase === 'failed' ? 'failed' : 'refused'] += 1;
       this.log.warn({ version: entry.version, code: e.code, reason: e.message }, `install ${phase}`);
