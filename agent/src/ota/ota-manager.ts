@@ -192,7 +192,8 @@ export class OtaManager {
     const want = this.desired;
     if (!want) return;
     const { entry } = want;
-    const conflict = await this.versionConflict(entry);
+    const installed = entry.version === this.running?.version ? this.running : await this.store.load(entry.version).catch(() => undefined);
+    const conflict = installed && this.versionConflict(installed, entry);
     if (conflict) {
       if (this.lastReport?.version !== entry.version || this.lastReport.code !== 'E_VERSION_CONFLICT') {
         this.counts.refused += 1;
@@ -216,7 +217,7 @@ export class OtaManager {
       return;
     }
     try {
-      await this.install(entry);
+      await this.install(entry, installed);
     } catch (err) {
       const e = describeError(err);
       const transient = TRANSIENT.has(e.code);
@@ -241,11 +242,10 @@ export class OtaManager {
    * taken as "already running" or load the wrong files: it is refused, and not remembered as failed,
    * so the installed model of that version can still be desired (a rollback to it, say).
    */
-  private async versionConflict(entry: DesiredModel): Promise<string | undefined> {
+  private versionConflict(installed: InstalledVersion, entry: DesiredModel): string | undefined {
     const want = entry.manifest?.name;
     if (!want) return undefined;
-    const installed = entry.version === this.running?.version ? this.running : await this.store.load(entry.version).catch(() => undefined);
-    const have = installed && (installed.manifest?.name ?? (installed.version === this.opts.factory.version ? this.factoryName : undefined));
+    const have = installed.manifest?.name ?? (installed.version === this.opts.factory.version ? this.factoryName : undefined);
     if (!have || have === want) return undefined;
     return `Desired ${want}@${entry.version} has the version of ${have}@${entry.version}, installed here for role ${this.role}; ` +
       `a version must name one model per role: publish ${want} under a version this role has not used.`;
@@ -256,10 +256,11 @@ export class OtaManager {
     await this.opts.atStep?.(step, version);
   }
 
-  private async install(entry: DesiredModel): Promise<void> {
+  /** `local`: the version as installed here, already loaded and verified by converge (undefined: download it). */
+  private async install(entry: DesiredModel, local: InstalledVersion | undefined): Promise<void> {
     const v = entry.version;
     const base = { rollout: entry.rollout };
-    let installed = await this.store.load(v).catch(() => undefined);
+    let installed = local;
     if (!installed) {
       if (!entry.manifest || !entry.signature) throw new OtaError('E_DESIRED', `Desired version ${v} is not installed here and came without a signed manifest.`);
       const manifest: Manifest = verifyManifest(entry.manifest, entry.signature, this.opts.publicKeyPem);
