@@ -155,6 +155,11 @@ export interface QuantizeReport {
   ranges: Record<string, TensorRange>;
 }
 
+/** Where `--fp16` writes the FP16 variant beside OUT.onnx. */
+export function fp16PathFor(outputPath: string): string {
+  return outputPath.replace(/\.onnx$/, '') + '.fp16.onnx';
+}
+
 export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeReport> {
   const run = await calibrateForModel(opts);
   let keepFloat: string[] = [];
@@ -176,7 +181,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
     ranges: Object.fromEntries(built.ranges),
   };
   if (opts.fp16) {
-    const fp16Path = opts.outputPath.replace(/\.onnx$/, '') + '.fp16.onnx';
+    const fp16Path = fp16PathFor(opts.outputPath);
     const fb = encodeModel(convertToFp16(run.original).model);
     await writeFile(fp16Path, fb);
     await copyMeta(opts.modelPath, fp16Path);

@@ -32,15 +32,12 @@ const ELEM_TYPES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8'
 
 type ManifestTensor = Manifest['inputs'][number];
 
-/**
- * Input and output tensors of the artifact, read from the file itself: the ONNX graph, the TFLite
- * flatbuffer as LiteRT.js loads it (a file it cannot load is refused here, not on 500 devices), or the
- * Core ML description (CHW shapes).
- */
-/**
- * Refuses to label an INT8 ONNX file as FP16/FP32: that label would skip the accuracy gate. Throws
- * RegistryError E_GATE naming the file; a file that does not decode is left to the later checks.
- */
+/** The refusal for an INT8 ONNX file labelled FP16/FP32: that label would skip the accuracy gate. */
+function int8Mislabelled(modelPath: string, precision: string): RegistryError {
+  return new RegistryError('E_GATE', `${modelPath} is an INT8 model (quantized graph) but was given as ${precision}; publish it as int8 through the accuracy gate (fleetctl model publish --model ${modelPath} --precision int8 --reference FP32.onnx --data DIR --out DIR), or publish the FP16/FP32 artifact.`);
+}
+
+/** Throws E_GATE when an ONNX file given as FP16/FP32 is quantized; a file that does not decode is left to the later checks. */
 export function assertPrecisionMatches(modelPath: string, precision: string): void {
   if (precision === 'int8' || !/\.onnx$/i.test(modelPath)) return;
   let int8: boolean;
@@ -49,12 +46,15 @@ export function assertPrecisionMatches(modelPath: string, precision: string): vo
   } catch {
     return;
   }
-  if (int8) {
-    throw new RegistryError('E_GATE', `${modelPath} is an INT8 model (quantized graph) but was given as ${precision}; publish it as int8 through the accuracy gate (fleetctl model publish --model ${modelPath} --precision int8 --reference FP32.onnx --data DIR --out DIR), or publish the FP16/FP32 artifact.`);
-  }
+  if (int8) throw int8Mislabelled(modelPath, precision);
 }
 
-async function artifactTensors(target: ModelTarget, modelPath: string): Promise<{ inputs: ManifestTensor[]; outputs: ManifestTensor[] }> {
+/**
+ * Input and output tensors of the artifact, read from the file itself: the ONNX graph, the TFLite
+ * flatbuffer as LiteRT.js loads it (a file it cannot load is refused here, not on 500 devices), or the
+ * Core ML description (CHW shapes).
+ */
+async function artifactTensors(target: ModelTarget, modelPath: string): Promise<{ inputs: ManifestTensor[]; outputs: ManifestTensor[]; quantized?: boolean }> {
   if (target === 'tflite') {
     let session;
     try {
@@ -72,12 +72,13 @@ async function artifactTensors(target: ModelTarget, modelPath: string): Promise<
     const t = (list: typeof m.inputs) => list.map((f) => ({ name: f.name, dims: f.shape, type: 'float32' }));
     return { inputs: t(m.inputs), outputs: t(m.outputs) };
   }
-  const graph = decodeModel(readFileSync(modelPath)).graph;
+  const model = decodeModel(readFileSync(modelPath));
+  const graph = model.graph;
   const initializers = new Set(graph.initializers.keys());
   const tensors = (list: typeof graph.inputs) => list.filter((v) => !initializers.has(v.name)).map((v) => ({
     name: v.name, ...(v.shape ? { dims: v.shape } : {}), ...(ELEM_TYPES[v.elemType] ? { type: ELEM_TYPES[v.elemType] } : {}),
   }));
-  return { inputs: tensors(graph.inputs), outputs: tensors(graph.outputs) };
+  return { inputs: tensors(graph.inputs), outputs: tensors(graph.outputs), quantized: isQuantizedModel(model) };
 }
 
 export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o: PublishDirOptions): Promise<{ record: ArtifactRecord; created: boolean }> {
@@ -98,11 +99,11 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
   const gate = existsSync(gatePath) ? JSON.parse(readFileSync(gatePath, 'utf8')) as { precision?: string; decision?: { pass?: boolean; reason?: string; mapDrop?: number } | null } : undefined;
   const precision = o.precision ?? (gate?.precision as Manifest['precision'] | undefined) ?? 'fp32';
   if (!PRECISIONS.includes(precision)) throw new RegistryError('E_INPUT', `Expected a precision of ${PRECISIONS.join(', ')} but received ${JSON.stringify(precision)}`);
-  assertPrecisionMatches(modelPath, precision);
+  const { inputs, outputs, quantized } = await artifactTensors(target, modelPath);
+  if (quantized && precision !== 'int8') throw int8Mislabelled(modelPath, precision);
   if (precision === 'int8' && gate?.decision?.pass !== true) {
     throw new RegistryError('E_GATE', `An int8 artifact needs a passing accuracy gate in ${gatePath}; run fleetctl model publish --model M.onnx --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} first, or publish the FP16/FP32 artifact.`);
   }
-  const { inputs, outputs } = await artifactTensors(target, modelPath);
   // The decoder in the metadata must read outputs this file has, or every device would fail on it.
   const absent = decoderOutputNames(meta.decoder).filter((n) => !outputs.some((o) => o.name === n));
   if (absent.length) {

@@ -180,7 +180,7 @@ export class RolloutEngine {
         store.setDevice(r.id, d.deviceId, { status: 'assigned', reason: d.reason, previousVersion: running });
         d.previousVersion = running;
       }
-      // 'failed' is the agent's transient outcome (a stalled transfer it retries on reconnect): still in
+      // 'failed' is the agent's transient outcome (a stalled transfer it retries by itself): still in
       // progress, judged by waveTimeoutMs like a silent device, not a gate failure at once.
       if (ota?.version === r.version && (ota.phase === 'refused' || ota.phase === 'rolled-back')) {
         store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });

@@ -10,7 +10,6 @@
  * written and the FP16/FP32 alternatives are offered. Writes the artifact, its metadata and
  * gate.json into DIR.
  */
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,7 +21,7 @@ import { openDatabase } from '../../db/database.js';
 import { loadOrCreateServerKey } from '../../keys/server-key.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
 import { assertPrecisionMatches, publishModelDir } from '../../registry/publish.js';
-import { InputError } from '../../../../agent/src/util/errors.js';
+import { requireFile } from '../paths.js';
 import { artifactFileName, type Manifest, type ModelTarget } from '../../../../agent/src/protocol/manifest.js';
 
 const usage = `
@@ -59,7 +58,7 @@ export const command: CliCommand = {
     if (!values.model || !values.out) throw new UsageError('Expected --model M.onnx and --out DIR');
     const precision = values.precision;
     if (precision !== 'int8' && precision !== 'fp16' && precision !== 'fp32') throw new UsageError(`Expected --precision int8, fp16 or fp32 but received ${JSON.stringify(precision)}`);
-    if (!existsSync(values.model)) throw new InputError(`--model ${values.model} does not exist`);
+    requireFile('--model', values.model);
     const ext = extname(values.model).toLowerCase();
     const target = ext === '.tflite' ? 'tflite' : ext === '.mlmodel' ? 'coreml' : ext === '.onnx' ? 'onnx-cpu' : undefined;
     if (!target) throw new UsageError(`Expected --model to be a .onnx, .tflite or .mlmodel file but received ${values.model}`);

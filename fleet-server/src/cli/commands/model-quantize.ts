@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
-import { quantizeModel } from '../../quantize/quantize.js';
+import { fp16PathFor, quantizeModel } from '../../quantize/quantize.js';
 import { checkOutputs, requireFile } from '../paths.js';
 
 const usage = `
@@ -83,7 +83,7 @@ export const command: CliCommand = {
     const percentile = values.percentile === undefined ? undefined : Number(values.percentile);
     if (percentile !== undefined && !(percentile > 0 && percentile <= 100)) throw new UsageError(`Expected --percentile in (0, 100] but received ${values.percentile}`);
     requireFile('--model', values.model);
-    await checkOutputs(values.model, [values.output, ...(values.fp16 ? [values.output.replace(/\.onnx$/, '') + '.fp16.onnx'] : []), ...(values.report ? [values.report] : [])]);
+    await checkOutputs(values.model, [values.output, ...(values.fp16 ? [fp16PathFor(values.output)] : []), ...(values.report ? [values.report] : [])]);
     const report = await quantizeModel({
       modelPath: values.model, outputPath: values.output, frames: { source: values.calib, maxFrames: frames, stride }, method, percentile, target,
       perChannel: !values['per-tensor'], exclude: values.exclude ? values.exclude.split(',').map((s) => s.trim()).filter(Boolean) : [],
