@@ -110,3 +110,18 @@ test('a download the server refuses for the moment (E_NOT_DESIRED) is not held a
   await reportFor('1.3.0', 'committed');
   assert.equal(agent.manager.runningVersion, '1.3.0');
 });
+
+test('a refused artifact is remembered by name and version: another model later published under that version installs', async () => {
+  await publish('other', '1.4.0');
+  await publish('standin', '1.4.1');
+  const a = fleet.server.ota.registry.artifact('other', '1.4.0', 'onnx-cpu')!;
+  const wrong = fleet.server.ota.registry.artifact('standin', '1.4.1', 'onnx-cpu')!.signature;
+  fleet.server.ota.desired.set('cam-id', 'detector', { version: '1.4.0', manifest: a.manifest, signature: wrong, healthWindowMs: 300 });
+  assert.equal((await reportFor('1.4.0', 'refused')).code, 'E_SIGNATURE');
+  assert.deepEqual(Object.keys(agent.manager.store.failures()), ['other@1.4.0']);
+  // standin@1.4.0 is another artifact: it installs (it was refused "not retried" when failures were keyed by version).
+  await publish('standin', '1.4.0');
+  desire('standin', '1.4.0');
+  await reportFor('1.4.0', 'committed');
+  assert.equal(agent.manager.runningVersion, '1.4.0');
+});

@@ -109,7 +109,7 @@ test('bad signature, wrong sha256, truncated artifact, artifact for another targ
   assert.equal(agent.manager.runningVersion, '1.1.0');
   assert.equal(reported('cam-ota')?.models?.detector, '1.1.0');
   assert.equal(agent.frames.errors, 0);
-  assert.deepEqual(Object.keys(agent.manager.store.failures()).sort(), ['1.2.0', '1.3.0', '1.4.0', '1.5.0']);
+  assert.deepEqual(Object.keys(agent.manager.store.failures()).sort(), ['standin@1.2.0', 'standin@1.3.0', 'standin@1.4.0', 'standin@1.5.0']);
 });
 
 test('an artifact URL (HTTP) is used instead of MQTT chunks, with the same verification', async () => {

@@ -108,7 +108,7 @@ for (const [kind, version, code, pattern] of [
     // The device's own report, as the server stored it when the canary failed.
     assert.match(canary.reason ?? '', new RegExp(code));
     assert.match(canary.reason ?? '', pattern);
-    assert.equal(agent.manager.store.failures()[version]?.code, code);
+    assert.equal(agent.manager.store.failureOf('standin', version)?.code, code);
     assert.equal(agent.manager.runningVersion, '2.0.0', 'the canary runs the previous model again');
     // Later waves: never assigned, never desired, never ran it.
     for (const d of paused.devices.filter((x) => x.wave > 0)) {

@@ -4,7 +4,7 @@
  *   versions/<version>/model.onnx (.tflite, .mlmodel by target), model.meta.json, manifest.json, manifest.sig
  *   current.json            {version, previous}: the committed version, replaced atomically
  *   downloads/<key>.part    partial artifact, appended and fsync'd chunk by chunk (resume point)
- *   failed.json             versions that were refused or rolled back, with the reason
+ *   failed.json             artifacts (name@version) that were refused or rolled back, with the reason
  *
  * A version directory is built as `versions/.staging-<version>` and renamed into place only when
  * complete, and `current.json` changes only at commit, so a SIGKILL at any step leaves either the
@@ -123,14 +123,25 @@ export class ArtifactStore {
     writeFileAtomic(join(this.root, 'current.json'), `${JSON.stringify(cur)}\n`);
   }
 
+  /** Refused and rolled-back artifacts, keyed `name@version` (or a bare version, in a file written by an older agent). */
   failures(): Record<string, { code: string; reason: string }> {
     const p = join(this.root, 'failed.json');
     return existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) as Record<string, { code: string; reason: string }> : {};
   }
 
-  markFailed(version: string, code: string, reason: string): void {
+  /**
+   * The recorded failure of model `name` at `version`, if any. Keyed by name as well as version: a
+   * refused `other@1.0.0` (a bad signature, say) says nothing against a later `standin@1.0.0`. An entry
+   * keyed by version alone, from an older agent, still holds for every name.
+   */
+  failureOf(name: string | undefined, version: string): { code: string; reason: string } | undefined {
     const f = this.failures();
-    f[version] = { code, reason };
+    return f[failureKey(name, version)] ?? f[version];
+  }
+
+  markFailed(name: string | undefined, version: string, code: string, reason: string): void {
+    const f = this.failures();
+    f[failureKey(name, version)] = { code, reason };
     writeFileAtomic(join(this.root, 'failed.json'), `${JSON.stringify(f)}\n`);
   }
 
@@ -153,4 +164,9 @@ export class ArtifactStore {
   private listDir(dir: string): string[] {
     return existsSync(dir) ? readdirSync(dir) : [];
   }
+}
+
+/** `name@version`; a desired entry without a manifest (name unknown) is keyed `?@version`. */
+export function failureKey(name: string | undefined, version: string): string {
+  return `${name ?? '?'}@${version}`;
 }

@@ -5,7 +5,7 @@
  *   fsync, rename) → load (new worker) → self-test (warm-up + frames) → swap (between two frames)
  *   → health window → commit (current.json) or automatic rollback, reported with the reason.
  *
- * Refused and rolled-back versions are remembered (failed.json) so the agent does not retry a bad
+ * Refused and rolled-back artifacts (name@version) are remembered (failed.json) so the agent does not retry a bad
  * model in a loop; a transient failure (stalled transfer) is retried on the next desired message,
  * reconnect, or after `retryDelayMs`. Only one install runs at a time; a newer desired state waits for it.
  */
@@ -208,7 +208,7 @@ export class OtaManager {
       }
       return;
     }
-    const failed = this.store.failures()[entry.version];
+    const failed = this.store.failureOf(entry.manifest?.name, entry.version);
     if (failed) {
       const phase: OtaPhase = failed.code === 'E_HEALTH' ? 'rolled-back' : 'refused';
       if (this.lastReport?.version !== entry.version || this.lastReport.phase !== phase) {
@@ -221,7 +221,7 @@ export class OtaManager {
     } catch (err) {
       const e = describeError(err);
       const transient = TRANSIENT.has(e.code);
-      if (!transient) this.store.markFailed(entry.version, e.code, e.message);
+      if (!transient) this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message);
       // A reconnect or a new desired state retries at once; without either (the link stayed up while
       // chunks stopped), the timer does, so the device does not wait for the wave timeout.
       else if (e.code !== 'E_ABORTED') {
