@@ -19,6 +19,7 @@ import { loadAgentConfig } from '../agent/src/config/load.js';
 import { AgentRunner } from '../agent/src/pipeline/agent-runner.js';
 import { ServiceLifecycle } from '../agent/src/service/lifecycle.js';
 import { describeError } from '../agent/src/util/errors.js';
+import { numberOption, POSITIVE_INT } from '../agent/src/cli/args.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -31,6 +32,15 @@ const { values: args } = parseArgs({
   },
 });
 const say = (line: string): void => { process.stdout.write(`${line}\n`); };
+const PORT = { what: 'a TCP port (0 = any free one)', integer: true, min: 0, max: 65535 };
+let ports: [number, number], frames: number | undefined;
+try {
+  ports = [numberOption('--http-port', args['http-port'], PORT)!, numberOption('--mqtt-port', args['mqtt-port'], PORT)!];
+  frames = numberOption('--frames', args.frames, POSITIVE_INT);
+} catch (err) {
+  process.stderr.write(`demo: ${(err as Error).message}\n`);
+  process.exit(2);
+}
 const dataDir = resolve(args['data-dir']);
 mkdirSync(dataDir, { recursive: true });
 
@@ -43,7 +53,7 @@ const makeServer = (httpPort: number, mqttPort: number) => new FleetServer({
     operator: { username: 'admin', password },
   }),
 });
-let server = makeServer(Number(args['http-port']), Number(args['mqtt-port']));
+let server = makeServer(...ports);
 try {
   await server.start();
 } catch (err) {
@@ -62,7 +72,7 @@ say(`fleet server: dashboard ${httpUrl}/ (log in as admin / ${password}), API ${
 
 const config = await loadAgentConfig(args.config);
 config.stateDir = join(dataDir, 'agent');
-if (args.frames) for (const c of config.cameras) c.source.maxFrames = Number(args.frames);
+if (frames !== undefined) for (const c of config.cameras) c.source.maxFrames = frames;
 const deviceId = config.deviceId ?? 'demo-01';
 // The demo re-registers its device on every start (new secret), like `fleetctl device add --rotate`.
 const { secret } = server.addDevice(deviceId, { rotate: true });

@@ -100,6 +100,10 @@ test('fleetctl model export refuses bad arguments with a usage error', async () 
   const snrOnFp16 = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'tflite', '--precision', 'fp16', '--target-snr', '25', '-o', join(dir, 'x.tflite')]);
   assert.equal(snrOnFp16.code, 2, snrOnFp16.stderr);
   assert.match(snrOnFp16.stderr, /--target-snr applies to --target tflite --precision int8 only/);
+  // Frames given to an export that reads none were ignored without a word.
+  const calibOnFp32 = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'coreml', '--precision', 'int8', '--calib', 'assets/images/faces', '-o', join(dir, 'x.mlmodel')]);
+  assert.equal(calibOnFp32.code, 2, calibOnFp32.stderr);
+  assert.match(calibOnFp32.stderr, /--calib applies to --target tflite --precision int8 only \(a coreml int8 export reads no frames: Core ML int8 quantizes the weights alone\); drop --calib/);
   const badIslands = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'tflite', '--precision', 'int8', '--calib', 'assets/images/faces', '--float-islands', 'maybe', '-o', join(dir, 'x.tflite')]);
   assert.equal(badIslands.code, 2, badIslands.stderr);
   assert.match(badIslands.stderr, /Expected --float-islands auto, on or off/);

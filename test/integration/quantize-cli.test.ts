@@ -131,7 +131,11 @@ test('fleetctl model quantize --exclude keeps that Conv float where onnxruntime 
 test('fleetctl model quantize names the bad option and what it expects', { skip }, async () => {
   const cases: Array<[string[], RegExp]> = [
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--method', 'kl'], /Expected --method minmax, entropy or percentile but received "kl"/],
-    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--method', 'percentile', '--percentile', '0'], /Expected --percentile in \(0, 100\] but received 0/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--method', 'percentile', '--percentile', '0'], /Expected --percentile to be a percentile in \(0, 100\] but received "0"/],
+    // Number() reads these as 16 and 0; they are typos, not percentiles or frame counts.
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--method', 'percentile', '--percentile', '0x10'], /Expected --percentile to be a percentile in \(0, 100\] but received "0x10"/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--target-snr', ''], /Expected --target-snr to be a number of dB but received ""/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--frames', '1.5'], /Expected --frames to be a positive integer but received "1.5"/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--percentile', '99.9'], /--percentile applies to --method percentile, but the method is minmax/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--per-channel', '--per-tensor'], /one of --per-channel and --per-tensor, not both/],
     [['--model', MODEL, '-o', join(dir, 'x.onnx')], /Expected --calib DIR\|VIDEO/],

@@ -65,7 +65,7 @@ test('edge-agent eval-tracking --json prints the figures', { timeout: 120_000 },
 test('edge-agent eval-tracking refuses a bad interval and a missing input', () => {
   const bad = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/cli/main.ts', 'eval-tracking', '--input', VIDEO, '--interval', '0', '--json'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
-  assert.match(bad.stdout, /positive integer for --interval/);
+  assert.match(bad.stdout, /Expected --interval to be a positive integer/);
   const none = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/cli/main.ts', 'eval-tracking', '--input', '/nonexistent.avi', '--json'], { encoding: 'utf8' });
   assert.equal(none.status, 4);
 });

@@ -1,5 +1,5 @@
 import type { CliCommand } from '../dispatch.js';
-import { parseCommandArgs, requireOption } from '../args.js';
+import { numberOption, parseCommandArgs, requireOption } from '../args.js';
 import { Detector } from '../../infer/detector.js';
 import { readImageFile } from '../../preprocess/preprocess.js';
 
@@ -19,7 +19,7 @@ each detection: label, score and box in source pixels (x, y, w, h).`,
     const detector = await Detector.open({
       modelPath,
       providers: values.providers?.split(',').map((s) => s.trim()).filter(Boolean),
-      scoreThreshold: values.score !== undefined ? Number(values.score) : undefined,
+      scoreThreshold: numberOption('--score', values.score, { what: 'a score threshold in [0, 1]', min: 0, max: 1 }),
     });
     try {
       const { detections, timings } = await detector.detectTimed(image);

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { CliCommand } from '../dispatch.js';
 import { UsageError, EXIT } from '../dispatch.js';
+import { numberOption, POSITIVE_INT } from '../args.js';
 import type { Detection, RgbImage } from '../../types.js';
 import { InputError, ModelError } from '../../util/errors.js';
 import { evaluateTracking } from '../../eval/tracking-eval.js';
@@ -54,10 +55,8 @@ options:
       strict: true,
     });
     if (!values.input) throw new UsageError('Expected --input VIDEO but received nothing');
-    const interval = Number(values.interval);
-    if (!Number.isInteger(interval) || interval < 1) throw new UsageError(`Expected a positive integer for --interval but received ${JSON.stringify(values.interval)}`);
-    const maxFrames = values.frames === undefined ? undefined : Number(values.frames);
-    if (maxFrames !== undefined && (!Number.isInteger(maxFrames) || maxFrames < 1)) throw new UsageError(`Expected a positive integer for --frames but received ${JSON.stringify(values.frames)}`);
+    const interval = numberOption('--interval', values.interval, POSITIVE_INT)!;
+    const maxFrames = numberOption('--frames', values.frames, POSITIVE_INT);
     if (!existsSync(values.input)) throw new InputError(`Expected a video file at ${values.input} but there is none; run scripts/setup.sh for assets/video/vtest.avi`);
     if (!existsSync(values.model!)) throw new ModelError(`Expected a detector model at ${values.model} but there is none; give --model PATH or run scripts/setup.sh`);
     const detector = await openDetector(values.model!);

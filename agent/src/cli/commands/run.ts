@@ -1,5 +1,5 @@
 import type { CliCommand } from '../dispatch.js';
-import { parseCommandArgs, requireOption } from '../args.js';
+import { numberOption, parseCommandArgs, POSITIVE_INT, requireOption } from '../args.js';
 import { loadAgentConfig } from '../../config/load.js';
 import { AgentRunner, type RunSummary } from '../../pipeline/agent-runner.js';
 import { rootLogger } from '../../util/log.js';
@@ -20,7 +20,8 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
     const configPath = requireOption(values.config, 'config');
     const config = await loadAgentConfig(configPath);
     rootLogger().level = config.log.level;
-    if (values.frames) for (const c of config.cameras) c.source.maxFrames = Number(values.frames);
+    const frames = numberOption('--frames', values.frames, POSITIVE_INT);
+    if (frames !== undefined) for (const c of config.cameras) c.source.maxFrames = frames;
     if (values.ndjson) config.output.ndjson = values.ndjson;
     const ac = new AbortController();
     // systemd: READY after the first frame, watchdog from frame progress, bounded SIGTERM/SIGINT stop.

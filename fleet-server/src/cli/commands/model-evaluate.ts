@@ -3,6 +3,7 @@
  */
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
+import { numberOption, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT } from '../../../../agent/src/cli/args.js';
 import { runGate } from '../../quantize/gate.js';
 
 const usage = `
@@ -31,10 +32,8 @@ export const command: CliCommand = {
       },
     });
     if (!values.reference || !values.candidate || !values.data) throw new UsageError('Expected --reference A.onnx --candidate B.onnx --data DIR|VIDEO');
-    const n = Number(values.frames), maxDrop = Number(values['max-drop']);
-    const stride = values.stride === undefined ? undefined : Number(values.stride), offset = values.offset === undefined ? undefined : Number(values.offset);
-    if (![n, stride ?? 1].every((v) => Number.isInteger(v) && v >= 1) || !Number.isInteger(offset ?? 0) || (offset ?? 0) < 0) throw new UsageError('Expected positive integers for --frames and --stride and a non-negative --offset');
-    if (!(maxDrop >= 0)) throw new UsageError(`Expected --max-drop ≥ 0 but received ${values['max-drop']}`);
+    const n = numberOption('--frames', values.frames, POSITIVE_INT)!, maxDrop = numberOption('--max-drop', values['max-drop'], NON_NEGATIVE)!;
+    const stride = numberOption('--stride', values.stride, POSITIVE_INT), offset = numberOption('--offset', values.offset, NON_NEGATIVE_INT);
     const { decision, report } = await runGate({ reference: values.reference, candidate: values.candidate, data: { source: values.data, maxFrames: n, stride, offset, heldOut: true }, labelsPath: values.labels, maxMapDrop: maxDrop });
     if (values.json) process.stdout.write(`${JSON.stringify({ ok: decision.pass, decision, report })}\n`);
     else {

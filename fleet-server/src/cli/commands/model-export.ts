@@ -5,6 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { checkOutputs, requireFile } from '../paths.js';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
+import { numberOption, POSITIVE_INT } from '../../../../agent/src/cli/args.js';
 import { exportModel } from '../../export/export-model.js';
 
 const usage = `
@@ -55,15 +56,15 @@ export const command: CliCommand = {
     if (precision !== 'fp32' && precision !== 'fp16' && precision !== 'int8') throw new UsageError(`Expected --precision fp32, fp16 or int8 but received ${JSON.stringify(precision)}`);
     const method = values.method;
     if (method !== 'minmax' && method !== 'entropy' && method !== 'percentile') throw new UsageError(`Expected --method minmax, entropy or percentile but received ${JSON.stringify(method)}`);
-    const frames = Number(values.frames), stride = values.stride === undefined ? undefined : Number(values.stride);
-    if (!Number.isInteger(frames) || frames < 1) throw new UsageError(`Expected --frames to be a positive integer but received ${values.frames}`);
-    if (stride !== undefined && (!Number.isInteger(stride) || stride < 1)) throw new UsageError(`Expected --stride to be a positive integer but received ${values.stride}`);
-    const targetSnrDb = values['target-snr'] === undefined ? undefined : Number(values['target-snr']);
-    if (targetSnrDb !== undefined && !Number.isFinite(targetSnrDb)) throw new UsageError(`Expected --target-snr to be a number of dB but received ${values['target-snr']}`);
+    const frames = numberOption('--frames', values.frames, POSITIVE_INT)!, stride = numberOption('--stride', values.stride, POSITIVE_INT);
+    const targetSnrDb = numberOption('--target-snr', values['target-snr'], { what: 'a number of dB' });
     if (targetSnrDb !== undefined && !(target === 'tflite' && precision === 'int8')) throw new UsageError('--target-snr applies to --target tflite --precision int8 only');
     const floatIslands = values['float-islands'];
     if (floatIslands !== 'auto' && floatIslands !== 'on' && floatIslands !== 'off') throw new UsageError(`Expected --float-islands auto, on or off but received ${JSON.stringify(floatIslands)}`);
     if (target === 'tflite' && precision === 'int8' && !values.calib) throw new UsageError('Expected --calib DIR|VIDEO for an int8 TFLite export (ranges come from real frames)');
+    if (values.calib && !(target === 'tflite' && precision === 'int8')) {
+      throw new UsageError(`--calib applies to --target tflite --precision int8 only (a ${target} ${precision} export reads no frames${target === 'coreml' && precision === 'int8' ? ': Core ML int8 quantizes the weights alone' : ''}); drop --calib`);
+    }
     requireFile('--model', values.model);
     await checkOutputs(values.model, [values.output, ...(values.report ? [values.report] : [])]);
     const report = await exportModel({

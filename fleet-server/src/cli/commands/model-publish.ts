@@ -14,6 +14,7 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
+import { numberOption, NON_NEGATIVE } from '../../../../agent/src/cli/args.js';
 import { runGate, DEFAULT_MAX_MAP_DROP, type GateDecision } from '../../quantize/gate.js';
 import { copyMeta } from '../../quantize/quantize.js';
 import { dbPathOf, loadFleetConfig } from '../../config/schema.js';
@@ -66,8 +67,7 @@ export const command: CliCommand = {
     let decision: GateDecision | undefined;
     if (precision === 'int8') {
       if (!values.reference || !values.data) throw new UsageError('An int8 artifact needs --reference FP32.onnx and --data DIR|VIDEO for the accuracy gate');
-      const maxMapDrop = values['max-drop'] === undefined ? DEFAULT_MAX_MAP_DROP : Number(values['max-drop']);
-      if (!(maxMapDrop >= 0)) throw new UsageError(`Expected --max-drop ≥ 0 but received ${values['max-drop']}`);
+      const maxMapDrop = numberOption('--max-drop', values['max-drop'], NON_NEGATIVE) ?? DEFAULT_MAX_MAP_DROP;
       ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, heldOut: true }, maxMapDrop }));
       if (!decision.pass) {
         if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, decision })}\n`);

@@ -4,6 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
+import { numberOption, POSITIVE_INT } from '../../../../agent/src/cli/args.js';
 import { fp16PathFor, quantizeModel } from '../../quantize/quantize.js';
 import { checkOutputs, requireFile } from '../paths.js';
 
@@ -69,19 +70,15 @@ export const command: CliCommand = {
     if (method !== 'minmax' && method !== 'entropy' && method !== 'percentile') throw new UsageError(`Expected --method minmax, entropy or percentile but received ${JSON.stringify(method)}`);
     const target = values.target;
     if (target !== 'cpu' && target !== 'tensorrt') throw new UsageError(`Expected --target cpu or tensorrt but received ${JSON.stringify(target)}`);
-    const frames = Number(values.frames), stride = values.stride === undefined ? undefined : Number(values.stride);
-    if (!Number.isInteger(frames) || frames < 1) throw new UsageError(`Expected --frames to be a positive integer but received ${values.frames}`);
-    if (stride !== undefined && (!Number.isInteger(stride) || stride < 1)) throw new UsageError(`Expected --stride to be a positive integer but received ${values.stride}`);
+    const frames = numberOption('--frames', values.frames, POSITIVE_INT)!, stride = numberOption('--stride', values.stride, POSITIVE_INT);
     const ops = values.ops;
     if (ops !== 'weighted' && ops !== 'all') throw new UsageError(`Expected --ops weighted or all but received ${JSON.stringify(ops)}`);
     const activationType = values.activations;
     if (activationType !== 'uint8' && activationType !== 'int8') throw new UsageError(`Expected --activations uint8 or int8 but received ${JSON.stringify(activationType)}`);
-    const targetSnrDb = values['target-snr'] === undefined ? undefined : Number(values['target-snr']);
-    if (targetSnrDb !== undefined && !Number.isFinite(targetSnrDb)) throw new UsageError(`Expected --target-snr to be a number of dB but received ${values['target-snr']}`);
+    const targetSnrDb = numberOption('--target-snr', values['target-snr'], { what: 'a number of dB' });
     if (values['per-channel'] && values['per-tensor']) throw new UsageError('Expected one of --per-channel and --per-tensor, not both');
     if (values.percentile !== undefined && method !== 'percentile') throw new UsageError(`--percentile applies to --method percentile, but the method is ${method}; add --method percentile or drop --percentile`);
-    const percentile = values.percentile === undefined ? undefined : Number(values.percentile);
-    if (percentile !== undefined && !(percentile > 0 && percentile <= 100)) throw new UsageError(`Expected --percentile in (0, 100] but received ${values.percentile}`);
+    const percentile = numberOption('--percentile', values.percentile, { what: 'a percentile in (0, 100]', above: 0, max: 100 });
     requireFile('--model', values.model);
     await checkOutputs(values.model, [values.output, ...(values.fp16 ? [fp16PathFor(values.output)] : []), ...(values.report ? [values.report] : [])]);
     const report = await quantizeModel({

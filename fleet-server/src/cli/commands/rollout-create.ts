@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { UsageError } from '../../../../agent/src/cli/dispatch.js';
+import { numberOption } from '../../../../agent/src/cli/args.js';
 import { callApi } from '../device-registry.js';
 import { SERVER_OPTIONS, SERVER_USAGE } from '../rollout-client.js';
 import type { RolloutRecord } from '../../rollouts/rollout-store.js';
@@ -25,13 +26,12 @@ ${SERVER_USAGE}`,
     const m = /^([A-Za-z0-9_.-]+)@([A-Za-z0-9_.+-]+)$/.exec(v.model ?? '');
     if (!m) throw new UsageError(`Expected --model NAME@VERSION but received ${JSON.stringify(v.model)}`);
     if (!v.target) throw new UsageError('Expected --target all, group:NAME or devices:ID,ID,...');
-    const waves = v.waves.split(',').map(Number);
-    if (waves.some((w) => !Number.isFinite(w))) throw new UsageError(`Expected --waves as comma-separated percentages (e.g. 5,25,100) but received ${v.waves}`);
+    const waves = v.waves.split(',').map((w) => numberOption('--waves', w, { what: 'comma-separated percentages (e.g. 5,25,100)', above: 0, max: 100 })!);
     const gate: Record<string, number> = {};
     for (const kv of (v.gate ?? '').split(',').filter(Boolean)) {
       const [k, val] = kv.split('=');
-      if (!GATE_KEYS.includes(k) || !Number.isFinite(Number(val))) throw new UsageError(`Expected --gate KEY=NUMBER with KEY one of ${GATE_KEYS.join(', ')} but received ${kv}`);
-      gate[k] = Number(val);
+      if (!GATE_KEYS.includes(k) || val === undefined) throw new UsageError(`Expected --gate KEY=NUMBER with KEY one of ${GATE_KEYS.join(', ')} but received ${kv}`);
+      gate[k] = numberOption(`--gate ${k}`, val, { what: 'a number' })!;
     }
     const body = { model: m[1], version: m[2], target: v.target, waves, gate, ...(v.role ? { role: v.role } : {}), ...(v.platform ? { platform: v.platform } : {}) };
     const r = (await callApi(v.server, v.token, 'POST', '/api/rollouts', body)) as { created: boolean; rollout: RolloutRecord };
