@@ -1,23 +1,27 @@
 /**
  * Accuracy of a candidate model (INT8/FP16) against its reference (FP32) on the same frames: both
- * run in onnxruntime-node on identical preprocessed inputs, both decoded by the agent's decoders
- * (agent/src/decode, chosen by the model metadata). Reports
+ * run on identical preprocessed inputs (ONNX in onnxruntime-node, a TFLite candidate in LiteRT.js, as
+ * the agent runs it), both decoded by the agent's decoders (agent/src/decode, chosen by each model's
+ * metadata: an exported TFLite file decodes its head maps where its source decoded its own tail). Reports
  * - agreement: mAP@0.5 of the candidate's detections taking the reference's detections as truth
  *   (the candidate is decoded at half the metadata's score threshold so a box whose score slips just
  *   under the threshold still counts as found, ranked low, as in a normal mAP evaluation);
  * - with labels: mAP@0.5 of each model against them, and the drop;
  * - per-class AP deltas and per-output SNR (10·log10 Σref² / Σ(ref−cand)²) in dB.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import ort from 'onnxruntime-node';
+import { isDeepStrictEqual } from 'node:util';
 import { Type, type Static } from '@sinclair/typebox';
-import { loadModelMetadata, type ModelMetadata } from '../../../agent/src/model/metadata.js';
-import { createDecoder, type OutputMap } from '../../../agent/src/decode/index.js';
+import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
+import { decoderOutputNames } from '../../../agent/src/decode/spec.js';
+import { createDecoder } from '../../../agent/src/decode/index.js';
 import { compileSchema } from '../../../agent/src/util/schema.js';
 import { InputError, ModelError } from '../../../agent/src/util/errors.js';
 import type { Detection } from '../../../agent/src/types.js';
 import { modelInputs, type FrameSelection } from './frames.js';
 import { addToSnr, snrDb } from './snr.js';
+import { openGateModel, type GateModel } from './gate-model.js';
 import { averagePrecision, candidateDecoderSpec, meanAp, type ClassAp, type FrameDetections } from './ap.js';
 
 /** Labels file: boxes in source pixels per frame index (the video frame number or the sorted image index). */
@@ -83,51 +87,52 @@ async function readLabels(path: string): Promise<unknown> {
   }
 }
 
-async function openSession(path: string, threads: number): Promise<ort.InferenceSession> {
-  try {
-    return await ort.InferenceSession.create(path, { intraOpNumThreads: threads });
-  } catch (err) {
-    throw new ModelError(`onnxruntime could not load ${path}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-function toOutputMap(out: ort.InferenceSession.OnnxValueMapType): OutputMap {
-  const map: OutputMap = {};
-  for (const [name, t] of Object.entries(out)) map[name] = { dims: t.dims, data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>) };
-  return map;
-}
-
 export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateReport> {
   const meta: ModelMetadata = await loadModelMetadata(opts.reference);
-  const threads = opts.intraOpThreads ?? 1;
-  const [ref, cand] = [await openSession(opts.reference, threads), await openSession(opts.candidate, threads)];
+  // The candidate's own metadata where it has one (an export may decode other outputs than its source).
+  const candMeta = existsSync(metadataPathFor(opts.candidate)) ? await loadModelMetadata(opts.candidate) : meta;
   const labels = opts.labelsPath ? labelsValidator.parse(await readLabels(opts.labelsPath), `labels file ${opts.labelsPath}`) : undefined;
+  const threads = opts.intraOpThreads ?? 1;
+  const ref = await openGateModel(opts.reference, threads);
+  let cand: GateModel;
+  try {
+    cand = await openGateModel(opts.candidate, threads);
+  } catch (err) {
+    await ref.release();
+    throw err;
+  }
   const labelByFrame = new Map(labels?.frames.map((f) => [f.index, f.boxes]) ?? []);
   const decodeRef = createDecoder(meta.decoder);
   const candSpec = candidateDecoderSpec(meta.decoder);
-  const decodeCand = createDecoder(candSpec);
+  const decodeCand = createDecoder(candidateDecoderSpec(candMeta.decoder));
   const inputName = meta.input ?? ref.inputNames[0];
   const agreement: FrameDetections[] = [], refVsLabels: FrameDetections[] = [], candVsLabels: FrameDetections[] = [];
   const refLow = createDecoder(candSpec);
   const snr = new Map<string, { sig: number; err: number }>();
   let frames = 0, referenceDetections = 0, labelBoxes = 0;
   try {
-    const absent = [...ref.inputNames.filter((n) => !cand.inputNames.includes(n)).map((n) => `input ${n}`), ...ref.outputNames.filter((n) => !cand.outputNames.includes(n)).map((n) => `output ${n}`)];
+    const absent = [
+      ...ref.inputNames.filter((n) => !cand.inputNames.includes(n)).map((n) => `input ${n}`),
+      ...decoderOutputNames(candMeta.decoder).filter((n) => !cand.outputNames.includes(n)).map((n) => `output ${n}`),
+    ];
     if (absent.length) throw new ModelError(`The candidate ${opts.candidate} is not a build of the reference ${opts.reference}: it lacks ${absent.slice(0, 4).join(', ')}; compare a model with its own INT8/FP16 build`);
+    if (!isDeepStrictEqual(candMeta.preprocess, meta.preprocess)) {
+      throw new ModelError(`The candidate ${opts.candidate} preprocesses frames otherwise than the reference ${opts.reference} (see ${metadataPathFor(opts.candidate)}); compare a model with its own INT8/FP16 build`);
+    }
     for await (const input of modelInputs(opts.data, meta.preprocess)) {
-      const feeds = { [inputName]: new ort.Tensor(input.dtype, input.data, input.dims) };
-      const r = toOutputMap(await ref.run(feeds));
-      const c = toOutputMap(await cand.run(feeds));
-      for (const name of Object.keys(r)) {
-        const a = r[name].data, b = c[name]?.data;
-        if (!b || b.length !== a.length) throw new ModelError(`Candidate output ${name} has ${b?.length ?? 0} values but the reference has ${a.length}; the models do not match`);
+      const r = await ref.run(inputName, input);
+      const c = await cand.run(inputName, input);
+      // SNR on the outputs both have (an export may end before its source's decoding tail).
+      for (const name of Object.keys(r).filter((n) => c[n])) {
+        const a = r[name].data, b = c[name].data;
+        if (b.length !== a.length) throw new ModelError(`Candidate output ${name} has ${b.length} values but the reference has ${a.length}; the models do not match`);
         const acc = snr.get(name) ?? { sig: 0, err: 0 };
         addToSnr(acc, a, b);
         snr.set(name, acc);
       }
       const ctx = { transform: input.transform, labels: meta.labels, outputNames: ref.outputNames };
       const refDets = decodeRef(r, ctx);
-      const candDets = decodeCand(c, ctx);
+      const candDets = decodeCand(c, { ...ctx, outputNames: cand.outputNames });
       agreement.push({ truth: refDets, predicted: candDets });
       referenceDetections += refDets.length;
       if (labels) {

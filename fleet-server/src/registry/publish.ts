@@ -15,7 +15,8 @@ import { modelMetadataValidator } from '../../../agent/src/model/metadata.js';
 import { decoderOutputNames } from '../../../agent/src/decode/spec.js';
 import { artifactFileName, MODEL_TARGETS, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
 import { TfliteAdapter } from '../../../platform-adapters/tflite/adapter.js';
-import { decodeMlModel } from '../export/coreml/proto.js';
+import { decodeMlModel, isQuantizedMlModel } from '../export/coreml/proto.js';
+import { isQuantizedTflite } from '../export/tflite/inspect.js';
 import { RegistryError, type ArtifactRecord, type ModelRegistry } from './model-registry.js';
 
 export interface PublishDirOptions {
@@ -32,21 +33,32 @@ const ELEM_TYPES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8'
 
 type ManifestTensor = Manifest['inputs'][number];
 
-/** The refusal for an INT8 ONNX file labelled FP16/FP32: that label would skip the accuracy gate. */
+/** The refusal for an INT8 file labelled FP16/FP32: that label would skip the accuracy gate. */
 function int8Mislabelled(modelPath: string, precision: string): RegistryError {
-  return new RegistryError('E_GATE', `${modelPath} is an INT8 model (quantized graph) but was given as ${precision}; publish it as int8 through the accuracy gate (fleetctl model publish --model ${modelPath} --precision int8 --reference FP32.onnx --data DIR --out DIR), or publish the FP16/FP32 artifact.`);
+  const instead = /\.mlmodel$/i.test(modelPath)
+    ? 'the accuracy gate cannot run Core ML here, so publish the Core ML FP16/FP32 artifact'
+    : `publish it as int8 through the accuracy gate (fleetctl model publish --model ${modelPath} --precision int8 --reference FP32.onnx --data DIR --out DIR), or publish the FP16/FP32 artifact`;
+  return new RegistryError('E_GATE', `${modelPath} is an INT8 model (quantized weights) but was given as ${precision}; ${instead}.`);
 }
 
-/** Throws E_GATE when an ONNX file given as FP16/FP32 is quantized; a file that does not decode is left to the later checks. */
-export function assertPrecisionMatches(modelPath: string, precision: string): void {
-  if (precision === 'int8' || !/\.onnx$/i.test(modelPath)) return;
-  let int8: boolean;
+/**
+ * Whether the artifact holds INT8 weights or activations: ONNX quantization ops or mark, TFLite INT8
+ * tensors, Core ML 8-bit linear weights. Undefined when the file does not decode (later checks refuse it).
+ */
+function isQuantizedArtifact(modelPath: string): boolean | undefined {
   try {
-    int8 = isQuantizedModel(decodeModel(readFileSync(modelPath)));
+    const bytes = readFileSync(modelPath);
+    if (/\.tflite$/i.test(modelPath)) return isQuantizedTflite(bytes);
+    if (/\.mlmodel$/i.test(modelPath)) return isQuantizedMlModel(decodeMlModel(bytes));
+    return isQuantizedModel(decodeModel(bytes));
   } catch {
-    return;
+    return undefined;
   }
-  if (int8) throw int8Mislabelled(modelPath, precision);
+}
+
+/** Throws E_GATE when a file given as FP16/FP32 is quantized. */
+export function assertPrecisionMatches(modelPath: string, precision: string): void {
+  if (precision !== 'int8' && isQuantizedArtifact(modelPath)) throw int8Mislabelled(modelPath, precision);
 }
 
 /**
@@ -65,12 +77,12 @@ async function artifactTensors(target: ModelTarget, modelPath: string): Promise<
     const info = session.info;
     await session.dispose();
     const t = (list: typeof info.inputs) => list.map((v) => ({ name: v.name, dims: v.dims, ...(v.type !== 'unknown' ? { type: v.type } : {}) }));
-    return { inputs: t(info.inputs), outputs: t(info.outputs) };
+    return { inputs: t(info.inputs), outputs: t(info.outputs), quantized: isQuantizedArtifact(modelPath) };
   }
   if (target === 'coreml') {
     const m = decodeMlModel(readFileSync(modelPath));
     const t = (list: typeof m.inputs) => list.map((f) => ({ name: f.name, dims: f.shape, type: 'float32' }));
-    return { inputs: t(m.inputs), outputs: t(m.outputs) };
+    return { inputs: t(m.inputs), outputs: t(m.outputs), quantized: isQuantizedMlModel(m) };
   }
   const model = decodeModel(readFileSync(modelPath));
   const graph = model.graph;

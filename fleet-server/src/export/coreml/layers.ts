@@ -10,6 +10,8 @@ export interface CmlWeights {
   values: Float32Array;
   /** Output channels, for per-channel 8-bit linear quantization. */
   channels: number;
+  /** Read back from a file that stores them as 8-bit linear (QuantizationParams): `values` are dequantized. */
+  quantized?: boolean;
 }
 
 export type CmlLayer =

@@ -130,7 +130,7 @@ function readWeights(bytes: Uint8Array, channels: number): CmlWeights {
     const per = raw.length / scale.length;
     floats = Array.from(raw, (q, k) => scale[Math.floor(k / per)] * q + bias[Math.floor(k / per)]);
   }
-  return { values: Float32Array.from(floats), channels };
+  return { values: Float32Array.from(floats), channels, ...(raw ? { quantized: true } : {}) };
 }
 
 function readFeature(bytes: Uint8Array): CmlFeature {
@@ -183,6 +183,11 @@ function readLayer(bytes: Uint8Array): CmlLayer {
 }
 
 export interface DecodedMlModel extends CmlModel { specificationVersion: number }
+
+/** A model whose convolution weights are stored as 8-bit linear (an INT8 export), whatever its description says. */
+export function isQuantizedMlModel(m: CmlModel): boolean {
+  return m.layers.some((l) => l.kind === 'conv' && l.weights.quantized === true);
+}
 
 export function decodeMlModel(bytes: Uint8Array): DecodedMlModel {
   const m: DecodedMlModel = { specificationVersion: 0, inputs: [], outputs: [], layers: [], precision: 'fp32', metadata: {} };
