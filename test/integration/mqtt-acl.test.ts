@@ -77,6 +77,36 @@ for (const kind of ['aedes', 'mosquitto', 'mosquitto-embedded'] as BrokerKind[])
       }
     });
 
+    // Not over 'mosquitto' (an operator's own broker): binding client ids to users is its configuration (docs/operations.md).
+    if (kind !== 'mosquitto') test('a device cannot take over another device\'s session by using its client id', async (t) => {
+      if (!mosquittoAvailable() && kind !== 'aedes') return t.skip('mosquitto binary not installed');
+      const fleet = await startFleet({ broker: kind });
+      t.after(() => fleet.stop());
+      const a = fleet.addDevice('dev-a');
+      const b = fleet.addDevice('dev-b');
+      const connect = (dev: TestDevice, clientId: string) => new Promise<MqttClient>((resolve, reject) => {
+        const c = mqtt.connect(fleet.mqttUrl, { username: dev.id, password: dev.secret, protocolVersion: version, reconnectPeriod: 0, clientId });
+        c.once('connect', () => resolve(c));
+        c.once('error', (err) => { c.end(true); reject(err); });
+      });
+      const ca = await waitFor('A connects', () => connect(a, 'ef-dev-a').catch(() => undefined), 5000, 100);
+      t.after(() => { ca.end(true); });
+      let aClosed = 0;
+      ca.on('close', () => { aClosed += 1; });
+      // B, with its own valid secret, asks for A's client id, five times.
+      for (let i = 0; i < 5; i++) {
+        const cb = await connect(b, 'ef-dev-a').catch((err: Error & { code?: number }) => err);
+        if (kind === 'aedes') assert.equal((cb as { code?: number }).code, 2, 'aedes refuses the id (identifier rejected)');
+        else (cb as MqttClient).end(true); // mosquitto: B gets a session under its own name instead
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(aClosed, 0, 'A was never disconnected');
+      assert.ok(ca.connected);
+      // A's own client id still works for A.
+      await ca.publishAsync('ef/v1/dev/dev-a/alert', JSON.stringify(alertFixture('a-still-here')), { qos: 1 });
+      await waitFor('A alert stored', () => fleet.server.alerts.count('dev-a') === 1);
+    });
+
     test('1,000 malformed payloads are counted and dropped; server and other devices unaffected', async (t) => {
       if (kind !== 'aedes' && !mosquittoAvailable()) return t.skip('mosquitto binary not installed');
       const fleet = await startFleet({ broker: kind });

@@ -25,7 +25,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { moduleLogger, type Logger } from '../util/log.js';
 import { describeError, EdgeFleetError } from '../util/errors.js';
 import {
-  assertDeviceId, decodePayload, topicFor, topics, AlertSchema,
+  deviceClientId, assertDeviceId, decodePayload, topicFor, topics, AlertSchema,
   type AckPayload, type AlertPayload, type CmdPayload, type CmdResultPayload, type DesiredPayload, type ReportedPayload, type StatePayload, type TelemetryPayload,
 } from '../protocol/index.js';
 import { compileSchema } from '../util/schema.js';
@@ -235,7 +235,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       protocolVersion,
       username: this.deviceId,
       password: this.opts.secret,
-      clientId: `ef-${this.deviceId}`,
+      clientId: deviceClientId(this.deviceId),
       clean: true,
       keepalive: this.opts.keepaliveS ?? 30,
       connectTimeout: this.opts.connectTimeoutMs ?? 10_000,

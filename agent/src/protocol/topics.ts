@@ -29,6 +29,12 @@ export const TOPIC_DIRECTION: Record<TopicKind, 'device' | 'server'> = {
   cmd: 'server',
 };
 
+/** A device's MQTT client id is `ef-{deviceId}` (docs/protocol.md); brokers refuse it to any other device. */
+export const DEVICE_CLIENT_PREFIX = 'ef-';
+export function deviceClientId(deviceId: string): string {
+  return `${DEVICE_CLIENT_PREFIX}${deviceId}`;
+}
+
 export function isDeviceId(id: unknown): id is string {
   return typeof id === 'string' && deviceIdRe.test(id);
 }

@@ -20,6 +20,7 @@ import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { describeError, EdgeFleetError } from '../../../agent/src/util/errors.js';
 import type { DeviceStore } from '../db/devices.js';
 import { devicesMayPublish, devicesMaySubscribe } from './acl.js';
+import { DEVICE_CLIENT_PREFIX, deviceClientId } from '../../../agent/src/protocol/topics.js';
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -85,6 +86,14 @@ export class EmbeddedBroker {
           done(err, false);
         };
         if (!username) { refuse(); return; }
+        // Client ids `ef-<deviceId>` belong to their device (docs/protocol.md): another device taking
+        // one would disconnect that device (MQTT-3.1.4-2) and fire its will, again and again.
+        if (client.id.startsWith(DEVICE_CLIENT_PREFIX) && client.id !== deviceClientId(username)) {
+          this.counters.authFailures += 1;
+          this.log.warn({ clientId: client.id, username }, 'client id of another device refused');
+          done(Object.assign(new Error(`client id ${client.id} belongs to another device`), { returnCode: 2 as const }), false);
+          return;
+        }
         this.opts.devices.verify(username, secret).then((ok) => {
           if (!ok) { refuse(); return; }
           c.efDeviceId = username;

@@ -117,6 +117,9 @@ export function mosquittoConfText(files: ManagedMosquittoFiles, l: ListenerSetti
   }
   lines.push(
     'allow_anonymous false',
+    // A client's id is its username (mosquitto.conf(5)): a device cannot take over another's
+    // session, or the fleet server's, by connecting with its client id (MQTT-3.1.4-2).
+    'use_username_as_clientid true',
     `password_file ${files.passwordFile}`,
     `acl_file ${files.aclFile}`,
     'persistence true',
