@@ -40,8 +40,9 @@ done
 HOST_ARCH="linux-$(node -p 'process.arch')"
 [ ${#ARCHES[@]} -gt 0 ] || ARCHES=("$HOST_ARCH")
 VERSION="$(node -p "require('$ROOT/package.json').version")"
-# Kept external by scripts/build.ts (NATIVE_EXTERNALS + FILE_EXTERNALS): shipped in node_modules.
-NATIVE=(onnxruntime-node sharp gstreamer-superficial better-sqlite3 unix-dgram @litertjs/core)
+# Kept external by scripts/build.ts (NATIVE_EXTERNALS + FILE_EXTERNALS, and thread-stream, which pino's
+# transport code requires when the log module loads): shipped in node_modules with their dependencies.
+NATIVE=(onnxruntime-node sharp gstreamer-superficial better-sqlite3 unix-dgram @litertjs/core thread-stream)
 BUILD_FROM_SOURCE=(gstreamer-superficial better-sqlite3 unix-dgram)
 log() { printf 'package-agent: %s\n' "$*" >&2; }
 
@@ -125,7 +126,8 @@ for ARCH in "${ARCHES[@]}"; do
   cat > "$STAGE/bin/edge-agent" <<'EOF'
 #!/bin/sh
 # Runs the bundled agent with the board presets shipped next to it.
-here="$(cd "$(dirname "$0")/.." && pwd)"
+# Through /usr/local/bin/edge-agent (a symlink): the release is where the link points, not beside it.
+here="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
 : "${EF_BOARDS_DIR:=$here/configs/boards}"
 # Each pending GStreamer pull holds a libuv thread; the pool size must be set before node starts
 # (static imports of native addons run before any line of the bundle).

@@ -26,7 +26,6 @@ if [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/syste
   systemctl disable --now edge-agent.service >&2 || log "edge-agent.service was not enabled"
 fi
 rm -f "$ROOT/etc/systemd/system/edge-agent.service"
-rm -rf "$ROOT/etc/systemd/system/edge-agent.service.d"
 [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ] && systemctl daemon-reload
 if [ "$(readlink "$ROOT/usr/local/bin/edge-agent" 2>/dev/null)" = /opt/edge-agent/current/bin/edge-agent ]; then
   rm -f "$ROOT/usr/local/bin/edge-agent"
@@ -35,7 +34,9 @@ rm -rf "$ROOT/opt/edge-agent"
 log "removed /opt/edge-agent and the unit"
 
 if [ "$PURGE" = 1 ]; then
-  rm -rf "$ROOT/etc/edge-agent" "$ROOT/var/lib/edge-agent" "$ROOT/var/cache/edge-agent" "$ROOT/var/log/edge-agent"
+  # The operator's unit drop-ins (systemctl edit) are configuration too: kept unless purging.
+  rm -rf "$ROOT/etc/edge-agent" "$ROOT/var/lib/edge-agent" "$ROOT/var/cache/edge-agent" "$ROOT/var/log/edge-agent" \
+    "$ROOT/etc/systemd/system/edge-agent.service.d"
   if [ "$REAL" = 1 ] && getent passwd edge-agent >/dev/null; then userdel edge-agent; fi
   log "purged config, credentials, state and the user"
 else

@@ -8,17 +8,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MODEL = join(ROOT, 'assets/models/blazeface-back/model.onnx');
 const IMAGE = join(ROOT, 'assets/images/faces/sample1.jpg');
+const VIDEO = join(ROOT, 'assets/video/vtest.avi');
 
 test('release tarball: checksum, detect from the unpacked bundle, install/upgrade/uninstall under --root', { timeout: 180_000 }, (t) => {
-  if (!existsSync(MODEL) || !existsSync(IMAGE)) {
-    t.skip('assets missing: run scripts/setup.sh for the BlazeFace model and sample faces');
+  if (!existsSync(MODEL) || !existsSync(IMAGE) || !existsSync(VIDEO)) {
+    t.skip('assets missing: run scripts/setup.sh for the BlazeFace model, sample faces and vtest.avi');
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'ef-bundle-'));
@@ -58,6 +59,20 @@ test('release tarball: checksum, detect from the unpacked bundle, install/upgrad
     assert.equal(outTfl.provider, 'wasm');
     assert.equal(outTfl.detections.filter((d) => d.label === 'face' && d.score > 0.5).length, faces.length, 'the TFLite file finds the same faces');
 
+    // The commands the service and the operator run: check-config, and run (its ExecStart), from the
+    // tarball. pino's transport code loads thread-stream with the log module; it was not shipped.
+    const cfgFile = join(dir, 'agent.json');
+    writeFileSync(cfgFile, JSON.stringify({
+      deviceId: 'bundle-01', stateDir: join(dir, 'state'), detector: { model: MODEL },
+      cameras: [{ source: { kind: 'file', path: VIDEO, id: 'cam' } }],
+    }));
+    const env = { PATH: process.env.PATH, HOME: dir };
+    const check = spawnSync(join(pkg, 'bin/edge-agent'), ['check-config', cfgFile], { cwd: unpacked, encoding: 'utf8', env, timeout: 60_000 });
+    assert.equal(check.status, 0, check.stderr);
+    const agentRun = spawnSync(join(pkg, 'bin/edge-agent'), ['run', '--config', cfgFile, '--frames', '3', '--json'], { cwd: unpacked, encoding: 'utf8', env, timeout: 90_000 });
+    assert.equal(agentRun.status, 0, agentRun.stderr);
+    assert.match(agentRun.stdout, /"ok":true.*"framesIn":3,"processed":3/, agentRun.stdout);
+
     // Install, change the config, upgrade in place: config and state survive.
     const root = join(dir, 'root');
     const install = (): void => { execFileSync('bash', [join(pkg, 'scripts/install-agent.sh'), '--root', root, '--no-start'], { stdio: 'ignore' }); };
@@ -71,9 +86,20 @@ test('release tarball: checksum, detect from the unpacked bundle, install/upgrad
     assert.equal(readFileSync(join(root, 'var/lib/edge-agent/outbox.db'), 'utf8'), 'state');
     assert.match(readlinkSync(join(root, 'opt/edge-agent/current')), /^releases\//);
     assert.ok(existsSync(join(root, 'etc/systemd/system/edge-agent.service')));
+    // The CLI on PATH is a symlink into the release; the wrapper finds its bundle through it.
+    const linked = join(dir, 'bin-link');
+    mkdirSync(linked);
+    symlinkSync(join(root, 'opt/edge-agent/current/bin/edge-agent'), join(linked, 'edge-agent'));
+    const version = spawnSync(join(linked, 'edge-agent'), ['version'], { encoding: 'utf8', env, timeout: 30_000 });
+    assert.equal(version.status, 0, version.stderr);
+    // An operator's drop-in (systemctl edit) is configuration: kept by a plain uninstall.
+    const dropIn = join(root, 'etc/systemd/system/edge-agent.service.d/override.conf');
+    mkdirSync(join(dropIn, '..'), { recursive: true });
+    writeFileSync(dropIn, '[Service]\nWatchdogSec=60s\n');
     execFileSync('bash', [join(pkg, 'scripts/uninstall-agent.sh'), '--root', root], { stdio: 'ignore' });
     assert.ok(!existsSync(join(root, 'opt/edge-agent')) && !existsSync(join(root, 'etc/systemd/system/edge-agent.service')));
     assert.ok(existsSync(cfg), 'uninstall without --purge keeps the config');
+    assert.ok(existsSync(dropIn), 'uninstall without --purge keeps unit drop-ins');
     process.stdout.write(`# bundle: packaged in ${packMs} ms, ${faces.length} faces from the unpacked tarball\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -45,7 +45,7 @@ export function readDeviceSecret(config: AgentConfig, env: NodeJS.ProcessEnv = p
   }
   if (env.EF_DEVICE_SECRET) return env.EF_DEVICE_SECRET;
   throw new ConfigError(`No device secret for ${config.deviceId}: looked in ${candidates.join(', ') || '(no secretFile configured)'} and EF_DEVICE_SECRET. ` +
-    'Create one with `fleetctl device add ID` and install it with scripts/install-agent.sh --secret-file, or set link.secretFile',
+    'Create one with `fleetctl device add ID` and install it with scripts/install-agent.sh --device-secret FILE, or set link.secretFile',
   [{ path: '/link/secretFile', expected: 'a readable file with the device secret', received: link?.secretFile ?? 'nothing' }]);
 }
 
