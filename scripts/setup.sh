@@ -49,12 +49,10 @@ if [ ! -f node_modules/.ef-setup-stamp ] || [ "$(cat node_modules/.ef-setup-stam
 fi
 
 # ---- 3. sample assets ---------------------------------------------------------------------------
+# Always run: it checks each asset itself (0.1 s when all are there) and fetches only what is missing,
+# so a deleted video or model comes back instead of setup saying "ready" without it.
 mkdir -p assets/.cache
-asset_stamp="$(sha256sum configs/assets.json | cut -c1-64)"
-if [ ! -f assets/.assets-stamp ] || [ "$(cat assets/.assets-stamp)" != "$asset_stamp" ]; then
-  node scripts/fetch-assets.mjs
-  echo "$asset_stamp" > assets/.assets-stamp
-fi
+node scripts/fetch-assets.mjs
 
 # ---- 4. default models (TF.js import, metadata) -------------------------------------------------
 npx --no-install tsx scripts/prepare-models.ts
