@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +22,14 @@ test('fleet-server serve + fleetctl device add: a new device connects with the p
   assert.ok(dev.secret.length >= 40);
   const again = await run(process.execPath, ['bin/fleetctl.js', 'device', 'add', 'cam-cli', '--config', config]).catch((e: { code: number; stderr: string }) => e);
   assert.ok('code' in again && again.code !== 0 && /already exists/.test(again.stderr));
+  // A mistyped data dir is not a new fleet: refused, nothing created (the device would be in a registry no server reads).
+  const typo = join(dir, 'typo');
+  const lost = await run(process.execPath, ['bin/fleetctl.js', 'device', 'add', 'cam-x', '--data-dir', typo]).catch((e: { code: number; stderr: string }) => e);
+  assert.ok('code' in lost && lost.code === 4 && /data dir .*typo \(--data-dir\) does not exist/.test(lost.stderr), JSON.stringify(lost));
+  mkdirSync(typo);
+  const empty = await run(process.execPath, ['bin/fleetctl.js', 'device', 'list', '--data-dir', typo]).catch((e: { code: number; stderr: string }) => e);
+  assert.ok('code' in empty && empty.code === 4 && /No device registry at .*typo/.test(empty.stderr), JSON.stringify(empty));
+  assert.ok(!existsSync(join(typo, 'fleet.sqlite')));
 
   const server = spawn(process.execPath, ['bin/fleet-server.js', 'serve', '--config', config, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -37,6 +45,11 @@ test('fleet-server serve + fleetctl device add: a new device connects with the p
   const list = await run(process.execPath, ['bin/fleetctl.js', 'device', 'list', '--server', `http://127.0.0.1:${ready.http}`, '--token', token, '--json']);
   const items = (JSON.parse(list.stdout) as { items: { id: string; online: boolean; agentVersion: string }[] }).items;
   assert.deepEqual(items.map((d) => [d.id, d.online, d.agentVersion]), [['cam-cli', true, '9.9.9']]);
+  // SIGHUP (a stray kill -HUP, an old unit's ExecReload) is not a stop: its default action ended the server.
+  server.kill('SIGHUP');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(server.exitCode, null, 'still running after SIGHUP');
+  assert.equal((await fetch(`http://127.0.0.1:${ready.http}/api/health`)).status, 200);
   server.kill('SIGTERM');
   assert.equal(await exited, 0);
 });

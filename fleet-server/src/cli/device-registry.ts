@@ -3,7 +3,9 @@ import { dbPathOf, loadFleetConfig } from '../config/schema.js';
 import { openDatabase } from '../db/database.js';
 import { DeviceStore } from '../db/devices.js';
 import { syncConfiguredMosquitto } from '../mosquitto/sync-target.js';
-import { EdgeFleetError } from '../../../agent/src/util/errors.js';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { EdgeFleetError, InputError } from '../../../agent/src/util/errors.js';
 
 export interface Registry {
   devices: DeviceStore;
@@ -11,10 +13,24 @@ export interface Registry {
   syncMosquitto(): void;
 }
 
-export function withRegistry<T>(where: { config?: string; dataDir?: string }, fn: (r: Registry) => T): T {
+/**
+ * Opens the registry of the data dir (from --data-dir or the config). A data dir that does not exist
+ * is a typo, not a new fleet: the device would go into a registry no server reads. `create`: a new
+ * database may be made in an existing data dir (devices added before the server's first start);
+ * without it (list), the database must exist.
+ */
+export function withRegistry<T>(where: { config?: string; dataDir?: string; create: boolean }, fn: (r: Registry) => T): T {
   const config = loadFleetConfig(where.config);
   if (where.dataDir) config.dataDir = where.dataDir;
-  const db = openDatabase(dbPathOf(config));
+  const dbPath = dbPathOf(config);
+  const from = where.dataDir ? '--data-dir' : where.config ? `dataDir in ${where.config}` : 'the default dataDir (give --data-dir or --config)';
+  if (!existsSync(config.dataDir)) {
+    throw new InputError(`The fleet server's data dir ${resolve(config.dataDir)} (${from}) does not exist; name the server's (/var/lib/edge-fleet under systemd), or create it for a new fleet`);
+  }
+  if (!where.create && !existsSync(dbPath)) {
+    throw new InputError(`No device registry at ${dbPath} (${from}); name the fleet server's data dir (/var/lib/edge-fleet under systemd)`);
+  }
+  const db = openDatabase(dbPath);
   try {
     const devices = new DeviceStore(db);
     return fn({ devices, syncMosquitto: () => { syncConfiguredMosquitto(config, devices.credentials(), { guess: true }); } });

@@ -28,7 +28,7 @@ The secret is stored only as a PBKDF2 hash; copy it into the agent's credentials
       const r = await callApi(v.server, v.token, 'POST', '/api/devices', { id, rotate: v.rotate ?? false }) as { secret: string };
       secret = r.secret;
     } else {
-      secret = withRegistry({ config: v.config, dataDir: v['data-dir'] }, (reg) => {
+      secret = withRegistry({ config: v.config, dataDir: v['data-dir'], create: true }, (reg) => {
         const r = reg.devices.add(id, { rotate: v.rotate });
         reg.syncMosquitto();
         return r.secret;

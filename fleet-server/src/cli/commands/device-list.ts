@@ -10,7 +10,7 @@ export const command: CliCommand = {
     const v = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, server: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } } }).values;
     const items: DeviceRecord[] = v.server
       ? ((await callApi(v.server, v.token, 'GET', '/api/devices')) as { items: DeviceRecord[] }).items
-      : withRegistry({ config: v.config, dataDir: v['data-dir'] }, (reg) => reg.devices.list());
+      : withRegistry({ config: v.config, dataDir: v['data-dir'], create: false }, (reg) => reg.devices.list());
     if (v.json) {
       process.stdout.write(`${JSON.stringify({ ok: true, items })}\n`);
       return 0;

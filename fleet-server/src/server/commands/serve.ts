@@ -37,10 +37,15 @@ Stops cleanly on SIGINT/SIGTERM.`,
     await notifier.ready('broker and API listening');
     const ready = { ok: true, http: server.api.port, mqtt: server.mqttPort, mqtts: server.mqttsPort, engine: server.mosquitto ? 'mosquitto' : server.broker ? 'aedes' : undefined };
     process.stdout.write(a.json ? `${JSON.stringify(ready)}\n` : `fleet-server: http on ${config.http.host}:${ready.http}${ready.mqtt !== undefined ? `, mqtt on ${config.broker.embedded.host}:${ready.mqtt}` : ''}\n`);
+    // SIGHUP's default action ends the process, with a status systemd's Restart=on-failure does not
+    // restart: a stray `kill -HUP` (or an old unit's ExecReload) took the broker and API down for good.
+    const onHup = (): void => { process.stderr.write('fleet-server: SIGHUP ignored; the config is read at start (restart the service to apply it)\n'); };
+    process.on('SIGHUP', onHup);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
+    process.off('SIGHUP', onHup);
     await notifier.stopping();
     await server.stop();
     notifier.stop();
