@@ -6,7 +6,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Discriminated } from '../util/schema.js';
 
 const common = {
-  id: Type.String({ minLength: 1, default: 'cam0', description: 'camera id used in alerts and telemetry' }),
+  id: Type.String({ minLength: 1, maxLength: 64, default: 'cam0', description: 'camera id used in alerts and telemetry (at most 64 characters, as the alert protocol allows)' }),
   /** Scale frames to this size in GStreamer (both or neither). */
   width: Type.Optional(Type.Integer({ minimum: 16 })),
   height: Type.Optional(Type.Integer({ minimum: 16 })),

@@ -12,6 +12,7 @@ import { RulesConfigSchema } from '../rules/schema.js';
 import { compileSchema, withDefault } from '../util/schema.js';
 import { PrivacyConfig } from '../privacy/schema.js';
 import { OtaConfig } from '../ota/schema.js';
+import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
 
 const restart = { 'x-restart': true } as const;
 
@@ -57,7 +58,8 @@ export const TelemetryConfig = Type.Object({
 }, { additionalProperties: false });
 
 export const AgentConfig = Type.Object({
-  deviceId: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$', default: 'edge-dev', ...restart }),
+  // The MQTT protocol's device id (agent/src/protocol/topics.ts): a '.' or a 65th character was accepted here and refused by the link.
+  deviceId: Type.String({ pattern: DEVICE_ID_PATTERN, default: 'edge-dev', ...restart }),
   /** Board preset from configs/boards (pipeline decode elements, default providers). */
   board: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', ...restart })),
   /** Where the agent keeps its outbox, models and version directories. */

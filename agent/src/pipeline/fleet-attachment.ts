@@ -18,6 +18,7 @@ import { PrivacyStage } from '../privacy/stage.js';
 import { toAlertPayload } from '../rules/payload.js';
 import { ConfigError } from '../util/errors.js';
 import { moduleLogger } from '../util/log.js';
+import { describeError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import { createOtaManager } from '../ota/create.js';
 import type { OtaManager } from '../ota/ota-manager.js';
@@ -59,6 +60,7 @@ export class FleetAttachment {
   private metricsServer: MetricsServer | undefined;
   private readonly log = moduleLogger('fleet');
   private snapshotsWithheld = 0;
+  private alertsNotQueued = 0;
 
   constructor(private readonly opts: FleetAttachmentOptions) {
     const { config } = opts;
@@ -136,11 +138,24 @@ export class FleetAttachment {
     } else {
       this.snapshotsWithheld++;
     }
-    this.link?.publishAlert(payload);
+    if (!this.link) return;
+    // An alert the outbox cannot take (a disk full, an alert the protocol refuses) is logged and
+    // counted; thrown into the pipeline it stopped every camera and the agent with it.
+    try {
+      this.link.publishAlert(payload);
+    } catch (err) {
+      this.alertsNotQueued++;
+      this.log.error({ alert: payload.id, camera: payload.camera, rule: payload.rule, err: describeError(err) }, 'alert not queued');
+    }
   }
 
   get withheldSnapshots(): number {
     return this.snapshotsWithheld;
+  }
+
+  /** Alerts the outbox refused (logged as "alert not queued"). */
+  get failedAlerts(): number {
+    return this.alertsNotQueued;
   }
 
   async stop(): Promise<void> {

@@ -20,7 +20,7 @@ export const RULE_DEFAULTS = {
 };
 
 const common = {
-  id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$', description: 'rule id, unique per camera; appears in every alert' }),
+  id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$', description: 'rule id, unique per camera; appears in every alert (at most 64 characters, as the alert protocol allows)' }),
   /** Labels (e.g. "person") the rule applies to; empty = every class. */
   classes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { default: RULE_DEFAULTS.classes })),
   minScore: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: RULE_DEFAULTS.minScore })),

@@ -1,0 +1,48 @@
+/**
+ * An alert the outbox cannot take must not stop the agent: it threw into the pipeline, which aborted
+ * every camera (a disk full, or an id longer than the alert protocol allows). And the config refuses
+ * the ids the alert protocol would refuse, up front.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { agentConfigValidator } from '../../agent/src/config/schema.js';
+import { FleetAttachment } from '../../agent/src/pipeline/fleet-attachment.js';
+import type { AgentLink } from '../../agent/src/link/agent-link.js';
+import type { AlertEvent } from '../../agent/src/rules/events.js';
+import type { Frame } from '../../agent/src/types.js';
+
+const minimal = { detector: { model: 'm.onnx' }, cameras: [{ source: { kind: 'file', path: 'v.avi', id: 'cam' } }] };
+
+test('an alert the outbox refuses is logged and counted, not thrown into the pipeline', async () => {
+  const config = agentConfigValidator.parse({ ...minimal, link: { url: 'mqtt://127.0.0.1:1' } }, 'config');
+  const att = new FleetAttachment({ config, secret: 'x' });
+  const queued: string[] = [];
+  let full = true;
+  att.link = { publishAlert: (a: { id: string }) => { if (full) throw new Error('database or disk is full'); queued.push(a.id); return a.id; } } as unknown as AgentLink;
+  const frame: Frame = { width: 4, height: 4, data: new Uint8Array(48), index: 7, ptsNs: 0, capturedAtNs: 0, sourceId: 'cam' };
+  const alert = (id: string): AlertEvent => ({
+    id, kind: 'zone-enter', timeMs: Date.now(), ptsNs: 0, frameIndex: 7, cameraId: 'cam', ruleId: 'door', trackId: 1,
+    classId: 0, label: 'person', score: 0.9, box: { x: 0, y: 0, w: 2, h: 2 }, zone: 'door',
+  });
+  await att.publishAlert(alert('a1'), frame);
+  assert.equal(att.failedAlerts, 1);
+  full = false;
+  await att.publishAlert(alert('a2'), frame);
+  assert.deepEqual(queued, ['a2'], 'the next alert goes through');
+  assert.equal(att.withheldSnapshots, 2, 'no privacy stage started: snapshots withheld, fail closed');
+});
+
+test('camera, rule and device ids longer or other than the alert protocol allows are config errors', () => {
+  const long = 'x'.repeat(65);
+  const bad: Array<[string, unknown]> = [
+    ['/cameras/0/source/id', { ...minimal, cameras: [{ source: { kind: 'file', path: 'v.avi', id: long } }] }],
+    ['/cameras/0/rules/rules/0/id', { ...minimal, cameras: [{ source: { kind: 'file', path: 'v.avi' }, rules: { rules: [{ type: 'line', id: long, from: { x: 0, y: 0 }, to: { x: 1, y: 1 } }] } }] }],
+    ['/deviceId', { ...minimal, deviceId: 'cam.lobby.01' }],
+    ['/deviceId', { ...minimal, deviceId: long }],
+  ];
+  for (const [path, cfg] of bad) {
+    const r = agentConfigValidator.check(cfg);
+    assert.ok(!r.ok && r.issues.some((i) => i.path === path), `${path}: ${JSON.stringify(r.ok ? 'accepted' : r.issues.slice(0, 3))}`);
+  }
+  assert.ok(agentConfigValidator.check({ ...minimal, deviceId: 'cam-lobby_01' }).ok);
+});
