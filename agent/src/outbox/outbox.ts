@@ -6,12 +6,22 @@
  * order; each has a unique id that the server uses to store it once. The outbox is bounded by entry
  * count and bytes: when full, the OLDEST entry is dropped and counted (the newest alert is the most
  * useful one to an operator), never silently.
+ *
+ * A damaged file (a flash card that lost power mid-write, a file that is no database) is moved
+ * aside as `outbox.sqlite.corrupt-<ms>` and a new outbox is started: refusing to start would stop the
+ * cameras and every later alert for the sake of the entries in it.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { EdgeFleetError } from '../util/errors.js';
+import { moduleLogger } from '../util/log.js';
+
+/** SQLite's result codes for a file that is not a sound database (https://www.sqlite.org/rescode.html). */
+const DAMAGED = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB']);
+
+class DamagedError extends Error {}
 
 export interface OutboxEntry {
   seq: number;
@@ -66,14 +76,40 @@ export class Outbox {
     this.now = opts.now ?? Date.now;
   }
 
+  /** Where a damaged file was moved at start, if it was. */
+  quarantined: string | undefined;
+
   /** Opens (creating if needed) the file. Safe to call twice. */
   start(): void {
     if (this.db) return;
     mkdirSync(dirname(this.opts.path), { recursive: true });
     try {
-      const db = new Database(this.opts.path);
+      this.db = this.openFile();
+    } catch (err) {
+      if (!(err instanceof DamagedError)) {
+        throw new OutboxError(`Could not open the outbox at ${this.opts.path}: ${(err as Error).message}. Check that the agent's state directory is writable (systemd ReadWritePaths=).`, { cause: err });
+      }
+      this.quarantined = `${this.opts.path}.corrupt-${this.now()}`;
+      for (const suffix of ['', '-wal', '-shm']) {
+        if (existsSync(this.opts.path + suffix)) renameSync(this.opts.path + suffix, this.quarantined + suffix);
+      }
+      moduleLogger('outbox').error({ moved: this.quarantined, reason: err.message }, 'outbox file damaged: moved aside, starting a new one (its pending alerts are in the moved file)');
+      this.db = this.openFile();
+    }
+    const r = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS b FROM outbox').get() as { n: number; b: number };
+    this.pendingCount = r.n;
+    this.pendingBytes = r.b;
+  }
+
+  /** Opens and checks the file; DamagedError when SQLite finds it is not a sound database. */
+  private openFile(): Database.Database {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(this.opts.path);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw new DamagedError(`quick_check: ${String(check)}`);
       db.exec(`CREATE TABLE IF NOT EXISTS outbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -82,13 +118,14 @@ export class Outbox {
         created_at_ms INTEGER NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0
       )`);
-      this.db = db;
+      return db;
     } catch (err) {
-      throw new OutboxError(`Could not open the outbox at ${this.opts.path}: ${(err as Error).message}. Check that the agent's state directory is writable (systemd ReadWritePaths=).`, { cause: err });
+      db?.close();
+      if (err instanceof DamagedError) throw err;
+      const code = (err as { code?: string }).code;
+      if (code && DAMAGED.has(code)) throw new DamagedError(`${code}: ${(err as Error).message}`);
+      throw err;
     }
-    const r = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS b FROM outbox').get() as { n: number; b: number };
-    this.pendingCount = r.n;
-    this.pendingBytes = r.b;
   }
 
   stop(): void {
