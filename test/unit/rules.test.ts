@@ -67,6 +67,21 @@ test('class and minimum-score filters; a track first seen inside raises no enter
   assert.equal(alerts.length, 0);
 });
 
+test('minScore decides what alerts, not which tracks are followed: a score that rises on the way in still alerts', () => {
+  // A person walks in at 0.5 and is seen at 0.7 once inside; minScore 0.6. The track was filtered out
+  // while weak, so at 0.7 it looked "first seen inside" and neither the zone nor the line alerted.
+  const zone = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: square, minScore: 0.6, cooldownMs: 0 }] } });
+  const walkIn = [50, 80, 120, 160, 200].map((x, i) => [obj(1, x, 200, { score: i < 3 ? 0.5 : 0.7 })]);
+  assert.deepEqual(run(zone, walkIn).map((a) => [a.kind, a.score]), [['zone-enter', 0.7]]);
+  const line = new RulesEngine({ config: { rules: [{ type: 'line', id: 'l', from: { x: 200, y: 0 }, to: { x: 200, y: 400 }, minScore: 0.6, cooldownMs: 0 }] } });
+  const across = [150, 170, 190, 210, 230].map((x, i) => [obj(2, x, 200, { score: i < 3 ? 0.5 : 0.7 })]);
+  assert.deepEqual(run(line, across).map((a) => a.kind), ['line-cross']);
+  // Weak all the way: nothing, and it is not counted as an occupant.
+  const weak = new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: square, minScore: 0.6, maxOccupancy: 0, cooldownMs: 0 }] } });
+  assert.deepEqual(run(weak, [50, 120, 200].map((x) => [obj(3, x, 200, { score: 0.5 })])), []);
+  assert.equal(weak.stats().occupancy.z, 0);
+});
+
 test('line crossing counts each direction and alerts only the configured one', () => {
   const engine = new RulesEngine({ config: { rules: [{ type: 'line', id: 'gate', from: { x: 200, y: 0 }, to: { x: 200, y: 400 }, direction: 'ltr', cooldownMs: 0 }] } });
   const frames: TrackedObject[][] = [];

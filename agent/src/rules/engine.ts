@@ -33,6 +33,10 @@ interface TrackRuleState {
   lastAnchor: Point | undefined;
   enteredAtNs: number | undefined;
   dwellAlerted: boolean;
+  /** Entered below minScore: the enter alert waits until the track's score reaches it while inside. */
+  enterPending: boolean;
+  /** The track reached minScore during this visit (an exit is alerted only for such a visit). */
+  confidentVisit: boolean;
   lastSeenFrame: number;
   lastAlertNs: Map<AlertKind, number>;
 }
@@ -92,10 +96,13 @@ export class RulesEngine {
     let lastInside: TrackedObject | undefined;
     for (const t of frame.tracks) {
       if (rule.classes.length > 0 && !rule.classes.includes(t.label)) continue;
-      if (t.score < rule.minScore) continue;
+      // Every track of the rule's classes is followed; minScore decides only what alerts and counts.
+      // Filtering the track out instead lost its position: when its score rose inside the zone it
+      // looked "first seen inside" (no enter alert), and a line had no previous point to cross from.
+      const confident = t.score >= rule.minScore;
       let st = states.get(t.trackId);
       if (!st) {
-        st = { inside: undefined, lastAnchor: undefined, enteredAtNs: undefined, dwellAlerted: false, lastSeenFrame: frame.frameIndex, lastAlertNs: new Map() };
+        st = { inside: undefined, lastAnchor: undefined, enteredAtNs: undefined, dwellAlerted: false, enterPending: false, confidentVisit: false, lastSeenFrame: frame.frameIndex, lastAlertNs: new Map() };
         states.set(t.trackId, st);
       }
       st.lastSeenFrame = frame.frameIndex;
@@ -104,29 +111,35 @@ export class RulesEngine {
       if (rule.type === 'line') {
         if (st.lastAnchor) {
           const dir = crossing(rule.from, rule.to, st.lastAnchor, p);
-          if (dir) {
+          if (dir && confident) {
             this.lineCounts.get(rule.id)![dir]++;
             if (rule.direction === 'any' || rule.direction === dir) emit('line-cross', { direction: dir });
           }
         }
       } else {
         const now = pointInPolygon(p, rule.polygon);
-        if (now) { inside++; lastInside = t; }
+        if (now && confident) { inside++; lastInside = t; }
         const was = st.inside;
         // A track first seen inside has not been seen entering: no enter alert for it (it may be a
         // parked car or a person who was already there when the agent started).
         if (now && was === false) {
           st.enteredAtNs = frame.ptsNs;
           st.dwellAlerted = false;
-          if (rule.type === 'zone' && rule.events.includes('enter')) emit('zone-enter');
+          st.confidentVisit = false;
+          st.enterPending = rule.type === 'zone' && rule.events.includes('enter');
         } else if (now && was === undefined) {
           st.enteredAtNs = frame.ptsNs;
         } else if (!now && was === true) {
           st.enteredAtNs = undefined;
-          if (rule.type === 'zone' && rule.events.includes('exit')) emit('zone-exit');
+          st.enterPending = false;
+          if (rule.type === 'zone' && rule.events.includes('exit') && (confident || st.confidentVisit)) emit('zone-exit');
         }
         st.inside = now;
-        if (rule.type === 'dwell' && now && st.enteredAtNs !== undefined && !st.dwellAlerted) {
+        if (now && confident) {
+          st.confidentVisit = true;
+          if (st.enterPending) { st.enterPending = false; emit('zone-enter'); }
+        }
+        if (rule.type === 'dwell' && now && confident && st.enteredAtNs !== undefined && !st.dwellAlerted) {
           const dwellMs = (frame.ptsNs - st.enteredAtNs) / 1e6;
           if (dwellMs >= rule.minDwellMs) {
             st.dwellAlerted = true;
