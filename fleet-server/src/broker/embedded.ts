@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { describeError, EdgeFleetError } from '../../../agent/src/util/errors.js';
 import type { DeviceStore } from '../db/devices.js';
-import { devicesMayPublish, devicesMaySubscribe } from './acl.js';
+import { devicePublishRefusal, devicesMayPublish, devicesMaySubscribe } from './acl.js';
 import { DEVICE_CLIENT_PREFIX, deviceClientId } from '../../../agent/src/protocol/topics.js';
 
 export interface EmbeddedBrokerOptions {
@@ -105,9 +105,11 @@ export class EmbeddedBroker {
       },
       authorizePublish: (client, packet, done) => {
         const id = (client as AuthedClient | null)?.efDeviceId;
-        if (id && devicesMayPublish(id, packet.topic)) { done(null); return; }
+        const refusal = !id || !devicesMayPublish(id, packet.topic) ? `publish to ${packet.topic} not allowed`
+          : devicePublishRefusal(packet.topic, packet.payload.length, packet.retain);
+        if (!refusal) { done(null); return; }
         this.counters.publishDenied += 1;
-        done(new Error(`publish to ${packet.topic} not allowed`));
+        done(new Error(refusal));
       },
       authorizeSubscribe: (client, sub, done) => {
         const id = (client as AuthedClient).efDeviceId;

@@ -32,7 +32,7 @@ export function aclFileText(deviceIds: string[], services: ServiceAccount[]): st
     for (const [kind, dir] of Object.entries(TOPIC_DIRECTION) as [TopicKind, 'device' | 'server'][]) {
       out.push(`topic ${dir === 'device' ? 'write' : 'read'} ${topicFor(id, kind)}`);
     }
-    out.push(`topic readwrite ${topicFor(id, 'ota/#')}`, '');
+    out.push(`topic write ${topicFor(id, 'ota/req')}`, `topic read ${topicFor(id, 'ota/chunk')}`, '');
   }
   return `${out.join('\n')}\n`;
 }
