@@ -39,3 +39,41 @@ test('the stage detects every n-th frame, tracks between, and withholds after a 
   await s2.stop();
   assert.equal((await s2.submit(frame(9), 'debug-stream')).released, false, 'a stopped stage releases nothing');
 });
+
+test('two cameras: one camera\'s detections never cover the other\'s frame at the same pts', async () => {
+  // One stage serves every camera of an agent, and two cameras at one frame rate share their pts
+  // sequence. Coverage was keyed by pts alone: camera B's faces went out under camera A's (empty) regions.
+  const config = parsePrivacyConfig({ everyNFrames: 2, gate: { maxAgeMs: 100 }, plates: { enabled: false } });
+  const faceOf: Record<string, { x: number; y: number; w: number; h: number }[]> = { lobby: [{ x: 4, y: 4, w: 8, h: 8 }], yard: [] };
+  let failYard = false;
+  const sent: RedactedImage[] = [];
+  const stage = new PrivacyStage({
+    config, sink: (i) => { sent.push(i); },
+    createDetector: (deps) => new PrivacyDetector({
+      ...deps,
+      faces: { detect: async (img) => {
+        const cam = (img as Frame).sourceId;
+        if (cam === 'yard' && failYard) throw new Error('yard model crashed');
+        return faceOf[cam].map((box) => ({ classId: 0, label: 'face', score: 0.9, box }));
+      } },
+    }),
+  });
+  await stage.start();
+  const at = (cam: string, index: number): Frame => ({ ...frame(index), sourceId: cam });
+  // The yard camera's detector runs first at each pts (it finds nothing); lobby's frame must still get lobby's face region.
+  for (const i of [0, 2]) { await stage.observe(at('yard', i), []); await stage.observe(at('lobby', i), []); }
+  const lobby = await stage.submit(at('lobby', 2), 'alert-snapshot');
+  assert.ok(lobby.released);
+  assert.deepEqual(lobby.image.regions.map((r) => r.box), [{ x: 4, y: 4, w: 8, h: 8 }], 'lobby\'s own face region');
+  // A camera that never ran the detector is not covered by another camera's run.
+  const gate = await stage.submit(at('gate', 2), 'alert-snapshot');
+  assert.deepEqual([gate.released, !gate.released && gate.reason], [false, 'never']);
+  // A failure on yard withholds yard's frames only, and lobby's success does not clear it.
+  failYard = true;
+  await stage.observe(at('yard', 4), []);
+  await stage.observe(at('lobby', 4), []);
+  const yard = await stage.submit(at('yard', 4), 'alert-snapshot');
+  assert.deepEqual([yard.released, !yard.released && yard.reason], [false, 'failed']);
+  assert.ok((await stage.submit(at('lobby', 4), 'alert-snapshot')).released);
+  await stage.stop();
+});

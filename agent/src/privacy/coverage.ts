@@ -5,6 +5,10 @@
  * second of distance, and the box covers both where it was and where it is predicted to be. A frame
  * farther than `maxAgeMs` from any detection, or at/after a failed detection that no success has
  * followed, is not covered: the gate then withholds it (fails closed).
+ *
+ * Each camera (frame `sourceId`) has its own history: two cameras at one frame rate have the same
+ * pts sequence, and one camera's detections must never cover (or a success clear the failure of)
+ * another camera's frame.
  */
 import type { Box } from '../types.js';
 import { iou } from '../decode/nms.js';
@@ -24,6 +28,8 @@ export interface PrivacyRegion {
 export interface PrivacyObservation {
   ptsNs: number;
   regions: PrivacyRegion[];
+  /** The camera the frame came from; frames without one share the '' history. */
+  sourceId?: string;
 }
 
 export type Coverage =
@@ -39,43 +45,59 @@ export interface CoverageOptions {
 
 const NS_PER_MS = 1e6;
 
+interface SourceState {
+  history: PrivacyObservation[];
+  lastFailure: { ptsNs: number; detail: string } | undefined;
+}
+
 export class PrivacyCoverage {
-  private readonly history: PrivacyObservation[] = [];
-  private lastFailure: { ptsNs: number; detail: string } | undefined;
+  private readonly sources = new Map<string, SourceState>();
   private readonly keep: number;
 
   constructor(private readonly opts: CoverageOptions) {
     this.keep = Math.max(2, opts.history ?? 8);
   }
 
+  private source(id: string | undefined): SourceState {
+    let s = this.sources.get(id ?? '');
+    if (!s) {
+      s = { history: [], lastFailure: undefined };
+      this.sources.set(id ?? '', s);
+    }
+    return s;
+  }
+
   record(obs: PrivacyObservation): void {
-    this.history.push(obs);
-    this.history.sort((a, b) => a.ptsNs - b.ptsNs);
-    while (this.history.length > this.keep) this.history.shift();
-    if (this.lastFailure && obs.ptsNs >= this.lastFailure.ptsNs) this.lastFailure = undefined;
+    const s = this.source(obs.sourceId);
+    s.history.push(obs);
+    s.history.sort((a, b) => a.ptsNs - b.ptsNs);
+    while (s.history.length > this.keep) s.history.shift();
+    if (s.lastFailure && obs.ptsNs >= s.lastFailure.ptsNs) s.lastFailure = undefined;
   }
 
-  recordFailure(ptsNs: number, detail: string): void {
-    if (!this.lastFailure || ptsNs >= this.lastFailure.ptsNs) this.lastFailure = { ptsNs, detail };
+  recordFailure(ptsNs: number, detail: string, sourceId?: string): void {
+    const s = this.source(sourceId);
+    if (!s.lastFailure || ptsNs >= s.lastFailure.ptsNs) s.lastFailure = { ptsNs, detail };
   }
 
-  /** Regions to hide in the frame at `ptsNs`, or why the frame is not covered. */
-  at(ptsNs: number): Coverage {
-    if (this.lastFailure && ptsNs >= this.lastFailure.ptsNs) {
-      return { ok: false, reason: 'failed', detail: `the privacy detector failed at pts ${this.lastFailure.ptsNs} ns: ${this.lastFailure.detail}` };
+  /** Regions to hide in the frame at `ptsNs` of camera `sourceId`, or why the frame is not covered. */
+  at(ptsNs: number, sourceId?: string): Coverage {
+    const { history, lastFailure } = this.sources.get(sourceId ?? '') ?? { history: [], lastFailure: undefined };
+    if (lastFailure && ptsNs >= lastFailure.ptsNs) {
+      return { ok: false, reason: 'failed', detail: `the privacy detector failed at pts ${lastFailure.ptsNs} ns: ${lastFailure.detail}` };
     }
-    if (this.history.length === 0) return { ok: false, reason: 'never', detail: 'the privacy detector has not run yet' };
+    if (history.length === 0) return { ok: false, reason: 'never', detail: 'the privacy detector has not run yet' };
     let best = 0;
-    for (let i = 1; i < this.history.length; i++) {
-      if (Math.abs(this.history[i].ptsNs - ptsNs) < Math.abs(this.history[best].ptsNs - ptsNs)) best = i;
+    for (let i = 1; i < history.length; i++) {
+      if (Math.abs(history[i].ptsNs - ptsNs) < Math.abs(history[best].ptsNs - ptsNs)) best = i;
     }
-    const obs = this.history[best];
+    const obs = history[best];
     const ageMs = Math.abs(ptsNs - obs.ptsNs) / NS_PER_MS;
     if (ageMs > this.opts.maxAgeMs) {
       return { ok: false, reason: 'stale', ageMs, detail: `the nearest privacy detection is ${ageMs.toFixed(0)} ms away (limit ${this.opts.maxAgeMs} ms)` };
     }
     if (ageMs === 0) return { ok: true, regions: obs.regions, ageMs };
-    const prev = best > 0 ? this.history[best - 1] : undefined;
+    const prev = best > 0 ? history[best - 1] : undefined;
     const dtS = (ptsNs - obs.ptsNs) / 1e9;
     const regions = obs.regions.map((r) => {
       const v = prev ? velocityOf(r, prev, obs) : { vx: 0, vy: 0 };

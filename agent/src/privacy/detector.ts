@@ -57,7 +57,7 @@ export class PrivacyDetector {
   }
 
   /** Finds the regions to hide in `frame`; `detections` are the main detector's (for vehicles). */
-  async run(frame: RgbImage & { ptsNs?: number }, detections: readonly Detection[] = []): Promise<PrivacyRegion[]> {
+  async run(frame: RgbImage & { ptsNs?: number; sourceId?: string }, detections: readonly Detection[] = []): Promise<PrivacyRegion[]> {
     const t0 = performance.now();
     try {
       const regions: PrivacyRegion[] = [];
@@ -69,11 +69,11 @@ export class PrivacyDetector {
       }
       if (this.opts.plates) regions.push(...await this.opts.plates.find(frame, detections));
       this.opts.metrics?.detectorRun(performance.now() - t0, true);
-      if (frame.ptsNs !== undefined) this.opts.coverage?.record({ ptsNs: frame.ptsNs, regions });
+      if (frame.ptsNs !== undefined) this.opts.coverage?.record({ ptsNs: frame.ptsNs, regions, sourceId: frame.sourceId });
       return regions;
     } catch (err) {
       this.opts.metrics?.detectorRun(performance.now() - t0, false);
-      if (frame.ptsNs !== undefined) this.opts.coverage?.recordFailure(frame.ptsNs, describeError(err).message);
+      if (frame.ptsNs !== undefined) this.opts.coverage?.recordFailure(frame.ptsNs, describeError(err).message, frame.sourceId);
       throw err;
     }
   }

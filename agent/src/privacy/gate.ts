@@ -57,9 +57,9 @@ export class PrivacyGate {
   }
 
   /** Redacts the image and passes it to the sink, or withholds it. Never throws for coverage problems. */
-  async submit(frame: RgbImage & { ptsNs: number }, purpose: ImagePurpose): Promise<GateOutcome> {
+  async submit(frame: RgbImage & { ptsNs: number; sourceId?: string }, purpose: ImagePurpose): Promise<GateOutcome> {
     const { gate, redaction, coverage, metrics } = this.opts;
-    const cover = coverage.at(frame.ptsNs);
+    const cover = coverage.at(frame.ptsNs, frame.sourceId);
     let image: RedactedImage;
     try {
       if (cover.ok) {
