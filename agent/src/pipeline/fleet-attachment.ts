@@ -61,6 +61,8 @@ export class FleetAttachment {
   private readonly log = moduleLogger('fleet');
   private snapshotsWithheld = 0;
   private alertsNotQueued = 0;
+  /** Per camera: the detector's output on its last detected frame (before the label filter). */
+  private readonly lastDetections = new Map<string, Detection[]>();
 
   constructor(private readonly opts: FleetAttachmentOptions) {
     const { config } = opts;
@@ -116,8 +118,15 @@ export class FleetAttachment {
         this.telemetry.recordFrame({ kind: 'processed', detected: r.detections !== undefined });
         if (r.detections) this.telemetry.recordDetections(r.detections);
         this.telemetry.observeFrameStats(r.frame);
-        // The privacy detector sees every tracked box, so vehicles carry plate regions between detections too.
-        const boxes: Detection[] = r.tracks.map((t) => ({ classId: t.classId, label: t.label, score: t.score, box: t.box }));
+        // The privacy detector sees every tracked box (vehicles carry plate regions between detections)
+        // and the camera's latest raw detections: the tracker confirms a vehicle only on its second
+        // detection and above its own score threshold, and detector.labels may drop "car" from the
+        // tracks; what is redacted must not depend on either.
+        if (r.detections) this.lastDetections.set(r.cameraId, r.detections);
+        const boxes: Detection[] = [
+          ...r.tracks.map((t) => ({ classId: t.classId, label: t.label, score: t.score, box: t.box })),
+          ...(this.lastDetections.get(r.cameraId) ?? []),
+        ];
         await this.privacy.observe(r.frame, boxes);
         await inner?.onFrame?.(r);
       },

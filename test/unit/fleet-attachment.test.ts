@@ -46,3 +46,25 @@ test('camera, rule and device ids longer or other than the alert protocol allows
   }
   assert.ok(agentConfigValidator.check({ ...minimal, deviceId: 'cam-lobby_01' }).ok);
 });
+
+test('the privacy detector gets every vehicle the detector saw, not only confirmed tracks of the configured labels', async () => {
+  // The tracker confirms a track on its second detection and above newTrackScore (0.5), and
+  // detector.labels may leave "car" out: a car at 0.43 (the sample CenterNet on licenseplate_motion.jpg)
+  // or a parked car seen once had no plate region, and its snapshot went out with the plate readable.
+  const config = agentConfigValidator.parse({ ...minimal, link: { url: 'mqtt://127.0.0.1:1' } }, 'config');
+  const att = new FleetAttachment({ config, secret: 'x' });
+  const seen: Array<[string, string[]]> = [];
+  att.privacy.observe = async (frame, dets) => { seen.push([frame.sourceId, dets.map((d) => `${d.label}@${d.score}`)]); return true; };
+  const sinks = att.sinks();
+  const frame = (cam: string, index: number): Frame => ({ width: 4, height: 4, data: new Uint8Array(48), index, ptsNs: index * 40e6, capturedAtNs: 0, sourceId: cam });
+  const car = { classId: 2, label: 'car', score: 0.43, box: { x: 0, y: 0, w: 2, h: 2 } };
+  const person = { trackId: 1, classId: 0, label: 'person', score: 0.9, box: { x: 1, y: 1, w: 1, h: 2 }, state: 'confirmed' };
+  await sinks.onFrame!({ cameraId: 'a', frame: frame('a', 0), detections: [car], tracks: [], alerts: [] });
+  await sinks.onFrame!({ cameraId: 'a', frame: frame('a', 1), detections: undefined, tracks: [person] as never, alerts: [] });
+  await sinks.onFrame!({ cameraId: 'b', frame: frame('b', 1), detections: undefined, tracks: [], alerts: [] });
+  assert.deepEqual(seen, [
+    ['a', ['car@0.43']],
+    ['a', ['person@0.9', 'car@0.43']], // between detections: the camera's last detections still count
+    ['b', []], // and never another camera's
+  ]);
+});
