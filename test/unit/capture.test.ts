@@ -39,6 +39,8 @@ test('pipelines end in packed RGB on an appsink named sink, paths quoted', () =>
   assert.match(buildPipeline(source.parse({ kind: 'v4l2', width: 640, height: 480 }, 's')), /^v4l2src device="\/dev\/video0" ! decodebin ! videoconvert ! videoscale ! video\/x-raw,format=RGB,width=640,height=480/);
   assert.match(buildPipeline(source.parse({ kind: 'jetson-csi' }, 's')), /^nvarguscamerasrc sensor-id=0 ! video\/x-raw\(memory:NVMM\),width=1920,height=1080,framerate=30\/1 ! nvvidconv/);
   assert.match(buildPipeline(source.parse({ kind: 'file', path: 'a.mp4' }, 's'), { decode: 'parsebin ! nvv4l2decoder ! nvvidconv' }), /parsebin ! nvv4l2decoder/);
+  // The board's hardware decoder is for compressed streams (files, RTSP), not a USB camera's raw frames.
+  assert.match(buildPipeline(source.parse({ kind: 'v4l2' }, 's'), { decode: 'parsebin ! nvv4l2decoder ! nvvidconv' }), /^v4l2src device="\/dev\/video0" ! decodebin ! videoconvert/);
   const raw = 'videotestsrc ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink';
   assert.equal(buildPipeline(source.parse({ kind: 'pipeline', pipeline: raw }, 's')), raw);
   assert.equal(gstQuote('a\\b'), '"a\\\\b"');
@@ -69,4 +71,39 @@ test('a live source that fails is restarted with jittered backoff, then gives up
   assert.deepEqual(delays, [75, 150, 300]);
   assert.equal(src.stats.restarts, 3);
   assert.equal(src.stats.errors, 4);
+});
+
+test('a camera that ends its stream (EOS) is reconnected; a file or test source that ends is done', async () => {
+  // rtspsrc posts EOS, not an error, when the camera closes the connection: the run ended with exit 0
+  // and restarts 0, and under systemd (Restart=on-failure) the camera was gone for good.
+  let created = 0;
+  const gst: GstModule = {
+    Pipeline: class {
+      private bus?: (m: Record<string, unknown>) => void;
+      private pending?: (b: Buffer | null, c: Record<string, unknown>) => void;
+      private sent = 0;
+      constructor() { created++; }
+      play() { /* frames flow from pull() */ }
+      stop() { const p = this.pending; this.pending = undefined; p?.(null, {}); }
+      sendEOS() { setImmediate(() => this.bus?.({ type: 'eos' })); }
+      pollBus(cb: (m: Record<string, unknown>) => void) { this.bus = cb; }
+      findChild() {
+        // One frame per connection, then the camera hangs up (EOS on the bus).
+        return { pull: (cb: (b: Buffer | null, c: Record<string, unknown>) => void) => {
+          if (this.sent++ === 0) setImmediate(() => cb(Buffer.alloc(2 * 2 * 4), { width: 2, height: 2 }));
+          else { this.pending = cb; setImmediate(() => this.bus?.({ type: 'eos' })); }
+        } };
+      }
+    },
+  };
+  const run = async (cfg: unknown) => {
+    created = 0;
+    const src = new GstFrameSource({ config: source.parse(cfg, 's'), gst, random: () => 0.5, sleep: async () => undefined });
+    let frames = 0;
+    for await (const _ of src.frames()) frames++;
+    return { frames, created, restarts: src.stats.restarts };
+  };
+  assert.deepEqual(await run({ kind: 'rtsp', url: 'rtsp://cam/1', maxFrames: 3 }), { frames: 3, created: 3, restarts: 2 });
+  assert.deepEqual(await run({ kind: 'file', path: 'a.mp4' }), { frames: 1, created: 1, restarts: 0 });
+  assert.deepEqual(await run({ kind: 'test', live: true }), { frames: 1, created: 1, restarts: 0 });
 });

@@ -5,7 +5,9 @@
  *   binaries raise UV_THREADPOOL_SIZE; stopping the pipeline (state NULL) flushes the appsink and the
  *   bus, which makes both return: that is how a failing source stops without hanging.
  * - Bus errors end the attempt; live sources are restarted with jittered exponential backoff, a file
- *   is not (a missing file is an error, not something to wait for). End of stream ends the run.
+ *   is not (a missing file is an error, not something to wait for). End of stream ends the run of a
+ *   file or test source; a camera (rtsp, v4l2, jetson-csi) has no end, so its EOS (rtspsrc posts one
+ *   when the camera closes the connection, or ~30 s after it stops sending) is restarted like an error.
  * - gstreamer-superficial does not expose buffer timestamps, so ptsNs is derived from the negotiated
  *   framerate (exact for constant-rate files) or, for variable-rate sources, from the capture clock.
  */
@@ -17,6 +19,9 @@ import { FrameQueue } from './frame-queue.js';
 import { CaptureError } from '../util/errors.js';
 import { Backoff } from '../link/backoff.js';
 import { moduleLogger } from '../util/log.js';
+
+/** Sources with no end of their own: an end of stream from one means the camera went away. */
+const CAMERA_KINDS: ReadonlySet<string> = new Set(['rtsp', 'v4l2', 'jetson-csi']);
 
 export interface GstAppSink {
   pull(cb: (buf: Buffer | null, caps: Record<string, unknown>) => void): void;
@@ -132,7 +137,10 @@ export class GstFrameSource {
     const startNs = (this.opts.nowNs ?? (() => Number(process.hrtime.bigint())))();
     for (;;) {
       const before = this.stats.framesIn;
-      const end = await this.runOnce(queue, { nextIndex: () => index++, stopped, startNs });
+      let end = await this.runOnce(queue, { nextIndex: () => index++, stopped, startNs });
+      if (end.kind === 'eos' && CAMERA_KINDS.has(cfg.kind) && !stopped()) {
+        end = { kind: 'error', fatal: false, message: 'the camera ended its stream (end of stream from a live camera)' };
+      }
       if (end.kind !== 'error' || stopped()) return undefined;
       this.stats.errors++;
       this.stats.lastError = end.message;

@@ -41,7 +41,9 @@ export function buildPipeline(src: SourceConfig, board: BoardCapture = {}): stri
       return `rtspsrc location=${gstQuote(src.url)} latency=${src.latencyMs} protocols=${src.transport} ! ${decode} ! ${tail}`;
     case 'v4l2': {
       const rate = src.framerate ? ` ! video/x-raw,framerate=${src.framerate}/1` : '';
-      return `v4l2src device=${gstQuote(src.device)}${rate} ! ${decode} ! ${tail}`;
+      // decodebin, never the board's hardware decoder: a USB camera's raw YUYV cannot enter
+      // nvv4l2decoder (not-linked); decodebin passes raw video through and decodes MJPEG.
+      return `v4l2src device=${gstQuote(src.device)}${rate} ! decodebin ! ${tail}`;
     }
     case 'jetson-csi':
       // Argus delivers NV12 in NVMM memory; nvvidconv copies it to system memory as BGRx.
