@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { agentConfigValidator, type AgentConfig } from './schema.js';
 import { ConfigError } from '../util/errors.js';
+import { loadBoard } from './boards.js';
 
 export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   let text: string;
@@ -26,8 +27,19 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
     throw new ConfigError(`config ${path} is invalid: "ota" needs "link" (model updates arrive over the fleet's MQTT broker); add a link section or remove ota`,
       [{ path: '/link', expected: 'a link section when ota is set', received: 'nothing' }]);
   }
+  // The board preset's providers when the config names none (a jetson-orin box ran on the CPU: the
+  // schema's default ["cpu"] always won).
+  const given = (raw as { detector?: { providers?: unknown } } | null)?.detector?.providers;
+  if (given === undefined && cfg.board) {
+    const board = await loadBoard(cfg.board);
+    const bad = board.providers.filter((p) => !PROVIDERS.includes(p));
+    if (bad.length) throw new ConfigError(`board preset ${cfg.board} lists providers ${bad.join(', ')}, which the agent does not know (${PROVIDERS.join(', ')}); fix the preset or set detector.providers`);
+    cfg.detector.providers = board.providers as AgentConfig['detector']['providers'];
+  }
   return resolvePaths(cfg, dirname(resolve(path)));
 }
+
+const PROVIDERS: readonly string[] = ['cpu', 'cuda', 'tensorrt'];
 
 export function resolvePaths(cfg: AgentConfig, baseDir: string): AgentConfig {
   const abs = (p: string) => (isAbsolute(p) || p === '-' ? p : resolve(baseDir, p));

@@ -12,7 +12,11 @@ import type { Decoder, OutputMap } from '../decode/types.js';
 import type { AdapterSession, PlatformAdapter } from '../../../platform-adapters/contract.js';
 import { OrtAdapter, type OrtWorkerSession } from '../../../platform-adapters/onnxruntime/adapter.js';
 import { TfliteAdapter } from '../../../platform-adapters/tflite/adapter.js';
-import { ConfigError, ModelError } from '../util/errors.js';
+import { TensorRtAdapter } from '../../../platform-adapters/tensorrt/adapter.js';
+import { ConfigError, describeError, ModelError } from '../util/errors.js';
+import { moduleLogger } from '../util/log.js';
+
+const log = moduleLogger('detector');
 
 export interface DetectorOptions {
   modelPath: string;
@@ -21,6 +25,27 @@ export interface DetectorOptions {
   adapter?: PlatformAdapter;
   /** Overrides of the decoder's thresholds from the metadata (e.g. a lower face threshold). */
   scoreThreshold?: number;
+  /** The TensorRT engine adapter tried first when providers begin with "tensorrt" (tests inject a stand-in). */
+  tensorRt?: PlatformAdapter;
+}
+
+/**
+ * providers ["tensorrt", ...] on an ONNX model: the TensorRT adapter (JetPack trtexec engine, cached,
+ * run through ORT's EPContext; docs/jetson.md) when this box has what it needs; undefined otherwise,
+ * and the ONNX Runtime adapter goes down the list as usual (its TensorRT EP, then CUDA, then CPU).
+ */
+async function openTensorRt(opts: DetectorOptions, trt: PlatformAdapter): Promise<AdapterSession | undefined> {
+  const probe = await trt.probe();
+  if (!probe.available) {
+    log.info({ model: opts.modelPath, reason: probe.reason }, 'TensorRT engine adapter unavailable; trying the next providers');
+    return undefined;
+  }
+  try {
+    return await trt.createSession({ modelPath: opts.modelPath, providers: ['tensorrt'], intraOpThreads: opts.intraOpThreads, warmUp: true, precision: 'fp16' });
+  } catch (err) {
+    log.warn({ model: opts.modelPath, err: describeError(err) }, 'TensorRT engine failed; trying the next providers');
+    return undefined;
+  }
 }
 
 /**
@@ -67,7 +92,9 @@ export class Detector {
     if (opts.scoreThreshold !== undefined && 'scoreThreshold' in meta.decoder) meta.decoder.scoreThreshold = opts.scoreThreshold;
     const decoder = createDecoder(meta.decoder);
     const { adapter, providers } = opts.adapter ? { adapter: opts.adapter, providers: opts.providers } : adapterFor(opts.modelPath, opts.providers);
-    const session = await adapter.createSession({ modelPath: opts.modelPath, providers, intraOpThreads: opts.intraOpThreads, warmUp: true });
+    const session = (!opts.adapter && providers?.[0] === 'tensorrt' && /\.onnx$/i.test(opts.modelPath)
+      ? await openTensorRt(opts, opts.tensorRt ?? new TensorRtAdapter())
+      : undefined) ?? await adapter.createSession({ modelPath: opts.modelPath, providers, intraOpThreads: opts.intraOpThreads, warmUp: true });
     const inputName = meta.input ?? session.info.inputs[0]?.name;
     if (!inputName || !session.info.inputs.some((i) => i.name === inputName)) {
       await session.dispose();
