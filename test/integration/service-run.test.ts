@@ -73,3 +73,35 @@ test('edge-agent run under a notify socket: READY after a frame, WATCHDOG, SIGTE
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('edge-agent run with four cameras and no UV_THREADPOOL_SIZE in the environment: it finishes, and SIGTERM stops it', { timeout: 120_000 }, async (t) => {
+  // Node sizes its thread pool before bin/edge-agent.js runs a line; each camera's pending pull and
+  // bus poll hold a thread, so four cameras hung at start with the default pool of 4 (README's command).
+  if (!existsSync(MODEL)) return t.skip('assets missing: run scripts/setup.sh');
+  const dir = mkdtempSync(join(tmpdir(), 'ef-pool-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cam = (i: number) => ({ source: { kind: 'test', id: `cam${i}`, width: 320, height: 240, framerate: 10 } });
+  const config = join(dir, 'agent.json');
+  writeFileSync(config, JSON.stringify({ deviceId: 'nvr', stateDir: join(dir, 'state'), detector: { model: MODEL, threads: 1 }, schedule: { mode: 'fixed', interval: 30 }, cameras: [0, 1, 2, 3].map(cam) }));
+  const env = { ...process.env, EF_LOG_LEVEL: 'warn' };
+  delete env.UV_THREADPOOL_SIZE;
+  const runAgent = (args: string[]) => {
+    const child = spawn(process.execPath, ['bin/edge-agent.js', 'run', '--config', config, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    return { child, exited, out: () => out };
+  };
+  const done = runAgent(['--frames', '20', '--json']);
+  const timer = setTimeout(() => done.child.kill('SIGKILL'), 60_000);
+  assert.equal(await done.exited, 0, 'finished (a starved pool hangs until killed)');
+  clearTimeout(timer);
+  assert.match(done.out(), /"ok":true.*"framesIn":80,"processed":80/);
+  // Without a frame limit, a SIGTERM to the process the operator started stops the agent cleanly.
+  const live = runAgent(['--ndjson', '-']);
+  await waitFor('frames flowing', () => live.out().split('\n').length > 20, 30_000);
+  live.child.kill('SIGTERM');
+  const kill = setTimeout(() => live.child.kill('SIGKILL'), STOP_BOUND_MS);
+  assert.equal(await live.exited, 0, 'SIGTERM stopped it within the bound');
+  clearTimeout(kill);
+});
