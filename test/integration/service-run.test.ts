@@ -83,7 +83,7 @@ test('edge-agent run with four cameras and no UV_THREADPOOL_SIZE in the environm
   const cam = (i: number) => ({ source: { kind: 'test', id: `cam${i}`, width: 320, height: 240, framerate: 10 } });
   const config = join(dir, 'agent.json');
   writeFileSync(config, JSON.stringify({ deviceId: 'nvr', stateDir: join(dir, 'state'), detector: { model: MODEL, threads: 1 }, schedule: { mode: 'fixed', interval: 30 }, cameras: [0, 1, 2, 3].map(cam) }));
-  const env = { ...process.env, EF_LOG_LEVEL: 'warn' };
+  const env: NodeJS.ProcessEnv = { ...process.env, EF_LOG_LEVEL: 'warn' };
   delete env.UV_THREADPOOL_SIZE;
   const runAgent = (args: string[]) => {
     const child = spawn(process.execPath, ['bin/edge-agent.js', 'run', '--config', config, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
