@@ -68,6 +68,27 @@ test('alerts: stored once per (device, id), paged newest first, snapshot kept ap
   assert.equal(s.alerts.snapshot('cam-1', 'x1')?.data.toString(), 'jpeg');
 });
 
+test('alert retention: snapshots are dropped first, the alerts later; newer ones stay', () => {
+  // Kept forever, one device's alerts with snapshots filled the server's disk.
+  const s = setup();
+  const withSnap = (id: string) => {
+    const a = decodePayload('alert', JSON.stringify({ ...alertFixture(id), snapshot: { contentType: 'image/jpeg', redacted: true, width: 2, height: 2, dataBase64: Buffer.from('jpeg').toString('base64') } }));
+    assert.ok(a.ok);
+    s.alerts.insert('cam-1', a.value);
+  };
+  withSnap('old');
+  s.clock.advance(5 * 3600_000);
+  withSnap('mid');
+  s.clock.advance(5 * 3600_000);
+  withSnap('new');
+  // Alerts after 8 h, snapshots after 2 h: 'old' (10 h) goes, 'mid' (5 h) loses its snapshot, 'new' keeps all.
+  assert.deepEqual(s.alerts.prune(8 * 3600_000, 2 * 3600_000), { alerts: 1, snapshots: 1 });
+  assert.deepEqual(s.alerts.page().items.map((r) => [r.id, r.snapshot !== null]), [['new', true], ['mid', false]]);
+  assert.equal(s.alerts.snapshot('cam-1', 'mid'), undefined);
+  assert.equal(s.alerts.snapshot('cam-1', 'new')?.data.toString(), 'jpeg');
+  assert.deepEqual(s.alerts.prune(8 * 3600_000, 2 * 3600_000), { alerts: 0, snapshots: 0 });
+});
+
 test('operators: scrypt password, expiring bearer tokens', () => {
   const s = setup();
   s.operators.setPassword('admin', 'correct horse');

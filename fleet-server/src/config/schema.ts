@@ -58,6 +58,15 @@ export const FleetConfigSchema = Type.Object({
     pruneIntervalS: Type.Number({ minimum: 1, default: 60 }),
   }, { additionalProperties: false, default: {} }),
   /**
+   * Alerts are pruned with telemetry (every telemetry.pruneIntervalS): deleted after retentionHours,
+   * their snapshots (most of the bytes) after snapshotRetentionHours. Kept forever, one device's
+   * alerts with snapshots filled the server's disk.
+   */
+  alerts: Type.Object({
+    retentionHours: Type.Number({ minimum: 0.001, default: 720 }),
+    snapshotRetentionHours: Type.Number({ minimum: 0.001, default: 168 }),
+  }, { additionalProperties: false, default: {} }),
+  /**
    * Per-device limit on telemetry, alerts and command results (a token bucket per device): one
    * runaway or hostile device cannot flood the database. A dropped alert is not acknowledged, so
    * the agent's outbox sends it again later; state and reported updates are never limited.

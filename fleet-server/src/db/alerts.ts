@@ -41,6 +41,18 @@ export class AlertStore {
     return r.changes > 0;
   }
 
+  /**
+   * Deletes alerts older than `retentionMs` and drops the snapshot bytes of those older than
+   * `snapshotRetentionMs` (the alert itself stays); returns how many of each.
+   */
+  prune(retentionMs: number, snapshotRetentionMs: number): { alerts: number; snapshots: number } {
+    const now = this.now();
+    const alerts = this.db.prepare('DELETE FROM alerts WHERE received_at_ms < ?').run(now - retentionMs).changes;
+    const snapshots = this.db.prepare('UPDATE alerts SET snapshot = NULL, snapshot_type = NULL WHERE snapshot IS NOT NULL AND received_at_ms < ?')
+      .run(now - snapshotRetentionMs).changes;
+    return { alerts, snapshots };
+  }
+
   /** Newest first; pass the last seq of a page as `beforeSeq` for the next page. */
   page(opts: { deviceId?: string; beforeSeq?: number; limit?: number } = {}): { items: AlertRecord[]; nextBeforeSeq: number | null } {
     const limit = Math.max(1, Math.min(opts.limit ?? 50, 500));

@@ -63,6 +63,8 @@ const MIGRATIONS: string[] = [
      username TEXT NOT NULL,
      expires_at_ms INTEGER NOT NULL
    );`,
+  // Alert retention prunes by arrival time.
+  'CREATE INDEX alerts_received ON alerts (received_at_ms);',
 ];
 
 export function openDatabase(path: string): Db {

@@ -221,6 +221,8 @@ export class FleetServer {
   private prune(): void {
     const n = this.telemetry.prune(this.config.telemetry.retentionHours * 3600_000);
     if (n > 0) this.log.debug({ deleted: n }, 'telemetry pruned');
+    const a = this.alerts.prune(this.config.alerts.retentionHours * 3600_000, this.config.alerts.snapshotRetentionHours * 3600_000);
+    if (a.alerts + a.snapshots > 0) this.log.info(a, 'alerts pruned (alerts deleted, snapshots dropped)');
   }
 
   private bootstrapOperator(): void {
