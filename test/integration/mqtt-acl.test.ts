@@ -134,6 +134,26 @@ for (const kind of ['aedes', 'mosquitto', 'mosquitto-embedded'] as BrokerKind[])
       if (kind === 'aedes') assert.ok(fleet.server.broker!.counters.publishDenied >= junk.length);
     });
 
+    // A secret rotated because it leaked must end the sessions opened with it (mosquitto drops them
+    // when it reloads its password file; aedes kept them, and stored their alerts).
+    if (kind !== 'mosquitto') test('rotating a device\'s secret or removing the device ends its live sessions', async (t) => {
+      if (!mosquittoAvailable() && kind !== 'aedes') return t.skip('mosquitto binary not installed');
+      const fleet = await startFleet({ broker: kind });
+      t.after(() => fleet.stop());
+      for (const how of ['rotate', 'remove'] as const) {
+        const dev = fleet.addDevice(`dev-${how}`);
+        const c = await waitFor('device connects', () => connectRaw(fleet.mqttUrl, dev, version).catch(() => undefined), 5000, 100);
+        t.after(() => { c.end(true); });
+        const closed = new Promise<void>((r) => c.once('close', () => r()));
+        const res = how === 'rotate'
+          ? await fleet.api('POST', '/api/devices', { id: dev.id, rotate: true })
+          : await fleet.api('DELETE', `/api/devices/${dev.id}`);
+        assert.ok(res.status < 300, JSON.stringify(res));
+        await Promise.race([closed, new Promise((_, rej) => setTimeout(() => rej(new Error(`${how}: the old session is still open`)), 5000))]);
+        await assert.rejects(connectRaw(fleet.mqttUrl, dev, version), `${how}: the old secret no longer connects`);
+      }
+    });
+
     test('1,000 malformed payloads are counted and dropped; server and other devices unaffected', async (t) => {
       if (kind !== 'aedes' && !mosquittoAvailable()) return t.skip('mosquitto binary not installed');
       const fleet = await startFleet({ broker: kind });

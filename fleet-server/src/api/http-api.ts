@@ -28,7 +28,8 @@ export interface HttpApiOptions {
   /** Extra status for GET /api/status (ingest counters, broker). */
   status: () => Record<string, unknown>;
   /** Called after a device was added or removed (mosquitto sync). */
-  onDevicesChanged?: () => void;
+  /** After a device is added, rotated (`changed`: its id) or removed (its id). */
+  onDevicesChanged?: (changed?: string) => void;
   /** Lets later modules (OTA, dashboard) add routes before listen. */
   extend?: (app: FastifyInstance, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) => void | Promise<void>;
   /** Routes that need no operator (the dashboard's static files and login page). */
@@ -107,7 +108,7 @@ export class HttpApi {
       api.get('/api/devices', async () => ({ items: o.devices.list() }));
       api.post<{ Body: Static<typeof DeviceBody> }>('/api/devices', { schema: { body: DeviceBody } }, async (req, reply) => {
         const r = o.devices.add(req.body.id, { rotate: req.body.rotate });
-        o.onDevicesChanged?.();
+        o.onDevicesChanged?.(req.body.rotate ? req.body.id : undefined);
         return reply.code(201).send({ device: r.device, secret: r.secret, note: 'The secret is shown only now; it is stored hashed.' });
       });
       api.get<{ Params: Static<typeof DeviceParams> }>('/api/devices/:id', { schema: { params: DeviceParams } }, async (req, reply) => {
@@ -116,7 +117,7 @@ export class HttpApi {
       });
       api.delete<{ Params: Static<typeof DeviceParams> }>('/api/devices/:id', { schema: { params: DeviceParams } }, async (req, reply) => {
         if (!o.devices.remove(req.params.id)) return reply.code(404).send({ error: { code: 'E_DEVICE_NOT_FOUND', message: `No device ${req.params.id}.` } });
-        o.onDevicesChanged?.();
+        o.onDevicesChanged?.(req.params.id);
         return { ok: true };
       });
       api.get<{ Params: Static<typeof DeviceParams>; Querystring: Static<typeof TelemetryQuery> }>('/api/devices/:id/telemetry',

@@ -158,6 +158,23 @@ export class EmbeddedBroker {
     return true;
   }
 
+  /**
+   * Ends the live sessions of a device whose secret was rotated or which was removed: a connection
+   * opened with the old (perhaps leaked) secret would otherwise stay, and its alerts be stored.
+   * Returns how many were closed.
+   */
+  disconnectDevice(deviceId: string): number {
+    const clients = (this.aedes as unknown as { clients?: Record<string, AuthedClient> } | undefined)?.clients ?? {};
+    let closed = 0;
+    for (const c of Object.values(clients)) {
+      if (c.efDeviceId !== deviceId) continue;
+      c.close();
+      closed++;
+    }
+    if (closed) this.log.info({ deviceId, closed }, 'device sessions closed (secret rotated or device removed)');
+    return closed;
+  }
+
   /** Closes listeners and every client connection. Safe twice; start() again reopens the same ports. */
   async stop(): Promise<void> {
     const aedes = this.aedes;

@@ -143,7 +143,7 @@ export class FleetServer {
     this.api = new HttpApi({
       host: c.http.host, port: c.http.port, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts,
       operators: this.operators, registry: this.registry, sessionTtlMs: c.operator.sessionTtlHours * 3600_000,
-      publicMetrics: c.http.publicMetrics, status: () => this.status(), onDevicesChanged: () => this.onDevicesChanged(),
+      publicMetrics: c.http.publicMetrics, status: () => this.status(), onDevicesChanged: (changed) => this.onDevicesChanged(changed),
       extendPublic: (app) => this.dashboard.registerPublic(app),
       extend: async (app, auth) => {
         this.dashboard.registerApi(app);
@@ -191,7 +191,7 @@ export class FleetServer {
   /** Registers a device; returns its secret (shown once). Syncs mosquitto when configured. */
   addDevice(id: string, opts: { rotate?: boolean } = {}): { secret: string } {
     const r = this.devices.add(id, opts);
-    this.onDevicesChanged();
+    this.onDevicesChanged(opts.rotate ? id : undefined);
     return { secret: r.secret };
   }
 
@@ -210,7 +210,9 @@ export class FleetServer {
     return syncConfiguredMosquitto(this.config, this.devices.credentials());
   }
 
-  private onDevicesChanged(): void {
+  /** `changed`: a device whose secret was rotated or which was removed; its live aedes sessions end (mosquitto drops them on reload). */
+  private onDevicesChanged(changed?: string): void {
+    if (changed) this.broker?.disconnectDevice(changed);
     try {
       this.syncMosquitto();
     } catch (err) {
