@@ -9,7 +9,7 @@ import { CameraPipeline, type CameraStats, type PipelineSinks, type FrameResult 
 import { StageLatencies, type LatencySummary } from './latency.js';
 import { NdjsonWriter, toFrameLine } from './ndjson.js';
 import { loadBoard } from '../config/boards.js';
-import { moduleLogger, rootLogger } from '../util/log.js';
+import { moduleLogger, setConfiguredLogLevel } from '../util/log.js';
 import { ConfigError } from '../util/errors.js';
 import { RulesEngine } from '../rules/engine.js';
 
@@ -91,7 +91,7 @@ export class AgentRunner {
     if (this.detector && next.detector.scoreThreshold !== undefined && 'scoreThreshold' in this.detector.meta.decoder) {
       this.detector.meta.decoder.scoreThreshold = next.detector.scoreThreshold;
     }
-    rootLogger().level = next.log.level;
+    setConfiguredLogLevel(next.log.level);
     this.opts = { ...this.opts, config: next };
   }
 

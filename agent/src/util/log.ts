@@ -20,6 +20,11 @@ export function rootLogger(): Logger {
   return root;
 }
 
+/** Applies the config's log level, unless EF_LOG_LEVEL is set: the environment (a unit drop-in, a shell) wins. */
+export function setConfiguredLogLevel(level: string): void {
+  rootLogger().level = process.env.EF_LOG_LEVEL ?? level;
+}
+
 export function moduleLogger(module: string): Logger {
   return rootLogger().child({ module });
 }

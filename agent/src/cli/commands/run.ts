@@ -2,7 +2,7 @@ import type { CliCommand } from '../dispatch.js';
 import { numberOption, parseCommandArgs, POSITIVE_INT, requireOption } from '../args.js';
 import { loadAgentConfig } from '../../config/load.js';
 import { AgentRunner, type RunSummary } from '../../pipeline/agent-runner.js';
-import { rootLogger } from '../../util/log.js';
+import { setConfiguredLogLevel } from '../../util/log.js';
 import { AgentService } from '../../service/agent-service.js';
 import { FleetAttachment } from '../../pipeline/fleet-attachment.js';
 import { ConfigReloader } from '../../service/config-reload.js';
@@ -19,7 +19,7 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
     const { values } = parseCommandArgs(argv, { config: { type: 'string' }, frames: { type: 'string' }, ndjson: { type: 'string' } });
     const configPath = requireOption(values.config, 'config');
     const config = await loadAgentConfig(configPath);
-    rootLogger().level = config.log.level;
+    setConfiguredLogLevel(config.log.level);
     const frames = numberOption('--frames', values.frames, POSITIVE_INT);
     if (frames !== undefined) for (const c of config.cameras) c.source.maxFrames = frames;
     if (values.ndjson) config.output.ndjson = values.ndjson;
