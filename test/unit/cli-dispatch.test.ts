@@ -34,3 +34,14 @@ test('a command group alone lists its commands: --help exits 0, bare exits 2; a 
   assert.equal(missing.code, EXIT.input, missing.stderr);
   assert.match(missing.stderr, /--model \/nonexistent\/m\.onnx does not exist/);
 });
+
+test('help lists each command as it is typed: edge-agent check-config, fleetctl model quantize', async () => {
+  // edge-agent has no command groups: it listed "check config", which it then refused as unknown command 'check'.
+  const agent = await runCli('edge-agent', ['--help'], { timeoutMs: 30_000 });
+  assert.match(agent.stdout, /^ {2}check-config +validate/m);
+  assert.match(agent.stdout, /^ {2}eval-tracking +measure/m);
+  const typed = await runCli('edge-agent', ['eval-tracking'], { timeoutMs: 30_000 });
+  assert.match(typed.stderr, /^edge-agent eval-tracking: Expected --input/m);
+  const fleet = await runCli('fleetctl', ['--help'], { timeoutMs: 30_000 });
+  assert.match(fleet.stdout, /^ {2}model quantize +/m);
+});

@@ -85,7 +85,7 @@ export async function dispatch(opts: { binary: string; commandsDir: string; grou
   const groups = new Set(opts.groups ?? []);
   const json = argv.includes('--json');
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    process.stdout.write(`usage: ${binary} <command> [options]\n\ncommands:\n${await listCommands(commandsDir)}\nRun '${binary} <command> --help' for a command's options; every command takes --json.\n`);
+    process.stdout.write(`usage: ${binary} <command> [options]\n\ncommands:\n${await listCommands(commandsDir, groups)}\nRun '${binary} <command> --help' for a command's options; every command takes --json.\n`);
     return argv.length === 0 ? EXIT.usage : EXIT.ok;
   }
   if (argv[0] === 'version' || argv[0] === '--version') {
@@ -95,7 +95,7 @@ export async function dispatch(opts: { binary: string; commandsDir: string; grou
   // A group alone (`fleetctl model`, `fleetctl model --help`): its commands.
   if (groups.has(argv[0]) && (argv[1] === undefined || argv[1].startsWith('-'))) {
     const help = argv[1] === '--help' || argv[1] === '-h';
-    (help ? process.stdout : process.stderr).write(`usage: ${binary} ${argv[0]} <command> [options]\n\ncommands:\n${await listCommands(commandsDir, `${argv[0]}-`)}`);
+    (help ? process.stdout : process.stderr).write(`usage: ${binary} ${argv[0]} <command> [options]\n\ncommands:\n${await listCommands(commandsDir, groups, `${argv[0]}-`)}`);
     return help ? EXIT.ok : EXIT.usage;
   }
   const grouped = groups.has(argv[0]) && argv[1] !== undefined && !argv[1].startsWith('-');
@@ -103,7 +103,7 @@ export async function dispatch(opts: { binary: string; commandsDir: string; grou
   const rest = argv.slice(grouped ? 2 : 1);
   const loading = /^[a-z0-9-]+$/.test(name) ? commandsDir.load(name) : undefined;
   if (!loading) {
-    process.stderr.write(`${binary}: unknown command '${argv.slice(0, grouped ? 2 : 1).join(' ')}'. Commands:\n${await listCommands(commandsDir)}`);
+    process.stderr.write(`${binary}: unknown command '${argv.slice(0, grouped ? 2 : 1).join(' ')}'. Commands:\n${await listCommands(commandsDir, groups)}`);
     return EXIT.usage;
   }
   const { command } = (await loading) as { command: CliCommand };
@@ -116,7 +116,7 @@ export async function dispatch(opts: { binary: string; commandsDir: string; grou
   } catch (err) {
     const d = describeError(err);
     if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: d })}\n`);
-    process.stderr.write(`${binary} ${name.replace('-', ' ')}: ${d.message}${isUsageError(d.code) ? `\n\n${command.usage.trim()}` : ''}\n`);
+    process.stderr.write(`${binary} ${spelled(name, groups)}: ${d.message}${isUsageError(d.code) ? `\n\n${command.usage.trim()}` : ''}\n`);
     return exitCodeFor(err);
   }
 }
@@ -129,11 +129,16 @@ function findModule(dir: string, name: string): string | undefined {
   return undefined;
 }
 
-async function listCommands(source: CommandSource, prefix = ''): Promise<string> {
+/** How a command is typed: `model-quantize` is `model quantize` in a group, `check-config` is itself. */
+function spelled(name: string, groups: ReadonlySet<string>): string {
+  return groups.has(name.split('-')[0]) ? name.replace('-', ' ') : name;
+}
+
+async function listCommands(source: CommandSource, groups: ReadonlySet<string>, prefix = ''): Promise<string> {
   const lines: string[] = [];
   for (const name of (await source.names()).filter((n) => n.startsWith(prefix)).sort()) {
     const { command } = (await source.load(name)) ?? {};
-    if (command) lines.push(`  ${name.replace('-', ' ').padEnd(22)} ${command.summary}`);
+    if (command) lines.push(`  ${spelled(name, groups).padEnd(22)} ${command.summary}`);
   }
   return `${lines.join('\n')}\n`;
 }
