@@ -76,6 +76,20 @@ test('reload sends RELOADING=1 with MONOTONIC_USEC, then READY=1; failures are c
   assert.equal(n.stats.sent, 2);
 });
 
+test('a STATUS set during a reload (restart needed for ...) stays in the final STATUS, which systemctl status shows', async () => {
+  // READY=1 STATUS=reloaded replaced it in the same millisecond.
+  const tr = new RecordingTransport();
+  const n = new ServiceNotifier({ transport: tr, timers: manualTimers(), log: silent });
+  await n.reloading();
+  await n.status('config: 2 field(s) applied; restart needed for /deviceId');
+  await n.reloaded('reloaded');
+  assert.equal(tr.messages.at(-1), 'READY=1\nSTATUS=reloaded; config: 2 field(s) applied; restart needed for /deviceId');
+  // The next reload starts clean.
+  await n.reloading();
+  await n.reloaded('reloaded');
+  assert.equal(tr.messages.at(-1), 'READY=1\nSTATUS=reloaded');
+});
+
 test('without NOTIFY_SOCKET every call is a no-op and no watchdog timer starts', async () => {
   const timers = manualTimers();
   const n = new ServiceNotifier({ timers, watchdogUsec: 1_000_000, log: silent });

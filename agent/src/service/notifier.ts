@@ -69,6 +69,8 @@ export class ServiceNotifier {
   private timer: unknown;
   private isReady = false;
   private isStopping = false;
+  /** STATUS text set between reloading() and reloaded(); undefined outside a reload. */
+  private reloadNote: string | undefined;
   private framesAtLastTick = 0;
   private readonly failedKinds = new Set<string>();
 
@@ -118,6 +120,7 @@ export class ServiceNotifier {
   }
 
   async status(text: string): Promise<void> {
+    if (this.reloadNote !== undefined) this.reloadNote = text;
     await this.send(`STATUS=${oneLine(text)}`);
   }
 
@@ -128,11 +131,16 @@ export class ServiceNotifier {
   }
 
   async reloading(): Promise<void> {
+    this.reloadNote = '';
     await this.send(`RELOADING=1\nMONOTONIC_USEC=${this.timers.monotonicUsec()}`);
   }
 
+  /** A STATUS set during the reload (e.g. "restart needed for /deviceId") is kept in the final one: systemctl status shows the last. */
   async reloaded(status?: string): Promise<void> {
-    await this.send(status ? `READY=1\nSTATUS=${oneLine(status)}` : 'READY=1');
+    const note = this.reloadNote;
+    this.reloadNote = undefined;
+    const text = [status, note].filter(Boolean).join('; ');
+    await this.send(text ? `READY=1\nSTATUS=${oneLine(text)}` : 'READY=1');
   }
 
   /** STOPPING=1 and no more watchdog pings: systemd now waits for the exit (TimeoutStopSec). */
