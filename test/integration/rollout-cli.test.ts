@@ -62,3 +62,13 @@ test('fleetctl model publish, key export, rollout create (twice = once), rollout
   assert.match(abort.stderr, /already completed/);
   process.stdout.write(`rollout-cli: ${st.stdout.split('\n').slice(0, 2).join(' | ')}\n`);
 });
+
+test('PUT /api/devices/:id/groups on a device that does not exist is a 404, not an orphan row', async () => {
+  const ghost = await fleet.api('PUT', '/api/devices/ghost-cam/groups', { groups: ['site-a'] });
+  assert.equal(ghost.status, 404, JSON.stringify(ghost.body));
+  assert.deepEqual(fleet.server.ota.rolloutStore.groupsOf('ghost-cam'), []);
+  const dev = fleet.addDevice('grouped-cam');
+  const ok = await fleet.api('PUT', `/api/devices/${dev.id}/groups`, { groups: ['site-a'] });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.deepEqual(fleet.server.ota.rolloutStore.groupsOf(dev.id), ['site-a']);
+});

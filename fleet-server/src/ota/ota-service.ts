@@ -34,7 +34,10 @@ export class OtaService {
   readonly rolloutStore: RolloutStore;
   private started = false;
 
+  readonly devices: DeviceStore;
+
   constructor(opts: OtaServiceOptions) {
+    this.devices = opts.devices;
     this.key = loadOrCreateServerKey(opts.dataDir);
     this.registry = new ModelRegistry(opts.db, opts.dataDir, opts.now);
     this.desired = new DesiredStore(opts.db, (topic, payload) => { opts.publish(topic, payload, { qos: 1, retain: true }); }, opts.now);
