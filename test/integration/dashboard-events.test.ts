@@ -94,11 +94,23 @@ test('session cookie opens /api/events; alerts, telemetry and state arrive live;
   const out = await fetch(`${f.httpUrl}/api/logout`, { method: 'POST', headers: { cookie } });
   assert.match(out.headers.get('set-cookie') ?? '', /^ef_session=; .*Max-Age=0/);
   assert.equal((await fetch(`${f.httpUrl}/api/devices`, { headers: { cookie } })).status, 401);
+  // ...and the stream opened with it: it ends at the next event instead of delivering it.
+  const seen = stream.events.length;
+  link.publishAlert(alertFixture('after-logout'));
+  await Promise.race([stream.done, new Promise((_r, rej) => setTimeout(() => rej(new Error('stream still open after logout')), 5000))]);
+  assert.equal(stream.events.length, seen, 'nothing delivered after logout');
+  await waitFor('the alert is still stored', () => f.server.alerts.get('demo-01', 'after-logout'));
 
+  // A server stop ends an open stream (no hang).
+  const relogin = await fetch(`${f.httpUrl}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'test-operator-password' }) });
+  const { token } = (await relogin.json()) as { token: string };
+  const res2 = await fetch(`${f.httpUrl}/api/events`, { headers: { authorization: `Bearer ${token}` } });
+  const stream2 = collect(res2.body!);
+  await waitFor('hello event', () => stream2.events.some((e) => e.event === 'hello'));
   const t0 = Date.now();
   await f.stop();
   fleet = undefined;
-  await Promise.race([stream.done, new Promise((_r, rej) => setTimeout(() => rej(new Error('stream still open after stop')), 5000))]);
+  await Promise.race([stream2.done, new Promise((_r, rej) => setTimeout(() => rej(new Error('stream still open after stop')), 5000))]);
   console.log(`dashboard-events: ${stream.events.length} events; server stop with an open stream took ${Date.now() - t0} ms`);
 });
 

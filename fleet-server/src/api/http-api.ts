@@ -37,7 +37,7 @@ export interface HttpApiOptions {
 }
 
 /** The operator token of a request: the bearer token, else the dashboard's session cookie. */
-function requestToken(req: FastifyRequest): string {
+export function requestToken(req: FastifyRequest): string {
   const h = req.headers.authorization ?? '';
   return h.startsWith('Bearer ') ? h.slice(7) : sessionFromCookie(req.headers.cookie) ?? '';
 }

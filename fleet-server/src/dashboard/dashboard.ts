@@ -9,7 +9,7 @@ import type { AlertStore } from '../db/alerts.js';
 import type { DeviceRecord, DeviceStore } from '../db/devices.js';
 import type { TelemetryStore } from '../db/telemetry.js';
 import { pipelineP95Ms, type FleetEventBus } from './event-bus.js';
-import { EventStream } from './event-stream.js';
+import { EventStream, type EventStreamOptions } from './event-stream.js';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { findPublicDir, loadStaticFiles, publicDirCandidates, type StaticFile } from './static-files.js';
 
@@ -24,6 +24,8 @@ export interface DashboardOptions {
   publicDir?: string;
   heartbeatMs?: number;
   logger?: Logger;
+  /** Whether a live stream's session still holds (logout, expiry); see EventStream. */
+  sessionValid?: EventStreamOptions['sessionValid'];
 }
 
 export interface DeviceSummary extends DeviceRecord {
@@ -46,7 +48,7 @@ export class Dashboard {
   private readonly log: Logger;
 
   constructor(private readonly opts: DashboardOptions) {
-    this.events = new EventStream({ bus: opts.bus, heartbeatMs: opts.heartbeatMs });
+    this.events = new EventStream({ bus: opts.bus, heartbeatMs: opts.heartbeatMs, sessionValid: opts.sessionValid });
     this.log = opts.logger ?? moduleLogger('dashboard');
   }
 

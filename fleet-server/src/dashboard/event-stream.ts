@@ -5,7 +5,7 @@
  * (the page refetches on the next event it does get). A comment line every `heartbeatMs` keeps
  * proxies from closing an idle stream and lets the server notice a gone client.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { FleetEvent, FleetEventBus } from './event-bus.js';
 
@@ -15,6 +15,12 @@ export interface EventStreamOptions {
   maxBufferedBytes?: number;
   /** Most concurrent streams; more are refused with 503 (each holds a socket). */
   maxClients?: number;
+  /**
+   * Whether the request's session is still valid (one indexed lookup); checked before each event
+   * and at each heartbeat. A stream opened before a logout or the session's expiry ends then; it
+   * went on delivering device events.
+   */
+  sessionValid?: (req: FastifyRequest) => boolean;
 }
 
 export interface EventStreamStats {
@@ -53,8 +59,13 @@ export class EventStream {
       // The browser reconnects after `retry` ms when the stream breaks (§9.2.6).
       res.write('retry: 2000\n\n');
       this.clients.add(res);
-      const unsubscribe = this.opts.bus.subscribe((e) => this.send(res, e));
-      const heartbeat = setInterval(() => { res.write(': ping\n\n'); }, this.opts.heartbeatMs ?? 15_000);
+      const valid = (): boolean => {
+        if (!this.opts.sessionValid || this.opts.sessionValid(req)) return true;
+        close();
+        return false;
+      };
+      const unsubscribe = this.opts.bus.subscribe((e) => { if (valid()) this.send(res, e); });
+      const heartbeat = setInterval(() => { if (valid()) res.write(': ping\n\n'); }, this.opts.heartbeatMs ?? 15_000);
       heartbeat.unref();
       const close = () => {
         clearInterval(heartbeat);

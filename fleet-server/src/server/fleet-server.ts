@@ -19,7 +19,7 @@ import { EmbeddedBroker } from '../broker/embedded.js';
 import { ExternalSource } from '../ingest/external-source.js';
 import { INGEST_KINDS, Ingest } from '../ingest/ingest.js';
 import { AckPublisher } from '../ingest/acks.js';
-import { HttpApi } from '../api/http-api.js';
+import { HttpApi, requestToken } from '../api/http-api.js';
 import { syncConfiguredMosquitto } from '../mosquitto/sync-target.js';
 import { ManagedMosquitto, managedMosquittoFiles, managedServiceSecret, SERVICE_USERNAME } from '../broker/managed-mosquitto.js';
 import { FleetEventBus } from '../dashboard/event-bus.js';
@@ -139,6 +139,7 @@ export class FleetServer {
     }
     this.dashboard = new Dashboard({
       bus: this.events, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts, groupsOf: (id) => this.ota.rolloutStore.groupsOf(id),
+      sessionValid: (req) => { const t = requestToken(req); return t !== '' && this.operators.authenticate(t) !== undefined; },
     });
     this.api = new HttpApi({
       host: c.http.host, port: c.http.port, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts,
