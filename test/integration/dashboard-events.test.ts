@@ -124,3 +124,17 @@ test('without its static files the dashboard answers / with what is missing inst
   assert.match(r.json().error.message, /EF_DASHBOARD_DIR/);
   await app.close();
 });
+
+test('operator login: ten failures from one address, then 429 with Retry-After, even for the right password', async () => {
+  const f = await startFleet({ broker: 'aedes' });
+  try {
+    const login = (password: string) => fetch(`${f.httpUrl}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+    for (let i = 0; i < 10; i++) assert.equal((await login(`guess-${i}`)).status, 401);
+    const limited = await login('test-operator-password');
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers.get('retry-after')) > 0);
+    assert.equal((await fetch(`${f.httpUrl}/api/health`)).status, 200);
+  } finally {
+    await f.stop();
+  }
+});

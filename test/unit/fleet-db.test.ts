@@ -6,6 +6,7 @@ import { TelemetryStore } from '../../fleet-server/src/db/telemetry.js';
 import { AlertStore } from '../../fleet-server/src/db/alerts.js';
 import { OperatorStore } from '../../fleet-server/src/db/operators.js';
 import { AckPublisher } from '../../fleet-server/src/ingest/acks.js';
+import { LoginThrottle } from '../../fleet-server/src/api/login-throttle.js';
 import { decodePayload } from '../../agent/src/protocol/index.js';
 import { alertFixture } from '../helpers/fleet.js';
 import type { TelemetryPayload } from '../../agent/src/protocol/index.js';
@@ -89,14 +90,27 @@ test('alert retention: snapshots are dropped first, the alerts later; newer ones
   assert.deepEqual(s.alerts.prune(8 * 3600_000, 2 * 3600_000), { alerts: 0, snapshots: 0 });
 });
 
-test('operators: scrypt password, expiring bearer tokens', () => {
+test('operators: scrypt password, expiring bearer tokens', async () => {
   const s = setup();
   s.operators.setPassword('admin', 'correct horse');
-  assert.equal(s.operators.login('admin', 'wrong', 1000), undefined);
-  const t = s.operators.login('admin', 'correct horse', 1000)!;
+  assert.equal(await s.operators.login('admin', 'wrong', 1000), undefined);
+  assert.equal(await s.operators.login('nobody', 'correct horse', 1000), undefined);
+  const t = (await s.operators.login('admin', 'correct horse', 1000))!;
   assert.equal(s.operators.authenticate(t.token), 'admin');
   s.clock.advance(1001);
   assert.equal(s.operators.authenticate(t.token), undefined);
+});
+
+test('failed logins are limited per client address, which a success resets', () => {
+  let now = 0;
+  const th = new LoginThrottle({ maxFailures: 3, windowMs: 60_000, now: () => now });
+  for (let i = 0; i < 3; i++) { assert.equal(th.retryAfterMs('10.0.0.9'), 0); th.failed('10.0.0.9'); now += 1000; }
+  assert.equal(th.retryAfterMs('10.0.0.9'), 57_000, 'until the oldest failure leaves the window');
+  assert.equal(th.retryAfterMs('10.0.0.7'), 0, 'another address (the operator) is not locked out');
+  now = 60_001;
+  assert.equal(th.retryAfterMs('10.0.0.9'), 0);
+  th.failed('10.0.0.7'); th.failed('10.0.0.7'); th.succeeded('10.0.0.7'); th.failed('10.0.0.7');
+  assert.equal(th.retryAfterMs('10.0.0.7'), 0);
 });
 
 test('receipts are batched per device and valid ack payloads', async () => {

@@ -14,6 +14,7 @@ import type { DeviceStore } from '../db/devices.js';
 import type { OperatorStore } from '../db/operators.js';
 import type { TelemetryStore } from '../db/telemetry.js';
 import { clearedSessionCookie, sessionCookie, sessionFromCookie } from '../dashboard/session-cookie.js';
+import { LoginThrottle } from './login-throttle.js';
 
 export interface HttpApiOptions {
   host: string;
@@ -30,6 +31,8 @@ export interface HttpApiOptions {
   /** Called after a device was added or removed (mosquitto sync). */
   /** After a device is added, rotated (`changed`: its id) or removed (its id). */
   onDevicesChanged?: (changed?: string) => void;
+  /** Failed-login limit per client address (default: 10 in 5 minutes). */
+  loginThrottle?: LoginThrottle;
   /** Lets later modules (OTA, dashboard) add routes before listen. */
   extend?: (app: FastifyInstance, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) => void | Promise<void>;
   /** Routes that need no operator (the dashboard's static files and login page). */
@@ -85,9 +88,19 @@ export class HttpApi {
     });
 
     app.get('/api/health', async () => ({ ok: true }));
+    const throttle = o.loginThrottle ?? new LoginThrottle();
     app.post<{ Body: Static<typeof LoginBody> }>('/api/login', { schema: { body: LoginBody } }, async (req, reply) => {
-      const s = o.operators.login(req.body.username, req.body.password, o.sessionTtlMs);
-      if (!s) return reply.code(401).send({ error: { code: 'E_AUTH', message: 'Wrong operator username or password.' } });
+      const waitMs = throttle.retryAfterMs(req.ip);
+      if (waitMs > 0) {
+        return reply.code(429).header('retry-after', String(Math.ceil(waitMs / 1000)))
+          .send({ error: { code: 'E_THROTTLED', message: `Too many failed logins from ${req.ip}; try again in ${Math.ceil(waitMs / 1000)} s.` } });
+      }
+      const s = await o.operators.login(req.body.username, req.body.password, o.sessionTtlMs);
+      if (!s) {
+        throttle.failed(req.ip);
+        return reply.code(401).send({ error: { code: 'E_AUTH', message: 'Wrong operator username or password.' } });
+      }
+      throttle.succeeded(req.ip);
       // The dashboard rides on the same token as an HttpOnly, SameSite=Strict cookie.
       void reply.header('set-cookie', sessionCookie(s.token, { maxAgeS: (s.expiresAtMs - Date.now()) / 1000, secure: isTls(req) }));
       return s;

@@ -6,7 +6,7 @@
  * random values, so the iteration count guards nothing a brute force could reach; it stays modest
  * to keep CONNECT cheap. Operator passwords (chosen by people) use scrypt.
  */
-import { pbkdf2, pbkdf2Sync, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { pbkdf2, pbkdf2Sync, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 
 const pbkdf2Async = promisify(pbkdf2);
@@ -52,11 +52,14 @@ export function hashPassword(password: string): string {
   return `scrypt$${salt.toString('base64')}$${hash.toString('base64')}`;
 }
 
-export function verifyPassword(password: string, stored: string): boolean {
+const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
+
+/** Checks a password against hashPassword's output, on libuv's thread pool: a burst of logins does not stall the event loop that also runs the broker. */
+export async function verifyPasswordAsync(password: string, stored: string): Promise<boolean> {
   const [kind, salt, hash] = stored.split('$');
   if (kind !== 'scrypt' || !salt || !hash) return false;
   const expected = Buffer.from(hash, 'base64');
-  const got = scryptSync(password, Buffer.from(salt, 'base64'), expected.length);
+  const got = await scryptAsync(password, Buffer.from(salt, 'base64'), expected.length);
   return timingSafeEqual(got, expected);
 }
 

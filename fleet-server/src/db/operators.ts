@@ -1,10 +1,18 @@
 /** Operators and their API sessions (bearer tokens stored as SHA-256 hashes). */
 import { createHash } from 'node:crypto';
 import type { Db } from './database.js';
-import { hashPassword, randomToken, verifyPassword } from './credentials.js';
+import { hashPassword, randomToken, verifyPasswordAsync } from './credentials.js';
 
 export class OperatorStore {
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
+
+  private decoyHash: string | undefined;
+
+  /** A hash no password matches, checked for unknown users. */
+  private decoy(): string {
+    this.decoyHash ??= hashPassword(randomToken(16));
+    return this.decoyHash;
+  }
 
   count(): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM operators').get() as { n: number }).n;
@@ -15,10 +23,14 @@ export class OperatorStore {
       ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash`).run(username, hashPassword(password), this.now());
   }
 
-  /** Returns a new bearer token, or undefined for a wrong user or password. */
-  login(username: string, password: string, ttlMs: number): { token: string; expiresAtMs: number } | undefined {
+  /**
+   * Returns a new bearer token, or undefined for a wrong user or password. An unknown user costs the
+   * same scrypt as a known one, so the answer's timing does not tell which usernames exist.
+   */
+  async login(username: string, password: string, ttlMs: number): Promise<{ token: string; expiresAtMs: number } | undefined> {
     const r = this.db.prepare('SELECT password_hash FROM operators WHERE username = ?').get(username) as { password_hash: string } | undefined;
-    if (!r || !verifyPassword(password, r.password_hash)) return undefined;
+    const ok = await verifyPasswordAsync(password, r?.password_hash ?? this.decoy());
+    if (!r || !ok) return undefined;
     const token = randomToken(32);
     const expiresAtMs = this.now() + ttlMs;
     this.db.prepare('INSERT INTO sessions (token_hash, username, expires_at_ms) VALUES (?, ?, ?)').run(sha256(token), username, expiresAtMs);
