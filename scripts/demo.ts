@@ -90,8 +90,9 @@ link.on('delivered', ({ id }) => {
 });
 
 const fleetSinks = fleet.sinks();
-const runner = new AgentRunner({
+const runner: AgentRunner = new AgentRunner({
   config,
+  onStage: fleet.telemetryFor(() => runner).onStage,
   sinks: {
     onFrame: fleetSinks.onFrame,
     onAlert: (ev, frame) => {

@@ -68,3 +68,23 @@ test('the privacy detector gets every vehicle the detector saw, not only confirm
     ['b', []], // and never another camera's
   ]);
 });
+
+test('telemetry counts what the pipeline did: frames in and dropped by capture, stage latencies, the model', async () => {
+  // Only processed frames were counted: the fleet saw frames in 0, no drops, no stages, no models.
+  const config = agentConfigValidator.parse({ ...minimal, detector: { model: '/models/coco-centernet/model.onnx' } }, 'config');
+  const att = new FleetAttachment({ config });
+  let cams = [{ cameraId: 'a', framesIn: 10, processed: 8, detected: 3, dropped: { capture: 2 }, restarts: 0, alerts: 0 }];
+  const { onStage } = att.telemetryFor(() => ({ cameraStats: () => cams }));
+  for (const ms of [5, 7, 9]) onStage('infer', ms);
+  const s1 = await att.telemetry.snapshot();
+  assert.equal(s1.frames.in, 10);
+  assert.deepEqual(s1.frames.dropped, { capture: 2 });
+  assert.equal(s1.stages.infer?.count, 3);
+  assert.deepEqual(s1.models, { detector: 'coco-centernet' });
+  // Cumulative totals: only what is new is counted again.
+  cams = [{ ...cams[0], framesIn: 15, dropped: { capture: 2 } }, { cameraId: 'b', framesIn: 4, processed: 4, detected: 1, dropped: { capture: 1 }, restarts: 0, alerts: 0 }];
+  const s2 = await att.telemetry.snapshot();
+  assert.equal(s2.frames.in, 19);
+  assert.deepEqual(s2.frames.dropped, { capture: 3 });
+  assert.match(await att.telemetry.registry.metrics(), /ef_frames_in_total\{[^}]*\} 19/);
+});

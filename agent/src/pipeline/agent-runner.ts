@@ -35,19 +35,28 @@ export interface AgentRunnerOptions {
   sinks?: PipelineSinks;
   /** Replaces the detector (tests, an adapter chosen by the service, or the OTA SwappableDetector). */
   detector?: DetectorHandle;
+  /** Every stage latency sample as it is recorded (telemetry). */
+  onStage?: (stage: string, ms: number) => void;
 }
 
 /** What the runner needs of a detector; Detector and agent/src/ota SwappableDetector both fit. */
 export type DetectorHandle = Pick<Detector, 'detectTimed' | 'close' | 'provider' | 'session' | 'meta'>;
 
 export class AgentRunner {
-  readonly latencies = new StageLatencies();
+  readonly latencies: StageLatencies;
   private readonly log = moduleLogger('runner');
   private detector: DetectorHandle | undefined;
   private pipelines: CameraPipeline[] = [];
   private writer: NdjsonWriter | undefined;
 
-  constructor(private opts: AgentRunnerOptions) {}
+  constructor(private opts: AgentRunnerOptions) {
+    this.latencies = new StageLatencies(10_000, opts.onStage);
+  }
+
+  /** Per camera: frames in, processed, dropped, restarts. */
+  cameraStats(): CameraStats[] {
+    return this.pipelines.map((p) => p.stats());
+  }
 
   /** Loads the model (warm-up included) and builds the camera pipelines. */
   async start(): Promise<void> {

@@ -13,9 +13,11 @@ export interface LatencySummary {
 export class StageLatencies {
   private readonly samples = new Map<string, { values: Float64Array; next: number; count: number; sum: number }>();
 
-  constructor(private readonly capacity = 10_000) {}
+  /** `observe` also gets every sample (telemetry's sliding-window summaries). */
+  constructor(private readonly capacity = 10_000, private readonly observe?: (stage: string, ms: number) => void) {}
 
   record(stage: string, ms: number): void {
+    this.observe?.(stage, ms);
     let s = this.samples.get(stage);
     if (!s) {
       s = { values: new Float64Array(this.capacity), next: 0, count: 0, sum: 0 };

@@ -59,6 +59,13 @@ export class Telemetry {
   private timer: NodeJS.Timeout | undefined;
   private statsCalls = 0;
   private loopStarted = false;
+  private captureSeen = { in: 0, dropped: 0 };
+  /**
+   * Pulled at each snapshot and scrape: the capture's cumulative frame totals (all cameras; what is
+   * new since the last pull is counted as frames in / dropped by capture) and the running model
+   * versions. Set by whoever owns the pipeline (FleetAttachment.attachRunner).
+   */
+  sources: { captureTotals?: () => { in: number; dropped: number }; models?: () => Record<string, string> } = {};
 
   constructor(private readonly opts: TelemetryOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -68,9 +75,10 @@ export class Telemetry {
     this.drift = new DriftMonitor(opts.drift);
     if (opts.defaultLabels) this.registry.setDefaultLabels(opts.defaultLabels);
     const r = [this.registry];
-    this.framesIn = new Counter({ name: 'ef_frames_in_total', help: 'Frames received from capture', registers: r });
+    const sync = (): void => this.syncCapture();
+    this.framesIn = new Counter({ name: 'ef_frames_in_total', help: 'Frames received from capture', registers: r, collect: sync });
     this.framesProcessed = new Counter({ name: 'ef_frames_processed_total', help: 'Frames that went through the pipeline', registers: r });
-    this.framesDropped = new Counter({ name: 'ef_frames_dropped_total', help: 'Frames dropped, by reason', labelNames: ['reason'], registers: r });
+    this.framesDropped = new Counter({ name: 'ef_frames_dropped_total', help: 'Frames dropped, by reason', labelNames: ['reason'], registers: r, collect: sync });
     this.detections = new Counter({ name: 'ef_detections_total', help: 'Detections, by class', labelNames: ['class'], registers: r });
     this.stageMs = new Summary({
       name: 'ef_stage_latency_ms', help: 'Per-stage latency in milliseconds (sliding 60 s window)', labelNames: ['stage'],
@@ -97,6 +105,19 @@ export class Telemetry {
     }
   }
 
+  /** Counts what the capture took in and dropped since the last pull (see `sources`). */
+  private syncCapture(): void {
+    const t = this.sources.captureTotals?.();
+    if (!t) return;
+    const dIn = t.in - this.captureSeen.in, dDrop = t.dropped - this.captureSeen.dropped;
+    if (dIn > 0) { this.counts.in += dIn; this.framesIn.inc(dIn); }
+    if (dDrop > 0) {
+      this.counts.dropped.capture = (this.counts.dropped.capture ?? 0) + dDrop;
+      this.framesDropped.inc({ reason: 'capture' }, dDrop);
+    }
+    this.captureSeen = { in: Math.max(t.in, this.captureSeen.in), dropped: Math.max(t.dropped, this.captureSeen.dropped) };
+  }
+
   recordStage(stage: string, latencyMs: number): void {
     this.stageMs.observe({ stage }, latencyMs);
     this.stageCounts[stage] = (this.stageCounts[stage] ?? 0) + 1;
@@ -121,6 +142,9 @@ export class Telemetry {
   /** Builds the telemetry payload and resets the interval measures (event-loop delay, fps window). */
   async snapshot(): Promise<TelemetryPayload> {
     const nowMs = this.now();
+    this.syncCapture();
+    const models = this.sources.models?.();
+    if (models) this.models = { ...models };
     const stages: TelemetryPayload['stages'] = {};
     const metric = await this.stageMs.get();
     for (const v of metric.values) {

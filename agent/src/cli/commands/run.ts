@@ -37,7 +37,7 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
     try {
       await fleet?.start();
       // With OTA the pipeline runs the swappable detector, so installs swap between two frames.
-      runner = new AgentRunner({ config, sinks: service.sinks(fleet?.sinks()), detector: fleet?.detector });
+      runner = new AgentRunner({ config, sinks: service.sinks(fleet?.sinks()), detector: fleet?.detector, onStage: fleet?.telemetryFor(() => runner).onStage });
       await runner.start();
       summary = await runner.run(ac.signal);
     } catch (err) {
