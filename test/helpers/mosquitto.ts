@@ -46,7 +46,7 @@ export class TestMosquitto {
     if (this.port === 0) this.port = await freePort();
     // mosquitto refuses to start without its password and ACL files; the fleet server fills them.
     for (const f of [this.passwordFile, this.aclFile]) if (!existsSync(f)) writeFileSync(f, '', { mode: 0o600 });
-    this.broker ??= new ManagedMosquitto({ host: '127.0.0.1', port: this.port, files: this.files, binary: MOSQUITTO_BIN });
+    this.broker ??= new ManagedMosquitto({ host: '127.0.0.1', port: this.port, files: this.files, binary: MOSQUITTO_BIN, bindClientIds: false });
     await this.broker.start();
   }
 

@@ -106,6 +106,12 @@ export interface ListenerSettings {
   host: string;
   port: number;
   tls?: { port: number; certPath: string; keyPath: string };
+  /**
+   * use_username_as_clientid (default true): one fleet server on its own broker. A broker shared by
+   * several server replicas under one service username cannot (they would take over each other's
+   * session); tests standing in for such an external broker turn it off.
+   */
+  bindClientIds?: boolean;
 }
 
 export function mosquittoConfText(files: ManagedMosquittoFiles, l: ListenerSettings, user: string): string {
@@ -120,7 +126,7 @@ export function mosquittoConfText(files: ManagedMosquittoFiles, l: ListenerSetti
     'allow_anonymous false',
     // A client's id is its username (mosquitto.conf(5)): a device cannot take over another's
     // session, or the fleet server's, by connecting with its client id (MQTT-3.1.4-2).
-    'use_username_as_clientid true',
+    ...(l.bindClientIds === false ? [] : ['use_username_as_clientid true']),
     // No message larger than the largest device message (an alert with its snapshot); megabyte
     // payloads, retained, would otherwise sit in the broker's memory (mosquitto.conf(5)).
     `message_size_limit ${DEVICE_MESSAGE_CAP}`,
