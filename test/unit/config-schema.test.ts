@@ -103,3 +103,33 @@ test('configs/fleet-server.example.json is a valid fleet server config', async (
   assert.equal(c.broker.embedded.engine, 'aedes');
   assert.deepEqual(c.ingest, { perDeviceRate: 100, perDeviceBurst: 1000 });
 });
+
+test('fields that must agree are checked together, every problem named with its fix (check-config and run)', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { loadAgentConfig } = await import('../../agent/src/config/load.js');
+  const dir = mkdtempSync(join(tmpdir(), 'ef-cross-'));
+  try {
+    const file = join(dir, 'agent.json');
+    writeFileSync(file, JSON.stringify({
+      detector: { model: 'm.onnx' }, schedule: { minInterval: 10, maxInterval: 2 }, tracker: { lowScore: 0.5, highScore: 0.1 },
+      cameras: [
+        { source: { kind: 'test', width: 320 }, rules: { rules: [
+          { type: 'line', id: 'l', from: { x: 1, y: 1 }, to: { x: 1, y: 1 } },
+          { type: 'zone', id: 'l', polygon: [{ x: 1, y: 1 }, { x: 1, y: 1 }, { x: 2, y: 2 }] },
+        ] } },
+        { source: { kind: 'test', reconnect: { initialDelayMs: 60_000, maxDelayMs: 10 } } },
+      ],
+    }));
+    await assert.rejects(loadAgentConfig(file), (err: { issues?: Array<{ path: string }> }) => {
+      assert.deepEqual(err.issues?.map((i) => i.path), [
+        '/cameras/0/source/height', '/cameras/0/rules/rules/0/to', '/cameras/0/rules/rules/1/id', '/cameras/0/rules/rules/1/polygon',
+        '/cameras/1/source/id', '/cameras/1/source/reconnect/initialDelayMs', '/schedule/minInterval', '/tracker/lowScore',
+      ]);
+      return true;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

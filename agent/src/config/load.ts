@@ -7,6 +7,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { agentConfigValidator, type AgentConfig } from './schema.js';
 import { ConfigError } from '../util/errors.js';
 import { loadBoard } from './boards.js';
+import { crossFieldIssues } from './cross-checks.js';
 
 export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   let text: string;
@@ -23,6 +24,11 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
     throw new ConfigError(`Config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
   const cfg = agentConfigValidator.parse(raw, `config ${path}`);
+  const issues = crossFieldIssues(cfg);
+  if (issues.length) {
+    const lines = issues.map((i) => `  ${i.path}: expected ${i.expected} but received ${i.received}`);
+    throw new ConfigError(`config ${path} is invalid (${issues.length} problem${issues.length > 1 ? 's' : ''}):\n${lines.join('\n')}`, issues);
+  }
   if (cfg.ota && !cfg.link) {
     throw new ConfigError(`config ${path} is invalid: "ota" needs "link" (model updates arrive over the fleet's MQTT broker); add a link section or remove ota`,
       [{ path: '/link', expected: 'a link section when ota is set', received: 'nothing' }]);

@@ -1,0 +1,44 @@
+/**
+ * What the schema cannot say about one field alone: ids that must be unique, ranges whose two ends
+ * must be in order, fields that only make sense together. Each problem is a ConfigIssue naming the
+ * field and the fix; check-config lists them all, and `run` refuses the config (it started with two
+ * cameras reporting as "cam0", or failed later on a duplicate rule id).
+ */
+import type { ConfigIssue } from '../util/errors.js';
+import type { AgentConfig } from './schema.js';
+
+export function crossFieldIssues(cfg: AgentConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const add = (path: string, expected: string, received: unknown): void => {
+    issues.push({ path, expected, received: received === undefined ? 'nothing' : JSON.stringify(received) });
+  };
+  const cameraIds = new Map<string, number>();
+  cfg.cameras.forEach((cam, i) => {
+    const src = cam.source;
+    const at = `/cameras/${i}`;
+    const first = cameraIds.get(src.id);
+    if (first !== undefined) add(`${at}/source/id`, `a camera id unique in the config (camera ${first} is also "${src.id}"; give each source an "id")`, src.id);
+    else cameraIds.set(src.id, i);
+    if ('width' in src && (src.width === undefined) !== (src.height === undefined)) {
+      add(`${at}/source/${src.width === undefined ? 'width' : 'height'}`, 'width and height together (one alone is ignored)', undefined);
+    }
+    if (src.reconnect.initialDelayMs > src.reconnect.maxDelayMs) {
+      add(`${at}/source/reconnect/initialDelayMs`, `at most maxDelayMs (${src.reconnect.maxDelayMs})`, src.reconnect.initialDelayMs);
+    }
+    const ruleIds = new Map<string, number>();
+    cam.rules.rules.forEach((r, j) => {
+      const seen = ruleIds.get(r.id);
+      if (seen !== undefined) add(`${at}/rules/rules/${j}/id`, `a rule id unique per camera (rule ${seen} is also "${r.id}")`, r.id);
+      else ruleIds.set(r.id, j);
+      if (r.type === 'line' && r.from.x === r.to.x && r.from.y === r.to.y) add(`${at}/rules/rules/${j}/to`, 'a point other than "from" (a line of length 0 is never crossed)', r.to);
+      if (r.type !== 'line' && new Set(r.polygon.map((p) => `${p.x},${p.y}`)).size < 3) {
+        add(`${at}/rules/rules/${j}/polygon`, 'at least 3 distinct points (an area)', r.polygon);
+      }
+    });
+  });
+  const s = cfg.schedule;
+  if (s.minInterval > s.maxInterval) add('/schedule/minInterval', `at most maxInterval (${s.maxInterval})`, s.minInterval);
+  const t = cfg.tracker;
+  if (t.lowScore > t.highScore) add('/tracker/lowScore', `at most highScore (${t.highScore})`, t.lowScore);
+  return issues;
+}
