@@ -138,6 +138,8 @@ EOF
   chmod 755 "$STAGE/bin/edge-agent"
   cp "$ROOT/configs/systemd/edge-agent.service" "$STAGE/configs/systemd/"
   [ -d "$ROOT/configs/boards" ] && cp -r "$ROOT/configs/boards" "$STAGE/configs/"
+  # Named by every unknown-field error ("check its spelling against configs/schema") and usable as "$schema".
+  [ -d "$ROOT/configs/schema" ] && cp -r "$ROOT/configs/schema" "$STAGE/configs/"
   [ -d "$ROOT/configs/models" ] && cp -r "$ROOT/configs/models" "$STAGE/configs/"
   [ -f "$ROOT/configs/agent.example.json" ] && cp "$ROOT/configs/agent.example.json" "$STAGE/configs/"
   cp "$ROOT/scripts/install-agent.sh" "$ROOT/scripts/uninstall-agent.sh" "$STAGE/scripts/"

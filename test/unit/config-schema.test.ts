@@ -133,3 +133,18 @@ test('fields that must agree are checked together, every problem named with its 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a mistake in a rule is one problem, at its field (not one per kind of rule it is not); "$schema" is allowed', () => {
+  const rule = (r: Record<string, unknown>) => agentConfigValidator.check({ ...minimal, cameras: [{ source: { kind: 'test' }, rules: { rules: [r] } }] });
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ type: 'zone', id: 'z', polygon: [{ x: 1, y: 1 }, { x: 2, y: 2 }] }, '/cameras/0/rules/rules/0/polygon'],
+    [{ type: 'line', id: 'l', from: { x: 0, y: 0 }, to: { x: 5, y: 5 }, direction: 'left' }, '/cameras/0/rules/rules/0/direction'],
+    [{ type: 'zone', id: 'q', minScor: 0.3, polygon: [{ x: 1, y: 1 }, { x: 2, y: 2 }, { x: 3, y: 1 }] }, '/cameras/0/rules/rules/0/minScor'],
+  ];
+  for (const [r, path] of cases) {
+    const res = rule(r);
+    assert.ok(!res.ok);
+    assert.deepEqual(res.issues.map((i) => i.path), [path], JSON.stringify(res.issues));
+  }
+  assert.ok(agentConfigValidator.check({ ...minimal, $schema: '/opt/edge-agent/current/configs/schema/agent.schema.json' }).ok);
+});

@@ -58,6 +58,8 @@ export const TelemetryConfig = Type.Object({
 }, { additionalProperties: false });
 
 export const AgentConfig = Type.Object({
+  /** Editors' completion: "$schema": "/opt/edge-agent/current/configs/schema/agent.schema.json". Ignored by the agent. */
+  $schema: Type.Optional(Type.String()),
   // The MQTT protocol's device id (agent/src/protocol/topics.ts): a '.' or a 65th character was accepted here and refused by the link.
   deviceId: Type.String({ pattern: DEVICE_ID_PATTERN, default: 'edge-dev', ...restart }),
   /** Board preset from configs/boards (pipeline decode elements, default providers). */

@@ -6,7 +6,7 @@
  * fields of a rule are Optional in the schema and `withRuleDefaults` fills them from RULE_DEFAULTS.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { compileSchema } from '../util/schema.js';
+import { compileSchema, Discriminated } from '../util/schema.js';
 
 const PointSchema = Type.Object({ x: Type.Number(), y: Type.Number() }, { additionalProperties: false });
 
@@ -59,7 +59,8 @@ export const DwellRuleSchema = Type.Object({
   minDwellMs: Type.Integer({ minimum: 0 }),
 }, { additionalProperties: false });
 
-export const RuleSchema = Type.Union([ZoneRuleSchema, LineRuleSchema, DwellRuleSchema]);
+// Told apart by "type": one mistake in a rule is one problem, not one per kind of rule it is not.
+export const RuleSchema = Discriminated('type', [ZoneRuleSchema, LineRuleSchema, DwellRuleSchema]);
 
 export const RulesConfigSchema = Type.Object({
   rules: Type.Array(RuleSchema, { default: [] }),
