@@ -77,3 +77,34 @@ test('two cameras: one camera\'s detections never cover the other\'s frame at th
   assert.ok((await stage.submit(at('lobby', 4), 'alert-snapshot')).released);
   await stage.stop();
 });
+
+test('a privacy detector that keeps failing (its worker crashed) is reopened, and images are released again', async () => {
+  // A crashed worker fails every later call the same way; the stage logged "withheld until it
+  // recovers" and withheld every snapshot until the agent restarted.
+  const config = parsePrivacyConfig({ everyNFrames: 1, gate: { maxAgeMs: 100 }, plates: { enabled: false } });
+  let created = 0;
+  const stage = new PrivacyStage({
+    config, sink: () => undefined,
+    createDetector: (deps) => {
+      const instance = ++created;
+      let calls = 0;
+      return new PrivacyDetector({
+        ...deps,
+        faces: { detect: async () => {
+          if (instance === 1 && ++calls > 2) throw new Error('TFLite inference: the worker exited unexpectedly with code 1');
+          return [{ classId: 0, label: 'face', score: 0.9, box: { x: 4, y: 4, w: 8, h: 8 } }];
+        } },
+      });
+    },
+  });
+  await stage.start();
+  const outcomes: boolean[] = [];
+  for (let i = 0; i < 5; i++) outcomes.push(await stage.observe(frame(i), []));
+  assert.deepEqual(outcomes, [true, true, false, false, false]);
+  assert.equal((await stage.submit(frame(4), 'alert-snapshot')).released, false, 'withheld while it fails');
+  for (let i = 0; i < 50 && created < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(created, 2, 'reopened after three failures in a row');
+  assert.equal(await stage.observe(frame(5), []), true);
+  assert.equal((await stage.submit(frame(5), 'alert-snapshot')).released, true);
+  await stage.stop();
+});

@@ -24,6 +24,11 @@ export interface PrivacyStageOptions {
   intraOpThreads?: number;
 }
 
+/** Consecutive failed runs after which the detector is reopened; delay between attempts (doubling). */
+const REOPEN_AFTER_FAILURES = 3;
+const REOPEN_FIRST_MS = 5_000;
+const REOPEN_MAX_MS = 60_000;
+
 export class PrivacyStage {
   readonly coverage: PrivacyCoverage;
   readonly metrics: PrivacyMetrics;
@@ -32,6 +37,10 @@ export class PrivacyStage {
   private gate: PrivacyGate | undefined;
   private readonly log: Logger;
   private lastErrorCode: string | undefined;
+  private consecutiveFailures = 0;
+  private reopening: Promise<void> | undefined;
+  private nextReopenAtMs = 0;
+  private reopenDelayMs = REOPEN_FIRST_MS;
 
   constructor(private readonly opts: PrivacyStageOptions) {
     const { gate } = opts.config;
@@ -45,13 +54,39 @@ export class PrivacyStage {
   async start(): Promise<void> {
     if (this.gate) return;
     const { config } = this.opts;
-    const deps = { coverage: this.coverage, metrics: this.metrics };
-    this.detector = this.opts.createDetector ? this.opts.createDetector(deps) : await PrivacyDetector.open(config, { ...deps, intraOpThreads: this.opts.intraOpThreads });
+    this.detector = await this.openDetector();
     this.gate = new PrivacyGate({ gate: config.gate, redaction: config.redaction, coverage: this.coverage, metrics: this.metrics, sink: this.opts.sink, logger: this.log });
+  }
+
+  private async openDetector(): Promise<PrivacyDetector> {
+    const deps = { coverage: this.coverage, metrics: this.metrics };
+    return this.opts.createDetector ? this.opts.createDetector(deps) : PrivacyDetector.open(this.opts.config, { ...deps, intraOpThreads: this.opts.intraOpThreads });
+  }
+
+  /**
+   * A detector that fails frame after frame (its worker crashed: every later call fails the same
+   * way) is reopened in the background, with a growing delay between attempts. Until then, and if
+   * reopening fails, images stay withheld (fail closed); it used to stay so until the agent restarted.
+   */
+  private async reopen(): Promise<void> {
+    this.nextReopenAtMs = Date.now() + this.reopenDelayMs;
+    this.reopenDelayMs = Math.min(this.reopenDelayMs * 2, REOPEN_MAX_MS);
+    try {
+      const fresh = await this.openDetector();
+      const old = this.detector;
+      if (!this.gate) { await fresh.close(); return; } // stopped meanwhile
+      this.detector = fresh;
+      this.consecutiveFailures = 0;
+      this.log.warn('privacy detector reopened after repeated failures');
+      await old?.close().catch(() => undefined);
+    } catch (err) {
+      this.log.error({ err: describeError(err), retryInMs: this.nextReopenAtMs - Date.now() }, 'privacy detector could not be reopened; images stay withheld');
+    }
   }
 
   /** Closes the models. Safe twice. */
   async stop(): Promise<void> {
+    await this.reopening;
     const d = this.detector;
     this.detector = undefined;
     this.gate = undefined;
@@ -68,11 +103,17 @@ export class PrivacyStage {
     try {
       await this.detector.run(frame, detections);
       this.lastErrorCode = undefined;
+      this.consecutiveFailures = 0;
+      this.reopenDelayMs = REOPEN_FIRST_MS;
       return true;
     } catch (err) {
       const d = describeError(err);
       if (d.code !== this.lastErrorCode) this.log.error({ err: d }, 'privacy detector failed; images are withheld until it recovers');
       this.lastErrorCode = d.code;
+      this.consecutiveFailures++;
+      if (this.consecutiveFailures >= REOPEN_AFTER_FAILURES && !this.reopening && Date.now() >= this.nextReopenAtMs) {
+        this.reopening = this.reopen().finally(() => { this.reopening = undefined; });
+      }
       return false;
     }
   }
