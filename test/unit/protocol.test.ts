@@ -4,7 +4,7 @@ import { decodePayload, parseTopic, serverFilter, topics, assertDeviceId, MAX_PA
 import { devicesMayPublish, devicesMaySubscribe } from '../../fleet-server/src/broker/acl.js';
 import { hashDeviceSecret, randomToken, verifyDeviceSecret } from '../../fleet-server/src/db/credentials.js';
 import { aclFileText, syncMosquitto } from '../../fleet-server/src/mosquitto/files.js';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { alertFixture } from '../helpers/fleet.js';
@@ -72,6 +72,21 @@ test('mosquitto sync writes both files and signals only a process that is mosqui
   writeFileSync(files.pidFile, 'not-a-pid\n');
   assert.throws(() => syncMosquitto(files, [], [], (pid) => { sent.push(pid); }), /Expected a process id/);
   assert.equal(syncMosquitto({ passwordFile: files.passwordFile, aclFile: files.aclFile }, [], []), false, 'no pid file: files only');
+});
+
+test('mosquitto files written by root keep the owner of their directory (the server\'s user, whom mosquitto runs as)', (t) => {
+  // `sudo fleetctl device add` rewrote them root:root 0600; mosquitto then could not read its password
+  // file after the SIGHUP and refused every device and the server itself.
+  if (process.getuid?.() !== 0) return t.skip('needs root (the case is sudo fleetctl)');
+  const dir = mkdtempSync(join(tmpdir(), 'ef-mqown-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chownSync(dir, 65534, 65534);
+  const files = { passwordFile: join(dir, 'passwd'), aclFile: join(dir, 'acl') };
+  syncMosquitto(files, [{ id: 'cam-1', secretHash: hashDeviceSecret('s') }], []);
+  for (const f of [files.passwordFile, files.aclFile]) {
+    const st = statSync(f);
+    assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [65534, 65534, 0o600], f);
+  }
 });
 
 test('generated secrets and tokens never begin with "-" (they follow options on command lines)', () => {

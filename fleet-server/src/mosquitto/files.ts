@@ -5,7 +5,8 @@
  * mosquitto re-reads both files on SIGHUP (mosquitto(8) "SIGNALS"). Files are written to a temp
  * name and renamed, so mosquitto never reads half a file.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chownSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { hashDeviceSecret } from '../db/credentials.js';
 import { TOPIC_DIRECTION, topicFor, type TopicKind } from '../../../agent/src/protocol/index.js';
 import { EdgeFleetError } from '../../../agent/src/util/errors.js';
@@ -40,6 +41,12 @@ export function aclFileText(deviceIds: string[], services: ServiceAccount[]): st
 function writeAtomic(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, text, { mode: 0o600 });
+  // `sudo fleetctl device add` beside a server running as its own user: the files keep the owner of
+  // their directory, or mosquitto (that user) cannot read them after the SIGHUP and refuses every device.
+  if (process.getuid?.() === 0) {
+    const dir = statSync(dirname(path));
+    chownSync(tmp, dir.uid, dir.gid);
+  }
   renameSync(tmp, path);
 }
 
