@@ -45,6 +45,15 @@ test('fleet-server serve + fleetctl device add: a new device connects with the p
   const list = await run(process.execPath, ['bin/fleetctl.js', 'device', 'list', '--server', `http://127.0.0.1:${ready.http}`, '--token', token, '--json']);
   const items = (JSON.parse(list.stdout) as { items: { id: string; online: boolean; agentVersion: string }[] }).items;
   assert.deepEqual(items.map((d) => [d.id, d.online, d.agentVersion]), [['cam-cli', true, '9.9.9']]);
+  // A lost or leaked operator password is replaced from the command line (operator.password in the
+  // config is read on the first start only); the operator's sessions end.
+  const changed = JSON.parse((await run(process.execPath, ['bin/fleetctl.js', 'operator', 'password', '--config', config, '--json'])).stdout) as { password: string; sessionsEnded: number; created: boolean };
+  assert.equal(changed.created, false);
+  assert.ok(changed.sessionsEnded >= 1);
+  assert.equal((await fetch(`http://127.0.0.1:${ready.http}/api/devices`, { headers: { authorization: `Bearer ${token}` } })).status, 401, 'the old session ended');
+  const relogin = (password: string) => fetch(`http://127.0.0.1:${ready.http}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+  assert.equal((await relogin('cli-test-password')).status, 401);
+  assert.equal((await relogin(changed.password)).status, 200);
   // SIGHUP (a stray kill -HUP, an old unit's ExecReload) is not a stop: its default action ended the server.
   server.kill('SIGHUP');
   await new Promise((r) => setTimeout(r, 300));

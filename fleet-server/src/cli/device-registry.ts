@@ -2,6 +2,7 @@
 import { dbPathOf, loadFleetConfig } from '../config/schema.js';
 import { openDatabase } from '../db/database.js';
 import { DeviceStore } from '../db/devices.js';
+import { OperatorStore } from '../db/operators.js';
 import { syncConfiguredMosquitto } from '../mosquitto/sync-target.js';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -9,6 +10,7 @@ import { EdgeFleetError, InputError } from '../../../agent/src/util/errors.js';
 
 export interface Registry {
   devices: DeviceStore;
+  operators: OperatorStore;
   /** Rewrites mosquitto's files and reloads it when the config names them. */
   syncMosquitto(): void;
 }
@@ -33,7 +35,7 @@ export function withRegistry<T>(where: { config?: string; dataDir?: string; crea
   const db = openDatabase(dbPath);
   try {
     const devices = new DeviceStore(db);
-    return fn({ devices, syncMosquitto: () => { syncConfiguredMosquitto(config, devices.credentials(), { guess: true }); } });
+    return fn({ devices, operators: new OperatorStore(db), syncMosquitto: () => { syncConfiguredMosquitto(config, devices.credentials(), { guess: true }); } });
   } finally {
     db.close();
   }

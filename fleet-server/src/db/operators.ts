@@ -45,6 +45,15 @@ export class OperatorStore {
     return r.username;
   }
 
+  /** Ends every session of `username` (after a password change). Returns how many. */
+  revokeSessions(username: string): number {
+    return this.db.prepare('DELETE FROM sessions WHERE username = ?').run(username).changes;
+  }
+
+  exists(username: string): boolean {
+    return this.db.prepare('SELECT 1 FROM operators WHERE username = ?').get(username) !== undefined;
+  }
+
   logout(token: string): void {
     this.db.prepare('DELETE FROM sessions WHERE token_hash = ?').run(sha256(token));
   }
