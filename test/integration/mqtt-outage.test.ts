@@ -80,3 +80,53 @@ test('an alert the broker acknowledged but lost is resent after the receipt time
   assert.deepEqual(fleet.server.alerts.idsInDeviceOrder('cam-lost'), ['ok-0', 'lost-1', 'ok-2', 'lost-2', 'ok-4']);
   console.log(`lost after PUBACK: resends ${link.status().resends}, duplicates ignored ${fleet.server.ingest.getStats().alertsDuplicate}, arrival order ${fleet.server.alerts.idsInArrivalOrder('cam-lost').join(',')}`);
 });
+
+/** A TCP proxy that forwards device → broker at `bytesPerS` (a cellular uplink) and counts what the device wrote. */
+async function slowUplink(targetPort: number, bytesPerS: number): Promise<{ port: number; written: () => number; close: () => void }> {
+  const { createServer, connect } = await import('node:net');
+  let written = 0;
+  const server = createServer((dev) => {
+    const broker = connect(targetPort, '127.0.0.1');
+    const queue: Buffer[] = [];
+    dev.on('data', (d: Buffer) => { written += d.length; queue.push(d); });
+    const tick = setInterval(() => {
+      let budget = bytesPerS / 20;
+      while (budget > 0 && queue.length) {
+        const b = queue[0];
+        const n = Math.min(b.length, budget);
+        broker.write(b.subarray(0, n));
+        budget -= n;
+        if (n === b.length) queue.shift(); else queue[0] = b.subarray(n);
+      }
+    }, 50);
+    broker.pipe(dev);
+    const end = () => { clearInterval(tick); dev.destroy(); broker.destroy(); };
+    for (const s of [dev, broker]) { s.on('close', end); s.on('error', end); }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { port: (server.address() as { port: number }).port, written: () => written, close: () => server.close() };
+}
+
+test('a slow uplink is not flooded with resends: the receipt timeout starts when the broker has taken an alert', { timeout: 60_000 }, async (t) => {
+  // Timed from the hand-off, the whole window was resent while the first copies were still being
+  // sent: 2.8× the bytes at 500 kbit/s, every new alert queued behind duplicates.
+  const fleet = await startFleet({ broker: 'aedes' });
+  t.after(() => fleet.stop());
+  const dev = fleet.addDevice('cam-cellular');
+  const proxy = await slowUplink(fleet.server.mqttPort!, 250_000);
+  t.after(() => proxy.close());
+  // 8 alerts with ~200 KB snapshots take ~7 s to send; the receipt timeout is 2 s.
+  const link = fleet.agentLink(dev, { url: `mqtt://127.0.0.1:${proxy.port}`, ackTimeoutMs: 2000 });
+  link.start();
+  await link.waitConnected(10_000);
+  const jpeg = Buffer.alloc(150 * 1024, 7).toString('base64');
+  const base = proxy.written();
+  for (let i = 0; i < 8; i++) link.publishAlert({ ...alertFixture(`cell-${i}`), snapshot: { contentType: 'image/jpeg', redacted: true, width: 1280, height: 720, dataBase64: jpeg } });
+  await waitFor('all 8 receipted', () => link.status().outbox.pending === 0, 45_000, 200);
+  const payload = 8 * jpeg.length;
+  const sent = proxy.written() - base;
+  console.log(`slow uplink: ${Math.round(sent / 1024)} KiB written for ${Math.round(payload / 1024)} KiB of alerts; resends ${link.status().resends}`);
+  assert.equal(link.status().resends, 0);
+  assert.ok(sent < 1.2 * payload, `${sent} bytes written for ${payload}`);
+  assert.equal(fleet.server.alerts.count('cam-cellular'), 8);
+});

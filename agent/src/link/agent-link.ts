@@ -104,7 +104,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   private generation = 0;
   private cursorSeq = 0;
   /** Sent entries awaiting the server's receipt: id → when sent (ms). */
-  private readonly inflight = new Map<string, number>();
+  /** Alerts published and not yet receipted: when handed to the client, and when the broker took them (PUBACK). */
+  private readonly inflight = new Map<string, { handedAt: number; takenAt?: number }>();
   private ackTimer: NodeJS.Timeout | undefined;
   private resends = 0;
   private connects = 0;
@@ -298,9 +299,12 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     const entries = this.outbox.peek(window - this.inflight.size, this.cursorSeq);
     for (const e of entries) {
       this.cursorSeq = e.seq;
-      this.inflight.set(e.id, this.now());
-      // The PUBACK is not the receipt (see the header); a failed publish is resent by the timeout.
-      client.publish(e.topic, e.payload, { qos: 1 }, () => undefined);
+      this.inflight.set(e.id, { handedAt: this.now() });
+      // The PUBACK is not the receipt (see the header), but the receipt timeout starts there: on a slow
+      // uplink a 200 KB snapshot takes seconds to send, and timing it from the hand-off resent the
+      // whole window while the first copies were still queued (2.8× the bytes at 500 kbit/s).
+      // A failed publish starts it too, so the timeout resends.
+      client.publish(e.topic, e.payload, { qos: 1 }, () => { const f = this.inflight.get(e.id); if (f) f.takenAt = this.now(); });
     }
   }
 
@@ -314,8 +318,14 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
 
   private checkAckTimeout(ackTimeoutMs: number): void {
     if (!this.connected || this.inflight.size === 0) return;
-    const oldest = Math.min(...this.inflight.values());
-    if (this.now() - oldest < ackTimeoutMs) return;
+    const now = this.now();
+    const entries = [...this.inflight.values()];
+    // Not while copies are still being sent: resending then only queues them again behind themselves.
+    // A PUBACK that never comes on a live connection still ends in a resend, after 10 timeouts.
+    const sending = entries.filter((f) => f.takenAt === undefined);
+    if (sending.length > 0 && now - Math.min(...sending.map((f) => f.handedAt)) < 10 * ackTimeoutMs) return;
+    const oldest = Math.min(...entries.map((f) => f.takenAt ?? f.handedAt));
+    if (now - oldest < ackTimeoutMs) return;
     this.resends += 1;
     this.log.info({ inflight: this.inflight.size }, 'no receipt from the server in time; resending from the oldest pending alert');
     this.inflight.clear();
