@@ -149,11 +149,14 @@ if [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/syste
   systemctl daemon-reload
   systemctl enable edge-agent.service >&2
   if [ "$START" = 1 ]; then
-    if [ -f "$ETC/credentials/device-secret" ]; then
+    if [ ! -f "$ETC/credentials/device-secret" ]; then
+      log "not starting: no device secret yet (LoadCredential= would fail)"
+    elif ! "$REL/bin/edge-agent" check-config "$ETC/agent.json" >&2; then
+      # A config naming a model that is not there would only restart in a loop under systemd.
+      log "not starting: fix $ETC/agent.json (above), then: systemctl restart edge-agent"
+    else
       systemctl restart edge-agent.service
       log "edge-agent (re)started; follow it with: journalctl -u edge-agent -f"
-    else
-      log "not starting: no device secret yet (LoadCredential= would fail)"
     fi
   fi
 else

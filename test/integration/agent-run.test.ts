@@ -99,6 +99,13 @@ test('check-config names each wrong field; exit code 3', async () => {
   assert.match(human.stderr, /\/schedule\/interval: expected a number must be >= 1 but received 0/);
   const ok = await runCli('edge-agent', ['check-config', 'configs/agent.example.json'], { timeoutMs: 30_000 });
   assert.equal(ok.code, 0, ok.stderr);
+  // Valid, but naming files that are not there: it passed, and run then failed at start without naming the field.
+  const absent = join(dir, 'absent.json');
+  writeFileSync(absent, JSON.stringify({ detector: { model: join(dir, 'none.onnx') }, link: { url: 'mqtt://127.0.0.1:1883' }, cameras: [{ source: { kind: 'file', path: join(dir, 'none.avi') } }] }));
+  const missing = await runCli('edge-agent', ['check-config', absent, '--json'], { timeoutMs: 30_000 });
+  assert.equal(missing.code, 3, missing.stderr);
+  assert.deepEqual((JSON.parse(missing.stdout) as { issues: { path: string }[] }).issues.map((i) => i.path),
+    ['/detector/model', '/detector/model', '/privacy/faces/modelPath', '/cameras/0/source/path']);
 });
 
 test('detect prints labelled detections in source pixels as JSON', { skip: existsSync(FACE_MODEL) ? false : 'needs the BlazeFace model (run ./scripts/setup.sh)' }, async () => {

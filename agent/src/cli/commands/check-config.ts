@@ -1,17 +1,36 @@
 import type { CliCommand } from '../dispatch.js';
 import { parseCommandArgs } from '../args.js';
 import { loadAgentConfig } from '../../config/load.js';
-import { ConfigError } from '../../util/errors.js';
+import { existsSync } from 'node:fs';
+import { ConfigError, type ConfigIssue } from '../../util/errors.js';
+import { metadataPathFor } from '../../model/metadata.js';
 import { loadBoard } from '../../config/boards.js';
 import { AgentConfig } from '../../config/schema.js';
+import type { AgentConfig as AgentConfigT } from '../../config/schema.js';
 import { restartPointers } from '../../service/config-reload.js';
+
+/**
+ * The files the agent will open, by field: a config that validates but names a model that is not
+ * there passed check-config and then failed at start (exit 5) without naming the field.
+ */
+function missingFiles(cfg: AgentConfigT): ConfigIssue[] {
+  const wanted: Array<[string, string | undefined, string]> = [
+    ['/detector/model', cfg.detector.model, 'the detector model (its .meta.json beside it)'],
+    ['/detector/model', cfg.detector.model ? metadataPathFor(cfg.detector.model) : undefined, 'the model metadata file beside the model'],
+  ];
+  if (cfg.link && cfg.privacy.enabled && cfg.privacy.faces.enabled) wanted.push(['/privacy/faces/modelPath', cfg.privacy.faces.modelPath, 'the face model the privacy gate runs before any image leaves (set privacy.faces.modelPath)']);
+  if (cfg.ota) wanted.push(['/ota/publicKeyFile', cfg.ota.publicKeyFile, 'the fleet signing key (fleetctl key export)']);
+  for (const [i, cam] of cfg.cameras.entries()) if (cam.source.kind === 'file') wanted.push([`/cameras/${i}/source/path`, cam.source.path, 'a video file']);
+  return wanted.filter(([, p]) => p !== undefined && !existsSync(p)).map(([path, file, what]) => ({ path, expected: `an existing file: ${what}`, received: file! }));
+}
 
 export const command: CliCommand = {
   summary: 'validate an agent config file and name every wrong field',
   usage: `usage: edge-agent check-config CONFIG.json [--json]
 
-Checks the file against the agent schema (configs/schema/agent.schema.json). Every wrong field is
-listed with what was expected and what was given. Exit code 0 when valid, 3 when not.`,
+Checks the file against the agent schema (configs/schema/agent.schema.json), the fields that must
+agree, and that the files it names are there (models, metadata, signing key, video files). Every
+wrong field is listed with what was expected and what was given. Exit code 0 when valid, 3 when not.`,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, { config: { type: 'string' } }, { positionals: true });
     const path = values.config ?? positionals[0];
@@ -19,6 +38,11 @@ listed with what was expected and what was given. Exit code 0 when valid, 3 when
     try {
       const cfg = await loadAgentConfig(path);
       await loadBoard(cfg.board);
+      const missing = missingFiles(cfg);
+      if (missing.length) {
+        const lines = missing.map((i) => `  ${i.path}: expected ${i.expected} but received ${i.received}`);
+        throw new ConfigError(`config ${path} names files that are not there (${missing.length}):\n${lines.join('\n')}`, missing);
+      }
       if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, config: path, cameras: cfg.cameras.length, restartFields: restartPointers(AgentConfig) })}\n`);
       else process.stdout.write(`${path}: valid (${cfg.cameras.length} camera${cfg.cameras.length === 1 ? '' : 's'}, model ${cfg.detector.model})\n`);
       return 0;
