@@ -126,6 +126,15 @@ if [ -n "$SECRET" ]; then
 elif [ ! -f "$ETC/credentials/device-secret" ]; then
   log "no device secret yet: put it in $ETC/credentials/device-secret (mode 0600, root) - fleetctl device add prints it"
 fi
+# systemd before 247 (JetPack 5 has 245) has no LoadCredential=: it warns and ignores the line, and
+# the agent (user edge-agent) could not read a root-only secret. There the secret is readable by the
+# group edge-agent, and the agent reads it from link.secretFile.
+SD_VERSION="$(systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 }')"
+if [ "$REAL" = 1 ] && [ -n "$SD_VERSION" ] && [ "$SD_VERSION" -lt 247 ] 2>/dev/null && [ -f "$ETC/credentials/device-secret" ]; then
+  chgrp edge-agent "$ETC/credentials" "$ETC/credentials/device-secret"
+  chmod 0750 "$ETC/credentials"; chmod 0640 "$ETC/credentials/device-secret"
+  log "systemd $SD_VERSION has no LoadCredential= (247+): the secret is readable by group edge-agent; set \"secretFile\": \"$ETC/credentials/device-secret\" in the link section of agent.json"
+fi
 if [ -n "$FLEET_KEY" ]; then
   grep -q 'BEGIN PUBLIC KEY' "$FLEET_KEY" || die "$FLEET_KEY is not a PEM public key (expected the output of fleetctl key export)"
   install -m 0644 "$FLEET_KEY" "$ETC/fleet.pub"
