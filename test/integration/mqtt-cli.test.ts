@@ -62,3 +62,22 @@ test('fleet-server serve + fleetctl device add: a new device connects with the p
   server.kill('SIGTERM');
   assert.equal(await exited, 0);
 });
+
+test('fleet-server serve names the config field at fault: a missing TLS file, a port in use, a bad --http-port', { timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-serve-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const serve = (args: string[]) => run(process.execPath, ['bin/fleet-server.js', 'serve', ...args]).catch((e: { code: number; stderr: string }) => e);
+  const tlsConfig = join(dir, 'tls.json');
+  writeFileSync(tlsConfig, JSON.stringify({ dataDir: join(dir, 'a'), broker: { embedded: { host: '127.0.0.1', port: 0, tls: { port: 0, certPath: join(dir, 'none.pem'), keyPath: join(dir, 'none.key') } } }, http: { port: 0 }, operator: { password: 'serve-test-password' } }));
+  const tls = await serve(['--config', tlsConfig]);
+  assert.ok('code' in tls && tls.code === 3 && /\/broker\/embedded\/tls\/certPath: expected an existing PEM file/.test(tls.stderr), JSON.stringify(tls));
+  const { createServer } = await import('node:net');
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+  t.after(() => taken.close());
+  const port = (taken.address() as { port: number }).port;
+  const busy = await serve(['--data-dir', join(dir, 'b'), '--http-port', String(port), '--mqtt-port', '0']);
+  assert.ok('code' in busy && busy.code === 3 && new RegExp(`/http/port ${port} is in use by another program`).test(busy.stderr), JSON.stringify(busy));
+  const bad = await serve(['--data-dir', join(dir, 'c'), '--http-port', 'abc']);
+  assert.ok('code' in bad && bad.code === 2 && /Expected --http-port to be a TCP port/.test(bad.stderr), JSON.stringify(bad));
+});

@@ -14,8 +14,8 @@ export class EdgeFleetError extends Error {
 export class ConfigError extends EdgeFleetError {
   /** One entry per invalid field: JSON pointer, what was expected, what was given. */
   readonly issues: ConfigIssue[];
-  constructor(message: string, issues: ConfigIssue[] = []) {
-    super('E_CONFIG', message);
+  constructor(message: string, issues: ConfigIssue[] = [], options?: { cause?: unknown }) {
+    super('E_CONFIG', message, options);
     this.issues = issues;
   }
 }

@@ -6,7 +6,8 @@
 import { randomToken } from '../db/credentials.js';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { describeError } from '../../../agent/src/util/errors.js';
+import { ConfigError, describeError, type ConfigIssue } from '../../../agent/src/util/errors.js';
+import { existsSync, statSync } from 'node:fs';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { SHARE_GROUP, serverFilter } from '../../../agent/src/protocol/index.js';
 import { dbPathOf, type FleetConfig } from '../config/schema.js';
@@ -35,6 +36,19 @@ export interface FleetServerOptions {
   extendApi?: (app: FastifyInstance, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) => void | Promise<void>;
   /** Rollout engine tick (default 1000 ms). */
   rolloutTickMs?: number;
+}
+
+/** A port already taken, named by its config field (the cause keeps the errno for callers that retry elsewhere). */
+function startError(err: unknown, c: FleetConfig): unknown {
+  const inUse = (e: unknown): NodeJS.ErrnoException | undefined => {
+    const x = e as NodeJS.ErrnoException & { cause?: unknown } | undefined;
+    return x?.code === 'EADDRINUSE' ? x : x?.cause ? inUse(x.cause) : undefined;
+  };
+  const e = inUse(err);
+  if (!e) return err;
+  const port = (e as { port?: number }).port;
+  const field = port === c.http.port ? '/http/port' : port === c.broker.embedded.tls?.port ? '/broker/embedded/tls/port' : '/broker/embedded/port';
+  return new ConfigError(`${field} ${port ?? ''} is in use by another program (${e.message}); stop it or choose another port`, [{ path: field, expected: 'a free port', received: String(port) }], { cause: err });
 }
 
 export class FleetServer {
@@ -74,11 +88,32 @@ export class FleetServer {
     if (this.started) return;
     this.started = true;
     try {
+      this.checkFiles();
       await this.startParts();
     } catch (err) {
       // Nothing half-started stays behind (a mosquitto child would outlive this process).
       await this.stop().catch(() => undefined);
-      throw err;
+      throw startError(err, this.config);
+    }
+  }
+
+  /** Files the config names, checked before anything starts (a missing TLS key surfaced as a bare ENOENT). */
+  private checkFiles(): void {
+    const c = this.config;
+    const issues: ConfigIssue[] = [];
+    const tls = c.broker.mode === 'embedded' ? c.broker.embedded.tls : undefined;
+    if (tls) {
+      for (const [field, path] of [['certPath', tls.certPath], ['keyPath', tls.keyPath]] as const) {
+        if (!existsSync(path)) issues.push({ path: `/broker/embedded/tls/${field}`, expected: 'an existing PEM file', received: path });
+      }
+    }
+    if (c.broker.mode === 'external' && c.broker.external?.caPath && !existsSync(c.broker.external.caPath)) {
+      issues.push({ path: '/broker/external/caPath', expected: 'an existing PEM file', received: c.broker.external.caPath });
+    }
+    const db = dbPathOf(c);
+    if (existsSync(db) && statSync(db).isDirectory()) issues.push({ path: c.dbPath ? '/dbPath' : '/dataDir', expected: 'a SQLite file path, not a directory', received: db });
+    if (issues.length) {
+      throw new ConfigError(`fleet server config: ${issues.map((i) => `${i.path}: expected ${i.expected} but received ${i.received}`).join('; ')}`, issues);
     }
   }
 

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { loadFleetConfig, parseFleetConfig } from '../../config/schema.js';
 import { UsageError } from '../../../../agent/src/cli/dispatch.js';
+import { numberOption } from '../../../../agent/src/cli/args.js';
 import { FleetServer } from '../fleet-server.js';
 import { ServiceNotifier } from '../../../../agent/src/service/notifier.js';
 
@@ -22,8 +23,10 @@ Stops cleanly on SIGINT/SIGTERM.`,
     const a = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'mqtt-engine': { type: 'string' }, 'http-port': { type: 'string' }, json: { type: 'boolean' } } }).values;
     const loaded = loadFleetConfig(a.config);
     if (a['data-dir']) loaded.dataDir = a['data-dir'];
-    if (a['mqtt-port']) loaded.broker.embedded.port = Number(a['mqtt-port']);
-    if (a['http-port']) loaded.http.port = Number(a['http-port']);
+    const PORT = { what: 'a TCP port (0 = any free one)', integer: true, min: 0, max: 65535 };
+    const mqttPort = numberOption('--mqtt-port', a['mqtt-port'], PORT), httpPort = numberOption('--http-port', a['http-port'], PORT);
+    if (mqttPort !== undefined) loaded.broker.embedded.port = mqttPort;
+    if (httpPort !== undefined) loaded.http.port = httpPort;
     if (a['mqtt-engine']) {
       if (a['mqtt-engine'] !== 'aedes' && a['mqtt-engine'] !== 'mosquitto') throw new UsageError(`Expected --mqtt-engine aedes or mosquitto but received ${JSON.stringify(a['mqtt-engine'])}`);
       loaded.broker.embedded.engine = a['mqtt-engine'];
