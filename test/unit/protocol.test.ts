@@ -97,3 +97,21 @@ test('generated secrets and tokens never begin with "-" (they follow options on 
     assert.match(t, /^[A-Za-z0-9_-]{43}$/);
   }
 });
+
+test('with TLS, the plain MQTT listener can stay on loopback (plaintextHost): device secrets never cross the network in clear', async () => {
+  // The plain listener always bound to broker.embedded.host, next to TLS: a device could send its secret in clear.
+  const { mosquittoConfText, managedMosquittoFiles } = await import('../../fleet-server/src/broker/managed-mosquitto.js');
+  const conf = mosquittoConfText(managedMosquittoFiles('/var/lib/edge-fleet'), { host: '0.0.0.0', port: 1883, plainHost: '127.0.0.1', tls: { port: 8883, certPath: '/etc/c.pem', keyPath: '/etc/k.pem' } }, 'edge-fleet');
+  assert.match(conf, /^listener 1883 127\.0\.0\.1$/m);
+  assert.match(conf, /^listener 8883 0\.0\.0\.0$/m);
+  const { EmbeddedBroker } = await import('../../fleet-server/src/broker/embedded.js');
+  const { DeviceStore } = await import('../../fleet-server/src/db/devices.js');
+  const { openDatabase } = await import('../../fleet-server/src/db/database.js');
+  const broker = new EmbeddedBroker({ host: '0.0.0.0', port: 0, plainHost: '127.0.0.1', devices: new DeviceStore(openDatabase(':memory:')), onMessage: () => undefined, filters: [] });
+  await broker.start();
+  try {
+    assert.equal(broker.plainAddress, '127.0.0.1');
+  } finally {
+    await broker.stop();
+  }
+});

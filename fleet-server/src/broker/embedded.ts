@@ -25,6 +25,8 @@ import { DEVICE_CLIENT_PREFIX, deviceClientId } from '../../../agent/src/protoco
 export interface EmbeddedBrokerOptions {
   host: string;
   port: number;
+  /** Where the plain listener binds, when not at `host` (e.g. 127.0.0.1 with TLS: only TLS from outside). */
+  plainHost?: string;
   tls?: { port: number; certPath: string; keyPath: string };
   devices: DeviceStore;
   /** Called for every message on the device tree, in-process. */
@@ -68,6 +70,11 @@ export class EmbeddedBroker {
 
   get running(): boolean {
     return this.aedes !== undefined;
+  }
+
+  /** The address the plain listener is bound to (undefined while stopped). */
+  get plainAddress(): string | undefined {
+    return (this.tcp?.address() as AddressInfo | null)?.address;
   }
 
   connectedClients(): number {
@@ -135,7 +142,7 @@ export class EmbeddedBroker {
     const track = (s: Socket) => { this.sockets.add(s); s.once('close', () => this.sockets.delete(s)); };
     const tcp = createServer(aedes.handle);
     tcp.on('connection', track);
-    await listen(tcp, this.port, this.opts.host);
+    await listen(tcp, this.port, this.opts.plainHost ?? this.opts.host);
     this.tcp = tcp;
     this.port = (tcp.address() as AddressInfo).port;
     if (this.opts.tls) {

@@ -23,6 +23,9 @@ export const FleetConfigSchema = Type.Object({
       mosquittoPath: Type.String({ default: '/usr/sbin/mosquitto', description: 'mosquitto binary for engine "mosquitto"' }),
       host: Type.String({ default: '0.0.0.0' }),
       port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
+      plaintextHost: Type.Optional(Type.String({
+        description: 'where the plain MQTT listener (port) binds, when not at host: "127.0.0.1" with tls keeps device secrets off the network in clear (only TLS is reachable from outside)',
+      })),
       tls: Type.Optional(Type.Object({
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8883 }),
         certPath: Type.String(),

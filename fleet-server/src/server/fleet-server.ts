@@ -147,7 +147,7 @@ export class FleetServer {
       const e = c.broker.embedded;
       const files = managedMosquittoFiles(c.dataDir);
       this.syncMosquitto();
-      this.mosquitto = new ManagedMosquitto({ host: e.host, port: e.port, tls: e.tls, binary: e.mosquittoPath, files });
+      this.mosquitto = new ManagedMosquitto({ host: e.host, port: e.port, plainHost: e.plaintextHost, tls: e.tls, binary: e.mosquittoPath, files });
       await this.mosquitto.start();
       // One server on its own broker: no shared subscriptions; a persistent session keeps QoS 1
       // device messages queued at mosquitto while the fleet server restarts.
@@ -159,7 +159,7 @@ export class FleetServer {
     } else if (c.broker.mode === 'embedded') {
       const e = c.broker.embedded;
       this.broker = new EmbeddedBroker({
-        host: e.host, port: e.port, tls: e.tls, devices: this.devices, onMessage,
+        host: e.host, port: e.port, plainHost: e.plaintextHost, tls: e.tls, devices: this.devices, onMessage,
         filters: [...INGEST_KINDS.map((k) => serverFilter(k.kind, false)), OTA_REQUEST_FILTER],
       });
       await this.broker.start();
