@@ -104,8 +104,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   private generation = 0;
   private cursorSeq = 0;
   /** Sent entries awaiting the server's receipt: id → when sent (ms). */
-  /** Alerts published and not yet receipted: when handed to the client, and when the broker took them (PUBACK). */
-  private readonly inflight = new Map<string, { handedAt: number; takenAt?: number }>();
+  /** Alerts published and not yet receipted: what was sent, when handed to the client, and when the broker took it (PUBACK). */
+  private readonly inflight = new Map<string, { topic: string; payload: Buffer; handedAt: number; takenAt?: number }>();
   private ackTimer: NodeJS.Timeout | undefined;
   private resends = 0;
   private connects = 0;
@@ -299,13 +299,20 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     const entries = this.outbox.peek(window - this.inflight.size, this.cursorSeq);
     for (const e of entries) {
       this.cursorSeq = e.seq;
-      this.inflight.set(e.id, { handedAt: this.now() });
-      // The PUBACK is not the receipt (see the header), but the receipt timeout starts there: on a slow
-      // uplink a 200 KB snapshot takes seconds to send, and timing it from the hand-off resent the
-      // whole window while the first copies were still queued (2.8× the bytes at 500 kbit/s).
-      // A failed publish starts it too, so the timeout resends.
-      client.publish(e.topic, e.payload, { qos: 1 }, () => { const f = this.inflight.get(e.id); if (f) f.takenAt = this.now(); });
+      this.send(client, e.id, e.topic, e.payload);
     }
+  }
+
+  /**
+   * The PUBACK is not the receipt (see the header), but the receipt timeout starts there: on a slow
+   * uplink a 200 KB snapshot takes seconds to send, and timing it from the hand-off resent the whole
+   * window while the first copies were still queued (2.8× the bytes at 500 kbit/s). A failed publish
+   * starts it too, so the timeout resends.
+   */
+  private send(client: MqttClient, id: string, topic: string, payload: Buffer): void {
+    const f = { topic, payload, handedAt: this.now(), takenAt: undefined as number | undefined };
+    this.inflight.set(id, f);
+    client.publish(topic, payload, { qos: 1 }, () => { if (this.inflight.get(id) === f) f.takenAt = this.now(); });
   }
 
   private onAck(ids: string[]): void {
@@ -316,21 +323,20 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     this.pump();
   }
 
+  /**
+   * Resends, in outbox order, each alert the broker took `ackTimeoutMs` ago without a receipt from
+   * the server (a broker that acknowledged and lost it). One still being sent is not resent (it would
+   * only queue again behind itself), unless no PUBACK came within 10 timeouts on a live connection.
+   */
   private checkAckTimeout(ackTimeoutMs: number): void {
-    if (!this.connected || this.inflight.size === 0) return;
+    const client = this.client;
+    if (!client || !this.connected || this.inflight.size === 0) return;
     const now = this.now();
-    const entries = [...this.inflight.values()];
-    // Not while copies are still being sent: resending then only queues them again behind themselves.
-    // A PUBACK that never comes on a live connection still ends in a resend, after 10 timeouts.
-    const sending = entries.filter((f) => f.takenAt === undefined);
-    if (sending.length > 0 && now - Math.min(...sending.map((f) => f.handedAt)) < 10 * ackTimeoutMs) return;
-    const oldest = Math.min(...entries.map((f) => f.takenAt ?? f.handedAt));
-    if (now - oldest < ackTimeoutMs) return;
+    const due = [...this.inflight].filter(([, f]) => (f.takenAt !== undefined ? now - f.takenAt >= ackTimeoutMs : now - f.handedAt >= 10 * ackTimeoutMs));
+    if (due.length === 0) return;
     this.resends += 1;
-    this.log.info({ inflight: this.inflight.size }, 'no receipt from the server in time; resending from the oldest pending alert');
-    this.inflight.clear();
-    this.cursorSeq = 0;
-    this.pump();
+    this.log.info({ resent: due.length, inflight: this.inflight.size }, 'no receipt from the server in time; resending those alerts');
+    for (const [id, f] of due) this.send(client, id, f.topic, f.payload);
   }
 
   private onMessage(topic: string, payload: Buffer): void {
