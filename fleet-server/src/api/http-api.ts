@@ -31,7 +31,9 @@ export interface HttpApiOptions {
   /** Called after a device was added or removed (mosquitto sync). */
   /** After a device is added, rotated (`changed`: its id) or removed (its id). */
   onDevicesChanged?: (changed?: string) => void;
-  /** Failed-login limit per client address (default: 10 in 5 minutes). */
+  /** After a logout (live dashboard streams re-check their sessions). */
+  onLogout?: () => void;
+  /** Failed-login limit per client address and username (default: 10 in 5 minutes). */
   loginThrottle?: LoginThrottle;
   /** Lets later modules (OTA, dashboard) add routes before listen. */
   extend?: (app: FastifyInstance, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) => void | Promise<void>;
@@ -90,17 +92,19 @@ export class HttpApi {
     app.get('/api/health', async () => ({ ok: true }));
     const throttle = o.loginThrottle ?? new LoginThrottle();
     app.post<{ Body: Static<typeof LoginBody> }>('/api/login', { schema: { body: LoginBody } }, async (req, reply) => {
-      const waitMs = throttle.retryAfterMs(req.ip);
+      // Per address and username: behind a proxy every operator shares one address, and a guesser of
+      // one account must not lock the others out.
+      const key = `${req.ip} ${req.body.username}`;
+      const waitMs = throttle.retryAfterMs(key);
       if (waitMs > 0) {
         return reply.code(429).header('retry-after', String(Math.ceil(waitMs / 1000)))
-          .send({ error: { code: 'E_THROTTLED', message: `Too many failed logins from ${req.ip}; try again in ${Math.ceil(waitMs / 1000)} s.` } });
+          .send({ error: { code: 'E_THROTTLED', message: `Too many failed logins for ${req.body.username} from ${req.ip}; try again in ${Math.ceil(waitMs / 1000)} s.` } });
       }
+      // Counted before the (slow) check, so that parallel guesses cannot all pass the limit; a success clears it.
+      throttle.failed(key);
       const s = await o.operators.login(req.body.username, req.body.password, o.sessionTtlMs);
-      if (!s) {
-        throttle.failed(req.ip);
-        return reply.code(401).send({ error: { code: 'E_AUTH', message: 'Wrong operator username or password.' } });
-      }
-      throttle.succeeded(req.ip);
+      if (!s) return reply.code(401).send({ error: { code: 'E_AUTH', message: 'Wrong operator username or password.' } });
+      throttle.succeeded(key);
       // The dashboard rides on the same token as an HttpOnly, SameSite=Strict cookie.
       void reply.header('set-cookie', sessionCookie(s.token, { maxAgeS: (s.expiresAtMs - Date.now()) / 1000, secure: isTls(req) }));
       return s;
@@ -114,6 +118,7 @@ export class HttpApi {
       api.addHook('preHandler', auth);
       api.post('/api/logout', async (req, reply) => {
         o.operators.logout(requestToken(req));
+        o.onLogout?.();
         void reply.header('set-cookie', clearedSessionCookie(isTls(req)));
         return { ok: true };
       });

@@ -1,8 +1,7 @@
 /**
- * Failed operator logins per client address: after `maxFailures` within `windowMs`, that address gets
- * 429 until the oldest failure leaves the window. Keyed by address, not username, so that a guesser
- * cannot lock the operator out from elsewhere. In memory: a restart forgets (scrypt keeps each guess
- * slow anyway).
+ * Failed operator logins per key (the HTTP API uses client address + username): after `maxFailures`
+ * within `windowMs`, that key gets 429 until the oldest failure leaves the window. A guesser elsewhere
+ * cannot lock the operator out. In memory: a restart forgets (scrypt keeps each guess slow anyway).
  */
 export interface LoginThrottleOptions {
   maxFailures?: number;

@@ -16,9 +16,10 @@ export interface EventStreamOptions {
   /** Most concurrent streams; more are refused with 503 (each holds a socket). */
   maxClients?: number;
   /**
-   * Whether the request's session is still valid (one indexed lookup); checked before each event
-   * and at each heartbeat. A stream opened before a logout or the session's expiry ends then; it
-   * went on delivering device events.
+   * Whether the request's session is still valid (one indexed lookup). Checked at most once a second
+   * per stream before an event (events come per device message), at each heartbeat, and at once for
+   * every stream by `revalidate()` (after a logout). A stream opened before a logout or the session's
+   * expiry then ends; it went on delivering device events.
    */
   sessionValid?: (req: FastifyRequest) => boolean;
 }
@@ -32,6 +33,7 @@ export interface EventStreamStats {
 export class EventStream {
   private readonly clients = new Set<ServerResponse>();
   private readonly closers = new Set<() => void>();
+  private readonly checkers = new Set<() => boolean>();
   private nextId = 1;
   readonly stats = { sent: 0, dropped: 0 };
 
@@ -59,12 +61,16 @@ export class EventStream {
       // The browser reconnects after `retry` ms when the stream breaks (§9.2.6).
       res.write('retry: 2000\n\n');
       this.clients.add(res);
-      const valid = (): boolean => {
-        if (!this.opts.sessionValid || this.opts.sessionValid(req)) return true;
+      let checkedAt = Date.now();
+      const valid = (force = true): boolean => {
+        if (!this.opts.sessionValid || (!force && Date.now() - checkedAt < 1000)) return true;
+        checkedAt = Date.now();
+        if (this.opts.sessionValid(req)) return true;
         close();
         return false;
       };
-      const unsubscribe = this.opts.bus.subscribe((e) => { if (valid()) this.send(res, e); });
+      this.checkers.add(valid);
+      const unsubscribe = this.opts.bus.subscribe((e) => { if (valid(false)) this.send(res, e); });
       const heartbeat = setInterval(() => { if (valid()) res.write(': ping\n\n'); }, this.opts.heartbeatMs ?? 15_000);
       heartbeat.unref();
       const close = () => {
@@ -72,6 +78,7 @@ export class EventStream {
         unsubscribe();
         this.clients.delete(res);
         this.closers.delete(close);
+        this.checkers.delete(valid);
         if (!res.writableEnded) res.end();
       };
       this.closers.add(close);
@@ -79,6 +86,11 @@ export class EventStream {
       res.on('error', close);
       this.send(res, { type: 'hello' });
     });
+  }
+
+  /** Re-checks every stream's session now (after a logout), ending those that no longer hold. */
+  revalidate(): void {
+    for (const check of [...this.checkers]) check();
   }
 
   closeAll(): void {

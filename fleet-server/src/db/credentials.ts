@@ -54,6 +54,12 @@ export function hashPassword(password: string): string {
 
 const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
 
+export async function hashPasswordAsync(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const hash = await scryptAsync(password, salt, 32);
+  return `scrypt$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
 /** Checks a password against hashPassword's output, on libuv's thread pool: a burst of logins does not stall the event loop that also runs the broker. */
 export async function verifyPasswordAsync(password: string, stored: string): Promise<boolean> {
   const [kind, salt, hash] = stored.split('$');

@@ -1,16 +1,15 @@
 /** Operators and their API sessions (bearer tokens stored as SHA-256 hashes). */
 import { createHash } from 'node:crypto';
 import type { Db } from './database.js';
-import { hashPassword, randomToken, verifyPasswordAsync } from './credentials.js';
+import { hashPassword, hashPasswordAsync, randomToken, verifyPasswordAsync } from './credentials.js';
 
 export class OperatorStore {
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
 
-  private decoyHash: string | undefined;
-
-  /** A hash no password matches, checked for unknown users. */
-  private decoy(): string {
-    this.decoyHash ??= hashPassword(randomToken(16));
+  /** A hash no password matches, checked for unknown users (made off the event loop, once). */
+  private decoyHash: Promise<string> | undefined;
+  private decoy(): Promise<string> {
+    this.decoyHash ??= hashPasswordAsync(randomToken(16));
     return this.decoyHash;
   }
 
@@ -29,7 +28,7 @@ export class OperatorStore {
    */
   async login(username: string, password: string, ttlMs: number): Promise<{ token: string; expiresAtMs: number } | undefined> {
     const r = this.db.prepare('SELECT password_hash FROM operators WHERE username = ?').get(username) as { password_hash: string } | undefined;
-    const ok = await verifyPasswordAsync(password, r?.password_hash ?? this.decoy());
+    const ok = await verifyPasswordAsync(password, r?.password_hash ?? await this.decoy());
     if (!r || !ok) return undefined;
     const token = randomToken(32);
     const expiresAtMs = this.now() + ttlMs;

@@ -180,6 +180,7 @@ export class FleetServer {
       host: c.http.host, port: c.http.port, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts,
       operators: this.operators, registry: this.registry, sessionTtlMs: c.operator.sessionTtlHours * 3600_000,
       publicMetrics: c.http.publicMetrics, status: () => this.status(), onDevicesChanged: (changed) => this.onDevicesChanged(changed),
+      onLogout: () => this.dashboard.events.revalidate(),
       extendPublic: (app) => this.dashboard.registerPublic(app),
       extend: async (app, auth) => {
         this.dashboard.registerApi(app);

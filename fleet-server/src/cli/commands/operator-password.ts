@@ -19,7 +19,7 @@ export const command: CliCommand = {
   --data-dir DIR   same, with only the data directory (/var/lib/edge-fleet under systemd)
 
 Run it as the server's user (sudo -u edge-fleet fleetctl ...). Works with the server running or not;
-the operator's open sessions and dashboard streams end at once.`,
+the operator's tokens stop working at once, open dashboard streams at their next event or heartbeat.`,
   async run(argv) {
     const { values: v } = parseArgs({ args: argv, options: {
       username: { type: 'string', default: 'admin' }, config: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' },
