@@ -124,3 +124,12 @@ test('receipts are batched per device and valid ack payloads', async () => {
   assert.deepEqual(d.value.ids, ['a', 'b']);
   acks.stop();
 });
+
+test('alert retention works in bounded batches: a backlog is pruned over several calls', () => {
+  const s = setup();
+  for (let i = 0; i < 1200; i++) s.alerts.insert('cam-1', { ...alertFixture(`b${i}`), seq: i });
+  s.clock.advance(10 * 3600_000);
+  assert.deepEqual(s.alerts.prune(3600_000, 3600_000, 1000), { alerts: 1000, snapshots: 0 });
+  assert.deepEqual(s.alerts.prune(3600_000, 3600_000, 1000), { alerts: 200, snapshots: 0 });
+  assert.equal(s.alerts.count('cam-1'), 0);
+});

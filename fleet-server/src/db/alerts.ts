@@ -43,14 +43,26 @@ export class AlertStore {
 
   /**
    * Deletes alerts older than `retentionMs` and drops the snapshot bytes of those older than
-   * `snapshotRetentionMs` (the alert itself stays); returns how many of each.
+   * `snapshotRetentionMs` (the alert itself stays); returns how many of each. In batches of 500 and
+   * at most `maxRows` of each per call: the first prune of a server upgraded with weeks of snapshots
+   * must not hold the event loop (and the broker on it) for one long statement; the next calls go on.
    */
-  prune(retentionMs: number, snapshotRetentionMs: number): { alerts: number; snapshots: number } {
+  prune(retentionMs: number, snapshotRetentionMs: number, maxRows = 5000): { alerts: number; snapshots: number } {
     const now = this.now();
-    const alerts = this.db.prepare('DELETE FROM alerts WHERE received_at_ms < ?').run(now - retentionMs).changes;
-    const snapshots = this.db.prepare('UPDATE alerts SET snapshot = NULL, snapshot_type = NULL WHERE snapshot IS NOT NULL AND received_at_ms < ?')
-      .run(now - snapshotRetentionMs).changes;
-    return { alerts, snapshots };
+    const batched = (sql: string, cutoff: number): number => {
+      const stmt = this.db.prepare(sql);
+      let n = 0;
+      for (;;) {
+        const changed = stmt.run(cutoff).changes;
+        n += changed;
+        if (changed < 500 || n >= maxRows) return n;
+      }
+    };
+    return {
+      alerts: batched('DELETE FROM alerts WHERE seq IN (SELECT seq FROM alerts WHERE received_at_ms < ? LIMIT 500)', now - retentionMs),
+      snapshots: batched(`UPDATE alerts SET snapshot = NULL, snapshot_type = NULL
+        WHERE seq IN (SELECT seq FROM alerts WHERE snapshot IS NOT NULL AND received_at_ms < ? LIMIT 500)`, now - snapshotRetentionMs),
+    };
   }
 
   /** Newest first; pass the last seq of a page as `beforeSeq` for the next page. */

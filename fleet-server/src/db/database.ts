@@ -63,8 +63,9 @@ const MIGRATIONS: string[] = [
      username TEXT NOT NULL,
      expires_at_ms INTEGER NOT NULL
    );`,
-  // Alert retention prunes by arrival time.
-  'CREATE INDEX alerts_received ON alerts (received_at_ms);',
+  // Alert retention prunes by arrival time; the partial index finds the snapshots still to drop.
+  `CREATE INDEX alerts_received ON alerts (received_at_ms);
+   CREATE INDEX alerts_snapshot_received ON alerts (received_at_ms) WHERE snapshot IS NOT NULL;`,
 ];
 
 export function openDatabase(path: string): Db {
