@@ -105,7 +105,7 @@ test('check-config names each wrong field; exit code 3', async () => {
   const missing = await runCli('edge-agent', ['check-config', absent, '--json'], { timeoutMs: 30_000 });
   assert.equal(missing.code, 3, missing.stderr);
   assert.deepEqual((JSON.parse(missing.stdout) as { issues: { path: string }[] }).issues.map((i) => i.path),
-    ['/detector/model', '/detector/model', '/privacy/faces/modelPath', '/cameras/0/source/path']);
+    ['/detector/model', '/detector/model', '/privacy/faces/modelPath', '/privacy/faces/modelPath', '/cameras/0/source/path']);
 });
 
 test('detect prints labelled detections in source pixels as JSON', { skip: existsSync(FACE_MODEL) ? false : 'needs the BlazeFace model (run ./scripts/setup.sh)' }, async () => {

@@ -120,12 +120,13 @@ test('fields that must agree are checked together, every problem named with its 
           { type: 'zone', id: 'l', polygon: [{ x: 1, y: 1 }, { x: 1, y: 1 }, { x: 2, y: 2 }] },
         ] } },
         { source: { kind: 'test', reconnect: { initialDelayMs: 60_000, maxDelayMs: 10 } } },
+        { source: { kind: 'test', id: 'c2', height: 240 } },
       ],
     }));
     await assert.rejects(loadAgentConfig(file), (err: { issues?: Array<{ path: string }> }) => {
       assert.deepEqual(err.issues?.map((i) => i.path), [
         '/cameras/0/source/height', '/cameras/0/rules/rules/0/to', '/cameras/0/rules/rules/1/id', '/cameras/0/rules/rules/1/polygon',
-        '/cameras/1/source/id', '/cameras/1/source/reconnect/initialDelayMs', '/schedule/minInterval', '/tracker/lowScore',
+        '/cameras/1/source/id', '/cameras/1/source/reconnect/initialDelayMs', '/cameras/2/source/width', '/schedule/minInterval', '/tracker/lowScore',
       ]);
       return true;
     });

@@ -19,8 +19,9 @@ export function crossFieldIssues(cfg: AgentConfig): ConfigIssue[] {
     const first = cameraIds.get(src.id);
     if (first !== undefined) add(`${at}/source/id`, `a camera id unique in the config (camera ${first} is also "${src.id}"; give each source an "id")`, src.id);
     else cameraIds.set(src.id, i);
-    if ('width' in src && (src.width === undefined) !== (src.height === undefined)) {
-      add(`${at}/source/${src.width === undefined ? 'width' : 'height'}`, 'width and height together (one alone is ignored)', undefined);
+    const size = src as { width?: number; height?: number };
+    if ((size.width === undefined) !== (size.height === undefined)) {
+      add(`${at}/source/${size.width === undefined ? 'width' : 'height'}`, 'width and height together (one alone is ignored)', undefined);
     }
     if (src.reconnect.initialDelayMs > src.reconnect.maxDelayMs) {
       add(`${at}/source/reconnect/initialDelayMs`, `at most maxDelayMs (${src.reconnect.maxDelayMs})`, src.reconnect.initialDelayMs);

@@ -28,7 +28,7 @@ export function devicesMayPublish(deviceId: string, topic: string): boolean {
  */
 export function devicePublishRefusal(topic: string, bytes: number, retain: boolean): string | undefined {
   const kind = parseTopic(topic)?.kind;
-  if (kind === 'ota') return bytes > OTA_MAX_PAYLOAD_BYTES.req ? `ota/req over ${OTA_MAX_PAYLOAD_BYTES.req} bytes` : undefined;
+  if (kind === 'ota') return retain ? 'retained ota/req; a chunk request is never retained' : bytes > OTA_MAX_PAYLOAD_BYTES.req ? `ota/req over ${OTA_MAX_PAYLOAD_BYTES.req} bytes` : undefined;
   if (bytes > DEVICE_MESSAGE_CAP) return `payload of ${bytes} bytes over ${DEVICE_MESSAGE_CAP}`;
   if (!retain) return undefined;
   if (!kind || !RETAINED.has(kind)) return `retained message on ${kind ?? topic}; only state and reported are retained`;

@@ -18,7 +18,11 @@ function missingFiles(cfg: AgentConfigT): ConfigIssue[] {
     ['/detector/model', cfg.detector.model, 'the detector model (its .meta.json beside it)'],
     ['/detector/model', cfg.detector.model ? metadataPathFor(cfg.detector.model) : undefined, 'the model metadata file beside the model'],
   ];
-  if (cfg.link && cfg.privacy.enabled && cfg.privacy.faces.enabled) wanted.push(['/privacy/faces/modelPath', cfg.privacy.faces.modelPath, 'the face model the privacy gate runs before any image leaves (set privacy.faces.modelPath)']);
+  if (cfg.link && cfg.privacy.enabled && cfg.privacy.faces.enabled) {
+    wanted.push(['/privacy/faces/modelPath', cfg.privacy.faces.modelPath, 'the face model the privacy gate runs before any image leaves (set privacy.faces.modelPath)']);
+    wanted.push(['/privacy/faces/modelPath', metadataPathFor(cfg.privacy.faces.modelPath), 'the face model\'s metadata file beside it']);
+  }
+  if (cfg.link?.caFile) wanted.push(['/link/caFile', cfg.link.caFile, 'the CA certificate the link pins']);
   if (cfg.ota) wanted.push(['/ota/publicKeyFile', cfg.ota.publicKeyFile, 'the fleet signing key (fleetctl key export)']);
   for (const [i, cam] of cfg.cameras.entries()) if (cam.source.kind === 'file') wanted.push([`/cameras/${i}/source/path`, cam.source.path, 'a video file']);
   return wanted.filter(([, p]) => p !== undefined && !existsSync(p)).map(([path, file, what]) => ({ path, expected: `an existing file: ${what}`, received: file! }));

@@ -37,6 +37,9 @@ The secret is stored only as a PBKDF2 hash; copy it into the agent's credentials
     process.stdout.write(v.json
       ? `${JSON.stringify({ ok: true, id, username: id, secret })}\n`
       : `device ${id} ${v.rotate ? 'secret rotated' : 'added'}\n  username: ${id}\n  secret:   ${secret}\n(shown once: it is stored hashed)\n`);
+    // Written beside a running server, the registry does not reach its aedes broker: a connection made
+    // with the old secret stays until it reconnects. Through the API (--server) the server ends it.
+    if (v.rotate && !v.server) process.stderr.write(`note: a running fleet server with its embedded aedes broker keeps ${id}'s open connection until it reconnects; rotate with --server URL to end it now (mosquitto drops it on reload)\n`);
     return 0;
   },
 };
