@@ -110,6 +110,18 @@ test('dwell alerts once per visit after the minimum time; occupancy alerts on cr
   assert.equal(engine.stats().occupancy.room, 2);
 });
 
+test('a loiterer who comes back within the cooldown gets the dwell alert once the cooldown ends, in that visit', () => {
+  // The suppressed alert still marked the visit alerted: the second visit raised nothing at all.
+  const engine = new RulesEngine({ config: { rules: [{ type: 'dwell', id: 'loiter', polygon: square, minDwellMs: 1000, cooldownMs: 5000 }] } });
+  const inside = (n: number) => Array.from({ length: n }, () => [obj(1, 150, 200)]);
+  const outside = (n: number) => Array.from({ length: n }, () => [obj(1, 50, 200)]);
+  // 10 fps: in 2 s (alert at 1 s), out 1 s, back in 6 s (dwell reached 1 s in, cooldown ends 5 s after the first alert).
+  const alerts = run(engine, [...outside(1), ...inside(20), ...outside(10), ...inside(60)]).filter((a) => a.kind === 'dwell');
+  assert.equal(alerts.length, 2);
+  assert.ok((alerts[1].ptsNs - alerts[0].ptsNs) / 1e6 >= 5000, 'the second waits for the cooldown');
+  assert.ok(alerts[1].frameIndex < 1 + 20 + 10 + 60, 'and comes within that visit');
+});
+
 test('invalid rules are refused with the field named', () => {
   assert.throws(() => new RulesEngine({ config: { rules: [{ type: 'zone', id: 'z', polygon: [{ x: 0, y: 0 }] }] } }), /polygon/);
 });

@@ -141,7 +141,11 @@ export class RulesEngine {
         }
         if (rule.type === 'dwell' && now && confident && st.enteredAtNs !== undefined && !st.dwellAlerted) {
           const dwellMs = (frame.ptsNs - st.enteredAtNs) / 1e6;
-          if (dwellMs >= rule.minDwellMs) {
+          // Within the cooldown of this track's last dwell alert (it left and came back), the alert
+          // waits for the cooldown to end instead of being lost for the whole visit.
+          const last = st.lastAlertNs.get('dwell');
+          const cooling = last !== undefined && (frame.ptsNs - last) / 1e6 < rule.cooldownMs;
+          if (dwellMs >= rule.minDwellMs && !cooling) {
             st.dwellAlerted = true;
             emit('dwell', { dwellMs });
           }
