@@ -138,3 +138,20 @@ for (const kind of ['aedes', 'mosquitto-embedded'] as BrokerKind[]) test(`TLS wi
   t.after(() => bad.stop());
   await assert.rejects(bad.waitConnected(1500), /Not connected/);
 });
+
+test('a broker that refuses the ack subscription is named in the link status and the log, not just warned about', async (t) => {
+  // Without receipts every alert is resent at each timeout, forever; it used to be one warning line.
+  const fleet = await startFleet({ broker: 'aedes' });
+  t.after(() => fleet.stop());
+  const aedes = (fleet.server.broker as unknown as { aedes: { authorizeSubscribe: (c: unknown, sub: { topic: string }, done: (e: Error | null, s: unknown) => void) => void } }).aedes;
+  const allow = aedes.authorizeSubscribe;
+  // An ACL that leaves out the device's ack topic.
+  aedes.authorizeSubscribe = (c, sub, done) => (sub.topic.endsWith('/ack') ? done(null, null) : allow(c, sub, done));
+  const dev = fleet.addDevice('cam-noack');
+  const link = fleet.agentLink(dev);
+  link.start();
+  await link.waitConnected();
+  const status = await waitFor('refusal known', () => (link.status().refusedSubscriptions.length ? link.status() : undefined), 5000);
+  assert.deepEqual(status.refusedSubscriptions, ['ef/v1/dev/cam-noack/ack']);
+  assert.ok(link.status().connected, 'an ACL refusal is not a reason to reconnect in a loop');
+});

@@ -64,9 +64,11 @@ export interface AgentLinkStatus {
   connects: number;
   outbox: OutboxStats;
   telemetryDroppedOffline: number;
-  /** Times the pump went back to the oldest pending entry because no receipt came in time. */
+  /** Times the receipt timeout resent alerts because no receipt came in time. */
   resends: number;
   inboundDropped: Record<string, number>;
+  /** Topic filters the broker refused on the last connect (its ACL); with `ack` among them no alert is ever receipted. */
+  refusedSubscriptions: string[];
 }
 
 export interface AgentLinkEvents {
@@ -108,6 +110,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   private readonly inflight = new Map<string, { topic: string; payload: Buffer; handedAt: number; takenAt?: number }>();
   private ackTimer: NodeJS.Timeout | undefined;
   private resends = 0;
+  private refusedSubscriptions: string[] = [];
   private connects = 0;
   private telemetryDroppedOffline = 0;
   private readonly inboundDropped: Record<string, number> = {};
@@ -220,6 +223,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       outbox: this.outbox.stats(),
       telemetryDroppedOffline: this.telemetryDroppedOffline,
       resends: this.resends,
+      refusedSubscriptions: [...this.refusedSubscriptions],
       inboundDropped: { ...this.inboundDropped },
     };
   }
@@ -255,8 +259,22 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       this.backoff.reset();
       this.log.info({ url: this.opts.url, protocolVersion }, 'connected');
       client.publish(topics.state(this.deviceId), JSON.stringify(this.statePayload(true)), { qos: 1, retain: true });
-      client.subscribe([topics.ack(this.deviceId), topics.desired(this.deviceId), topics.cmd(this.deviceId), topicFor(this.deviceId, 'ota/chunk')], { qos: 1 }, (err) => {
-        if (err) this.log.warn({ err: describeError(err) }, 'subscribe failed');
+      const wanted = [topics.ack(this.deviceId), topics.desired(this.deviceId), topics.cmd(this.deviceId), topicFor(this.deviceId, 'ota/chunk')];
+      client.subscribe(wanted, { qos: 1 }, (err, granted) => {
+        if (gen !== this.generation) return;
+        // A refusal left the agent without receipts: every alert was resent at each timeout, forever,
+        // with only a warning. An ACL refusal (SUBACK 0x80; mqtt.js reports it as an error carrying the
+        // SUBACK) is an error to fix on the broker, said once per connect; any other failure reconnects,
+        // which subscribes again.
+        const codes = (err as { packet?: { granted?: number[] } } | null)?.packet?.granted ?? granted?.map((g) => g.qos) ?? [];
+        const refused = wanted.filter((_, i) => (codes[i] ?? 0) >= 0x80);
+        this.refusedSubscriptions = refused;
+        if (err && refused.length === 0) {
+          this.log.error({ err: describeError(err) }, 'subscribe failed; reconnecting');
+          client.end(true);
+        } else if (refused.length) {
+          this.log.error({ refused }, `the broker refuses these subscriptions (check its ACL for ${this.deviceId})${refused.includes(topics.ack(this.deviceId)) ? ': no alert can be receipted, each is resent at every receipt timeout' : ''}`);
+        }
       });
       this.inflight.clear();
       this.cursorSeq = 0;
