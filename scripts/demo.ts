@@ -19,7 +19,7 @@ import { loadAgentConfig } from '../agent/src/config/load.js';
 import { AgentRunner } from '../agent/src/pipeline/agent-runner.js';
 import { ServiceLifecycle } from '../agent/src/service/lifecycle.js';
 import { describeError } from '../agent/src/util/errors.js';
-import { numberOption, POSITIVE_INT } from '../agent/src/cli/args.js';
+import { numberOption, POSITIVE_INT, TCP_PORT } from '../agent/src/cli/args.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -32,10 +32,9 @@ const { values: args } = parseArgs({
   },
 });
 const say = (line: string): void => { process.stdout.write(`${line}\n`); };
-const PORT = { what: 'a TCP port (0 = any free one)', integer: true, min: 0, max: 65535 };
 let ports: [number, number], frames: number | undefined;
 try {
-  ports = [numberOption('--http-port', args['http-port'], PORT)!, numberOption('--mqtt-port', args['mqtt-port'], PORT)!];
+  ports = [numberOption('--http-port', args['http-port'], TCP_PORT)!, numberOption('--mqtt-port', args['mqtt-port'], TCP_PORT)!];
   frames = numberOption('--frames', args.frames, POSITIVE_INT);
 } catch (err) {
   process.stderr.write(`demo: ${(err as Error).message}\n`);

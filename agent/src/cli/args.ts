@@ -18,6 +18,7 @@ export interface NumberRule { what: string; integer?: boolean; min?: number; abo
 export const POSITIVE_INT: NumberRule = { what: 'a positive integer', integer: true, min: 1 };
 export const NON_NEGATIVE_INT: NumberRule = { what: 'a non-negative integer', integer: true, min: 0 };
 export const NON_NEGATIVE: NumberRule = { what: 'a number ≥ 0', min: 0 };
+export const TCP_PORT: NumberRule = { what: 'a TCP port (0 = any free one)', integer: true, min: 0, max: 65535 };
 
 // Plain decimal notation only: Number() also reads '' and ' ' as 0, '0x10' as 16 and '1e400' as Infinity.
 const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i;

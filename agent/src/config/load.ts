@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { agentConfigValidator, type AgentConfig } from './schema.js';
-import { ConfigError } from '../util/errors.js';
+import { ConfigError, invalidConfig } from '../util/errors.js';
 import { loadBoard } from './boards.js';
 import { crossFieldIssues } from './cross-checks.js';
 
@@ -26,8 +26,7 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   const cfg = agentConfigValidator.parse(raw, `config ${path}`);
   const issues = crossFieldIssues(cfg);
   if (issues.length) {
-    const lines = issues.map((i) => `  ${i.path}: expected ${i.expected} but received ${i.received}`);
-    throw new ConfigError(`config ${path} is invalid (${issues.length} problem${issues.length > 1 ? 's' : ''}):\n${lines.join('\n')}`, issues);
+    throw invalidConfig(`config ${path}`, issues);
   }
   if (cfg.ota && !cfg.link) {
     throw new ConfigError(`config ${path} is invalid: "ota" needs "link" (model updates arrive over the fleet's MQTT broker); add a link section or remove ota`,

@@ -48,6 +48,11 @@ export interface RulesStats {
   occupancy: Record<string, number>;
 }
 
+/** Whether an alert at `lastNs` (undefined: none yet) still holds the next one back at `ptsNs`. */
+function coolingDown(lastNs: number | undefined, ptsNs: number, cooldownMs: number): boolean {
+  return lastNs !== undefined && (ptsNs - lastNs) / 1e6 < cooldownMs;
+}
+
 export class RulesEngine {
   private readonly cfg: RulesConfig;
   private readonly rules: ResolvedRule[];
@@ -143,9 +148,7 @@ export class RulesEngine {
           const dwellMs = (frame.ptsNs - st.enteredAtNs) / 1e6;
           // Within the cooldown of this track's last dwell alert (it left and came back), the alert
           // waits for the cooldown to end instead of being lost for the whole visit.
-          const last = st.lastAlertNs.get('dwell');
-          const cooling = last !== undefined && (frame.ptsNs - last) / 1e6 < rule.cooldownMs;
-          if (dwellMs >= rule.minDwellMs && !cooling) {
+          if (dwellMs >= rule.minDwellMs && !coolingDown(st.lastAlertNs.get('dwell'), frame.ptsNs, rule.cooldownMs)) {
             st.dwellAlerted = true;
             emit('dwell', { dwellMs });
           }
@@ -160,7 +163,7 @@ export class RulesEngine {
       this.occupancyNow.set(rule.id, inside);
       if (rule.maxOccupancy !== undefined && inside > rule.maxOccupancy && prev <= rule.maxOccupancy && lastInside) {
         const lastNs = this.occupancyAlertNs.get(rule.id);
-        if (lastNs !== undefined && (frame.ptsNs - lastNs) / 1e6 < rule.cooldownMs) this.suppressed++;
+        if (coolingDown(lastNs, frame.ptsNs, rule.cooldownMs)) this.suppressed++;
         else {
           this.occupancyAlertNs.set(rule.id, frame.ptsNs);
           out.push(this.event({ rule, kind: 'zone-occupancy', frame, track: lastInside, extra: { count: inside } }));
@@ -172,7 +175,7 @@ export class RulesEngine {
 
   private emit(a: { rule: ResolvedRule; kind: AlertKind; frame: RulesFrame; track: TrackedObject; st: TrackRuleState; out: AlertEvent[]; extra: Partial<AlertEvent> }): void {
     const last = a.st.lastAlertNs.get(a.kind);
-    if (last !== undefined && (a.frame.ptsNs - last) / 1e6 < a.rule.cooldownMs) {
+    if (coolingDown(last, a.frame.ptsNs, a.rule.cooldownMs)) {
       this.suppressed++;
       return;
     }

@@ -11,6 +11,12 @@ export class EdgeFleetError extends Error {
   }
 }
 
+/** A ConfigError listing every issue, one line each: "<what> is invalid (N problems):\n  /path: expected X but received Y". */
+export function invalidConfig(what: string, issues: ConfigIssue[], options?: { cause?: unknown }): ConfigError {
+  const lines = issues.map((i) => `  ${i.path || '/'}: expected ${i.expected} but received ${i.received}`);
+  return new ConfigError(`${what} is invalid (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`, issues, options);
+}
+
 export class ConfigError extends EdgeFleetError {
   /** One entry per invalid field: JSON pointer, what was expected, what was given. */
   readonly issues: ConfigIssue[];

@@ -6,7 +6,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Type, type Static, type TSchema, type TObject, type TUnion } from '@sinclair/typebox';
-import { ConfigError, received, type ConfigIssue } from './errors.js';
+import { invalidConfig, received, type ConfigIssue } from './errors.js';
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false, discriminator: true, verbose: true });
 
@@ -47,8 +47,7 @@ export function compileSchema<T extends TSchema>(schema: T): Validator<T> {
     parse(value, what) {
       const r = check(value);
       if (r.ok) return r.value;
-      const lines = r.issues.map((i) => `  ${i.path || '/'}: expected ${i.expected} but received ${i.received}`);
-      throw new ConfigError(`${what} is invalid (${r.issues.length} problem${r.issues.length > 1 ? 's' : ''}):\n${lines.join('\n')}`, r.issues);
+      throw invalidConfig(what, r.issues);
     },
   };
 }

@@ -6,7 +6,7 @@
 import { randomToken } from '../db/credentials.js';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ConfigError, describeError, type ConfigIssue } from '../../../agent/src/util/errors.js';
+import { ConfigError, describeError, invalidConfig, type ConfigIssue } from '../../../agent/src/util/errors.js';
 import { existsSync, statSync } from 'node:fs';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { SHARE_GROUP, serverFilter } from '../../../agent/src/protocol/index.js';
@@ -113,7 +113,7 @@ export class FleetServer {
     const db = dbPathOf(c);
     if (existsSync(db) && statSync(db).isDirectory()) issues.push({ path: c.dbPath ? '/dbPath' : '/dataDir', expected: 'a SQLite file path, not a directory', received: db });
     if (issues.length) {
-      throw new ConfigError(`fleet server config: ${issues.map((i) => `${i.path}: expected ${i.expected} but received ${i.received}`).join('; ')}`, issues);
+      throw invalidConfig('fleet server config', issues);
     }
   }
 

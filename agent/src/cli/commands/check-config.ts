@@ -2,7 +2,7 @@ import type { CliCommand } from '../dispatch.js';
 import { parseCommandArgs } from '../args.js';
 import { loadAgentConfig } from '../../config/load.js';
 import { existsSync } from 'node:fs';
-import { ConfigError, type ConfigIssue } from '../../util/errors.js';
+import { ConfigError, invalidConfig, type ConfigIssue } from '../../util/errors.js';
 import { metadataPathFor } from '../../model/metadata.js';
 import { loadBoard } from '../../config/boards.js';
 import { AgentConfig } from '../../config/schema.js';
@@ -44,8 +44,7 @@ wrong field is listed with what was expected and what was given. Exit code 0 whe
       await loadBoard(cfg.board);
       const missing = missingFiles(cfg);
       if (missing.length) {
-        const lines = missing.map((i) => `  ${i.path}: expected ${i.expected} but received ${i.received}`);
-        throw new ConfigError(`config ${path} names files that are not there (${missing.length}):\n${lines.join('\n')}`, missing);
+        throw invalidConfig(`config ${path}`, missing);
       }
       if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, config: path, cameras: cfg.cameras.length, restartFields: restartPointers(AgentConfig) })}\n`);
       else process.stdout.write(`${path}: valid (${cfg.cameras.length} camera${cfg.cameras.length === 1 ? '' : 's'}, model ${cfg.detector.model})\n`);

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { loadFleetConfig, parseFleetConfig } from '../../config/schema.js';
 import { UsageError } from '../../../../agent/src/cli/dispatch.js';
-import { numberOption } from '../../../../agent/src/cli/args.js';
+import { numberOption, TCP_PORT } from '../../../../agent/src/cli/args.js';
 import { FleetServer } from '../fleet-server.js';
 import { ServiceNotifier } from '../../../../agent/src/service/notifier.js';
 
@@ -23,8 +23,7 @@ Stops cleanly on SIGINT/SIGTERM.`,
     const a = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'mqtt-engine': { type: 'string' }, 'http-port': { type: 'string' }, json: { type: 'boolean' } } }).values;
     const loaded = loadFleetConfig(a.config);
     if (a['data-dir']) loaded.dataDir = a['data-dir'];
-    const PORT = { what: 'a TCP port (0 = any free one)', integer: true, min: 0, max: 65535 };
-    const mqttPort = numberOption('--mqtt-port', a['mqtt-port'], PORT), httpPort = numberOption('--http-port', a['http-port'], PORT);
+    const mqttPort = numberOption('--mqtt-port', a['mqtt-port'], TCP_PORT), httpPort = numberOption('--http-port', a['http-port'], TCP_PORT);
     if (mqttPort !== undefined) loaded.broker.embedded.port = mqttPort;
     if (httpPort !== undefined) loaded.http.port = httpPort;
     if (a['mqtt-engine']) {
