@@ -7,7 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Detector } from '../../agent/src/infer/detector.js';
 import { readImageFile } from '../../agent/src/preprocess/preprocess.js';
 
@@ -75,6 +77,27 @@ test('BlazeFace finds every clearly visible face in the six group photos, and no
         }
       }
     }
+  } finally {
+    await detector.close();
+  }
+});
+
+test('metadata listing the output pairs out of stride order is refused on the first frame, not decoded into misplaced boxes', async (t) => {
+  if (!existsSync(MODEL) || !existsSync('assets/images/faces/sample1.jpg')) {
+    t.skip(`${MODEL} or assets/images/faces is missing: run scripts/setup.sh, then npx tsx scripts/prepare-models.ts`);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'blazeface-reversed-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  copyFileSync(MODEL, join(dir, 'model.onnx'));
+  const meta = JSON.parse(readFileSync('assets/models/blazeface-back/model.meta.json', 'utf8')) as { decoder: { scoreOutputs: string[]; boxOutputs: string[] } };
+  meta.decoder.scoreOutputs.reverse();
+  meta.decoder.boxOutputs.reverse();
+  writeFileSync(join(dir, 'model.meta.json'), JSON.stringify(meta));
+  const detector = await Detector.open({ modelPath: join(dir, 'model.onnx'), intraOpThreads: 1 });
+  try {
+    await assert.rejects(detector.detect(await readImageFile('assets/images/faces/sample1.jpg')),
+      (err: Error & { code?: string }) => err.code === 'E_MODEL' && err.message.includes(meta.decoder.scoreOutputs[0]) && /order of decoder\.anchors\.strides/.test(err.message));
   } finally {
     await detector.close();
   }

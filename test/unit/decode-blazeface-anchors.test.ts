@@ -11,8 +11,9 @@ const meta = modelMetadataValidator.parse(JSON.parse(readFileSync('configs/model
 test('back-model anchors: 16x16x2 + 8x8x6 = 896, cell centres at (i + 0.5) / grid', () => {
   assert.equal(meta.decoder.type, 'blazeface');
   if (meta.decoder.type !== 'blazeface') return;
-  const a = ssdAnchors({ inputWidth: 256, inputHeight: 256, ...meta.decoder.anchors });
+  const { anchors: a, groupSizes } = ssdAnchors({ inputWidth: 256, inputHeight: 256, ...meta.decoder.anchors });
   assert.equal(a.length, 896);
+  assert.deepEqual(groupSizes, [512, 384]);
   assert.deepEqual(a[0], { cx: 0.5 / 16, cy: 0.5 / 16 });
   assert.deepEqual(a[1], a[0]); // two anchors per cell share the centre
   assert.deepEqual(a[2], { cx: 1.5 / 16, cy: 0.5 / 16 });
@@ -62,4 +63,34 @@ test('an anchor grid that does not match the outputs is a ModelError', () => {
   assert.throws(() => dec({ 'Identity:0': { dims: [1, 512, 1], data: z(512) }, 'Identity_1:0': { dims: [1, 384, 1], data: z(384) },
     'Identity_2:0': { dims: [1, 512, 16], data: z(512 * 16) }, 'Identity_3:0': { dims: [1, 384, 16], data: z(384 * 16) } },
   { transform: t, labels: ['face'], outputNames: [] }), { code: 'E_MODEL' });
+});
+
+const z = (n: number) => new Float32Array(n);
+const square = letterboxTransform({ srcWidth: 256, srcHeight: 256, dstWidth: 256, dstHeight: 256 });
+
+test('output pairs listed out of stride order are a ModelError naming the outputs, not faces in the wrong places', () => {
+  if (meta.decoder.type !== 'blazeface') return;
+  const outputs = { 'Identity:0': { dims: [1, 512, 1], data: z(512) }, 'Identity_1:0': { dims: [1, 384, 1], data: z(384) },
+    'Identity_2:0': { dims: [1, 512, 16], data: z(512 * 16) }, 'Identity_3:0': { dims: [1, 384, 16], data: z(384 * 16) } };
+  const reversed = createDecoder({ ...meta.decoder, scoreOutputs: ['Identity_1:0', 'Identity:0'], boxOutputs: ['Identity_3:0', 'Identity_2:0'] });
+  assert.throws(() => reversed(outputs, { transform: square, labels: ['face'], outputNames: [] }),
+    (err: Error & { code?: string }) => err.code === 'E_MODEL' && /Identity_1:0/.test(err.message) && /512/.test(err.message) && /order of decoder\.anchors\.strides/.test(err.message));
+  // Scores in order but boxes swapped: each box output must hold its score output's anchors.
+  const boxesSwapped = createDecoder({ ...meta.decoder, boxOutputs: ['Identity_3:0', 'Identity_2:0'] });
+  assert.throws(() => boxesSwapped(outputs, { transform: square, labels: ['face'], outputNames: [] }),
+    (err: Error & { code?: string }) => err.code === 'E_MODEL' && /Identity_3:0/.test(err.message));
+});
+
+test('one output pair holding every stride group (single-output exports) still decodes', () => {
+  if (meta.decoder.type !== 'blazeface') return;
+  const scores = z(896).fill(-10), boxes = z(896 * 16);
+  // Coarse grid cell (row 3, col 5), first anchor: 512 + (3*8+5)*6; centre (176, 112) in model pixels.
+  const i = 512 + (3 * 8 + 5) * 6;
+  scores[i] = 3;
+  boxes.set([0, 0, 32, 32], i * 16);
+  const dec = createDecoder({ ...meta.decoder, scoreOutputs: ['scores'], boxOutputs: ['boxes'] });
+  const dets = dec({ scores: { dims: [1, 896, 1], data: scores }, boxes: { dims: [1, 896, 16], data: boxes } },
+    { transform: square, labels: ['face'], outputNames: [] });
+  assert.equal(dets.length, 1);
+  assert.deepEqual(dets[0].box, { x: 160, y: 96, w: 32, h: 32 });
 });

@@ -33,13 +33,20 @@ export interface Anchor {
 
 export const BLAZEFACE_KEYPOINTS = ['rightEye', 'leftEye', 'noseTip', 'mouth', 'rightEarTragion', 'leftEarTragion'] as const;
 
-/** Anchor centres in output order: grids in the given order, row-major, anchors of a cell consecutive. */
-export function ssdAnchors(opts: { inputWidth: number; inputHeight: number; strides: readonly number[]; anchorsPerCell: readonly number[] }): Anchor[] {
+export interface AnchorGrid {
+  /** Anchor centres in output order: grids in the given order, row-major, anchors of a cell consecutive. */
+  anchors: Anchor[];
+  /** Anchors of each stride group, in the order of `strides` (they sum to `anchors.length`). */
+  groupSizes: number[];
+}
+
+export function ssdAnchors(opts: { inputWidth: number; inputHeight: number; strides: readonly number[]; anchorsPerCell: readonly number[] }): AnchorGrid {
   const { inputWidth, inputHeight, strides, anchorsPerCell } = opts;
   if (strides.length !== anchorsPerCell.length) {
     throw new ModelError(`Expected one anchorsPerCell entry per stride but received ${strides.length} strides and ${anchorsPerCell.length} counts; fix decoder.anchors in the model's metadata`);
   }
   const anchors: Anchor[] = [];
+  const groupSizes: number[] = [];
   strides.forEach((stride, g) => {
     const gridW = Math.ceil(inputWidth / stride);
     const gridH = Math.ceil(inputHeight / stride);
@@ -48,38 +55,52 @@ export function ssdAnchors(opts: { inputWidth: number; inputHeight: number; stri
         for (let k = 0; k < anchorsPerCell[g]; k++) anchors.push({ cx: (col + 0.5) / gridW, cy: (row + 0.5) / gridH });
       }
     }
+    groupSizes.push(gridW * gridH * anchorsPerCell[g]);
   });
-  return anchors;
+  return { anchors, groupSizes };
 }
 
 export function createBlazeFaceDecoder(spec: BlazeFaceDecoderSpec): Decoder {
   if (spec.scoreOutputs.length !== spec.boxOutputs.length) {
     throw new ModelError(`Expected as many BlazeFace score outputs as box outputs but received ${spec.scoreOutputs.length} and ${spec.boxOutputs.length}; fix decoder.scoreOutputs/boxOutputs in the model's metadata`);
   }
-  let anchors: Anchor[] | undefined;
-  let anchorsFor = '';
+  let grid: AnchorGrid | undefined;
+  let gridFor = '';
   // Logit threshold equivalent to the score threshold: sigmoid(x) ≥ t ⇔ x ≥ ln(t / (1 - t)).
   const t = Math.min(Math.max(spec.scoreThreshold, 1e-6), 1 - 1e-6);
   const logitThreshold = Math.log(t / (1 - t));
   return (outputs, ctx) => {
     const inputW = ctx.transform.dstWidth, inputH = ctx.transform.dstHeight;
     const key = `${inputW}x${inputH}`;
-    if (!anchors || anchorsFor !== key) {
-      anchors = ssdAnchors({ inputWidth: inputW, inputHeight: inputH, strides: spec.anchors.strides, anchorsPerCell: spec.anchors.anchorsPerCell });
-      anchorsFor = key;
+    if (!grid || gridFor !== key) {
+      grid = ssdAnchors({ inputWidth: inputW, inputHeight: inputH, strides: spec.anchors.strides, anchorsPerCell: spec.anchors.anchorsPerCell });
+      gridFor = key;
     }
+    const { anchors, groupSizes } = grid;
     const cands: Candidate[] = [];
     let base = 0;
+    let group = 0;
     for (let g = 0; g < spec.scoreOutputs.length; g++) {
       const scores = need(outputs, spec.scoreOutputs[g]);
       const boxes = need(outputs, spec.boxOutputs[g]);
       const n = scores.data.length;
-      const coords = n > 0 ? boxes.data.length / n : 0;
-      if (coords < 4 || !Number.isInteger(coords)) {
-        throw new ModelError(`Expected BlazeFace box output ${spec.boxOutputs[g]} to hold ≥ 4 values per anchor of ${spec.scoreOutputs[g]} (${n} anchors) but it holds ${boxes.data.length}`);
+      // Each output pair covers whole stride groups, in the order of decoder.anchors.strides (one
+      // group per pair in MediaPipe's split exports, all of them in one pair in the single-output
+      // ones). Only the total used to be checked, so pairs listed out of order decoded every face
+      // against another grid's anchor centres: boxes in the wrong places and faces left unblurred.
+      let expected = 0;
+      const first = group;
+      while (group < groupSizes.length && expected < n) expected += groupSizes[group++];
+      if (expected !== n) {
+        const want = first < groupSizes.length
+          ? `${groupSizes[first]} anchors (stride ${spec.anchors.strides[first]}${first + 1 < groupSizes.length ? ', or whole following stride groups with it' : ''})`
+          : 'no anchors (decoder.anchors has no stride group left)';
+        throw new ModelError(`Expected BlazeFace outputs ${spec.scoreOutputs[g]} / ${spec.boxOutputs[g]} (pair ${g + 1}) to hold ${want} but ${spec.scoreOutputs[g]} holds ${n}; list decoder.scoreOutputs and boxOutputs in the order of decoder.anchors.strides (group sizes ${JSON.stringify(groupSizes)}) in the model's metadata`);
       }
-      if (base + n > anchors.length) {
-        throw new ModelError(`BlazeFace outputs hold more anchors (≥ ${base + n}) than the anchor grid of decoder.anchors gives (${anchors.length}); check strides and anchorsPerCell`);
+      // Box outputs are [1, N, coords]: their anchor count must be the score output's.
+      const coords = boxes.dims.length >= 2 ? boxes.dims[boxes.dims.length - 1] : (n > 0 ? boxes.data.length / n : 0);
+      if (coords < 4 || !Number.isInteger(coords) || boxes.data.length !== n * coords) {
+        throw new ModelError(`Expected BlazeFace box output ${spec.boxOutputs[g]} to hold ≥ 4 values for each of the ${n} anchors of ${spec.scoreOutputs[g]} but it holds ${boxes.data.length} (dims ${JSON.stringify(boxes.dims)}); pair each box output with its score output in decoder.scoreOutputs/boxOutputs in the model's metadata`);
       }
       for (let i = 0; i < n; i++) {
         const logit = Math.max(-100, Math.min(100, scores.data[i]));
