@@ -7,6 +7,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt, { type MqttClient } from 'mqtt';
+import { connect } from 'node:net';
 import { alertFixture, startFleet, type BrokerKind, type TestDevice } from '../helpers/fleet.js';
 import { mosquittoAvailable } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
@@ -132,6 +133,30 @@ for (const kind of ['aedes', 'mosquitto', 'mosquitto-embedded'] as BrokerKind[])
       await new Promise((r) => setTimeout(r, 500));
       assert.deepEqual(got, [], 'nothing of it was retained');
       if (kind === 'aedes') assert.ok(fleet.server.broker!.counters.publishDenied >= junk.length);
+    });
+
+    // A packet is buffered whole before any limit sees it: a declared 200 MiB CONNECT, no login needed,
+    // held 250 MiB a socket (the fleet server went from 135 to 1135 MiB with four).
+    if (kind !== 'mosquitto') test('a packet declared larger than the broker reads is refused from its header, before login', async (t) => {
+      if (!mosquittoAvailable() && kind !== 'aedes') return t.skip('mosquitto binary not installed');
+      const fleet = await startFleet({ broker: kind });
+      t.after(() => fleet.stop());
+      const s = connect(fleet.server.mqttPort, '127.0.0.1');
+      s.on('error', () => undefined);
+      t.after(() => { s.destroy(); });
+      await new Promise((r) => s.once('connect', r));
+      const closed = new Promise<void>((r) => s.once('close', () => r()));
+      // CONNECT with Remaining Length 200 MiB (variable byte integer), then 4 MiB of its body.
+      s.write(Buffer.from([0x10, 0x80, 0x80, 0x80, 0x64]));
+      for (let i = 0; i < 4 && !s.destroyed; i++) s.write(Buffer.alloc(1 << 20, 0x61));
+      await Promise.race([closed, new Promise((_, rej) => setTimeout(() => rej(new Error('the broker kept reading the 200 MiB packet')), 5000))]);
+      if (kind === 'aedes') assert.equal(fleet.server.broker!.counters.oversizePackets, 1);
+      // A device's largest message (an alert with its snapshot) still goes through.
+      const a = fleet.addDevice('dev-a');
+      const c = await waitFor('A connects', () => connectRaw(fleet.mqttUrl, a, version).catch(() => undefined), 5000, 100);
+      t.after(() => { c.end(true); });
+      await c.publishAsync('ef/v1/dev/dev-a/alert', Buffer.alloc(MAX_PAYLOAD_BYTES.alert, 0x20), { qos: 1 });
+      assert.equal(c.connected, true);
     });
 
     // A secret rotated because it leaked must end the sessions opened with it (mosquitto drops them

@@ -10,6 +10,12 @@ import { MAX_PAYLOAD_BYTES, OTA_MAX_PAYLOAD_BYTES, TOPIC_DIRECTION, deviceRoot, 
 const RETAINED: ReadonlySet<string> = new Set(['state', 'reported']);
 /** No device message is larger than the largest kind's limit (an alert with its snapshot). */
 export const DEVICE_MESSAGE_CAP = Math.max(...Object.values(MAX_PAYLOAD_BYTES));
+/**
+ * The largest packet a broker reads from anyone, logged in or not: the largest device message plus room
+ * for its topic, packet id and MQTT 5 properties (the Remaining Length of the fixed header, MQTT 3.1.1
+ * §2.2.3). aedes refuses bigger ones from the header (packet-guard.ts), mosquitto by `max_packet_size`.
+ */
+export const MAX_PACKET_REMAINING_LENGTH = DEVICE_MESSAGE_CAP + 64 * 1024;
 
 export function devicesMayPublish(deviceId: string, topic: string): boolean {
   const p = parseTopic(topic);

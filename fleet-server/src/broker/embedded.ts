@@ -19,7 +19,8 @@ import { readFileSync } from 'node:fs';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { describeError, EdgeFleetError } from '../../../agent/src/util/errors.js';
 import type { DeviceStore } from '../db/devices.js';
-import { devicePublishRefusal, devicesMayPublish, devicesMaySubscribe } from './acl.js';
+import { MAX_PACKET_REMAINING_LENGTH, devicePublishRefusal, devicesMayPublish, devicesMaySubscribe } from './acl.js';
+import { guardPacketSize } from './packet-guard.js';
 import { DEVICE_CLIENT_PREFIX, deviceClientId } from '../../../agent/src/protocol/topics.js';
 
 export interface EmbeddedBrokerOptions {
@@ -38,6 +39,8 @@ export interface EmbeddedBrokerOptions {
 
 export interface BrokerCounters {
   authFailures: number;
+  /** Connections closed for a packet over MAX_PACKET_REMAINING_LENGTH (or a malformed length). */
+  oversizePackets: number;
   publishDenied: number;
   subscribeDenied: number;
 }
@@ -60,7 +63,7 @@ export class EmbeddedBroker {
   /** Actual ports after start (a configured 0 becomes the picked port and is kept for restarts). */
   port: number;
   tlsPort: number | undefined;
-  readonly counters: BrokerCounters = { authFailures: 0, publishDenied: 0, subscribeDenied: 0 };
+  readonly counters: BrokerCounters = { authFailures: 0, oversizePackets: 0, publishDenied: 0, subscribeDenied: 0 };
 
   constructor(private readonly opts: EmbeddedBrokerOptions) {
     this.log = opts.logger ?? moduleLogger('broker');
@@ -140,13 +143,20 @@ export class EmbeddedBroker {
     aedes.on('clientError', (client, err) => this.log.debug({ client: client.id, err: err.message }, 'client error'));
     this.aedes = aedes;
     const track = (s: Socket) => { this.sockets.add(s); s.once('close', () => this.sockets.delete(s)); };
-    const tcp = createServer(aedes.handle);
+    const handle = (s: Socket) => {
+      guardPacketSize(s, MAX_PACKET_REMAINING_LENGTH, ({ reason }) => {
+        this.counters.oversizePackets += 1;
+        this.log.warn({ remote: s.remoteAddress, reason }, 'connection closed: packet too large');
+      });
+      aedes.handle(s);
+    };
+    const tcp = createServer(handle);
     tcp.on('connection', track);
     await listen(tcp, this.port, this.opts.plainHost ?? this.opts.host);
     this.tcp = tcp;
     this.port = (tcp.address() as AddressInfo).port;
     if (this.opts.tls) {
-      const tlsServer = createTlsServer({ cert: readFileSync(this.opts.tls.certPath), key: readFileSync(this.opts.tls.keyPath) }, aedes.handle);
+      const tlsServer = createTlsServer({ cert: readFileSync(this.opts.tls.certPath), key: readFileSync(this.opts.tls.keyPath) }, handle);
       tlsServer.on('connection', track);
       await listen(tlsServer, this.tlsPort ?? 0, this.opts.host);
       this.tlsServer = tlsServer;

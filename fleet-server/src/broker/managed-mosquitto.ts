@@ -26,7 +26,7 @@ import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { describeError } from '../../../agent/src/util/errors.js';
 import { Backoff } from '../../../agent/src/link/backoff.js';
 import { BrokerError } from './embedded.js';
-import { DEVICE_MESSAGE_CAP } from './acl.js';
+import { MAX_PACKET_REMAINING_LENGTH } from './acl.js';
 
 export const DEFAULT_MOSQUITTO_PATH = '/usr/sbin/mosquitto';
 export const SERVICE_USERNAME = 'svc.fleet-server';
@@ -129,9 +129,11 @@ export function mosquittoConfText(files: ManagedMosquittoFiles, l: ListenerSetti
     // A client's id is its username (mosquitto.conf(5)): a device cannot take over another's
     // session, or the fleet server's, by connecting with its client id (MQTT-3.1.4-2).
     ...(l.bindClientIds === false ? [] : ['use_username_as_clientid true']),
-    // No message larger than the largest device message (an alert with its snapshot); megabyte
-    // payloads, retained, would otherwise sit in the broker's memory (mosquitto.conf(5)).
-    `message_size_limit ${DEVICE_MESSAGE_CAP}`,
+    // No packet larger than the largest device message (an alert with its snapshot) and its header:
+    // megabyte payloads, retained, would otherwise sit in the broker's memory, and a packet's declared
+    // length is refused before its body is read, logged in or not (mosquitto.conf(5); message_size_limit
+    // checked the payload only once all of it had been buffered). +5: the fixed header itself.
+    `max_packet_size ${MAX_PACKET_REMAINING_LENGTH + 5}`,
     `password_file ${files.passwordFile}`,
     `acl_file ${files.aclFile}`,
     'persistence true',
