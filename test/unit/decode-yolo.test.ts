@@ -88,3 +88,24 @@ test('a tensor of the wrong layout is refused with a ModelError that names the d
   assert.throws(() => dec({ o: { dims: [1, 3, 10], data: new Float32Array(30) } }, { transform: t, labels, outputNames: ['o'] }), { code: 'E_MODEL', message: /\[1, 3, 10\]/ });
   assert.throws(() => dec({ o: { dims: [1, 7, 10], data: new Float32Array(70) } }, { transform: t, labels, outputNames: ['missing'] }), { code: 'E_MODEL', message: /missing/ });
 });
+
+test('a wrong decoder.version is a ModelError pointing at it, not detections of class 96 with scores in the hundreds', () => {
+  const coco = Array.from({ length: 80 }, (_, i) => `c${i}`);
+  const t = letterboxTransform({ srcWidth: 640, srcHeight: 640, dstWidth: 640, dstHeight: 640 });
+  const obj = { box: { x: 270, y: 220, w: 100, h: 200 }, classId: 0, score: 0.9 };
+  const n = 100;
+  const v5 = { dims: [1, n, 85], data: v5Tensor([{ ...obj, objectness: 0.95 }], 80, n) };
+  const v8 = { dims: [1, 84, n], data: v8Tensor([obj], 80, n) };
+  // Coordinates spread over the anchors, as in a real output, so that misread rows carry large values.
+  for (let i = 1; i < n; i++) { v5.data[i * 85] = i * 6; v8.data[i] = i * 6; }
+  const ctx = { transform: t, labels: coco, outputNames: ['o'] };
+  for (const [tensor, version] of [[v5, 'v8'], [v5, 'v11'], [v8, 'v5']] as const) {
+    const dec = createDecoder({ type: 'yolo', version, ...base });
+    assert.throws(() => dec({ o: tensor }, ctx), { code: 'E_MODEL', message: /check decoder\.version/ }, `[${tensor.dims.join(', ')}] read as ${version}`);
+  }
+  // The right version decodes the one object.
+  assert.deepEqual(createDecoder({ type: 'yolo', version: 'v5', ...base })({ o: v5 }, ctx).map((d) => d.label), ['c0']);
+  assert.deepEqual(createDecoder({ type: 'yolo', version: 'v8', ...base })({ o: v8 }, ctx).map((d) => d.label), ['c0']);
+  // Labels that do not match the model's classes are refused too (they would name the wrong classes).
+  assert.throws(() => createDecoder({ type: 'yolo', version: 'v8', ...base })({ o: v8 }, { ...ctx, labels }), { code: 'E_MODEL', message: /C = 3 \(the labels/ });
+});

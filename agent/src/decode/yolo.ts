@@ -17,7 +17,7 @@ import { nms, type Candidate } from './nms.js';
 export function createYoloDecoder(spec: YoloDecoderSpec): Decoder {
   return (outputs, ctx) => {
     const out = pickOutput(outputs, spec.output, ctx.outputNames, 'yolo');
-    const cands = spec.version === 'v5' ? candidatesV5(out, spec.scoreThreshold) : candidatesV8(out, spec.scoreThreshold);
+    const cands = spec.version === 'v5' ? candidatesV5(out, spec.scoreThreshold, ctx.labels.length) : candidatesV8(out, spec.scoreThreshold, ctx.labels.length);
     const kept = nms(cands, { iouThreshold: spec.iouThreshold, maxDetections: spec.maxDetections, classAgnostic: spec.classAgnosticNms });
     return kept.map((c): Detection => ({
       classId: c.classId,
@@ -28,11 +28,24 @@ export function createYoloDecoder(spec: YoloDecoderSpec): Decoder {
   };
 }
 
-function candidatesV8(out: OutputTensor, threshold: number): Candidate[] {
-  const [batch, channels, n] = expect3d(out, 'yolo v8/v11 [1, 4+C, N]');
-  if (batch !== 1 || channels < 5) {
-    throw new ModelError(`Expected a yolo v8/v11 output [1, 4+C, N] with C ≥ 1 but received [${out.dims.join(', ')}]; check decoder.version in the model's metadata`);
+/**
+ * The class count the tensor implies must be the labels' (when the metadata lists labels): the two
+ * layouts are transposes of each other, so a wrong decoder.version reads anchors as classes and
+ * gives detections of class 635 with scores in the hundreds instead of an error.
+ */
+function checkClasses(out: OutputTensor, layout: string, classes: number, labelCount: number): void {
+  if (classes < 1 || (labelCount > 0 && classes !== labelCount)) {
+    const want = labelCount > 0 ? `C = ${labelCount} (the labels in the metadata)` : 'C ≥ 1';
+    throw new ModelError(`Expected a yolo ${layout} output with ${want} but received [${out.dims.join(', ')}], which gives C = ${classes}; check decoder.version in the model's metadata (v5 is [1, N, 5+C], v8/v11 [1, 4+C, N]) and that labels lists one name per class`);
   }
+}
+
+function candidatesV8(out: OutputTensor, threshold: number, labelCount: number): Candidate[] {
+  const [batch, channels, n] = expect3d(out, 'yolo v8/v11 [1, 4+C, N]');
+  if (batch !== 1) {
+    throw new ModelError(`Expected a yolo v8/v11 output [1, 4+C, N] with batch 1 but received [${out.dims.join(', ')}]; check decoder.version in the model's metadata`);
+  }
+  checkClasses(out, 'v8/v11 [1, 4+C, N]', channels - 4, labelCount);
   const d = out.data;
   const classes = channels - 4;
   const cands: Candidate[] = [];
@@ -48,11 +61,12 @@ function candidatesV8(out: OutputTensor, threshold: number): Candidate[] {
   return cands;
 }
 
-function candidatesV5(out: OutputTensor, threshold: number): Candidate[] {
+function candidatesV5(out: OutputTensor, threshold: number, labelCount: number): Candidate[] {
   const [batch, n, stride] = expect3d(out, 'yolo v5 [1, N, 5+C]');
-  if (batch !== 1 || stride < 6) {
-    throw new ModelError(`Expected a yolo v5 output [1, N, 5+C] with C ≥ 1 but received [${out.dims.join(', ')}]; check decoder.version in the model's metadata`);
+  if (batch !== 1) {
+    throw new ModelError(`Expected a yolo v5 output [1, N, 5+C] with batch 1 but received [${out.dims.join(', ')}]; check decoder.version in the model's metadata`);
   }
+  checkClasses(out, 'v5 [1, N, 5+C]', stride - 5, labelCount);
   const d = out.data;
   const cands: Candidate[] = [];
   for (let i = 0; i < n; i++) {
