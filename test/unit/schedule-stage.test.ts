@@ -61,3 +61,29 @@ test('a person standing still keeps a box while the motion gate rests the detect
   assert.equal(last!.tracks.length, 1);
   assert.equal(last!.decision.reason, 'skip-no-motion');
 });
+
+test('a person who leaves on a frame the interval skips is dropped at the next interval, not held as a ghost', async () => {
+  // Default schedule (k = 3, motion gate on). The person walks on frames 0..10 and is gone from 11:
+  // the movement of 10 and 11 falls between detections, the scene is still from 12 on.
+  const calls: number[] = [];
+  const stage = new TrackingStage({ detect: blobDetector(calls) });
+  let lastWithTrack = -1;
+  for (let i = 0; i < 60; i++) {
+    const r = await stage.process(frame(i, i <= 10 ? 20 + 2 * i : undefined));
+    if (r.tracks.length > 0) lastWithTrack = i;
+  }
+  assert.ok(lastWithTrack <= 12, `track reported until frame ${lastWithTrack}; detector ran on ${calls}`);
+});
+
+test('a person who walks in for a few frames and stands still gets a box within a few frames', async () => {
+  for (const stopAt of [10, 11, 12, 13]) {
+    const calls: number[] = [];
+    const stage = new TrackingStage({ detect: blobDetector(calls) });
+    let firstBox = -1;
+    for (let i = 0; i < 60 && firstBox < 0; i++) {
+      const r = await stage.process(frame(i, i < 10 ? undefined : 20 + 3 * (Math.min(i, stopAt) - 10)));
+      if (r.tracks.length > 0) firstBox = i;
+    }
+    assert.ok(firstBox >= 10 && firstBox <= 16, `walked frames 10..${stopAt}: first box at frame ${firstBox}; detector ran on ${calls}`);
+  }
+});

@@ -42,6 +42,28 @@ test('motion gate: no motion skips detection until the idle refresh; motion trig
   assert.equal(s.stats().motionTriggered, 2);
 });
 
+test('motion on a frame the interval skipped is not forgotten when the next frames are still', () => {
+  // Movement on frames 10 and 11 (the interval skips 11), still from 12 on: the detector must look
+  // once more at 13, or the tracker holds what it saw at 10 until the idle refresh.
+  const s = new DetectionScheduler({ mode: 'fixed', interval: 3, maxIdleFrames: 150 });
+  const seq: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    const d = s.decide(i, i === 10 || i === 11);
+    if (d.detect) seq.push(`${i}:${d.reason}`);
+  }
+  assert.deepEqual(seq, ['0:first-frame', '10:motion', '13:motion']);
+});
+
+test('a tentative track gets the detection that confirms it, at the next interval, in a still scene', () => {
+  const s = new DetectionScheduler({ mode: 'fixed', interval: 3, maxIdleFrames: 150 });
+  const seq: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    const d = s.decide(i, i === 10, { tentativeTracks: i >= 10 && i <= 13 });
+    if (d.detect) seq.push(`${i}:${d.reason}`);
+  }
+  assert.deepEqual(seq, ['0:first-frame', '10:motion', '13:confirm']);
+});
+
 test('schedule config defaults and validation', () => {
   const c = scheduleConfigValidator.parse({}, 'schedule');
   assert.equal(c.mode, 'fixed');

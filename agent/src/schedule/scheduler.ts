@@ -4,10 +4,21 @@
  * time and a per-frame latency budget: if one inference takes 90 ms and each frame may spend 33 ms of
  * detector time on average, k = ceil(90 / 33) = 3. A motion gate, when given a result, skips detection
  * while nothing moves (up to `maxIdleFrames`) and brings it forward as soon as something moves.
+ * Motion is remembered until the detector has seen it: movement on a frame that the interval skipped,
+ * followed by still frames (a person who walked in and stopped, or who left the picture), still gets
+ * its detection once k frames have passed; otherwise the tracker held its old boxes until the idle
+ * refresh (150 frames by default) and a person who had left was reported, still there, for 5 s.
+ * Likewise a track seen once (tentative) gets the detection that confirms or drops it.
  */
 import { DEFAULT_SCHEDULE_CONFIG, type ScheduleConfig } from './schema.js';
 
-export type ScheduleReason = 'interval' | 'motion' | 'idle-refresh' | 'first-frame' | 'skip-interval' | 'skip-no-motion';
+export type ScheduleReason = 'interval' | 'motion' | 'confirm' | 'idle-refresh' | 'first-frame' | 'skip-interval' | 'skip-no-motion';
+
+/** What the tracker needs from the schedule, given with each frame. */
+export interface ScheduleHints {
+  /** The tracker holds a track seen once, which only another detection confirms (or drops). */
+  tentativeTracks?: boolean;
+}
 
 export interface ScheduleDecision {
   detect: boolean;
@@ -28,6 +39,8 @@ export interface SchedulerStats {
 export class DetectionScheduler {
   private readonly cfg: ScheduleConfig;
   private lastDetectFrame: number | undefined;
+  /** The motion gate saw movement on a frame after the last detection. */
+  private motionSinceDetect = false;
   private inferMsAvg: number | undefined;
   private counts = { frames: 0, detections: 0, skippedNoMotion: 0, motionTriggered: 0 };
 
@@ -54,13 +67,16 @@ export class DetectionScheduler {
   /**
    * @param frameIndex index of the frame in its source (increasing)
    * @param motion result of the motion gate for this frame; undefined when no gate runs
+   * @param hints the tracker's state (tentative tracks waiting for a detection)
    */
-  decide(frameIndex: number, motion?: boolean): ScheduleDecision {
+  decide(frameIndex: number, motion?: boolean, hints: ScheduleHints = {}): ScheduleDecision {
     this.counts.frames++;
     const k = this.interval();
-    const decision = this.choose(frameIndex, k, motion);
+    if (motion === true) this.motionSinceDetect = true;
+    const decision = this.choose(frameIndex, k, motion, hints.tentativeTracks === true);
     if (decision.detect) {
       this.lastDetectFrame = frameIndex;
+      this.motionSinceDetect = false;
       this.counts.detections++;
       if (decision.reason === 'motion') this.counts.motionTriggered++;
     } else if (decision.reason === 'skip-no-motion') this.counts.skippedNoMotion++;
@@ -71,18 +87,20 @@ export class DetectionScheduler {
     return { ...this.counts, interval: this.interval(), inferenceMsAvg: this.inferMsAvg };
   }
 
-  private choose(frameIndex: number, k: number, motion: boolean | undefined): ScheduleDecision {
+  private choose(frameIndex: number, k: number, motion: boolean | undefined, tentative: boolean): ScheduleDecision {
     if (this.lastDetectFrame === undefined) return { detect: true, reason: 'first-frame', interval: k };
     const since = frameIndex - this.lastDetectFrame;
     if (motion === undefined) {
       return since >= k ? { detect: true, reason: 'interval', interval: k } : { detect: false, reason: 'skip-interval', interval: k };
     }
-    if (!motion) {
-      return since >= this.cfg.maxIdleFrames
-        ? { detect: true, reason: 'idle-refresh', interval: k }
-        : { detect: false, reason: 'skip-no-motion', interval: k };
-    }
     // Something moves: detect as soon as the interval allows.
-    return since >= k ? { detect: true, reason: 'motion', interval: k } : { detect: false, reason: 'skip-interval', interval: k };
+    if (motion) return since >= k ? { detect: true, reason: 'motion', interval: k } : { detect: false, reason: 'skip-interval', interval: k };
+    // This frame is still, but what moved since the last detection (on frames the interval skipped)
+    // or a track that waits for confirmation still needs the detector once the interval allows.
+    if (since >= k && this.motionSinceDetect) return { detect: true, reason: 'motion', interval: k };
+    if (since >= k && tentative) return { detect: true, reason: 'confirm', interval: k };
+    return since >= this.cfg.maxIdleFrames
+      ? { detect: true, reason: 'idle-refresh', interval: k }
+      : { detect: false, reason: 'skip-no-motion', interval: k };
   }
 }

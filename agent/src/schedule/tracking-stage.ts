@@ -51,7 +51,7 @@ export class TrackingStage {
 
   async process(frame: Frame): Promise<TrackingStageResult> {
     const m = this.gate?.check(frame);
-    const decision = this.scheduler.decide(frame.index, m?.motion);
+    const decision = this.scheduler.decide(frame.index, m?.motion, { tentativeTracks: this.tracker.hasTentative() });
     let detections: Detection[] | null = null;
     let detectMs = 0;
     if (decision.detect) {

@@ -87,6 +87,11 @@ export class ByteTracker {
     return this.output(frameIndex, false);
   }
 
+  /** Whether a track seen once waits for the detection that confirms it (or drops it). */
+  hasTentative(): boolean {
+    return this.tracks.some((t) => !t.confirmed);
+  }
+
   stats(): TrackerStats {
     return {
       activeTracks: this.tracks.filter((t) => t.state === 'tracked').length,
