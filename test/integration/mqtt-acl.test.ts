@@ -141,7 +141,7 @@ for (const kind of ['aedes', 'mosquitto', 'mosquitto-embedded'] as BrokerKind[])
       if (!mosquittoAvailable() && kind !== 'aedes') return t.skip('mosquitto binary not installed');
       const fleet = await startFleet({ broker: kind });
       t.after(() => fleet.stop());
-      const s = connect(fleet.server.mqttPort, '127.0.0.1');
+      const s = connect(Number(new URL(fleet.mqttUrl).port), '127.0.0.1');
       s.on('error', () => undefined);
       t.after(() => { s.destroy(); });
       await new Promise((r) => s.once('connect', r));
