@@ -71,4 +71,9 @@ test('PUT /api/devices/:id/groups on a device that does not exist is a 404, not 
   const ok = await fleet.api('PUT', `/api/devices/${dev.id}/groups`, { groups: ['site-a'] });
   assert.equal(ok.status, 200, JSON.stringify(ok.body));
   assert.deepEqual(fleet.server.ota.rolloutStore.groupsOf(dev.id), ['site-a']);
+  // A group given twice is stored once (it was a 500: SQLITE_CONSTRAINT_PRIMARYKEY).
+  const twice = await fleet.api('PUT', `/api/devices/${dev.id}/groups`, { groups: ['site-b', 'site-b'] });
+  assert.equal(twice.status, 200, JSON.stringify(twice.body));
+  assert.deepEqual(twice.body, { id: dev.id, groups: ['site-b'] });
+  assert.deepEqual(fleet.server.ota.rolloutStore.groupsOf(dev.id), ['site-b']);
 });

@@ -114,10 +114,15 @@ test('a silent device fails its wave after waveTimeoutMs; operator pause/resume/
     assert.throws(() => s.engine.create({ ...spec, version: '9.9.9' }), /No onnx-cpu artifact for m@9.9.9/);
     assert.throws(() => s.engine.create({ ...spec, waves: [50, 25] }), /ascending cumulative wave percentages/);
     assert.throws(() => s.engine.create({ ...spec, target: 'devices:d00,nope' }), /Unknown device\(s\) in target: nope/);
+    // A device named twice is in the rollout once (it was a UNIQUE constraint failure, a 500).
+    const twice = s.engine.create({ ...spec, target: 'devices:d02,d02' });
+    assert.deepEqual(s.engine.status(twice.rollout.id).devices.map((d) => d.deviceId), ['d02']);
+    s.engine.abort(twice.rollout.id);
     // Groups: only members are in the rollout.
     const store = new RolloutStore(s.db, () => s.now());
     store.setGroups('d01', ['lobby']);
-    store.setGroups('d03', ['lobby', 'dock']);
+    store.setGroups('d03', ['lobby', 'dock', 'lobby']);
+    assert.deepEqual(store.groupsOf('d03'), ['dock', 'lobby'], 'a group given twice is stored once');
     const g = s.engine.create({ ...spec, target: 'group:lobby', waves: [50, 100] });
     assert.deepEqual(s.engine.status(g.rollout.id).devices.map((d) => d.deviceId), ['d01', 'd03']);
     assert.throws(() => s.engine.create({ ...spec, target: 'group:nobody' }), /matches no registered device/);

@@ -58,7 +58,6 @@ export function registerOtaRoutes(app: FastifyInstance, auth: (req: FastifyReque
   app.put<{ Params: Static<typeof DeviceParams>; Body: Static<typeof GroupsBody> }>('/api/devices/:id/groups', { ...pre, schema: { params: DeviceParams, body: GroupsBody } }, async (req, reply) => {
     // Groups of a device that does not exist (a typo) would sit in the table and catch a later device of that id.
     if (!ota.devices.get(req.params.id)) return reply.code(404).send({ error: { code: 'E_DEVICE_NOT_FOUND', message: `No device ${req.params.id}; add it first (fleetctl device add ${req.params.id}).` } });
-    ota.rolloutStore.setGroups(req.params.id, req.body.groups);
-    return { id: req.params.id, groups: req.body.groups };
+    return { id: req.params.id, groups: ota.rolloutStore.setGroups(req.params.id, req.body.groups) };
   });
 }

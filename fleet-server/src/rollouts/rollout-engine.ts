@@ -233,7 +233,8 @@ export class RolloutEngine {
     const all = this.opts.devices.list().map((d) => d.id);
     if (target === 'all') return all;
     if (target.startsWith('group:')) return this.opts.store.groupMembers(target.slice(6)).filter((id) => all.includes(id));
-    const ids = target.slice('devices:'.length).split(',').filter(Boolean);
+    // A device named twice is in the rollout once (its rows are keyed by rollout + device).
+    const ids = [...new Set(target.slice('devices:'.length).split(',').filter(Boolean))];
     const unknown = ids.filter((id) => !all.includes(id));
     if (unknown.length) throw new RolloutError('E_INPUT', `Unknown device(s) in target: ${unknown.join(', ')}; register them with fleetctl device add.`);
     return ids;

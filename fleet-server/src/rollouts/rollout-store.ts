@@ -177,11 +177,14 @@ export class RolloutStore {
     return (this.db.prepare('SELECT grp FROM device_groups WHERE device_id = ? ORDER BY grp').all(deviceId) as { grp: string }[]).map((r) => r.grp);
   }
 
-  setGroups(deviceId: string, groups: string[]): void {
+  /** Replaces a device's groups; a name given twice is stored once (the key is device + group). */
+  setGroups(deviceId: string, groups: string[]): string[] {
+    const unique = [...new Set(groups)];
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM device_groups WHERE device_id = ?').run(deviceId);
-      for (const g of groups) this.db.prepare('INSERT INTO device_groups (device_id, grp) VALUES (?, ?)').run(deviceId, g);
+      for (const g of unique) this.db.prepare('INSERT INTO device_groups (device_id, grp) VALUES (?, ?)').run(deviceId, g);
     })();
+    return unique;
   }
 }
 
