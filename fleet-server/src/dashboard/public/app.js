@@ -62,14 +62,16 @@ function openEvents() {
   source.onopen = () => { live.textContent = 'live'; live.classList.add('on'); };
   source.onerror = () => { live.textContent = 'reconnecting'; live.classList.remove('on'); };
   for (const type of ['device', 'telemetry', 'alert', 'rollout']) {
-    source.addEventListener(type, (msg) => {
-      const e = JSON.parse(msg.data);
-      try {
-        current?.onEvent?.(e);
-      } catch (err) {
-        console.error('live update failed', err);
-      }
-    });
+    source.addEventListener(type, (msg) => { void deliver(msg); });
+  }
+}
+
+/** Hands one event to the page; a failing (or rejecting: most onEvent are async) update is logged, the feed goes on. */
+async function deliver(msg) {
+  try {
+    await current?.onEvent?.(JSON.parse(msg.data));
+  } catch (err) {
+    console.error('live update failed', err);
   }
 }
 

@@ -30,17 +30,36 @@ export function clear(el, ...children) {
   return el;
 }
 
+/**
+ * The Date of a time in ms, or null when it is none or out of a Date's range (±8.64e15 ms,
+ * ECMA-262 §21.4.1.1): a device clock sending nanoseconds would otherwise throw RangeError
+ * ("Invalid time value") from toISOString and take the whole page down. Every time shown goes
+ * through here.
+ */
+function dateOf(ms) {
+  if (ms === null || ms === undefined) return null;
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
 export function ago(ms) {
-  if (ms === null || ms === undefined) return '—';
+  const d = dateOf(ms);
+  if (!d) return '—';
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
   if (s < 60) return `${s}s ago`;
   if (s < 3600) return `${Math.round(s / 60)}m ago`;
   if (s < 86400) return `${Math.round(s / 3600)}h ago`;
-  return new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+  return d.toISOString().slice(0, 16).replace('T', ' ');
 }
 
+/** Local date and time, or '—' for no valid time. */
 export function time(ms) {
-  return new Date(ms).toLocaleString();
+  return dateOf(ms)?.toLocaleString() ?? '—';
+}
+
+/** For a <time datetime> attribute: ISO 8601, or undefined (no attribute) for no valid time. */
+export function isoTime(ms) {
+  return dateOf(ms)?.toISOString();
 }
 
 export function num(v, digits = 1) {

@@ -1,6 +1,6 @@
 // One alert as a card: the redacted snapshot (served by the API with the session cookie), rule,
 // class, score, device and time.
-import { h, time } from '../dom.js';
+import { h, isoTime, time } from '../dom.js';
 
 export function alertCard(a, { showDevice = true } = {}) {
   const al = a.alert;
@@ -13,5 +13,5 @@ export function alertCard(a, { showDevice = true } = {}) {
       h('strong', {}, `${al.class} · ${al.rule}`),
       h('span', {}, `score ${al.score.toFixed(2)}${al.zone ? ` · zone ${al.zone}` : ''}`),
       showDevice ? h('a', { href: `#/devices/${encodeURIComponent(a.deviceId)}` }, `${a.deviceId} / ${al.camera}`) : h('span', {}, al.camera),
-      h('time', { datetime: new Date(a.tsMs).toISOString() }, time(a.tsMs))));
+      h('time', { datetime: isoTime(a.tsMs) }, time(a.tsMs))));
 }

@@ -1,0 +1,84 @@
+/**
+ * The dashboard's pages when things go wrong, in a real browser (Debian's chromium through
+ * playwright-core): a stored alert whose time is out of a Date's range, tabs left open in the
+ * background, a refused rollout action, and a live stream the server ends or refuses. Each test has
+ * its own browser context (its own cookies and its own per-host connection pool).
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { alertFixture, startFleet, OPERATOR_PASSWORD, type TestFleet } from '../helpers/fleet.js';
+import { waitFor } from '../helpers/wait.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const skip = existsSync(CHROMIUM) ? false : `needs ${CHROMIUM} (apt-get install chromium; scripts/setup.sh lists it)`;
+
+let fleet: TestFleet;
+let browser: Browser | undefined;
+
+before(async () => {
+  if (skip) return;
+  fleet = await startFleet({ broker: 'aedes' });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await fleet?.stop();
+});
+
+/** A page that records script errors (uncaught exceptions and unhandled rejections) and console errors. */
+async function openPage(ctx: BrowserContext): Promise<{ page: Page; errors: string[] }> {
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(15_000);
+  const errors: string[] = [];
+  page.on('pageerror', (err) => { errors.push(err.message); });
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text()); });
+  return { page, errors };
+}
+
+async function login(page: Page, hash = '#/devices'): Promise<void> {
+  await page.goto(`${fleet.httpUrl}/${hash}`);
+  await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('#top:not([hidden])').waitFor();
+}
+
+/** Stores an alert and announces it, as ingest does, whatever its time (ingest may bound it; the page must not depend on that). */
+function storeAlert(deviceId: string, payload: ReturnType<typeof alertFixture>): void {
+  fleet.server.alerts.insert(deviceId, payload);
+  fleet.server.events.fromIngest('alert', deviceId, payload);
+}
+
+test('an alert with a time out of range (a device sending ns) shows "—", and neither its pages nor the live feed break', { skip, timeout: 60_000 }, async () => {
+  fleet.addDevice('ns-cam');
+  storeAlert('ns-cam', alertFixture('ns-stored', { ts: 1_700_000_000_000_000_000 }));
+  const ctx = await browser!.newContext();
+  try {
+    const { page, errors } = await openPage(ctx);
+    await login(page, '#/alerts');
+    const stored = page.locator('[data-alert="ns-stored"]');
+    await stored.waitFor();
+    assert.equal((await stored.locator('time').textContent())?.trim(), '—');
+    assert.equal(await page.getByText('Could not load this page').count(), 0);
+
+    // Live: another bad one, then a good one: the feed goes on.
+    storeAlert('ns-cam', alertFixture('ns-live', { ts: 9e15 }));
+    await page.locator('[data-alert="ns-live"]').waitFor();
+    // An update that fails (the alert it names is gone: 404) is logged; the feed goes on.
+    fleet.server.events.fromIngest('alert', 'ns-cam', alertFixture('never-stored'));
+    await waitFor('the failed update logged', () => errors.find((e) => e.startsWith('live update failed')));
+    errors.length = 0;
+    storeAlert('ns-cam', alertFixture('ok-live'));
+    await page.locator('[data-alert="ok-live"] time[datetime]').waitFor();
+
+    await page.goto(`${fleet.httpUrl}/#/devices/ns-cam`);
+    await page.locator('[data-alert="ns-stored"]').waitFor();
+    assert.equal(await page.getByText('Could not load this page').count(), 0);
+    assert.deepEqual(errors, [], 'no script errors in the page');
+  } finally {
+    await ctx.close();
+  }
+});
