@@ -35,6 +35,25 @@ test('payload codec: valid alert passes; bad JSON, wrong types, oversized and un
   assert.equal(!extra.ok && extra.reason, 'schema');
 });
 
+test('an alert with NaN or Infinity in it, or a time no Date can hold, is refused where it is made (JSON would send null, which the server refuses, and the outbox resent it forever)', async () => {
+  const { AgentLink } = await import('../../agent/src/link/agent-link.js');
+  const dir = mkdtempSync(join(tmpdir(), 'ef-nan-'));
+  // Nothing listens on port 1: the alerts only reach the outbox.
+  const link = new AgentLink({ url: 'mqtt://127.0.0.1:1', deviceId: 'cam-01', secret: 'x', outbox: join(dir, 'outbox.sqlite') });
+  link.start();
+  try {
+    const good = alertFixture('ok-1');
+    for (const bad of [{ ...good, id: 'nan-1', box: { ...good.box, x: Number.NaN } }, { ...good, id: 'inf-1', score: Number.POSITIVE_INFINITY }, { ...good, id: 'ns-1', ts: 1.7e18 }]) {
+      assert.throws(() => link.publishAlert(bad as never), /does not match the protocol/, bad.id);
+    }
+    assert.equal(decodePayload('alert', JSON.stringify({ ...good, ts: 9e15 })).ok, false);
+    assert.equal(link.publishAlert(good as never), 'ok-1');
+  } finally {
+    await link.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('device ACL: own device-direction topics only; no wildcards across devices', () => {
   assert.ok(devicesMayPublish('a', 'ef/v1/dev/a/alert'));
   assert.ok(devicesMayPublish('a', 'ef/v1/dev/a/ota/req'));

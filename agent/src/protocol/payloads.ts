@@ -7,7 +7,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' });
-const EpochMs = Type.Integer({ minimum: 0, description: 'milliseconds since the Unix epoch (UTC)' });
+// 8.64e15 ms is the last instant a JavaScript Date can hold (ECMA-262 §21.4.1.1): a device sending
+// nanoseconds would otherwise store times no page can format.
+const EpochMs = Type.Integer({ minimum: 0, maximum: 8.64e15, description: 'milliseconds since the Unix epoch (UTC)' });
 const Count = Type.Integer({ minimum: 0 });
 const Ms = Type.Number({ minimum: 0 });
 const Label = Type.String({ minLength: 1, maxLength: 64 });

@@ -8,7 +8,9 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Type, type Static, type TSchema, type TObject, type TUnion } from '@sinclair/typebox';
 import { invalidConfig, received, type ConfigIssue } from './errors.js';
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false, discriminator: true, verbose: true });
+// strictNumbers: `strict: false` also turns it off, and then NaN and Infinity pass as numbers; JSON
+// turns them into null, which the receiver refuses, so an alert with a NaN box was resent forever.
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: false, strict: false, strictNumbers: true, discriminator: true, verbose: true });
 
 /**
  * A union told apart by one literal field (`kind`, `type`). ajv applies defaults inside `oneOf`
