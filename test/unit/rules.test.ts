@@ -4,6 +4,7 @@ import { RulesEngine } from '../../agent/src/rules/engine.js';
 import type { TrackedObject } from '../../agent/src/track/types.js';
 import type { AlertEvent } from '../../agent/src/rules/events.js';
 import { crossing, pointInPolygon } from '../../agent/src/rules/geometry.js';
+import { ByteTracker } from '../../agent/src/track/tracker.js';
 
 const square = [{ x: 100, y: 100 }, { x: 300, y: 100 }, { x: 300, y: 300 }, { x: 100, y: 300 }];
 
@@ -90,6 +91,40 @@ test('line crossing counts each direction and alerts only the configured one', (
   assert.deepEqual(engine.stats().lineCounts.gate, { ltr: 2, rtl: 1 });
   assert.deepEqual(alerts.map((a) => [a.trackId, a.direction]).sort(), [[1, 'ltr'], [3, 'ltr']]);
   assert.equal(alerts[0].zone, undefined);
+});
+
+test('a predicted box past a line or into a zone is no crossing and no entry; the detection decides', () => {
+  const engine = new RulesEngine({ config: { rules: [
+    { type: 'line', id: 'gate', from: { x: 300, y: 0 }, to: { x: 300, y: 400 }, cooldownMs: 0 },
+    { type: 'zone', id: 'beyond', polygon: [{ x: 300, y: 0 }, { x: 600, y: 0 }, { x: 600, y: 400 }, { x: 300, y: 400 }], events: ['enter', 'exit'], cooldownMs: 0 },
+  ] } });
+  const det = (x: number) => [obj(1, x, 200)];
+  const pred = (x: number) => [obj(1, x, 200, { source: 'predicted', framesSinceDetection: 1 })];
+  // Slows down short of the line; the predictions overshoot it and each detection snaps back.
+  const overshoot = [det(280), pred(292), pred(304), det(296), pred(302), pred(306), det(297), pred(303)];
+  assert.deepEqual(run(engine, overshoot), []);
+  assert.deepEqual(engine.stats().lineCounts.gate, { ltr: 0, rtl: 0 });
+  // Then really crosses: counted once, at the detection that sees it.
+  const alerts = run(engine, [...overshoot, pred(305), det(310)]);
+  assert.deepEqual(alerts.map((a) => [a.kind, a.frameIndex]).sort(), [['line-cross', 9], ['zone-enter', 9]]);
+  assert.deepEqual(engine.stats().lineCounts.gate, { ltr: 0, rtl: 1 });
+});
+
+test('tracker and rules: a person who stops 4 px short of a line, detected every 3rd frame, is never counted', () => {
+  // The reviewer's case: 6 px/frame toward a line at x=300, stops with the feet at x=296.
+  const tr = new ByteTracker();
+  const engine = new RulesEngine({ config: { rules: [
+    { type: 'line', id: 'gate', from: { x: 300, y: 0 }, to: { x: 300, y: 480 } },
+    { type: 'zone', id: 'beyond', polygon: [{ x: 300, y: 0 }, { x: 640, y: 0 }, { x: 640, y: 480 }, { x: 300, y: 480 }] },
+  ] } });
+  const alerts: AlertEvent[] = [];
+  for (let i = 0; i < 60; i++) {
+    const cx = Math.min(200 + 6 * i, 296);
+    const tracks = tr.update(i, i % 3 === 0 ? [{ classId: 0, label: 'person', score: 0.9, box: { x: cx - 20, y: 100, w: 40, h: 100 } }] : null);
+    alerts.push(...engine.process({ cameraId: 'c', frameIndex: i, ptsNs: Math.round((i * 1e9) / 30), tracks }));
+  }
+  assert.deepEqual(alerts.map((a) => `${a.kind} at frame ${a.frameIndex}`), []);
+  assert.deepEqual(engine.stats().lineCounts.gate, { ltr: 0, rtl: 0 });
 });
 
 test('dwell alerts once per visit after the minimum time; occupancy alerts on crossing the limit', () => {

@@ -4,6 +4,13 @@
  * so that enter/exit/crossing are edges (not levels) and a flickering track cannot flood alerts: a
  * per-track cooldown suppresses a repeat of the same alert kind by the same rule for the same track.
  * Times come from frame timestamps (ptsNs), so a replayed file gives the same alerts as live video.
+ *
+ * Where a track is (which side of a line, inside a zone or not) is decided on detected boxes only;
+ * between detections a track keeps its last detected position for the rules. A predicted box carries
+ * the Kalman velocity on: a person who slowed down short of a line was predicted past it and the next
+ * detection took them back, which counted a crossing each way and alerted though nobody crossed (the
+ * same at a zone edge: an enter and an exit). A crossing or an enter therefore shows at the first
+ * detection after it, at most one detection interval late.
  */
 import { randomUUID } from 'node:crypto';
 import type { Point } from '../types.js';
@@ -113,16 +120,24 @@ export class RulesEngine {
       st.lastSeenFrame = frame.frameIndex;
       const p = anchorPoint(t.box, rule.anchor);
       const emit = (kind: AlertKind, extra: Partial<AlertEvent> = {}) => this.emit({ rule, kind, frame, track: t, st: st!, out, extra });
+      const detected = t.source === 'detected';
       if (rule.type === 'line') {
-        if (st.lastAnchor) {
+        if (detected && st.lastAnchor) {
           const dir = crossing(rule.from, rule.to, st.lastAnchor, p);
           if (dir && confident) {
+            // Counted whether or not the cooldown holds the alert back: the counts are of crossings.
             this.lineCounts.get(rule.id)![dir]++;
             if (rule.direction === 'any' || rule.direction === dir) emit('line-cross', { direction: dir });
           }
         }
+        // A point exactly on a line has no side; keep the last point that had one, so that a step
+        // onto the line and the next step off it still count as one crossing.
+        if (detected && side(rule.from, rule.to, p) !== 0) st.lastAnchor = p;
       } else {
-        const now = pointInPolygon(p, rule.polygon);
+        // A track this rule first meets on a predicted frame (rules reloaded, or its class changed,
+        // between two detections) waits for its next detection.
+        const now = detected ? pointInPolygon(p, rule.polygon) : st.inside;
+        if (now === undefined) continue;
         if (now && confident) { inside++; lastInside = t; }
         const was = st.inside;
         // A track first seen inside has not been seen entering: no enter alert for it (it may be a
@@ -154,9 +169,6 @@ export class RulesEngine {
           }
         }
       }
-      // A point exactly on a line has no side; keep the last point that had one, so that a step
-      // onto the line and the next step off it still count as one crossing.
-      if (rule.type !== 'line' || side(rule.from, rule.to, p) !== 0) st.lastAnchor = p;
     }
     if (rule.type === 'zone') {
       const prev = this.occupancyNow.get(rule.id) ?? 0;
