@@ -206,3 +206,29 @@ test('a device that had never reported when assigned is rolled back to the versi
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+// An agent drops a desired message over 32 KiB: a rollout that sent one waited on devices that never
+// heard of it (one warning line on each device, nothing on the server).
+test('a desired state over what an agent accepts is refused: at publish for one manifest, at rollout creation with the device\'s other roles', async () => {
+  const s = await setup(2);
+  try {
+    const registry = new ModelRegistry(s.db, s.dir, Date.now);
+    const key = loadOrCreateServerKey(s.dir);
+    const manifest = (name: string, labels: number) => ({ name, version: '1.0.0', target: 'onnx-cpu' as const, precision: 'fp32' as const, inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: Array.from({ length: labels }, (_v, i) => `label-number-${i}`), metrics: {} });
+    writeFileSync(join(s.dir, 'big.onnx'), 'big');
+    await assert.rejects(registry.addArtifact({ file: join(s.dir, 'big.onnx'), manifest: manifest('huge', 3000) }, key.privateKey), /desired message of \d+ bytes, over the 32768 an agent accepts \(3000 labels/);
+    assert.equal(registry.artifact('huge', '1.0.0', 'onnx-cpu'), undefined, 'nothing published');
+    // Two models that each fit, but not together on one device.
+    await registry.addArtifact({ file: join(s.dir, 'big.onnx'), manifest: manifest('faces', 1100) }, key.privateKey);
+    await registry.addArtifact({ file: join(s.dir, 'big.onnx'), manifest: manifest('coco', 1100) }, key.privateKey);
+    const faces = s.engine.create({ model: 'faces', version: '1.0.0', role: 'face', target: 'devices:d00', waves: [100] });
+    assert.equal(s.desired.get('d00').face?.version, '1.0.0', JSON.stringify(faces.rollout));
+    const before = s.published.length;
+    assert.throws(() => s.engine.create({ model: 'coco', version: '1.0.0', role: 'detector', target: 'all', waves: [100] }), /desired state of d00 .* would be \d+ bytes, over the 32768 an agent accepts/);
+    assert.equal(s.engine.list().length, 1, 'no rollout created');
+    assert.equal(s.published.length, before, 'nothing published');
+    assert.equal(s.desired.get('d01').detector, undefined);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

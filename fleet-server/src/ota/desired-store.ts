@@ -4,9 +4,26 @@
  * broker live in memory, so the server republishes every device's desired state when it starts.
  */
 import type { Db } from '../db/database.js';
-import { topics, type DesiredPayload } from '../../../agent/src/protocol/index.js';
+import { MAX_PAYLOAD_BYTES, topics, type DesiredPayload } from '../../../agent/src/protocol/index.js';
 import type { DesiredModel } from '../../../agent/src/protocol/ota.js';
 import { migrateOta } from '../registry/schema.js';
+import { EdgeFleetError } from '../../../agent/src/util/errors.js';
+
+/**
+ * Bytes of the desired message carrying these entries. An agent drops a desired message over
+ * MAX_PAYLOAD_BYTES.desired (counted as `desired:oversized`, one warning line on the device), so the
+ * server must never publish one: the rollout would wait on a device that never heard of it.
+ */
+export function desiredPayloadBytes(models: Record<string, DesiredModel>): number {
+  const payload: DesiredPayload = { v: 1, rev: Number.MAX_SAFE_INTEGER, ts: 8.64e15, models: models as DesiredPayload['models'] };
+  return Buffer.byteLength(JSON.stringify(payload));
+}
+
+export class DesiredTooLargeError extends EdgeFleetError {
+  constructor(message: string) {
+    super('E_INPUT', message);
+  }
+}
 
 export class DesiredStore {
   constructor(
@@ -22,8 +39,24 @@ export class DesiredStore {
     return Object.fromEntries(rows.map((r) => [r.role, JSON.parse(r.entry_json) as DesiredModel]));
   }
 
-  /** Sets (or with `undefined` clears) one role and publishes the device's whole desired state. */
+  /**
+   * Why `entry` cannot be set for the device's `role` (its desired message would be over the size an
+   * agent accepts, with the device's other roles), or undefined.
+   */
+  refusal(deviceId: string, role: string, entry: DesiredModel): string | undefined {
+    const bytes = desiredPayloadBytes({ ...this.get(deviceId), [role]: entry });
+    if (bytes <= MAX_PAYLOAD_BYTES.desired) return undefined;
+    const labels = entry.manifest?.labels.length ?? 0;
+    return `The desired state of ${deviceId} with ${entry.manifest?.name ?? role}@${entry.version} as its ${role} would be ${bytes} bytes, over the ${MAX_PAYLOAD_BYTES.desired} an agent accepts (it carries the signed manifest of every model the device runs; this one has ${labels} labels); publish the model with fewer or shorter labels.`;
+  }
+
+  /**
+   * Sets (or with `undefined` clears) one role and publishes the device's whole desired state. Throws
+   * DesiredTooLargeError, changing nothing, when the message would be over what an agent accepts.
+   */
   set(deviceId: string, role: string, entry: DesiredModel | undefined): DesiredPayload {
+    const refused = entry && this.refusal(deviceId, role, entry);
+    if (refused) throw new DesiredTooLargeError(refused);
     const rev = this.db.transaction(() => {
       if (entry) {
         this.db.prepare('INSERT INTO device_desired (device_id, role, entry_json, updated_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (device_id, role) DO UPDATE SET entry_json = excluded.entry_json, updated_at_ms = excluded.updated_at_ms')

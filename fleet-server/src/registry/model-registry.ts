@@ -12,6 +12,8 @@ import type { Db } from '../db/database.js';
 import { EdgeFleetError } from '../../../agent/src/util/errors.js';
 import { manifestValidator, signManifest, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
 import { migrateOta } from './schema.js';
+import { desiredPayloadBytes } from '../ota/desired-store.js';
+import { MAX_PAYLOAD_BYTES } from '../../../agent/src/protocol/index.js';
 
 export class RegistryError extends EdgeFleetError {
   constructor(code: string, message: string) {
@@ -78,11 +80,17 @@ export class ModelRegistry {
       const i = valid.issues[0];
       throw new RegistryError('E_INPUT', `Manifest of ${m.name}@${m.version}: ${i?.path || '/'} expected ${i?.expected} but received ${i?.received}; versions and names are letters, digits and . _ + - (starting with a letter or digit).`);
     }
+    const signature = signManifest(manifest, key);
+    // The signed manifest travels in the device's desired message, which an agent drops over its size
+    // limit: a version that could never reach a device is refused here, not at the rollout.
+    const alone = desiredPayloadBytes({ detector: { version: m.version, manifest, signature, rollout: 'r'.repeat(64), healthWindowMs: 3_600_000 } });
+    if (alone > MAX_PAYLOAD_BYTES.desired) {
+      throw new RegistryError('E_INPUT', `The signed manifest of ${m.name}@${m.version} makes a desired message of ${alone} bytes, over the ${MAX_PAYLOAD_BYTES.desired} an agent accepts (${m.labels.length} labels, ${m.inputs.length + m.outputs.length} tensors); publish it with fewer or shorter labels.`);
+    }
     const dir = join(this.dataDir, 'artifacts', m.name, m.version, m.target);
     mkdirSync(dir, { recursive: true });
     const dest = join(dir, basename(input.file));
     copyFileSync(input.file, dest);
-    const signature = signManifest(manifest, key);
     const at = this.now();
     this.db.transaction(() => {
       this.db.prepare('INSERT OR IGNORE INTO model_versions (name, version, created_at_ms) VALUES (?, ?, ?)').run(m.name, m.version, at);

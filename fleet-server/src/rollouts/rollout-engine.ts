@@ -81,6 +81,13 @@ export class RolloutEngine {
     }
     const ids = this.resolveTarget(spec.target);
     if (ids.length === 0) throw new RolloutError('E_INPUT', `Target ${spec.target} matches no registered device.`);
+    // Every device's desired message must stay within what an agent accepts, with its other roles.
+    // (The rollout id is not made yet: the longest one an entry may carry stands in.)
+    const entry = this.entryFor({ model: spec.model, platform: spec.platform, gate: g.value, id: 'r'.repeat(64) }, spec.version);
+    for (const id of ids) {
+      const refused = this.opts.desired.refusal(id, spec.role, entry);
+      if (refused) throw new RolloutError('E_INPUT', refused);
+    }
     const out = this.opts.store.create({ ...spec, gate: g.value }, ids);
     if (out.created) this.log.info({ id: out.rollout.id, model: spec.model, version: spec.version, devices: ids.length, waves }, 'rollout created');
     this.safeTick();
@@ -222,7 +229,7 @@ export class RolloutEngine {
     }
   }
 
-  private entryFor(r: RolloutRecord, version: string): DesiredModel {
+  private entryFor(r: Pick<RolloutRecord, 'model' | 'platform' | 'gate' | 'id'>, version: string): DesiredModel {
     const a = this.opts.registry.artifact(r.model, version, r.platform);
     const health = r.gate.healthWindowMs !== undefined ? { healthWindowMs: r.gate.healthWindowMs } : {};
     if (!a) return { version, rollout: r.id, ...health };
