@@ -82,7 +82,7 @@ test('edge-agent run with four cameras and no UV_THREADPOOL_SIZE in the environm
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const cam = (i: number) => ({ source: { kind: 'test', id: `cam${i}`, width: 320, height: 240, framerate: 10 } });
   const config = join(dir, 'agent.json');
-  writeFileSync(config, JSON.stringify({ deviceId: 'nvr', stateDir: join(dir, 'state'), detector: { model: MODEL, threads: 1 }, schedule: { mode: 'fixed', interval: 30 }, cameras: [0, 1, 2, 3].map(cam) }));
+  writeFileSync(config, JSON.stringify({ deviceId: 'nvr', stateDir: join(dir, 'state'), detector: { model: MODEL, threads: 1 }, schedule: { mode: 'fixed', interval: 30 }, tracker: { maxPredictFrames: 29 }, cameras: [0, 1, 2, 3].map(cam) }));
   const env: NodeJS.ProcessEnv = { ...process.env, EF_LOG_LEVEL: 'warn' };
   delete env.UV_THREADPOOL_SIZE;
   const runAgent = (args: string[]) => {
