@@ -155,3 +155,35 @@ test('a broker that refuses the ack subscription is named in the link status and
   assert.deepEqual(status.refusedSubscriptions, ['ef/v1/dev/cam-noack/ack']);
   assert.ok(link.status().connected, 'an ACL refusal is not a reason to reconnect in a loop');
 });
+
+// The receipt timeout timed with the wall clock: an NTP step backwards held a lost alert back for as
+// long as the step. A bare broker (no fleet server) never sends the receipt, so the link must resend.
+test('the receipt timeout resends on time across a wall-clock step backwards', async (t) => {
+  const { Aedes } = await import('aedes');
+  const { createServer } = await import('node:net');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const broker = await Aedes.createBroker();
+  const server = createServer(broker.handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => { broker.close(() => server.close(() => resolve())); }));
+  const url = `mqtt://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+  const dir = mkdtempSync(join(tmpdir(), 'ef-clock-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const copies: string[] = [];
+  const sub = await mqtt.connectAsync(url, { protocolVersion: 4 });
+  t.after(() => sub.endAsync());
+  sub.on('message', (_topic, payload) => copies.push((JSON.parse(payload.toString()) as { id: string }).id));
+  await sub.subscribeAsync('ef/v1/dev/+/alert', { qos: 1 });
+  let step = 0;
+  const link = new AgentLink({ deviceId: 'cam-clock', secret: 'unused', url, outbox: join(dir, 'outbox.sqlite'), protocolVersion: 4, ackTimeoutMs: 200, now: () => Date.now() - step });
+  link.start();
+  t.after(() => link.stop());
+  await link.waitConnected(10_000);
+  link.publishAlert(alertFixture('clock-1'));
+  await waitFor('first copy', () => copies.length >= 1 || undefined, 5000, 20);
+  step = 3_600_000; // NTP steps the clock back an hour
+  await waitFor('a resend within a few timeouts of the step', () => copies.length >= 2 || undefined, 3000, 20);
+  assert.deepEqual([...new Set(copies)], ['clock-1']);
+});

@@ -54,7 +54,13 @@ export interface AgentLinkOptions {
   ackTimeoutMs?: number;
   /** Published in the retained online state. */
   identity?: Pick<StatePayload, 'agentVersion' | 'platform' | 'models'>;
+  /** Wall clock (ms since the epoch) for the state's `ts`. */
   now?: () => number;
+  /**
+   * Monotonic clock (ms) for the receipt timeout: an NTP step of the wall clock backwards held a lost
+   * alert back for as long as the step (an hour's step, an hour).
+   */
+  monotonicNow?: () => number;
   logger?: Logger;
 }
 
@@ -97,6 +103,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   private readonly backoff: Backoff;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly elapsed: () => number;
   private client: MqttClient | undefined;
   private running = false;
   private connected = false;
@@ -123,6 +130,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     this.backoff = new Backoff(opts.backoff);
     this.log = opts.logger ?? moduleLogger('link');
     this.now = opts.now ?? Date.now;
+    this.elapsed = opts.monotonicNow ?? (() => performance.now());
     this.preferV4 = opts.protocolVersion === 4;
   }
 
@@ -328,9 +336,9 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
    * starts it too, so the timeout resends.
    */
   private send(client: MqttClient, id: string, topic: string, payload: Buffer): void {
-    const f = { topic, payload, handedAt: this.now(), takenAt: undefined as number | undefined };
+    const f = { topic, payload, handedAt: this.elapsed(), takenAt: undefined as number | undefined };
     this.inflight.set(id, f);
-    client.publish(topic, payload, { qos: 1 }, () => { if (this.inflight.get(id) === f) f.takenAt = this.now(); });
+    client.publish(topic, payload, { qos: 1 }, () => { if (this.inflight.get(id) === f) f.takenAt = this.elapsed(); });
   }
 
   private onAck(ids: string[]): void {
@@ -349,7 +357,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   private checkAckTimeout(ackTimeoutMs: number): void {
     const client = this.client;
     if (!client || !this.connected || this.inflight.size === 0) return;
-    const now = this.now();
+    const now = this.elapsed();
     const due = [...this.inflight].filter(([, f]) => (f.takenAt !== undefined ? now - f.takenAt >= ackTimeoutMs : now - f.handedAt >= 10 * ackTimeoutMs));
     if (due.length === 0) return;
     this.resends += 1;
