@@ -82,3 +82,66 @@ test('an alert with a time out of range (a device sending ns) shows "—", and n
     await ctx.close();
   }
 });
+
+/** Stream clients the server holds now. */
+async function streams(): Promise<number> {
+  return (await fleet.api<{ events: { clients: number } }>('GET', '/api/dashboard/status')).body.events.clients;
+}
+
+/**
+ * Puts a tab in the background or brings it back, as far as the page can tell: headless Chromium
+ * keeps every tab visible (neither a second tab, a minimized window nor Page.setWebLifecycleState
+ * changes document.visibilityState there), so the document's visibilityState is overridden and the
+ * event fired, as the browser does when a tab is switched away from. The connections the page then
+ * closes or opens are real.
+ */
+async function setHidden(page: Page, hidden: boolean): Promise<void> {
+  // A string, not a function: tsx's transform would name the getters with a helper the page lacks.
+  await page.evaluate(`(() => {
+    const hidden = ${hidden};
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get() { return hidden ? 'hidden' : 'visible'; } });
+    Object.defineProperty(document, 'hidden', { configurable: true, get() { return hidden; } });
+    document.dispatchEvent(new Event('visibilitychange'));
+  })()`);
+}
+
+test('a tab in the background closes its live stream: a seventh tab still loads; shown again, it reopens and refetches', { skip, timeout: 90_000 }, async () => {
+  fleet.addDevice('bg-cam');
+  const ctx = await browser!.newContext();
+  try {
+    await waitFor('no stream left from earlier tests', async () => (await streams()) === 0);
+    const { page: first, errors } = await openPage(ctx);
+    await login(first);
+    await first.getByText('live', { exact: true }).waitFor();
+    assert.equal(await streams(), 1);
+    await setHidden(first, true);
+    await waitFor('the hidden tab closed its stream', async () => (await streams()) === 0);
+    assert.equal(await first.locator('#live').textContent(), 'paused');
+
+    // Six tabs in all, each hidden once loaded: none holds a connection.
+    const tabs = [first];
+    for (let i = 2; i <= 6; i++) {
+      const { page } = await openPage(ctx);
+      await page.goto(`${fleet.httpUrl}/#/devices`);
+      await page.getByText('live', { exact: true }).waitFor();
+      await setHidden(page, true);
+      tabs.push(page);
+    }
+    await waitFor('every hidden tab closed its stream', async () => (await streams()) === 0);
+    // Six streams would have taken all six of Chromium's connections to this host: this tab's calls would wait for ever.
+    const { page: seventh } = await openPage(ctx);
+    await seventh.goto(`${fleet.httpUrl}/#/devices`);
+    await seventh.locator('tr[data-device="bg-cam"]').waitFor({ timeout: 10_000 });
+    await seventh.getByText('live', { exact: true }).waitFor({ timeout: 10_000 });
+
+    // Shown again: the first tab reopens its stream and shows what changed meanwhile (no event came for it).
+    fleet.addDevice('late-cam');
+    await setHidden(first, false);
+    await first.locator('tr[data-device="late-cam"]').waitFor({ timeout: 10_000 });
+    await first.getByText('live', { exact: true }).waitFor();
+    await waitFor('two streams: the seventh tab and the first', async () => (await streams()) === 2);
+    assert.deepEqual(errors, [], 'no script errors in the page');
+  } finally {
+    await ctx.close();
+  }
+});

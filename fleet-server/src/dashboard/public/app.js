@@ -1,7 +1,13 @@
 /* global document, window, location, EventSource */
 // Dashboard shell: login, hash router, and the live event stream (server-sent events; the
 // browser reconnects by itself). Each page module exports render(view, params, ctx) and may
-// return {onEvent(e)} to update in place.
+// return {onEvent(e)} to update in place and {refresh()} to refetch its data keeping what the
+// operator chose (filters, form fields); without refresh the page is rendered again.
+//
+// A tab in the background holds no stream: each stream holds one of the browser's connections to
+// the server, six per host over HTTP/1.1 (Chromium's per-host limit, shared by every tab), so six
+// open tabs left every API call of every tab waiting. A hidden tab closes its stream; shown again,
+// it reopens it and refetches what it missed.
 import { api, get, post, setUnauthorizedHandler } from './api.js';
 import { clear, h } from './dom.js';
 import * as devices from './pages/devices.js';
@@ -57,7 +63,7 @@ async function route() {
 }
 
 function openEvents() {
-  if (source) return;
+  if (source || document.visibilityState === 'hidden') return;
   source = new EventSource('/api/events');
   source.onopen = () => { live.textContent = 'live'; live.classList.add('on'); };
   source.onerror = () => { live.textContent = 'reconnecting'; live.classList.remove('on'); };
@@ -75,12 +81,32 @@ async function deliver(msg) {
   }
 }
 
-function closeEvents() {
+function closeEvents(label = 'offline') {
   source?.close();
   source = null;
-  live.textContent = 'offline';
+  live.textContent = label;
   live.classList.remove('on');
 }
+
+/** Refetches the open page (after a time without events); a failure is shown like a failed render. */
+async function refreshPage() {
+  if (!current?.refresh) return route();
+  try {
+    await current.refresh();
+  } catch (err) {
+    if (err.status !== 401) console.error('page refresh failed', err);
+  }
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (top.hidden) return; // the login form: no stream either way
+  if (document.visibilityState === 'hidden') {
+    closeEvents('paused');
+    return;
+  }
+  openEvents();
+  void refreshPage();
+});
 
 document.getElementById('login-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();

@@ -40,6 +40,11 @@ export async function render(page, _params, { get }) {
   draw();
 
   return {
+    async refresh() {
+      [items, devices] = await Promise.all([get('/api/alerts?limit=200').then((r) => r.items), get('/api/dashboard/devices').then((r) => r.items)]);
+      fill();
+      draw();
+    },
     async onEvent(e) {
       if (e.type === 'device') devices = (await get('/api/dashboard/devices')).items;
       if (e.type !== 'alert' || items.some((a) => a.deviceId === e.deviceId && a.id === e.id)) return;

@@ -53,17 +53,21 @@ export async function render(page, _params, { get }) {
   fillGroups();
   draw();
 
+  const refresh = async () => {
+    items = (await get('/api/dashboard/devices')).items;
+    fillGroups();
+    draw();
+  };
   let pending = null;
   return {
+    refresh,
     onEvent(e) {
       if (e.type !== 'device' && e.type !== 'telemetry' && e.type !== 'alert') return;
       if (pending) return;
       // Coalesce bursts (a fleet sends many telemetry messages) into one refetch.
-      pending = setTimeout(async () => {
+      pending = setTimeout(() => {
         pending = null;
-        items = (await get('/api/dashboard/devices')).items;
-        fillGroups();
-        draw();
+        refresh().catch((err) => console.error('device list refresh failed', err));
       }, 300);
     },
   };

@@ -1,4 +1,4 @@
-/* global setTimeout, clearTimeout */
+/* global document, setTimeout, clearTimeout */
 // Rollouts: create one, watch its waves progress per device, pause, resume, abort, roll back.
 // Progress is refetched every second while a rollout runs and on device events.
 import { clear, h, time } from '../dom.js';
@@ -62,7 +62,8 @@ export async function render(page, _params, { get, post }) {
     clear(list, statuses.length ? statuses.map((st) => card(st, act)) : h('p', { class: 'muted' }, 'No rollouts yet.'));
     clearTimeout(timer);
     if (!page.isConnected) return;
-    if (statuses.some((s) => s.state === 'running')) timer = setTimeout(() => { void refresh(); }, 1000);
+    // A hidden tab does not poll; the shell calls refresh() when it is shown again.
+    if (document.visibilityState !== 'hidden' && statuses.some((s) => s.state === 'running')) timer = setTimeout(() => { void refresh(); }, 1000);
   };
   const act = async (id, action) => {
     try {
@@ -73,7 +74,7 @@ export async function render(page, _params, { get, post }) {
     await refresh();
   };
   await refresh();
-  return { onEvent(e) { if (e.type === 'device' || e.type === 'rollout') void refresh(); } };
+  return { refresh, onEvent(e) { if (e.type === 'device' || e.type === 'rollout') void refresh(); } };
 }
 
 function card(st, act) {
