@@ -93,3 +93,18 @@ test('hold keeps boxes still and alive through a static stretch longer than maxP
   const back = tr.update(40, [person(101, 100)]);
   assert.equal(back[0].trackId, out[0].trackId);
 });
+
+test('class-agnostic matching: a track takes the class most of its recent detections give, not its first one', () => {
+  // The first detection says "car", every later one "person": a zone rule for people never fired.
+  const tr = new ByteTracker({ perClass: false });
+  const car = (x: number, score: number): Detection => ({ classId: 2, label: 'car', score, box: { x, y: 100, w: 40, h: 100 } });
+  let out = tr.update(0, [car(100, 0.6)]);
+  const id = out[0].trackId;
+  for (let f = 1; f <= 20; f++) out = tr.update(f, [person(100 + 5 * f, 100)]);
+  assert.deepEqual(out.map((o) => [o.trackId, o.label, o.classId]), [[id, 'person', 0]]);
+  // One confident mislabel among many agreeing detections does not flip it.
+  out = tr.update(21, [car(205, 0.95)]);
+  assert.deepEqual(out.map((o) => [o.trackId, o.label, o.classId]), [[id, 'person', 0]]);
+  out = tr.update(22, [person(210, 100)]);
+  assert.deepEqual(out.map((o) => [o.trackId, o.label]), [[id, 'person']]);
+});

@@ -40,7 +40,17 @@ interface Track {
   /** Frames since the last detection that were held (static scene), not predicted. */
   heldFrames: number;
   lastDetection: Detection | undefined;
+  /** Score-weighted votes of the matched detections' classes, older ones decayed (see vote()). */
+  classVotes: Map<number, { label: string; votes: number }>;
 }
+
+/**
+ * Each new detection weighs a track's earlier class votes down by this factor, so the class reported
+ * is a score-weighted majority of roughly the last 1 / (1 - 0.8) = 5 detections: one mislabelled
+ * detection does not flip a track, and a track born on a wrong label takes the right one as soon as
+ * the right label outweighs it (with perClass: false a track kept its first detection's class forever).
+ */
+const CLASS_VOTE_DECAY = 0.8;
 
 export interface TrackerStats {
   activeTracks: number;
@@ -157,6 +167,7 @@ export class ByteTracker {
         kf: new BoxKalman(d.box), state: 'tracked',
         // ByteTrack confirms tracks born in the very first frame at once (nothing to confirm against).
         confirmed: firstFrame, hits: 1, startFrame: frame, lastDetectedFrame: frame, heldFrames: 0, lastDetection: d,
+        classVotes: new Map([[d.classId, { label: d.label, votes: d.score }]]),
       });
     }
   }
@@ -184,6 +195,7 @@ export class ByteTracker {
     t.lastDetectedFrame = frame;
     t.heldFrames = 0;
     t.lastDetection = d;
+    vote(t, d);
   }
 
   private prune(frame: number): void {
@@ -215,5 +227,17 @@ export class ByteTracker {
       });
     }
     return out;
+  }
+}
+
+/** Adds a matched detection's class vote and sets the track's class to the one with most votes. */
+function vote(t: Track, d: Detection): void {
+  for (const v of t.classVotes.values()) v.votes *= CLASS_VOTE_DECAY;
+  const mine = t.classVotes.get(d.classId);
+  if (mine) mine.votes += d.score;
+  else t.classVotes.set(d.classId, { label: d.label, votes: d.score });
+  let best = t.classVotes.get(t.classId);
+  for (const [classId, v] of t.classVotes) {
+    if (!best || v.votes > best.votes) { best = v; t.classId = classId; t.label = v.label; }
   }
 }
