@@ -53,3 +53,26 @@ test('blurWholeImage hides a large image in bounded time', async () => {
 test('a buffer of the wrong size is an InputError', async () => {
   await assert.rejects(redactImage({ width: 10, height: 10, data: new Uint8Array(10) }, [], parsePrivacyConfig({}).redaction), { code: 'E_INPUT' });
 });
+
+// A detailed 1920-px frame at quality 90 came to 429 KiB of JPEG, over the 360 KiB an alert carries:
+// the whole alert was refused ("alert not queued"), not just its picture.
+test('a snapshot over what an alert carries is encoded again smaller until it fits', async () => {
+  const { encodeJpeg } = await import('../../agent/src/privacy/redactor.js');
+  const { SNAPSHOT_MAX_JPEG_BYTES } = await import('../../agent/src/protocol/payloads.js');
+  const width = 1920, height = 1080;
+  const data = new Uint8Array(width * height * 3);
+  let seed = 12345;
+  for (let i = 0; i < data.length; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    data[i] = ((i / 3) % width) / 8 + (seed >>> 24) / 2;
+  }
+  const image = { width, height, data };
+  const plain = await encodeJpeg(image, 90, 1920);
+  assert.ok(plain.jpeg.length > SNAPSHOT_MAX_JPEG_BYTES, `the test image must be too big at quality 90 (${plain.jpeg.length} bytes)`);
+  const fitted = await encodeJpeg(image, 90, 1920, SNAPSHOT_MAX_JPEG_BYTES);
+  assert.ok(fitted.jpeg.length <= SNAPSHOT_MAX_JPEG_BYTES, `${fitted.jpeg.length} bytes`);
+  assert.equal(fitted.jpeg[0], 0xff);
+  assert.equal(Math.round(fitted.width / fitted.height * 100), Math.round(width / height * 100), 'aspect ratio kept');
+  const small = await encodeJpeg({ width: 64, height: 48, data: new Uint8Array(64 * 48 * 3).fill(90) }, 85, 1280, SNAPSHOT_MAX_JPEG_BYTES);
+  assert.deepEqual([small.width, small.height], [64, 48], 'a JPEG that fits is left as it is');
+});

@@ -13,6 +13,7 @@ import type { PrivacyGateSpec, RedactionSpec } from './schema.js';
 import type { PrivacyCoverage, PrivacyRegion } from './coverage.js';
 import type { PrivacyMetrics, WithholdReason } from './metrics.js';
 import { blurWholeImage, encodeJpeg, redactImage } from './redactor.js';
+import { SNAPSHOT_MAX_JPEG_BYTES } from '../protocol/payloads.js';
 
 export type ImagePurpose = 'alert-snapshot' | 'sample-upload' | 'debug-stream';
 
@@ -64,11 +65,11 @@ export class PrivacyGate {
     try {
       if (cover.ok) {
         const red = await redactImage(frame, cover.regions, redaction);
-        image = this.make(await encodeJpeg(red.image, gate.jpegQuality, gate.maxWidthPx), frame, purpose, cover.regions, false);
+        image = this.make(await encodeJpeg(red.image, gate.jpegQuality, gate.maxWidthPx, SNAPSHOT_MAX_JPEG_BYTES), frame, purpose, cover.regions, false);
         metrics.imageRedacted(purpose, cover.regions.length);
       } else if (gate.policy === 'blur-all') {
         const blurred = await blurWholeImage(frame, redaction);
-        image = this.make(await encodeJpeg(blurred, gate.jpegQuality, gate.maxWidthPx), frame, purpose, [], true);
+        image = this.make(await encodeJpeg(blurred, gate.jpegQuality, gate.maxWidthPx, SNAPSHOT_MAX_JPEG_BYTES), frame, purpose, [], true);
         metrics.imageFullyBlurred();
         this.logOnce(`blur-all:${cover.reason}`, `Releasing images fully blurred: ${cover.detail}`);
       } else {

@@ -83,7 +83,7 @@ export const PrivacyGateSpec = Type.Object({
   /** Extra padding per second of age while tracked regions are extrapolated between detections. */
   growFracPerSecond: Type.Number({ minimum: 0, default: 0.5 }),
   jpegQuality: Type.Integer({ minimum: 1, maximum: 100, default: 85 }),
-  /** Released images wider than this are scaled down after redaction (alert snapshots are capped at 480 KiB of base64). */
+  /** Released images wider than this are scaled down after redaction. A JPEG over what an alert carries (360 KiB: 480 KiB of base64) is encoded again smaller (redactor.ts encodeJpeg). */
   maxWidthPx: Type.Integer({ minimum: 16, default: 1280 }),
 }, { additionalProperties: false });
 export type PrivacyGateSpec = Static<typeof PrivacyGateSpec>;

@@ -28,6 +28,10 @@ export const MAX_PAYLOAD_BYTES = {
   alert: 512 * 1024,
 } as const;
 
+/** Longest snapshot an alert carries, as base64; the JPEG itself: 3/4 of it. */
+export const SNAPSHOT_MAX_BASE64 = 480 * 1024;
+export const SNAPSHOT_MAX_JPEG_BYTES = (SNAPSHOT_MAX_BASE64 / 4) * 3;
+
 export const BoxSchema = Type.Object({
   x: Type.Number(), y: Type.Number(), w: Type.Number({ minimum: 0 }), h: Type.Number({ minimum: 0 }),
 }, { additionalProperties: false, description: 'box in source pixels of the camera frame' });
@@ -120,7 +124,7 @@ export const SnapshotSchema = Type.Union([
     redacted: Type.Literal(true),
     width: Type.Integer({ minimum: 1 }),
     height: Type.Integer({ minimum: 1 }),
-    dataBase64: Type.String({ minLength: 4, maxLength: 480 * 1024, pattern: '^[A-Za-z0-9+/]+={0,2}$' }),
+    dataBase64: Type.String({ minLength: 4, maxLength: SNAPSHOT_MAX_BASE64, pattern: '^[A-Za-z0-9+/]+={0,2}$' }),
   }, { additionalProperties: false }),
   Type.Object({
     redacted: Type.Literal(true),
