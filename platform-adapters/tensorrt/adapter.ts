@@ -19,7 +19,13 @@ import { EngineCache, nodeCacheFs, sha256, type CacheFs, type EngineEntry } from
 import { encodeEpContextModel } from './epcontext.js';
 
 /** The part of child_process.spawn this adapter uses. */
-export type SpawnFn = (cmd: string, args: string[]) => { stdout: Readable | null; stderr: Readable | null; on(ev: 'close', cb: (code: number | null) => void): unknown; on(ev: 'error', cb: (err: Error) => void): unknown };
+export type SpawnFn = (cmd: string, args: string[]) => {
+  stdout: Readable | null;
+  stderr: Readable | null;
+  on(ev: 'close', cb: (code: number | null) => void): unknown;
+  on(ev: 'error', cb: (err: Error) => void): unknown;
+  kill(signal?: NodeJS.Signals): boolean;
+};
 
 export interface TensorRtDeps {
   spawn?: SpawnFn;
@@ -48,7 +54,19 @@ async function defaultOrtTensorRt(): Promise<{ ok: boolean; reason?: string }> {
   };
 }
 
-export function runCommand(spawn: SpawnFn, cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+export interface RunCommandOptions {
+  timeoutMs: number;
+  /** After the timeout: how long SIGTERM has before SIGKILL. */
+  killGraceMs?: number;
+}
+
+/**
+ * Runs a command to its end. On timeout the child is stopped (SIGTERM, then SIGKILL after
+ * killGraceMs) and the promise rejects once it has exited: a trtexec left running would go on
+ * building on the GPU while the agent falls back to another provider.
+ */
+export function runCommand(spawn: SpawnFn, cmd: string, args: string[], opts: RunCommandOptions): Promise<{ code: number | null; output: string }> {
+  const { timeoutMs, killGraceMs = 5000 } = opts;
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args);
     let output = '';
@@ -56,9 +74,24 @@ export function runCommand(spawn: SpawnFn, cmd: string, args: string[], timeoutM
     const keep = (b: Buffer): void => { output = (output + b.toString()).slice(-65536); };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
-    const timer = setTimeout(() => reject(new TrtError(`${cmd} did not finish within ${timeoutMs} ms`)), timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, output }); });
+    let timedOut: TrtError | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    const clear = (): void => { for (const t of timers) clearTimeout(t); };
+    timers.push(setTimeout(() => {
+      timedOut = new TrtError(`${cmd} did not finish within ${timeoutMs} ms and was stopped`);
+      child.kill('SIGTERM');
+      timers.push(setTimeout(() => {
+        child.kill('SIGKILL');
+        // A child whose pipes stay open (a grandchild holding them) never closes: do not wait forever.
+        timers.push(setTimeout(() => reject(timedOut), 2000));
+      }, killGraceMs));
+    }, timeoutMs));
+    child.on('error', (err) => { clear(); reject(err); });
+    child.on('close', (code) => {
+      clear();
+      if (timedOut) reject(timedOut);
+      else resolve({ code, output });
+    });
   });
 }
 
@@ -82,7 +115,7 @@ export class TensorRtAdapter implements PlatformAdapter {
     if (this.version) return this.version;
     const exe = this.trtexec();
     if (!exe) throw new TrtError('trtexec was not found (looked in /usr/src/tensorrt/bin, /usr/bin, /usr/local/bin, $TRTEXEC and PATH); install JetPack\'s TensorRT (apt install tensorrt) — see docs/jetson.md');
-    const { output } = await runCommand(this.spawn, exe, ['--help'], 30_000);
+    const { output } = await runCommand(this.spawn, exe, ['--help'], { timeoutMs: 30_000 });
     const v = parseTrtexecVersion(output);
     if (!v) throw new TrtError(`Could not read the TensorRT version from "${exe} --help" (expected a "[TensorRT v8602]" banner); output began: ${output.slice(0, 200)}`);
     this.version = v;
@@ -117,7 +150,7 @@ export class TensorRtAdapter implements PlatformAdapter {
     const entry = this.cache.entry(key);
     await fs.mkdir(entry.dir, { recursive: true });
     const args = buildTrtexecArgs({ onnxPath: modelPath, enginePath: entry.enginePath, precision, version, timingCachePath: join(entry.dir, '..', `timing-trt${formatVersion(version)}.cache`) });
-    const { code, output } = await runCommand(this.spawn, this.trtexec()!, args, this.deps.buildTimeoutMs ?? 30 * 60_000);
+    const { code, output } = await runCommand(this.spawn, this.trtexec()!, args, { timeoutMs: this.deps.buildTimeoutMs ?? 30 * 60_000 });
     if (code !== 0) throw new TrtError(`trtexec failed (exit ${code}) building ${precision} engine for ${modelPath}: ${output.slice(-1500)}`);
     const model = decodeModel(Uint8Array.from(bytes));
     await fs.writeFile(entry.wrapperPath, encodeEpContextModel({

@@ -16,9 +16,10 @@ export function fakeTrtexec(opts: { banner?: string; failBuild?: boolean } = {})
   const calls: FakeTrtexec['calls'] = [];
   const spawn: SpawnFn = (cmd, args) => {
     calls.push({ cmd, args });
-    const child = new EventEmitter() as EventEmitter & { stdout: PassThrough; stderr: PassThrough };
+    const child = new EventEmitter() as EventEmitter & { stdout: PassThrough; stderr: PassThrough; kill: () => boolean };
     child.stdout = new PassThrough();
     child.stderr = new PassThrough();
+    child.kill = () => false; // it ends by itself on the next tick
     setImmediate(() => {
       let code = 0;
       if (args.includes('--help')) {

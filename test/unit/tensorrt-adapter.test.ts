@@ -1,11 +1,12 @@
 /** TensorRT (Jetson) adapter logic with an injected spawn: trtexec command lines, version parsing, the engine cache, the EPContext wrapper, errors that name what is missing. */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn as nodeSpawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTrtexecArgs, parseTrtexecVersion, findTrtexec } from '../../platform-adapters/tensorrt/trtexec.js';
-import { TensorRtAdapter } from '../../platform-adapters/tensorrt/adapter.js';
+import { runCommand, TensorRtAdapter, type SpawnFn } from '../../platform-adapters/tensorrt/adapter.js';
 import { EngineCache, entryName } from '../../platform-adapters/tensorrt/engine-cache.js';
 import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { emptyGraph } from '../../fleet-server/src/convert/onnx/model.js';
@@ -111,4 +112,40 @@ test('errors name what is missing or what trtexec said', async () => {
   await assert.rejects(failing.createSession({ modelPath: model, precision: 'fp16' }), /trtexec failed \(exit 1\).*fake parser failure/s);
   const cpuOnly = new TensorRtAdapter({ spawn: fakeTrtexec().spawn, findTrtexec: () => '/usr/bin/trtexec', cacheDir: join(dir, 'cache4'), ortTensorRt: async () => ({ ok: true }) });
   await assert.rejects(cpuOnly.createSession({ modelPath: model, providers: ['cpu'] }), /only the "tensorrt" provider/);
+});
+
+/** A trtexec stand-in that answers --help, then "builds" for five minutes; `ignoreTerm` makes it ignore SIGTERM. */
+function hangingTrtexec(name: string, ignoreTerm = false): string {
+  const p = join(dir, name);
+  writeFileSync(p, `#!/bin/sh
+case "$*" in *--help*) echo '&&&& RUNNING TensorRT.trtexec [TensorRT v8602] # trtexec --help'; exit 0;; esac
+${ignoreTerm ? "trap '' TERM" : ''}
+echo building; exec sleep 300
+`, { mode: 0o755 });
+  return p;
+}
+
+/** The real spawn, recording each child's pid. */
+function recordingSpawn(): { spawn: SpawnFn; pids: number[] } {
+  const pids: number[] = [];
+  return { pids, spawn: (cmd, args) => { const c = nodeSpawn(cmd, args); pids.push(c.pid!); return c; } };
+}
+
+const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+test('a trtexec build that runs past the timeout is stopped before the adapter gives up, so it does not go on using the GPU', async () => {
+  const model = tinyOnnx('relu-hang.onnx');
+  const rec = recordingSpawn();
+  const adapter = new TensorRtAdapter({ spawn: rec.spawn, findTrtexec: () => hangingTrtexec('trtexec-hang'), cacheDir: join(dir, 'cache-hang'), ortTensorRt: async () => ({ ok: true }), buildTimeoutMs: 300 });
+  await assert.rejects(adapter.ensureEngine(model, 'fp16'), /did not finish within 300 ms/);
+  assert.equal(rec.pids.length, 2); // --help, then the build
+  assert.equal(alive(rec.pids[1]), false, `trtexec (pid ${rec.pids[1]}) is still running after the timeout`);
+});
+
+test('a command that ignores SIGTERM is killed with SIGKILL after the grace period', async () => {
+  const rec = recordingSpawn();
+  const t0 = Date.now();
+  await assert.rejects(runCommand(rec.spawn, hangingTrtexec('trtexec-stubborn', true), ['--onnx=m.onnx'], { timeoutMs: 200, killGraceMs: 200 }), /did not finish within 200 ms/);
+  assert.ok(Date.now() - t0 >= 400, 'rejected before the SIGKILL');
+  assert.equal(alive(rec.pids[0]), false, `the command (pid ${rec.pids[0]}) is still running after SIGKILL`);
 });
