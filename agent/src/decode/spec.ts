@@ -3,6 +3,7 @@
  * a model is chosen from its metadata, never guessed from the file name.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { Discriminated } from '../util/schema.js';
 
 const common = {
   scoreThreshold: Type.Number({ minimum: 0, maximum: 1, default: 0.35, description: 'minimum score kept' }),
@@ -70,7 +71,8 @@ export const DbDecoderSpec = Type.Object({
   maxDetections: Type.Integer({ minimum: 1, default: 100 }),
 }, { additionalProperties: false });
 
-export const DecoderSpec = Type.Union([YoloDecoderSpec, CenterNetDecoderSpec, CenterNetHeadsDecoderSpec, BlazeFaceDecoderSpec, DbDecoderSpec]);
+/** Told apart by `type`: ajv applies each branch's defaults (a plain anyOf union applies none) and names one branch in errors. */
+export const DecoderSpec = Discriminated('type', [YoloDecoderSpec, CenterNetDecoderSpec, CenterNetHeadsDecoderSpec, BlazeFaceDecoderSpec, DbDecoderSpec]);
 export type DecoderSpec = Static<typeof DecoderSpec>;
 export type YoloDecoderSpec = Static<typeof YoloDecoderSpec>;
 export type CenterNetDecoderSpec = Static<typeof CenterNetDecoderSpec>;
