@@ -145,3 +145,38 @@ test('a tab in the background closes its live stream: a seventh tab still loads;
     await ctx.close();
   }
 });
+
+test('a stream the server refused (503: all slots taken) is reopened once a slot is free; an ended session shows the login form', { skip, timeout: 90_000 }, async () => {
+  const ctx = await browser!.newContext();
+  const held: AbortController[] = [];
+  try {
+    await waitFor('no stream left from earlier tests', async () => (await streams()) === 0);
+    // Take every slot the server has (64) from outside the browser.
+    const token = await fleet.login();
+    for (let i = 0; i < 64; i++) {
+      const ac = new AbortController();
+      const res = await fetch(`${fleet.httpUrl}/api/events`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
+      assert.equal(res.status, 200);
+      held.push(ac);
+    }
+    const { page, errors } = await openPage(ctx);
+    await login(page);
+    await page.locator('#live').getByText('reconnecting').waitFor();
+    assert.equal(await streams(), 64);
+    held.pop()!.abort();
+    await page.getByText('live', { exact: true }).waitFor({ timeout: 15_000 });
+    assert.equal(await streams(), 64, 'the page took the freed slot');
+    for (const ac of held.splice(0)) ac.abort();
+
+    // The session ends elsewhere (a logout with the same cookie): the stream is closed, its reconnect refused with 401.
+    const cookie = (await ctx.cookies(fleet.httpUrl)).find((c) => c.name === 'ef_session')!;
+    assert.equal((await fetch(`${fleet.httpUrl}/api/logout`, { method: 'POST', headers: { cookie: `ef_session=${cookie.value}` } })).status, 200);
+    await page.getByRole('button', { name: 'Log in' }).waitFor({ timeout: 15_000 });
+    assert.equal(await page.locator('#top').isHidden(), true);
+    assert.deepEqual(errors, [], 'no script errors in the page');
+  } finally {
+    for (const ac of held) ac.abort();
+    await ctx.close();
+  }
+});
+

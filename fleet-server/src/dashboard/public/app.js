@@ -1,4 +1,4 @@
-/* global document, window, location, EventSource */
+/* global document, window, location, EventSource, setTimeout, clearTimeout */
 // Dashboard shell: login, hash router, and the live event stream (server-sent events; the
 // browser reconnects by itself). Each page module exports render(view, params, ctx) and may
 // return {onEvent(e)} to update in place and {refresh()} to refetch its data keeping what the
@@ -22,6 +22,13 @@ const top = document.getElementById('top');
 const live = document.getElementById('live');
 let current = null;
 let source = null;
+// Reopening a stream the server refused: the first wait is the server's own `retry:` (2 s).
+const RETRY_MIN_MS = 2000;
+const RETRY_MAX_MS = 60_000;
+let retryMs = RETRY_MIN_MS;
+let retryTimer = null;
+/** Events may have been missed (the stream was closed): refetch the page once it is open again. */
+let missed = false;
 
 const routes = [
   [/^#\/devices\/([^/]+)$/, device, 'devices'],
@@ -64,12 +71,48 @@ async function route() {
 
 function openEvents() {
   if (source || document.visibilityState === 'hidden') return;
-  source = new EventSource('/api/events');
-  source.onopen = () => { live.textContent = 'live'; live.classList.add('on'); };
-  source.onerror = () => { live.textContent = 'reconnecting'; live.classList.remove('on'); };
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  const es = new EventSource('/api/events');
+  source = es;
+  es.onopen = () => {
+    retryMs = RETRY_MIN_MS;
+    live.textContent = 'live';
+    live.classList.add('on');
+    if (missed) { missed = false; void refreshPage(); }
+  };
+  es.onerror = () => {
+    if (source !== es) return;
+    live.textContent = 'reconnecting';
+    live.classList.remove('on');
+    // After a network error the browser reconnects by itself (readyState CONNECTING). An answer
+    // other than a 200 event stream (401: the session expired or was logged out; 503: the server's
+    // stream slots are all taken) fails the connection for good (HTML Living Standard §9.2.3): CLOSED.
+    if (es.readyState !== EventSource.CLOSED) return;
+    source = null;
+    missed = true;
+    void recoverEvents();
+  };
   for (const type of ['device', 'telemetry', 'alert', 'rollout']) {
-    source.addEventListener(type, (msg) => { void deliver(msg); });
+    es.addEventListener(type, (msg) => { void deliver(msg); });
   }
+}
+
+/**
+ * EventSource does not say which answer closed it: an authenticated call tells an ended session
+ * (401: api() shows the login form) from a busy or restarting server (reopen after a backoff,
+ * doubled up to a minute, jittered so that tabs refused together do not return together).
+ */
+async function recoverEvents() {
+  try {
+    await get('/api/dashboard/status');
+  } catch (err) {
+    if (err.status === 401) return;
+  }
+  if (source || retryTimer || top.hidden || document.visibilityState === 'hidden') return;
+  const delayMs = retryMs * (0.5 + Math.random() / 2);
+  retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+  retryTimer = setTimeout(() => { retryTimer = null; openEvents(); }, delayMs);
 }
 
 /** Hands one event to the page; a failing (or rejecting: most onEvent are async) update is logged, the feed goes on. */
@@ -84,11 +127,14 @@ async function deliver(msg) {
 function closeEvents(label = 'offline') {
   source?.close();
   source = null;
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  missed = false; // whoever opens it again renders or refreshes the page
   live.textContent = label;
   live.classList.remove('on');
 }
 
-/** Refetches the open page (after a time without events); a failure is shown like a failed render. */
+/** Refetches the open page (after a time without events); a failure is logged, the page keeps what it shows. */
 async function refreshPage() {
   if (!current?.refresh) return route();
   try {
