@@ -7,9 +7,12 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { alertFixture, startFleet, OPERATOR_PASSWORD, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
+import { writeStandIn } from '../helpers/ota-models.js';
+import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -180,3 +183,50 @@ test('a stream the server refused (503: all slots taken) is reopened once a slot
   }
 });
 
+test('a refused rollout action shows on the card whose button was clicked, the next success clears it; a failed refresh is shown and retried', { skip, timeout: 90_000 }, async () => {
+  const ota = fleet.server.ota;
+  for (const version of ['1.0.0', '2.0.0']) {
+    await publishModelDir(ota.registry, ota.key.privateKey, { dir: writeStandIn(join(fleet.dir, 'models', version), { name: 'standin', version }) });
+  }
+  fleet.addDevice('ro-cam');
+  const ids: string[] = [];
+  for (const version of ['1.0.0', '2.0.0']) {
+    const r = await fleet.api<{ rollout: { id: string } }>('POST', '/api/rollouts', { model: 'standin', version, role: 'detector', platform: 'onnx-cpu', target: 'devices:ro-cam', waves: [100] });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    ids.push(r.body.rollout.id);
+    assert.equal((await fleet.api('POST', `/api/rollouts/${r.body.rollout.id}/abort`)).status, 200);
+  }
+  const [older, newer] = ids;
+  const ctx = await browser!.newContext();
+  try {
+    const { page, errors } = await openPage(ctx);
+    await login(page, '#/rollouts');
+    await page.locator(`[data-rollout="${older}"]`).waitFor();
+    await page.getByText('New rollout').click(); // collapsed, as an operator watching rollouts keeps it
+    assert.equal(await page.getByRole('button', { name: 'Start rollout' }).isVisible(), false);
+
+    // The older one cannot be rolled back while the newer one stands: 409, shown on its card.
+    await page.getByRole('button', { name: 'Roll back rollout standin 1.0.0' }).click();
+    const olderError = page.locator(`[data-rollout="${older}"] [role="alert"]`);
+    await olderError.getByText(/Roll back failed: .*came after .*roll it back first/).waitFor();
+    assert.equal(await olderError.isVisible(), true);
+
+    await page.getByRole('button', { name: 'Roll back rollout standin 2.0.0' }).click();
+    await page.locator(`[data-rollout="${newer}"] [data-state="rolled-back"]`).waitFor();
+    assert.equal((await olderError.textContent())?.trim(), '', 'the next success clears the old failure');
+
+    // The action succeeds but the refresh after it fails: said above the list, retried.
+    let refused = 0;
+    await page.route('**/api/rollouts', async (route) => {
+      if (refused++ === 0) await route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'E_BUSY', message: 'busy' } }) });
+      else await route.continue();
+    });
+    await page.getByRole('button', { name: 'Roll back rollout standin 1.0.0' }).click();
+    await page.locator('#rollout-list-error').getByText('Could not refresh the rollouts: busy').waitFor();
+    await page.locator(`[data-rollout="${older}"] [data-state="rolled-back"]`).waitFor({ timeout: 15_000 });
+    assert.equal((await page.locator('#rollout-list-error').textContent())?.trim(), '');
+    assert.deepEqual(errors, [], 'no script errors in the page');
+  } finally {
+    await ctx.close();
+  }
+});

@@ -33,7 +33,12 @@ export async function render(page, _params, { get, post }) {
     field('ro-health', 'Health window (s)', health, 'after each swap; blank: the agent default'),
     h('button', { type: 'submit' }, 'Start rollout'), msg);
   const list = h('div', { id: 'rollout-list' });
-  page.append(h('details', { class: 'panel', open: true }, h('summary', {}, 'New rollout'), form), h('h2', {}, 'All rollouts'), list);
+  // Refresh failures; an action's failure shows on the card whose button was clicked (the form's
+  // message sits in a panel the operator may have collapsed).
+  const listError = h('p', { class: 'error', role: 'alert', id: 'rollout-list-error' });
+  page.append(h('details', { class: 'panel', open: true }, h('summary', {}, 'New rollout'), form), h('h2', {}, 'All rollouts'), listError, list);
+  /** rollout id → why the last action clicked on its card failed; all cleared by the next action that succeeds. */
+  const failures = new Map();
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -56,20 +61,33 @@ export async function render(page, _params, { get, post }) {
   }
 
   let timer = null;
+  // Never rejects: a failure is shown above the list and retried while the page is open.
   const refresh = async () => {
-    const items = (await get('/api/rollouts')).items.slice().reverse();
-    const statuses = await Promise.all(items.map((r) => get(`/api/rollouts/${r.id}`)));
-    clear(list, statuses.length ? statuses.map((st) => card(st, act)) : h('p', { class: 'muted' }, 'No rollouts yet.'));
+    let statuses;
+    try {
+      const items = (await get('/api/rollouts')).items.slice().reverse();
+      statuses = await Promise.all(items.map((r) => get(`/api/rollouts/${r.id}`)));
+    } catch (err) {
+      clearTimeout(timer);
+      if (err.status === 401 || !page.isConnected) return; // api() went back to the login form
+      listError.textContent = `Could not refresh the rollouts: ${err.message}`;
+      if (document.visibilityState !== 'hidden') timer = setTimeout(() => { void refresh(); }, 5000);
+      return;
+    }
+    listError.textContent = '';
+    clear(list, statuses.length ? statuses.map((st) => card(st, act, failures.get(st.id))) : h('p', { class: 'muted' }, 'No rollouts yet.'));
     clearTimeout(timer);
     if (!page.isConnected) return;
     // A hidden tab does not poll; the shell calls refresh() when it is shown again.
     if (document.visibilityState !== 'hidden' && statuses.some((s) => s.state === 'running')) timer = setTimeout(() => { void refresh(); }, 1000);
   };
-  const act = async (id, action) => {
+  const act = async (id, action, text) => {
     try {
       await post(`/api/rollouts/${id}/${action}`);
+      failures.clear();
     } catch (err) {
-      msg.textContent = `${action} failed: ${err.message}`;
+      if (err.status === 401) return;
+      failures.set(id, `${text} failed: ${err.message}`);
     }
     await refresh();
   };
@@ -77,14 +95,14 @@ export async function render(page, _params, { get, post }) {
   return { refresh, onEvent(e) { if (e.type === 'device' || e.type === 'rollout') void refresh(); } };
 }
 
-function card(st, act) {
+function card(st, act, failure) {
   const t = st.totals;
   const pct = t.devices ? Math.round((t.succeeded / t.devices) * 100) : 0;
   // CSSOM, not a style attribute: the CSP allows no inline styles.
   const bar = h('span', { class: 'bar' });
   bar.style.width = `${pct}%`;
   const label = `${st.model} ${st.version}`;
-  const btn = (action, text, enabled) => h('button', { type: 'button', class: 'secondary', disabled: !enabled, 'aria-label': `${text} rollout ${label}`, onclick: () => act(st.id, action) }, text);
+  const btn = (action, text, enabled) => h('button', { type: 'button', class: 'secondary', disabled: !enabled, 'aria-label': `${text} rollout ${label}`, onclick: () => act(st.id, action, text) }, text);
   return h('section', { class: 'rollout', 'data-rollout': st.id, 'aria-label': `Rollout ${label}` },
     h('header', {},
       h('h3', {}, label, ' ', h('span', { class: `badge ${st.state === 'completed' ? 'ok' : st.state === 'running' ? 'run' : 'warn'}`, 'data-state': st.state }, st.state)),
@@ -93,6 +111,7 @@ function card(st, act) {
         btn('resume', 'Resume', st.state === 'paused'),
         btn('abort', 'Abort', st.state === 'running' || st.state === 'paused'),
         btn('rollback', 'Roll back', st.state !== 'rolled-back'))),
+    h('p', { class: 'error', role: 'alert' }, failure),
     h('p', { class: 'muted' }, `${st.id} · ${st.role} on ${st.platform} · target ${st.target} · waves ${st.waves.join(' → ')}% · wave ${Math.min(st.wave + 1, st.waves.length)} of ${st.waves.length} · ${time(st.createdAtMs)}${st.reason ? ` · ${st.reason}` : ''}`),
     h('div', { class: 'progress', role: 'progressbar', 'aria-label': `Progress of ${label}`, 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': pct },
       bar, h('span', { class: 'pct' }, `${pct}%`)),
