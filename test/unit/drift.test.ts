@@ -77,3 +77,39 @@ test('telemetry snapshot: stage percentiles, frame counters, drift and Prometheu
   assert.match(text, /ef_stage_latency_ms\{quantile="0.95",stage="infer"\}/);
   assert.match(text, /ef_frames_dropped_total\{reason="queue-full"\} 1/);
 });
+
+// Past the schema's limits (100 classes, 32 zones) every telemetry message was refused by the server,
+// and the device sent none at all: a detector of over 100 classes, a board with 40 thermal zones.
+test('telemetry stays within the protocol: the 100 most frequent classes, the 32 hottest thermal zones', async () => {
+  const { decodePayload } = await import('../../agent/src/protocol/index.js');
+  const { readTemperaturesC } = await import('../../agent/src/telemetry/system.js');
+  const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const root = mkdtempSync(join(tmpdir(), 'ef-thermal-'));
+  try {
+    for (let z = 0; z < 40; z++) {
+      mkdirSync(join(root, `thermal_zone${z}`));
+      writeFileSync(join(root, `thermal_zone${z}`, 'type'), `zone${z}-therm\n`);
+      writeFileSync(join(root, `thermal_zone${z}`, 'temp'), `${30000 + z * 1000}\n`);
+    }
+    const temps = readTemperaturesC(root) ?? {};
+    assert.equal(Object.keys(temps).length, 32);
+    assert.equal(temps['zone39-therm'], 69, 'the hottest kept');
+    assert.equal(temps['zone0-therm'], undefined, 'the coolest dropped');
+    const d = new DriftMonitor({ baselineSize: 10, windowSize: 2000, minSamples: 10 });
+    for (let c = 159; c >= 0; c--) d.observeDetections(Array.from({ length: c < 5 ? 20 : 1 }, () => ({ label: `class-${c}`, score: 0.9 })));
+    const r = d.report();
+    assert.equal(Object.keys(r.current.classMix).length, 100);
+    for (let c = 0; c < 5; c++) assert.ok(r.current.classMix[`class-${c}`] !== undefined, 'the most frequent kept');
+    const t = new Telemetry({ intervalMs: 1000 });
+    t.start();
+    const s = await t.snapshot();
+    t.stop();
+    const msg = { ...s, temperatureC: temps, drift: r };
+    const decoded = decodePayload('telemetry', JSON.stringify(msg));
+    assert.equal(decoded.ok, true, JSON.stringify(decoded));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -25,7 +25,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { moduleLogger, type Logger } from '../util/log.js';
 import { describeError, EdgeFleetError } from '../util/errors.js';
 import {
-  deviceClientId, assertDeviceId, decodePayload, topicFor, topics, AlertSchema,
+  deviceClientId, assertDeviceId, decodePayload, topicFor, topics, AlertSchema, TelemetrySchema,
   type AckPayload, type AlertPayload, type CmdPayload, type CmdResultPayload, type DesiredPayload, type ReportedPayload, type StatePayload, type TelemetryPayload,
 } from '../protocol/index.js';
 import { compileSchema } from '../util/schema.js';
@@ -70,6 +70,8 @@ export interface AgentLinkStatus {
   connects: number;
   outbox: OutboxStats;
   telemetryDroppedOffline: number;
+  /** Telemetry messages not sent because they did not match the protocol (logged once per field). */
+  telemetryRefused: number;
   /** Times the receipt timeout resent alerts because no receipt came in time. */
   resends: number;
   inboundDropped: Record<string, number>;
@@ -95,6 +97,7 @@ export class LinkError extends EdgeFleetError {
 }
 
 const alertValidator = compileSchema(AlertSchema);
+const telemetryValidator = compileSchema(TelemetrySchema);
 
 export class AgentLink extends EventEmitter<AgentLinkEvents> {
   readonly deviceId: string;
@@ -120,6 +123,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   private refusedSubscriptions: string[] = [];
   private connects = 0;
   private telemetryDroppedOffline = 0;
+  private telemetryRefused = 0;
+  private readonly telemetryRefusedPaths = new Set<string>();
   private readonly inboundDropped: Record<string, number> = {};
 
   constructor(private readonly opts: AgentLinkOptions) {
@@ -194,10 +199,25 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     return id;
   }
 
-  /** QoS 0; returns false (and counts) when offline. */
+  /**
+   * QoS 0; returns false (and counts) when offline, or when the message does not match the protocol
+   * (logged once per field): the server would count and drop every such message, and the device
+   * would look silent.
+   */
   publishTelemetry(t: TelemetryPayload): boolean {
     if (!this.client || !this.connected) {
       this.telemetryDroppedOffline += 1;
+      return false;
+    }
+    const r = telemetryValidator.check(t);
+    if (!r.ok) {
+      this.telemetryRefused += 1;
+      const i = r.issues[0];
+      const key = i?.path ?? '/';
+      if (!this.telemetryRefusedPaths.has(key)) {
+        this.telemetryRefusedPaths.add(key);
+        this.log.error({ path: key, expected: i?.expected, received: i?.received }, 'telemetry does not match the protocol; not sent');
+      }
       return false;
     }
     this.client.publish(topics.telemetry(this.deviceId), JSON.stringify(t), { qos: 0 });
@@ -230,6 +250,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       connects: this.connects,
       outbox: this.outbox.stats(),
       telemetryDroppedOffline: this.telemetryDroppedOffline,
+      telemetryRefused: this.telemetryRefused,
       resends: this.resends,
       refusedSubscriptions: [...this.refusedSubscriptions],
       inboundDropped: { ...this.inboundDropped },

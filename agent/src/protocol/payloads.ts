@@ -28,6 +28,10 @@ export const MAX_PAYLOAD_BYTES = {
   alert: 512 * 1024,
 } as const;
 
+/** Most thermal zones and drift classes a telemetry message carries (the agent keeps the hottest / most frequent). */
+export const TELEMETRY_MAX_ZONES = 32;
+export const DRIFT_MAX_CLASSES = 100;
+
 /** Longest snapshot an alert carries, as base64; the JPEG itself: 3/4 of it. */
 export const SNAPSHOT_MAX_BASE64 = 480 * 1024;
 export const SNAPSHOT_MAX_JPEG_BYTES = (SNAPSHOT_MAX_BASE64 / 4) * 3;
@@ -86,7 +90,7 @@ export const DriftSchema = Type.Object({
     brightnessMean: Type.Optional(Type.Number()),
     contrastMean: Type.Optional(Type.Number()),
     confidenceHistogram: Type.Array(Count, { maxItems: 32 }),
-    classMix: Type.Record(Label, Type.Number({ minimum: 0, maximum: 1 }), { maxProperties: 100 }),
+    classMix: Type.Record(Label, Type.Number({ minimum: 0, maximum: 1 }), { maxProperties: DRIFT_MAX_CLASSES }),
   }, { additionalProperties: false }),
 }, { additionalProperties: false });
 export type DriftReport = Static<typeof DriftSchema>;
@@ -110,7 +114,7 @@ export const TelemetrySchema = Type.Object({
     rssBytes: Count, heapUsedBytes: Count, systemFreeBytes: Count, systemTotalBytes: Count,
   }, { additionalProperties: false }),
   /** Thermal zones in °C by zone type, where the board exposes /sys/class/thermal. */
-  temperatureC: Type.Optional(Type.Record(Label, Type.Number(), { maxProperties: 32 })),
+  temperatureC: Type.Optional(Type.Record(Label, Type.Number(), { maxProperties: TELEMETRY_MAX_ZONES })),
   models: ModelVersionsSchema,
   drift: DriftSchema,
   outbox: Type.Object({ pending: Count, dropped: Count }, { additionalProperties: false }),

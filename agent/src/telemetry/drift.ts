@@ -6,7 +6,7 @@
  * PSI passes `threshold` (default 0.25, "significant shift") with enough samples on both sides.
  */
 import type { Detection, RgbImage } from '../types.js';
-import type { DriftReport } from '../protocol/payloads.js';
+import { DRIFT_MAX_CLASSES, type DriftReport } from '../protocol/payloads.js';
 import { histogram, psi, psiCategorical } from './psi.js';
 
 export interface DriftOptions {
@@ -130,7 +130,9 @@ export class DriftMonitor {
       curClasses.set(label, (curClasses.get(label) ?? 0) + 1);
     }
     const curTotal = this.cur.classes.length;
-    for (const [k, n] of curClasses) out.current.classMix[k] = round(n / curTotal);
+    // The most frequent classes, as many as a telemetry message carries (PSI below uses them all).
+    const mix = [...curClasses].sort((a, b) => b[1] - a[1]).slice(0, DRIFT_MAX_CLASSES);
+    for (const [k, n] of mix) out.current.classMix[k] = round(n / curTotal);
     if (this.base.classDetections >= this.minSamples && curTotal >= this.minSamples) {
       const v = psiCategorical(this.base.classes, curClasses);
       out.psi.classMix = round(v);

@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
+import { TELEMETRY_MAX_ZONES } from '../protocol/payloads.js';
 
 export function readTemperaturesC(root = '/sys/class/thermal'): Record<string, number> | undefined {
   let names: string[];
@@ -25,7 +26,11 @@ export function readTemperaturesC(root = '/sys/class/thermal'): Record<string, n
       continue; // zones may refuse reads (EINVAL/EACCES when the sensor is off); skip that zone only
     }
   }
-  return Object.keys(out).length > 0 ? out : undefined;
+  const zones = Object.entries(out);
+  if (zones.length === 0) return undefined;
+  // The hottest ones, when the board has more zones than a telemetry message carries (Qualcomm SoCs
+  // expose dozens); with every zone, each message was refused and the device sent no telemetry at all.
+  return zones.length <= TELEMETRY_MAX_ZONES ? out : Object.fromEntries(zones.sort((a, b) => b[1] - a[1]).slice(0, TELEMETRY_MAX_ZONES));
 }
 
 /** Measures process CPU as percent of one core between calls. */
