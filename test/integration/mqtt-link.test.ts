@@ -6,6 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
+import { join } from 'node:path';
 import { alertFixture, startFleet, type BrokerKind } from '../helpers/fleet.js';
 import { mosquittoAvailable } from '../helpers/mosquitto.js';
 import { makeTestCerts } from '../helpers/certs.js';
@@ -156,21 +157,27 @@ test('a broker that refuses the ack subscription is named in the link status and
   assert.ok(link.status().connected, 'an ACL refusal is not a reason to reconnect in a loop');
 });
 
-// The receipt timeout timed with the wall clock: an NTP step backwards held a lost alert back for as
-// long as the step. A bare broker (no fleet server) never sends the receipt, so the link must resend.
-test('the receipt timeout resends on time across a wall-clock step backwards', async (t) => {
+/** A bare aedes broker on 127.0.0.1 (no fleet server: nothing sends receipts) and a temp dir. */
+async function bareBroker(t: import('node:test').TestContext): Promise<{ url: string; dir: string; close: () => Promise<void> }> {
   const { Aedes } = await import('aedes');
   const { createServer } = await import('node:net');
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const broker = await Aedes.createBroker();
   const server = createServer(broker.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => { broker.close(() => server.close(() => resolve())); }));
-  const url = `mqtt://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
-  const dir = mkdtempSync(join(tmpdir(), 'ef-clock-'));
+  let closed: Promise<void> | undefined;
+  const close = () => (closed ??= new Promise<void>((resolve) => { broker.close(() => server.close(() => resolve())); }));
+  t.after(close);
+  const dir = mkdtempSync(join(tmpdir(), 'ef-bare-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return { url: `mqtt://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`, dir, close };
+}
+
+// The receipt timeout timed with the wall clock: an NTP step backwards held a lost alert back for as
+// long as the step. A bare broker (no fleet server) never sends the receipt, so the link must resend.
+test('the receipt timeout resends on time across a wall-clock step backwards', async (t) => {
+  const { url, dir } = await bareBroker(t);
   const copies: string[] = [];
   const sub = await mqtt.connectAsync(url, { protocolVersion: 4 });
   t.after(() => sub.endAsync());
@@ -188,4 +195,37 @@ test('the receipt timeout resends on time across a wall-clock step backwards', a
   step = 3_600_000; // NTP steps the clock back an hour
   await waitFor('a resend within a few timeouts of the step', () => copies.length >= 2 || undefined, 3000, 20);
   assert.deepEqual([...new Set(copies)], ['clock-1']);
+});
+
+// The server counts and drops telemetry that does not match the protocol: the device looked silent,
+// and nothing on it said why.
+test('telemetry that does not match the protocol is not sent, and is counted and logged on the device', async (t) => {
+  const { url, dir } = await bareBroker(t);
+  const link = new AgentLink({ deviceId: 'cam-tel', secret: 'unused', url, outbox: join(dir, 'outbox.sqlite'), protocolVersion: 4 });
+  link.start();
+  await link.waitConnected(10_000);
+  const telemetry = new Telemetry({ intervalMs: 1000 });
+  telemetry.start();
+  const snap = await telemetry.snapshot();
+  telemetry.stop();
+  assert.equal(link.publishTelemetry(snap), true);
+  const zones = Object.fromEntries(Array.from({ length: 40 }, (_v, i) => [`zone${i}`, 40]));
+  assert.equal(link.publishTelemetry({ ...snap, temperatureC: zones }), false);
+  assert.equal(link.status().telemetryRefused, 1);
+  await link.stop();
+});
+
+// stop() waited for PUBACKs (its offline state, alerts in flight) from a broker that had gone: the
+// agent's SIGTERM hung until systemd killed it.
+test('stop() returns when the broker is gone, without waiting for acknowledgements that never come', async (t) => {
+  const { url, dir, close } = await bareBroker(t);
+  const link = new AgentLink({ deviceId: 'cam-stop', secret: 'unused', url, outbox: join(dir, 'outbox.sqlite'), protocolVersion: 4 });
+  link.start();
+  await link.waitConnected(10_000);
+  await close();
+  const t0 = Date.now();
+  const deadline = setTimeout(() => undefined, 10_000); // keeps the loop alive: a hang shows as a timeout, not a cancelled test
+  await Promise.race([link.stop(), new Promise((_, rej) => setTimeout(() => rej(new Error('stop() still waiting after 5 s')), 5000))]);
+  clearTimeout(deadline);
+  assert.ok(Date.now() - t0 < 3000, `${Date.now() - t0} ms`);
 });

@@ -170,15 +170,22 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     this.client = undefined;
     this.generation += 1;
     if (client) {
+      let answered = false;
       if (this.connected) {
         // A clean DISCONNECT suppresses the will (MQTT 5 §3.14.4), so say offline ourselves.
         await new Promise<void>((resolve) => {
-          client.publish(topics.state(this.deviceId), JSON.stringify(this.statePayload(false)), { qos: 1, retain: true }, () => resolve());
-          setTimeout(resolve, 1000).unref();
+          const timer = setTimeout(resolve, 1000);
+          client.publish(topics.state(this.deviceId), JSON.stringify(this.statePayload(false)), { qos: 1, retain: true }, (err) => {
+            answered = !err;
+            clearTimeout(timer);
+            resolve();
+          });
         });
       }
-      // Not connected: force, or mqtt.js would wait for a connection that may never come.
-      await new Promise<void>((resolve) => client.end(!this.connected, {}, () => resolve()));
+      // Not connected, or the broker did not answer within the second (gone without closing the TCP
+      // connection: a pulled cable): force. Otherwise mqtt.js waits for the PUBACKs of everything in
+      // flight, from a broker that may never answer, and stop() (SIGTERM) hung until systemd killed it.
+      await new Promise<void>((resolve) => client.end(!this.connected || !answered, {}, () => resolve()));
       client.removeAllListeners();
       client.on('error', () => undefined);
     }
