@@ -13,6 +13,7 @@ import { alertFixture, startFleet, OPERATOR_PASSWORD, type TestFleet } from '../
 import { waitFor } from '../helpers/wait.js';
 import { writeStandIn } from '../helpers/ota-models.js';
 import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
+import { DeviceStore } from '../../fleet-server/src/db/devices.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -225,6 +226,24 @@ test('a refused rollout action shows on the card whose button was clicked, the n
     await page.locator('#rollout-list-error').getByText('Could not refresh the rollouts: busy').waitFor();
     await page.locator(`[data-rollout="${older}"] [data-state="rolled-back"]`).waitFor({ timeout: 15_000 });
     assert.equal((await page.locator('#rollout-list-error').textContent())?.trim(), '');
+    assert.deepEqual(errors, [], 'no script errors in the page');
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('a device last seen days ago shows the local date and time, as every other time on the pages', { skip, timeout: 60_000 }, async () => {
+  fleet.addDevice('old-cam');
+  const seenMs = Date.parse('2024-03-05T02:30:00Z');
+  new DeviceStore(fleet.server.db, () => seenMs).touch('old-cam');
+  // New York: 2024-03-04 21:30 local, another day than in UTC.
+  const ctx = await browser!.newContext({ timezoneId: 'America/New_York', locale: 'en-US' });
+  try {
+    const { page, errors } = await openPage(ctx);
+    await login(page);
+    const cell = page.locator('tr[data-device="old-cam"] td[data-label="Last seen"]');
+    await cell.waitFor();
+    assert.equal(await cell.textContent(), '3/4/2024, 9:30:00 PM');
     assert.deepEqual(errors, [], 'no script errors in the page');
   } finally {
     await ctx.close();

@@ -49,7 +49,8 @@ export function ago(ms) {
   if (s < 60) return `${s}s ago`;
   if (s < 3600) return `${Math.round(s / 60)}m ago`;
   if (s < 86400) return `${Math.round(s / 3600)}h ago`;
-  return d.toISOString().slice(0, 16).replace('T', ' ');
+  // Older: the local date and time, as every other time on the pages (it was UTC, unlabelled).
+  return d.toLocaleString();
 }
 
 /** Local date and time, or '—' for no valid time. */
