@@ -25,8 +25,8 @@ export const PreprocessSpec = Type.Object({
   mean: Type.Array(Type.Number(), { minItems: 3, maxItems: 3, default: [0, 0, 0] }),
   std: Type.Array(Type.Number(), { minItems: 3, maxItems: 3, default: [1, 1, 1] }),
   dtype: Type.Union([Type.Literal('float32'), Type.Literal('uint8')], { default: 'float32' }),
-  /** Pad the model's input up to a multiple of this (DB text detectors need multiples of 32). */
-  multipleOf: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Round width and height up to a multiple of this before resizing into them (DB text detectors need multiples of 32). */
+  multipleOf: Type.Optional(Type.Integer({ minimum: 1, description: 'width and height are rounded up to a multiple of this (for dynamic-size models)' })),
 }, { additionalProperties: false });
 export type PreprocessSpec = Static<typeof PreprocessSpec>;
 

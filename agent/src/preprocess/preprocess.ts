@@ -8,9 +8,9 @@ import type { RgbImage } from '../types.js';
 import type { PreprocessSpec } from '../model/metadata.js';
 import { letterboxTransform, stretchTransform, type ResizeTransform } from './transform.js';
 import { InputError } from '../util/errors.js';
-import { toTensor } from './tensor.js';
+import { modelInputSize, toTensor } from './tensor.js';
 
-export { toTensor };
+export { modelInputSize, toTensor };
 
 export interface ModelInput {
   data: Float32Array | Uint8Array;
@@ -19,8 +19,10 @@ export interface ModelInput {
   transform: ResizeTransform;
 }
 
+/** Where a source frame goes in the model input (width/height rounded up to preprocess.multipleOf). */
 export function planTransform(spec: PreprocessSpec, srcWidth: number, srcHeight: number): ResizeTransform {
-  const dims = { srcWidth, srcHeight, dstWidth: spec.width, dstHeight: spec.height };
+  const size = modelInputSize(spec);
+  const dims = { srcWidth, srcHeight, dstWidth: size.width, dstHeight: size.height };
   return spec.resize === 'stretch' ? stretchTransform(dims) : letterboxTransform({ ...dims, align: spec.align });
 }
 

@@ -5,9 +5,20 @@
  */
 import type { PreprocessSpec } from '../model/metadata.js';
 
+/**
+ * The model input size: preprocess width/height, each rounded up to a multiple of
+ * preprocess.multipleOf when it is given. Dynamic-size models such as DB text detectors need
+ * multiples of 32 (their feature maps are upsampled by 2 and added, so 600 gives 75 against 76);
+ * the frame is resized (letterboxed or stretched) into the rounded size.
+ */
+export function modelInputSize(spec: Pick<PreprocessSpec, 'width' | 'height' | 'multipleOf'>): { width: number; height: number } {
+  const m = spec.multipleOf ?? 1;
+  return { width: Math.ceil(spec.width / m) * m, height: Math.ceil(spec.height / m) * m };
+}
+
 /** Packed RGB at model size → tensor in the model's layout, order and normalisation. */
 export function toTensor(rgb: Uint8Array, spec: PreprocessSpec): { data: Float32Array | Uint8Array; dims: number[] } {
-  const { width: w, height: h } = spec;
+  const { width: w, height: h } = modelInputSize(spec);
   const n = w * h;
   const bgr = spec.channelOrder === 'BGR';
   const nchw = spec.layout === 'NCHW';
