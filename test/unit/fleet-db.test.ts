@@ -133,3 +133,29 @@ test('alert retention works in bounded batches: a backlog is pruned over several
   assert.deepEqual(s.alerts.prune(3600_000, 3600_000, 1000), { alerts: 200, snapshots: 0 });
   assert.equal(s.alerts.count('cam-1'), 0);
 });
+
+// A resent alert (its receipt was lost) was announced again on /api/events each time; empty alert and
+// telemetry payloads were returned from without being counted.
+test('ingest: a resent alert is receipted each time but announced once; empty alert and telemetry payloads are counted as dropped', async () => {
+  const { Ingest } = await import('../../fleet-server/src/ingest/ingest.js');
+  const { Registry } = await import('prom-client');
+  const s = setup();
+  s.devices.add('cam-01');
+  const announced: string[] = [];
+  const receipts: string[] = [];
+  const ingest = new Ingest({
+    devices: s.devices, telemetry: s.telemetry, alerts: s.alerts, registry: new Registry(),
+    onStored: (kind, _id, v) => { if (kind === 'alert') announced.push((v as { id: string }).id); },
+    onAlertReceipt: (_d, id) => receipts.push(id),
+  });
+  const alert = Buffer.from(JSON.stringify(alertFixture('same-1')));
+  for (let i = 0; i < 3; i++) ingest.handle('ef/v1/dev/cam-01/alert', alert);
+  assert.deepEqual(receipts, ['same-1', 'same-1', 'same-1']);
+  assert.deepEqual(announced, ['same-1']);
+  ingest.handle('ef/v1/dev/cam-01/alert', Buffer.alloc(0));
+  ingest.handle('ef/v1/dev/cam-01/telemetry', Buffer.alloc(0));
+  ingest.handle('ef/v1/dev/cam-01/state', Buffer.alloc(0)); // clearing a retained state: not a bad message
+  const st = ingest.getStats();
+  assert.deepEqual(st.droppedBy, { 'alert:empty': 1, 'telemetry:empty': 1 });
+  assert.equal(st.alertsDuplicate, 2);
+});

@@ -114,8 +114,12 @@ export class Ingest {
       this.drop(kind, 'rate', `device ${t.deviceId} is over its limit of ${this.opts.rateLimit!.perDeviceRate} messages/s (burst ${this.opts.rateLimit!.perDeviceBurst})`, t.deviceId);
       return;
     }
-    // An empty retained payload clears the retained message (MQTT 5 §3.3.1.3); nothing to store.
-    if (payload.length === 0) return;
+    // An empty retained payload clears the retained message (MQTT 5 §3.3.1.3); nothing to store. On
+    // the topics that are never retained it is a bad message like any other, and counted.
+    if (payload.length === 0) {
+      if (kind !== 'state' && kind !== 'reported') this.drop(kind, 'empty', 'empty payload', t.deviceId);
+      return;
+    }
     const d = decodePayload(kind, payload);
     if (!d.ok) {
       this.drop(kind, d.reason, d.detail, t.deviceId);
@@ -126,8 +130,8 @@ export class Ingest {
         this.drop(kind, 'unknown-device', `device ${t.deviceId} is not registered`, t.deviceId);
         return;
       }
-      this.store(kind, t.deviceId, d.value);
-      this.opts.onStored?.(kind, t.deviceId, d.value);
+      // A resent alert the server already has is receipted again but announced once.
+      if (this.store(kind, t.deviceId, d.value)) this.opts.onStored?.(kind, t.deviceId, d.value);
     } catch (err) {
       this.drop(kind, 'store', describeError(err).message, t.deviceId);
     }
@@ -137,7 +141,8 @@ export class Ingest {
     return { ...this.stats, droppedBy: { ...this.stats.droppedBy } };
   }
 
-  private store(kind: TopicKind, deviceId: string, value: unknown): void {
+  /** Stores the message; false for an alert already stored (a resend). */
+  private store(kind: TopicKind, deviceId: string, value: unknown): boolean {
     switch (kind) {
       case 'state':
         this.opts.devices.applyState(deviceId, value as Parameters<DeviceStore['applyState']>[1]);
@@ -158,7 +163,7 @@ export class Ingest {
         if (stored) { this.stats.alertsStored += 1; this.alertsCounter.inc({ result: 'stored' }); this.opts.onAlert?.(deviceId, a.id); }
         else { this.stats.alertsDuplicate += 1; this.alertsCounter.inc({ result: 'duplicate' }); }
         this.opts.onAlertReceipt?.(deviceId, a.id);
-        break;
+        return stored;
       }
       case 'cmd/res':
         this.opts.devices.touch(deviceId);
@@ -166,6 +171,7 @@ export class Ingest {
       default:
         break;
     }
+    return true;
   }
 
   private drop(kind: string, reason: DropReason | string, detail: string, deviceId?: string): void {
