@@ -184,20 +184,30 @@ test('a stream the server refused (503: all slots taken) is reopened once a slot
   }
 });
 
+let published: Promise<void> | undefined;
+function publishStandIns(): Promise<void> {
+  published ??= (async () => {
+    const ota = fleet.server.ota;
+    for (const version of ['1.0.0', '2.0.0']) {
+      await publishModelDir(ota.registry, ota.key.privateKey, { dir: writeStandIn(join(fleet.dir, 'models', version), { name: 'standin', version }) });
+    }
+  })();
+  return published;
+}
+
+/** A rollout of standin@version to `target`, created and aborted (it frees the role for the next). */
+async function abortedRollout(version: string, target: string): Promise<string> {
+  const r = await fleet.api<{ rollout: { id: string } }>('POST', '/api/rollouts', { model: 'standin', version, role: 'detector', platform: 'onnx-cpu', target, waves: [100] });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal((await fleet.api('POST', `/api/rollouts/${r.body.rollout.id}/abort`)).status, 200);
+  return r.body.rollout.id;
+}
+
 test('a refused rollout action shows on the card whose button was clicked, the next success clears it; a failed refresh is shown and retried', { skip, timeout: 90_000 }, async () => {
-  const ota = fleet.server.ota;
-  for (const version of ['1.0.0', '2.0.0']) {
-    await publishModelDir(ota.registry, ota.key.privateKey, { dir: writeStandIn(join(fleet.dir, 'models', version), { name: 'standin', version }) });
-  }
+  await publishStandIns();
   fleet.addDevice('ro-cam');
-  const ids: string[] = [];
-  for (const version of ['1.0.0', '2.0.0']) {
-    const r = await fleet.api<{ rollout: { id: string } }>('POST', '/api/rollouts', { model: 'standin', version, role: 'detector', platform: 'onnx-cpu', target: 'devices:ro-cam', waves: [100] });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    ids.push(r.body.rollout.id);
-    assert.equal((await fleet.api('POST', `/api/rollouts/${r.body.rollout.id}/abort`)).status, 200);
-  }
-  const [older, newer] = ids;
+  const older = await abortedRollout('1.0.0', 'devices:ro-cam');
+  const newer = await abortedRollout('2.0.0', 'devices:ro-cam');
   const ctx = await browser!.newContext();
   try {
     const { page, errors } = await openPage(ctx);
@@ -244,6 +254,25 @@ test('a device last seen days ago shows the local date and time, as every other 
     const cell = page.locator('tr[data-device="old-cam"] td[data-label="Last seen"]');
     await cell.waitFor();
     assert.equal(await cell.textContent(), '3/4/2024, 9:30:00 PM');
+    assert.deepEqual(errors, [], 'no script errors in the page');
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a device's page lists its own rollouts however many others came after", { skip, timeout: 60_000 }, async () => {
+  await publishStandIns();
+  fleet.addDevice('hist-cam');
+  fleet.addDevice('busy-cam');
+  const own = await abortedRollout('1.0.0', 'devices:hist-cam');
+  for (let i = 0; i < 5; i++) await abortedRollout(i % 2 ? '1.0.0' : '2.0.0', 'devices:busy-cam');
+  const api = await fleet.api<{ items: { id: string }[] }>('GET', '/api/rollouts?deviceId=hist-cam');
+  assert.deepEqual(api.body.items.map((r) => r.id), [own]);
+  const ctx = await browser!.newContext();
+  try {
+    const { page, errors } = await openPage(ctx);
+    await login(page, '#/devices/hist-cam');
+    await page.getByRole('list', { name: 'Rollouts of this device' }).getByText(`rollout ${own} aborted`).waitFor();
     assert.deepEqual(errors, [], 'no script errors in the page');
   } finally {
     await ctx.close();

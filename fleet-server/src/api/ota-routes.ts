@@ -4,7 +4,7 @@
  *   GET  /api/models                       versions with their targets
  *   GET  /api/models/:name/:version        artifacts with manifests and signatures
  *   GET  /api/keys/signing.pub             the public key agents pin (PEM)
- *   GET  /api/rollouts                     all rollouts
+ *   GET  /api/rollouts[?deviceId=]         all rollouts (oldest first), or those that include a device
  *   POST /api/rollouts                     create (idempotent: 201 new, 200 existing)
  *   GET  /api/rollouts/:id                 status with per-device figures
  *   POST /api/rollouts/:id/{pause,resume,abort,rollback}
@@ -21,6 +21,7 @@ const ActionParams = Type.Object({ id: Type.String({ pattern: '^ro-[0-9a-f]{12}$
 const ModelParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }), version: Type.String({ minLength: 1, maxLength: 64 }) });
 const GroupsBody = Type.Object({ groups: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), { maxItems: 32 }) }, { additionalProperties: false });
 const DeviceParams = Type.Object({ id: Type.String({ pattern: DEVICE_ID_PATTERN }) });
+const RolloutQuery = Type.Object({ deviceId: Type.Optional(Type.String({ pattern: DEVICE_ID_PATTERN })) });
 
 function statusOf(err: unknown): number {
   const code = err instanceof EdgeFleetError ? err.code : '';
@@ -44,7 +45,7 @@ export function registerOtaRoutes(app: FastifyInstance, auth: (req: FastifyReque
     return { items };
   });
   app.get('/api/keys/signing.pub', pre, async (_req, reply) => reply.type('application/x-pem-file').send(ota.key.publicKeyPem));
-  app.get('/api/rollouts', pre, async () => ({ items: ota.rollouts.list() }));
+  app.get<{ Querystring: Static<typeof RolloutQuery> }>('/api/rollouts', { ...pre, schema: { querystring: RolloutQuery } }, async (req) => ({ items: ota.rollouts.list({ deviceId: req.query.deviceId }) }));
   app.post('/api/rollouts', pre, async (req, reply) => guard(reply, () => {
     const r = ota.rollouts.create(req.body);
     return reply.code(r.created ? 201 : 200).send({ created: r.created, rollout: r.rollout });

@@ -148,8 +148,8 @@ export class RolloutEngine {
     };
   }
 
-  list(): RolloutRecord[] {
-    return this.opts.store.list();
+  list(opts: { deviceId?: string } = {}): RolloutRecord[] {
+    return this.opts.store.list(opts);
   }
 
   /** One pass over the running rollouts; exposed for tests and called by the timer. */

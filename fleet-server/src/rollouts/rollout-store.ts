@@ -121,9 +121,13 @@ export class RolloutStore {
     return r ? toRecord(r) : undefined;
   }
 
-  list(): RolloutRecord[] {
+  /** In creation order; with `deviceId`, only the rollouts that include that device. */
+  list(opts: { deviceId?: string } = {}): RolloutRecord[] {
     // In creation order (rowid breaks ties within a millisecond).
-    return (this.db.prepare('SELECT * FROM rollouts ORDER BY created_at_ms, rowid').all() as RolloutRow[]).map(toRecord);
+    const sql = opts.deviceId === undefined
+      ? 'SELECT * FROM rollouts ORDER BY created_at_ms, rowid'
+      : 'SELECT * FROM rollouts r WHERE EXISTS (SELECT 1 FROM rollout_devices d WHERE d.rollout_id = r.id AND d.device_id = ?) ORDER BY created_at_ms, rowid';
+    return (this.db.prepare(sql).all(...(opts.deviceId === undefined ? [] : [opts.deviceId])) as RolloutRow[]).map(toRecord);
   }
 
   devices(id: string): RolloutDeviceRecord[] {

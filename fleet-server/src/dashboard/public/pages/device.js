@@ -14,8 +14,8 @@ export async function render(page, [id], { get }) {
   let device = dev;
   let points = tel.items.slice().reverse();
   let alerts = al.items;
-  // Rollouts that included this device (newest 5): what it ran before each one.
-  const recent = await get('/api/rollouts').then((r) => r.items.slice(-5).reverse(), () => []);
+  // Rollouts that included this device (its newest 5): what it ran before each one.
+  const recent = await get(`/api/rollouts?deviceId=${enc}`).then((r) => r.items.slice(-5).reverse(), () => []);
   const history = (await Promise.all(recent.map((r) => get(`/api/rollouts/${r.id}`).catch(() => null))))
     .filter(Boolean).flatMap((st) => st.devices.filter((d) => d.deviceId === id).map((d) => ({ rollout: st, d })));
 
