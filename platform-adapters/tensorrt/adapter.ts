@@ -12,7 +12,8 @@ import { homedir } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult } from '../contract.js';
 import { ModelError } from '../../agent/src/util/errors.js';
-import { decodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { emptyGraph } from '../../fleet-server/src/convert/onnx/model.js';
 import { OrtAdapter } from '../onnxruntime/adapter.js';
 import { buildTrtexecArgs, findTrtexec, formatVersion, parseTrtexecVersion, type TrtVersion } from './trtexec.js';
 import { EngineCache, nodeCacheFs, sha256, type CacheFs, type EngineEntry } from './engine-cache.js';
@@ -43,15 +44,43 @@ export interface TensorRtDeps {
 
 export class TrtError extends ModelError {}
 
-async function defaultOrtTensorRt(): Promise<{ ok: boolean; reason?: string }> {
+const INSTALL_ORT_TRT = 'install an ONNX Runtime built with --use_tensorrt for your JetPack (see docs/jetson.md)';
+
+/** A one-node model (Relu on [1]): enough to see whether an execution provider loads. */
+function tinyModel(): Uint8Array {
+  const g = emptyGraph('ep-check');
+  g.inputs.push({ name: 'x', elemType: 1, shape: [1] });
+  g.outputs.push({ name: 'y', elemType: 1, shape: [1] });
+  g.nodes.push({ opType: 'Relu', name: 'relu', inputs: ['x'], outputs: ['y'], attributes: [] });
+  return encodeModel({ irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {}, graph: g });
+}
+
+async function checkOrtTensorRt(): Promise<{ ok: boolean; reason?: string }> {
   const ort = await import('onnxruntime-node');
-  const list = (ort as unknown as { listSupportedBackends?: () => Array<{ name: string }> }).listSupportedBackends?.() ?? [];
-  if (list.some((b) => b.name === 'tensorrt')) return { ok: true };
-  return {
-    ok: false,
-    reason: `this onnxruntime-node build (${process.arch}) has no TensorRT execution provider (it lists ${list.map((b) => b.name).join(', ') || 'none'}); ` +
-      'install an ONNX Runtime built with --use_tensorrt for your JetPack (see docs/jetson.md)',
-  };
+  const list = (ort as unknown as { listSupportedBackends?: () => Array<{ name: string; bundled?: boolean }> }).listSupportedBackends?.() ?? [];
+  const trt = list.find((b) => b.name === 'tensorrt');
+  if (!trt) {
+    return { ok: false, reason: `this onnxruntime-node build (${process.arch}) has no TensorRT execution provider (it lists ${list.map((b) => b.name).join(', ') || 'none'}); ${INSTALL_ORT_TRT}` };
+  }
+  if (trt.bundled !== false) return { ok: true };
+  // bundled: false — npm's x86-64 build lists the EP but does not ship its shared library
+  // (libonnxruntime_providers_tensorrt.so). Open a one-node session with it now rather than find out
+  // after a trtexec engine build of minutes.
+  try {
+    const session = await ort.InferenceSession.create(tinyModel(), { executionProviders: ['tensorrt'], logSeverityLevel: 3 });
+    await session.release();
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: `this onnxruntime-node build (${process.arch}) lists the TensorRT execution provider as not bundled and it does not load (${(err as Error).message.split('\n')[0].slice(0, 300)}); ${INSTALL_ORT_TRT}` };
+  }
+}
+
+let ortTensorRtCheck: Promise<{ ok: boolean; reason?: string }> | undefined;
+
+/** Whether this process's ONNX Runtime can run the TensorRT EP (checked once: the library does not change). */
+function defaultOrtTensorRt(): Promise<{ ok: boolean; reason?: string }> {
+  ortTensorRtCheck ??= checkOrtTensorRt();
+  return ortTensorRtCheck;
 }
 
 export interface RunCommandOptions {

@@ -11,6 +11,7 @@ import { EngineCache, entryName } from '../../platform-adapters/tensorrt/engine-
 import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { emptyGraph } from '../../fleet-server/src/convert/onnx/model.js';
 import type { AdapterSession } from '../../platform-adapters/contract.js';
+import { OrtAdapter } from '../../platform-adapters/onnxruntime/adapter.js';
 import { fakeTrtexec } from '../helpers/fake-trtexec.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ef-trt-unit-'));
@@ -148,4 +149,23 @@ test('a command that ignores SIGTERM is killed with SIGKILL after the grace peri
   await assert.rejects(runCommand(rec.spawn, hangingTrtexec('trtexec-stubborn', true), ['--onnx=m.onnx'], { timeoutMs: 200, killGraceMs: 200 }), /did not finish within 200 ms/);
   assert.ok(Date.now() - t0 >= 400, 'rejected before the SIGKILL');
   assert.equal(alive(rec.pids[0]), false, `the command (pid ${rec.pids[0]}) is still running after SIGKILL`);
+});
+
+test('the probe says available only where this ONNX Runtime\'s TensorRT EP loads (npm builds list it, not bundled), so no engine is built for nothing', async () => {
+  const model = tinyOnnx('relu-probe.onnx');
+  const fake = fakeTrtexec();
+  // Only trtexec is faked; the ONNX Runtime check is the real one.
+  const adapter = new TensorRtAdapter({ spawn: fake.spawn, findTrtexec: () => '/usr/bin/trtexec', cacheDir: join(dir, 'cache-probe') });
+  const probe = await adapter.probe();
+  let loads = true;
+  try {
+    await (await new OrtAdapter().createSession({ modelPath: model, providers: ['tensorrt'] })).dispose();
+  } catch {
+    loads = false;
+  }
+  assert.equal(probe.available, loads, `probe ${JSON.stringify(probe)} but a session with providers ["tensorrt"] ${loads ? 'opens' : 'fails'}`);
+  if (loads) return;
+  assert.match(probe.reason!, /TensorRT execution provider/);
+  await assert.rejects(adapter.createSession({ modelPath: model }), /TensorRT adapter needs/);
+  assert.deepEqual(fake.calls, [], 'trtexec ran although the engine could not be loaded');
 });
