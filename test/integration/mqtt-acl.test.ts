@@ -224,6 +224,10 @@ for (const kind of ['aedes', 'mosquitto', 'mosquitto-embedded'] as BrokerKind[])
       assert.equal(Object.entries(st.droppedBy).filter(([k]) => k.endsWith(':schema')).reduce((s, [, n]) => s + n, 0), 400);
       assert.match(metrics.body, /ef_ingest_dropped_total\{kind="alert",reason="json"\} \d+/);
       assert.equal(fleet.server.alerts.count(), 2);
+      // Malformed chunk requests (OTA has its own subscription) show in /api/status too.
+      await ca.publishAsync('ef/v1/dev/dev-a/ota/req', '{"v":1,', { qos: 1 });
+      await ca.publishAsync('ef/v1/dev/dev-a/ota/req', JSON.stringify({ v: 1, name: 7 }), { qos: 1 });
+      await waitFor('ota drops in /api/status', async () => ((await fleet.api<{ ota: { dropped: number } }>('GET', '/api/status')).body.ota.dropped === 2) || undefined, 5000, 50);
     });
   });
 }

@@ -31,6 +31,7 @@ export interface ChunkServerStats {
 export class ChunkServer {
   readonly stats: ChunkServerStats = { requests: 0, chunksServed: 0, bytesServed: 0, refused: 0, dropped: 0 };
   private readonly log: Logger;
+  private readonly loggedDrops = new Set<string>();
 
   constructor(private readonly opts: ChunkServerOptions) {
     this.log = opts.logger ?? moduleLogger('ota-chunks');
@@ -38,19 +39,27 @@ export class ChunkServer {
 
   handle(topic: string, payload: Buffer): void {
     const t = parseTopic(topic);
-    if (!t || t.rest !== 'ota/req') { this.stats.dropped += 1; return; }
-    if (payload.length > OTA_MAX_PAYLOAD_BYTES.req) { this.stats.dropped += 1; return; }
+    if (!t || t.rest !== 'ota/req') { this.drop('topic', topic); return; }
+    if (payload.length > OTA_MAX_PAYLOAD_BYTES.req) { this.drop('oversized', t.deviceId); return; }
     let json: unknown;
     try {
       json = JSON.parse(payload.toString('utf8'));
     } catch {
-      this.stats.dropped += 1;
+      this.drop('json', t.deviceId);
       return;
     }
     const r = requestValidator.check(json);
-    if (!r.ok) { this.stats.dropped += 1; return; }
+    if (!r.ok) { this.drop('schema', t.deviceId, `${r.issues[0]?.path} expected ${r.issues[0]?.expected}`); return; }
     this.stats.requests += 1;
     this.serve(t.deviceId, r.value);
+  }
+
+  /** Counts a malformed request (in /api/status → ota.dropped) and logs the first of each reason. */
+  private drop(reason: string, deviceId: string, detail?: string): void {
+    this.stats.dropped += 1;
+    if (this.loggedDrops.has(reason)) return;
+    this.loggedDrops.add(reason);
+    this.log.warn({ reason, deviceId, detail }, 'dropped a malformed ota/req (logged once per reason; see /api/status ota.dropped)');
   }
 
   private serve(deviceId: string, req: OtaRequest): void {

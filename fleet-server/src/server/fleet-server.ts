@@ -238,6 +238,8 @@ export class FleetServer {
         : this.mosquitto ? { mode: 'embedded', engine: 'mosquitto', running: this.mosquitto.running, port: this.mosquitto.port, tlsPort: this.mosquitto.tlsPort, restarts: this.mosquitto.restarts, connected: this.external?.connected ?? false }
           : { mode: 'external', connected: this.external?.connected ?? false },
       ingest: this.ingest.getStats(),
+      // Chunk requests served, refused (not desired, not found) and dropped (malformed): OTA has its own subscription.
+      ota: { ...this.ota.chunks.stats },
       devices: this.devices.list().length,
     };
   }
