@@ -164,3 +164,14 @@ test('a mistake in a rule is one problem, at its field (not one per kind of rule
   }
   assert.ok(agentConfigValidator.check({ ...minimal, $schema: '/opt/edge-agent/current/configs/schema/agent.schema.json' }).ok);
 });
+
+// A 3.1.1 broker without $share accepts the shared subscription and delivers nothing: with
+// protocolVersion 4 and the old default (shared: true) alerts, telemetry and chunk requests were lost unseen.
+test('fleet server: shared subscriptions default on with MQTT 5, off with protocolVersion 4, and may be set either way', async () => {
+  const { parseFleetConfig, sharedSubscriptions } = await import('../../fleet-server/src/config/schema.js');
+  const external = (extra: Record<string, unknown>) => parseFleetConfig({ broker: { mode: 'external', external: { url: 'mqtt://broker:1883', password: 'pw', ...extra } } }).broker.external!;
+  assert.equal(sharedSubscriptions(external({})), true);
+  assert.equal(sharedSubscriptions(external({ protocolVersion: 4 })), false);
+  assert.equal(sharedSubscriptions(external({ protocolVersion: 4, shared: true })), true);
+  assert.equal(sharedSubscriptions(external({ shared: false })), false);
+});

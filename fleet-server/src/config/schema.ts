@@ -39,8 +39,12 @@ export const FleetConfigSchema = Type.Object({
       password: Type.String(),
       /** Distinct per replica: the broker keeps this session's queue while the replica is down. */
       clientId: Type.Optional(Type.String({ maxLength: 64 })),
-      /** MQTT 5 shared subscriptions ($share/fleet/...) so replicas split the ingest. */
-      shared: Type.Boolean({ default: true }),
+      /**
+       * Shared subscriptions ($share/fleet/...) so replicas split the ingest. Default: on with MQTT 5,
+       * off with protocolVersion 4 (a 3.1.1 broker without $share accepts the subscription and delivers
+       * nothing: alerts and telemetry were lost unseen). Set true for a 3.1.1 broker that has it (mosquitto).
+       */
+      shared: Type.Optional(Type.Boolean()),
       protocolVersion: Type.Union([Type.Literal(5), Type.Literal(4)], { default: 5 }),
     }, { additionalProperties: false })),
   }, { additionalProperties: false, default: {} }),
@@ -118,6 +122,11 @@ export function loadFleetConfig(path: string | undefined): FleetConfig {
     throw new ConfigError(`Could not read the fleet server config ${path}: ${(err as Error).message}. Give a JSON file (see configs/fleet-server.example.json).`);
   }
   return parseFleetConfig(raw, path);
+}
+
+/** Whether the server subscribes with $share on an external broker (see `broker.external.shared`). */
+export function sharedSubscriptions(x: { shared?: boolean; protocolVersion: 4 | 5 }): boolean {
+  return x.shared ?? x.protocolVersion === 5;
 }
 
 export function dbPathOf(c: FleetConfig): string {

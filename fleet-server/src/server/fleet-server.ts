@@ -10,7 +10,7 @@ import { ConfigError, describeError, invalidConfig, type ConfigIssue } from '../
 import { existsSync, statSync } from 'node:fs';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { SHARE_GROUP, serverFilter } from '../../../agent/src/protocol/index.js';
-import { dbPathOf, type FleetConfig } from '../config/schema.js';
+import { dbPathOf, sharedSubscriptions, type FleetConfig } from '../config/schema.js';
 import { openDatabase, type Db } from '../db/database.js';
 import { DeviceStore } from '../db/devices.js';
 import { TelemetryStore } from '../db/telemetry.js';
@@ -165,10 +165,11 @@ export class FleetServer {
       await this.broker.start();
     } else {
       const x = c.broker.external!;
+      const shared = sharedSubscriptions(x);
       this.external = new ExternalSource({
         url: x.url, username: x.username, password: x.password, caPath: x.caPath, clientId: x.clientId,
-        shared: x.shared, protocolVersion: x.protocolVersion, onMessage,
-        extraFilters: [x.shared ? `$share/${SHARE_GROUP}/${OTA_REQUEST_FILTER}` : OTA_REQUEST_FILTER],
+        shared, protocolVersion: x.protocolVersion, onMessage,
+        extraFilters: [shared ? `$share/${SHARE_GROUP}/${OTA_REQUEST_FILTER}` : OTA_REQUEST_FILTER],
       });
       await this.external.start();
     }
