@@ -83,8 +83,8 @@ test('session cookie opens /api/events; alerts, telemetry and state arrive live;
 
   const summary = await f.api<{ items: Array<Record<string, unknown>> }>('GET', '/api/dashboard/devices');
   const d = summary.body.items.find((x) => x.id === 'demo-01')!;
-  assert.deepEqual({ groups: d.groups, fps: d.detectFps, p95: d.p95Ms, drift: d.driftFlagged, alerts: d.alerts, models: d.models },
-    { groups: ['north', 'site-a'], fps: 9.5, p95: 47, drift: true, alerts: 1, models: { detector: '2.0.0' } });
+  assert.deepEqual({ groups: d.groups, fps: d.detectFps, p95: d.p95Ms, drift: d.driftFlagged, alertsLast24h: d.alertsLast24h, models: d.models },
+    { groups: ['north', 'site-a'], fps: 9.5, p95: 47, drift: true, alertsLast24h: 1, models: { detector: '2.0.0' } });
 
   const status = await f.api<{ events: { clients: number; sent: number; dropped: number } }>('GET', '/api/dashboard/status');
   assert.equal(status.body.events.clients, 1);

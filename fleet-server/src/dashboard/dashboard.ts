@@ -33,8 +33,11 @@ export interface DeviceSummary extends DeviceRecord {
   detectFps: number | null;
   p95Ms: number | null;
   telemetryTsMs: number | null;
-  alerts: number;
+  /** Alerts received in the last 24 h (ALERT_COUNT_WINDOW_MS); counting all of them grew with retention. */
+  alertsLast24h: number;
 }
+
+const ALERT_COUNT_WINDOW_MS = 24 * 3600_000;
 
 /**
  * Content-Security-Policy: only our own scripts, styles and images (snapshots come from our API),
@@ -88,7 +91,9 @@ export class Dashboard {
 
   deviceSummaries(): DeviceSummary[] {
     const o = this.opts;
-    return o.devices.list().map((d) => {
+    const devices = o.devices.list();
+    const alerts = o.alerts.recentCounts(devices.map((d) => d.id), ALERT_COUNT_WINDOW_MS);
+    return devices.map((d) => {
       const last = o.telemetry.series(d.id, { limit: 1 })[0];
       return {
         ...d,
@@ -96,7 +101,7 @@ export class Dashboard {
         detectFps: last ? last.payload.detectFps : null,
         p95Ms: last ? pipelineP95Ms(last.payload.stages) : null,
         telemetryTsMs: last ? last.tsMs : null,
-        alerts: o.alerts.count(d.id),
+        alertsLast24h: alerts.get(d.id) ?? 0,
       };
     });
   }
