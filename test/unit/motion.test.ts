@@ -41,3 +41,28 @@ test('sensor noise below the pixel threshold is not motion', () => {
 test('a truncated frame is refused with what was expected', () => {
   assert.throws(() => new MotionGate().check({ width: 10, height: 10, data: new Uint8Array(10) }), /Expected 300 bytes/);
 });
+
+test('a person 40x100 px walking 4 px a frame on a 1920x1080 camera is motion on every frame; noise is not', () => {
+  // One pixel per 30-px block of a 64-px-wide thumbnail saw this walker move on none of 300 frames.
+  const W = 1920;
+  const H = 1080;
+  const walker = (x: number): RgbImage => {
+    const data = new Uint8Array(W * H * 3).fill(60);
+    for (let y = 500; y < 600; y++) data.fill(200, (y * W + x) * 3, (y * W + x + 40) * 3);
+    return { width: W, height: H, data };
+  };
+  const gate = new MotionGate();
+  gate.check(walker(200));
+  const still: number[] = [];
+  for (let i = 1; i < 40; i++) if (!gate.check(walker(200 + 4 * i)).motion) still.push(i);
+  assert.deepEqual(still, [], 'frames the gate called still');
+  // The same frame with sensor noise (up to +-15 grey levels on every pixel) is no motion.
+  let seed = 7;
+  const noisy = walker(400);
+  for (let i = 0; i < noisy.data.length; i++) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    noisy.data[i] += (seed % 31) - 15;
+  }
+  gate.check(walker(400));
+  assert.equal(gate.check(noisy).motion, false);
+});

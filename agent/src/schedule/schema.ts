@@ -6,11 +6,14 @@ import { compileSchema } from '../util/schema.js';
 
 export const MotionGateConfigSchema = Type.Object({
   enabled: Type.Boolean({ default: true }),
-  /** Width of the grey thumbnail compared between frames; height follows the aspect ratio. */
+  /**
+   * Width of the grid of blocks on which the changed fraction is counted; height follows the aspect
+   * ratio. Changes are found on cells at most 12 source pixels wide (several per block on a wide frame).
+   */
   thumbWidth: Type.Integer({ minimum: 8, maximum: 640, default: 64 }),
-  /** Grey-level difference (0-255) above which a thumbnail pixel counts as changed. */
+  /** Grey-level difference (0-255) of a cell's mean above which the cell counts as changed. */
   pixelThreshold: Type.Integer({ minimum: 1, maximum: 255, default: 20 }),
-  /** Fraction of changed thumbnail pixels that counts as motion. */
+  /** Fraction of changed blocks that counts as motion. */
   minChangedFraction: Type.Number({ minimum: 0, maximum: 1, default: 0.002 }),
   // default {}: a config without a motion section still gets every motion default (ajv fills the
   // empty object, then its properties).

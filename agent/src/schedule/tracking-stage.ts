@@ -27,7 +27,7 @@ export interface TrackingStageResult {
   frameIndex: number;
   tracks: TrackedObject[];
   decision: ScheduleDecision;
-  /** Motion gate fraction of changed pixels; undefined when the gate is off. */
+  /** Motion gate fraction of changed blocks; undefined when the gate is off. */
   changedFraction: number | undefined;
   /** Detector time for this frame, ms (0 when it did not run). */
   detectMs: number;
