@@ -107,3 +107,36 @@ test('a camera that ends its stream (EOS) is reconnected; a file or test source 
   assert.deepEqual(await run({ kind: 'file', path: 'a.mp4' }), { frames: 1, created: 1, restarts: 0 });
   assert.deepEqual(await run({ kind: 'test', live: true }), { frames: 1, created: 1, restarts: 0 });
 });
+
+// The frame index carried on across a reconnect while its times were index / the new rate: a camera back
+// at 30 fps after 9000 frames at 15 fps went from 599.9 s to 300 s, and the rules' cooldowns and dwell
+// times (computed from these times) went negative and held alerts back for hours.
+test('presentation times keep increasing across a reconnect at another frame rate', async () => {
+  let created = 0;
+  const perConnection = 40;
+  const gst: GstModule = {
+    Pipeline: class {
+      private bus?: (m: Record<string, unknown>) => void;
+      private pending?: (b: Buffer | null, c: Record<string, unknown>) => void;
+      private sent = 0;
+      private readonly rate = created++ === 0 ? '15/1' : '30/1';
+      play() { /* frames flow from pull() */ }
+      stop() { const p = this.pending; this.pending = undefined; p?.(null, {}); }
+      sendEOS() { setImmediate(() => this.bus?.({ type: 'eos' })); }
+      pollBus(cb: (m: Record<string, unknown>) => void) { this.bus = cb; }
+      findChild() {
+        return { pull: (cb: (b: Buffer | null, c: Record<string, unknown>) => void) => {
+          if (this.sent++ < perConnection) setImmediate(() => cb(Buffer.alloc(2 * 2 * 4), { width: 2, height: 2, framerate: this.rate }));
+          else { this.pending = cb; setImmediate(() => this.bus?.({ type: 'eos' })); }
+        } };
+      }
+    },
+  };
+  const src = new GstFrameSource({ config: source.parse({ kind: 'rtsp', url: 'rtsp://cam/1', maxFrames: 2 * perConnection }, 's'), gst, random: () => 0.5, sleep: async () => undefined });
+  const pts: number[] = [];
+  for await (const f of src.frames()) pts.push(f.ptsNs);
+  assert.equal(pts.length, 2 * perConnection);
+  assert.equal(pts[perConnection - 1], Math.round(((perConnection - 1) * 1e9) / 15), 'the first connection is timed by index and rate');
+  for (let i = 1; i < pts.length; i++) assert.ok(pts[i] > pts[i - 1], `frame ${i}: ${pts[i - 1]} → ${pts[i]}`);
+  assert.equal(pts[perConnection + 1] - pts[perConnection], Math.round(1e9 / 30), 'the new connection runs at its own rate');
+});

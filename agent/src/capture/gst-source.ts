@@ -135,9 +135,10 @@ export class GstFrameSource {
     const backoff = new Backoff({ initialMs: cfg.reconnect.initialDelayMs, maxMs: cfg.reconnect.maxDelayMs, random });
     let index = 0;
     const startNs = (this.opts.nowNs ?? (() => Number(process.hrtime.bigint())))();
+    const pts = new PtsClock(startNs);
     for (;;) {
       const before = this.stats.framesIn;
-      let end = await this.runOnce(queue, { nextIndex: () => index++, stopped, startNs });
+      let end = await this.runOnce(queue, { nextIndex: () => index++, stopped, pts });
       if (end.kind === 'eos' && CAMERA_KINDS.has(cfg.kind) && !stopped()) {
         end = { kind: 'error', fatal: false, message: 'the camera ended its stream (end of stream from a live camera)' };
       }
@@ -154,12 +155,13 @@ export class GstFrameSource {
       const delayMs = backoff.nextDelayMs();
       this.log.warn({ source: cfg.id, error: end.message, attempt, delayMs }, 'camera source failed; restarting');
       this.stats.restarts++;
+      pts.newConnection();
       await sleep(delayMs, signal);
       if (stopped()) return undefined;
     }
   }
 
-  private runOnce(queue: FrameQueue<Frame>, ctx: { nextIndex: () => number; stopped: () => boolean; startNs: number }): Promise<AttemptEnd> {
+  private runOnce(queue: FrameQueue<Frame>, ctx: { nextIndex: () => number; stopped: () => boolean; pts: PtsClock }): Promise<AttemptEnd> {
     const cfg = this.opts.config;
     const gst = this.opts.gst ?? loadGst();
     const nowNs = this.opts.nowNs ?? (() => Number(process.hrtime.bigint()));
@@ -222,7 +224,7 @@ export class GstFrameSource {
           sink.pull(onSample);
           return;
         }
-        const frame = toFrame(buf, caps, { index: ctx.nextIndex(), sourceId: cfg.id, capturedAtNs: nowNs(), startNs: ctx.startNs });
+        const frame = toFrame(buf, caps, { index: ctx.nextIndex(), sourceId: cfg.id, capturedAtNs: nowNs(), pts: ctx.pts });
         if (typeof frame === 'string') {
           busError = frame;
           requestEos();
@@ -244,7 +246,45 @@ function fps(caps: Record<string, unknown>): number {
   return m && Number(m[2]) > 0 ? Number(m[1]) / Number(m[2]) : 0;
 }
 
-function toFrame(buf: Buffer, caps: Record<string, unknown>, ctx: { index: number; sourceId: string; capturedAtNs: number; startNs: number }): Frame | string {
+/**
+ * A source's presentation times, strictly increasing across reconnects. Within one connection they come
+ * from the frame index and the negotiated rate (exact for files) or, at a variable rate, from the
+ * capture clock. A new connection starts after the last time plus the outage: the index carries on
+ * while the rate may change (15 → 30 fps took 599.9 s back to 300 s), and the rules' cooldowns and
+ * dwell times, computed from these times, went negative and held alerts back for hours.
+ */
+export class PtsClock {
+  private base = 0;
+  private first: number | undefined;
+  private last = Number.NEGATIVE_INFINITY;
+  private reconnected = false;
+
+  constructor(private readonly startNs: number) {}
+
+  /** The next frame belongs to a new connection. */
+  newConnection(): void {
+    this.first = undefined;
+    this.reconnected = true;
+  }
+
+  at(index: number, rate: number, capturedAtNs: number): number {
+    let pts: number;
+    if (rate > 0) {
+      if (this.first === undefined) {
+        this.first = index;
+        this.base = this.reconnected ? Math.max(this.last + Math.round(1e9 / rate), capturedAtNs - this.startNs) : 0;
+      }
+      pts = this.base + Math.round(((index - this.first) * 1e9) / rate);
+    } else {
+      pts = capturedAtNs - this.startNs;
+    }
+    if (pts <= this.last) pts = this.last + 1;
+    this.last = pts;
+    return pts;
+  }
+}
+
+function toFrame(buf: Buffer, caps: Record<string, unknown>, ctx: { index: number; sourceId: string; capturedAtNs: number; pts: PtsClock }): Frame | string {
   const width = Number(caps.width);
   const height = Number(caps.height);
   if (!(width > 0 && height > 0)) return `appsink caps carry no frame size: ${JSON.stringify(caps)}`;
@@ -261,6 +301,6 @@ function toFrame(buf: Buffer, caps: Record<string, unknown>, ctx: { index: numbe
     return `unexpected RGB buffer of ${buf.length} bytes for ${width}x${height}`;
   }
   const rate = fps(caps);
-  const ptsNs = rate > 0 ? Math.round((ctx.index * 1e9) / rate) : ctx.capturedAtNs - ctx.startNs;
+  const ptsNs = ctx.pts.at(ctx.index, rate, ctx.capturedAtNs);
   return { width, height, data, index: ctx.index, ptsNs, capturedAtNs: ctx.capturedAtNs, sourceId: ctx.sourceId };
 }
