@@ -88,3 +88,20 @@ test('telemetry counts what the pipeline did: frames in and dropped by capture, 
   assert.deepEqual(s2.frames.dropped, { capture: 3 });
   assert.match(await att.telemetry.registry.metrics(), /ef_frames_in_total\{[^}]*\} 19/);
 });
+
+// The state carried only the agent version and the model's directory name: the dashboard's Platform
+// field and board filter were always empty, and an OTA-installed version never showed in the state.
+test('the device state says the platform, the board preset and the running model version', async () => {
+  const { agentIdentity } = await import('../../agent/src/pipeline/fleet-attachment.js');
+  const { decodePayload } = await import('../../agent/src/protocol/index.js');
+  const config = agentConfigValidator.parse({ ...minimal, detector: { model: 'models/factory/model.onnx' }, board: 'jetson-orin' }, 'config');
+  const ota = { running: undefined as string | undefined };
+  const id = agentIdentity(config, () => ota.running);
+  const state = () => JSON.stringify({ v: 1, online: true, ts: Date.now(), ...id });
+  const before = decodePayload('state', state());
+  assert.ok(before.ok, JSON.stringify(before));
+  assert.deepEqual((before.value as { platform: unknown }).platform, { os: process.platform, arch: process.arch, node: process.version, board: 'jetson-orin' });
+  assert.deepEqual((before.value as { models: unknown }).models, { detector: 'factory' });
+  ota.running = '2.1.0';
+  assert.deepEqual((JSON.parse(state()) as { models: unknown }).models, { detector: '2.1.0' });
+});

@@ -11,7 +11,7 @@ import type { AgentConfig } from '../config/schema.js';
 import type { CameraStats, FrameResult, PipelineSinks } from './camera-pipeline.js';
 import type { AlertEvent } from '../rules/events.js';
 import type { Detection, Frame } from '../types.js';
-import { AgentLink } from '../link/agent-link.js';
+import { AgentLink, type AgentLinkOptions } from '../link/agent-link.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { MetricsServer } from '../telemetry/metrics-server.js';
 import { PrivacyStage } from '../privacy/stage.js';
@@ -48,6 +48,21 @@ export function readDeviceSecret(config: AgentConfig, env: NodeJS.ProcessEnv = p
   throw new ConfigError(`No device secret for ${config.deviceId}: looked in ${candidates.join(', ') || '(no secretFile configured)'} and EF_DEVICE_SECRET. ` +
     'Create one with `fleetctl device add ID` and install it with scripts/install-agent.sh --device-secret FILE, or set link.secretFile',
   [{ path: '/link/secretFile', expected: 'a readable file with the device secret', received: link?.secretFile ?? 'nothing' }]);
+}
+
+/**
+ * What the agent says of itself in its retained `state`: version, platform (OS, CPU, board preset,
+ * Node) and the running model version, read when each state is sent (OTA changes it). The dashboard's
+ * Platform field and board filter read it; it used to carry only the version and the model's
+ * directory name.
+ */
+export function agentIdentity(config: AgentConfig, runningVersion: () => string | undefined): NonNullable<AgentLinkOptions['identity']> {
+  const dirName = config.detector.model.split('/').slice(-2, -1)[0] ?? 'detector';
+  return {
+    agentVersion: VERSION,
+    platform: { os: process.platform, arch: process.arch, node: process.version, ...(config.board ? { board: config.board } : {}) },
+    get models() { return { detector: runningVersion() ?? dirName }; },
+  };
 }
 
 export class FleetAttachment {
@@ -98,7 +113,7 @@ export class FleetAttachment {
         caPem,
         protocolVersion: config.link.protocolVersion,
         outbox: join(config.stateDir, 'outbox.sqlite'),
-        identity: { agentVersion: VERSION, models: { detector: config.detector.model.split('/').slice(-2, -1)[0] ?? 'detector' } },
+        identity: agentIdentity(config, () => this.ota?.runningVersion),
       });
       if (config.ota) {
         // Before the link starts: the retained desired state arrives right after connecting.
