@@ -278,3 +278,37 @@ test("a device's page lists its own rollouts however many others came after", { 
     await ctx.close();
   }
 });
+
+test('the Alerts page refetches the device list once for a burst of device events; the Rollouts page polls only running rollouts', { skip, timeout: 60_000 }, async () => {
+  await publishStandIns();
+  fleet.addDevice('poll-cam');
+  const finished = await abortedRollout('1.0.0', 'devices:poll-cam');
+  // Never reported: it stays running (its wave times out in 15 min). Its own role leaves the detector role free.
+  const r = await fleet.api<{ rollout: { id: string } }>('POST', '/api/rollouts', { model: 'standin', version: '2.0.0', role: 'poll-role', platform: 'onnx-cpu', target: 'devices:poll-cam', waves: [100] });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const running = r.body.rollout.id;
+  const ctx = await browser!.newContext();
+  try {
+    const { page, errors } = await openPage(ctx);
+    const asked: string[] = [];
+    page.on('request', (req) => { asked.push(new URL(req.url()).pathname); });
+    await login(page, '#/alerts');
+    await page.getByText('live', { exact: true }).waitFor();
+    asked.length = 0;
+    for (let i = 0; i < 30; i++) fleet.server.events.publish({ type: 'device', deviceId: 'poll-cam' });
+    await waitFor('the device list refetched', () => asked.includes('/api/dashboard/devices'), 5000);
+    await new Promise((res) => setTimeout(res, 1500)); // a second refetch would come within this
+    assert.equal(asked.filter((p) => p === '/api/dashboard/devices').length, 1, asked.join(' '));
+
+    await page.goto(`${fleet.httpUrl}/#/rollouts`);
+    await page.locator(`[data-rollout="${running}"] [data-state="running"]`).waitFor();
+    asked.length = 0;
+    await waitFor('three polls of the running rollout', () => asked.filter((p) => p === `/api/rollouts/${running}`).length >= 3, 10_000);
+    assert.equal(asked.filter((p) => p === `/api/rollouts/${finished}`).length, 0, 'the finished rollout is not polled');
+    await page.locator(`[data-rollout="${running}"]`).getByRole('button', { name: /^Abort/ }).click();
+    await page.locator(`[data-rollout="${running}"] [data-state="aborted"]`).waitFor();
+    assert.deepEqual(errors, [], 'no script errors in the page');
+  } finally {
+    await ctx.close();
+  }
+});

@@ -1,3 +1,4 @@
+/* global setTimeout */
 // Alerts: live feed across the fleet with snapshot thumbnails; filter by site/group, rule, class
 // and time. New alerts are prepended as they arrive (no reload).
 import { clear, h } from '../dom.js';
@@ -39,6 +40,7 @@ export async function render(page, _params, { get }) {
   fill();
   draw();
 
+  let devicesTimer = null;
   return {
     async refresh() {
       [items, devices] = await Promise.all([get('/api/alerts?limit=200').then((r) => r.items), get('/api/dashboard/devices').then((r) => r.items)]);
@@ -46,7 +48,14 @@ export async function render(page, _params, { get }) {
       draw();
     },
     async onEvent(e) {
-      if (e.type === 'device') devices = (await get('/api/dashboard/devices')).items;
+      if (e.type === 'device') {
+        // Groups change rarely and device events come in bursts (a fleet reconnecting): one refetch a second at most.
+        devicesTimer ??= setTimeout(() => {
+          devicesTimer = null;
+          get('/api/dashboard/devices').then((r) => { devices = r.items; fill(); draw(); }, (err) => console.error('device list refresh failed', err));
+        }, 1000);
+        return;
+      }
       if (e.type !== 'alert' || items.some((a) => a.deviceId === e.deviceId && a.id === e.id)) return;
       const a = await get(`/api/alerts/${encodeURIComponent(e.deviceId)}/${encodeURIComponent(e.id)}`);
       items = [a, ...items].slice(0, 500);

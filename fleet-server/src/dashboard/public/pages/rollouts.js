@@ -61,12 +61,16 @@ export async function render(page, _params, { get, post }) {
   }
 
   let timer = null;
+  /** Last status of each rollout: a poll refetches only the running ones (a finished one no longer changes by itself). */
+  const known = new Map();
   // Never rejects: a failure is shown above the list and retried while the page is open.
-  const refresh = async () => {
+  const refresh = async ({ poll = false } = {}) => {
     let statuses;
     try {
       const items = (await get('/api/rollouts')).items.slice().reverse();
-      statuses = await Promise.all(items.map((r) => get(`/api/rollouts/${r.id}`)));
+      statuses = await Promise.all(items.map((r) => (poll && r.state !== 'running' && known.get(r.id)?.state === r.state
+        ? known.get(r.id) : get(`/api/rollouts/${r.id}`))));
+      for (const st of statuses) known.set(st.id, st);
     } catch (err) {
       clearTimeout(timer);
       if (err.status === 401 || !page.isConnected) return; // api() went back to the login form
@@ -79,7 +83,7 @@ export async function render(page, _params, { get, post }) {
     clearTimeout(timer);
     if (!page.isConnected) return;
     // A hidden tab does not poll; the shell calls refresh() when it is shown again.
-    if (document.visibilityState !== 'hidden' && statuses.some((s) => s.state === 'running')) timer = setTimeout(() => { void refresh(); }, 1000);
+    if (document.visibilityState !== 'hidden' && statuses.some((s) => s.state === 'running')) timer = setTimeout(() => { void refresh({ poll: true }); }, 1000);
   };
   const act = async (id, action, text) => {
     try {
@@ -92,7 +96,7 @@ export async function render(page, _params, { get, post }) {
     await refresh();
   };
   await refresh();
-  return { refresh, onEvent(e) { if (e.type === 'device' || e.type === 'rollout') void refresh(); } };
+  return { refresh, onEvent(e) { if (e.type === 'device' || e.type === 'rollout') void refresh({ poll: true }); } };
 }
 
 function card(st, act, failure) {
