@@ -232,3 +232,19 @@ test('a desired state over what an agent accepts is refused: at publish for one 
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+// A rollback entry (version only, no manifest) matched any model name at that version: the device
+// could fetch another model's artifact that happened to share the version number.
+test('a device may fetch only the model its desired state names, with its manifest', async () => {
+  const s = await setup(1);
+  try {
+    s.desired.set('d00', 'detector', { version: '1.0.0', rollout: 'r1' });
+    assert.equal(s.desired.holds('d00', 'other-model', '1.0.0'), false);
+    const { rollout } = s.engine.create(spec);
+    assert.equal(s.desired.get('d00').detector?.version, '2.0.0', rollout.id);
+    assert.equal(s.desired.holds('d00', 'm', '2.0.0'), true);
+    assert.equal(s.desired.holds('d00', 'other-model', '2.0.0'), false);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

@@ -72,9 +72,13 @@ export class DesiredStore {
     return payload;
   }
 
-  /** Whether name@version is in any role of the device's desired state. */
+  /**
+   * Whether name@version is in any role of the device's desired state, with its manifest (what a
+   * download needs). An entry without one (a rollback to a version the device holds) matched any
+   * model name at that version, so a device could fetch another model that shared the version number.
+   */
   holds(deviceId: string, name: string, version: string): boolean {
-    return Object.values(this.get(deviceId)).some((e) => e.version === version && (e.manifest?.name ?? name) === name);
+    return Object.values(this.get(deviceId)).some((e) => e.version === version && e.manifest?.name === name);
   }
 
   republishAll(): number {
