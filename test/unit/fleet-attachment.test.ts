@@ -18,7 +18,10 @@ test('an alert the outbox refuses is logged and counted, not thrown into the pip
   const att = new FleetAttachment({ config, secret: 'x' });
   const queued: string[] = [];
   let full = true;
-  att.link = { publishAlert: (a: { id: string }) => { if (full) throw new Error('database or disk is full'); queued.push(a.id); return a.id; } } as unknown as AgentLink;
+  att.link = {
+    publishAlert: (a: { id: string }) => { if (full) throw new Error('database or disk is full'); queued.push(a.id); return a.id; },
+    status: () => ({ inboundDropped: { 'desired:oversized': 1 }, telemetryDroppedOffline: 0, telemetryRefused: 0, resends: 0, outbox: { pending: 0, droppedFull: 0 } }),
+  } as unknown as AgentLink;
   const frame: Frame = { width: 4, height: 4, data: new Uint8Array(48), index: 7, ptsNs: 0, capturedAtNs: 0, sourceId: 'cam' };
   const alert = (id: string): AlertEvent => ({
     id, kind: 'zone-enter', timeMs: Date.now(), ptsNs: 0, frameIndex: 7, cameraId: 'cam', ruleId: 'door', trackId: 1,
@@ -30,6 +33,11 @@ test('an alert the outbox refuses is logged and counted, not thrown into the pip
   await att.publishAlert(alert('a2'), frame);
   assert.deepEqual(queued, ['a2'], 'the next alert goes through');
   assert.equal(att.withheldSnapshots, 2, 'no privacy stage started: snapshots withheld, fail closed');
+  // Both counts reach the agent's Prometheus endpoint (they were in memory only).
+  const text = await att.telemetry.registry.metrics();
+  assert.match(text, /ef_alerts_not_queued_total\{device="[^"]*"\} 1\n/);
+  assert.match(text, /ef_snapshots_withheld_total\{device="[^"]*"\} 2\n/);
+  assert.match(text, /ef_link_inbound_dropped_total\{reason="desired:oversized",device="[^"]*"\} 1\n/);
 });
 
 test('camera, rule and device ids longer or other than the alert protocol allows are config errors', () => {

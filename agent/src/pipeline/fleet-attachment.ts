@@ -11,6 +11,7 @@ import type { AgentConfig } from '../config/schema.js';
 import type { CameraStats, FrameResult, PipelineSinks } from './camera-pipeline.js';
 import type { AlertEvent } from '../rules/events.js';
 import type { Detection, Frame } from '../types.js';
+import { Counter } from 'prom-client';
 import { AgentLink, type AgentLinkOptions } from '../link/agent-link.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { MetricsServer } from '../telemetry/metrics-server.js';
@@ -91,6 +92,26 @@ export class FleetAttachment {
     });
     // Snapshots are taken from the gate's outcome; nothing else may publish images.
     this.privacy = new PrivacyStage({ config: config.privacy, sink: () => undefined, registry: this.telemetry.registry, intraOpThreads: 1 });
+    this.registerLinkMetrics();
+  }
+
+  /**
+   * What the agent lost or refused, on its Prometheus endpoint: these were kept in memory only, where
+   * no operator could see them (an oversized desired state, alerts the outbox refused, telemetry not
+   * sent, withheld snapshots, resends).
+   */
+  private registerLinkMetrics(): void {
+    const registers = [this.telemetry.registry];
+    const link = () => this.link?.status();
+    const counter = <L extends string>(name: string, help: string, labelNames: L[], values: () => [Partial<Record<L, string>>, number][]) =>
+      new Counter({ name, help, labelNames, registers, collect() { this.reset(); for (const [labels, n] of values()) if (n > 0) this.inc(labels, n); } });
+    counter('ef_link_inbound_dropped_total', 'Server messages the agent dropped, by kind:reason (e.g. desired:oversized)', ['reason'],
+      () => Object.entries(link()?.inboundDropped ?? {}).map(([reason, n]) => [{ reason }, n]));
+    counter('ef_alerts_not_queued_total', 'Alerts the outbox refused (logged as "alert not queued")', [], () => [[{}, this.alertsNotQueued]]);
+    counter('ef_snapshots_withheld_total', 'Alert snapshots the privacy gate withheld', [], () => [[{}, this.snapshotsWithheld]]);
+    counter('ef_telemetry_not_sent_total', 'Telemetry messages not sent: offline, or not matching the protocol', ['reason'],
+      () => [[{ reason: 'offline' }, link()?.telemetryDroppedOffline ?? 0], [{ reason: 'refused' }, link()?.telemetryRefused ?? 0]]);
+    counter('ef_alert_resend_rounds_total', 'Times the receipt timeout resent alerts', [], () => [[{}, link()?.resends ?? 0]]);
   }
 
   async start(): Promise<void> {
