@@ -312,3 +312,33 @@ test('the Alerts page refetches the device list once for a burst of device event
     await ctx.close();
   }
 });
+
+// The page filtered the newest 200 alerts of the whole fleet in the browser: a quiet site's alerts,
+// behind a busy device's, never showed, and there was no way to older ones.
+test('alert filters ask the server, so a quiet site\'s alerts show behind a busy device\'s; older alerts load on demand', { skip, timeout: 60_000 }, async () => {
+  fleet.addDevice('quiet-cam');
+  fleet.addDevice('busy-cam');
+  const groups = await fleet.api('PUT', '/api/devices/quiet-cam/groups', { groups: ['site-quiet'] });
+  assert.equal(groups.status, 200, JSON.stringify(groups.body));
+  storeAlert('quiet-cam', alertFixture('quiet-1', { rule: 'door' }));
+  for (let i = 0; i < 250; i++) storeAlert('busy-cam', alertFixture(`busy-${i}`, { rule: 'gate' }));
+  const ctx = await browser!.newContext();
+  try {
+    const { page, errors } = await openPage(ctx);
+    await login(page, '#/alerts');
+    await page.locator('[data-alert="busy-249"]').waitFor();
+    assert.equal(await page.locator('[data-alert="quiet-1"]').count(), 0, 'behind 250 newer alerts');
+    await page.locator('#alert-site').selectOption('site-quiet');
+    await page.locator('[data-alert="quiet-1"]').waitFor();
+    assert.equal(await page.locator('[data-alert^="busy-"]').count(), 0);
+    await page.locator('#alert-site').selectOption('');
+    await page.locator('[data-alert="busy-249"]').waitFor();
+    assert.equal(await page.locator('[data-alert="busy-0"]').count(), 0);
+    await page.locator('#alert-older').click();
+    await page.locator('#alert-older').click();
+    await page.locator('[data-alert="busy-0"]').waitFor();
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});

@@ -159,3 +159,19 @@ test('ingest: a resent alert is receipted each time but announced once; empty al
   assert.deepEqual(st.droppedBy, { 'alert:empty': 1, 'telemetry:empty': 1 });
   assert.equal(st.alertsDuplicate, 2);
 });
+
+test('alert pages filter by devices, rule, class and the alert\'s time, newest first, and continue with nextBeforeSeq', () => {
+  const s = setup();
+  s.devices.add('cam-01');
+  s.devices.add('cam-02');
+  s.alerts.insert('cam-01', alertFixture('a-door', { rule: 'door', class: 'person', ts: 1000 }));
+  for (let i = 0; i < 5; i++) s.alerts.insert('cam-02', alertFixture(`b-${i}`, { rule: 'gate', class: i % 2 ? 'car' : 'person', ts: 2000 + i }));
+  const ids = (r: { items: { id: string }[] }) => r.items.map((a) => a.id);
+  assert.deepEqual(ids(s.alerts.page({ deviceIds: ['cam-01'] })), ['a-door']);
+  assert.deepEqual(ids(s.alerts.page({ deviceIds: [] })), []);
+  assert.deepEqual(ids(s.alerts.page({ rule: 'gate', class: 'car' })), ['b-3', 'b-1']);
+  assert.deepEqual(ids(s.alerts.page({ sinceTsMs: 2003 })), ['b-4', 'b-3']);
+  const first = s.alerts.page({ limit: 4 });
+  assert.deepEqual(ids(first), ['b-4', 'b-3', 'b-2', 'b-1']);
+  assert.deepEqual(ids(s.alerts.page({ limit: 4, beforeSeq: first.nextBeforeSeq! })), ['b-0', 'a-door']);
+});

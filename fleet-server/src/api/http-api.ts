@@ -57,6 +57,11 @@ const DeviceParams = Type.Object({ id: Type.String({ pattern: DEVICE_ID_PATTERN 
 const AlertParams = Type.Object({ deviceId: Type.String({ pattern: DEVICE_ID_PATTERN }), id: Type.String({ minLength: 1, maxLength: 64 }) });
 const AlertQuery = Type.Object({
   deviceId: Type.Optional(Type.String({ pattern: DEVICE_ID_PATTERN })),
+  /** Comma-separated device ids (a site or group, resolved by the caller). */
+  deviceIds: Type.Optional(Type.String({ maxLength: 16_384 })),
+  rule: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  class: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  sinceMs: Type.Optional(Type.Integer({ minimum: 0 })),
   beforeSeq: Type.Optional(Type.Integer({ minimum: 1 })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
 });
@@ -142,7 +147,13 @@ export class HttpApi {
         { schema: { params: DeviceParams, querystring: TelemetryQuery } },
         async (req) => ({ items: o.telemetry.series(req.params.id, { sinceMs: req.query.sinceMs, limit: req.query.limit }) }));
       api.get<{ Querystring: Static<typeof AlertQuery> }>('/api/alerts', { schema: { querystring: AlertQuery } },
-        async (req) => o.alerts.page({ deviceId: req.query.deviceId, beforeSeq: req.query.beforeSeq, limit: req.query.limit }));
+        async (req, reply) => {
+          const q = req.query;
+          const deviceIds = q.deviceIds === undefined ? undefined : q.deviceIds.split(',').filter(Boolean);
+          const bad = deviceIds?.find((id) => !new RegExp(DEVICE_ID_PATTERN).test(id));
+          if (bad !== undefined) return reply.code(400).send({ error: { code: 'E_INPUT', message: `deviceIds: ${JSON.stringify(bad)} is not a device id` } });
+          return o.alerts.page({ deviceId: q.deviceId, deviceIds, rule: q.rule, class: q.class, sinceTsMs: q.sinceMs, beforeSeq: q.beforeSeq, limit: q.limit });
+        });
       api.get<{ Params: Static<typeof AlertParams> }>('/api/alerts/:deviceId/:id', { schema: { params: AlertParams } }, async (req, reply) => {
         const a = o.alerts.get(req.params.deviceId, req.params.id);
         return a ?? reply.code(404).send({ error: { code: 'E_NOT_FOUND', message: 'No such alert.' } });

@@ -19,6 +19,18 @@ export interface AlertRecord {
 
 type Row = { seq: number; device_id: string; id: string; ts_ms: number; received_at_ms: number; payload_json: string; snapshot_type: string | null; snap_len: number | null };
 
+export interface AlertPageFilter {
+  deviceId?: string;
+  /** Any of these devices (a site or group); an empty list matches nothing. */
+  deviceIds?: string[];
+  rule?: string;
+  class?: string;
+  /** The alert's own time (`ts`), ms since the epoch. */
+  sinceTsMs?: number;
+  beforeSeq?: number;
+  limit?: number;
+}
+
 export class AlertStore {
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
 
@@ -66,11 +78,27 @@ export class AlertStore {
   }
 
   /** Newest first; pass the last seq of a page as `beforeSeq` for the next page. */
-  page(opts: { deviceId?: string; beforeSeq?: number; limit?: number } = {}): { items: AlertRecord[]; nextBeforeSeq: number | null } {
+  /**
+   * Newest first, `limit` at a time (`nextBeforeSeq` continues). Filters: devices, rule, class and the
+   * alert's own time. The dashboard filtered only the newest 200 alerts of the whole fleet in the
+   * browser, so a quiet device's alerts, behind a busy one's, never showed.
+   */
+  page(opts: AlertPageFilter = {}): { items: AlertRecord[]; nextBeforeSeq: number | null } {
     const limit = Math.max(1, Math.min(opts.limit ?? 50, 500));
+    const where = ['seq < ?'];
+    const args: (string | number)[] = [opts.beforeSeq ?? Number.MAX_SAFE_INTEGER];
+    const devices = opts.deviceIds ?? (opts.deviceId ? [opts.deviceId] : undefined);
+    if (devices) {
+      if (devices.length === 0) return { items: [], nextBeforeSeq: null };
+      where.push(`device_id IN (${devices.map(() => '?').join(', ')})`);
+      args.push(...devices);
+    }
+    if (opts.rule) { where.push("json_extract(payload_json, '$.rule') = ?"); args.push(opts.rule); }
+    if (opts.class) { where.push("json_extract(payload_json, '$.class') = ?"); args.push(opts.class); }
+    if (opts.sinceTsMs !== undefined) { where.push('ts_ms >= ?'); args.push(opts.sinceTsMs); }
     const rows = this.db.prepare(`SELECT seq, device_id, id, ts_ms, received_at_ms, payload_json, snapshot_type, LENGTH(snapshot) AS snap_len FROM alerts
-      WHERE (? IS NULL OR device_id = ?) AND seq < ? ORDER BY seq DESC LIMIT ?`)
-      .all(opts.deviceId ?? null, opts.deviceId ?? null, opts.beforeSeq ?? Number.MAX_SAFE_INTEGER, limit + 1) as Row[];
+      WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`)
+      .all(...args, limit + 1) as Row[];
     const more = rows.length > limit;
     const items = rows.slice(0, limit).map(toRecord);
     return { items, nextBeforeSeq: more ? items[items.length - 1].seq : null };
