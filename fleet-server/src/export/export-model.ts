@@ -9,6 +9,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { decoderOutputNames, type DecoderSpec } from '../../../agent/src/decode/spec.js';
+import { modelInputSize } from '../../../agent/src/preprocess/tensor.js';
 import type { FrameSelection } from '../quantize/frames.js';
 import type { CalibrationMethod } from '../quantize/ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
@@ -145,9 +146,11 @@ export function decoderForExport(meta: ModelMetadata, sourceOutputs: readonly st
     const four = outputs.filter((x) => x.shape.length === 4 && channels(x.shape) === 4);
     const maps = outputs.filter((x) => x.shape.length === 4 && channels(x.shape) !== 4 && rows(x.shape) === rows(four[0]?.shape ?? []));
     const cols = (sh: number[]) => (layout === 'nhwc' ? sh[2] : sh[3]);
-    const stride = maps.length === 1 ? meta.preprocess.height / rows(maps[0].shape) : NaN;
+    // The size the model really sees (rounded up to preprocess.multipleOf, as the agent feeds it).
+    const input = modelInputSize(meta.preprocess);
+    const stride = maps.length === 1 ? input.height / rows(maps[0].shape) : NaN;
     // One whole-pixel stride on both axes, or the boxes would drift across the frame.
-    const strideOk = Number.isInteger(stride) && meta.preprocess.width / cols(maps[0]?.shape ?? []) === stride;
+    const strideOk = Number.isInteger(stride) && input.width / cols(maps[0]?.shape ?? []) === stride;
     if (four.length === 1 && maps.length === 1 && strideOk) {
       const { scoreThreshold, iouThreshold, maxDetections } = meta.decoder;
       const spec: DecoderSpec = {
