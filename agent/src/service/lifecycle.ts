@@ -54,6 +54,9 @@ interface Registered<T> {
   timeoutMs: number;
 }
 
+/** A second SIGINT this soon after the first is the same Ctrl-C, delivered twice. */
+const DUPLICATE_SIGNAL_MS = 300;
+
 export class ServiceLifecycle {
   private readonly notifier: ServiceNotifier | undefined;
   private readonly signals: SignalSource;
@@ -67,6 +70,7 @@ export class ServiceLifecycle {
   private reloadRunning: Promise<void> | undefined;
   private reloadQueued = false;
   private started = false;
+  private firstSignalAt: number | undefined;
   readonly stats = { reloads: 0, reloadFailures: 0, ignoredSignals: 0 };
 
   private readonly onTerm = (): void => { this.onSignal('SIGTERM'); };
@@ -160,10 +164,18 @@ export class ServiceLifecycle {
   private onSignal(signal: 'SIGTERM' | 'SIGINT'): void {
     if (!this.stopping) {
       this.log.info({ signal }, 'shutting down');
+      this.firstSignalAt = this.now();
       void this.shutdown(signal);
       return;
     }
     this.stats.ignoredSignals++;
+    // One Ctrl-C can arrive twice: the terminal sends SIGINT to the whole process group, and a wrapper
+    // in it (tsx, npm) relays its own copy. Taken as a second Ctrl-C, it cut every `npm start` short
+    // without draining the outbox. A person's second Ctrl-C comes later than this.
+    if (signal === 'SIGINT' && this.now() - (this.firstSignalAt ?? 0) < DUPLICATE_SIGNAL_MS) {
+      this.log.debug('SIGINT again at once (relayed by a wrapper); still shutting down');
+      return;
+    }
     if (signal === 'SIGINT') {
       this.log.warn('second SIGINT: exiting now without waiting for the shutdown steps');
       this.exit(130);
