@@ -142,7 +142,9 @@ if [ -n "$FLEET_KEY" ]; then
 fi
 
 # 4. State directory (systemd's StateDirectory= also creates it; made here for staged installs).
-mkdir -p "$STATE"
+# models/factory too, owned by the agent: a first model copied there with sudo would otherwise leave
+# models/ owned by root, and over-the-air updates could not create models/detector.
+mkdir -p "$STATE/models/factory"
 chmod 0750 "$STATE"
 if [ "$REAL" = 1 ]; then
   chown -R edge-agent:edge-agent "$STATE"

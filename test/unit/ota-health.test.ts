@@ -106,3 +106,23 @@ test('artifact store: staged version dirs, atomic commit, damaged current falls 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// A start that failed (a model store it cannot create) was followed by stop() closing a detector never
+// opened: "Cannot read properties of undefined (reading 'close')" was all the operator saw.
+test('an OTA manager that cannot start says why, and stopping it after the failure is harmless', async () => {
+  const { OtaManager } = await import('../../agent/src/ota/ota-manager.js');
+  const { EventEmitter } = await import('node:events');
+  const dir = mkdtempSync(join(tmpdir(), 'ef-ota-start-'));
+  try {
+    writeFileSync(join(dir, 'state'), 'a file where the state directory should be');
+    const link = Object.assign(new EventEmitter(), { publishRaw: () => true, publishReported: () => true, deviceId: 'cam-01' });
+    const manager = new OtaManager({
+      link: link as never, stateDir: join(dir, 'state'), publicKeyPem: generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      factory: { modelPath: join(dir, 'model.onnx'), version: '1.0.0' }, openDetector: () => Promise.reject(new Error('not reached')),
+    });
+    await assert.rejects(manager.start(), /ENOTDIR|not a directory/);
+    await manager.stop();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { artifactFileName, verifyManifest, type Manifest } from '../protocol/manifest.js';
 import { fsyncDir, writeFileAtomic } from './fs-atomic.js';
 import { OtaError } from './errors.js';
@@ -51,8 +51,14 @@ export class ArtifactStore {
   }
 
   init(): void {
-    mkdirSync(join(this.root, 'versions'), { recursive: true });
-    mkdirSync(join(this.root, 'downloads'), { recursive: true });
+    try {
+      mkdirSync(join(this.root, 'versions'), { recursive: true });
+      mkdirSync(join(this.root, 'downloads'), { recursive: true });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code !== 'EACCES' && e.code !== 'EPERM') throw err;
+      throw new OtaError('E_STORE', `Cannot create the model store ${this.root}: ${e.message}. The agent's user must be able to write it: e.g. sudo chown -R edge-agent:edge-agent ${dirname(this.root)} (a model copied there with sudo leaves it owned by root).`, { cause: err });
+    }
     // Leftovers of an install killed mid-way: never used, removed.
     for (const name of this.listDir(join(this.root, 'versions'))) {
       if (name.startsWith('.staging-')) rmSync(join(this.root, 'versions', name), { recursive: true, force: true });

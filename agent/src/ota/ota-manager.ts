@@ -131,6 +131,18 @@ export class OtaManager {
   async start(): Promise<SwappableDetector> {
     if (this.started) return this.detector;
     this.started = true;
+    try {
+      return await this.open();
+    } catch (err) {
+      // Not started: stop() has nothing to close. It used to close a detector never opened, and
+      // "Cannot read properties of undefined (reading 'close')" hid the real error (e.g. models/
+      // not writable by the service user).
+      this.started = false;
+      throw err;
+    }
+  }
+
+  private async open(): Promise<SwappableDetector> {
     this.store.init();
     this.factoryName = this.opts.factory.name ?? await loadModelMetadata(this.opts.factory.modelPath).then((m) => m.name, () => undefined);
     this.running = await this.store.current();
