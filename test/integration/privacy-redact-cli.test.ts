@@ -1,9 +1,9 @@
 /** `edge-agent redact --image IN --out OUT --json` (the real binary) on a group photo and on the plate photo. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import sharp from 'sharp';
 
@@ -47,4 +47,24 @@ test('redact writes the redacted image and lists its regions as JSON', async (t)
   const bad = await runCli(['--image', lp, '--out', join(dir, 'x.jpg'), '--vehicle', '1,2,3', '--json']);
   assert.equal(bad.code, 2, 'a malformed --vehicle is a usage error (exit 2)');
   assert.match(bad.stderr, /Expected --vehicle x,y,w,h/);
+});
+
+// `run` and `check-config` read the config's paths relative to the file; redact read them relative to
+// the working directory, so `redact --config configs/agent.example.json` could not find the face model.
+test('redact --config reads the privacy section\'s paths relative to the config file, as run does', async (t) => {
+  const photo = 'assets/images/faces/sample6.jpg';
+  if (!existsSync(photo) || !existsSync('assets/models/blazeface-back/model.meta.json')) {
+    t.skip('face photos or the BlazeFace model metadata are missing: run scripts/setup.sh and npx tsx scripts/prepare-models.ts');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ef-redact-cfg-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // The config lives in a directory of its own and names the face model relative to itself.
+  const cfgDir = join(dir, 'etc');
+  mkdirSync(cfgDir);
+  const cfg = join(cfgDir, 'agent.json');
+  writeFileSync(cfg, JSON.stringify({ privacy: { faces: { modelPath: relative(cfgDir, resolve('assets/models/blazeface-back/model.onnx')) }, plates: { enabled: false } } }));
+  const r = await runCli(['--image', photo, '--out', join(dir, 'out.jpg'), '--config', cfg, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { regions: CliRegion[] }).regions.filter((x) => x.kind === 'face').length, 4);
 });

@@ -55,8 +55,15 @@ export function resolvePaths(cfg: AgentConfig, baseDir: string): AgentConfig {
   if (cfg.link?.caFile) cfg.link.caFile = abs(cfg.link.caFile);
   if (cfg.link?.secretFile) cfg.link.secretFile = abs(cfg.link.secretFile);
   if (cfg.ota) cfg.ota.publicKeyFile = abs(cfg.ota.publicKeyFile);
-  cfg.privacy.faces.modelPath = abs(cfg.privacy.faces.modelPath);
-  if (cfg.privacy.plates.textModelPath) cfg.privacy.plates.textModelPath = abs(cfg.privacy.plates.textModelPath);
-  cfg.privacy.rawRing.dir = abs(cfg.privacy.rawRing.dir);
+  resolvePrivacyPaths(cfg.privacy, baseDir);
   return cfg;
+}
+
+/** The privacy section's paths, relative to the config file's directory (also for `redact --config`). */
+export function resolvePrivacyPaths(privacy: AgentConfig['privacy'], baseDir: string): AgentConfig['privacy'] {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  privacy.faces.modelPath = abs(privacy.faces.modelPath);
+  if (privacy.plates.textModelPath) privacy.plates.textModelPath = abs(privacy.plates.textModelPath);
+  privacy.rawRing.dir = abs(privacy.rawRing.dir);
+  return privacy;
 }

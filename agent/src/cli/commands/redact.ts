@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import sharp from 'sharp';
 import type { CliCommand } from '../dispatch.js';
 import { UsageError } from '../dispatch.js';
@@ -7,6 +8,7 @@ import { Detector } from '../../infer/detector.js';
 import { readImageFile } from '../../preprocess/preprocess.js';
 import { PrivacyDetector } from '../../privacy/detector.js';
 import { parsePrivacyConfig } from '../../privacy/schema.js';
+import { resolvePrivacyPaths } from '../../config/load.js';
 import { padRegion, redactImage } from '../../privacy/redactor.js';
 import { ConfigError, received } from '../../util/errors.js';
 import type { Detection } from '../../types.js';
@@ -43,7 +45,9 @@ the result on their own photos. OUT's extension picks the format (.jpg, .png, .w
       if (raw && typeof raw === 'object' && 'privacy' in raw) raw = raw.privacy as Record<string, unknown>;
     }
     if (values.method) raw = { ...raw, redaction: { ...(raw.redaction as object | undefined), method: values.method } };
-    const config = parsePrivacyConfig(raw);
+    // Paths in the file are relative to it, as `run` and `check-config` read them.
+    const parsed = parsePrivacyConfig(raw);
+    const config = values.config ? resolvePrivacyPaths(parsed, dirname(resolve(values.config))) : parsed;
     const image = await readImageFile(imagePath);
 
     const vehicles: Detection[] = (values.vehicle ?? []).map((v) => ({ classId: 2, label: 'car', score: 1, box: parseBox(v) }));
