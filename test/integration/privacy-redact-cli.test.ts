@@ -1,9 +1,9 @@
 /** `edge-agent redact --image IN --out OUT --json` (the real binary) on a group photo and on the plate photo. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import sharp from 'sharp';
 
@@ -59,11 +59,13 @@ test('redact --config reads the privacy section\'s paths relative to the config 
   }
   const dir = mkdtempSync(join(tmpdir(), 'ef-redact-cfg-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  // The config lives in a directory of its own and names the face model relative to itself.
+  // The config lives in a directory of its own and names the face model relative to itself: a path
+  // that means nothing from the working directory.
   const cfgDir = join(dir, 'etc');
   mkdirSync(cfgDir);
+  symlinkSync(resolve('assets/models/blazeface-back'), join(dir, 'faces'));
   const cfg = join(cfgDir, 'agent.json');
-  writeFileSync(cfg, JSON.stringify({ privacy: { faces: { modelPath: relative(cfgDir, resolve('assets/models/blazeface-back/model.onnx')) }, plates: { enabled: false } } }));
+  writeFileSync(cfg, JSON.stringify({ privacy: { faces: { modelPath: '../faces/model.onnx' }, plates: { enabled: false } } }));
   const r = await runCli(['--image', photo, '--out', join(dir, 'out.jpg'), '--config', cfg, '--json']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal((JSON.parse(r.stdout) as { regions: CliRegion[] }).regions.filter((x) => x.kind === 'face').length, 4);
