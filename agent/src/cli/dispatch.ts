@@ -85,7 +85,9 @@ export async function dispatch(opts: { binary: string; commandsDir: string; grou
   const groups = new Set(opts.groups ?? []);
   const json = argv.includes('--json');
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    process.stdout.write(`usage: ${binary} <command> [options]\n\ncommands:\n${await listCommands(commandsDir, groups)}\nRun '${binary} <command> --help' for a command's options; every command takes --json.\n`);
+    // `version` is answered here, not by a command module, so the listing adds it itself.
+    const versionLine = `  ${'version'.padEnd(22)} print the ${binary} version (also --version)\n`;
+    process.stdout.write(`usage: ${binary} <command> [options]\n\ncommands:\n${await listCommands(commandsDir, groups)}${versionLine}\nRun '${binary} <command> --help' for a command's options; every command takes --json.\n`);
     return argv.length === 0 ? EXIT.usage : EXIT.ok;
   }
   if (argv[0] === 'version' || argv[0] === '--version') {
