@@ -6,6 +6,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { metadataPathFor, modelMetadataValidator, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
@@ -33,10 +34,23 @@ export interface ImportResult {
   stats?: ConvertStats;
 }
 
+/**
+ * Where presets are looked for: the working directory's configs/models, then the install's (beside
+ * the sources, fleet-server/src/convert/../../../configs, or beside the bundle, dist/../configs). Only
+ * the working directory's was, so `fleetctl model import --meta coco-centernet` worked from the
+ * checkout's root alone.
+ */
+export function presetDirs(): string[] {
+  return ['configs/models', fileURLToPath(new URL('../../../configs/models/', import.meta.url)), fileURLToPath(new URL('../configs/models/', import.meta.url))];
+}
+
 /** `coco-centernet` → configs/models/coco-centernet.meta.json; anything else is a file path. */
-export function resolveMetadataArg(arg: string, configDir = 'configs/models'): string {
-  const preset = join(configDir, `${arg}.meta.json`);
-  if (/^[a-z0-9-]+$/.test(arg) && existsSync(preset)) return preset;
+export function resolveMetadataArg(arg: string, configDirs: string | string[] = presetDirs()): string {
+  if (!/^[a-z0-9-]+$/.test(arg)) return arg;
+  for (const dir of Array.isArray(configDirs) ? configDirs : [configDirs]) {
+    const preset = join(dir, `${arg}.meta.json`);
+    if (existsSync(preset)) return preset;
+  }
   return arg;
 }
 
