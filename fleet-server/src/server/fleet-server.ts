@@ -48,7 +48,9 @@ function startError(err: unknown, c: FleetConfig): unknown {
   if (!e) return err;
   const port = (e as { port?: number }).port;
   const field = port === c.http.port ? '/http/port' : port === c.broker.embedded.tls?.port ? '/broker/embedded/tls/port' : '/broker/embedded/port';
-  return new ConfigError(`${field} ${port ?? ''} is in use by another program (${e.message}); stop it or choose another port`, [{ path: field, expected: 'a free port', received: String(port) }], { cause: err });
+  // Debian's mosquitto package enables its own service on 1883, the embedded broker's default port.
+  const debian = field === '/broker/embedded/port' && port === 1883 ? ' (Debian\'s mosquitto.service listens there once mosquitto is installed: sudo systemctl disable --now mosquitto)' : '';
+  return new ConfigError(`${field} ${port ?? ''} is in use by another program${debian} (${e.message}); stop it or choose another port`, [{ path: field, expected: 'a free port', received: String(port) }], { cause: err });
 }
 
 export class FleetServer {

@@ -38,7 +38,7 @@ Stops cleanly on SIGINT/SIGTERM.`,
     await server.start();
     await notifier.ready('broker and API listening');
     const ready = { ok: true, http: server.api.port, mqtt: server.mqttPort, mqtts: server.mqttsPort, engine: server.mosquitto ? 'mosquitto' : server.broker ? 'aedes' : undefined };
-    process.stdout.write(a.json ? `${JSON.stringify(ready)}\n` : `fleet-server: http on ${config.http.host}:${ready.http}${ready.mqtt !== undefined ? `, mqtt on ${config.broker.embedded.host}:${ready.mqtt}` : ''}\n`);
+    process.stdout.write(a.json ? `${JSON.stringify(ready)}\n` : `fleet-server: http on ${config.http.host}:${ready.http}${ready.mqtt !== undefined ? `, mqtt on ${config.broker.embedded.plaintextHost ?? config.broker.embedded.host}:${ready.mqtt}` : ''}${ready.mqtts !== undefined ? `, mqtts on ${config.broker.embedded.host}:${ready.mqtts}` : ''}\n`);
     // SIGHUP's default action ends the process, with a status systemd's Restart=on-failure does not
     // restart: a stray `kill -HUP` (or an old unit's ExecReload) took the broker and API down for good.
     const onHup = (): void => { process.stderr.write('fleet-server: SIGHUP ignored; the config is read at start (restart the service to apply it)\n'); };
