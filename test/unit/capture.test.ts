@@ -73,35 +73,44 @@ test('a live source that fails is restarted with jittered backoff, then gives up
   assert.equal(src.stats.errors, 4);
 });
 
-test('a camera that ends its stream (EOS) is reconnected; a file or test source that ends is done', async () => {
-  // rtspsrc posts EOS, not an error, when the camera closes the connection: the run ended with exit 0
-  // and restarts 0, and under systemd (Restart=on-failure) the camera was gone for good.
+/**
+ * A GStreamer stand-in for a camera that sends `frames` 2×2 frames per connection with the caps
+ * `capsOf(connection)` gives, then hangs up (EOS on the bus). `connections()` counts the pipelines made.
+ */
+function hangingUpCamera(frames: number, capsOf: (connection: number) => Record<string, unknown>): { gst: GstModule; connections: () => number; reset: () => void } {
   let created = 0;
   const gst: GstModule = {
     Pipeline: class {
       private bus?: (m: Record<string, unknown>) => void;
       private pending?: (b: Buffer | null, c: Record<string, unknown>) => void;
       private sent = 0;
-      constructor() { created++; }
+      private readonly caps = { width: 2, height: 2, ...capsOf(created++) };
       play() { /* frames flow from pull() */ }
       stop() { const p = this.pending; this.pending = undefined; p?.(null, {}); }
       sendEOS() { setImmediate(() => this.bus?.({ type: 'eos' })); }
       pollBus(cb: (m: Record<string, unknown>) => void) { this.bus = cb; }
       findChild() {
-        // One frame per connection, then the camera hangs up (EOS on the bus).
         return { pull: (cb: (b: Buffer | null, c: Record<string, unknown>) => void) => {
-          if (this.sent++ === 0) setImmediate(() => cb(Buffer.alloc(2 * 2 * 4), { width: 2, height: 2 }));
+          if (this.sent++ < frames) setImmediate(() => cb(Buffer.alloc(2 * 2 * 4), this.caps));
           else { this.pending = cb; setImmediate(() => this.bus?.({ type: 'eos' })); }
         } };
       }
     },
   };
+  return { gst, connections: () => created, reset: () => { created = 0; } };
+}
+
+test('a camera that ends its stream (EOS) is reconnected; a file or test source that ends is done', async () => {
+  // rtspsrc posts EOS, not an error, when the camera closes the connection: the run ended with exit 0
+  // and restarts 0, and under systemd (Restart=on-failure) the camera was gone for good.
+  const camera = hangingUpCamera(1, () => ({}));
+  const gst = camera.gst;
   const run = async (cfg: unknown) => {
-    created = 0;
+    camera.reset();
     const src = new GstFrameSource({ config: source.parse(cfg, 's'), gst, random: () => 0.5, sleep: async () => undefined });
     let frames = 0;
     for await (const _ of src.frames()) frames++;
-    return { frames, created, restarts: src.stats.restarts };
+    return { frames, created: camera.connections(), restarts: src.stats.restarts };
   };
   assert.deepEqual(await run({ kind: 'rtsp', url: 'rtsp://cam/1', maxFrames: 3 }), { frames: 3, created: 3, restarts: 2 });
   assert.deepEqual(await run({ kind: 'file', path: 'a.mp4' }), { frames: 1, created: 1, restarts: 0 });
@@ -112,26 +121,8 @@ test('a camera that ends its stream (EOS) is reconnected; a file or test source 
 // at 30 fps after 9000 frames at 15 fps went from 599.9 s to 300 s, and the rules' cooldowns and dwell
 // times (computed from these times) went negative and held alerts back for hours.
 test('presentation times keep increasing across a reconnect at another frame rate', async () => {
-  let created = 0;
   const perConnection = 40;
-  const gst: GstModule = {
-    Pipeline: class {
-      private bus?: (m: Record<string, unknown>) => void;
-      private pending?: (b: Buffer | null, c: Record<string, unknown>) => void;
-      private sent = 0;
-      private readonly rate = created++ === 0 ? '15/1' : '30/1';
-      play() { /* frames flow from pull() */ }
-      stop() { const p = this.pending; this.pending = undefined; p?.(null, {}); }
-      sendEOS() { setImmediate(() => this.bus?.({ type: 'eos' })); }
-      pollBus(cb: (m: Record<string, unknown>) => void) { this.bus = cb; }
-      findChild() {
-        return { pull: (cb: (b: Buffer | null, c: Record<string, unknown>) => void) => {
-          if (this.sent++ < perConnection) setImmediate(() => cb(Buffer.alloc(2 * 2 * 4), { width: 2, height: 2, framerate: this.rate }));
-          else { this.pending = cb; setImmediate(() => this.bus?.({ type: 'eos' })); }
-        } };
-      }
-    },
-  };
+  const { gst } = hangingUpCamera(perConnection, (connection) => ({ framerate: connection === 0 ? '15/1' : '30/1' }));
   const src = new GstFrameSource({ config: source.parse({ kind: 'rtsp', url: 'rtsp://cam/1', maxFrames: 2 * perConnection }, 's'), gst, random: () => 0.5, sleep: async () => undefined });
   const pts: number[] = [];
   for await (const f of src.frames()) pts.push(f.ptsNs);
