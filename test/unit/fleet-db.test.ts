@@ -160,17 +160,25 @@ test('ingest: a resent alert is receipted each time but announced once; empty al
   assert.equal(st.alertsDuplicate, 2);
 });
 
-test('alert pages filter by devices, rule, class and the alert\'s time, newest first, and continue with nextBeforeSeq', () => {
+test('alert pages filter by devices, rule, class and arrival time, newest first, on indexes, and continue with nextBeforeSeq', () => {
   const s = setup();
   s.devices.add('cam-01');
   s.devices.add('cam-02');
   s.alerts.insert('cam-01', alertFixture('a-door', { rule: 'door', class: 'person', ts: 1000 }));
-  for (let i = 0; i < 5; i++) s.alerts.insert('cam-02', alertFixture(`b-${i}`, { rule: 'gate', class: i % 2 ? 'car' : 'person', ts: 2000 + i }));
+  for (let i = 0; i < 5; i++) {
+    if (i === 3) s.clock.advance(60_000);
+    s.alerts.insert('cam-02', alertFixture(`b-${i}`, { rule: 'gate', class: i % 2 ? 'car' : 'person', ts: 2000 + i }));
+  }
   const ids = (r: { items: { id: string }[] }) => r.items.map((a) => a.id);
   assert.deepEqual(ids(s.alerts.page({ deviceIds: ['cam-01'] })), ['a-door']);
   assert.deepEqual(ids(s.alerts.page({ deviceIds: [] })), []);
   assert.deepEqual(ids(s.alerts.page({ rule: 'gate', class: 'car' })), ['b-3', 'b-1']);
-  assert.deepEqual(ids(s.alerts.page({ sinceTsMs: 2003 })), ['b-4', 'b-3']);
+  assert.deepEqual(ids(s.alerts.page({ sinceReceivedMs: s.clock.now() - 1000 })), ['b-4', 'b-3']);
+  assert.deepEqual(ids(s.alerts.page({ sinceReceivedMs: s.clock.now() + 1 })), []);
+  // A filter that matches few alerts must not read every row's JSON (0.7–1.1 s over 1M alerts).
+  const plan = (sql: string) => (s.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join('; ');
+  assert.match(plan("SELECT seq FROM alerts WHERE seq < 99 AND json_extract(payload_json, '$.rule') = 'door' ORDER BY seq DESC LIMIT 5"), /alerts_rule_seq/);
+  assert.match(plan("SELECT seq FROM alerts WHERE seq < 99 AND json_extract(payload_json, '$.class') = 'car' ORDER BY seq DESC LIMIT 5"), /alerts_class_seq/);
   const first = s.alerts.page({ limit: 4 });
   assert.deepEqual(ids(first), ['b-4', 'b-3', 'b-2', 'b-1']);
   assert.deepEqual(ids(s.alerts.page({ limit: 4, beforeSeq: first.nextBeforeSeq! })), ['b-0', 'a-door']);

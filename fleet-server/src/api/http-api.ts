@@ -35,6 +35,8 @@ export interface HttpApiOptions {
   onLogout?: () => void;
   /** Failed-login limit per client address and username (default: 10 in 5 minutes). */
   loginThrottle?: LoginThrottle;
+  /** Members of a device group (the alert list's `group` filter). */
+  groupMembers?: (group: string) => string[];
   /** Lets later modules (OTA, dashboard) add routes before listen. */
   extend?: (app: FastifyInstance, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) => void | Promise<void>;
   /** Routes that need no operator (the dashboard's static files and login page). */
@@ -57,8 +59,10 @@ const DeviceParams = Type.Object({ id: Type.String({ pattern: DEVICE_ID_PATTERN 
 const AlertParams = Type.Object({ deviceId: Type.String({ pattern: DEVICE_ID_PATTERN }), id: Type.String({ minLength: 1, maxLength: 64 }) });
 const AlertQuery = Type.Object({
   deviceId: Type.Optional(Type.String({ pattern: DEVICE_ID_PATTERN })),
-  /** Comma-separated device ids (a site or group, resolved by the caller). */
+  /** Comma-separated device ids. */
   deviceIds: Type.Optional(Type.String({ maxLength: 16_384 })),
+  /** A site or group: its members (a URL of ids broke past ~800 devices: 431). */
+  group: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   rule: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   class: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   sinceMs: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -152,7 +156,9 @@ export class HttpApi {
           const deviceIds = q.deviceIds === undefined ? undefined : q.deviceIds.split(',').filter(Boolean);
           const bad = deviceIds?.find((id) => !new RegExp(DEVICE_ID_PATTERN).test(id));
           if (bad !== undefined) return reply.code(400).send({ error: { code: 'E_INPUT', message: `deviceIds: ${JSON.stringify(bad)} is not a device id` } });
-          return o.alerts.page({ deviceId: q.deviceId, deviceIds, rule: q.rule, class: q.class, sinceTsMs: q.sinceMs, beforeSeq: q.beforeSeq, limit: q.limit });
+          const members = q.group === undefined ? undefined : o.groupMembers?.(q.group) ?? [];
+          const ids = members && deviceIds ? members.filter((id) => deviceIds.includes(id)) : members ?? deviceIds;
+          return o.alerts.page({ deviceId: q.deviceId, deviceIds: ids, rule: q.rule, class: q.class, sinceReceivedMs: q.sinceMs, beforeSeq: q.beforeSeq, limit: q.limit });
         });
       api.get<{ Params: Static<typeof AlertParams> }>('/api/alerts/:deviceId/:id', { schema: { params: AlertParams } }, async (req, reply) => {
         const a = o.alerts.get(req.params.deviceId, req.params.id);

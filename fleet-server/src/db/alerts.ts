@@ -25,8 +25,8 @@ export interface AlertPageFilter {
   deviceIds?: string[];
   rule?: string;
   class?: string;
-  /** The alert's own time (`ts`), ms since the epoch. */
-  sinceTsMs?: number;
+  /** Received at or after this time (ms since the epoch): arrival order is `seq` order, so it bounds the scan. */
+  sinceReceivedMs?: number;
   beforeSeq?: number;
   limit?: number;
 }
@@ -79,8 +79,8 @@ export class AlertStore {
 
   /** Newest first; pass the last seq of a page as `beforeSeq` for the next page. */
   /**
-   * Newest first, `limit` at a time (`nextBeforeSeq` continues). Filters: devices, rule, class and the
-   * alert's own time. The dashboard filtered only the newest 200 alerts of the whole fleet in the
+   * Newest first, `limit` at a time (`nextBeforeSeq` continues). Filters: devices, rule, class (each on
+   * an index, migration 4) and arrival time. The dashboard filtered only the newest 200 alerts of the whole fleet in the
    * browser, so a quiet device's alerts, behind a busy one's, never showed.
    */
   page(opts: AlertPageFilter = {}): { items: AlertRecord[]; nextBeforeSeq: number | null } {
@@ -95,7 +95,12 @@ export class AlertStore {
     }
     if (opts.rule) { where.push("json_extract(payload_json, '$.rule') = ?"); args.push(opts.rule); }
     if (opts.class) { where.push("json_extract(payload_json, '$.class') = ?"); args.push(opts.class); }
-    if (opts.sinceTsMs !== undefined) { where.push('ts_ms >= ?'); args.push(opts.sinceTsMs); }
+    if (opts.sinceReceivedMs !== undefined) {
+      const first = this.db.prepare('SELECT seq FROM alerts WHERE received_at_ms >= ? ORDER BY received_at_ms LIMIT 1').get(opts.sinceReceivedMs) as { seq: number } | undefined;
+      if (!first) return { items: [], nextBeforeSeq: null };
+      where.push('seq >= ?');
+      args.push(first.seq);
+    }
     const rows = this.db.prepare(`SELECT seq, device_id, id, ts_ms, received_at_ms, payload_json, snapshot_type, LENGTH(snapshot) AS snap_len FROM alerts
       WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`)
       .all(...args, limit + 1) as Row[];

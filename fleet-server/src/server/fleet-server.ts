@@ -184,6 +184,7 @@ export class FleetServer {
       operators: this.operators, registry: this.registry, sessionTtlMs: c.operator.sessionTtlHours * 3600_000,
       publicMetrics: c.http.publicMetrics, status: () => this.status(), onDevicesChanged: (changed) => this.onDevicesChanged(changed),
       onLogout: () => this.dashboard.events.revalidate(),
+      groupMembers: (group) => this.ota.rolloutStore.groupMembers(group),
       extendPublic: (app) => this.dashboard.registerPublic(app),
       extend: async (app, auth) => {
         this.dashboard.registerApi(app);
