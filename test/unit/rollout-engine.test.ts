@@ -248,3 +248,40 @@ test('a device may fetch only the model its desired state names, with its manife
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+// maxFailures 1: the wave waited for every device to succeed, so the one failure it allowed stalled
+// the rollout for good; and the failed device that installed later stayed failed.
+test('a failure within maxFailures does not hold the wave; a failed device that commits later succeeded after all', async () => {
+  const s = await setup(4);
+  try {
+    const { rollout } = s.engine.create({ ...spec, waves: [50, 100], gate: { maxFailures: 1, waveTimeoutMs: 60_000 } });
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.advance(61_000); // d01 is offline: it times out
+    s.engine.tick();
+    let st = s.engine.status(rollout.id);
+    assert.equal(st.devices.find((d) => d.deviceId === 'd01')?.status, 'failed');
+    assert.equal(st.state, 'running');
+    assert.equal(st.wave, 1, 'wave 2 started: the failure is within the gate');
+    assert.equal(s.desired.get('d02').detector?.version, '2.0.0');
+    // d01 comes back and installs the version its desired state still names.
+    s.report('d01', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    st = s.engine.status(rollout.id);
+    assert.equal(st.devices.find((d) => d.deviceId === 'd01')?.status, 'succeeded');
+    assert.match(st.devices.find((d) => d.deviceId === 'd01')?.reason ?? '', /committed after it had failed \(timeout/);
+    // The last wave: d03 times out as well, d02 commits; with d01 succeeded, one failure is allowed.
+    s.report('d02', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.advance(61_000);
+    s.engine.tick();
+    st = s.engine.status(rollout.id);
+    assert.equal(st.state, 'completed');
+    assert.deepEqual([st.totals.succeeded, st.totals.failed], [3, 1]);
+    // Completed without d03, which installs later: its row says so.
+    s.report('d03', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    st = s.engine.status(rollout.id);
+    assert.deepEqual([st.totals.succeeded, st.totals.failed], [4, 0]);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

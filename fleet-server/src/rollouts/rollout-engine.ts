@@ -5,7 +5,8 @@
  * rolled back, or silent past `waveTimeoutMs`), and then
  *   - more failures than the gate allows → pause the rollout and roll the wave's devices back
  *     (desired = the version each ran before), so later waves never receive the model;
- *   - every device of the waves so far succeeded → next wave, or completed after the last.
+ *   - every device of the waves so far succeeded or failed (within the gate) → next wave, or completed
+ *     after the last. A failed device that later reports the version committed is marked succeeded.
  * All state is in SQLite (rollout-store.ts); a restarted server carries on where it was.
  */
 import { randomUUID } from 'node:crypto';
@@ -154,7 +155,12 @@ export class RolloutEngine {
 
   /** One pass over the running rollouts; exposed for tests and called by the timer. */
   tick(): void {
-    for (const r of this.opts.store.list()) if (r.state === 'running') this.advance(r);
+    for (const r of this.opts.store.list()) {
+      if (r.state === 'running') this.advance(r);
+      // A device counted failed (silent past the timeout, within maxFailures) that installs the version
+      // later: the rollout may have completed without it, and its row said failed for good.
+      else if (r.state === 'completed') this.recheckFailed(r, this.opts.store.devices(r.id, 'failed'));
+    }
   }
 
   private safeTick(): void {
@@ -177,8 +183,9 @@ export class RolloutEngine {
         this.opts.desired.set(d.deviceId, r.role, this.entryFor(r, r.version));
         continue;
       }
+      if (d.status === 'failed') this.recheckFailed(r, [d]);
       if (d.status !== 'assigned') continue;
-      const rep = this.opts.devices.get(d.deviceId)?.reported as ({ models?: Record<string, string>; ota?: OtaReport } | null | undefined);
+      const rep = this.reportOf(d.deviceId);
       const running = rep?.models?.[r.role];
       const ota = rep?.ota;
       // A device that had never reported when it was assigned: its first report still names the version
@@ -191,7 +198,7 @@ export class RolloutEngine {
       // progress, judged by waveTimeoutMs like a silent device, not a gate failure at once.
       if (ota?.version === r.version && (ota.phase === 'refused' || ota.phase === 'rolled-back')) {
         store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });
-      } else if (running === r.version && (!ota || ota.version !== r.version || ota.phase === 'committed')) {
+      } else if (committed(r, rep)) {
         store.setDevice(r.id, d.deviceId, { status: 'succeeded' });
       } else if (d.assignedAtMs !== null && now - d.assignedAtMs > r.gate.waveTimeoutMs) {
         const last = ota?.phase === 'failed' ? `failed: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() : ota?.phase ?? 'none';
@@ -207,8 +214,9 @@ export class RolloutEngine {
       store.setState(r.id, 'paused', why);
       return;
     }
+    // Failures within maxFailures do not hold the wave: it moves on once every device has an outcome.
     const current = devs.filter((d) => d.wave <= r.wave);
-    if (current.every((d) => d.status === 'succeeded')) {
+    if (current.every((d) => d.status === 'succeeded' || d.status === 'failed')) {
       if (r.wave >= r.waves.length - 1) {
         store.setState(r.id, 'completed', null);
         this.log.info({ id: r.id }, 'rollout completed');
@@ -218,6 +226,20 @@ export class RolloutEngine {
         this.advance(this.must(r.id));
       }
     }
+  }
+
+  /** Failed devices that now report the rollout's version committed succeeded after all. */
+  private recheckFailed(r: RolloutRecord, failed: RolloutDeviceRecord[]): void {
+    for (const d of failed) {
+      if (committed(r, this.reportOf(d.deviceId))) {
+        this.opts.store.setDevice(r.id, d.deviceId, { status: 'succeeded', reason: `committed after it had failed (${d.reason ?? 'no reason'})` });
+        d.status = 'succeeded';
+      }
+    }
+  }
+
+  private reportOf(deviceId: string): { models?: Record<string, string>; ota?: OtaReport } | null | undefined {
+    return this.opts.devices.get(deviceId)?.reported as ({ models?: Record<string, string>; ota?: OtaReport } | null | undefined);
   }
 
   /** Desired = the version each device ran before; failed devices already rolled themselves back. */
@@ -252,4 +274,10 @@ export class RolloutEngine {
     if (!r) throw new RolloutError('E_NOT_FOUND', `No rollout ${id}; list them with fleetctl rollout status.`);
     return r;
   }
+}
+
+/** The device runs the rollout's version and committed it (its last install is of another version, or this one committed). */
+function committed(r: RolloutRecord, rep: { models?: Record<string, string>; ota?: OtaReport } | null | undefined): boolean {
+  const ota = rep?.ota;
+  return rep?.models?.[r.role] === r.version && (!ota || ota.version !== r.version || ota.phase === 'committed');
 }

@@ -130,8 +130,11 @@ export class RolloutStore {
     return (this.db.prepare(sql).all(...(opts.deviceId === undefined ? [] : [opts.deviceId])) as RolloutRow[]).map(toRecord);
   }
 
-  devices(id: string): RolloutDeviceRecord[] {
-    const rows = this.db.prepare('SELECT * FROM rollout_devices WHERE rollout_id = ? ORDER BY wave, device_id').all(id) as {
+  /** The rollout's devices, by wave and id; with `status`, only those in it. */
+  devices(id: string, status?: RolloutDeviceStatus): RolloutDeviceRecord[] {
+    const rows = (status === undefined
+      ? this.db.prepare('SELECT * FROM rollout_devices WHERE rollout_id = ? ORDER BY wave, device_id').all(id)
+      : this.db.prepare('SELECT * FROM rollout_devices WHERE rollout_id = ? AND status = ? ORDER BY wave, device_id').all(id, status)) as {
       device_id: string; wave: number; status: string; reason: string | null; previous_json: string | null; assigned_at_ms: number | null;
     }[];
     return rows.map((r) => ({
