@@ -42,12 +42,21 @@ test('agents speak MQTT 5 to the fleet server\'s mosquitto; a killed mosquitto i
   link.publishAlert(alertFixture('m5-before'));
   await waitFor('first alert stored', () => fleet.server.alerts.count(dev.id) === 1, 10_000);
 
+  const desired: number[] = [];
+  link.on('desired', (d: { rev: number }) => desired.push(d.rev));
+  fleet.server.ota.desired.set(dev.id, 'detector', { version: '1.0.0' });
+  await waitFor('the first desired state reached the device', () => desired.includes(1) || undefined, 10_000);
+
   const firstPid = m.pid!;
   process.kill(firstPid, 'SIGKILL');
-  // While the broker is down the outbox keeps the alerts.
+  // While the broker is down the outbox keeps the alerts, and the server's next desired state is dropped.
   for (let i = 0; i < 5; i++) link.publishAlert(alertFixture(`m5-outage-${i}`));
+  await waitFor('the server saw its broker go', () => (fleet.server.status().broker as { connected: boolean }).connected === false || undefined, 10_000, 5);
+  fleet.server.ota.desired.set(dev.id, 'detector', { version: '1.0.1' });
   await waitFor('mosquitto restarted by the fleet server', () => m.restarts >= 1 && m.running && m.pid !== firstPid, 20_000);
   await waitFor('the agent reconnected', () => link.status().connects >= 2, 20_000);
+  // Republished once the server is back on the broker: devices went back to the model before.
+  await waitFor('the desired state set during the outage reached the device', () => desired.includes(2) || undefined, 20_000);
   await waitFor('all 6 alerts stored', () => fleet.server.alerts.count(dev.id) === 6, 20_000);
   await waitFor('the outbox emptied by the server\'s acks', () => link.status().outbox.pending === 0, 10_000);
   const status = fleet.server.status().broker as { engine: string; restarts: number; running: boolean };

@@ -25,6 +25,11 @@ export interface ExternalSourceOptions {
   /** Further filters (e.g. OTA chunk requests), subscribed with the ingest ones. */
   extraFilters?: string[];
   onMessage: (topic: string, payload: Buffer) => void;
+  /**
+   * After each reconnect (not the first connect), once subscribed: what the server published while
+   * the connection was down was dropped, and a restarted broker may hold older retained messages.
+   */
+  onReconnect?: () => void;
   logger?: Logger;
 }
 
@@ -59,6 +64,7 @@ export class ExternalSource {
     client.on('message', (topic, payload) => o.onMessage(topic, payload));
     client.on('error', (err) => this.log.warn({ err: describeError(err) }, 'external broker error'));
     const filters = Object.fromEntries([...INGEST_KINDS.map((k) => serverFilter(k.kind, o.shared && k.shared)), ...(o.extraFilters ?? [])].map((f) => [f, { qos: 1 as const }]));
+    let connects = 0;
     const first = new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new EdgeFleetError('E_BROKER', `No connection to the external broker ${o.url} within ${timeoutMs} ms; check broker.external (url, username, password).`)), timeoutMs);
       client.on('connect', (connack) => {
@@ -71,6 +77,7 @@ export class ExternalSource {
             return;
           }
           clearTimeout(t);
+          if (connects++ > 0) this.opts.onReconnect?.();
           resolve();
         });
         // mosquitto 2.0.11 restores a persistent session's shared subscriptions from its persistence

@@ -145,6 +145,13 @@ export class FleetServer {
       publish: (topic, payload, o) => this.publish(topic, payload, o),
     });
     const onMessage = (topic: string, payload: Buffer) => (topic.endsWith('/ota/req') ? this.ota.handle(topic, payload) : this.ingest.handle(topic, payload));
+    // Back on the broker after an outage (a restarted mosquitto, a network cut): every device's desired
+    // state again. Desired states set meanwhile were dropped, and a mosquitto restored from its
+    // persistence file held older retained ones: devices went back to the model before.
+    const republish = () => {
+      const n = this.ota.desired.republishAll();
+      this.log.info({ devices: n }, 'broker connection back: desired states republished');
+    };
     if (c.broker.mode === 'embedded' && c.broker.embedded.engine === 'mosquitto') {
       const e = c.broker.embedded;
       const files = managedMosquittoFiles(c.dataDir);
@@ -155,7 +162,7 @@ export class FleetServer {
       // device messages queued at mosquitto while the fleet server restarts.
       this.external = new ExternalSource({
         url: this.mosquitto.localUrl, username: SERVICE_USERNAME, password: managedServiceSecret(files), clientId: 'fleet-server',
-        shared: false, protocolVersion: 5, onMessage, extraFilters: [OTA_REQUEST_FILTER],
+        shared: false, protocolVersion: 5, onMessage, extraFilters: [OTA_REQUEST_FILTER], onReconnect: republish,
       });
       await this.external.start();
     } else if (c.broker.mode === 'embedded') {
@@ -170,7 +177,7 @@ export class FleetServer {
       const shared = sharedSubscriptions(x);
       this.external = new ExternalSource({
         url: x.url, username: x.username, password: x.password, caPath: x.caPath, clientId: x.clientId,
-        shared, protocolVersion: x.protocolVersion, onMessage,
+        shared, protocolVersion: x.protocolVersion, onMessage, onReconnect: republish,
         extraFilters: [shared ? `$share/${SHARE_GROUP}/${OTA_REQUEST_FILTER}` : OTA_REQUEST_FILTER],
       });
       await this.external.start();
