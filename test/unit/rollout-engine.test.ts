@@ -41,7 +41,7 @@ async function setup(n: number) {
     ...(ota ? { ota: { role: 'detector', ts: now, ...ota } } : {}),
   } as ReportedPayload);
   for (const id of ids) report(id, '1.0.0', { phase: 'idle', version: '1.0.0' });
-  return { dir, db, ids, devices, engine, desired, published, report, now: () => now, advance: (ms: number) => { now += ms; } };
+  return { dir, db, ids, devices, registry, store, engine, desired, published, report, now: () => now, advance: (ms: number) => { now += ms; } };
 }
 
 const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [10, 50, 100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
@@ -281,6 +281,42 @@ test('a failure within maxFailures does not hold the wave; a failed device that 
     s.engine.tick();
     st = s.engine.status(rollout.id);
     assert.deepEqual([st.totals.succeeded, st.totals.failed], [4, 0]);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+// A fleet-server outage longer than what was left of waveTimeoutMs failed every device mid-install:
+// the timeout ran from the assignment, through the time no server was there to hear the devices.
+test('waveTimeoutMs does not count the time the fleet server was down: a restarted engine gives assigned devices the full timeout again', async () => {
+  const s = await setup(2);
+  try {
+    const first = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now });
+    first.start(3_600_000);
+    const { rollout } = first.create({ ...spec, waves: [100] });
+    s.report('d00', '1.0.0', { phase: 'downloading', version: '2.0.0' });
+    s.advance(50_000);
+    first.tick();
+    first.stop();
+    s.advance(30_000); // the server is down; 80 s since the assignment
+    const second = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now });
+    second.start(3_600_000);
+    try {
+      second.tick();
+      let st = second.status(rollout.id);
+      assert.equal(st.state, 'running', st.reason ?? '');
+      assert.deepEqual(st.devices.map((d) => d.status), ['assigned', 'assigned']);
+      s.advance(59_000);
+      second.tick();
+      assert.equal(second.status(rollout.id).state, 'running');
+      s.advance(2_000); // 61 s of this engine: the timeout applies again
+      second.tick();
+      st = second.status(rollout.id);
+      assert.equal(st.state, 'paused');
+      assert.match(st.devices[0].reason ?? '', /timeout: no healthy report within 60000 ms \(last phase downloading\)/);
+    } finally {
+      second.stop();
+    }
   } finally {
     rmSync(s.dir, { recursive: true, force: true });
   }

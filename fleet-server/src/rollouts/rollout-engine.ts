@@ -44,6 +44,13 @@ export class RolloutEngine {
   private readonly holder = randomUUID();
   private readonly log: Logger;
   private readonly now: () => number;
+  /**
+   * Since when this engine drives the rollouts (started, or took the lease over from a replica).
+   * waveTimeoutMs counts from here at the earliest: a device mid-install while no engine ran (the
+   * server down) would otherwise fail for the outage, not for anything it did.
+   */
+  private drivingSinceMs: number | undefined;
+  private leaseHeld = false;
 
   constructor(private readonly opts: RolloutEngineOptions) {
     this.log = opts.logger ?? moduleLogger('rollouts');
@@ -52,6 +59,7 @@ export class RolloutEngine {
 
   /** Ticks every `tickMs` (default the option, else 1000 ms); calling it again retunes the period. */
   start(tickMs = this.opts.tickMs ?? 1000): void {
+    if (this.timer === undefined) this.drivingSinceMs = this.now();
     clearInterval(this.timer);
     this.tickMs = tickMs;
     this.timer = setInterval(() => this.safeTick(), tickMs);
@@ -62,6 +70,7 @@ export class RolloutEngine {
     if (this.timer) this.opts.store.releaseLease(this.holder);
     clearInterval(this.timer);
     this.timer = undefined;
+    this.leaseHeld = false;
   }
 
   create(input: unknown): { rollout: RolloutRecord; created: boolean } {
@@ -165,7 +174,12 @@ export class RolloutEngine {
 
   private safeTick(): void {
     try {
-      if (!this.opts.store.acquireLease(this.holder, Math.max(5000, this.tickMs * 5))) return;
+      if (!this.opts.store.acquireLease(this.holder, Math.max(5000, this.tickMs * 5))) {
+        this.leaseHeld = false;
+        return;
+      }
+      if (!this.leaseHeld) this.drivingSinceMs = this.now();
+      this.leaseHeld = true;
       this.tick();
     } catch (err) {
       this.log.error({ err: describeError(err) }, 'rollout tick failed');
@@ -200,7 +214,7 @@ export class RolloutEngine {
         store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });
       } else if (committed(r, rep)) {
         store.setDevice(r.id, d.deviceId, { status: 'succeeded' });
-      } else if (d.assignedAtMs !== null && now - d.assignedAtMs > r.gate.waveTimeoutMs) {
+      } else if (d.assignedAtMs !== null && now - Math.max(d.assignedAtMs, this.drivingSinceMs ?? 0) > r.gate.waveTimeoutMs) {
         const last = ota?.phase === 'failed' ? `failed: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() : ota?.phase ?? 'none';
         store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `timeout: no healthy report within ${r.gate.waveTimeoutMs} ms (last phase ${last})` });
       }
