@@ -321,3 +321,35 @@ test('waveTimeoutMs does not count the time the fleet server was down: a restart
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+// Another role added to a device after the rollout was created: its desired state for the next wave
+// was refused by a throw (after the row was marked assigned), which ended the tick for every later
+// rollout, and the device then timed out on a version it was never sent.
+test('a device whose desired state became too large fails at assignment, and the other rollouts still tick', async () => {
+  const s = await setup(2);
+  try {
+    const key = loadOrCreateServerKey(s.dir);
+    const manifest = (name: string) => ({ name, version: '3.0.0', target: 'onnx-cpu' as const, precision: 'fp32' as const, inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: Array.from({ length: 1100 }, (_v, i) => `label-number-${i}`), metrics: {} });
+    writeFileSync(join(s.dir, 'big.onnx'), 'big');
+    await s.registry.addArtifact({ file: join(s.dir, 'big.onnx'), manifest: manifest('coco') }, key.privateKey);
+    await s.registry.addArtifact({ file: join(s.dir, 'big.onnx'), manifest: manifest('faces') }, key.privateKey);
+    const coco = s.engine.create({ model: 'coco', version: '3.0.0', target: 'all', waves: [50, 100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } }).rollout;
+    // d01 (wave 2, not assigned yet) takes on a face model: each fits alone, not both.
+    const faces = s.engine.create({ model: 'faces', version: '3.0.0', role: 'face', target: 'devices:d01', waves: [100] }).rollout;
+    assert.equal(s.desired.get('d01').face?.version, '3.0.0');
+    s.report('d00', '3.0.0', { phase: 'committed', version: '3.0.0' });
+    s.devices.applyReported('d01', { v: 1, ts: s.now(), models: { detector: '1.0.0', face: '3.0.0' }, health: { status: 'ok', reasons: [] }, ota: { role: 'face', ts: s.now(), phase: 'committed', version: '3.0.0' } } as ReportedPayload);
+    s.engine.tick();
+    const st = s.engine.status(coco.id);
+    const d01 = st.devices.find((d) => d.deviceId === 'd01');
+    assert.equal(d01?.status, 'failed');
+    assert.match(d01?.reason ?? '', /not assigned: The desired state of d01 .* over the 32768 an agent accepts/);
+    assert.equal(st.state, 'paused', 'the gate (maxFailures 0) decides');
+    assert.match(st.reason ?? '', /d01 not assigned/);
+    assert.equal(s.desired.get('d01').detector, undefined, 'never sent the version, nor a rollback');
+    assert.equal(s.desired.get('d00').detector?.version, '1.0.0', 'the wave is rolled back');
+    assert.equal(s.engine.status(faces.id).state, 'completed', 'the rollout after it still ticked');
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

@@ -165,10 +165,15 @@ export class RolloutEngine {
   /** One pass over the running rollouts; exposed for tests and called by the timer. */
   tick(): void {
     for (const r of this.opts.store.list()) {
-      if (r.state === 'running') this.advance(r);
-      // A device counted failed (silent past the timeout, within maxFailures) that installs the version
-      // later: the rollout may have completed without it, and its row said failed for good.
-      else if (r.state === 'completed') this.recheckFailed(r, this.opts.store.devices(r.id, 'failed'));
+      // One rollout's trouble must not stop the others' (they are of other roles, other devices).
+      try {
+        if (r.state === 'running') this.advance(r);
+        // A device counted failed (silent past the timeout, within maxFailures) that installs the version
+        // later: the rollout may have completed without it, and its row said failed for good.
+        else if (r.state === 'completed') this.recheckFailed(r, this.opts.store.devices(r.id, 'failed'));
+      } catch (err) {
+        this.log.error({ id: r.id, err: describeError(err) }, 'rollout tick failed for this rollout; the others go on');
+      }
     }
   }
 
@@ -192,9 +197,18 @@ export class RolloutEngine {
     for (const d of store.devices(r.id)) {
       if (d.wave > r.wave) continue;
       if (d.status === 'pending') {
-        const rep = this.opts.devices.get(d.deviceId)?.reported as ({ models?: Record<string, string> } | null | undefined);
-        store.setDevice(r.id, d.deviceId, { status: 'assigned', previousVersion: rep?.models?.[r.role] ?? null, assigned: true });
-        this.opts.desired.set(d.deviceId, r.role, this.entryFor(r, r.version));
+        const previousVersion = this.reportOf(d.deviceId)?.models?.[r.role] ?? null;
+        const entry = this.entryFor(r, r.version);
+        // Checked at creation, but the device may have taken another role since: its desired message
+        // with this entry would be over what an agent accepts. It fails here (the gate decides), never
+        // assigned, rather than a throw that ends the tick for every rollout after this one.
+        const refused = this.opts.desired.refusal(d.deviceId, r.role, entry);
+        if (refused) {
+          store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `not assigned: ${refused}`, previousVersion });
+          continue;
+        }
+        store.setDevice(r.id, d.deviceId, { status: 'assigned', previousVersion, assigned: true });
+        this.opts.desired.set(d.deviceId, r.role, entry);
         continue;
       }
       if (d.status === 'failed') this.recheckFailed(r, [d]);
@@ -256,9 +270,13 @@ export class RolloutEngine {
     return this.opts.devices.get(deviceId)?.reported as ({ models?: Record<string, string>; ota?: OtaReport } | null | undefined);
   }
 
-  /** Desired = the version each device ran before; failed devices already rolled themselves back. */
+  /**
+   * Desired = the version each device ran before; failed devices already rolled themselves back. A
+   * device never assigned (its desired state refused) was never sent the version: left as it is.
+   */
   private rollbackDevices(r: RolloutRecord, devs: RolloutDeviceRecord[]): void {
     for (const d of devs) {
+      if (d.assignedAtMs === null) continue;
       const prev = d.previousVersion;
       this.opts.desired.set(d.deviceId, r.role, prev ? this.entryFor(r, prev) : undefined);
       if (d.status !== 'failed') this.opts.store.setDevice(r.id, d.deviceId, { status: 'rolled-back', reason: prev ? `back to ${prev}` : 'no previous version known (the device never reported): desired cleared, it keeps what it runs; roll it by hand' });
