@@ -66,3 +66,19 @@ test('a person 40x100 px walking 4 px a frame on a 1920x1080 camera is motion on
   gate.check(walker(400));
   assert.equal(gate.check(noisy).motion, false);
 });
+
+test('a person in grey clothes (contrast 25 grey levels, just over the threshold) walking 4 px a frame is motion on every frame at 768x576 and 1920x1080', () => {
+  // Averaging 12-px cells diluted a 4-px edge shift to a third of its contrast: 0 of 59 frames.
+  for (const [W, H] of [[768, 576], [1920, 1080]]) {
+    const walker = (x: number): RgbImage => {
+      const data = new Uint8Array(W * H * 3).fill(90);
+      for (let y = 200; y < 300; y++) data.fill(115, (y * W + x) * 3, (y * W + x + 40) * 3);
+      return { width: W, height: H, data };
+    };
+    const gate = new MotionGate();
+    gate.check(walker(100));
+    const still: number[] = [];
+    for (let i = 1; i < 30; i++) if (!gate.check(walker(100 + 4 * i)).motion) still.push(i);
+    assert.deepEqual(still, [], `${W}x${H}: frames the gate called still`);
+  }
+});
