@@ -3,6 +3,7 @@
  *
  *   versions/<version>/model.onnx (.tflite, .mlmodel by target), model.meta.json, manifest.json, manifest.sig
  *   current.json            {version, previous}: the committed version, replaced atomically
+ *   committed.json          the versions committed here (name, sha256), newest last: known good
  *   downloads/<key>.part    partial artifact, appended and fsync'd chunk by chunk (resume point)
  *   failed.json             artifacts (name@version) that were refused or rolled back, with the reason
  *
@@ -26,6 +27,12 @@ export interface InstalledVersion {
 }
 
 interface CurrentFile { version: string; previous?: string }
+
+/** A version committed here: it passed its health window on this device (or is the factory model). */
+export interface CommittedVersion { version: string; name?: string; sha256?: string }
+
+/** committed.json keeps this many versions (newest last); an older one is tried again like a new one. */
+const COMMITTED_HISTORY = 32;
 
 export function sha256OfFile(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -123,10 +130,28 @@ export class ArtifactStore {
     return { version: manifest.version, modelPath: join(final, file), manifest };
   }
 
-  /** Makes `version` the committed one (atomic replace of current.json). */
-  commit(version: string, previous: string | undefined): void {
+  /**
+   * Makes `version` the committed one (atomic replace of current.json) and adds it to the versions
+   * committed here. current.json is written first: a crash in between loses only the history entry,
+   * and `committed()` still finds the version in current.json.
+   */
+  commit(version: string, previous: string | undefined, manifest?: Manifest): void {
     const cur: CurrentFile = { version, ...(previous && previous !== version ? { previous } : {}) };
     writeFileAtomic(join(this.root, 'current.json'), `${JSON.stringify(cur)}\n`);
+    const entry: CommittedVersion = { version, ...(manifest ? { name: manifest.name, sha256: manifest.sha256 } : {}) };
+    const history = [...this.readHistory().filter((e) => e.version !== version), entry].slice(-COMMITTED_HISTORY);
+    writeFileAtomic(join(this.root, 'committed.json'), `${JSON.stringify(history)}\n`);
+  }
+
+  /**
+   * `version` as committed here before, if it was: from committed.json, or current.json's committed
+   * and previous versions (a store written before committed.json existed; name and sha256 unknown).
+   */
+  committed(version: string): CommittedVersion | undefined {
+    const hit = this.readHistory().find((e) => e.version === version);
+    if (hit) return hit;
+    const cur = this.readCurrent();
+    return cur && (cur.version === version || cur.previous === version) ? { version } : undefined;
   }
 
   /** Refused and rolled-back artifacts, keyed `name@version` (or a bare version, in a file written by an older agent). */
@@ -149,6 +174,13 @@ export class ArtifactStore {
     const f = this.failures();
     f[failureKey(name, version)] = { code, reason };
     writeFileAtomic(join(this.root, 'failed.json'), `${JSON.stringify(f)}\n`);
+  }
+
+  private readHistory(): CommittedVersion[] {
+    const p = join(this.root, 'committed.json');
+    if (!existsSync(p)) return [];
+    const h = JSON.parse(readFileSync(p, 'utf8')) as unknown;
+    return Array.isArray(h) ? h as CommittedVersion[] : [];
   }
 
   private readCurrent(): CurrentFile | undefined {

@@ -73,6 +73,11 @@ export class HealthWindow {
     this.trial = [];
   }
 
+  /** Forgets the baseline: the running model changed without a trial (a switch back to a known-good version). */
+  resetBaseline(): void {
+    this.baseline = [];
+  }
+
   get trialFrames(): number {
     return this.trial.length;
   }

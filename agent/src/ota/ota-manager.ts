@@ -8,6 +8,8 @@
  * Refused and rolled-back artifacts (name@version) are remembered (failed.json) so the agent does not retry a bad
  * model in a loop; a transient failure (stalled transfer) is retried on the next desired message,
  * reconnect, or after `retryDelayMs`. Only one install runs at a time; a newer desired state waits for it.
+ * Going back to a version that proved itself here (committed before, or the factory model) skips the
+ * health window and is never remembered as failed.
  */
 import type { RgbImage } from '../types.js';
 import { moduleLogger, type Logger } from '../util/log.js';
@@ -220,7 +222,10 @@ export class OtaManager {
       }
       return;
     }
-    const failed = this.store.failureOf(entry.manifest?.name, entry.version);
+    // A version that proved itself here is never held as failed: an entry for it in failed.json is a
+    // rollback refused by an older agent (it put rollbacks through the comparative health window).
+    const proven = this.provenHere({ version: entry.version, name: entry.manifest?.name ?? installed?.manifest?.name });
+    const failed = proven ? undefined : this.store.failureOf(entry.manifest?.name, entry.version);
     if (failed) {
       const phase: OtaPhase = failed.code === 'E_HEALTH' ? 'rolled-back' : 'refused';
       if (this.lastReport?.version !== entry.version || this.lastReport.phase !== phase) {
@@ -233,7 +238,9 @@ export class OtaManager {
     } catch (err) {
       const e = describeError(err);
       const transient = TRANSIENT.has(e.code);
-      if (!transient) this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message);
+      // A known-good version that failed to load or self-test now (a damaged copy, say) is not remembered
+      // as failed: a later desired message or reconnect tries it again.
+      if (!transient && !proven) this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message);
       // A reconnect or a new desired state retries at once; without either (the link stayed up while
       // chunks stopped), the timer does, so the device does not wait for the wave timeout.
       else if (e.code !== 'E_ABORTED') {
@@ -261,6 +268,20 @@ export class OtaManager {
     if (!have || have === want) return undefined;
     return `Desired ${want}@${entry.version} has the version of ${have}@${entry.version}, installed here for role ${this.role}; ` +
       `a version must name one model per role: publish ${want} under a version this role has not used.`;
+  }
+
+  /**
+   * Whether this artifact proved itself on this device: the factory model, or a version committed here
+   * before (after its health window). Going back to one (a rollback, a return to the factory model) is no
+   * trial: the health window compares a candidate with the model it replaces, and would refuse an older
+   * model for being slower or finding less than the newer one it replaces. With a name or sha256 known on
+   * both sides they must match, so another artifact published under the version is still tried.
+   */
+  private provenHere(a: { version: string; name?: string; sha256?: string }): boolean {
+    const same = (x: string | undefined, y: string | undefined) => x === undefined || y === undefined || x === y;
+    if (a.version === this.opts.factory.version) return same(a.name, this.factoryName);
+    const c = this.store.committed(a.version);
+    return c !== undefined && same(a.name, c.name) && same(a.sha256, c.sha256);
   }
 
   private async step(step: InstallStep, version: string, phase?: OtaPhase, extra: Partial<OtaReport> = {}): Promise<void> {
@@ -311,8 +332,13 @@ export class OtaManager {
       await candidate.close();
       throw err;
     }
-    await this.step('swap', v, undefined);
     const previous = this.running!;
+    const factory = installed.version === this.opts.factory.version && !installed.manifest;
+    if (this.provenHere({ version: v, name: installed.manifest?.name ?? (factory ? this.factoryName : undefined), sha256: installed.manifest?.sha256 })) {
+      await this.switchBack(candidate, installed, previous, base);
+      return;
+    }
+    await this.step('swap', v, undefined);
     this.health.startTrial(v);
     await this.detector.swap(candidate, v, { keepFallback: true });
     await this.step('health', v, 'health', base);
@@ -332,13 +358,32 @@ export class OtaManager {
       throw new OtaError('E_HEALTH', `health window failed, rolled back to ${previous.version}: ${verdict.reason}`);
     }
     await this.step('commit', v, undefined);
-    this.store.commit(v, previous.version);
+    this.store.commit(v, previous.version, installed.manifest);
     this.running = installed;
     this.health.endTrial(true);
     const old = this.detector.dropFallback();
     await old?.close();
     this.counts.committed += 1;
     this.report({ role: this.role, phase: 'committed', version: v, ...base, health: verdict.figures, reason: verdict.reason, ts: this.now() });
+    await this.opts.atStep?.('committed', v);
+  }
+
+  /**
+   * Switches to a version that proved itself here (verified, loaded and self-tested by the caller) and
+   * commits it without a health window. The health baseline restarts on its frames.
+   */
+  private async switchBack(candidate: DetectorLike, installed: InstalledVersion, previous: InstalledVersion, base: Partial<OtaReport>): Promise<void> {
+    const v = installed.version;
+    await this.step('swap', v, undefined);
+    const old = await this.detector.swap(candidate, v, { keepFallback: false });
+    this.health.resetBaseline();
+    await this.step('commit', v, undefined);
+    this.store.commit(v, previous.version, installed.manifest);
+    this.running = installed;
+    await old?.close();
+    this.counts.committed += 1;
+    const what = installed.manifest ? 'was committed here before' : 'is the factory model';
+    this.report({ role: this.role, phase: 'committed', version: v, ...base, reason: `${v} ${what}: verified, loaded and self-tested, switched from ${previous.version} without a health window`, ts: this.now() });
     await this.opts.atStep?.('committed', v);
   }
 
