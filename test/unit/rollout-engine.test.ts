@@ -353,3 +353,31 @@ test('a device whose desired state became too large fails at assignment, and the
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+// abort said "devices keep what they run", but a device offline or still downloading kept the new
+// version in its desired state: it installed it later, and its row stayed assigned for good.
+test('abort: a device that does not run the version yet is sent back to what it ran before; one that runs it keeps it', async () => {
+  const s = await setup(3);
+  try {
+    s.devices.add('late'); // never reported: no previous version known
+    const { rollout } = s.engine.create({ ...spec, waves: [100] });
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    s.report('d01', '2.0.0', { phase: 'health', version: '2.0.0' });
+    s.report('d02', '1.0.0', { phase: 'downloading', version: '2.0.0' });
+    assert.equal(s.engine.abort(rollout.id).state, 'aborted');
+    const st = s.engine.status(rollout.id);
+    const row = (id: string) => st.devices.find((d) => d.deviceId === id);
+    assert.equal(s.desired.get('d00').detector?.version, '2.0.0', 'committed: keeps it');
+    assert.equal(row('d00')?.status, 'succeeded');
+    assert.equal(s.desired.get('d01').detector?.version, '2.0.0', 'runs it in its health window: keeps it');
+    assert.equal(s.desired.get('d02').detector?.version, '1.0.0', 'downloading: back to what it ran');
+    assert.ok(s.desired.get('d02').detector?.manifest, 'with its signed manifest');
+    assert.equal(row('d02')?.status, 'rolled-back');
+    assert.match(row('d02')?.reason ?? '', /aborted before it installed: back to 1\.0\.0/);
+    assert.equal(s.desired.get('late').detector, undefined, 'no previous version known: desired cleared');
+    assert.match(row('late')?.reason ?? '', /aborted before it installed: desired cleared/);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

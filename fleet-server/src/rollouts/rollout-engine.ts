@@ -124,6 +124,28 @@ export class RolloutEngine {
   abort(id: string): RolloutRecord {
     const r = this.must(id);
     if (r.state !== 'running' && r.state !== 'paused') throw new RolloutError('E_STATE', `Rollout ${id} is already ${r.state}.`);
+    // "Devices keep what they run": a device sent the version that does not run it yet (offline,
+    // downloading) would install it later, its desired state still naming it, and its row would stay
+    // assigned for good. It goes back to what it ran before; one that runs the version keeps it.
+    for (const d of this.opts.store.devices(id)) {
+      if ((d.status !== 'assigned' && d.status !== 'failed') || d.assignedAtMs === null) continue;
+      const rep = this.reportOf(d.deviceId);
+      if (committed(r, rep)) {
+        this.opts.store.setDevice(id, d.deviceId, { status: 'succeeded' });
+        continue;
+      }
+      if (rep?.models?.[r.role] === r.version) continue; // in its health window: it commits or rolls back by itself
+      const current = this.opts.desired.get(d.deviceId)[r.role];
+      if (current?.rollout !== r.id || current.version !== r.version) continue; // a gate rollback already moved it
+      const prev = d.previousVersion ? this.entryFor(r, d.previousVersion) : undefined;
+      // Without a previous entry (never reported, or one over what the agent accepts) the role is
+      // cleared: the agent keeps what it runs.
+      const back = prev && !this.opts.desired.refusal(d.deviceId, r.role, prev) ? prev : undefined;
+      this.opts.desired.set(d.deviceId, r.role, back);
+      if (d.status === 'assigned') {
+        this.opts.store.setDevice(id, d.deviceId, { status: 'rolled-back', reason: `aborted before it installed: ${back ? `back to ${back.version}` : 'desired cleared, it keeps what it runs'}` });
+      }
+    }
     this.opts.store.setState(id, 'aborted', 'aborted by operator; devices keep what they run');
     return this.must(id);
   }
