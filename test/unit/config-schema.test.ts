@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { AgentConfig, agentConfigValidator } from '../../agent/src/config/schema.js';
-import { crossFieldIssues } from '../../agent/src/config/cross-checks.js';
 import { restartPointers, planReload } from '../../agent/src/service/config-reload.js';
 import { agentJsonSchema } from '../../scripts/gen-schema.js';
 
@@ -134,20 +133,6 @@ test('fields that must agree are checked together, every problem named with its 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
-
-test('a detection interval longer than the tracker predicts is refused, naming both fields', () => {
-  // Interval 20 with maxPredictFrames 15: every box vanished for 4 frames before each detection.
-  const issues = (schedule: Record<string, unknown>, tracker: Record<string, unknown> = {}) =>
-    crossFieldIssues(agentConfigValidator.parse({ ...minimal, schedule, tracker }, 'config'));
-  const fixed = issues({ interval: 20 });
-  assert.deepEqual(fixed.map((i) => i.path), ['/schedule/interval']);
-  assert.match(fixed[0].expected, /maxPredictFrames \+ 1 \(16\)/);
-  assert.equal(fixed[0].received, '20');
-  assert.deepEqual(issues({ interval: 16 }), [], 'predicted for 15 frames, detected on the 16th');
-  assert.deepEqual(issues({ interval: 20 }, { maxPredictFrames: 19 }), []);
-  assert.deepEqual(issues({ mode: 'adaptive', maxInterval: 30 }).map((i) => i.path), ['/schedule/maxInterval']);
-  assert.deepEqual(issues({ mode: 'adaptive', interval: 30 }), [], 'interval is not used in adaptive mode');
 });
 
 test('a mistake in a rule is one problem, at its field (not one per kind of rule it is not); "$schema" is allowed', () => {

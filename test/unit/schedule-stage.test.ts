@@ -87,3 +87,14 @@ test('a person who walks in for a few frames and stands still gets a box within 
     assert.ok(firstBox >= 10 && firstBox <= 16, `walked frames 10..${stopAt}: first box at frame ${firstBox}; detector ran on ${calls}`);
   }
 });
+
+// Interval 20 with the default maxPredictFrames (15): every box vanished for 4 frames before each
+// detection, and came back as a new occupancy each time. The prediction now covers the interval.
+test('a detection interval longer than tracker.maxPredictFrames keeps every box between detections', async () => {
+  const calls: number[] = [];
+  const stage = new TrackingStage({ detect: blobDetector(calls), schedule: { mode: 'fixed', interval: 20, motion: { enabled: false } } });
+  const counts: number[] = [];
+  for (let i = 0; i < 60; i++) counts.push((await stage.process(frame(i, 20 + (i >> 2)))).tracks.length);
+  assert.deepEqual(calls, [0, 20, 40], 'detector every 20 frames');
+  assert.deepEqual(counts.slice(20).map((n, k) => [20 + k, n]).filter(([, n]) => n !== 1), [], 'one box on every frame once the track is confirmed (frame 20)');
+});

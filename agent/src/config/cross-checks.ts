@@ -41,12 +41,5 @@ export function crossFieldIssues(cfg: AgentConfig): ConfigIssue[] {
   if (s.minInterval > s.maxInterval) add('/schedule/minInterval', `at most maxInterval (${s.maxInterval})`, s.minInterval);
   const t = cfg.tracker;
   if (t.lowScore > t.highScore) add('/tracker/lowScore', `at most highScore (${t.highScore})`, t.lowScore);
-  // Between two detections k frames apart a track is predicted for k - 1 frames, and reported only
-  // up to tracker.maxPredictFrames of them: past that every box blinked out before each detection.
-  const longest = t.maxPredictFrames + 1;
-  const [field, k] = s.mode === 'fixed' ? ['interval', s.interval] : ['maxInterval', s.maxInterval];
-  if (k > longest) {
-    add(`/schedule/${field}`, `at most tracker.maxPredictFrames + 1 (${longest}): boxes are predicted for at most maxPredictFrames frames between two detections, so every track would vanish before each detection; lower ${field} or raise tracker.maxPredictFrames`, k);
-  }
   return issues;
 }

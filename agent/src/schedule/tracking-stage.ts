@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Detection, Frame } from '../types.js';
 import { ByteTracker } from '../track/tracker.js';
-import type { TrackerConfig } from '../track/schema.js';
+import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from '../track/schema.js';
 import type { TrackedObject } from '../track/types.js';
 import { MotionGate } from './motion.js';
 import { DetectionScheduler, type ScheduleDecision } from './scheduler.js';
@@ -44,7 +44,12 @@ export class TrackingStage {
     const schedule = { ...DEFAULT_SCHEDULE_CONFIG, ...opts.schedule, motion: { ...DEFAULT_SCHEDULE_CONFIG.motion, ...opts.schedule?.motion } };
     this.opts = opts;
     this.scheduler = new DetectionScheduler(schedule);
-    this.tracker = new ByteTracker(opts.tracker);
+    // Between two detections k frames apart a track is predicted for k - 1 frames; reported for only
+    // maxPredictFrames of them, every box blinked out before each detection (interval 20: 4 frames in
+    // 20, and an occupancy alert each time the boxes came back). The prediction covers the interval.
+    const longest = schedule.mode === 'fixed' ? schedule.interval : schedule.maxInterval;
+    const maxPredictFrames = Math.max(opts.tracker?.maxPredictFrames ?? DEFAULT_TRACKER_CONFIG.maxPredictFrames, longest - 1);
+    this.tracker = new ByteTracker({ ...opts.tracker, maxPredictFrames });
     this.gate = schedule.motion.enabled ? new MotionGate(schedule.motion) : undefined;
     this.nowMs = opts.nowMs ?? (() => performance.now());
   }
