@@ -70,3 +70,18 @@ test('redact --config reads the privacy section\'s paths relative to the config 
   assert.equal(r.code, 0, r.stderr);
   assert.equal((JSON.parse(r.stdout) as { regions: CliRegion[] }).regions.filter((x) => x.kind === 'face').length, 4);
 });
+
+test('redact --config leaves the default model paths alone when the file does not name them', async (t) => {
+  const photo = 'assets/images/faces/sample6.jpg';
+  if (!existsSync(photo) || !existsSync('assets/models/blazeface-back/model.meta.json')) {
+    t.skip('face photos or the BlazeFace model metadata are missing: run scripts/setup.sh and npx tsx scripts/prepare-models.ts');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ef-redact-def-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cfg = join(dir, 'privacy.json');
+  writeFileSync(cfg, JSON.stringify({ redaction: { method: 'pixelate' }, plates: { enabled: false } }));
+  const r = await runCli(['--image', photo, '--out', join(dir, 'out.jpg'), '--config', cfg, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { method: string }).method, 'pixelate');
+});

@@ -45,9 +45,16 @@ the result on their own photos. OUT's extension picks the format (.jpg, .png, .w
       if (raw && typeof raw === 'object' && 'privacy' in raw) raw = raw.privacy as Record<string, unknown>;
     }
     if (values.method) raw = { ...raw, redaction: { ...(raw.redaction as object | undefined), method: values.method } };
-    // Paths in the file are relative to it, as `run` and `check-config` read them.
-    const parsed = parsePrivacyConfig(raw);
-    const config = values.config ? resolvePrivacyPaths(parsed, dirname(resolve(values.config))) : parsed;
+    // Paths the file names are relative to it, as `run` and `check-config` read them; the defaults of
+    // the paths it leaves out stay relative to the working directory.
+    const config = parsePrivacyConfig(raw);
+    if (values.config) {
+      const named = raw as { faces?: { modelPath?: string }; plates?: { textModelPath?: string }; rawRing?: { dir?: string } };
+      const fromFile = resolvePrivacyPaths(parsePrivacyConfig(raw), dirname(resolve(values.config)));
+      if (named.faces?.modelPath !== undefined) config.faces.modelPath = fromFile.faces.modelPath;
+      if (named.plates?.textModelPath !== undefined) config.plates.textModelPath = fromFile.plates.textModelPath;
+      if (named.rawRing?.dir !== undefined) config.rawRing.dir = fromFile.rawRing.dir;
+    }
     const image = await readImageFile(imagePath);
 
     const vehicles: Detection[] = (values.vehicle ?? []).map((v) => ({ classId: 2, label: 'car', score: 1, box: parseBox(v) }));
