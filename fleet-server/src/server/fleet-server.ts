@@ -175,6 +175,10 @@ export class FleetServer {
     } else {
       const x = c.broker.external!;
       const shared = sharedSubscriptions(x);
+      if (x.protocolVersion === 4 && x.shared === undefined) {
+        // The default changed: replicas on a 3.1.1 broker with $share now each take every message.
+        this.log.warn('broker.external.protocolVersion is 4 and broker.external.shared is not set: shared subscriptions are off, so several replicas would each store every message; set shared to true if the broker has $share (mosquitto does), or false to keep this quiet');
+      }
       this.external = new ExternalSource({
         url: x.url, username: x.username, password: x.password, caPath: x.caPath, clientId: x.clientId,
         shared, protocolVersion: x.protocolVersion, onMessage, onReconnect: republish,
