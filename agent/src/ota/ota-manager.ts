@@ -26,6 +26,7 @@ import { SwappableDetector, type DetectorLike } from './swappable-detector.js';
 import { OtaError } from './errors.js';
 import { loadModelMetadata } from '../model/metadata.js';
 import { rmSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 
 export const INSTALL_STEPS = ['download', 'verify', 'stage', 'load', 'self-test', 'swap', 'health', 'commit', 'committed'] as const;
 export type InstallStep = (typeof INSTALL_STEPS)[number];
@@ -65,7 +66,14 @@ export interface OtaManagerOptions {
   onProgress?: (bytes: number, total: number) => void;
   /** After a transient failure (stalled transfer, the server's refusal of the moment), try again after this long (default 10 s). */
   retryDelayMs?: number;
+  /** Wall clock (epoch ms) for report timestamps. */
   now?: () => number;
+  /**
+   * Clock for durations (the health window and its hard stop), in ms: monotonic, so that an NTP step
+   * of the wall clock neither stretches the window (a step back of 1 h held the device in 'health'
+   * past the rollout's timeout) nor cuts it short. Default performance.now.
+   */
+  monotonicNow?: () => number;
   logger?: Logger;
 }
 
@@ -86,6 +94,7 @@ export class OtaManager {
   private readonly downloader: ChunkDownloader;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly monotonicNow: () => number;
   private readonly gate: HealthGate;
   private running: InstalledVersion | undefined;
   private factoryName: string | undefined;
@@ -113,6 +122,7 @@ export class OtaManager {
     this.role = opts.role ?? 'detector';
     this.log = opts.logger ?? moduleLogger('ota');
     this.now = opts.now ?? Date.now;
+    this.monotonicNow = opts.monotonicNow ?? (() => performance.now());
     this.gate = { ...DEFAULT_HEALTH_GATE, ...opts.gate };
     this.store = new ArtifactStore({
       stateDir: opts.stateDir, role: this.role, publicKeyPem: opts.publicKeyPem,
@@ -400,12 +410,12 @@ export class OtaManager {
   }
 
   private async waitHealth(windowMs: number): Promise<ReturnType<HealthWindow['verdict']>> {
-    const t0 = this.now();
+    const t0 = this.monotonicNow();
     const hardStop = t0 + windowMs * 3 + 5000;
     for (;;) {
       const early = this.health.earlyFailure(this.gate);
       if (early) return this.health.verdict(this.gate);
-      const t = this.now();
+      const t = this.monotonicNow();
       if (t - t0 >= windowMs && this.health.trialFrames >= this.gate.minFrames) break;
       if (t >= hardStop || this.abort.signal.aborted) break;
       await new Promise((r) => setTimeout(r, Math.min(50, Math.max(5, windowMs / 20))));

@@ -1,0 +1,172 @@
+/**
+ * OtaManager against a stand-in link (desired messages emitted by hand, reports captured) and fake
+ * detectors, with its clocks injected: the health window runs on the monotonic clock, so a step of the
+ * wall clock (NTP) neither stretches nor cuts it; report timestamps stay on the wall clock.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { OtaManager, type InstallStep, type OtaManagerOptions } from '../../agent/src/ota/ota-manager.js';
+import { ArtifactStore } from '../../agent/src/ota/artifact-store.js';
+import type { DetectorLike } from '../../agent/src/ota/swappable-detector.js';
+import { signManifest, type Manifest } from '../../agent/src/protocol/manifest.js';
+import type { DesiredPayload, ReportedPayload } from '../../agent/src/protocol/index.js';
+import type { DesiredModel, OtaReport } from '../../agent/src/protocol/ota.js';
+import type { DetectResult } from '../../agent/src/infer/detector.js';
+import { waitFor } from '../helpers/wait.js';
+
+const image = { width: 2, height: 2, data: new Uint8Array(12) };
+
+function fakeDetector(): DetectorLike {
+  return {
+    async detectTimed(): Promise<DetectResult> {
+      return { detections: [{ box: { x: 0, y: 0, w: 1, h: 1 }, score: 0.9, classId: 0, label: 'person' }] as DetectResult['detections'], timings: { preprocessMs: 0, inferMs: 1, decodeMs: 0 } };
+    },
+    async close() {},
+  };
+}
+
+interface Harness {
+  manager: OtaManager;
+  reports: OtaReport[];
+  /** performance.now() at each install step the manager reached. */
+  steps: Partial<Record<InstallStep, number>>;
+  desire(version: string, rev: number, opts?: { ts?: number; healthWindowMs?: number }): void;
+  last(): OtaReport | undefined;
+  stop(): Promise<void>;
+}
+
+/**
+ * A manager on `dir` with versions staged in its store (not committed: each install is a trial), a
+ * frame every 10 ms unless `frames` is false, and `o` passed through (clocks, atStep).
+ */
+async function harness(dir: string, o: Partial<OtaManagerOptions> & { versions?: string[]; frames?: boolean } = {}): Promise<Harness> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  writeFileSync(join(dir, 'factory.onnx'), 'factory');
+  const factory = { modelPath: join(dir, 'factory.onnx'), version: '1.0.0', name: 'standin' };
+  const store = new ArtifactStore({ stateDir: join(dir, 'state'), role: 'detector', publicKeyPem, factory: { ...factory, manifest: undefined } });
+  store.init();
+  for (const version of o.versions ?? []) {
+    const bytes = `model ${version}`;
+    const m: Manifest = {
+      name: 'standin', version, target: 'onnx-cpu', precision: 'fp32', sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length,
+      inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: [], metrics: {}, createdAt: '2026-01-01T00:00:00Z',
+    };
+    writeFileSync(store.partPath(m), bytes);
+    store.stage({ partPath: store.partPath(m), manifest: m, signature: signManifest(m, privateKey), meta: { name: 'standin' } });
+  }
+  const reports: OtaReport[] = [];
+  const steps: Harness['steps'] = {};
+  const link = Object.assign(new EventEmitter(), {
+    deviceId: 'cam-01',
+    publishRaw: () => true,
+    publishReported: (r: ReportedPayload) => { reports.push((r as unknown as { ota: OtaReport }).ota); return true; },
+  });
+  const manager = new OtaManager({
+    link: link as never, stateDir: join(dir, 'state'), publicKeyPem, factory, openDetector: async () => fakeDetector(),
+    gate: { minFrames: 5 }, selfTestImage: image, ...o,
+    atStep: async (step, v) => { steps[step] = performance.now(); await o.atStep?.(step, v); },
+  });
+  const detector = await manager.start();
+  const timer = o.frames === false ? undefined : setInterval(() => { void detector.detectTimed(image); }, 10);
+  return {
+    manager, reports, steps,
+    desire(version, rev, d = {}) {
+      const entry: DesiredModel = { version, healthWindowMs: d.healthWindowMs ?? 300 };
+      const payload: DesiredPayload = { v: 1, rev, ts: d.ts ?? Date.now(), models: { detector: entry } };
+      link.emit('desired', payload);
+    },
+    last: () => reports.at(-1),
+    async stop() {
+      clearInterval(timer);
+      await manager.stop();
+    },
+  };
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-ota-manager-'));
+  try {
+    await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A wall clock that NTP steps by `ms`, 100 ms after `stepSoon` (inside the health window when called at its start). */
+function steppedWallClock() {
+  let offsetMs = 0;
+  return {
+    now: () => Date.now() + offsetMs,
+    stepSoon: (ms: number) => { setTimeout(() => { offsetMs += ms; }, 100); },
+  };
+}
+
+const committed = (h: Harness, version: string, timeoutMs = 5000) =>
+  waitFor(`${version} committed`, () => { const r = h.last(); return r?.phase === 'committed' && r.version === version ? r : undefined; }, timeoutMs);
+
+test('a wall clock stepped back 1 h during the health window: the window still ends on time; reports keep wall-clock timestamps', async () => {
+  await withDir(async (dir) => {
+    const wall = steppedWallClock();
+    const h = await harness(dir, {
+      versions: ['2.0.0'], now: wall.now,
+      atStep: (step) => { if (step === 'health') wall.stepSoon(-3_600_000); },
+    });
+    try {
+      h.desire('2.0.0', 1, { healthWindowMs: 300 });
+      // On the wall clock the window (and its hard stop at 3× + 5 s) would end an hour from now.
+      const r = await committed(h, '2.0.0');
+      const lastedMs = h.steps.commit! - h.steps.health!;
+      assert.ok(lastedMs >= 300 && lastedMs < 3000, `health window lasted ${lastedMs} ms`);
+      assert.ok(Math.abs(r.ts - (Date.now() - 3_600_000)) < 60_000, 'the report is stamped with the (stepped) wall clock');
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
+test('a wall clock stepped forward 1 h during the health window: the window is not cut short, nor is its hard stop', async () => {
+  await withDir(async (dir) => {
+    const wall = steppedWallClock();
+    const h = await harness(dir, {
+      versions: ['2.0.0'], now: wall.now,
+      atStep: (step) => { if (step === 'health') wall.stepSoon(3_600_000); },
+    });
+    try {
+      h.desire('2.0.0', 1, { healthWindowMs: 500 });
+      await committed(h, '2.0.0');
+      const lastedMs = h.steps.commit! - h.steps.health!;
+      assert.ok(lastedMs >= 500, `health window lasted ${lastedMs} ms, less than its 500 ms`);
+    } finally {
+      await h.stop();
+    }
+  });
+  // No frame at all (camera down): the window ends at its hard stop (3× the window + 5 s), timed on the
+  // injected monotonic clock, which the test moves on by hand.
+  await withDir(async (dir) => {
+    const wall = steppedWallClock();
+    let monoOffsetMs = 0;
+    const h = await harness(dir, {
+      versions: ['2.0.0'], frames: false, now: wall.now, monotonicNow: () => performance.now() + monoOffsetMs,
+      atStep: (step) => { if (step === 'health') wall.stepSoon(3_600_000); },
+    });
+    try {
+      h.desire('2.0.0', 1, { healthWindowMs: 300 });
+      await waitFor('health window', () => h.steps.health);
+      // Nothing to wait for: the window must not end in these 500 ms (its hard stop is 5.9 s away on the monotonic clock).
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(h.last()?.phase, 'health', 'still in its health window after the wall clock jumped past the hard stop');
+      monoOffsetMs += 6000;
+      const r = await committed(h, '2.0.0');
+      assert.match(r.reason ?? '', /no frames during the health window/);
+    } finally {
+      await h.stop();
+    }
+  });
+});
