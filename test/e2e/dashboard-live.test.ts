@@ -316,12 +316,12 @@ test('the Alerts page refetches the device list once for a burst of device event
 // The page filtered the newest 200 alerts of the whole fleet in the browser: a quiet site's alerts,
 // behind a busy device's, never showed, and there was no way to older ones.
 test('alert filters ask the server, so a quiet site\'s alerts show behind a busy device\'s; older alerts load on demand', { skip, timeout: 60_000 }, async () => {
-  fleet.addDevice('quiet-cam');
-  fleet.addDevice('busy-cam');
-  const groups = await fleet.api('PUT', '/api/devices/quiet-cam/groups', { groups: ['site-quiet'] });
+  fleet.addDevice('alerts-quiet');
+  fleet.addDevice('alerts-busy');
+  const groups = await fleet.api('PUT', '/api/devices/alerts-quiet/groups', { groups: ['site-quiet'] });
   assert.equal(groups.status, 200, JSON.stringify(groups.body));
-  storeAlert('quiet-cam', alertFixture('quiet-1', { rule: 'door' }));
-  for (let i = 0; i < 250; i++) storeAlert('busy-cam', alertFixture(`busy-${i}`, { rule: 'gate' }));
+  storeAlert('alerts-quiet', alertFixture('quiet-1', { rule: 'door' }));
+  for (let i = 0; i < 250; i++) storeAlert('alerts-busy', alertFixture(`busy-${i}`, { rule: 'gate' }));
   const ctx = await browser!.newContext();
   try {
     const { page, errors } = await openPage(ctx);
@@ -337,6 +337,28 @@ test('alert filters ask the server, so a quiet site\'s alerts show behind a busy
     await page.locator('#alert-older').click();
     await page.locator('#alert-older').click();
     await page.locator('[data-alert="busy-0"]').waitFor();
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+// The Rollouts page reused the cached status of a rollout that was not running: a device reporting
+// its version afterwards (back on the previous model after a roll back) never showed until a reload.
+test('a device that reports after its rollout finished shows its version on the finished rollout\'s card', { skip, timeout: 60_000 }, async () => {
+  await publishStandIns();
+  fleet.addDevice('reporting-cam');
+  const finished = await abortedRollout('1.0.0', 'devices:reporting-cam');
+  const ctx = await browser!.newContext();
+  try {
+    const { page, errors } = await openPage(ctx);
+    await login(page, '#/rollouts');
+    const row = page.locator(`[data-rollout="${finished}"] td[data-label="Reported"]`);
+    await row.waitFor();
+    assert.equal((await row.textContent())?.trim(), '—');
+    fleet.server.devices.applyReported('reporting-cam', { v: 1, ts: Date.now(), models: { detector: '1.0.0' }, health: { status: 'ok', reasons: [] } });
+    fleet.server.events.publish({ type: 'device', deviceId: 'reporting-cam' });
+    await waitFor('the card shows the reported version', async () => (await row.textContent())?.includes('1.0.0') || undefined, 10_000, 100);
     assert.deepEqual(errors, []);
   } finally {
     await ctx.close();

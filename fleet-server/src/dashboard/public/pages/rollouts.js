@@ -63,14 +63,17 @@ export async function render(page, _params, { get, post }) {
   let timer = null;
   /** Last status of each rollout: a poll refetches only the running ones (a finished one no longer changes by itself). */
   const known = new Map();
+  /** Rollouts a device event touched: their per-device versions and phases changed even when their state did not. */
+  const stale = new Set();
+  let eventTimer = null;
   // Never rejects: a failure is shown above the list and retried while the page is open.
   const refresh = async ({ poll = false } = {}) => {
     let statuses;
     try {
       const items = (await get('/api/rollouts')).items.slice().reverse();
-      statuses = await Promise.all(items.map((r) => (poll && r.state !== 'running' && known.get(r.id)?.state === r.state
+      statuses = await Promise.all(items.map((r) => (poll && r.state !== 'running' && known.get(r.id)?.state === r.state && !stale.has(r.id)
         ? known.get(r.id) : get(`/api/rollouts/${r.id}`))));
-      for (const st of statuses) known.set(st.id, st);
+      for (const st of statuses) { known.set(st.id, st); stale.delete(st.id); }
     } catch (err) {
       clearTimeout(timer);
       if (err.status === 401 || !page.isConnected) return; // api() went back to the login form
@@ -96,7 +99,15 @@ export async function render(page, _params, { get, post }) {
     await refresh();
   };
   await refresh();
-  return { refresh, onEvent(e) { if (e.type === 'device' || e.type === 'rollout') void refresh({ poll: true }); } };
+  return {
+    refresh,
+    onEvent(e) {
+      if (e.type !== 'device' && e.type !== 'rollout') return;
+      for (const st of known.values()) if (e.type === 'rollout' || st.devices?.some((d) => d.deviceId === e.deviceId)) stale.add(st.id);
+      // Device events come in bursts (a wave of devices reporting): one refresh for the burst.
+      eventTimer ??= setTimeout(() => { eventTimer = null; void refresh({ poll: true }); }, 300);
+    },
+  };
 }
 
 function card(st, act, failure) {
