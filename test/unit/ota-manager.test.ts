@@ -1,17 +1,19 @@
 /**
  * OtaManager against a stand-in link (desired messages emitted by hand, reports captured) and fake
  * detectors, with its clocks injected: the health window runs on the monotonic clock, so a step of the
- * wall clock (NTP) neither stretches nor cuts it; report timestamps stay on the wall clock.
+ * wall clock (NTP) neither stretches nor cuts it; report timestamps stay on the wall clock. A desired
+ * state older (lower rev) than the one followed, as a broker restored from its persistence file
+ * re-delivers it, is ignored, across restarts too; a reset server (rev 1 again, stamped well after) is followed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { OtaManager, type InstallStep, type OtaManagerOptions } from '../../agent/src/ota/ota-manager.js';
+import { DESIRED_RESET_MIN_GAP_MS, OtaManager, type InstallStep, type OtaManagerOptions } from '../../agent/src/ota/ota-manager.js';
 import { ArtifactStore } from '../../agent/src/ota/artifact-store.js';
 import type { DetectorLike } from '../../agent/src/ota/swappable-detector.js';
 import { signManifest, type Manifest } from '../../agent/src/protocol/manifest.js';
@@ -21,6 +23,8 @@ import type { DetectResult } from '../../agent/src/infer/detector.js';
 import { waitFor } from '../helpers/wait.js';
 
 const image = { width: 2, height: 2, data: new Uint8Array(12) };
+const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
 function fakeDetector(): DetectorLike {
   return {
@@ -42,17 +46,16 @@ interface Harness {
 }
 
 /**
- * A manager on `dir` with versions staged in its store (not committed: each install is a trial), a
+ * A manager on `dir` with versions staged in its store (not committed: a first install is a trial), a
  * frame every 10 ms unless `frames` is false, and `o` passed through (clocks, atStep).
  */
 async function harness(dir: string, o: Partial<OtaManagerOptions> & { versions?: string[]; frames?: boolean } = {}): Promise<Harness> {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
   writeFileSync(join(dir, 'factory.onnx'), 'factory');
   const factory = { modelPath: join(dir, 'factory.onnx'), version: '1.0.0', name: 'standin' };
   const store = new ArtifactStore({ stateDir: join(dir, 'state'), role: 'detector', publicKeyPem, factory: { ...factory, manifest: undefined } });
   store.init();
   for (const version of o.versions ?? []) {
+    if (existsSync(store.versionDir(version))) continue;
     const bytes = `model ${version}`;
     const m: Manifest = {
       name: 'standin', version, target: 'onnx-cpu', precision: 'fp32', sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length,
@@ -165,6 +168,63 @@ test('a wall clock stepped forward 1 h during the health window: the window is n
       monoOffsetMs += 6000;
       const r = await committed(h, '2.0.0');
       assert.match(r.reason ?? '', /no frames during the health window/);
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
+test('a desired state with a lower rev than the one followed (a stale retained message) is ignored, after a restart too', async () => {
+  await withDir(async (dir) => {
+    const versions = ['2.0.0', '3.0.0'];
+    let h = await harness(dir, { versions });
+    try {
+      const t0 = Date.now() - 60_000;
+      h.desire('2.0.0', 1, { ts: t0 });
+      await committed(h, '2.0.0');
+      h.desire('3.0.0', 2, { ts: t0 + 30_000 });
+      await committed(h, '3.0.0');
+      // mosquitto restarted from its persistence file re-delivers rev 1.
+      const from = h.reports.length;
+      h.desire('2.0.0', 1, { ts: t0 });
+      await h.manager.idle();
+      assert.equal(h.manager.runningVersion, '3.0.0');
+      assert.deepEqual(h.reports.slice(from), [], 'nothing installed, nothing reported');
+      // The same rev again (a server republishing after a broker reconnect) is still followed.
+      h.desire('3.0.0', 2, { ts: Date.now() });
+      await h.manager.idle();
+      assert.equal(h.last()?.version, '3.0.0');
+
+      await h.stop();
+      h = await harness(dir, { versions });
+      assert.equal(h.manager.runningVersion, '3.0.0');
+      h.desire('2.0.0', 1, { ts: t0 });
+      await h.manager.idle();
+      assert.equal(h.manager.runningVersion, '3.0.0', 'the rev followed was kept across the restart');
+      assert.ok(h.reports.every((r) => r.version !== '2.0.0'), JSON.stringify(h.reports));
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
+test('a lower rev stamped well after the one followed (a fleet server whose database was reset) is followed; a fresh device follows any rev', async () => {
+  await withDir(async (dir) => {
+    const h = await harness(dir, { versions: ['2.0.0', '3.0.0'] });
+    try {
+      const t0 = Date.now() - 3_600_000;
+      // A fresh device (nothing persisted) follows the first desired state, whatever its rev.
+      h.desire('3.0.0', 57, { ts: t0 });
+      await committed(h, '3.0.0');
+      // Rev 1 from a reset server, but stamped within the margin: taken for a stale one.
+      h.desire('2.0.0', 1, { ts: t0 + 60_000 });
+      await h.manager.idle();
+      assert.equal(h.manager.runningVersion, '3.0.0');
+      // Stamped well after the last one followed: the reset server is followed, and its revs from then on.
+      h.desire('2.0.0', 1, { ts: t0 + DESIRED_RESET_MIN_GAP_MS + 60_000 });
+      await committed(h, '2.0.0');
+      h.desire('3.0.0', 2, { ts: t0 + DESIRED_RESET_MIN_GAP_MS + 120_000 });
+      await committed(h, '3.0.0');
     } finally {
       await h.stop();
     }

@@ -6,6 +6,7 @@
  *   committed.json          the versions committed here (name, sha256), newest last: known good
  *   downloads/<key>.part    partial artifact, appended and fsync'd chunk by chunk (resume point)
  *   failed.json             artifacts (name@version) that were refused or rolled back, with the reason
+ *   desired-rev.json        {rev, ts} of the newest desired state followed: older ones are ignored
  *
  * A version directory is built as `versions/.staging-<version>` and renamed into place only when
  * complete, and `current.json` changes only at commit, so a SIGKILL at any step leaves either the
@@ -30,6 +31,9 @@ interface CurrentFile { version: string; previous?: string }
 
 /** A version committed here: it passed its health window on this device (or is the factory model). */
 export interface CommittedVersion { version: string; name?: string; sha256?: string }
+
+/** A desired state's revision (the server's per-device counter) and its timestamp (server clock, epoch ms). */
+export interface DesiredRev { rev: number; ts: number }
 
 /** committed.json keeps this many versions (newest last); an older one is tried again like a new one. */
 const COMMITTED_HISTORY = 32;
@@ -174,6 +178,18 @@ export class ArtifactStore {
     const f = this.failures();
     f[failureKey(name, version)] = { code, reason };
     writeFileAtomic(join(this.root, 'failed.json'), `${JSON.stringify(f)}\n`);
+  }
+
+  /** `rev` and `ts` of the newest desired state this role followed (desired-rev.json), if any. */
+  desiredRev(): DesiredRev | undefined {
+    const p = join(this.root, 'desired-rev.json');
+    if (!existsSync(p)) return undefined;
+    const d = JSON.parse(readFileSync(p, 'utf8')) as Partial<DesiredRev>;
+    return Number.isInteger(d.rev) && Number.isFinite(d.ts) ? { rev: d.rev as number, ts: d.ts as number } : undefined;
+  }
+
+  setDesiredRev(d: DesiredRev): void {
+    writeFileAtomic(join(this.root, 'desired-rev.json'), `${JSON.stringify({ rev: d.rev, ts: d.ts })}\n`);
   }
 
   private readHistory(): CommittedVersion[] {

@@ -18,7 +18,7 @@ import { describeError } from '../util/errors.js';
 import { deviceRoot, type DesiredPayload, type ReportedPayload } from '../protocol/index.js';
 import { verifyManifest, type Manifest, type ModelTarget } from '../protocol/manifest.js';
 import { DesiredModelSchema, otaTopics, type DesiredModel, type OtaPhase, type OtaReport } from '../protocol/ota.js';
-import { ArtifactStore, checkArtifact, type InstalledVersion } from './artifact-store.js';
+import { ArtifactStore, checkArtifact, type DesiredRev, type InstalledVersion } from './artifact-store.js';
 import { ChunkDownloader } from './chunk-downloader.js';
 import { downloadHttp } from './http-downloader.js';
 import { HealthWindow, DEFAULT_HEALTH_GATE, type HealthGate } from './health-window.js';
@@ -86,6 +86,19 @@ const desiredModelValidator = compileSchema(DesiredModelSchema);
  */
 const TRANSIENT = new Set(['E_TRANSFER_STALLED', 'E_ABORTED', 'E_NOT_DESIRED', 'E_READ']);
 
+/**
+ * A desired message with a lower `rev` than the one followed is stale (a broker restored from its
+ * persistence file re-delivered an older retained state: the device went back to the model before),
+ * unless it is stamped this much later than the one followed. The server's rev only grows per device,
+ * but a server whose database was reset starts again at 1; its messages are stamped when it sends them,
+ * after the one followed, while a stale one was sent before it. The margin covers a server clock
+ * stepped back between the two (an NTP correction); a reset server is followed from its first message
+ * sent that long after the last one of the old server (a device ignores it until then and keeps its
+ * model: the safe side). A device without a persisted rev (new, or upgraded from an agent that kept
+ * none) follows whatever comes.
+ */
+export const DESIRED_RESET_MIN_GAP_MS = 10 * 60_000;
+
 export class OtaManager {
   readonly role: string;
   readonly store: ArtifactStore;
@@ -102,6 +115,10 @@ export class OtaManager {
   /** Figures of the last failed health window, attached to the rolled-back report. */
   private lastHealth: Record<string, number> | undefined;
   private desired: { rev: number; entry: DesiredModel } | undefined;
+  /** The newest desired state followed (persisted in desired-rev.json). */
+  private desiredRev: DesiredRev | undefined;
+  /** The last stale rev logged, so that a re-delivered one is logged once. */
+  private ignoredRev: number | undefined;
   private installing: Promise<void> | undefined;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -156,6 +173,7 @@ export class OtaManager {
 
   private async open(): Promise<SwappableDetector> {
     this.store.init();
+    this.desiredRev = this.store.desiredRev();
     this.factoryName = this.opts.factory.name ?? await loadModelMetadata(this.opts.factory.modelPath).then((m) => m.name, () => undefined);
     this.running = await this.store.current();
     if (!this.running) throw new OtaError('E_NO_MODEL', `No model for ${this.role}: neither a committed version in ${this.store.root} nor a factory model.`);
@@ -191,6 +209,7 @@ export class OtaManager {
   }
 
   private handleDesired(d: DesiredPayload): void {
+    if (!this.followDesired(d)) return;
     const raw = d.models[this.role];
     if (!raw) return;
     const r = desiredModelValidator.check(raw);
@@ -201,6 +220,31 @@ export class OtaManager {
     }
     this.desired = { rev: d.rev, entry: r.value };
     this.kick();
+  }
+
+  /** Whether `d` is not older than the desired state followed (see DESIRED_RESET_MIN_GAP_MS); records it when so. */
+  private followDesired(d: DesiredPayload): boolean {
+    const seen = this.desiredRev;
+    if (seen && d.rev < seen.rev && d.ts <= seen.ts + DESIRED_RESET_MIN_GAP_MS) {
+      if (this.ignoredRev !== d.rev) {
+        this.ignoredRev = d.rev;
+        this.log.info({ rev: d.rev, ts: d.ts, followedRev: seen.rev, followedTs: seen.ts }, 'desired state ignored: older than the one followed (a stale retained message)');
+      }
+      return false;
+    }
+    // The same rev again (a retained message at reconnect, a server republishing) keeps the latest stamp.
+    const next: DesiredRev = { rev: d.rev, ts: seen && d.rev === seen.rev ? Math.max(seen.ts, d.ts) : d.ts };
+    if (next.rev !== seen?.rev || next.ts !== seen.ts) {
+      this.desiredRev = next;
+      this.ignoredRev = undefined;
+      try {
+        this.store.setDesiredRev(next);
+      } catch (err) {
+        // Still followed in memory; only a restart before the next write would forget it.
+        this.log.warn({ err: describeError(err).message }, `cannot persist the desired rev in ${this.store.root}`);
+      }
+    }
+    return true;
   }
 
   private kick(): void {
