@@ -70,7 +70,7 @@ test('an INT8 TFLite export is evaluated in LiteRT.js, passes the gate, and is p
   assert.equal(p.code, 0, p.stderr);
   const gate = JSON.parse(readFileSync(join(pub, 'gate.json'), 'utf8')) as { precision: string; decision: { pass: boolean } };
   assert.deepEqual([gate.precision, gate.decision.pass], ['int8', true]);
-  const r = await runCli('fleetctl', ['model', 'publish', pub, '--target', 'tflite', '--data-dir', join(dir, 'registry'), '--version', '1.0.0-int8'], { timeoutMs: 60_000 });
+  const r = await runCli('fleetctl', ['model', 'publish', pub, '--target', 'tflite', '--data-dir', join(dir, 'registry'), '--create', '--version', '1.0.0-int8'], { timeoutMs: 60_000 });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /published \S+@1\.0\.0-int8 tflite int8/);
 });

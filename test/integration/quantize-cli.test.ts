@@ -59,7 +59,7 @@ test('fleetctl model quantize → evaluate → publish: a passing INT8 build is 
 
   // The documented second step: the directory goes into the registry as a signed int8 version.
   const reg = join(dir, 'registry');
-  const r2 = await runCli('fleetctl', ['model', 'publish', pub, '--data-dir', reg, '--version', '1.0.0-int8'], { timeoutMs: 60_000 });
+  const r2 = await runCli('fleetctl', ['model', 'publish', pub, '--data-dir', reg, '--create', '--version', '1.0.0-int8'], { timeoutMs: 60_000 });
   assert.equal(r2.code, 0, r2.stderr);
   assert.match(r2.stdout, /published \S+@1\.0\.0-int8 onnx-cpu int8/);
 

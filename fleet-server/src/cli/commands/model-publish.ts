@@ -10,8 +10,9 @@
  * written and the FP16/FP32 alternatives are offered. Writes the artifact, its metadata and
  * gate.json into DIR.
  */
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { numberOption, NON_NEGATIVE } from '../../../../agent/src/cli/args.js';
@@ -19,15 +20,16 @@ import { runGate, DEFAULT_MAX_MAP_DROP, type GateDecision } from '../../quantize
 import { copyMeta } from '../../quantize/quantize.js';
 import { dbPathOf, loadFleetConfig } from '../../config/schema.js';
 import { openDatabase } from '../../db/database.js';
-import { loadOrCreateServerKey } from '../../keys/server-key.js';
+import { keyPathOf, loadOrCreateServerKey } from '../../keys/server-key.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
 import { assertPrecisionMatches, publishModelDir } from '../../registry/publish.js';
 import { requireFile } from '../paths.js';
+import { InputError } from '../../../../agent/src/util/errors.js';
 import { artifactFileName, type Manifest, type ModelTarget } from '../../../../agent/src/protocol/manifest.js';
 
 const usage = `
 usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tflite|coreml] [--precision P]
-         [--config FILE | --data-dir DIR] [--json]
+         [--config FILE | --data-dir DIR] [--create] [--json]
        fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR
          [--reference FP32.onnx --data DIR|VIDEO] [--max-drop POINTS] [--json]
 
@@ -39,9 +41,11 @@ given as fp16/fp32 is refused.
 
 With DIR first: adds DIR/model.onnx (model.tflite for --target tflite, model.mlmodel for coreml, as
 fleetctl model export writes them) as a version to the registry in the fleet server's data dir, with
-a manifest signed by the server key (created on first use, 0600). Versions never change: the same
-bytes again are a no-op, other bytes under the same version are refused. An int8 artifact needs
-DIR/gate.json with a passing decision (the --out form above writes it).
+a manifest signed by the server's key (created at the server's first start). A data dir or key that
+does not exist is refused (a typo would sign with a new key that no agent pins); --create makes
+them, for a new fleet whose server has not started yet (agents pin that key: fleetctl key export).
+Versions never change: the same bytes again are a no-op, other bytes under the same version are
+refused. An int8 artifact needs DIR/gate.json with a passing decision (the --out form above writes it).
 `;
 
 export const command: CliCommand = {
@@ -52,7 +56,7 @@ export const command: CliCommand = {
       args: argv, strict: true, allowPositionals: true,
       options: {
         model: { type: 'string' }, precision: { type: 'string' }, reference: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'max-drop': { type: 'string' }, json: { type: 'boolean' },
-        version: { type: 'string' }, target: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' },
+        version: { type: 'string' }, target: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' }, create: { type: 'boolean' },
       },
     });
     if (positionals.length > 0) return publishToRegistry(positionals, values);
@@ -87,14 +91,23 @@ export const command: CliCommand = {
   },
 };
 
-async function publishToRegistry(positionals: string[], v: { version?: string; target?: string; precision?: string; config?: string; 'data-dir'?: string; json?: boolean }): Promise<number> {
+async function publishToRegistry(positionals: string[], v: { version?: string; target?: string; precision?: string; config?: string; 'data-dir'?: string; create?: boolean; json?: boolean }): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`Expected one model directory but received ${positionals.length}`);
   const config = loadFleetConfig(v.config);
   if (v['data-dir']) config.dataDir = v['data-dir'];
+  // A mistyped data dir was a new fleet: a registry no server reads, and a new key no agent pins
+  // (every device would refuse the model with E_SIGNATURE). Checked before anything is written.
+  if (!v.create && !existsSync(config.dataDir)) {
+    const from = v['data-dir'] ? '--data-dir' : v.config ? `dataDir in ${v.config}` : 'the default dataDir (give --data-dir or --config)';
+    throw new InputError(`The fleet server's data dir ${resolve(config.dataDir)} (${from}) does not exist; name the server's (/var/lib/edge-fleet under systemd), or pass --create for a new fleet whose server has not started yet`);
+  }
+  if (!v.create && !existsSync(keyPathOf(config.dataDir))) {
+    throw new InputError(`No signing key at ${keyPathOf(resolve(config.dataDir))}: is ${resolve(config.dataDir)} the fleet server's data dir? The server creates its key at first start; a publish is signed with that key (pass --create only for a new fleet whose server has not started yet)`);
+  }
+  const key = loadOrCreateServerKey(config.dataDir, { create: v.create === true });
+  if (key.created) process.stderr.write(`note: created a new signing key ${key.path} (--create); agents must pin its public key (fleetctl key export)\n`);
   const db = openDatabase(dbPathOf(config));
   try {
-    const key = loadOrCreateServerKey(config.dataDir);
-    if (key.created) process.stderr.write(`note: created a new signing key ${key.path}: no data dir with a key was found at ${config.dataDir}; agents must pin its public key (fleetctl key export)\n`);
     const registry = new ModelRegistry(db, config.dataDir);
     const { record, created } = await publishModelDir(registry, key.privateKey, {
       dir: positionals[0], version: v.version, target: v.target as ModelTarget | undefined, precision: v.precision as Manifest['precision'] | undefined,
