@@ -41,14 +41,42 @@ export function withRegistry<T>(where: { config?: string; dataDir?: string; crea
   }
 }
 
-export async function callApi(server: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<unknown> {
+/** How long a call to the fleet server's API may take before the command gives up (ms). */
+export const API_TIMEOUT_MS = 30_000;
+
+export async function callApi(server: string, token: string | undefined, method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<unknown> {
   const t = token ?? process.env.EF_TOKEN;
   if (!t) throw new EdgeFleetError('E_USAGE', 'Expected an operator token with --server: pass --token or set EF_TOKEN (from POST /api/login).');
-  const res = await fetch(new URL(path, server), {
-    method, headers: { authorization: `Bearer ${t}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const json = (await res.json()) as { error?: { code: string; message: string } };
+  const url = new URL(path, server);
+  const timeoutMs = opts.timeoutMs ?? API_TIMEOUT_MS;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method, headers: { authorization: `Bearer ${t}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    // fetch says only 'fetch failed'; the reason is in its cause (undici: ECONNREFUSED, ENOTFOUND, ...).
+    throw new EdgeFleetError('E_CONNECT', `Cannot reach the fleet server at ${url.origin} (--server ${server}) for ${method} ${url.pathname}: ${unreachableCause(err, timeoutMs)}; is it running there? Name its HTTP API with --server URL.`);
+  }
+  const text = await res.text();
+  let json: { error?: { code: string; message: string } };
+  try {
+    json = JSON.parse(text) as typeof json;
+  } catch {
+    throw new EdgeFleetError('E_API', `${method} ${path} answered HTTP ${res.status} with no JSON (${JSON.stringify(text.slice(0, 80))}); is ${server} (--server) the fleet server's HTTP API?`);
+  }
   if (!res.ok) throw new EdgeFleetError(json.error?.code ?? 'E_API', `${method} ${path} failed with HTTP ${res.status}: ${json.error?.message ?? 'no message'}`);
   return json;
+}
+
+function unreachableCause(err: unknown, timeoutMs: number): string {
+  if ((err as Error).name === 'TimeoutError') return `no answer within ${timeoutMs} ms (timeout)`;
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const what: Record<string, string> = {
+    ECONNREFUSED: 'connection refused', ENOTFOUND: 'host not found', EAI_AGAIN: 'host name lookup failed',
+    ECONNRESET: 'connection reset', ETIMEDOUT: 'connection timed out', EHOSTUNREACH: 'host unreachable', UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  };
+  if (cause?.code) return `${what[cause.code] ?? cause.code} (${cause.message ?? cause.code})`;
+  return cause?.message ?? (err as Error).message;
 }
