@@ -27,7 +27,7 @@ test('fleetctl rollout status against a port nobody listens on names the URL, co
   assert.doesNotMatch(r.stderr, /^fleetctl rollout status: fetch failed$/m);
 });
 
-test('a server that accepts the connection and never answers: the call gives up after its timeout and says so', async () => {
+test('a server that accepts the connection and never answers: the call gives up after its timeout and says so', { timeout: 10_000 }, async () => {
   const sockets: Socket[] = [];
   const silent = createServer((s) => { sockets.push(s); });
   const port = await listen(silent);
