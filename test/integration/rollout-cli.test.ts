@@ -12,6 +12,7 @@ import { waitFor } from '../helpers/wait.js';
 import { runCli } from '../helpers/cli.js';
 import { writeStandIn } from '../helpers/ota-models.js';
 import { startOtaAgent, type OtaTestAgent } from '../helpers/ota-agent.js';
+import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
 
 let fleet: TestFleet;
 const agents: OtaTestAgent[] = [];
@@ -76,4 +77,23 @@ test('PUT /api/devices/:id/groups on a device that does not exist is a 404, not 
   assert.equal(twice.status, 200, JSON.stringify(twice.body));
   assert.deepEqual(twice.body, { id: dev.id, groups: ['site-b'] });
   assert.deepEqual(fleet.server.ota.rolloutStore.groupsOf(dev.id), ['site-b']);
+});
+
+test('DELETE /api/devices/:id mid-rollout takes the device out of the rollout, clears its desired state and groups', async () => {
+  const gone = fleet.addDevice('gone-cam');
+  const stays = fleet.addDevice('stays-cam');
+  assert.equal((await fleet.api('PUT', `/api/devices/${gone.id}/groups`, { groups: ['site-z'] })).status, 200);
+  const dir = writeStandIn(join(fleet.dir, 'src-gone'), { name: 'standin-gone', version: '1.0.0' });
+  await publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir });
+  const engine = fleet.server.ota.rollouts;
+  // Neither device runs an agent: both stay assigned until the one left is removed as well.
+  const { rollout } = engine.create({ model: 'standin-gone', version: '1.0.0', role: 'gone-role', target: `devices:${gone.id},${stays.id}`, waves: [100], gate: { maxFailures: 0, waveTimeoutMs: 600_000 } });
+  assert.equal(fleet.server.ota.desired.get(gone.id)['gone-role']?.version, '1.0.0');
+  const del = await fleet.api('DELETE', `/api/devices/${gone.id}`);
+  assert.equal(del.status, 200, JSON.stringify(del.body));
+  assert.deepEqual(engine.status(rollout.id).devices.map((d) => d.deviceId), [stays.id]);
+  assert.deepEqual(fleet.server.ota.desired.get(gone.id), {});
+  assert.deepEqual(fleet.server.ota.rolloutStore.groupsOf(gone.id), []);
+  assert.equal((await fleet.api('DELETE', `/api/devices/${stays.id}`)).status, 200);
+  await waitFor('the rollout with no device left completed', () => engine.status(rollout.id).state === 'completed', 5_000);
 });

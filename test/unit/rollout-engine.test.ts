@@ -381,3 +381,48 @@ test('abort: a device that does not run the version yet is sent back to what it 
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+// A device deleted mid-rollout (DELETE /api/devices/:id) kept its rollout row, desired state and
+// groups: its wave waited on it until waveTimeoutMs, and the gate then rolled back the healthy devices.
+test('a device removed from the fleet mid-rollout leaves it: the wave does not wait on it, its desired state and groups are cleared', async () => {
+  const s = await setup(5);
+  s.engine.start(3_600_000); // subscribes to the device store's removals
+  try {
+    s.store.setGroups('d03', ['lobby']);
+    const { rollout } = s.engine.create({ ...spec, waves: [20, 100] });
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    assert.equal(s.desired.get('d03').detector?.version, '2.0.0', 'wave 2 assigned');
+    const before = s.published.length;
+    assert.equal(s.devices.remove('d03'), true);
+    assert.deepEqual(s.desired.get('d03'), {});
+    assert.deepEqual(s.published.slice(before).map((p) => p.models), [{}], 'an empty desired state replaces the retained one');
+    assert.deepEqual(s.store.groupsOf('d03'), []);
+    for (const id of ['d01', 'd02', 'd04']) s.report(id, '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.advance(61_000);
+    s.engine.tick();
+    const st = s.engine.status(rollout.id);
+    assert.equal(st.state, 'completed', st.reason ?? '');
+    assert.deepEqual([st.totals.devices, st.totals.succeeded, st.totals.failed], [4, 4, 0]);
+    assert.equal(s.desired.get('d01').detector?.version, '2.0.0', 'the healthy devices keep the version');
+  } finally {
+    s.engine.stop();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('a device removed where the engine did not hear of it (another process) is dropped from its wave at the next tick', async () => {
+  const s = await setup(2);
+  try {
+    const { rollout } = s.engine.create({ ...spec, waves: [100] });
+    s.devices.remove('d01'); // this engine is not started: not subscribed
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.advance(61_000);
+    s.engine.tick();
+    const st = s.engine.status(rollout.id);
+    assert.equal(st.state, 'completed', st.reason ?? '');
+    assert.deepEqual(st.devices.map((d) => d.deviceId), ['d00']);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

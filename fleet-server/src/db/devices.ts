@@ -50,7 +50,18 @@ function toRecord(r: Row): DeviceRecord {
 }
 
 export class DeviceStore {
+  private readonly removedListeners = new Set<(id: string) => void>();
+
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
+
+  /**
+   * Calls `listener` with the id of each device this store removes (the rollout engine drops it from
+   * its rollouts, desired state and groups, which live in tables of their own); returns the unsubscribe.
+   */
+  onRemoved(listener: (id: string) => void): () => void {
+    this.removedListeners.add(listener);
+    return () => { this.removedListeners.delete(listener); };
+  }
 
   /** Creates a device and returns its secret; the secret is not stored and cannot be shown again. */
   add(id: string, opts: { rotate?: boolean } = {}): { device: DeviceRecord; secret: string } {
@@ -65,7 +76,9 @@ export class DeviceStore {
   }
 
   remove(id: string): boolean {
-    return this.db.prepare('DELETE FROM devices WHERE id = ?').run(id).changes > 0;
+    const removed = this.db.prepare('DELETE FROM devices WHERE id = ?').run(id).changes > 0;
+    if (removed) for (const listener of this.removedListeners) listener(id);
+    return removed;
   }
 
   get(id: string): DeviceRecord | undefined {

@@ -51,6 +51,7 @@ export class RolloutEngine {
    */
   private drivingSinceMs: number | undefined;
   private leaseHeld = false;
+  private unsubscribeRemoved: (() => void) | undefined;
 
   constructor(private readonly opts: RolloutEngineOptions) {
     this.log = opts.logger ?? moduleLogger('rollouts');
@@ -60,6 +61,7 @@ export class RolloutEngine {
   /** Ticks every `tickMs` (default the option, else 1000 ms); calling it again retunes the period. */
   start(tickMs = this.opts.tickMs ?? 1000): void {
     if (this.timer === undefined) this.drivingSinceMs = this.now();
+    this.unsubscribeRemoved ??= this.opts.devices.onRemoved((deviceId) => this.forgetDevice(deviceId));
     clearInterval(this.timer);
     this.tickMs = tickMs;
     this.timer = setInterval(() => this.safeTick(), tickMs);
@@ -71,6 +73,8 @@ export class RolloutEngine {
     clearInterval(this.timer);
     this.timer = undefined;
     this.leaseHeld = false;
+    this.unsubscribeRemoved?.();
+    this.unsubscribeRemoved = undefined;
   }
 
   create(input: unknown): { rollout: RolloutRecord; created: boolean } {
@@ -180,6 +184,26 @@ export class RolloutEngine {
     };
   }
 
+  /**
+   * A device removed from the fleet (DELETE /api/devices/:id): out of the rollouts still running or
+   * paused (a finished one keeps its record), its desired state cleared (a retained empty one is
+   * published; its revision keeps growing should the id come back) and its groups dropped. Left in,
+   * it timed out in its wave and the gate rolled the healthy devices back. Never throws: the device
+   * is already gone.
+   */
+  forgetDevice(deviceId: string): void {
+    try {
+      for (const r of this.opts.store.list({ deviceId })) {
+        if (r.state === 'running' || r.state === 'paused') this.opts.store.removeDevice(r.id, deviceId);
+      }
+      for (const role of Object.keys(this.opts.desired.get(deviceId))) this.opts.desired.set(deviceId, role, undefined);
+      this.opts.store.setGroups(deviceId, []);
+      this.log.info({ deviceId }, 'device removed: out of its unfinished rollouts, desired state and groups cleared');
+    } catch (err) {
+      this.log.error({ deviceId, err: describeError(err) }, 'could not clear a removed device from its rollouts');
+    }
+  }
+
   list(opts: { deviceId?: string } = {}): RolloutRecord[] {
     return this.opts.store.list(opts);
   }
@@ -218,6 +242,11 @@ export class RolloutEngine {
     const now = this.now();
     for (const d of store.devices(r.id)) {
       if (d.wave > r.wave) continue;
+      // Removed from the fleet by a path that did not tell this engine (another process): it cannot report.
+      if (!this.opts.devices.get(d.deviceId)) {
+        store.removeDevice(r.id, d.deviceId);
+        continue;
+      }
       if (d.status === 'pending') {
         const previousVersion = this.reportOf(d.deviceId)?.models?.[r.role] ?? null;
         const entry = this.entryFor(r, r.version);

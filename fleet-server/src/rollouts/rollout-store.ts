@@ -156,6 +156,11 @@ export class RolloutStore {
       .run(patch.status, patch.reason ?? null, at, patch.previousVersion !== undefined ? 1 : 0, JSON.stringify({ version: patch.previousVersion ?? null }), patch.assigned ? 1 : 0, at, id, deviceId);
   }
 
+  /** Takes a device out of a rollout (it was removed from the fleet): it no longer counts for the waves or the gate. */
+  removeDevice(id: string, deviceId: string): void {
+    this.db.prepare('DELETE FROM rollout_devices WHERE rollout_id = ? AND device_id = ?').run(id, deviceId);
+  }
+
   /**
    * One engine drives rollouts at a time when several replicas share the database: the holder
    * renews a lease each tick; another replica takes over once it expired.
