@@ -426,3 +426,24 @@ test('a device removed where the engine did not hear of it (another process) is 
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+test('a device offline from its assignment until it failed learns its previous version from its first report, for a rollback', async () => {
+  const s = await setup(1);
+  try {
+    s.devices.add('late'); // never reported
+    const { rollout } = s.engine.create({ ...spec, target: 'devices:d00,late', waves: [100], gate: { maxFailures: 1, waveTimeoutMs: 60_000 } });
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.advance(61_000);
+    s.engine.tick();
+    assert.equal(s.engine.status(rollout.id).state, 'completed');
+    s.report('late', '1.0.0', { phase: 'downloading', version: '2.0.0' }); // back online
+    s.engine.tick();
+    const late = s.engine.status(rollout.id).devices.find((d) => d.deviceId === 'late');
+    assert.equal(late?.status, 'failed');
+    assert.equal(late?.previousVersion, '1.0.0');
+    s.engine.rollback(rollout.id);
+    assert.equal(s.desired.get('late').detector?.version, '1.0.0', 'back to what it ran, not cleared');
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

@@ -310,9 +310,15 @@ export class RolloutEngine {
   /** Failed devices that now report the rollout's version committed succeeded after all. */
   private recheckFailed(r: RolloutRecord, failed: RolloutDeviceRecord[]): void {
     for (const d of failed) {
-      if (committed(r, this.reportOf(d.deviceId))) {
+      const rep = this.reportOf(d.deviceId);
+      const running = rep?.models?.[r.role];
+      if (committed(r, rep)) {
         this.opts.store.setDevice(r.id, d.deviceId, { status: 'succeeded', reason: `committed after it had failed (${d.reason ?? 'no reason'})` });
         d.status = 'succeeded';
+      } else if (d.previousVersion === null && running && running !== r.version) {
+        // Silent since its assignment (offline): its first report names what a rollback sends it back to.
+        this.opts.store.setDevice(r.id, d.deviceId, { status: 'failed', reason: d.reason, previousVersion: running });
+        d.previousVersion = running;
       }
     }
   }
