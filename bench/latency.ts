@@ -45,6 +45,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     figures: { alertMs: a, summary: s },
     notes: [
       'With nearest-rank percentiles, p99 over fewer than 100 alerts is the largest or second-largest sample.',
+      'Line crossings and zone enters/exits are judged on detected boxes only (a predicted box that overshot a line counted crossings nobody made), ' +
+      'so these alerts come on detector frames and their latency includes the inference; on vtest that removed 7 spurious crossings at k = 3.',
       'Stage means are per processed frame (a stage that runs on every 3rd frame counts a third). The rest is the time a frame waited in the capture queue ' +
       'for the frame before it, plus thread hand-offs.',
     ],

@@ -39,7 +39,11 @@ export function writeAgentConfig(c: AgentBenchConfig, dir = mkdtempSync(join(tmp
 
 /** Starts `edge-agent run --config PATH --json`; the caller waits with `agentSummary`. */
 export function spawnAgent(configPath: string, extra: string[] = []): ChildProcess {
-  return spawn(process.execPath, ['bin/edge-agent.js', 'run', '--config', configPath, '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // UV_THREADPOOL_SIZE as the systemd unit sets it: without it bin/edge-agent.js runs the agent as its
+  // child, and the footprint bench read the 55 MiB, idle wrapper from /proc instead of the agent.
+  return spawn(process.execPath, ['bin/edge-agent.js', 'run', '--config', configPath, '--json', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+  });
 }
 
 /** Waits for the run summary; a run that outlives `timeoutMs` is killed (a hung bench must not hang `npm run bench`). */
