@@ -1,5 +1,5 @@
 /** `edge-agent redact --image IN --out OUT --json` (the real binary) on a group photo and on the plate photo. */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,14 +16,18 @@ function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
+/** Skips (saying why) when the face photos or the face model's metadata are not installed. */
+function facesMissing(t: TestContext, photo: string): boolean {
+  if (existsSync(photo) && existsSync('assets/models/blazeface-back/model.meta.json')) return false;
+  t.skip('face photos or the BlazeFace model metadata are missing: run scripts/setup.sh and npx tsx scripts/prepare-models.ts');
+  return true;
+}
+
 interface CliRegion { kind: string; source: string; score: number; box: { x: number; y: number; w: number; h: number }; padded: { x: number; y: number; w: number; h: number } | null }
 
 test('redact writes the redacted image and lists its regions as JSON', async (t) => {
   const photo = 'assets/images/faces/sample6.jpg';
-  if (!existsSync(photo) || !existsSync('assets/models/blazeface-back/model.meta.json')) {
-    t.skip('face photos or the BlazeFace model metadata are missing: run scripts/setup.sh and npx tsx scripts/prepare-models.ts');
-    return;
-  }
+  if (facesMissing(t, photo)) return;
   const dir = mkdtempSync(join(tmpdir(), 'ef-redact-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, 'out.png');
@@ -53,10 +57,7 @@ test('redact writes the redacted image and lists its regions as JSON', async (t)
 // the working directory, so `redact --config configs/agent.example.json` could not find the face model.
 test('redact --config reads the privacy section\'s paths relative to the config file, as run does', async (t) => {
   const photo = 'assets/images/faces/sample6.jpg';
-  if (!existsSync(photo) || !existsSync('assets/models/blazeface-back/model.meta.json')) {
-    t.skip('face photos or the BlazeFace model metadata are missing: run scripts/setup.sh and npx tsx scripts/prepare-models.ts');
-    return;
-  }
+  if (facesMissing(t, photo)) return;
   const dir = mkdtempSync(join(tmpdir(), 'ef-redact-cfg-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   // The config lives in a directory of its own and names the face model relative to itself: a path
@@ -73,10 +74,7 @@ test('redact --config reads the privacy section\'s paths relative to the config 
 
 test('redact --config leaves the default model paths alone when the file does not name them', async (t) => {
   const photo = 'assets/images/faces/sample6.jpg';
-  if (!existsSync(photo) || !existsSync('assets/models/blazeface-back/model.meta.json')) {
-    t.skip('face photos or the BlazeFace model metadata are missing: run scripts/setup.sh and npx tsx scripts/prepare-models.ts');
-    return;
-  }
+  if (facesMissing(t, photo)) return;
   const dir = mkdtempSync(join(tmpdir(), 'ef-redact-def-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const cfg = join(dir, 'privacy.json');

@@ -42,20 +42,26 @@ test('a truncated frame is refused with what was expected', () => {
   assert.throws(() => new MotionGate().check({ width: 10, height: 10, data: new Uint8Array(10) }), /Expected 300 bytes/);
 });
 
+/** A W×H frame of grey `bg` with a 40×100 "person" of grey `fg` at x (rows y0..y0+100). */
+function walkerFrame(W: number, H: number, x: number, bg: number, fg: number, y0: number): RgbImage {
+  const data = new Uint8Array(W * H * 3).fill(bg);
+  for (let y = y0; y < y0 + 100; y++) data.fill(fg, (y * W + x) * 3, (y * W + x + 40) * 3);
+  return { width: W, height: H, data };
+}
+
+/** Frames (1..n-1) on which the gate saw no motion while the walker moved 4 px a frame from x0. */
+function stillFrames(gate: MotionGate, walker: (x: number) => RgbImage, x0: number, n: number): number[] {
+  gate.check(walker(x0));
+  const still: number[] = [];
+  for (let i = 1; i < n; i++) if (!gate.check(walker(x0 + 4 * i)).motion) still.push(i);
+  return still;
+}
+
 test('a person 40x100 px walking 4 px a frame on a 1920x1080 camera is motion on every frame; noise is not', () => {
   // One pixel per 30-px block of a 64-px-wide thumbnail saw this walker move on none of 300 frames.
-  const W = 1920;
-  const H = 1080;
-  const walker = (x: number): RgbImage => {
-    const data = new Uint8Array(W * H * 3).fill(60);
-    for (let y = 500; y < 600; y++) data.fill(200, (y * W + x) * 3, (y * W + x + 40) * 3);
-    return { width: W, height: H, data };
-  };
+  const walker = (x: number) => walkerFrame(1920, 1080, x, 60, 200, 500);
   const gate = new MotionGate();
-  gate.check(walker(200));
-  const still: number[] = [];
-  for (let i = 1; i < 40; i++) if (!gate.check(walker(200 + 4 * i)).motion) still.push(i);
-  assert.deepEqual(still, [], 'frames the gate called still');
+  assert.deepEqual(stillFrames(gate, walker, 200, 40), [], 'frames the gate called still');
   // The same frame with sensor noise (up to +-15 grey levels on every pixel) is no motion.
   let seed = 7;
   const noisy = walker(400);
@@ -70,15 +76,6 @@ test('a person 40x100 px walking 4 px a frame on a 1920x1080 camera is motion on
 test('a person in grey clothes (contrast 25 grey levels, just over the threshold) walking 4 px a frame is motion on every frame at 768x576 and 1920x1080', () => {
   // Averaging 12-px cells diluted a 4-px edge shift to a third of its contrast: 0 of 59 frames.
   for (const [W, H] of [[768, 576], [1920, 1080]]) {
-    const walker = (x: number): RgbImage => {
-      const data = new Uint8Array(W * H * 3).fill(90);
-      for (let y = 200; y < 300; y++) data.fill(115, (y * W + x) * 3, (y * W + x + 40) * 3);
-      return { width: W, height: H, data };
-    };
-    const gate = new MotionGate();
-    gate.check(walker(100));
-    const still: number[] = [];
-    for (let i = 1; i < 30; i++) if (!gate.check(walker(100 + 4 * i)).motion) still.push(i);
-    assert.deepEqual(still, [], `${W}x${H}: frames the gate called still`);
+    assert.deepEqual(stillFrames(new MotionGate(), (x) => walkerFrame(W, H, x, 90, 115, 200), 100, 30), [], `${W}x${H}: frames the gate called still`);
   }
 });
