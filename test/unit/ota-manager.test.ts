@@ -230,3 +230,31 @@ test('a lower rev stamped well after the one followed (a fleet server whose data
     }
   });
 });
+
+test('a version committed here before that cannot be installed now (its copy damaged, no manifest to fetch it) is refused once, not retried every retryDelayMs', async () => {
+  await withDir(async (dir) => {
+    const h = await harness(dir, { versions: ['2.0.0', '3.0.0'], retryDelayMs: 20 });
+    try {
+      h.desire('2.0.0', 1);
+      await committed(h, '2.0.0');
+      h.desire('3.0.0', 2);
+      await committed(h, '3.0.0');
+      writeFileSync(join(h.manager.store.versionDir('2.0.0'), 'model.onnx'), 'damaged');
+      const from = h.reports.length;
+      // A rollback to 2.0.0 whose desired state carries no manifest (the registry lost the artifact).
+      h.desire('2.0.0', 3);
+      const r = await waitFor('2.0.0 refused', () => { const x = h.last(); return x?.version === '2.0.0' && x.phase === 'refused' ? x : undefined; });
+      assert.equal(r.code, 'E_DESIRED');
+      // Nothing to wait for: no retry may come (20 ms retry delay, 15 periods).
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(h.reports.slice(from).filter((x) => x.phase === 'refused').length, 1, JSON.stringify(h.reports.slice(from)));
+      assert.equal(h.manager.runningVersion, '3.0.0');
+      assert.equal(h.manager.store.failureOf(undefined, '2.0.0'), undefined, 'a version that proved itself here is never held as failed');
+      // The next desired message tries it again (still refused: nothing changed).
+      h.desire('2.0.0', 4);
+      await waitFor('refused again', () => h.reports.slice(from).filter((x) => x.phase === 'refused').length === 2);
+    } finally {
+      await h.stop();
+    }
+  });
+});

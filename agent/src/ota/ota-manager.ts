@@ -292,12 +292,15 @@ export class OtaManager {
     } catch (err) {
       const e = describeError(err);
       const transient = TRANSIENT.has(e.code);
-      // A known-good version that failed to load or self-test now (a damaged copy, say) is not remembered
-      // as failed: a later desired message or reconnect tries it again.
-      if (!transient && !proven) this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message);
-      // A reconnect or a new desired state retries at once; without either (the link stayed up while
-      // chunks stopped), the timer does, so the device does not wait for the wave timeout.
-      else if (e.code !== 'E_ABORTED') {
+      if (!transient) {
+        // A known-good version that failed to load or self-test now (a damaged copy, say), or that is no
+        // longer installed and came without a manifest to download it again, is not remembered as failed:
+        // a later desired message or reconnect tries it again; not the timer, as nothing would change
+        // but another refusal reported every retryDelayMs.
+        if (!proven) this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message);
+      } else if (e.code !== 'E_ABORTED') {
+        // A reconnect or a new desired state retries at once; without either (the link stayed up while
+        // chunks stopped), the timer does, so the device does not wait for the wave timeout.
         clearTimeout(this.retryTimer);
         this.retryTimer = setTimeout(() => this.kick(), this.opts.retryDelayMs ?? 10_000);
         this.retryTimer.unref();
