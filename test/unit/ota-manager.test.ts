@@ -46,16 +46,18 @@ interface Harness {
 }
 
 /**
- * A manager on `dir` with versions staged in its store (not committed: a first install is a trial), a
- * frame every 10 ms unless `frames` is false, and `o` passed through (clocks, atStep).
+ * A manager on `dir` whose `versions` are staged in its store (not committed: a first install is a
+ * trial) when desired, as their download would, a frame every 10 ms unless `frames` is false, and `o`
+ * passed through (clocks, atStep). Staged before they are desired, the agent would delete them at
+ * start-up or after an install, as versions nothing needs.
  */
 async function harness(dir: string, o: Partial<OtaManagerOptions> & { versions?: string[]; frames?: boolean } = {}): Promise<Harness> {
   writeFileSync(join(dir, 'factory.onnx'), 'factory');
   const factory = { modelPath: join(dir, 'factory.onnx'), version: '1.0.0', name: 'standin' };
   const store = new ArtifactStore({ stateDir: join(dir, 'state'), role: 'detector', publicKeyPem, factory: { ...factory, manifest: undefined } });
   store.init();
-  for (const version of o.versions ?? []) {
-    if (existsSync(store.versionDir(version))) continue;
+  const stage = (version: string) => {
+    if (existsSync(store.versionDir(version))) return;
     const bytes = `model ${version}`;
     const m: Manifest = {
       name: 'standin', version, target: 'onnx-cpu', precision: 'fp32', sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length,
@@ -63,7 +65,7 @@ async function harness(dir: string, o: Partial<OtaManagerOptions> & { versions?:
     };
     writeFileSync(store.partPath(m), bytes);
     store.stage({ partPath: store.partPath(m), manifest: m, signature: signManifest(m, privateKey), meta: { name: 'standin' } });
-  }
+  };
   const reports: OtaReport[] = [];
   const steps: Harness['steps'] = {};
   const link = Object.assign(new EventEmitter(), {
@@ -81,6 +83,7 @@ async function harness(dir: string, o: Partial<OtaManagerOptions> & { versions?:
   return {
     manager, reports, steps,
     desire(version, rev, d = {}) {
+      if (o.versions?.includes(version)) stage(version);
       const entry: DesiredModel = { version, healthWindowMs: d.healthWindowMs ?? 300 };
       const payload: DesiredPayload = { v: 1, rev, ts: d.ts ?? Date.now(), models: { detector: entry } };
       link.emit('desired', payload);

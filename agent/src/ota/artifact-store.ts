@@ -6,7 +6,11 @@
  *   committed.json          the versions committed here (name, sha256), newest last: known good
  *   downloads/<key>.part    partial artifact, appended and fsync'd chunk by chunk (resume point)
  *   failed.json             artifacts (name@version) that were refused or rolled back, with the reason
- *   desired-rev.json        {rev, ts} of the newest desired state followed: older ones are ignored
+ *   desired-rev.json        {rev, ts, version} of the newest desired state followed: older ones are ignored
+ *
+ * Version directories no longer needed are deleted (`prune`): each update would otherwise add its size
+ * to the disk for good (an eMMC box with weekly updates fills up). A rollback to a deleted version
+ * downloads it again.
  *
  * A version directory is built as `versions/.staging-<version>` and renamed into place only when
  * complete, and `current.json` changes only at commit, so a SIGKILL at any step leaves either the
@@ -16,7 +20,8 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { artifactFileName, verifyManifest, type Manifest } from '../protocol/manifest.js';
 import { fsyncDir, writeFileAtomic } from './fs-atomic.js';
 import { OtaError } from './errors.js';
@@ -32,11 +37,33 @@ interface CurrentFile { version: string; previous?: string }
 /** A version committed here: it passed its health window on this device (or is the factory model). */
 export interface CommittedVersion { version: string; name?: string; sha256?: string }
 
-/** A desired state's revision (the server's per-device counter) and its timestamp (server clock, epoch ms). */
-export interface DesiredRev { rev: number; ts: number }
+/**
+ * A desired state's revision (the server's per-device counter), its timestamp (server clock, epoch ms),
+ * and the version it names for this role (absent in a file written by an older agent).
+ */
+export interface DesiredRev { rev: number; ts: number; version?: string }
 
 /** committed.json keeps this many versions (newest last); an older one is tried again like a new one. */
 const COMMITTED_HISTORY = 32;
+
+/** Committed versions whose directories `prune` keeps by default (config `ota.keepVersions`). */
+export const DEFAULT_KEEP_VERSIONS = 3;
+
+/** A version directory being deleted is first renamed to this prefix + version (removed by init if a crash interrupts it). */
+const REMOVING_PREFIX = '.removing-';
+
+export interface PruneOptions {
+  /** How many of the newest committed versions keep their directories (besides current.json's two). */
+  keepCommitted: number;
+  /** Versions kept whatever they are (the running one). */
+  keep?: Iterable<string | undefined>;
+  /**
+   * The version desired (being installed, or tried again: a stalled transfer, a trial cut by a stop or
+   * a restart), with its model name when known: kept unless recorded as failed (a failed artifact is not
+   * retried). A version committed here is never held as failed.
+   */
+  desired?: { version: string; name?: string };
+}
 
 export function sha256OfFile(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -70,10 +97,62 @@ export class ArtifactStore {
       if (e.code !== 'EACCES' && e.code !== 'EPERM') throw err;
       throw new OtaError('E_STORE', `Cannot create the model store ${this.root}: ${e.message}. The agent's user must be able to write it: e.g. sudo chown -R edge-agent:edge-agent ${dirname(this.root)} (a model copied there with sudo leaves it owned by root).`, { cause: err });
     }
-    // Leftovers of an install killed mid-way: never used, removed.
+    // Leftovers of an install or a prune killed mid-way: never used, removed.
     for (const name of this.listDir(join(this.root, 'versions'))) {
-      if (name.startsWith('.staging-')) rmSync(join(this.root, 'versions', name), { recursive: true, force: true });
+      if (name.startsWith('.staging-') || name.startsWith(REMOVING_PREFIX)) rmSync(join(this.root, 'versions', name), { recursive: true, force: true });
     }
+  }
+
+  /** The versions with a directory in the store (complete ones: staging and removal leftovers are not listed). */
+  installedVersions(): string[] {
+    return this.listDir(join(this.root, 'versions')).filter((n) => !n.startsWith('.')).sort();
+  }
+
+  /**
+   * Deletes the version directories no longer needed and returns their versions. Kept: current.json's
+   * version and previous one (what runs, and what a rollback goes to), the `keepCommitted` newest versions
+   * committed here (committed.json; the factory model, outside the store, does not count), `keep`, and
+   * the desired version unless it failed. A directory is renamed out of its version's name before it is
+   * deleted, so a crash never leaves a half-deleted version that looks installed. downloads/ is not
+   * touched. Call it only while no install runs (it would not know the version being staged).
+   */
+  async prune(o: PruneOptions): Promise<string[]> {
+    const cur = this.readCurrent();
+    const factory = this.opts.factory?.version;
+    const committed = [...new Set(this.readHistory().map((e) => e.version).reverse())].filter((v) => v !== factory);
+    const keep = new Set<string>([cur?.version, cur?.previous, ...committed.slice(0, Math.max(0, o.keepCommitted)), ...(o.keep ?? [])].filter((v): v is string => v !== undefined));
+    const d = o.desired;
+    // As converge looks a failure up: by the desired manifest's name; a bare desired version (name unknown)
+    // by the name in the installed manifest as well.
+    const failed = d && (this.failureOf(d.name, d.version) ?? (d.name === undefined ? this.failureOf(this.installedName(d.version), d.version) : undefined));
+    if (d && (this.committed(d.version) || !failed)) keep.add(d.version);
+    const removed: string[] = [];
+    for (const v of this.installedVersions()) {
+      if (keep.has(v) || this.holdsFactory(v)) continue;
+      const dir = this.versionDir(v);
+      const doomed = join(this.root, 'versions', `${REMOVING_PREFIX}${v}`);
+      await rm(doomed, { recursive: true, force: true });
+      renameSync(dir, doomed);
+      fsyncDir(join(this.root, 'versions'));
+      await rm(doomed, { recursive: true, force: true });
+      removed.push(v);
+    }
+    return removed;
+  }
+
+  /**
+   * Deletes the partial downloads (downloads/*.part) other than `keepPath`. Call it only while no
+   * download runs: a partial file is the resume point of the artifact being fetched.
+   */
+  async prunePartials(keepPath?: string): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of this.listDir(join(this.root, 'downloads'))) {
+      const p = join(this.root, 'downloads', name);
+      if (!name.endsWith('.part') || p === keepPath) continue;
+      await rm(p, { force: true });
+      removed.push(name);
+    }
+    return removed;
   }
 
   partPath(manifest: Manifest): string {
@@ -185,11 +264,33 @@ export class ArtifactStore {
     const p = join(this.root, 'desired-rev.json');
     if (!existsSync(p)) return undefined;
     const d = JSON.parse(readFileSync(p, 'utf8')) as Partial<DesiredRev>;
-    return Number.isInteger(d.rev) && Number.isFinite(d.ts) ? { rev: d.rev as number, ts: d.ts as number } : undefined;
+    if (!Number.isInteger(d.rev) || !Number.isFinite(d.ts)) return undefined;
+    return { rev: d.rev as number, ts: d.ts as number, ...(typeof d.version === 'string' ? { version: d.version } : {}) };
   }
 
   setDesiredRev(d: DesiredRev): void {
-    writeFileAtomic(join(this.root, 'desired-rev.json'), `${JSON.stringify({ rev: d.rev, ts: d.ts })}\n`);
+    writeFileAtomic(join(this.root, 'desired-rev.json'), `${JSON.stringify({ rev: d.rev, ts: d.ts, ...(d.version !== undefined ? { version: d.version } : {}) })}\n`);
+  }
+
+  /** The model name in the stored manifest of `version`, if it is installed and readable. */
+  private installedName(version: string): string | undefined {
+    const p = join(this.versionDir(version), 'manifest.json');
+    if (!existsSync(p)) return undefined;
+    try {
+      const name = (JSON.parse(readFileSync(p, 'utf8')) as { name?: unknown }).name;
+      return typeof name === 'string' ? name : undefined;
+    } catch (err) {
+      if (err instanceof SyntaxError) return undefined; // damaged: its load fails too
+      throw err;
+    }
+  }
+
+  /** Whether the factory model (config detector.model) lies inside the version directory (a config pointing into the store). */
+  private holdsFactory(version: string): boolean {
+    const path = this.opts.factory?.modelPath;
+    if (!path) return false;
+    const rel = relative(resolve(this.versionDir(version)), resolve(path));
+    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
   }
 
   private readHistory(): CommittedVersion[] {

@@ -20,6 +20,7 @@ export async function createOtaManager(o: { ota: OtaConfig; detector: DetectorCo
     target: o.ota.target,
     factory: { modelPath: o.detector.model, version: factoryVersion },
     gate: o.ota.health,
+    keepVersions: o.ota.keepVersions,
     openDetector: (modelPath) => Detector.open({
       modelPath, providers: o.detector.providers, intraOpThreads: o.detector.threads, scoreThreshold: o.detector.scoreThreshold,
     }),

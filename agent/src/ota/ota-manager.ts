@@ -9,7 +9,9 @@
  * model in a loop; a transient failure (stalled transfer) is retried on the next desired message,
  * reconnect, or after `retryDelayMs`. Only one install runs at a time; a newer desired state waits for it.
  * Going back to a version that proved itself here (committed before, or the factory model) skips the
- * health window and is never remembered as failed.
+ * health window and is never remembered as failed. Version directories no longer needed are deleted at
+ * start-up and after each desired state is handled (see `pruneStore`); going back to a deleted one
+ * downloads it again.
  */
 import type { RgbImage } from '../types.js';
 import { moduleLogger, type Logger } from '../util/log.js';
@@ -18,7 +20,7 @@ import { describeError } from '../util/errors.js';
 import { deviceRoot, type DesiredPayload, type ReportedPayload } from '../protocol/index.js';
 import { verifyManifest, type Manifest, type ModelTarget } from '../protocol/manifest.js';
 import { DesiredModelSchema, otaTopics, type DesiredModel, type OtaPhase, type OtaReport } from '../protocol/ota.js';
-import { ArtifactStore, checkArtifact, type DesiredRev, type InstalledVersion } from './artifact-store.js';
+import { ArtifactStore, checkArtifact, DEFAULT_KEEP_VERSIONS, type DesiredRev, type InstalledVersion } from './artifact-store.js';
 import { ChunkDownloader } from './chunk-downloader.js';
 import { downloadHttp } from './http-downloader.js';
 import { HealthWindow, DEFAULT_HEALTH_GATE, type HealthGate } from './health-window.js';
@@ -56,6 +58,11 @@ export interface OtaManagerOptions {
   factory: { modelPath: string; version: string; name?: string };
   openDetector: (modelPath: string) => Promise<DetectorLike>;
   gate?: Partial<HealthGate>;
+  /**
+   * Committed versions whose directories are kept (newest first, config ota.keepVersions; default 3),
+   * besides the running one and the previous one; older ones are deleted.
+   */
+  keepVersions?: number;
   /** Self-test input when no frame has been seen yet. */
   selfTestImage?: RgbImage;
   requestTimeoutMs?: number;
@@ -177,6 +184,8 @@ export class OtaManager {
     this.factoryName = this.opts.factory.name ?? await loadModelMetadata(this.opts.factory.modelPath).then((m) => m.name, () => undefined);
     this.running = await this.store.current();
     if (!this.running) throw new OtaError('E_NO_MODEL', `No model for ${this.role}: neither a committed version in ${this.store.root} nor a factory model.`);
+    // Versions piled up by an agent that never deleted any, or left by a crash before a prune.
+    await this.pruneStore({ atStart: true });
     const det = await this.opts.openDetector(this.running.modelPath);
     this.detector = new SwappableDetector(det, this.running.version);
     this.detector.observe((s) => this.health.add(s));
@@ -233,8 +242,10 @@ export class OtaManager {
       return false;
     }
     // The same rev again (a retained message at reconnect, a server republishing) keeps the latest stamp.
-    const next: DesiredRev = { rev: d.rev, ts: seen && d.rev === seen.rev ? Math.max(seen.ts, d.ts) : d.ts };
-    if (next.rev !== seen?.rev || next.ts !== seen.ts) {
+    // The version is kept too: at the next start it is the desired one before any message comes (pruneStore).
+    const version = d.models[this.role]?.version;
+    const next: DesiredRev = { rev: d.rev, ts: seen && d.rev === seen.rev ? Math.max(seen.ts, d.ts) : d.ts, ...(typeof version === 'string' ? { version } : {}) };
+    if (next.rev !== seen?.rev || next.ts !== seen.ts || next.version !== seen.version) {
       this.desiredRev = next;
       this.ignoredRev = undefined;
       try {
@@ -257,6 +268,15 @@ export class OtaManager {
   }
 
   private async converge(): Promise<void> {
+    try {
+      await this.convergeOnce();
+    } finally {
+      // No install runs here (one at a time, and this is its end): nothing being staged or downloaded.
+      await this.pruneStore({ atStart: false });
+    }
+  }
+
+  private async convergeOnce(): Promise<void> {
     const want = this.desired;
     if (!want) return;
     const { entry } = want;
@@ -341,6 +361,37 @@ export class OtaManager {
     return c !== undefined && same(a.name, c.name) && same(a.sha256, c.sha256);
   }
 
+  private get keepVersions(): number {
+    return this.opts.keepVersions ?? DEFAULT_KEEP_VERSIONS;
+  }
+
+  /**
+   * Deletes the version directories no longer needed, so that every update does not add its size to
+   * the disk for good. Kept: the running version, the previous one (what a rollback goes to), the
+   * `keepVersions` newest committed, and the desired version unless it is recorded as failed (being
+   * installed, or tried again: a stalled transfer, a health window cut by a stop). At start-up, before
+   * any desired message, the desired version is the one persisted with its rev (a trial cut by a
+   * restart is tried again from its directory). After a desired state is handled, partial downloads of
+   * anything but the desired artifact go as well (at start-up they stay: the resume point of the desired
+   * one, whose manifest is not known yet). A failure is logged: disk space is no reason to fail a model
+   * update.
+   */
+  private async pruneStore(o: { atStart: boolean }): Promise<void> {
+    const want = this.desired?.entry;
+    const desiredVersion = want?.version ?? this.desiredRev?.version;
+    try {
+      const removed = await this.store.prune({
+        keepCommitted: this.keepVersions, keep: [this.running?.version],
+        ...(desiredVersion !== undefined ? { desired: { version: desiredVersion, name: want?.manifest?.name } } : {}),
+      });
+      const failed = want && !this.store.committed(want.version) && this.store.failureOf(want.manifest?.name, want.version);
+      const partials = o.atStart ? [] : await this.store.prunePartials(want?.manifest && !failed ? this.store.partPath(want.manifest) : undefined);
+      if (removed.length || partials.length) this.log.info({ removed, partials, kept: this.store.installedVersions() }, `deleted model versions no longer needed from ${this.store.root}`);
+    } catch (err) {
+      this.log.warn({ err: describeError(err).message }, `cannot delete old model versions from ${this.store.root}; they stay on disk until the next try`);
+    }
+  }
+
   private async step(step: InstallStep, version: string, phase?: OtaPhase, extra: Partial<OtaReport> = {}): Promise<void> {
     if (phase) this.report({ role: this.role, phase, version, ...extra, ts: this.now() });
     await this.opts.atStep?.(step, version);
@@ -352,7 +403,11 @@ export class OtaManager {
     const base = { rollout: entry.rollout };
     let installed = local;
     if (!installed) {
-      if (!entry.manifest || !entry.signature) throw new OtaError('E_DESIRED', `Desired version ${v} is not installed here and came without a signed manifest.`);
+      if (!entry.manifest || !entry.signature) {
+        throw new OtaError('E_DESIRED', this.store.committed(v)
+          ? `Desired version ${v} was committed here before but is not installed here any more (deleted as older than the ${this.keepVersions} newest committed versions kept, or damaged), and the desired state came without a signed manifest to download it again; the fleet server sends one when its registry holds the artifact.`
+          : `Desired version ${v} is not installed here and came without a signed manifest.`);
+      }
       const manifest: Manifest = verifyManifest(entry.manifest, entry.signature, this.opts.publicKeyPem);
       if (manifest.version !== v) throw new OtaError('E_DESIRED', `Desired version ${v} but its manifest is for ${manifest.version}.`);
       const target = this.opts.target ?? 'onnx-cpu';

@@ -13,6 +13,12 @@ export const OtaConfig = Type.Object({
   target: Type.Union(MODEL_TARGETS.map((t) => Type.Literal(t)), { default: 'onnx-cpu', 'x-restart': true }),
   /** Version of the configured `detector.model` until an OTA version is committed. */
   factoryVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  /**
+   * Committed versions kept on disk (newest first), besides the running one and the previous one (the one
+   * a rollback goes to); older version directories are deleted, and a rollback to one downloads it again.
+   * At most 32: committed.json remembers that many.
+   */
+  keepVersions: Type.Integer({ minimum: 1, maximum: 32, default: 3, 'x-restart': true }),
   /** Health window after a swap (the desired state's healthWindowMs overrides windowMs). */
   health: Type.Optional(Type.Partial(HealthGateSchema, { additionalProperties: false })),
 }, { additionalProperties: false });
