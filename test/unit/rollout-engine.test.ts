@@ -287,37 +287,46 @@ test('a failure within maxFailures does not hold the wave; a failed device that 
 });
 
 // A fleet-server outage longer than what was left of waveTimeoutMs failed every device mid-install:
-// the timeout ran from the assignment, through the time no server was there to hear the devices.
-test('waveTimeoutMs does not count the time the fleet server was down: a restarted engine gives assigned devices the full timeout again', async () => {
+// the timeout ran from the assignment, through the time no server was there to hear the devices. And a
+// server restarting more often than waveTimeoutMs must not hold a silent device for ever (restarting
+// the timeout at each start did).
+test('waveTimeoutMs does not count the time no fleet server drove the rollout, and a server that keeps restarting still times a silent device out', async () => {
   const s = await setup(2);
+  const engines: RolloutEngine[] = [];
+  const restart = () => {
+    engines.at(-1)?.stop();
+    const e = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now });
+    e.start(3_600_000);
+    engines.push(e);
+    return e;
+  };
   try {
-    const first = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now });
-    first.start(3_600_000);
-    const { rollout } = first.create({ ...spec, waves: [100] });
+    let engine = restart();
+    const { rollout } = engine.create({ ...spec, waves: [100] });
     s.report('d00', '1.0.0', { phase: 'downloading', version: '2.0.0' });
     s.advance(50_000);
-    first.tick();
-    first.stop();
-    s.advance(30_000); // the server is down; 80 s since the assignment
-    const second = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now });
-    second.start(3_600_000);
-    try {
-      second.tick();
-      let st = second.status(rollout.id);
-      assert.equal(st.state, 'running', st.reason ?? '');
-      assert.deepEqual(st.devices.map((d) => d.status), ['assigned', 'assigned']);
-      s.advance(59_000);
-      second.tick();
-      assert.equal(second.status(rollout.id).state, 'running');
-      s.advance(2_000); // 61 s of this engine: the timeout applies again
-      second.tick();
-      st = second.status(rollout.id);
-      assert.equal(st.state, 'paused');
-      assert.match(st.devices[0].reason ?? '', /timeout: no healthy report within 60000 ms \(last phase downloading\)/);
-    } finally {
-      second.stop();
+    engine.tick();
+    s.advance(30_000); // the server is down; 80 s since the assignment, 50 s of them driven
+    engine = restart();
+    engine.tick();
+    let st = engine.status(rollout.id);
+    assert.equal(st.state, 'running', st.reason ?? '');
+    assert.deepEqual(st.devices.map((d) => d.status), ['assigned', 'assigned']);
+    s.advance(9_000); // 59 s driven
+    engine.tick();
+    assert.equal(engine.status(rollout.id).state, 'running');
+    // Restarts every 5 s (a crash loop): each outage of 1 s does not count, the running time does.
+    for (let i = 0; i < 2; i++) {
+      s.advance(1_000);
+      engine = restart();
+      s.advance(4_000);
+      engine.tick();
     }
+    st = engine.status(rollout.id);
+    assert.equal(st.state, 'paused', 'timed out after 60 s of driven time despite the restarts');
+    assert.match(st.devices[0].reason ?? '', /timeout: no healthy report within 60000 ms \(last phase downloading\)/);
   } finally {
+    engines.at(-1)?.stop();
     rmSync(s.dir, { recursive: true, force: true });
   }
 });

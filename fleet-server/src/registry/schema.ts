@@ -73,6 +73,12 @@ const OTA_MIGRATIONS: string[] = [
      holder TEXT NOT NULL,
      expires_at_ms INTEGER NOT NULL
    );`,
+  // When rollouts were last driven (any replica): the gap to the next start is time no server heard
+  // the devices, which their wave timeouts do not count.
+  `CREATE TABLE rollout_clock (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     last_tick_ms INTEGER NOT NULL
+   );`,
 ];
 
 export function migrateOta(db: Db): void {

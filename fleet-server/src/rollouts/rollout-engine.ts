@@ -49,7 +49,6 @@ export class RolloutEngine {
    * waveTimeoutMs counts from here at the earliest: a device mid-install while no engine ran (the
    * server down) would otherwise fail for the outage, not for anything it did.
    */
-  private drivingSinceMs: number | undefined;
   private leaseHeld = false;
   private unsubscribeRemoved: (() => void) | undefined;
 
@@ -60,7 +59,7 @@ export class RolloutEngine {
 
   /** Ticks every `tickMs` (default the option, else 1000 ms); calling it again retunes the period. */
   start(tickMs = this.opts.tickMs ?? 1000): void {
-    if (this.timer === undefined) this.drivingSinceMs = this.now();
+    if (this.timer === undefined) this.resumeAfterGap();
     this.unsubscribeRemoved ??= this.opts.devices.onRemoved((deviceId) => this.forgetDevice(deviceId));
     clearInterval(this.timer);
     this.tickMs = tickMs;
@@ -210,6 +209,7 @@ export class RolloutEngine {
 
   /** One pass over the running rollouts; exposed for tests and called by the timer. */
   tick(): void {
+    this.opts.store.recordTick(this.now());
     for (const r of this.opts.store.list()) {
       // One rollout's trouble must not stop the others' (they are of other roles, other devices).
       try {
@@ -223,13 +223,34 @@ export class RolloutEngine {
     }
   }
 
+  /**
+   * Taking over rollouts (a start, or the lease from another replica): the time since any engine last
+   * drove them is time no server heard the devices, so each device still installing gets it back
+   * (its assignment time moves that much later, persisted). Counting the outage failed every device
+   * that was installing; restarting the timeout from this engine's start instead (91170ed) let a
+   * server restarting more often than waveTimeoutMs hold a silent device for ever.
+   */
+  private resumeAfterGap(): void {
+    try {
+      const last = this.opts.store.lastTick();
+      const gap = last === undefined ? 0 : this.now() - last;
+      if (gap > 0) {
+        const shifted = this.opts.store.shiftAssignments(gap);
+        if (shifted > 0) this.log.info({ gapMs: gap, devices: shifted }, 'rollouts resumed: the time no server drove them does not count against the devices installing');
+      }
+      this.opts.store.recordTick(this.now());
+    } catch (err) {
+      this.log.error({ err: describeError(err) }, 'could not account for the time rollouts were not driven');
+    }
+  }
+
   private safeTick(): void {
     try {
       if (!this.opts.store.acquireLease(this.holder, Math.max(5000, this.tickMs * 5))) {
         this.leaseHeld = false;
         return;
       }
-      if (!this.leaseHeld) this.drivingSinceMs = this.now();
+      if (!this.leaseHeld) this.resumeAfterGap();
       this.leaseHeld = true;
       this.tick();
     } catch (err) {
@@ -279,7 +300,7 @@ export class RolloutEngine {
         store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });
       } else if (committed(r, rep)) {
         store.setDevice(r.id, d.deviceId, { status: 'succeeded' });
-      } else if (d.assignedAtMs !== null && now - Math.max(d.assignedAtMs, this.drivingSinceMs ?? 0) > r.gate.waveTimeoutMs) {
+      } else if (d.assignedAtMs !== null && now - d.assignedAtMs > r.gate.waveTimeoutMs) {
         const last = ota?.phase === 'failed' ? `failed: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() : ota?.phase ?? 'none';
         store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `timeout: no healthy report within ${r.gate.waveTimeoutMs} ms (last phase ${last})` });
       }

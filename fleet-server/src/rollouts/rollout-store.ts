@@ -176,6 +176,21 @@ export class RolloutStore {
     }).immediate();
   }
 
+  /** When rollouts were last driven, by any engine (undefined before the first tick). */
+  lastTick(): number | undefined {
+    return (this.db.prepare('SELECT last_tick_ms FROM rollout_clock WHERE id = 1').get() as { last_tick_ms: number } | undefined)?.last_tick_ms;
+  }
+
+  recordTick(ms: number): void {
+    this.db.prepare('INSERT INTO rollout_clock (id, last_tick_ms) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_tick_ms = excluded.last_tick_ms').run(ms);
+  }
+
+  /** Moves the assignment time of every device still installing (assigned, running rollout) `byMs` later. */
+  shiftAssignments(byMs: number): number {
+    return this.db.prepare(`UPDATE rollout_devices SET assigned_at_ms = assigned_at_ms + ?
+      WHERE status = 'assigned' AND assigned_at_ms IS NOT NULL AND rollout_id IN (SELECT id FROM rollouts WHERE state = 'running')`).run(byMs).changes;
+  }
+
   releaseLease(holder: string): void {
     this.db.prepare('DELETE FROM rollout_lease WHERE id = 1 AND holder = ?').run(holder);
   }
