@@ -456,3 +456,17 @@ test('a device offline from its assignment until it failed learns its previous v
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+test('republishing desired states (the server back on its broker) covers registered devices only', async () => {
+  const s = await setup(2);
+  try {
+    s.desired.set('d00', 'detector', { version: '1.0.0' });
+    s.desired.set('d01', 'detector', { version: '1.0.0' });
+    s.devices.remove('d01');
+    s.published.length = 0;
+    assert.equal(s.desired.republishAll(), 1);
+    assert.equal(s.published.length, 1);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

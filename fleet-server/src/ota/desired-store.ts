@@ -81,8 +81,9 @@ export class DesiredStore {
     return Object.values(this.get(deviceId)).some((e) => e.version === version && e.manifest?.name === name);
   }
 
+  /** Every registered device's desired state (a removed device keeps its rev row, not its desired state). */
   republishAll(): number {
-    const rows = this.db.prepare('SELECT device_id, rev FROM desired_revs').all() as { device_id: string; rev: number }[];
+    const rows = this.db.prepare('SELECT r.device_id, r.rev FROM desired_revs r JOIN devices d ON d.id = r.device_id').all() as { device_id: string; rev: number }[];
     for (const r of rows) this.publish(topics.desired(r.device_id), Buffer.from(JSON.stringify(this.payload(r.device_id, r.rev))));
     return rows.length;
   }

@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigError, describeError, invalidConfig, type ConfigIssue } from '../../../agent/src/util/errors.js';
 import { existsSync, statSync } from 'node:fs';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
+import { coalesce } from '../../../agent/src/util/coalesce.js';
 import { SHARE_GROUP, serverFilter } from '../../../agent/src/protocol/index.js';
 import { dbPathOf, sharedSubscriptions, type FleetConfig } from '../config/schema.js';
 import { openDatabase, type Db } from '../db/database.js';
@@ -148,10 +149,12 @@ export class FleetServer {
     // Back on the broker after an outage (a restarted mosquitto, a network cut): every device's desired
     // state again. Desired states set meanwhile were dropped, and a mosquitto restored from its
     // persistence file held older retained ones: devices went back to the model before.
-    const republish = () => {
+    // At most once every 30 s: a flapping link would otherwise send every device's desired state at
+    // each reconnect (reconnectPeriod 1 s). The first reconnect republishes at once.
+    const republish = coalesce(() => {
       const n = this.ota.desired.republishAll();
       this.log.info({ devices: n }, 'broker connection back: desired states republished');
-    };
+    }, 30_000);
     if (c.broker.mode === 'embedded' && c.broker.embedded.engine === 'mosquitto') {
       const e = c.broker.embedded;
       const files = managedMosquittoFiles(c.dataDir);
