@@ -8,32 +8,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DESIRED_RESET_MIN_GAP_MS, OtaManager, type InstallStep, type OtaManagerOptions } from '../../agent/src/ota/ota-manager.js';
 import { ArtifactStore } from '../../agent/src/ota/artifact-store.js';
-import type { DetectorLike } from '../../agent/src/ota/swappable-detector.js';
 import { signManifest, type Manifest } from '../../agent/src/protocol/manifest.js';
-import type { DesiredPayload, ReportedPayload } from '../../agent/src/protocol/index.js';
+import type { DesiredPayload } from '../../agent/src/protocol/index.js';
 import type { DesiredModel, OtaReport } from '../../agent/src/protocol/ota.js';
-import type { DetectResult } from '../../agent/src/infer/detector.js';
 import { waitFor } from '../helpers/wait.js';
+import { fakeDetector, fakeOtaLink } from '../helpers/ota-fakes.js';
 
 const image = { width: 2, height: 2, data: new Uint8Array(12) };
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
-
-function fakeDetector(): DetectorLike {
-  return {
-    async detectTimed(): Promise<DetectResult> {
-      return { detections: [{ box: { x: 0, y: 0, w: 1, h: 1 }, score: 0.9, classId: 0, label: 'person' }] as DetectResult['detections'], timings: { preprocessMs: 0, inferMs: 1, decodeMs: 0 } };
-    },
-    async close() {},
-  };
-}
 
 interface Harness {
   manager: OtaManager;
@@ -68,11 +57,7 @@ async function harness(dir: string, o: Partial<OtaManagerOptions> & { versions?:
   };
   const reports: OtaReport[] = [];
   const steps: Harness['steps'] = {};
-  const link = Object.assign(new EventEmitter(), {
-    deviceId: 'cam-01',
-    publishRaw: () => true,
-    publishReported: (r: ReportedPayload) => { reports.push((r as unknown as { ota: OtaReport }).ota); return true; },
-  });
+  const link = fakeOtaLink(reports);
   const manager = new OtaManager({
     link: link as never, stateDir: join(dir, 'state'), publicKeyPem, factory, openDetector: async () => fakeDetector(),
     gate: { minFrames: 5 }, selfTestImage: image, ...o,

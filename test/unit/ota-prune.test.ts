@@ -10,18 +10,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OtaManager, type OtaManagerOptions } from '../../agent/src/ota/ota-manager.js';
 import { ArtifactStore } from '../../agent/src/ota/artifact-store.js';
-import type { DetectorLike } from '../../agent/src/ota/swappable-detector.js';
 import { signManifest, type Manifest } from '../../agent/src/protocol/manifest.js';
-import type { DesiredPayload, ReportedPayload } from '../../agent/src/protocol/index.js';
+import type { DesiredPayload } from '../../agent/src/protocol/index.js';
 import type { DesiredModel, OtaReport } from '../../agent/src/protocol/ota.js';
-import type { DetectResult } from '../../agent/src/infer/detector.js';
 import { waitFor } from '../helpers/wait.js';
+import { fakeDetector, fakeOtaLink } from '../helpers/ota-fakes.js';
 
 const image = { width: 2, height: 2, data: new Uint8Array(12) };
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -132,15 +130,6 @@ test('prune never deletes a version directory holding the factory model, and fin
   });
 });
 
-function fakeDetector(): DetectorLike {
-  return {
-    async detectTimed(): Promise<DetectResult> {
-      return { detections: [{ box: { x: 0, y: 0, w: 1, h: 1 }, score: 0.9, classId: 0, label: 'person' }] as DetectResult['detections'], timings: { preprocessMs: 0, inferMs: 1, decodeMs: 0 } };
-    },
-    async close() {},
-  };
-}
-
 interface Harness {
   manager: OtaManager;
   store: ArtifactStore;
@@ -153,11 +142,7 @@ interface Harness {
 async function harness(dir: string, o: Partial<OtaManagerOptions> = {}): Promise<Harness> {
   const factory = { modelPath: join(dir, 'factory.onnx'), version: '1.0.0', name: 'standin' };
   const reports: OtaReport[] = [];
-  const link = Object.assign(new EventEmitter(), {
-    deviceId: 'cam-01',
-    publishRaw: () => true,
-    publishReported: (r: ReportedPayload) => { reports.push((r as unknown as { ota: OtaReport }).ota); return true; },
-  });
+  const link = fakeOtaLink(reports);
   const manager = new OtaManager({
     link: link as never, stateDir: join(dir, 'state'), publicKeyPem, factory, openDetector: async () => fakeDetector(),
     gate: { minFrames: 3 }, selfTestImage: image, ...o,
@@ -179,6 +164,18 @@ async function harness(dir: string, o: Partial<OtaManagerOptions> = {}): Promise
 
 const reportFor = (h: Harness, version: string, phase: string) =>
   waitFor(`${version} ${phase}`, () => { const r = h.reports.at(-1); return r?.version === version && r.phase === phase ? r : undefined; }, 5000);
+
+/** Desires and commits each version in turn (staged as its download would be); returns the last rev used. */
+async function commitAll(h: Harness, versions: string[]): Promise<number> {
+  let rev = 0;
+  for (const v of versions) {
+    stage(h.store, v);
+    h.desire(v, ++rev);
+    await reportFor(h, v, 'committed');
+  }
+  await h.manager.idle();
+  return rev;
+}
 
 test('each committed update deletes the versions no longer needed: the store holds the 3 newest (default), not every update', async () => {
   await withDir(async (dir) => {
@@ -223,13 +220,7 @@ test('ota.keepVersions 1 keeps the running and previous versions only', async ()
   await withDir(async (dir) => {
     const h = await harness(dir, { keepVersions: 1 });
     try {
-      let rev = 0;
-      for (const v of ['2.0.0', '3.0.0', '4.0.0']) {
-        stage(h.store, v);
-        h.desire(v, ++rev);
-        await reportFor(h, v, 'committed');
-      }
-      await h.manager.idle();
+      await commitAll(h, ['2.0.0', '3.0.0', '4.0.0']);
       assert.deepEqual(onDisk(h.store), ['3.0.0', '4.0.0']);
     } finally {
       await h.stop();
@@ -283,13 +274,7 @@ test('a rollback to a deleted version with no manifest to download it is refused
   await withDir(async (dir) => {
     const h = await harness(dir, { retryDelayMs: 20, keepVersions: 1 });
     try {
-      let rev = 0;
-      for (const v of ['2.0.0', '3.0.0', '4.0.0']) {
-        stage(h.store, v);
-        h.desire(v, ++rev);
-        await reportFor(h, v, 'committed');
-      }
-      await h.manager.idle();
+      let rev = await commitAll(h, ['2.0.0', '3.0.0', '4.0.0']);
       assert.ok(!onDisk(h.store).includes('2.0.0'));
       const before = h.reports.length;
       h.desire('2.0.0', ++rev);
