@@ -137,7 +137,12 @@ export class RolloutEngine {
         this.opts.store.setDevice(id, d.deviceId, { status: 'succeeded' });
         continue;
       }
-      if (rep?.models?.[r.role] === r.version) continue; // in its health window: it commits or rolls back by itself
+      if (rep?.models?.[r.role] === r.version) {
+        // In its health window: it commits or rolls back by itself, and the ticks settle its row then
+        // (settleAborted); left as it was, it stayed assigned for good.
+        if (d.status === 'assigned') this.opts.store.setDevice(id, d.deviceId, { status: 'assigned', reason: `in its health window when aborted: keeps ${r.version} if it commits` });
+        continue;
+      }
       const current = this.opts.desired.get(d.deviceId)[r.role];
       if (current?.rollout !== r.id || current.version !== r.version) continue; // a gate rollback already moved it
       const prev = d.previousVersion ? this.entryFor(r, d.previousVersion) : undefined;
@@ -214,6 +219,7 @@ export class RolloutEngine {
       // One rollout's trouble must not stop the others' (they are of other roles, other devices).
       try {
         if (r.state === 'running') this.advance(r);
+        else if (r.state === 'aborted') this.settleAborted(r);
         // A device counted failed (silent past the timeout, within maxFailures) that installs the version
         // later: the rollout may have completed without it, and its row said failed for good.
         else if (r.state === 'completed') this.recheckFailed(r, this.opts.store.devices(r.id, 'failed'));
@@ -284,26 +290,7 @@ export class RolloutEngine {
         continue;
       }
       if (d.status === 'failed') this.recheckFailed(r, [d]);
-      if (d.status !== 'assigned') continue;
-      const rep = this.reportOf(d.deviceId);
-      const running = rep?.models?.[r.role];
-      const ota = rep?.ota;
-      // A device that had never reported when it was assigned: its first report still names the version
-      // it ran before (it changes only at commit), which is what a rollback must send it back to.
-      if (d.previousVersion === null && running && running !== r.version) {
-        store.setDevice(r.id, d.deviceId, { status: 'assigned', reason: d.reason, previousVersion: running });
-        d.previousVersion = running;
-      }
-      // 'failed' is the agent's transient outcome (a stalled transfer it retries by itself): still in
-      // progress, judged by waveTimeoutMs like a silent device, not a gate failure at once.
-      if (ota?.version === r.version && (ota.phase === 'refused' || ota.phase === 'rolled-back')) {
-        store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });
-      } else if (committed(r, rep)) {
-        store.setDevice(r.id, d.deviceId, { status: 'succeeded' });
-      } else if (d.assignedAtMs !== null && now - d.assignedAtMs > r.gate.waveTimeoutMs) {
-        const last = ota?.phase === 'failed' ? `failed: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() : ota?.phase ?? 'none';
-        store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `timeout: no healthy report within ${r.gate.waveTimeoutMs} ms (last phase ${last})` });
-      }
+      if (d.status === 'assigned') this.judge(r, d, now);
     }
     const devs = store.devices(r.id);
     const failed = devs.filter((d) => d.status === 'failed');
@@ -326,6 +313,40 @@ export class RolloutEngine {
         this.advance(this.must(r.id));
       }
     }
+  }
+
+  /** An assigned device's outcome from its report: succeeded, failed, or left assigned (in progress). */
+  private judge(r: RolloutRecord, d: RolloutDeviceRecord, now: number): void {
+    const { store } = this.opts;
+    const rep = this.reportOf(d.deviceId);
+    const running = rep?.models?.[r.role];
+    const ota = rep?.ota;
+    // A device that had never reported when it was assigned: its first report still names the version
+    // it ran before (it changes only at commit), which is what a rollback must send it back to.
+    if (d.previousVersion === null && running && running !== r.version) {
+      store.setDevice(r.id, d.deviceId, { status: 'assigned', reason: d.reason, previousVersion: running });
+      d.previousVersion = running;
+    }
+    // 'failed' is the agent's transient outcome (a stalled transfer it retries by itself): still in
+    // progress, judged by waveTimeoutMs like a silent device, not a gate failure at once.
+    if (ota?.version === r.version && (ota.phase === 'refused' || ota.phase === 'rolled-back')) {
+      store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });
+    } else if (committed(r, rep)) {
+      store.setDevice(r.id, d.deviceId, { status: 'succeeded' });
+    } else if (d.assignedAtMs !== null && now - d.assignedAtMs > r.gate.waveTimeoutMs) {
+      const last = ota?.phase === 'failed' ? `failed: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() : ota?.phase ?? 'none';
+      store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `timeout: no healthy report within ${r.gate.waveTimeoutMs} ms (last phase ${last})` });
+    }
+  }
+
+  /**
+   * An aborted rollout's devices still assigned (in their health window at the abort, so they kept
+   * the version) get their outcome as in a running rollout: succeeded once committed, failed when
+   * they roll themselves back or stay silent past waveTimeoutMs. No wave, no gate: it is aborted.
+   */
+  private settleAborted(r: RolloutRecord): void {
+    const now = this.now();
+    for (const d of this.opts.store.devices(r.id, 'assigned')) this.judge(r, d, now);
   }
 
   /** Failed devices that now report the rollout's version committed succeeded after all. */

@@ -185,10 +185,13 @@ export class RolloutStore {
     this.db.prepare('INSERT INTO rollout_clock (id, last_tick_ms) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_tick_ms = excluded.last_tick_ms').run(ms);
   }
 
-  /** Moves the assignment time of every device still installing (assigned, running rollout) `byMs` later. */
+  /**
+   * Moves the assignment time of every device still installing `byMs` later: assigned in a running
+   * rollout, or in an aborted one (in its health window at the abort, its outcome still awaited).
+   */
   shiftAssignments(byMs: number): number {
     return this.db.prepare(`UPDATE rollout_devices SET assigned_at_ms = assigned_at_ms + ?
-      WHERE status = 'assigned' AND assigned_at_ms IS NOT NULL AND rollout_id IN (SELECT id FROM rollouts WHERE state = 'running')`).run(byMs).changes;
+      WHERE status = 'assigned' AND assigned_at_ms IS NOT NULL AND rollout_id IN (SELECT id FROM rollouts WHERE state IN ('running', 'aborted'))`).run(byMs).changes;
   }
 
   releaseLease(holder: string): void {

@@ -1,0 +1,112 @@
+/**
+ * Rollout engine: every device of a rollout ends in a status that says what it runs, whatever state
+ * the rollout ended in (aborted, paused, completed, rolled back), on real SQLite (in memory) with
+ * scripted device reports and a fake clock.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase } from '../../fleet-server/src/db/database.js';
+import { DeviceStore } from '../../fleet-server/src/db/devices.js';
+import { ModelRegistry } from '../../fleet-server/src/registry/model-registry.js';
+import { DesiredStore } from '../../fleet-server/src/ota/desired-store.js';
+import { RolloutStore } from '../../fleet-server/src/rollouts/rollout-store.js';
+import { RolloutEngine } from '../../fleet-server/src/rollouts/rollout-engine.js';
+import { loadOrCreateServerKey } from '../../fleet-server/src/keys/server-key.js';
+import type { DesiredPayload, ReportedPayload } from '../../agent/src/protocol/index.js';
+import type { OtaReport } from '../../agent/src/protocol/ota.js';
+
+async function setup(n: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-ro-out-'));
+  let now = 1_000_000;
+  const clock = () => now;
+  const db = openDatabase(':memory:');
+  const devices = new DeviceStore(db, clock);
+  const ids = Array.from({ length: n }, (_v, i) => `d${String(i).padStart(2, '0')}`);
+  for (const id of ids) devices.add(id);
+  const registry = new ModelRegistry(db, dir, clock);
+  const key = loadOrCreateServerKey(dir);
+  const publishModel = async (name: string, version: string, labels = 0) => {
+    writeFileSync(join(dir, `${name}-${version}.onnx`), `model ${name} ${version}`);
+    await registry.addArtifact({
+      file: join(dir, `${name}-${version}.onnx`),
+      manifest: { name, version, target: 'onnx-cpu', precision: 'fp32', inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: Array.from({ length: labels }, (_v, i) => `label-number-${i}`), metrics: {} },
+    }, key.privateKey);
+  };
+  for (const v of ['1.0.0', '2.0.0']) await publishModel('m', v);
+  const published: DesiredPayload[] = [];
+  const desired = new DesiredStore(db, (_t, p) => published.push(JSON.parse(p.toString()) as DesiredPayload), clock);
+  const store = new RolloutStore(db, clock);
+  const engine = new RolloutEngine({ store, devices, registry, desired, now: clock });
+  const report = (id: string, version: string, ota?: Partial<OtaReport>) => devices.applyReported(id, {
+    v: 1, ts: now, models: { detector: version }, health: { status: 'ok', reasons: [] },
+    ...(ota ? { ota: { role: 'detector', ts: now, ...ota } } : {}),
+  } as ReportedPayload);
+  for (const id of ids) report(id, '1.0.0', { phase: 'idle', version: '1.0.0' });
+  return { dir, db, ids, devices, registry, store, engine, desired, published, report, publishModel, now: () => now, advance: (ms: number) => { now += ms; } };
+}
+
+const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
+
+// Abort left a device in its health window (it runs the version, not committed yet) 'assigned' for
+// good: an aborted rollout was never looked at again, whether the device then committed or rolled back.
+test('abort: a device in its health window ends succeeded when it commits, failed when it rolls itself back, failed when it goes silent', async () => {
+  const s = await setup(3);
+  try {
+    const { rollout } = s.engine.create(spec);
+    for (const id of s.ids) s.report(id, '2.0.0', { phase: 'health', version: '2.0.0' });
+    s.engine.tick();
+    s.engine.abort(rollout.id);
+    const row = (id: string) => s.engine.status(rollout.id).devices.find((d) => d.deviceId === id);
+    assert.equal(row('d00')?.status, 'assigned', 'still in its health window: no outcome yet');
+    assert.match(row('d00')?.reason ?? '', /health window when aborted/);
+
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.report('d01', '1.0.0', { phase: 'rolled-back', version: '2.0.0', code: 'E_HEALTH', reason: 'output sanity' });
+    s.advance(1000);
+    s.engine.tick();
+    assert.equal(row('d00')?.status, 'succeeded', 'committed: runs 2.0.0');
+    assert.equal(row('d01')?.status, 'failed', 'rolled itself back: runs 1.0.0');
+    assert.match(row('d01')?.reason ?? '', /rolled-back: E_HEALTH output sanity/);
+    assert.equal(row('d02')?.status, 'assigned');
+
+    s.advance(60_000); // d02 went silent in its window
+    s.engine.tick();
+    assert.equal(row('d02')?.status, 'failed');
+    assert.match(row('d02')?.reason ?? '', /timeout: no healthy report within 60000 ms \(last phase health\)/);
+    const st = s.engine.status(rollout.id);
+    assert.equal(st.state, 'aborted');
+    assert.equal(st.totals.assigned, 0, 'no device left installing in an aborted rollout');
+    assert.equal(s.desired.get('d00').detector?.version, '2.0.0', 'abort keeps what it runs');
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('abort: the time no fleet server drove the rollouts does not count against a device left in its health window', async () => {
+  const s = await setup(1);
+  try {
+    const { rollout } = s.engine.create(spec);
+    s.report('d00', '2.0.0', { phase: 'health', version: '2.0.0' });
+    s.engine.abort(rollout.id);
+    s.engine.start(3_600_000);
+    s.engine.stop();
+    s.advance(50_000); // the server is down
+    const next = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now });
+    next.start(3_600_000);
+    try {
+      s.advance(20_000); // 70 s since the assignment, 20 s of them driven
+      next.tick();
+      assert.equal(next.status(rollout.id).devices[0].status, 'assigned');
+      s.advance(41_000);
+      next.tick();
+      assert.equal(next.status(rollout.id).devices[0].status, 'failed');
+    } finally {
+      next.stop();
+    }
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
