@@ -15,6 +15,7 @@ import { DesiredStore } from '../../fleet-server/src/ota/desired-store.js';
 import { RolloutStore } from '../../fleet-server/src/rollouts/rollout-store.js';
 import { RolloutEngine } from '../../fleet-server/src/rollouts/rollout-engine.js';
 import { loadOrCreateServerKey } from '../../fleet-server/src/keys/server-key.js';
+import { pino } from 'pino';
 import type { DesiredPayload, ReportedPayload } from '../../agent/src/protocol/index.js';
 import type { OtaReport } from '../../agent/src/protocol/ota.js';
 
@@ -106,6 +107,46 @@ test('abort: the time no fleet server drove the rollouts does not count against 
     } finally {
       next.stop();
     }
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+// A gate rollback to a previous version whose desired state is now over what an agent accepts (the
+// device took on another role since) threw from the desired store: the rollout stayed running, and
+// every tick tried the rollback again, logged an error and republished the devices before it.
+test('a gate rollback refused as too large is recorded once on the device, which keeps what it runs, and not retried every tick', async () => {
+  const s = await setup(2);
+  const logs: { level: number; msg: string }[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line) as { level: number; msg: string }); } });
+  const engine = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now, logger });
+  try {
+    await s.publishModel('coco', '1.0.0', 1100);
+    await s.publishModel('coco', '2.0.0');
+    await s.publishModel('faces', '3.0.0', 1100);
+    const coco = engine.create({ ...spec, model: 'coco' }).rollout;
+    // d01 takes on a face model: it fits with the small coco 2.0.0, not with coco 1.0.0.
+    engine.create({ model: 'faces', version: '3.0.0', role: 'face', target: 'devices:d01', waves: [100] });
+    assert.equal(s.desired.get('d01').face?.version, '3.0.0');
+    s.report('d01', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.report('d00', '1.0.0', { phase: 'rolled-back', version: '2.0.0', code: 'E_HEALTH', reason: 'output sanity' });
+    engine.tick();
+    const st = engine.status(coco.id);
+    assert.equal(st.state, 'paused', st.reason ?? '');
+    const row = (id: string) => st.devices.find((d) => d.deviceId === id);
+    assert.equal(s.desired.get('d00').detector?.version, '1.0.0', 'the canary is rolled back');
+    assert.equal(row('d01')?.status, 'failed');
+    assert.match(row('d01')?.reason ?? '', /not rolled back: The desired state of d01 with coco@1\.0\.0 .* over the 32768 an agent accepts.*desired detector is cleared: it keeps what it runs/);
+    assert.equal(s.desired.get('d01').detector, undefined, 'cleared: it keeps what it runs');
+    assert.equal(s.desired.get('d01').face?.version, '3.0.0', 'its other role untouched');
+
+    const published = s.published.length;
+    const logged = logs.length;
+    engine.tick();
+    engine.tick();
+    assert.equal(s.published.length, published, 'nothing published again');
+    assert.deepEqual(logs.slice(logged).filter((l) => l.level >= 40).map((l) => l.msg), [], 'nothing logged again');
+    assert.equal(engine.status(coco.id).state, 'paused');
   } finally {
     rmSync(s.dir, { recursive: true, force: true });
   }

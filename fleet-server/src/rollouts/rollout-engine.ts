@@ -377,7 +377,20 @@ export class RolloutEngine {
     for (const d of devs) {
       if (d.assignedAtMs === null) continue;
       const prev = d.previousVersion;
-      this.opts.desired.set(d.deviceId, r.role, prev ? this.entryFor(r, prev) : undefined);
+      const entry = prev ? this.entryFor(r, prev) : undefined;
+      // The previous version's desired state may now be over what an agent accepts (the device took
+      // on another role since). The desired store's throw left a gate rollback undone and the rollout
+      // running, so every tick tried it again. The refusal is recorded once instead, and the role
+      // cleared: the device keeps what it runs, and one still downloading stops (as abort does).
+      const refused = entry && this.opts.desired.refusal(d.deviceId, r.role, entry);
+      if (refused) {
+        this.opts.desired.set(d.deviceId, r.role, undefined);
+        const before = d.status === 'failed' && d.reason && !d.reason.startsWith('not rolled back') ? ` (it had failed: ${d.reason})` : '';
+        this.opts.store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `not rolled back: ${refused} Its desired ${r.role} is cleared: it keeps what it runs; roll it back by hand${before}` });
+        this.log.warn({ id: r.id, deviceId: d.deviceId, reason: refused }, 'rollback of a device refused: desired state too large; its role is cleared');
+        continue;
+      }
+      this.opts.desired.set(d.deviceId, r.role, entry);
       if (d.status !== 'failed') this.opts.store.setDevice(r.id, d.deviceId, { status: 'rolled-back', reason: prev ? `back to ${prev}` : 'no previous version known (the device never reported): desired cleared, it keeps what it runs; roll it by hand' });
     }
   }
