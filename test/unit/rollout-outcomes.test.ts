@@ -151,3 +151,76 @@ test('a gate rollback refused as too large is recorded once on the device, which
     rmSync(s.dir, { recursive: true, force: true });
   }
 });
+
+// Failed devices were looked at again only in running and completed rollouts: in a rollout the
+// operator paused, one back from offline that committed the version stayed failed (and counted
+// against resume), and one that had never reported learned no previous version, so a rollback
+// cleared its desired state and it kept the new version.
+test('paused by the operator: a failed device back from offline learns its previous version, and succeeds once it commits', async () => {
+  const s = await setup(1);
+  try {
+    s.devices.add('late'); // never reported
+    s.devices.add('x');
+    s.report('x', '1.0.0', { phase: 'idle', version: '1.0.0' });
+    const { rollout } = s.engine.create({ ...spec, target: 'devices:d00,late,x', waves: [50, 100], gate: { maxFailures: 1, waveTimeoutMs: 60_000 } });
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.advance(61_000);
+    s.engine.tick();
+    assert.equal(s.engine.status(rollout.id).wave, 1, 'late failed within the gate; wave 2 started');
+    s.engine.pause(rollout.id);
+    const late = () => s.engine.status(rollout.id).devices.find((d) => d.deviceId === 'late');
+    s.report('late', '1.0.0', { phase: 'downloading', version: '2.0.0' }); // back online
+    s.engine.tick();
+    assert.equal(late()?.previousVersion, '1.0.0');
+    s.report('late', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    assert.equal(late()?.status, 'succeeded');
+    assert.match(late()?.reason ?? '', /committed after it had failed \(timeout/);
+    assert.equal(s.engine.status(rollout.id).state, 'paused', 'still paused: only the operator resumes');
+    s.engine.rollback(rollout.id);
+    assert.equal(s.desired.get('late').detector?.version, '1.0.0', 'sent back to what it ran, not cleared');
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('aborted: a failed device that ran the version at the abort (so kept it) succeeds once it commits', async () => {
+  const s = await setup(4);
+  try {
+    const { rollout } = s.engine.create({ ...spec, waves: [50, 100], gate: { maxFailures: 1, waveTimeoutMs: 60_000 } });
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.advance(61_000); // d01 silent: failed, within the gate
+    s.engine.tick();
+    s.report('d01', '2.0.0', { phase: 'health', version: '2.0.0' }); // back, installing late
+    s.engine.tick();
+    s.engine.abort(rollout.id);
+    assert.equal(s.desired.get('d01').detector?.version, '2.0.0', 'it runs the version: it keeps it');
+    s.report('d01', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    const st = s.engine.status(rollout.id);
+    assert.equal(st.devices.find((d) => d.deviceId === 'd01')?.status, 'succeeded');
+    assert.deepEqual([st.totals.succeeded, st.totals.failed, st.totals.rolledBack], [2, 0, 2]);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('paused by its gate or rolled back: a failed device seen on the version on its way back stays failed (its desired state is the version before)', async () => {
+  const s = await setup(2);
+  try {
+    const { rollout } = s.engine.create({ ...spec, waves: [50, 100] });
+    s.advance(61_000); // d00 silent: the gate pauses and rolls it back
+    s.engine.tick();
+    assert.equal(s.engine.status(rollout.id).state, 'paused');
+    assert.equal(s.desired.get('d00').detector?.version, '1.0.0');
+    // It had installed 2.0.0 offline; it reports that before it follows its desired state back.
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    assert.equal(s.engine.status(rollout.id).devices[0].status, 'failed');
+    s.engine.rollback(rollout.id);
+    s.engine.tick();
+    assert.equal(s.engine.status(rollout.id).devices[0].status, 'failed');
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});

@@ -218,11 +218,16 @@ export class RolloutEngine {
     for (const r of this.opts.store.list()) {
       // One rollout's trouble must not stop the others' (they are of other roles, other devices).
       try {
-        if (r.state === 'running') this.advance(r);
-        else if (r.state === 'aborted') this.settleAborted(r);
-        // A device counted failed (silent past the timeout, within maxFailures) that installs the version
-        // later: the rollout may have completed without it, and its row said failed for good.
-        else if (r.state === 'completed') this.recheckFailed(r, this.opts.store.devices(r.id, 'failed'));
+        if (r.state === 'running') {
+          this.advance(r);
+        } else if (r.state !== 'rolled-back') {
+          if (r.state === 'aborted') this.settleAborted(r);
+          // A device counted failed (silent past the timeout) that installs the version later: the
+          // rollout may have completed without it, been paused by the operator (resume counts it) or
+          // aborted (one that ran the version kept it), and its row said failed for good. A rolled-back
+          // rollout sent every device back: nothing there to learn.
+          this.recheckFailed(r, this.opts.store.devices(r.id, 'failed'));
+        }
       } catch (err) {
         this.log.error({ id: r.id, err: describeError(err) }, 'rollout tick failed for this rollout; the others go on');
       }
@@ -349,12 +354,16 @@ export class RolloutEngine {
     for (const d of this.opts.store.devices(r.id, 'assigned')) this.judge(r, d, now);
   }
 
-  /** Failed devices that now report the rollout's version committed succeeded after all. */
+  /**
+   * Failed devices that now report the rollout's version committed, their desired state still naming
+   * it, succeeded after all. After a rollback (the gate's or the operator's) it names the version
+   * before: the device reporting this one is on its way back, not a success.
+   */
   private recheckFailed(r: RolloutRecord, failed: RolloutDeviceRecord[]): void {
     for (const d of failed) {
       const rep = this.reportOf(d.deviceId);
       const running = rep?.models?.[r.role];
-      if (committed(r, rep)) {
+      if (committed(r, rep) && this.opts.desired.get(d.deviceId)[r.role]?.version === r.version) {
         this.opts.store.setDevice(r.id, d.deviceId, { status: 'succeeded', reason: `committed after it had failed (${d.reason ?? 'no reason'})` });
         d.status = 'succeeded';
       } else if (d.previousVersion === null && running && running !== r.version) {
