@@ -6,7 +6,7 @@
  *   committed.json          the versions committed here (name, sha256), newest last: known good
  *   downloads/<key>.part    partial artifact, appended and fsync'd chunk by chunk (resume point)
  *   failed.json             artifacts (name@version) that were refused or rolled back, with the reason
- *   desired-rev.json        {rev, ts, version} of the newest desired state followed: older ones are ignored
+ *   desired-rev.json        {rev, ts, version, epoch} of the newest desired state followed: older ones are ignored
  *
  * Version directories no longer needed are deleted (`prune`): each update would otherwise add its size
  * to the disk for good (an eMMC box with weekly updates fills up). A rollback to a deleted version
@@ -39,9 +39,10 @@ export interface CommittedVersion { version: string; name?: string; sha256?: str
 
 /**
  * A desired state's revision (the server's per-device counter), its timestamp (server clock, epoch ms),
- * and the version it names for this role (absent in a file written by an older agent).
+ * and the version it names for this role (absent in a file written by an older agent). `epoch`: the
+ * server rev counter the rev belongs to (absent from servers and agents before epochs).
  */
-export interface DesiredRev { rev: number; ts: number; version?: string }
+export interface DesiredRev { rev: number; ts: number; version?: string; epoch?: string }
 
 /** committed.json keeps this many versions (newest last); an older one is tried again like a new one. */
 const COMMITTED_HISTORY = 32;
@@ -259,17 +260,17 @@ export class ArtifactStore {
     writeFileAtomic(join(this.root, 'failed.json'), `${JSON.stringify(f)}\n`);
   }
 
-  /** `rev` and `ts` of the newest desired state this role followed (desired-rev.json), if any. */
+  /** `rev`, `ts` and `epoch` of the newest desired state this role followed (desired-rev.json), if any. */
   desiredRev(): DesiredRev | undefined {
     const p = join(this.root, 'desired-rev.json');
     if (!existsSync(p)) return undefined;
     const d = JSON.parse(readFileSync(p, 'utf8')) as Partial<DesiredRev>;
     if (!Number.isInteger(d.rev) || !Number.isFinite(d.ts)) return undefined;
-    return { rev: d.rev as number, ts: d.ts as number, ...(typeof d.version === 'string' ? { version: d.version } : {}) };
+    return { rev: d.rev as number, ts: d.ts as number, ...(typeof d.version === 'string' ? { version: d.version } : {}), ...(typeof d.epoch === 'string' ? { epoch: d.epoch } : {}) };
   }
 
   setDesiredRev(d: DesiredRev): void {
-    writeFileAtomic(join(this.root, 'desired-rev.json'), `${JSON.stringify({ rev: d.rev, ts: d.ts, ...(d.version !== undefined ? { version: d.version } : {}) })}\n`);
+    writeFileAtomic(join(this.root, 'desired-rev.json'), `${JSON.stringify({ rev: d.rev, ts: d.ts, ...(d.version !== undefined ? { version: d.version } : {}), ...(d.epoch !== undefined ? { epoch: d.epoch } : {}) })}\n`);
   }
 
   /** The model name in the stored manifest of `version`, if it is installed and readable. */

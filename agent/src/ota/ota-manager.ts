@@ -103,6 +103,13 @@ const TRANSIENT = new Set(['E_TRANSFER_STALLED', 'E_ABORTED', 'E_NOT_DESIRED', '
  * sent that long after the last one of the old server (a device ignores it until then and keeps its
  * model: the safe side). A device without a persisted rev (new, or upgraded from an agent that kept
  * none) follows whatever comes.
+ *
+ * Servers now stamp `epoch`, the identity of their rev counter (a new one per database), and revs are
+ * compared within one epoch only: a message of another epoch is followed when it is stamped after the
+ * one followed, whatever its rev (a reset server at once; a stale retained message of the old server,
+ * sent before, still not). This margin remains for the same epoch (a server restored from an older
+ * backup: fleet-server/src/ota/desired-store.ts) and for a message or a followed state without one
+ * (a server, or the agent's desired-rev.json, from before epochs).
  */
 export const DESIRED_RESET_MIN_GAP_MS = 10 * 60_000;
 
@@ -124,8 +131,8 @@ export class OtaManager {
   private desired: { rev: number; entry: DesiredModel } | undefined;
   /** The newest desired state followed (persisted in desired-rev.json). */
   private desiredRev: DesiredRev | undefined;
-  /** The last stale rev logged, so that a re-delivered one is logged once. */
-  private ignoredRev: number | undefined;
+  /** The last stale message logged (epoch and rev), so that a re-delivered one is logged once. */
+  private ignoredRev: string | undefined;
   private installing: Promise<void> | undefined;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -234,18 +241,31 @@ export class OtaManager {
   /** Whether `d` is not older than the desired state followed (see DESIRED_RESET_MIN_GAP_MS); records it when so. */
   private followDesired(d: DesiredPayload): boolean {
     const seen = this.desiredRev;
-    if (seen && d.rev < seen.rev && d.ts <= seen.ts + DESIRED_RESET_MIN_GAP_MS) {
-      if (this.ignoredRev !== d.rev) {
-        this.ignoredRev = d.rev;
-        this.log.info({ rev: d.rev, ts: d.ts, followedRev: seen.rev, followedTs: seen.ts }, 'desired state ignored: older than the one followed (a stale retained message)');
+    // Revs of another epoch count from another start (a reset server database): only the stamps compare.
+    const otherEpoch = seen?.epoch !== undefined && d.epoch !== undefined && d.epoch !== seen.epoch;
+    const stale = seen !== undefined && (otherEpoch ? d.ts <= seen.ts : d.rev < seen.rev && d.ts <= seen.ts + DESIRED_RESET_MIN_GAP_MS);
+    if (stale) {
+      const key = `${d.epoch ?? ''}/${d.rev}`;
+      if (this.ignoredRev !== key) {
+        this.ignoredRev = key;
+        this.log.info({ rev: d.rev, ts: d.ts, epoch: d.epoch, followedRev: seen.rev, followedTs: seen.ts, followedEpoch: seen.epoch },
+          otherEpoch ? 'desired state ignored: from another fleet server database, sent before the one followed (a stale retained message)'
+            : 'desired state ignored: older than the one followed (a stale retained message)');
       }
       return false;
+    }
+    if (otherEpoch) {
+      // Once: the epoch followed from now on is this one.
+      this.log.info({ rev: d.rev, epoch: d.epoch, followedRev: seen.rev, followedEpoch: seen.epoch }, 'desired revs start again: a new fleet server database (another epoch); its desired state is followed');
     }
     // The same rev again (a retained message at reconnect, a server republishing) keeps the latest stamp.
     // The version is kept too: at the next start it is the desired one before any message comes (pruneStore).
     const version = d.models[this.role]?.version;
-    const next: DesiredRev = { rev: d.rev, ts: seen && d.rev === seen.rev ? Math.max(seen.ts, d.ts) : d.ts, ...(typeof version === 'string' ? { version } : {}) };
-    if (next.rev !== seen?.rev || next.ts !== seen.ts || next.version !== seen.version) {
+    const next: DesiredRev = {
+      rev: d.rev, ts: seen && !otherEpoch && d.rev === seen.rev ? Math.max(seen.ts, d.ts) : d.ts,
+      ...(typeof version === 'string' ? { version } : {}), ...(d.epoch !== undefined ? { epoch: d.epoch } : {}),
+    };
+    if (next.rev !== seen?.rev || next.ts !== seen.ts || next.version !== seen.version || next.epoch !== seen.epoch) {
       this.desiredRev = next;
       this.ignoredRev = undefined;
       try {

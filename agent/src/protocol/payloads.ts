@@ -183,6 +183,11 @@ export const DesiredSchema = Type.Object({
   v: Type.Literal(1),
   rev: Type.Integer({ minimum: 0 }),
   ts: EpochMs,
+  /**
+   * The identity of the server's rev counter (made once per server database): revs compare only
+   * within one epoch, as a reset database starts them at 1 again. Absent from servers before it.
+   */
+  epoch: Type.Optional(Id),
   models: Type.Record(Label, Type.Object({ version: Version }, { additionalProperties: true }), { maxProperties: 32 }),
   configRevision: Type.Optional(Type.Integer({ minimum: 0 })),
 }, { additionalProperties: false });

@@ -71,6 +71,12 @@ const MIGRATIONS: string[] = [
   // on the event loop that also runs the broker and ingest.
   `CREATE INDEX alerts_rule_seq ON alerts (json_extract(payload_json, '$.rule'), seq);
    CREATE INDEX alerts_class_seq ON alerts (json_extract(payload_json, '$.class'), seq);`,
+  // Ids made once per database file and kept with it (ota/desired-store.ts: `desired-epoch`, the
+  // identity of its rev counter): a new or reset database has none, so it makes new ones.
+  `CREATE TABLE db_ids (
+     name TEXT PRIMARY KEY,
+     value TEXT NOT NULL
+   );`,
 ];
 
 export function openDatabase(path: string): Db {

@@ -2,12 +2,31 @@
  * Each device's desired model versions, persisted and published retained on
  * `ef/v1/dev/{id}/desired` with a revision that only grows. Retained messages of the embedded
  * broker live in memory, so the server republishes every device's desired state when it starts.
+ *
+ * Each message carries `epoch`, the identity of the rev counter: a random id made once per database
+ * (the `desired-epoch` row of db_ids) and kept with the file. A reset database starts its revs at 1
+ * again with a new epoch, and an agent compares revs only within one epoch, so it follows the new
+ * server at once; it took the low revs for stale retained messages, for 10 minutes, and a rollout
+ * created then timed out and was rolled back.
+ *
+ * A database restored from an older backup keeps its epoch, with revs lower than the ones its devices
+ * followed since. That is kept on purpose: nothing in the file tells a restore from a restart, and the
+ * agents must still ignore a stale retained message of this counter (a broker restored from its
+ * persistence file), which is exactly a lower rev of the same epoch. So devices treat the restored
+ * server as before epochs: they keep the model they run (the safe side) until a message is stamped
+ * more than 10 minutes after the last one they followed (agent DESIRED_RESET_MIN_GAP_MS; the
+ * republish at start usually is, a restore taking longer). To have them follow a restored database at
+ * once, delete its `desired-epoch` row while the server is stopped: the next start makes a new one.
  */
+import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import { MAX_PAYLOAD_BYTES, topics, type DesiredPayload } from '../../../agent/src/protocol/index.js';
 import type { DesiredModel } from '../../../agent/src/protocol/ota.js';
 import { migrateOta } from '../registry/schema.js';
 import { EdgeFleetError } from '../../../agent/src/util/errors.js';
+
+/** Longest `epoch` the desired schema allows (a randomUUID() is 36). */
+const EPOCH_MAX_CHARS = 64;
 
 /**
  * Bytes of the desired message carrying these entries. An agent drops a desired message over
@@ -15,7 +34,7 @@ import { EdgeFleetError } from '../../../agent/src/util/errors.js';
  * server must never publish one: the rollout would wait on a device that never heard of it.
  */
 export function desiredPayloadBytes(models: Record<string, DesiredModel>): number {
-  const payload: DesiredPayload = { v: 1, rev: Number.MAX_SAFE_INTEGER, ts: 8.64e15, models: models as DesiredPayload['models'] };
+  const payload: DesiredPayload = { v: 1, rev: Number.MAX_SAFE_INTEGER, ts: 8.64e15, epoch: 'e'.repeat(EPOCH_MAX_CHARS), models: models as DesiredPayload['models'] };
   return Buffer.byteLength(JSON.stringify(payload));
 }
 
@@ -32,6 +51,17 @@ export class DesiredStore {
     private readonly now: () => number = Date.now,
   ) {
     migrateOta(db);
+    this.epoch();
+  }
+
+  /** The identity of this database's rev counter (see the top of this file), made when missing. */
+  epoch(): string {
+    const read = () => (this.db.prepare("SELECT value FROM db_ids WHERE name = 'desired-epoch'").get() as { value: string } | undefined)?.value;
+    const known = read();
+    if (known !== undefined) return known;
+    // Replicas sharing the file may both get here: the first row stays, and both read it.
+    this.db.prepare("INSERT INTO db_ids (name, value) VALUES ('desired-epoch', ?) ON CONFLICT (name) DO NOTHING").run(randomUUID());
+    return read() as string;
   }
 
   get(deviceId: string): Record<string, DesiredModel> {
@@ -57,7 +87,7 @@ export class DesiredStore {
   set(deviceId: string, role: string, entry: DesiredModel | undefined): DesiredPayload {
     const refused = entry && this.refusal(deviceId, role, entry);
     if (refused) throw new DesiredTooLargeError(refused);
-    const rev = this.db.transaction(() => {
+    const { rev, epoch } = this.db.transaction(() => {
       if (entry) {
         this.db.prepare('INSERT INTO device_desired (device_id, role, entry_json, updated_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (device_id, role) DO UPDATE SET entry_json = excluded.entry_json, updated_at_ms = excluded.updated_at_ms')
           .run(deviceId, role, JSON.stringify(entry), this.now());
@@ -65,9 +95,9 @@ export class DesiredStore {
         this.db.prepare('DELETE FROM device_desired WHERE device_id = ? AND role = ?').run(deviceId, role);
       }
       this.db.prepare('INSERT INTO desired_revs (device_id, rev) VALUES (?, 1) ON CONFLICT (device_id) DO UPDATE SET rev = rev + 1').run(deviceId);
-      return (this.db.prepare('SELECT rev FROM desired_revs WHERE device_id = ?').get(deviceId) as { rev: number }).rev;
+      return { rev: (this.db.prepare('SELECT rev FROM desired_revs WHERE device_id = ?').get(deviceId) as { rev: number }).rev, epoch: this.epoch() };
     })();
-    const payload = this.payload(deviceId, rev);
+    const payload = this.payload(deviceId, rev, epoch);
     this.publish(topics.desired(deviceId), Buffer.from(JSON.stringify(payload)));
     return payload;
   }
@@ -84,11 +114,12 @@ export class DesiredStore {
   /** Every registered device's desired state (a removed device keeps its rev row, not its desired state). */
   republishAll(): number {
     const rows = this.db.prepare('SELECT r.device_id, r.rev FROM desired_revs r JOIN devices d ON d.id = r.device_id').all() as { device_id: string; rev: number }[];
-    for (const r of rows) this.publish(topics.desired(r.device_id), Buffer.from(JSON.stringify(this.payload(r.device_id, r.rev))));
+    const epoch = this.epoch();
+    for (const r of rows) this.publish(topics.desired(r.device_id), Buffer.from(JSON.stringify(this.payload(r.device_id, r.rev, epoch))));
     return rows.length;
   }
 
-  private payload(deviceId: string, rev: number): DesiredPayload {
-    return { v: 1, rev, ts: this.now(), models: this.get(deviceId) as DesiredPayload['models'] };
+  private payload(deviceId: string, rev: number, epoch: string): DesiredPayload {
+    return { v: 1, rev, ts: this.now(), epoch, models: this.get(deviceId) as DesiredPayload['models'] };
   }
 }
