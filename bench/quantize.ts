@@ -173,6 +173,26 @@ function splitText(results: QuantizeBenchResults, key: 'convMs' | 'depthwiseMs')
   }).join('; ') || 'not profiled in this run';
 }
 
+/** What `bench/ort-int8-speed.py` measured on another machine (bench/results/quantize-other-cpu.json), if it was run. */
+interface OtherCpuSpeed {
+  machine: { cpu: string; flags: string; cores: number; onnxruntime: string };
+  measuredOn?: string;
+  rows: Array<{ model: string; threads: number; fp32_ms: number; int8_ms: number; speed: number }>;
+}
+
+function otherCpuSpeed(file = 'bench/results/quantize-other-cpu.json'): string | undefined {
+  if (!existsSync(file)) return undefined;
+  const r = JSON.parse(readFileSync(file, 'utf8')) as OtherCpuSpeed;
+  const byModel = new Map<string, string[]>();
+  for (const row of r.rows) {
+    const list = byModel.get(row.model) ?? [];
+    list.push(`${row.fp32_ms.toFixed(1)} → ${row.int8_ms.toFixed(1)} ms at ${row.threads} intra-op thread${row.threads === 1 ? '' : 's'} (${row.speed.toFixed(2)}×)`);
+    byModel.set(row.model, list);
+  }
+  const figures = [...byModel].map(([model, list]) => `${model} ${list.join(', ')}`).join('; ');
+  return `- Speed on another x86 CPU, measured once outside \`npm run bench\` (${r.measuredOn ?? 'date not recorded'}, \`bench/ort-int8-speed.py\`: the Python onnxruntime ${r.machine.onnxruntime}, same MLAS kernels, on a borrowed ${r.machine.cores}-core ${r.machine.cpu.trim()} with ${r.machine.flags.trim().split(/\s+/).join(', ')}; the INT8 files were \`fleetctl model quantize --method minmax\` builds; medians of alternating runs on random input): ${figures}. AMX-INT8 does not change the picture: the int8 depthwise Convs hold these models back there too, and with more threads INT8 gains less than FP32 does.`;
+}
+
 export function renderQuantizeTable(results: QuantizeBenchResults): string {
   const g = results.goals;
   const lines = [
@@ -204,6 +224,8 @@ export function renderQuantizeTable(results: QuantizeBenchResults): string {
     '- Size: the goal of 0.27× is below what the required format can reach on these models. Per-channel int8 weights are 0.25× of their float bytes; each output channel then adds a float weight scale, a float bias scale (s_in·s_w[c]) and an int32 bias. Counted in the files (no graph bytes at all): CenterNet 0.279×, BlazeFace 0.284× (a small model: its biases and scales weigh more). The rest is the graph itself (Q/DQ nodes, tensor names). Weight and bias zero points are left out (ONNX defaults them to 0).',
     `- Speed: the split above says where the goal is lost. ORT's int8 Convs other than depthwise are faster than FP32's (${splitText(results, 'convMs')}), but its int8 depthwise Convs (QLinearConv on NHWC, U8S8) are slower than FP32's NCHWc depthwise kernels (${splitText(results, 'depthwiseMs')}), and both models are depthwise-separable throughout. This CPU has AVX-512 VNNI, so the int8 kernels have their instructions; the depthwise balance is the runtime's, and on ARM boxes (Jetson, phones) it differs: measure there. Keeping the depthwise Convs float (\`--exclude\` them) does not help either, measured once on BlazeFace outside this table: they run at FP32's speed again, but the DQ/Q and layout changes on both sides of each cost more (12.8–16.2 ms a run against 9.0–9.9 all-int8 and 7.4–8.0 FP32). The heatmap logits Conv also stays float by design (not measured): on 256 levels neighbouring cells of a peak can tie, and the max-pool peak picking would report the box twice. Two fixes measured here: spatial ReduceMeans become GlobalAveragePool (ORT fuses it into QLinearGlobalAveragePool; a float ReduceMean on the NHWC int8 layout took 4.6 of 55 ms), and constants read by quantized Mul/Add take the activations' type (so the hard-swish ×1/6 Muls fuse into QLinearMul); together about 1.0× → 1.2× on the CenterNet. Figures are noisy on the shared 2-core machine: compare the ratios, not the milliseconds.`,
   );
+  const other = otherCpuSpeed();
+  if (other) lines.push(other);
   return `${lines.join('\n')}\n`;
 }
 
