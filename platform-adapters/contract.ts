@@ -64,6 +64,11 @@ export interface CreateSessionOptions {
   warmUp?: boolean;
   /** Precision to build for, where the adapter compiles the model itself (TensorRT engines); others ignore it. */
   precision?: 'fp32' | 'fp16' | 'int8';
+  /**
+   * A run not answered within this time rejects (code E_INFER_TIMEOUT) and closes the session, its
+   * worker stopped. The first run after a load without warm-up is not timed. No limit when absent.
+   */
+  runTimeoutMs?: number;
 }
 
 export interface PlatformAdapter {

@@ -1,11 +1,53 @@
 /**
  * Request/reply plumbing for adapters that keep a runtime in a worker thread (ONNX Runtime,
  * LiteRT.js): the first reply to a load request, numbered calls whose replies carry the same id,
- * transferred buffers, and every pending call rejected when the worker fails, exits or is disposed.
+ * transferred buffers, every pending call rejected when the worker fails, exits or is disposed, and
+ * a per-call time limit after which the worker is stopped.
  */
+import { writeSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { EdgeFleetError, InputError, ModelError } from '../agent/src/util/errors.js';
+import { moduleLogger } from '../agent/src/util/log.js';
 import type { TensorData } from './contract.js';
+
+const log = moduleLogger('worker-calls');
+
+/** A run that got no answer within its limit; the worker was stopped and the session is closed. */
+export class InferenceTimeoutError extends EdgeFleetError {
+  constructor(readonly what: string, readonly timeoutMs: number) {
+    super('E_INFER_TIMEOUT', `${what} did not answer within ${timeoutMs} ms (detector.runTimeoutMs), so its worker was stopped and the session closed. ` +
+      'The execution provider is hung, or far slower on this board than the limit allows: the agent exits for its supervisor (systemd, a docker restart policy) ' +
+      'to start it again; raise detector.runTimeoutMs if runs here really take that long');
+  }
+}
+
+/**
+ * Workers that did not stop when told to: a thread blocked in native code (ONNX Runtime's
+ * session.run() is synchronous inside the worker) cannot be interrupted by V8. Node joins every
+ * worker thread before the process exits (process.exit included), so such a thread keeps the process
+ * from ever exiting: at exit, the process ends itself with SIGKILL instead (a signal systemd's
+ * Restart=on-failure and docker's restart policies both restart; SIGTERM would count as clean).
+ */
+const stuckWorkers = new Map<Worker, string>();
+let exitBackstopArmed = false;
+
+function exitBackstop(code: number): void {
+  if (stuckWorkers.size === 0) return;
+  // The logger writes asynchronously; this is the last chance to say why the process dies.
+  writeSync(2, `worker-calls: ${[...stuckWorkers.values()].join('; ')}: the worker thread is blocked in native code and Node cannot exit while it runs; ending the process with SIGKILL (exit code ${code} is lost)\n`);
+  process.kill(process.pid, 'SIGKILL');
+}
+
+function markStuck(worker: Worker, label: string, graceMs: number): void {
+  stuckWorkers.set(worker, label);
+  // Do not let it hold the event loop either: the process may end on its own, through the backstop.
+  worker.unref();
+  log.error({ worker: label, graceMs }, 'the inference worker did not stop within the grace: it is blocked in native code (a hung execution provider); the process will end itself with SIGKILL when it exits');
+  if (!exitBackstopArmed) {
+    exitBackstopArmed = true;
+    process.on('exit', exitBackstop);
+  }
+}
 
 /**
  * Refuses feeds whose data does not fill their dims before they are sent (and packed RGB, for ORT's
@@ -46,15 +88,48 @@ interface Reply {
   message?: string;
 }
 
+export interface WorkerCallsOptions {
+  /**
+   * A call not answered within this time rejects with InferenceTimeoutError, every other pending
+   * call with it, and the worker is stopped: the session is closed. No limit when absent.
+   */
+  runTimeoutMs?: number;
+  /**
+   * Whether the worker has already run the model once (a warm-up at load). Until a first call is
+   * answered, calls are not timed: lazy initialisation and engine builds happen on the first run.
+   */
+  warmedUp?: boolean;
+  /** How long a stopped worker has to exit before it is reported stuck in native code. */
+  terminateGraceMs?: number;
+  /**
+   * Asks the worker to end itself at its next safe point (between runs) instead of terminate().
+   * ONNX Runtime needs it: a worker terminated inside its synchronous native run() aborts the whole
+   * process (SIGABRT) when the run returns, as the binding throws a Napi::Error into the torn-down
+   * environment ("terminate called after throwing an instance of 'Napi::Error'").
+   */
+  requestStop?: () => void;
+}
+
+interface Pending<R> {
+  resolve: (r: R) => void;
+  reject: (e: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
 /** Numbered calls to a worker whose replies are `{ type, id, ... }`, `run-failed` for an error. */
 export class WorkerCalls<R extends Reply> {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: R) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, Pending<R>>();
   private closed = false;
   private failure: Error | undefined;
+  private answered: boolean;
+  private stopping: Promise<void> | undefined;
+  private readonly exited: Promise<true>;
 
-  /** `label` names the runtime in errors ("Inference", "TFLite inference"). */
-  constructor(private readonly worker: Worker, private readonly label: string) {
+  /** `label` names the runtime and model in errors ("Inference on m.onnx", "TFLite inference on m.tflite"). */
+  constructor(private readonly worker: Worker, private readonly label: string, private readonly opts: WorkerCallsOptions = {}) {
+    this.answered = opts.warmedUp ?? false;
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve(true)));
     worker.on('message', (msg: R) => {
       if (msg.type === 'fatal') {
         this.failAll(new ModelError(`${label}: the worker failed: ${msg.message}`));
@@ -63,11 +138,18 @@ export class WorkerCalls<R extends Reply> {
       const p = msg.id === undefined ? undefined : this.pending.get(msg.id);
       if (!p) return;
       this.pending.delete(msg.id as number);
+      clearTimeout(p.timer);
+      if (!this.answered) {
+        this.answered = true;
+        // The worker is warm now: the calls that queued behind its first run are timed from here.
+        for (const [id, q] of this.pending) this.arm(id, q);
+      }
       if (msg.type === 'run-failed') p.reject(new ModelError(`${label} failed: ${msg.message}`));
       else p.resolve(msg);
     });
     worker.on('error', (err) => this.failAll(new ModelError(`${label}: the worker crashed: ${err.message}`, { cause: err })));
     worker.on('exit', (code) => {
+      stuckWorkers.delete(worker);
       if (!this.closed) this.failAll(new ModelError(`${label}: the worker exited unexpectedly with code ${code}`));
     });
   }
@@ -80,7 +162,9 @@ export class WorkerCalls<R extends Reply> {
     const buffers: ArrayBuffer[] = [];
     for (const t of transfer) if (t.buffer instanceof ArrayBuffer && !buffers.includes(t.buffer)) buffers.push(t.buffer);
     return new Promise<R>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      const p: Pending<R> = { resolve, reject };
+      this.pending.set(id, p);
+      if (this.answered) this.arm(id, p);
       this.worker.postMessage(make(id), buffers);
     });
   }
@@ -89,16 +173,52 @@ export class WorkerCalls<R extends Reply> {
     return this.pending.size;
   }
 
+  /** Rejects what is pending and stops the worker; resolves once it exited, or after the grace if it is stuck. */
   async dispose(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.failAll(new EdgeFleetError('E_CLOSED', 'session disposed while inference was in flight'));
-    await this.worker.terminate();
+    if (!this.closed) {
+      this.closed = true;
+      this.failAll(new EdgeFleetError('E_CLOSED', 'session disposed while inference was in flight'));
+    }
+    await this.stop();
   }
 
+  private arm(id: number, p: Pending<R>): void {
+    const limit = this.opts.runTimeoutMs;
+    if (limit === undefined || p.timer) return;
+    p.timer = setTimeout(() => {
+      if (this.pending.get(id) !== p) return;
+      this.failAll(new InferenceTimeoutError(this.label, limit));
+      void this.stop();
+    }, limit);
+  }
+
+  /**
+   * Stops the worker, at most once: asks it to end itself (requestStop) or terminates it. A thread
+   * blocked in native code never stops: after the grace it is reported stuck, not awaited.
+   */
+  private stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const graceMs = this.opts.terminateGraceMs ?? 2000;
+      if (this.opts.requestStop) this.opts.requestStop();
+      else void this.worker.terminate().catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      const stopped = await Promise.race([
+        this.exited,
+        new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), graceMs); }),
+      ]);
+      clearTimeout(timer);
+      if (!stopped) markStuck(this.worker, this.label, graceMs);
+    })();
+    return this.stopping;
+  }
+
+  /** Rejects every pending call with `err`; later calls reject with the first failure. */
   private failAll(err: Error): void {
-    this.failure = err;
-    for (const p of this.pending.values()) p.reject(err);
+    this.failure ??= err;
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
     this.pending.clear();
   }
 }

@@ -7,11 +7,11 @@ import type { Worker } from 'node:worker_threads';
 import { existsSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult, RunResult, SessionInfo, TensorData } from '../contract.js';
-import type { DecodeRequest, WorkerReply, WorkerRequest } from './protocol.js';
+import type { DecodeRequest, OrtWorkerData, WorkerReply, WorkerRequest } from './protocol.js';
 import type { Detection } from '../../agent/src/types.js';
 import type { PreprocessSpec } from '../../agent/src/model/metadata.js';
 import { startWorker } from '../worker-entry.js';
-import { checkFeeds, firstReply, WorkerCalls } from '../worker-calls.js';
+import { checkFeeds, firstReply, WorkerCalls, type WorkerCallsOptions } from '../worker-calls.js';
 import { ModelError } from '../../agent/src/util/errors.js';
 
 /** ORT's names for the execution providers that the Node binding can request. */
@@ -49,8 +49,8 @@ type Result = Extract<WorkerReply, { type: 'result' }>;
 export class OrtWorkerSession implements AdapterSession {
   private readonly calls: WorkerCalls<Result>;
 
-  private constructor(worker: Worker, readonly info: SessionInfo, modelPath: string) {
-    this.calls = new WorkerCalls<Result>(worker, `Inference on ${modelPath}`);
+  private constructor(worker: Worker, readonly info: SessionInfo, modelPath: string, calls: WorkerCallsOptions) {
+    this.calls = new WorkerCalls<Result>(worker, `Inference on ${modelPath}`, calls);
   }
 
   static async open(opts: CreateSessionOptions): Promise<OrtWorkerSession> {
@@ -63,7 +63,8 @@ export class OrtWorkerSession implements AdapterSession {
     if (!existsSync(opts.modelPath) || !statSync(opts.modelPath).isFile()) {
       throw new ModelError(`Model file ${opts.modelPath} does not exist; run ./scripts/setup.sh for the default models or give the path of an .onnx file`);
     }
-    const worker = startWorker(import.meta.url, 'ort-worker');
+    const workerData: OrtWorkerData = { stopFlag: new Int32Array(new SharedArrayBuffer(4)) };
+    const worker = startWorker(import.meta.url, 'ort-worker', { workerData });
     const req: WorkerRequest = {
       type: 'load', modelPath: opts.modelPath, providers,
       intraOpThreads: opts.intraOpThreads ?? Math.max(1, cpus().length),
@@ -77,7 +78,12 @@ export class OrtWorkerSession implements AdapterSession {
         'Check that the file is a valid ONNX model, and list "cpu" last in the providers if falling back to the CPU is acceptable');
     }
     const info: SessionInfo = { inputs: reply.inputs, outputs: reply.outputs, requestedProviders: providers, provider: reply.provider, fallbacks: reply.fallbacks };
-    return new OrtWorkerSession(worker, info, opts.modelPath);
+    // Stopped by asking, never by terminate() (see WorkerCallsOptions.requestStop).
+    const requestStop = () => {
+      Atomics.store(workerData.stopFlag, 0, 1);
+      worker.postMessage({ type: 'stop' } satisfies WorkerRequest);
+    };
+    return new OrtWorkerSession(worker, info, opts.modelPath, { runTimeoutMs: opts.runTimeoutMs, warmedUp: req.warmUp, requestStop });
   }
 
   /** Runs one inference. Input buffers are transferred to the worker: do not use them afterwards. */

@@ -3,11 +3,11 @@
  * the whole inference (DESIGN.md measured ~100 ms event-loop stalls), so it never runs on the main
  * thread. Tensors cross both ways as transferred ArrayBuffers (no copies).
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import type { TensorData, TensorInfo } from '../contract.js';
-import type { WorkerRequest, WorkerReply } from './protocol.js';
+import type { OrtWorkerData, WorkerRequest, WorkerReply } from './protocol.js';
 import { toTensor } from '../../agent/src/preprocess/tensor.js';
 import { createDecoder } from '../../agent/src/decode/index.js';
 import type { Decoder, OutputMap } from '../../agent/src/decode/types.js';
@@ -18,6 +18,16 @@ const port = parentPort;
 ort.env.logLevel = 'fatal';
 let session: ort.InferenceSession | undefined;
 const decoders = new Map<string, Decoder>();
+const stopFlag = (workerData as OrtWorkerData | undefined)?.stopFlag;
+
+/**
+ * The main thread stops this worker by asking, never by terminate(): terminated inside the native
+ * session.run(), the binding aborts the whole process when the run returns. Here, between runs, the
+ * thread can end safely (process.exit() in a worker ends only the worker).
+ */
+function stopIfAsked(): void {
+  if (stopFlag && Atomics.load(stopFlag, 0) === 1) process.exit(0);
+}
 
 function post(msg: WorkerReply, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
@@ -82,6 +92,7 @@ async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> 
       feeds[req.rgb.input] = t.data instanceof Float32Array ? new ort.Tensor('float32', t.data, t.dims) : new ort.Tensor('uint8', t.data, t.dims);
     }
     const t0 = performance.now();
+    stopIfAsked();
     const result = await session.run(feeds);
     const inferMs = performance.now() - t0;
     const outputs: Record<string, TensorData> = {};
@@ -114,6 +125,8 @@ async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> 
 }
 
 port.on('message', (req: WorkerRequest) => {
+  if (req.type === 'stop') process.exit(0);
+  stopIfAsked();
   const work = req.type === 'load' ? load(req) : req.type === 'run' ? run(req) : release();
   work.catch((err: unknown) => post({ type: 'fatal', message: (err as Error).message }));
 });

@@ -16,7 +16,18 @@ export type WorkerRequest =
   | { type: 'load'; modelPath: string; providers: string[]; intraOpThreads?: number; warmUp: boolean }
   /** `rgb`: packed RGB at model size that the worker turns into the named input (layout, normalisation). */
   | { type: 'run'; id: number; feeds: Record<string, TensorData>; rgb?: { input: string; data: Uint8Array; spec: PreprocessSpec }; decode?: DecodeRequest }
-  | { type: 'release' };
+  | { type: 'release' }
+  /** Ends the worker thread; runs still queued behind it are skipped (see `stopFlag`). */
+  | { type: 'stop' };
+
+/**
+ * workerData of the ONNX Runtime worker: `stopFlag` (Int32Array over a SharedArrayBuffer) is set to 1
+ * with the `stop` message. The worker reads it before each run, so the runs queued behind a hung one
+ * are not run once it returns: the stop message itself waits behind them in the port.
+ */
+export interface OrtWorkerData {
+  stopFlag: Int32Array;
+}
 
 export type WorkerReply =
   | { type: 'loaded'; inputs: TensorInfo[]; outputs: TensorInfo[]; provider: string; fallbacks: Array<{ provider: string; reason: string }> }

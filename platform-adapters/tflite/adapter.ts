@@ -7,7 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import { existsSync, statSync } from 'node:fs';
 import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult, RunResult, SessionInfo, TensorData } from '../contract.js';
 import { startWorker } from '../worker-entry.js';
-import { checkFeeds, firstReply, WorkerCalls } from '../worker-calls.js';
+import { checkFeeds, firstReply, WorkerCalls, type WorkerCallsOptions } from '../worker-calls.js';
 import { ModelError } from '../../agent/src/util/errors.js';
 import { defaultWasmDir } from './litert-node.js';
 import type { TfliteReply, TfliteRequest } from './protocol.js';
@@ -37,8 +37,8 @@ type Result = Extract<TfliteReply, { type: 'result' }>;
 export class TfliteSession implements AdapterSession {
   private readonly calls: WorkerCalls<Result>;
 
-  private constructor(worker: Worker, readonly info: SessionInfo) {
-    this.calls = new WorkerCalls<Result>(worker, 'TFLite inference');
+  private constructor(worker: Worker, readonly info: SessionInfo, modelPath: string, calls: WorkerCallsOptions) {
+    this.calls = new WorkerCalls<Result>(worker, `TFLite inference on ${modelPath}`, calls);
   }
 
   static async open(opts: CreateSessionOptions): Promise<TfliteSession> {
@@ -60,7 +60,8 @@ export class TfliteSession implements AdapterSession {
     }
     // Providers listed before "wasm" that this adapter does not have are reported, never silently skipped.
     const fallbacks = requested.slice(0, requested.indexOf('wasm')).map((p) => ({ provider: p, reason: 'not a LiteRT.js provider in Node' }));
-    return new TfliteSession(worker, { inputs: reply.inputs, outputs: reply.outputs, requestedProviders: requested, provider: 'wasm', fallbacks });
+    const info: SessionInfo = { inputs: reply.inputs, outputs: reply.outputs, requestedProviders: requested, provider: 'wasm', fallbacks };
+    return new TfliteSession(worker, info, opts.modelPath, { runTimeoutMs: opts.runTimeoutMs, warmedUp: req.warmUp });
   }
 
   /** Runs one inference. Input buffers are transferred to the worker: do not use them afterwards. */

@@ -16,6 +16,13 @@ import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
 
 const restart = { 'x-restart': true } as const;
 
+/**
+ * detector.runTimeoutMs's default. Under WatchdogSec=30s (configs/systemd), so the agent names a hung
+ * run before systemd's watchdog kills it without a word, and over 100x the slowest run measured
+ * here (CenterNet p99 131 ms, docs/benchmarks.md): a slow board does not come near it.
+ */
+export const DEFAULT_RUN_TIMEOUT_MS = 20_000;
+
 export const DetectorConfig = Type.Object({
   /** Path of the model; its metadata file (`model.meta.json`) must sit next to it. */
   model: Type.String({ minLength: 1, ...restart }),
@@ -27,6 +34,11 @@ export const DetectorConfig = Type.Object({
   scoreThreshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   /** Keep only these labels (e.g. ["person", "car"]); every label when empty. */
   labels: Type.Array(Type.String(), { default: [], ...restart }),
+  /**
+   * An inference run not answered within this time (a hung execution provider) stops the agent with
+   * E_INFER_TIMEOUT, so that its supervisor restarts it. The model's load and warm-up are not timed.
+   */
+  runTimeoutMs: Type.Integer({ minimum: 1000, maximum: 600_000, default: DEFAULT_RUN_TIMEOUT_MS, ...restart }),
 }, { additionalProperties: false });
 
 export const CameraConfig = Type.Object({

@@ -14,6 +14,7 @@ import { OrtAdapter, type OrtWorkerSession } from '../../../platform-adapters/on
 import { TfliteAdapter } from '../../../platform-adapters/tflite/adapter.js';
 import { TensorRtAdapter } from '../../../platform-adapters/tensorrt/adapter.js';
 import { ConfigError, describeError, ModelError } from '../util/errors.js';
+import { DEFAULT_RUN_TIMEOUT_MS } from '../config/schema.js';
 import { moduleLogger } from '../util/log.js';
 
 const log = moduleLogger('detector');
@@ -27,6 +28,15 @@ export interface DetectorOptions {
   scoreThreshold?: number;
   /** The TensorRT engine adapter tried first when providers begin with "tensorrt" (tests inject a stand-in). */
   tensorRt?: PlatformAdapter;
+  /**
+   * A run not answered within this time rejects with E_INFER_TIMEOUT and closes the session (its
+   * worker stopped); default detector.runTimeoutMs's. The load and its warm-up run are not timed.
+   */
+  runTimeoutMs?: number;
+}
+
+function runTimeoutMs(opts: DetectorOptions): number {
+  return opts.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
 }
 
 /**
@@ -41,7 +51,7 @@ async function openTensorRt(opts: DetectorOptions, trt: PlatformAdapter): Promis
     return undefined;
   }
   try {
-    return await trt.createSession({ modelPath: opts.modelPath, providers: ['tensorrt'], intraOpThreads: opts.intraOpThreads, warmUp: true, precision: 'fp16' });
+    return await trt.createSession({ modelPath: opts.modelPath, providers: ['tensorrt'], intraOpThreads: opts.intraOpThreads, warmUp: true, precision: 'fp16', runTimeoutMs: runTimeoutMs(opts) });
   } catch (err) {
     log.warn({ model: opts.modelPath, err: describeError(err) }, 'TensorRT engine failed; trying the next providers');
     return undefined;
@@ -94,7 +104,7 @@ export class Detector {
     const { adapter, providers } = opts.adapter ? { adapter: opts.adapter, providers: opts.providers } : adapterFor(opts.modelPath, opts.providers);
     const session = (!opts.adapter && providers?.[0] === 'tensorrt' && /\.onnx$/i.test(opts.modelPath)
       ? await openTensorRt(opts, opts.tensorRt ?? new TensorRtAdapter())
-      : undefined) ?? await adapter.createSession({ modelPath: opts.modelPath, providers, intraOpThreads: opts.intraOpThreads, warmUp: true });
+      : undefined) ?? await adapter.createSession({ modelPath: opts.modelPath, providers, intraOpThreads: opts.intraOpThreads, warmUp: true, runTimeoutMs: runTimeoutMs(opts) });
     const inputName = meta.input ?? session.info.inputs[0]?.name;
     if (!inputName || !session.info.inputs.some((i) => i.name === inputName)) {
       await session.dispose();

@@ -67,6 +67,7 @@ export class AgentRunner {
       providers: config.detector.providers,
       intraOpThreads: config.detector.threads,
       scoreThreshold: config.detector.scoreThreshold,
+      runTimeoutMs: config.detector.runTimeoutMs,
     });
     this.log.info({ model: config.detector.model, provider: this.detector.provider, fallbacks: this.detector.session.info.fallbacks }, 'detector loaded');
     if (config.output.ndjson) this.writer = new NdjsonWriter(config.output.ndjson);
