@@ -2,8 +2,10 @@
  * Licence plates: the text detector (PP-OCR DB) runs on each vehicle crop from the main detector
  * (car, bus, truck, motorcycle by default), and every text region inside a vehicle is a plate
  * candidate — hiding a badge too is a cheap mistake, missing a plate is not. When there is no text
- * model, or it found nothing in a vehicle (policy `fallback`), the lower band of the vehicle box is
- * hidden instead: plates sit in the lower part of a vehicle seen from the front or back.
+ * model, or it found no text in the lower band of a vehicle (policy `fallback`), that band is hidden
+ * as well: plates sit in the lower part of a vehicle seen from the front or back. Text elsewhere on
+ * the vehicle (a sticker on the rear window, taxi lettering on the roof) says nothing about the
+ * plate, which may be too blurred for the text model to see.
  */
 import sharp from 'sharp';
 import type { Box, Detection, RgbImage } from '../types.js';
@@ -51,9 +53,13 @@ export class PlateFinder {
         });
       }
       regions.push(...found);
-      // Past the text-run cap a vehicle is treated as if there were no text model.
-      const useBand = spec.fallback === 'always' || (spec.fallback === 'no-model' && !runText) || (spec.fallback === 'no-text' && found.length === 0);
-      if (useBand) regions.push({ kind: 'plate', source: 'band', score: v.score, box: plateBand(crop, spec.band), paddingFrac: 0 });
+      const band = plateBand(crop, spec.band);
+      // Past the text-run cap a vehicle is treated as if there were no text model. Under `no-text`
+      // only text centred in the band stands for the plate; any other text (a sticker, a badge) left
+      // a motion-blurred plate unhidden when it turned the band off.
+      const useBand = spec.fallback === 'always' || (spec.fallback === 'no-model' && !runText)
+        || (spec.fallback === 'no-text' && !found.some((r) => centreInside(r.box, band)));
+      if (useBand) regions.push({ kind: 'plate', source: 'band', score: v.score, box: band, paddingFrac: 0 });
     }
     return regions;
   }
@@ -64,6 +70,11 @@ export function plateBand(vehicle: Box, band: PlatePrivacySpec['band']): Box {
   const top = Math.min(band.top, band.bottom), bottom = Math.max(band.top, band.bottom);
   const left = Math.min(band.left, band.right), right = Math.max(band.left, band.right);
   return { x: vehicle.x + vehicle.w * left, y: vehicle.y + vehicle.h * top, w: vehicle.w * (right - left), h: vehicle.h * (bottom - top) };
+}
+
+function centreInside(b: Box, area: Box): boolean {
+  const cx = b.x + b.w / 2, cy = b.y + b.h / 2;
+  return cx >= area.x && cx <= area.x + area.w && cy >= area.y && cy <= area.y + area.h;
 }
 
 function clipBox(b: Box, width: number, height: number): { x: number; y: number; w: number; h: number } | undefined {

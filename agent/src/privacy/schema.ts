@@ -68,7 +68,8 @@ export const PlatePrivacySpec = Type.Object({
   minVehicleSizePx: Type.Integer({ minimum: 0, default: 24 }),
   /**
    * When the band fallback applies: `no-model` only without a text model; `no-text` also when the
-   * text model found nothing inside a vehicle (fails closed on blurred or unusual plates); `always`.
+   * text model found no text centred in the vehicle's band (fails closed on blurred or unusual
+   * plates; text elsewhere on the vehicle, a sticker or a badge, does not turn the band off); `always`.
    */
   fallback: Type.Union([Type.Literal('never'), Type.Literal('no-model'), Type.Literal('no-text'), Type.Literal('always')], { default: 'no-text' }),
   band: Type.Object(PlateBandSpec.properties, { additionalProperties: false, default: {} }),
