@@ -1,7 +1,8 @@
 /**
  * Rollout engine: every device of a rollout ends in a status that says what it runs, whatever state
  * the rollout ended in (aborted, paused, completed, rolled back), on real SQLite (in memory) with
- * scripted device reports and a fake clock.
+ * scripted device reports and a fake clock; and the engine says which rollouts it changed (the
+ * dashboard's live `rollout` event).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -220,6 +221,48 @@ test('paused by its gate or rolled back: a failed device seen on the version on 
     s.engine.rollback(rollout.id);
     s.engine.tick();
     assert.equal(s.engine.status(rollout.id).devices[0].status, 'failed');
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+// The dashboard's event bus declared `rollout` events, but nothing published them: the Rollouts
+// page learnt of a rollout's change only by polling.
+test('onChange hears once per rollout of each tick or operator action that changed it, never of a tick that changed nothing', async () => {
+  const s = await setup(4);
+  const changes: string[] = [];
+  const engine = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now, onChange: (id) => changes.push(id) });
+  const take = () => changes.splice(0);
+  try {
+    const { rollout } = engine.create({ ...spec, waves: [50, 100] });
+    assert.deepEqual(take(), [rollout.id], 'created, its first wave assigned: one event');
+    assert.equal(engine.create({ ...spec, waves: [50, 100] }).created, false);
+    assert.deepEqual(take(), [], 'the same spec again changes nothing');
+    engine.tick();
+    assert.deepEqual(take(), []);
+    s.report('d00', '2.0.0', { phase: 'health', version: '2.0.0' });
+    engine.tick();
+    assert.deepEqual(take(), [], 'a report that settles no device: the device event covers it');
+    for (const id of ['d00', 'd01']) s.report(id, '2.0.0', { phase: 'committed', version: '2.0.0' });
+    engine.tick();
+    assert.deepEqual(take(), [rollout.id], 'two devices succeeded and the next wave assigned: one event');
+    engine.pause(rollout.id);
+    assert.deepEqual(take(), [rollout.id]);
+    engine.resume(rollout.id);
+    assert.deepEqual(take(), [rollout.id]);
+    s.advance(61_000); // wave 2 silent: the gate pauses and rolls back
+    engine.tick();
+    assert.equal(engine.status(rollout.id).state, 'paused');
+    assert.deepEqual(take(), [rollout.id]);
+    engine.rollback(rollout.id);
+    assert.deepEqual(take(), [rollout.id]);
+    assert.throws(() => engine.rollback(rollout.id), /already rolled back/);
+    assert.deepEqual(take(), [], 'a refused action changed nothing');
+
+    // A listener that throws is logged; the engine goes on.
+    const failing = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now, logger: pino({ level: 'silent' }), onChange: () => { throw new Error('listener down'); } });
+    const next = failing.create({ ...spec, version: '1.0.0', waves: [100] }).rollout;
+    assert.equal(failing.abort(next.id).state, 'aborted');
   } finally {
     rmSync(s.dir, { recursive: true, force: true });
   }

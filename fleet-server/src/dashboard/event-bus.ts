@@ -1,8 +1,9 @@
 /**
  * Fleet events for live views (the dashboard's server-sent events). Ingest publishes what it has
- * stored; subscribers get small summaries, never raw device payloads, so a browser sees only fields
- * the server has validated. Delivery is in-process and synchronous; a slow subscriber is the SSE
- * stream's business (it bounds its own queue and counts drops).
+ * stored, the rollout engine which rollouts it changed; subscribers get small summaries, never raw
+ * device payloads, so a browser sees only fields the server has validated. Delivery is in-process
+ * and synchronous; a slow subscriber is the SSE stream's business (it bounds its own queue and
+ * counts drops).
  */
 import type { TopicKind } from '../../../agent/src/protocol/index.js';
 
@@ -10,6 +11,7 @@ export type FleetEvent =
   | { type: 'device'; deviceId: string }
   | { type: 'telemetry'; deviceId: string; tsMs: number; detectFps: number; p95Ms: number | null; driftFlagged: boolean }
   | { type: 'alert'; deviceId: string; id: string; tsMs: number; rule: string; class: string; score: number; camera: string }
+  /** The rollout's state or a device's status in it changed (the rollout engine, once per tick or operator action). */
   | { type: 'rollout'; rolloutId: string };
 
 export type FleetEventListener = (e: FleetEvent) => void;

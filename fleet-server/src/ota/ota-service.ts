@@ -23,6 +23,8 @@ export interface OtaServiceOptions {
   publish: (topic: string, payload: Buffer, opts: { qos: 0 | 1; retain?: boolean }) => boolean;
   rolloutTickMs?: number;
   now?: () => number;
+  /** A rollout's state or a device's status in it changed (RolloutEngineOptions.onChange). */
+  onRolloutChange?: (rolloutId: string) => void;
 }
 
 export class OtaService {
@@ -49,6 +51,7 @@ export class OtaService {
     this.rolloutStore = new RolloutStore(opts.db, opts.now);
     this.rollouts = new RolloutEngine({
       store: this.rolloutStore, devices: opts.devices, registry: this.registry, desired: this.desired, tickMs: opts.rolloutTickMs, now: opts.now,
+      onChange: opts.onRolloutChange,
     });
   }
 

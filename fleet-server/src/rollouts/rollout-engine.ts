@@ -18,7 +18,7 @@ import type { ModelRegistry } from '../registry/model-registry.js';
 import type { DesiredStore } from '../ota/desired-store.js';
 import {
   RolloutError, RolloutStore, rolloutGateValidator, rolloutSpecValidator,
-  type RolloutDeviceRecord, type RolloutRecord, type RolloutSpec,
+  type RolloutDeviceRecord, type RolloutRecord, type RolloutSpec, type RolloutState,
 } from './rollout-store.js';
 
 export interface RolloutEngineOptions {
@@ -29,6 +29,11 @@ export interface RolloutEngineOptions {
   tickMs?: number;
   now?: () => number;
   logger?: Logger;
+  /**
+   * A rollout's state, or the status of a device in it, changed (the dashboard's live `rollout`
+   * event). Called once per rollout at the end of each tick or operator action that changed it.
+   */
+  onChange?: (rolloutId: string) => void;
 }
 
 export interface RolloutStatus extends RolloutRecord {
@@ -51,6 +56,8 @@ export class RolloutEngine {
    */
   private leaseHeld = false;
   private unsubscribeRemoved: (() => void) | undefined;
+  /** Rollouts changed since the last flushChanges(). */
+  private readonly changed = new Set<string>();
 
   constructor(private readonly opts: RolloutEngineOptions) {
     this.log = opts.logger ?? moduleLogger('rollouts');
@@ -102,15 +109,20 @@ export class RolloutEngine {
       if (refused) throw new RolloutError('E_INPUT', refused);
     }
     const out = this.opts.store.create({ ...spec, gate: g.value }, ids);
-    if (out.created) this.log.info({ id: out.rollout.id, model: spec.model, version: spec.version, devices: ids.length, waves }, 'rollout created');
+    if (out.created) {
+      this.log.info({ id: out.rollout.id, model: spec.model, version: spec.version, devices: ids.length, waves }, 'rollout created');
+      this.changed.add(out.rollout.id);
+    }
     this.safeTick();
+    this.flushChanges();
     return out;
   }
 
   pause(id: string): RolloutRecord {
     const r = this.must(id);
     if (r.state !== 'running') throw new RolloutError('E_STATE', `Rollout ${id} is ${r.state}; only a running rollout can be paused.`);
-    this.opts.store.setState(id, 'paused', 'paused by operator');
+    this.setState(id, 'paused', 'paused by operator');
+    this.flushChanges();
     return this.must(id);
   }
 
@@ -119,8 +131,9 @@ export class RolloutEngine {
     if (r.state !== 'paused') throw new RolloutError('E_STATE', `Rollout ${id} is ${r.state}; only a paused rollout can be resumed.`);
     const failed = this.opts.store.devices(id).filter((d) => d.status === 'failed').length;
     if (failed > r.gate.maxFailures) throw new RolloutError('E_GATE', `Rollout ${id} was stopped by its gate (${r.reason}); roll it back and publish a fixed version in a new rollout.`);
-    this.opts.store.setState(id, 'running', null);
+    this.setState(id, 'running', null);
     this.safeTick();
+    this.flushChanges();
     return this.must(id);
   }
 
@@ -134,13 +147,13 @@ export class RolloutEngine {
       if ((d.status !== 'assigned' && d.status !== 'failed') || d.assignedAtMs === null) continue;
       const rep = this.reportOf(d.deviceId);
       if (committed(r, rep)) {
-        this.opts.store.setDevice(id, d.deviceId, { status: 'succeeded' });
+        this.setDevice(id, d.deviceId, { status: 'succeeded' });
         continue;
       }
       if (rep?.models?.[r.role] === r.version) {
         // In its health window: it commits or rolls back by itself, and the ticks settle its row then
         // (settleAborted); left as it was, it stayed assigned for good.
-        if (d.status === 'assigned') this.opts.store.setDevice(id, d.deviceId, { status: 'assigned', reason: `in its health window when aborted: keeps ${r.version} if it commits` });
+        if (d.status === 'assigned') this.setDevice(id, d.deviceId, { status: 'assigned', reason: `in its health window when aborted: keeps ${r.version} if it commits` });
         continue;
       }
       const current = this.opts.desired.get(d.deviceId)[r.role];
@@ -151,10 +164,11 @@ export class RolloutEngine {
       const back = prev && !this.opts.desired.refusal(d.deviceId, r.role, prev) ? prev : undefined;
       this.opts.desired.set(d.deviceId, r.role, back);
       if (d.status === 'assigned') {
-        this.opts.store.setDevice(id, d.deviceId, { status: 'rolled-back', reason: `aborted before it installed: ${back ? `back to ${back.version}` : 'desired cleared, it keeps what it runs'}` });
+        this.setDevice(id, d.deviceId, { status: 'rolled-back', reason: `aborted before it installed: ${back ? `back to ${back.version}` : 'desired cleared, it keeps what it runs'}` });
       }
     }
-    this.opts.store.setState(id, 'aborted', 'aborted by operator; devices keep what they run');
+    this.setState(id, 'aborted', 'aborted by operator; devices keep what they run');
+    this.flushChanges();
     return this.must(id);
   }
 
@@ -167,7 +181,8 @@ export class RolloutEngine {
     const later = all.slice(all.findIndex((o) => o.id === id) + 1).find((o) => o.role === r.role && o.state !== 'rolled-back');
     if (later) throw new RolloutError('E_STATE', `Rollout ${later.id} (${later.model}@${later.version}, ${later.state}) came after ${id} for role ${r.role}; roll it back first.`);
     this.rollbackDevices(r, this.opts.store.devices(id).filter((d) => d.status !== 'pending'));
-    this.opts.store.setState(id, 'rolled-back', reason);
+    this.setState(id, 'rolled-back', reason);
+    this.flushChanges();
     return this.must(id);
   }
 
@@ -198,7 +213,7 @@ export class RolloutEngine {
   forgetDevice(deviceId: string): void {
     try {
       for (const r of this.opts.store.list({ deviceId })) {
-        if (r.state === 'running' || r.state === 'paused') this.opts.store.removeDevice(r.id, deviceId);
+        if (r.state === 'running' || r.state === 'paused') this.removeDevice(r.id, deviceId);
       }
       for (const role of Object.keys(this.opts.desired.get(deviceId))) this.opts.desired.set(deviceId, role, undefined);
       this.opts.store.setGroups(deviceId, []);
@@ -206,6 +221,7 @@ export class RolloutEngine {
     } catch (err) {
       this.log.error({ deviceId, err: describeError(err) }, 'could not clear a removed device from its rollouts');
     }
+    this.flushChanges();
   }
 
   list(opts: { deviceId?: string } = {}): RolloutRecord[] {
@@ -214,6 +230,14 @@ export class RolloutEngine {
 
   /** One pass over the running rollouts; exposed for tests and called by the timer. */
   tick(): void {
+    try {
+      this.tickRollouts();
+    } finally {
+      this.flushChanges();
+    }
+  }
+
+  private tickRollouts(): void {
     this.opts.store.recordTick(this.now());
     for (const r of this.opts.store.list()) {
       // One rollout's trouble must not stop the others' (they are of other roles, other devices).
@@ -276,7 +300,7 @@ export class RolloutEngine {
       if (d.wave > r.wave) continue;
       // Removed from the fleet by a path that did not tell this engine (another process): it cannot report.
       if (!this.opts.devices.get(d.deviceId)) {
-        store.removeDevice(r.id, d.deviceId);
+        this.removeDevice(r.id, d.deviceId);
         continue;
       }
       if (d.status === 'pending') {
@@ -287,10 +311,10 @@ export class RolloutEngine {
         // assigned, rather than a throw that ends the tick for every rollout after this one.
         const refused = this.opts.desired.refusal(d.deviceId, r.role, entry);
         if (refused) {
-          store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `not assigned: ${refused}`, previousVersion });
+          this.setDevice(r.id, d.deviceId, { status: 'failed', reason: `not assigned: ${refused}`, previousVersion });
           continue;
         }
-        store.setDevice(r.id, d.deviceId, { status: 'assigned', previousVersion, assigned: true });
+        this.setDevice(r.id, d.deviceId, { status: 'assigned', previousVersion, assigned: true });
         this.opts.desired.set(d.deviceId, r.role, entry);
         continue;
       }
@@ -303,17 +327,17 @@ export class RolloutEngine {
       const why = `wave ${r.wave + 1}: ${failed.length} device(s) failed the gate (allowed ${r.gate.maxFailures}): ${failed.slice(0, 3).map((d) => `${d.deviceId} ${d.reason}`).join('; ')}`;
       this.log.warn({ id: r.id, reason: why }, 'rollout paused by its gate; rolling the wave back');
       this.rollbackDevices(r, devs.filter((d) => d.status === 'assigned' || d.status === 'succeeded' || d.status === 'failed'));
-      store.setState(r.id, 'paused', why);
+      this.setState(r.id, 'paused', why);
       return;
     }
     // Failures within maxFailures do not hold the wave: it moves on once every device has an outcome.
     const current = devs.filter((d) => d.wave <= r.wave);
     if (current.every((d) => d.status === 'succeeded' || d.status === 'failed')) {
       if (r.wave >= r.waves.length - 1) {
-        store.setState(r.id, 'completed', null);
+        this.setState(r.id, 'completed', null);
         this.log.info({ id: r.id }, 'rollout completed');
       } else {
-        store.setState(r.id, 'running', null, r.wave + 1);
+        this.setState(r.id, 'running', null, r.wave + 1);
         this.log.info({ id: r.id, wave: r.wave + 2 }, 'wave healthy; next wave');
         this.advance(this.must(r.id));
       }
@@ -322,25 +346,24 @@ export class RolloutEngine {
 
   /** An assigned device's outcome from its report: succeeded, failed, or left assigned (in progress). */
   private judge(r: RolloutRecord, d: RolloutDeviceRecord, now: number): void {
-    const { store } = this.opts;
     const rep = this.reportOf(d.deviceId);
     const running = rep?.models?.[r.role];
     const ota = rep?.ota;
     // A device that had never reported when it was assigned: its first report still names the version
     // it ran before (it changes only at commit), which is what a rollback must send it back to.
     if (d.previousVersion === null && running && running !== r.version) {
-      store.setDevice(r.id, d.deviceId, { status: 'assigned', reason: d.reason, previousVersion: running });
+      this.setDevice(r.id, d.deviceId, { status: 'assigned', reason: d.reason, previousVersion: running });
       d.previousVersion = running;
     }
     // 'failed' is the agent's transient outcome (a stalled transfer it retries by itself): still in
     // progress, judged by waveTimeoutMs like a silent device, not a gate failure at once.
     if (ota?.version === r.version && (ota.phase === 'refused' || ota.phase === 'rolled-back')) {
-      store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });
+      this.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });
     } else if (committed(r, rep)) {
-      store.setDevice(r.id, d.deviceId, { status: 'succeeded' });
+      this.setDevice(r.id, d.deviceId, { status: 'succeeded' });
     } else if (d.assignedAtMs !== null && now - d.assignedAtMs > r.gate.waveTimeoutMs) {
       const last = ota?.phase === 'failed' ? `failed: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() : ota?.phase ?? 'none';
-      store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `timeout: no healthy report within ${r.gate.waveTimeoutMs} ms (last phase ${last})` });
+      this.setDevice(r.id, d.deviceId, { status: 'failed', reason: `timeout: no healthy report within ${r.gate.waveTimeoutMs} ms (last phase ${last})` });
     }
   }
 
@@ -364,12 +387,45 @@ export class RolloutEngine {
       const rep = this.reportOf(d.deviceId);
       const running = rep?.models?.[r.role];
       if (committed(r, rep) && this.opts.desired.get(d.deviceId)[r.role]?.version === r.version) {
-        this.opts.store.setDevice(r.id, d.deviceId, { status: 'succeeded', reason: `committed after it had failed (${d.reason ?? 'no reason'})` });
+        this.setDevice(r.id, d.deviceId, { status: 'succeeded', reason: `committed after it had failed (${d.reason ?? 'no reason'})` });
         d.status = 'succeeded';
       } else if (d.previousVersion === null && running && running !== r.version) {
         // Silent since its assignment (offline): its first report names what a rollback sends it back to.
-        this.opts.store.setDevice(r.id, d.deviceId, { status: 'failed', reason: d.reason, previousVersion: running });
+        this.setDevice(r.id, d.deviceId, { status: 'failed', reason: d.reason, previousVersion: running });
         d.previousVersion = running;
+      }
+    }
+  }
+
+  private setState(id: string, state: RolloutState, reason: string | null, wave?: number): void {
+    this.opts.store.setState(id, state, reason, wave);
+    this.changed.add(id);
+  }
+
+  private setDevice(id: string, deviceId: string, patch: Parameters<RolloutStore['setDevice']>[2]): void {
+    this.opts.store.setDevice(id, deviceId, patch);
+    this.changed.add(id);
+  }
+
+  private removeDevice(id: string, deviceId: string): void {
+    this.opts.store.removeDevice(id, deviceId);
+    this.changed.add(id);
+  }
+
+  /**
+   * Tells onChange of each rollout changed since the last call, once per rollout: a tick that moves
+   * 500 devices to the next wave is one event, not 500. A throwing listener is logged, never the
+   * engine's trouble.
+   */
+  private flushChanges(): void {
+    const ids = [...this.changed];
+    this.changed.clear();
+    if (!this.opts.onChange) return;
+    for (const id of ids) {
+      try {
+        this.opts.onChange(id);
+      } catch (err) {
+        this.log.error({ id, err: describeError(err) }, 'rollout change listener failed');
       }
     }
   }
@@ -395,12 +451,12 @@ export class RolloutEngine {
       if (refused) {
         this.opts.desired.set(d.deviceId, r.role, undefined);
         const before = d.status === 'failed' && d.reason && !d.reason.startsWith('not rolled back') ? ` (it had failed: ${d.reason})` : '';
-        this.opts.store.setDevice(r.id, d.deviceId, { status: 'failed', reason: `not rolled back: ${refused} Its desired ${r.role} is cleared: it keeps what it runs; roll it back by hand${before}` });
+        this.setDevice(r.id, d.deviceId, { status: 'failed', reason: `not rolled back: ${refused} Its desired ${r.role} is cleared: it keeps what it runs; roll it back by hand${before}` });
         this.log.warn({ id: r.id, deviceId: d.deviceId, reason: refused }, 'rollback of a device refused: desired state too large; its role is cleared');
         continue;
       }
       this.opts.desired.set(d.deviceId, r.role, entry);
-      if (d.status !== 'failed') this.opts.store.setDevice(r.id, d.deviceId, { status: 'rolled-back', reason: prev ? `back to ${prev}` : 'no previous version known (the device never reported): desired cleared, it keeps what it runs; roll it by hand' });
+      if (d.status !== 'failed') this.setDevice(r.id, d.deviceId, { status: 'rolled-back', reason: prev ? `back to ${prev}` : 'no previous version known (the device never reported): desired cleared, it keeps what it runs; roll it by hand' });
     }
   }
 

@@ -69,7 +69,7 @@ export class FleetServer {
   external: ExternalSource | undefined;
   api!: HttpApi;
   acks!: AckPublisher;
-  /** Stored device messages as events (the dashboard's live stream). */
+  /** Stored device messages and rollout changes as events (the dashboard's live stream). */
   readonly events = new FleetEventBus();
   dashboard!: Dashboard;
   /** Signing key, model registry, desired state, chunk server, rollouts. */
@@ -144,6 +144,7 @@ export class FleetServer {
     this.ota = new OtaService({
       db: this.db, dataDir: c.dataDir, devices: this.devices, rolloutTickMs: this.opts.rolloutTickMs, now: this.now,
       publish: (topic, payload, o) => this.publish(topic, payload, o),
+      onRolloutChange: (rolloutId) => this.events.publish({ type: 'rollout', rolloutId }),
     });
     const onMessage = (topic: string, payload: Buffer) => (topic.endsWith('/ota/req') ? this.ota.handle(topic, payload) : this.ingest.handle(topic, payload));
     // Back on the broker after an outage (a restarted mosquitto, a network cut): every device's desired

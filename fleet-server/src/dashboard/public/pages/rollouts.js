@@ -1,6 +1,8 @@
 /* global document, setTimeout, clearTimeout */
 // Rollouts: create one, watch its waves progress per device, pause, resume, abort, roll back.
-// Progress is refetched every second while a rollout runs and on device events.
+// Progress is refetched on rollout and device events, and every second while a rollout runs: a
+// rollout event comes only from the server process that changed the rollout, so a page served by
+// another replica (replicas share the database, not their events) still follows by the poll.
 import { clear, h, time } from '../dom.js';
 
 const TARGETS = ['onnx-cpu', 'onnx-trt', 'tflite', 'coreml'];
@@ -103,8 +105,11 @@ export async function render(page, _params, { get, post }) {
     refresh,
     onEvent(e) {
       if (e.type !== 'device' && e.type !== 'rollout') return;
-      for (const st of known.values()) if (e.type === 'rollout' || st.devices?.some((d) => d.deviceId === e.deviceId)) stale.add(st.id);
-      // Device events come in bursts (a wave of devices reporting): one refresh for the burst.
+      // A rollout event names the one rollout the server changed (a new one is not known yet: a
+      // refresh fetches it anyway); a device event, every rollout that includes the device.
+      if (e.type === 'rollout') stale.add(e.rolloutId);
+      else for (const st of known.values()) if (st.devices?.some((d) => d.deviceId === e.deviceId)) stale.add(st.id);
+      // Events come in bursts (a wave of devices reporting): one refresh for the burst.
       eventTimer ??= setTimeout(() => { eventTimer = null; void refresh({ poll: true }); }, 300);
     },
   };

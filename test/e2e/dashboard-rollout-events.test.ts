@@ -1,0 +1,77 @@
+/**
+ * The Rollouts page follows the server's `rollout` events, in a real browser (Debian's chromium
+ * through playwright-core): a rollout changed elsewhere (fleetctl, another tab) shows without a
+ * reload even when no rollout runs (the page polls only running ones), and an event refetches only
+ * the rollout it names.
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { startFleet, OPERATOR_PASSWORD, type TestFleet } from '../helpers/fleet.js';
+import { waitFor } from '../helpers/wait.js';
+import { writeStandIn } from '../helpers/ota-models.js';
+import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const skip = existsSync(CHROMIUM) ? false : `needs ${CHROMIUM} (apt-get install chromium; scripts/setup.sh lists it)`;
+
+let fleet: TestFleet;
+let browser: Browser | undefined;
+
+before(async () => {
+  if (skip) return;
+  fleet = await startFleet({ broker: 'aedes' });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await fleet?.stop();
+});
+
+async function createRollout(role: string, target: string): Promise<string> {
+  const r = await fleet.api<{ rollout: { id: string } }>('POST', '/api/rollouts', { model: 'standin', version: '2.0.0', role, platform: 'onnx-cpu', target, waves: [100] });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.rollout.id;
+}
+
+test('a rollout changed elsewhere shows at once on the Rollouts page, none running; an event refetches only its rollout', { skip, timeout: 60_000 }, async () => {
+  const dir = writeStandIn(join(fleet.dir, 'src', '2.0.0'), { name: 'standin', version: '2.0.0' });
+  await publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir });
+  fleet.addDevice('ev-a');
+  fleet.addDevice('ev-b');
+  const finished = await createRollout('ev-role-a', 'devices:ev-a');
+  assert.equal((await fleet.api('POST', `/api/rollouts/${finished}/abort`)).status, 200);
+  const ctx = await browser!.newContext();
+  try {
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(15_000);
+    const errors: string[] = [];
+    page.on('pageerror', (err) => { errors.push(err.message); });
+    const asked: string[] = [];
+    page.on('request', (req) => { asked.push(new URL(req.url()).pathname); });
+    await page.goto(`${fleet.httpUrl}/#/rollouts`);
+    await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.locator(`[data-rollout="${finished}"] [data-state="aborted"]`).waitFor();
+    await page.getByText('live', { exact: true }).waitFor();
+
+    // Rolled back by another operator (fleetctl): nothing runs, so nothing polls; the event shows it.
+    assert.equal((await fleet.api('POST', `/api/rollouts/${finished}/rollback`)).status, 200);
+    await page.locator(`[data-rollout="${finished}"] [data-state="rolled-back"]`).waitFor({ timeout: 5000 });
+
+    // A new rollout's event fetches it; the finished one, unchanged, is not fetched again.
+    asked.length = 0;
+    const running = await createRollout('ev-role-b', 'devices:ev-b');
+    await page.locator(`[data-rollout="${running}"] [data-state="running"]`).waitFor({ timeout: 5000 });
+    await waitFor('a poll of the running rollout after its event', () => asked.filter((p) => p === `/api/rollouts/${running}`).length >= 2, 10_000);
+    assert.equal(asked.filter((p) => p === `/api/rollouts/${finished}`).length, 0, asked.join(' '));
+    assert.equal((await fleet.api('POST', `/api/rollouts/${running}/abort`)).status, 200);
+    assert.deepEqual(errors, [], 'no script errors in the page');
+  } finally {
+    await ctx.close();
+  }
+});
