@@ -23,6 +23,7 @@ export async function createOtaManager(o: { ota: OtaConfig; detector: DetectorCo
     keepVersions: o.ota.keepVersions,
     openDetector: (modelPath) => Detector.open({
       modelPath, providers: o.detector.providers, intraOpThreads: o.detector.threads, scoreThreshold: o.detector.scoreThreshold,
+      runTimeoutMs: o.detector.runTimeoutMs,
     }),
   });
 }
