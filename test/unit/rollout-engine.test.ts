@@ -5,49 +5,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDatabase } from '../../fleet-server/src/db/database.js';
-import { DeviceStore } from '../../fleet-server/src/db/devices.js';
 import { ModelRegistry } from '../../fleet-server/src/registry/model-registry.js';
-import { DesiredStore } from '../../fleet-server/src/ota/desired-store.js';
 import { RolloutStore } from '../../fleet-server/src/rollouts/rollout-store.js';
 import { RolloutEngine } from '../../fleet-server/src/rollouts/rollout-engine.js';
-import { loadOrCreateServerKey } from '../../fleet-server/src/keys/server-key.js';
-import type { DesiredPayload, ReportedPayload } from '../../agent/src/protocol/index.js';
-import type { OtaReport } from '../../agent/src/protocol/ota.js';
-
-async function setup(n: number) {
-  const dir = mkdtempSync(join(tmpdir(), 'ef-ro-'));
-  let now = 1_000_000;
-  const clock = () => now;
-  const db = openDatabase(':memory:');
-  const devices = new DeviceStore(db, clock);
-  const ids = Array.from({ length: n }, (_v, i) => `d${String(i).padStart(2, '0')}`);
-  for (const id of ids) devices.add(id);
-  const registry = new ModelRegistry(db, dir, clock);
-  const key = loadOrCreateServerKey(dir);
-  for (const v of ['1.0.0', '2.0.0']) {
-    writeFileSync(join(dir, `m${v}.onnx`), `model ${v}`);
-    await registry.addArtifact({ file: join(dir, `m${v}.onnx`), manifest: { name: 'm', version: v, target: 'onnx-cpu', precision: 'fp32', inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: [], metrics: {} } }, key.privateKey);
-  }
-  const published: DesiredPayload[] = [];
-  const desired = new DesiredStore(db, (_t, p) => published.push(JSON.parse(p.toString()) as DesiredPayload), clock);
-  const store = new RolloutStore(db, clock);
-  const engine = new RolloutEngine({ store, devices, registry, desired, now: clock });
-  const report = (id: string, version: string, ota?: Partial<OtaReport>) => devices.applyReported(id, {
-    v: 1, ts: now, models: { detector: version }, health: { status: 'ok', reasons: [] },
-    ...(ota ? { ota: { role: 'detector', ts: now, ...ota } } : {}),
-  } as ReportedPayload);
-  for (const id of ids) report(id, '1.0.0', { phase: 'idle', version: '1.0.0' });
-  return { dir, db, ids, devices, registry, store, engine, desired, published, report, now: () => now, advance: (ms: number) => { now += ms; } };
-}
+import type { ReportedPayload } from '../../agent/src/protocol/index.js';
+import { rolloutFleet } from '../helpers/rollout-fleet.js';
 
 const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [10, 50, 100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
 
 test('waves advance only when every device of the wave committed; create is idempotent', async () => {
-  const s = await setup(10);
+  const s = await rolloutFleet(10);
   try {
     const { rollout, created } = s.engine.create(spec);
     assert.equal(created, true);
@@ -77,7 +46,7 @@ test('waves advance only when every device of the wave committed; create is idem
 });
 
 test('a canary that rolls back pauses the rollout, rolls the wave back and blocks resume; rollback frees the role', async () => {
-  const s = await setup(10);
+  const s = await rolloutFleet(10);
   try {
     const { rollout } = s.engine.create(spec);
     s.report('d00', '1.0.0', { phase: 'rolled-back', version: '2.0.0', code: 'E_HEALTH', reason: 'output sanity' });
@@ -98,7 +67,7 @@ test('a canary that rolls back pauses the rollout, rolls the wave back and block
 });
 
 test('a silent device fails its wave after waveTimeoutMs; operator pause/resume/abort', async () => {
-  const s = await setup(4);
+  const s = await rolloutFleet(4);
   try {
     const { rollout } = s.engine.create({ ...spec, waves: [50, 100] });
     s.engine.pause(rollout.id);
@@ -132,7 +101,7 @@ test('a silent device fails its wave after waveTimeoutMs; operator pause/resume/
 });
 
 test('one engine drives rollouts when replicas share the database: a lease, taken over after it expires', async () => {
-  const s = await setup(1);
+  const s = await rolloutFleet(1);
   try {
     const store = new RolloutStore(s.db, () => s.now());
     assert.equal(store.acquireLease('replica-a', 5000), true);
@@ -148,7 +117,7 @@ test('one engine drives rollouts when replicas share the database: a lease, take
 });
 
 test('a transient failure waits for waveTimeoutMs; the same spec after an abort runs again; rollback never undoes a later rollout', async () => {
-  const s = await setup(2);
+  const s = await rolloutFleet(2);
   try {
     const one = { ...spec, waves: [100] };
     const first = s.engine.create(one).rollout;
@@ -190,7 +159,7 @@ test('a transient failure waits for waveTimeoutMs; the same spec after an abort 
 });
 
 test('a device that had never reported when assigned is rolled back to the version its first report named', async () => {
-  const s = await setup(1);
+  const s = await rolloutFleet(1);
   try {
     s.devices.add('late');
     const { rollout } = s.engine.create({ ...spec, target: 'devices:late', waves: [100] });
@@ -210,10 +179,10 @@ test('a device that had never reported when assigned is rolled back to the versi
 // An agent drops a desired message over 32 KiB: a rollout that sent one waited on devices that never
 // heard of it (one warning line on each device, nothing on the server).
 test('a desired state over what an agent accepts is refused: at publish for one manifest, at rollout creation with the device\'s other roles', async () => {
-  const s = await setup(2);
+  const s = await rolloutFleet(2);
   try {
     const registry = new ModelRegistry(s.db, s.dir, Date.now);
-    const key = loadOrCreateServerKey(s.dir);
+    const key = s.key;
     const manifest = (name: string, labels: number) => ({ name, version: '1.0.0', target: 'onnx-cpu' as const, precision: 'fp32' as const, inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: Array.from({ length: labels }, (_v, i) => `label-number-${i}`), metrics: {} });
     writeFileSync(join(s.dir, 'big.onnx'), 'big');
     await assert.rejects(registry.addArtifact({ file: join(s.dir, 'big.onnx'), manifest: manifest('huge', 3000) }, key.privateKey), /desired message of \d+ bytes, over the 32768 an agent accepts \(3000 labels/);
@@ -236,7 +205,7 @@ test('a desired state over what an agent accepts is refused: at publish for one 
 // A rollback entry (version only, no manifest) matched any model name at that version: the device
 // could fetch another model's artifact that happened to share the version number.
 test('a device may fetch only the model its desired state names, with its manifest', async () => {
-  const s = await setup(1);
+  const s = await rolloutFleet(1);
   try {
     s.desired.set('d00', 'detector', { version: '1.0.0', rollout: 'r1' });
     assert.equal(s.desired.holds('d00', 'other-model', '1.0.0'), false);
@@ -252,7 +221,7 @@ test('a device may fetch only the model its desired state names, with its manife
 // maxFailures 1: the wave waited for every device to succeed, so the one failure it allowed stalled
 // the rollout for good; and the failed device that installed later stayed failed.
 test('a failure within maxFailures does not hold the wave; a failed device that commits later succeeded after all', async () => {
-  const s = await setup(4);
+  const s = await rolloutFleet(4);
   try {
     const { rollout } = s.engine.create({ ...spec, waves: [50, 100], gate: { maxFailures: 1, waveTimeoutMs: 60_000 } });
     s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
@@ -291,7 +260,7 @@ test('a failure within maxFailures does not hold the wave; a failed device that 
 // server restarting more often than waveTimeoutMs must not hold a silent device for ever (restarting
 // the timeout at each start did).
 test('waveTimeoutMs does not count the time no fleet server drove the rollout, and a server that keeps restarting still times a silent device out', async () => {
-  const s = await setup(2);
+  const s = await rolloutFleet(2);
   const engines: RolloutEngine[] = [];
   const restart = () => {
     engines.at(-1)?.stop();
@@ -335,13 +304,10 @@ test('waveTimeoutMs does not count the time no fleet server drove the rollout, a
 // was refused by a throw (after the row was marked assigned), which ended the tick for every later
 // rollout, and the device then timed out on a version it was never sent.
 test('a device whose desired state became too large fails at assignment, and the other rollouts still tick', async () => {
-  const s = await setup(2);
+  const s = await rolloutFleet(2);
   try {
-    const key = loadOrCreateServerKey(s.dir);
-    const manifest = (name: string) => ({ name, version: '3.0.0', target: 'onnx-cpu' as const, precision: 'fp32' as const, inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: Array.from({ length: 1100 }, (_v, i) => `label-number-${i}`), metrics: {} });
-    writeFileSync(join(s.dir, 'big.onnx'), 'big');
-    await s.registry.addArtifact({ file: join(s.dir, 'big.onnx'), manifest: manifest('coco') }, key.privateKey);
-    await s.registry.addArtifact({ file: join(s.dir, 'big.onnx'), manifest: manifest('faces') }, key.privateKey);
+    await s.publishModel('coco', '3.0.0', 1100);
+    await s.publishModel('faces', '3.0.0', 1100);
     const coco = s.engine.create({ model: 'coco', version: '3.0.0', target: 'all', waves: [50, 100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } }).rollout;
     // d01 (wave 2, not assigned yet) takes on a face model: each fits alone, not both.
     const faces = s.engine.create({ model: 'faces', version: '3.0.0', role: 'face', target: 'devices:d01', waves: [100] }).rollout;
@@ -366,7 +332,7 @@ test('a device whose desired state became too large fails at assignment, and the
 // abort said "devices keep what they run", but a device offline or still downloading kept the new
 // version in its desired state: it installed it later, and its row stayed assigned for good.
 test('abort: a device that does not run the version yet is sent back to what it ran before; one that runs it keeps it', async () => {
-  const s = await setup(3);
+  const s = await rolloutFleet(3);
   try {
     s.devices.add('late'); // never reported: no previous version known
     const { rollout } = s.engine.create({ ...spec, waves: [100] });
@@ -394,7 +360,7 @@ test('abort: a device that does not run the version yet is sent back to what it 
 // A device deleted mid-rollout (DELETE /api/devices/:id) kept its rollout row, desired state and
 // groups: its wave waited on it until waveTimeoutMs, and the gate then rolled back the healthy devices.
 test('a device removed from the fleet mid-rollout leaves it: the wave does not wait on it, its desired state and groups are cleared', async () => {
-  const s = await setup(5);
+  const s = await rolloutFleet(5);
   s.engine.start(3_600_000); // subscribes to the device store's removals
   try {
     s.store.setGroups('d03', ['lobby']);
@@ -421,7 +387,7 @@ test('a device removed from the fleet mid-rollout leaves it: the wave does not w
 });
 
 test('a device removed where the engine did not hear of it (another process) is dropped from its wave at the next tick', async () => {
-  const s = await setup(2);
+  const s = await rolloutFleet(2);
   try {
     const { rollout } = s.engine.create({ ...spec, waves: [100] });
     s.devices.remove('d01'); // this engine is not started: not subscribed
@@ -437,7 +403,7 @@ test('a device removed where the engine did not hear of it (another process) is 
 });
 
 test('a device offline from its assignment until it failed learns its previous version from its first report, for a rollback', async () => {
-  const s = await setup(1);
+  const s = await rolloutFleet(1);
   try {
     s.devices.add('late'); // never reported
     const { rollout } = s.engine.create({ ...spec, target: 'devices:d00,late', waves: [100], gate: { maxFailures: 1, waveTimeoutMs: 60_000 } });
@@ -458,7 +424,7 @@ test('a device offline from its assignment until it failed learns its previous v
 });
 
 test('republishing desired states (the server back on its broker) covers registered devices only', async () => {
-  const s = await setup(2);
+  const s = await rolloutFleet(2);
   try {
     s.desired.set('d00', 'detector', { version: '1.0.0' });
     s.desired.set('d01', 'detector', { version: '1.0.0' });

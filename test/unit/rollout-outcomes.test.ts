@@ -6,56 +6,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openDatabase } from '../../fleet-server/src/db/database.js';
-import { DeviceStore } from '../../fleet-server/src/db/devices.js';
-import { ModelRegistry } from '../../fleet-server/src/registry/model-registry.js';
-import { DesiredStore } from '../../fleet-server/src/ota/desired-store.js';
-import { RolloutStore } from '../../fleet-server/src/rollouts/rollout-store.js';
+import { rmSync } from 'node:fs';
 import { RolloutEngine } from '../../fleet-server/src/rollouts/rollout-engine.js';
-import { loadOrCreateServerKey } from '../../fleet-server/src/keys/server-key.js';
 import { pino } from 'pino';
-import type { DesiredPayload, ReportedPayload } from '../../agent/src/protocol/index.js';
-import type { OtaReport } from '../../agent/src/protocol/ota.js';
-
-async function setup(n: number) {
-  const dir = mkdtempSync(join(tmpdir(), 'ef-ro-out-'));
-  let now = 1_000_000;
-  const clock = () => now;
-  const db = openDatabase(':memory:');
-  const devices = new DeviceStore(db, clock);
-  const ids = Array.from({ length: n }, (_v, i) => `d${String(i).padStart(2, '0')}`);
-  for (const id of ids) devices.add(id);
-  const registry = new ModelRegistry(db, dir, clock);
-  const key = loadOrCreateServerKey(dir);
-  const publishModel = async (name: string, version: string, labels = 0) => {
-    writeFileSync(join(dir, `${name}-${version}.onnx`), `model ${name} ${version}`);
-    await registry.addArtifact({
-      file: join(dir, `${name}-${version}.onnx`),
-      manifest: { name, version, target: 'onnx-cpu', precision: 'fp32', inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: Array.from({ length: labels }, (_v, i) => `label-number-${i}`), metrics: {} },
-    }, key.privateKey);
-  };
-  for (const v of ['1.0.0', '2.0.0']) await publishModel('m', v);
-  const published: DesiredPayload[] = [];
-  const desired = new DesiredStore(db, (_t, p) => published.push(JSON.parse(p.toString()) as DesiredPayload), clock);
-  const store = new RolloutStore(db, clock);
-  const engine = new RolloutEngine({ store, devices, registry, desired, now: clock });
-  const report = (id: string, version: string, ota?: Partial<OtaReport>) => devices.applyReported(id, {
-    v: 1, ts: now, models: { detector: version }, health: { status: 'ok', reasons: [] },
-    ...(ota ? { ota: { role: 'detector', ts: now, ...ota } } : {}),
-  } as ReportedPayload);
-  for (const id of ids) report(id, '1.0.0', { phase: 'idle', version: '1.0.0' });
-  return { dir, db, ids, devices, registry, store, engine, desired, published, report, publishModel, now: () => now, advance: (ms: number) => { now += ms; } };
-}
+import { rolloutFleet } from '../helpers/rollout-fleet.js';
 
 const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
 
 // Abort left a device in its health window (it runs the version, not committed yet) 'assigned' for
 // good: an aborted rollout was never looked at again, whether the device then committed or rolled back.
 test('abort: a device in its health window ends succeeded when it commits, failed when it rolls itself back, failed when it goes silent', async () => {
-  const s = await setup(3);
+  const s = await rolloutFleet(3);
   try {
     const { rollout } = s.engine.create(spec);
     for (const id of s.ids) s.report(id, '2.0.0', { phase: 'health', version: '2.0.0' });
@@ -88,7 +49,7 @@ test('abort: a device in its health window ends succeeded when it commits, faile
 });
 
 test('abort: the time no fleet server drove the rollouts does not count against a device left in its health window', async () => {
-  const s = await setup(1);
+  const s = await rolloutFleet(1);
   try {
     const { rollout } = s.engine.create(spec);
     s.report('d00', '2.0.0', { phase: 'health', version: '2.0.0' });
@@ -117,7 +78,7 @@ test('abort: the time no fleet server drove the rollouts does not count against 
 // device took on another role since) threw from the desired store: the rollout stayed running, and
 // every tick tried the rollback again, logged an error and republished the devices before it.
 test('a gate rollback refused as too large is recorded once on the device, which keeps what it runs, and not retried every tick', async () => {
-  const s = await setup(2);
+  const s = await rolloutFleet(2);
   const logs: { level: number; msg: string }[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line) as { level: number; msg: string }); } });
   const engine = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now, logger });
@@ -158,7 +119,7 @@ test('a gate rollback refused as too large is recorded once on the device, which
 // against resume), and one that had never reported learned no previous version, so a rollback
 // cleared its desired state and it kept the new version.
 test('paused by the operator: a failed device back from offline learns its previous version, and succeeds once it commits', async () => {
-  const s = await setup(1);
+  const s = await rolloutFleet(1);
   try {
     s.devices.add('late'); // never reported
     s.devices.add('x');
@@ -186,7 +147,7 @@ test('paused by the operator: a failed device back from offline learns its previ
 });
 
 test('aborted: a failed device that ran the version at the abort (so kept it) succeeds once it commits', async () => {
-  const s = await setup(4);
+  const s = await rolloutFleet(4);
   try {
     const { rollout } = s.engine.create({ ...spec, waves: [50, 100], gate: { maxFailures: 1, waveTimeoutMs: 60_000 } });
     s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
@@ -207,7 +168,7 @@ test('aborted: a failed device that ran the version at the abort (so kept it) su
 });
 
 test('paused by its gate or rolled back: a failed device seen on the version on its way back stays failed (its desired state is the version before)', async () => {
-  const s = await setup(2);
+  const s = await rolloutFleet(2);
   try {
     const { rollout } = s.engine.create({ ...spec, waves: [50, 100] });
     s.advance(61_000); // d00 silent: the gate pauses and rolls it back
@@ -229,7 +190,7 @@ test('paused by its gate or rolled back: a failed device seen on the version on 
 // The dashboard's event bus declared `rollout` events, but nothing published them: the Rollouts
 // page learnt of a rollout's change only by polling.
 test('onChange hears once per rollout of each tick or operator action that changed it, never of a tick that changed nothing', async () => {
-  const s = await setup(4);
+  const s = await rolloutFleet(4);
   const changes: string[] = [];
   const engine = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now, onChange: (id) => changes.push(id) });
   const take = () => changes.splice(0);
