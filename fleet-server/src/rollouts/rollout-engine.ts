@@ -7,12 +7,13 @@
  *     (desired = the version each ran before), so later waves never receive the model;
  *   - every device of the waves so far succeeded or failed (within the gate) → next wave, or completed
  *     after the last. A failed device that later reports the version committed is marked succeeded.
- * All state is in SQLite (rollout-store.ts); a restarted server carries on where it was.
+ * All state is in SQLite (rollout-store.ts); a restarted server carries on where it was. What each
+ * device is sent and how its reports are judged is rollout-devices.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { describeError } from '../../../agent/src/util/errors.js';
-import type { DesiredModel, OtaReport } from '../../../agent/src/protocol/ota.js';
+import type { OtaReport } from '../../../agent/src/protocol/ota.js';
 import type { DeviceStore } from '../db/devices.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { DesiredStore } from '../ota/desired-store.js';
@@ -20,6 +21,7 @@ import {
   RolloutError, RolloutStore, rolloutGateValidator, rolloutSpecValidator,
   type RolloutDeviceRecord, type RolloutRecord, type RolloutSpec, type RolloutState,
 } from './rollout-store.js';
+import { RolloutDevices } from './rollout-devices.js';
 
 export interface RolloutEngineOptions {
   store: RolloutStore;
@@ -58,10 +60,13 @@ export class RolloutEngine {
   private unsubscribeRemoved: (() => void) | undefined;
   /** Rollouts changed since the last flushChanges(). */
   private readonly changed = new Set<string>();
+  private readonly devs: RolloutDevices;
 
   constructor(private readonly opts: RolloutEngineOptions) {
     this.log = opts.logger ?? moduleLogger('rollouts');
     this.now = opts.now ?? Date.now;
+    const { store, devices, registry, desired } = opts;
+    this.devs = new RolloutDevices({ store, devices, registry, desired, log: this.log, onChanged: (id) => this.changed.add(id) });
   }
 
   /** Ticks every `tickMs` (default the option, else 1000 ms); calling it again retunes the period. */
@@ -103,7 +108,7 @@ export class RolloutEngine {
     if (ids.length === 0) throw new RolloutError('E_INPUT', `Target ${spec.target} matches no registered device.`);
     // Every device's desired message must stay within what an agent accepts, with its other roles.
     // (The rollout id is not made yet: the longest one an entry may carry stands in.)
-    const entry = this.entryFor({ model: spec.model, platform: spec.platform, gate: g.value, id: 'r'.repeat(64) }, spec.version);
+    const entry = this.devs.entryFor({ model: spec.model, platform: spec.platform, gate: g.value, id: 'r'.repeat(64) }, spec.version);
     for (const id of ids) {
       const refused = this.opts.desired.refusal(id, spec.role, entry);
       if (refused) throw new RolloutError('E_INPUT', refused);
@@ -140,33 +145,7 @@ export class RolloutEngine {
   abort(id: string): RolloutRecord {
     const r = this.must(id);
     if (r.state !== 'running' && r.state !== 'paused') throw new RolloutError('E_STATE', `Rollout ${id} is already ${r.state}.`);
-    // "Devices keep what they run": a device sent the version that does not run it yet (offline,
-    // downloading) would install it later, its desired state still naming it, and its row would stay
-    // assigned for good. It goes back to what it ran before; one that runs the version keeps it.
-    for (const d of this.opts.store.devices(id)) {
-      if ((d.status !== 'assigned' && d.status !== 'failed') || d.assignedAtMs === null) continue;
-      const rep = this.reportOf(d.deviceId);
-      if (committed(r, rep)) {
-        this.setDevice(id, d.deviceId, { status: 'succeeded' });
-        continue;
-      }
-      if (rep?.models?.[r.role] === r.version) {
-        // In its health window: it commits or rolls back by itself, and the ticks settle its row then
-        // (settleAborted); left as it was, it stayed assigned for good.
-        if (d.status === 'assigned') this.setDevice(id, d.deviceId, { status: 'assigned', reason: `in its health window when aborted: keeps ${r.version} if it commits` });
-        continue;
-      }
-      const current = this.opts.desired.get(d.deviceId)[r.role];
-      if (current?.rollout !== r.id || current.version !== r.version) continue; // a gate rollback already moved it
-      const prev = d.previousVersion ? this.entryFor(r, d.previousVersion) : undefined;
-      // Without a previous entry (never reported, or one over what the agent accepts) the role is
-      // cleared: the agent keeps what it runs.
-      const back = prev && !this.opts.desired.refusal(d.deviceId, r.role, prev) ? prev : undefined;
-      this.opts.desired.set(d.deviceId, r.role, back);
-      if (d.status === 'assigned') {
-        this.setDevice(id, d.deviceId, { status: 'rolled-back', reason: `aborted before it installed: ${back ? `back to ${back.version}` : 'desired cleared, it keeps what it runs'}` });
-      }
-    }
+    for (const d of this.opts.store.devices(id)) this.devs.abort(r, d);
     this.setState(id, 'aborted', 'aborted by operator; devices keep what they run');
     this.flushChanges();
     return this.must(id);
@@ -180,7 +159,7 @@ export class RolloutEngine {
     const all = this.opts.store.list();
     const later = all.slice(all.findIndex((o) => o.id === id) + 1).find((o) => o.role === r.role && o.state !== 'rolled-back');
     if (later) throw new RolloutError('E_STATE', `Rollout ${later.id} (${later.model}@${later.version}, ${later.state}) came after ${id} for role ${r.role}; roll it back first.`);
-    this.rollbackDevices(r, this.opts.store.devices(id).filter((d) => d.status !== 'pending'));
+    this.devs.rollback(r, this.opts.store.devices(id).filter((d) => d.status !== 'pending'));
     this.setState(id, 'rolled-back', reason);
     this.flushChanges();
     return this.must(id);
@@ -245,12 +224,12 @@ export class RolloutEngine {
         if (r.state === 'running') {
           this.advance(r);
         } else if (r.state !== 'rolled-back') {
-          if (r.state === 'aborted') this.settleAborted(r);
+          if (r.state === 'aborted') this.devs.settleAborted(r, this.now());
           // A device counted failed (silent past the timeout) that installs the version later: the
           // rollout may have completed without it, been paused by the operator (resume counts it) or
           // aborted (one that ran the version kept it), and its row said failed for good. A rolled-back
           // rollout sent every device back: nothing there to learn.
-          this.recheckFailed(r, this.opts.store.devices(r.id, 'failed'));
+          this.devs.recheckFailed(r, this.opts.store.devices(r.id, 'failed'));
         }
       } catch (err) {
         this.log.error({ id: r.id, err: describeError(err) }, 'rollout tick failed for this rollout; the others go on');
@@ -304,29 +283,18 @@ export class RolloutEngine {
         continue;
       }
       if (d.status === 'pending') {
-        const previousVersion = this.reportOf(d.deviceId)?.models?.[r.role] ?? null;
-        const entry = this.entryFor(r, r.version);
-        // Checked at creation, but the device may have taken another role since: its desired message
-        // with this entry would be over what an agent accepts. It fails here (the gate decides), never
-        // assigned, rather than a throw that ends the tick for every rollout after this one.
-        const refused = this.opts.desired.refusal(d.deviceId, r.role, entry);
-        if (refused) {
-          this.setDevice(r.id, d.deviceId, { status: 'failed', reason: `not assigned: ${refused}`, previousVersion });
-          continue;
-        }
-        this.setDevice(r.id, d.deviceId, { status: 'assigned', previousVersion, assigned: true });
-        this.opts.desired.set(d.deviceId, r.role, entry);
+        this.devs.assign(r, d);
         continue;
       }
-      if (d.status === 'failed') this.recheckFailed(r, [d]);
-      if (d.status === 'assigned') this.judge(r, d, now);
+      if (d.status === 'failed') this.devs.recheckFailed(r, [d]);
+      if (d.status === 'assigned') this.devs.judge(r, d, now);
     }
     const devs = store.devices(r.id);
     const failed = devs.filter((d) => d.status === 'failed');
     if (failed.length > r.gate.maxFailures) {
       const why = `wave ${r.wave + 1}: ${failed.length} device(s) failed the gate (allowed ${r.gate.maxFailures}): ${failed.slice(0, 3).map((d) => `${d.deviceId} ${d.reason}`).join('; ')}`;
       this.log.warn({ id: r.id, reason: why }, 'rollout paused by its gate; rolling the wave back');
-      this.rollbackDevices(r, devs.filter((d) => d.status === 'assigned' || d.status === 'succeeded' || d.status === 'failed'));
+      this.devs.rollback(r, devs.filter((d) => d.status === 'assigned' || d.status === 'succeeded' || d.status === 'failed'));
       this.setState(r.id, 'paused', why);
       return;
     }
@@ -344,66 +312,8 @@ export class RolloutEngine {
     }
   }
 
-  /** An assigned device's outcome from its report: succeeded, failed, or left assigned (in progress). */
-  private judge(r: RolloutRecord, d: RolloutDeviceRecord, now: number): void {
-    const rep = this.reportOf(d.deviceId);
-    const running = rep?.models?.[r.role];
-    const ota = rep?.ota;
-    // A device that had never reported when it was assigned: its first report still names the version
-    // it ran before (it changes only at commit), which is what a rollback must send it back to.
-    if (d.previousVersion === null && running && running !== r.version) {
-      this.setDevice(r.id, d.deviceId, { status: 'assigned', reason: d.reason, previousVersion: running });
-      d.previousVersion = running;
-    }
-    // 'failed' is the agent's transient outcome (a stalled transfer it retries by itself): still in
-    // progress, judged by waveTimeoutMs like a silent device, not a gate failure at once.
-    if (ota?.version === r.version && (ota.phase === 'refused' || ota.phase === 'rolled-back')) {
-      this.setDevice(r.id, d.deviceId, { status: 'failed', reason: `${ota.phase}: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() });
-    } else if (committed(r, rep)) {
-      this.setDevice(r.id, d.deviceId, { status: 'succeeded' });
-    } else if (d.assignedAtMs !== null && now - d.assignedAtMs > r.gate.waveTimeoutMs) {
-      const last = ota?.phase === 'failed' ? `failed: ${ota.code ?? ''} ${ota.reason ?? ''}`.trim() : ota?.phase ?? 'none';
-      this.setDevice(r.id, d.deviceId, { status: 'failed', reason: `timeout: no healthy report within ${r.gate.waveTimeoutMs} ms (last phase ${last})` });
-    }
-  }
-
-  /**
-   * An aborted rollout's devices still assigned (in their health window at the abort, so they kept
-   * the version) get their outcome as in a running rollout: succeeded once committed, failed when
-   * they roll themselves back or stay silent past waveTimeoutMs. No wave, no gate: it is aborted.
-   */
-  private settleAborted(r: RolloutRecord): void {
-    const now = this.now();
-    for (const d of this.opts.store.devices(r.id, 'assigned')) this.judge(r, d, now);
-  }
-
-  /**
-   * Failed devices that now report the rollout's version committed, their desired state still naming
-   * it, succeeded after all. After a rollback (the gate's or the operator's) it names the version
-   * before: the device reporting this one is on its way back, not a success.
-   */
-  private recheckFailed(r: RolloutRecord, failed: RolloutDeviceRecord[]): void {
-    for (const d of failed) {
-      const rep = this.reportOf(d.deviceId);
-      const running = rep?.models?.[r.role];
-      if (committed(r, rep) && this.opts.desired.get(d.deviceId)[r.role]?.version === r.version) {
-        this.setDevice(r.id, d.deviceId, { status: 'succeeded', reason: `committed after it had failed (${d.reason ?? 'no reason'})` });
-        d.status = 'succeeded';
-      } else if (d.previousVersion === null && running && running !== r.version) {
-        // Silent since its assignment (offline): its first report names what a rollback sends it back to.
-        this.setDevice(r.id, d.deviceId, { status: 'failed', reason: d.reason, previousVersion: running });
-        d.previousVersion = running;
-      }
-    }
-  }
-
   private setState(id: string, state: RolloutState, reason: string | null, wave?: number): void {
     this.opts.store.setState(id, state, reason, wave);
-    this.changed.add(id);
-  }
-
-  private setDevice(id: string, deviceId: string, patch: Parameters<RolloutStore['setDevice']>[2]): void {
-    this.opts.store.setDevice(id, deviceId, patch);
     this.changed.add(id);
   }
 
@@ -430,43 +340,6 @@ export class RolloutEngine {
     }
   }
 
-  private reportOf(deviceId: string): { models?: Record<string, string>; ota?: OtaReport } | null | undefined {
-    return this.opts.devices.get(deviceId)?.reported as ({ models?: Record<string, string>; ota?: OtaReport } | null | undefined);
-  }
-
-  /**
-   * Desired = the version each device ran before; failed devices already rolled themselves back. A
-   * device never assigned (its desired state refused) was never sent the version: left as it is.
-   */
-  private rollbackDevices(r: RolloutRecord, devs: RolloutDeviceRecord[]): void {
-    for (const d of devs) {
-      if (d.assignedAtMs === null) continue;
-      const prev = d.previousVersion;
-      const entry = prev ? this.entryFor(r, prev) : undefined;
-      // The previous version's desired state may now be over what an agent accepts (the device took
-      // on another role since). The desired store's throw left a gate rollback undone and the rollout
-      // running, so every tick tried it again. The refusal is recorded once instead, and the role
-      // cleared: the device keeps what it runs, and one still downloading stops (as abort does).
-      const refused = entry && this.opts.desired.refusal(d.deviceId, r.role, entry);
-      if (refused) {
-        this.opts.desired.set(d.deviceId, r.role, undefined);
-        const before = d.status === 'failed' && d.reason && !d.reason.startsWith('not rolled back') ? ` (it had failed: ${d.reason})` : '';
-        this.setDevice(r.id, d.deviceId, { status: 'failed', reason: `not rolled back: ${refused} Its desired ${r.role} is cleared: it keeps what it runs; roll it back by hand${before}` });
-        this.log.warn({ id: r.id, deviceId: d.deviceId, reason: refused }, 'rollback of a device refused: desired state too large; its role is cleared');
-        continue;
-      }
-      this.opts.desired.set(d.deviceId, r.role, entry);
-      if (d.status !== 'failed') this.setDevice(r.id, d.deviceId, { status: 'rolled-back', reason: prev ? `back to ${prev}` : 'no previous version known (the device never reported): desired cleared, it keeps what it runs; roll it by hand' });
-    }
-  }
-
-  private entryFor(r: Pick<RolloutRecord, 'model' | 'platform' | 'gate' | 'id'>, version: string): DesiredModel {
-    const a = this.opts.registry.artifact(r.model, version, r.platform);
-    const health = r.gate.healthWindowMs !== undefined ? { healthWindowMs: r.gate.healthWindowMs } : {};
-    if (!a) return { version, rollout: r.id, ...health };
-    return { version, manifest: a.manifest, signature: a.signature, rollout: r.id, ...health };
-  }
-
   private resolveTarget(target: string): string[] {
     const all = this.opts.devices.list().map((d) => d.id);
     if (target === 'all') return all;
@@ -483,10 +356,4 @@ export class RolloutEngine {
     if (!r) throw new RolloutError('E_NOT_FOUND', `No rollout ${id}; list them with fleetctl rollout status.`);
     return r;
   }
-}
-
-/** The device runs the rollout's version and committed it (its last install is of another version, or this one committed). */
-function committed(r: RolloutRecord, rep: { models?: Record<string, string>; ota?: OtaReport } | null | undefined): boolean {
-  const ota = rep?.ota;
-  return rep?.models?.[r.role] === r.version && (!ota || ota.version !== r.version || ota.phase === 'committed');
 }
