@@ -37,7 +37,8 @@ export class PrivacyDetector {
       if (config.faces.enabled) {
         const model = await Detector.open({ modelPath: config.faces.modelPath, scoreThreshold: config.faces.scoreThreshold, intraOpThreads: extra.intraOpThreads });
         opened.push(model);
-        faces = config.faces.tiles.cols * config.faces.tiles.rows > 1 ? new TiledDetector(model, config.faces.tiles) : model;
+        const input = model.meta.preprocess;
+        faces = new TiledDetector(model, config.faces.tiles, undefined, Math.min(input.width, input.height));
       }
       let text: Detector | undefined;
       const textPath = config.plates.textModelPath;

@@ -30,13 +30,17 @@ export const FacePrivacySpec = Type.Object({
   /** Lower than a detection threshold on purpose: a missed face is worse than an extra blur. */
   scoreThreshold: Type.Number({ minimum: 0, maximum: 1, default: 0.4 }),
   /**
-   * Also run the face model on a grid of overlapping tiles (1×1 = whole frame only). Faces smaller
-   * than about 1/10 of the frame's longer side need tiles: a 256-px model input shrinks them away.
+   * Also run the face model on a grid of overlapping tiles (1×1 = whole frame only): a 256-px model
+   * input shrinks faces under about 12 px in it away (a 30-px face in a 1920-px frame is 4 px).
+   * `auto` (each side): the fewest tiles so that none is longer than `autoMaxScale` model inputs,
+   * chosen per frame size (1920×1080: 4×2; 1280×720: 3×2; 640×480: none). See tiles.ts.
    */
   tiles: Type.Object({
-    cols: Type.Integer({ minimum: 1, maximum: 8, default: 1 }),
-    rows: Type.Integer({ minimum: 1, maximum: 8, default: 1 }),
+    cols: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 8 })], { default: 'auto' }),
+    rows: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 8 })], { default: 'auto' }),
     overlapFrac: Type.Number({ minimum: 0, maximum: 0.5, default: 0.2 }),
+    /** For `auto`: the longest a tile may be, in model input sides (2.5: 640 px for BlazeFace; faces from ~32 px are found). */
+    autoMaxScale: Type.Number({ minimum: 1, maximum: 20, default: 2.5 }),
   }, { additionalProperties: false, default: {} }),
 }, { additionalProperties: false });
 export type FacePrivacySpec = Static<typeof FacePrivacySpec>;
