@@ -142,7 +142,10 @@ export class CameraPipeline {
       this.latencies.record('decode', timings.decodeMs);
     }
     this.latencies.record('track', t1 - t0 - (timings ? tracked.detectMs : 0));
-    const alerts = this.rules.process({ cameraId: this.cameraId, frameIndex: frame.index, ptsNs: frame.ptsNs, tracks: tracked.tracks });
+    const alerts = this.rules.process({
+      cameraId: this.cameraId, frameIndex: frame.index, ptsNs: frame.ptsNs, tracks: tracked.tracks,
+      removed: this.tracking.tracker.removedTracks(), picture: { width: frame.width, height: frame.height },
+    });
     const t2 = performance.now();
     this.latencies.record('rules', t2 - t1);
     this.alerts += alerts.length;

@@ -22,7 +22,7 @@ import { BoxKalman } from './kalman.js';
 import { buffered, iou } from './iou.js';
 import { linearAssignment } from './assignment.js';
 import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from './schema.js';
-import type { TrackedObject } from './types.js';
+import type { RemovedTrack, TrackedObject } from './types.js';
 
 type TrackState = 'tracked' | 'lost';
 
@@ -67,6 +67,7 @@ export class ByteTracker {
   private detectedFrames = 0;
   private started = 0;
   private removed = 0;
+  private removedNow: RemovedTrack[] = [];
 
   constructor(config: Partial<TrackerConfig> = {}) {
     this.cfg = { ...DEFAULT_TRACKER_CONFIG, ...config };
@@ -79,6 +80,7 @@ export class ByteTracker {
   update(frameIndex: number, detections: Detection[] | null): TrackedObject[] {
     const steps = this.lastFrame === undefined ? 1 : Math.max(1, frameIndex - this.lastFrame);
     this.lastFrame = frameIndex;
+    this.removedNow = [];
     for (const t of this.tracks) t.kf.predict(steps);
     if (detections) this.associate(frameIndex, detections);
     this.prune(frameIndex);
@@ -93,8 +95,17 @@ export class ByteTracker {
   hold(frameIndex: number): TrackedObject[] {
     const steps = this.lastFrame === undefined ? 1 : Math.max(1, frameIndex - this.lastFrame);
     this.lastFrame = frameIndex;
+    this.removedNow = [];
     for (const t of this.tracks) t.heldFrames += steps;
     return this.output(frameIndex, false);
+  }
+
+  /**
+   * The tracks removed by the last update() or hold(), lost past the lost buffer: they are not
+   * reported again, so whoever keeps state per track (the rules) can settle it now.
+   */
+  removedTracks(): readonly RemovedTrack[] {
+    return this.removedNow;
   }
 
   /** Whether a track seen once waits for the detection that confirms it (or drops it). */
@@ -203,6 +214,7 @@ export class ByteTracker {
     for (const t of this.tracks) {
       if (t.state === 'lost' && frame - t.lastDetectedFrame - t.heldFrames > this.cfg.lostBufferFrames) {
         this.removed++;
+        this.removedNow.push({ trackId: t.id, box: t.kf.box() });
         continue;
       }
       keep.push(t);

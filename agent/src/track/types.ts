@@ -24,3 +24,10 @@ export interface TrackedObject {
   vxPxPerFrame: number;
   vyPxPerFrame: number;
 }
+
+/** A track the tracker gave up on in this frame (lost past its lost buffer): it is not reported again. */
+export interface RemovedTrack {
+  trackId: number;
+  /** Where the Kalman filter predicts it in the frame of removal, carried on since its last detection; source pixels. */
+  box: Box;
+}
