@@ -9,7 +9,8 @@ import { performance } from 'node:perf_hooks';
 import type { Detection, RgbImage } from '../types.js';
 import { describeError } from '../util/errors.js';
 import { Detector } from '../infer/detector.js';
-import type { PrivacyConfig } from './schema.js';
+import type { HeadBandSpec, PrivacyConfig } from './schema.js';
+import { headBands } from './persons.js';
 import type { PrivacyCoverage, PrivacyRegion } from './coverage.js';
 import type { PrivacyMetrics } from './metrics.js';
 import { PlateFinder, type ImageDetector } from './plates.js';
@@ -20,6 +21,8 @@ export interface PrivacyDetectorOptions {
   plates?: PlateFinder;
   coverage?: PrivacyCoverage;
   metrics?: PrivacyMetrics;
+  /** Persons (from the main detector) whose head band holds no face get the band hidden; off when absent. */
+  headBand?: HeadBandSpec;
   /** Faces below this score are dropped (detectors may return lower ones). */
   faceScoreThreshold?: number;
   /** Called on close, for detectors this object opened. */
@@ -48,7 +51,7 @@ export class PrivacyDetector {
       }
       return new PrivacyDetector({
         faces, plates: new PlateFinder({ spec: config.plates, textDetector: text }), coverage: extra.coverage, metrics: extra.metrics,
-        faceScoreThreshold: config.faces.scoreThreshold,
+        faceScoreThreshold: config.faces.scoreThreshold, headBand: faces ? config.faces.headBand : undefined,
         onClose: async () => { for (const d of opened) await d.close(); },
       });
     } catch (err) {
@@ -57,7 +60,7 @@ export class PrivacyDetector {
     }
   }
 
-  /** Finds the regions to hide in `frame`; `detections` are the main detector's (for vehicles). */
+  /** Finds the regions to hide in `frame`; `detections` are the main detector's (for vehicles and persons). */
   async run(frame: RgbImage & { ptsNs?: number; sourceId?: string }, detections: readonly Detection[] = []): Promise<PrivacyRegion[]> {
     const t0 = performance.now();
     try {
@@ -68,6 +71,7 @@ export class PrivacyDetector {
           if (f.score >= min) regions.push({ kind: 'face', source: 'face-model', score: f.score, box: f.box });
         }
       }
+      if (this.opts.headBand) regions.push(...headBands(detections, regions, this.opts.headBand));
       if (this.opts.plates) regions.push(...await this.opts.plates.find(frame, detections));
       this.opts.metrics?.detectorRun(performance.now() - t0, true);
       if (frame.ptsNs !== undefined) this.opts.coverage?.record({ ptsNs: frame.ptsNs, regions, sourceId: frame.sourceId });

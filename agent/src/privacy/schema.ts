@@ -23,6 +23,23 @@ export const RedactionSpec = Type.Object({
 }, { additionalProperties: false });
 export type RedactionSpec = Static<typeof RedactionSpec>;
 
+/**
+ * The top band of a person box from the main detector, hidden when the face model found no face in
+ * it (a head turned away, in profile, or too small for the face model). Fractions of the box height;
+ * a standing person's head is about its top 1/7, a waist-up person's about its top third.
+ */
+export const HeadBandSpec = Type.Object({
+  enabled: Type.Boolean({ default: true }),
+  /** Labels of the main detector's classes that are people. */
+  labels: Type.Array(Type.String(), { default: ['person'] }),
+  minPersonScore: Type.Number({ minimum: 0, maximum: 1, default: 0.3 }),
+  top: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  bottom: Type.Number({ minimum: 0, maximum: 1, default: 0.3 }),
+  /** Padding of the band (the band spans the whole box width already). */
+  paddingFrac: Type.Number({ minimum: 0, maximum: 2, default: 0.1 }),
+}, { additionalProperties: false });
+export type HeadBandSpec = Static<typeof HeadBandSpec>;
+
 export const FacePrivacySpec = Type.Object({
   enabled: Type.Boolean({ default: true }),
   /** A BlazeFace model with its metadata next to it. */
@@ -42,6 +59,8 @@ export const FacePrivacySpec = Type.Object({
     /** For `auto`: the longest a tile may be, in model input sides (2.5: 640 px for BlazeFace; faces from ~32 px are found). */
     autoMaxScale: Type.Number({ minimum: 1, maximum: 20, default: 2.5 }),
   }, { additionalProperties: false, default: {} }),
+  /** Persons with no face found in their head band get the band hidden (fails closed on missed faces). */
+  headBand: Type.Object(HeadBandSpec.properties, { additionalProperties: false, default: {} }),
 }, { additionalProperties: false });
 export type FacePrivacySpec = Static<typeof FacePrivacySpec>;
 

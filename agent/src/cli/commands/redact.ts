@@ -60,7 +60,9 @@ the result on their own photos. OUT's extension picks the format (.jpg, .png, .w
     const vehicles: Detection[] = (values.vehicle ?? []).map((v) => ({ classId: 2, label: 'car', score: 1, box: parseBox(v) }));
     let vehicleSource = vehicles.length ? '--vehicle' : 'none';
     const detectorPath = values.detector ?? (existsSync(DEFAULT_DETECTOR) ? DEFAULT_DETECTOR : undefined);
-    if (vehicles.length === 0 && config.plates.enabled && detectorPath) {
+    // Vehicles carry plate bands, persons head bands: the main detector finds both.
+    const wantsBoxes = config.plates.enabled || (config.faces.enabled && config.faces.headBand.enabled);
+    if (vehicles.length === 0 && wantsBoxes && detectorPath) {
       const main = await Detector.open({ modelPath: detectorPath });
       try {
         vehicles.push(...await main.detect(image));
