@@ -64,7 +64,9 @@ test('two cameras: one camera\'s detections never cover the other\'s frame at th
   for (const i of [0, 2]) { await stage.observe(at('yard', i), []); await stage.observe(at('lobby', i), []); }
   const lobby = await stage.submit(at('lobby', 2), 'alert-snapshot');
   assert.ok(lobby.released);
-  assert.deepEqual(lobby.image.regions.map((r) => r.box), [{ x: 4, y: 4, w: 8, h: 8 }], 'lobby\'s own face region');
+  // Lobby's own face: found at this pts, and (tracked, a little grown) from its run 80 ms before.
+  assert.deepEqual(lobby.image.regions[0].box, { x: 4, y: 4, w: 8, h: 8 }, 'lobby\'s own face region');
+  assert.ok(lobby.image.regions.every((r) => Math.abs(r.box.x - 4) < 1 && Math.abs(r.box.w - 8) < 2), 'only lobby\'s face');
   // A camera that never ran the detector is not covered by another camera's run.
   const gate = await stage.submit(at('gate', 2), 'alert-snapshot');
   assert.deepEqual([gate.released, !gate.released && gate.reason], [false, 'never']);

@@ -1,10 +1,12 @@
 /**
  * Which privacy regions cover a frame at a given pts. The privacy detector runs on some frames;
- * between them, regions are tracked: each region of the nearest detection is moved by its velocity
- * (matched by IoU against the detection before it) and grown by `growFracPerSecond` of its size per
- * second of distance, and the box covers both where it was and where it is predicted to be. A frame
- * farther than `maxAgeMs` from any detection, or at/after a failed detection that no success has
- * followed, is not covered: the gate then withholds it (fails closed).
+ * between them, regions are tracked: each region of every detection within `maxAgeMs` of the frame
+ * is moved by its velocity (matched by IoU against the detection before it) and grown by
+ * `growFracPerSecond` of its size per second of distance, and the box covers both where it was and
+ * where it is predicted to be. Every such detection counts, not only the nearest: a face found in
+ * one frame and missed in the next (detector flicker) is still hidden in the next. A frame farther
+ * than `maxAgeMs` from any detection, or at/after a failed detection that no success has followed,
+ * is not covered: the gate then withholds it (fails closed).
  *
  * Each camera (frame `sourceId`) has its own history: two cameras at one frame rate have the same
  * pts sequence, and one camera's detections must never cover (or a success clear the failure of)
@@ -96,10 +98,26 @@ export class PrivacyCoverage {
     if (ageMs > this.opts.maxAgeMs) {
       return { ok: false, reason: 'stale', ageMs, detail: `the nearest privacy detection is ${ageMs.toFixed(0)} ms away (limit ${this.opts.maxAgeMs} ms)` };
     }
-    if (ageMs === 0) return { ok: true, regions: obs.regions, ageMs };
-    const prev = best > 0 ? history[best - 1] : undefined;
+    // Nearest first, so each frame's own detections lead. Every detection's regions count, not only
+    // the nearest's: boxes of one small face differ from run to run, and their union hides it
+    // better; only a region inside one already taken (same padding: it hides nothing more) is left out.
+    const near = history.map((o, i) => ({ o, i, dMs: Math.abs(ptsNs - o.ptsNs) / NS_PER_MS }))
+      .filter((x) => x.dMs <= this.opts.maxAgeMs)
+      .sort((a, b) => a.dMs - b.dMs);
+    const regions: PrivacyRegion[] = [];
+    for (const { o, i } of near) {
+      for (const r of this.track(o, i > 0 ? history[i - 1] : undefined, ptsNs)) {
+        if (!regions.some((q) => q.paddingFrac === r.paddingFrac && contains(q.box, r.box))) regions.push(r);
+      }
+    }
+    return { ok: true, regions, ageMs };
+  }
+
+  /** The regions of `obs` moved to `ptsNs`, with velocities from `prev`. */
+  private track(obs: PrivacyObservation, prev: PrivacyObservation | undefined, ptsNs: number): PrivacyRegion[] {
+    if (ptsNs === obs.ptsNs) return obs.regions;
     const dtS = (ptsNs - obs.ptsNs) / 1e9;
-    const regions = obs.regions.map((r) => {
+    return obs.regions.map((r) => {
       const v = prev ? velocityOf(r, prev, obs) : { vx: 0, vy: 0 };
       const moved = { x: r.box.x + v.vx * dtS, y: r.box.y + v.vy * dtS, w: r.box.w, h: r.box.h };
       const hull = union(r.box, moved);
@@ -107,8 +125,12 @@ export class PrivacyCoverage {
       const gx = r.box.w * grow, gy = r.box.h * grow;
       return { ...r, source: 'tracked' as const, box: { x: hull.x - gx, y: hull.y - gy, w: hull.w + 2 * gx, h: hull.h + 2 * gy } };
     });
-    return { ok: true, regions, ageMs };
   }
+}
+
+/** A box inside another, padded by the same fraction of its size, stays inside the other's padded box. */
+function contains(outer: Box, inner: Box): boolean {
+  return inner.x >= outer.x && inner.y >= outer.y && inner.x + inner.w <= outer.x + outer.w && inner.y + inner.h <= outer.y + outer.h;
 }
 
 /** Pixels per second of the region's centre, from its best IoU match in the previous observation. */
