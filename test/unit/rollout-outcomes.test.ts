@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { RolloutEngine } from '../../fleet-server/src/rollouts/rollout-engine.js';
 import { pino } from 'pino';
+import type { Db } from '../../fleet-server/src/db/database.js';
 import { rolloutFleet } from '../helpers/rollout-fleet.js';
 
 const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
@@ -224,6 +225,52 @@ test('onChange hears once per rollout of each tick or operator action that chang
     const failing = new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now, logger: pino({ level: 'silent' }), onChange: () => { throw new Error('listener down'); } });
     const next = failing.create({ ...spec, version: '1.0.0', waves: [100] }).rollout;
     assert.equal(failing.abort(next.id).state, 'aborted');
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+/** Counts the SQL statements run on `db` (every store prepares its statement at each call). */
+function countStatements(db: Db): { count: () => number } {
+  let n = 0;
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((sql: string) => {
+    const st = prepare(sql);
+    for (const m of ['run', 'get', 'all', 'iterate'] as const) {
+      const f = st[m].bind(st) as (...a: unknown[]) => unknown;
+      (st as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => { n += 1; return f(...a); };
+    }
+    return st;
+  }) as Db['prepare'];
+  return { count: () => n };
+}
+
+// Each tick read the failed rows of every finished rollout, and each aborted one's assigned rows, one
+// query per rollout and more per failed device: a year of rollouts was hundreds of queries a second.
+test('a tick does the same work after 2 or 40 finished rollouts whose failed devices run the version before', async () => {
+  const s = await rolloutFleet(2);
+  try {
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    const stmts = countStatements(s.db);
+    const perTick = () => { const before = stmts.count(); s.engine.tick(); return stmts.count() - before; };
+    const finish = (i: number) => {
+      // d01 stays on 1.0.0: failed (timeout) within the gate, completed; every other one aborted before.
+      const { rollout } = s.engine.create({ ...spec, gate: { maxFailures: 1, waveTimeoutMs: 60_000 + i } });
+      if (i % 2 === 0) return s.engine.abort(rollout.id);
+      s.advance(70_000);
+      s.engine.tick();
+      return s.engine.status(rollout.id);
+    };
+    for (let i = 0; i < 2; i++) assert.match(finish(i).state, /^(completed|aborted)$/);
+    const few = perTick();
+    for (let i = 2; i < 40; i++) assert.match(finish(i).state, /^(completed|aborted)$/);
+    assert.equal(perTick(), few, 'statements in one tick, with 40 finished rollouts as with 2');
+
+    // The device that failed them all commits the version its desired state names: every completed one learns it.
+    s.report('d01', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.engine.tick();
+    const rows = s.engine.list().map((r) => s.engine.status(r.id)).filter((st) => st.state === 'completed').map((st) => st.devices[1].status);
+    assert.deepEqual(rows, Array(20).fill('succeeded'));
   } finally {
     rmSync(s.dir, { recursive: true, force: true });
   }

@@ -79,6 +79,14 @@ const OTA_MIGRATIONS: string[] = [
      id INTEGER PRIMARY KEY CHECK (id = 1),
      last_tick_ms INTEGER NOT NULL
    );`,
+  // Each tick's look at the finished rollouts (rollout-store.ts unsettled()) goes from each device's
+  // report to the rows it can change, never through the rollouts' history: the rollouts of the
+  // version a device runs, its failed rows that know no version it ran before, and the rows still
+  // assigned (few: devices installing now).
+  `CREATE INDEX rollouts_role_version ON rollouts (role, version);
+   CREATE INDEX rollout_devices_assigned ON rollout_devices (rollout_id) WHERE status = 'assigned';
+   CREATE INDEX rollout_devices_failed_unknown_previous ON rollout_devices (device_id)
+     WHERE status = 'failed' AND json_extract(previous_json, '$.version') IS NULL;`,
 ];
 
 export function migrateOta(db: Db): void {

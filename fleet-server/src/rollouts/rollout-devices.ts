@@ -67,15 +67,6 @@ export class RolloutDevices {
   }
 
   /**
-   * An aborted rollout's devices still assigned (in their health window at the abort, so they kept
-   * the version) get their outcome as in a running rollout: succeeded once committed, failed when
-   * they roll themselves back or stay silent past waveTimeoutMs. No wave, no gate: it is aborted.
-   */
-  settleAborted(r: RolloutRecord, now: number): void {
-    for (const d of this.opts.store.devices(r.id, 'assigned')) this.judge(r, d, now);
-  }
-
-  /**
    * Failed devices that now report the rollout's version committed, their desired state still naming
    * it, succeeded after all. After a rollback (the gate's or the operator's) it names the version
    * before: the device reporting this one is on its way back, not a success.
@@ -108,8 +99,8 @@ export class RolloutDevices {
       return;
     }
     if (rep?.models?.[r.role] === r.version) {
-      // In its health window: it commits or rolls back by itself, and the ticks settle its row then
-      // (settleAborted); left as it was, it stayed assigned for good.
+      // In its health window: it commits or rolls back by itself, and the ticks judge its row then
+      // (the engine's settleFinished); left as it was, it stayed assigned for good.
       if (d.status === 'assigned') this.setDevice(r.id, d.deviceId, { status: 'assigned', reason: `in its health window when aborted: keeps ${r.version} if it commits` });
       return;
     }

@@ -217,22 +217,39 @@ export class RolloutEngine {
   }
 
   private tickRollouts(): void {
-    this.opts.store.recordTick(this.now());
-    for (const r of this.opts.store.list()) {
+    const now = this.now();
+    this.opts.store.recordTick(now);
+    // The finished rollouts before the running ones, as in creation order: a finished rollout of a
+    // role came before the one running for it (one running or paused per role).
+    this.settleFinished(now);
+    for (const r of this.opts.store.list({ state: 'running' })) {
       // One rollout's trouble must not stop the others' (they are of other roles, other devices).
       try {
-        if (r.state === 'running') {
-          this.advance(r);
-        } else if (r.state !== 'rolled-back') {
-          if (r.state === 'aborted') this.devs.settleAborted(r, this.now());
-          // A device counted failed (silent past the timeout) that installs the version later: the
-          // rollout may have completed without it, been paused by the operator (resume counts it) or
-          // aborted (one that ran the version kept it), and its row said failed for good. A rolled-back
-          // rollout sent every device back: nothing there to learn.
-          this.devs.recheckFailed(r, this.opts.store.devices(r.id, 'failed'));
-        }
+        this.advance(r);
       } catch (err) {
         this.log.error({ id: r.id, err: describeError(err) }, 'rollout tick failed for this rollout; the others go on');
+      }
+    }
+  }
+
+  /**
+   * Rows of finished rollouts that a report can still change, found by one query (a query for each
+   * finished rollout at every tick grew with the fleet's history):
+   *   - an aborted rollout's devices still assigned (in their health window at the abort, so they kept
+   *     the version) get their outcome as in a running rollout: succeeded once committed, failed when
+   *     they roll themselves back or stay silent past waveTimeoutMs. No wave, no gate: it is aborted;
+   *   - a device counted failed (silent past the timeout) that installs the version later: the rollout
+   *     may have completed without it, been paused by the operator (resume counts it) or aborted (one
+   *     that ran the version kept it), and its row said failed for good. A rolled-back rollout sent
+   *     every device back: nothing there to learn.
+   */
+  private settleFinished(now: number): void {
+    for (const { rollout: r, device: d } of this.opts.store.unsettled()) {
+      try {
+        if (d.status === 'assigned') this.devs.judge(r, d, now);
+        else this.devs.recheckFailed(r, [d]);
+      } catch (err) {
+        this.log.error({ id: r.id, deviceId: d.deviceId, err: describeError(err) }, 'rollout tick failed for this device; the others go on');
       }
     }
   }

@@ -71,10 +71,17 @@ export interface RolloutDeviceRecord {
   assignedAtMs: number | null;
 }
 
+interface DeviceRow {
+  device_id: string; wave: number; status: string; reason: string | null; previous_json: string | null; assigned_at_ms: number | null;
+}
+
 interface RolloutRow {
   id: string; role: string; model: string; version: string; target_json: string; waves_json: string; gate_json: string;
   state: string; wave: number; reason: string | null; created_at_ms: number; updated_at_ms: number;
 }
+
+/** A rollout's row with one of its devices' (whose wave, status and reason are renamed: the rollout has its own). */
+type UnsettledRow = RolloutRow & Pick<DeviceRow, 'device_id' | 'previous_json' | 'assigned_at_ms'> & { device_wave: number; device_status: string; device_reason: string | null };
 
 export class RolloutStore {
   constructor(readonly db: Db, private readonly now: () => number = Date.now) {
@@ -121,25 +128,63 @@ export class RolloutStore {
     return r ? toRecord(r) : undefined;
   }
 
-  /** In creation order; with `deviceId`, only the rollouts that include that device. */
-  list(opts: { deviceId?: string } = {}): RolloutRecord[] {
+  /** In creation order; with `deviceId`, only the rollouts that include that device; with `state`, only those in it. */
+  list(opts: { deviceId?: string; state?: RolloutState } = {}): RolloutRecord[] {
+    const where: string[] = [];
+    const args: string[] = [];
+    if (opts.deviceId !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM rollout_devices d WHERE d.rollout_id = r.id AND d.device_id = ?)');
+      args.push(opts.deviceId);
+    }
+    if (opts.state !== undefined) {
+      where.push('r.state = ?');
+      args.push(opts.state);
+    }
     // In creation order (rowid breaks ties within a millisecond).
-    const sql = opts.deviceId === undefined
-      ? 'SELECT * FROM rollouts ORDER BY created_at_ms, rowid'
-      : 'SELECT * FROM rollouts r WHERE EXISTS (SELECT 1 FROM rollout_devices d WHERE d.rollout_id = r.id AND d.device_id = ?) ORDER BY created_at_ms, rowid';
-    return (this.db.prepare(sql).all(...(opts.deviceId === undefined ? [] : [opts.deviceId])) as RolloutRow[]).map(toRecord);
+    const sql = `SELECT * FROM rollouts r ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at_ms, rowid`;
+    return (this.db.prepare(sql).all(...args) as RolloutRow[]).map(toRecord);
   }
 
   /** The rollout's devices, by wave and id; with `status`, only those in it. */
   devices(id: string, status?: RolloutDeviceStatus): RolloutDeviceRecord[] {
     const rows = (status === undefined
       ? this.db.prepare('SELECT * FROM rollout_devices WHERE rollout_id = ? ORDER BY wave, device_id').all(id)
-      : this.db.prepare('SELECT * FROM rollout_devices WHERE rollout_id = ? AND status = ? ORDER BY wave, device_id').all(id, status)) as {
-      device_id: string; wave: number; status: string; reason: string | null; previous_json: string | null; assigned_at_ms: number | null;
-    }[];
-    return rows.map((r) => ({
-      deviceId: r.device_id, wave: r.wave, status: r.status as RolloutDeviceStatus, reason: r.reason,
-      previousVersion: r.previous_json ? (JSON.parse(r.previous_json) as { version: string | null }).version : null, assignedAtMs: r.assigned_at_ms,
+      : this.db.prepare('SELECT * FROM rollout_devices WHERE rollout_id = ? AND status = ? ORDER BY wave, device_id').all(id, status)) as DeviceRow[];
+    return rows.map(toDeviceRecord);
+  }
+
+  /**
+   * The rows of finished rollouts that a device's report can still change, with their rollout, in
+   * creation order, in one query that costs the same however many rollouts finished (it starts from
+   * the devices' reports and the rows still assigned, by the indexes made for it in registry/schema.ts):
+   *   - assigned in an aborted rollout (in its health window at the abort);
+   *   - failed in a completed, paused or aborted rollout whose version the device now reports for
+   *     the role (it may have committed it since), or that knows no version the device ran before
+   *     while the device now reports one (what a rollback must send it back to).
+   * A failed device still on the version before (most of them) is not returned; nor is any row of
+   * a rolled-back rollout, which sent every device back.
+   */
+  unsettled(): { rollout: RolloutRecord; device: RolloutDeviceRecord }[] {
+    const cols = 'r.*, r.rowid AS rollout_seq, d.device_id, d.wave AS device_wave, d.status AS device_status, d.reason AS device_reason, d.previous_json, d.assigned_at_ms';
+    const finished = "r.state IN ('completed', 'paused', 'aborted')";
+    // CROSS JOIN keeps SQLite to this order (from the reports), whatever it guesses of the tables' sizes.
+    const rows = this.db.prepare(`
+      SELECT ${cols} FROM rollout_devices d CROSS JOIN rollouts r ON r.id = d.rollout_id
+        WHERE d.status = 'assigned' AND r.state = 'aborted'
+      UNION ALL
+      SELECT ${cols} FROM devices dv CROSS JOIN json_each(dv.reported_json, '$.models') m
+        CROSS JOIN rollouts r ON r.role = m.key AND r.version = m.value
+        CROSS JOIN rollout_devices d ON d.rollout_id = r.id AND d.device_id = dv.id
+        WHERE d.status = 'failed' AND ${finished}
+      UNION ALL
+      SELECT ${cols} FROM devices dv CROSS JOIN json_each(dv.reported_json, '$.models') m
+        CROSS JOIN rollout_devices d ON d.device_id = dv.id
+        CROSS JOIN rollouts r ON r.id = d.rollout_id AND r.role = m.key
+        WHERE d.status = 'failed' AND json_extract(d.previous_json, '$.version') IS NULL AND m.value <> r.version AND ${finished}
+      ORDER BY created_at_ms, rollout_seq, device_wave, device_id`).all() as UnsettledRow[];
+    return rows.map((row) => ({
+      rollout: toRecord(row),
+      device: toDeviceRecord({ ...row, wave: row.device_wave, status: row.device_status, reason: row.device_reason }),
     }));
   }
 
@@ -224,5 +269,12 @@ function toRecord(r: RolloutRow): RolloutRecord {
     id: r.id, role: r.role, model: r.model, version: r.version, platform: t.platform, target: t.target,
     waves: JSON.parse(r.waves_json) as number[], gate: JSON.parse(r.gate_json) as RolloutGate,
     state: r.state as RolloutState, wave: r.wave, reason: r.reason, createdAtMs: r.created_at_ms, updatedAtMs: r.updated_at_ms,
+  };
+}
+
+function toDeviceRecord(r: DeviceRow): RolloutDeviceRecord {
+  return {
+    deviceId: r.device_id, wave: r.wave, status: r.status as RolloutDeviceStatus, reason: r.reason,
+    previousVersion: r.previous_json ? (JSON.parse(r.previous_json) as { version: string | null }).version : null, assignedAtMs: r.assigned_at_ms,
   };
 }
