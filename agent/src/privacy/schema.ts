@@ -122,7 +122,7 @@ export type RawRingSpec = Static<typeof RawRingSpec>;
 
 export const PrivacyConfig = Type.Object({
   enabled: Type.Boolean({ default: true }),
-  /** Run the privacy detectors every n-th frame; tracked regions cover the frames between. */
+  /** Run the privacy detectors on every n-th frame processed from each camera (not by frame index: dropped frames skip indices); tracked regions cover the frames between. */
   everyNFrames: Type.Integer({ minimum: 1, default: 1 }),
   faces: Type.Object(FacePrivacySpec.properties, { additionalProperties: false, default: {} }),
   plates: Type.Object(PlatePrivacySpec.properties, { additionalProperties: false, default: {} }),

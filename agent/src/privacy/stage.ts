@@ -41,6 +41,8 @@ export class PrivacyStage {
   private reopening: Promise<void> | undefined;
   private nextReopenAtMs = 0;
   private reopenDelayMs = REOPEN_FIRST_MS;
+  /** Frames observed per camera (sourceId), for the everyNFrames cadence. */
+  private readonly observed = new Map<string, number>();
 
   constructor(private readonly opts: PrivacyStageOptions) {
     const { gate } = opts.config;
@@ -94,12 +96,17 @@ export class PrivacyStage {
   }
 
   /**
-   * Runs the privacy detector on this frame when it is due. A failure is recorded in the coverage
+   * Runs the privacy detector on this frame when it is due: on every `everyNFrames`-th frame this
+   * stage sees from the frame's camera, counted here. The frame index skips the frames the capture
+   * queue dropped, so `index % n` could miss every run (with n = 2, a pipeline that takes every
+   * other frame saw odd indices only) or run on every frame. A failure is recorded in the coverage
    * (the gate then withholds) and logged once per error code; it is not thrown.
    */
   async observe(frame: Frame, detections: readonly Detection[]): Promise<boolean> {
     if (!this.detector || !this.opts.config.enabled) return false;
-    if (frame.index % this.opts.config.everyNFrames !== 0) return false;
+    const seen = this.observed.get(frame.sourceId) ?? 0;
+    this.observed.set(frame.sourceId, seen + 1);
+    if (seen % this.opts.config.everyNFrames !== 0) return false;
     try {
       await this.detector.run(frame, detections);
       this.lastErrorCode = undefined;
