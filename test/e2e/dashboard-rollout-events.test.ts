@@ -1,8 +1,8 @@
 /**
- * The Rollouts page follows the server's `rollout` events, in a real browser (Debian's chromium
- * through playwright-core): a rollout changed elsewhere (fleetctl, another tab) shows without a
- * reload even when no rollout runs (the page polls only running ones), and an event refetches only
- * the rollout it names.
+ * The Rollouts and Device pages follow the server's `rollout` events, in a real browser (Debian's
+ * chromium through playwright-core): a rollout changed elsewhere (fleetctl, another tab) shows without
+ * a reload even when no rollout runs (the Rollouts page polls only running ones), and an event
+ * refetches only the rollout it names; the Device page, only for the device's own rollouts.
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +24,8 @@ let browser: Browser | undefined;
 before(async () => {
   if (skip) return;
   fleet = await startFleet({ broker: 'aedes' });
+  const dir = writeStandIn(join(fleet.dir, 'src', '2.0.0'), { name: 'standin', version: '2.0.0' });
+  await publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
 });
 
@@ -39,8 +41,6 @@ async function createRollout(role: string, target: string): Promise<string> {
 }
 
 test('a rollout changed elsewhere shows at once on the Rollouts page, none running; an event refetches only its rollout', { skip, timeout: 60_000 }, async () => {
-  const dir = writeStandIn(join(fleet.dir, 'src', '2.0.0'), { name: 'standin', version: '2.0.0' });
-  await publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir });
   fleet.addDevice('ev-a');
   fleet.addDevice('ev-b');
   const finished = await createRollout('ev-role-a', 'devices:ev-a');
@@ -70,6 +70,44 @@ test('a rollout changed elsewhere shows at once on the Rollouts page, none runni
     await waitFor('a poll of the running rollout after its event', () => asked.filter((p) => p === `/api/rollouts/${running}`).length >= 2, 10_000);
     assert.equal(asked.filter((p) => p === `/api/rollouts/${finished}`).length, 0, asked.join(' '));
     assert.equal((await fleet.api('POST', `/api/rollouts/${running}/abort`)).status, 200);
+    assert.deepEqual(errors, [], 'no script errors in the page');
+  } finally {
+    await ctx.close();
+  }
+});
+
+// The Device page listened to device, telemetry and alert events only: its rollouts showed a new
+// rollout of the device, or an abort, only after a reload.
+test('the Device page shows a new rollout of the device and its abort at once, and ignores other devices\' rollouts', { skip, timeout: 60_000 }, async () => {
+  fleet.addDevice('ev-c');
+  fleet.addDevice('ev-d');
+  const ctx = await browser!.newContext();
+  try {
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(15_000);
+    const errors: string[] = [];
+    page.on('pageerror', (err) => { errors.push(err.message); });
+    const asked: string[] = [];
+    page.on('request', (req) => { asked.push(new URL(req.url()).pathname); });
+    await page.goto(`${fleet.httpUrl}/#/devices/ev-c`);
+    await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.locator('#device-previous').waitFor();
+    await page.getByText('live', { exact: true }).waitFor();
+    const rollouts = page.getByRole('list', { name: 'Rollouts of this device' });
+
+    const own = await createRollout('ev-role-c', 'devices:ev-c');
+    await rollouts.getByText(`rollout ${own} running`).waitFor({ timeout: 5000 });
+    assert.equal((await fleet.api('POST', `/api/rollouts/${own}/abort`)).status, 200);
+    await rollouts.getByText(`rollout ${own} aborted`).waitFor({ timeout: 5000 });
+
+    // Another device's rollout: its events fetch at most the device's list, never that rollout.
+    asked.length = 0;
+    const other = await createRollout('ev-role-d', 'devices:ev-d');
+    assert.equal((await fleet.api('POST', `/api/rollouts/${other}/abort`)).status, 200);
+    await waitFor('the page looked at the events of the other rollout', () => asked.filter((p) => p === '/api/rollouts').length >= 2, 5000);
+    assert.equal(asked.filter((p) => p === `/api/rollouts/${other}`).length, 0, asked.join(' '));
+    assert.equal(await rollouts.locator('li').count(), 1);
     assert.deepEqual(errors, [], 'no script errors in the page');
   } finally {
     await ctx.close();

@@ -1,5 +1,5 @@
 // Device page: live fps and latency plots, drift (PSI per signal) over time, recent alerts with
-// their redacted snapshots, current and previous models.
+// their redacted snapshots, current and previous models, and its rollouts (updated on rollout events).
 import { lineChart } from '../chart.js';
 import { ago, clear, h, modelsText } from '../dom.js';
 import { alertCard } from './alert-card.js';
@@ -15,9 +15,16 @@ export async function render(page, [id], { get }) {
   let points = tel.items.slice().reverse();
   let alerts = al.items;
   // Rollouts that included this device (its newest 5): what it ran before each one.
-  const recent = await get(`/api/rollouts?deviceId=${enc}`).then((r) => r.items.slice(-5).reverse(), () => []);
-  const history = (await Promise.all(recent.map((r) => get(`/api/rollouts/${r.id}`).catch(() => null))))
-    .filter(Boolean).flatMap((st) => st.devices.filter((d) => d.deviceId === id).map((d) => ({ rollout: st, d })));
+  const listRecent = () => get(`/api/rollouts?deviceId=${enc}`).then((r) => r.items.slice(-5).reverse(), () => []);
+  /** rollout id → its status, as last fetched: a rollout event refetches only the rollout it names. */
+  const statuses = new Map();
+  const loadHistory = async (recent) => {
+    const fetched = await Promise.all(recent.map((r) => statuses.get(r.id) ?? get(`/api/rollouts/${r.id}`).catch(() => null)));
+    statuses.clear();
+    for (const st of fetched) if (st) statuses.set(st.id, st);
+    return fetched.filter(Boolean).flatMap((st) => st.devices.filter((d) => d.deviceId === id).map((d) => ({ rollout: st, d })));
+  };
+  let history = await loadHistory(await listRecent());
 
   const head = h('div');
   const charts = h('div', { class: 'charts' });
@@ -65,6 +72,16 @@ export async function render(page, [id], { get }) {
 
   return {
     async onEvent(e) {
+      if (e.type === 'rollout') {
+        // The event names only the rollout: it concerns this page when it is one of the device's
+        // newest rollouts (a new one included).
+        const recent = await listRecent();
+        if (!recent.some((r) => r.id === e.rolloutId)) return;
+        statuses.delete(e.rolloutId);
+        history = await loadHistory(recent);
+        drawModels();
+        return;
+      }
       if (e.deviceId !== id) return;
       if (e.type === 'telemetry') {
         const t = await get(`/api/devices/${enc}/telemetry?limit=1`);
