@@ -21,7 +21,6 @@ export function headBands(detections: readonly Detection[], faces: readonly Priv
   const out: PrivacyRegion[] = [];
   for (const d of detections) {
     if (!spec.labels.includes(d.label) || d.score < spec.minPersonScore) continue;
-    if (![d.box.x, d.box.y, d.box.w, d.box.h].every(Number.isFinite) || d.box.w <= 0 || d.box.h <= 0) continue;
     const band = headBand(d.box, spec);
     if (faces.some((f) => centreInside(f.box, band))) continue;
     out.push({ kind: 'face', source: 'band', score: d.score, box: band, paddingFrac: spec.paddingFrac });

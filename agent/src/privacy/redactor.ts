@@ -1,7 +1,8 @@
 /**
  * Hides regions of an image: each region is padded, clipped to the image, extracted with sharp,
  * blurred (Gaussian) or pixelated, and written back in place of the original pixels. Pixels outside
- * the padded regions are copied unchanged, byte for byte. The input image is never modified.
+ * the padded regions are copied unchanged, byte for byte. The input image is never modified. A
+ * region that cannot be placed (a non-finite or empty box) is an error, never skipped.
  */
 import sharp from 'sharp';
 import type { Box, RgbImage } from '../types.js';
@@ -39,6 +40,12 @@ export async function redactImage(image: RgbImage, targets: ReadonlyArray<Box | 
   const rects: PixelRect[] = [];
   for (const t of targets) {
     const target: RedactTarget = 'box' in t ? t : { box: t };
+    // A box that cannot be placed (NaN from a broken decoder, an empty or negative size) hides
+    // nothing: fail closed, so the gate withholds the image instead of releasing it as redacted.
+    const { x, y, w, h } = target.box;
+    if (![x, y, w, h].every(Number.isFinite) || !(w > 0 && h > 0)) {
+      throw new InputError(`Expected a region with finite x, y and positive w, h but received ${JSON.stringify({ x, y, w, h })}; the image cannot be redacted`);
+    }
     const r = padRegion(target.box, target.paddingFrac ?? spec.paddingFrac, image.width, image.height);
     if (!r) continue;
     rects.push(r);
