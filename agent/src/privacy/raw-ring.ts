@@ -1,7 +1,10 @@
 /**
  * The only way a raw (unredacted) frame may touch disk: an explicit, off-by-default local ring for
- * debugging, bounded to `maxFrames` files (the oldest is deleted first). When disabled, `save()`
- * writes nothing and counts the frame it refused. Files are PNG (lossless) named by pts, mode 0600.
+ * debugging, bounded to `maxFrames` files (the oldest is deleted first). The privacy stage saves
+ * each image submitted to its gate (the unredacted original of every snapshot, released or
+ * withheld), so that an operator on the box can see what the gate was given. When disabled,
+ * `save()` writes nothing and counts the frame it refused. Files are PNG (lossless) named by pts
+ * and camera, mode 0600.
  */
 import { mkdir, readdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,14 +38,20 @@ export class RawFrameRing {
     return this.spec.enabled;
   }
 
-  /** Saves the frame when the ring is enabled; returns the file written, or undefined. */
-  async save(frame: RgbImage & { ptsNs: number }): Promise<string | undefined> {
+  /**
+   * Saves the frame when the ring is enabled; returns the file written, or undefined. Named by pts,
+   * then camera (two cameras at one frame rate share their pts sequence).
+   */
+  async save(frame: RgbImage & { ptsNs: number; sourceId?: string }): Promise<string | undefined> {
     if (!this.spec.enabled) { this.refused++; return undefined; }
     if (!this.written) {
       await this.fs.mkdir(this.spec.dir);
-      this.written = (await this.fs.readdir(this.spec.dir)).filter((f) => /^raw-\d+\.png$/.test(f)).sort();
+      this.written = (await this.fs.readdir(this.spec.dir)).filter((f) => /^raw-\d+(-[\w.-]+)?\.png$/.test(f)).sort();
     }
-    const name = `raw-${String(Math.max(0, Math.round(frame.ptsNs))).padStart(20, '0')}.png`;
+    const camera = frame.sourceId ? `-${frame.sourceId.replace(/[^\w.-]/g, '_')}` : '';
+    const name = `raw-${String(Math.max(0, Math.round(frame.ptsNs))).padStart(20, '0')}${camera}.png`;
+    // The same frame saved again replaces its file; it is not counted twice against maxFrames.
+    this.written = this.written.filter((f) => f !== name);
     const png = await sharp(frame.data, { raw: { width: frame.width, height: frame.height, channels: 3 } }).png().toBuffer();
     await this.fs.writeFile(join(this.spec.dir, name), png, 0o600);
     this.written.push(name);

@@ -41,6 +41,8 @@ export class PrivacyStage {
   private reopening: Promise<void> | undefined;
   private nextReopenAtMs = 0;
   private reopenDelayMs = REOPEN_FIRST_MS;
+  private rawRingErrorLogged = false;
+  private rawRingFailures = 0;
   /** Frames observed per camera (sourceId), for the everyNFrames cadence. */
   private readonly observed = new Map<string, number>();
 
@@ -125,9 +127,29 @@ export class PrivacyStage {
     }
   }
 
-  /** The only way an image leaves: redacted, or withheld/fully blurred when not covered. */
+  /**
+   * The only way an image leaves: redacted, or withheld/fully blurred when not covered. With
+   * `privacy.rawRing` enabled, the unredacted frame is also kept in the local ring (debugging what
+   * the gate was given; it never leaves the box), after the gate has decided.
+   */
   async submit(frame: Frame, purpose: ImagePurpose): Promise<GateOutcome> {
     if (!this.gate) return { released: false, reason: 'never', detail: 'the privacy stage is not started' };
-    return this.gate.submit(frame, purpose);
+    const outcome = await this.gate.submit(frame, purpose);
+    if (this.rawRing.enabled) {
+      try {
+        await this.rawRing.save(frame);
+      } catch (err) {
+        const d = describeError(err);
+        if (!this.rawRingErrorLogged) this.log.warn({ err: d, dir: this.opts.config.rawRing.dir }, 'cannot write the raw frame ring; frames are not kept (the gate is not affected)');
+        this.rawRingErrorLogged = true;
+        this.rawRingFailures++;
+      }
+    }
+    return outcome;
+  }
+
+  /** Frames the raw ring could not write (enabled but failing: a full disk, a read-only dir). */
+  get rawRingWriteFailures(): number {
+    return this.rawRingFailures;
   }
 }
