@@ -8,7 +8,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { startFleet, OPERATOR_PASSWORD, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
 import { writeStandIn } from '../helpers/ota-models.js';
@@ -40,11 +40,11 @@ async function createRollout(role: string, target: string): Promise<string> {
   return r.body.rollout.id;
 }
 
-test('a rollout changed elsewhere shows at once on the Rollouts page, none running; an event refetches only its rollout', { skip, timeout: 60_000 }, async () => {
-  fleet.addDevice('ev-a');
-  fleet.addDevice('ev-b');
-  const finished = await createRollout('ev-role-a', 'devices:ev-a');
-  assert.equal((await fleet.api('POST', `/api/rollouts/${finished}/abort`)).status, 200);
+/**
+ * Runs `body` on a page logged in at `hash`, in a browser context of its own, recording the paths
+ * the page asks for; the page must raise no script error.
+ */
+async function onPage(hash: string, body: (p: { page: Page; asked: string[] }) => Promise<void>): Promise<void> {
   const ctx = await browser!.newContext();
   try {
     const page = await ctx.newPage();
@@ -53,9 +53,22 @@ test('a rollout changed elsewhere shows at once on the Rollouts page, none runni
     page.on('pageerror', (err) => { errors.push(err.message); });
     const asked: string[] = [];
     page.on('request', (req) => { asked.push(new URL(req.url()).pathname); });
-    await page.goto(`${fleet.httpUrl}/#/rollouts`);
+    await page.goto(`${fleet.httpUrl}/${hash}`);
     await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
     await page.getByRole('button', { name: 'Log in' }).click();
+    await body({ page, asked });
+    assert.deepEqual(errors, [], 'no script errors in the page');
+  } finally {
+    await ctx.close();
+  }
+}
+
+test('a rollout changed elsewhere shows at once on the Rollouts page, none running; an event refetches only its rollout', { skip, timeout: 60_000 }, async () => {
+  fleet.addDevice('ev-a');
+  fleet.addDevice('ev-b');
+  const finished = await createRollout('ev-role-a', 'devices:ev-a');
+  assert.equal((await fleet.api('POST', `/api/rollouts/${finished}/abort`)).status, 200);
+  await onPage('#/rollouts', async ({ page, asked }) => {
     await page.locator(`[data-rollout="${finished}"] [data-state="aborted"]`).waitFor();
     await page.getByText('live', { exact: true }).waitFor();
 
@@ -70,10 +83,7 @@ test('a rollout changed elsewhere shows at once on the Rollouts page, none runni
     await waitFor('a poll of the running rollout after its event', () => asked.filter((p) => p === `/api/rollouts/${running}`).length >= 2, 10_000);
     assert.equal(asked.filter((p) => p === `/api/rollouts/${finished}`).length, 0, asked.join(' '));
     assert.equal((await fleet.api('POST', `/api/rollouts/${running}/abort`)).status, 200);
-    assert.deepEqual(errors, [], 'no script errors in the page');
-  } finally {
-    await ctx.close();
-  }
+  });
 });
 
 // The Device page listened to device, telemetry and alert events only: its rollouts showed a new
@@ -81,17 +91,7 @@ test('a rollout changed elsewhere shows at once on the Rollouts page, none runni
 test('the Device page shows a new rollout of the device and its abort at once, and ignores other devices\' rollouts', { skip, timeout: 60_000 }, async () => {
   fleet.addDevice('ev-c');
   fleet.addDevice('ev-d');
-  const ctx = await browser!.newContext();
-  try {
-    const page = await ctx.newPage();
-    page.setDefaultTimeout(15_000);
-    const errors: string[] = [];
-    page.on('pageerror', (err) => { errors.push(err.message); });
-    const asked: string[] = [];
-    page.on('request', (req) => { asked.push(new URL(req.url()).pathname); });
-    await page.goto(`${fleet.httpUrl}/#/devices/ev-c`);
-    await page.getByLabel('Password').fill(OPERATOR_PASSWORD);
-    await page.getByRole('button', { name: 'Log in' }).click();
+  await onPage('#/devices/ev-c', async ({ page, asked }) => {
     await page.locator('#device-previous').waitFor();
     await page.getByText('live', { exact: true }).waitFor();
     const rollouts = page.getByRole('list', { name: 'Rollouts of this device' });
@@ -108,8 +108,5 @@ test('the Device page shows a new rollout of the device and its abort at once, a
     await waitFor('the page looked at the events of the other rollout', () => asked.filter((p) => p === '/api/rollouts').length >= 2, 5000);
     assert.equal(asked.filter((p) => p === `/api/rollouts/${other}`).length, 0, asked.join(' '));
     assert.equal(await rollouts.locator('li').count(), 1);
-    assert.deepEqual(errors, [], 'no script errors in the page');
-  } finally {
-    await ctx.close();
-  }
+  });
 });

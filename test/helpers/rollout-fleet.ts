@@ -2,9 +2,10 @@
  * A rollout engine on real SQLite (in memory) with `n` registered devices (d00, d01, ...), each
  * reporting model m 1.0.0 committed; m 1.0.0 and 2.0.0 are published (onnx-cpu), the clock is fake
  * and steered by `advance`, and every desired message the store publishes is kept in `published`.
- * The rollout unit tests share it; remove `dir` when done.
+ * The rollout unit tests share it: withRolloutFleet() removes its files after the test's body;
+ * with rolloutFleet(), remove `dir` when done.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../../fleet-server/src/db/database.js';
@@ -49,4 +50,14 @@ export async function rolloutFleet(n: number) {
   } as ReportedPayload);
   for (const id of ids) report(id, '1.0.0', { phase: 'idle', version: '1.0.0' });
   return { dir, db, ids, devices, registry, key, store, engine, desired, published, report, publishModel, now: () => now, advance: (ms: number) => { now += ms; } };
+}
+
+/** Runs `body` on a new rollout fleet of `n` devices, and removes its files after it, passed or failed. */
+export async function withRolloutFleet(n: number, body: (s: RolloutFleet) => Promise<void> | void): Promise<void> {
+  const s = await rolloutFleet(n);
+  try {
+    await body(s);
+  } finally {
+    rmSync(s.dir, { recursive: true, force: true });
+  }
 }

@@ -11,13 +11,12 @@ import { ModelRegistry } from '../../fleet-server/src/registry/model-registry.js
 import { RolloutStore } from '../../fleet-server/src/rollouts/rollout-store.js';
 import { RolloutEngine } from '../../fleet-server/src/rollouts/rollout-engine.js';
 import type { ReportedPayload } from '../../agent/src/protocol/index.js';
-import { rolloutFleet } from '../helpers/rollout-fleet.js';
+import { rolloutFleet, withRolloutFleet } from '../helpers/rollout-fleet.js';
 
 const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [10, 50, 100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
 
 test('waves advance only when every device of the wave committed; create is idempotent', async () => {
-  const s = await rolloutFleet(10);
-  try {
+  await withRolloutFleet(10, async (s) => {
     const { rollout, created } = s.engine.create(spec);
     assert.equal(created, true);
     assert.equal(s.engine.create(spec).created, false);
@@ -40,14 +39,11 @@ test('waves advance only when every device of the wave committed; create is idem
     assert.equal(st.totals.succeeded, 10);
     assert.equal(st.totals.runningVersion, 10);
     assert.ok(s.published.every((p) => p.v === 1 && p.rev >= 1));
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a canary that rolls back pauses the rollout, rolls the wave back and blocks resume; rollback frees the role', async () => {
-  const s = await rolloutFleet(10);
-  try {
+  await withRolloutFleet(10, async (s) => {
     const { rollout } = s.engine.create(spec);
     s.report('d00', '1.0.0', { phase: 'rolled-back', version: '2.0.0', code: 'E_HEALTH', reason: 'output sanity' });
     s.engine.tick();
@@ -61,14 +57,11 @@ test('a canary that rolls back pauses the rollout, rolls the wave back and block
     assert.throws(() => s.engine.create({ ...spec, version: '1.0.0' }), /still paused/);
     assert.equal(s.engine.rollback(rollout.id).state, 'rolled-back');
     assert.equal(s.engine.create({ ...spec, version: '1.0.0', waves: [100] }).created, true);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a silent device fails its wave after waveTimeoutMs; operator pause/resume/abort', async () => {
-  const s = await rolloutFleet(4);
-  try {
+  await withRolloutFleet(4, async (s) => {
     const { rollout } = s.engine.create({ ...spec, waves: [50, 100] });
     s.engine.pause(rollout.id);
     assert.throws(() => s.engine.pause(rollout.id), /only a running rollout/);
@@ -95,14 +88,11 @@ test('a silent device fails its wave after waveTimeoutMs; operator pause/resume/
     const g = s.engine.create({ ...spec, target: 'group:lobby', waves: [50, 100] });
     assert.deepEqual(s.engine.status(g.rollout.id).devices.map((d) => d.deviceId), ['d01', 'd03']);
     assert.throws(() => s.engine.create({ ...spec, target: 'group:nobody' }), /matches no registered device/);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('one engine drives rollouts when replicas share the database: a lease, taken over after it expires', async () => {
-  const s = await rolloutFleet(1);
-  try {
+  await withRolloutFleet(1, async (s) => {
     const store = new RolloutStore(s.db, () => s.now());
     assert.equal(store.acquireLease('replica-a', 5000), true);
     assert.equal(store.acquireLease('replica-b', 5000), false);
@@ -111,14 +101,11 @@ test('one engine drives rollouts when replicas share the database: a lease, take
     assert.equal(store.acquireLease('replica-b', 5000), true, 'expired: another replica takes over');
     store.releaseLease('replica-b');
     assert.equal(store.acquireLease('replica-a', 5000), true);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a transient failure waits for waveTimeoutMs; the same spec after an abort runs again; rollback never undoes a later rollout', async () => {
-  const s = await rolloutFleet(2);
-  try {
+  await withRolloutFleet(2, async (s) => {
     const one = { ...spec, waves: [100] };
     const first = s.engine.create(one).rollout;
     // A stalled transfer: the agent retries on reconnect, so it is not a gate failure yet.
@@ -153,14 +140,11 @@ test('a transient failure waits for waveTimeoutMs; the same spec after an abort 
     assert.equal(s.desired.get('d00').detector?.version, '2.0.0', 'back to what it ran before the later rollout');
     assert.equal(s.engine.rollback(again.rollout.id).state, 'rolled-back');
     assert.throws(() => s.engine.rollback(again.rollout.id), /already rolled back/);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a device that had never reported when assigned is rolled back to the version its first report named', async () => {
-  const s = await rolloutFleet(1);
-  try {
+  await withRolloutFleet(1, async (s) => {
     s.devices.add('late');
     const { rollout } = s.engine.create({ ...spec, target: 'devices:late', waves: [100] });
     assert.equal(s.engine.status(rollout.id).devices[0].previousVersion, null);
@@ -171,16 +155,13 @@ test('a device that had never reported when assigned is rolled back to the versi
     s.engine.rollback(rollout.id);
     assert.equal(s.desired.get('late').detector?.version, '1.0.0');
     assert.match(s.engine.status(rollout.id).devices[0].reason ?? '', /back to 1\.0\.0/);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // An agent drops a desired message over 32 KiB: a rollout that sent one waited on devices that never
 // heard of it (one warning line on each device, nothing on the server).
 test('a desired state over what an agent accepts is refused: at publish for one manifest, at rollout creation with the device\'s other roles', async () => {
-  const s = await rolloutFleet(2);
-  try {
+  await withRolloutFleet(2, async (s) => {
     const registry = new ModelRegistry(s.db, s.dir, Date.now);
     const key = s.key;
     const manifest = (name: string, labels: number) => ({ name, version: '1.0.0', target: 'onnx-cpu' as const, precision: 'fp32' as const, inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: Array.from({ length: labels }, (_v, i) => `label-number-${i}`), metrics: {} });
@@ -197,32 +178,26 @@ test('a desired state over what an agent accepts is refused: at publish for one 
     assert.equal(s.engine.list().length, 1, 'no rollout created');
     assert.equal(s.published.length, before, 'nothing published');
     assert.equal(s.desired.get('d01').detector, undefined);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // A rollback entry (version only, no manifest) matched any model name at that version: the device
 // could fetch another model's artifact that happened to share the version number.
 test('a device may fetch only the model its desired state names, with its manifest', async () => {
-  const s = await rolloutFleet(1);
-  try {
+  await withRolloutFleet(1, async (s) => {
     s.desired.set('d00', 'detector', { version: '1.0.0', rollout: 'r1' });
     assert.equal(s.desired.holds('d00', 'other-model', '1.0.0'), false);
     const { rollout } = s.engine.create(spec);
     assert.equal(s.desired.get('d00').detector?.version, '2.0.0', rollout.id);
     assert.equal(s.desired.holds('d00', 'm', '2.0.0'), true);
     assert.equal(s.desired.holds('d00', 'other-model', '2.0.0'), false);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // maxFailures 1: the wave waited for every device to succeed, so the one failure it allowed stalled
 // the rollout for good; and the failed device that installed later stayed failed.
 test('a failure within maxFailures does not hold the wave; a failed device that commits later succeeded after all', async () => {
-  const s = await rolloutFleet(4);
-  try {
+  await withRolloutFleet(4, async (s) => {
     const { rollout } = s.engine.create({ ...spec, waves: [50, 100], gate: { maxFailures: 1, waveTimeoutMs: 60_000 } });
     s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
     s.advance(61_000); // d01 is offline: it times out
@@ -250,9 +225,7 @@ test('a failure within maxFailures does not hold the wave; a failed device that 
     s.engine.tick();
     st = s.engine.status(rollout.id);
     assert.deepEqual([st.totals.succeeded, st.totals.failed], [4, 0]);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // A fleet-server outage longer than what was left of waveTimeoutMs failed every device mid-install:
@@ -304,8 +277,7 @@ test('waveTimeoutMs does not count the time no fleet server drove the rollout, a
 // was refused by a throw (after the row was marked assigned), which ended the tick for every later
 // rollout, and the device then timed out on a version it was never sent.
 test('a device whose desired state became too large fails at assignment, and the other rollouts still tick', async () => {
-  const s = await rolloutFleet(2);
-  try {
+  await withRolloutFleet(2, async (s) => {
     await s.publishModel('coco', '3.0.0', 1100);
     await s.publishModel('faces', '3.0.0', 1100);
     const coco = s.engine.create({ model: 'coco', version: '3.0.0', target: 'all', waves: [50, 100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } }).rollout;
@@ -324,16 +296,13 @@ test('a device whose desired state became too large fails at assignment, and the
     assert.equal(s.desired.get('d01').detector, undefined, 'never sent the version, nor a rollback');
     assert.equal(s.desired.get('d00').detector?.version, '1.0.0', 'the wave is rolled back');
     assert.equal(s.engine.status(faces.id).state, 'completed', 'the rollout after it still ticked');
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // abort said "devices keep what they run", but a device offline or still downloading kept the new
 // version in its desired state: it installed it later, and its row stayed assigned for good.
 test('abort: a device that does not run the version yet is sent back to what it ran before; one that runs it keeps it', async () => {
-  const s = await rolloutFleet(3);
-  try {
+  await withRolloutFleet(3, async (s) => {
     s.devices.add('late'); // never reported: no previous version known
     const { rollout } = s.engine.create({ ...spec, waves: [100] });
     s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
@@ -352,9 +321,7 @@ test('abort: a device that does not run the version yet is sent back to what it 
     assert.match(row('d02')?.reason ?? '', /aborted before it installed: back to 1\.0\.0/);
     assert.equal(s.desired.get('late').detector, undefined, 'no previous version known: desired cleared');
     assert.match(row('late')?.reason ?? '', /aborted before it installed: desired cleared/);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // A device deleted mid-rollout (DELETE /api/devices/:id) kept its rollout row, desired state and
@@ -387,8 +354,7 @@ test('a device removed from the fleet mid-rollout leaves it: the wave does not w
 });
 
 test('a device removed where the engine did not hear of it (another process) is dropped from its wave at the next tick', async () => {
-  const s = await rolloutFleet(2);
-  try {
+  await withRolloutFleet(2, async (s) => {
     const { rollout } = s.engine.create({ ...spec, waves: [100] });
     s.devices.remove('d01'); // this engine is not started: not subscribed
     s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
@@ -397,14 +363,11 @@ test('a device removed where the engine did not hear of it (another process) is 
     const st = s.engine.status(rollout.id);
     assert.equal(st.state, 'completed', st.reason ?? '');
     assert.deepEqual(st.devices.map((d) => d.deviceId), ['d00']);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a device offline from its assignment until it failed learns its previous version from its first report, for a rollback', async () => {
-  const s = await rolloutFleet(1);
-  try {
+  await withRolloutFleet(1, async (s) => {
     s.devices.add('late'); // never reported
     const { rollout } = s.engine.create({ ...spec, target: 'devices:d00,late', waves: [100], gate: { maxFailures: 1, waveTimeoutMs: 60_000 } });
     s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
@@ -418,21 +381,16 @@ test('a device offline from its assignment until it failed learns its previous v
     assert.equal(late?.previousVersion, '1.0.0');
     s.engine.rollback(rollout.id);
     assert.equal(s.desired.get('late').detector?.version, '1.0.0', 'back to what it ran, not cleared');
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('republishing desired states (the server back on its broker) covers registered devices only', async () => {
-  const s = await rolloutFleet(2);
-  try {
+  await withRolloutFleet(2, async (s) => {
     s.desired.set('d00', 'detector', { version: '1.0.0' });
     s.desired.set('d01', 'detector', { version: '1.0.0' });
     s.devices.remove('d01');
     s.published.length = 0;
     assert.equal(s.desired.republishAll(), 1);
     assert.equal(s.published.length, 1);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });

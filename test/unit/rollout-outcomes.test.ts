@@ -10,15 +10,14 @@ import { rmSync } from 'node:fs';
 import { RolloutEngine } from '../../fleet-server/src/rollouts/rollout-engine.js';
 import { pino } from 'pino';
 import type { Db } from '../../fleet-server/src/db/database.js';
-import { rolloutFleet } from '../helpers/rollout-fleet.js';
+import { rolloutFleet, withRolloutFleet } from '../helpers/rollout-fleet.js';
 
 const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
 
 // Abort left a device in its health window (it runs the version, not committed yet) 'assigned' for
 // good: an aborted rollout was never looked at again, whether the device then committed or rolled back.
 test('abort: a device in its health window ends succeeded when it commits, failed when it rolls itself back, failed when it goes silent', async () => {
-  const s = await rolloutFleet(3);
-  try {
+  await withRolloutFleet(3, async (s) => {
     const { rollout } = s.engine.create(spec);
     for (const id of s.ids) s.report(id, '2.0.0', { phase: 'health', version: '2.0.0' });
     s.engine.tick();
@@ -44,14 +43,11 @@ test('abort: a device in its health window ends succeeded when it commits, faile
     assert.equal(st.state, 'aborted');
     assert.equal(st.totals.assigned, 0, 'no device left installing in an aborted rollout');
     assert.equal(s.desired.get('d00').detector?.version, '2.0.0', 'abort keeps what it runs');
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('abort: the time no fleet server drove the rollouts does not count against a device left in its health window', async () => {
-  const s = await rolloutFleet(1);
-  try {
+  await withRolloutFleet(1, async (s) => {
     const { rollout } = s.engine.create(spec);
     s.report('d00', '2.0.0', { phase: 'health', version: '2.0.0' });
     s.engine.abort(rollout.id);
@@ -70,9 +66,7 @@ test('abort: the time no fleet server drove the rollouts does not count against 
     } finally {
       next.stop();
     }
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // A gate rollback to a previous version whose desired state is now over what an agent accepts (the
@@ -120,8 +114,7 @@ test('a gate rollback refused as too large is recorded once on the device, which
 // against resume), and one that had never reported learned no previous version, so a rollback
 // cleared its desired state and it kept the new version.
 test('paused by the operator: a failed device back from offline learns its previous version, and succeeds once it commits', async () => {
-  const s = await rolloutFleet(1);
-  try {
+  await withRolloutFleet(1, async (s) => {
     s.devices.add('late'); // never reported
     s.devices.add('x');
     s.report('x', '1.0.0', { phase: 'idle', version: '1.0.0' });
@@ -142,14 +135,11 @@ test('paused by the operator: a failed device back from offline learns its previ
     assert.equal(s.engine.status(rollout.id).state, 'paused', 'still paused: only the operator resumes');
     s.engine.rollback(rollout.id);
     assert.equal(s.desired.get('late').detector?.version, '1.0.0', 'sent back to what it ran, not cleared');
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('aborted: a failed device that ran the version at the abort (so kept it) succeeds once it commits', async () => {
-  const s = await rolloutFleet(4);
-  try {
+  await withRolloutFleet(4, async (s) => {
     const { rollout } = s.engine.create({ ...spec, waves: [50, 100], gate: { maxFailures: 1, waveTimeoutMs: 60_000 } });
     s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
     s.advance(61_000); // d01 silent: failed, within the gate
@@ -163,14 +153,11 @@ test('aborted: a failed device that ran the version at the abort (so kept it) su
     const st = s.engine.status(rollout.id);
     assert.equal(st.devices.find((d) => d.deviceId === 'd01')?.status, 'succeeded');
     assert.deepEqual([st.totals.succeeded, st.totals.failed, st.totals.rolledBack], [2, 0, 2]);
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('paused by its gate or rolled back: a failed device seen on the version on its way back stays failed (its desired state is the version before)', async () => {
-  const s = await rolloutFleet(2);
-  try {
+  await withRolloutFleet(2, async (s) => {
     const { rollout } = s.engine.create({ ...spec, waves: [50, 100] });
     s.advance(61_000); // d00 silent: the gate pauses and rolls it back
     s.engine.tick();
@@ -183,9 +170,7 @@ test('paused by its gate or rolled back: a failed device seen on the version on 
     s.engine.rollback(rollout.id);
     s.engine.tick();
     assert.equal(s.engine.status(rollout.id).devices[0].status, 'failed');
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
 
 // The dashboard's event bus declared `rollout` events, but nothing published them: the Rollouts
@@ -248,8 +233,7 @@ function countStatements(db: Db): { count: () => number } {
 // Each tick read the failed rows of every finished rollout, and each aborted one's assigned rows, one
 // query per rollout and more per failed device: a year of rollouts was hundreds of queries a second.
 test('a tick does the same work after 2 or 40 finished rollouts whose failed devices run the version before', async () => {
-  const s = await rolloutFleet(2);
-  try {
+  await withRolloutFleet(2, async (s) => {
     s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
     const stmts = countStatements(s.db);
     const perTick = () => { const before = stmts.count(); s.engine.tick(); return stmts.count() - before; };
@@ -271,7 +255,5 @@ test('a tick does the same work after 2 or 40 finished rollouts whose failed dev
     s.engine.tick();
     const rows = s.engine.list().map((r) => s.engine.status(r.id)).filter((st) => st.state === 'completed').map((st) => st.devices[1].status);
     assert.deepEqual(rows, Array(20).fill('succeeded'));
-  } finally {
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  });
 });
