@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { compileSchema } from '../util/schema.js';
 import { ConfigError } from '../util/errors.js';
+import { parseJsonText } from './json-text.js';
 
 export const BoardPreset = Type.Object({
   $comment: Type.Optional(Type.String()),
@@ -30,5 +31,5 @@ export async function loadBoard(name: string | undefined): Promise<BoardPreset> 
     const known = existsSync(boardsDir()) ? readdirSync(boardsDir()).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : [];
     throw new ConfigError(`Unknown board "${name}": expected one of ${known.join(', ') || '(no presets installed)'}`, [{ path: '/board', expected: known.join(' | '), received: name }]);
   }
-  return validator.parse(JSON.parse(await readFile(file, 'utf8')), `board preset ${file}`);
+  return validator.parse(parseJsonText(await readFile(file, 'utf8'), `Board preset ${file}`), `board preset ${file}`);
 }

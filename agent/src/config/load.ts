@@ -8,6 +8,7 @@ import { agentConfigValidator, type AgentConfig } from './schema.js';
 import { ConfigError, invalidConfig } from '../util/errors.js';
 import { loadBoard } from './boards.js';
 import { crossFieldIssues } from './cross-checks.js';
+import { parseJsonText } from './json-text.js';
 
 export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   let text: string;
@@ -17,12 +18,7 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
     throw new ConfigError(`Cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}. ` +
       'Give the path of an agent JSON config (see configs/agent.example.json)');
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`Config file ${path} is not valid JSON: ${(err as Error).message}`);
-  }
+  const raw = parseJsonText(text, `Config file ${path}`);
   const cfg = agentConfigValidator.parse(raw, `config ${path}`);
   const issues = crossFieldIssues(cfg);
   if (issues.length) {
