@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import type { CliCommand } from '../dispatch.js';
 import { UsageError } from '../dispatch.js';
@@ -15,6 +16,21 @@ import type { Detection } from '../../types.js';
 
 const DEFAULT_DETECTOR = 'assets/models/coco-centernet/model.onnx';
 
+/** The checkout (or release) this command runs from: agent/src/cli/commands/ from source, dist/ when bundled. */
+function checkoutRoot(): string | undefined {
+  return ['../../../../', '../'].map((u) => fileURLToPath(new URL(u, import.meta.url))).find((r) => existsSync(join(r, 'package.json')));
+}
+
+/**
+ * Where a default model (a path relative to the checkout, `assets/models/...`) is: in the working
+ * directory, else in the checkout this command runs from, so that `redact` finds it from any
+ * directory. The path as given when neither has it, so that errors name what the defaults describe.
+ */
+export function defaultAssetPath(rel: string, cwd = process.cwd()): string {
+  const root = checkoutRoot();
+  return [join(cwd, rel), ...(root ? [join(root, rel)] : [])].find((p) => existsSync(p)) ?? rel;
+}
+
 export const command: CliCommand = {
   summary: 'blur faces and licence plates in a still image, as the agent does before anything leaves the device',
   usage: `usage: edge-agent redact --image IN --out OUT [--config privacy.json] [--method blur|pixelate]
@@ -24,7 +40,8 @@ Finds faces (BlazeFace) and licence plates (PP-OCR text inside vehicles, or the 
 vehicle box) and hides them exactly as the agent's privacy gate does, so that an operator can check
 the result on their own photos. OUT's extension picks the format (.jpg, .png, .webp).
   --config    a JSON file with the agent config's "privacy" section (defaults otherwise)
-  --detector  main detector for vehicle boxes (default ${DEFAULT_DETECTOR} when installed)
+  --detector  main detector for vehicle and person boxes (default ${DEFAULT_DETECTOR} in the
+              working directory or the checkout, when installed; a warning says when there is none)
   --vehicle   a vehicle box in source pixels; repeatable; skips the main detector
   --json      print the regions found (kind, source, score, box) as JSON`,
   async run(argv) {
@@ -48,18 +65,23 @@ the result on their own photos. OUT's extension picks the format (.jpg, .png, .w
     // Paths the file names are relative to it, as `run` and `check-config` read them; the defaults of
     // the paths it leaves out stay relative to the working directory.
     const config = parsePrivacyConfig(raw);
+    const named = raw as { faces?: { modelPath?: string }; plates?: { textModelPath?: string }; rawRing?: { dir?: string } };
     if (values.config) {
-      const named = raw as { faces?: { modelPath?: string }; plates?: { textModelPath?: string }; rawRing?: { dir?: string } };
       const fromFile = resolvePrivacyPaths(parsePrivacyConfig(raw), dirname(resolve(values.config)));
       if (named.faces?.modelPath !== undefined) config.faces.modelPath = fromFile.faces.modelPath;
       if (named.plates?.textModelPath !== undefined) config.plates.textModelPath = fromFile.plates.textModelPath;
       if (named.rawRing?.dir !== undefined) config.rawRing.dir = fromFile.rawRing.dir;
     }
+    // The default model paths are the checkout's: found from any working directory.
+    if (named.faces?.modelPath === undefined) config.faces.modelPath = defaultAssetPath(config.faces.modelPath);
+    if (named.plates?.textModelPath === undefined && config.plates.textModelPath) config.plates.textModelPath = defaultAssetPath(config.plates.textModelPath);
+    const warnings: string[] = [];
     const image = await readImageFile(imagePath);
 
     const vehicles: Detection[] = (values.vehicle ?? []).map((v) => ({ classId: 2, label: 'car', score: 1, box: parseBox(v) }));
     let vehicleSource = vehicles.length ? '--vehicle' : 'none';
-    const detectorPath = values.detector ?? (existsSync(DEFAULT_DETECTOR) ? DEFAULT_DETECTOR : undefined);
+    const defaultDetector = defaultAssetPath(DEFAULT_DETECTOR);
+    const detectorPath = values.detector ?? (existsSync(defaultDetector) ? defaultDetector : undefined);
     // Vehicles carry plate bands, persons head bands: the main detector finds both.
     const wantsBoxes = config.plates.enabled || (config.faces.enabled && config.faces.headBand.enabled);
     if (vehicles.length === 0 && wantsBoxes && detectorPath) {
@@ -70,6 +92,11 @@ the result on their own photos. OUT's extension picks the format (.jpg, .png, .w
       } finally {
         await main.close();
       }
+    } else if (vehicles.length === 0 && wantsBoxes) {
+      warnings.push(`no vehicle or person detector: ${DEFAULT_DETECTOR} is in neither the working directory nor ${checkoutRoot() ?? 'the checkout'}, so plates and the heads of persons without a detected face were not looked for; give --detector MODEL.onnx or --vehicle x,y,w,h`);
+    }
+    if (config.plates.enabled && vehicles.length > 0 && !(config.plates.textModelPath && existsSync(config.plates.textModelPath))) {
+      warnings.push(`no plate text model (${config.plates.textModelPath ?? 'none configured'}): each vehicle's plate band is hidden instead (plates.fallback ${config.plates.fallback})`);
     }
     const privacy = await PrivacyDetector.open(config);
     let regions;
@@ -82,12 +109,13 @@ the result on their own photos. OUT's extension picks the format (.jpg, .png, .w
     await sharp(out.data, { raw: { width: out.width, height: out.height, channels: 3 } }).toFile(outPath);
     if (values.json) {
       process.stdout.write(`${JSON.stringify({
-        ok: true, image: imagePath, out: outPath, width: image.width, height: image.height, method: config.redaction.method, vehicles: vehicleSource,
+        ok: true, image: imagePath, out: outPath, width: image.width, height: image.height, method: config.redaction.method, vehicles: vehicleSource, warnings,
         regions: regions.map((r) => ({ kind: r.kind, source: r.source, score: round(r.score), box: roundBox(r.box), padded: padRegion(r.box, r.paddingFrac ?? config.redaction.paddingFrac, image.width, image.height) ?? null })),
       })}\n`);
     } else {
       process.stdout.write(`${regions.length} region${regions.length === 1 ? '' : 's'} hidden (${config.redaction.method}) in ${imagePath} → ${outPath}\n`);
       for (const r of regions) process.stdout.write(`  ${r.kind.padEnd(6)} ${r.source.padEnd(11)} ${r.score.toFixed(2)}  x=${r.box.x.toFixed(0)} y=${r.box.y.toFixed(0)} w=${r.box.w.toFixed(0)} h=${r.box.h.toFixed(0)}\n`);
+      for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
     }
     return 0;
   },
