@@ -13,7 +13,7 @@ import { modelInputSize } from '../../../agent/src/preprocess/tensor.js';
 import type { FrameSelection } from '../quantize/frames.js';
 import type { CalibrationMethod } from '../quantize/ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
-import { exportTflite, type TfliteExportOptions } from './tflite/export.js';
+import { exportTflite, fedInputShape, type TfliteExportOptions } from './tflite/export.js';
 import { decodeModel } from '../convert/onnx/codec.js';
 import { tfliteKeepFloat, tfliteRanges } from './tflite/ranges.js';
 import { chooseFloatIslands } from './tflite/islands.js';
@@ -54,6 +54,12 @@ export interface ExportReport {
 export async function exportModel(o: ExportModelOptions): Promise<ExportReport> {
   const bytes = new Uint8Array(await readFile(o.modelPath));
   const notes: string[] = [];
+  // TFLite and Core ML shapes are static: the input's dynamic sizes are the ones the agent feeds (the metadata's preprocess).
+  const metaIn = metadataPathFor(o.modelPath);
+  const graph = decodeModel(Uint8Array.from(bytes)).graph;
+  const sourceMeta = existsSync(metaIn) ? await loadModelMetadata(o.modelPath) : undefined;
+  const inputName = sourceMeta?.input ?? graph.inputs.find((i) => !graph.initializers.has(i.name))?.name;
+  const inputShapes = sourceMeta && inputName ? { [inputName]: fedInputShape(sourceMeta.preprocess) } : undefined;
   let out: Uint8Array;
   let inputs: ExportReport['inputs'], outputs: ExportReport['outputs'], dropped: ExportReport['dropped'] = [];
   let calibrationFrames: number | undefined;
@@ -78,14 +84,14 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
         notes.push(`INT8 mixed precision (--target-snr ${o.targetSnrDb}): ${keepFloat.length} activations kept float with the ops reading them`);
       }
     }
-    const build = (maxAmplification?: number) => exportTflite(converted, { precision: o.precision, outputs: o.outputs, ranges, keepFloat, unroundedOnnx: unrounded, maxAmplification });
+    const build = (maxAmplification?: number) => exportTflite(converted, { precision: o.precision, outputs: o.outputs, inputShapes, ranges, keepFloat, unroundedOnnx: unrounded, maxAmplification });
     let r = build(o.floatIslands === 'off' ? Infinity : undefined);
     if (meta && o.calib && (o.floatIslands ?? 'auto') === 'auto') {
       const without = build(Infinity);
       if (without.floatIslands < r.floatIslands) {
         const frames = [];
         for await (const f of modelInputs({ ...o.calib, maxFrames: 2 }, meta.preprocess)) frames.push(f);
-        const fp32 = exportTflite(bytes, { precision: 'fp32', outputs: o.outputs }).bytes;
+        const fp32 = exportTflite(bytes, { precision: 'fp32', outputs: o.outputs, inputShapes }).bytes;
         const c = await chooseFloatIslands({ fp32, withIslands: r.bytes, withoutIslands: without.bytes, frames, inputName: meta.input ?? r.inputs[0].name });
         notes.push(`INT8 float islands: ${r.floatIslands - without.floatIslands} ops float would make the file ${(r.bytes.length / without.bytes.length).toFixed(2)}× larger for ${c.worstWithoutDb.toFixed(1)} → ${c.worstWithDb.toFixed(1)} dB at the worst output (${frames.length} calibration frames, LiteRT.js): ${c.keep ? 'kept' : 'left out'} (--float-islands on|off decides instead)`);
         if (!c.keep) r = without;
@@ -95,7 +101,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     ({ inputs, outputs, dropped } = r);
     notes.push(`${r.transposesRemoved} ONNX Transposes folded into NHWC layout, ${r.transposesLeft} TRANSPOSE ops left; ${r.fusedActivations} activations fused`);
   } else {
-    const r = exportCoreml(bytes, { precision: o.precision, outputs: o.outputs });
+    const r = exportCoreml(bytes, { precision: o.precision, outputs: o.outputs, inputShapes });
     out = r.bytes;
     inputs = r.model.inputs;
     outputs = r.model.outputs;
@@ -104,11 +110,10 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
   if (dropped.length) notes.push(`outputs left out: ${dropped.map((d) => d.output).join(", ")}`);
   // `-o NEW_DIR/model.tflite` is the usual way to give an export its own directory.
   await mkdir(dirname(resolve(o.outputPath)), { recursive: true });
-  const metaIn = metadataPathFor(o.modelPath);
   const metaOut = metadataPathFor(o.outputPath);
-  if (existsSync(metaIn)) {
-    const meta = await loadModelMetadata(o.modelPath);
-    const sourceOutputs = decodeModel(Uint8Array.from(bytes)).graph.outputs.map((x) => x.name);
+  if (sourceMeta) {
+    const meta = sourceMeta;
+    const sourceOutputs = graph.outputs.map((x) => x.name);
     // Core ML blobs are CHW without the batch axis.
     const shapes = o.target === 'coreml' ? outputs.map((x) => ({ name: x.name, shape: [1, ...x.shape] })) : outputs;
     const decoder = decoderForExport(meta, sourceOutputs, shapes, o.target === 'coreml' ? 'nchw' : 'nhwc');

@@ -10,11 +10,12 @@
  * decoding tail) are left out and reported in `dropped`; the exported model ends at the outputs
  * before them (heatmap and box sizes), which the decoder on the device reads instead.
  */
-import { attr, convPadding, samePadding, type OnnxModel, type OnnxNode } from '../../convert/onnx/model.js';
+import { attr, convPadding, samePadding, type OnnxModel, type OnnxNode, type OnnxValueInfo } from '../../convert/onnx/model.js';
 import { ModelError } from '../../../../agent/src/util/errors.js';
 import { binaryConst, count, f32Bytes, fromOnnx, i32Bytes, transposeConst, broadcastShape, type ConstValue } from './consts.js';
 import { F, Op, Options, Padding, TensorType } from './schema.js';
 import type { TflModel, TflOperator, TflOptionField } from './model.js';
+import { planResize } from './resize.js';
 
 type Layout = 'plain' | 'nchw';
 interface Val { index: number; shape: number[]; layout: Layout }
@@ -34,6 +35,12 @@ export interface TfliteConversion {
 export interface ConvertOptions {
   /** Export only these graph outputs (default: every output whose ops all convert). */
   outputs?: string[];
+  /**
+   * The shape a device feeds each named graph input (from the metadata's preprocess: layout and
+   * modelInputSize). TFLite and Core ML shapes are static: an input's dynamic sizes are taken from
+   * here, and the export is refused where nothing gives them.
+   */
+  inputShapes?: Readonly<Record<string, readonly number[]>>;
 }
 
 function storedPerm(layout: Layout, rank: number): number[] {
@@ -104,7 +111,7 @@ class Converter {
     }
     for (const input of g.inputs) {
       if (this.consts.has(input.name)) continue;
-      const shape = (input.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+      const shape = this.inputShape(input, opts.inputShapes?.[input.name]);
       const index = this.addTensor(input.name, shape, TensorType.FLOAT32);
       this.values.set(input.name, { index, shape, layout: 'plain' });
       this.model.inputs.push(index);
@@ -116,6 +123,20 @@ class Converter {
       this.model.outputs.push(v.index);
     }
     return { model: this.model, dropped, transposesRemoved: this.transposesRemoved };
+  }
+
+  /** A graph input's static shape: its fixed sizes, the fed shape for the others, batch 1 if nothing gives it. */
+  private inputShape(input: OnnxValueInfo, fed: readonly number[] | undefined): number[] {
+    const dims = input.shape ?? fed?.map(() => null);
+    if (!dims) throw new ModelError(`TFLite export: input ${input.name} has no shape in the model, and no metadata gives it; export a model with its model.meta.json beside it (fleetctl model import writes one)`);
+    if (fed && fed.length !== dims.length) throw new ModelError(`TFLite export: input ${input.name} has ${dims.length} dimensions, but the metadata's preprocess feeds [${fed.join(', ')}]`);
+    return dims.map((d, axis) => {
+      if (typeof d === 'number' && d > 0) return d;
+      if (fed) return fed[axis];
+      // One frame at a time: the agent and both bridges run batch 1.
+      if (axis === 0) return 1;
+      throw new ModelError(`TFLite export: input ${input.name} has the dynamic size ${JSON.stringify(d ?? '?')} on axis ${axis} of [${dims.map((x) => x ?? '?').join(', ')}]; TFLite needs fixed sizes, which come from the preprocess width, height and layout in the model's metadata, and none was given: put model.meta.json beside the model (fleetctl model import writes one)`);
+    });
   }
 
   // ---- tensors -------------------------------------------------------------------------------
@@ -328,10 +349,26 @@ class Converter {
   }
 
   private maxPool(n: OnnxNode): void {
-    const x = this.toLayout(this.get(n.inputs[0]), 'nchw');
+    const name = n.name || n.outputs[0];
     const k = attr(n, 'kernel_shape')?.value as number[];
+    if (k.length !== 2) throw new ModelError(`TFLite export: MaxPool ${name} has a ${k.length}-D kernel; TFLite's MAX_POOL_2D pools two axes`);
+    if (n.outputs[1]) throw new ModelError(`TFLite export: MaxPool ${name} outputs its Indices, which TFLite's MAX_POOL_2D does not`);
+    const dil = (attr(n, 'dilations')?.value as number[] | undefined) ?? [1, 1];
+    if (dil.some((d) => d !== 1)) throw new ModelError(`TFLite export: MaxPool ${name} dilations [${dil.join(', ')}] have no TFLite equivalent (MAX_POOL_2D has no dilation)`);
+    const x = this.toLayout(this.get(n.inputs[0]), 'nchw');
     const strides = (attr(n, 'strides')?.value as number[] | undefined) ?? [1, 1];
     const pad = this.padding(n, [x.shape[2], x.shape[3]], k, strides, [1, 1]);
+    // ceil_mode rounds the output size up (a last window hanging over the end); TFLite rounds down.
+    // Equal exactly when every window fits: (padded size − kernel) a multiple of the stride.
+    const ceilMode = (attr(n, 'ceil_mode')?.value as number | undefined) ?? 0;
+    const autoPad = (attr(n, 'auto_pad')?.value as string | undefined) ?? 'NOTSET';
+    if (ceilMode !== 0 && (autoPad === 'NOTSET' || autoPad === 'VALID')) {
+      const p = convPadding(n, [x.shape[2], x.shape[3]], k, strides, [1, 1]);
+      const axis = [0, 1].find((i) => (x.shape[2 + i] + p.before[i] + p.after[i] - k[i]) % strides[i] !== 0);
+      if (axis !== undefined) {
+        throw new ModelError(`TFLite export: MaxPool ${name} ceil_mode 1 gives ${['height', 'width'][axis]} ${p.outHW[axis] + 1} where TFLite's MAX_POOL_2D gives ${p.outHW[axis]} (kernel ${k[axis]}, stride ${strides[axis]} over ${x.shape[2 + axis]} with pads); re-export the model with ceil_mode 0 or pads that make the windows fit`);
+      }
+    }
     // Explicit pads would need -inf padding (ONNX ignores pad cells in max pooling); only SAME/VALID map.
     if (pad.pads) throw new ModelError(`TFLite export: MaxPool ${n.name} pads ${pad.pads.join(',')} are neither SAME nor VALID`);
     const shape = [x.shape[0], x.shape[1], pad.outHW[0], pad.outHW[1]];
@@ -418,32 +455,58 @@ class Converter {
   }
 
   private resize(n: OnnxNode): void {
-    const x = this.toLayout(this.get(n.inputs[0]), 'nchw');
+    const refuse = (what: string): never => { throw new ModelError(`TFLite export: Resize ${n.name || n.outputs[0]} ${what}`); };
+    const v = this.get(n.inputs[0]);
+    if (v.shape.length !== 4) refuse(`of a rank-${v.shape.length} tensor has no TFLite equivalent (TFLite resizes NHWC images)`);
+    const x = this.toLayout(v, 'nchw');
+    // Opset 11+: inputs X, roi, scales, sizes; `axes` (opset 18) says which axes scales/sizes cover.
+    const axes = ((attr(n, 'axes')?.value as number[] | undefined) ?? [0, 1, 2, 3]).map((a) => (a < 0 ? a + 4 : a));
     const sizes = n.inputs[3] ? this.consts.get(n.inputs[3]) : undefined;
     const scales = n.inputs[2] ? this.consts.get(n.inputs[2]) : undefined;
+    const per = (c: ConstValue, axis: number, dflt: number): number => { const k = axes.indexOf(axis); return k < 0 ? dflt : c.values[k]; };
     let hw: number[];
-    if (sizes) hw = [sizes.values[2], sizes.values[3]];
-    else if (scales && scales.values.length === 4) hw = [Math.floor(x.shape[2] * scales.values[2]), Math.floor(x.shape[3] * scales.values[3])];
-    else throw new ModelError(`TFLite export: Resize ${n.name} needs constant sizes or scales`);
-    const mode = (attr(n, 'mode')?.value as string | undefined) ?? 'nearest';
-    const ctm = (attr(n, 'coordinate_transformation_mode')?.value as string | undefined) ?? 'half_pixel';
-    if (!['asymmetric', 'align_corners', 'half_pixel', 'tf_half_pixel_for_nn'].includes(ctm)) {
-      throw new ModelError(`TFLite export: Resize ${n.name} coordinate_transformation_mode ${ctm} has no TFLite equivalent`);
+    if (sizes && sizes.values.length) {
+      if ([0, 1].some((a) => per(sizes, a, x.shape[a]) !== x.shape[a])) refuse(`sizes [${Array.from(sizes.values).join(', ')}] change the batch or channel axis, which TFLite does not resize`);
+      const policy = (attr(n, 'keep_aspect_ratio_policy')?.value as string | undefined) ?? 'stretch';
+      if (policy !== 'stretch') refuse(`keep_aspect_ratio_policy ${policy} has no TFLite equivalent (stretch does)`);
+      hw = [per(sizes, 2, x.shape[2]), per(sizes, 3, x.shape[3])];
+    } else if (scales && scales.values.length) {
+      if ([0, 1].some((a) => per(scales, a, 1) !== 1)) refuse(`scales [${Array.from(scales.values).join(', ')}] change the batch or channel axis, which TFLite does not resize`);
+      const s = [per(scales, 2, 1), per(scales, 3, 1)];
+      // ONNX takes floor(in·scale) samples at positions from the scale itself, TFLite from in/out: the
+      // same only when in·scale is a whole size (a float32 scale such as 1/3 within its rounding).
+      hw = s.map((sc, k) => Math.floor(Math.fround(x.shape[2 + k] * sc)));
+      s.forEach((sc, k) => {
+        const exact = x.shape[2 + k] * sc;
+        if (hw[k] < 1 || Math.abs(exact - hw[k]) > 1e-6 * Math.max(1, exact)) {
+          refuse(`scale ${sc} on ${['height', 'width'][k]} ${x.shape[2 + k]} gives ${exact}, not a whole size: ONNX samples at x/${sc}, TFLite at x·${x.shape[2 + k]}/${hw[k]}; give sizes, or scales that give whole sizes`);
+        }
+      });
+    } else {
+      return refuse('needs constant sizes or scales');
     }
+    const antialias = (attr(n, 'antialias')?.value as number | undefined) ?? 0;
+    if (antialias !== 0 && hw.some((d, k) => d < x.shape[2 + k])) refuse('antialias 1 when downscaling has no TFLite equivalent');
+    // exclude_outside needs no check: nearest and 2-tap linear never weight a sample outside the input
+    // once it is clamped, which both ONNX (onnxruntime) and TFLite do.
+    const plan = planResize({
+      node: n.name || n.outputs[0],
+      mode: (attr(n, 'mode')?.value as string | undefined) ?? 'nearest',
+      coordinateTransformationMode: (attr(n, 'coordinate_transformation_mode')?.value as string | undefined) ?? 'half_pixel',
+      nearestMode: (attr(n, 'nearest_mode')?.value as string | undefined) ?? 'round_prefer_floor',
+      inHW: [x.shape[2], x.shape[3]], outHW: hw,
+    });
     const size = this.addTensor(`${n.outputs[0]}/size`, [2], TensorType.INT32, i32Bytes(hw));
     const shape = [x.shape[0], x.shape[1], hw[0], hw[1]];
-    const align = ctm === 'align_corners' ? 1 : 0;
-    const half = ctm === 'half_pixel' || ctm === 'tf_half_pixel_for_nn' ? 1 : 0;
-    if (mode === 'linear') {
+    const align = plan.alignCorners ? 1 : 0, half = plan.halfPixelCenters ? 1 : 0;
+    if (plan.op === 'bilinear') {
       this.emit(Op.RESIZE_BILINEAR, [x.index, size], [this.out(n, shape, 'nchw')], {
         type: Options.ResizeBilinearOptions, fields: [i8(F.ResizeOptions.align_corners, align), i8(F.ResizeOptions.half_pixel_centers, half)],
       });
-    } else if (mode === 'nearest') {
+    } else {
       this.emit(Op.RESIZE_NEAREST_NEIGHBOR, [x.index, size], [this.out(n, shape, 'nchw')], {
         type: Options.ResizeNearestNeighborOptions, fields: [i8(F.ResizeNearestNeighborOptions.align_corners, align), i8(F.ResizeNearestNeighborOptions.half_pixel_centers, half)],
       });
-    } else {
-      throw new ModelError(`TFLite export: Resize mode ${mode} on ${n.name} is not supported`);
     }
   }
 

@@ -14,7 +14,7 @@ import { planQuantization } from '../../quantize/qdq.js';
 import { chooseFloatActivations } from '../../quantize/sensitivity.js';
 import type { PreprocessSpec } from '../../../../agent/src/model/metadata.js';
 import type { ModelInput } from '../../../../agent/src/preprocess/preprocess.js';
-import { tfliteCalibrationTensors } from './export.js';
+import { fedInputShape, tfliteCalibrationTensors } from './export.js';
 import type { Range } from './int8.js';
 
 export interface TfliteRangeOptions {
@@ -50,7 +50,7 @@ export async function tfliteRanges(o: TfliteRangeOptions): Promise<TfliteCalibra
     onnxBytes = encodeModel(model);
     unroundedBytes = encodeModel(p.unrounded);
   }
-  const wanted = tfliteCalibrationTensors(onnxBytes, o.outputs);
+  const wanted = tfliteCalibrationTensors(onnxBytes, o.outputs, { [input]: fedInputShape(o.preprocess) });
   const tensors = wanted.filter((t) => t !== input);
   // The graph input is not a node output, so its range is tracked on the frames as they pass.
   const inputRange = { min: Infinity, max: -Infinity };
