@@ -2,10 +2,12 @@
  * What the schema cannot say about one field alone: ids that must be unique, ranges whose two ends
  * must be in order, fields that only make sense together. Each problem is a ConfigIssue naming the
  * field and the fix; check-config lists them all, and `run` refuses the config (it started with two
- * cameras reporting as "cam0", or failed later on a duplicate rule id).
+ * cameras reporting as "cam0", or failed later on a duplicate rule id). A rule whose shape can never
+ * fire (fractions for pixels, a zone off the picture: rule-geometry.ts) is refused the same way.
  */
 import type { ConfigIssue } from '../util/errors.js';
 import type { AgentConfig } from './schema.js';
+import { configuredFrameSize, ruleShapeProblem } from './rule-geometry.js';
 
 export function crossFieldIssues(cfg: AgentConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -26,14 +28,18 @@ export function crossFieldIssues(cfg: AgentConfig): ConfigIssue[] {
     if (src.reconnect.initialDelayMs > src.reconnect.maxDelayMs) {
       add(`${at}/source/reconnect/initialDelayMs`, `at most maxDelayMs (${src.reconnect.maxDelayMs})`, src.reconnect.initialDelayMs);
     }
+    const frame = configuredFrameSize(src);
     const ruleIds = new Map<string, number>();
     cam.rules.rules.forEach((r, j) => {
       const seen = ruleIds.get(r.id);
       if (seen !== undefined) add(`${at}/rules/rules/${j}/id`, `a rule id unique per camera (rule ${seen} is also "${r.id}")`, r.id);
       else ruleIds.set(r.id, j);
       if (r.type === 'line' && r.from.x === r.to.x && r.from.y === r.to.y) add(`${at}/rules/rules/${j}/to`, 'a point other than "from" (a line of length 0 is never crossed)', r.to);
-      if (r.type !== 'line' && new Set(r.polygon.map((p) => `${p.x},${p.y}`)).size < 3) {
+      else if (r.type !== 'line' && new Set(r.polygon.map((p) => `${p.x},${p.y}`)).size < 3) {
         add(`${at}/rules/rules/${j}/polygon`, 'at least 3 distinct points (an area)', r.polygon);
+      } else {
+        const shape = ruleShapeProblem(r, frame);
+        if (shape) add(`${at}/rules/rules/${j}/${shape.field}`, shape.expected, r.type === 'line' ? r.from : r.polygon);
       }
     });
   });
