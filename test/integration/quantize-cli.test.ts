@@ -24,7 +24,7 @@ const missing = [MODEL, FACES].filter((p) => !existsSync(p));
 const skip = missing.length ? `${missing.join(', ')} missing (run ./scripts/setup.sh)` : false;
 
 interface QuantizeReport { method: string; calibrationFrames: number; sizeRatio: number; stats: { quantizedActivations: number; quantizedWeights: number }; ranges: Record<string, unknown> }
-interface EvaluateJson { ok: boolean; decision: { pass: boolean; reason: string }; report: { frames: number; agreementMap: number; mapDrop: number } }
+interface EvaluateJson { ok: boolean; decision: { pass: boolean; reason: string }; report: { frames: number; agreementMap: number; mapDrop: number; atThreshold: { f1Drop: number } } }
 
 test('fleetctl model quantize → evaluate → publish: a passing INT8 build is published with its gate decision', { skip, timeout: 180_000 }, async () => {
   const out = join(dir, 'bf.int8.onnx'), report = join(dir, 'bf.report.json');
@@ -47,7 +47,7 @@ test('fleetctl model quantize → evaluate → publish: a passing INT8 build is 
   const e = JSON.parse(ev.stdout.trim().split('\n').pop()!) as EvaluateJson;
   assert.equal(e.report.frames, 6);
   assert.ok(e.report.agreementMap >= 0 && e.report.agreementMap <= 100);
-  assert.equal(ev.code, e.report.mapDrop <= 1.0 ? 0 : 1, 'exit code follows the gate');
+  assert.equal(ev.code, e.report.mapDrop <= 1.0 && e.report.atThreshold.f1Drop <= 3 ? 0 : 1, 'exit code follows the gate (mAP and F1 at the threshold)');
 
   const pub = join(dir, 'published');
   const p = await runCli('fleetctl', ['model', 'publish', '--model', out, '--precision', 'int8', '--reference', MODEL, '--data', FACES, '--max-drop', '100', '--out', pub], { timeoutMs: 60_000 });

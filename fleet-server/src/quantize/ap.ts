@@ -60,6 +60,40 @@ export function averagePrecision(frames: FrameDetections[], iouThreshold = 0.5):
   return out;
 }
 
+/** Detection counts of a candidate against the truth at one score threshold, over many frames. */
+export interface ThresholdMatch {
+  truths: number;
+  predictions: number;
+  /** Predictions matched one-to-one to a truth of their class at IoU ≥ 0.5. */
+  matched: number;
+}
+
+/**
+ * One-to-one matches of predictions to truths of the same class at IoU ≥ `iouThreshold`, per frame,
+ * highest-scored prediction first, each taking the unmatched truth it overlaps most (as in
+ * averagePrecision). Unlike AP, no ranking is integrated: every prediction counts as it is, so this
+ * measures what a device reports at the threshold the predictions were decoded at.
+ */
+export function matchAtThreshold(frames: FrameDetections[], iouThreshold = 0.5): ThresholdMatch {
+  let truths = 0, predictions = 0, matched = 0;
+  for (const f of frames) {
+    truths += f.truth.length;
+    predictions += f.predicted.length;
+    const used = new Array<boolean>(f.truth.length).fill(false);
+    for (const p of [...f.predicted].sort((a, b) => b.score - a.score)) {
+      let best = -1, bestIou = iouThreshold;
+      f.truth.forEach((t, j) => { if (used[j] || t.classId !== p.classId) return; const v = iou(p.box, t.box); if (v >= bestIou) { bestIou = v; best = j; } });
+      if (best >= 0) { used[best] = true; matched++; }
+    }
+  }
+  return { truths, predictions, matched };
+}
+
+/** F1 (0..1) of a threshold match: 1 when both sides found nothing. */
+export function f1Score(m: ThresholdMatch): number {
+  return m.truths + m.predictions === 0 ? 1 : (2 * m.matched) / (m.truths + m.predictions);
+}
+
 /** All-point interpolated AP from a score-ordered true-positive list. */
 export function apFromMatches(tp: readonly number[], nTruth: number): number {
   const recall: number[] = [0], precision: number[] = [1];

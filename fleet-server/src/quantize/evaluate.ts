@@ -6,6 +6,11 @@
  * - agreement: mAP@0.5 of the candidate's detections taking the reference's detections as truth
  *   (the candidate is decoded at half the metadata's score threshold so a box whose score slips just
  *   under the threshold still counts as found, ranked low, as in a normal mAP evaluation);
+ * - agreement at the operating threshold: both models decoded at their metadata's score threshold,
+ *   as a device runs them, the candidate's detections matched one-to-one to the reference's at
+ *   IoU 0.5 (recall, precision, F1). mAP integrates over the ranking, so it cannot see a candidate
+ *   whose scores all sink (a heatmap ×0.8 keeps every box's rank and mAP, but a device at the
+ *   threshold loses a quarter of its detections); this figure does;
  * - with labels: mAP@0.5 of each model against them, and the drop;
  * - per-class AP deltas and per-output SNR (10·log10 Σref² / Σ(ref−cand)²) in dB.
  */
@@ -22,7 +27,7 @@ import type { Detection } from '../../../agent/src/types.js';
 import { modelInputs, type FrameSelection } from './frames.js';
 import { addToSnr, snrDb } from './snr.js';
 import { openGateModel, type GateModel } from './gate-model.js';
-import { averagePrecision, candidateDecoderSpec, meanAp, type ClassAp, type FrameDetections } from './ap.js';
+import { averagePrecision, candidateDecoderSpec, f1Score, matchAtThreshold, meanAp, type ClassAp, type FrameDetections } from './ap.js';
 
 /** Labels file: boxes in source pixels per frame index (the video frame number or the sorted image index). */
 export const LabelsFile = Type.Object({
@@ -66,6 +71,12 @@ export interface EvaluateReport {
   mapDrop: number;
   /** Detections of the reference model over all frames: the truth agreement is measured against. */
   referenceDetections: number;
+  /**
+   * Agreement at the operating threshold: both models decoded at their metadata's score threshold
+   * (null for a decoder without one), the candidate's detections matched one-to-one to the
+   * reference's at IoU 0.5. recall, precision and f1 are 0..100; f1Drop = 100 − f1 is what the gate checks.
+   */
+  atThreshold: { scoreThreshold: number | null; referenceDetections: number; candidateDetections: number; matched: number; recall: number; precision: number; f1: number; f1Drop: number };
   /** `boxes`: labelled boxes on the evaluated frames. */
   labels?: { referenceMap: number; candidateMap: number; drop: number; boxes: number };
   perClass: ClassDelta[];
@@ -105,8 +116,10 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const decodeRef = createDecoder(meta.decoder);
   const candSpec = candidateDecoderSpec(meta.decoder);
   const decodeCand = createDecoder(candidateDecoderSpec(candMeta.decoder));
+  // The candidate as a device runs it: at its own metadata's threshold.
+  const decodeCandAt = createDecoder(candMeta.decoder);
   const inputName = meta.input ?? ref.inputNames[0];
-  const agreement: FrameDetections[] = [], refVsLabels: FrameDetections[] = [], candVsLabels: FrameDetections[] = [];
+  const agreement: FrameDetections[] = [], atThreshold: FrameDetections[] = [], refVsLabels: FrameDetections[] = [], candVsLabels: FrameDetections[] = [];
   const refLow = createDecoder(candSpec);
   const snr = new Map<string, { sig: number; err: number }>();
   let frames = 0, referenceDetections = 0, labelBoxes = 0;
@@ -134,6 +147,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
       const refDets = decodeRef(r, ctx);
       const candDets = decodeCand(c, { ...ctx, outputNames: cand.outputNames });
       agreement.push({ truth: refDets, predicted: candDets });
+      atThreshold.push({ truth: refDets, predicted: decodeCandAt(c, { ...ctx, outputNames: cand.outputNames }) });
       referenceDetections += refDets.length;
       if (labels) {
         const truth: Detection[] = (labelByFrame.get(input.index) ?? []).map((b) => ({ classId: b.classId, label: meta.labels[b.classId] ?? `class${b.classId}`, score: 1, box: { x: b.x, y: b.y, w: b.w, h: b.h } }));
@@ -150,8 +164,14 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const agreeAps = averagePrecision(agreement);
   const agreementMap = 100 * meanAp(agreeAps);
   const perClass: ClassDelta[] = agreeAps.map((a: ClassAp) => ({ classId: a.classId, label: a.label, referenceCount: a.truths, candidateCount: a.predictions, agreementAp: 100 * a.ap }));
+  const m = matchAtThreshold(atThreshold), f1 = 100 * f1Score(m);
   const report: EvaluateReport = {
-    reference: opts.reference, candidate: opts.candidate, frames, referenceDetections, agreementMap, mapDrop: 100 - agreementMap, perClass,
+    reference: opts.reference, candidate: opts.candidate, frames, referenceDetections, agreementMap, mapDrop: 100 - agreementMap,
+    atThreshold: {
+      scoreThreshold: 'scoreThreshold' in meta.decoder ? meta.decoder.scoreThreshold : null, referenceDetections: m.truths, candidateDetections: m.predictions, matched: m.matched,
+      recall: m.truths ? (100 * m.matched) / m.truths : 100, precision: m.predictions ? (100 * m.matched) / m.predictions : 100, f1, f1Drop: 100 - f1,
+    },
+    perClass,
     outputSnrDb: Object.fromEntries([...snr].map(([k, v]) => [k, snrDb(v)])),
   };
   if (labels) {

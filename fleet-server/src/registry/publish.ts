@@ -108,7 +108,7 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
   if (!m.ok) throw new RegistryError('E_INPUT', `${metaPath}: ${m.issues[0]?.path} expected ${m.issues[0]?.expected} but received ${m.issues[0]?.received}`);
   const meta = m.value;
   const gatePath = join(o.dir, 'gate.json');
-  const gate = existsSync(gatePath) ? JSON.parse(readFileSync(gatePath, 'utf8')) as { precision?: string; decision?: { pass?: boolean; reason?: string; mapDrop?: number } | null } : undefined;
+  const gate = existsSync(gatePath) ? JSON.parse(readFileSync(gatePath, 'utf8')) as { precision?: string; decision?: { pass?: boolean; reason?: string; mapDrop?: number; f1Drop?: number } | null } : undefined;
   const precision = o.precision ?? (gate?.precision as Manifest['precision'] | undefined) ?? 'fp32';
   if (!PRECISIONS.includes(precision)) throw new RegistryError('E_INPUT', `Expected a precision of ${PRECISIONS.join(', ')} but received ${JSON.stringify(precision)}`);
   const { inputs, outputs, quantized } = await artifactTensors(target, modelPath);
@@ -125,6 +125,7 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
   inputs.sort((a, b) => (a.name === meta.input ? -1 : b.name === meta.input ? 1 : 0));
   const metrics: Manifest['metrics'] = { ...o.metrics };
   if (gate?.decision?.mapDrop !== undefined) metrics.mapDrop = gate.decision.mapDrop;
+  if (gate?.decision?.f1Drop !== undefined) metrics.f1Drop = gate.decision.f1Drop;
   return registry.addArtifact({
     file: modelPath,
     manifest: {

@@ -16,7 +16,7 @@ import { extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { numberOption, NON_NEGATIVE } from '../../../../agent/src/cli/args.js';
-import { runGate, DEFAULT_MAX_MAP_DROP, type GateDecision } from '../../quantize/gate.js';
+import { runGate, DEFAULT_MAX_F1_DROP, DEFAULT_MAX_MAP_DROP, type GateDecision } from '../../quantize/gate.js';
 import { copyMeta } from '../../quantize/quantize.js';
 import { dbPathOf, loadFleetConfig } from '../../config/schema.js';
 import { openDatabase } from '../../db/database.js';
@@ -31,11 +31,12 @@ const usage = `
 usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tflite|coreml] [--precision P]
          [--config FILE | --data-dir DIR] [--create] [--json]
        fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR
-         [--reference FP32.onnx --data DIR|VIDEO] [--max-drop POINTS] [--json]
+         [--reference FP32.onnx --data DIR|VIDEO] [--max-drop POINTS] [--max-f1-drop POINTS] [--json]
 
 An int8 model needs --reference and --data: it is evaluated against the FP32 model and refused
-(exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}); publish
-the FP16 or FP32 artifact instead. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
+(exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1
+of its detections at the metadata's score threshold against FP32's drops more than --max-f1-drop
+(default ${DEFAULT_MAX_F1_DROP}; fleetctl model evaluate shows both); publish the FP16 or FP32 artifact instead. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
 its model.meta.json and DIR/gate.json: the directory the DIR form below publishes. An INT8 file
 given as fp16/fp32 is refused.
 
@@ -55,7 +56,7 @@ export const command: CliCommand = {
     const { values, positionals } = parseArgs({
       args: argv, strict: true, allowPositionals: true,
       options: {
-        model: { type: 'string' }, precision: { type: 'string' }, reference: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'max-drop': { type: 'string' }, json: { type: 'boolean' },
+        model: { type: 'string' }, precision: { type: 'string' }, reference: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'max-drop': { type: 'string' }, 'max-f1-drop': { type: 'string' }, json: { type: 'boolean' },
         version: { type: 'string' }, target: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' }, create: { type: 'boolean' },
       },
     });
@@ -72,7 +73,8 @@ export const command: CliCommand = {
     if (precision === 'int8') {
       if (!values.reference || !values.data) throw new UsageError('An int8 artifact needs --reference FP32.onnx and --data DIR|VIDEO for the accuracy gate');
       const maxMapDrop = numberOption('--max-drop', values['max-drop'], NON_NEGATIVE) ?? DEFAULT_MAX_MAP_DROP;
-      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, heldOut: true }, maxMapDrop }));
+      const maxF1Drop = numberOption('--max-f1-drop', values['max-f1-drop'], NON_NEGATIVE) ?? DEFAULT_MAX_F1_DROP;
+      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, heldOut: true }, maxMapDrop, maxF1Drop }));
       if (!decision.pass) {
         if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, decision })}\n`);
         else process.stderr.write(`refused: ${decision.reason}\noffer instead: ${decision.offer.join(', ')}\n`);
