@@ -18,7 +18,12 @@ import { loadModelMetadata } from '../../agent/src/model/metadata.js';
 import { createDecoder } from '../../agent/src/decode/index.js';
 import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { withExtraOutputs } from '../../fleet-server/src/quantize/calibrate.js';
-import { decoderForExport } from '../../fleet-server/src/export/export-model.js';
+import { decoderForExport, exportModel } from '../../fleet-server/src/export/export-model.js';
+import { decoderOutputNames } from '../../agent/src/decode/spec.js';
+import { openDatabase } from '../../fleet-server/src/db/database.js';
+import { ModelRegistry } from '../../fleet-server/src/registry/model-registry.js';
+import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
+import { generateKeyPairSync } from 'node:crypto';
 
 const MODEL = 'assets/models/blazeface-back/model.onnx';
 
@@ -113,4 +118,46 @@ test('CenterNet .mlmodel (fp32, fp16): its heads evaluate like onnxruntime on a 
       fromHeads.forEach((d, i) => { for (const k of ['x', 'y', 'w', 'h'] as const) assert.ok(Math.abs(d.box[k] - fromOnnx[i].box[k]) < 0.5, `detection ${i} ${k}`); });
     }
   }
+});
+
+test('BlazeFace exported to Core ML: its metadata decodes the Core ML outputs into the faces onnxruntime finds, and the directory publishes', async (t) => {
+  if (!existsSync(MODEL)) return t.skip(`${MODEL} missing (run ./scripts/setup.sh)`);
+  const dir = mkdtempSync(join(tmpdir(), 'ef-coreml-bf-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, 'bf', 'model.mlmodel');
+  await exportModel({ modelPath: MODEL, outputPath: out, target: 'coreml', precision: 'fp32' });
+  const meta = await loadModelMetadata(MODEL);
+  const exported = await loadModelMetadata(out);
+  const m = decodeMlModel(readFileSync(out));
+  // The decoder reads the Core ML outputs (the head maps before the final Reshapes), not the ONNX names.
+  for (const n of decoderOutputNames(exported.decoder)) assert.ok(m.outputs.some((o) => o.name === n), `${n} is a Core ML output`);
+  let frame;
+  for await (const f of modelInputs({ source: 'assets/images/faces', maxFrames: 1 }, meta.preprocess)) frame = f;
+  assert.ok(frame);
+  const ort = await new OrtAdapter().createSession({ modelPath: MODEL });
+  const ref = await ort.run({ [meta.input ?? 'input']: { type: 'float32', dims: frame.dims, data: (frame.data as Float32Array).slice() } });
+  await ort.dispose();
+  const ctx = { transform: frame.transform, labels: meta.labels };
+  const want = createDecoder(meta.decoder)(Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, { dims: v.dims, data: v.data as Float32Array }])), { ...ctx, outputNames: Object.keys(ref.outputs) });
+  // The bridge's side (docs/ios-bridge.md): each output with an output:<name> entry goes CHW → HWC, then to reshapeFromHWC, under its Core ML name.
+  const [, H, W, C] = frame.dims;
+  const blobs = evaluateCoreml(m, { [meta.input ?? 'input']: { shape: [C, H, W], data: toChw(frame.data as Float32Array, H, W, C) } });
+  const outputs = Object.fromEntries(m.outputs.map((o) => {
+    const b = blobs[o.name];
+    const entry = m.metadata[`output:${o.name}`];
+    if (!entry) return [o.name, { dims: [1, ...b.shape], data: Float32Array.from(b.data) }];
+    const [oc, oh, ow] = b.shape;
+    const hwc = new Float32Array(b.data.length);
+    for (let y = 0; y < oh; y++) for (let x = 0; x < ow; x++) for (let c = 0; c < oc; c++) hwc[(y * ow + x) * oc + c] = b.data[(c * oh + y) * ow + x];
+    return [o.name, { dims: (JSON.parse(entry) as { reshapeFromHWC: number[] }).reshapeFromHWC, data: hwc }];
+  }));
+  const got = createDecoder(exported.decoder)(outputs, { ...ctx, outputNames: m.outputs.map((o) => o.name) });
+  assert.ok(want.length >= 1, 'onnxruntime finds faces in the photo');
+  assert.equal(got.length, want.length);
+  got.forEach((d, i) => { for (const k of ['x', 'y', 'w', 'h'] as const) assert.ok(Math.abs(d.box[k] - want[i].box[k]) < 0.5, `face ${i} ${k}: ${d.box[k]} vs ${want[i].box[k]}`); });
+  // Publishing checks that the decoder reads outputs the file has; it refused the export before.
+  const db = openDatabase(':memory:');
+  t.after(() => db.close());
+  const { record } = await publishModelDir(new ModelRegistry(db, join(dir, 'data')), generateKeyPairSync('ed25519').privateKey, { dir: join(dir, 'bf'), target: 'coreml' });
+  assert.deepEqual(record.manifest.decoder, exported.decoder);
 });

@@ -63,6 +63,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
   let out: Uint8Array;
   let inputs: ExportReport['inputs'], outputs: ExportReport['outputs'], dropped: ExportReport['dropped'] = [];
   let calibrationFrames: number | undefined;
+  let renamed: Map<string, string> | undefined;
   if (o.target === 'tflite') {
     let ranges: TfliteExportOptions['ranges'];
     let converted: Uint8Array = bytes;
@@ -105,6 +106,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     out = r.bytes;
     inputs = r.model.inputs;
     outputs = r.model.outputs;
+    renamed = coremlOutputMap(r.model.metadata);
     notes.push('Core ML blobs are CHW; outputs are the head maps before the final Reshape (see docs/ios-bridge.md)');
   }
   if (dropped.length) notes.push(`outputs left out: ${dropped.map((d) => d.output).join(", ")}`);
@@ -116,7 +118,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     const sourceOutputs = graph.outputs.map((x) => x.name);
     // Core ML blobs are CHW without the batch axis.
     const shapes = o.target === 'coreml' ? outputs.map((x) => ({ name: x.name, shape: [1, ...x.shape] })) : outputs;
-    const decoder = decoderForExport(meta, sourceOutputs, shapes, o.target === 'coreml' ? 'nchw' : 'nhwc');
+    const decoder = decoderForExport(meta, sourceOutputs, shapes, o.target === 'coreml' ? 'nchw' : 'nhwc', renamed);
     if (decoder.note) notes.push(decoder.note);
     if (metaIn === metaOut && decoder.spec !== meta.decoder) {
       // model.onnx and model.tflite in one directory would share model.meta.json, but need different decoders.
@@ -134,17 +136,53 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
 }
 
 /**
- * The decoder the exported artifact needs. When the export kept the outputs the model's decoder
- * reads, it is unchanged. A CenterNet whose detections output was left out (its TopK/Gather tail has
- * no mapping) is decoded from its heads instead: the heatmap and the 4-side box map, stride = model
- * input height / heatmap height. Anything else keeps its decoder and says which outputs are missing.
+ * Core ML: the ONNX outputs the artifact holds under another name, ONNX name → Core ML name. An ONNX
+ * output made by a final Reshape is the head map before it (from-tflite.ts), which the bridge turns
+ * back into the ONNX output by the transpose and reshape in its `output:<name>` metadata entry.
  */
-export function decoderForExport(meta: ModelMetadata, sourceOutputs: readonly string[], outputs: ReadonlyArray<{ name: string; shape: number[] }>, layout: 'nhwc' | 'nchw'): { spec: DecoderSpec; note?: string } {
+export function coremlOutputMap(metadata: Readonly<Record<string, string>>): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const [key, value] of Object.entries(metadata)) {
+    if (key.startsWith('output:')) map.set((JSON.parse(value) as { onnxOutput: string }).onnxOutput, key.slice('output:'.length));
+  }
+  return map;
+}
+
+/** The decoder reading the artifact's names for the ONNX outputs it names (the same object when none is renamed). */
+function renameDecoderOutputs(spec: DecoderSpec, renamed: ReadonlyMap<string, string>, firstOutput: string | undefined): DecoderSpec {
+  const to = (n: string): string => renamed.get(n) ?? n;
+  let next: DecoderSpec;
+  switch (spec.type) {
+    case 'blazeface': next = { ...spec, scoreOutputs: spec.scoreOutputs.map(to), boxOutputs: spec.boxOutputs.map(to) }; break;
+    case 'centernet-heads': next = { ...spec, heatmap: to(spec.heatmap), boxes: to(spec.boxes) }; break;
+    default: {
+      // A decoder without `output` reads the first output; named, it survives a new output order.
+      const read = spec.output ?? firstOutput;
+      next = read !== undefined && renamed.has(read) ? { ...spec, output: to(read) } : spec;
+    }
+  }
+  return decoderOutputNames(next).join('\n') === decoderOutputNames(spec).join('\n') ? spec : next;
+}
+
+/**
+ * The decoder the exported artifact needs. When the export kept the outputs the model's decoder
+ * reads, it is unchanged. Outputs the artifact holds under another name (`renamed`, ONNX name →
+ * artifact name: Core ML's head maps before a final Reshape) are read by that name. A CenterNet
+ * whose detections output was left out (its TopK/Gather tail has no mapping) is decoded from its
+ * heads instead: the heatmap and the 4-side box map, stride = model input height / heatmap height.
+ * Anything else keeps its decoder and says which outputs are missing.
+ */
+export function decoderForExport(meta: ModelMetadata, sourceOutputs: readonly string[], outputs: ReadonlyArray<{ name: string; shape: number[] }>, layout: 'nhwc' | 'nchw', renamed?: ReadonlyMap<string, string>): { spec: DecoderSpec; note?: string } {
   const names = new Set(outputs.map((x) => x.name));
-  const read = decoderOutputNames(meta.decoder);
+  const spec = renamed?.size ? renameDecoderOutputs(meta.decoder, renamed, sourceOutputs[0]) : meta.decoder;
+  const read = decoderOutputNames(spec);
   // A decoder without output names reads the first output: it must still be the source's first.
   const missing = read.length ? read.filter((n) => !names.has(n)) : outputs[0]?.name === sourceOutputs[0] ? [] : [sourceOutputs[0] ?? 'the first output'];
-  if (missing.length === 0) return { spec: meta.decoder };
+  if (missing.length === 0 && spec === meta.decoder) return { spec };
+  if (missing.length === 0) {
+    const pairs = [...renamed!].filter(([, to]) => read.includes(to)).map(([from, to]) => `${to} (${from})`);
+    return { spec, note: `decoder: ${spec.type} reads the artifact's ${pairs.join(', ')}, each after the transpose and reshape in its output:<name> metadata` };
+  }
   if (meta.decoder.type === 'centernet') {
     const channels = (s: number[]) => (layout === 'nhwc' ? s[3] : s[1]);
     const rows = (s: number[]) => (layout === 'nhwc' ? s[1] : s[2]);
