@@ -25,6 +25,8 @@ const CAMERA_KINDS: ReadonlySet<string> = new Set(['rtsp', 'v4l2', 'jetson-csi']
 
 export interface GstAppSink {
   pull(cb: (buf: Buffer | null, caps: Record<string, unknown>) => void): void;
+  /** appsink's `drop` property (gstreamer-superficial maps GObject properties to accessors). */
+  drop?: boolean;
 }
 export interface GstPipeline {
   play(): void;
@@ -198,6 +200,13 @@ export class GstFrameSource {
       const requestEos = () => {
         if (eosRequested || done) return;
         eosRequested = true;
+        // sendEOS runs on this thread and waits for the source's streaming thread to let go of its
+        // pad (basesrc takes the stream lock). That thread may be waiting for room in the full
+        // appsink (drop=false), which only a pull answered on this thread makes: a main thread busy
+        // for ~80 ms before the stop hung the agent for good, deaf to SIGTERM. Samples after a stop
+        // are discarded anyway, so let the appsink drop them; setting `drop` wakes a waiting render
+        // (gst_app_sink_set_drop signals the appsink's condition).
+        sink.drop = true;
         pipeline.sendEOS();
         // A pipeline that cannot carry EOS (stalled source) is stopped directly after a bound.
         fallback = setTimeout(finish, 3000);
