@@ -9,6 +9,7 @@ import { ConfigError, invalidConfig } from '../util/errors.js';
 import { loadBoard } from './boards.js';
 import { crossFieldIssues } from './cross-checks.js';
 import { parseJsonText } from './json-text.js';
+import { knownLabels, unknownLabelIssues } from './labels.js';
 
 export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   let text: string;
@@ -19,8 +20,9 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
       'Give the path of an agent JSON config (see configs/agent.example.json)');
   }
   const raw = parseJsonText(text, `Config file ${path}`);
-  const cfg = agentConfigValidator.parse(raw, `config ${path}`);
-  const issues = crossFieldIssues(cfg);
+  const cfg = resolvePaths(agentConfigValidator.parse(raw, `config ${path}`), dirname(resolve(path)));
+  const known = await knownLabels(cfg);
+  const issues = [...crossFieldIssues(cfg), ...(known ? unknownLabelIssues(cfg, known) : [])];
   if (issues.length) {
     throw invalidConfig(`config ${path}`, issues);
   }
@@ -37,7 +39,7 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
     if (bad.length) throw new ConfigError(`board preset ${cfg.board} lists providers ${bad.join(', ')}, which the agent does not know (${PROVIDERS.join(', ')}); fix the preset or set detector.providers`);
     cfg.detector.providers = board.providers as AgentConfig['detector']['providers'];
   }
-  return resolvePaths(cfg, dirname(resolve(path)));
+  return cfg;
 }
 
 const PROVIDERS: readonly string[] = ['cpu', 'cuda', 'tensorrt'];

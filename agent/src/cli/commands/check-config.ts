@@ -33,7 +33,8 @@ export const command: CliCommand = {
   usage: `usage: edge-agent check-config CONFIG.json [--json]
 
 Checks the file against the agent schema (configs/schema/agent.schema.json), the fields that must
-agree, and that the files it names are there (models, metadata, signing key, video files). Every
+agree, the class names (detector.labels, rules' classes) against the model's labels, and that the
+files it names are there (models, metadata, signing key, video files). Every
 wrong field is listed with what was expected and what was given. Exit code 0 when valid, 3 when not.`,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, { config: { type: 'string' } }, { positionals: true });
