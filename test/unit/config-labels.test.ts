@@ -56,7 +56,7 @@ test('a name with no label near it points at the model\'s list; the example conf
   assert.equal(r.ok, false);
   assert.match(r.ok ? '' : r.err.issues?.[0].expected ?? '', /^a label of the model coco-centernet 1\.0\.0 \(its 80 labels are listed in .*model\.meta\.json\)$/);
   assert.equal((await load(() => undefined)).ok, true);
-  const unlabelled = await load((c) => { c.cameras[0].rules.rules[0].classes = ['anything']; }, (dir) => {
+  const unlabelled = await load((c) => { c.detector.labels = []; c.cameras[0].rules.rules[0].classes = ['anything']; }, (dir) => {
     const meta = JSON.parse(readFileSync(join(dir, 'model.meta.json'), 'utf8')) as { labels: string[] };
     writeFileSync(join(dir, 'model.meta.json'), JSON.stringify({ ...meta, labels: [] }));
   });
@@ -64,7 +64,7 @@ test('a name with no label near it points at the model\'s list; the example conf
 });
 
 test('without the model\'s metadata there is nothing to check names against (check-config reports the missing file)', async () => {
-  const r = await load((c) => { c.cameras[0].rules.rules[0].classes = ['persn']; }, (dir) => rmSync(join(dir, 'model.meta.json')));
+  const r = await load((c) => { c.detector.labels = []; c.cameras[0].rules.rules[0].classes = ['persn']; }, (dir) => rmSync(join(dir, 'model.meta.json')));
   assert.equal(r.ok, true);
 });
 
@@ -72,6 +72,7 @@ test('with ota, a class of a model installed over the air is accepted; one no mo
   const withOta = (classes: string[]) => (c: Example) => {
     c.link = { url: 'mqtt://127.0.0.1:1883' };
     c.ota = { publicKeyFile: 'fleet.pub' };
+    c.detector.labels = [];
     c.cameras[0].rules.rules[0].classes = classes;
   };
   const install = (dir: string) => {
@@ -97,4 +98,23 @@ test('near matches: case, separators, one or two edits, swapped letters, one nam
   assert.deepEqual(nearMatches('forklift', cocoLabels), []);
   assert.deepEqual(nearMatches('cat', ['car', 'Cat', 'cow']), ['Cat']);
   assert.deepEqual(nearMatches('cot', ['car', 'cat', 'cow']), ['cat', 'cow']);
+});
+
+test('a rule class that detector.labels drops is refused (the rule would never see it); a typo is reported once', async () => {
+  const r = await load((c) => {
+    c.detector.labels = ['person', 'bicycle'];
+    c.cameras[0].rules.rules[0].classes = ['person', 'car', 'persn'];
+  });
+  assert.equal(r.ok, false);
+  const issues = r.ok ? [] : r.err.issues ?? [];
+  assert.deepEqual(issues.map((i) => [i.path, i.received]), [['/cameras/0/rules/rules/0/classes/2', '"persn"'], ['/cameras/0/rules/rules/0/classes/1', '"car"']]);
+  assert.match(issues[1].expected, /^a class that detector\.labels keeps \("person", "bicycle"\).*add "car" to detector\.labels$/);
+  // Without the model's metadata the filter still tells.
+  const bare = await load((c) => {
+    c.detector.labels = ['person'];
+    c.cameras[0].rules.rules[0].classes = ['car'];
+  }, (dir) => rmSync(join(dir, 'model.meta.json')));
+  assert.deepEqual(bare.ok ? [] : bare.err.issues?.map((i) => i.path), ['/cameras/0/rules/rules/0/classes/0']);
+  // Every label kept (detector.labels empty): any class of the model is fine.
+  assert.equal((await load((c) => { c.detector.labels = []; c.cameras[0].rules.rules[0].classes = ['car']; })).ok, true);
 });

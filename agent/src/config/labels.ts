@@ -65,6 +65,28 @@ export function unknownLabelIssues(cfg: Pick<AgentConfig, 'detector' | 'cameras'
 }
 
 /**
+ * Rule classes that detector.labels drops: that filter runs before tracking, so a rule for "car"
+ * with detector.labels ["person"] never sees a car. A name the model does not have at all is left
+ * to unknownLabelIssues (`known`), so a typo is reported once.
+ */
+export function droppedClassIssues(cfg: Pick<AgentConfig, 'detector' | 'cameras'>, known: KnownLabels | undefined): ConfigIssue[] {
+  const kept = new Set(cfg.detector.labels);
+  if (kept.size === 0) return [];
+  const issues: ConfigIssue[] = [];
+  cfg.cameras.forEach((cam, c) => cam.rules.rules.forEach((rule, r) => {
+    (rule.classes ?? []).forEach((name, k) => {
+      if (kept.has(name) || (known && known.labels.size > 0 && !known.labels.has(name))) return;
+      issues.push({
+        path: `/cameras/${c}/rules/rules/${r}/classes/${k}`,
+        expected: `a class that detector.labels keeps (${[...kept].map((n) => JSON.stringify(n)).join(', ')}): detections of any other label are dropped before the rules; add ${JSON.stringify(name)} to detector.labels`,
+        received: JSON.stringify(name),
+      });
+    });
+  }));
+  return issues;
+}
+
+/**
  * Labels close to `name`, closest first (at most 3): the same but for case, spaces, hyphens or
  * underscores; within 1 edit (names up to 4 characters) or 2 edits (longer), a swap of two
  * neighbouring letters counting as one; or one name a word of the other ("phone", "cell phone").

@@ -9,7 +9,7 @@ import { ConfigError, invalidConfig } from '../util/errors.js';
 import { loadBoard } from './boards.js';
 import { crossFieldIssues } from './cross-checks.js';
 import { parseJsonText } from './json-text.js';
-import { knownLabels, unknownLabelIssues } from './labels.js';
+import { droppedClassIssues, knownLabels, unknownLabelIssues } from './labels.js';
 
 export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   let text: string;
@@ -22,7 +22,7 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   const raw = parseJsonText(text, `Config file ${path}`);
   const cfg = resolvePaths(agentConfigValidator.parse(raw, `config ${path}`), dirname(resolve(path)));
   const known = await knownLabels(cfg);
-  const issues = [...crossFieldIssues(cfg), ...(known ? unknownLabelIssues(cfg, known) : [])];
+  const issues = [...crossFieldIssues(cfg), ...(known ? unknownLabelIssues(cfg, known) : []), ...droppedClassIssues(cfg, known)];
   if (issues.length) {
     throw invalidConfig(`config ${path}`, issues);
   }
