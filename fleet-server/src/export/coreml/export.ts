@@ -9,7 +9,7 @@ import type { CmlModel, CmlPrecision } from './layers.js';
 export interface CoremlExportResult { bytes: Uint8Array; model: CmlModel }
 
 export function exportCoreml(onnxBytes: Uint8Array, opts: { precision: CmlPrecision; outputs?: string[]; inputShapes?: ConvertOptions['inputShapes'] }): CoremlExportResult {
-  const conv = onnxToTflite(decodeModel(Uint8Array.from(onnxBytes)), { outputs: opts.outputs, inputShapes: opts.inputShapes });
+  const conv = onnxToTflite(decodeModel(Uint8Array.from(onnxBytes)), { outputs: opts.outputs, inputShapes: opts.inputShapes, target: 'coreml' });
   fuseActivations(conv.model);
   const model = tfliteToCoreml(conv.model, opts.precision);
   return { bytes: encodeMlModel(model), model };

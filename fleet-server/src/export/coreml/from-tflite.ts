@@ -1,6 +1,6 @@
 /** TflModel (FP32, fused activations) → Core ML layers in CHW. Graph outputs that a RESHAPE produces are taken before it (see docs/ios-bridge.md). */
 import { ModelError } from '../../../../agent/src/util/errors.js';
-import { F, Op, Padding, TensorType } from '../tflite/schema.js';
+import { F, Op, Padding, TensorType, opName } from '../tflite/schema.js';
 import type { TflModel, TflOperator } from '../tflite/model.js';
 import { transposeConst } from '../tflite/consts.js';
 import type { CmlLayer, CmlModel, CmlPrecision } from './layers.js';
@@ -35,6 +35,8 @@ export function tfliteToCoreml(m: TflModel, precision: CmlPrecision): CmlModel {
     pending.output = pre;
     layers.splice(pre === out ? layers.length : layers.length - 1, 0, pending);
   };
+  /** The op by its builtin name and the ONNX node it came from (or its output). */
+  const where = (op: TflOperator): string => `${opName(op.code)} (ONNX node ${op.onnxNode ?? name(op.outputs[0])})`;
   for (const op of m.operators) {
     const out = name(op.outputs[0]);
     switch (op.code) {
@@ -99,7 +101,7 @@ export function tfliteToCoreml(m: TflModel, precision: CmlPrecision): CmlModel {
         break;
       }
       case Op.CONCATENATION: {
-        if (field(op, F.ConcatenationOptions.axis, 0) !== 3) throw new ModelError('Core ML export: only channel concatenation is supported');
+        if (field(op, F.ConcatenationOptions.axis, 0) !== 3) throw new ModelError(`Core ML export: ${where(op)} concatenates along another axis than channels, which the Concat layer here does not`);
         const ins = op.inputs.map((i) => {
           if (!T[i].data) return name(i);
           const shape = chw(T[i].shape) as [number, number, number];
@@ -112,13 +114,13 @@ export function tfliteToCoreml(m: TflModel, precision: CmlPrecision): CmlModel {
       }
       case Op.RESHAPE: {
         const src = finalReshape.get(op.outputs[0]);
-        if (src === undefined) throw new ModelError('Core ML export: RESHAPE inside the graph is not supported');
+        if (src === undefined) throw new ModelError(`Core ML export: ${where(op)} reshapes inside the graph; only a Reshape that makes a graph output is supported (its input becomes the output)`);
         outputs.push({ name: name(src), shape: chw(T[src].shape) });
         metadata[`output:${name(src)}`] = JSON.stringify({ onnxOutput: out, reshapeFromHWC: T[op.outputs[0]].shape });
         break;
       }
       default:
-        throw new ModelError(`Core ML export: TFLite op ${op.code} has no Core ML layer here`);
+        throw new ModelError(`Core ML export: ${where(op)} has no Core ML layer here; the layers this exporter writes are listed in docs/ios-bridge.md`);
     }
   }
   for (const o of m.outputs) if (!finalReshape.has(o)) outputs.push({ name: name(o), shape: chw(T[o].shape) });

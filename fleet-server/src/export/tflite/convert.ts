@@ -35,6 +35,8 @@ export interface TfliteConversion {
 export interface ConvertOptions {
   /** Export only these graph outputs (default: every output whose ops all convert). */
   outputs?: string[];
+  /** Which export this graph is for, in messages: the Core ML layers are built from this TFLite graph. */
+  target?: 'tflite' | 'coreml';
   /**
    * The shape a device feeds each named graph input (from the metadata's preprocess: layout and
    * modelInputSize). TFLite and Core ML shapes are static: an input's dynamic sizes are taken from
@@ -58,7 +60,7 @@ const i32 = (id: number, value: number): TflOptionField => ({ id, kind: 'i32', v
 const i8 = (id: number, value: number): TflOptionField => ({ id, kind: 'i8', value });
 
 export function onnxToTflite(onnx: OnnxModel, opts: ConvertOptions = {}): TfliteConversion {
-  return new Converter(onnx).run(opts);
+  return new Converter(onnx, opts.target === 'coreml' ? 'Core ML' : 'TFLite').run(opts);
 }
 
 class Converter {
@@ -67,8 +69,10 @@ class Converter {
   private readonly consts = new Map<string, ConstValue>();
   private readonly layoutCache = new Map<string, Val>();
   private transposesRemoved = 0;
+  /** The ONNX node being converted: the ops it emits carry its name, for messages. */
+  private node: string | undefined;
 
-  constructor(private readonly onnx: OnnxModel) {
+  constructor(private readonly onnx: OnnxModel, private readonly label: 'TFLite' | 'Core ML') {
     this.model = { description: `Edge Fleet export of ${onnx.graph.name || 'model'}`, tensors: [], operators: [], inputs: [], outputs: [] };
   }
 
@@ -85,7 +89,7 @@ class Converter {
       if (blocker.has(name)) return blocker.get(name)!;
       const n = producer.get(name);
       let why: string | null = n ? null : `no producer for ${name}`;
-      if (n && !CONVERTIBLE.has(n.opType)) why = `${n.opType} (${n.name || n.outputs[0]}) has no TFLite mapping in this exporter`;
+      if (n && !CONVERTIBLE.has(n.opType)) why = `${n.opType} (${n.name || n.outputs[0]}) has no ${this.label} mapping in this exporter`;
       blocker.set(name, why);
       if (n && !why) for (const i of n.inputs) { why = blockedBy(i); if (why) break; }
       blocker.set(name, why);
@@ -98,7 +102,7 @@ class Converter {
       if (why) dropped.push({ output: o, reason: why });
       return !why;
     });
-    if (outputs.length === 0) throw new ModelError(`No output of ${g.name} can be exported to TFLite: ${dropped.map((d) => `${d.output}: ${d.reason}`).join('; ')}`);
+    if (outputs.length === 0) throw new ModelError(`No output of ${g.name} can be exported to ${this.label}: ${dropped.map((d) => `${d.output}: ${d.reason}`).join('; ')}`);
 
     // Nodes the kept outputs need.
     const needed = new Set<OnnxNode>();
@@ -128,14 +132,14 @@ class Converter {
   /** A graph input's static shape: its fixed sizes, the fed shape for the others, batch 1 if nothing gives it. */
   private inputShape(input: OnnxValueInfo, fed: readonly number[] | undefined): number[] {
     const dims = input.shape ?? fed?.map(() => null);
-    if (!dims) throw new ModelError(`TFLite export: input ${input.name} has no shape in the model, and no metadata gives it; export a model with its model.meta.json beside it (fleetctl model import writes one)`);
-    if (fed && fed.length !== dims.length) throw new ModelError(`TFLite export: input ${input.name} has ${dims.length} dimensions, but the metadata's preprocess feeds [${fed.join(', ')}]`);
+    if (!dims) throw new ModelError(`${this.label} export: input ${input.name} has no shape in the model, and no metadata gives it; export a model with its model.meta.json beside it (fleetctl model import writes one)`);
+    if (fed && fed.length !== dims.length) throw new ModelError(`${this.label} export: input ${input.name} has ${dims.length} dimensions, but the metadata's preprocess feeds [${fed.join(', ')}]`);
     return dims.map((d, axis) => {
       if (typeof d === 'number' && d > 0) return d;
       if (fed) return fed[axis];
       // One frame at a time: the agent and both bridges run batch 1.
       if (axis === 0) return 1;
-      throw new ModelError(`TFLite export: input ${input.name} has the dynamic size ${JSON.stringify(d ?? '?')} on axis ${axis} of [${dims.map((x) => x ?? '?').join(', ')}]; TFLite needs fixed sizes, which come from the preprocess width, height and layout in the model's metadata, and none was given: put model.meta.json beside the model (fleetctl model import writes one)`);
+      throw new ModelError(`${this.label} export: input ${input.name} has the dynamic size ${JSON.stringify(d ?? '?')} on axis ${axis} of [${dims.map((x) => x ?? '?').join(', ')}]; ${this.label} needs fixed sizes, which come from the preprocess width, height and layout in the model's metadata, and none was given: put model.meta.json beside the model (fleetctl model import writes one)`);
     });
   }
 
@@ -147,7 +151,7 @@ class Converter {
   }
 
   private emit(code: number, inputs: number[], outputs: number[], options?: TflOperator['options']): void {
-    this.model.operators.push({ code, inputs, outputs, options });
+    this.model.operators.push({ code, inputs, outputs, options, onnxNode: this.node });
   }
 
   private constTensor(name: string, c: ConstValue, type: number = c.isFloat ? TensorType.FLOAT32 : TensorType.INT32): number {
@@ -164,7 +168,7 @@ class Converter {
       this.values.set(name, val);
       return val;
     }
-    throw new ModelError(`TFLite export: value ${name} is used before it is produced`);
+    throw new ModelError(`${this.label} export: value ${name} is used before it is produced`);
   }
 
   /** The value in the wanted layout, adding a TRANSPOSE op when the stored order differs. */
@@ -203,6 +207,7 @@ class Converter {
   // ---- nodes ---------------------------------------------------------------------------------
 
   private convertNode(n: OnnxNode): void {
+    this.node = n.name || n.outputs[0];
     if (n.inputs.filter(Boolean).every((i) => this.consts.has(i)) && this.fold(n)) return;
     switch (n.opType) {
       case 'Identity': this.values.set(n.outputs[0], this.get(n.inputs[0])); return;
@@ -229,7 +234,7 @@ class Converter {
         return;
       }
       default:
-        throw new ModelError(`TFLite export: ${n.opType} (${n.name || n.outputs[0]}) with non-constant inputs is not supported`);
+        throw new ModelError(`${this.label} export: ${n.opType} (${n.name || n.outputs[0]}) with non-constant inputs is not supported`);
     }
   }
 
@@ -296,7 +301,7 @@ class Converter {
     const autoPad = attr(n, 'auto_pad')?.value as string | undefined;
     const same = samePadding(inHW, kernel, strides, dil);
     if (autoPad === 'SAME_UPPER') return { mode: Padding.SAME, outHW: same.outHW };
-    if (autoPad && autoPad !== 'NOTSET' && autoPad !== 'VALID') throw new ModelError(`TFLite export: auto_pad ${autoPad} on ${n.name} is not supported`);
+    if (autoPad && autoPad !== 'NOTSET' && autoPad !== 'VALID') throw new ModelError(`${this.label} export: auto_pad ${autoPad} on ${n.name} is not supported`);
     const p = convPadding(n, inHW, kernel, strides, dil);
     const pads = [p.before[0], p.before[1], p.after[0], p.after[1]];
     if (pads.every((v) => v === 0)) return { mode: Padding.VALID, outHW: p.outHW };
@@ -316,7 +321,7 @@ class Converter {
   private conv(n: OnnxNode): void {
     let x = this.toLayout(this.get(n.inputs[0]), 'nchw');
     const w = this.consts.get(n.inputs[1]);
-    if (!w) throw new ModelError(`TFLite export: Conv ${n.name} has non-constant weights`);
+    if (!w) throw new ModelError(`${this.label} export: Conv ${n.name} has non-constant weights`);
     const [o, ipg, kh, kw] = w.dims;
     const group = (attr(n, 'group')?.value as number | undefined) ?? 1;
     const strides = (attr(n, 'strides')?.value as number[] | undefined) ?? [1, 1];
@@ -325,7 +330,7 @@ class Converter {
     const pad = this.padding(n, [x.shape[2], x.shape[3]], [kh, kw], strides, dil);
     if (pad.pads) x = this.explicitPad(x, pad.pads, n.outputs[0]);
     const bias = n.inputs[2] ? this.consts.get(n.inputs[2]) : { dims: [o], values: new Float64Array(o), isFloat: true };
-    if (!bias) throw new ModelError(`TFLite export: Conv ${n.name} has a non-constant bias`);
+    if (!bias) throw new ModelError(`${this.label} export: Conv ${n.name} has a non-constant bias`);
     const b = this.constTensor(`${n.outputs[0]}/bias`, bias);
     const shape = [x.shape[0], o, pad.outHW[0], pad.outHW[1]];
     if (group === 1) {
@@ -344,17 +349,17 @@ class Converter {
           i32(F.DepthwiseConv2DOptions.dilation_w_factor, dil[1]), i32(F.DepthwiseConv2DOptions.dilation_h_factor, dil[0])],
       });
     } else {
-      throw new ModelError(`TFLite export: grouped Conv ${n.name} (group ${group}, ${cin} input channels) has no TFLite builtin`);
+      throw new ModelError(`${this.label} export: grouped Conv ${n.name} (group ${group}, ${cin} input channels) has no TFLite builtin`);
     }
   }
 
   private maxPool(n: OnnxNode): void {
     const name = n.name || n.outputs[0];
     const k = attr(n, 'kernel_shape')?.value as number[];
-    if (k.length !== 2) throw new ModelError(`TFLite export: MaxPool ${name} has a ${k.length}-D kernel; TFLite's MAX_POOL_2D pools two axes`);
-    if (n.outputs[1]) throw new ModelError(`TFLite export: MaxPool ${name} outputs its Indices, which TFLite's MAX_POOL_2D does not`);
+    if (k.length !== 2) throw new ModelError(`${this.label} export: MaxPool ${name} has a ${k.length}-D kernel; TFLite's MAX_POOL_2D pools two axes`);
+    if (n.outputs[1]) throw new ModelError(`${this.label} export: MaxPool ${name} outputs its Indices, which TFLite's MAX_POOL_2D does not`);
     const dil = (attr(n, 'dilations')?.value as number[] | undefined) ?? [1, 1];
-    if (dil.some((d) => d !== 1)) throw new ModelError(`TFLite export: MaxPool ${name} dilations [${dil.join(', ')}] have no TFLite equivalent (MAX_POOL_2D has no dilation)`);
+    if (dil.some((d) => d !== 1)) throw new ModelError(`${this.label} export: MaxPool ${name} dilations [${dil.join(', ')}] have no TFLite equivalent (MAX_POOL_2D has no dilation)`);
     const x = this.toLayout(this.get(n.inputs[0]), 'nchw');
     const strides = (attr(n, 'strides')?.value as number[] | undefined) ?? [1, 1];
     const pad = this.padding(n, [x.shape[2], x.shape[3]], k, strides, [1, 1]);
@@ -366,11 +371,11 @@ class Converter {
       const p = convPadding(n, [x.shape[2], x.shape[3]], k, strides, [1, 1]);
       const axis = [0, 1].find((i) => (x.shape[2 + i] + p.before[i] + p.after[i] - k[i]) % strides[i] !== 0);
       if (axis !== undefined) {
-        throw new ModelError(`TFLite export: MaxPool ${name} ceil_mode 1 gives ${['height', 'width'][axis]} ${p.outHW[axis] + 1} where TFLite's MAX_POOL_2D gives ${p.outHW[axis]} (kernel ${k[axis]}, stride ${strides[axis]} over ${x.shape[2 + axis]} with pads); re-export the model with ceil_mode 0 or pads that make the windows fit`);
+        throw new ModelError(`${this.label} export: MaxPool ${name} ceil_mode 1 gives ${['height', 'width'][axis]} ${p.outHW[axis] + 1} where TFLite's MAX_POOL_2D gives ${p.outHW[axis]} (kernel ${k[axis]}, stride ${strides[axis]} over ${x.shape[2 + axis]} with pads); re-export the model with ceil_mode 0 or pads that make the windows fit`);
       }
     }
     // Explicit pads would need -inf padding (ONNX ignores pad cells in max pooling); only SAME/VALID map.
-    if (pad.pads) throw new ModelError(`TFLite export: MaxPool ${n.name} pads ${pad.pads.join(',')} are neither SAME nor VALID`);
+    if (pad.pads) throw new ModelError(`${this.label} export: MaxPool ${n.name} pads ${pad.pads.join(',')} are neither SAME nor VALID`);
     const shape = [x.shape[0], x.shape[1], pad.outHW[0], pad.outHW[1]];
     this.emit(Op.MAX_POOL_2D, [x.index], [this.out(n, shape, 'nchw')], {
       type: Options.Pool2DOptions, fields: [i8(F.Pool2DOptions.padding, pad.mode), i32(F.Pool2DOptions.stride_w, strides[1]), i32(F.Pool2DOptions.stride_h, strides[0]),
@@ -455,7 +460,7 @@ class Converter {
   }
 
   private resize(n: OnnxNode): void {
-    const refuse = (what: string): never => { throw new ModelError(`TFLite export: Resize ${n.name || n.outputs[0]} ${what}`); };
+    const refuse = (what: string): never => { throw new ModelError(`${this.label} export: Resize ${n.name || n.outputs[0]} ${what}`); };
     const v = this.get(n.inputs[0]);
     if (v.shape.length !== 4) refuse(`of a rank-${v.shape.length} tensor has no TFLite equivalent (TFLite resizes NHWC images)`);
     const x = this.toLayout(v, 'nchw');
@@ -494,7 +499,7 @@ class Converter {
       mode: (attr(n, 'mode')?.value as string | undefined) ?? 'nearest',
       coordinateTransformationMode: (attr(n, 'coordinate_transformation_mode')?.value as string | undefined) ?? 'half_pixel',
       nearestMode: (attr(n, 'nearest_mode')?.value as string | undefined) ?? 'round_prefer_floor',
-      inHW: [x.shape[2], x.shape[3]], outHW: hw,
+      inHW: [x.shape[2], x.shape[3]], outHW: hw, exporter: this.label,
     });
     const size = this.addTensor(`${n.outputs[0]}/size`, [2], TensorType.INT32, i32Bytes(hw));
     const shape = [x.shape[0], x.shape[1], hw[0], hw[1]];
@@ -513,7 +518,7 @@ class Converter {
   private reshape(n: OnnxNode): void {
     const x = this.toLayout(this.get(n.inputs[0]), 'plain');
     const spec = this.consts.get(n.inputs[1]);
-    if (!spec) throw new ModelError(`TFLite export: Reshape ${n.name} needs a constant shape`);
+    if (!spec) throw new ModelError(`${this.label} export: Reshape ${n.name} needs a constant shape`);
     const shape = Array.from(spec.values).map((d, i) => (d === 0 ? x.shape[i] : d));
     const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
     const full = shape.map((d) => (d === -1 ? count(x.shape) / known : d));

@@ -84,7 +84,7 @@ export function fuseHardSwish(model: TflModel): number {
       if (add.code !== Op.ADD || add.options?.fields.length || !single(add.outputs[0]) || !add.inputs.includes(x)) continue;
       const three = add.inputs.find((i) => i !== x);
       if (three === undefined || !near(scalar(three), 3)) continue;
-      model.operators[k] = { code: Op.HARD_SWISH, inputs: [x], outputs: op.outputs };
+      model.operators[k] = { code: Op.HARD_SWISH, inputs: [x], outputs: op.outputs, onnxNode: op.onnxNode };
       removed.add(mk).add(rk).add(ak);
       return;
     }

@@ -11,7 +11,7 @@
  * out), so the agent feeds it exactly like the FP32 file.
  */
 import { ModelError } from '../../../../agent/src/util/errors.js';
-import { Op, TensorType } from './schema.js';
+import { Op, TensorType, opName } from './schema.js';
 import type { TflModel, TflOperator, TflTensor } from './model.js';
 
 export interface Range { min: number; max: number }
@@ -202,7 +202,7 @@ export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, 
       ops.push({ ...op, inputs: fixed });
     } else if (SAME_PARAMS.has(op.code)) {
       const p = qp.get(x);
-      if (!p) throw new ModelError(`INT8 export: ${T[x].name} has no quantization parameters before op ${op.code}`);
+      if (!p) throw new ModelError(`INT8 export: ${T[x].name} has no quantization parameters before ${opName(op.code)}${op.onnxNode ? ` (ONNX node ${op.onnxNode})` : ''}`);
       setQ(out, p);
       const fixed = ins.map((i, k) => (k > 0 && T[i].type === TensorType.FLOAT32 && T[i].data ? constQ(i, p, 'bound') : i));
       ops.push({ ...op, inputs: fixed });
@@ -211,7 +211,7 @@ export function quantizeTfliteInt8(model: TflModel, ranges: ReadonlyMap<string, 
       setQ(out, rangeOf(out));
       ops.push({ ...op, inputs: fixed });
     } else {
-      throw new ModelError(`INT8 export: TFLite op ${op.code} has no int8 mapping here; export FP16 or FP32 instead`);
+      throw new ModelError(`INT8 export: ${opName(op.code)}${op.onnxNode ? ` (ONNX node ${op.onnxNode})` : ''} has no int8 mapping here; export FP16 or FP32 instead`);
     }
   }
 

@@ -28,6 +28,8 @@ export interface TflOperator {
   inputs: number[];
   outputs: number[];
   options?: { type: number; fields: TflOptionField[] };
+  /** The ONNX node it was converted from, for messages (not written to the file). */
+  onnxNode?: string;
 }
 
 export interface TflModel {

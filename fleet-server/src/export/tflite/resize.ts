@@ -32,6 +32,8 @@ export interface ResizeSpec {
   nearestMode: string;
   inHW: readonly number[];
   outHW: readonly number[];
+  /** Which export, in messages (Core ML layers are built from the TFLite graph); TFLite when absent. */
+  exporter?: string;
 }
 
 /** A rational number num/den (den > 0): the sample positions are compared exactly, not in floats. */
@@ -90,7 +92,7 @@ function tflNearest(t: { align: boolean; half: boolean }, x: number, inSize: num
 }
 
 export function planResize(r: ResizeSpec): TflResize {
-  const refuse = (what: string): never => { throw new ModelError(`TFLite export: Resize ${r.node} ${what}`); };
+  const refuse = (what: string): never => { throw new ModelError(`${r.exporter ?? 'TFLite'} export: Resize ${r.node} ${what}`); };
   if (r.mode === 'linear') {
     const t = ONNX_LINEAR[r.coordinateTransformationMode];
     if (!t) refuse(`mode linear with coordinate_transformation_mode ${r.coordinateTransformationMode} has no TFLite equivalent (asymmetric, align_corners, half_pixel and pytorch_half_pixel do)`);

@@ -16,6 +16,11 @@ export const Op = {
   MEAN: 40, SUB: 41, DIV: 42, MAXIMUM: 55, MINIMUM: 57, RESIZE_NEAREST_NEIGHBOR: 97, QUANTIZE: 114, HARD_SWISH: 117,
 } as const;
 
+/** The BuiltinOperator name of an op code (for messages), e.g. 41 → SUB. */
+export function opName(code: number): string {
+  return Object.entries(Op).find(([, c]) => c === code)?.[0] ?? `BuiltinOperator ${code}`;
+}
+
 /** union BuiltinOptions: index of each options table (NONE = 0, then declaration order from 1). */
 export const Options = {
   Conv2DOptions: 1, DepthwiseConv2DOptions: 2, Pool2DOptions: 5, ConcatenationOptions: 10, AddOptions: 11,
