@@ -4,9 +4,10 @@
  * manifest takes preprocess/decoder/labels from the metadata and the tensor names and shapes from the
  * artifact itself, is signed with the server key and recorded.
  * An INT8 artifact must carry a passing accuracy-gate decision (`gate.json`, written by
- * `fleetctl model publish --model ... --out DIR`, which runs fleet-server/src/quantize/gate.ts).
+ * `fleetctl model publish --model ... --out DIR`, which runs fleet-server/src/quantize/gate.ts) that
+ * names the artifact's sha256 and size: a decision vouches only for the file it judged.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { decodeModel } from '../convert/onnx/codec.js';
@@ -17,7 +18,7 @@ import { artifactFileName, MODEL_TARGETS, type Manifest, type ModelTarget } from
 import { TfliteAdapter } from '../../../platform-adapters/tflite/adapter.js';
 import { decodeMlModel, isQuantizedMlModel } from '../export/coreml/proto.js';
 import { isQuantizedTflite } from '../export/tflite/inspect.js';
-import { RegistryError, type ArtifactRecord, type ModelRegistry } from './model-registry.js';
+import { RegistryError, sha256File, type ArtifactRecord, type ModelRegistry } from './model-registry.js';
 
 export interface PublishDirOptions {
   dir: string;
@@ -32,6 +33,22 @@ const PRECISIONS: readonly string[] = ['fp32', 'fp16', 'int8'] satisfies Manifes
 const ELEM_TYPES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 10: 'float16' };
 
 type ManifestTensor = Manifest['inputs'][number];
+
+/** `DIR/gate.json`: the precision the artifact was published as, the file it describes and the gate's decision (null for FP16/FP32). */
+export interface GateFile {
+  precision?: string;
+  artifact?: { file?: string; sha256?: string; size?: number };
+  decision?: { pass?: boolean; reason?: string; mapDrop?: number; f1Drop?: number } | null;
+}
+
+/** Why `gate` does not describe the file at modelPath, or undefined when it does. */
+async function gateMismatch(gate: GateFile, gatePath: string, modelPath: string): Promise<string | undefined> {
+  const sha256 = await sha256File(modelPath), size = statSync(modelPath).size;
+  const a = gate.artifact;
+  if (!a?.sha256 || a.size === undefined) return `${gatePath} names no artifact checksum (written by an older fleetctl), so it cannot vouch for ${modelPath}`;
+  if (a.sha256 === sha256 && a.size === size) return undefined;
+  return `${gatePath} was written for another file (sha256 ${a.sha256.slice(0, 12)}…, ${a.size} bytes) than ${modelPath} (sha256 ${sha256.slice(0, 12)}…, ${size} bytes)`;
+}
 
 /** The refusal for an INT8 file labelled FP16/FP32: that label would skip the accuracy gate. */
 function int8Mislabelled(modelPath: string, precision: string): RegistryError {
@@ -108,7 +125,16 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
   if (!m.ok) throw new RegistryError('E_INPUT', `${metaPath}: ${m.issues[0]?.path} expected ${m.issues[0]?.expected} but received ${m.issues[0]?.received}`);
   const meta = m.value;
   const gatePath = join(o.dir, 'gate.json');
-  const gate = existsSync(gatePath) ? JSON.parse(readFileSync(gatePath, 'utf8')) as { precision?: string; decision?: { pass?: boolean; reason?: string; mapDrop?: number; f1Drop?: number } | null } : undefined;
+  let gate = existsSync(gatePath) ? JSON.parse(readFileSync(gatePath, 'utf8')) as GateFile : undefined;
+  // A gate decision is about one file: another build copied or exported into DIR afterwards must not
+  // ship under it (or carry its mapDrop). Ignored only where it is not used: --precision fp16/fp32.
+  const mismatch = gate && await gateMismatch(gate, gatePath, modelPath);
+  if (mismatch) {
+    if (o.precision === undefined || o.precision === 'int8') {
+      throw new RegistryError('E_GATE', `${mismatch}; run the gate again on this file: fleetctl model publish --model FILE --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} (or --precision fp16|fp32 for a float artifact, which writes its own gate.json).`);
+    }
+    gate = undefined;
+  }
   const precision = o.precision ?? (gate?.precision as Manifest['precision'] | undefined) ?? 'fp32';
   if (!PRECISIONS.includes(precision)) throw new RegistryError('E_INPUT', `Expected a precision of ${PRECISIONS.join(', ')} but received ${JSON.stringify(precision)}`);
   const { inputs, outputs, quantized } = await artifactTensors(target, modelPath);

@@ -11,8 +11,8 @@
  * gate.json into DIR.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
+import { copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { numberOption, NON_NEGATIVE } from '../../../../agent/src/cli/args.js';
@@ -21,7 +21,7 @@ import { copyMeta } from '../../quantize/quantize.js';
 import { dbPathOf, loadFleetConfig } from '../../config/schema.js';
 import { openDatabase } from '../../db/database.js';
 import { keyPathOf, loadOrCreateServerKey } from '../../keys/server-key.js';
-import { ModelRegistry } from '../../registry/model-registry.js';
+import { ModelRegistry, sha256File } from '../../registry/model-registry.js';
 import { assertPrecisionMatches, publishModelDir } from '../../registry/publish.js';
 import { requireFile } from '../paths.js';
 import { InputError } from '../../../../agent/src/util/errors.js';
@@ -46,7 +46,8 @@ a manifest signed by the server's key (created at the server's first start). A d
 does not exist is refused (a typo would sign with a new key that no agent pins); --create makes
 them, for a new fleet whose server has not started yet (agents pin that key: fleetctl key export).
 Versions never change: the same bytes again are a no-op, other bytes under the same version are
-refused. An int8 artifact needs DIR/gate.json with a passing decision (the --out form above writes it).
+refused. An int8 artifact needs DIR/gate.json with a passing decision for that very file (the --out
+form above writes it with the file's sha256 and size; another file put into DIR afterwards is refused).
 `;
 
 export const command: CliCommand = {
@@ -86,7 +87,9 @@ export const command: CliCommand = {
     const dest = join(values.out, artifactFileName(target));
     await copyFile(values.model, dest);
     await copyMeta(values.model, dest);
-    await writeFile(join(values.out, 'gate.json'), `${JSON.stringify({ precision, decision: decision ?? null }, null, 2)}\n`);
+    // The decision is bound to these bytes: `model publish DIR` refuses another file under it.
+    const artifact = { file: basename(dest), sha256: await sha256File(dest), size: (await stat(dest)).size };
+    await writeFile(join(values.out, 'gate.json'), `${JSON.stringify({ precision, artifact, decision: decision ?? null }, null, 2)}\n`);
     if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, artifact: dest, precision, decision })}\n`);
     else process.stdout.write(`published ${dest} (${precision})${decision ? `: ${decision.reason}` : ''}\n`);
     return EXIT.ok;
