@@ -8,6 +8,8 @@
  *   is not (a missing file is an error, not something to wait for). End of stream ends the run of a
  *   file or test source; a camera (rtsp, v4l2, jetson-csi) has no end, so its EOS (rtspsrc posts one
  *   when the camera closes the connection, or ~30 s after it stops sending) is restarted like an error.
+ * - A camera whose pipeline cannot start (a v4l2 device that is missing, not a video device, or not
+ *   ours to open) is an error that says so, restarted like any other: a USB camera may come back.
  * - gstreamer-superficial does not expose buffer timestamps, so ptsNs is derived from the negotiated
  *   framerate (exact for constant-rate files) or, for variable-rate sources, from the capture clock.
  */
@@ -17,6 +19,7 @@ import type { SourceConfig } from './schema.js';
 import { buildPipeline, isLive, type BoardCapture } from './pipelines.js';
 import { FrameQueue } from './frame-queue.js';
 import { CaptureError } from '../util/errors.js';
+import { deviceProblem } from './device-check.js';
 import { Backoff } from '../link/backoff.js';
 import { moduleLogger } from '../util/log.js';
 
@@ -27,6 +30,8 @@ export interface GstAppSink {
   pull(cb: (buf: Buffer | null, caps: Record<string, unknown>) => void): void;
   /** appsink's `drop` property (gstreamer-superficial maps GObject properties to accessors). */
   drop?: boolean;
+  /** appsink's read-only `eos`: true at end of stream, and while the appsink has not started. */
+  readonly eos?: boolean;
 }
 export interface GstPipeline {
   play(): void;
@@ -180,10 +185,15 @@ export class GstFrameSource {
     }
     return new Promise<AttemptEnd>((resolve) => {
       let busError: string | undefined;
+      /** The bus error's message alone, without GStreamer's debug line. */
+      let busMessage: string | undefined;
       let done = false;
       let eosRequested = false;
+      let startFailed = false;
+      let stoppedToRead = false;
       let fallback: NodeJS.Timeout | undefined;
-      const outcome = (): AttemptEnd => (busError ? { kind: 'error', fatal: false, message: busError }
+      const outcome = (): AttemptEnd => (startFailed ? { kind: 'error', fatal: false, message: this.startFailure(busMessage, busError) }
+        : busError ? { kind: 'error', fatal: false, message: busError }
         : ctx.stopped() || (cfg.maxFrames > 0 && this.stats.framesIn >= cfg.maxFrames) ? { kind: 'stopped' } : { kind: 'eos' });
       // Ends the attempt. Called from the bus callback whenever possible: gstreamer-superficial
       // re-queues its blocking bus poll unless the pipeline is in NULL when the callback returns, and
@@ -198,7 +208,7 @@ export class GstFrameSource {
         resolve(outcome());
       };
       const requestEos = () => {
-        if (eosRequested || done) return;
+        if (eosRequested || done || startFailed) return; // a failed start is ending already
         eosRequested = true;
         // sendEOS runs on this thread and waits for the source's streaming thread to let go of its
         // pad (basesrc takes the stream lock). That thread may be waiting for room in the full
@@ -212,14 +222,35 @@ export class GstFrameSource {
         fallback = setTimeout(finish, 3000);
       };
       this.requestStop = requestEos;
-      pipeline.pollBus((msg) => {
+      const onBus = (msg: Record<string, unknown>) => {
         if (msg.type === 'error') {
-          busError = `${String(msg.message ?? 'error')}${msg.debug ? ` (${String(msg.debug).split('\n').pop()})` : ''}`;
+          busMessage = String(msg.message ?? 'error');
+          busError = `${busMessage}${msg.debug ? ` (${String(msg.debug).split('\n').pop()})` : ''}`;
           finish(); // flushes the appsink: the pending pull returns null
         } else if (msg.type === 'eos') {
           finish();
+        } else if (startFailed && !done) {
+          readStartFailure(msg);
         }
-      });
+      };
+      // A failed start leaves the pipeline in NULL, so gstreamer-superficial stops polling after the
+      // first message (the state change of the first element started, the appsink), and the source's
+      // error waits unread behind the others. Read on, one message per poll, and only while one is sure
+      // to come (a poll that waits for ever keeps the process from exiting): stopping returns each
+      // started element to NULL and posts that, after the error.
+      const readStartFailure = (msg: Record<string, unknown>) => {
+        const newState = msg.type === 'state-changed' ? String(msg['new-state']) : '';
+        if (!stoppedToRead) {
+          if (newState !== 'GST_STATE_READY') { finish(); return; }
+          stoppedToRead = true;
+          pipeline.stop();
+        } else if (newState === 'GST_STATE_NULL') {
+          finish(); // the stop's own messages: no element posted an error
+          return;
+        }
+        pipeline.pollBus(onBus);
+      };
+      pipeline.pollBus(onBus);
       const onSample = (buf: Buffer | null, caps: Record<string, unknown>) => {
         if (done) return;
         if (!buf) {
@@ -244,8 +275,27 @@ export class GstFrameSource {
         void queue.push(frame).then(() => sink.pull(onSample));
       };
       pipeline.play();
+      // gstreamer-superficial's play() drops gst_element_set_state's result. A camera source that
+      // cannot open (v4l2src on a missing device or on /dev/null) fails NULL→READY, before the appsink
+      // starts, and an appsink that has not started reads eos=true; a started camera cannot have
+      // reached end of stream this soon. (Not for files or test sources: they can, in a race.)
+      if (CAMERA_KINDS.has(cfg.kind) && sink.eos === true) {
+        startFailed = true;
+        fallback = setTimeout(finish, 3000);
+        return;
+      }
       sink.pull(onSample);
     });
+  }
+
+  /** What went wrong when a camera's pipeline did not start, with what to do where that is known. */
+  private startFailure(gstMessage: string | undefined, gstError: string | undefined): string {
+    const cfg = this.opts.config;
+    if (cfg.kind === 'v4l2') {
+      const problem = deviceProblem(cfg.device);
+      return `could not open the camera device ${cfg.device}${problem ? `: ${problem}` : ''}${gstMessage ? ` (GStreamer: ${gstMessage})` : ''}`;
+    }
+    return `the camera pipeline could not start: ${gstError ?? 'an element failed to start without saying why (run the pipeline with gst-launch-1.0 to see more)'}`;
   }
 }
 
