@@ -31,6 +31,7 @@ export class SwappableDetector {
   private active: Slot;
   private fallback: Slot | undefined;
   private observer: ((s: DetectSample) => void) | undefined;
+  private readonly swapListeners: Array<() => void> = [];
   /** Last frame seen; the installer self-tests new models on it. */
   lastFrame: RgbImage | undefined;
   swaps = 0;
@@ -105,6 +106,7 @@ export class SwappableDetector {
     const old = this.active;
     this.active = { detector: next, version, inflight: 0 };
     this.swaps += 1;
+    this.notifySwapped();
     if (old.inflight > 0) await new Promise<void>((resolve) => { old.drained = resolve; });
     if (opts.keepFallback) {
       this.fallback = old;
@@ -128,8 +130,24 @@ export class SwappableDetector {
     const rejected = this.active;
     this.active = fb;
     this.swaps += 1;
+    this.notifySwapped();
     if (rejected.inflight > 0) await new Promise<void>((resolve) => { rejected.drained = resolve; });
     return rejected.detector;
+  }
+
+  /** Calls `fn` each time another model becomes the active one (swap or revert), after the switch. */
+  onSwap(fn: () => void): void {
+    this.swapListeners.push(fn);
+  }
+
+  private notifySwapped(): void {
+    for (const fn of this.swapListeners) {
+      try {
+        fn();
+      } catch {
+        // A listener's failure must not break the switch between models.
+      }
+    }
   }
 
   async close(): Promise<void> {

@@ -9,9 +9,10 @@ import { CameraPipeline, type CameraStats, type PipelineSinks, type FrameResult 
 import { StageLatencies, type LatencySummary } from './latency.js';
 import { NdjsonWriter, toFrameLine } from './ndjson.js';
 import { loadBoard } from '../config/boards.js';
-import { moduleLogger, setConfiguredLogLevel } from '../util/log.js';
+import { moduleLogger, setConfiguredLogLevel, type Logger } from '../util/log.js';
 import { ConfigError } from '../util/errors.js';
 import { RulesEngine } from '../rules/engine.js';
+import { unknownLabelIssues } from '../config/labels.js';
 
 export interface RunSummary {
   type: 'summary';
@@ -37,6 +38,8 @@ export interface AgentRunnerOptions {
   detector?: DetectorHandle;
   /** Every stage latency sample as it is recorded (telemetry). */
   onStage?: (stage: string, ms: number) => void;
+  /** Where the runner logs (default: the process logger, module "runner"). */
+  log?: Logger;
 }
 
 /** What the runner needs of a detector; Detector and agent/src/ota SwappableDetector both fit. */
@@ -44,13 +47,14 @@ export type DetectorHandle = Pick<Detector, 'detectTimed' | 'close' | 'provider'
 
 export class AgentRunner {
   readonly latencies: StageLatencies;
-  private readonly log = moduleLogger('runner');
+  private readonly log: Logger;
   private detector: DetectorHandle | undefined;
   private pipelines: CameraPipeline[] = [];
   private writer: NdjsonWriter | undefined;
 
   constructor(private opts: AgentRunnerOptions) {
     this.latencies = new StageLatencies(10_000, opts.onStage);
+    this.log = opts.log ?? moduleLogger('runner');
   }
 
   /** Per camera: frames in, processed, dropped, restarts. */
@@ -70,6 +74,9 @@ export class AgentRunner {
       runTimeoutMs: config.detector.runTimeoutMs,
     });
     this.log.info({ model: config.detector.model, provider: this.detector.provider, fallbacks: this.detector.session.info.fallbacks }, 'detector loaded');
+    this.warnUnknownLabels();
+    const swappable = this.detector as Partial<{ onSwap(fn: () => void): void }>;
+    swappable.onSwap?.(() => this.warnUnknownLabels());
     if (config.output.ndjson) this.writer = new NdjsonWriter(config.output.ndjson);
     const writer = this.writer;
     const outer = this.opts.sinks;
@@ -103,6 +110,20 @@ export class AgentRunner {
     }
     setConfiguredLogLevel(next.log.level);
     this.opts = { ...this.opts, config: next };
+  }
+
+  /**
+   * Warns for each name in detector.labels or a rule's classes that the running model does not have.
+   * check-config refuses such a name against the configured model (and the versions installed over
+   * the air), but a model that arrives later (OTA) may have other labels: its rules then never fire.
+   */
+  private warnUnknownLabels(): void {
+    const meta = this.detector?.meta;
+    if (!meta?.labels) return;
+    const source = `the model ${meta.name} ${meta.version}`;
+    for (const issue of unknownLabelIssues(this.opts.config, { labels: new Set(meta.labels), source, listedIn: 'its .meta.json' })) {
+      this.log.warn({ path: issue.path, name: issue.received, model: `${meta.name}@${meta.version}` }, `${issue.path} is ${issue.received}, not ${issue.expected}: nothing of that class is tracked or alerted while this model runs`);
+    }
   }
 
   /** Runs every camera to its end; the first camera failure aborts the others and rejects. */
