@@ -16,7 +16,8 @@ usage: fleetctl model export --model IN.onnx --target tflite|coreml --precision 
 Writes a TFLite flatbuffer (NHWC, ONNX Transpose pairs folded away; fp16 = float16 weights with
 DEQUANTIZE; int8 = full-integer from calibration ranges on real frames, float I/O) or a Core ML
 .mlmodel (NeuralNetwork spec; fp16 weights; int8 = 8-bit linear-quantized weights). The model's
-.meta.json is copied next to OUT. Outputs that depend on ops without a mapping (CenterNet's TopK
+.meta.json is copied next to OUT (a model without one removes an older one there); each file is
+replaced whole or not at all. Outputs that depend on ops without a mapping (CenterNet's TopK
 decoding tail) are left out and listed; the exported model ends at the outputs before them.
 
 options:
