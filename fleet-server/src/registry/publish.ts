@@ -10,9 +10,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
+import ort from 'onnxruntime-node';
 import { decodeModel } from '../convert/onnx/codec.js';
 import { isQuantizedModel } from '../convert/onnx/model.js';
-import { modelMetadataValidator } from '../../../agent/src/model/metadata.js';
+import { modelMetadataValidator, type PreprocessSpec } from '../../../agent/src/model/metadata.js';
+import { modelInputSize } from '../../../agent/src/preprocess/tensor.js';
 import { decoderOutputNames } from '../../../agent/src/decode/spec.js';
 import { artifactFileName, MODEL_TARGETS, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
 import { TfliteAdapter } from '../../../platform-adapters/tflite/adapter.js';
@@ -79,9 +81,35 @@ export function assertPrecisionMatches(modelPath: string, precision: string): vo
 }
 
 /**
- * Input and output tensors of the artifact, read from the file itself: the ONNX graph, the TFLite
- * flatbuffer as LiteRT.js loads it (a file it cannot load is refused here, not on 500 devices), or the
- * Core ML description (CHW shapes).
+ * Why the model input's static dims cannot take the tensors the agent makes from the metadata's
+ * preprocess (agent/src/preprocess/tensor.ts: [1, 3, H, W] for NCHW, [1, H, W, 3] for NHWC; Core ML
+ * describes its image input as [3, H, W]), or undefined when they can. Symbolic dims take any size.
+ */
+function inputDimsMismatch(target: ModelTarget, dims: readonly (number | string | null)[] | undefined, pre: PreprocessSpec): string | undefined {
+  if (!dims) return undefined;
+  const { width, height } = modelInputSize(pre);
+  const expected = target === 'coreml' && dims.length === 3 ? [3, height, width] : pre.layout === 'NCHW' ? [1, 3, height, width] : [1, height, width, 3];
+  const shown = `[${expected.join(', ')}]`;
+  if (dims.length !== expected.length) return `has ${dims.length} dims where the agent feeds ${shown}`;
+  const fixed = (d: number | string | null): d is number => typeof d === 'number' && d > 0;
+  return dims.every((d, i) => !fixed(d) || d === expected[i]) ? undefined : `is [${dims.map((d) => d ?? '?').join(', ')}] where the agent feeds ${shown}`;
+}
+
+/** A file onnxruntime cannot load (an unknown op, a broken graph) is refused here, not on 500 devices. */
+async function assertOnnxLoads(modelPath: string): Promise<void> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, logSeverityLevel: 3 });
+  } catch (err) {
+    throw new RegistryError('E_INPUT', `${modelPath} does not load in onnxruntime, so no device could run it: ${(err as Error).message.trim()}`);
+  }
+  await session.release();
+}
+
+/**
+ * Input and output tensors of the artifact, read from the file itself: the ONNX graph (once
+ * onnxruntime has loaded it), the TFLite flatbuffer as LiteRT.js loads it (a file it cannot load is
+ * refused here, not on 500 devices), or the Core ML description (CHW shapes).
  */
 async function artifactTensors(target: ModelTarget, modelPath: string): Promise<{ inputs: ManifestTensor[]; outputs: ManifestTensor[]; quantized?: boolean }> {
   if (target === 'tflite') {
@@ -101,6 +129,7 @@ async function artifactTensors(target: ModelTarget, modelPath: string): Promise<
     const t = (list: typeof m.inputs) => list.map((f) => ({ name: f.name, dims: f.shape, type: 'float32' }));
     return { inputs: t(m.inputs), outputs: t(m.outputs), quantized: isQuantizedMlModel(m) };
   }
+  await assertOnnxLoads(modelPath);
   const model = decodeModel(readFileSync(modelPath));
   const graph = model.graph;
   const initializers = new Set(graph.initializers.keys());
@@ -149,6 +178,11 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
   }
   // The metadata's named input first: the agent loads the first manifest input as the model input.
   inputs.sort((a, b) => (a.name === meta.input ? -1 : b.name === meta.input ? 1 : 0));
+  const dimsWrong = inputs[0] && inputDimsMismatch(target, inputs[0].dims, meta.preprocess);
+  if (dimsWrong) {
+    const p = meta.preprocess;
+    throw new RegistryError('E_INPUT', `The input ${inputs[0].name} of ${modelPath} ${dimsWrong} from the preprocess in ${metaPath} (${p.width}×${p.height}${p.multipleOf ? ` rounded up to a multiple of ${p.multipleOf}` : ''}, ${p.layout}); every device would refuse its frames. Correct the metadata's preprocess to the model's input, or export the model at that size.`);
+  }
   const metrics: Manifest['metrics'] = { ...o.metrics };
   if (gate?.decision?.mapDrop !== undefined) metrics.mapDrop = gate.decision.mapDrop;
   if (gate?.decision?.f1Drop !== undefined) metrics.f1Drop = gate.decision.f1Drop;
