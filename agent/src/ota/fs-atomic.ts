@@ -4,7 +4,7 @@
  * rename(2), fsync(2) "Calling fsync() does not necessarily ensure that the entry in the directory
  * containing the file has also reached disk").
  */
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export function fsyncDir(dir: string): void {
@@ -16,15 +16,28 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/**
+ * Writes `data` to `path` whole or not at all. write(2) may write fewer bytes than asked (a nearly
+ * full disk, a file-size limit): the rest is written in a loop, and the error that ends it (ENOSPC,
+ * EFBIG) is thrown with the temp file removed, so a short file is never renamed over a good one.
+ */
 export function writeFileAtomic(path: string, data: string | Buffer): void {
   const tmp = `${path}.${process.pid}.tmp`;
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
   const fd = openSync(tmp, 'w', 0o644);
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    for (let off = 0; off < buf.length;) {
+      const n = writeSync(fd, buf, off, buf.length - off);
+      if (n <= 0) throw Object.assign(new Error(`cannot write ${tmp}: wrote 0 of the ${buf.length - off} bytes left`), { code: 'EIO' });
+      off += n;
+    }
     fsyncSync(fd);
-  } finally {
+  } catch (err) {
     closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
   }
+  closeSync(fd);
   renameSync(tmp, path);
   fsyncDir(dirname(path));
 }
