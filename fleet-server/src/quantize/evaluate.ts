@@ -45,6 +45,8 @@ const labelsValidator = compileSchema(LabelsFile);
 export interface EvaluateOptions {
   reference: string;
   candidate: string;
+  /** The candidate's metadata when it is not in a file beside it (`model publish --meta`). */
+  candidateMeta?: ModelMetadata;
   data: FrameSelection;
   labelsPath?: string;
   intraOpThreads?: number;
@@ -101,7 +103,7 @@ async function readLabels(path: string): Promise<unknown> {
 export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateReport> {
   const meta: ModelMetadata = await loadModelMetadata(opts.reference);
   // The candidate's own metadata where it has one (an export may decode other outputs than its source).
-  const candMeta = existsSync(metadataPathFor(opts.candidate)) ? await loadModelMetadata(opts.candidate) : meta;
+  const candMeta = opts.candidateMeta ?? (existsSync(metadataPathFor(opts.candidate)) ? await loadModelMetadata(opts.candidate) : meta);
   const labels = opts.labelsPath ? labelsValidator.parse(await readLabels(opts.labelsPath), `labels file ${opts.labelsPath}`) : undefined;
   const threads = opts.intraOpThreads ?? 1;
   const ref = await openGateModel(opts.reference, threads);

@@ -4,7 +4,7 @@
  * the TensorRT calibration table from the same histograms. `calibrateForModel` and `buildInt8` are
  * split so a benchmark can calibrate once and build every method.
  */
-import { readFile, writeFile, copyFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile, copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { decodeModel, encodeModel } from '../convert/onnx/codec.js';
@@ -202,7 +202,12 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeRepo
   return report;
 }
 
+/**
+ * Puts the model's metadata beside its new artifact, or none: an older file already at that name
+ * describes another model (its name, labels, preprocess), and would be published with this one.
+ */
 export async function copyMeta(modelPath: string, outPath: string): Promise<void> {
-  const src = metadataPathFor(modelPath);
-  if (existsSync(src)) await copyFile(src, metadataPathFor(outPath));
+  const src = metadataPathFor(modelPath), dest = metadataPathFor(outPath);
+  if (existsSync(src)) await copyFile(src, dest);
+  else await rm(dest, { force: true });
 }

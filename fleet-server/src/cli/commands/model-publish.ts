@@ -11,13 +11,12 @@
  * gate.json into DIR.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { numberOption, NON_NEGATIVE } from '../../../../agent/src/cli/args.js';
 import { runGate, DEFAULT_MAX_F1_DROP, DEFAULT_MAX_MAP_DROP, type GateDecision } from '../../quantize/gate.js';
-import { copyMeta } from '../../quantize/quantize.js';
 import { dbPathOf, loadFleetConfig } from '../../config/schema.js';
 import { openDatabase } from '../../db/database.js';
 import { keyPathOf, loadOrCreateServerKey } from '../../keys/server-key.js';
@@ -25,20 +24,22 @@ import { ModelRegistry, sha256File } from '../../registry/model-registry.js';
 import { assertPrecisionMatches, publishModelDir } from '../../registry/publish.js';
 import { requireFile } from '../paths.js';
 import { InputError } from '../../../../agent/src/util/errors.js';
+import { metadataPathFor, modelMetadataValidator, type ModelMetadata } from '../../../../agent/src/model/metadata.js';
 import { artifactFileName, type Manifest, type ModelTarget } from '../../../../agent/src/protocol/manifest.js';
 
 const usage = `
 usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tflite|coreml] [--precision P]
          [--config FILE | --data-dir DIR] [--create] [--json]
-       fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR
+       fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR [--meta M.meta.json]
          [--reference FP32.onnx --data DIR|VIDEO] [--max-drop POINTS] [--max-f1-drop POINTS] [--json]
 
 An int8 model needs --reference and --data: it is evaluated against the FP32 model and refused
 (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1
 of its detections at the metadata's score threshold against FP32's drops more than --max-f1-drop
 (default ${DEFAULT_MAX_F1_DROP}; fleetctl model evaluate shows both); publish the FP16 or FP32 artifact instead. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
-its model.meta.json and DIR/gate.json: the directory the DIR form below publishes. An INT8 file
-given as fp16/fp32 is refused.
+its model.meta.json and DIR/gate.json: the directory the DIR form below publishes. The metadata is
+the model's own (M.meta.json beside it) or --meta; a model with neither is refused, as DIR may hold
+another model's. An INT8 file given as fp16/fp32 is refused.
 
 With DIR first: adds DIR/model.onnx (model.tflite for --target tflite, model.mlmodel for coreml, as
 fleetctl model export writes them) as a version to the registry in the fleet server's data dir, with
@@ -57,7 +58,7 @@ export const command: CliCommand = {
     const { values, positionals } = parseArgs({
       args: argv, strict: true, allowPositionals: true,
       options: {
-        model: { type: 'string' }, precision: { type: 'string' }, reference: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'max-drop': { type: 'string' }, 'max-f1-drop': { type: 'string' }, json: { type: 'boolean' },
+        model: { type: 'string' }, precision: { type: 'string' }, reference: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'max-drop': { type: 'string' }, 'max-f1-drop': { type: 'string' }, meta: { type: 'string' }, json: { type: 'boolean' },
         version: { type: 'string' }, target: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' }, create: { type: 'boolean' },
       },
     });
@@ -70,12 +71,19 @@ export const command: CliCommand = {
     const target = ext === '.tflite' ? 'tflite' : ext === '.mlmodel' ? 'coreml' : ext === '.onnx' ? 'onnx-cpu' : undefined;
     if (!target) throw new UsageError(`Expected --model to be a .onnx, .tflite or .mlmodel file but received ${values.model}`);
     assertPrecisionMatches(values.model, precision);
+    const metaFile = values.meta ?? metadataPathFor(values.model);
+    if (!values.meta && !existsSync(metaFile)) {
+      throw new InputError(`${values.model} has no metadata (${metaFile}); give --meta FILE with its preprocess, decoder and labels (its FP32 model's model.meta.json, for a build of that model), or import it with fleetctl model import, which writes it`);
+    }
+    if (values.meta) requireFile('--meta', values.meta);
+    const metaBytes = await readFile(metaFile);
+    const meta = parseMetadata(metaBytes, metaFile);
     let decision: GateDecision | undefined;
     if (precision === 'int8') {
       if (!values.reference || !values.data) throw new UsageError('An int8 artifact needs --reference FP32.onnx and --data DIR|VIDEO for the accuracy gate');
       const maxMapDrop = numberOption('--max-drop', values['max-drop'], NON_NEGATIVE) ?? DEFAULT_MAX_MAP_DROP;
       const maxF1Drop = numberOption('--max-f1-drop', values['max-f1-drop'], NON_NEGATIVE) ?? DEFAULT_MAX_F1_DROP;
-      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, heldOut: true }, maxMapDrop, maxF1Drop }));
+      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, heldOut: true }, maxMapDrop, maxF1Drop, candidateMeta: meta }));
       if (!decision.pass) {
         if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, decision })}\n`);
         else process.stderr.write(`refused: ${decision.reason}\noffer instead: ${decision.offer.join(', ')}\n`);
@@ -85,8 +93,11 @@ export const command: CliCommand = {
     await mkdir(values.out, { recursive: true });
     // The name `model publish DIR` (and the agent) expects for this artifact type, whatever the source file was called.
     const dest = join(values.out, artifactFileName(target));
+    // What DIR held describes an earlier model: gone before the new artifact is written.
+    await rm(metadataPathFor(dest), { force: true });
+    await rm(join(values.out, 'gate.json'), { force: true });
     await copyFile(values.model, dest);
-    await copyMeta(values.model, dest);
+    await writeFile(metadataPathFor(dest), metaBytes);
     // The decision is bound to these bytes: `model publish DIR` refuses another file under it.
     const artifact = { file: basename(dest), sha256: await sha256File(dest), size: (await stat(dest)).size };
     await writeFile(join(values.out, 'gate.json'), `${JSON.stringify({ precision, artifact, decision: decision ?? null }, null, 2)}\n`);
@@ -95,6 +106,17 @@ export const command: CliCommand = {
     return EXIT.ok;
   },
 };
+
+/** The metadata file's JSON, validated; errors name the file. */
+function parseMetadata(bytes: Buffer, path: string): ModelMetadata {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new InputError(`The model metadata ${path} is not JSON (${(err as Error).message}); write it as fleetctl model import does, or copy the FP32 model's model.meta.json`);
+  }
+  return modelMetadataValidator.parse(raw, `model metadata ${path}`);
+}
 
 async function publishToRegistry(positionals: string[], v: { version?: string; target?: string; precision?: string; config?: string; 'data-dir'?: string; create?: boolean; json?: boolean }): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`Expected one model directory but received ${positionals.length}`);
