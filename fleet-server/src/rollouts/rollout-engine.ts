@@ -61,6 +61,12 @@ export class RolloutEngine {
   /** Rollouts changed since the last flushChanges(). */
   private readonly changed = new Set<string>();
   private readonly devs: RolloutDevices;
+  /**
+   * Errors settling finished rollouts (code and message) already logged, with how often each came
+   * since: the same trouble every tick is one line, not one a second. Forgotten at the first tick
+   * that settles without an error, so trouble that comes back is logged again.
+   */
+  private readonly settleErrors = new Map<string, number>();
 
   constructor(private readonly opts: RolloutEngineOptions) {
     this.log = opts.logger ?? moduleLogger('rollouts');
@@ -244,13 +250,42 @@ export class RolloutEngine {
    *     every device back: nothing there to learn.
    */
   private settleFinished(now: number): void {
-    for (const { rollout: r, device: d } of this.opts.store.unsettled()) {
-      try {
-        if (d.status === 'assigned') this.devs.judge(r, d, now);
-        else this.devs.recheckFailed(r, [d]);
-      } catch (err) {
-        this.log.error({ id: r.id, deviceId: d.deviceId, err: describeError(err) }, 'rollout tick failed for this device; the others go on');
+    // Nothing here may stop the running rollouts, which advance after it: an error is logged and
+    // the running ones go on (one device's report that broke the query stopped every rollout).
+    let clean = true;
+    const failed = (err: unknown, fields: Record<string, unknown>, msg: string) => {
+      clean = false;
+      const e = describeError(err);
+      const kind = `${e.code} ${e.message}`;
+      const seen = this.settleErrors.get(kind);
+      if (seen !== undefined) {
+        this.settleErrors.set(kind, seen + 1);
+        return;
       }
+      // Bounded: past 32 kinds at once, the rest are counted under one.
+      if (this.settleErrors.size >= 32) {
+        this.settleErrors.set('other', (this.settleErrors.get('other') ?? 0) + 1);
+        return;
+      }
+      this.settleErrors.set(kind, 1);
+      this.log.error({ ...fields, err: e }, `${msg} (logged once until finished rollouts settle without an error again)`);
+    };
+    try {
+      for (const { rollout: r, device: d } of this.opts.store.unsettled()) {
+        try {
+          if (d.status === 'assigned') this.devs.judge(r, d, now);
+          else this.devs.recheckFailed(r, [d]);
+        } catch (err) {
+          failed(err, { id: r.id, deviceId: d.deviceId }, 'could not settle a device of a finished rollout; the others go on');
+        }
+      }
+    } catch (err) {
+      failed(err, {}, 'could not settle the finished rollouts; the running ones go on');
+    }
+    if (clean && this.settleErrors.size > 0) {
+      const repeats = [...this.settleErrors.values()].reduce((a, b) => a + b, 0);
+      this.log.info({ errors: repeats }, 'finished rollouts settle again');
+      this.settleErrors.clear();
     }
   }
 

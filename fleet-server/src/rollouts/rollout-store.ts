@@ -167,17 +167,21 @@ export class RolloutStore {
   unsettled(): { rollout: RolloutRecord; device: RolloutDeviceRecord }[] {
     const cols = 'r.*, r.rowid AS rollout_seq, d.device_id, d.wave AS device_wave, d.status AS device_status, d.reason AS device_reason, d.previous_json, d.assigned_at_ms';
     const finished = "r.state IN ('completed', 'paused', 'aborted')";
+    // A report SQLite's JSON parser refuses (an extra property nested past its 1000 levels; the
+    // reported schema bounds its size, not its depth) made json_each throw "malformed JSON", and the
+    // whole query with it for every device: such a report settles nothing here.
+    const models = "json_each(CASE WHEN json_valid(dv.reported_json) THEN dv.reported_json END, '$.models')";
     // CROSS JOIN keeps SQLite to this order (from the reports), whatever it guesses of the tables' sizes.
     const rows = this.db.prepare(`
       SELECT ${cols} FROM rollout_devices d CROSS JOIN rollouts r ON r.id = d.rollout_id
         WHERE d.status = 'assigned' AND r.state = 'aborted'
       UNION ALL
-      SELECT ${cols} FROM devices dv CROSS JOIN json_each(dv.reported_json, '$.models') m
+      SELECT ${cols} FROM devices dv CROSS JOIN ${models} m
         CROSS JOIN rollouts r ON r.role = m.key AND r.version = m.value
         CROSS JOIN rollout_devices d ON d.rollout_id = r.id AND d.device_id = dv.id
         WHERE d.status = 'failed' AND ${finished}
       UNION ALL
-      SELECT ${cols} FROM devices dv CROSS JOIN json_each(dv.reported_json, '$.models') m
+      SELECT ${cols} FROM devices dv CROSS JOIN ${models} m
         CROSS JOIN rollout_devices d ON d.device_id = dv.id
         CROSS JOIN rollouts r ON r.id = d.rollout_id AND r.role = m.key
         WHERE d.status = 'failed' AND json_extract(d.previous_json, '$.version') IS NULL AND m.value <> r.version AND ${finished}

@@ -1,0 +1,74 @@
+/**
+ * Rollout engine: what a device's report can and cannot do to rollouts, on real SQLite (in memory)
+ * with scripted reports and a fake clock. One device's report never stops the other rollouts, and a
+ * report counts a device succeeded only when it runs the model this rollout sent it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { decodePayload } from '../../agent/src/protocol/codec.js';
+import { RolloutEngine } from '../../fleet-server/src/rollouts/rollout-engine.js';
+import { withRolloutFleet, type RolloutFleet } from '../helpers/rollout-fleet.js';
+
+const spec = { model: 'm', version: '2.0.0', target: 'all', waves: [100], gate: { maxFailures: 0, waveTimeoutMs: 60_000 } };
+
+/** An engine on the fleet's stores whose log lines at warn and above are kept in `errors`. */
+function loggedEngine(s: RolloutFleet): { engine: RolloutEngine; errors: string[] } {
+  const errors: string[] = [];
+  const logger = pino({ level: 'info' }, {
+    write: (line: string) => {
+      const l = JSON.parse(line) as { level: number; msg: string };
+      if (l.level >= 40) errors.push(l.msg);
+    },
+  });
+  return { engine: new RolloutEngine({ store: s.store, devices: s.devices, registry: s.registry, desired: s.desired, now: s.now, logger }), errors };
+}
+
+// The query that finds the finished rollouts' rows a report can change read every device's report
+// with SQLite's JSON functions, which refuse JSON nested past 1000 levels ("malformed JSON"); the
+// reported schema allows extra properties of any depth, so one device's 2.3 KB report made every
+// tick throw before any running rollout advanced.
+test('a device report nested deeper than SQLite parses does not stop the rollouts', async () => {
+  await withRolloutFleet(3, async (s) => {
+    const { engine, errors } = loggedEngine(s);
+    let nest: unknown = 1;
+    for (let i = 0; i < 1100; i++) nest = [nest];
+    const raw = JSON.stringify({ v: 1, ts: s.now(), models: { detector: '1.0.0' }, health: { status: 'ok', reasons: [] }, debug: nest });
+    const decoded = decodePayload('reported', raw);
+    assert.ok(decoded.ok, 'the reported schema takes it, so the server stores it');
+    s.devices.applyReported('d02', decoded.value as Parameters<typeof s.devices.applyReported>[1]);
+
+    const { rollout } = engine.create({ ...spec, target: 'devices:d00,d01' });
+    assert.deepEqual(engine.status(rollout.id).devices.map((d) => d.status), ['assigned', 'assigned']);
+    for (const id of ['d00', 'd01']) s.report(id, '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.advance(1000);
+    engine.tick();
+    assert.equal(engine.status(rollout.id).state, 'completed');
+    assert.deepEqual(errors, []);
+  });
+});
+
+// Settling the finished rollouts ran before the running ones advanced, outside their try/catch: any
+// error there stopped every rollout, and was logged every second.
+test('finished rollouts that cannot be settled do not stop the running ones, and their error is logged once', async () => {
+  await withRolloutFleet(3, async (s) => {
+    const { engine, errors } = loggedEngine(s);
+    // d00 is in its health window when the first rollout is aborted: a finished rollout to settle.
+    const first = engine.create({ ...spec, target: 'devices:d00' }).rollout;
+    s.report('d00', '2.0.0', { phase: 'health', version: '2.0.0' });
+    engine.abort(first.id);
+    const next = engine.create({ ...spec, version: '1.0.0', target: 'devices:d01,d02' }).rollout;
+    // The aborted one's record can no longer be read (written by another version of the server, say).
+    s.db.prepare("UPDATE rollouts SET gate_json = '{' WHERE id = ?").run(first.id);
+    for (let i = 0; i < 3; i++) {
+      s.advance(1000);
+      engine.tick();
+    }
+    for (const id of ['d01', 'd02']) s.report(id, '1.0.0', { phase: 'committed', version: '1.0.0' });
+    s.advance(1000);
+    engine.tick();
+    assert.equal(engine.status(next.id).state, 'completed');
+    assert.equal(errors.length, 1, errors.join('\n'));
+    assert.match(errors[0], /could not settle the finished rollouts; the running ones go on/);
+  });
+});
