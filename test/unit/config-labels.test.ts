@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadAgentConfig } from '../../agent/src/config/load.js';
+import { loadAgentConfig, type ConfigWarning } from '../../agent/src/config/load.js';
 import { nearMatches } from '../../agent/src/config/labels.js';
 
 type Example = {
@@ -29,9 +29,10 @@ async function load(edit: (c: Example) => void, setup?: (dir: string) => void) {
     edit(cfg);
     setup?.(dir);
     writeFileSync(join(dir, 'agent.json'), JSON.stringify(cfg));
-    return await loadAgentConfig(join(dir, 'agent.json')).then(
-      (c) => ({ ok: true as const, config: c }),
-      (err: Error & { issues?: Array<{ path: string; expected: string; received: string }> }) => ({ ok: false as const, err }));
+    const warnings: ConfigWarning[] = [];
+    return await loadAgentConfig(join(dir, 'agent.json'), { onWarning: (w) => warnings.push(w) }).then(
+      (c) => ({ ok: true as const, config: c, warnings }),
+      (err: Error & { issues?: Array<{ path: string; expected: string; received: string }> }) => ({ ok: false as const, err, warnings }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -68,11 +69,11 @@ test('without the model\'s metadata there is nothing to check names against (che
   assert.equal(r.ok, true);
 });
 
-test('with ota, a class of a model installed over the air is accepted; one no model on the box has is refused', async () => {
-  const withOta = (classes: string[]) => (c: Example) => {
+test('with ota, a class of a model installed over the air is accepted; one no model on the box has yet is a warning, not a refusal', async () => {
+  const withOta = (classes: string[], labels: string[] = []) => (c: Example) => {
     c.link = { url: 'mqtt://127.0.0.1:1883' };
     c.ota = { publicKeyFile: 'fleet.pub' };
-    c.detector.labels = [];
+    c.detector.labels = labels;
     c.cameras[0].rules.rules[0].classes = classes;
   };
   const install = (dir: string) => {
@@ -81,11 +82,35 @@ test('with ota, a class of a model installed over the air is accepted; one no mo
     const meta = JSON.parse(readFileSync(COCO_META, 'utf8')) as Record<string, unknown>;
     writeFileSync(join(v, 'model.meta.json'), JSON.stringify({ ...meta, name: 'yard', version: '2.0.0', labels: ['person', 'forklift'] }));
   };
-  assert.equal((await load(withOta(['forklift']), install)).ok, true);
-  const r = await load(withOta(['forklfit']), install);
+  const installed = await load(withOta(['forklift']), install);
+  assert.equal(installed.ok, true);
+  assert.deepEqual(installed.warnings, []);
+  const typo = await load(withOta(['forklfit']), install);
+  assert.equal(typo.ok, true, 'the agent must start to receive the model that may bring the class');
+  assert.deepEqual(typo.warnings.map((w) => [w.path, w.expected, w.received]), [
+    ['/cameras/0/rules/rules/0/classes/0', 'a label of the model coco-centernet 1.0.0 or the version installed over the air (did you mean "forklift"?)', '"forklfit"'],
+  ]);
+  // A rule written before the model that detects forklifts is rolled out: the box must start, or the rollout never reaches it.
+  const fresh = await load(withOta(['forklift']));
+  assert.equal(fresh.ok, true, 'nothing installed yet: a warning, not a refusal');
+  assert.equal(fresh.warnings.length, 1);
+  assert.match(fresh.warnings[0].message, /^\/cameras\/0\/rules\/rules\/0\/classes\/0: expected a label of the model coco-centernet 1\.0\.0 .* but received "forklift"; accepted because ota is set, but nothing of that class is detected until a model that has it is installed over the air/);
+  // detector.labels too.
+  const kept = await load(withOta(['forklift'], ['person', 'forklift']));
+  assert.equal(kept.ok, true);
+  assert.deepEqual(kept.warnings.map((w) => w.path), ['/detector/labels/1', '/cameras/0/rules/rules/0/classes/0']);
+  // A class that detector.labels drops can never fire, whichever model runs: still refused.
+  const dropped = await load(withOta(['forklift'], ['person']));
+  assert.equal(dropped.ok, false);
+  assert.deepEqual(dropped.ok ? [] : dropped.err.issues?.map((i) => [i.path, i.received]), [['/cameras/0/rules/rules/0/classes/0', '"forklift"']]);
+  assert.match(dropped.ok ? '' : dropped.err.issues?.[0].expected ?? '', /add "forklift" to detector\.labels$/);
+  assert.equal(dropped.warnings.length, 1, 'the unknown name is still warned about');
+});
+
+test('without ota a name no model has is refused (nothing can bring it), as before', async () => {
+  const r = await load((c) => { c.detector.labels = []; c.cameras[0].rules.rules[0].classes = ['forklift']; });
   assert.equal(r.ok, false);
-  assert.equal(r.ok ? '' : r.err.issues?.[0].expected, 'a label of the model coco-centernet 1.0.0 or the version installed over the air (did you mean "forklift"?)');
-  assert.equal((await load(withOta(['forklift']))).ok, false, 'nothing installed: only the configured model counts');
+  assert.deepEqual(r.warnings, []);
 });
 
 test('near matches: case, separators, one or two edits, swapped letters, one name inside the other', () => {

@@ -5,13 +5,24 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { agentConfigValidator, type AgentConfig } from './schema.js';
-import { ConfigError, invalidConfig } from '../util/errors.js';
+import { ConfigError, invalidConfig, type ConfigIssue } from '../util/errors.js';
 import { loadBoard } from './boards.js';
 import { crossFieldIssues } from './cross-checks.js';
 import { parseJsonText } from './json-text.js';
 import { droppedClassIssues, knownLabels, unknownLabelIssues } from './labels.js';
+import { moduleLogger } from '../util/log.js';
 
-export async function loadAgentConfig(path: string): Promise<AgentConfig> {
+/** A config problem that does not stop the agent; `message` says what it costs and what to do. */
+export interface ConfigWarning extends ConfigIssue {
+  message: string;
+}
+
+export interface LoadAgentConfigOptions {
+  /** Receives each warning (check-config prints them); by default they are logged (module "config"), at start and at each reload. */
+  onWarning?: (warning: ConfigWarning) => void;
+}
+
+export async function loadAgentConfig(path: string, opts: LoadAgentConfigOptions = {}): Promise<AgentConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -22,7 +33,14 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   const raw = parseJsonText(text, `Config file ${path}`);
   const cfg = resolvePaths(agentConfigValidator.parse(raw, `config ${path}`), dirname(resolve(path)));
   const known = await knownLabels(cfg);
-  const issues = [...crossFieldIssues(cfg), ...(known ? unknownLabelIssues(cfg, known) : []), ...droppedClassIssues(cfg, known)];
+  const unknown = known ? unknownLabelIssues(cfg, known) : [];
+  // With ota, a class that no model on the box has yet may come with a model rolled out later: the
+  // config is the one that must be in place for it. Refusing it stopped the agent at start (a restart
+  // loop), so the OTA that brings the model never arrived. Without ota, nothing can add a label.
+  const warnings = cfg.ota ? unknown.map((i) => unknownWithOta(i)) : [];
+  const issues = [...crossFieldIssues(cfg), ...(cfg.ota ? [] : unknown), ...droppedClassIssues(cfg, cfg.ota ? undefined : known)];
+  const onWarning = opts.onWarning ?? ((w: ConfigWarning) => moduleLogger('config').warn({ config: path, path: w.path, name: w.received }, w.message));
+  for (const w of warnings) onWarning(w);
   if (issues.length) {
     throw invalidConfig(`config ${path}`, issues);
   }
@@ -43,6 +61,14 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
 }
 
 const PROVIDERS: readonly string[] = ['cpu', 'cuda', 'tensorrt'];
+
+function unknownWithOta(issue: ConfigIssue): ConfigWarning {
+  return {
+    ...issue,
+    message: `${issue.path}: expected ${issue.expected} but received ${issue.received}; accepted because ota is set, ` +
+      'but nothing of that class is detected until a model that has it is installed over the air (a typo never will be)',
+  };
+}
 
 export function resolvePaths(cfg: AgentConfig, baseDir: string): AgentConfig {
   const abs = (p: string) => (isAbsolute(p) || p === '-' ? p : resolve(baseDir, p));

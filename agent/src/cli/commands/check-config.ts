@@ -1,6 +1,6 @@
 import type { CliCommand } from '../dispatch.js';
 import { parseCommandArgs } from '../args.js';
-import { loadAgentConfig } from '../../config/load.js';
+import { loadAgentConfig, type ConfigWarning } from '../../config/load.js';
 import { existsSync } from 'node:fs';
 import { ConfigError, invalidConfig, type ConfigIssue } from '../../util/errors.js';
 import { metadataPathFor } from '../../model/metadata.js';
@@ -28,6 +28,11 @@ function missingFiles(cfg: AgentConfigT): ConfigIssue[] {
   return wanted.filter(([, p]) => p !== undefined && !existsSync(p)).map(([path, file, what]) => ({ path, expected: `an existing file: ${what}`, received: file! }));
 }
 
+/** A warning in --json as the issues are: path, expected, received. */
+function issueOf(w: ConfigWarning): ConfigIssue {
+  return { path: w.path, expected: w.expected, received: w.received };
+}
+
 export const command: CliCommand = {
   summary: 'validate an agent config file and name every wrong field',
   usage: `usage: edge-agent check-config CONFIG.json [--json]
@@ -35,25 +40,32 @@ export const command: CliCommand = {
 Checks the file against the agent schema (configs/schema/agent.schema.json), the fields that must
 agree, the class names (detector.labels, rules' classes) against the model's labels, and that the
 files it names are there (models, metadata, signing key, video files). Every
-wrong field is listed with what was expected and what was given. Exit code 0 when valid, 3 when not.`,
+wrong field is listed with what was expected and what was given. Exit code 0 when valid, 3 when not.
+Warnings (with ota, a class that no model on the box has yet) are printed and leave the exit code 0.`,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, { config: { type: 'string' } }, { positionals: true });
     const path = values.config ?? positionals[0];
     if (!path) throw new ConfigError('missing config file: edge-agent check-config CONFIG.json');
+    const warnings: ConfigWarning[] = [];
+    const warningLines = () => warnings.map((w) => `warning: ${w.message}\n`).join('');
     try {
-      const cfg = await loadAgentConfig(path);
+      const cfg = await loadAgentConfig(path, { onWarning: (w) => warnings.push(w) });
       await loadBoard(cfg.board);
       const missing = missingFiles(cfg);
       if (missing.length) {
         throw invalidConfig(`config ${path}`, missing);
       }
-      if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, config: path, cameras: cfg.cameras.length, restartFields: restartPointers(AgentConfig) })}\n`);
-      else process.stdout.write(`${path}: valid (${cfg.cameras.length} camera${cfg.cameras.length === 1 ? '' : 's'}, model ${cfg.detector.model})\n`);
+      const warned = warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : '';
+      if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, config: path, cameras: cfg.cameras.length, restartFields: restartPointers(AgentConfig), warnings: warnings.map(issueOf) })}\n`);
+      else {
+        process.stderr.write(warningLines());
+        process.stdout.write(`${path}: valid (${cfg.cameras.length} camera${cfg.cameras.length === 1 ? '' : 's'}, model ${cfg.detector.model}${warned})\n`);
+      }
       return 0;
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, config: path, error: err.message.split('\n')[0], issues: err.issues })}\n`);
-      else process.stderr.write(`${err.message}\n`);
+      if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, config: path, error: err.message.split('\n')[0], issues: err.issues, warnings: warnings.map(issueOf) })}\n`);
+      else process.stderr.write(`${err.message}\n${warningLines()}`);
       return 3;
     }
   },
