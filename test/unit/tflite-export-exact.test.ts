@@ -153,3 +153,17 @@ test('dynamic input sizes come from the metadata preprocess, or the export is re
   assert.deepEqual(r.tflDims, [1, 16, 24, 2]);
   r.ort.forEach((v, i) => assert.ok(Math.abs(v - r.tfl[i]) <= 1e-5, `y[${i}]`));
 });
+
+test('Clip and ReduceMean with computed bounds or axes, and Reshape allowzero with a 0, are refused; ReduceMean noop_with_empty_axes passes its input through', async () => {
+  const relu: OnnxNode = { opType: 'Relu', name: 'r', inputs: ['x'], outputs: ['rx'], attributes: [] };
+  const shapeOf = (name: string): OnnxNode => ({ opType: 'ReduceMean', name: `${name}-src`, inputs: ['x'], outputs: [name], attributes: [{ name: 'keepdims', type: 'int', value: 0 }] });
+  // A bound computed from the input used to be dropped: Clip(x, min = mean(x)) exported as a plain copy.
+  const clip = onnx({ inShape: [1, 2, 3, 3], outputs: ['y'], nodes: [shapeOf('lo'), { opType: 'Clip', name: 'cl', inputs: ['x', 'lo'], outputs: ['y'], attributes: [] }] });
+  assert.throws(() => exportTflite(clip, { precision: 'fp32' }), refusal(/Clip cl takes its min from the computed value lo/));
+  const reshape = onnx({ inShape: [1, 2, 3, 3], outputs: ['y'], inits: { s: int64Tensor([2], [0, 18]) }, nodes: [{ opType: 'Reshape', name: 'rs', inputs: ['x', 's'], outputs: ['y'], attributes: [{ name: 'allowzero', type: 'int', value: 1 }] }] });
+  assert.throws(() => exportTflite(reshape, { precision: 'fp32' }), refusal(/Reshape rs with allowzero 1 and a 0/));
+  const noop = onnx({ inShape: [1, 2, 3, 3], outputs: ['y'], nodes: [relu, { opType: 'ReduceMean', name: 'rm', inputs: ['rx'], outputs: ['y'], attributes: [{ name: 'noop_with_empty_axes', type: 'int', value: 1 }] }] });
+  const r = (await runBoth(noop, exportTflite(noop, { precision: 'fp32' }).bytes, [1, 2, 3, 3])).y;
+  assert.deepEqual(r.tflDims, r.ortDims);
+  assert.deepEqual(Array.from(r.tfl), Array.from(r.ort));
+});

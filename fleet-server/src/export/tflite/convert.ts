@@ -410,9 +410,10 @@ class Converter {
 
   private clip(n: OnnxNode): void {
     const scalar = (k: number, attrName: string, dflt: number): number => {
-      const c = n.inputs[k] ? this.consts.get(n.inputs[k]) : undefined;
-      if (c) return c.values[0];
-      return (attr(n, attrName)?.value as number | undefined) ?? dflt;
+      if (!n.inputs[k]) return (attr(n, attrName)?.value as number | undefined) ?? dflt;
+      const c = this.consts.get(n.inputs[k]);
+      if (!c) throw new ModelError(`${this.label} export: Clip ${n.name || n.outputs[0]} takes its ${attrName} from the computed value ${n.inputs[k]}; only a constant bound maps`);
+      return c.values[0];
     };
     const lo = scalar(1, 'min', -Infinity), hi = scalar(2, 'max', Infinity);
     const x = this.get(n.inputs[0]);
@@ -435,8 +436,15 @@ class Converter {
   private reduceMean(n: OnnxNode): void {
     const x = this.get(n.inputs[0]);
     const rank = x.shape.length;
-    const axesRaw = n.inputs[1] ? Array.from(this.consts.get(n.inputs[1])!.values) : (attr(n, 'axes')?.value as number[] | undefined) ?? x.shape.map((_, i) => i);
-    const axes = axesRaw.map((a) => (a < 0 ? a + rank : a));
+    const axesInput = n.inputs[1] ? this.consts.get(n.inputs[1]) : undefined;
+    if (n.inputs[1] && !axesInput) throw new ModelError(`${this.label} export: ReduceMean ${n.name || n.outputs[0]} takes its axes from the computed value ${n.inputs[1]}; only constant axes map`);
+    const given = axesInput ? Array.from(axesInput.values) : (attr(n, 'axes')?.value as number[] | undefined) ?? [];
+    // No axes: all of them, or none with noop_with_empty_axes (opset 18), which makes it an Identity.
+    if (given.length === 0 && ((attr(n, 'noop_with_empty_axes')?.value as number | undefined) ?? 0) !== 0) {
+      this.values.set(n.outputs[0], x);
+      return;
+    }
+    const axes = (given.length ? given : x.shape.map((_, i) => i)).map((a) => (a < 0 ? a + rank : a));
     const keep = ((attr(n, 'keepdims')?.value as number | undefined) ?? 1) === 1;
     const v = keep ? x : this.toLayout(x, 'plain');
     const inv = invert(storedPerm(v.layout, rank));
@@ -519,6 +527,10 @@ class Converter {
     const x = this.toLayout(this.get(n.inputs[0]), 'plain');
     const spec = this.consts.get(n.inputs[1]);
     if (!spec) throw new ModelError(`${this.label} export: Reshape ${n.name} needs a constant shape`);
+    // allowzero 1 makes a 0 in the shape a size of zero, not "copy this dimension".
+    if (((attr(n, 'allowzero')?.value as number | undefined) ?? 0) !== 0 && spec.values.includes(0)) {
+      throw new ModelError(`${this.label} export: Reshape ${n.name || n.outputs[0]} with allowzero 1 and a 0 in its shape makes an empty tensor, which TFLite does not hold`);
+    }
     const shape = Array.from(spec.values).map((d, i) => (d === 0 ? x.shape[i] : d));
     const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
     const full = shape.map((d) => (d === -1 ? count(x.shape) / known : d));
