@@ -72,3 +72,30 @@ test('finished rollouts that cannot be settled do not stop the running ones, and
     assert.match(errors[0], /could not settle the finished rollouts; the running ones go on/);
   });
 });
+
+// Abort marked a failed device succeeded on its report alone: after the gate had rolled it back (its
+// desired state the version before), one that committed the new version just before it read the
+// rollback, on its way back, counted as succeeded, and stayed so once it ran the version before.
+test('abort of a rollout its gate paused: a failed device on its way back stays failed', async () => {
+  await withRolloutFleet(3, async (s) => {
+    const { rollout } = s.engine.create(spec);
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.report('d01', '1.0.0', { phase: 'rolled-back', version: '2.0.0', code: 'E_HEALTH' });
+    s.report('d02', '1.0.0', { phase: 'downloading', version: '2.0.0' });
+    s.advance(61_000); // d01 rolled itself back, d02 timed out: the gate pauses and rolls back
+    s.engine.tick();
+    assert.equal(s.engine.status(rollout.id).state, 'paused');
+    assert.equal(s.desired.get('d02').detector?.version, '1.0.0');
+    s.report('d02', '2.0.0', { phase: 'committed', version: '2.0.0' }); // installed before it read the rollback
+    s.engine.abort(rollout.id);
+    const row = () => s.engine.status(rollout.id).devices.find((d) => d.deviceId === 'd02');
+    assert.equal(row()?.status, 'failed');
+    assert.equal(s.desired.get('d02').detector?.version, '1.0.0', 'still sent back');
+    s.report('d02', '1.0.0', { phase: 'committed', version: '1.0.0' });
+    s.advance(1000);
+    s.engine.tick();
+    const st = s.engine.status(rollout.id);
+    assert.equal(row()?.status, 'failed');
+    assert.deepEqual([st.totals.succeeded, st.totals.failed, st.totals.rolledBack], [0, 2, 1]);
+  });
+});

@@ -75,7 +75,7 @@ export class RolloutDevices {
     for (const d of failed) {
       const rep = this.reportOf(d.deviceId);
       const running = rep?.models?.[r.role];
-      if (committed(r, rep) && this.opts.desired.get(d.deviceId)[r.role]?.version === r.version) {
+      if (committed(r, rep) && this.stillSends(r, d.deviceId)) {
         this.setDevice(r.id, d.deviceId, { status: 'succeeded', reason: `committed after it had failed (${d.reason ?? 'no reason'})` });
         d.status = 'succeeded';
       } else if (d.previousVersion === null && running && running !== r.version) {
@@ -90,11 +90,13 @@ export class RolloutDevices {
    * "Devices keep what they run" at an abort: a device sent the version that does not run it yet
    * (offline, downloading) would install it later, its desired state still naming it, and its row
    * would stay assigned for good. It goes back to what it ran before; one that runs the version keeps it.
+   * A failed device of a rollout its gate paused was sent back already: reporting the version, it is
+   * on its way back (as in recheckFailed), and stays failed.
    */
   abort(r: RolloutRecord, d: RolloutDeviceRecord): void {
     if ((d.status !== 'assigned' && d.status !== 'failed') || d.assignedAtMs === null) return;
     const rep = this.reportOf(d.deviceId);
-    if (committed(r, rep)) {
+    if (committed(r, rep) && this.stillSends(r, d.deviceId)) {
       this.setDevice(r.id, d.deviceId, { status: 'succeeded' });
       return;
     }
@@ -148,6 +150,11 @@ export class RolloutDevices {
     const health = r.gate.healthWindowMs !== undefined ? { healthWindowMs: r.gate.healthWindowMs } : {};
     if (!a) return { version, rollout: r.id, ...health };
     return { version, manifest: a.manifest, signature: a.signature, rollout: r.id, ...health };
+  }
+
+  /** The device's desired state still names the rollout's version (no rollback moved it back since). */
+  private stillSends(r: RolloutRecord, deviceId: string): boolean {
+    return this.opts.desired.get(deviceId)[r.role]?.version === r.version;
   }
 
   private setDevice(id: string, deviceId: string, patch: Parameters<RolloutStore['setDevice']>[2]): void {
