@@ -3,9 +3,9 @@
  * `.mlmodel` next to a copy of the model's metadata and an export report (inputs, outputs, outputs
  * left out and why, sizes, sha256). INT8 TFLite calibrates on real frames first.
  */
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { fsyncDir } from '../../../agent/src/ota/fs-atomic.js';
+import { writeFileAtomic } from '../../../agent/src/ota/fs-atomic.js';
 import { basename, dirname, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
@@ -125,10 +125,10 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       // model.onnx and model.tflite in one directory would share model.meta.json, but need different decoders.
       throw new ModelError(`${o.outputPath} would share ${metaOut} with ${o.modelPath}, but the export needs another decoder (${decoder.spec.type}); write it into another directory (-o OTHER/${basename(o.outputPath)})`);
     }
-    await writeWhole(o.outputPath, out);
+    writeWhole(o.outputPath, out);
     if (metaIn !== metaOut) await writeMetadata(o.outputPath, metaOut, `${JSON.stringify({ ...meta, decoder: decoder.spec }, null, 2)}\n`);
   } else {
-    await writeWhole(o.outputPath, out);
+    writeWhole(o.outputPath, out);
     // An older export's metadata would describe this file's inputs, outputs and decoder wrongly.
     if (existsSync(metaOut)) {
       await rm(metaOut);
@@ -142,34 +142,17 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
 }
 
 /**
- * A file written whole or not at all: temp file, fsync, rename, directory fsync (fs-atomic.ts's
- * recipe), so a full disk leaves the previous export in place instead of a truncated model beside its
- * older metadata. Not fs-atomic's writeFileAtomic: it takes one writeSync's count as done, and a
- * write cut short by a full disk returns a short count before any error, so it renames a truncated
- * file into place; FileHandle.writeFile writes until done or throws.
+ * A file written whole or not at all (fs-atomic.ts: temp file, every byte, fsync, rename), so a full
+ * disk leaves the previous export in place instead of a truncated model beside its older metadata.
  */
-async function writeWhole(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    const fh = await open(tmp, 'w', 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  fsyncDir(dirname(path));
+function writeWhole(path: string, data: Uint8Array | string): void {
+  writeFileAtomic(path, typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
 }
 
 /** The metadata after its artifact; if it cannot be written, the older one goes, since it describes another model. */
 async function writeMetadata(artifactPath: string, metaPath: string, text: string): Promise<void> {
   try {
-    await writeWhole(metaPath, text);
+    writeWhole(metaPath, text);
   } catch (err) {
     await rm(metaPath, { force: true });
     throw new ModelError(`Wrote ${artifactPath} but not its metadata ${metaPath} (${(err as Error).message}); the older ${metaPath} was removed, as it describes another model. Free the space and export again`, { cause: err });
