@@ -9,11 +9,15 @@ import type { Point } from '../types.js';
 import type { SourceConfig } from '../capture/schema.js';
 import type { Rule } from '../rules/schema.js';
 import { pointInPolygon } from '../rules/geometry.js';
+import { buildPipeline } from '../capture/pipelines.js';
 
 export interface FrameSize { width: number; height: number }
 
 /** The size of the frames a source delivers, where the config decides it (capture/pipelines.ts); undefined otherwise. */
 export function configuredFrameSize(src: SourceConfig): FrameSize | undefined {
+  // A raw pipeline that ends in its own appsink runs as written: width/height are never applied, and
+  // its frames are whatever size it makes (a 1080p stream with width/height 640×360 left in the config).
+  if (src.kind === 'pipeline' && buildPipeline(src) === src.pipeline) return undefined;
   if (src.width !== undefined && src.height !== undefined) return { width: src.width, height: src.height };
   if (src.width !== undefined || src.height !== undefined) return undefined;
   if (src.kind === 'jetson-csi') return { width: src.captureWidth, height: src.captureHeight };
