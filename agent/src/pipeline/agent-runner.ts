@@ -114,8 +114,9 @@ export class AgentRunner {
 
   /**
    * Warns for each name in detector.labels or a rule's classes that the running model does not have.
-   * check-config refuses such a name against the configured model (and the versions installed over
-   * the air), but a model that arrives later (OTA) may have other labels: its rules then never fire.
+   * Without OTA, check-config refuses such a name against the configured model; with OTA it only
+   * warns (a class may come with a later model), and a model that arrives over the air may have other
+   * labels than the one configured: its rules then never fire while it runs.
    */
   private warnUnknownLabels(): void {
     const meta = this.detector?.meta;
