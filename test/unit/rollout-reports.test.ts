@@ -99,3 +99,26 @@ test('abort of a rollout its gate paused: a failed device on its way back stays 
     assert.deepEqual([st.totals.succeeded, st.totals.failed, st.totals.rolledBack], [0, 2, 1]);
   });
 });
+
+// A failed row was re-checked on the version alone: a device that missed model m 2.0.0 and later
+// installed model n 2.0.0 (another rollout of the role) counted as succeeded in m's rollout.
+test('a failed device that installs another model with the same version number stays failed in the rollout it missed', async () => {
+  await withRolloutFleet(3, async (s) => {
+    await s.publishModel('n', '2.0.0');
+    const m = s.engine.create({ ...spec, gate: { maxFailures: 1, waveTimeoutMs: 60_000 } }).rollout;
+    for (const id of ['d00', 'd01']) s.report(id, '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.advance(61_000); // d02 offline: failed, within the gate
+    s.engine.tick();
+    assert.equal(s.engine.status(m.id).state, 'completed');
+    const n = s.engine.create({ ...spec, model: 'n', target: 'devices:d02' }).rollout;
+    assert.equal(s.desired.get('d02').detector?.manifest?.name, 'n');
+    s.report('d02', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.advance(1000);
+    s.engine.tick();
+    assert.equal(s.engine.status(n.id).state, 'completed');
+    const row = s.engine.status(m.id).devices.find((d) => d.deviceId === 'd02');
+    assert.equal(row?.status, 'failed', row?.reason ?? '');
+    assert.match(row?.reason ?? '', /^timeout/);
+    assert.deepEqual(s.store.unsettled().map((u) => `${u.rollout.id} ${u.device.deviceId}`), [], 'nothing left for later ticks to look at');
+  });
+});

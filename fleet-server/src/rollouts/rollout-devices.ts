@@ -68,7 +68,7 @@ export class RolloutDevices {
 
   /**
    * Failed devices that now report the rollout's version committed, their desired state still naming
-   * it, succeeded after all. After a rollback (the gate's or the operator's) it names the version
+   * its model and version, succeeded after all. After a rollback (the gate's or the operator's) it names the version
    * before: the device reporting this one is on its way back, not a success.
    */
   recheckFailed(r: RolloutRecord, failed: RolloutDeviceRecord[]): void {
@@ -152,9 +152,14 @@ export class RolloutDevices {
     return { version, manifest: a.manifest, signature: a.signature, rollout: r.id, ...health };
   }
 
-  /** The device's desired state still names the rollout's version (no rollback moved it back since). */
+  /**
+   * The device's desired state still names the rollout's model and version: no rollback moved it back
+   * since, and no later rollout sent it another model with the same version number (a report names
+   * the version only, so its commit is not this model's).
+   */
   private stillSends(r: RolloutRecord, deviceId: string): boolean {
-    return this.opts.desired.get(deviceId)[r.role]?.version === r.version;
+    const entry = this.opts.desired.get(deviceId)[r.role];
+    return entry?.version === r.version && (entry.rollout === r.id || entry.manifest?.name === r.model);
   }
 
   private setDevice(id: string, deviceId: string, patch: Parameters<RolloutStore['setDevice']>[2]): void {

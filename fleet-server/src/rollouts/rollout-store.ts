@@ -159,8 +159,10 @@ export class RolloutStore {
    * the devices' reports and the rows still assigned, by the indexes made for it in registry/schema.ts):
    *   - assigned in an aborted rollout (in its health window at the abort);
    *   - failed in a completed, paused or aborted rollout whose version the device now reports for
-   *     the role (it may have committed it since), or that knows no version the device ran before
-   *     while the device now reports one (what a rollback must send it back to).
+   *     the role (it may have committed it since) while its desired state still names that model and
+   *     version (not a rollback, nor another model that has the same version number), or that knows
+   *     no version the device ran before while the device now reports one (what a rollback must send
+   *     it back to).
    * A failed device still on the version before (most of them) is not returned; nor is any row of
    * a rolled-back rollout, which sent every device back.
    */
@@ -179,7 +181,9 @@ export class RolloutStore {
       SELECT ${cols} FROM devices dv CROSS JOIN ${models} m
         CROSS JOIN rollouts r ON r.role = m.key AND r.version = m.value
         CROSS JOIN rollout_devices d ON d.rollout_id = r.id AND d.device_id = dv.id
-        WHERE d.status = 'failed' AND ${finished}
+        WHERE d.status = 'failed' AND ${finished} AND EXISTS (SELECT 1 FROM device_desired dd
+          WHERE dd.device_id = dv.id AND dd.role = r.role AND json_extract(dd.entry_json, '$.version') = r.version
+            AND (json_extract(dd.entry_json, '$.rollout') = r.id OR json_extract(dd.entry_json, '$.manifest.name') = r.model))
       UNION ALL
       SELECT ${cols} FROM devices dv CROSS JOIN ${models} m
         CROSS JOIN rollout_devices d ON d.device_id = dv.id
