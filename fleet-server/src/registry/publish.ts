@@ -43,6 +43,17 @@ export interface GateFile {
   decision?: { pass?: boolean; reason?: string; mapDrop?: number; f1Drop?: number } | null;
 }
 
+/** A JSON file of the model directory; one that is empty or cut short is named, with how to write it again. */
+function readJsonFile(path: string, code: 'E_INPUT' | 'E_GATE', fix: string): unknown {
+  const text = readFileSync(path, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const what = text.trim() === '' ? 'is empty' : `is not valid JSON (${(err as Error).message})`;
+    throw new RegistryError(code, `${path} ${what}; ${fix}.`);
+  }
+}
+
 /** Why `gate` does not describe the file at modelPath, or undefined when it does. */
 async function gateMismatch(gate: GateFile, gatePath: string, modelPath: string): Promise<string | undefined> {
   const sha256 = await sha256File(modelPath), size = statSync(modelPath).size;
@@ -150,11 +161,13 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
       : 'import the model with fleetctl model import, which writes both';
     throw new RegistryError('E_INPUT', `Expected ${modelPath} and ${metaPath} in the model directory for target ${target}; ${how}.`);
   }
-  const m = modelMetadataValidator.check(JSON.parse(readFileSync(metaPath, 'utf8')));
+  const m = modelMetadataValidator.check(readJsonFile(metaPath, 'E_INPUT', `write it again (fleetctl model import, or fleetctl model export for tflite/coreml, writes it beside the model), or copy the model's own model.meta.json`));
   if (!m.ok) throw new RegistryError('E_INPUT', `${metaPath}: ${m.issues[0]?.path} expected ${m.issues[0]?.expected} but received ${m.issues[0]?.received}`);
   const meta = m.value;
   const gatePath = join(o.dir, 'gate.json');
-  let gate = existsSync(gatePath) ? JSON.parse(readFileSync(gatePath, 'utf8')) as GateFile : undefined;
+  let gate = existsSync(gatePath)
+    ? readJsonFile(gatePath, 'E_GATE', `run the gate again: fleetctl model publish --model FILE --precision int8|fp16|fp32 [--reference FP32.onnx --data DIR] --out ${o.dir}`) as GateFile
+    : undefined;
   // A gate decision is about one file: another build copied or exported into DIR afterwards must not
   // ship under it (or carry its mapDrop). Ignored only where it is not used: --precision fp16/fp32.
   const mismatch = gate && await gateMismatch(gate, gatePath, modelPath);
