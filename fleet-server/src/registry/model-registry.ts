@@ -4,8 +4,8 @@
  * publishing: publishing the same bytes again is a no-op, different bytes under the same
  * name@version/target are refused (bump the version).
  */
-import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, createReadStream, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { closeSync, copyFileSync, createReadStream, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { Db } from '../db/database.js';
@@ -64,16 +64,33 @@ export class ModelRegistry {
     migrateOta(db);
   }
 
-  /** Copies the artifact in, fills sha256/size, signs the manifest and records it. Idempotent for the same bytes. */
+  /**
+   * Copies the artifact in, fills sha256/size, signs the manifest and records it. Idempotent for the
+   * same bytes. The copy is what is hashed, then renamed into place: a source file rewritten while it
+   * is published cannot leave served bytes that differ from the signed sha256 (every device would refuse them).
+   */
   async addArtifact(input: AddArtifactInput, key: KeyObject): Promise<{ record: ArtifactRecord; created: boolean }> {
-    const { manifest: m } = input;
-    const sha256 = await sha256File(input.file);
+    const staging = join(this.dataDir, 'artifacts', '.staging');
+    mkdirSync(staging, { recursive: true });
+    const staged = join(staging, `${randomUUID()}-${basename(input.file)}`);
+    try {
+      copyFileSync(input.file, staged);
+      const fd = openSync(staged, 'r+');
+      try { fsyncSync(fd); } finally { closeSync(fd); }
+      return await this.addStaged(input.manifest, basename(input.file), staged, key);
+    } finally {
+      rmSync(staged, { force: true });
+    }
+  }
+
+  private async addStaged(m: AddArtifactInput['manifest'], fileName: string, staged: string, key: KeyObject): Promise<{ record: ArtifactRecord; created: boolean }> {
+    const sha256 = await sha256File(staged);
     const existing = this.artifact(m.name, m.version, m.target);
     if (existing) {
       if (existing.sha256 === sha256) return { record: existing, created: false };
       throw new RegistryError('E_VERSION_EXISTS', `${m.name}@${m.version} (${m.target}) is already published with sha256 ${existing.sha256.slice(0, 12)}… but this file is ${sha256.slice(0, 12)}…; published versions never change, publish it as a new version.`);
     }
-    const manifest: Manifest = { ...m, sha256, size: statSync(input.file).size, createdAt: m.createdAt ?? new Date(this.now()).toISOString() };
+    const manifest: Manifest = { ...m, sha256, size: statSync(staged).size, createdAt: m.createdAt ?? new Date(this.now()).toISOString() };
     // Checked before anything is written: name and version become directories here (a version of "../x" would escape the data dir).
     const valid = manifestValidator.check(manifest);
     if (!valid.ok) {
@@ -89,8 +106,8 @@ export class ModelRegistry {
     }
     const dir = join(this.dataDir, 'artifacts', m.name, m.version, m.target);
     mkdirSync(dir, { recursive: true });
-    const dest = join(dir, basename(input.file));
-    copyFileSync(input.file, dest);
+    const dest = join(dir, fileName);
+    renameSync(staged, dest);
     const at = this.now();
     this.db.transaction(() => {
       this.db.prepare('INSERT OR IGNORE INTO model_versions (name, version, created_at_ms) VALUES (?, ?, ?)').run(m.name, m.version, at);
