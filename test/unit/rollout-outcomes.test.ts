@@ -257,3 +257,46 @@ test('a tick does the same work after 2 or 40 finished rollouts whose failed dev
     assert.deepEqual(rows, Array(20).fill('succeeded'));
   });
 });
+
+// The time a rollout was paused counted against waveTimeoutMs: after an operator's pause longer than
+// it (the broker down, say), every device still installing failed at resume, and the gate rolled
+// the wave back; one left in its health window by an abort of the paused rollout failed at once.
+test('the time a rollout was paused does not count against the devices installing, at resume or abort', async () => {
+  await withRolloutFleet(3, async (s) => {
+    const { rollout } = s.engine.create({ ...spec, target: 'devices:d00,d01' });
+    s.report('d00', '2.0.0', { phase: 'committed', version: '2.0.0' });
+    s.report('d01', '1.0.0', { phase: 'downloading', version: '2.0.0' });
+    s.advance(30_000);
+    s.engine.tick();
+    s.engine.pause(rollout.id);
+    s.advance(3_600_000);
+    s.engine.resume(rollout.id);
+    const d01 = () => s.engine.status(rollout.id).devices.find((d) => d.deviceId === 'd01');
+    assert.equal(d01()?.status, 'assigned', '30 s of its 60 s used before the pause');
+    assert.equal(s.engine.status(rollout.id).state, 'running');
+    s.advance(29_000);
+    s.engine.tick();
+    assert.equal(d01()?.status, 'assigned');
+    s.advance(2000);
+    s.engine.tick();
+    assert.equal(d01()?.status, 'failed', 'silent 61 s while the rollout ran');
+    assert.match(d01()?.reason ?? '', /timeout: no healthy report within 60000 ms/);
+
+    s.engine.rollback(rollout.id);
+    const next = s.engine.create({ ...spec, target: 'devices:d02' }).rollout;
+    s.report('d02', '2.0.0', { phase: 'health', version: '2.0.0' });
+    s.advance(30_000);
+    s.engine.tick();
+    s.engine.pause(next.id);
+    s.advance(3_600_000);
+    s.engine.abort(next.id);
+    const d02 = () => s.engine.status(next.id).devices[0];
+    assert.equal(d02().status, 'assigned', 'in its health window when aborted');
+    s.advance(29_000);
+    s.engine.tick();
+    assert.equal(d02().status, 'assigned');
+    s.advance(2000);
+    s.engine.tick();
+    assert.equal(d02().status, 'failed');
+  });
+});

@@ -142,6 +142,7 @@ export class RolloutEngine {
     if (r.state !== 'paused') throw new RolloutError('E_STATE', `Rollout ${id} is ${r.state}; only a paused rollout can be resumed.`);
     const failed = this.opts.store.devices(id).filter((d) => d.status === 'failed').length;
     if (failed > r.gate.maxFailures) throw new RolloutError('E_GATE', `Rollout ${id} was stopped by its gate (${r.reason}); roll it back and publish a fixed version in a new rollout.`);
+    this.givePausedTimeBack(r);
     this.setState(id, 'running', null);
     this.safeTick();
     this.flushChanges();
@@ -151,6 +152,8 @@ export class RolloutEngine {
   abort(id: string): RolloutRecord {
     const r = this.must(id);
     if (r.state !== 'running' && r.state !== 'paused') throw new RolloutError('E_STATE', `Rollout ${id} is already ${r.state}.`);
+    // A device left in its health window is judged by waveTimeoutMs from here on, as in a running rollout.
+    if (r.state === 'paused') this.givePausedTimeBack(r);
     for (const d of this.opts.store.devices(id)) this.devs.abort(r, d);
     this.setState(id, 'aborted', 'aborted by operator; devices keep what they run');
     this.flushChanges();
@@ -308,6 +311,20 @@ export class RolloutEngine {
     } catch (err) {
       this.log.error({ err: describeError(err) }, 'could not account for the time rollouts were not driven');
     }
+  }
+
+  /**
+   * A paused rollout judges none of its devices still installing, so the time it was paused does not
+   * count against their waveTimeoutMs: their assignment moves that much later (as for the time no
+   * server drove the rollouts, which leaves paused rollouts out). Counted, an operator's pause of an
+   * hour (the broker down, say) failed every device still installing at resume, and the gate rolled
+   * the wave back. The pause's time is the rollout's last state change (only setState stamps it).
+   */
+  private givePausedTimeBack(r: RolloutRecord): void {
+    const pausedMs = this.now() - r.updatedAtMs;
+    if (pausedMs <= 0) return;
+    const shifted = this.opts.store.shiftRolloutAssignments(r.id, pausedMs);
+    if (shifted > 0) this.log.info({ id: r.id, pausedMs, devices: shifted }, 'the time the rollout was paused does not count against the devices installing');
   }
 
   private safeTick(): void {

@@ -247,6 +247,15 @@ export class RolloutStore {
       WHERE status = 'assigned' AND assigned_at_ms IS NOT NULL AND rollout_id IN (SELECT id FROM rollouts WHERE state IN ('running', 'aborted'))`).run(byMs).changes;
   }
 
+  /**
+   * Moves the assignment time of the rollout's devices still installing `byMs` later: a paused
+   * rollout judges none of them, so the time it was paused is given back at resume or abort.
+   */
+  shiftRolloutAssignments(id: string, byMs: number): number {
+    return this.db.prepare(`UPDATE rollout_devices SET assigned_at_ms = assigned_at_ms + ?
+      WHERE rollout_id = ? AND status = 'assigned' AND assigned_at_ms IS NOT NULL`).run(byMs, id).changes;
+  }
+
   releaseLease(holder: string): void {
     this.db.prepare('DELETE FROM rollout_lease WHERE id = 1 AND holder = ?').run(holder);
   }
