@@ -37,6 +37,27 @@ function validatorFor(kind: TopicKind): Validator<TSchema> {
   return v;
 }
 
+/**
+ * Deepest nesting of arrays and objects a payload may have. Ours go about 6 levels deep (a desired
+ * state's manifest decoder); schemas that allow extra properties (`reported`) would otherwise store
+ * whatever comes, and SQLite's JSON functions fail a whole query on one value nested past 1000
+ * levels (a stored report once stopped every rollout's tick).
+ */
+export const MAX_PAYLOAD_DEPTH = 32;
+
+/** Nesting depth of a parsed JSON value (iterative: no recursion on hostile input). */
+export function jsonDepth(value: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== 'object') continue;
+    if (d + 1 > max) max = d + 1;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+  }
+  return max;
+}
+
 export function decodePayload<K extends TopicKind>(kind: K, payload: Buffer | Uint8Array | string): Decoded<PayloadOf<K>> {
   const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength;
   const max = MAX_PAYLOAD_BYTES[kind];
@@ -47,6 +68,8 @@ export function decodePayload<K extends TopicKind>(kind: K, payload: Buffer | Ui
   } catch (err) {
     return { ok: false, reason: 'json', detail: `expected JSON for ${kind}: ${(err as Error).message}` };
   }
+  const depth = jsonDepth(json);
+  if (depth > MAX_PAYLOAD_DEPTH) return { ok: false, reason: 'schema', detail: `${kind} payload: expected JSON nested at most ${MAX_PAYLOAD_DEPTH} levels deep but received ${depth}` };
   const r = validatorFor(kind).check(json);
   if (!r.ok) {
     const first = r.issues[0];
