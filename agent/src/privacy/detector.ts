@@ -60,18 +60,27 @@ export class PrivacyDetector {
     }
   }
 
-  /** Finds the regions to hide in `frame`; `detections` are the main detector's (for vehicles and persons). */
-  async run(frame: RgbImage & { ptsNs?: number; sourceId?: string }, detections: readonly Detection[] = []): Promise<PrivacyRegion[]> {
+  /**
+   * Finds the regions to hide in `frame`; `detections` are the main detector's (for vehicles and
+   * persons). `faceTiles: false` runs the face model on the whole frame only, not on its tiles (one
+   * model run instead of 9 at 1080p: the privacy stage's per-frame pass, which keeps faces tracked
+   * between frames; each image that leaves gets the tiled run). That pass also adds no head bands:
+   * against the whole frame only, every person whose face is under about 90 px at 1080p would get
+   * one, and the tiled run on the image judges the bands with the faces it finds.
+   */
+  async run(frame: RgbImage & { ptsNs?: number; sourceId?: string }, detections: readonly Detection[] = [], opts: { faceTiles?: boolean } = {}): Promise<PrivacyRegion[]> {
     const t0 = performance.now();
     try {
       const regions: PrivacyRegion[] = [];
-      if (this.opts.faces) {
+      const faces = this.opts.faces;
+      if (faces) {
         const min = this.opts.faceScoreThreshold ?? 0;
-        for (const f of await this.opts.faces.detect(frame)) {
+        const found = opts.faceTiles === false && faces instanceof TiledDetector ? await faces.detectWholeFrame(frame) : await faces.detect(frame);
+        for (const f of found) {
           if (f.score >= min) regions.push({ kind: 'face', source: 'face-model', score: f.score, box: f.box });
         }
       }
-      if (this.opts.headBand) regions.push(...headBands(detections, regions, this.opts.headBand));
+      if (this.opts.headBand && opts.faceTiles !== false) regions.push(...headBands(detections, regions, this.opts.headBand));
       if (this.opts.plates) regions.push(...await this.opts.plates.find(frame, detections));
       this.opts.metrics?.detectorRun(performance.now() - t0, true);
       if (frame.ptsNs !== undefined) this.opts.coverage?.record({ ptsNs: frame.ptsNs, regions, sourceId: frame.sourceId });

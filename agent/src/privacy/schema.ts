@@ -47,8 +47,9 @@ export const FacePrivacySpec = Type.Object({
   /** Lower than a detection threshold on purpose: a missed face is worse than an extra blur. */
   scoreThreshold: Type.Number({ minimum: 0, maximum: 1, default: 0.4 }),
   /**
-   * Also run the face model on a grid of overlapping tiles (1×1 = whole frame only): a 256-px model
-   * input shrinks faces under about 12 px in it away (a 30-px face in a 1920-px frame is 4 px).
+   * On each image that leaves (not on every frame: see stage.ts), also run the face model on a grid
+   * of overlapping tiles (1×1 = whole frame only): a 256-px model input shrinks faces under about
+   * 12 px in it away (a 30-px face in a 1920-px frame is 4 px).
    * `auto` (each side): the fewest tiles so that none is longer than `autoMaxScale` model inputs,
    * chosen per frame size (1920×1080: 4×2; 1280×720: 3×2; 640×480: none). See tiles.ts.
    */

@@ -83,6 +83,12 @@ export class TiledDetector implements ImageDetector {
     return resolveGrid(width, height, this.grid, this.modelInputPx ?? 1);
   }
 
+  /** The whole frame only: one model run, small faces missed (the privacy stage's per-frame pass). */
+  async detectWholeFrame(image: RgbImage): Promise<Detection[]> {
+    return this.inner.detect(image);
+  }
+
+  /** The whole frame and every tile of its grid: one model run each. */
   async detect(image: RgbImage): Promise<Detection[]> {
     const whole = await this.inner.detect(image);
     const grid = this.gridFor(image.width, image.height);
