@@ -18,6 +18,7 @@ import { OrtAdapter } from '../onnxruntime/adapter.js';
 import { buildTrtexecArgs, findTrtexec, formatVersion, parseTrtexecVersion, type TrtVersion } from './trtexec.js';
 import { EngineCache, nodeCacheFs, sha256, type CacheFs, type EngineEntry } from './engine-cache.js';
 import { encodeEpContextModel } from './epcontext.js';
+import { publishEngineBuild } from './progress.js';
 
 /** The part of child_process.spawn this adapter uses. */
 export type SpawnFn = (cmd: string, args: string[]) => {
@@ -179,8 +180,18 @@ export class TensorRtAdapter implements PlatformAdapter {
     const entry = this.cache.entry(key);
     await fs.mkdir(entry.dir, { recursive: true });
     const args = buildTrtexecArgs({ onnxPath: modelPath, enginePath: entry.enginePath, precision, version, timingCachePath: join(entry.dir, '..', `timing-trt${formatVersion(version)}.cache`) });
-    const { code, output } = await runCommand(this.spawn, this.trtexec()!, args, { timeoutMs: this.deps.buildTimeoutMs ?? 30 * 60_000 });
-    if (code !== 0) throw new TrtError(`trtexec failed (exit ${code}) building ${precision} engine for ${modelPath}: ${output.slice(-1500)}`);
+    const timeoutMs = this.deps.buildTimeoutMs ?? 30 * 60_000;
+    // Minutes on a Jetson: say so to whoever waits (the agent's systemd start asks for more time).
+    const t0 = Date.now();
+    let ok = false;
+    publishEngineBuild({ kind: 'start', modelPath, precision, timeoutMs });
+    try {
+      const { code, output } = await runCommand(this.spawn, this.trtexec()!, args, { timeoutMs });
+      if (code !== 0) throw new TrtError(`trtexec failed (exit ${code}) building ${precision} engine for ${modelPath}: ${output.slice(-1500)}`);
+      ok = true;
+    } finally {
+      publishEngineBuild({ kind: 'end', modelPath, precision, durationMs: Date.now() - t0, ok });
+    }
     const model = decodeModel(Uint8Array.from(bytes));
     await fs.writeFile(entry.wrapperPath, encodeEpContextModel({
       inputs: model.graph.inputs.filter((i) => !model.graph.initializers.has(i.name)),

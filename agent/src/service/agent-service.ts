@@ -6,6 +6,9 @@
  *   service.start();                 // SIGTERM/SIGINT/SIGHUP handled from here on
  *   ... await runner.run(ac.signal) ... finally { await runner.stop(); await service.stop(); }
  *
+ * Model loads go through `service.loading('loading models', ...)`: systemd is asked for more start-up
+ * time while they run (a TensorRT engine build takes minutes; see StartupKeepalive).
+ *
  * READY=1 goes out when the first frame has been through the pipeline, every processed frame feeds
  * the watchdog, and a SIGTERM sends STOPPING=1, calls `onStop` (stop capture; the pipeline then
  * finishes or abandons the frame in flight) and waits, within `stopTimeoutMs`, for the command to
@@ -17,6 +20,7 @@ import type { FrameResult, PipelineSinks } from '../pipeline/camera-pipeline.js'
 import { moduleLogger } from '../util/log.js';
 import { ServiceLifecycle, type ReloadHandler } from './lifecycle.js';
 import { ServiceNotifier } from './notifier.js';
+import { StartupKeepalive } from './startup-keepalive.js';
 
 export interface AgentServiceOptions {
   /** Stops capture: called once, first thing on SIGTERM/SIGINT. */
@@ -25,6 +29,8 @@ export interface AgentServiceOptions {
   stopTimeoutMs?: number;
   notifier?: ServiceNotifier;
   lifecycle?: ServiceLifecycle;
+  /** Default: one on `notifier` with its default periods. */
+  keepalive?: StartupKeepalive;
   /** Exit after an abandoned stop; default process.exit. */
   forceExit?: (code: number) => void;
 }
@@ -32,6 +38,7 @@ export interface AgentServiceOptions {
 export class AgentService {
   readonly notifier: ServiceNotifier;
   readonly lifecycle: ServiceLifecycle;
+  private readonly keepalive: StartupKeepalive;
   private readonly log = moduleLogger('service');
   private resolveStopped: () => void = () => undefined;
   private readonly stopped = new Promise<void>((r) => { this.resolveStopped = r; });
@@ -39,6 +46,7 @@ export class AgentService {
 
   constructor(opts: AgentServiceOptions) {
     this.notifier = opts.notifier ?? ServiceNotifier.fromEnv();
+    this.keepalive = opts.keepalive ?? new StartupKeepalive({ notifier: this.notifier });
     const forceExit = opts.forceExit ?? ((code: number) => process.exit(code));
     let finished = false;
     void this.stopped.then(() => { finished = true; });
@@ -68,6 +76,11 @@ export class AgentService {
       },
       onAlert: inner?.onAlert?.bind(inner),
     };
+  }
+
+  /** Start-up work that may outlast TimeoutStartSec (model loads, engine builds): systemd is kept waiting, with a STATUS= line. */
+  loading<T>(activity: string, work: () => Promise<T>): Promise<T> {
+    return this.keepalive.during(activity, work);
   }
 
   /** A step run on SIGHUP or a pushed config revision (see ServiceLifecycle.onReload). */

@@ -124,10 +124,15 @@ export class ServiceNotifier {
     await this.send(`STATUS=${oneLine(text)}`);
   }
 
-  /** Asks for more start-up time (model warm-up on a slow board), sd_notify EXTEND_TIMEOUT_USEC. */
-  async extendStartTimeout(ms: number): Promise<void> {
-    if (this.isReady) return;
-    await this.send(`EXTEND_TIMEOUT_USEC=${Math.round(ms * 1000)}`);
+  /**
+   * Asks for more start-up time (model loads, engine builds), sd_notify EXTEND_TIMEOUT_USEC: systemd
+   * then waits `ms` from now for the next message, or for READY. Not once ready or stopping: the same
+   * message would extend the runtime or stop timeout instead (sd_notify(3)).
+   */
+  async extendStartTimeout(ms: number, status?: string): Promise<void> {
+    if (this.isReady || this.isStopping) return;
+    const extend = `EXTEND_TIMEOUT_USEC=${Math.round(ms * 1000)}`;
+    await this.send(status ? `${extend}\nSTATUS=${oneLine(status)}` : extend);
   }
 
   async reloading(): Promise<void> {

@@ -35,11 +35,15 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
     service.start();
     let summary: RunSummary;
     try {
-      await fleet?.start();
-      // With OTA the pipeline runs the swappable detector, so installs swap between two frames.
-      runner = new AgentRunner({ config, sinks: service.sinks(fleet?.sinks()), detector: fleet?.detector, onStage: fleet?.telemetryFor(() => runner).onStage });
-      await runner.start();
-      summary = await runner.run(ac.signal);
+      // Model loads (a first TensorRT engine build takes minutes) keep systemd's start timeout extended.
+      const started = await service.loading('loading models', async () => {
+        await fleet?.start();
+        // With OTA the pipeline runs the swappable detector, so installs swap between two frames.
+        runner = new AgentRunner({ config, sinks: service.sinks(fleet?.sinks()), detector: fleet?.detector, onStage: fleet?.telemetryFor(() => runner).onStage });
+        await runner.start();
+        return runner;
+      });
+      summary = await started.run(ac.signal);
     } catch (err) {
       summary = (err as { summary?: RunSummary }).summary as RunSummary;
       if (summary && values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
