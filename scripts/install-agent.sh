@@ -92,6 +92,20 @@ if [ -s "$TMP_REL/NEEDS_REBUILD" ]; then
   fi
 fi
 PREVIOUS="$(readlink "$OPT/current" 2>/dev/null || true)"
+# The operator's config must be accepted by the new release before `current` points at it: after the
+# swap any restart (reboot, watchdog, crash) runs the new release, and one that refuses the config
+# keeps the box down. Refused on an upgrade: nothing changes, the running release stays.
+CONFIG_STATE=unchecked
+if [ "$REAL" = 1 ] && [ -f "$ETC/agent.json" ]; then
+  if "$TMP_REL/bin/edge-agent" check-config "$ETC/agent.json" >&2; then
+    CONFIG_STATE=ok
+  elif [ -n "$PREVIOUS" ]; then
+    rm -rf "$TMP_REL"
+    die "edge-agent $VERSION refuses $ETC/agent.json (above): not installed, nothing changed, the previous release still runs (current -> $PREVIOUS). Fix the config so that $VERSION accepts it, then run this installer again"
+  else
+    CONFIG_STATE=refused
+  fi
+fi
 # Re-installing the same version: move the old copy aside first, so `current` never dangles for long.
 [ -e "$REL" ] && mv "$REL" "$OPT/releases/.$VERSION.old.$$"
 mv "$TMP_REL" "$REL"
@@ -160,9 +174,11 @@ if [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/syste
   systemctl daemon-reload
   systemctl enable edge-agent.service >&2
   if [ "$START" = 1 ]; then
-    if [ ! -f "$ETC/credentials/device-secret" ]; then
+    if [ "$CONFIG_STATE" = refused ]; then
+      log "not starting: edge-agent $VERSION refuses $ETC/agent.json (above); fix it, then: systemctl restart edge-agent"
+    elif [ ! -f "$ETC/credentials/device-secret" ]; then
       log "not starting: no device secret yet (LoadCredential= would fail)"
-    elif ! "$REL/bin/edge-agent" check-config "$ETC/agent.json" >&2; then
+    elif [ "$CONFIG_STATE" != ok ] && ! "$REL/bin/edge-agent" check-config "$ETC/agent.json" >&2; then
       # A config naming a model that is not there would only restart in a loop under systemd.
       log "not starting: fix $ETC/agent.json (above), then: systemctl restart edge-agent"
     else
@@ -172,5 +188,9 @@ if [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/syste
   fi
 else
   log "systemd not running here (or --root): enable with 'systemctl daemon-reload && systemctl enable --now edge-agent'"
+fi
+if [ "$CONFIG_STATE" = refused ]; then
+  # A first install onto a config placed beforehand: installed, but a fleet script must not read success.
+  die "installed edge-agent $VERSION, but it refuses $ETC/agent.json (above): fix it, then: systemctl restart edge-agent"
 fi
 log "installed edge-agent $VERSION"

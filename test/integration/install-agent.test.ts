@@ -1,0 +1,79 @@
+/**
+ * scripts/install-agent.sh run for real (root, systemctl stubbed) in a private mount namespace:
+ * what an operator, or a script pushing to a fleet of boxes, sees on upgrades and first installs.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { InstallSandbox, makeRelease, sandboxUnavailable } from '../helpers/install-sandbox.js';
+
+const SECRET_AND_CONFIG = (config: string) => `
+mkdir -p /etc/edge-agent/credentials
+printf 's3cret\\n' > /etc/edge-agent/credentials/device-secret
+cat > /etc/edge-agent/agent.json <<'J'
+${config}
+J
+`;
+
+test('an upgrade whose release refuses the running config changes nothing and fails: current stays on the old release, no restart', { timeout: 60_000 }, (t) => {
+  const unavailable = sandboxUnavailable();
+  if (unavailable) return t.skip(unavailable);
+  const sb = new InstallSandbox();
+  try {
+    const v1 = makeRelease(sb.dir, '0.1.0');
+    // 0.2.0 renamed the board preset this box's config names.
+    const v2 = makeRelease(sb.dir, '0.2.0', { refuses: 'generic-x86' });
+    const first = sb.run(`${SECRET_AND_CONFIG('{ "deviceId": "cam-01", "board": "generic-x86", "cameras": [] }')}\n${v1}/scripts/install-agent.sh`);
+    assert.equal(first.status, 0, first.output);
+    assert.ok(first.systemctl.includes('restart edge-agent.service'), first.output);
+    assert.equal(readlinkSync(join(sb.dir, 'opt/edge-agent/current')), 'releases/0.1.0');
+
+    const up = sb.run(`${v2}/scripts/install-agent.sh`);
+    assert.notEqual(up.status, 0, `the installer must fail: ${up.output}`);
+    assert.match(up.output, /"generic-x86" is not known to 0\.2\.0/, 'the reason, from the new release');
+    assert.match(up.output, /edge-agent 0\.2\.0 refuses \/etc\/edge-agent\/agent\.json .*nothing changed, the previous release still runs \(current -> releases\/0\.1\.0\)/);
+    assert.equal(readlinkSync(join(sb.dir, 'opt/edge-agent/current')), 'releases/0.1.0', 'the next restart still runs 0.1.0');
+    assert.ok(!up.systemctl.some((c) => c.startsWith('restart')), `no restart: ${up.systemctl.join('; ')}`);
+    assert.deepEqual(readFileSync(join(sb.dir, 'opt/edge-agent/releases/0.1.0/VERSION'), 'utf8'), '0.1.0\n');
+
+    // With the config fixed, the same upgrade goes through and restarts.
+    const fixed = sb.run(`sed -i 's/generic-x86/x86-generic/' /etc/edge-agent/agent.json\n${v2}/scripts/install-agent.sh`);
+    assert.equal(fixed.status, 0, fixed.output);
+    assert.equal(readlinkSync(join(sb.dir, 'opt/edge-agent/current')), 'releases/0.2.0');
+    assert.ok(fixed.systemctl.includes('restart edge-agent.service'));
+    // --no-start does not skip the check: the swap alone decides what the next reboot runs.
+    const v3 = makeRelease(sb.dir, '0.3.0', { refuses: 'x86-generic' });
+    const noStart = sb.run(`${v3}/scripts/install-agent.sh --no-start`);
+    assert.notEqual(noStart.status, 0, noStart.output);
+    assert.equal(readlinkSync(join(sb.dir, 'opt/edge-agent/current')), 'releases/0.2.0');
+  } finally {
+    sb.remove();
+  }
+});
+
+test('a first install onto a config placed beforehand that the release refuses: installed, not started, and a failing exit code', { timeout: 60_000 }, (t) => {
+  const unavailable = sandboxUnavailable();
+  if (unavailable) return t.skip(unavailable);
+  const sb = new InstallSandbox();
+  try {
+    const v1 = makeRelease(sb.dir, '0.1.0', { refuses: 'generic-x86' });
+    const r = sb.run(`${SECRET_AND_CONFIG('{ "deviceId": "cam-01", "board": "generic-x86", "cameras": [] }')}\n${v1}/scripts/install-agent.sh`);
+    assert.notEqual(r.status, 0, r.output);
+    assert.match(r.output, /installed edge-agent 0\.1\.0, but it refuses \/etc\/edge-agent\/agent\.json/);
+    assert.ok(!r.systemctl.some((c) => c.startsWith('restart')), r.systemctl.join('; '));
+    assert.equal(readlinkSync(join(sb.dir, 'opt/edge-agent/current')), 'releases/0.1.0');
+    // A first install that writes the example config is the normal case: it says to edit it, exit 0.
+    const fresh = new InstallSandbox();
+    try {
+      const v = makeRelease(fresh.dir, '0.1.0', { refuses: 'demo-01' });
+      const f = fresh.run(`${v}/scripts/install-agent.sh`);
+      assert.equal(f.status, 0, f.output);
+      assert.match(f.output, /wrote \/etc\/edge-agent\/agent\.json from the example/);
+    } finally {
+      fresh.remove();
+    }
+  } finally {
+    sb.remove();
+  }
+});
