@@ -15,20 +15,38 @@ export function headBand(person: Box, spec: Pick<HeadBandSpec, 'top' | 'bottom'>
   return { x: person.x, y: person.y + person.h * top, w: person.w, h: person.h * (bottom - top) };
 }
 
-/** Head bands of the persons among `detections` whose band holds the centre of none of `faces`. */
+/**
+ * Head bands of the persons among `detections` that no face in `faces` stands for. Each face stands
+ * for at most one person: of the persons whose band holds its centre, the one whose band centre is
+ * nearest (pairs taken nearest first, each person taking at most one face). Bands span the whole
+ * box width and the boxes of people standing close overlap, so a face that let every band holding
+ * it go unhidden let person B's face uncover person A's turned-away head next to it.
+ */
 export function headBands(detections: readonly Detection[], faces: readonly PrivacyRegion[], spec: HeadBandSpec): PrivacyRegion[] {
   if (!spec.enabled) return [];
-  const out: PrivacyRegion[] = [];
-  for (const d of detections) {
-    if (!spec.labels.includes(d.label) || d.score < spec.minPersonScore) continue;
-    const band = headBand(d.box, spec);
-    if (faces.some((f) => centreInside(f.box, band))) continue;
-    out.push({ kind: 'face', source: 'band', score: d.score, box: band, paddingFrac: spec.paddingFrac });
+  const persons = detections
+    .filter((d) => spec.labels.includes(d.label) && d.score >= spec.minPersonScore)
+    .map((d) => ({ d, band: headBand(d.box, spec) }));
+  const pairs: { person: number; face: number; dist: number }[] = [];
+  persons.forEach(({ band }, person) => faces.forEach((f, face) => {
+    if (centreInside(f.box, band)) pairs.push({ person, face, dist: Math.hypot(centreX(f.box) - centreX(band), centreY(f.box) - centreY(band)) });
+  }));
+  pairs.sort((a, b) => a.dist - b.dist);
+  const personHasFace = new Set<number>(), faceTaken = new Set<number>();
+  for (const p of pairs) {
+    if (personHasFace.has(p.person) || faceTaken.has(p.face)) continue;
+    personHasFace.add(p.person);
+    faceTaken.add(p.face);
   }
-  return out;
+  return persons
+    .filter((_, i) => !personHasFace.has(i))
+    .map(({ d, band }) => ({ kind: 'face', source: 'band', score: d.score, box: band, paddingFrac: spec.paddingFrac }));
 }
 
+const centreX = (b: Box): number => b.x + b.w / 2;
+const centreY = (b: Box): number => b.y + b.h / 2;
+
 function centreInside(b: Box, area: Box): boolean {
-  const cx = b.x + b.w / 2, cy = b.y + b.h / 2;
+  const cx = centreX(b), cy = centreY(b);
   return cx >= area.x && cx <= area.x + area.w && cy >= area.y && cy <= area.y + area.h;
 }
