@@ -91,7 +91,7 @@ export class FleetAttachment {
       },
     });
     // Snapshots are taken from the gate's outcome; nothing else may publish images.
-    this.privacy = new PrivacyStage({ config: config.privacy, sink: () => undefined, registry: this.telemetry.registry, intraOpThreads: 1 });
+    this.privacy = new PrivacyStage({ config: config.privacy, sink: () => undefined, registry: this.telemetry.registry, intraOpThreads: 1, runTimeoutMs: config.detector.runTimeoutMs });
     this.registerLinkMetrics();
   }
 

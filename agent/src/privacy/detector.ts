@@ -33,12 +33,16 @@ export class PrivacyDetector {
   constructor(private readonly opts: PrivacyDetectorOptions) {}
 
   /** Opens the models named in the config. A missing text model means band-only plates; a missing face model is an error. */
-  static async open(config: PrivacyConfig, extra: { coverage?: PrivacyCoverage; metrics?: PrivacyMetrics; intraOpThreads?: number } = {}): Promise<PrivacyDetector> {
+  /**
+   * `runTimeoutMs`: the agent's detector.runTimeoutMs, which the E_INFER_TIMEOUT message tells the
+   * operator to raise; without it these models kept the 20 s default whatever the config said.
+   */
+  static async open(config: PrivacyConfig, extra: { coverage?: PrivacyCoverage; metrics?: PrivacyMetrics; intraOpThreads?: number; runTimeoutMs?: number } = {}): Promise<PrivacyDetector> {
     const opened: Detector[] = [];
     try {
       let faces: ImageDetector | undefined;
       if (config.faces.enabled) {
-        const model = await Detector.open({ modelPath: config.faces.modelPath, scoreThreshold: config.faces.scoreThreshold, intraOpThreads: extra.intraOpThreads });
+        const model = await Detector.open({ modelPath: config.faces.modelPath, scoreThreshold: config.faces.scoreThreshold, intraOpThreads: extra.intraOpThreads, runTimeoutMs: extra.runTimeoutMs });
         opened.push(model);
         const input = model.meta.preprocess;
         faces = new TiledDetector(model, config.faces.tiles, undefined, Math.min(input.width, input.height));
@@ -46,7 +50,7 @@ export class PrivacyDetector {
       let text: Detector | undefined;
       const textPath = config.plates.textModelPath;
       if (config.plates.enabled && textPath && existsSync(textPath)) {
-        text = await Detector.open({ modelPath: textPath, intraOpThreads: extra.intraOpThreads });
+        text = await Detector.open({ modelPath: textPath, intraOpThreads: extra.intraOpThreads, runTimeoutMs: extra.runTimeoutMs });
         opened.push(text);
       }
       return new PrivacyDetector({

@@ -29,6 +29,8 @@ export interface PrivacyStageOptions {
   createDetector?: (deps: { coverage: PrivacyCoverage; metrics: PrivacyMetrics }) => PrivacyDetector;
   logger?: Logger;
   intraOpThreads?: number;
+  /** A privacy model run not answered within this time fails with E_INFER_TIMEOUT (the agent's detector.runTimeoutMs); 20 s when absent. */
+  runTimeoutMs?: number;
 }
 
 /** Consecutive failed runs after which the detector is reopened; delay between attempts (doubling). */
@@ -73,7 +75,7 @@ export class PrivacyStage {
 
   private async openDetector(): Promise<PrivacyDetector> {
     const deps = { coverage: this.coverage, metrics: this.metrics };
-    return this.opts.createDetector ? this.opts.createDetector(deps) : PrivacyDetector.open(this.opts.config, { ...deps, intraOpThreads: this.opts.intraOpThreads });
+    return this.opts.createDetector ? this.opts.createDetector(deps) : PrivacyDetector.open(this.opts.config, { ...deps, intraOpThreads: this.opts.intraOpThreads, runTimeoutMs: this.opts.runTimeoutMs });
   }
 
   /**
