@@ -5,7 +5,8 @@
 #   /opt/edge-agent/releases/<version>/   the release (dist/, node_modules/, configs/, docs/)
 #   /opt/edge-agent/current               symlink to the running release (swapped atomically)
 #   /etc/edge-agent/agent.json            config: written only if absent, never overwritten
-#   /etc/edge-agent/credentials/device-secret   read by systemd (LoadCredential=), root-only
+#   /etc/edge-agent/credentials/device-secret   read by systemd (LoadCredential=), root-only;
+#                                         only a box with "link" in agent.json needs one
 #   /var/lib/edge-agent                   state (outbox, models); kept across upgrades
 #   /etc/systemd/system/edge-agent.service     the unit (local changes belong in a drop-in:
 #                                         systemctl edit edge-agent)
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
     --fleet-key) FLEET_KEY="$2"; shift 2 ;;
     --no-start) START=0; shift ;;
     --keep) KEEP="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "install-agent: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,6 +42,11 @@ ROOT="${ROOT%/}"
 REAL=0; [ -z "$ROOT" ] && REAL=1
 log() { printf 'install-agent: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# Whether agent.json has a "link" section: only a box joined to a fleet needs the device secret. An
+# unreadable file counts as joined (the secret is then asked for, as before).
+config_has_link() {
+  node -e 'try { process.exit(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).link ? 0 : 1) } catch { process.exit(0) }' "$1"
+}
 
 [ -f "$PKG/VERSION" ] && [ -f "$PKG/dist/edge-agent.mjs" ] || die "run me from an unpacked release tarball (missing $PKG/VERSION or dist/edge-agent.mjs); build one with scripts/package-agent.sh"
 VERSION="$(cat "$PKG/VERSION")"
@@ -138,7 +144,7 @@ if [ -n "$SECRET" ]; then
   install -m 0600 "$SECRET" "$ETC/credentials/device-secret"
   log "installed the device secret"
 elif [ ! -f "$ETC/credentials/device-secret" ]; then
-  log "no device secret yet: put it in $ETC/credentials/device-secret (mode 0600, root) - fleetctl device add prints it"
+  log "no device secret yet: a box joined to a fleet (\"link\" in agent.json) needs it in $ETC/credentials/device-secret (mode 0600, root) - fleetctl device add prints it; a stand-alone box does not"
 fi
 # systemd before 247 (JetPack 5 has 245) has no LoadCredential=: it warns and ignores the line, and
 # the agent (user edge-agent) could not read a root-only secret. There the secret is readable by the
@@ -176,8 +182,8 @@ if [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/syste
   if [ "$START" = 1 ]; then
     if [ "$CONFIG_STATE" = refused ]; then
       log "not starting: edge-agent $VERSION refuses $ETC/agent.json (above); fix it, then: systemctl restart edge-agent"
-    elif [ ! -f "$ETC/credentials/device-secret" ]; then
-      log "not starting: no device secret yet (LoadCredential= would fail)"
+    elif [ ! -f "$ETC/credentials/device-secret" ] && config_has_link "$ETC/agent.json"; then
+      log "not starting: agent.json has a link but there is no device secret yet: install it with --device-secret FILE, or remove \"link\" to run stand-alone"
     elif [ "$CONFIG_STATE" != ok ] && ! "$REL/bin/edge-agent" check-config "$ETC/agent.json" >&2; then
       # A config naming a model that is not there would only restart in a loop under systemd.
       log "not starting: fix $ETC/agent.json (above), then: systemctl restart edge-agent"

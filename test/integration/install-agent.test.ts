@@ -77,3 +77,32 @@ test('a first install onto a config placed beforehand that the release refuses: 
     sb.remove();
   }
 });
+
+test('a stand-alone box (no link in agent.json) starts without a device secret; a joined one is not started without it', { timeout: 60_000 }, (t) => {
+  const unavailable = sandboxUnavailable();
+  if (unavailable) return t.skip(unavailable);
+  const sb = new InstallSandbox();
+  try {
+    const v1 = makeRelease(sb.dir, '0.1.0');
+    const standAlone = sb.run(`mkdir -p /etc/edge-agent\necho '{ "deviceId": "cam-01", "cameras": [] }' > /etc/edge-agent/agent.json\n${v1}/scripts/install-agent.sh`);
+    assert.equal(standAlone.status, 0, standAlone.output);
+    assert.ok(standAlone.systemctl.includes('restart edge-agent.service'), `started: ${standAlone.output}`);
+    assert.doesNotMatch(standAlone.output, /not starting/);
+
+    const joined = sb.run(`echo '{ "deviceId": "cam-01", "cameras": [], "link": { "url": "mqtts://fleet:8883" } }' > /etc/edge-agent/agent.json\n${v1}/scripts/install-agent.sh`);
+    assert.equal(joined.status, 0, joined.output);
+    assert.ok(!joined.systemctl.some((c) => c.startsWith('restart')), joined.systemctl.join('; '));
+    assert.match(joined.output, /not starting: agent\.json has a link but there is no device secret yet/);
+  } finally {
+    sb.remove();
+  }
+});
+
+test('the unit starts without the secret file: SetCredential= is the fallback for LoadCredential=device-secret', () => {
+  // systemd.exec(5): with LoadCredential= and SetCredential= for the same ID, the latter is used
+  // when the file cannot be read, instead of failing the start with 243/CREDENTIALS.
+  const unit = readFileSync(join(import.meta.dirname, '../../configs/systemd/edge-agent.service'), 'utf8');
+  const loads = [...unit.matchAll(/^LoadCredential=([^:\n]+):/gm)].map((m) => m[1]);
+  assert.deepEqual(loads, ['device-secret']);
+  assert.match(unit, /^SetCredential=device-secret:\\n$/m, 'a blank fallback, which the agent reads as no secret');
+});

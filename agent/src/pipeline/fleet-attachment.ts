@@ -31,7 +31,7 @@ export interface FleetAttachmentOptions {
   secret?: string;
 }
 
-/** The device secret: systemd LoadCredential= (device-secret), then link.secretFile, then EF_DEVICE_SECRET. */
+/** The device secret: systemd LoadCredential= (device-secret), then link.secretFile, then EF_DEVICE_SECRET; an empty one counts as none. */
 export function readDeviceSecret(config: AgentConfig, env: NodeJS.ProcessEnv = process.env): string {
   const link = config.link;
   const candidates = [
@@ -39,11 +39,14 @@ export function readDeviceSecret(config: AgentConfig, env: NodeJS.ProcessEnv = p
     link?.secretFile,
   ].filter((p): p is string => Boolean(p));
   for (const p of candidates) {
+    let secret: string;
     try {
-      return readFileSync(p, 'utf8').trim();
+      secret = readFileSync(p, 'utf8').trim();
     } catch {
       continue; // try the next place; the error below lists them all
     }
+    // Empty: the unit's SetCredential=device-secret: fallback on a box that has no secret file.
+    if (secret) return secret;
   }
   if (env.EF_DEVICE_SECRET) return env.EF_DEVICE_SECRET;
   throw new ConfigError(`No device secret for ${config.deviceId}: looked in ${candidates.join(', ') || '(no secretFile configured)'} and EF_DEVICE_SECRET. ` +
