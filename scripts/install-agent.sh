@@ -10,6 +10,8 @@
 #   /var/lib/edge-agent                   state (outbox, models); kept across upgrades
 #   /etc/systemd/system/edge-agent.service     the unit (local changes belong in a drop-in:
 #                                         systemctl edit edge-agent)
+#   /etc/systemd/system/edge-agent.service.d/node.conf   only where /usr/bin/node is older than
+#                                         20.19: the unit's ExecStart= with the node found on PATH
 #
 # Options:
 #   --root DIR            install under DIR instead of / (DESTDIR style; no user, no systemctl)
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     --fleet-key) FLEET_KEY="$2"; shift 2 ;;
     --no-start) START=0; shift ;;
     --keep) KEEP="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^# Environment/p' "$0"; exit 0 ;;
     *) echo "install-agent: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -42,10 +44,15 @@ ROOT="${ROOT%/}"
 REAL=0; [ -z "$ROOT" ] && REAL=1
 log() { printf 'install-agent: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# The Node.js the unit runs (/usr/bin/node unless a drop-in names another, below).
+NODE=/usr/bin/node
+node_ok() { [ -x "$1" ] && "$1" -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' >/dev/null 2>&1; }
+# The new release's check-config on the box's config, with the unit's node and the release's boards.
+check_config() { EF_BOARDS_DIR="$1/configs/boards" UV_THREADPOOL_SIZE=16 "$NODE" "$1/dist/edge-agent.mjs" check-config "$ETC/agent.json" >&2; }
 # Whether agent.json has a "link" section: only a box joined to a fleet needs the device secret. An
 # unreadable file counts as joined (the secret is then asked for, as before).
 config_has_link() {
-  node -e 'try { process.exit(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).link ? 0 : 1) } catch { process.exit(0) }' "$1"
+  "$NODE" -e 'try { process.exit(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).link ? 0 : 1) } catch { process.exit(0) }' "$1"
 }
 
 [ -f "$PKG/VERSION" ] && [ -f "$PKG/dist/edge-agent.mjs" ] || die "run me from an unpacked release tarball (missing $PKG/VERSION or dist/edge-agent.mjs); build one with scripts/package-agent.sh"
@@ -53,9 +60,19 @@ VERSION="$(cat "$PKG/VERSION")"
 ARCH="$(cat "$PKG/ARCH" 2>/dev/null || echo unknown)"
 if [ "$REAL" = 1 ]; then
   [ "$(id -u)" = 0 ] || die "needs root (sudo), or --root DIR for a staged install"
-  command -v node >/dev/null || die "node (>= 20.19) is not installed; on Debian/JetPack install nodejs 20 first (docs/operations.md)"
-  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
-    || die "node $(node -v) is too old: the agent needs >= 20.19"
+  # The unit runs /usr/bin/node, which is what must be new enough, not the node first on PATH: on
+  # JetPack 6 / Ubuntu 22.04 apt's nodejs 12 sits in /usr/bin while Node 20 (a tarball, n) is in
+  # /usr/local/bin. Then the unit is pointed at that one with a drop-in (step 5).
+  if ! node_ok /usr/bin/node; then
+    USR_BIN_NODE="$( { [ -x /usr/bin/node ] && /usr/bin/node -v 2>/dev/null; } || echo missing)"
+    NODE="$(command -v node || true)"
+    if [ -z "$NODE" ] || [ "$NODE" = /usr/bin/node ] || ! node_ok "$NODE"; then
+      die "the agent needs Node.js >= 20.19, but /usr/bin/node (which the unit runs) is $USR_BIN_NODE${NODE:+ and $NODE is $("$NODE" -v 2>/dev/null || echo unusable)}; install nodejs 20 (NodeSource; docs/operations.md)"
+    fi
+    case "$(readlink -f "$NODE")" in
+      /home/*|/root/*|/run/user/*) die "node $("$NODE" -v) at $NODE lives in a home directory, which the service cannot read (ProtectHome=yes): install Node.js >= 20.19 system-wide (NodeSource, or a tarball under /usr/local)" ;;
+    esac
+  fi
   case "$(uname -m)" in x86_64) M=linux-x64 ;; aarch64) M=linux-arm64 ;; *) M="linux-$(uname -m)" ;; esac
   [ "$M" = "$ARCH" ] || die "this release is for $ARCH but the machine is $M"
 fi
@@ -103,7 +120,7 @@ PREVIOUS="$(readlink "$OPT/current" 2>/dev/null || true)"
 # keeps the box down. Refused on an upgrade: nothing changes, the running release stays.
 CONFIG_STATE=unchecked
 if [ "$REAL" = 1 ] && [ -f "$ETC/agent.json" ]; then
-  if "$TMP_REL/bin/edge-agent" check-config "$ETC/agent.json" >&2; then
+  if check_config "$TMP_REL"; then
     CONFIG_STATE=ok
   elif [ -n "$PREVIOUS" ]; then
     rm -rf "$TMP_REL"
@@ -174,6 +191,24 @@ fi
 # 5. Unit and a CLI symlink.
 mkdir -p "$UNIT_DIR" "$ROOT/usr/local/bin"
 install -m 0644 "$REL/configs/systemd/edge-agent.service" "$UNIT_DIR/edge-agent.service"
+# The unit's ExecStart with the node chosen at the top; removed again once /usr/bin/node is new enough.
+# The operator's own drop-ins (systemctl edit: override.conf) are left alone.
+NODE_DROPIN="$UNIT_DIR/edge-agent.service.d/node.conf"
+if [ "$REAL" = 1 ] && [ "$NODE" != /usr/bin/node ]; then
+  mkdir -p "${NODE_DROPIN%/*}"
+  {
+    printf '# Written by install-agent.sh: /usr/bin/node is %s, the agent needs >= 20.19: the unit runs %s (%s).\n' "$USR_BIN_NODE" "$NODE" "$("$NODE" -v)"
+    printf '# Each run of the installer rewrites this file, or removes it when /usr/bin/node is new enough.\n[Service]\nExecStart=\n'
+    sed -n "s|^ExecStart=/usr/bin/node |ExecStart=$NODE |p" "$REL/configs/systemd/edge-agent.service"
+  } > "$NODE_DROPIN"
+  chmod 0644 "$NODE_DROPIN"
+  grep -q "^ExecStart=$NODE " "$NODE_DROPIN" || die "could not write the unit's ExecStart with $NODE into $NODE_DROPIN"
+  log "/usr/bin/node is $USR_BIN_NODE: the unit runs $NODE ($("$NODE" -v)) through $NODE_DROPIN"
+elif [ "$REAL" = 1 ] && [ -f "$NODE_DROPIN" ] && grep -q '^# Written by install-agent.sh' "$NODE_DROPIN"; then
+  rm -f "$NODE_DROPIN"
+  rmdir "${NODE_DROPIN%/*}" 2>/dev/null || true
+  log "removed $NODE_DROPIN: the unit runs /usr/bin/node again"
+fi
 ln -sfn /opt/edge-agent/current/bin/edge-agent "$ROOT/usr/local/bin/edge-agent"
 
 if [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
@@ -184,7 +219,7 @@ if [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/syste
       log "not starting: edge-agent $VERSION refuses $ETC/agent.json (above); fix it, then: systemctl restart edge-agent"
     elif [ ! -f "$ETC/credentials/device-secret" ] && config_has_link "$ETC/agent.json"; then
       log "not starting: agent.json has a link but there is no device secret yet: install it with --device-secret FILE, or remove \"link\" to run stand-alone"
-    elif [ "$CONFIG_STATE" != ok ] && ! "$REL/bin/edge-agent" check-config "$ETC/agent.json" >&2; then
+    elif [ "$CONFIG_STATE" != ok ] && ! check_config "$REL"; then
       # A config naming a model that is not there would only restart in a loop under systemd.
       log "not starting: fix $ETC/agent.json (above), then: systemctl restart edge-agent"
     else

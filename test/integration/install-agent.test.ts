@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { InstallSandbox, makeRelease, sandboxUnavailable } from '../helpers/install-sandbox.js';
 
@@ -105,4 +105,50 @@ test('the unit starts without the secret file: SetCredential= is the fallback fo
   const loads = [...unit.matchAll(/^LoadCredential=([^:\n]+):/gm)].map((m) => m[1]);
   assert.deepEqual(loads, ['device-secret']);
   assert.match(unit, /^SetCredential=device-secret:\\n$/m, 'a blank fallback, which the agent reads as no secret');
+});
+
+// JetPack 6 / Ubuntu 22.04: apt's Node 12 in /usr/bin, Node 20 (a tarball, n) in /usr/local/bin.
+const OLD_USR_BIN_NODE = (sbDir: string, opts: { node20InLocal: boolean }) => `
+printf '#!/bin/sh\\ncase "$1" in -v|--version) echo v12.22.9; exit 0;; esac\\necho "(node 12) SyntaxError: Unexpected token" >&2; exit 1\\n' > ${sbDir}/oldnode
+chmod +x ${sbDir}/oldnode
+${opts.node20InLocal ? `touch /usr/local/bin/node && mount --bind ${process.execPath} /usr/local/bin/node` : ''}
+mount --bind ${sbDir}/oldnode /usr/bin/node
+`;
+
+test('with an old /usr/bin/node and Node 20 in /usr/local/bin, the unit is pointed at Node 20 (drop-in), which also runs check-config; with no Node 20 at all nothing is installed', { timeout: 60_000 }, (t) => {
+  const unavailable = sandboxUnavailable();
+  if (unavailable) return t.skip(unavailable);
+  const sb = new InstallSandbox();
+  try {
+    const v1 = makeRelease(sb.dir, '0.1.0');
+    const r = sb.run(`${OLD_USR_BIN_NODE(sb.dir, { node20InLocal: true })}${SECRET_AND_CONFIG('{ "deviceId": "cam-01", "cameras": [] }')}\n${v1}/scripts/install-agent.sh`);
+    assert.equal(r.status, 0, r.output);
+    assert.match(r.output, new RegExp(`stub check-config 0\\.1\\.0 on node ${process.version.replace(/\./g, '\\.')}`), 'check-config ran on the node the unit runs');
+    const dropIn = readFileSync(join(sb.dir, 'etc-upper/systemd/system/edge-agent.service.d/node.conf'), 'utf8');
+    const unitExec = readFileSync(join(sb.dir, 'etc-upper/systemd/system/edge-agent.service'), 'utf8').match(/^ExecStart=\/usr\/bin\/node (.*)$/m)![1];
+    assert.match(dropIn, /^\[Service\]\nExecStart=\n/m);
+    assert.ok(dropIn.includes(`\nExecStart=/usr/local/bin/node ${unitExec}\n`), dropIn);
+    assert.match(r.output, /\/usr\/bin\/node is v12\.22\.9: the unit runs \/usr\/local\/bin\/node/);
+    assert.ok(r.systemctl.includes('daemon-reload') && r.systemctl.includes('restart edge-agent.service'));
+
+    // Once /usr/bin/node is new enough, a re-run removes the drop-in (the operator's own are kept).
+    const again = sb.run(`mkdir -p /etc/systemd/system/edge-agent.service.d && echo '[Service]' > /etc/systemd/system/edge-agent.service.d/override.conf\n${v1}/scripts/install-agent.sh`);
+    assert.equal(again.status, 0, again.output);
+    assert.ok(!existsSync(join(sb.dir, 'etc-upper/systemd/system/edge-agent.service.d/node.conf')), again.output);
+    assert.ok(existsSync(join(sb.dir, 'etc-upper/systemd/system/edge-agent.service.d/override.conf')));
+
+    // Only the old node: refused before anything is installed.
+    const none = new InstallSandbox();
+    try {
+      const v = makeRelease(none.dir, '0.1.0');
+      const n = none.run(`${OLD_USR_BIN_NODE(none.dir, { node20InLocal: false })}\n${v}/scripts/install-agent.sh`);
+      assert.notEqual(n.status, 0, n.output);
+      assert.match(n.output, /the agent needs Node\.js >= 20\.19, but \/usr\/bin\/node \(which the unit runs\) is v12\.22\.9/);
+      assert.ok(!existsSync(join(none.dir, 'opt/edge-agent')), 'nothing installed');
+    } finally {
+      none.remove();
+    }
+  } finally {
+    sb.remove();
+  }
 });
