@@ -42,7 +42,8 @@ the result on their own photos. OUT's extension picks the format (.jpg, .png, .w
   --config    a JSON file with the agent config's "privacy" section (defaults otherwise)
   --detector  main detector for vehicle and person boxes (default ${DEFAULT_DETECTOR} in the
               working directory or the checkout, when installed; a warning says when there is none)
-  --vehicle   a vehicle box in source pixels; repeatable; skips the main detector
+  --vehicle   a vehicle box in source pixels; repeatable; the main detector's vehicles are then
+              not used (it still runs for persons, when head bands are on)
   --json      print the regions found (kind, source, score, box) as JSON`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
@@ -78,30 +79,37 @@ the result on their own photos. OUT's extension picks the format (.jpg, .png, .w
     const warnings: string[] = [];
     const image = await readImageFile(imagePath);
 
-    const vehicles: Detection[] = (values.vehicle ?? []).map((v) => ({ classId: 2, label: 'car', score: 1, box: parseBox(v) }));
-    let vehicleSource = vehicles.length ? '--vehicle' : 'none';
+    const given: Detection[] = (values.vehicle ?? []).map((v) => ({ classId: 2, label: 'car', score: 1, box: parseBox(v) }));
+    const vehicleSource = given.length ? '--vehicle' : 'none';
     const defaultDetector = defaultAssetPath(DEFAULT_DETECTOR);
     const detectorPath = values.detector ?? (existsSync(defaultDetector) ? defaultDetector : undefined);
-    // Vehicles carry plate bands, persons head bands: the main detector finds both.
-    const wantsBoxes = config.plates.enabled || (config.faces.enabled && config.faces.headBand.enabled);
-    if (vehicles.length === 0 && wantsBoxes && detectorPath) {
+    // Vehicles carry plate bands, persons head bands: the main detector finds both. Vehicles given
+    // by hand replace its vehicles only: it still looks for persons, as the agent's gate has them.
+    const headBandsOn = config.faces.enabled && config.faces.headBand.enabled;
+    const wantsVehicles = config.plates.enabled && given.length === 0;
+    const boxes: Detection[] = [...given];
+    let boxSource = { vehicles: vehicleSource, persons: 'none' };
+    if ((wantsVehicles || headBandsOn) && detectorPath) {
       const main = await Detector.open({ modelPath: detectorPath });
       try {
-        vehicles.push(...await main.detect(image));
-        vehicleSource = detectorPath;
+        const found = await main.detect(image);
+        boxes.push(...(given.length ? found.filter((d) => config.faces.headBand.labels.includes(d.label)) : found));
+        boxSource = { vehicles: given.length ? vehicleSource : detectorPath, persons: headBandsOn ? detectorPath : 'none' };
       } finally {
         await main.close();
       }
-    } else if (vehicles.length === 0 && wantsBoxes) {
+    } else if (given.length === 0 && (wantsVehicles || headBandsOn)) {
       warnings.push(`no vehicle or person detector: ${DEFAULT_DETECTOR} is in neither the working directory nor ${checkoutRoot() ?? 'the checkout'}, so plates and the heads of persons without a detected face were not looked for; give --detector MODEL.onnx or --vehicle x,y,w,h`);
+    } else if (headBandsOn) {
+      warnings.push(`no person detector: ${DEFAULT_DETECTOR} is in neither the working directory nor ${checkoutRoot() ?? 'the checkout'}, so the heads of persons without a detected face were not looked for (--vehicle gives vehicles only); give --detector MODEL.onnx`);
     }
-    if (config.plates.enabled && vehicles.length > 0 && !(config.plates.textModelPath && existsSync(config.plates.textModelPath))) {
+    if (config.plates.enabled && boxes.length > 0 && !(config.plates.textModelPath && existsSync(config.plates.textModelPath))) {
       warnings.push(`no plate text model (${config.plates.textModelPath ?? 'none configured'}): each vehicle's plate band is hidden instead (plates.fallback ${config.plates.fallback})`);
     }
     const privacy = await PrivacyDetector.open(config);
     let regions;
     try {
-      regions = await privacy.run(image, vehicles);
+      regions = await privacy.run(image, boxes);
     } finally {
       await privacy.close();
     }
@@ -109,7 +117,7 @@ the result on their own photos. OUT's extension picks the format (.jpg, .png, .w
     await sharp(out.data, { raw: { width: out.width, height: out.height, channels: 3 } }).toFile(outPath);
     if (values.json) {
       process.stdout.write(`${JSON.stringify({
-        ok: true, image: imagePath, out: outPath, width: image.width, height: image.height, method: config.redaction.method, vehicles: vehicleSource, warnings,
+        ok: true, image: imagePath, out: outPath, width: image.width, height: image.height, method: config.redaction.method, vehicles: boxSource.vehicles, persons: boxSource.persons, warnings,
         regions: regions.map((r) => ({ kind: r.kind, source: r.source, score: round(r.score), box: roundBox(r.box), padded: padRegion(r.box, r.paddingFrac ?? config.redaction.paddingFrac, image.width, image.height) ?? null })),
       })}\n`);
     } else {
