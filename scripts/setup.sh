@@ -8,6 +8,17 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 log() { printf '[setup] %s\n' "$*" >&2; }
 
+# ---- 0. Node.js ---------------------------------------------------------------------------------
+# package.json "engines", checked before anything is installed with a Node that cannot run it
+# (Debian 12's nodejs package is 18, Ubuntu 22.04's 12).
+NODE_MIN="$(sed -n 's/.*"node": *">= *\([0-9.]*\)".*/\1/p' package.json)"
+NODE_FIX="install Node.js ${NODE_MIN%%.*} from NodeSource (https://github.com/nodesource/distributions: curl -fsSL https://deb.nodesource.com/setup_${NODE_MIN%%.*}.x | sudo -E bash - && sudo apt-get install -y nodejs), then run ./scripts/setup.sh again"
+command -v node >/dev/null || { log "Node.js is not installed; Edge Fleet needs >= $NODE_MIN: $NODE_FIX"; exit 1; }
+node -e 'const want = process.argv[1].split(".").map(Number), have = process.versions.node.split(".").map(Number);
+  const d = [0, 1, 2].map((i) => (have[i] || 0) - (want[i] || 0)).find((x) => x !== 0);
+  process.exit(d === undefined || d > 0 ? 0 : 1)' "$NODE_MIN" \
+  || { log "node $(node -v) is too old; Edge Fleet needs >= $NODE_MIN (package.json engines): $NODE_FIX"; exit 1; }
+
 # ---- 1. system packages -------------------------------------------------------------------------
 APT_PACKAGES=(
   build-essential pkg-config python3
@@ -55,6 +66,7 @@ mkdir -p assets/.cache
 node scripts/fetch-assets.mjs
 
 # ---- 4. default models (TF.js import, metadata) -------------------------------------------------
-npx --no-install tsx scripts/prepare-models.ts
+# node --import tsx rather than npx: npx's start-up alone is a good part of a second run's time.
+node --import tsx scripts/prepare-models.ts
 
 log "ready"
