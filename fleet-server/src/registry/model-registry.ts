@@ -53,10 +53,16 @@ export function sha256File(path: string): Promise<string> {
   });
 }
 
+export type ManifestInput = Omit<Manifest, 'sha256' | 'size' | 'createdAt'> & { createdAt?: string };
+
 export interface AddArtifactInput {
   /** Artifact file to copy in. */
   file: string;
-  manifest: Omit<Manifest, 'sha256' | 'size' | 'createdAt'> & { createdAt?: string };
+  /**
+   * The manifest, or a function that checks the staged copy (the very bytes that will be signed and
+   * served; its name keeps the file's extension) and returns the manifest, or throws to refuse it.
+   */
+  manifest: ManifestInput | ((staged: string) => Promise<ManifestInput>);
 }
 
 export class ModelRegistry {
@@ -68,6 +74,7 @@ export class ModelRegistry {
    * Copies the artifact in, fills sha256/size, signs the manifest and records it. Idempotent for the
    * same bytes. The copy is what is hashed, then renamed into place: a source file rewritten while it
    * is published cannot leave served bytes that differ from the signed sha256 (every device would refuse them).
+   * A manifest function checks that same copy, so what it vouches for is what is signed.
    */
   async addArtifact(input: AddArtifactInput, key: KeyObject): Promise<{ record: ArtifactRecord; created: boolean }> {
     const staging = join(this.dataDir, 'artifacts', '.staging');
@@ -77,13 +84,14 @@ export class ModelRegistry {
       copyFileSync(input.file, staged);
       const fd = openSync(staged, 'r+');
       try { fsyncSync(fd); } finally { closeSync(fd); }
-      return await this.addStaged(input.manifest, basename(input.file), staged, key);
+      const manifest = typeof input.manifest === 'function' ? await input.manifest(staged) : input.manifest;
+      return await this.addStaged(manifest, basename(input.file), staged, key);
     } finally {
       rmSync(staged, { force: true });
     }
   }
 
-  private async addStaged(m: AddArtifactInput['manifest'], fileName: string, staged: string, key: KeyObject): Promise<{ record: ArtifactRecord; created: boolean }> {
+  private async addStaged(m: ManifestInput, fileName: string, staged: string, key: KeyObject): Promise<{ record: ArtifactRecord; created: boolean }> {
     const sha256 = await sha256File(staged);
     const existing = this.artifact(m.name, m.version, m.target);
     if (existing) {

@@ -6,6 +6,8 @@
  * An INT8 artifact must carry a passing accuracy-gate decision (`gate.json`, written by
  * `fleetctl model publish --model ... --out DIR`, which runs fleet-server/src/quantize/gate.ts) that
  * names the artifact's sha256 and size: a decision vouches only for the file it judged.
+ * Every check of the artifact runs on the registry's staged copy, the bytes that are then signed and
+ * served: a build written into DIR meanwhile is neither signed under this gate nor left unchecked.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,9 +56,9 @@ function readJsonFile(path: string, code: 'E_INPUT' | 'E_GATE', fix: string): un
   }
 }
 
-/** Why `gate` does not describe the file at modelPath, or undefined when it does. */
-async function gateMismatch(gate: GateFile, gatePath: string, modelPath: string): Promise<string | undefined> {
-  const sha256 = await sha256File(modelPath), size = statSync(modelPath).size;
+/** Why `gate` does not describe the file at `file` (named `modelPath` in messages), or undefined when it does. */
+async function gateMismatch(gate: GateFile, gatePath: string, file: string, modelPath: string): Promise<string | undefined> {
+  const sha256 = await sha256File(file), size = statSync(file).size;
   const a = gate.artifact;
   if (!a?.sha256 || a.size === undefined) return `${gatePath} names no artifact checksum (written by an older fleetctl), so it cannot vouch for ${modelPath}`;
   if (a.sha256 === sha256 && a.size === size) return undefined;
@@ -107,10 +109,10 @@ function inputDimsMismatch(target: ModelTarget, dims: readonly (number | string 
 }
 
 /** A file onnxruntime cannot load (an unknown op, a broken graph) is refused here, not on 500 devices. */
-async function assertOnnxLoads(modelPath: string): Promise<void> {
+async function assertOnnxLoads(file: string, modelPath: string): Promise<void> {
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, logSeverityLevel: 3 });
+    session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1, logSeverityLevel: 3 });
   } catch (err) {
     throw new RegistryError('E_INPUT', `${modelPath} does not load in onnxruntime, so no device could run it: ${(err as Error).message.trim()}`);
   }
@@ -120,28 +122,29 @@ async function assertOnnxLoads(modelPath: string): Promise<void> {
 /**
  * Input and output tensors of the artifact, read from the file itself: the ONNX graph (once
  * onnxruntime has loaded it), the TFLite flatbuffer as LiteRT.js loads it (a file it cannot load is
- * refused here, not on 500 devices), or the Core ML description (CHW shapes).
+ * refused here, not on 500 devices), or the Core ML description (CHW shapes). Reads `file`, names
+ * `modelPath` in refusals.
  */
-async function artifactTensors(target: ModelTarget, modelPath: string): Promise<{ inputs: ManifestTensor[]; outputs: ManifestTensor[]; quantized?: boolean }> {
+async function artifactTensors(target: ModelTarget, file: string, modelPath: string): Promise<{ inputs: ManifestTensor[]; outputs: ManifestTensor[]; quantized?: boolean }> {
   if (target === 'tflite') {
     let session;
     try {
-      session = await new TfliteAdapter().createSession({ modelPath, warmUp: false });
+      session = await new TfliteAdapter().createSession({ modelPath: file, warmUp: false });
     } catch (err) {
       throw new RegistryError('E_INPUT', `${modelPath} does not load in LiteRT.js: ${(err as Error).message}`);
     }
     const info = session.info;
     await session.dispose();
     const t = (list: typeof info.inputs) => list.map((v) => ({ name: v.name, dims: v.dims, ...(v.type !== 'unknown' ? { type: v.type } : {}) }));
-    return { inputs: t(info.inputs), outputs: t(info.outputs), quantized: isQuantizedArtifact(modelPath) };
+    return { inputs: t(info.inputs), outputs: t(info.outputs), quantized: isQuantizedArtifact(file) };
   }
   if (target === 'coreml') {
-    const m = decodeMlModel(readFileSync(modelPath));
+    const m = decodeMlModel(readFileSync(file));
     const t = (list: typeof m.inputs) => list.map((f) => ({ name: f.name, dims: f.shape, type: 'float32' }));
     return { inputs: t(m.inputs), outputs: t(m.outputs), quantized: isQuantizedMlModel(m) };
   }
-  await assertOnnxLoads(modelPath);
-  const model = decodeModel(readFileSync(modelPath));
+  await assertOnnxLoads(file, modelPath);
+  const model = decodeModel(readFileSync(file));
   const graph = model.graph;
   const initializers = new Set(graph.initializers.keys());
   const tensors = (list: typeof graph.inputs) => list.filter((v) => !initializers.has(v.name)).map((v) => ({
@@ -168,42 +171,46 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
   let gate = existsSync(gatePath)
     ? readJsonFile(gatePath, 'E_GATE', `run the gate again: fleetctl model publish --model FILE --precision int8|fp16|fp32 [--reference FP32.onnx --data DIR] --out ${o.dir}`) as GateFile
     : undefined;
-  // A gate decision is about one file: another build copied or exported into DIR afterwards must not
-  // ship under it (or carry its mapDrop). Ignored only where it is not used: --precision fp16/fp32.
-  const mismatch = gate && await gateMismatch(gate, gatePath, modelPath);
-  if (mismatch) {
-    if (o.precision === undefined || o.precision === 'int8') {
-      throw new RegistryError('E_GATE', `${mismatch}; run the gate again on this file: fleetctl model publish --model FILE --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} (or --precision fp16|fp32 for a float artifact, which writes its own gate.json).`);
-    }
-    gate = undefined;
-  }
+  // Precision does not depend on the file: o.precision, else the gate's (a gate for another file
+  // with no o.precision is refused below), so a wrong one is refused before anything is copied.
   const precision = o.precision ?? (gate?.precision as Manifest['precision'] | undefined) ?? 'fp32';
   if (!PRECISIONS.includes(precision)) throw new RegistryError('E_INPUT', `Expected a precision of ${PRECISIONS.join(', ')} but received ${JSON.stringify(precision)}`);
-  const { inputs, outputs, quantized } = await artifactTensors(target, modelPath);
-  if (quantized && precision !== 'int8') throw int8Mislabelled(modelPath, precision);
-  if (precision === 'int8' && gate?.decision?.pass !== true) {
-    throw new RegistryError('E_GATE', `An int8 artifact needs a passing accuracy gate in ${gatePath}; run fleetctl model publish --model M.onnx --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} first, or publish the FP16/FP32 artifact.`);
-  }
-  // The decoder in the metadata must read outputs this file has, or every device would fail on it.
-  const absent = decoderOutputNames(meta.decoder).filter((n) => !outputs.some((o) => o.name === n));
-  if (absent.length) {
-    throw new RegistryError('E_INPUT', `${metaPath} names a ${meta.decoder.type} decoder that reads ${absent.join(', ')}, which ${modelPath} does not output (it has ${outputs.map((o) => o.name).join(', ')}); write the export into its own directory with fleetctl model export, which sets the decoder the artifact needs.`);
-  }
-  // The metadata's named input first: the agent loads the first manifest input as the model input.
-  inputs.sort((a, b) => (a.name === meta.input ? -1 : b.name === meta.input ? 1 : 0));
-  const dimsWrong = inputs[0] && inputDimsMismatch(target, inputs[0].dims, meta.preprocess);
-  if (dimsWrong) {
-    const p = meta.preprocess;
-    throw new RegistryError('E_INPUT', `The input ${inputs[0].name} of ${modelPath} ${dimsWrong} from the preprocess in ${metaPath} (${p.width}×${p.height}${p.multipleOf ? ` rounded up to a multiple of ${p.multipleOf}` : ''}, ${p.layout}); every device would refuse its frames. Correct the metadata's preprocess to the model's input, or export the model at that size.`);
-  }
-  const metrics: Manifest['metrics'] = { ...o.metrics };
-  if (gate?.decision?.mapDrop !== undefined) metrics.mapDrop = gate.decision.mapDrop;
-  if (gate?.decision?.f1Drop !== undefined) metrics.f1Drop = gate.decision.f1Drop;
-  return registry.addArtifact({
-    file: modelPath,
-    manifest: {
+  // Every check below reads the registry's staged copy, which is then signed and renamed into place:
+  // checking DIR/model.onnx and copying it afterwards signed whatever build was written into DIR
+  // during the (slow) onnxruntime load, under this build's gate decision.
+  return registry.addArtifact({ file: modelPath, manifest: async (staged) => {
+    // A gate decision is about one file: another build copied or exported into DIR afterwards must not
+    // ship under it (or carry its mapDrop). Ignored only where it is not used: --precision fp16/fp32.
+    const mismatch = gate && await gateMismatch(gate, gatePath, staged, modelPath);
+    if (mismatch) {
+      if (o.precision === undefined || o.precision === 'int8') {
+        throw new RegistryError('E_GATE', `${mismatch}; run the gate again on this file: fleetctl model publish --model FILE --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} (or --precision fp16|fp32 for a float artifact, which writes its own gate.json).`);
+      }
+      gate = undefined;
+    }
+    const { inputs, outputs, quantized } = await artifactTensors(target, staged, modelPath);
+    if (quantized && precision !== 'int8') throw int8Mislabelled(modelPath, precision);
+    if (precision === 'int8' && gate?.decision?.pass !== true) {
+      throw new RegistryError('E_GATE', `An int8 artifact needs a passing accuracy gate in ${gatePath}; run fleetctl model publish --model M.onnx --precision int8 --reference FP32.onnx --data DIR --out ${o.dir} first, or publish the FP16/FP32 artifact.`);
+    }
+    // The decoder in the metadata must read outputs this file has, or every device would fail on it.
+    const absent = decoderOutputNames(meta.decoder).filter((n) => !outputs.some((o) => o.name === n));
+    if (absent.length) {
+      throw new RegistryError('E_INPUT', `${metaPath} names a ${meta.decoder.type} decoder that reads ${absent.join(', ')}, which ${modelPath} does not output (it has ${outputs.map((o) => o.name).join(', ')}); write the export into its own directory with fleetctl model export, which sets the decoder the artifact needs.`);
+    }
+    // The metadata's named input first: the agent loads the first manifest input as the model input.
+    inputs.sort((a, b) => (a.name === meta.input ? -1 : b.name === meta.input ? 1 : 0));
+    const dimsWrong = inputs[0] && inputDimsMismatch(target, inputs[0].dims, meta.preprocess);
+    if (dimsWrong) {
+      const p = meta.preprocess;
+      throw new RegistryError('E_INPUT', `The input ${inputs[0].name} of ${modelPath} ${dimsWrong} from the preprocess in ${metaPath} (${p.width}×${p.height}${p.multipleOf ? ` rounded up to a multiple of ${p.multipleOf}` : ''}, ${p.layout}); every device would refuse its frames. Correct the metadata's preprocess to the model's input, or export the model at that size.`);
+    }
+    const metrics: Manifest['metrics'] = { ...o.metrics };
+    if (gate?.decision?.mapDrop !== undefined) metrics.mapDrop = gate.decision.mapDrop;
+    if (gate?.decision?.f1Drop !== undefined) metrics.f1Drop = gate.decision.f1Drop;
+    return {
       name: meta.name, version: o.version ?? meta.version, target, precision, inputs, outputs,
       preprocess: meta.preprocess as Record<string, unknown>, decoder: meta.decoder as Record<string, unknown>, labels: meta.labels, metrics,
-    },
-  }, key);
+    };
+  } }, key);
 }
