@@ -70,9 +70,11 @@ export class PrivacyDetector {
    * model run instead of 9 at 1080p: the privacy stage's per-frame pass, which keeps faces tracked
    * between frames; each image that leaves gets the tiled run). That pass also adds no head bands:
    * against the whole frame only, every person whose face is under about 90 px at 1080p would get
-   * one, and the tiled run on the image judges the bands with the faces it finds.
+   * one, and the tiled run on the image judges the bands with the faces it finds. `persons`: the
+   * persons to judge head bands for instead of those among `detections` (the privacy stage adds
+   * those of nearby frames, carried to this one: see persons.ts `personsAt`).
    */
-  async run(frame: RgbImage & { ptsNs?: number; sourceId?: string }, detections: readonly Detection[] = [], opts: { faceTiles?: boolean } = {}): Promise<PrivacyRegion[]> {
+  async run(frame: RgbImage & { ptsNs?: number; sourceId?: string }, detections: readonly Detection[] = [], opts: { faceTiles?: boolean; persons?: readonly Detection[] } = {}): Promise<PrivacyRegion[]> {
     const t0 = performance.now();
     try {
       const regions: PrivacyRegion[] = [];
@@ -84,7 +86,7 @@ export class PrivacyDetector {
           if (f.score >= min) regions.push({ kind: 'face', source: 'face-model', score: f.score, box: f.box });
         }
       }
-      if (this.opts.headBand && opts.faceTiles !== false) regions.push(...headBands(detections, regions, this.opts.headBand));
+      if (this.opts.headBand && opts.faceTiles !== false) regions.push(...headBands(opts.persons ?? detections, regions, this.opts.headBand));
       if (this.opts.plates) regions.push(...await this.opts.plates.find(frame, detections));
       this.opts.metrics?.detectorRun(performance.now() - t0, true);
       if (frame.ptsNs !== undefined) this.opts.coverage?.record({ ptsNs: frame.ptsNs, regions, sourceId: frame.sourceId });

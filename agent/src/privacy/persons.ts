@@ -6,6 +6,7 @@
  * image covered.
  */
 import type { Box, Detection } from '../types.js';
+import { iou } from '../decode/nms.js';
 import type { PrivacyRegion } from './coverage.js';
 import type { HeadBandSpec } from './schema.js';
 
@@ -41,6 +42,95 @@ export function headBands(detections: readonly Detection[], faces: readonly Priv
   return persons
     .filter((_, i) => !personHasFace.has(i))
     .map(({ d, band }) => ({ kind: 'face', source: 'band', score: d.score, box: band, paddingFrac: spec.paddingFrac }));
+}
+
+/** The main detector's boxes given with one frame of a camera (the privacy stage's `observe()`). */
+export interface BoxesObservation {
+  ptsNs: number;
+  boxes: readonly Detection[];
+}
+
+export interface PersonsAtOptions {
+  /** Observations farther than this from the snapshot are not used (the gate's `maxAgeMs`). */
+  maxAgeMs: number;
+  /** Growth of a carried box, as a fraction of its size per second of distance (the gate's `growFracPerSecond`). */
+  growFracPerSecond: number;
+  /** Which labels are persons, and their band (`faces.headBand`). */
+  band: Pick<HeadBandSpec, 'labels' | 'top' | 'bottom'>;
+}
+
+/**
+ * Above this IoU, a person box of an older observation, moved to the snapshot's time, is taken for
+ * a person already seen nearer in time. Above the main detector's NMS threshold (0.45 by default):
+ * boxes it keeps apart in one frame are never merged here.
+ */
+const SAME_PERSON_IOU = 0.5;
+
+/**
+ * The persons whose head bands a snapshot at `ptsNs` is judged for: those given with the snapshot's
+ * own frame, and those of the observations around it (within `maxAgeMs`, nearest first) that no
+ * nearer observation has, each carried to `ptsNs` as the coverage tracks face regions (moved by its
+ * velocity from its match in the observation before; its head band spans where it was and where it
+ * is predicted, grown with the distance). The main detector misses people from frame to frame (the
+ * tracker then holds the track lost and outputs nothing, and the raw detections lack it); a person
+ * missed in the snapshot's frame only used to get no band there, and their turned-away head left.
+ */
+export function personsAt(observations: readonly BoxesObservation[], ptsNs: number, opts: PersonsAtOptions): Detection[] {
+  const byPts = [...observations].sort((a, b) => a.ptsNs - b.ptsNs);
+  const near = byPts.map((o, i) => ({ o, prev: i > 0 ? byPts[i - 1] : undefined, dS: (ptsNs - o.ptsNs) / 1e9 }))
+    .filter((x) => Math.abs(x.dS) * 1000 <= opts.maxAgeMs)
+    .sort((a, b) => Math.abs(a.dS) - Math.abs(b.dS));
+  const persons: Detection[] = [];
+  const seen: Box[] = [];
+  for (const { o, prev, dS } of near) {
+    // Compared only with nearer observations: one observation's boxes are the detector's own
+    // (tracks and raw detections of one frame), taken as given, as they were before.
+    const nearer = seen.length;
+    for (const d of o.boxes) {
+      if (!opts.band.labels.includes(d.label)) continue;
+      const v = prev ? velocityOf(d, prev, o) : { vx: 0, vy: 0 };
+      const moved = { x: d.box.x + v.vx * dS, y: d.box.y + v.vy * dS, w: d.box.w, h: d.box.h };
+      if (seen.slice(0, nearer).some((b) => iou(b, moved) >= SAME_PERSON_IOU)) continue;
+      seen.push(moved);
+      persons.push(dS === 0 ? d : { ...d, box: carried(d.box, moved, opts.growFracPerSecond * Math.abs(dS), opts.band) });
+    }
+  }
+  return persons;
+}
+
+/** Pixels per second of a box's centre, from its best IoU match (same label) in the observation before. */
+function velocityOf(d: Detection, prev: BoxesObservation, cur: BoxesObservation): { vx: number; vy: number } {
+  let match: Detection | undefined;
+  let best = 0.1;
+  for (const p of prev.boxes) {
+    if (p.label !== d.label) continue;
+    const o = iou(p.box, d.box);
+    if (o > best) { best = o; match = p; }
+  }
+  const dt = (cur.ptsNs - prev.ptsNs) / 1e9;
+  if (!match || dt <= 0) return { vx: 0, vy: 0 };
+  return { vx: (centreX(d.box) - centreX(match.box)) / dt, vy: (centreY(d.box) - centreY(match.box)) / dt };
+}
+
+/**
+ * A person box whose head band spans the bands of where the person was and where it is predicted,
+ * grown by `grow` of the person's size on each side. The band is grown, not the box: the band of a
+ * box grown at its top and bottom sits higher, above part of the head it was for.
+ */
+function carried(was: Box, moved: Box, grow: number, spec: Pick<HeadBandSpec, 'top' | 'bottom'>): Box {
+  const hull = union(headBand(was, spec), headBand(moved, spec));
+  const gx = was.w * grow, gy = was.h * grow;
+  const band = { x: hull.x - gx, y: hull.y - gy, w: hull.w + 2 * gx, h: hull.h + 2 * gy };
+  const top = Math.min(spec.top, spec.bottom), span = Math.abs(spec.bottom - spec.top);
+  if (span === 0) return band; // an empty band: nothing to carry
+  const h = band.h / span;
+  return { x: band.x, y: band.y - top * h, w: band.w, h };
+}
+
+function union(a: Box, b: Box): Box {
+  const x1 = Math.min(a.x, b.x), y1 = Math.min(a.y, b.y);
+  const x2 = Math.max(a.x + a.w, b.x + b.w), y2 = Math.max(a.y + a.h, b.y + b.h);
+  return { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
 }
 
 const centreX = (b: Box): number => b.x + b.w / 2;

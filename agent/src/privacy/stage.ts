@@ -18,6 +18,7 @@ import { PrivacyCoverage } from './coverage.js';
 import { PrivacyDetector } from './detector.js';
 import { PrivacyGate, type GateOutcome, type ImagePurpose, type RedactedImageSink } from './gate.js';
 import { PrivacyMetrics } from './metrics.js';
+import { personsAt, type BoxesObservation } from './persons.js';
 import { RawFrameRing } from './raw-ring.js';
 import type { PrivacyConfig } from './schema.js';
 
@@ -37,6 +38,8 @@ export interface PrivacyStageOptions {
 const REOPEN_AFTER_FAILURES = 3;
 const REOPEN_FIRST_MS = 5_000;
 const REOPEN_MAX_MS = 60_000;
+/** Frames whose boxes are kept per camera for the snapshots' head bands (within gate.maxAgeMs: 15 at 30 fps by default). */
+const BOX_FRAMES_KEPT = 32;
 
 export class PrivacyStage {
   readonly coverage: PrivacyCoverage;
@@ -54,8 +57,12 @@ export class PrivacyStage {
   private rawRingFailures = 0;
   /** Frames observed per camera (sourceId), for the everyNFrames cadence. */
   private readonly observed = new Map<string, number>();
-  /** Per camera: the main detector's boxes given with its latest frame, for a snapshot of that frame (head bands, plates). */
-  private readonly lastBoxes = new Map<string, { ptsNs: number; boxes: readonly Detection[] }>();
+  /**
+   * Per camera: the main detector's boxes given with its recent frames (within gate.maxAgeMs of the
+   * latest, at most BOX_FRAMES_KEPT), for a snapshot: its own frame's for the plates, and the persons
+   * of all of them, carried to its time, for the head bands.
+   */
+  private readonly recentBoxes = new Map<string, BoxesObservation[]>();
 
   constructor(private readonly opts: PrivacyStageOptions) {
     const { gate } = opts.config;
@@ -119,18 +126,27 @@ export class PrivacyStage {
    */
   async observe(frame: Frame, detections: readonly Detection[]): Promise<boolean> {
     if (!this.detector || !this.opts.config.enabled) return false;
-    this.lastBoxes.set(frame.sourceId, { ptsNs: frame.ptsNs, boxes: detections });
+    this.keepBoxes(frame, detections);
     const seen = this.observed.get(frame.sourceId) ?? 0;
     this.observed.set(frame.sourceId, seen + 1);
     if (seen % this.opts.config.everyNFrames !== 0) return false;
-    return this.detect(frame, detections, false);
+    return this.detect(frame, detections, { faceTiles: false });
+  }
+
+  private keepBoxes(frame: Frame, detections: readonly Detection[]): void {
+    const maxAgeNs = this.opts.config.gate.maxAgeMs * 1e6;
+    // By distance from this frame, not by order: a camera whose pts restarts drops the old ones.
+    const kept = (this.recentBoxes.get(frame.sourceId) ?? []).filter((o) => Math.abs(o.ptsNs - frame.ptsNs) <= maxAgeNs);
+    kept.push({ ptsNs: frame.ptsNs, boxes: detections });
+    while (kept.length > BOX_FRAMES_KEPT) kept.shift();
+    this.recentBoxes.set(frame.sourceId, kept);
   }
 
   /** One privacy detector run, recorded in the coverage; a failure is logged, counted towards reopening, and not thrown. */
-  private async detect(frame: Frame, detections: readonly Detection[], faceTiles: boolean): Promise<boolean> {
+  private async detect(frame: Frame, detections: readonly Detection[], opts: { faceTiles: boolean; persons?: readonly Detection[] }): Promise<boolean> {
     if (!this.detector) return false;
     try {
-      await this.detector.run(frame, detections, { faceTiles });
+      await this.detector.run(frame, detections, opts);
       this.lastErrorCode = undefined;
       this.consecutiveFailures = 0;
       this.reopenDelayMs = REOPEN_FIRST_MS;
@@ -150,17 +166,22 @@ export class PrivacyStage {
   /**
    * The only way an image leaves: redacted, or withheld/fully blurred when not covered. A covered
    * image (per-frame runs within gate.maxAgeMs, none failed since) first gets the full privacy
-   * detection (face tiles, head bands with the boxes `observe()` was given for this frame, plates),
-   * recorded in the coverage, so that the gate hides what it found together with what the
-   * per-frame runs around it found, tracked; if that run fails the image is withheld. With
+   * detection (face tiles; head bands for the persons `observe()` was given with this frame and with
+   * the frames around it within gate.maxAgeMs, carried to its time, so that a person the main
+   * detector missed in this frame still gets one; plates of this frame's vehicles), recorded in the
+   * coverage, so that the gate hides what it found together with what the per-frame runs around it
+   * found, tracked; if that run fails the image is withheld. With
    * `privacy.rawRing` enabled, the unredacted frame is also kept in the local ring (debugging what
    * the gate was given; it never leaves the box), after the gate has decided.
    */
   async submit(frame: Frame, purpose: ImagePurpose): Promise<GateOutcome> {
     if (!this.gate) return { released: false, reason: 'never', detail: 'the privacy stage is not started' };
     if (this.opts.config.enabled && this.coverage.at(frame.ptsNs, frame.sourceId).ok) {
-      const last = this.lastBoxes.get(frame.sourceId);
-      await this.detect(frame, last?.ptsNs === frame.ptsNs ? last.boxes : [], true);
+      const { gate, faces } = this.opts.config;
+      const recent = this.recentBoxes.get(frame.sourceId) ?? [];
+      const own = recent.filter((o) => o.ptsNs === frame.ptsNs).at(-1);
+      const persons = personsAt(recent, frame.ptsNs, { maxAgeMs: gate.maxAgeMs, growFracPerSecond: gate.growFracPerSecond, band: faces.headBand });
+      await this.detect(frame, own?.boxes ?? [], { faceTiles: true, persons });
     }
     const outcome = await this.gate.submit(frame, purpose);
     if (this.rawRing.enabled) {
