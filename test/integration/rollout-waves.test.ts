@@ -23,7 +23,9 @@ const agents: OtaTestAgent[] = [];
 const ids = Array.from({ length: N }, (_v, i) => `cam-${String(i).padStart(2, '0')}`);
 
 async function publish(version: string, kind: StandInKind = 'good') {
-  const dir = writeStandIn(join(fleet.dir, 'src', version), { name: 'standin', version, kind });
+  // The slow canary is ~30 ms a run against the good model's ~0.5 ms, far past the agents' latency
+  // floor below (at its default 96 layers it was ~3 ms, within reach of a loaded CI machine's noise).
+  const dir = writeStandIn(join(fleet.dir, 'src', version), { name: 'standin', version, kind, ...(kind === 'slow' ? { slowLayers: 1024 } : {}) });
   await publishModelDir(server.ota.registry, server.ota.key.privateKey, { dir });
 }
 
@@ -39,7 +41,7 @@ before(async () => {
   engine().start(100);
   const factoryDir = writeStandIn(join(fleet.dir, 'factory'), { name: 'standin', version: '1.0.0' });
   for (const id of ids) {
-    agents.push(await startOtaAgent(fleet, fleet.addDevice(id), { factoryDir, factoryVersion: '1.0.0', frameIntervalMs: 40, gate: { minFrames: 5, maxLatencyRatio: 3 } }));
+    agents.push(await startOtaAgent(fleet, fleet.addDevice(id), { factoryDir, factoryVersion: '1.0.0', frameIntervalMs: 40, gate: { minFrames: 5, maxLatencyRatio: 3, latencyFloorMs: 5 } }));
   }
   await waitFor('every agent reported 1.0.0', () => ids.every((id) => (server.devices.get(id)?.reported as { models?: Record<string, string> } | null)?.models?.detector === '1.0.0'));
 });
