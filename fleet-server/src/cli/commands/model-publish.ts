@@ -79,6 +79,9 @@ export const command: CliCommand = {
     const metaBytes = await readFile(metaFile);
     const meta = parseMetadata(metaBytes, metaFile);
     let decision: GateDecision | undefined;
+    // The bytes the gate judges: the copy written to DIR must be these (a build still being written,
+    // or replaced, while the gate ran would otherwise be vouched for by gate.json).
+    const judged = await sha256File(values.model);
     if (precision === 'int8') {
       if (!values.reference || !values.data) throw new UsageError('An int8 artifact needs --reference FP32.onnx and --data DIR|VIDEO for the accuracy gate');
       const maxMapDrop = numberOption('--max-drop', values['max-drop'], NON_NEGATIVE) ?? DEFAULT_MAX_MAP_DROP;
@@ -100,6 +103,11 @@ export const command: CliCommand = {
     await writeFile(metadataPathFor(dest), metaBytes);
     // The decision is bound to these bytes: `model publish DIR` refuses another file under it.
     const artifact = { file: basename(dest), sha256: await sha256File(dest), size: (await stat(dest)).size };
+    if (artifact.sha256 !== judged) {
+      await rm(dest, { force: true });
+      await rm(metadataPathFor(dest), { force: true });
+      throw new InputError(`${values.model} changed while it was being ${decision ? 'gated' : 'published'} (sha256 ${judged.slice(0, 16)}… then ${artifact.sha256.slice(0, 16)}…): nothing was written to ${values.out}; run the publish again once the file is complete`);
+    }
     await writeFile(join(values.out, 'gate.json'), `${JSON.stringify({ precision, artifact, decision: decision ?? null }, null, 2)}\n`);
     if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, artifact: dest, precision, decision })}\n`);
     else process.stdout.write(`published ${dest} (${precision})${decision ? `: ${decision.reason}` : ''}\n`);
