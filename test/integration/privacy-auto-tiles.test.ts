@@ -6,33 +6,22 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import sharp from 'sharp';
-import { Detector } from '../../agent/src/infer/detector.js';
 import { PrivacyDetector } from '../../agent/src/privacy/detector.js';
 import { parsePrivacyConfig } from '../../agent/src/privacy/schema.js';
 import { padRegion } from '../../agent/src/privacy/redactor.js';
-
-const MODEL = 'assets/models/blazeface-back/model.onnx';
-const PHOTO = 'assets/images/faces/sample1.jpg';
+import { farFaces, farFacesMissing, frameWith } from '../helpers/far-faces.js';
 
 test('default config: small faces in a 1080p frame are all found (auto tiles)', async (t) => {
-  if (!existsSync(PHOTO) || !existsSync(MODEL.replace(/\.onnx$/, '.meta.json'))) { t.skip('BlazeFace or the face photos are missing: run scripts/setup.sh'); return; }
+  const missing = farFacesMissing();
+  if (missing) { t.skip(missing); return; }
   // Ground truth: the faces found on the full-size photo.
-  const full = await sharp(PHOTO).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const gtModel = await Detector.open({ modelPath: MODEL, scoreThreshold: 0.5, intraOpThreads: 1 });
-  const gt = (await gtModel.detect({ width: full.info.width, height: full.info.height, data: new Uint8Array(full.data) })).map((d) => d.box);
-  await gtModel.close();
+  const { gt, k, small } = await farFaces(400);
   assert.ok(gt.length >= 3, 'expected the faces of sample1 as ground truth');
-  const W = 400, k = W / full.info.width;
-  const small = await sharp(PHOTO).resize(W).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   const config = parsePrivacyConfig({ plates: { enabled: false } });
   const det = await PrivacyDetector.open(config, { intraOpThreads: 1 });
   try {
     for (const [ox, oy] of [[600, 300], [621, 307], [687, 329]]) {
-      const buf = await sharp({ create: { width: 1920, height: 1080, channels: 3, background: { r: 90, g: 90, b: 90 } } })
-        .composite([{ input: small.data, raw: { width: small.info.width, height: small.info.height, channels: 3 }, left: ox, top: oy }]).removeAlpha().raw().toBuffer();
-      const regions = await det.run({ width: 1920, height: 1080, data: new Uint8Array(buf) }, []);
+      const regions = await det.run({ width: 1920, height: 1080, data: await frameWith(small, ox, oy) }, []);
       const rects = regions.map((r) => padRegion(r.box, config.redaction.paddingFrac, 1920, 1080)).filter((r) => r !== undefined);
       for (const g of gt) {
         const b = { x: g.x * k + ox, y: g.y * k + oy, w: g.w * k, h: g.h * k };

@@ -6,8 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import sharp from 'sharp';
 import { Detector } from '../../agent/src/infer/detector.js';
 import { PrivacyDetector } from '../../agent/src/privacy/detector.js';
 import { PrivacyStage } from '../../agent/src/privacy/stage.js';
@@ -15,19 +13,13 @@ import { parsePrivacyConfig } from '../../agent/src/privacy/schema.js';
 import { padRegion } from '../../agent/src/privacy/redactor.js';
 import { TiledDetector } from '../../agent/src/privacy/tiles.js';
 import type { Frame } from '../../agent/src/types.js';
-
-const MODEL = 'assets/models/blazeface-back/model.onnx';
-const PHOTO = 'assets/images/faces/sample1.jpg';
+import { farFaces, farFacesMissing, frameWith } from '../helpers/far-faces.js';
 
 test('1080p: one face model run per frame on the frame path, and the snapshot hides faces of 32-39 px', async (t) => {
-  if (!existsSync(PHOTO) || !existsSync(MODEL.replace(/\.onnx$/, '.meta.json'))) { t.skip('BlazeFace or the face photos are missing: run scripts/setup.sh'); return; }
-  const full = await sharp(PHOTO).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const gtModel = await Detector.open({ modelPath: MODEL, scoreThreshold: 0.5, intraOpThreads: 1 });
-  const gt = (await gtModel.detect({ width: full.info.width, height: full.info.height, data: new Uint8Array(full.data) })).map((d) => d.box);
-  await gtModel.close();
+  const missing = farFacesMissing();
+  if (missing) { t.skip(missing); return; }
+  const { gt, k, small } = await farFaces(400);
   assert.ok(gt.length >= 3, 'expected the faces of sample1 as ground truth');
-  const W = 400, k = W / full.info.width;
-  const small = await sharp(PHOTO).resize(W).removeAlpha().raw().toBuffer({ resolveWithObject: true });
 
   const config = parsePrivacyConfig({ plates: { enabled: false } });
   // The real face model, as PrivacyDetector.open wires it, with its runs counted.
@@ -44,9 +36,7 @@ test('1080p: one face model run per frame on the frame path, and the snapshot hi
     let last: Frame | undefined;
     const [ox, oy] = [621, 307];
     for (let i = 0; i < 3; i++) {
-      const buf = await sharp({ create: { width: 1920, height: 1080, channels: 3, background: { r: 90, g: 90, b: 90 } } })
-        .composite([{ input: small.data, raw: { width: small.info.width, height: small.info.height, channels: 3 }, left: ox + 3 * i, top: oy + i }]).removeAlpha().raw().toBuffer();
-      last = { width: 1920, height: 1080, data: new Uint8Array(buf), index: i, ptsNs: i * 33_333_333, capturedAtNs: 0, sourceId: 'cam' };
+      last = { width: 1920, height: 1080, data: await frameWith(small, ox + 3 * i, oy + i), index: i, ptsNs: i * 33_333_333, capturedAtNs: 0, sourceId: 'cam' };
       assert.equal(await stage.observe(last, []), true);
     }
     assert.equal(runs, 3, 'one face model run per 1080p frame on the frame path');
