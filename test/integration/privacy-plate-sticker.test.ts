@@ -13,30 +13,11 @@ import { readImageFile } from '../../agent/src/preprocess/preprocess.js';
 import { PlateFinder } from '../../agent/src/privacy/plates.js';
 import { parsePrivacyConfig } from '../../agent/src/privacy/schema.js';
 import { redactImage, type PixelRect } from '../../agent/src/privacy/redactor.js';
-import type { Detection, RgbImage } from '../../agent/src/types.js';
+import type { RgbImage } from '../../agent/src/types.js';
+import { PLATE, PLATE_PHOTO as PHOTO, TEXT_MODEL, edgeEnergy, vehiclesIn } from '../helpers/plate-photo.js';
 
-const PHOTO = 'assets/images/licenseplate_motion.jpg';
-const TEXT_MODEL = 'assets/models/ppocr-det/model.onnx';
-const COCO_MODEL = 'assets/models/coco-centernet/model.onnx';
-/** The plate in licenseplate_motion.jpg (600x482), measured by eye on the photo. */
-const PLATE: PixelRect = { x: 228, y: 222, w: 132, h: 76 };
 /** The sticker on the rear window. */
 const STICKER: PixelRect = { x: 170, y: 70, w: 260, h: 50 };
-
-function edgeEnergy(img: RgbImage, r: PixelRect): number {
-  const luma = (x: number, y: number) => {
-    const p = (y * img.width + x) * 3;
-    return 0.299 * img.data[p] + 0.587 * img.data[p + 1] + 0.114 * img.data[p + 2];
-  };
-  let e = 0;
-  for (let y = r.y; y < r.y + r.h - 1; y++) {
-    for (let x = r.x; x < r.x + r.w - 1; x++) {
-      const c = luma(x, y);
-      e += (luma(x + 1, y) - c) ** 2 + (luma(x, y + 1) - c) ** 2;
-    }
-  }
-  return e;
-}
 
 async function withSticker(img: RgbImage): Promise<RgbImage> {
   const { x, y, w, h } = STICKER;
@@ -47,24 +28,11 @@ async function withSticker(img: RgbImage): Promise<RgbImage> {
   return { width: img.width, height: img.height, data: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) };
 }
 
-async function vehiclesIn(img: RgbImage): Promise<Detection[]> {
-  if (existsSync(COCO_MODEL.replace(/\.onnx$/, '.meta.json'))) {
-    const coco = await Detector.open({ modelPath: COCO_MODEL, intraOpThreads: 1 });
-    try {
-      const vehicles = (await coco.detect(img)).filter((d) => ['car', 'bus', 'truck', 'motorcycle'].includes(d.label));
-      if (vehicles.length > 0) return vehicles;
-    } finally {
-      await coco.close();
-    }
-  }
-  return [{ classId: 2, label: 'car', score: 1, box: { x: 0, y: 0, w: img.width, h: img.height } }];
-}
-
 test('plates: a sticker the text model reads does not leave the motion-blurred plate unhidden', async (t) => {
   if (!existsSync(PHOTO) || !existsSync(TEXT_MODEL.replace(/\.onnx$/, '.meta.json'))) { t.skip('the plate photo or the PP-OCR model is missing: run scripts/setup.sh'); return; }
   const config = parsePrivacyConfig({});
   const photo = await withSticker(await readImageFile(PHOTO));
-  const vehicles = await vehiclesIn(photo);
+  const { vehicles } = await vehiclesIn(photo);
   const text = await Detector.open({ modelPath: TEXT_MODEL, intraOpThreads: 1 });
   try {
     const regions = await new PlateFinder({ spec: config.plates, textDetector: text }).find(photo, vehicles);

@@ -14,42 +14,10 @@ import { Detector } from '../../agent/src/infer/detector.js';
 import { readImageFile } from '../../agent/src/preprocess/preprocess.js';
 import { PlateFinder } from '../../agent/src/privacy/plates.js';
 import { parsePrivacyConfig } from '../../agent/src/privacy/schema.js';
-import { redactImage, type PixelRect } from '../../agent/src/privacy/redactor.js';
-import type { Detection, RgbImage } from '../../agent/src/types.js';
+import { redactImage } from '../../agent/src/privacy/redactor.js';
+import type { RgbImage } from '../../agent/src/types.js';
+import { PLATE, PLATE_PHOTO as PHOTO, TEXT_MODEL, edgeEnergy, vehiclesIn } from '../helpers/plate-photo.js';
 
-const PHOTO = 'assets/images/licenseplate_motion.jpg';
-const TEXT_MODEL = 'assets/models/ppocr-det/model.onnx';
-const COCO_MODEL = 'assets/models/coco-centernet/model.onnx';
-/** The plate in licenseplate_motion.jpg (600x482), measured by eye on the photo. */
-const PLATE: PixelRect = { x: 228, y: 222, w: 132, h: 76 };
-
-function edgeEnergy(img: RgbImage, r: PixelRect): number {
-  const luma = (x: number, y: number) => {
-    const p = (y * img.width + x) * 3;
-    return 0.299 * img.data[p] + 0.587 * img.data[p + 1] + 0.114 * img.data[p + 2];
-  };
-  let e = 0;
-  for (let y = r.y; y < r.y + r.h - 1; y++) {
-    for (let x = r.x; x < r.x + r.w - 1; x++) {
-      const c = luma(x, y);
-      e += (luma(x + 1, y) - c) ** 2 + (luma(x, y + 1) - c) ** 2;
-    }
-  }
-  return e;
-}
-
-async function vehiclesIn(img: RgbImage): Promise<{ vehicles: Detection[]; from: string }> {
-  if (existsSync(COCO_MODEL) && existsSync(COCO_MODEL.replace(/\.onnx$/, '.meta.json'))) {
-    const coco = await Detector.open({ modelPath: COCO_MODEL, intraOpThreads: 1 });
-    try {
-      const vehicles = (await coco.detect(img)).filter((d) => ['car', 'bus', 'truck', 'motorcycle'].includes(d.label));
-      if (vehicles.length > 0) return { vehicles, from: COCO_MODEL };
-    } finally {
-      await coco.close();
-    }
-  }
-  return { vehicles: [{ classId: 2, label: 'car', score: 1, box: { x: 0, y: 0, w: img.width, h: img.height } }], from: 'the whole photo (no COCO model installed or no vehicle found)' };
-}
 
 /** A sharp, high-contrast plate drawn with SVG text and composited over the photo's own plate. */
 async function withSyntheticPlate(img: RgbImage): Promise<RgbImage> {
