@@ -6,13 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../../fleet-server/src/db/database.js';
 import { DeviceStore } from '../../fleet-server/src/db/devices.js';
 import { DesiredStore } from '../../fleet-server/src/ota/desired-store.js';
 import { decodePayload, topics, type DesiredPayload } from '../../agent/src/protocol/index.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 /** A fleet server's desired store on the database file `path`, with what it published (decoded as the agent does). */
 function serverOn(path: string) {
@@ -27,14 +26,7 @@ function serverOn(path: string) {
   return { db, store, published, devices: new DeviceStore(db) };
 }
 
-async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'ef-desired-epoch-'));
-  try {
-    await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void> | void) => withTempDir('ef-desired-epoch-', fn);
 
 test('desired messages carry the epoch of the database, the same across restarts on one file, another on a new file', async () => {
   await withDir((dir) => {

@@ -7,18 +7,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { DESIRED_RESET_MIN_GAP_MS, OtaManager } from '../../agent/src/ota/ota-manager.js';
 import { ArtifactStore } from '../../agent/src/ota/artifact-store.js';
-import { signManifest, type Manifest } from '../../agent/src/protocol/manifest.js';
 import type { DesiredPayload } from '../../agent/src/protocol/index.js';
 import type { DesiredModel, OtaReport } from '../../agent/src/protocol/ota.js';
 import { waitFor } from '../helpers/wait.js';
 import { fakeDetector, fakeOtaLink } from '../helpers/ota-fakes.js';
+import { stageStandIn } from '../helpers/ota-store.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 const image = { width: 2, height: 2, data: new Uint8Array(12) };
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -44,15 +44,7 @@ async function device(dir: string) {
   return {
     manager, logs,
     desire(version: string, rev: number, ts: number, epoch?: string) {
-      if (VERSIONS.includes(version) && !existsSync(store.versionDir(version))) {
-        const bytes = `model ${version}`;
-        const m: Manifest = {
-          name: 'standin', version, target: 'onnx-cpu', precision: 'fp32', sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length,
-          inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: [], metrics: {}, createdAt: '2026-01-01T00:00:00Z',
-        };
-        writeFileSync(store.partPath(m), bytes);
-        store.stage({ partPath: store.partPath(m), manifest: m, signature: signManifest(m, privateKey), meta: { name: 'standin' } });
-      }
+      if (VERSIONS.includes(version) && !existsSync(store.versionDir(version))) stageStandIn(store, version, privateKey);
       const entry: DesiredModel = { version, healthWindowMs: 300 };
       const payload: DesiredPayload = { v: 1, rev, ts, ...(epoch !== undefined ? { epoch } : {}), models: { detector: entry } };
       link.emit('desired', payload);
@@ -69,14 +61,7 @@ async function device(dir: string) {
   };
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'ef-desired-epoch-'));
-  try {
-    await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) => withTempDir('ef-desired-epoch-', fn);
 
 test('a lower rev of another epoch (a reset server database) is followed at once; a stale message of the old epoch is not, nor is one of the same epoch', async () => {
   await withDir(async (dir) => {

@@ -7,18 +7,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DESIRED_RESET_MIN_GAP_MS, OtaManager, type InstallStep, type OtaManagerOptions } from '../../agent/src/ota/ota-manager.js';
 import { ArtifactStore } from '../../agent/src/ota/artifact-store.js';
-import { signManifest, type Manifest } from '../../agent/src/protocol/manifest.js';
 import type { DesiredPayload } from '../../agent/src/protocol/index.js';
 import type { DesiredModel, OtaReport } from '../../agent/src/protocol/ota.js';
 import { waitFor } from '../helpers/wait.js';
 import { fakeDetector, fakeOtaLink } from '../helpers/ota-fakes.js';
+import { stageStandIn } from '../helpers/ota-store.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 const image = { width: 2, height: 2, data: new Uint8Array(12) };
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -46,14 +46,7 @@ async function harness(dir: string, o: Partial<OtaManagerOptions> & { versions?:
   const store = new ArtifactStore({ stateDir: join(dir, 'state'), role: 'detector', publicKeyPem, factory: { ...factory, manifest: undefined } });
   store.init();
   const stage = (version: string) => {
-    if (existsSync(store.versionDir(version))) return;
-    const bytes = `model ${version}`;
-    const m: Manifest = {
-      name: 'standin', version, target: 'onnx-cpu', precision: 'fp32', sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length,
-      inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: [], metrics: {}, createdAt: '2026-01-01T00:00:00Z',
-    };
-    writeFileSync(store.partPath(m), bytes);
-    store.stage({ partPath: store.partPath(m), manifest: m, signature: signManifest(m, privateKey), meta: { name: 'standin' } });
+    if (!existsSync(store.versionDir(version))) stageStandIn(store, version, privateKey);
   };
   const reports: OtaReport[] = [];
   const steps: Harness['steps'] = {};
@@ -81,14 +74,7 @@ async function harness(dir: string, o: Partial<OtaManagerOptions> & { versions?:
   };
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'ef-ota-manager-'));
-  try {
-    await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) => withTempDir('ef-ota-manager-', fn);
 
 /** A wall clock that NTP steps by `ms`, 100 ms after `stepSoon` (inside the health window when called at its start). */
 function steppedWallClock() {

@@ -9,29 +9,21 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OtaManager, type OtaManagerOptions } from '../../agent/src/ota/ota-manager.js';
 import { ArtifactStore } from '../../agent/src/ota/artifact-store.js';
-import { signManifest, type Manifest } from '../../agent/src/protocol/manifest.js';
 import type { DesiredPayload } from '../../agent/src/protocol/index.js';
 import type { DesiredModel, OtaReport } from '../../agent/src/protocol/ota.js';
 import { waitFor } from '../helpers/wait.js';
 import { fakeDetector, fakeOtaLink } from '../helpers/ota-fakes.js';
+import { stageStandIn, standInManifest } from '../helpers/ota-store.js';
 
 const image = { width: 2, height: 2, data: new Uint8Array(12) };
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
-
-function manifestOf(version: string): Manifest {
-  const bytes = `model ${version}`;
-  return {
-    name: 'standin', version, target: 'onnx-cpu', precision: 'fp32', sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length,
-    inputs: [], outputs: [], preprocess: {}, decoder: {}, labels: [], metrics: {}, createdAt: '2026-01-01T00:00:00Z',
-  };
-}
 
 function openStore(dir: string, factoryModelPath = join(dir, 'factory.onnx')): ArtifactStore {
   const store = new ArtifactStore({ stateDir: join(dir, 'state'), role: 'detector', publicKeyPem, factory: { version: '1.0.0', modelPath: factoryModelPath, manifest: undefined } });
@@ -40,11 +32,8 @@ function openStore(dir: string, factoryModelPath = join(dir, 'factory.onnx')): A
 }
 
 /** Puts `version` into the store as a download would (staged, not committed). */
-function stage(store: ArtifactStore, version: string): void {
-  const m = manifestOf(version);
-  writeFileSync(store.partPath(m), `model ${version}`);
-  store.stage({ partPath: store.partPath(m), manifest: m, signature: signManifest(m, privateKey), meta: { name: 'standin' } });
-}
+const stage = (store: ArtifactStore, version: string) => stageStandIn(store, version, privateKey);
+const manifestOf = standInManifest;
 
 /** Commits `versions` in order, each replacing the one before (as installs do). */
 function commitInOrder(store: ArtifactStore, versions: string[]): void {
