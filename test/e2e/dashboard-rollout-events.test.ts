@@ -6,17 +6,15 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startFleet, OPERATOR_PASSWORD, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
+import { CHROMIUM, CHROMIUM_ARGS as ARGS, chromiumSkip } from '../helpers/chromium.js';
 import { writeStandIn } from '../helpers/ota-models.js';
 import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const skip = existsSync(CHROMIUM) ? false : `needs ${CHROMIUM} (apt-get install chromium; scripts/setup.sh lists it)`;
+const skip = chromiumSkip;
 
 let fleet: TestFleet;
 let browser: Browser | undefined;

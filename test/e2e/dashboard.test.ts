@@ -6,25 +6,23 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { alertFixture, startFleet, type TestDevice, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
+import { CHROMIUM, CHROMIUM_ARGS as ARGS, chromiumSkip } from '../helpers/chromium.js';
 import { writeStandIn } from '../helpers/ota-models.js';
 import { startOtaAgent, type OtaTestAgent } from '../helpers/ota-agent.js';
 import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
 import type { TelemetryPayload } from '../../agent/src/protocol/index.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = 'test-artifacts/dashboard';
 const PASSWORD = 'test-operator-password';
-// Per docs: no GPU, no network side traffic, a fresh profile (launchPersistentContext's dir).
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-const skip = existsSync(CHROMIUM) ? false : `needs ${CHROMIUM} (apt-get install chromium; scripts/setup.sh lists it)`;
+const skip = chromiumSkip;
 let fleet: TestFleet | undefined;
 let ctx: BrowserContext | undefined;
 let dev: TestDevice;
