@@ -8,40 +8,21 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deviceProblem, type DeviceFs } from '../../agent/src/capture/device-check.js';
+import { gstSkip, runTsChild } from '../helpers/gst-child.js';
 
-let skip: string | false = false;
-try {
-  createRequire(import.meta.url)('gstreamer-superficial');
-} catch (err) {
-  skip = `gstreamer-superficial does not load (${(err as Error).message}): run ./scripts/setup.sh`;
-}
+const skip = gstSkip;
 
 interface ChildResult { frames: number; error: { code: string; message: string } | null; stats: { restarts: number; errors: number; lastError?: string }; delays: number[] }
 
 async function runSource(source: Record<string, unknown>, limitMs = 20_000): Promise<ChildResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/gst-source-child.ts', JSON.stringify(source)], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UV_THREADPOOL_SIZE: '16' },
-  });
-  let stdout = '', stderr = '';
-  child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
-  child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
-  let hung = false;
-  const timer = setTimeout(() => { hung = true; child.kill('SIGKILL'); }, limitMs);
-  try {
-    const [code] = await once(child, 'exit') as [number | null];
-    assert.equal(hung, false, `still running after ${limitMs} ms (stdout: ${stdout}, stderr: ${stderr})`);
-    assert.equal(code, 0, stderr);
-    return JSON.parse(stdout.trim()) as ChildResult;
-  } finally {
-    clearTimeout(timer);
-  }
+  const { hung, code, stdout, stderr } = await runTsChild('test/helpers/gst-source-child.ts', { args: [JSON.stringify(source)], limitMs });
+  assert.equal(hung, false, `still running after ${limitMs} ms (stdout: ${stdout}, stderr: ${stderr})`);
+  assert.equal(code, 0, stderr);
+  return JSON.parse(stdout.trim()) as ChildResult;
 }
 
 test('a v4l2 device that does not exist: the error says so, names the device, and the camera is retried with backoff', { skip }, async () => {

@@ -7,34 +7,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { gstSkip, runTsChild } from '../helpers/gst-child.js';
 
-let skip: string | false = false;
-try {
-  createRequire(import.meta.url)('gstreamer-superficial');
-} catch (err) {
-  skip = `gstreamer-superficial does not load (${(err as Error).message}): run ./scripts/setup.sh`;
-}
+const skip = gstSkip;
 
 /** Runs the child; resolves with its output, or with `hung: true` once it has run for `limitMs`. */
-async function runChild(env: Record<string, string>, limitMs: number): Promise<{ hung: boolean; code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/gst-stop-child.ts'], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UV_THREADPOOL_SIZE: '16', ...env },
-  });
-  let stdout = '', stderr = '';
-  child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
-  child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
-  let hung = false;
-  const timer = setTimeout(() => { hung = true; child.kill('SIGKILL'); }, limitMs);
-  try {
-    const [code] = await once(child, 'exit') as [number | null];
-    return { hung, code, stdout, stderr };
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const runChild = (env: Record<string, string>, limitMs: number) => runTsChild('test/helpers/gst-stop-child.ts', { env, limitMs });
 
 for (const stop of ['frames', 'abort'] as const) {
   const how = stop === 'frames' ? 'at maxFrames (run --frames)' : 'by abort (SIGTERM)';
