@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { TestContext } from 'node:test';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -94,4 +95,21 @@ export class InstallSandbox {
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Runs `fn` with a new sandbox, removed afterwards whatever `fn` does. */
+export function withSandbox(fn: (sb: InstallSandbox) => void): void {
+  const sb = new InstallSandbox();
+  try {
+    fn(sb);
+  } finally {
+    sb.remove();
+  }
+}
+
+/** Runs `fn` with a new sandbox (see withSandbox), or skips the test `t` where no sandbox can be made here. */
+export function inSandbox(t: TestContext, fn: (sb: InstallSandbox) => void): void {
+  const unavailable = sandboxUnavailable();
+  if (unavailable) { t.skip(unavailable); return; }
+  withSandbox(fn);
 }

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { InstallSandbox, makeRelease, sandboxUnavailable } from '../helpers/install-sandbox.js';
+import { inSandbox, makeRelease, withSandbox } from '../helpers/install-sandbox.js';
 
 const SECRET_AND_CONFIG = (config: string) => `
 mkdir -p /etc/edge-agent/credentials
@@ -17,10 +17,7 @@ J
 `;
 
 test('an upgrade whose release refuses the running config changes nothing and fails: current stays on the old release, no restart', { timeout: 60_000 }, (t) => {
-  const unavailable = sandboxUnavailable();
-  if (unavailable) return t.skip(unavailable);
-  const sb = new InstallSandbox();
-  try {
+  inSandbox(t, (sb) => {
     const v1 = makeRelease(sb.dir, '0.1.0');
     // 0.2.0 renamed the board preset this box's config names.
     const v2 = makeRelease(sb.dir, '0.2.0', { refuses: 'generic-x86' });
@@ -47,16 +44,11 @@ test('an upgrade whose release refuses the running config changes nothing and fa
     const noStart = sb.run(`${v3}/scripts/install-agent.sh --no-start`);
     assert.notEqual(noStart.status, 0, noStart.output);
     assert.equal(readlinkSync(join(sb.dir, 'opt/edge-agent/current')), 'releases/0.2.0');
-  } finally {
-    sb.remove();
-  }
+  });
 });
 
 test('a first install onto a config placed beforehand that the release refuses: installed, not started, and a failing exit code', { timeout: 60_000 }, (t) => {
-  const unavailable = sandboxUnavailable();
-  if (unavailable) return t.skip(unavailable);
-  const sb = new InstallSandbox();
-  try {
+  inSandbox(t, (sb) => {
     const v1 = makeRelease(sb.dir, '0.1.0', { refuses: 'generic-x86' });
     const r = sb.run(`${SECRET_AND_CONFIG('{ "deviceId": "cam-01", "board": "generic-x86", "cameras": [] }')}\n${v1}/scripts/install-agent.sh`);
     assert.notEqual(r.status, 0, r.output);
@@ -64,25 +56,17 @@ test('a first install onto a config placed beforehand that the release refuses: 
     assert.ok(!r.systemctl.some((c) => c.startsWith('restart')), r.systemctl.join('; '));
     assert.equal(readlinkSync(join(sb.dir, 'opt/edge-agent/current')), 'releases/0.1.0');
     // A first install that writes the example config is the normal case: it says to edit it, exit 0.
-    const fresh = new InstallSandbox();
-    try {
+    withSandbox((fresh) => {
       const v = makeRelease(fresh.dir, '0.1.0', { refuses: 'demo-01' });
       const f = fresh.run(`${v}/scripts/install-agent.sh`);
       assert.equal(f.status, 0, f.output);
       assert.match(f.output, /wrote \/etc\/edge-agent\/agent\.json from the example/);
-    } finally {
-      fresh.remove();
-    }
-  } finally {
-    sb.remove();
-  }
+    });
+  });
 });
 
 test('a stand-alone box (no link in agent.json) starts without a device secret; a joined one is not started without it', { timeout: 60_000 }, (t) => {
-  const unavailable = sandboxUnavailable();
-  if (unavailable) return t.skip(unavailable);
-  const sb = new InstallSandbox();
-  try {
+  inSandbox(t, (sb) => {
     const v1 = makeRelease(sb.dir, '0.1.0');
     const standAlone = sb.run(`mkdir -p /etc/edge-agent\necho '{ "deviceId": "cam-01", "cameras": [] }' > /etc/edge-agent/agent.json\n${v1}/scripts/install-agent.sh`);
     assert.equal(standAlone.status, 0, standAlone.output);
@@ -93,9 +77,7 @@ test('a stand-alone box (no link in agent.json) starts without a device secret; 
     assert.equal(joined.status, 0, joined.output);
     assert.ok(!joined.systemctl.some((c) => c.startsWith('restart')), joined.systemctl.join('; '));
     assert.match(joined.output, /not starting: agent\.json has a link but there is no device secret yet/);
-  } finally {
-    sb.remove();
-  }
+  });
 });
 
 test('the unit starts without the secret file: SetCredential= is the fallback for LoadCredential=device-secret', () => {
@@ -116,10 +98,7 @@ mount --bind ${sbDir}/oldnode /usr/bin/node
 `;
 
 test('with an old /usr/bin/node and Node 20 in /usr/local/bin, the unit is pointed at Node 20 (drop-in), which also runs check-config; with no Node 20 at all nothing is installed', { timeout: 60_000 }, (t) => {
-  const unavailable = sandboxUnavailable();
-  if (unavailable) return t.skip(unavailable);
-  const sb = new InstallSandbox();
-  try {
+  inSandbox(t, (sb) => {
     const v1 = makeRelease(sb.dir, '0.1.0');
     const r = sb.run(`${OLD_USR_BIN_NODE(sb.dir, { node20InLocal: true })}${SECRET_AND_CONFIG('{ "deviceId": "cam-01", "cameras": [] }')}\n${v1}/scripts/install-agent.sh`);
     assert.equal(r.status, 0, r.output);
@@ -138,17 +117,12 @@ test('with an old /usr/bin/node and Node 20 in /usr/local/bin, the unit is point
     assert.ok(existsSync(join(sb.dir, 'etc-upper/systemd/system/edge-agent.service.d/override.conf')));
 
     // Only the old node: refused before anything is installed.
-    const none = new InstallSandbox();
-    try {
+    withSandbox((none) => {
       const v = makeRelease(none.dir, '0.1.0');
       const n = none.run(`${OLD_USR_BIN_NODE(none.dir, { node20InLocal: false })}\n${v}/scripts/install-agent.sh`);
       assert.notEqual(n.status, 0, n.output);
       assert.match(n.output, /the agent needs Node\.js >= 20\.19, but \/usr\/bin\/node \(which the unit runs\) is v12\.22\.9/);
       assert.ok(!existsSync(join(none.dir, 'opt/edge-agent')), 'nothing installed');
-    } finally {
-      none.remove();
-    }
-  } finally {
-    sb.remove();
-  }
+    });
+  });
 });
