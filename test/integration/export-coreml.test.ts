@@ -46,15 +46,21 @@ function diffHwcChw(want: Float32Array, b: Blob): { maxAbs: number; lo: number; 
   return { maxAbs, lo, hi, rel: maxAbs / (hi - lo) };
 }
 
-test('BlazeFace .mlmodel (fp32, fp16, 8-bit weights): decoded layers evaluate like onnxruntime', async (t) => {
-  if (!existsSync(MODEL)) return t.skip(`${MODEL} missing (run ./scripts/setup.sh)`);
-  const meta = await loadModelMetadata(MODEL);
+/** BlazeFace's input for the first photo of assets/images/faces, and what onnxruntime gives on it. */
+async function faceFrameAndOrt(meta: Awaited<ReturnType<typeof loadModelMetadata>>) {
   let frame;
   for await (const f of modelInputs({ source: 'assets/images/faces', maxFrames: 1 }, meta.preprocess)) frame = f;
   assert.ok(frame);
   const ort = await new OrtAdapter().createSession({ modelPath: MODEL });
   const ref = await ort.run({ [meta.input ?? 'input']: { type: 'float32', dims: frame.dims, data: (frame.data as Float32Array).slice() } });
   await ort.dispose();
+  return { frame, ref };
+}
+
+test('BlazeFace .mlmodel (fp32, fp16, 8-bit weights): decoded layers evaluate like onnxruntime', async (t) => {
+  if (!existsSync(MODEL)) return t.skip(`${MODEL} missing (run ./scripts/setup.sh)`);
+  const meta = await loadModelMetadata(MODEL);
+  const { frame, ref } = await faceFrameAndOrt(meta);
   const [, H, W, C] = frame.dims;
   const chw = toChw(frame.data as Float32Array, H, W, C);
   // 8-bit linear weights: per-channel step (max-min)/255 on BlazeFace's weights costs a few % of range.
@@ -131,12 +137,7 @@ test('BlazeFace exported to Core ML: its metadata decodes the Core ML outputs in
   const m = decodeMlModel(readFileSync(out));
   // The decoder reads the Core ML outputs (the head maps before the final Reshapes), not the ONNX names.
   for (const n of decoderOutputNames(exported.decoder)) assert.ok(m.outputs.some((o) => o.name === n), `${n} is a Core ML output`);
-  let frame;
-  for await (const f of modelInputs({ source: 'assets/images/faces', maxFrames: 1 }, meta.preprocess)) frame = f;
-  assert.ok(frame);
-  const ort = await new OrtAdapter().createSession({ modelPath: MODEL });
-  const ref = await ort.run({ [meta.input ?? 'input']: { type: 'float32', dims: frame.dims, data: (frame.data as Float32Array).slice() } });
-  await ort.dispose();
+  const { frame, ref } = await faceFrameAndOrt(meta);
   const ctx = { transform: frame.transform, labels: meta.labels };
   const want = createDecoder(meta.decoder)(Object.fromEntries(Object.entries(ref.outputs).map(([k, v]) => [k, { dims: v.dims, data: v.data as Float32Array }])), { ...ctx, outputNames: Object.keys(ref.outputs) });
   // The bridge's side (docs/ios-bridge.md): each output with an output:<name> entry goes CHW → HWC, then to reshapeFromHWC, under its Core ML name.
