@@ -5,26 +5,19 @@
  * with metadata saying NCHW 320×320. Now an ONNX artifact must open in onnxruntime and the first
  * input's static dims must take the tensors the agent makes from the preprocess, for every target.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { generateKeyPairSync } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
-import { openDatabase } from '../../fleet-server/src/db/database.js';
-import { ModelRegistry } from '../../fleet-server/src/registry/model-registry.js';
 import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
+import { missingAssets } from '../helpers/assets.js';
+import { scratchRegistry } from '../helpers/registry.js';
 
 const SRC = 'assets/models/blazeface-back';
 const TFLITE = 'assets/tflite/face_detection_short_range.tflite';
-const dir = mkdtempSync(join(tmpdir(), 'ef-publish-loads-'));
-const db = openDatabase(':memory:');
-after(() => { db.close(); rmSync(dir, { recursive: true, force: true }); });
-const registry = new ModelRegistry(db, join(dir, 'data'));
-const key = generateKeyPairSync('ed25519').privateKey;
-const missing = [join(SRC, 'model.onnx'), TFLITE].filter((p) => !existsSync(p));
-const skip = missing.length ? `${missing.join(', ')} missing (run ./scripts/setup.sh)` : false;
+const { dir, registry, key } = scratchRegistry('ef-publish-loads-');
+const skip = missingAssets(join(SRC, 'model.onnx'), TFLITE);
 
 type Meta = { preprocess: { width: number; height: number; layout: string; multipleOf?: number } };
 const srcMeta = (): Meta & Record<string, unknown> => JSON.parse(readFileSync(join(SRC, 'model.meta.json'), 'utf8')) as Meta & Record<string, unknown>;

@@ -2,23 +2,17 @@
  * An empty model.meta.json or a gate.json cut short made `fleetctl model publish DIR` fail with
  * "Unexpected end of JSON input", naming no file. Now the refusal names the file and how to write it again.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { generateKeyPairSync } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDatabase } from '../../fleet-server/src/db/database.js';
-import { ModelRegistry } from '../../fleet-server/src/registry/model-registry.js';
 import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
+import { missingAssets } from '../helpers/assets.js';
+import { scratchRegistry } from '../helpers/registry.js';
 
 const SRC = 'assets/models/blazeface-back';
-const dir = mkdtempSync(join(tmpdir(), 'ef-publish-files-'));
-const db = openDatabase(':memory:');
-after(() => { db.close(); rmSync(dir, { recursive: true, force: true }); });
-const registry = new ModelRegistry(db, join(dir, 'data'));
-const key = generateKeyPairSync('ed25519').privateKey;
-const skip = existsSync(join(SRC, 'model.onnx')) ? false : `${SRC} missing (run ./scripts/setup.sh)`;
+const { dir, registry, key } = scratchRegistry('ef-publish-files-');
+const skip = missingAssets(join(SRC, 'model.onnx'));
 
 function stage(name: string, meta: string, gate?: string): string {
   const d = join(dir, name);

@@ -6,21 +6,20 @@
  * metadata; a Core ML model, which only Apple hardware runs, is refused with what to do instead; and
  * INT8 content is recognised in all three formats.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
+import { missingAssets } from '../helpers/assets.js';
+import { tempDirForFile } from '../helpers/temp-dir.js';
 import { tfliteTensorTypes } from '../../fleet-server/src/export/tflite/inspect.js';
 import { TensorType } from '../../fleet-server/src/export/tflite/schema.js';
 
 const MODEL = 'assets/models/blazeface-back/model.onnx';
 const FACES = 'assets/images/faces';
-const dir = mkdtempSync(join(tmpdir(), 'ef-publish-exports-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-const missing = [MODEL, FACES].filter((p) => !existsSync(p));
-const skip = missing.length ? `${missing.join(', ')} missing (run ./scripts/setup.sh)` : false;
+const dir = tempDirForFile('ef-publish-exports-');
+const skip = missingAssets(MODEL, FACES);
 
 interface EvaluateJson { ok: boolean; report: { frames: number; referenceDetections: number; mapDrop: number; outputSnrDb: Record<string, number> } }
 

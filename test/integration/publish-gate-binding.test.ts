@@ -4,20 +4,19 @@
  * a passing gate.json, with that gate's mapDrop in its manifest. Now gate.json records the artifact's
  * sha256 and size, and the registry publish refuses (E_GATE) a file they do not describe.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
+import { missingAssets } from '../helpers/assets.js';
+import { tempDirForFile } from '../helpers/temp-dir.js';
 
 const MODEL = 'assets/models/blazeface-back/model.onnx';
 const FACES = 'assets/images/faces';
-const dir = mkdtempSync(join(tmpdir(), 'ef-gate-binding-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-const missing = [MODEL, FACES].filter((p) => !existsSync(p));
-const skip = missing.length ? `${missing.join(', ')} missing (run ./scripts/setup.sh)` : false;
+const dir = tempDirForFile('ef-gate-binding-');
+const skip = missingAssets(MODEL, FACES);
 
 async function quantize(out: string, extra: string[]): Promise<string> {
   const q = await runCli('fleetctl', ['model', 'quantize', '--model', MODEL, '--calib', FACES, '--frames', '2', '--no-gptq', ...extra, '-o', out], { timeoutMs: 120_000 });

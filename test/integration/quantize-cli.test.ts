@@ -4,13 +4,14 @@
  * `fleetctl model publish --precision int8`, which writes a build that passes the gate and refuses,
  * writing nothing, one that does not (ranges at the 1st percentile clip every activation).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { runCli } from '../helpers/cli.js';
+import { missingAssets } from '../helpers/assets.js';
+import { tempDirForFile } from '../helpers/temp-dir.js';
 import { assertOnnxChecks, onnxCheckerMissing } from '../helpers/onnx-checker.js';
 import { decodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { DataType } from '../../fleet-server/src/convert/onnx/model.js';
@@ -18,10 +19,8 @@ import { parseTrtCalibrationTable } from '../../fleet-server/src/quantize/trt-ta
 
 const MODEL = 'assets/models/blazeface-back/model.onnx';
 const FACES = 'assets/images/faces';
-const dir = mkdtempSync(join(tmpdir(), 'ef-quantize-cli-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-const missing = [MODEL, FACES].filter((p) => !existsSync(p));
-const skip = missing.length ? `${missing.join(', ')} missing (run ./scripts/setup.sh)` : false;
+const dir = tempDirForFile('ef-quantize-cli-');
+const skip = missingAssets(MODEL, FACES);
 
 interface QuantizeReport { method: string; calibrationFrames: number; sizeRatio: number; stats: { quantizedActivations: number; quantizedWeights: number }; ranges: Record<string, unknown> }
 interface EvaluateJson { ok: boolean; decision: { pass: boolean; reason: string }; report: { frames: number; agreementMap: number; mapDrop: number; atThreshold: { f1Drop: number } } }
