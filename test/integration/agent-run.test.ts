@@ -3,22 +3,19 @@
  * COCO detector, NDJSON out; and the failures an operator meets first, each with a clear message and
  * exit code instead of a hang.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCli } from '../helpers/cli.js';
+import { missingAssets } from '../helpers/assets.js';
+import { tempDirForFile } from '../helpers/temp-dir.js';
 
 const MODEL = resolve('assets/models/coco-centernet/model.onnx');
 const FACE_MODEL = resolve('assets/models/blazeface-back/model.onnx');
 const VIDEO = resolve('assets/video/vtest.avi');
-const missing = [MODEL, VIDEO].filter((p) => !existsSync(p));
-const skip = missing.length ? `needs ${missing.join(', ')} (run ./scripts/setup.sh)` : false;
-let dir: string;
-
-before(() => { dir = mkdtempSync(join(tmpdir(), 'ef-run-')); });
-after(() => rmSync(dir, { recursive: true, force: true }));
+const skip = missingAssets(MODEL, VIDEO);
+const dir = tempDirForFile('ef-run-');
 
 function writeConfig(name: string, patch: { source?: Record<string, unknown>; model?: string; schedule?: Record<string, unknown> }): string {
   const cfg = {

@@ -3,22 +3,19 @@
  * model rolled out next will bring is a warning (printed, exit 0), since refusing it kept the agent
  * from starting and so from ever receiving that model.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { runCli } from '../helpers/cli.js';
+import { missingAssets } from '../helpers/assets.js';
+import { tempDirForFile } from '../helpers/temp-dir.js';
 
 const MODEL = resolve('assets/models/coco-centernet/model.onnx');
 const FACE_MODEL = resolve('assets/models/blazeface-back/model.onnx');
-const missing = [MODEL, FACE_MODEL].filter((p) => !existsSync(p));
-const skip = missing.length ? `needs ${missing.join(', ')} (run ./scripts/setup.sh)` : false;
-let dir: string;
-
-before(() => { dir = mkdtempSync(join(tmpdir(), 'ef-check-warn-')); });
-after(() => rmSync(dir, { recursive: true, force: true }));
+const skip = missingAssets(MODEL, FACE_MODEL);
+const dir = tempDirForFile('ef-check-warn-');
 
 function writeConfig(name: string, opts: { ota: boolean; classes: string[]; labels?: string[] }): string {
   writeFileSync(join(dir, 'fleet.pub'), 'key');
