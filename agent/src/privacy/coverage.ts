@@ -118,7 +118,7 @@ export class PrivacyCoverage {
     if (ptsNs === obs.ptsNs) return obs.regions;
     const dtS = (ptsNs - obs.ptsNs) / 1e9;
     return obs.regions.map((r) => {
-      const v = prev ? velocityOf(r, prev, obs) : { vx: 0, vy: 0 };
+      const v = prev ? centreVelocity(r, prev.regions, (obs.ptsNs - prev.ptsNs) / 1e9, (a, b) => a.kind === b.kind) : { vx: 0, vy: 0 };
       const moved = { x: r.box.x + v.vx * dtS, y: r.box.y + v.vy * dtS, w: r.box.w, h: r.box.h };
       const hull = union(r.box, moved);
       const grow = this.opts.growFracPerSecond * Math.abs(dtS);
@@ -133,20 +133,23 @@ function contains(outer: Box, inner: Box): boolean {
   return inner.x >= outer.x && inner.y >= outer.y && inner.x + inner.w <= outer.x + outer.w && inner.y + inner.h <= outer.y + outer.h;
 }
 
-/** Pixels per second of the region's centre, from its best IoU match in the previous observation. */
-function velocityOf(r: PrivacyRegion, prev: PrivacyObservation, cur: PrivacyObservation): { vx: number; vy: number } {
-  let match: PrivacyRegion | undefined;
+/**
+ * Pixels per second of `item`'s box centre, from its best IoU match (above 0.1) among the `prev`
+ * boxes that `same` admits, seen `dtS` seconds earlier; zero without one. Face regions and the
+ * persons carried for head bands are moved with it.
+ */
+export function centreVelocity<T extends { box: Box }>(item: T, prev: readonly T[], dtS: number, same: (a: T, b: T) => boolean): { vx: number; vy: number } {
+  let match: T | undefined;
   let bestIou = 0.1;
-  for (const p of prev.regions) {
-    if (p.kind !== r.kind) continue;
-    const o = iou(p.box, r.box);
+  for (const p of prev) {
+    if (!same(p, item)) continue;
+    const o = iou(p.box, item.box);
     if (o > bestIou) { bestIou = o; match = p; }
   }
-  const dt = (cur.ptsNs - prev.ptsNs) / 1e9;
-  if (!match || dt <= 0) return { vx: 0, vy: 0 };
+  if (!match || dtS <= 0) return { vx: 0, vy: 0 };
   return {
-    vx: (r.box.x + r.box.w / 2 - (match.box.x + match.box.w / 2)) / dt,
-    vy: (r.box.y + r.box.h / 2 - (match.box.y + match.box.h / 2)) / dt,
+    vx: (item.box.x + item.box.w / 2 - (match.box.x + match.box.w / 2)) / dtS,
+    vy: (item.box.y + item.box.h / 2 - (match.box.y + match.box.h / 2)) / dtS,
   };
 }
 

@@ -7,7 +7,7 @@
  */
 import type { Box, Detection } from '../types.js';
 import { iou } from '../decode/nms.js';
-import type { PrivacyRegion } from './coverage.js';
+import { centreVelocity, type PrivacyRegion } from './coverage.js';
 import type { HeadBandSpec } from './schema.js';
 
 /** The configured top band of a person box. */
@@ -88,7 +88,7 @@ export function personsAt(observations: readonly BoxesObservation[], ptsNs: numb
     const nearer = seen.length;
     for (const d of o.boxes) {
       if (!opts.band.labels.includes(d.label)) continue;
-      const v = prev ? velocityOf(d, prev, o) : { vx: 0, vy: 0 };
+      const v = prev ? centreVelocity(d, prev.boxes, (o.ptsNs - prev.ptsNs) / 1e9, (a, b) => a.label === b.label) : { vx: 0, vy: 0 };
       const moved = { x: d.box.x + v.vx * dS, y: d.box.y + v.vy * dS, w: d.box.w, h: d.box.h };
       if (seen.slice(0, nearer).some((b) => iou(b, moved) >= SAME_PERSON_IOU)) continue;
       seen.push(moved);
@@ -96,20 +96,6 @@ export function personsAt(observations: readonly BoxesObservation[], ptsNs: numb
     }
   }
   return persons;
-}
-
-/** Pixels per second of a box's centre, from its best IoU match (same label) in the observation before. */
-function velocityOf(d: Detection, prev: BoxesObservation, cur: BoxesObservation): { vx: number; vy: number } {
-  let match: Detection | undefined;
-  let best = 0.1;
-  for (const p of prev.boxes) {
-    if (p.label !== d.label) continue;
-    const o = iou(p.box, d.box);
-    if (o > best) { best = o; match = p; }
-  }
-  const dt = (cur.ptsNs - prev.ptsNs) / 1e9;
-  if (!match || dt <= 0) return { vx: 0, vy: 0 };
-  return { vx: (centreX(d.box) - centreX(match.box)) / dt, vy: (centreY(d.box) - centreY(match.box)) / dt };
 }
 
 /**
