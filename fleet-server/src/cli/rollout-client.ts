@@ -24,7 +24,7 @@ export function renderStatus(s: RolloutStatus): string {
   const lines = [
     `${s.id}  ${s.model}@${s.version} (${s.platform}) → ${s.target}  state ${s.state.toUpperCase()}  wave ${s.wave + 1}/${s.waves.length} (${s.waves.join('/')}%)`,
     ...(s.reason ? [`reason: ${s.reason}`] : []),
-    `devices ${s.totals.devices}: succeeded ${s.totals.succeeded}, assigned ${s.totals.assigned}, failed ${s.totals.failed}, rolled back ${s.totals.rolledBack}, pending ${s.totals.pending}; running ${s.version} by their reports: ${s.totals.runningVersion}`,
+    `devices ${s.totals.devices}: succeeded ${s.totals.succeeded}, assigned ${s.totals.assigned}, failed ${s.totals.failed}, rolled back ${s.totals.rolledBack}, pending ${s.totals.pending}, never sent ${s.totals.notSent ?? 0}; running ${s.version} by their reports: ${s.totals.runningVersion}`,
     `${'DEVICE'.padEnd(24)} ${'WAVE'.padEnd(5)} ${'STATUS'.padEnd(12)} ${'RUNS'.padEnd(12)} ${'PHASE'.padEnd(12)} REASON`,
     ...s.devices.map((d) => `${d.deviceId.padEnd(24)} ${String(d.wave + 1).padEnd(5)} ${d.status.padEnd(12)} ${(d.reported.version ?? '-').padEnd(12)} ${(d.reported.phase ?? '-').padEnd(12)} ${d.reason ?? ''}`),
   ];

@@ -87,6 +87,13 @@ const OTA_MIGRATIONS: string[] = [
    CREATE INDEX rollout_devices_assigned ON rollout_devices (rollout_id) WHERE status = 'assigned';
    CREATE INDEX rollout_devices_failed_unknown_previous ON rollout_devices (device_id)
      WHERE status = 'failed' AND json_extract(previous_json, '$.version') IS NULL;`,
+  // A rollout aborted or rolled back before a wave left that wave's devices `pending` for good; they
+  // end `not-sent` now (rollout-store.ts setState, whose reason this repeats), and so do the rows of
+  // rollouts that ended before this step.
+  `UPDATE rollout_devices SET status = 'not-sent',
+     reason = 'never sent: the rollout was ' || (SELECT CASE r.state WHEN 'aborted' THEN 'aborted' ELSE 'rolled back' END
+       FROM rollouts r WHERE r.id = rollout_devices.rollout_id) || ' before its wave'
+     WHERE status = 'pending' AND rollout_id IN (SELECT id FROM rollouts WHERE state IN ('aborted', 'rolled-back'));`,
 ];
 
 export function migrateOta(db: Db): void {

@@ -39,7 +39,7 @@ export interface RolloutEngineOptions {
 }
 
 export interface RolloutStatus extends RolloutRecord {
-  totals: { devices: number; pending: number; assigned: number; succeeded: number; failed: number; rolledBack: number; runningVersion: number };
+  totals: { devices: number; pending: number; assigned: number; succeeded: number; failed: number; rolledBack: number; notSent: number; runningVersion: number };
   waveSizes: number[];
   devices: (RolloutDeviceRecord & { reported: { version: string | null; phase: string | null; reason: string | null } })[];
 }
@@ -168,7 +168,7 @@ export class RolloutEngine {
     const all = this.opts.store.list();
     const later = all.slice(all.findIndex((o) => o.id === id) + 1).find((o) => o.role === r.role && o.state !== 'rolled-back');
     if (later) throw new RolloutError('E_STATE', `Rollout ${later.id} (${later.model}@${later.version}, ${later.state}) came after ${id} for role ${r.role}; roll it back first.`);
-    this.devs.rollback(r, this.opts.store.devices(id).filter((d) => d.status !== 'pending'));
+    this.devs.rollback(r, this.opts.store.devices(id).filter((d) => d.status !== 'pending' && d.status !== 'not-sent'));
     this.setState(id, 'rolled-back', reason);
     this.flushChanges();
     return this.must(id);
@@ -186,7 +186,7 @@ export class RolloutEngine {
       ...r, waveSizes, devices: devs,
       totals: {
         devices: devs.length, pending: count('pending'), assigned: count('assigned'), succeeded: count('succeeded'), failed: count('failed'),
-        rolledBack: count('rolled-back'), runningVersion: devs.filter((d) => d.reported.version === r.version).length,
+        rolledBack: count('rolled-back'), notSent: count('not-sent'), runningVersion: devs.filter((d) => d.reported.version === r.version).length,
       },
     };
   }

@@ -43,7 +43,11 @@ export type RolloutSpec = Static<typeof RolloutSpecSchema>;
 export const rolloutSpecValidator = compileSchema(RolloutSpecSchema);
 
 export type RolloutState = 'running' | 'paused' | 'completed' | 'aborted' | 'rolled-back';
-export type RolloutDeviceStatus = 'pending' | 'assigned' | 'succeeded' | 'failed' | 'rolled-back';
+/**
+ * `not-sent`: still `pending` (its wave not reached) when the rollout was aborted or rolled back, so
+ * it was never sent the version and never will be; final, like succeeded, failed and rolled-back.
+ */
+export type RolloutDeviceStatus = 'pending' | 'assigned' | 'succeeded' | 'failed' | 'rolled-back' | 'not-sent';
 
 export interface RolloutRecord {
   id: string;
@@ -196,8 +200,19 @@ export class RolloutStore {
     }));
   }
 
+  /**
+   * Ending a rollout (aborted, rolled back) ends its devices still pending with it, as `not-sent`:
+   * left pending, they read as waiting for a wave that will never come.
+   */
   setState(id: string, state: RolloutState, reason: string | null, wave?: number): void {
-    this.db.prepare('UPDATE rollouts SET state = ?, reason = ?, wave = COALESCE(?, wave), updated_at_ms = ? WHERE id = ?').run(state, reason, wave ?? null, this.now(), id);
+    const at = this.now();
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE rollouts SET state = ?, reason = ?, wave = COALESCE(?, wave), updated_at_ms = ? WHERE id = ?').run(state, reason, wave ?? null, at, id);
+      if (state === 'aborted' || state === 'rolled-back') {
+        this.db.prepare("UPDATE rollout_devices SET status = 'not-sent', reason = ?, updated_at_ms = ? WHERE rollout_id = ? AND status = 'pending'")
+          .run(notSentReason(state), at, id);
+      }
+    }).immediate();
   }
 
   setDevice(id: string, deviceId: string, patch: { status: RolloutDeviceStatus; reason?: string | null; previousVersion?: string | null; assigned?: boolean }): void {
@@ -278,6 +293,11 @@ export class RolloutStore {
     })();
     return unique;
   }
+}
+
+/** Why a device still pending when its rollout ended was never sent the version. */
+export function notSentReason(state: 'aborted' | 'rolled-back'): string {
+  return `never sent: the rollout was ${state === 'aborted' ? 'aborted' : 'rolled back'} before its wave`;
 }
 
 function toRecord(r: RolloutRow): RolloutRecord {

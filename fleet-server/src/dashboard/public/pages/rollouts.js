@@ -135,7 +135,7 @@ function card(st, act, failure) {
     h('p', { class: 'muted' }, `${st.id} · ${st.role} on ${st.platform} · target ${st.target} · waves ${st.waves.join(' → ')}% · wave ${Math.min(st.wave + 1, st.waves.length)} of ${st.waves.length} · ${time(st.createdAtMs)}${st.reason ? ` · ${st.reason}` : ''}`),
     h('div', { class: 'progress', role: 'progressbar', 'aria-label': `Progress of ${label}`, 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': pct },
       bar, h('span', { class: 'pct' }, `${pct}%`)),
-    h('p', { class: 'muted' }, `${t.succeeded}/${t.devices} succeeded · ${t.assigned} installing · ${t.pending} pending · ${t.failed} failed · ${t.rolledBack} rolled back`),
+    h('p', { class: 'muted' }, `${t.succeeded}/${t.devices} succeeded · ${t.assigned} installing · ${t.pending} pending · ${t.failed} failed · ${t.rolledBack} rolled back${t.notSent ? ` · ${t.notSent} never sent` : ''}`),
     h('div', { class: 'table-wrap' }, h('table', { 'aria-label': `Devices of ${label}` },
       h('thead', {}, h('tr', {}, ['Device', 'Wave', 'Status', 'Reported', 'Previous'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, st.devices.map((d) => h('tr', {},
