@@ -6,8 +6,8 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ConfigIssue } from '../util/errors.js';
-import { loadModelMetadata, metadataPathFor } from '../model/metadata.js';
+import { ConfigError, describeError, type ConfigIssue } from '../util/errors.js';
+import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../model/metadata.js';
 import type { AgentConfig } from './schema.js';
 
 /** The labels a config's names are checked against, and where they come from (for the message). */
@@ -23,12 +23,20 @@ export interface KnownLabels {
  * The labels of the configured model (its .meta.json), and with `ota` also those of every version
  * installed over the air, any of which the agent may run at start (ArtifactStore's layout:
  * `<stateDir>/models/detector/versions/<v>/model.meta.json`): a class that only a newer installed
- * model has is not refused. Undefined when the configured model's metadata cannot be read; check-config
- * names the missing file and the model load reports a broken one.
+ * model has is not refused. No labels when the configured model's metadata file is missing (check-config
+ * names the missing file). A metadata file that is there but does not load (not JSON, not valid
+ * metadata) is an issue at /detector/model naming the file: the class names could not be checked, and
+ * check-config passed such a config while the agent then failed to load the model.
  */
-export async function knownLabels(cfg: AgentConfig): Promise<KnownLabels | undefined> {
-  const meta = await loadModelMetadata(cfg.detector.model).catch(() => undefined);
-  if (!meta) return undefined;
+export async function knownLabels(cfg: AgentConfig): Promise<{ known?: KnownLabels; issues: ConfigIssue[] }> {
+  const metaPath = metadataPathFor(cfg.detector.model);
+  if (!existsSync(metaPath)) return { issues: [] };
+  let meta: ModelMetadata;
+  try {
+    meta = await loadModelMetadata(cfg.detector.model);
+  } catch (err) {
+    return { issues: [{ path: '/detector/model', expected: `model metadata that loads in ${metaPath} (the labels the config's class names are checked against)`, received: brokenMetadata(err) }] };
+  }
   const labels = new Set(meta.labels);
   let installed = 0;
   if (cfg.ota) {
@@ -42,7 +50,15 @@ export async function knownLabels(cfg: AgentConfig): Promise<KnownLabels | undef
     }
   }
   const more = installed === 0 ? '' : installed === 1 ? ' or the version installed over the air' : ` or one of the ${installed} versions installed over the air`;
-  return { labels, source: `the model ${meta.name} ${meta.version}${more}`, listedIn: metadataPathFor(cfg.detector.model) };
+  return { known: { labels, source: `the model ${meta.name} ${meta.version}${more}`, listedIn: metaPath }, issues: [] };
+}
+
+/** What is wrong with a metadata file, on one line: the syntax error with its line and column, or each invalid field. */
+function brokenMetadata(err: unknown): string {
+  if (err instanceof ConfigError && err.issues.length) {
+    return `${err.issues.map((i) => `${i.path || '/'} expected ${i.expected} but received ${i.received}`).join('; ')}`;
+  }
+  return describeError(err).message.split('\n')[0];
 }
 
 /** Every name in detector.labels and in the rules' classes that `known` does not have, at its field. */

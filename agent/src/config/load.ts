@@ -32,13 +32,13 @@ export async function loadAgentConfig(path: string, opts: LoadAgentConfigOptions
   }
   const raw = parseJsonText(text, `Config file ${path}`);
   const cfg = resolvePaths(agentConfigValidator.parse(raw, `config ${path}`), dirname(resolve(path)));
-  const known = await knownLabels(cfg);
+  const { known, issues: metadataIssues } = await knownLabels(cfg);
   const unknown = known ? unknownLabelIssues(cfg, known) : [];
   // With ota, a class that no model on the box has yet may come with a model rolled out later: the
   // config is the one that must be in place for it. Refusing it stopped the agent at start (a restart
   // loop), so the OTA that brings the model never arrived. Without ota, nothing can add a label.
   const warnings = cfg.ota ? unknown.map((i) => unknownWithOta(i)) : [];
-  const issues = [...crossFieldIssues(cfg), ...(cfg.ota ? [] : unknown), ...droppedClassIssues(cfg, cfg.ota ? undefined : known)];
+  const issues = [...metadataIssues, ...crossFieldIssues(cfg), ...(cfg.ota ? [] : unknown), ...droppedClassIssues(cfg, cfg.ota ? undefined : known)];
   const onWarning = opts.onWarning ?? ((w: ConfigWarning) => moduleLogger('config').warn({ config: path, path: w.path, name: w.received }, w.message));
   for (const w of warnings) onWarning(w);
   if (issues.length) {

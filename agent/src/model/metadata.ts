@@ -9,6 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { DecoderSpec } from '../decode/spec.js';
 import { compileSchema } from '../util/schema.js';
 import { ModelError } from '../util/errors.js';
+import { parseJsonText } from '../config/json-text.js';
 
 export const PreprocessSpec = Type.Object({
   width: Type.Integer({ minimum: 1, description: 'model input width in pixels' }),
@@ -57,11 +58,13 @@ export async function loadModelMetadata(modelPath: string): Promise<ModelMetadat
     throw new ModelError(`Expected a metadata file ${metaPath} next to the model ${modelPath} but found none; ` +
       'write one (see configs/models/*.meta.json) or import the model with `fleetctl model import`, which writes it');
   }
+  const text = await readFile(metaPath, 'utf8');
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(metaPath, 'utf8'));
+    // Line and column (with the line shown) rather than V8's byte offset: these files are written by hand.
+    raw = parseJsonText(text, `Model metadata ${metaPath}`);
   } catch (err) {
-    throw new ModelError(`Model metadata ${metaPath} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new ModelError((err as Error).message, { cause: err });
   }
   return modelMetadataValidator.parse(raw, `model metadata ${metaPath}`);
 }
