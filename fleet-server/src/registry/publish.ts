@@ -198,6 +198,12 @@ export async function publishModelDir(registry: ModelRegistry, key: KeyObject, o
     if (absent.length) {
       throw new RegistryError('E_INPUT', `${metaPath} names a ${meta.decoder.type} decoder that reads ${absent.join(', ')}, which ${modelPath} does not output (it has ${outputs.map((o) => o.name).join(', ')}); write the export into its own directory with fleetctl model export, which sets the decoder the artifact needs.`);
     }
+    // The input the metadata names must be one of this file's: the agent's detector refuses such a
+    // model at load (agent/src/infer/detector.ts), so it would fail on every device it reached.
+    if (meta.input !== undefined && !inputs.some((i) => i.name === meta.input)) {
+      const has = inputs.map((i) => `${i.name}${i.dims ? ` [${i.dims.map((d) => d ?? '?').join(', ')}]` : ''}`).join(', ') || 'none';
+      throw new RegistryError('E_INPUT', `${metaPath} names the input "${meta.input}", which ${modelPath} does not have (its inputs: ${has}); set "input" in the metadata to one of them (or leave it out for the first), or publish the model that metadata was written for.`);
+    }
     // The metadata's named input first: the agent loads the first manifest input as the model input.
     inputs.sort((a, b) => (a.name === meta.input ? -1 : b.name === meta.input ? 1 : 0));
     const dimsWrong = inputs[0] && inputDimsMismatch(target, inputs[0].dims, meta.preprocess);
