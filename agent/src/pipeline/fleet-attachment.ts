@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import type { AgentConfig } from '../config/schema.js';
 import type { CameraStats, FrameResult, PipelineSinks } from './camera-pipeline.js';
 import type { AlertEvent } from '../rules/events.js';
-import type { Detection, Frame } from '../types.js';
+import type { Frame } from '../types.js';
 import { Counter } from 'prom-client';
 import { AgentLink, type AgentLinkOptions } from '../link/agent-link.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { MetricsServer } from '../telemetry/metrics-server.js';
 import { PrivacyStage } from '../privacy/stage.js';
+import { FrameBoxes } from '../privacy/frame-boxes.js';
 import { toAlertPayload } from '../rules/payload.js';
 import { ConfigError } from '../util/errors.js';
 import { moduleLogger } from '../util/log.js';
@@ -80,8 +81,8 @@ export class FleetAttachment {
   private readonly log = moduleLogger('fleet');
   private snapshotsWithheld = 0;
   private alertsNotQueued = 0;
-  /** Per camera: the detector's output on its last detected frame (before the label filter). */
-  private readonly lastDetections = new Map<string, Detection[]>();
+  /** Per camera: the boxes the privacy stage is given (tracks, and the last raw detections no track stands for). */
+  private readonly privacyBoxes = new FrameBoxes();
 
   constructor(private readonly opts: FleetAttachmentOptions) {
     const { config } = opts;
@@ -160,13 +161,9 @@ export class FleetAttachment {
         // The privacy detector sees every tracked box (vehicles carry plate regions between detections)
         // and the camera's latest raw detections: the tracker confirms a vehicle only on its second
         // detection and above its own score threshold, and detector.labels may drop "car" from the
-        // tracks; what is redacted must not depend on either.
-        if (r.detections) this.lastDetections.set(r.cameraId, r.detections);
-        const boxes: Detection[] = [
-          ...r.tracks.map((t) => ({ classId: t.classId, label: t.label, score: t.score, box: t.box })),
-          ...(this.lastDetections.get(r.cameraId) ?? []),
-        ];
-        await this.privacy.observe(r.frame, boxes);
+        // tracks; what is redacted must not depend on either. A detection a reported track was
+        // matched to is that track, given once (frame-boxes.ts).
+        await this.privacy.observe(r.frame, this.privacyBoxes.boxesFor(r.cameraId, r.detections, r.tracks));
         await inner?.onFrame?.(r);
       },
       onAlert: async (alert: AlertEvent, frame: Frame) => {
