@@ -34,10 +34,15 @@ export class PlateFinder {
   async find(image: RgbImage, detections: readonly Detection[]): Promise<PrivacyRegion[]> {
     const { spec, textDetector } = this.opts;
     if (!spec.enabled) return [];
-    const vehicles = detections.filter((d) => spec.vehicleLabels.includes(d.label) && d.score >= spec.minVehicleScore
-      && Math.min(d.box.w, d.box.h) >= spec.minVehicleSizePx)
+    const candidates = detections.filter((d) => spec.vehicleLabels.includes(d.label) && d.score >= spec.minVehicleScore);
+    // A vehicle box that cannot be placed (NaN from a broken decoder, an empty or negative size) says
+    // nothing of where its plate is. It is passed on as a region as it is, which the redactor refuses
+    // (redactor.ts), so the gate withholds the image (reason redaction-error), as for such a face
+    // box; the size filter below dropped it, and the image left as redacted with the plate in it.
+    const regions: PrivacyRegion[] = candidates.filter((d) => !placeable(d.box))
+      .map((d) => ({ kind: 'plate', source: 'band', score: d.score, box: d.box, paddingFrac: 0 }));
+    const vehicles = candidates.filter((d) => placeable(d.box) && Math.min(d.box.w, d.box.h) >= spec.minVehicleSizePx)
       .sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h);
-    const regions: PrivacyRegion[] = [];
     let textRuns = 0;
     for (const v of vehicles) {
       const crop = clipBox(v.box, image.width, image.height);
@@ -70,6 +75,11 @@ export function plateBand(vehicle: Box, band: PlatePrivacySpec['band']): Box {
   const top = Math.min(band.top, band.bottom), bottom = Math.max(band.top, band.bottom);
   const left = Math.min(band.left, band.right), right = Math.max(band.left, band.right);
   return { x: vehicle.x + vehicle.w * left, y: vehicle.y + vehicle.h * top, w: vehicle.w * (right - left), h: vehicle.h * (bottom - top) };
+}
+
+/** Finite, with a positive width and height: what the redactor can hide. */
+function placeable(b: Box): boolean {
+  return [b.x, b.y, b.w, b.h].every(Number.isFinite) && b.w > 0 && b.h > 0;
 }
 
 function centreInside(b: Box, area: Box): boolean {
