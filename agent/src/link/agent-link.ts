@@ -126,6 +126,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   private telemetryRefused = 0;
   private readonly telemetryRefusedPaths = new Set<string>();
   private readonly inboundDropped: Record<string, number> = {};
+  /** Why the agent is going down (reportFailure), for the offline state stop() publishes. */
+  private failure: StatePayload['health'];
 
   constructor(private readonly opts: AgentLinkOptions) {
     super();
@@ -264,8 +266,26 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     };
   }
 
-  private statePayload(online: boolean): StatePayload {
-    return { v: 1, online, ts: this.now(), ...this.opts.identity };
+  /**
+   * Records why the agent is going down (a hung inference run, a camera that cannot start): the
+   * offline state that stop() publishes then carries it as health `failed`, so the retained state says
+   * why the device went offline, not only that it did. Call it before stop().
+   */
+  reportFailure(err: unknown): void {
+    const e = describeError(err);
+    const reason = `${e.code}: ${e.message.split('\n')[0]}`;
+    // HealthSchema: reasons of at most 200 characters.
+    this.failure = { status: 'failed', reasons: [reason.length > 200 ? `${reason.slice(0, 199)}…` : reason] };
+  }
+
+  /**
+   * Online: health ok, which replaces the failure of the previous run in the retained state and the
+   * server's registry (it keeps the last health given). Offline: the failure reportFailure() recorded;
+   * none in the will (set at connect, it cannot know why the connection will end).
+   */
+  private statePayload(online: boolean, opts: { will?: boolean } = {}): StatePayload {
+    const health = online ? { status: 'ok' as const, reasons: [] } : opts.will ? undefined : this.failure;
+    return { v: 1, online, ts: this.now(), ...this.opts.identity, ...(health ? { health } : {}) };
   }
 
   private connect(): void {
@@ -281,7 +301,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       keepalive: this.opts.keepaliveS ?? 30,
       connectTimeout: this.opts.connectTimeoutMs ?? 10_000,
       reconnectPeriod: 0,
-      will: { topic: topics.state(this.deviceId), payload: Buffer.from(JSON.stringify(this.statePayload(false))), qos: 1, retain: true },
+      will: { topic: topics.state(this.deviceId), payload: Buffer.from(JSON.stringify(this.statePayload(false, { will: true }))), qos: 1, retain: true },
       ...(this.opts.caPem ? { ca: this.opts.caPem, rejectUnauthorized: true } : {}),
       ...(this.opts.servername ? { servername: this.opts.servername } : {}),
     };

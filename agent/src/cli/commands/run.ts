@@ -45,6 +45,8 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
       });
       summary = await started.run(ac.signal);
     } catch (err) {
+      // The offline state published on the way out says why (E_INFER_TIMEOUT, a camera that cannot start).
+      fleet?.link?.reportFailure(err);
       summary = (err as { summary?: RunSummary }).summary as RunSummary;
       if (summary && values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       throw err;

@@ -1,0 +1,67 @@
+/**
+ * The retained `state` of an agent that goes down on a failure (a hung inference run: E_INFER_TIMEOUT)
+ * said only `online: false`; its `health` now says why, and the next start's online state says ok
+ * again (the server's registry keeps the last health it was given). Real broker (embedded aedes).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import mqtt from 'mqtt';
+import { startFleet, type TestDevice, type TestFleet } from '../helpers/fleet.js';
+import { waitFor } from '../helpers/wait.js';
+import { InferenceTimeoutError } from '../../platform-adapters/worker-calls.js';
+import type { StatePayload } from '../../agent/src/protocol/index.js';
+
+/** The retained state on the broker, read as the device (its ACL lets it read its own subtree). */
+async function retainedState(fleet: TestFleet, dev: TestDevice): Promise<StatePayload> {
+  const c = mqtt.connect(fleet.mqttUrl, { username: dev.id, password: dev.secret, protocolVersion: 4, reconnectPeriod: 0, clientId: `${dev.id}-reader` });
+  try {
+    await new Promise<void>((resolve, reject) => { c.once('connect', () => resolve()); c.once('error', reject); });
+    let timer: NodeJS.Timeout | undefined;
+    const got = new Promise<StatePayload>((resolve, reject) => {
+      c.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()) as StatePayload));
+      timer = setTimeout(() => reject(new Error('no retained state within 5 s')), 5000);
+    });
+    c.subscribe(`ef/v1/dev/${dev.id}/state`, { qos: 1 });
+    return await got.finally(() => clearTimeout(timer));
+  } finally {
+    c.end(true);
+  }
+}
+
+test('an agent that exits on a hung inference leaves a retained offline state whose health says why; its next start says ok', async (t) => {
+  const fleet = await startFleet({ broker: 'aedes' });
+  t.after(() => fleet.stop());
+  const dev = fleet.addDevice('cam-hang');
+  const link = fleet.agentLink(dev);
+  link.start();
+  await link.waitConnected(10_000);
+  await waitFor('online', () => fleet.server.devices.get(dev.id)?.online === true);
+
+  link.reportFailure(new InferenceTimeoutError('Inference on /opt/edge-agent/models/det.onnx', 20_000));
+  await link.stop();
+  const state = await retainedState(fleet, dev);
+  assert.equal(state.online, false);
+  assert.equal(state.health?.status, 'failed');
+  assert.equal(state.health?.reasons.length, 1);
+  assert.match(state.health!.reasons[0], /^E_INFER_TIMEOUT: Inference on \/opt\/edge-agent\/models\/det\.onnx did not answer within 20000 ms/);
+  assert.ok(state.health!.reasons[0].length <= 200);
+  const record = await waitFor('offline with the reason in the registry', () => {
+    const d = fleet.server.devices.get(dev.id);
+    return d?.online === false && d.health?.status === 'failed' ? d : undefined;
+  });
+  assert.match(record.health!.reasons[0], /^E_INFER_TIMEOUT: /);
+
+  // Restarted: online, and the failure of the previous run no longer shows.
+  const again = fleet.agentLink(dev);
+  again.start();
+  await again.waitConnected(10_000);
+  await waitFor('online and ok again', () => {
+    const d = fleet.server.devices.get(dev.id);
+    return d?.online === true && d.health?.status === 'ok';
+  });
+  // A clean stop (no failure reported) says nothing of a failure.
+  await again.stop();
+  const clean = await retainedState(fleet, dev);
+  assert.equal(clean.online, false);
+  assert.equal(clean.health, undefined);
+});
