@@ -90,7 +90,7 @@ test('nothing unredacted reaches the broker; stale and failed frames are withhel
   const failed = await gate.submit(frameAt(1100), 'alert-snapshot');
   failing = false;
   await privacy.run(frameAt(1200));
-  const recovered = await gate.submit(frameAt(1200), 'debug-stream');
+  const recovered = await gate.submit(frameAt(1200), 'alert-snapshot');
   assert.deepEqual([covered.released, stale.released, failed.released, recovered.released], [true, false, false, true]);
 
   await waitFor('2 alerts at the subscriber', () => received.length >= 2);

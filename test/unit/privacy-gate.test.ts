@@ -39,7 +39,7 @@ test('a covered frame is redacted and released; a stale one is withheld and coun
   assert.equal(sent.length, 1);
   assert.equal(sent[0].regions.length, 1);
   assert.equal((await sharp(sent[0].jpeg).metadata()).format, 'jpeg');
-  const stale = await gate.submit(frame(500 * MS), 'sample-upload');
+  const stale = await gate.submit(frame(500 * MS), 'alert-snapshot');
   assert.deepEqual([stale.released, !stale.released && stale.reason], [false, 'stale']);
   assert.equal(sent.length, 1, 'a stale frame reached the sink');
   const m = metrics.snapshot();
@@ -59,7 +59,7 @@ test('a failing privacy detector makes the gate withhold frames from that pts on
   await detector.run(frame(0));
   fail = true;
   await assert.rejects(detector.run(frame(40 * MS)), /worker died/);
-  const r = await gate.submit(frame(40 * MS), 'debug-stream');
+  const r = await gate.submit(frame(40 * MS), 'alert-snapshot');
   assert.deepEqual([r.released, !r.released && r.reason], [false, 'failed']);
   assert.equal(sent.length, 0);
   assert.equal(metrics.snapshot().detectorFailures, 1);

@@ -33,12 +33,12 @@ test('the stage detects every n-th frame, tracks between, and withholds after a 
   assert.deepEqual([r.released, !r.released && r.reason], [false, 'failed']);
   fail = false;
   for (const i of [7, 8, 9]) await s2.observe(frame(i), []);
-  assert.equal((await s2.submit(frame(9), 'debug-stream')).released, true);
+  assert.equal((await s2.submit(frame(9), 'alert-snapshot')).released, true);
   assert.equal(sent.length, 2);
   assert.equal(s2.metrics.snapshot().detectorFailures, 1);
   await s2.stop();
   await s2.stop();
-  assert.equal((await s2.submit(frame(9), 'debug-stream')).released, false, 'a stopped stage releases nothing');
+  assert.equal((await s2.submit(frame(9), 'alert-snapshot')).released, false, 'a stopped stage releases nothing');
 });
 
 test('two cameras: one camera\'s detections never cover the other\'s frame at the same pts', async () => {

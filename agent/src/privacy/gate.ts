@@ -1,6 +1,6 @@
 /**
- * The one gate every image passes before it may leave the device (alert snapshots today; the other
- * purposes name paths that do not exist yet and must come through here). It looks up the privacy regions that cover the image's pts, hides them, encodes
+ * The one gate every image passes before it may leave the device (alert snapshots, the only images
+ * that leave today; a new path adds its purpose to ImagePurpose and comes through here). It looks up the privacy regions that cover the image's pts, hides them, encodes
  * a JPEG and hands it to the sink. If no privacy detection covers the image (stale, failed, never
  * ran) it withholds the image, or with policy `blur-all` releases it fully blurred; both counted.
  * The sink's argument type can only be made here (a private brand), so code that publishes images
@@ -15,7 +15,8 @@ import type { PrivacyMetrics, WithholdReason } from './metrics.js';
 import { blurWholeImage, encodeJpeg, redactImage } from './redactor.js';
 import { SNAPSHOT_MAX_JPEG_BYTES } from '../protocol/payloads.js';
 
-export type ImagePurpose = 'alert-snapshot' | 'sample-upload' | 'debug-stream';
+/** Why an image leaves, as the redacted-images metric counts it (`purpose`): only what something sends. */
+export type ImagePurpose = 'alert-snapshot';
 
 declare const redactedBrand: unique symbol;
 
