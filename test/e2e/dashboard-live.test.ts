@@ -172,7 +172,8 @@ test('a stream the server refused (503: all slots taken) is reopened once a slot
 
     // The session ends elsewhere (a logout with the same cookie): the stream is closed, its reconnect refused with 401.
     const cookie = (await ctx.cookies(fleet.httpUrl)).find((c) => c.name === 'ef_session')!;
-    assert.equal((await fetch(`${fleet.httpUrl}/api/logout`, { method: 'POST', headers: { cookie: `ef_session=${cookie.value}` } })).status, 200);
+    // As the browser would send it: with its page's Origin (a cookie POST without one is refused).
+    assert.equal((await fetch(`${fleet.httpUrl}/api/logout`, { method: 'POST', headers: { cookie: `ef_session=${cookie.value}`, origin: fleet.httpUrl } })).status, 200);
     await page.getByRole('button', { name: 'Log in' }).waitFor({ timeout: 15_000 });
     assert.equal(await page.locator('#top').isHidden(), true);
     assert.deepEqual(errors, [], 'no script errors in the page');

@@ -90,8 +90,9 @@ test('session cookie opens /api/events; alerts, telemetry and state arrive live;
   assert.equal(status.body.events.clients, 1);
   assert.equal(status.body.events.dropped, 0);
 
-  // Logout clears the cookie and the session.
-  const out = await fetch(`${f.httpUrl}/api/logout`, { method: 'POST', headers: { cookie } });
+  // Logout clears the cookie and the session. A browser sends its page's Origin with the cookie: a
+  // POST with the cookie and neither Origin nor Referer is refused as possibly cross-origin.
+  const out = await fetch(`${f.httpUrl}/api/logout`, { method: 'POST', headers: { cookie, origin: f.httpUrl } });
   assert.match(out.headers.get('set-cookie') ?? '', /^ef_session=; .*Max-Age=0/);
   assert.equal((await fetch(`${f.httpUrl}/api/devices`, { headers: { cookie } })).status, 401);
   // ...and the stream opened with it: it ends at the next event instead of delivering it.

@@ -15,6 +15,7 @@ import type { OperatorStore } from '../db/operators.js';
 import type { TelemetryStore } from '../db/telemetry.js';
 import { clearedSessionCookie, sessionCookie, sessionFromCookie } from '../dashboard/session-cookie.js';
 import { LoginThrottle } from './login-throttle.js';
+import { crossOriginRefusal } from './origin-check.js';
 
 export interface HttpApiOptions {
   host: string;
@@ -39,6 +40,11 @@ export interface HttpApiOptions {
   groupMembers?: (group: string) => string[];
   /** Lets later modules (OTA, dashboard) add routes before listen. */
   extend?: (app: FastifyInstance, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>) => void | Promise<void>;
+  /**
+   * Origins besides the server's own (its Host, or a proxy's X-Forwarded-Host) whose pages may
+   * change state with the session cookie: the public address behind a proxy that rewrites Host.
+   */
+  allowedOrigins?: string[];
   /** Routes that need no operator (the dashboard's static files and login page). */
   extendPublic?: (app: FastifyInstance) => void | Promise<void>;
 }
@@ -86,6 +92,12 @@ export class HttpApi {
     // Fastify's own ajv coerces query strings to the declared types (limit=5 → 5).
     const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
     const auth = async (req: FastifyRequest, reply: FastifyReply) => {
+      // A page of another origin posting with the operator's cookie (origin-check.ts).
+      const crossOrigin = crossOriginRefusal(req, o.allowedOrigins);
+      if (crossOrigin) {
+        await reply.code(403).send({ error: { code: 'E_CROSS_ORIGIN', message: crossOrigin } });
+        return;
+      }
       const token = requestToken(req);
       const user = token ? o.operators.authenticate(token) : undefined;
       if (!user) {

@@ -53,6 +53,12 @@ export const FleetConfigSchema = Type.Object({
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
     /** Serve GET /metrics without a token (for a Prometheus on a trusted network). */
     publicMetrics: Type.Boolean({ default: false }),
+    /**
+     * Public origins of the dashboard (e.g. https://fleet.example.com) behind a proxy that rewrites
+     * the Host header and sets no X-Forwarded-Host: a POST/PUT/DELETE with the session cookie from
+     * any other origin than the server's own is refused (403 E_CROSS_ORIGIN).
+     */
+    allowedOrigins: Type.Array(Type.String({ pattern: '^https?://[^/?#]+$' }), { maxItems: 16, default: [] }),
   }, { additionalProperties: false, default: {} }),
   operator: Type.Object({
     username: Type.String({ default: 'admin', minLength: 1, maxLength: 64 }),
