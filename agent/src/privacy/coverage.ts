@@ -41,11 +41,19 @@ export type Coverage =
 export interface CoverageOptions {
   maxAgeMs: number;
   growFracPerSecond: number;
-  /** Observations kept (bounded); older ones are dropped. */
-  history?: number;
+  /**
+   * The most observations kept per camera (MAX_OBSERVATIONS when absent), whatever their age: the
+   * bound on memory. Within it, those within `maxAgeMs` of the newest are kept (see `record`).
+   */
+  maxObservations?: number;
 }
 
 const NS_PER_MS = 1e6;
+/**
+ * Per camera: 500 ms (the default maxAgeMs) of observations at up to 480 runs a second, far above
+ * any camera here; a window that would need more keeps its newest.
+ */
+const MAX_OBSERVATIONS = 256;
 
 interface SourceState {
   history: PrivacyObservation[];
@@ -57,7 +65,7 @@ export class PrivacyCoverage {
   private readonly keep: number;
 
   constructor(private readonly opts: CoverageOptions) {
-    this.keep = Math.max(2, opts.history ?? 8);
+    this.keep = Math.max(2, opts.maxObservations ?? MAX_OBSERVATIONS);
   }
 
   private source(id: string | undefined): SourceState {
@@ -69,11 +77,23 @@ export class PrivacyCoverage {
     return s;
   }
 
+  /**
+   * Keeps the observations within `maxAgeMs` of the newest, and the one just before them (the
+   * velocity of the oldest is measured against it), at most `maxObservations`. Eight were kept,
+   * whatever the rate: at 30 fps 267 ms, so a face found 300-500 ms before a frame in which the
+   * detector missed it no longer covered that frame. An observation far (over `maxAgeMs`) before the
+   * newest is a camera whose pts started again: the history before it belongs to the old timeline.
+   */
   record(obs: PrivacyObservation): void {
     const s = this.source(obs.sourceId);
+    const maxAgeNs = this.opts.maxAgeMs * NS_PER_MS;
+    const newest = s.history.at(-1)?.ptsNs;
+    const ref = newest === undefined || obs.ptsNs > newest || newest - obs.ptsNs > maxAgeNs ? obs.ptsNs : newest;
     s.history.push(obs);
     s.history.sort((a, b) => a.ptsNs - b.ptsNs);
-    while (s.history.length > this.keep) s.history.shift();
+    const kept = s.history.filter((o) => Math.abs(o.ptsNs - ref) <= maxAgeNs);
+    const before = s.history.filter((o) => o.ptsNs < ref - maxAgeNs).at(-1);
+    s.history = (before ? [before, ...kept] : kept).slice(-this.keep);
     if (s.lastFailure && obs.ptsNs >= s.lastFailure.ptsNs) s.lastFailure = undefined;
   }
 
