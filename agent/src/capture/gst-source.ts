@@ -10,6 +10,7 @@
  *   when the camera closes the connection, or ~30 s after it stops sending) is restarted like an error.
  * - A camera whose pipeline cannot start (a v4l2 device that is missing, not a video device, or not
  *   ours to open) is an error that says so, restarted like any other: a USB camera may come back.
+ *   So is a file, test or raw pipeline source that cannot start, under its own restart policy.
  * - gstreamer-superficial does not expose buffer timestamps, so ptsNs is derived from the negotiated
  *   framerate (exact for constant-rate files) or, for variable-rate sources, from the capture clock.
  */
@@ -192,7 +193,9 @@ export class GstFrameSource {
       let startFailed = false;
       let stoppedToRead = false;
       let fallback: NodeJS.Timeout | undefined;
-      const outcome = (): AttemptEnd => (startFailed ? { kind: 'error', fatal: false, message: this.startFailure(busMessage, busError) }
+      // A camera whose appsink never started failed to start; another source whose appsink reads
+      // eos at once may also have had an empty stream (see below), so it failed only if an element said so.
+      const outcome = (): AttemptEnd => (startFailed && (CAMERA_KINDS.has(cfg.kind) || busError) ? { kind: 'error', fatal: false, message: this.startFailure(busMessage, busError) }
         : busError ? { kind: 'error', fatal: false, message: busError }
         : ctx.stopped() || (cfg.maxFrames > 0 && this.stats.framesIn >= cfg.maxFrames) ? { kind: 'stopped' } : { kind: 'eos' });
       // Ends the attempt. Called from the bus callback whenever possible: gstreamer-superficial
@@ -275,11 +278,14 @@ export class GstFrameSource {
         void queue.push(frame).then(() => sink.pull(onSample));
       };
       pipeline.play();
-      // gstreamer-superficial's play() drops gst_element_set_state's result. A camera source that
-      // cannot open (v4l2src on a missing device or on /dev/null) fails NULL→READY, before the appsink
-      // starts, and an appsink that has not started reads eos=true; a started camera cannot have
-      // reached end of stream this soon. (Not for files or test sources: they can, in a race.)
-      if (CAMERA_KINDS.has(cfg.kind) && sink.eos === true) {
+      // gstreamer-superficial's play() drops gst_element_set_state's result. A source that cannot
+      // open (v4l2src on a missing device or on /dev/null, in a camera's or a raw pipeline) fails
+      // NULL→READY, before the appsink starts, and an appsink that has not started reads eos=true; a
+      // started camera cannot have reached end of stream this soon. A file, test or raw pipeline can,
+      // in a race, when its stream is empty: for those the bus decides (outcome), an element's error
+      // being a failed start, none an end of stream. Before, such a start failure was read as the end
+      // of the stream 3 s later, and `edge-agent run` ended as if the source had finished.
+      if (sink.eos === true) {
         startFailed = true;
         fallback = setTimeout(finish, 3000);
         return;
@@ -295,7 +301,7 @@ export class GstFrameSource {
       const problem = deviceProblem(cfg.device);
       return `could not open the camera device ${cfg.device}${problem ? `: ${problem}` : ''}${gstMessage ? ` (GStreamer: ${gstMessage})` : ''}`;
     }
-    return `the camera pipeline could not start: ${gstError ?? 'an element failed to start without saying why (run the pipeline with gst-launch-1.0 to see more)'}`;
+    return `the ${CAMERA_KINDS.has(cfg.kind) ? 'camera ' : ''}pipeline could not start: ${gstError ?? 'an element failed to start without saying why (run the pipeline with gst-launch-1.0 to see more)'}`;
   }
 }
 
