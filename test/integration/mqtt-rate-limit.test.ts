@@ -23,7 +23,7 @@ test('token bucket per device: burst, then the sustained rate; devices do not sh
 });
 
 test('a flooding device is limited and counted; others are not; its own agent\'s alert arrives on the resend', { timeout: 60_000 }, async (t) => {
-  const fleet = await startFleet({ broker: 'aedes', config: { ingest: { perDeviceRate: 0.5, perDeviceBurst: 50 } } });
+  const fleet = await startFleet({ broker: 'aedes', config: { ingest: { perDeviceRate: 0.5, perDeviceBurst: 50, perDeviceStateRate: 5, perDeviceStateBurst: 50 } } });
   t.after(() => fleet.stop());
   const a = fleet.addDevice('flood-a');
   const b = fleet.addDevice('calm-b');

@@ -87,6 +87,12 @@ export const FleetConfigSchema = Type.Object({
   ingest: Type.Object({
     perDeviceRate: Type.Number({ exclusiveMinimum: 0, default: 100, description: 'messages per second, sustained' }),
     perDeviceBurst: Type.Integer({ minimum: 1, default: 1000, description: 'messages at once' }),
+    /**
+     * State and reported updates (each) per device: past the limit only the newest is stored, once
+     * the device is back within it; the ones it replaced are dropped and counted (reason `rate`).
+     */
+    perDeviceStateRate: Type.Number({ exclusiveMinimum: 0, default: 5, description: 'state (and reported) updates per second, sustained' }),
+    perDeviceStateBurst: Type.Integer({ minimum: 1, default: 50, description: 'state (and reported) updates at once' }),
   }, { additionalProperties: false, default: {} }),
   /** When set, device changes rewrite these files and reload mosquitto with SIGHUP. */
   mosquitto: Type.Optional(Type.Object({

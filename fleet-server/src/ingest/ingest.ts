@@ -11,6 +11,10 @@ import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import type { AlertStore } from '../db/alerts.js';
 import type { DeviceStore } from '../db/devices.js';
 import type { TelemetryStore } from '../db/telemetry.js';
+import { DeviceRateLimiter } from './rate-limiter.js';
+import { LatestOnlyLimiter } from './latest-only.js';
+
+export { DeviceRateLimiter };
 
 /** Kinds the server takes in; `shared: false` ones go to every replica (idempotent updates). */
 export const INGEST_KINDS: { kind: TopicKind; shared: boolean }[] = [
@@ -25,35 +29,11 @@ export const INGEST_KINDS: { kind: TopicKind; shared: boolean }[] = [
 
 export type DropReason = 'oversized' | 'json' | 'schema' | 'topic' | 'unknown-device' | 'snapshot-not-redacted' | 'store' | 'rate';
 
-/** Kinds that a device's rate limit applies to: those that add rows. State and reported replace one. */
+/** Kinds that a device's rate limit applies to: those that add rows. State and reported replace one (stateRateLimit). */
 const LIMITED: ReadonlySet<TopicKind> = new Set<TopicKind>(['telemetry', 'alert', 'cmd/res']);
 
-/** Token buckets per device (rate per second, burst): `take` says whether a message may pass. */
-export class DeviceRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-
-  constructor(private readonly rate: number, private readonly burst: number, private readonly now: () => number = () => performance.now()) {}
-
-  take(deviceId: string): boolean {
-    const t = this.now();
-    let b = this.buckets.get(deviceId);
-    if (!b) {
-      // Bounded: buckets that are full again carry no state worth keeping.
-      if (this.buckets.size >= 100_000) this.prune(t);
-      b = { tokens: this.burst, at: t };
-      this.buckets.set(deviceId, b);
-    }
-    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.rate);
-    b.at = t;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-
-  private prune(t: number): void {
-    for (const [id, b] of this.buckets) if (b.tokens + ((t - b.at) / 1000) * this.rate >= this.burst) this.buckets.delete(id);
-  }
-}
+/** A state or reported message held back by the state limit, to be handled when its turn comes. */
+interface HeldMessage { kind: 'state' | 'reported'; deviceId: string; payload: Buffer }
 
 export interface IngestStats {
   received: number;
@@ -76,6 +56,12 @@ export interface IngestOptions {
   onStored?: (kind: TopicKind, deviceId: string, value: unknown) => void;
   /** Per-device limit on telemetry, alerts and command results (config `ingest`). */
   rateLimit?: { perDeviceRate: number; perDeviceBurst: number };
+  /**
+   * Per-device limit on state and on reported updates, each (config `ingest`): past it only the
+   * newest is kept and stored once the device is within its limit again; the ones it replaced are
+   * dropped and counted (reason `rate`).
+   */
+  stateRateLimit?: { perDeviceStateRate: number; perDeviceStateBurst: number };
 }
 
 export class Ingest {
@@ -87,10 +73,17 @@ export class Ingest {
   private readonly stats: IngestStats = { received: 0, dropped: 0, droppedBy: {}, alertsStored: 0, alertsDuplicate: 0 };
 
   private readonly limiter: DeviceRateLimiter | undefined;
+  private readonly stateLimiter: LatestOnlyLimiter<HeldMessage> | undefined;
 
   constructor(private readonly opts: IngestOptions) {
     this.log = opts.logger ?? moduleLogger('ingest');
     this.limiter = opts.rateLimit ? new DeviceRateLimiter(opts.rateLimit.perDeviceRate, opts.rateLimit.perDeviceBurst) : undefined;
+    const sl = opts.stateRateLimit;
+    this.stateLimiter = sl && new LatestOnlyLimiter<HeldMessage>({
+      rate: sl.perDeviceStateRate, burst: sl.perDeviceStateBurst,
+      deliver: (_key, m) => this.process(m.kind, m.deviceId, m.payload),
+      onSuperseded: (_key, m) => this.drop(m.kind, 'rate', `device ${m.deviceId} sends ${m.kind} updates faster than ${sl.perDeviceStateRate}/s (burst ${sl.perDeviceStateBurst}): only the newest is stored`, m.deviceId),
+    });
     const registers = [opts.registry];
     this.messages = new Counter({ name: 'ef_ingest_messages_total', help: 'Device messages received, by kind', labelNames: ['kind'], registers });
     this.drops = new Counter({ name: 'ef_ingest_dropped_total', help: 'Device messages dropped, by kind and reason', labelNames: ['kind', 'reason'], registers });
@@ -120,25 +113,50 @@ export class Ingest {
       if (kind !== 'state' && kind !== 'reported') this.drop(kind, 'empty', 'empty payload', t.deviceId);
       return;
     }
-    const d = decodePayload(kind, payload);
-    if (!d.ok) {
-      this.drop(kind, d.reason, d.detail, t.deviceId);
+    // Each state or reported update rewrites the device's row: a device flooding them would keep
+    // the database busy for nothing but the last one. Past its limit only the newest waits for its turn.
+    if (this.stateLimiter && (kind === 'state' || kind === 'reported')) {
+      this.stateLimiter.offer(`${t.deviceId}/${kind}`, { kind, deviceId: t.deviceId, payload });
       return;
     }
-    try {
-      if (!this.opts.devices.get(t.deviceId)) {
-        this.drop(kind, 'unknown-device', `device ${t.deviceId} is not registered`, t.deviceId);
-        return;
-      }
-      // A resent alert the server already has is receipted again but announced once.
-      if (this.store(kind, t.deviceId, d.value)) this.opts.onStored?.(kind, t.deviceId, d.value);
-    } catch (err) {
-      this.drop(kind, 'store', describeError(err).message, t.deviceId);
-    }
+    this.process(kind, t.deviceId, payload);
   }
 
   getStats(): IngestStats {
     return { ...this.stats, droppedBy: { ...this.stats.droppedBy } };
+  }
+
+  /** State and reported updates held back by their limit right now (at most one of each per device). */
+  get heldUpdates(): number {
+    return this.stateLimiter?.heldCount ?? 0;
+  }
+
+  /**
+   * Drops the updates held back by the state limit and cancels their timers: call before the
+   * database closes. The broker sends each device's retained state and reported again at the next
+   * start. Safe twice.
+   */
+  stop(): void {
+    this.stateLimiter?.stop();
+  }
+
+  /** Decodes and stores one message; never throws. */
+  private process(kind: TopicKind, deviceId: string, payload: Buffer): void {
+    const d = decodePayload(kind, payload);
+    if (!d.ok) {
+      this.drop(kind, d.reason, d.detail, deviceId);
+      return;
+    }
+    try {
+      if (!this.opts.devices.get(deviceId)) {
+        this.drop(kind, 'unknown-device', `device ${deviceId} is not registered`, deviceId);
+        return;
+      }
+      // A resent alert the server already has is receipted again but announced once.
+      if (this.store(kind, deviceId, d.value)) this.opts.onStored?.(kind, deviceId, d.value);
+    } catch (err) {
+      this.drop(kind, 'store', describeError(err).message, deviceId);
+    }
   }
 
   /** Stores the message; false for an alert already stored (a resend). */

@@ -140,6 +140,7 @@ export class FleetServer {
       onAlertReceipt: (deviceId, id) => this.acks.add(deviceId, id),
       onStored: (kind, deviceId, value) => this.events.fromIngest(kind, deviceId, value),
       rateLimit: c.ingest,
+      stateRateLimit: c.ingest,
     });
     this.ota = new OtaService({
       db: this.db, dataDir: c.dataDir, devices: this.devices, rolloutTickMs: this.opts.rolloutTickMs, now: this.now,
@@ -226,6 +227,7 @@ export class FleetServer {
     await this.broker?.stop();
     await this.external?.stop();
     await this.mosquitto?.stop();
+    this.ingest?.stop();
     this.db?.close();
   }
 
