@@ -26,6 +26,13 @@ if [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/syste
   systemctl disable --now edge-agent.service >&2 || log "edge-agent.service was not enabled"
 fi
 rm -f "$ROOT/etc/systemd/system/edge-agent.service"
+# The installer's node.conf drop-in belongs to the unit (it names the node ExecStart= runs), not to
+# the operator: it goes with it. The operator's own drop-ins (systemctl edit) are kept unless purging.
+NODE_DROPIN="$ROOT/etc/systemd/system/edge-agent.service.d/node.conf"
+if [ -f "$NODE_DROPIN" ] && grep -q '^# Written by install-agent.sh' "$NODE_DROPIN"; then
+  rm -f "$NODE_DROPIN"
+  rmdir "${NODE_DROPIN%/*}" 2>/dev/null || true
+fi
 [ "$REAL" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ] && systemctl daemon-reload
 if [ "$(readlink "$ROOT/usr/local/bin/edge-agent" 2>/dev/null)" = /opt/edge-agent/current/bin/edge-agent ]; then
   rm -f "$ROOT/usr/local/bin/edge-agent"
