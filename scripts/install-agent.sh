@@ -147,7 +147,14 @@ mkdir -p "$ETC/credentials"
 chmod 0755 "$ETC"; chmod 0700 "$ETC/credentials"
 if [ ! -f "$ETC/agent.json" ]; then
   if [ -f "$REL/configs/agent.example.json" ]; then
-    sed -e 's#"stateDir": *"[^"]*"#"stateDir": "/var/lib/edge-agent"#' "$REL/configs/agent.example.json" > "$ETC/agent.json"
+    # The example's paths are relative to a checkout's configs/ (../assets/...): under /etc they named
+    # /etc/assets. The models are looked for where docs/operations.md has them copied,
+    # models/factory/NAME/ (NAME as in the checkout's assets/models/), the rest (the demo video) under
+    # the state directory's assets/.
+    sed -e 's#"stateDir": *"[^"]*"#"stateDir": "/var/lib/edge-agent"#' \
+      -e 's#"\.\./assets/models/#"/var/lib/edge-agent/models/factory/#g' \
+      -e 's#"\.\./assets/#"/var/lib/edge-agent/assets/#g' \
+      "$REL/configs/agent.example.json" > "$ETC/agent.json"
   else
     printf '{\n  "deviceId": "%s",\n  "stateDir": "/var/lib/edge-agent",\n  "cameras": []\n}\n' "$(hostname)" > "$ETC/agent.json"
   fi
