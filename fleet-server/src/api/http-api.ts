@@ -14,7 +14,8 @@ import type { DeviceStore } from '../db/devices.js';
 import type { OperatorStore } from '../db/operators.js';
 import type { TelemetryStore } from '../db/telemetry.js';
 import { clearedSessionCookie, sessionCookie, sessionFromCookie } from '../dashboard/session-cookie.js';
-import { LoginThrottle } from './login-throttle.js';
+import { LoginThrottle, addressKey } from './login-throttle.js';
+import { LoginSlots } from './login-slots.js';
 import { crossOriginRefusal } from './origin-check.js';
 
 export interface HttpApiOptions {
@@ -36,6 +37,10 @@ export interface HttpApiOptions {
   onLogout?: () => void;
   /** Failed-login limit per client address and username (default: 10 in 5 minutes). */
   loginThrottle?: LoginThrottle;
+  /** Failed-login limit per client address, any username (default: 30 in 5 minutes). */
+  addressThrottle?: LoginThrottle;
+  /** Password checks at once and waiting (default: half of libuv's thread pool, 8 waiting). */
+  loginSlots?: LoginSlots;
   /** Members of a device group (the alert list's `group` filter). */
   groupMembers?: (group: string) => string[];
   /** Lets later modules (OTA, dashboard) add routes before listen. */
@@ -112,23 +117,38 @@ export class HttpApi {
 
     app.get('/api/health', async () => ({ ok: true }));
     const throttle = o.loginThrottle ?? new LoginThrottle();
+    const addressThrottle = o.addressThrottle ?? new LoginThrottle({ maxFailures: 30 });
+    const slots = o.loginSlots ?? new LoginSlots();
     app.post<{ Body: Static<typeof LoginBody> }>('/api/login', { schema: { body: LoginBody } }, async (req, reply) => {
       // Per address and username: behind a proxy every operator shares one address, and a guesser of
-      // one account must not lock the others out.
+      // one account must not lock the others out. Per address too, with a higher limit: one address
+      // cycling usernames never met the first, and every try cost a scrypt.
       const key = `${req.ip} ${req.body.username}`;
+      const address = addressKey(req.ip);
       const waitMs = throttle.retryAfterMs(key);
-      if (waitMs > 0) {
-        return reply.code(429).header('retry-after', String(Math.ceil(waitMs / 1000)))
-          .send({ error: { code: 'E_THROTTLED', message: `Too many failed logins for ${req.body.username} from ${req.ip}; try again in ${Math.ceil(waitMs / 1000)} s.` } });
+      const addressWaitMs = addressThrottle.retryAfterMs(address);
+      if (waitMs > 0 || addressWaitMs > 0) {
+        const s = Math.ceil(Math.max(waitMs, addressWaitMs) / 1000);
+        const whose = waitMs > 0 ? `for ${req.body.username} from ${req.ip}` : `from ${req.ip}`;
+        return reply.code(429).header('retry-after', String(s))
+          .send({ error: { code: 'E_THROTTLED', message: `Too many failed logins ${whose}; try again in ${s} s.` } });
+      }
+      const pending = slots.run(() => o.operators.login(req.body.username, req.body.password, o.sessionTtlMs));
+      if (!pending) {
+        // Every password check slot is taken: refused before any hashing (login-slots.ts), and not counted.
+        return reply.code(503).header('retry-after', '1')
+          .send({ error: { code: 'E_BUSY', message: 'Too many logins are being checked right now; try again in 1 s.' } });
       }
       // Counted before the (slow) check, so that parallel guesses cannot all pass the limit; a success clears it.
       throttle.failed(key);
-      const s = await o.operators.login(req.body.username, req.body.password, o.sessionTtlMs);
-      if (!s) return reply.code(401).send({ error: { code: 'E_AUTH', message: 'Wrong operator username or password.' } });
+      addressThrottle.failed(address);
+      const session = await pending;
+      if (!session) return reply.code(401).send({ error: { code: 'E_AUTH', message: 'Wrong operator username or password.' } });
       throttle.succeeded(key);
+      addressThrottle.forgive(address);
       // The dashboard rides on the same token as an HttpOnly, SameSite=Strict cookie.
-      void reply.header('set-cookie', sessionCookie(s.token, { maxAgeS: (s.expiresAtMs - Date.now()) / 1000, secure: isTls(req) }));
-      return s;
+      void reply.header('set-cookie', sessionCookie(session.token, { maxAgeS: (session.expiresAtMs - Date.now()) / 1000, secure: isTls(req) }));
+      return session;
     });
     app.get('/metrics', { preHandler: o.publicMetrics ? [] : [auth] }, async (_req, reply) => {
       return reply.header('content-type', o.registry.contentType).send(await o.registry.metrics());
