@@ -79,8 +79,13 @@ for (const c of cases) {
   });
 }
 
+// One BlazeFace calibration for the two tests below: neither changes the run (buildInt8, rangesFor and
+// planQuantization/insertQdq build new models from it; the entropy test builds two from one run too).
+let blazefaceRun: ReturnType<typeof calibrateForModel> | undefined;
+const calibratedBlazeface = () => (blazefaceRun ??= calibrateForModel({ modelPath: BLAZEFACE, frames: { source: FACES, maxFrames: 2 }, target: 'cpu' }));
+
 test('mixed precision: a Conv that reads an activation kept float keeps its unrounded weights, the int8 Convs their GPTQ grid', { skip, timeout: 60_000 }, async () => {
-  const run = await calibrateForModel({ modelPath: BLAZEFACE, frames: { source: FACES, maxFrames: 2 }, target: 'cpu' });
+  const run = await calibratedBlazeface();
   assert.ok(run.gptqConvs > 0, 'GPTQ ran');
   const g = run.source.graph;
   const convs = g.nodes.filter((n) => n.opType === 'Conv' && !g.initializers.has(n.inputs[0]) && g.nodes.some((p) => p.outputs.includes(n.inputs[0])));
@@ -97,7 +102,7 @@ test('mixed precision: a Conv that reads an activation kept float keeps its unro
 test('the gate refuses a deliberately broken INT8 model and offers FP16/FP32', { skip, timeout: 60_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ef-gate-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const run = await calibrateForModel({ modelPath: BLAZEFACE, frames: { source: FACES, maxFrames: 2 }, target: 'cpu' });
+  const run = await calibratedBlazeface();
   const ranges = rangesFor(run, { method: 'minmax' });
   for (const [k, v] of ranges) ranges.set(k, { min: v.min / 100, max: v.max / 100 });
   const bad = join(dir, 'bad.onnx');
