@@ -94,6 +94,16 @@ export const FleetConfigSchema = Type.Object({
     perDeviceStateRate: Type.Number({ exclusiveMinimum: 0, default: 5, description: 'state (and reported) updates per second, sustained' }),
     perDeviceStateBurst: Type.Integer({ minimum: 1, default: 50, description: 'state (and reported) updates at once' }),
   }, { additionalProperties: false, default: {} }),
+  /**
+   * Per-device limit on OTA chunk requests (ota/req; a token bucket per device, apart from ingest's):
+   * each costs a read, a base64 encoding and a publish of up to 64 KiB. The agent asks for one chunk
+   * at a time, about 22 a second at full speed on localhost; requests beyond the limit are dropped
+   * and counted (/api/status ota.droppedBy.rate), and the agent asks again after its request timeout.
+   */
+  ota: Type.Object({
+    perDeviceChunkRate: Type.Number({ exclusiveMinimum: 0, default: 100, description: 'chunk requests per second, sustained' }),
+    perDeviceChunkBurst: Type.Integer({ minimum: 1, default: 200, description: 'chunk requests at once' }),
+  }, { additionalProperties: false, default: {} }),
   /** When set, device changes rewrite these files and reload mosquitto with SIGHUP. */
   mosquitto: Type.Optional(Type.Object({
     passwordFile: Type.String(),

@@ -3,12 +3,16 @@
  * an artifact and gets it on `.../ota/chunk`. A device may only fetch a version that is in its own
  * desired state, so a device secret does not open the whole registry. Every request is validated;
  * bad ones are counted and dropped (an error reply when the request is well formed but refused).
+ * Requests are limited per device (config `ota`): the agent asks for one chunk at a time, and a device
+ * that asks for many at once (3000 made the server read, encode and publish 196 MB in 4 s) loses the
+ * excess, dropped and counted before parsing.
  */
 import { compileSchema } from '../../../agent/src/util/schema.js';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { deviceRoot, parseTopic } from '../../../agent/src/protocol/index.js';
 import { OTA_MAX_PAYLOAD_BYTES, OtaRequestSchema, otaTopics, type OtaChunk, type OtaRequest } from '../../../agent/src/protocol/ota.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
+import { DeviceRateLimiter } from '../ingest/rate-limiter.js';
 
 const requestValidator = compileSchema(OtaRequestSchema);
 
@@ -17,8 +21,13 @@ export interface ChunkServerOptions {
   /** Whether this device's desired state holds name@version (it may fetch nothing else). */
   mayFetch: (deviceId: string, name: string, version: string) => boolean;
   publish: (topic: string, payload: Buffer) => void;
+  /** Per-device limit on chunk requests (config `ota`); none when absent. */
+  rateLimit?: { perDeviceChunkRate: number; perDeviceChunkBurst: number };
   logger?: Logger;
 }
+
+/** Why an ota/req was dropped unanswered: `rate` over the device's limit, the others malformed. */
+export type ChunkDropReason = 'topic' | 'oversized' | 'json' | 'schema' | 'rate';
 
 export interface ChunkServerStats {
   requests: number;
@@ -26,20 +35,31 @@ export interface ChunkServerStats {
   bytesServed: number;
   refused: number;
   dropped: number;
+  /** `dropped` by reason. */
+  droppedBy: Partial<Record<ChunkDropReason, number>>;
 }
 
 export class ChunkServer {
-  readonly stats: ChunkServerStats = { requests: 0, chunksServed: 0, bytesServed: 0, refused: 0, dropped: 0 };
+  readonly stats: ChunkServerStats = { requests: 0, chunksServed: 0, bytesServed: 0, refused: 0, dropped: 0, droppedBy: {} };
   private readonly log: Logger;
   private readonly loggedDrops = new Set<string>();
+  private readonly limiter: DeviceRateLimiter | undefined;
 
   constructor(private readonly opts: ChunkServerOptions) {
     this.log = opts.logger ?? moduleLogger('ota-chunks');
+    const l = opts.rateLimit;
+    this.limiter = l ? new DeviceRateLimiter(l.perDeviceChunkRate, l.perDeviceChunkBurst) : undefined;
   }
 
   handle(topic: string, payload: Buffer): void {
     const t = parseTopic(topic);
     if (!t || t.rest !== 'ota/req') { this.drop('topic', topic); return; }
+    // Before any parsing: past its limit, a device's flood costs one map lookup a request.
+    if (this.limiter && !this.limiter.take(t.deviceId)) {
+      const l = this.opts.rateLimit!;
+      this.drop('rate', t.deviceId, `over ${l.perDeviceChunkRate} chunk requests/s (burst ${l.perDeviceChunkBurst})`);
+      return;
+    }
     if (payload.length > OTA_MAX_PAYLOAD_BYTES.req) { this.drop('oversized', t.deviceId); return; }
     let json: unknown;
     try {
@@ -54,12 +74,14 @@ export class ChunkServer {
     this.serve(t.deviceId, r.value);
   }
 
-  /** Counts a malformed request (in /api/status → ota.dropped) and logs the first of each reason. */
-  private drop(reason: string, deviceId: string, detail?: string): void {
+  /** Counts a dropped request (in /api/status → ota.dropped, ota.droppedBy) and logs the first of each reason. */
+  private drop(reason: ChunkDropReason, deviceId: string, detail?: string): void {
     this.stats.dropped += 1;
+    this.stats.droppedBy[reason] = (this.stats.droppedBy[reason] ?? 0) + 1;
     if (this.loggedDrops.has(reason)) return;
     this.loggedDrops.add(reason);
-    this.log.warn({ reason, deviceId, detail }, 'dropped a malformed ota/req (logged once per reason; see /api/status ota.dropped)');
+    const what = reason === 'rate' ? 'an ota/req over its device\'s limit' : 'a malformed ota/req';
+    this.log.warn({ reason, deviceId, detail }, `dropped ${what} (logged once per reason; see /api/status ota.droppedBy)`);
   }
 
   private serve(deviceId: string, req: OtaRequest): void {

@@ -25,6 +25,8 @@ export interface OtaServiceOptions {
   now?: () => number;
   /** A rollout's state or a device's status in it changed (RolloutEngineOptions.onChange). */
   onRolloutChange?: (rolloutId: string) => void;
+  /** Per-device limit on chunk requests (config `ota`); none when absent. */
+  chunkRateLimit?: { perDeviceChunkRate: number; perDeviceChunkBurst: number };
 }
 
 export class OtaService {
@@ -47,6 +49,7 @@ export class OtaService {
       registry: this.registry,
       mayFetch: (deviceId, name, version) => this.desired.holds(deviceId, name, version),
       publish: (topic, payload) => { opts.publish(topic, payload, { qos: 1 }); },
+      rateLimit: opts.chunkRateLimit,
     });
     this.rolloutStore = new RolloutStore(opts.db, opts.now);
     this.rollouts = new RolloutEngine({

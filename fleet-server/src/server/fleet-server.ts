@@ -146,6 +146,7 @@ export class FleetServer {
       db: this.db, dataDir: c.dataDir, devices: this.devices, rolloutTickMs: this.opts.rolloutTickMs, now: this.now,
       publish: (topic, payload, o) => this.publish(topic, payload, o),
       onRolloutChange: (rolloutId) => this.events.publish({ type: 'rollout', rolloutId }),
+      chunkRateLimit: c.ota,
     });
     const onMessage = (topic: string, payload: Buffer) => (topic.endsWith('/ota/req') ? this.ota.handle(topic, payload) : this.ingest.handle(topic, payload));
     // Back on the broker after an outage (a restarted mosquitto, a network cut): every device's desired
@@ -259,8 +260,9 @@ export class FleetServer {
         : this.mosquitto ? { mode: 'embedded', engine: 'mosquitto', running: this.mosquitto.running, port: this.mosquitto.port, tlsPort: this.mosquitto.tlsPort, restarts: this.mosquitto.restarts, connected: this.external?.connected ?? false }
           : { mode: 'external', connected: this.external?.connected ?? false },
       ingest: this.ingest.getStats(),
-      // Chunk requests served, refused (not desired, not found) and dropped (malformed): OTA has its own subscription.
-      ota: { ...this.ota.chunks.stats },
+      // Chunk requests served, refused (not desired, not found) and dropped (malformed, or over the device's
+      // limit: droppedBy.rate): OTA has its own subscription, apart from ingest.
+      ota: { ...this.ota.chunks.stats, droppedBy: { ...this.ota.chunks.stats.droppedBy } },
       devices: this.devices.list().length,
     };
   }
