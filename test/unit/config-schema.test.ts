@@ -101,7 +101,9 @@ test('configs/fleet-server.example.json is a valid fleet server config', async (
   const c = loadFleetConfig('configs/fleet-server.example.json');
   assert.equal(c.broker.mode, 'embedded');
   assert.equal(c.broker.embedded.engine, 'aedes');
-  assert.deepEqual(c.ingest, { perDeviceRate: 100, perDeviceBurst: 1000 });
+  assert.deepEqual(c.http.allowedOrigins, []);
+  assert.deepEqual(c.ingest, { perDeviceRate: 100, perDeviceBurst: 1000, perDeviceStateRate: 5, perDeviceStateBurst: 50 });
+  assert.deepEqual(c.ota, { perDeviceChunkRate: 100, perDeviceChunkBurst: 200 });
 });
 
 test('fields that must agree are checked together, every problem named with its fix (check-config and run)', async () => {
