@@ -122,6 +122,17 @@ async function agreementWithFp32(name: string, modelPath: string, meta: ModelMet
   }
 }
 
+// The INT8 BlazeFace agreement test and the mixed-precision test calibrate BlazeFace on the same three
+// photos: one calibration per model, frames and method serves both (exportTflite builds a new file
+// from it each time; the mixed-precision test already builds two from one).
+const calibrations = new Map<string, ReturnType<typeof tfliteRanges>>();
+function calibrated(model: string, frames: Case['frames'], meta: ModelMetadata, method?: CalibrationMethod): ReturnType<typeof tfliteRanges> {
+  const key = JSON.stringify([model, frames, method]);
+  let cal = calibrations.get(key);
+  if (!cal) calibrations.set(key, (cal = tfliteRanges({ onnxBytes: readFileSync(model), frames, preprocess: meta.preprocess, method })));
+  return cal;
+}
+
 describe('TFLite export: INT8 detections agree with FP32', () => {
   // CenterNet's TFLite file is calibrated by percentile, which measured better than minmax for it
   // (0.93-1.00 over five sets of vtest frames, minmax 0.90-1.00 with one set at 0.896; the ORT QDQ build
@@ -134,8 +145,7 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
     test(`${c.name} int8 (${c.method ?? 'minmax'}) mAP@0.5 against FP32 ≥ 0.9`, async (t) => {
       if (skipAll) return t.skip(skipAll);
       const meta = await loadModelMetadata(c.model);
-      const bytes = readFileSync(c.model);
-      const cal = await tfliteRanges({ onnxBytes: bytes, frames: c.calib, preprocess: meta.preprocess, method: c.method });
+      const cal = await calibrated(c.model, c.calib, meta, c.method);
       const { ranges, frames } = cal;
       const q = exportTflite(cal.onnxBytes, { precision: 'int8', ranges, unroundedOnnx: cal.unroundedBytes });
       const evalFrames = await collect(c.eval, meta);
@@ -153,9 +163,8 @@ describe('TFLite export: INT8 mixed precision from the sensitivity search', () =
     if (skipAll) return t.skip(skipAll);
     const c = CASES[0];
     const meta = await loadModelMetadata(c.model);
-    const bytes = readFileSync(c.model);
     const calib = { source: 'assets/images/faces', maxFrames: 3 };
-    const cal = await tfliteRanges({ onnxBytes: bytes, frames: calib, preprocess: meta.preprocess });
+    const cal = await calibrated(c.model, calib, meta);
     const keepFloat = await tfliteKeepFloat(cal.onnxBytes, calib, meta.preprocess, 30);
     const plain = exportTflite(cal.onnxBytes, { precision: 'int8', ranges: cal.ranges, unroundedOnnx: cal.unroundedBytes });
     const mixed = exportTflite(cal.onnxBytes, { precision: 'int8', ranges: cal.ranges, keepFloat, unroundedOnnx: cal.unroundedBytes });
