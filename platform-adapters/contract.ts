@@ -69,6 +69,11 @@ export interface CreateSessionOptions {
    * worker stopped. The first run after a load without warm-up is not timed. No limit when absent.
    */
   runTimeoutMs?: number;
+  /**
+   * Gives the load up (a time limit on OTA loads: detector.loadTimeoutMs): createSession rejects with
+   * E_LOAD_ABORTED and whatever it started is stopped (the worker thread, an engine build).
+   */
+  signal?: AbortSignal;
 }
 
 export interface PlatformAdapter {

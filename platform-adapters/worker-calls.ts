@@ -40,6 +40,8 @@ function exitBackstop(code: number): void {
 
 function markStuck(worker: Worker, label: string, graceMs: number): void {
   stuckWorkers.set(worker, label);
+  // One that gets out of native code after all (a load that finally returns) and exits is no longer stuck.
+  worker.once('exit', () => stuckWorkers.delete(worker));
   // Do not let it hold the event loop either: the process may end on its own, through the backstop.
   worker.unref();
   log.error({ worker: label, graceMs }, 'the inference worker did not stop within the grace: it is blocked in native code (a hung execution provider); the process will end itself with SIGKILL when it exits');
@@ -64,22 +66,54 @@ export function checkFeeds(feeds: Record<string, TensorData>, rgb?: { input: str
   if (rgb && rgb.data.buffer.byteLength === 0) throw detached(rgb.input);
 }
 
-/** Posts `request` and resolves with the worker's first reply (a load answer). */
-export async function firstReply<R>(worker: Worker, request: unknown, what: string): Promise<R> {
+/** A load given up through its signal (CreateSessionOptions.signal): the worker was told to stop. */
+export class LoadAbortedError extends EdgeFleetError {
+  constructor(readonly what: string, reason?: unknown) {
+    super('E_LOAD_ABORTED', `${what} was given up${reason instanceof Error ? `: ${reason.message}` : ''}; its worker was stopped`);
+  }
+}
+
+/**
+ * Posts `request` and resolves with the worker's first reply (a load answer). When `signal` aborts
+ * first, rejects with LoadAbortedError at once (the caller stops the worker: stopWorkerThread).
+ */
+export async function firstReply<R>(worker: Worker, request: unknown, what: string, signal?: AbortSignal): Promise<R> {
   // Remove only our own listeners afterwards: Worker keeps internal 'newListener' hooks that
   // removeAllListeners() would break (its message port would stop delivering).
-  let onMessage!: (m: R) => void, onError!: (e: Error) => void, onExit!: (code: number) => void;
+  let onMessage!: (m: R) => void, onError!: (e: Error) => void, onExit!: (code: number) => void, onAbort!: () => void;
   try {
     return await new Promise<R>((resolve, reject) => {
       onMessage = resolve;
       onError = reject;
       onExit = (code) => reject(new ModelError(`${what}: the worker exited with code ${code}`));
+      onAbort = () => reject(new LoadAbortedError(what, signal?.reason));
+      if (signal?.aborted) { onAbort(); return; }
+      signal?.addEventListener('abort', onAbort, { once: true });
       worker.once('message', onMessage).once('error', onError).once('exit', onExit);
       worker.postMessage(request);
     });
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     worker.off('message', onMessage).off('error', onError).off('exit', onExit);
   }
+}
+
+/**
+ * Stops a worker: asks it to end itself (`requestStop`, see WorkerCallsOptions) or terminates it, and
+ * resolves once it exited (`exited`: a promise made when it started), or after `graceMs` when it is
+ * blocked in native code: then it is reported stuck, and the process ends itself at exit (markStuck).
+ */
+export async function stopWorkerThread(worker: Worker, label: string, o: { exited: Promise<unknown>; graceMs?: number; requestStop?: () => void }): Promise<void> {
+  const graceMs = o.graceMs ?? 2000;
+  if (o.requestStop) o.requestStop();
+  else void worker.terminate().catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const stopped = await Promise.race([
+    o.exited.then(() => true),
+    new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), graceMs); }),
+  ]);
+  clearTimeout(timer);
+  if (!stopped) markStuck(worker, label, graceMs);
 }
 
 interface Reply {
@@ -197,18 +231,7 @@ export class WorkerCalls<R extends Reply> {
    * blocked in native code never stops: after the grace it is reported stuck, not awaited.
    */
   private stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      const graceMs = this.opts.terminateGraceMs ?? 2000;
-      if (this.opts.requestStop) this.opts.requestStop();
-      else void this.worker.terminate().catch(() => undefined);
-      let timer: NodeJS.Timeout | undefined;
-      const stopped = await Promise.race([
-        this.exited,
-        new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), graceMs); }),
-      ]);
-      clearTimeout(timer);
-      if (!stopped) markStuck(this.worker, this.label, graceMs);
-    })();
+    this.stopping ??= stopWorkerThread(this.worker, this.label, { exited: this.exited, graceMs: this.opts.terminateGraceMs, requestStop: this.opts.requestStop });
     return this.stopping;
   }
 

@@ -4,6 +4,7 @@
  * the session reports the requested list and the provider it actually got.
  */
 import type { Worker } from 'node:worker_threads';
+import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult, RunResult, SessionInfo, TensorData } from '../contract.js';
@@ -11,7 +12,7 @@ import type { DecodeRequest, OrtWorkerData, WorkerReply, WorkerRequest } from '.
 import type { Detection } from '../../agent/src/types.js';
 import type { PreprocessSpec } from '../../agent/src/model/metadata.js';
 import { startWorker } from '../worker-entry.js';
-import { checkFeeds, firstReply, WorkerCalls, type WorkerCallsOptions } from '../worker-calls.js';
+import { checkFeeds, firstReply, LoadAbortedError, stopWorkerThread, WorkerCalls, type WorkerCallsOptions } from '../worker-calls.js';
 import { ModelError } from '../../agent/src/util/errors.js';
 
 /** ORT's names for the execution providers that the Node binding can request. */
@@ -65,12 +66,25 @@ export class OrtWorkerSession implements AdapterSession {
     }
     const workerData: OrtWorkerData = { stopFlag: new Int32Array(new SharedArrayBuffer(4)) };
     const worker = startWorker(import.meta.url, 'ort-worker', { workerData });
+    const exited = once(worker, 'exit');
+    // Stopped by asking, never by terminate() (see WorkerCallsOptions.requestStop).
+    const requestStop = () => {
+      Atomics.store(workerData.stopFlag, 0, 1);
+      worker.postMessage({ type: 'stop' } satisfies WorkerRequest);
+    };
     const req: WorkerRequest = {
       type: 'load', modelPath: opts.modelPath, providers,
       intraOpThreads: opts.intraOpThreads ?? Math.max(1, cpus().length),
       warmUp: opts.warmUp ?? true,
     };
-    const reply = await firstReply<WorkerReply>(worker, req, `loading ${opts.modelPath}`);
+    let reply: WorkerReply;
+    try {
+      reply = await firstReply<WorkerReply>(worker, req, `loading ${opts.modelPath}`, opts.signal);
+    } catch (err) {
+      // Given up: the worker ends between the load and the warm-up run, or is reported stuck in native code.
+      if (err instanceof LoadAbortedError) await stopWorkerThread(worker, `Loading ${opts.modelPath}`, { exited, requestStop });
+      throw err;
+    }
     if (reply.type !== 'loaded') {
       await worker.terminate();
       const reasons = reply.type === 'load-failed' ? reply.fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ') : (reply as { message?: string }).message;
@@ -78,11 +92,6 @@ export class OrtWorkerSession implements AdapterSession {
         'Check that the file is a valid ONNX model, and list "cpu" last in the providers if falling back to the CPU is acceptable');
     }
     const info: SessionInfo = { inputs: reply.inputs, outputs: reply.outputs, requestedProviders: providers, provider: reply.provider, fallbacks: reply.fallbacks };
-    // Stopped by asking, never by terminate() (see WorkerCallsOptions.requestStop).
-    const requestStop = () => {
-      Atomics.store(workerData.stopFlag, 0, 1);
-      worker.postMessage({ type: 'stop' } satisfies WorkerRequest);
-    };
     return new OrtWorkerSession(worker, info, opts.modelPath, { runTimeoutMs: opts.runTimeoutMs, warmedUp: req.warmUp, requestStop });
   }
 

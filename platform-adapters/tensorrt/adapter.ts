@@ -88,6 +88,8 @@ export interface RunCommandOptions {
   timeoutMs: number;
   /** After the timeout: how long SIGTERM has before SIGKILL. */
   killGraceMs?: number;
+  /** Stops the child as the timeout does (a load given up: CreateSessionOptions.signal). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -106,16 +108,24 @@ export function runCommand(spawn: SpawnFn, cmd: string, args: string[], opts: Ru
     child.stderr?.on('data', keep);
     let timedOut: TrtError | undefined;
     const timers: NodeJS.Timeout[] = [];
-    const clear = (): void => { for (const t of timers) clearTimeout(t); };
-    timers.push(setTimeout(() => {
-      timedOut = new TrtError(`${cmd} did not finish within ${timeoutMs} ms and was stopped`);
+    const onAbort = (): void => stop(new TrtError(`${cmd} was stopped: the load was given up${opts.signal?.reason instanceof Error ? ` (${opts.signal.reason.message})` : ''}`));
+    const clear = (): void => {
+      for (const t of timers) clearTimeout(t);
+      opts.signal?.removeEventListener('abort', onAbort);
+    };
+    const stop = (why: TrtError): void => {
+      if (timedOut) return;
+      timedOut = why;
       child.kill('SIGTERM');
       timers.push(setTimeout(() => {
         child.kill('SIGKILL');
         // A child whose pipes stay open (a grandchild holding them) never closes: do not wait forever.
         timers.push(setTimeout(() => reject(timedOut), 2000));
       }, killGraceMs));
-    }, timeoutMs));
+    };
+    timers.push(setTimeout(() => stop(new TrtError(`${cmd} did not finish within ${timeoutMs} ms and was stopped`)), timeoutMs));
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
     child.on('error', (err) => { clear(); reject(err); });
     child.on('close', (code) => {
       clear();
@@ -165,7 +175,7 @@ export class TensorRtAdapter implements PlatformAdapter {
   }
 
   /** Builds (or finds in the cache) the engine for a model; returns the cache entry. */
-  async ensureEngine(modelPath: string, precision: 'fp32' | 'fp16' | 'int8'): Promise<{ entry: EngineEntry; built: boolean }> {
+  async ensureEngine(modelPath: string, precision: 'fp32' | 'fp16' | 'int8', signal?: AbortSignal): Promise<{ entry: EngineEntry; built: boolean }> {
     const fs = this.deps.fs ?? nodeCacheFs;
     let bytes: Uint8Array;
     try {
@@ -186,7 +196,7 @@ export class TensorRtAdapter implements PlatformAdapter {
     let ok = false;
     publishEngineBuild({ kind: 'start', modelPath, precision, timeoutMs });
     try {
-      const { code, output } = await runCommand(this.spawn, this.trtexec()!, args, { timeoutMs });
+      const { code, output } = await runCommand(this.spawn, this.trtexec()!, args, { timeoutMs, signal });
       if (code !== 0) throw new TrtError(`trtexec failed (exit ${code}) building ${precision} engine for ${modelPath}: ${output.slice(-1500)}`);
       ok = true;
     } finally {
@@ -205,7 +215,7 @@ export class TensorRtAdapter implements PlatformAdapter {
     if (!requested.includes('tensorrt')) throw new TrtError(`The TensorRT adapter runs only the "tensorrt" provider but received ${requested.join(', ')}`);
     const probe = await this.probe();
     if (!probe.available) throw new TrtError(probe.reason!);
-    const { entry } = await this.ensureEngine(opts.modelPath, opts.precision ?? 'fp16');
+    const { entry } = await this.ensureEngine(opts.modelPath, opts.precision ?? 'fp16', opts.signal);
     const open = this.deps.openWrapper ?? ((o: CreateSessionOptions, e: EngineEntry) => new OrtAdapter().createSession({ ...o, modelPath: e.wrapperPath, providers: ['tensorrt'] }));
     return open(opts, entry);
   }

@@ -23,6 +23,13 @@ const restart = { 'x-restart': true } as const;
  */
 export const DEFAULT_RUN_TIMEOUT_MS = 20_000;
 
+/**
+ * detector.loadTimeoutMs's default: a model installed over the air that has not loaded and warmed up
+ * within this time is refused. Generous, as a first TensorRT engine build on a Jetson takes minutes
+ * (the trtexec build's own limit is 30 min: platform-adapters/tensorrt/adapter.ts).
+ */
+export const DEFAULT_LOAD_TIMEOUT_MS = 10 * 60_000;
+
 export const DetectorConfig = Type.Object({
   /** Path of the model; its metadata file (`model.meta.json`) must sit next to it. */
   model: Type.String({ minLength: 1, ...restart }),
@@ -36,9 +43,16 @@ export const DetectorConfig = Type.Object({
   labels: Type.Array(Type.String(), { default: [], ...restart }),
   /**
    * An inference run not answered within this time (a hung execution provider) stops the agent with
-   * E_INFER_TIMEOUT, so that its supervisor restarts it. The model's load and warm-up are not timed.
+   * E_INFER_TIMEOUT, so that its supervisor restarts it. The model's load and warm-up are not timed
+   * by it (loadTimeoutMs).
    */
   runTimeoutMs: Type.Integer({ minimum: 1000, maximum: 600_000, default: DEFAULT_RUN_TIMEOUT_MS, ...restart }),
+  /**
+   * A model installed over the air that has not loaded and run its warm-up within this time (a hung
+   * load, an engine build past it) is refused (E_LOAD_TIMEOUT), its worker stopped; the running model
+   * keeps running. The load at start is bounded by the service manager instead (TimeoutStartSec).
+   */
+  loadTimeoutMs: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: DEFAULT_LOAD_TIMEOUT_MS, ...restart }),
 }, { additionalProperties: false });
 
 export const CameraConfig = Type.Object({

@@ -33,6 +33,11 @@ export interface DetectorOptions {
    * worker stopped); default detector.runTimeoutMs's. The load and its warm-up run are not timed.
    */
   runTimeoutMs?: number;
+  /**
+   * Gives the load up (its caller's time limit: OTA loads, detector.loadTimeoutMs): open() rejects
+   * with E_LOAD_ABORTED and what the load started (worker thread, engine build) is stopped.
+   */
+  signal?: AbortSignal;
 }
 
 function runTimeoutMs(opts: DetectorOptions): number {
@@ -51,8 +56,10 @@ async function openTensorRt(opts: DetectorOptions, trt: PlatformAdapter): Promis
     return undefined;
   }
   try {
-    return await trt.createSession({ modelPath: opts.modelPath, providers: ['tensorrt'], intraOpThreads: opts.intraOpThreads, warmUp: true, precision: 'fp16', runTimeoutMs: runTimeoutMs(opts) });
+    return await trt.createSession({ modelPath: opts.modelPath, providers: ['tensorrt'], intraOpThreads: opts.intraOpThreads, warmUp: true, precision: 'fp16', runTimeoutMs: runTimeoutMs(opts), signal: opts.signal });
   } catch (err) {
+    // Given up (the build stopped by the caller's limit): no next provider is tried.
+    if (opts.signal?.aborted) throw err;
     log.warn({ model: opts.modelPath, err: describeError(err) }, 'TensorRT engine failed; trying the next providers');
     return undefined;
   }
@@ -104,7 +111,7 @@ export class Detector {
     const { adapter, providers } = opts.adapter ? { adapter: opts.adapter, providers: opts.providers } : adapterFor(opts.modelPath, opts.providers);
     const session = (!opts.adapter && providers?.[0] === 'tensorrt' && /\.onnx$/i.test(opts.modelPath)
       ? await openTensorRt(opts, opts.tensorRt ?? new TensorRtAdapter())
-      : undefined) ?? await adapter.createSession({ modelPath: opts.modelPath, providers, intraOpThreads: opts.intraOpThreads, warmUp: true, runTimeoutMs: runTimeoutMs(opts) });
+      : undefined) ?? await adapter.createSession({ modelPath: opts.modelPath, providers, intraOpThreads: opts.intraOpThreads, warmUp: true, runTimeoutMs: runTimeoutMs(opts), signal: opts.signal });
     const inputName = meta.input ?? session.info.inputs[0]?.name;
     if (!inputName || !session.info.inputs.some((i) => i.name === inputName)) {
       await session.dispose();

@@ -21,9 +21,10 @@ export async function createOtaManager(o: { ota: OtaConfig; detector: DetectorCo
     factory: { modelPath: o.detector.model, version: factoryVersion },
     gate: o.ota.health,
     keepVersions: o.ota.keepVersions,
-    openDetector: (modelPath) => Detector.open({
+    openDetector: (modelPath, { signal } = {}) => Detector.open({
       modelPath, providers: o.detector.providers, intraOpThreads: o.detector.threads, scoreThreshold: o.detector.scoreThreshold,
-      runTimeoutMs: o.detector.runTimeoutMs,
+      runTimeoutMs: o.detector.runTimeoutMs, signal,
     }),
+    loadTimeoutMs: o.detector.loadTimeoutMs,
   });
 }

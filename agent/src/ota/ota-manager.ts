@@ -27,6 +27,7 @@ import { HealthWindow, DEFAULT_HEALTH_GATE, type HealthGate } from './health-win
 import { SwappableDetector, type DetectorLike } from './swappable-detector.js';
 import { OtaError } from './errors.js';
 import { loadModelMetadata } from '../model/metadata.js';
+import { DEFAULT_LOAD_TIMEOUT_MS } from '../config/schema.js';
 import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
@@ -56,7 +57,17 @@ export interface OtaManagerOptions {
    * published with the same version.
    */
   factory: { modelPath: string; version: string; name?: string };
-  openDetector: (modelPath: string) => Promise<DetectorLike>;
+  /**
+   * Loads a model (and runs its warm-up). `signal`: the load is given up (the install's time limit, a
+   * stop): reject, and stop what the load started (its worker).
+   */
+  openDetector: (modelPath: string, opts?: { signal?: AbortSignal }) => Promise<DetectorLike>;
+  /**
+   * A version installed over the air that has not loaded (openDetector, warm-up included) within this
+   * time is refused with E_LOAD_TIMEOUT and its load given up (config detector.loadTimeoutMs; default
+   * 10 min). The load at start has no limit here: the service manager's start timeout covers it.
+   */
+  loadTimeoutMs?: number;
   gate?: Partial<HealthGate>;
   /**
    * Committed versions whose directories are kept (newest first, config ota.keepVersions; default 3),
@@ -451,12 +462,7 @@ export class OtaManager {
       });
     }
     await this.step('load', v, 'loading', base);
-    let candidate: DetectorLike;
-    try {
-      candidate = await this.opts.openDetector(installed.modelPath);
-    } catch (err) {
-      throw new OtaError('E_LOAD', `Version ${v} does not load: ${describeError(err).message}`, { cause: err });
-    }
+    const candidate = await this.load(installed.modelPath, v);
     await this.step('self-test', v, 'self-test', base);
     try {
       await this.selfTest(candidate, v);
@@ -517,6 +523,42 @@ export class OtaManager {
     const what = installed.manifest ? 'was committed here before' : 'is the factory model';
     this.report({ role: this.role, phase: 'committed', version: v, ...base, reason: `${v} ${what}: verified, loaded and self-tested, switched from ${previous.version} without a health window`, ts: this.now() });
     await this.opts.atStep?.('committed', v);
+  }
+
+  /**
+   * Loads version `v` within loadTimeoutMs. A load that hangs (a stuck execution provider, an engine
+   * build past the limit) used to hold the installer for good: no report, and later desired states
+   * waited behind it. Past the limit, or at stop(), the load is given up through its signal (the
+   * adapter stops its worker), and a detector that opens after all is closed.
+   */
+  private async load(modelPath: string, v: string): Promise<DetectorLike> {
+    const limitMs = this.opts.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
+    const limit = new AbortController();
+    const signal = AbortSignal.any([this.abort.signal, limit.signal]);
+    const opened = this.opts.openDetector(modelPath, { signal });
+    let timer: NodeJS.Timeout | undefined;
+    const givenUp = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => limit.abort(new OtaError('E_LOAD_TIMEOUT', `Version ${v} did not load within ${limitMs} ms (detector.loadTimeoutMs): its load or warm-up hung, ` +
+        `or takes longer on this board than the limit allows (a TensorRT engine build); the load was stopped and ${this.running?.version ?? 'the running model'} keeps running. ` +
+        'Raise detector.loadTimeoutMs if loads here really take that long.')), limitMs);
+      timer.unref();
+      if (signal.aborted) reject(signal.reason);
+      else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+    givenUp.catch(() => undefined);
+    try {
+      return await Promise.race([opened, givenUp]);
+    } catch (err) {
+      if (!signal.aborted) throw new OtaError('E_LOAD', `Version ${v} does not load: ${describeError(err).message}`, { cause: err });
+      // Given up: the adapter stops the worker (within its grace, or reports it stuck in native code);
+      // wait for that, within a bound, so the refusal is reported once it is done. An openDetector that
+      // does not heed the signal and opens after all has its detector closed.
+      await Promise.race([opened.then((d) => d.close(), () => undefined), new Promise((r) => setTimeout(r, 5000).unref())]);
+      throw limit.signal.aborted ? limit.signal.reason
+        : new OtaError('E_ABORTED', `The agent stopped while version ${v} was loading; it is tried again at the next start.`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async selfTest(candidate: DetectorLike, v: string): Promise<void> {
