@@ -1,15 +1,22 @@
 /**
  * The retained `state` of an agent that goes down on a failure (a hung inference run: E_INFER_TIMEOUT)
  * said only `online: false`; its `health` now says why, and the next start's online state says ok
- * again (the server's registry keeps the last health it was given). Real broker (embedded aedes).
+ * again (the server's registry keeps the last health it was given). Real broker (embedded aedes), and
+ * a real `edge-agent run` whose camera cannot start.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { startFleet, type TestDevice, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
 import { InferenceTimeoutError } from '../../platform-adapters/worker-calls.js';
 import type { StatePayload } from '../../agent/src/protocol/index.js';
+import { runCli } from '../helpers/cli.js';
+import { gstSkip } from '../helpers/gst-child.js';
+import { missingAssets } from '../helpers/assets.js';
+import { tempDirForFile } from '../helpers/temp-dir.js';
 
 /** The retained state on the broker, read as the device (its ACL lets it read its own subtree). */
 async function retainedState(fleet: TestFleet, dev: TestDevice): Promise<StatePayload> {
@@ -64,4 +71,28 @@ test('an agent that exits on a hung inference leaves a retained offline state wh
   const clean = await retainedState(fleet, dev);
   assert.equal(clean.online, false);
   assert.equal(clean.health, undefined);
+});
+
+const MODEL = resolve('assets/models/coco-centernet/model.onnx');
+
+test('edge-agent run that fails (a camera that cannot start) leaves a retained offline state whose health names the failure', { skip: gstSkip || missingAssets(MODEL) }, async (t) => {
+  const fleet = await startFleet({ broker: 'aedes' });
+  t.after(() => fleet.stop());
+  const dev = fleet.addDevice('cam-fail');
+  const dir = tempDirForFile('ef-link-fail-');
+  const config = join(dir, 'agent.json');
+  writeFileSync(config, JSON.stringify({
+    deviceId: dev.id,
+    stateDir: join(dir, 'state'),
+    detector: { model: MODEL },
+    link: { url: fleet.mqttUrl },
+    privacy: { enabled: false },
+    cameras: [{ source: { kind: 'pipeline', id: 'raw', pipeline: 'v4l2src device=/dev/null ! decodebin', reconnect: { maxRetries: 0 } } }],
+  }));
+  const r = await runCli('edge-agent', ['run', '--config', config], { timeoutMs: 60_000, env: { EF_DEVICE_SECRET: dev.secret } });
+  assert.notEqual(r.code, 0, r.stderr);
+  const state = await retainedState(fleet, dev);
+  assert.equal(state.online, false);
+  assert.equal(state.health?.status, 'failed');
+  assert.match(state.health?.reasons[0] ?? '', /^E_CAPTURE: Camera source "raw" failed: the pipeline could not start/);
 });
