@@ -82,7 +82,8 @@ export const FleetConfigSchema = Type.Object({
   /**
    * Per-device limit on telemetry, alerts and command results (a token bucket per device): one
    * runaway or hostile device cannot flood the database. A dropped alert is not acknowledged, so
-   * the agent's outbox sends it again later; state and reported updates are never limited.
+   * the agent's outbox sends it again later. State and reported updates have their own, smaller limit
+   * (below), which keeps the newest of them.
    */
   ingest: Type.Object({
     perDeviceRate: Type.Number({ exclusiveMinimum: 0, default: 100, description: 'messages per second, sustained' }),
