@@ -99,6 +99,14 @@ export async function firstReply<R>(worker: Worker, request: unknown, what: stri
 }
 
 /**
+ * Resolves when `worker` exits; make it when the worker starts (an exit is not emitted twice). Never
+ * rejects, unlike events.once, which rejects on the worker's 'error' event (then left unhandled).
+ */
+export function exitOf(worker: Worker): Promise<true> {
+  return new Promise((resolve) => worker.once('exit', () => resolve(true)));
+}
+
+/**
  * Stops a worker: asks it to end itself (`requestStop`, see WorkerCallsOptions) or terminates it, and
  * resolves once it exited (`exited`: a promise made when it started), or after `graceMs` when it is
  * blocked in native code: then it is reported stuck, and the process ends itself at exit (markStuck).
@@ -163,7 +171,7 @@ export class WorkerCalls<R extends Reply> {
   /** `label` names the runtime and model in errors ("Inference on m.onnx", "TFLite inference on m.tflite"). */
   constructor(private readonly worker: Worker, private readonly label: string, private readonly opts: WorkerCallsOptions = {}) {
     this.answered = opts.warmedUp ?? false;
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve(true)));
+    this.exited = exitOf(worker);
     worker.on('message', (msg: R) => {
       if (msg.type === 'fatal') {
         this.failAll(new ModelError(`${label}: the worker failed: ${msg.message}`));

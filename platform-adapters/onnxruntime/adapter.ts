@@ -4,7 +4,6 @@
  * the session reports the requested list and the provider it actually got.
  */
 import type { Worker } from 'node:worker_threads';
-import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult, RunResult, SessionInfo, TensorData } from '../contract.js';
@@ -12,7 +11,7 @@ import type { DecodeRequest, OrtWorkerData, WorkerReply, WorkerRequest } from '.
 import type { Detection } from '../../agent/src/types.js';
 import type { PreprocessSpec } from '../../agent/src/model/metadata.js';
 import { startWorker } from '../worker-entry.js';
-import { checkFeeds, firstReply, LoadAbortedError, stopWorkerThread, WorkerCalls, type WorkerCallsOptions } from '../worker-calls.js';
+import { checkFeeds, exitOf, firstReply, LoadAbortedError, stopWorkerThread, WorkerCalls, type WorkerCallsOptions } from '../worker-calls.js';
 import { ModelError } from '../../agent/src/util/errors.js';
 
 /** ORT's names for the execution providers that the Node binding can request. */
@@ -66,7 +65,7 @@ export class OrtWorkerSession implements AdapterSession {
     }
     const workerData: OrtWorkerData = { stopFlag: new Int32Array(new SharedArrayBuffer(4)) };
     const worker = startWorker(import.meta.url, 'ort-worker', { workerData });
-    const exited = once(worker, 'exit');
+    const exited = exitOf(worker);
     // Stopped by asking, never by terminate() (see WorkerCallsOptions.requestStop).
     const requestStop = () => {
       Atomics.store(workerData.stopFlag, 0, 1);

@@ -4,11 +4,10 @@
  * fleet server exports for Android. Provider "wasm" is the only one (WebGPU does not exist in Node).
  */
 import type { Worker } from 'node:worker_threads';
-import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult, RunResult, SessionInfo, TensorData } from '../contract.js';
 import { startWorker } from '../worker-entry.js';
-import { checkFeeds, firstReply, LoadAbortedError, stopWorkerThread, WorkerCalls, type WorkerCallsOptions } from '../worker-calls.js';
+import { checkFeeds, exitOf, firstReply, LoadAbortedError, stopWorkerThread, WorkerCalls, type WorkerCallsOptions } from '../worker-calls.js';
 import { ModelError } from '../../agent/src/util/errors.js';
 import { defaultWasmDir } from './litert-node.js';
 import type { TfliteReply, TfliteRequest } from './protocol.js';
@@ -52,7 +51,7 @@ export class TfliteSession implements AdapterSession {
       throw new ModelError(`TFLite model ${opts.modelPath} does not exist; export one with fleetctl model export --target tflite`);
     }
     const worker = startWorker(import.meta.url, 'tflite-worker');
-    const exited = once(worker, 'exit');
+    const exited = exitOf(worker);
     const req: TfliteRequest = { type: 'load', modelPath: opts.modelPath, threads: 1, warmUp: opts.warmUp ?? true };
     let reply: TfliteReply;
     try {

@@ -9,7 +9,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { spawn as nodeSpawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -21,7 +20,7 @@ import { ArtifactStore } from '../../agent/src/ota/artifact-store.js';
 import type { DetectorLike } from '../../agent/src/ota/swappable-detector.js';
 import type { DesiredPayload } from '../../agent/src/protocol/index.js';
 import type { OtaReport } from '../../agent/src/protocol/ota.js';
-import { firstReply, LoadAbortedError, stopWorkerThread } from '../../platform-adapters/worker-calls.js';
+import { exitOf, firstReply, LoadAbortedError, stopWorkerThread } from '../../platform-adapters/worker-calls.js';
 import { TensorRtAdapter } from '../../platform-adapters/tensorrt/adapter.js';
 import { Detector } from '../../agent/src/infer/detector.js';
 import { fakeDetector, fakeOtaLink } from '../helpers/ota-fakes.js';
@@ -40,7 +39,7 @@ function hangingLoad(started: Worker[]) {
   return async (modelPath: string, o: { signal?: AbortSignal } = {}): Promise<DetectorLike> => {
     const worker = new Worker(new URL('../helpers/stand-in-worker.mjs', import.meta.url), { workerData: { answers: ['never'] } });
     started.push(worker);
-    const exited = once(worker, 'exit');
+    const exited = exitOf(worker);
     try {
       await firstReply(worker, { type: 'load', modelPath }, `loading ${modelPath}`, o.signal);
     } catch (err) {
@@ -161,4 +160,20 @@ echo building; exec sleep 300
     await assert.rejects(opening, /trtexec was stopped: the load was given up \(past detector\.loadTimeoutMs\)/);
     assert.throws(() => process.kill(pids[1], 0), 'trtexec is no longer running');
   });
+});
+
+test('a loading worker that crashes: the exit the adapters wait on resolves, and no rejection is left unhandled', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown) => unhandled.push(err);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const worker = new Worker('throw new Error("crashed while loading")', { eval: true });
+    const exited = exitOf(worker);
+    await assert.rejects(firstReply(worker, { type: 'load' }, 'loading crash.onnx'), /crashed while loading/);
+    assert.equal(await exited, true);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
 });
