@@ -15,16 +15,18 @@
  * A version directory is built as `versions/.staging-<version>` and renamed into place only when
  * complete, and `current.json` changes only at commit, so a SIGKILL at any step leaves either the
  * old committed version or the new one, never a half-written one. On open, the committed version
- * is checked again (size + sha256 against its signed manifest) and the previous one is used if the
- * files were damaged.
+ * is checked again (signature against the pinned keys, size + sha256 against its signed manifest) and
+ * the previous one is used if it no longer verifies; `openCurrent` says which were passed over and why.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { artifactFileName, verifyManifest, type Manifest } from '../protocol/manifest.js';
+import { artifactFileName, type Manifest } from '../protocol/manifest.js';
+import { describeError } from '../util/errors.js';
 import { fsyncDir, writeFileAtomic } from './fs-atomic.js';
 import { OtaError } from './errors.js';
+import { parseTrustedKeys, verifyWithTrustedKeys } from './trusted-keys.js';
 
 export interface InstalledVersion {
   version: string;
@@ -33,6 +35,9 @@ export interface InstalledVersion {
 }
 
 interface CurrentFile { version: string; previous?: string }
+
+/** A committed version passed over at open, as it no longer verifies (signature, size, sha256) or is gone. */
+export interface UnusableVersion { version: string; code: string; reason: string }
 
 /** A version committed here: it passed its health window on this device (or is the factory model). */
 export interface CommittedVersion { version: string; name?: string; sha256?: string }
@@ -82,11 +87,33 @@ export async function checkArtifact(path: string, manifest: Manifest): Promise<v
   if (sha !== manifest.sha256) throw new OtaError('E_SHA256', `Artifact ${manifest.name}@${manifest.version} has sha256 ${sha} but its signed manifest says ${manifest.sha256}; the file was altered or corrupted.`);
 }
 
+export interface ArtifactStoreOptions {
+  stateDir: string;
+  role: string;
+  /** The pinned fleet key(s): one PEM public key, or several one after the other (a key rotation; trusted-keys.ts). */
+  publicKeyPem: string;
+  /** Where the keys came from (config ota.publicKeyFile), named in errors. */
+  keySource?: string;
+  factory?: InstalledVersion;
+}
+
 export class ArtifactStore {
   readonly root: string;
+  private keys: KeyObject[] | undefined;
 
-  constructor(private readonly opts: { stateDir: string; role: string; publicKeyPem: string; factory?: InstalledVersion }) {
+  constructor(private readonly opts: ArtifactStoreOptions) {
     this.root = join(opts.stateDir, 'models', opts.role);
+  }
+
+  /** The pinned public keys; throws OtaError E_KEY when the key text holds none that is usable. */
+  trustedKeys(): KeyObject[] {
+    this.keys ??= parseTrustedKeys(this.opts.publicKeyPem, this.opts.keySource);
+    return this.keys;
+  }
+
+  /** The manifest, if its signature verifies against one of the pinned keys; throws E_SIGNATURE otherwise. */
+  verify(manifest: unknown, signatureB64: string): Manifest {
+    return verifyWithTrustedKeys(manifest, signatureB64, this.trustedKeys(), this.opts.keySource);
   }
 
   init(): void {
@@ -166,14 +193,28 @@ export class ArtifactStore {
 
   /** The committed version, verified; the previous committed one or the factory model when it is damaged. */
   async current(): Promise<InstalledVersion | undefined> {
+    return (await this.openCurrent()).installed;
+  }
+
+  /**
+   * The committed version, verified, or else the previous committed one, or else the factory model;
+   * `unusable`: the committed versions passed over, with why (a signature no pinned key verifies, after
+   * a key change; damaged or missing files).
+   */
+  async openCurrent(): Promise<{ installed: InstalledVersion | undefined; unusable: UnusableVersion[] }> {
     const cur = this.readCurrent();
+    const unusable: UnusableVersion[] = [];
     for (const v of [cur?.version, cur?.previous]) {
       if (!v) continue;
-      if (v === this.opts.factory?.version) return this.opts.factory;
-      const ok = await this.load(v).catch(() => undefined);
-      if (ok) return ok;
+      if (v === this.opts.factory?.version) return { installed: this.opts.factory, unusable };
+      try {
+        return { installed: await this.load(v), unusable };
+      } catch (err) {
+        const e = describeError(err);
+        unusable.push({ version: v, code: e.code, reason: e.message });
+      }
     }
-    return this.opts.factory;
+    return { installed: this.opts.factory, unusable };
   }
 
   previousVersion(): string | undefined {
@@ -185,7 +226,7 @@ export class ArtifactStore {
     if (version === this.opts.factory?.version) return this.opts.factory;
     const dir = this.versionDir(version);
     if (!existsSync(join(dir, 'manifest.json'))) throw new OtaError('E_NOT_INSTALLED', `Version ${version} is not installed in ${this.root}.`);
-    const manifest = verifyManifest(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')), readFileSync(join(dir, 'manifest.sig'), 'utf8'), this.opts.publicKeyPem);
+    const manifest = this.verify(JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')), readFileSync(join(dir, 'manifest.sig'), 'utf8'));
     let modelPath = join(dir, artifactFileName(manifest.target));
     // Versions staged before artifacts were named by target were all model.onnx.
     if (!existsSync(modelPath) && existsSync(join(dir, 'model.onnx'))) modelPath = join(dir, 'model.onnx');

@@ -17,6 +17,7 @@ export async function createOtaManager(o: { ota: OtaConfig; detector: DetectorCo
     link: o.link,
     stateDir: o.stateDir,
     publicKeyPem: readFileSync(o.ota.publicKeyFile, 'utf8'),
+    publicKeyFile: o.ota.publicKeyFile,
     target: o.ota.target,
     factory: { modelPath: o.detector.model, version: factoryVersion },
     gate: o.ota.health,

@@ -18,7 +18,7 @@ import { moduleLogger, type Logger } from '../util/log.js';
 import { compileSchema } from '../util/schema.js';
 import { describeError } from '../util/errors.js';
 import { deviceRoot, type DesiredPayload, type ReportedPayload } from '../protocol/index.js';
-import { verifyManifest, type Manifest, type ModelTarget } from '../protocol/manifest.js';
+import type { Manifest, ModelTarget } from '../protocol/manifest.js';
 import { DesiredModelSchema, otaTopics, type DesiredModel, type OtaPhase, type OtaReport } from '../protocol/ota.js';
 import { ArtifactStore, checkArtifact, DEFAULT_KEEP_VERSIONS, type DesiredRev, type InstalledVersion } from './artifact-store.js';
 import { ChunkDownloader } from './chunk-downloader.js';
@@ -49,7 +49,13 @@ export interface OtaManagerOptions {
   link: OtaLink;
   stateDir: string;
   role?: string;
+  /**
+   * The pinned fleet key(s): one PEM public key, or several one after the other while the fleet changes
+   * its signing key (trusted-keys.ts); a manifest signed by any of them is accepted.
+   */
   publicKeyPem: string;
+  /** Where publicKeyPem was read from (config ota.publicKeyFile), named in errors. */
+  publicKeyFile?: string;
   target?: ModelTarget;
   /**
    * The model the agent ships with (config detector.model), used until an OTA version is committed.
@@ -167,7 +173,7 @@ export class OtaManager {
     this.monotonicNow = opts.monotonicNow ?? (() => performance.now());
     this.gate = { ...DEFAULT_HEALTH_GATE, ...opts.gate };
     this.store = new ArtifactStore({
-      stateDir: opts.stateDir, role: this.role, publicKeyPem: opts.publicKeyPem,
+      stateDir: opts.stateDir, role: this.role, publicKeyPem: opts.publicKeyPem, keySource: opts.publicKeyFile,
       factory: { version: opts.factory.version, modelPath: opts.factory.modelPath, manifest: undefined },
     });
     const root = deviceRoot(opts.link.deviceId);
@@ -198,10 +204,14 @@ export class OtaManager {
 
   private async open(): Promise<SwappableDetector> {
     this.store.init();
+    // A key file that holds no usable key fails here, not as a refusal of every model (E_KEY).
+    this.store.trustedKeys();
     this.desiredRev = this.store.desiredRev();
     this.factoryName = this.opts.factory.name ?? await loadModelMetadata(this.opts.factory.modelPath).then((m) => m.name, () => undefined);
-    this.running = await this.store.current();
+    const { installed, unusable } = await this.store.openCurrent();
+    this.running = installed;
     if (!this.running) throw new OtaError('E_NO_MODEL', `No model for ${this.role}: neither a committed version in ${this.store.root} nor a factory model.`);
+    const fellBack = this.fallbackReport(unusable);
     // Versions piled up by an agent that never deleted any, or left by a crash before a prune.
     await this.pruneStore({ atStart: true });
     const det = await this.opts.openDetector(this.running.modelPath);
@@ -210,8 +220,27 @@ export class OtaManager {
     this.opts.link.on('desired', this.onDesired);
     this.opts.link.on('ota', this.onOta);
     this.opts.link.on('connect', this.onConnect);
-    this.report({ role: this.role, phase: 'idle', version: this.running.version, ts: this.now() });
+    this.report(fellBack ?? { role: this.role, phase: 'idle', version: this.running.version, ts: this.now() });
     return this.detector;
+  }
+
+  /**
+   * The committed version that no longer verifies at start (a signature no pinned key verifies, as after a
+   * key change that removed the key it was signed with; damaged files) is logged as an error and reported
+   * refused with its code, naming what runs instead; it used to fall back without a word, reporting idle.
+   * Not remembered as failed: it was committed here, and comes back when a desired state brings it again.
+   */
+  private fallbackReport(unusable: { version: string; code: string; reason: string }[]): OtaReport | undefined {
+    const first = unusable[0];
+    if (!first) return undefined;
+    const running = this.running!.version;
+    const instead = running === this.opts.factory.version ? `the factory model ${running}` : `the previous committed version ${running}`;
+    for (const u of unusable) {
+      this.log.error({ version: u.version, code: u.code, reason: u.reason, running }, `committed model version ${u.version} does not verify (${u.code}); running ${instead} instead`);
+    }
+    const also = unusable.slice(1).map((u) => ` ${u.version} (previous) did not verify either: ${u.code}.`).join('');
+    const reason = `Committed version ${first.version} does not verify at start, running ${instead} instead:${also} ${first.reason}`;
+    return { role: this.role, phase: 'refused', version: first.version, code: first.code, reason: reason.slice(0, 500), ts: this.now() };
   }
 
   async stop(opts: { closeDetector?: boolean } = {}): Promise<void> {
@@ -439,7 +468,7 @@ export class OtaManager {
           ? `Desired version ${v} was committed here before but is not installed here any more (deleted as older than the ${this.keepVersions} newest committed versions kept, or damaged), and the desired state came without a signed manifest to download it again; the fleet server sends one when its registry holds the artifact.`
           : `Desired version ${v} is not installed here and came without a signed manifest.`);
       }
-      const manifest: Manifest = verifyManifest(entry.manifest, entry.signature, this.opts.publicKeyPem);
+      const manifest: Manifest = this.store.verify(entry.manifest, entry.signature);
       if (manifest.version !== v) throw new OtaError('E_DESIRED', `Desired version ${v} but its manifest is for ${manifest.version}.`);
       const target = this.opts.target ?? 'onnx-cpu';
       if (manifest.target !== target) throw new OtaError('E_TARGET', `Artifact ${manifest.name}@${v} is built for ${manifest.target} but this device runs ${target}; publish a ${target} artifact for this version.`);

@@ -7,7 +7,11 @@ import { MODEL_TARGETS } from '../protocol/manifest.js';
 import { HealthGateSchema } from './health-window.js';
 
 export const OtaConfig = Type.Object({
-  /** The fleet server's Ed25519 public key (PEM, from `fleetctl key export`); manifests must verify against it. */
+  /**
+   * The fleet server's Ed25519 public key (PEM, from `fleetctl key export`); manifests must verify against
+   * it. While the fleet changes its signing key the file holds both keys, one PEM block after the other,
+   * and a manifest signed by either is accepted (docs/rollouts.md, "Changing the signing key").
+   */
   publicKeyFile: Type.String({ minLength: 1, 'x-restart': true }),
   /** Artifact target this device runs; artifacts for other targets are refused before download. */
   target: Type.Union(MODEL_TARGETS.map((t) => Type.Literal(t)), { default: 'onnx-cpu', 'x-restart': true }),
