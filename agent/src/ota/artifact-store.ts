@@ -25,7 +25,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { artifactFileName, type Manifest } from '../protocol/manifest.js';
 import { describeError } from '../util/errors.js';
 import { fsyncDir, writeFileAtomic } from './fs-atomic.js';
-import { OtaError } from './errors.js';
+import { LOCAL_FAULT_CODES, OtaError } from './errors.js';
 import { parseTrustedKeys, verifyWithTrustedKeys } from './trusted-keys.js';
 
 export interface InstalledVersion {
@@ -288,11 +288,13 @@ export class ArtifactStore {
   /**
    * The recorded failure of model `name` at `version`, if any. Keyed by name as well as version: a
    * refused `other@1.0.0` (a bad signature, say) says nothing against a later `standin@1.0.0`. An entry
-   * keyed by version alone, from an older agent, still holds for every name.
+   * keyed by version alone, from an older agent, still holds for every name. An entry for a fault of this
+   * box (a full disk: ENOSPC...), which older agents recorded as a refusal, holds nothing against the
+   * version: it is tried again.
    */
   failureOf(name: string | undefined, version: string): { code: string; reason: string } | undefined {
     const f = this.failures();
-    return f[failureKey(name, version)] ?? f[version];
+    return [f[failureKey(name, version)], f[version]].find((e) => e !== undefined && !LOCAL_FAULT_CODES.has(e.code));
   }
 
   markFailed(name: string | undefined, version: string, code: string, reason: string): void {

@@ -5,11 +5,12 @@
  * starts from the partial file's length. Retries are bounded; a stalled transfer fails with a reason.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, statSync } from 'node:fs';
 import { compileSchema } from '../util/schema.js';
 import { OTA_CHUNK_BYTES, OTA_MAX_PAYLOAD_BYTES, OtaChunkSchema, type OtaChunk, type OtaRequest } from '../protocol/ota.js';
 import type { Manifest } from '../protocol/manifest.js';
 import { OtaError } from './errors.js';
+import { writeAll } from './fs-atomic.js';
 
 const chunkValidator = compileSchema(OtaChunkSchema);
 
@@ -88,7 +89,7 @@ export class ChunkDownloader {
         const data = Buffer.from(chunk.dataBase64, 'base64');
         if (data.length === 0) throw new OtaError('E_TRUNCATED', `Artifact ${manifest.name}@${manifest.version} ended at ${offset} bytes but its manifest says ${manifest.size}.`);
         const take = data.subarray(0, manifest.size - offset);
-        writeSync(fd, take);
+        writeAll(fd, take);
         fsyncSync(fd);
         offset += take.length;
         chunks += 1;

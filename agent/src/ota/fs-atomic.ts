@@ -17,6 +17,19 @@ export function fsyncDir(dir: string): void {
 }
 
 /**
+ * Writes all of `buf` at the end of `fd`, or throws: write(2) may write fewer bytes than asked (a
+ * nearly full disk), and the error that stops the rest (ENOSPC, EFBIG) is thrown. Whatever was written
+ * stays: a partial download's length is its resume point, so a short write never shifts what follows.
+ */
+export function writeAll(fd: number, buf: Uint8Array): void {
+  for (let off = 0; off < buf.length;) {
+    const n = writeSync(fd, buf, off, buf.length - off);
+    if (n <= 0) throw Object.assign(new Error(`cannot write: wrote 0 of the ${buf.length - off} bytes left`), { code: 'EIO' });
+    off += n;
+  }
+}
+
+/**
  * Writes `data` to `path` whole or not at all. write(2) may write fewer bytes than asked (a nearly
  * full disk, a file-size limit): the rest is written in a loop, and the error that ends it (ENOSPC,
  * EFBIG) is thrown with the temp file removed, so a short file is never renamed over a good one.
@@ -26,11 +39,7 @@ export function writeFileAtomic(path: string, data: string | Buffer): void {
   const buf = typeof data === 'string' ? Buffer.from(data) : data;
   const fd = openSync(tmp, 'w', 0o644);
   try {
-    for (let off = 0; off < buf.length;) {
-      const n = writeSync(fd, buf, off, buf.length - off);
-      if (n <= 0) throw Object.assign(new Error(`cannot write ${tmp}: wrote 0 of the ${buf.length - off} bytes left`), { code: 'EIO' });
-      off += n;
-    }
+    writeAll(fd, buf);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);

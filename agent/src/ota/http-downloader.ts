@@ -5,9 +5,10 @@
  * write is fsync'd before the next read, like the chunk path, so the partial file stays a valid
  * resume point. Integrity is still checked afterwards against the signed manifest.
  */
-import { closeSync, existsSync, fsyncSync, openSync, statSync, writeSync, ftruncateSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, statSync, ftruncateSync } from 'node:fs';
 import type { Manifest } from '../protocol/manifest.js';
 import { OtaError } from './errors.js';
+import { writeAll } from './fs-atomic.js';
 import type { DownloadResult } from './chunk-downloader.js';
 
 export interface HttpDownloadOptions {
@@ -43,7 +44,7 @@ export async function downloadHttp(o: HttpDownloadOptions): Promise<DownloadResu
     for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
       const take = part.subarray(0, Math.max(0, manifest.size - offset));
       if (take.length > 0) {
-        writeSync(fd, take);
+        writeAll(fd, take);
         fsyncSync(fd);
         offset += take.length;
         chunks += 1;

@@ -6,7 +6,7 @@
  *   → health window → commit (current.json) or automatic rollback, reported with the reason.
  *
  * Refused and rolled-back artifacts (name@version) are remembered (failed.json) so the agent does not retry a bad
- * model in a loop; a transient failure (stalled transfer) is retried on the next desired message,
+ * model in a loop; a transient failure (stalled transfer, a full disk) is retried on the next desired message,
  * reconnect, or after `retryDelayMs`. Only one install runs at a time; a newer desired state waits for it.
  * Going back to a version that proved itself here (committed before, or the factory model) skips the
  * health window and is never remembered as failed. Version directories no longer needed are deleted at
@@ -25,7 +25,7 @@ import { ChunkDownloader } from './chunk-downloader.js';
 import { downloadHttp } from './http-downloader.js';
 import { HealthWindow, DEFAULT_HEALTH_GATE, type HealthGate } from './health-window.js';
 import { SwappableDetector, type DetectorLike } from './swappable-detector.js';
-import { OtaError } from './errors.js';
+import { isLocalFault, OtaError } from './errors.js';
 import { loadModelMetadata } from '../model/metadata.js';
 import { DEFAULT_LOAD_TIMEOUT_MS } from '../config/schema.js';
 import { rmSync } from 'node:fs';
@@ -105,10 +105,11 @@ const desiredModelValidator = compileSchema(DesiredModelSchema);
 
 /**
  * Outcomes that say nothing against the version, so it is not remembered as failed and is tried again:
- * a stalled transfer, a stop, and the server's refusals of the moment (the desired state moved on during
- * the download, e.g. a rollback: E_NOT_DESIRED; it could not read the file: E_READ).
+ * a stalled transfer, a stop, the server's refusals of the moment (the desired state moved on during
+ * the download, e.g. a rollback: E_NOT_DESIRED; it could not read the file: E_READ), and a fault of this
+ * box met on the way (E_DISK: a full disk, see diskFault).
  */
-const TRANSIENT = new Set(['E_TRANSFER_STALLED', 'E_ABORTED', 'E_NOT_DESIRED', 'E_READ']);
+const TRANSIENT = new Set(['E_TRANSFER_STALLED', 'E_ABORTED', 'E_NOT_DESIRED', 'E_READ', 'E_DISK']);
 
 /**
  * A desired message with a lower `rev` than the one followed is stale (a broker restored from its
@@ -370,14 +371,21 @@ export class OtaManager {
     try {
       await this.install(entry, installed);
     } catch (err) {
-      const e = describeError(err);
+      const e = isLocalFault(err) ? this.diskFault(entry.version, err) : describeError(err);
       const transient = TRANSIENT.has(e.code);
       if (!transient) {
         // A known-good version that failed to load or self-test now (a damaged copy, say), or that is no
         // longer installed and came without a manifest to download it again, is not remembered as failed:
         // a later desired message or reconnect tries it again; not the timer, as nothing would change
         // but another refusal reported every retryDelayMs.
-        if (!proven) this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message);
+        if (!proven) {
+          try {
+            this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message);
+          } catch (markErr) {
+            // A full disk: the refusal is still reported, but not remembered; a later desired state tries the version again.
+            this.log.warn({ version: entry.version, err: describeError(markErr).message }, `cannot record the refusal in ${this.store.root}`);
+          }
+        }
       } else if (e.code !== 'E_ABORTED') {
         // A reconnect or a new desired state retries at once; without either (the link stayed up while
         // chunks stopped), the timer does, so the device does not wait for the wave timeout.
@@ -390,6 +398,21 @@ export class OtaManager {
       this.log.warn({ version: entry.version, code: e.code, reason: e.message }, `install ${phase}`);
       this.report({ role: this.role, phase, version: entry.version, rollout: entry.rollout, code: e.code, reason: e.message, ts: this.now() });
     }
+  }
+
+  /**
+   * A fault of this box met while installing `version` (a full disk, an I/O error: isLocalFault): not the
+   * version's, so it is reported as E_DISK (phase failed) and tried again like a stalled transfer. It used
+   * to be remembered as a refusal of the version, never tried again even once space was freed.
+   */
+  private diskFault(version: string, err: unknown): { code: string; message: string } {
+    const e = err as NodeJS.ErrnoException;
+    const retryS = (this.opts.retryDelayMs ?? 10_000) / 1000;
+    return {
+      code: 'E_DISK',
+      message: `Cannot install ${version}: ${e.code} (${e.message}) in the model store ${this.store.root}, a fault of this box, not of the model. ` +
+        `Free space (or fix the disk, or the store's permissions); the install is tried again every ${retryS} s and at the next desired state or reconnect.`,
+    };
   }
 
   /**
