@@ -22,6 +22,7 @@
  */
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { disableNagle } from '../util/tcp-nodelay.js';
 import { moduleLogger, type Logger } from '../util/log.js';
 import { describeError, EdgeFleetError } from '../util/errors.js';
 import {
@@ -313,6 +314,7 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
       this.version = protocolVersion;
       this.connects += 1;
       this.backoff.reset();
+      disableNagle(client);
       this.log.info({ url: this.opts.url, protocolVersion }, 'connected');
       client.publish(topics.state(this.deviceId), JSON.stringify(this.statePayload(true)), { qos: 1, retain: true });
       const wanted = [topics.ack(this.deviceId), topics.desired(this.deviceId), topics.cmd(this.deviceId), topicFor(this.deviceId, 'ota/chunk')];

@@ -148,6 +148,8 @@ export class EmbeddedBroker {
         this.counters.oversizePackets += 1;
         this.log.warn({ remote: s.remoteAddress, reason }, 'connection closed: packet too large');
       });
+      // Replies go out at once, not after the client's delayed ACK (see agent/src/util/tcp-nodelay.ts).
+      s.setNoDelay(true);
       aedes.handle(s);
     };
     const tcp = createServer(handle);

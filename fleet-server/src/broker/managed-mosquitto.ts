@@ -142,6 +142,9 @@ export function mosquittoConfText(files: ManagedMosquittoFiles, l: ListenerSetti
     // The fleet server's session queues QoS 1 device messages while it restarts; 500 devices × a few
     // messages each must fit (the default is 1000 per client).
     'max_queued_messages 100000',
+    // Replies go out at once, not after the client's delayed ACK (Nagle; see agent/src/util/tcp-nodelay.ts):
+    // OTA chunks are fetched one request and one reply at a time.
+    'set_tcp_nodelay true',
     'log_dest stderr',
     'log_type error',
     'log_type warning',

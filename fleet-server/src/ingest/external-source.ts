@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { serverFilter } from '../../../agent/src/protocol/index.js';
 import { describeError, EdgeFleetError } from '../../../agent/src/util/errors.js';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
+import { disableNagle } from '../../../agent/src/util/tcp-nodelay.js';
 import { INGEST_KINDS } from './ingest.js';
 
 export interface ExternalSourceOptions {
@@ -68,6 +69,7 @@ export class ExternalSource {
     const first = new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new EdgeFleetError('E_BROKER', `No connection to the external broker ${o.url} within ${timeoutMs} ms; check broker.external (url, username, password).`)), timeoutMs);
       client.on('connect', (connack) => {
+        disableNagle(client);
         // With a resumed session the broker keeps our subscriptions; subscribing again is harmless.
         if (connack.sessionPresent) this.log.info('resumed persistent session');
         const subscribe = () => client.subscribe(filters, (err, granted) => {
