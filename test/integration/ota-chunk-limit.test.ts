@@ -1,8 +1,9 @@
 /**
  * Per-device limit on OTA chunk requests (config `ota`): a device asking for many chunks at once gets
- * its burst and the sustained rate, the rest is dropped unanswered and counted in /api/status
- * (ota.droppedBy.rate), while another device is served from its own budget; with the default limit
- * the agent's own downloader, one chunk at a time at full speed, loses nothing.
+ * its burst and the sustained rate, and of the rest only its newest request waits, the others are
+ * dropped unanswered and counted in /api/status (ota.droppedBy.rate), while another device is served
+ * from its own budget. The agent's own downloader, one chunk at a time, is paced by the limit and
+ * loses nothing, whether the limit is the default or far below its speed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -75,4 +76,26 @@ test('the default limit leaves the agent\'s downloader at full speed untouched',
   assert.equal(r.bytes, manifest.size);
   assert.equal(r.retries, 0);
   assert.equal(fleet.server.ota.chunks.stats.droppedBy.rate ?? 0, 0);
+});
+
+test('a downloader faster than the limit is paced, not dropped: no request times out', { timeout: 30_000 }, async () => {
+  // 37 chunks at 20/s after a burst of 5: about 1.6 s of waiting. A dropped request would cost the
+  // downloader its 1 s request timeout and, with maxRetries 0, fail the download (E_TRANSFER_STALLED).
+  const fleet = await startFleet({ broker: 'aedes', config: { ota: { perDeviceChunkRate: 20, perDeviceChunkBurst: 5 } } });
+  try {
+    const dev = fleet.addDevice('cam-paced');
+    const manifest = await publishFor(fleet, [dev.id], 'slow');
+    const link = fleet.agentLink(dev);
+    link.start();
+    await link.waitConnected();
+    const d = new ChunkDownloader({ send: (req) => link.publishRaw(`ef/v1/dev/${dev.id}/ota/req`, JSON.stringify(req), 1), requestTimeoutMs: 1000, maxRetries: 0 });
+    link.on('ota', (m: { payload: Buffer }) => d.onChunkMessage(m.payload));
+    const r = await d.download(manifest, join(fleet.dir, 'part'));
+    assert.ok(r.chunks > 5 + 20, `more chunks (${r.chunks}) than the burst and one second of the rate, so the limit was reached`);
+    assert.equal(r.bytes, manifest.size);
+    assert.equal(r.retries, 0);
+    assert.equal(fleet.server.ota.chunks.stats.droppedBy.rate ?? 0, 0);
+  } finally {
+    await fleet.stop();
+  }
 });

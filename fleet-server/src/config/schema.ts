@@ -98,8 +98,9 @@ export const FleetConfigSchema = Type.Object({
   /**
    * Per-device limit on OTA chunk requests (ota/req; a token bucket per device, apart from ingest's):
    * each costs a read, a base64 encoding and a publish of up to 64 KiB. The agent asks for one chunk
-   * at a time, about 22 a second at full speed on localhost; requests beyond the limit are dropped
-   * and counted (/api/status ota.droppedBy.rate), and the agent asks again after its request timeout.
+   * at a time, about 300 a second at full speed on localhost: beyond the limit its request waits and
+   * is answered when the budget allows (paced, not dropped). Only the newest waiting request of a
+   * device is kept; each one it replaces is dropped and counted (/api/status ota.droppedBy.rate).
    */
   ota: Type.Object({
     perDeviceChunkRate: Type.Number({ exclusiveMinimum: 0, default: 100, description: 'chunk requests per second, sustained' }),

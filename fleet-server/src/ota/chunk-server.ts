@@ -3,16 +3,18 @@
  * an artifact and gets it on `.../ota/chunk`. A device may only fetch a version that is in its own
  * desired state, so a device secret does not open the whole registry. Every request is validated;
  * bad ones are counted and dropped (an error reply when the request is well formed but refused).
- * Requests are limited per device (config `ota`): the agent asks for one chunk at a time, and a device
- * that asks for many at once (3000 made the server read, encode and publish 196 MB in 4 s) loses the
- * excess, dropped and counted before parsing.
+ * Requests are limited per device (config `ota`). The agent asks for one chunk at a time and waits for
+ * it: past the limit its request is held and answered when the device's budget allows, so a fast
+ * download is paced, never dropped (a dropped request would cost the agent its request timeout). A
+ * device that asks for many at once (3000 made the server read, encode and publish 196 MB in 4 s)
+ * keeps only its newest waiting request; each one it replaces is dropped and counted, before parsing.
  */
 import { compileSchema } from '../../../agent/src/util/schema.js';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { deviceRoot, parseTopic } from '../../../agent/src/protocol/index.js';
 import { OTA_MAX_PAYLOAD_BYTES, OtaRequestSchema, otaTopics, type OtaChunk, type OtaRequest } from '../../../agent/src/protocol/ota.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
-import { DeviceRateLimiter } from '../ingest/rate-limiter.js';
+import { LatestOnlyLimiter } from '../ingest/latest-only.js';
 
 const requestValidator = compileSchema(OtaRequestSchema);
 
@@ -43,35 +45,47 @@ export class ChunkServer {
   readonly stats: ChunkServerStats = { requests: 0, chunksServed: 0, bytesServed: 0, refused: 0, dropped: 0, droppedBy: {} };
   private readonly log: Logger;
   private readonly loggedDrops = new Set<string>();
-  private readonly limiter: DeviceRateLimiter | undefined;
+  private readonly limiter: LatestOnlyLimiter<Buffer> | undefined;
 
   constructor(private readonly opts: ChunkServerOptions) {
     this.log = opts.logger ?? moduleLogger('ota-chunks');
     const l = opts.rateLimit;
-    this.limiter = l ? new DeviceRateLimiter(l.perDeviceChunkRate, l.perDeviceChunkBurst) : undefined;
+    this.limiter = l
+      ? new LatestOnlyLimiter<Buffer>({
+        rate: l.perDeviceChunkRate,
+        burst: l.perDeviceChunkBurst,
+        deliver: (deviceId, payload) => this.serveRaw(deviceId, payload),
+        onSuperseded: (deviceId) => this.drop('rate', deviceId, `over ${l.perDeviceChunkRate} chunk requests/s (burst ${l.perDeviceChunkBurst}) with a newer request waiting`),
+      })
+      : undefined;
   }
 
   handle(topic: string, payload: Buffer): void {
     const t = parseTopic(topic);
     if (!t || t.rest !== 'ota/req') { this.drop('topic', topic); return; }
     // Before any parsing: past its limit, a device's flood costs one map lookup a request.
-    if (this.limiter && !this.limiter.take(t.deviceId)) {
-      const l = this.opts.rateLimit!;
-      this.drop('rate', t.deviceId, `over ${l.perDeviceChunkRate} chunk requests/s (burst ${l.perDeviceChunkBurst})`);
-      return;
-    }
-    if (payload.length > OTA_MAX_PAYLOAD_BYTES.req) { this.drop('oversized', t.deviceId); return; }
+    if (this.limiter) this.limiter.offer(t.deviceId, payload);
+    else this.serveRaw(t.deviceId, payload);
+  }
+
+  /** Drops the requests waiting for their device's budget (at shutdown; the agent asks again). */
+  stop(): void {
+    this.limiter?.stop();
+  }
+
+  private serveRaw(deviceId: string, payload: Buffer): void {
+    if (payload.length > OTA_MAX_PAYLOAD_BYTES.req) { this.drop('oversized', deviceId); return; }
     let json: unknown;
     try {
       json = JSON.parse(payload.toString('utf8'));
     } catch {
-      this.drop('json', t.deviceId);
+      this.drop('json', deviceId);
       return;
     }
     const r = requestValidator.check(json);
-    if (!r.ok) { this.drop('schema', t.deviceId, `${r.issues[0]?.path} expected ${r.issues[0]?.expected}`); return; }
+    if (!r.ok) { this.drop('schema', deviceId, `${r.issues[0]?.path} expected ${r.issues[0]?.expected}`); return; }
     this.stats.requests += 1;
-    this.serve(t.deviceId, r.value);
+    this.serve(deviceId, r.value);
   }
 
   /** Counts a dropped request (in /api/status → ota.dropped, ota.droppedBy) and logs the first of each reason. */

@@ -70,6 +70,7 @@ export class OtaService {
     if (!this.started) return;
     this.started = false;
     this.rollouts.stop();
+    this.chunks.stop();
   }
 
   handle(topic: string, payload: Buffer): void {
