@@ -14,6 +14,7 @@ import type { BenchContext } from './lib/context.js';
 import type { BenchResult, Cell } from './lib/result.js';
 import { notYet } from './lib/result.js';
 import { FleetServerChild } from './lib/fleet-child.js';
+import { disableNagle } from '../agent/src/util/tcp-nodelay.js';
 import { percentile, round } from './lib/stats.js';
 
 const MODEL_DIR = 'assets/models/ppocr-det';
@@ -68,6 +69,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
         })().catch((err: unknown) => { runs[i].failed = (err as Error).message; }).finally(settle);
       });
       c.once('connect', () => {
+        disableNagle(c); // as the agent's link does
         c.subscribe([topicFor(d.id, 'desired'), topicFor(d.id, 'ota/chunk')], { qos: 1 }, (err) => (err ? reject(err) : resolve()));
       });
     })));
@@ -86,7 +88,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       bench: 'ota', item: 6, title, status: 'measured', createdAt: new Date().toISOString(), durationS: (Date.now() - t0) / 1000, machine: ctx.machine,
       method: `The fleet server (child process, aedes embedded) publishes \`${MODEL_DIR}\` (${round(mb, 2)} MB) into its registry (signed manifest) and sets it as desired on all ${count} devices at once. ` +
         'Each simulated device is a raw MQTT.js client (own id and secret) in the bench process running the agent\'s own code for the transfer: manifest signature check ' +
-        '(verifyManifest), ChunkDownloader (64 KiB chunks requested one at a time by offset, QoS 1, appended and fsync\'d), then sha256 of the file, then a retained `reported` ' +
+        '(verifyManifest), ChunkDownloader (64 KiB chunks requested one at a time by offset, QoS 1, appended and fsync\'d; Nagle off as on the agent\'s link), then sha256 of the file, then a retained `reported` ' +
         'with the version. Not included: loading the model in a new worker, self-test and the health window (per device, not fan-out costs). Time is from the desired state being set to the device\'s install. No goal is set in the issue.',
       goals: [],
       headline: `${installed.length}/${count} devices installed ${round(mb, 1)} MB; all after ${round(allS, 1)} s`,
