@@ -4,7 +4,7 @@
  * The pipeline calls recordFrame/recordStage/recordDetections/observeFrameStats; `start()` publishes
  * a TelemetryPayload every `intervalMs` (10 s by default) through the given `publish` function.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, Summary, collectDefaultMetrics } from 'prom-client';
 import type { Detection, RgbImage } from '../types.js';
 import type { TelemetryPayload } from '../protocol/payloads.js';
@@ -29,7 +29,14 @@ export interface TelemetryOptions {
   defaultLabels?: Record<string, string>;
   /** Also collect prom-client's process/nodejs default metrics. */
   processMetrics?: boolean;
+  /** Wall clock (ms since the epoch) for the payload's `ts`. */
   now?: () => number;
+  /**
+   * Monotonic clock (ms) for spans (uptimeS, the detectFps interval), as the link's: an NTP step of
+   * the wall clock backwards made uptimeS negative (every message refused by the protocol for as long
+   * as the step) and the interval's detectFps hundreds of thousands.
+   */
+  monotonicNow?: () => number;
   logger?: Logger;
 }
 
@@ -48,8 +55,10 @@ export class Telemetry {
   private readonly loopP99: Gauge<string>;
   private readonly loopDelay: IntervalHistogram;
   private readonly cpu = new CpuMeter();
+  /** On the monotonic clock (`monotonicNow`), as is lastSnapshotAtMs. */
   private readonly startedAtMs: number;
   private readonly now: () => number;
+  private readonly elapsed: () => number;
   private readonly log: Logger;
   private readonly counts = { in: 0, processed: 0, detected: 0, dropped: {} as Record<string, number> };
   private readonly stageCounts: Record<string, number> = {};
@@ -69,7 +78,8 @@ export class Telemetry {
 
   constructor(private readonly opts: TelemetryOptions = {}) {
     this.now = opts.now ?? Date.now;
-    this.startedAtMs = this.now();
+    this.elapsed = opts.monotonicNow ?? (() => performance.now());
+    this.startedAtMs = this.elapsed();
     this.lastSnapshotAtMs = this.startedAtMs;
     this.log = opts.logger ?? moduleLogger('telemetry');
     this.drift = new DriftMonitor(opts.drift);
@@ -142,6 +152,7 @@ export class Telemetry {
   /** Builds the telemetry payload and resets the interval measures (event-loop delay, fps window). */
   async snapshot(): Promise<TelemetryPayload> {
     const nowMs = this.now();
+    const monoMs = this.elapsed();
     this.syncCapture();
     const models = this.sources.models?.();
     if (models) this.models = { ...models };
@@ -156,10 +167,10 @@ export class Telemetry {
       const val = Number.isFinite(v.value) ? Math.round(v.value * 1000) / 1000 : 0;
       if (q === 0.5) s.p50Ms = val; else if (q === 0.95) s.p95Ms = val; else if (q === 0.99) s.p99Ms = val;
     }
-    const elapsedS = Math.max(1e-3, (nowMs - this.lastSnapshotAtMs) / 1000);
+    const elapsedS = Math.max(1e-3, (monoMs - this.lastSnapshotAtMs) / 1000);
     const detectFps = Math.round(((this.counts.detected - this.detectedAtLastSnapshot) / elapsedS) * 100) / 100;
     this.detectedAtLastSnapshot = this.counts.detected;
-    this.lastSnapshotAtMs = nowMs;
+    this.lastSnapshotAtMs = monoMs;
     const ns = (v: number) => (Number.isFinite(v) ? Math.round(v / 1e4) / 100 : 0);
     const eventLoop = { p50Ms: ns(this.loopDelay.percentile(50)), p99Ms: ns(this.loopDelay.percentile(99)), maxMs: ns(this.loopDelay.max) };
     this.loopDelay.reset();
@@ -173,7 +184,7 @@ export class Telemetry {
       v: 1,
       ts: nowMs,
       intervalMs: this.opts.intervalMs ?? 10_000,
-      uptimeS: Math.round((nowMs - this.startedAtMs) / 100) / 10,
+      uptimeS: Math.round((monoMs - this.startedAtMs) / 100) / 10,
       frames: { in: this.counts.in, processed: this.counts.processed, dropped: { ...this.counts.dropped } },
       detectFps,
       stages,
