@@ -43,7 +43,7 @@ test('edge-agent run installs a published model mid-stream and reports it, dropp
     ota: { publicKeyFile: join(dir, 'fleet.pub'), factoryVersion: '1.0.0' },
     privacy: { enabled: false },
   }));
-  const r = await runCli('edge-agent', ['run', '--config', join(dir, 'agent.json'), '--frames', '400', '--json'], { timeoutMs: 280_000 });
+  const r = await runCli('edge-agent', ['run', '--config', join(dir, 'agent.json'), '--frames', '200', '--json'], { timeoutMs: 280_000 });
   assert.equal(r.code, 0, r.stderr.slice(-3000));
   const summary = JSON.parse(r.stdout.trim().split('\n').pop() as string);
   assert.equal(summary.processed, summary.framesIn, 'no frame dropped across the swap');
