@@ -10,6 +10,7 @@
  * camera 9 model runs a frame (13 → 118 ms on the 2-core test machine), while alert snapshots,
  * the only images that leave, are rare.
  */
+import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import type { Detection, Frame } from '../types.js';
 import { describeError } from '../util/errors.js';
@@ -32,6 +33,11 @@ export interface PrivacyStageOptions {
   intraOpThreads?: number;
   /** A privacy model run not answered within this time fails with E_INFER_TIMEOUT (the agent's detector.runTimeoutMs); 20 s when absent. */
   runTimeoutMs?: number;
+  /**
+   * Monotonic clock (ms) spacing the reopen attempts, as the link's: on the wall clock, an NTP step
+   * back of an hour during the wait held the next attempt (and every snapshot) back an hour.
+   */
+  monotonicNow?: () => number;
 }
 
 /** Consecutive failed runs after which the detector is reopened; delay between attempts (doubling). */
@@ -48,6 +54,7 @@ export class PrivacyStage {
   private detector: PrivacyDetector | undefined;
   private gate: PrivacyGate | undefined;
   private readonly log: Logger;
+  private readonly elapsed: () => number;
   private lastErrorCode: string | undefined;
   private consecutiveFailures = 0;
   private reopening: Promise<void> | undefined;
@@ -70,6 +77,7 @@ export class PrivacyStage {
     this.metrics = new PrivacyMetrics(opts.registry);
     this.rawRing = new RawFrameRing(opts.config.rawRing);
     this.log = opts.logger ?? moduleLogger('privacy');
+    this.elapsed = opts.monotonicNow ?? (() => performance.now());
   }
 
   /** Opens the privacy models. Safe twice. */
@@ -91,7 +99,7 @@ export class PrivacyStage {
    * reopening fails, images stay withheld (fail closed); it used to stay so until the agent restarted.
    */
   private async reopen(): Promise<void> {
-    this.nextReopenAtMs = Date.now() + this.reopenDelayMs;
+    this.nextReopenAtMs = this.elapsed() + this.reopenDelayMs;
     this.reopenDelayMs = Math.min(this.reopenDelayMs * 2, REOPEN_MAX_MS);
     try {
       const fresh = await this.openDetector();
@@ -102,7 +110,7 @@ export class PrivacyStage {
       this.log.warn('privacy detector reopened after repeated failures');
       await old?.close().catch(() => undefined);
     } catch (err) {
-      this.log.error({ err: describeError(err), retryInMs: this.nextReopenAtMs - Date.now() }, 'privacy detector could not be reopened; images stay withheld');
+      this.log.error({ err: describeError(err), retryInMs: Math.round(this.nextReopenAtMs - this.elapsed()) }, 'privacy detector could not be reopened; images stay withheld');
     }
   }
 
@@ -156,7 +164,7 @@ export class PrivacyStage {
       if (d.code !== this.lastErrorCode) this.log.error({ err: d }, 'privacy detector failed; images are withheld until it recovers');
       this.lastErrorCode = d.code;
       this.consecutiveFailures++;
-      if (this.consecutiveFailures >= REOPEN_AFTER_FAILURES && !this.reopening && Date.now() >= this.nextReopenAtMs) {
+      if (this.consecutiveFailures >= REOPEN_AFTER_FAILURES && !this.reopening && this.elapsed() >= this.nextReopenAtMs) {
         this.reopening = this.reopen().finally(() => { this.reopening = undefined; });
       }
       return false;
