@@ -51,7 +51,7 @@ function setup(opts: { maxMs?: number } = {}) {
   const tr = new RecordingTransport();
   const timers = manual();
   const notifier = new ServiceNotifier({ transport: tr, timers, log: silent });
-  const keepalive = new StartupKeepalive({ notifier, timers, now: () => timers.nowMs, intervalMs: 30_000, extendMs: 60_000, restOfStartMs: 120_000, maxMs: opts.maxMs, log: silent });
+  const keepalive = new StartupKeepalive({ notifier, timers, monotonicNow: () => timers.nowMs, intervalMs: 30_000, extendMs: 60_000, restOfStartMs: 120_000, maxMs: opts.maxMs, log: silent });
   return { tr, timers, notifier, keepalive };
 }
 
@@ -115,6 +115,33 @@ test('bounded: after maxMs no more extensions, so a hung load still ends in syst
   assert.match(tr.messages.at(-1)!, /^STATUS=loading models: not done after 60 min; start-up timeout no longer extended$/);
   assert.equal(timers.live, 0);
   load.resolve('late');
+});
+
+test('NTP stepping the wall clock forward three weeks during a first boot\'s engine build does not end the extensions', async () => {
+  // The time spent was measured on the wall clock: a box weeks behind looked more than maxMs into its
+  // start, the extensions stopped 2 min into a build that may take 30, and systemd killed it.
+  const realDateNow = Date.now;
+  let wallMs = 1_700_000_000_000;
+  Date.now = () => wallMs;
+  try {
+    const { tr, timers, keepalive } = setup({ maxMs: 60 * 60_000 });
+    const load = deferred();
+    const result = keepalive.during('loading models', () => load.promise);
+    for (let s = 30; s <= 120; s += 30) {
+      wallMs += 30_000;
+      if (s === 60) wallMs += 21 * 24 * 3_600_000;
+      timers.nowMs = s * 1000;
+      await timers.fire();
+    }
+    assert.equal(tr.messages.filter((m) => m.startsWith('EXTEND_TIMEOUT_USEC=60000000\n')).length, 1 + 4, 'one at the start, then one per tick');
+    assert.equal(tr.messages.at(-1), 'EXTEND_TIMEOUT_USEC=60000000\nSTATUS=loading models (2 min so far)');
+    assert.equal(timers.live, 1, 'still extending');
+    load.resolve('detector');
+    await result;
+    assert.equal(tr.messages.at(-1), 'EXTEND_TIMEOUT_USEC=120000000\nSTATUS=loading models: done in 2 min; waiting for the first frame');
+  } finally {
+    Date.now = realDateNow;
+  }
 });
 
 test('no extension once READY or STOPPING (it would extend the runtime or stop timeout), and none without NOTIFY_SOCKET', async () => {

@@ -12,6 +12,7 @@
  * restart. When the work is done, one last extension gives the rest of the start (cameras, the first
  * frame) `restOfStartMs`, what TimeoutStartSec gives a start without a build.
  */
+import { performance } from 'node:perf_hooks';
 import { moduleLogger, type Logger } from '../util/log.js';
 import { subscribeEngineBuild, type EngineBuildEvent } from '../../../platform-adapters/tensorrt/progress.js';
 import type { NotifierTimers, ServiceNotifier } from './notifier.js';
@@ -27,7 +28,12 @@ export interface StartupKeepaliveOptions {
   /** No more extensions after this long; default 60 min (a 30 min engine build, with room for a second model). */
   maxMs?: number;
   timers?: Pick<NotifierTimers, 'setInterval' | 'clearInterval'>;
-  now?: () => number;
+  /**
+   * Monotonic clock (ms) for the time spent, as the link's: on the wall clock, NTP stepping it
+   * forward during a first boot's engine build (a box weeks behind) looked like more than `maxMs`,
+   * the extensions stopped, and systemd killed the build.
+   */
+  monotonicNow?: () => number;
   log?: Logger;
 }
 
@@ -47,7 +53,7 @@ export class StartupKeepalive {
   private readonly restOfStartMs: number;
   private readonly maxMs: number;
   private readonly timers: Pick<NotifierTimers, 'setInterval' | 'clearInterval'>;
-  private readonly now: () => number;
+  private readonly elapsed: () => number;
   private readonly log: Logger;
 
   constructor(opts: StartupKeepaliveOptions) {
@@ -57,18 +63,18 @@ export class StartupKeepalive {
     this.restOfStartMs = opts.restOfStartMs ?? 120_000;
     this.maxMs = opts.maxMs ?? 60 * 60_000;
     this.timers = opts.timers ?? realTimers;
-    this.now = opts.now ?? Date.now;
+    this.elapsed = opts.monotonicNow ?? (() => performance.now());
     this.log = opts.log ?? moduleLogger('service');
   }
 
   /** Runs `work` (e.g. "loading models") with the keepalive; its result or error passes through. */
   async during<T>(activity: string, work: () => Promise<T>): Promise<T> {
     if (!this.notifier.enabled || this.notifier.readySent) return work();
-    const t0 = this.now();
+    const t0 = this.elapsed();
     let build: (Extract<EngineBuildEvent, { kind: 'start' }> & { at: number }) | undefined;
     const unsubscribe = subscribeEngineBuild((e) => {
       if (e.kind === 'start') {
-        build = { ...e, at: this.now() };
+        build = { ...e, at: this.elapsed() };
         this.log.info({ model: e.modelPath, precision: e.precision, timeoutMs: e.timeoutMs }, 'building the TensorRT engine (once per model and TensorRT version); asking systemd for more start-up time meanwhile');
         void tick();
       } else {
@@ -85,7 +91,7 @@ export class StartupKeepalive {
     };
     const tick = async (): Promise<void> => {
       if (ended || timer === undefined) return;
-      const elapsedMs = this.now() - t0;
+      const elapsedMs = this.elapsed() - t0;
       if (elapsedMs > this.maxMs) {
         stopTimer();
         this.log.warn({ elapsedMs, maxMs: this.maxMs }, `${activity} is still not done; no longer asking systemd for more start-up time, so its timeout applies`);
@@ -93,7 +99,7 @@ export class StartupKeepalive {
         return;
       }
       const text = build
-        ? `building the TensorRT ${build.precision} engine for ${build.modelPath} with trtexec (${minutes(this.now() - build.at)} so far, at most ${minutes(build.timeoutMs)}; once per model)`
+        ? `building the TensorRT ${build.precision} engine for ${build.modelPath} with trtexec (${minutes(this.elapsed() - build.at)} so far, at most ${minutes(build.timeoutMs)}; once per model)`
         : `${activity} (${minutes(elapsedMs)} so far)`;
       await this.notifier.extendStartTimeout(this.extendMs, text);
     };
@@ -107,7 +113,7 @@ export class StartupKeepalive {
       stopTimer();
       unsubscribe();
     }
-    const elapsedMs = this.now() - t0;
+    const elapsedMs = this.elapsed() - t0;
     if (elapsedMs <= this.maxMs) await this.notifier.extendStartTimeout(this.restOfStartMs, `${activity}: done in ${minutes(elapsedMs)}; waiting for the first frame`);
     return result;
   }
