@@ -160,8 +160,14 @@ export function fp16PathFor(outputPath: string): string {
   return outputPath.replace(/\.onnx$/, '') + '.fp16.onnx';
 }
 
-export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeReport> {
-  const run = await calibrateForModel(opts);
+/**
+ * Calibrates and writes the INT8 build (and the FP16 variant and TensorRT tables when asked).
+ * `calibrated`: a calibrateForModel run of the same model, frames and target to build from instead of
+ * calibrating again (several variants from one calibration); it is read, not changed.
+ */
+export async function quantizeModel(opts: QuantizeOptions, calibrated?: CalibrationRun): Promise<QuantizeReport> {
+  if (calibrated && calibrated.target !== opts.target) throw new Error(`quantizeModel: the calibration run was made for target ${calibrated.target}, not ${opts.target}`);
+  const run = calibrated ?? await calibrateForModel(opts);
   let keepFloat: string[] = [];
   if (opts.targetSnrDb !== undefined) {
     keepFloat = await chooseFloatActivations({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, opts), plan: { target: run.target, exclude: run.exclude, ops: opts.ops, activationType: opts.activationType }, frames: opts.frames, preprocess: run.meta.preprocess, targetSnrDb: opts.targetSnrDb });
