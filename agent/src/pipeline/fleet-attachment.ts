@@ -144,6 +144,9 @@ export class FleetAttachment {
         // Before the link starts: the retained desired state arrives right after connecting.
         this.ota = await createOtaManager({ ota: config.ota, detector: config.detector, stateDir: config.stateDir, link: this.link });
         this.detector = await this.ota.start();
+        // Confidence and class mix measure the model: each model that becomes the running one (an OTA
+        // trial, a rollback) gets its own baseline; compared with the old model's it stayed flagged.
+        this.detector.onSwap(() => this.telemetry.drift.resetDetectionBaseline());
       }
       this.link.start();
       this.telemetry.start((t) => this.link?.publishTelemetry(t));

@@ -1,7 +1,8 @@
 /**
  * Input and output drift of one agent: input brightness and contrast (mean and standard deviation of
  * luma per frame), detection confidence and class mix, each compared by PSI (psi.ts) between a
- * baseline window (the first `baselineSize` observations after start or after `resetBaseline()`)
+ * baseline window (the first `baselineSize` observations after start or after `resetBaseline()`;
+ * for the detection signals also after `resetDetectionBaseline()`, when the model changes)
  * and a sliding current window of the last `windowSize` observations. A signal is flagged when its
  * PSI passes `threshold` (default 0.25, "significant shift") with enough samples on both sides.
  */
@@ -97,8 +98,20 @@ export class DriftMonitor {
   }
 
   resetBaseline(): void {
-    this.base.brightness = []; this.base.contrast = []; this.base.confidence = []; this.base.classes.clear(); this.base.classDetections = 0;
-    this.cur.brightness.clear(); this.cur.contrast.clear(); this.cur.confidence.clear(); this.cur.classes.clear(); this.cur.classLabels = [];
+    this.base.brightness = []; this.base.contrast = [];
+    this.cur.brightness.clear(); this.cur.contrast.clear();
+    this.resetDetectionBaseline();
+  }
+
+  /**
+   * Starts the detection signals (confidence, class mix) over: what they measure is the model's output,
+   * so another model (an OTA swap or rollback) needs its own baseline; compared with the previous
+   * model's, a model with other score calibration stayed flagged until the agent restarted. The input
+   * signals describe the camera, not the model, and keep theirs.
+   */
+  resetDetectionBaseline(): void {
+    this.base.confidence = []; this.base.classes.clear(); this.base.classDetections = 0;
+    this.cur.confidence.clear(); this.cur.classes.clear(); this.cur.classLabels = [];
   }
 
   report(): DriftReport {
