@@ -3,14 +3,15 @@
  * layer (systemd notify, MQTT link, privacy gate) attaches through `sinks` and `onProgress`.
  */
 import { performance } from 'node:perf_hooks';
-import type { AgentConfig } from '../config/schema.js';
+import type { AgentConfig, CameraConfig } from '../config/schema.js';
 import { Detector } from '../infer/detector.js';
-import { CameraPipeline, type CameraStats, type PipelineSinks, type FrameResult } from './camera-pipeline.js';
+import { CameraPipeline, type CameraPipelineOptions, type CameraStats, type PipelineSinks, type FrameResult } from './camera-pipeline.js';
 import { StageLatencies, type LatencySummary } from './latency.js';
 import { NdjsonWriter, toFrameLine } from './ndjson.js';
 import { loadBoard } from '../config/boards.js';
 import { moduleLogger, setConfiguredLogLevel, type Logger } from '../util/log.js';
-import { ConfigError } from '../util/errors.js';
+import { CaptureError, ConfigError, describeError } from '../util/errors.js';
+import { maskUrlCredentials } from '../util/mask-url.js';
 import { RulesEngine } from '../rules/engine.js';
 import { unknownLabelIssues } from '../config/labels.js';
 
@@ -40,6 +41,8 @@ export interface AgentRunnerOptions {
   onStage?: (stage: string, ms: number) => void;
   /** Where the runner logs (default: the process logger, module "runner"). */
   log?: Logger;
+  /** Each camera's frame source (tests); GStreamer, as the camera's config says, when absent. */
+  sourceFor?: (camera: CameraConfig) => CameraPipelineOptions['source'];
 }
 
 /** What the runner needs of a detector; Detector and agent/src/ota SwappableDetector both fit. */
@@ -90,6 +93,7 @@ export class AgentRunner {
     this.pipelines = config.cameras.map((camera) => new CameraPipeline({
       camera, detector: this.detector as DetectorHandle, schedule: config.schedule, tracker: config.tracker,
       labels: config.detector.labels, board: board.capture, sinks, latencies: this.latencies,
+      ...(this.opts.sourceFor ? { source: this.opts.sourceFor(camera) } : {}),
     }));
   }
 
@@ -127,7 +131,13 @@ export class AgentRunner {
     }
   }
 
-  /** Runs every camera to its end; the first camera failure aborts the others and rejects. */
+  /**
+   * Runs every camera to its end. A camera whose source gives up (reconnect.maxRetries spent) is down
+   * for the rest of the run: logged, marked `failed` in its stats and telemetry, while the others go
+   * on; at a site with 8 cameras one dead camera stopped all 8 and the agent with them. The run
+   * rejects when every camera has failed, or at once (stopping the others) on any other error: a hung
+   * inference run or a sink that throws is no one camera's fault.
+   */
   async run(signal?: AbortSignal): Promise<RunSummary> {
     if (!this.detector) await this.start();
     // A stop requested while the model was loading ends the run before the first frame.
@@ -137,18 +147,36 @@ export class AgentRunner {
     const onAbort = () => inner.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     let error: unknown;
+    const down: CameraPipeline[] = [];
     try {
       await Promise.all(this.pipelines.map((p) => p.run(inner.signal).catch((err: unknown) => {
+        if (p.failure && error === undefined) {
+          down.push(p);
+          this.cameraDown(p, this.pipelines.length - down.length);
+          return;
+        }
         error ??= err;
         inner.abort();
       })));
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
+    if (error === undefined && down.length > 0 && down.length === this.pipelines.length) error = everyCameraFailed(down);
     const summary = this.summary(performance.now() - t0, error);
     await this.writer?.write(summary);
     if (error) throw Object.assign(error as Error, { summary });
     return summary;
+  }
+
+  private cameraDown(p: CameraPipeline, running: number): void {
+    const e = describeError(p.failure);
+    const message = maskUrlCredentials(e.message);
+    if (running === 0) {
+      this.log.error({ camera: p.cameraId, code: e.code, error: message }, `camera ${p.cameraId} is down: ${message}; no camera is left running`);
+    } else {
+      this.log.error({ camera: p.cameraId, code: e.code, error: message, running },
+        `camera ${p.cameraId} is down for the rest of this run: ${message}; the other ${running} camera${running > 1 ? 's' : ''} go on`);
+    }
   }
 
   summary(durationMs: number, error?: unknown): RunSummary {
@@ -174,4 +202,11 @@ export class AgentRunner {
     if (!this.opts.detector) await this.detector?.close();
     this.detector = undefined;
   }
+}
+
+/** The error a run ends with when no camera is left: the camera's own for one, all of them for several. */
+function everyCameraFailed(down: readonly CameraPipeline[]): unknown {
+  if (down.length === 1) return down[0].failure;
+  const reasons = down.map((p) => maskUrlCredentials(p.failure?.message ?? 'failed')).join('; ');
+  return new CaptureError(`Every camera failed (${down.length}): ${reasons}`, { cause: down[0].failure });
 }

@@ -18,6 +18,7 @@ import type { AlertEvent } from '../rules/events.js';
 import type { TrackedObject } from '../track/types.js';
 import type { Detector } from '../infer/detector.js';
 import { StageLatencies } from './latency.js';
+import { maskUrlCredentials } from '../util/mask-url.js';
 
 export interface FrameResult {
   cameraId: string;
@@ -48,14 +49,20 @@ export interface CameraPipelineOptions {
   source?: { frames(signal?: AbortSignal): AsyncIterable<Frame>; stats: FrameSourceStats };
 }
 
+/** `failed`: its source gave up (reconnect.maxRetries spent, or a fault no restart mends); `ended`: its stream finished. */
+export type CameraStatus = 'running' | 'failed' | 'ended';
+
 export interface CameraStats {
   cameraId: string;
+  status: CameraStatus;
   framesIn: number;
   processed: number;
   detected: number;
   dropped: { capture: number };
   restarts: number;
   alerts: number;
+  /** Why the camera failed, or its source's last error (credentials in URLs masked). */
+  lastError?: string;
 }
 
 export class CameraPipeline {
@@ -68,6 +75,9 @@ export class CameraPipeline {
   private alerts = 0;
   private pendingTimings: { preprocessMs: number; inferMs: number; decodeMs: number } | undefined;
   private lastDetections: Detection[] | undefined;
+  private status: CameraStatus = 'running';
+  /** The error its source gave up with (run() rejected with it); undefined while it runs or after a clean end. */
+  private sourceFailure: Error | undefined;
 
   constructor(private readonly opts: CameraPipelineOptions) {
     this.latencies = opts.latencies ?? new StageLatencies();
@@ -98,7 +108,15 @@ export class CameraPipeline {
     return this.opts.camera.source.id;
   }
 
-  /** Runs until end of stream, `maxFrames`, or `signal` aborts. Capture failures reject. */
+  /** The error the camera's source gave up with (the camera is down for the rest of the run), if it did. */
+  get failure(): Error | undefined {
+    return this.sourceFailure;
+  }
+
+  /**
+   * Runs until end of stream, `maxFrames`, or `signal` aborts. Capture failures reject, and `failure`
+   * then holds the error (other errors, of the detector or a sink, reject without it).
+   */
   async run(signal?: AbortSignal): Promise<CameraStats> {
     const { sinks, detector } = this.opts;
     // One frame of look-ahead: while frame N is processed, frame N+1 is already asked of the capture
@@ -107,9 +125,18 @@ export class CameraPipeline {
     const frames = this.source.frames(signal)[Symbol.asyncIterator]();
     let upcoming = frames.next();
     let finished = false;
+    const fromSource = async (): Promise<IteratorResult<Frame>> => {
+      try {
+        return await upcoming;
+      } catch (err) {
+        this.sourceFailure = err instanceof Error ? err : new Error(String(err));
+        this.status = 'failed';
+        throw err;
+      }
+    };
     try {
       for (;;) {
-        const step = await upcoming;
+        const step = await fromSource();
         if (step.done) break;
         const frame = step.value;
         upcoming = frames.next();
@@ -121,6 +148,7 @@ export class CameraPipeline {
         await this.processFrame(frame, sinks);
       }
       finished = true;
+      this.status = 'ended';
     } finally {
       // On an error the runner aborts the signal, which ends the source; do not wait for it here.
       if (!finished) void frames.return?.(undefined);
@@ -160,9 +188,11 @@ export class CameraPipeline {
 
   stats(): CameraStats {
     const s = this.source.stats;
+    const lastError = this.sourceFailure?.message ?? s.lastError;
     return {
-      cameraId: this.cameraId, framesIn: s.framesIn, processed: this.processed, detected: this.detected,
+      cameraId: this.cameraId, status: this.status, framesIn: s.framesIn, processed: this.processed, detected: this.detected,
       dropped: { capture: s.dropped }, restarts: s.restarts, alerts: this.alerts,
+      ...(lastError ? { lastError: maskUrlCredentials(lastError) } : {}),
     };
   }
 }
