@@ -41,4 +41,10 @@ export interface Frame extends RgbImage {
   /** Monotonic wall time (process.hrtime) at which capture handed the frame over, in nanoseconds. */
   capturedAtNs: number;
   sourceId: string;
+  /**
+   * Number of the capture connection the frame came from (0 for the first, one more after each
+   * restart of its source), where the source numbers them. Across a new one the scene may have
+   * changed entirely, and the time between is no time anything was seen.
+   */
+  segment?: number;
 }

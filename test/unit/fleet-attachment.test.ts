@@ -81,7 +81,7 @@ test('telemetry counts what the pipeline did: frames in and dropped by capture, 
   // Only processed frames were counted: the fleet saw frames in 0, no drops, no stages, no models.
   const config = agentConfigValidator.parse({ ...minimal, detector: { model: '/models/coco-centernet/model.onnx' } }, 'config');
   const att = new FleetAttachment({ config });
-  let cams = [{ cameraId: 'a', status: 'running' as const, framesIn: 10, processed: 8, detected: 3, dropped: { capture: 2 }, restarts: 0, alerts: 0 }];
+  let cams = [{ cameraId: 'a', status: 'up' as const, framesIn: 10, processed: 8, detected: 3, dropped: { capture: 2 }, restarts: 0, alerts: 0 }];
   const { onStage } = att.telemetryFor(() => ({ cameraStats: () => cams }));
   for (const ms of [5, 7, 9]) onStage('infer', ms);
   const s1 = await att.telemetry.snapshot();
@@ -90,7 +90,7 @@ test('telemetry counts what the pipeline did: frames in and dropped by capture, 
   assert.equal(s1.stages.infer?.count, 3);
   assert.deepEqual(s1.models, { detector: 'coco-centernet' });
   // Cumulative totals: only what is new is counted again.
-  cams = [{ ...cams[0], framesIn: 15, dropped: { capture: 2 } }, { cameraId: 'b', status: 'running' as const, framesIn: 4, processed: 4, detected: 1, dropped: { capture: 1 }, restarts: 0, alerts: 0 }];
+  cams = [{ ...cams[0], framesIn: 15, dropped: { capture: 2 } }, { cameraId: 'b', status: 'up' as const, framesIn: 4, processed: 4, detected: 1, dropped: { capture: 1 }, restarts: 0, alerts: 0 }];
   const s2 = await att.telemetry.snapshot();
   assert.equal(s2.frames.in, 19);
   assert.deepEqual(s2.frames.dropped, { capture: 3 });

@@ -94,6 +94,7 @@ export class AgentRunner {
       camera, detector: this.detector as DetectorHandle, schedule: config.schedule, tracker: config.tracker,
       labels: config.detector.labels, board: board.capture, sinks, latencies: this.latencies,
       ...(this.opts.sourceFor ? { source: this.opts.sourceFor(camera) } : {}),
+      ...(this.opts.log ? { log: this.opts.log } : {}),
     }));
   }
 

@@ -6,7 +6,8 @@
  * privacy gate), so the pipeline itself has no idea where they go.
  */
 import { performance } from 'node:perf_hooks';
-import type { Detection, Frame } from '../types.js';
+import type { Detection, Frame, Point } from '../types.js';
+import type { Rule } from '../rules/schema.js';
 import { GstFrameSource, type FrameSourceStats } from '../capture/gst-source.js';
 import type { BoardCapture } from '../capture/pipelines.js';
 import type { CameraConfig } from '../config/schema.js';
@@ -19,6 +20,8 @@ import type { TrackedObject } from '../track/types.js';
 import type { Detector } from '../infer/detector.js';
 import { StageLatencies } from './latency.js';
 import { maskUrlCredentials } from '../util/mask-url.js';
+import { moduleLogger, type Logger } from '../util/log.js';
+import { ruleShapeProblem } from '../config/rule-geometry.js';
 
 export interface FrameResult {
   cameraId: string;
@@ -45,12 +48,18 @@ export interface CameraPipelineOptions {
   board?: BoardCapture;
   sinks?: PipelineSinks;
   latencies?: StageLatencies;
+  /** Where the pipeline logs (default: the process logger, module "pipeline"). */
+  log?: Logger;
   /** Frame source; injected by tests (defaults to GStreamer). */
   source?: { frames(signal?: AbortSignal): AsyncIterable<Frame>; stats: FrameSourceStats };
 }
 
-/** `failed`: its source gave up (reconnect.maxRetries spent, or a fault no restart mends); `ended`: its stream finished. */
-export type CameraStatus = 'running' | 'failed' | 'ended';
+/**
+ * `starting`: no frame yet; `up`: frames arrive; `reconnecting`: its source failed since the last
+ * frame and is being restarted; `failed`: its source gave up (reconnect.maxRetries spent, or a fault
+ * no restart mends); `ended`: its stream finished.
+ */
+export type CameraStatus = 'starting' | 'up' | 'reconnecting' | 'failed' | 'ended';
 
 export interface CameraStats {
   cameraId: string;
@@ -63,6 +72,9 @@ export interface CameraStats {
   alerts: number;
   /** Why the camera failed, or its source's last error (credentials in URLs masked). */
   lastError?: string;
+  /** Size of its last frame, source pixels. */
+  width?: number;
+  height?: number;
 }
 
 export class CameraPipeline {
@@ -75,12 +87,17 @@ export class CameraPipeline {
   private alerts = 0;
   private pendingTimings: { preprocessMs: number; inferMs: number; decodeMs: number } | undefined;
   private lastDetections: Detection[] | undefined;
-  private status: CameraStatus = 'running';
+  /** Where the run stands; stats() tells `starting`, `up` and `reconnecting` apart while it runs. */
+  private status: 'running' | 'failed' | 'ended' = 'running';
+  /** The last frame's size and when it was captured, and the source's counts then. */
+  private last: { width: number; height: number; capturedAtNs: number; segment: number | undefined; restarts: number; errors: number } | undefined;
+  private readonly log: Logger;
   /** The error its source gave up with (run() rejected with it); undefined while it runs or after a clean end. */
   private sourceFailure: Error | undefined;
 
   constructor(private readonly opts: CameraPipelineOptions) {
     this.latencies = opts.latencies ?? new StageLatencies();
+    this.log = opts.log ?? moduleLogger('pipeline');
     this.source = opts.source ?? new GstFrameSource({ config: opts.camera.source, board: opts.board });
     this.tracking = new TrackingStage({
       detect: async (frame) => {
@@ -157,6 +174,7 @@ export class CameraPipeline {
   }
 
   private async processFrame(frame: Frame, sinks: PipelineSinks | undefined): Promise<void> {
+    this.noteConnection(frame);
     const t0 = performance.now();
     this.pendingTimings = undefined;
     this.lastDetections = undefined;
@@ -186,13 +204,61 @@ export class CameraPipeline {
     this.processed++;
   }
 
+  /**
+   * Before each frame: on the first frame of a new capture connection (its `segment` changed, or, from
+   * a source that does not number them, its restart count grew), says the camera is back and at what
+   * size; warns when the size changed (rules are in source pixels of the picture they were drawn on)
+   * and, on the first frame and at each size change, names the rules that lie outside the picture.
+   */
+  private noteConnection(frame: Frame): void {
+    const s = this.source.stats;
+    const prev = this.last;
+    this.last = { width: frame.width, height: frame.height, capturedAtNs: frame.capturedAtNs, segment: frame.segment, restarts: s.restarts, errors: s.errors };
+    const size = { width: frame.width, height: frame.height };
+    if (!prev) {
+      this.warnRulesOutside(size, 'wholly');
+      return;
+    }
+    const reconnected = frame.segment !== undefined && prev.segment !== undefined ? frame.segment !== prev.segment : s.restarts > prev.restarts;
+    const resized = frame.width !== prev.width || frame.height !== prev.height;
+    if (reconnected) {
+      const offlineMs = Math.max(0, Math.round((frame.capturedAtNs - prev.capturedAtNs) / 1e6));
+      this.log.info({ camera: this.cameraId, width: frame.width, height: frame.height, restarts: s.restarts, offlineMs }, `camera ${this.cameraId} back: ${frame.width}×${frame.height}`);
+    }
+    if (resized) {
+      this.log.warn({ camera: this.cameraId, width: frame.width, height: frame.height, previous: { width: prev.width, height: prev.height } },
+        `camera ${this.cameraId} now delivers ${frame.width}×${frame.height} pictures, not ${prev.width}×${prev.height}: rule coordinates are source pixels of the picture they were drawn on; check its zones and lines`);
+      this.warnRulesOutside(size, 'partly');
+    }
+  }
+
+  /** Warns for each rule that lies wholly (or, with 'partly', even partly) outside a picture of `size`. */
+  private warnRulesOutside(size: { width: number; height: number }, extent: 'wholly' | 'partly'): void {
+    const inside = (p: Point) => p.x >= 0 && p.y >= 0 && p.x <= size.width && p.y <= size.height;
+    for (const rule of this.rules.ruleList) {
+      // A line is judged as the flat zone it bounds: wholly outside when it never meets the picture.
+      const shape: Rule = rule.type === 'line' ? { ...rule, type: 'zone', polygon: [rule.from, rule.to, rule.from] } as Rule : rule;
+      const problem = ruleShapeProblem(shape, size);
+      const points = rule.type === 'line' ? [rule.from, rule.to] : rule.polygon;
+      if (!problem && (extent === 'wholly' || points.every(inside))) continue;
+      this.log.warn({ camera: this.cameraId, rule: rule.id, width: size.width, height: size.height },
+        `rule ${rule.id} of camera ${this.cameraId} lies ${problem ? 'wholly' : 'partly'} outside its ${size.width}×${size.height} picture` +
+        (problem ? ': it cannot fire' : ': nothing is seen in the part outside'));
+    }
+  }
+
   stats(): CameraStats {
     const s = this.source.stats;
     const lastError = this.sourceFailure?.message ?? s.lastError;
+    const last = this.last;
+    // A failure since the last frame (or before the first) that the source has not given up on: it is restarting.
+    const status: CameraStatus = this.status !== 'running' ? this.status
+      : s.errors > (last?.errors ?? 0) ? 'reconnecting' : last ? 'up' : 'starting';
     return {
-      cameraId: this.cameraId, status: this.status, framesIn: s.framesIn, processed: this.processed, detected: this.detected,
+      cameraId: this.cameraId, status, framesIn: s.framesIn, processed: this.processed, detected: this.detected,
       dropped: { capture: s.dropped }, restarts: s.restarts, alerts: this.alerts,
       ...(lastError ? { lastError: maskUrlCredentials(lastError) } : {}),
+      ...(last ? { width: last.width, height: last.height } : {}),
     };
   }
 }

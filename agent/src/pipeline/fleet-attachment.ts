@@ -178,8 +178,9 @@ export class FleetAttachment {
 
   /**
    * Feeds telemetry from the runner: each stage latency as it is recorded (pass `onStage` to the
-   * runner), and at each snapshot the capture's frame totals and the running model version. Without
-   * it the fleet saw frames in 0, no drops, no stage latencies and no model versions.
+   * runner), and at each snapshot the capture's frame totals, each camera's state and the running
+   * model version. Without it the fleet saw frames in 0, no drops, no stage latencies and no model
+   * versions.
    */
   telemetryFor(runner: () => { cameraStats(): CameraStats[] } | undefined): { onStage: (stage: string, ms: number) => void } {
     const modelName = this.opts.config.detector.model.split('/').slice(-2, -1)[0] ?? 'detector';
@@ -189,6 +190,11 @@ export class FleetAttachment {
         return { in: cams.reduce((n, c) => n + c.framesIn, 0), dropped: cams.reduce((n, c) => n + c.dropped.capture, 0) };
       },
       models: () => ({ detector: this.ota?.runningVersion ?? modelName }),
+      cameras: () => (runner()?.cameraStats() ?? []).map((c) => ({
+        id: c.cameraId, status: c.status, framesIn: c.framesIn, restarts: c.restarts,
+        ...(c.width !== undefined && c.height !== undefined ? { width: c.width, height: c.height } : {}),
+        ...(c.lastError ? { lastError: c.lastError } : {}),
+      })),
     };
     return { onStage: (stage, ms) => this.telemetry.recordStage(stage, ms) };
   }

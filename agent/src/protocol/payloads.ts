@@ -31,6 +31,8 @@ export const MAX_PAYLOAD_BYTES = {
 /** Most thermal zones and drift classes a telemetry message carries (the agent keeps the hottest / most frequent). */
 export const TELEMETRY_MAX_ZONES = 32;
 export const DRIFT_MAX_CLASSES = 100;
+/** Most cameras a telemetry message lists (the agent lists those not `up` first). */
+export const TELEMETRY_MAX_CAMERAS = 32;
 
 /** Longest snapshot an alert carries, as base64; the JPEG itself: 3/4 of it. */
 export const SNAPSHOT_MAX_BASE64 = 480 * 1024;
@@ -95,6 +97,25 @@ export const DriftSchema = Type.Object({
 }, { additionalProperties: false });
 export type DriftReport = Static<typeof DriftSchema>;
 
+/**
+ * One camera as it is now. `starting`: no frame yet; `up`: frames arrive; `reconnecting`: its source
+ * failed since its last frame and is being restarted; `failed`: it gave up (reconnect.maxRetries spent)
+ * and stays down until the agent restarts; `ended`: its stream finished (a file, `--frames N`).
+ */
+export const CameraTelemetrySchema = Type.Object({
+  id: Label,
+  status: Type.Union([Type.Literal('starting'), Type.Literal('up'), Type.Literal('reconnecting'), Type.Literal('failed'), Type.Literal('ended')]),
+  /** Frames its capture delivered, and restarts of its source, since the agent started. */
+  framesIn: Count,
+  restarts: Count,
+  /** Size of its last frame, source pixels. */
+  width: Type.Optional(Type.Integer({ minimum: 1 })),
+  height: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Why it failed, or its source's last error; URL credentials masked. */
+  lastError: Type.Optional(Type.String({ maxLength: 200 })),
+}, { additionalProperties: false });
+export type CameraTelemetry = Static<typeof CameraTelemetrySchema>;
+
 /** `telemetry` (QoS 0, every `intervalMs`). Counters are totals since the agent started. */
 export const TelemetrySchema = Type.Object({
   v: Type.Literal(1),
@@ -118,6 +139,8 @@ export const TelemetrySchema = Type.Object({
   models: ModelVersionsSchema,
   drift: DriftSchema,
   outbox: Type.Object({ pending: Count, dropped: Count }, { additionalProperties: false }),
+  /** Per camera (absent from agents before it; a server before it refuses a message that has it). */
+  cameras: Type.Optional(Type.Array(CameraTelemetrySchema, { maxItems: TELEMETRY_MAX_CAMERAS })),
 }, { additionalProperties: false });
 export type TelemetryPayload = Static<typeof TelemetrySchema>;
 

@@ -128,6 +128,11 @@ export class RulesEngine {
     return out;
   }
 
+  /** The rules, with their defaults filled in. */
+  get ruleList(): readonly ResolvedRule[] {
+    return this.rules;
+  }
+
   stats(): RulesStats {
     return {
       alerts: this.alerts,

@@ -7,7 +7,7 @@
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Registry, Summary, collectDefaultMetrics } from 'prom-client';
 import type { Detection, RgbImage } from '../types.js';
-import type { TelemetryPayload } from '../protocol/payloads.js';
+import { TELEMETRY_MAX_CAMERAS, type CameraTelemetry, type TelemetryPayload } from '../protocol/payloads.js';
 import { describeError } from '../util/errors.js';
 import { moduleLogger, type Logger } from '../util/log.js';
 import { DriftMonitor, frameStats, type DriftOptions } from './drift.js';
@@ -74,7 +74,13 @@ export class Telemetry {
    * new since the last pull is counted as frames in / dropped by capture) and the running model
    * versions. Set by whoever owns the pipeline (FleetAttachment.attachRunner).
    */
-  sources: { captureTotals?: () => { in: number; dropped: number }; models?: () => Record<string, string> } = {};
+  sources: {
+    captureTotals?: () => { in: number; dropped: number };
+    models?: () => Record<string, string>;
+    /** Each camera as it is now (the payload's `cameras`, and ef_camera_up / ef_camera_restarts_total). */
+    cameras?: () => CameraTelemetry[];
+  } = {};
+  private camerasCapWarned = false;
 
   constructor(private readonly opts: TelemetryOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -97,6 +103,15 @@ export class Telemetry {
     this.driftPsi = new Gauge({ name: 'ef_drift_psi', help: 'Population stability index against the baseline window', labelNames: ['signal'], registers: r });
     this.driftFlag = new Gauge({ name: 'ef_drift_flagged', help: '1 when any drift signal is past its threshold', registers: r });
     this.loopP99 = new Gauge({ name: 'ef_event_loop_delay_p99_ms', help: 'Event-loop delay p99 over the last telemetry interval', registers: r });
+    const cameras = () => this.sources.cameras?.() ?? [];
+    new Gauge({
+      name: 'ef_camera_up', help: '1 while the camera delivers frames; 0 while it starts, reconnects, has failed or has ended', labelNames: ['camera'], registers: r,
+      collect() { this.reset(); for (const c of cameras()) this.set({ camera: c.id }, c.status === 'up' ? 1 : 0); },
+    });
+    new Counter({
+      name: 'ef_camera_restarts_total', help: 'Restarts of each camera\'s capture after an error', labelNames: ['camera'], registers: r,
+      collect() { this.reset(); for (const c of cameras()) this.inc({ camera: c.id }, c.restarts); },
+    });
     this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
   }
@@ -195,7 +210,24 @@ export class Telemetry {
       models: { ...this.models },
       drift,
       outbox: { pending: ob?.pending ?? 0, dropped: ob?.droppedFull ?? 0 },
+      ...(this.sources.cameras ? { cameras: this.cameraList(this.sources.cameras()) } : {}),
     };
+  }
+
+  /**
+   * At most TELEMETRY_MAX_CAMERAS, those not `up` first (the ones an operator must see), each in the
+   * payload's bounds; the agent's Prometheus endpoint has every camera.
+   */
+  private cameraList(all: CameraTelemetry[]): CameraTelemetry[] {
+    let list = all;
+    if (all.length > TELEMETRY_MAX_CAMERAS) {
+      if (!this.camerasCapWarned) {
+        this.camerasCapWarned = true;
+        this.log.warn({ cameras: all.length, listed: TELEMETRY_MAX_CAMERAS }, `telemetry lists ${TELEMETRY_MAX_CAMERAS} of the ${all.length} cameras, those not up first; ef_camera_up on the Prometheus endpoint has all of them`);
+      }
+      list = [...all.filter((c) => c.status !== 'up'), ...all.filter((c) => c.status === 'up')].slice(0, TELEMETRY_MAX_CAMERAS);
+    }
+    return list.map((c) => (c.lastError && c.lastError.length > 200 ? { ...c, lastError: `${c.lastError.slice(0, 199)}…` } : c));
   }
 
   /** Starts the event-loop monitor and, with `publish`, the periodic telemetry. Safe twice. */
