@@ -92,6 +92,7 @@ export class CameraPipeline {
   /** The last frame's size and when it was captured, and the source's counts then. */
   private last: { width: number; height: number; capturedAtNs: number; segment: number | undefined; restarts: number; errors: number } | undefined;
   private readonly log: Logger;
+  private readonly restartsAtDelivery = new WeakMap<Frame, number>();
   /** The error its source gave up with (run() rejected with it); undefined while it runs or after a clean end. */
   private sourceFailure: Error | undefined;
 
@@ -140,7 +141,14 @@ export class CameraPipeline {
     // queue, and when the detector is due on every frame its resize starts at once, overlapping
     // N's inference (the serial resize was most of the gap to bare ONNX Runtime speed, bench 1).
     const frames = this.source.frames(signal)[Symbol.asyncIterator]();
-    let upcoming = frames.next();
+    // The source's restart count as each frame is handed over, not as it is processed: with the
+    // look-ahead, the source has moved on to the next connection while the last frame of the old one
+    // is still being processed.
+    const next = () => frames.next().then((step) => {
+      if (!step.done) this.restartsAtDelivery.set(step.value, this.source.stats.restarts);
+      return step;
+    });
+    let upcoming = next();
     let finished = false;
     const fromSource = async (): Promise<IteratorResult<Frame>> => {
       try {
@@ -156,7 +164,7 @@ export class CameraPipeline {
         const step = await fromSource();
         if (step.done) break;
         const frame = step.value;
-        upcoming = frames.next();
+        upcoming = next();
         if (detector.prefetch) {
           void upcoming.then((n) => {
             if (!n.done && this.tracking.scheduler.interval() === 1) detector.prefetch?.(n.value);
@@ -209,19 +217,26 @@ export class CameraPipeline {
    * a source that does not number them, its restart count grew), says the camera is back and at what
    * size; warns when the size changed (rules are in source pixels of the picture they were drawn on)
    * and, on the first frame and at each size change, names the rules that lie outside the picture.
+   * A new connection also starts tracking and rule state afresh: only the timestamp advanced across
+   * the gap, so a person seen 2 s before a 2 min outage and someone at the same spot after it made one
+   * dwell of 122 s. (Counted by restarts, a frame still in the capture queue from the old connection
+   * when the count grew is taken for the new one; the source's `segment` is exact.)
    */
   private noteConnection(frame: Frame): void {
     const s = this.source.stats;
     const prev = this.last;
-    this.last = { width: frame.width, height: frame.height, capturedAtNs: frame.capturedAtNs, segment: frame.segment, restarts: s.restarts, errors: s.errors };
+    const restarts = this.restartsAtDelivery.get(frame) ?? s.restarts;
+    this.last = { width: frame.width, height: frame.height, capturedAtNs: frame.capturedAtNs, segment: frame.segment, restarts, errors: s.errors };
     const size = { width: frame.width, height: frame.height };
     if (!prev) {
       this.warnRulesOutside(size, 'wholly');
       return;
     }
-    const reconnected = frame.segment !== undefined && prev.segment !== undefined ? frame.segment !== prev.segment : s.restarts > prev.restarts;
+    const reconnected = frame.segment !== undefined && prev.segment !== undefined ? frame.segment !== prev.segment : restarts > prev.restarts;
     const resized = frame.width !== prev.width || frame.height !== prev.height;
     if (reconnected) {
+      this.tracking.reset();
+      this.rules.resetTracks();
       const offlineMs = Math.max(0, Math.round((frame.capturedAtNs - prev.capturedAtNs) / 1e6));
       this.log.info({ camera: this.cameraId, width: frame.width, height: frame.height, restarts: s.restarts, offlineMs }, `camera ${this.cameraId} back: ${frame.width}×${frame.height}`);
     }

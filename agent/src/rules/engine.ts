@@ -128,6 +128,16 @@ export class RulesEngine {
     return out;
   }
 
+  /**
+   * Forgets every track's state (inside or not, since when, its cooldowns), as the tracker forgets the
+   * tracks when the camera reconnects: a visit does not go on across a gap in which nothing was seen,
+   * so no dwell counts the outage and no exit or crossing is judged across it. Line counts, zone
+   * occupancy and the occupancy cooldown stay: they describe the zone, not one track.
+   */
+  resetTracks(): void {
+    for (const states of this.state.values()) states.clear();
+  }
+
   /** The rules, with their defaults filled in. */
   get ruleList(): readonly ResolvedRule[] {
     return this.rules;

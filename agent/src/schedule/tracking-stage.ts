@@ -39,6 +39,8 @@ export class TrackingStage {
   private readonly gate: MotionGate | undefined;
   private readonly opts: TrackingStageOptions;
   private readonly nowMs: () => number;
+  /** The detector runs on the next frame whatever the schedule says (after reset()). */
+  private detectNext = false;
 
   constructor(opts: TrackingStageOptions) {
     const schedule = { ...DEFAULT_SCHEDULE_CONFIG, ...opts.schedule, motion: { ...DEFAULT_SCHEDULE_CONFIG.motion, ...opts.schedule?.motion } };
@@ -54,9 +56,22 @@ export class TrackingStage {
     this.nowMs = opts.nowMs ?? (() => performance.now());
   }
 
+  /**
+   * Starts over as on a camera's first frame, for a new capture connection: no tracks, no motion
+   * reference, and the detector runs on the next frame (whose tracks are confirmed at once, as on the
+   * first frame), so what is in the picture is known again without waiting out the interval.
+   */
+  reset(): void {
+    this.tracker.reset();
+    this.gate?.reset();
+    this.detectNext = true;
+  }
+
   async process(frame: Frame): Promise<TrackingStageResult> {
     const m = this.gate?.check(frame);
-    const decision = this.scheduler.decide(frame.index, m?.motion, { tentativeTracks: this.tracker.hasTentative() });
+    let decision = this.scheduler.decide(frame.index, m?.motion, { tentativeTracks: this.tracker.hasTentative() });
+    if (this.detectNext && !decision.detect) decision = { ...decision, detect: true, reason: 'first-frame' };
+    this.detectNext = false;
     let detections: Detection[] | null = null;
     let detectMs = 0;
     if (decision.detect) {

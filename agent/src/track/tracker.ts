@@ -139,6 +139,19 @@ export class ByteTracker {
     return this.removedNow;
   }
 
+  /**
+   * Forgets every track, as at the start (their ids are not reused): the camera reconnected, and who
+   * was where before the gap says nothing of who is there after it. The tracks are counted removed but
+   * not reported in removedTracks(): their prediction across the gap is no evidence of where they went.
+   */
+  reset(): void {
+    this.removed += this.tracks.length;
+    this.tracks = [];
+    this.removedNow = [];
+    this.lastFrame = undefined;
+    this.detectedFrames = 0;
+  }
+
   /** Whether a track seen once waits for the detection that confirms it (or drops it). */
   hasTentative(): boolean {
     return this.tracks.some((t) => !t.confirmed);
