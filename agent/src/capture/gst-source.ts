@@ -15,6 +15,7 @@
  *   framerate (exact for constant-rate files) or, for variable-rate sources, from the capture clock.
  */
 import { createRequire } from 'node:module';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Frame } from '../types.js';
 import type { SourceConfig } from './schema.js';
 import { buildPipeline, isLive, type BoardCapture } from './pipelines.js';
@@ -81,10 +82,18 @@ function loadGst(): GstModule {
   return gstModule;
 }
 
-const defaultSleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) => {
-  const t = setTimeout(resolve, ms);
-  signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-});
+/**
+ * Waits `ms`, or less when `signal` aborts. timers/promises drops its abort listener when the timer
+ * fires too; the hand-made one removed it only on abort, so each restart left one on the caller's
+ * signal (MaxListenersExceededWarning after the 11th restart, and a slow leak on a camera that is down).
+ */
+const defaultSleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
+  try {
+    await delay(ms, undefined, { signal });
+  } catch (err) {
+    if (!signal?.aborted) throw err;
+  }
+};
 
 export class GstFrameSource {
   readonly stats: FrameSourceStats = { framesIn: 0, dropped: 0, restarts: 0, errors: 0 };

@@ -1,0 +1,32 @@
+/**
+ * A camera that keeps failing is restarted for as long as the agent runs (a camera that is down for a
+ * weekend: one restart per 30 s at the default backoff). Each restart must give back what it took.
+ * Real GStreamer in child processes, through GstFrameSource's own restart path and restart sleep.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gstSkip, runTsChild } from '../helpers/gst-child.js';
+
+interface ChildResult { restarts: number; fdsGrowth: number; abortListeners: number; warnings: string[] }
+
+const RESTARTS = 30;
+const reconnect = { initialDelayMs: 1, maxDelayMs: 2 };
+/** Nothing listens on port 1: rtspsrc's connection is refused, the camera's pipeline fails to start. */
+const REFUSED_CAMERA = { kind: 'rtsp', id: 'down', url: 'rtsp://127.0.0.1:1/x', reconnect };
+
+async function restartMany(source: Record<string, unknown>): Promise<ChildResult> {
+  const limitMs = 20_000;
+  const { hung, code, stdout, stderr } = await runTsChild('test/helpers/gst-restart-child.ts', { args: [JSON.stringify(source), String(RESTARTS)], limitMs });
+  assert.equal(hung, false, `still running after ${limitMs} ms (stdout: ${stdout}, stderr: ${stderr})`);
+  assert.equal(code, 0, stderr);
+  const result = JSON.parse(stdout.trim()) as ChildResult;
+  assert.ok(result.restarts >= RESTARTS, `restarted ${result.restarts} times`);
+  return result;
+}
+
+test('restart sleeps leave no abort listener behind on the caller\'s signal', { skip: gstSkip }, async () => {
+  const r = await restartMany(REFUSED_CAMERA);
+  // One for frames()' own stop, one for a sleep in progress; before, one more per restart.
+  assert.ok(r.abortListeners <= 2, `${r.abortListeners} abort listeners after ${r.restarts} restarts`);
+  assert.deepEqual(r.warnings, []);
+});
