@@ -258,14 +258,21 @@ export class ArtifactStore {
   /**
    * Makes `version` the committed one (atomic replace of current.json) and adds it to the versions
    * committed here. current.json is written first: a crash in between loses only the history entry,
-   * and `committed()` still finds the version in current.json.
+   * and `committed()` still finds the version in current.json. Throws only when current.json could not
+   * be written (nothing changed then); a history that could not be written (a disk filling up between
+   * the two) is returned, as a crash in between would lose it.
    */
-  commit(version: string, previous: string | undefined, manifest?: Manifest): void {
+  commit(version: string, previous: string | undefined, manifest?: Manifest): { historyError?: unknown } {
     const cur: CurrentFile = { version, ...(previous && previous !== version ? { previous } : {}) };
     writeFileAtomic(join(this.root, 'current.json'), `${JSON.stringify(cur)}\n`);
     const entry: CommittedVersion = { version, ...(manifest ? { name: manifest.name, sha256: manifest.sha256 } : {}) };
-    const history = [...this.readHistory().filter((e) => e.version !== version), entry].slice(-COMMITTED_HISTORY);
-    writeFileAtomic(join(this.root, 'committed.json'), `${JSON.stringify(history)}\n`);
+    try {
+      const history = [...this.readHistory().filter((e) => e.version !== version), entry].slice(-COMMITTED_HISTORY);
+      writeFileAtomic(join(this.root, 'committed.json'), `${JSON.stringify(history)}\n`);
+    } catch (err) {
+      return { historyError: err };
+    }
+    return {};
   }
 
   /**

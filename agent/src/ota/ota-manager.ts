@@ -529,8 +529,13 @@ export class OtaManager {
       return;
     }
     await this.step('swap', v, undefined);
+    try {
+      await this.detector.swap(candidate, v, { keepFallback: true });
+    } catch (err) {
+      await candidate.close();
+      throw err;
+    }
     this.health.startTrial(v);
-    await this.detector.swap(candidate, v, { keepFallback: true });
     await this.step('health', v, 'health', base);
     const verdict = await this.waitHealth(entry.healthWindowMs ?? this.gate.windowMs);
     if (this.abort.signal.aborted) {
@@ -548,8 +553,17 @@ export class OtaManager {
       throw new OtaError('E_HEALTH', `health window failed, rolled back to ${previous.version}: ${verdict.reason}`);
     }
     await this.step('commit', v, undefined);
-    this.store.commit(v, previous.version, installed.manifest);
-    this.running = installed;
+    try {
+      this.commit(v, previous, installed);
+    } catch (err) {
+      // Not committed (a full or read-only disk): the previous model answers again, as current.json
+      // says. The candidate used to keep answering frames while the agent reported the previous one,
+      // and each retry loaded another copy of it.
+      const rejected = await this.detector.revert();
+      this.health.endTrial(false);
+      await rejected?.close();
+      throw err;
+    }
     this.health.endTrial(true);
     const old = this.detector.dropFallback();
     await old?.close();
@@ -565,16 +579,48 @@ export class OtaManager {
   private async switchBack(candidate: DetectorLike, installed: InstalledVersion, previous: InstalledVersion, base: Partial<OtaReport>): Promise<void> {
     const v = installed.version;
     await this.step('swap', v, undefined);
-    const old = await this.detector.swap(candidate, v, { keepFallback: false });
+    let old: DetectorLike | undefined;
+    try {
+      old = await this.detector.swap(candidate, v, { keepFallback: false });
+    } catch (err) {
+      await candidate.close();
+      throw err;
+    }
     this.health.resetBaseline();
     await this.step('commit', v, undefined);
-    this.store.commit(v, previous.version, installed.manifest);
-    this.running = installed;
+    try {
+      this.commit(v, previous, installed);
+    } catch (err) {
+      // Not committed: the model current.json names answers again (see install).
+      if (old) await this.detector.swap(old, previous.version, { keepFallback: false });
+      this.health.resetBaseline();
+      await candidate.close();
+      throw err;
+    }
     await old?.close();
     this.counts.committed += 1;
     const what = installed.manifest ? 'was committed here before' : 'is the factory model';
     this.report({ role: this.role, phase: 'committed', version: v, ...base, reason: `${v} ${what}: verified, loaded and self-tested, switched from ${previous.version} without a health window`, ts: this.now() });
     await this.opts.atStep?.('committed', v);
+  }
+
+  /**
+   * Writes the commit of `installed` (current.json, then the history) and makes it the running version.
+   * A failed write (ENOSPC, EROFS) is rethrown with the step named; the caller swaps the previous
+   * model back, so what answers frames is always what current.json and the reports name.
+   */
+  private commit(v: string, previous: InstalledVersion, installed: InstalledVersion): void {
+    let written: ReturnType<ArtifactStore['commit']>;
+    try {
+      written = this.store.commit(v, previous.version, installed.manifest);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw Object.assign(new Error(`${e.message}; writing the commit of ${v} (current.json) failed, so ${previous.version} runs again`, { cause: err }), { code: e.code });
+    }
+    this.running = installed;
+    if (written.historyError) {
+      this.log.warn({ version: v, err: describeError(written.historyError).message }, `${v} is committed, but cannot add it to committed.json in ${this.store.root}`);
+    }
   }
 
   /**

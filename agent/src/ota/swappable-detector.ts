@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type { RgbImage } from '../types.js';
 import type { Detector, DetectResult } from '../infer/detector.js';
-import { describeError } from '../util/errors.js';
+import { describeError, EdgeFleetError } from '../util/errors.js';
 
 export interface DetectorLike {
   detectTimed(image: RgbImage): Promise<DetectResult>;
@@ -101,8 +101,14 @@ export class SwappableDetector {
   /**
    * Makes `next` the active detector for every call from now on; resolves once the old one is idle.
    * With `keepFallback` the old one stays loaded as the fallback (trial); it is returned otherwise.
+   * Refused (E_TRIAL, nothing changed) while a trial runs: the fallback slot holds the known-good
+   * model, and overwriting it left that model's worker open for good and nothing to go back to
+   * (end the trial first: revert or dropFallback).
    */
   async swap(next: DetectorLike, version: string, opts: { keepFallback: boolean }): Promise<DetectorLike | undefined> {
+    if (this.fallback) {
+      throw new EdgeFleetError('E_TRIAL', `Cannot swap in ${version}: ${this.active.version} is on trial with ${this.fallback.version} as its fallback; end the trial first (revert or dropFallback).`);
+    }
     const old = this.active;
     this.active = { detector: next, version, inflight: 0 };
     this.swaps += 1;
