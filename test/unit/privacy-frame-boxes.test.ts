@@ -83,7 +83,7 @@ test('two crossing persons without faces both get bands, tracked or one of them 
 });
 
 test('a detection counts once only while the track it was matched to is reported, and never for another camera', () => {
-  const boxes = new FrameBoxes();
+  const boxes = new FrameBoxes({ band: { labels: ['person'], top: 0, bottom: 0.3 } });
   const P = { x: 10, y: 10, w: 20, h: 60 }, car: Detection = { classId: 2, label: 'car', score: 0.43, box: { x: 100, y: 100, w: 80, h: 40 } };
   const labels = (ds: readonly Detection[]) => ds.map((d) => `${d.label}@${d.box.x}`);
   assert.deepEqual(labels(boxes.boxesFor('a', [person(P), car], [track(7, P)])), ['person@10', 'car@100']);

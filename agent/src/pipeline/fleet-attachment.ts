@@ -81,8 +81,8 @@ export class FleetAttachment {
   private readonly log = moduleLogger('fleet');
   private snapshotsWithheld = 0;
   private alertsNotQueued = 0;
-  /** Per camera: the boxes the privacy stage is given (tracks, and the last raw detections no track stands for). */
-  private readonly privacyBoxes = new FrameBoxes();
+  /** Per camera: the boxes the privacy stage is given (tracks, and the last raw detections, a tracked person once: frame-boxes.ts). */
+  private readonly privacyBoxes: FrameBoxes;
 
   constructor(private readonly opts: FleetAttachmentOptions) {
     const { config } = opts;
@@ -96,6 +96,7 @@ export class FleetAttachment {
     });
     // Snapshots are taken from the gate's outcome; nothing else may publish images.
     this.privacy = new PrivacyStage({ config: config.privacy, sink: () => undefined, registry: this.telemetry.registry, intraOpThreads: 1, runTimeoutMs: config.detector.runTimeoutMs });
+    this.privacyBoxes = new FrameBoxes({ band: config.privacy.faces.headBand });
     this.registerLinkMetrics();
   }
 

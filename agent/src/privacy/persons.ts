@@ -106,7 +106,21 @@ export function personsAt(observations: readonly BoxesObservation[], ptsNs: numb
 function carried(was: Box, moved: Box, grow: number, spec: Pick<HeadBandSpec, 'top' | 'bottom'>): Box {
   const hull = union(headBand(was, spec), headBand(moved, spec));
   const gx = was.w * grow, gy = was.h * grow;
-  const band = { x: hull.x - gx, y: hull.y - gy, w: hull.w + 2 * gx, h: hull.h + 2 * gy };
+  return boxOfBand({ x: hull.x - gx, y: hull.y - gy, w: hull.w + 2 * gx, h: hull.h + 2 * gy }, spec);
+}
+
+/**
+ * One person seen as two boxes (a track's predicted box and the detection it was last matched to,
+ * which it lags or leads): a person box whose head band spans both boxes' bands, so that the head is
+ * hidden wherever either puts it, and a face found there excuses the one person once.
+ */
+export function personOfBoth(a: Box, b: Box, spec: Pick<HeadBandSpec, 'top' | 'bottom'>): Box {
+  if (spec.top === spec.bottom) return union(a, b); // an empty band: no head to place
+  return boxOfBand(union(headBand(a, spec), headBand(b, spec)), spec);
+}
+
+/** The person box whose head band is `band`. */
+function boxOfBand(band: Box, spec: Pick<HeadBandSpec, 'top' | 'bottom'>): Box {
   const top = Math.min(spec.top, spec.bottom), span = Math.abs(spec.bottom - spec.top);
   if (span === 0) return band; // an empty band: nothing to carry
   const h = band.h / span;
