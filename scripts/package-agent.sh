@@ -19,6 +19,8 @@
 #     gstreamer-superficial and unix-dgram have no prebuilt we can fetch here, so they are listed in
 #     NEEDS_REBUILD and scripts/install-agent.sh runs `npm rebuild` for them on the target (needs
 #     build-essential, python3, libgstreamer1.0-dev, libgstreamer-plugins-base1.0-dev).
+#   - either way gstreamer-superficial carries our patch (patches/apply.sh): built here for the host,
+#     as patched sources for the target's npm rebuild otherwise.
 #
 # Usage: scripts/package-agent.sh [--arch linux-x64|linux-arm64|all] [--out DIR] [--dist DIR]
 #   --dist DIR   use bundles already built there instead of running scripts/build.ts
@@ -104,10 +106,13 @@ for ARCH in "${ARCHES[@]}"; do
   rm -f "$STAGE/dist/fleet-server.mjs" "$STAGE/dist/fleet-server.mjs.map"  # the server has its own release
 
   if [ "$ARCH" = "$HOST_ARCH" ]; then
+    "$ROOT/patches/apply.sh" "$ROOT/node_modules"  # our patches (patches/), built: a no-op after setup.sh
     copy_host_modules "$STAGE"
     : > "$STAGE/NEEDS_REBUILD"
   else
     fetch_cross_modules "$STAGE" "$CPU"
+    # npm's pristine sources: patch them, the target's npm rebuild (install-agent.sh) builds them so.
+    "$ROOT/patches/apply.sh" --sources-only "$STAGE/node_modules"
     printf '%s\n' "${BUILD_FROM_SOURCE[@]}" > "$STAGE/NEEDS_REBUILD"
     for p in "${BUILD_FROM_SOURCE[@]}"; do rm -rf "$STAGE/node_modules/$p/build"; done
   fi

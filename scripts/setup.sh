@@ -58,6 +58,9 @@ if [ ! -f node_modules/.ef-setup-stamp ] || [ "$(cat node_modules/.ef-setup-stam
   npm ci --no-audit --no-fund --loglevel=error
   echo "$stamp_want" > node_modules/.ef-setup-stamp
 fi
+# Our fixes to npm packages (patches/*.patch: gstreamer-superficial freed no pipeline, so every camera
+# restart leaked one), rebuilt when changed; 0.1 s when already applied and built.
+patches/apply.sh node_modules
 
 # ---- 3. sample assets ---------------------------------------------------------------------------
 # Always run: it checks each asset itself (0.1 s when all are there) and fetches only what is missing,

@@ -11,6 +11,10 @@
  * - A camera whose pipeline cannot start (a v4l2 device that is missing, not a video device, or not
  *   ours to open) is an error that says so, restarted like any other: a USB camera may come back.
  *   So is a file, test or raw pipeline source that cannot start, under its own restart policy.
+ * - Each attempt builds a new Pipeline: one pipeline stopped then played again hangs at the second play
+ *   (decodebin's dynamic pads). gstreamer-superficial 1.7.4 freed none, so every restart leaked one
+ *   (its bus's fds, appsink, buffers); patches/gstreamer-superficial+1.7.4.patch (scripts/setup.sh)
+ *   frees a pipeline once its bus poll has ended in NULL and its wrapper is collected.
  * - gstreamer-superficial does not expose buffer timestamps, so ptsNs is derived from the negotiated
  *   framerate (exact for constant-rate files) or, for variable-rate sources, from the capture clock.
  */
