@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { OtaManager } from '../../agent/src/ota/ota-manager.js';
 import { ArtifactStore } from '../../agent/src/ota/artifact-store.js';
-import { parseTrustedKeys } from '../../agent/src/ota/trusted-keys.js';
+import { parseTrustedKeys, readTrustedKeys } from '../../agent/src/ota/trusted-keys.js';
 import type { DesiredPayload } from '../../agent/src/protocol/index.js';
 import { signManifest } from '../../agent/src/protocol/manifest.js';
 import type { DesiredModel, OtaReport } from '../../agent/src/protocol/ota.js';
@@ -144,9 +144,50 @@ test('the key file: one key, several keys with comments between them, or none us
   assert.equal(parseTrustedKeys(bothPem).length, 2);
   assert.throws(() => parseTrustedKeys('not a key', '/etc/edge-agent/fleet.pub'), (e: Error & { code?: string }) => e.code === 'E_KEY' && /fleet\.pub/.test(e.message));
   const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
-  assert.throws(() => parseTrustedKeys(`${oldPem}${pem(rsa)}`), (e: Error & { code?: string }) => e.code === 'E_KEY' && /key 2 is rsa/.test(e.message));
+  assert.throws(() => parseTrustedKeys(pem(rsa)), (e: Error & { code?: string }) => e.code === 'E_KEY' && /key 1 is rsa/.test(e.message));
+  // Beside a usable key, another key type is skipped, not a failed start (see the test below).
+  const withRsa = readTrustedKeys(`${oldPem}${pem(rsa)}`);
+  assert.equal(withRsa.keys.length, 1);
+  assert.match(withRsa.skipped.join('\n'), /key 2 is rsa\. It is skipped/);
   await withTempDir('ef-ota-keys-', async (dir) => {
     const { factory } = committedOldVersion(dir);
     await assert.rejects(agent(dir, 'garbage', factory), (e: Error & { code?: string }) => e.code === 'E_KEY');
+  });
+});
+
+/** A PEM block cut short in a paste: its header, 30 characters of its base64, its footer. */
+const damaged = (p: string) => { const l = p.split('\n'); return `${[l[0], l[1]!.slice(0, 30), l[2]].join('\n')}\n`; };
+const privatePem = newKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+
+test('a bad block in the key file is skipped and named, the usable keys are kept; a private key is refused, never taken for its public half', () => {
+  const half = readTrustedKeys(`# old fleet key\n${oldPem}# new fleet key\n${damaged(newPem)}`, '/etc/edge-agent/fleet.pub');
+  assert.equal(half.keys.length, 1);
+  assert.equal(half.skipped.length, 1);
+  assert.match(half.skipped[0]!, /^Key 2 of 2 in \/etc\/edge-agent\/fleet\.pub \(line 6\) is not a valid public key: .*export it again with fleetctl key export/);
+  // A block whose END line was lost: the next block is still read.
+  const cut = readTrustedKeys(`${oldPem.split('\n').slice(0, 2).join('\n')}\n${newPem}`);
+  assert.equal(cut.keys.length, 1);
+  assert.match(cut.skipped[0]!, /Key 1 of 2 .*has no "-----END PUBLIC KEY-----" line/);
+  // A private key: refused, alone (no usable key: E_KEY) or beside a public key (skipped).
+  assert.throws(() => readTrustedKeys(privatePem, '/etc/edge-agent/fleet.pub'), (e: Error & { code?: string }) => e.code === 'E_KEY' && /is a private key \(PRIVATE KEY\); it is refused: a private key must not sit on the boxes/.test(e.message));
+  const withPrivate = readTrustedKeys(`${oldPem}${privatePem}`);
+  assert.equal(withPrivate.keys.length, 1);
+  assert.match(withPrivate.skipped[0]!, /Key 2 of 2 .* is a private key/);
+  // Every block bad: E_KEY names each.
+  assert.throws(() => readTrustedKeys(`${damaged(oldPem)}${privatePem}`), (e: Error & { code?: string }) => e.code === 'E_KEY' && /^No usable fleet key in .*Key 1 of 2 .*not a valid public key.*Key 2 of 2 .*private key/s.test(e.message));
+});
+
+test('an agent whose key file holds the old key and a damaged new one starts, runs its committed version, and logs the bad block as an error', async () => {
+  await withTempDir('ef-ota-keys-', async (dir) => {
+    const { factory } = committedOldVersion(dir);
+    const a = await agent(dir, `# old fleet key\n${oldPem}# new fleet key\n${damaged(newPem)}`, factory);
+    try {
+      assert.equal(a.manager.runningVersion, '2.0.0', 'the version signed by the old key still verifies');
+      const bad = a.logs.find((l) => l.level === 50 && /Key 2 of 2 in \/etc\/edge-agent\/fleet\.pub/.test(l.msg));
+      assert.ok(bad, `an error names the bad block: ${JSON.stringify(a.logs.map((l) => l.msg))}`);
+      assert.equal(bad.code, 'E_KEY');
+    } finally {
+      await a.stop();
+    }
   });
 });

@@ -26,7 +26,7 @@ import { artifactFileName, type Manifest } from '../protocol/manifest.js';
 import { describeError } from '../util/errors.js';
 import { fsyncDir, writeFileAtomic } from './fs-atomic.js';
 import { LOCAL_FAULT_CODES, OtaError } from './errors.js';
-import { parseTrustedKeys, verifyWithTrustedKeys } from './trusted-keys.js';
+import { readTrustedKeys, verifyWithTrustedKeys, type TrustedKeys } from './trusted-keys.js';
 
 export interface InstalledVersion {
   version: string;
@@ -99,7 +99,7 @@ export interface ArtifactStoreOptions {
 
 export class ArtifactStore {
   readonly root: string;
-  private keys: KeyObject[] | undefined;
+  private keys: TrustedKeys | undefined;
 
   constructor(private readonly opts: ArtifactStoreOptions) {
     this.root = join(opts.stateDir, 'models', opts.role);
@@ -107,8 +107,14 @@ export class ArtifactStore {
 
   /** The pinned public keys; throws OtaError E_KEY when the key text holds none that is usable. */
   trustedKeys(): KeyObject[] {
-    this.keys ??= parseTrustedKeys(this.opts.publicKeyPem, this.opts.keySource);
-    return this.keys;
+    this.keys ??= readTrustedKeys(this.opts.publicKeyPem, this.opts.keySource);
+    return this.keys.keys;
+  }
+
+  /** The blocks of the key text that are no usable public key, one message each (see readTrustedKeys). */
+  skippedKeys(): string[] {
+    this.trustedKeys();
+    return this.keys?.skipped ?? [];
   }
 
   /** The manifest, if its signature verifies against one of the pinned keys; throws E_SIGNATURE otherwise. */

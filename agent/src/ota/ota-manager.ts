@@ -205,8 +205,10 @@ export class OtaManager {
 
   private async open(): Promise<SwappableDetector> {
     this.store.init();
-    // A key file that holds no usable key fails here, not as a refusal of every model (E_KEY).
+    // A key file that holds no usable key fails here, not as a refusal of every model (E_KEY). A bad
+    // block beside a usable key (a damaged paste during a key change, a private key) is skipped, said here.
     this.store.trustedKeys();
+    for (const skipped of this.store.skippedKeys()) this.log.error({ keyFile: this.opts.publicKeyFile, code: 'E_KEY' }, skipped);
     this.desiredRev = this.store.desiredRev();
     this.factoryName = this.opts.factory.name ?? await loadModelMetadata(this.opts.factory.modelPath).then((m) => m.name, () => undefined);
     const { installed, unusable } = await this.store.openCurrent();
