@@ -38,13 +38,23 @@ function originOf(url: string): string | undefined {
  * The origins the server answers as: its Host (or a proxy's X-Forwarded-Host) with the request's
  * scheme (or a proxy's X-Forwarded-Proto), plus `allowedOrigins` (a proxy that sets neither). The
  * forwarded headers are safe to believe here: a cross-origin page cannot set them without a preflight.
+ *
+ * A request that reached the server over plain http with no X-Forwarded-Proto also answers as https
+ * for the same host (and port, where the header names one): a TLS proxy that does not send the header (Apache's ProxyPass, HAProxy,
+ * by default) passes on the browser's `Origin: https://H`, and the server, seeing http, took its own
+ * origin for http://H and refused every dashboard action. What this check guards is the host and
+ * port a page came from; a page can only claim the https origin of a host it is served from, and
+ * a page served over https cannot fetch() an http URL at all (Mixed Content, "blockable" requests).
  */
 function ownOrigins(req: FastifyRequest, allowedOrigins: readonly string[]): Set<string> {
-  const proto = firstValue(req.headers['x-forwarded-proto']) ?? req.protocol;
+  const forwardedProto = firstValue(req.headers['x-forwarded-proto']);
+  const protos = forwardedProto !== undefined ? [forwardedProto] : req.protocol === 'http' ? ['http', 'https'] : [req.protocol];
   const out = new Set<string>();
   for (const host of [firstValue(req.headers['x-forwarded-host']), firstValue(req.headers.host)]) {
-    const o = host && originOf(`${proto}://${host}`);
-    if (o) out.add(o);
+    for (const proto of protos) {
+      const o = host && originOf(`${proto}://${host}`);
+      if (o) out.add(o);
+    }
   }
   for (const a of allowedOrigins) {
     const o = originOf(a);
