@@ -4,6 +4,7 @@
  * the TensorRT calibration table from the same histograms. `calibrateForModel` and `buildInt8` are
  * split so a benchmark can calibrate once and build every method.
  */
+import { createHash } from 'node:crypto';
 import { readFile, writeFile, copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
@@ -23,6 +24,9 @@ import { nodeKey } from './graph-info.js';
 import { InputError } from '../../../agent/src/util/errors.js';
 
 export interface CalibrationRun extends PrepareReport {
+  /** The model file calibrated, and the sha256 of the bytes read (quantizeModel refuses a run of another model). */
+  modelPath: string;
+  modelSha256: string;
   /** The prepared model the INT8 builds quantize (its weights already on the int8 grid when GPTQ ran). */
   source: OnnxModel;
   /** The model as read: FP16 is converted from this, not from the int8-rounded weights. */
@@ -68,7 +72,9 @@ export function resolveExcludes(model: OnnxModel, exclude: readonly string[]): s
 
 export async function calibrateForModel(opts: CalibrateModelOptions): Promise<CalibrationRun> {
   // A plain Uint8Array copy: Buffer.slice() returns a view, which tensorToFloat32 (model.ts) would read past.
-  const original = decodeModel(new Uint8Array(await readFile(opts.modelPath)));
+  const bytes = new Uint8Array(await readFile(opts.modelPath));
+  const modelSha256 = createHash('sha256').update(bytes).digest('hex');
+  const original = decodeModel(bytes);
   if (isQuantizedModel(original)) throw new InputError(`${opts.modelPath} is already quantized (INT8); quantize its FP32 model instead`);
   opts = { ...opts, exclude: resolveExcludes(original, opts.exclude ?? []) };
   const meta = await loadModelMetadata(opts.modelPath);
@@ -83,7 +89,7 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   const tensors = new Set<string>();
   for (const ops of ['weighted', 'all'] as const) for (const t of planQuantization(source, { target: opts.target, exclude: opts.exclude, ops }).activations) tensors.add(t);
   const calibration = await calibrate({ model: source, inputName, tensors: [...tensors], frames: modelInputs(opts.frames, meta.preprocess), bins: opts.bins });
-  return { source, original, unrounded: prepared.unrounded, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, globalPools, ...prepared.report };
+  return { modelPath: opts.modelPath, modelSha256, source, original, unrounded: prepared.unrounded, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, globalPools, ...prepared.report };
 }
 
 export interface BuildOptions {
@@ -162,11 +168,20 @@ export function fp16PathFor(outputPath: string): string {
 
 /**
  * Calibrates and writes the INT8 build (and the FP16 variant and TensorRT tables when asked).
- * `calibrated`: a calibrateForModel run of the same model, frames and target to build from instead of
+ * `calibrated`: a calibrateForModel run of the same model (its bytes; a run of another file, or for
+ * another target, is refused), frames and target to build from instead of
  * calibrating again (several variants from one calibration); it is read, not changed.
  */
 export async function quantizeModel(opts: QuantizeOptions, calibrated?: CalibrationRun): Promise<QuantizeReport> {
   if (calibrated && calibrated.target !== opts.target) throw new Error(`quantizeModel: the calibration run was made for target ${calibrated.target}, not ${opts.target}`);
+  if (calibrated) {
+    // The run's graph is what gets built, under opts.modelPath's metadata and name: a run of another
+    // file would write that other model as this one's INT8 build. Compared by bytes, not by path.
+    const sha256 = createHash('sha256').update(await readFile(opts.modelPath)).digest('hex');
+    if (sha256 !== calibrated.modelSha256) {
+      throw new InputError(`quantizeModel: the calibration run was made from ${calibrated.modelPath} (sha256 ${calibrated.modelSha256.slice(0, 12)}…), not from ${opts.modelPath} (sha256 ${sha256.slice(0, 12)}…); calibrate ${opts.modelPath} itself, or pass no run`);
+    }
+  }
   const run = calibrated ?? await calibrateForModel(opts);
   let keepFloat: string[] = [];
   if (opts.targetSnrDb !== undefined) {
