@@ -45,6 +45,12 @@ export interface TensorRtDeps {
 
 export class TrtError extends ModelError {}
 
+/**
+ * The trtexec engine build's time limit unless `buildTimeoutMs` says otherwise: a large model takes
+ * minutes on a Nano. The agent's OTA load limit (detector.loadTimeoutMs) defaults above it.
+ */
+export const TRTEXEC_BUILD_TIMEOUT_MS = 30 * 60_000;
+
 const INSTALL_ORT_TRT = 'install an ONNX Runtime built with --use_tensorrt for your JetPack (see docs/jetson.md)';
 
 /** A one-node model (Relu on [1]): enough to see whether an execution provider loads. */
@@ -190,7 +196,7 @@ export class TensorRtAdapter implements PlatformAdapter {
     const entry = this.cache.entry(key);
     await fs.mkdir(entry.dir, { recursive: true });
     const args = buildTrtexecArgs({ onnxPath: modelPath, enginePath: entry.enginePath, precision, version, timingCachePath: join(entry.dir, '..', `timing-trt${formatVersion(version)}.cache`) });
-    const timeoutMs = this.deps.buildTimeoutMs ?? 30 * 60_000;
+    const timeoutMs = this.deps.buildTimeoutMs ?? TRTEXEC_BUILD_TIMEOUT_MS;
     // Minutes on a Jetson: say so to whoever waits (the agent's systemd start asks for more time).
     const t0 = Date.now();
     let ok = false;

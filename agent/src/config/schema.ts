@@ -25,10 +25,12 @@ export const DEFAULT_RUN_TIMEOUT_MS = 20_000;
 
 /**
  * detector.loadTimeoutMs's default: a model installed over the air that has not loaded and warmed up
- * within this time is refused. Generous, as a first TensorRT engine build on a Jetson takes minutes
- * (the trtexec build's own limit is 30 min: platform-adapters/tensorrt/adapter.ts).
+ * within this time is refused. Above the trtexec engine build's own limit (30 min,
+ * TRTEXEC_BUILD_TIMEOUT_MS in platform-adapters/tensorrt/adapter.ts) with room for the warm-up: at
+ * 10 min a TensorRT box refused a model whose first engine build took longer, while the build itself
+ * was allowed 30.
  */
-export const DEFAULT_LOAD_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_LOAD_TIMEOUT_MS = 35 * 60_000;
 
 export const DetectorConfig = Type.Object({
   /** Path of the model; its metadata file (`model.meta.json`) must sit next to it. */

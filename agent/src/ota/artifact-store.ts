@@ -95,7 +95,15 @@ export interface ArtifactStoreOptions {
   /** Where the keys came from (config ota.publicKeyFile), named in errors. */
   keySource?: string;
   factory?: InstalledVersion;
+  /**
+   * The load limit that applies now (detector.loadTimeoutMs): a refusal for a load past a lower limit
+   * (E_LOAD_TIMEOUT) holds nothing against the version once the limit is raised (see failureOf).
+   */
+  loadTimeoutMs?: number;
 }
+
+/** A refused or rolled-back artifact in failed.json; `loadTimeoutMs`: the limit an E_LOAD_TIMEOUT refusal was met under. */
+export interface FailureEntry { code: string; reason: string; loadTimeoutMs?: number }
 
 export class ArtifactStore {
   readonly root: string;
@@ -293,9 +301,9 @@ export class ArtifactStore {
   }
 
   /** Refused and rolled-back artifacts, keyed `name@version` (or a bare version, in a file written by an older agent). */
-  failures(): Record<string, { code: string; reason: string }> {
+  failures(): Record<string, FailureEntry> {
     const p = join(this.root, 'failed.json');
-    return existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) as Record<string, { code: string; reason: string }> : {};
+    return existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) as Record<string, FailureEntry> : {};
   }
 
   /**
@@ -303,16 +311,19 @@ export class ArtifactStore {
    * refused `other@1.0.0` (a bad signature, say) says nothing against a later `standin@1.0.0`. An entry
    * keyed by version alone, from an older agent, still holds for every name. An entry for a fault of this
    * box (a full disk: ENOSPC...), which older agents recorded as a refusal, holds nothing against the
-   * version: it is tried again.
+   * version: it is tried again. Nor does a load past the time limit (E_LOAD_TIMEOUT) met under a lower
+   * limit than the one that applies now, or under one not recorded (older agents): the refusal says to
+   * raise detector.loadTimeoutMs and restart, and used to hold the version for good all the same. Met
+   * under the limit that applies, it holds: the same load would only time out again.
    */
-  failureOf(name: string | undefined, version: string): { code: string; reason: string } | undefined {
+  failureOf(name: string | undefined, version: string): FailureEntry | undefined {
     const f = this.failures();
-    return [f[failureKey(name, version)], f[version]].find((e) => e !== undefined && !LOCAL_FAULT_CODES.has(e.code));
+    return [f[failureKey(name, version)], f[version]].find((e) => e !== undefined && !LOCAL_FAULT_CODES.has(e.code) && !this.loadLimitRaised(e));
   }
 
-  markFailed(name: string | undefined, version: string, code: string, reason: string): void {
+  markFailed(name: string | undefined, version: string, code: string, reason: string, extra: { loadTimeoutMs?: number } = {}): void {
     const f = this.failures();
-    f[failureKey(name, version)] = { code, reason };
+    f[failureKey(name, version)] = { code, reason, ...(extra.loadTimeoutMs !== undefined ? { loadTimeoutMs: extra.loadTimeoutMs } : {}) };
     writeFileAtomic(join(this.root, 'failed.json'), `${JSON.stringify(f)}\n`);
   }
 
@@ -327,6 +338,11 @@ export class ArtifactStore {
 
   setDesiredRev(d: DesiredRev): void {
     writeFileAtomic(join(this.root, 'desired-rev.json'), `${JSON.stringify({ rev: d.rev, ts: d.ts, ...(d.version !== undefined ? { version: d.version } : {}), ...(d.epoch !== undefined ? { epoch: d.epoch } : {}) })}\n`);
+  }
+
+  private loadLimitRaised(e: FailureEntry): boolean {
+    if (e.code !== 'E_LOAD_TIMEOUT' || this.opts.loadTimeoutMs === undefined) return false;
+    return e.loadTimeoutMs === undefined || e.loadTimeoutMs < this.opts.loadTimeoutMs;
   }
 
   /** The model name in the stored manifest of `version`, if it is installed and readable. */

@@ -71,7 +71,9 @@ export interface OtaManagerOptions {
   /**
    * A version installed over the air that has not loaded (openDetector, warm-up included) within this
    * time is refused with E_LOAD_TIMEOUT and its load given up (config detector.loadTimeoutMs; default
-   * 10 min). The load at start has no limit here: the service manager's start timeout covers it.
+   * 35 min, over the TensorRT engine build's own 30). The refusal is remembered with the limit: with a
+   * higher limit (after a restart) the version is tried again. The load at start has no limit here:
+   * the service manager's start timeout covers it.
    */
   loadTimeoutMs?: number;
   gate?: Partial<HealthGate>;
@@ -176,12 +178,18 @@ export class OtaManager {
     this.store = new ArtifactStore({
       stateDir: opts.stateDir, role: this.role, publicKeyPem: opts.publicKeyPem, keySource: opts.publicKeyFile,
       factory: { version: opts.factory.version, modelPath: opts.factory.modelPath, manifest: undefined },
+      loadTimeoutMs: this.loadTimeoutMs,
     });
     const root = deviceRoot(opts.link.deviceId);
     this.downloader = new ChunkDownloader({
       send: (req) => opts.link.publishRaw(otaTopics.req(root), JSON.stringify(req), 1),
       requestTimeoutMs: opts.requestTimeoutMs, maxRetries: opts.maxRetries, onProgress: opts.onProgress,
     });
+  }
+
+  /** The OTA load limit (detector.loadTimeoutMs). */
+  private get loadTimeoutMs(): number {
+    return this.opts.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
   }
 
   get runningVersion(): string | undefined {
@@ -382,7 +390,8 @@ export class OtaManager {
         // but another refusal reported every retryDelayMs.
         if (!proven) {
           try {
-            this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message);
+            // A load past the limit is remembered with the limit, so that a raised limit tries the version again.
+            this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message, e.code === 'E_LOAD_TIMEOUT' ? { loadTimeoutMs: this.loadTimeoutMs } : {});
           } catch (markErr) {
             // A full disk: the refusal is still reported, but not remembered; a later desired state tries the version again.
             this.log.warn({ version: entry.version, err: describeError(markErr).message }, `cannot record the refusal in ${this.store.root}`);
@@ -632,7 +641,7 @@ export class OtaManager {
    * adapter stops its worker), and a detector that opens after all is closed.
    */
   private async load(modelPath: string, v: string): Promise<DetectorLike> {
-    const limitMs = this.opts.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
+    const limitMs = this.loadTimeoutMs;
     const limit = new AbortController();
     const signal = AbortSignal.any([this.abort.signal, limit.signal]);
     const opened = this.opts.openDetector(modelPath, { signal });
@@ -640,7 +649,7 @@ export class OtaManager {
     const givenUp = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => limit.abort(new OtaError('E_LOAD_TIMEOUT', `Version ${v} did not load within ${limitMs} ms (detector.loadTimeoutMs): its load or warm-up hung, ` +
         `or takes longer on this board than the limit allows (a TensorRT engine build); the load was stopped and ${this.running?.version ?? 'the running model'} keeps running. ` +
-        'Raise detector.loadTimeoutMs if loads here really take that long.')), limitMs);
+        `If loads here really take that long, raise detector.loadTimeoutMs above ${limitMs} ms and restart the agent: the version is tried again then.`)), limitMs);
       timer.unref();
       if (signal.aborted) reject(signal.reason);
       else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
