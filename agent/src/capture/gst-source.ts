@@ -22,7 +22,8 @@ import { createRequire } from 'node:module';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Frame } from '../types.js';
 import type { SourceConfig } from './schema.js';
-import { buildPipeline, isLive, type BoardCapture } from './pipelines.js';
+import { buildPipeline, isLive, maskSecrets, sourceSecrets, type BoardCapture } from './pipelines.js';
+import { maskUrlCredentials } from '../util/mask-url.js';
 import { FrameQueue } from './frame-queue.js';
 import { CaptureError } from '../util/errors.js';
 import { deviceProblem } from './device-check.js';
@@ -101,13 +102,28 @@ const defaultSleep = async (ms: number, signal?: AbortSignal): Promise<void> => 
 
 export class GstFrameSource {
   readonly stats: FrameSourceStats = { framesIn: 0, dropped: 0, restarts: 0, errors: 0 };
+  /** The pipeline given to GStreamer; it holds the camera's credentials: never log it, see {@link maskedPipeline}. */
   readonly pipelineDescription: string;
+  /** The pipeline with its credentials masked, for messages. */
+  readonly maskedPipeline: string;
+  private readonly secrets: readonly string[];
   private readonly log = moduleLogger('capture');
   /** Asks the running attempt to end (EOS through the pipeline, then stop). */
   private requestStop: (() => void) | undefined;
 
   constructor(private readonly opts: FrameSourceOptions) {
     this.pipelineDescription = buildPipeline(opts.config, opts.board);
+    this.secrets = sourceSecrets(opts.config);
+    this.maskedPipeline = this.mask(this.pipelineDescription);
+  }
+
+  /**
+   * `text` with the camera's credentials masked. Every message of this source passes here: they
+   * reach the journal, telemetry, the fleet's retained state (health reason) and `run`'s output, and
+   * GStreamer's own errors may quote the URL or the whole pipeline.
+   */
+  private mask(text: string): string {
+    return maskUrlCredentials(maskSecrets(text, this.secrets));
   }
 
   get live(): boolean {
@@ -131,7 +147,8 @@ export class GstFrameSource {
     signal?.addEventListener('abort', stop, { once: true });
     const producer = this.produce(queue, () => stopRequested, signal).then(
       (err) => { failure = err; queue.end(); },
-      (err: unknown) => { failure = err instanceof CaptureError ? err : new CaptureError(String((err as Error).message ?? err)); queue.end(); },
+      // No `cause`: it would carry the unmasked message into whatever serialises the error.
+      (err: unknown) => { failure = new CaptureError(this.mask(String((err as Error).message ?? err))); queue.end(); },
     );
     try {
       for (;;) {
@@ -164,6 +181,7 @@ export class GstFrameSource {
         end = { kind: 'error', fatal: false, message: 'the camera ended its stream (end of stream from a live camera)' };
       }
       if (end.kind !== 'error' || stopped()) return undefined;
+      end = { ...end, message: this.mask(end.message) };
       this.stats.errors++;
       this.stats.lastError = end.message;
       // A run that delivered frames was healthy: the next failure starts the backoff afresh.
@@ -190,12 +208,12 @@ export class GstFrameSource {
     try {
       pipeline = new gst.Pipeline(this.pipelineDescription);
     } catch (err) {
-      return Promise.resolve({ kind: 'error', fatal: true, message: `invalid GStreamer pipeline (${(err as Error).message}): ${this.pipelineDescription}` });
+      return Promise.resolve({ kind: 'error', fatal: true, message: `invalid GStreamer pipeline (${(err as Error).message}): ${this.maskedPipeline}` });
     }
     const sink = pipeline.findChild('sink') as GstAppSink | undefined;
     if (!sink || typeof sink.pull !== 'function') {
       pipeline.stop();
-      return Promise.resolve({ kind: 'error', fatal: true, message: `the pipeline has no appsink named "sink": ${this.pipelineDescription}` });
+      return Promise.resolve({ kind: 'error', fatal: true, message: `the pipeline has no appsink named "sink": ${this.maskedPipeline}` });
     }
     return new Promise<AttemptEnd>((resolve) => {
       let busError: string | undefined;

@@ -22,6 +22,44 @@ function rgbTail(src: SourceConfig, opts: { sync: boolean; maxBuffers: number })
   return `videoconvert ! ${scale}video/x-raw,format=RGB${size} ! appsink name=sink max-buffers=${opts.maxBuffers} drop=false sync=${opts.sync} emit-signals=false`;
 }
 
+/**
+ * The secrets of a source's config, longest first: an RTSP URL's user information as written and
+ * percent-decoded, and its password alone. Texts that may quote them (GStreamer's errors quote the
+ * pipeline, and so the URL) are masked with {@link maskSecrets}; maskUrlCredentials alone misses a
+ * password that holds a `#`, `/` or `?` (the URL's userinfo seems to end there).
+ */
+export function sourceSecrets(src: SourceConfig): string[] {
+  if (src.kind !== 'rtsp') return [];
+  const found = new Set<string>();
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(.*)@[^@]*$/i.exec(src.url.split(/\s/)[0]);
+  if (m) {
+    const userinfo = m[1];
+    const colon = userinfo.indexOf(':');
+    const password = colon >= 0 ? userinfo.slice(colon + 1) : '';
+    for (const s of [userinfo, password]) {
+      if (s) found.add(s);
+      const decoded = percentDecode(s);
+      if (decoded) found.add(decoded);
+    }
+  }
+  return [...found].sort((a, b) => b.length - a.length);
+}
+
+/** `text` with each of `secrets` (as given, longest first) replaced by `***`. */
+export function maskSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join('***');
+  return out;
+}
+
+function percentDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s; // a lone % (a password written undecoded): taken as written
+  }
+}
+
 /** True when the source produces frames at its own pace (a camera): frames must be dropped, not waited for. */
 export function isLive(src: SourceConfig): boolean {
   switch (src.kind) {
