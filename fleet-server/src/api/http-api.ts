@@ -8,13 +8,13 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { DEVICE_ID_PATTERN } from '../../../agent/src/protocol/index.js';
-import { describeError, EdgeFleetError } from '../../../agent/src/util/errors.js';
+import { ConfigError, describeError, EdgeFleetError } from '../../../agent/src/util/errors.js';
 import type { AlertStore } from '../db/alerts.js';
 import type { DeviceStore } from '../db/devices.js';
 import type { OperatorStore } from '../db/operators.js';
 import type { TelemetryStore } from '../db/telemetry.js';
 import { clearedSessionCookie, sessionCookie, sessionFromCookie } from '../dashboard/session-cookie.js';
-import { LoginThrottle, addressKey } from './login-throttle.js';
+import { LoginThrottle, loginClient } from './login-throttle.js';
 import { LoginSlots } from './login-slots.js';
 import { crossOriginRefusal } from './origin-check.js';
 
@@ -35,10 +35,17 @@ export interface HttpApiOptions {
   onDevicesChanged?: (changed?: string) => void;
   /** After a logout (live dashboard streams re-check their sessions). */
   onLogout?: () => void;
-  /** Failed-login limit per client address and username (default: 10 in 5 minutes). */
+  /** Failed-login limit per client (login-throttle.ts, loginClient) and username (default: 10 in 5 minutes). */
   loginThrottle?: LoginThrottle;
-  /** Failed-login limit per client address, any username (default: 30 in 5 minutes). */
+  /** Failed-login limit per client, any username (default: 30 in 5 minutes). */
   addressThrottle?: LoginThrottle;
+  /**
+   * Addresses or CIDRs of the reverse proxies in front of the API (Fastify's trustProxy, as
+   * @fastify/proxy-addr reads them: also "loopback", "linklocal", "uniquelocal"): the client address
+   * of their requests is taken from X-Forwarded-For, so the login limits count each client, not the
+   * proxy. Empty or absent: off, every request is the address it comes from.
+   */
+  trustProxy?: string[];
   /** Password checks at once and waiting (default: half of libuv's thread pool, 8 waiting). */
   loginSlots?: LoginSlots;
   /** Members of a device group (the alert list's `group` filter). */
@@ -58,6 +65,15 @@ export interface HttpApiOptions {
 export function requestToken(req: FastifyRequest): string {
   const h = req.headers.authorization ?? '';
   return h.startsWith('Bearer ') ? h.slice(7) : sessionFromCookie(req.headers.cookie) ?? '';
+}
+
+/** Fastify with http.trustProxy (off when empty); an entry @fastify/proxy-addr cannot read is named. */
+function newFastify(trustProxy: readonly string[] | undefined): FastifyInstance {
+  try {
+    return Fastify({ logger: false, bodyLimit: 64 * 1024, trustProxy: trustProxy?.length ? [...trustProxy] : false });
+  } catch (err) {
+    throw new ConfigError(`http.trustProxy: ${(err as Error).message}; expected the proxies' addresses or CIDRs (e.g. "127.0.0.1", "10.0.0.0/8", "loopback").`, [], { cause: err });
+  }
 }
 
 function isTls(req: FastifyRequest): boolean {
@@ -95,7 +111,7 @@ export class HttpApi {
     if (this.app) return;
     const o = this.opts;
     // Fastify's own ajv coerces query strings to the declared types (limit=5 → 5).
-    const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+    const app = newFastify(o.trustProxy);
     const auth = async (req: FastifyRequest, reply: FastifyReply) => {
       // A page of another origin posting with the operator's cookie (origin-check.ts).
       const crossOrigin = crossOriginRefusal(req, o.allowedOrigins);
@@ -120,18 +136,25 @@ export class HttpApi {
     const addressThrottle = o.addressThrottle ?? new LoginThrottle({ maxFailures: 30 });
     const slots = o.loginSlots ?? new LoginSlots();
     app.post<{ Body: Static<typeof LoginBody> }>('/api/login', { schema: { body: LoginBody } }, async (req, reply) => {
-      // Per address and username: behind a proxy every operator shares one address, and a guesser of
-      // one account must not lock the others out. Per address too, with a higher limit: one address
-      // cycling usernames never met the first, and every try cost a scrypt.
-      const key = `${req.ip} ${req.body.username}`;
-      const address = addressKey(req.ip);
+      // Per client and username: behind a proxy every operator shares one address, and a guesser of
+      // one account must not lock the others out. Per client too, with a higher limit: one address
+      // cycling usernames never met the first, and every try cost a scrypt. The client is the proxy's
+      // client with http.trustProxy; a login on the server's own host, not through a proxy, counts
+      // apart (loginClient), so a guesser behind the proxy never locks out fleetctl on the box.
+      const client = loginClient({ ip: req.ip, peer: req.socket.remoteAddress, headers: req.headers });
+      const address = client.key;
+      const key = `${client.key} ${req.body.username}`;
       const waitMs = throttle.retryAfterMs(key);
       const addressWaitMs = addressThrottle.retryAfterMs(address);
       if (waitMs > 0 || addressWaitMs > 0) {
         const s = Math.ceil(Math.max(waitMs, addressWaitMs) / 1000);
-        const whose = waitMs > 0 ? `for ${req.body.username} from ${req.ip}` : `from ${req.ip}`;
+        const limit = waitMs > 0 ? throttle : addressThrottle;
+        const whose = waitMs > 0 ? `for ${req.body.username} from ${client.shown}` : `from ${client.shown}, whatever the username`;
+        const proxy = client.viaUntrustedProxy
+          ? ` This login came through a proxy at ${req.ip} that http.trustProxy does not name, so every client behind it counts as ${req.ip}: have the proxy send X-Forwarded-For and list its address in http.trustProxy. A login on the server's host straight to its port, not through the proxy, is counted apart.`
+          : '';
         return reply.code(429).header('retry-after', String(s))
-          .send({ error: { code: 'E_THROTTLED', message: `Too many failed logins ${whose}; try again in ${s} s.` } });
+          .send({ error: { code: 'E_THROTTLED', message: `Too many failed logins ${whose} (${limit.max} within ${limit.windowMs / 60_000} min); logins are refused until fewer have failed within the last ${limit.windowMs / 60_000} min: in ${s} s at the earliest, later while failures keep coming.${proxy}` } });
       }
       const pending = slots.run(() => o.operators.login(req.body.username, req.body.password, o.sessionTtlMs));
       if (!pending) {

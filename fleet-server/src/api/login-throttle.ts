@@ -1,10 +1,12 @@
 /**
  * Failed operator logins per key: after `maxFailures` within `windowMs`, that key gets 429 until the
- * oldest failure leaves the window. The HTTP API keeps two: per client address + username (a guesser
- * elsewhere cannot lock the operator out) and per client address across usernames, with a higher
- * limit (one address cycling usernames made the first never apply). In memory: a restart forgets
- * (scrypt keeps each guess slow anyway).
+ * oldest failure leaves the window, so for as long as failures keep coming. The HTTP API keeps two:
+ * per client + username (a guesser elsewhere cannot lock the operator out) and per client across
+ * usernames, with a higher limit (one address cycling usernames made the first never apply). In
+ * memory: a restart forgets (scrypt keeps each guess slow anyway).
  */
+import type { IncomingHttpHeaders } from 'node:http';
+
 export interface LoginThrottleOptions {
   maxFailures?: number;
   windowMs?: number;
@@ -13,8 +15,8 @@ export interface LoginThrottleOptions {
 
 export class LoginThrottle {
   private readonly failures = new Map<string, number[]>();
-  private readonly max: number;
-  private readonly windowMs: number;
+  readonly max: number;
+  readonly windowMs: number;
   private readonly now: () => number;
 
   constructor(o: LoginThrottleOptions = {}) {
@@ -69,4 +71,38 @@ export function addressKey(ip: string): string {
   const t = tail ? tail.split(':') : [];
   const groups = ip.includes('::') ? [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t] : h;
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+/** Headers a reverse proxy adds (RFC 7239 Forwarded, the X-Forwarded-* family, nginx's X-Real-IP, Via: RFC 9110 §7.6.3). */
+const PROXY_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'via'] as const;
+
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(ip);
+}
+
+/** Who a login counts for, under both limits. */
+export interface LoginClient {
+  /** The key of the per-client limit (and, with the username, of the per-username one). */
+  key: string;
+  /** How a refusal names it. */
+  shown: string;
+  /** Came through a proxy whose client address the server does not take (http.trustProxy): all its clients share its address. */
+  viaUntrustedProxy: boolean;
+}
+
+/**
+ * The client of a login: the request's address (a trusted proxy's client, with http.trustProxy)
+ * keyed as addressKey does, except a request made on the server's own host straight to its port
+ * (a loopback peer that carries no proxy header: fleetctl, curl, an operator over ssh), which counts
+ * apart as "this host". A proxy on the same host connects from loopback too; without trustProxy,
+ * every client behind it counted as that loopback address, so one guesser behind the proxy kept the
+ * operator on the box out as well, with no way in. A guesser elsewhere cannot make a request look
+ * local: it cannot connect from loopback, nor strip the headers the proxy adds.
+ */
+export function loginClient(r: { ip: string; peer: string | undefined; headers: IncomingHttpHeaders }): LoginClient {
+  const proxied = PROXY_HEADERS.some((h) => r.headers[h] !== undefined);
+  if (!proxied && r.peer !== undefined && isLoopback(r.peer)) {
+    return { key: 'this host', shown: `this host (${r.peer}, not through a proxy)`, viaUntrustedProxy: false };
+  }
+  return { key: addressKey(r.ip), shown: r.ip, viaUntrustedProxy: proxied && r.ip === r.peer };
 }

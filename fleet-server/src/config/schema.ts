@@ -59,6 +59,12 @@ export const FleetConfigSchema = Type.Object({
      * any other origin than the server's own is refused (403 E_CROSS_ORIGIN).
      */
     allowedOrigins: Type.Array(Type.String({ pattern: '^https?://[^/?#]+$' }), { maxItems: 16, default: [] }),
+    /**
+     * Addresses or CIDRs of the reverse proxies in front of the API (e.g. ["127.0.0.1"], or
+     * "loopback"): their requests' client address is read from X-Forwarded-For, so the login limits
+     * count each client instead of the proxy (where one guesser kept every operator out). Default off.
+     */
+    trustProxy: Type.Array(Type.String({ pattern: '^(loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(/[0-9.]+)?)$' }), { maxItems: 16, default: [] }),
   }, { additionalProperties: false, default: {} }),
   operator: Type.Object({
     username: Type.String({ default: 'admin', minLength: 1, maxLength: 64 }),

@@ -199,7 +199,7 @@ export class FleetServer {
     this.api = new HttpApi({
       host: c.http.host, port: c.http.port, devices: this.devices, telemetry: this.telemetry, alerts: this.alerts,
       operators: this.operators, registry: this.registry, sessionTtlMs: c.operator.sessionTtlHours * 3600_000,
-      publicMetrics: c.http.publicMetrics, allowedOrigins: c.http.allowedOrigins, status: () => this.status(), onDevicesChanged: (changed) => this.onDevicesChanged(changed),
+      publicMetrics: c.http.publicMetrics, allowedOrigins: c.http.allowedOrigins, trustProxy: c.http.trustProxy, status: () => this.status(), onDevicesChanged: (changed) => this.onDevicesChanged(changed),
       onLogout: () => this.dashboard.events.revalidate(),
       groupMembers: (group) => this.ota.rolloutStore.groupMembers(group),
       extendPublic: (app) => this.dashboard.registerPublic(app),
