@@ -172,11 +172,13 @@ export class GstFrameSource {
     const sleep = this.opts.sleep ?? defaultSleep;
     const backoff = new Backoff({ initialMs: cfg.reconnect.initialDelayMs, maxMs: cfg.reconnect.maxDelayMs, random });
     let index = 0;
+    // Frame.segment: the connection's number, one more at each restart (even one that delivers nothing).
+    let segment = 0;
     const startNs = (this.opts.nowNs ?? (() => Number(process.hrtime.bigint())))();
     const pts = new PtsClock(startNs);
     for (;;) {
       const before = this.stats.framesIn;
-      let end = await this.runOnce(queue, { nextIndex: () => index++, stopped, pts });
+      let end = await this.runOnce(queue, { nextIndex: () => index++, stopped, pts, segment });
       if (end.kind === 'eos' && CAMERA_KINDS.has(cfg.kind) && !stopped()) {
         end = { kind: 'error', fatal: false, message: 'the camera ended its stream (end of stream from a live camera)' };
       }
@@ -195,12 +197,13 @@ export class GstFrameSource {
       this.log.warn({ source: cfg.id, error: end.message, attempt, delayMs }, 'camera source failed; restarting');
       this.stats.restarts++;
       pts.newConnection();
+      segment++;
       await sleep(delayMs, signal);
       if (stopped()) return undefined;
     }
   }
 
-  private runOnce(queue: FrameQueue<Frame>, ctx: { nextIndex: () => number; stopped: () => boolean; pts: PtsClock }): Promise<AttemptEnd> {
+  private runOnce(queue: FrameQueue<Frame>, ctx: { nextIndex: () => number; stopped: () => boolean; pts: PtsClock; segment: number }): Promise<AttemptEnd> {
     const cfg = this.opts.config;
     const gst = this.opts.gst ?? loadGst();
     const nowNs = this.opts.nowNs ?? (() => Number(process.hrtime.bigint()));
@@ -298,7 +301,7 @@ export class GstFrameSource {
           sink.pull(onSample);
           return;
         }
-        const frame = toFrame(buf, caps, { index: ctx.nextIndex(), sourceId: cfg.id, capturedAtNs: nowNs(), pts: ctx.pts });
+        const frame = toFrame(buf, caps, { index: ctx.nextIndex(), sourceId: cfg.id, capturedAtNs: nowNs(), pts: ctx.pts, segment: ctx.segment });
         if (typeof frame === 'string') {
           busError = frame;
           requestEos();
@@ -380,7 +383,7 @@ export class PtsClock {
   }
 }
 
-function toFrame(buf: Buffer, caps: Record<string, unknown>, ctx: { index: number; sourceId: string; capturedAtNs: number; pts: PtsClock }): Frame | string {
+function toFrame(buf: Buffer, caps: Record<string, unknown>, ctx: { index: number; sourceId: string; capturedAtNs: number; pts: PtsClock; segment: number }): Frame | string {
   const width = Number(caps.width);
   const height = Number(caps.height);
   if (!(width > 0 && height > 0)) return `appsink caps carry no frame size: ${JSON.stringify(caps)}`;
@@ -398,5 +401,5 @@ function toFrame(buf: Buffer, caps: Record<string, unknown>, ctx: { index: numbe
   }
   const rate = fps(caps);
   const ptsNs = ctx.pts.at(ctx.index, rate, ctx.capturedAtNs);
-  return { width, height, data, index: ctx.index, ptsNs, capturedAtNs: ctx.capturedAtNs, sourceId: ctx.sourceId };
+  return { width, height, data, index: ctx.index, ptsNs, capturedAtNs: ctx.capturedAtNs, sourceId: ctx.sourceId, segment: ctx.segment };
 }
