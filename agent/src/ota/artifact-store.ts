@@ -259,11 +259,24 @@ export class ArtifactStore {
     // Same file system (both under root): a rename, not a copy; the data was fsync'd chunk by chunk.
     const file = artifactFileName(manifest.target);
     renameSync(opts.partPath, join(staging, file));
-    this.fsyncFile(join(staging, file));
-    writeFileAtomic(join(staging, 'model.meta.json'), `${JSON.stringify(opts.meta, null, 2)}\n`);
-    writeFileAtomic(join(staging, 'manifest.json'), `${JSON.stringify(manifest)}\n`);
-    writeFileAtomic(join(staging, 'manifest.sig'), opts.signature);
-    renameSync(staging, final);
+    try {
+      this.fsyncFile(join(staging, file));
+      writeFileAtomic(join(staging, 'model.meta.json'), `${JSON.stringify(opts.meta, null, 2)}\n`);
+      writeFileAtomic(join(staging, 'manifest.json'), `${JSON.stringify(manifest)}\n`);
+      writeFileAtomic(join(staging, 'manifest.sig'), opts.signature);
+      renameSync(staging, final);
+    } catch (err) {
+      // A disk that filled up here (ENOSPC): the verified download goes back to its partial file, where
+      // the retry finds it complete. Left in the staging directory (removed only at start), it held its
+      // space while every retry downloaded the artifact again from byte 0, and never fitted.
+      const staged = join(staging, file);
+      try {
+        if (existsSync(staged)) renameSync(staged, opts.partPath);
+      } finally {
+        rmSync(staging, { recursive: true, force: true });
+      }
+      throw err;
+    }
     fsyncDir(join(this.root, 'versions'));
     fsyncDir(join(this.root, 'downloads'));
     return { version: manifest.version, modelPath: join(final, file), manifest };

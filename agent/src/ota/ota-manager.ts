@@ -7,7 +7,7 @@
  *
  * Refused and rolled-back artifacts (name@version) are remembered (failed.json) so the agent does not retry a bad
  * model in a loop; a transient failure (stalled transfer, a full disk) is retried on the next desired message,
- * reconnect, or after `retryDelayMs`. Only one install runs at a time; a newer desired state waits for it.
+ * reconnect, or after `retryDelayMs` (doubling per failure in a row after a full disk, up to DISK_RETRY_MAX_MS). Only one install runs at a time; a newer desired state waits for it.
  * Going back to a version that proved itself here (committed before, or the factory model) skips the
  * health window and is never remembered as failed. Version directories no longer needed are deleted at
  * start-up and after each desired state is handled (see `pruneStore`); going back to a deleted one
@@ -28,7 +28,8 @@ import { SwappableDetector, type DetectorLike } from './swappable-detector.js';
 import { isLocalFault, OtaError } from './errors.js';
 import { loadModelMetadata } from '../model/metadata.js';
 import { DEFAULT_LOAD_TIMEOUT_MS } from '../config/schema.js';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 export const INSTALL_STEPS = ['download', 'verify', 'stage', 'load', 'self-test', 'swap', 'health', 'commit', 'committed'] as const;
@@ -90,8 +91,17 @@ export interface OtaManagerOptions {
   atStep?: (step: InstallStep, version: string) => void | Promise<void>;
   /** Download progress (bytes on disk of the artifact being fetched). */
   onProgress?: (bytes: number, total: number) => void;
-  /** After a transient failure (stalled transfer, the server's refusal of the moment), try again after this long (default 10 s). */
+  /**
+   * After a transient failure (stalled transfer, the server's refusal of the moment), try again after this
+   * long (default 10 s). After a fault of this box (E_DISK: a full disk) the wait doubles with each
+   * failure in a row, up to DISK_RETRY_MAX_MS, and starts over at a success or a new desired state.
+   */
   retryDelayMs?: number;
+  /**
+   * Bytes free for the agent in the file system of `dir` (default: statfs, the blocks available to an
+   * unprivileged user). Checked before a download asks for the rest of an artifact.
+   */
+  freeBytes?: (dir: string) => number;
   /** Wall clock (epoch ms) for report timestamps. */
   now?: () => number;
   /**
@@ -133,6 +143,18 @@ const TRANSIENT = new Set(['E_TRANSFER_STALLED', 'E_ABORTED', 'E_NOT_DESIRED', '
  */
 export const DESIRED_RESET_MIN_GAP_MS = 10 * 60_000;
 
+/**
+ * The longest wait between two tries of an install that failed for a fault of this box (E_DISK). The
+ * retries of a full disk came every retryDelayMs without end, and each downloaded into it again.
+ */
+export const DISK_RETRY_MAX_MS = 10 * 60_000;
+
+/**
+ * Space a download leaves free beyond the artifact: the version's metadata, manifest and signature
+ * written at the stage step, current.json and committed.json at commit (a few blocks each).
+ */
+export const STAGE_HEADROOM_BYTES = 64 * 1024;
+
 export class OtaManager {
   readonly role: string;
   readonly store: ArtifactStore;
@@ -156,6 +178,8 @@ export class OtaManager {
   private installing: Promise<void> | undefined;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Installs failed in a row for a fault of this box (E_DISK): the next retry waits retryDelayMs × 2^this. */
+  private diskFailures = 0;
   private started = false;
   private abort = new AbortController();
   /** Installs by outcome, for tests and metrics. */
@@ -185,6 +209,15 @@ export class OtaManager {
       send: (req) => opts.link.publishRaw(otaTopics.req(root), JSON.stringify(req), 1),
       requestTimeoutMs: opts.requestTimeoutMs, maxRetries: opts.maxRetries, onProgress: opts.onProgress,
     });
+  }
+
+  private get retryDelayMs(): number {
+    return this.opts.retryDelayMs ?? 10_000;
+  }
+
+  /** The wait before the next try after a fault of this box: retryDelayMs doubled per failure in a row, at most DISK_RETRY_MAX_MS. */
+  private diskRetryMs(): number {
+    return Math.min(this.retryDelayMs * 2 ** Math.min(this.diskFailures, 30), Math.max(DISK_RETRY_MAX_MS, this.retryDelayMs));
   }
 
   /** The OTA load limit (detector.loadTimeoutMs). */
@@ -285,6 +318,8 @@ export class OtaManager {
       this.report({ role: this.role, phase: 'refused', code: 'E_DESIRED', reason: `desired.models.${this.role}: ${i?.path || '/'} expected ${i?.expected} but received ${i?.received}`, version: raw.version, ts: this.now() });
       return;
     }
+    // A new desired state (not the same one again, as at a reconnect) is tried at once and, after a full disk, starts the backoff over.
+    if (this.desired?.rev !== d.rev || this.desired.entry.version !== r.value.version) this.diskFailures = 0;
     this.desired = { rev: d.rev, entry: r.value };
     this.kick();
   }
@@ -380,8 +415,11 @@ export class OtaManager {
     }
     try {
       await this.install(entry, installed);
+      this.diskFailures = 0;
     } catch (err) {
-      const e = isLocalFault(err) ? this.diskFault(entry.version, err) : describeError(err);
+      const disk = isLocalFault(err);
+      const retryMs = disk ? this.diskRetryMs() : this.retryDelayMs;
+      const e = disk ? this.diskFault(entry.version, err, retryMs) : describeError(err);
       const transient = TRANSIENT.has(e.code);
       if (!transient) {
         // A known-good version that failed to load or self-test now (a damaged copy, say), or that is no
@@ -401,7 +439,8 @@ export class OtaManager {
         // A reconnect or a new desired state retries at once; without either (the link stayed up while
         // chunks stopped), the timer does, so the device does not wait for the wave timeout.
         clearTimeout(this.retryTimer);
-        this.retryTimer = setTimeout(() => this.kick(), this.opts.retryDelayMs ?? 10_000);
+        if (disk) this.diskFailures += 1;
+        this.retryTimer = setTimeout(() => this.kick(), retryMs);
         this.retryTimer.unref();
       }
       const phase: OtaPhase = e.code === 'E_HEALTH' ? 'rolled-back' : transient ? 'failed' : 'refused';
@@ -416,14 +455,34 @@ export class OtaManager {
    * version's, so it is reported as E_DISK (phase failed) and tried again like a stalled transfer. It used
    * to be remembered as a refusal of the version, never tried again even once space was freed.
    */
-  private diskFault(version: string, err: unknown): { code: string; message: string } {
+  private diskFault(version: string, err: unknown, retryMs: number): { code: string; message: string } {
     const e = err as NodeJS.ErrnoException;
-    const retryS = (this.opts.retryDelayMs ?? 10_000) / 1000;
+    const retryS = retryMs / 1000;
     return {
       code: 'E_DISK',
       message: `Cannot install ${version}: ${e.code} (${e.message}) in the model store ${this.store.root}, a fault of this box, not of the model. ` +
-        `Free space (or fix the disk, or the store's permissions); the install is tried again every ${retryS} s and at the next desired state or reconnect.`,
+        `Free space (or fix the disk, or the store's permissions); the install is tried again in ${retryS} s (the wait doubles while the fault lasts, up to ${DISK_RETRY_MAX_MS / 1000} s) and at the next desired state or reconnect.`,
     };
+  }
+
+  /**
+   * Throws ENOSPC, with the figures, when the store's file system has no room for the rest of the
+   * artifact (and the stage step's few files): a download into a full disk wrote until write(2) failed,
+   * on every retry (from byte 0 again where the server ignores Range). Not checked where statfs fails.
+   */
+  private checkSpace(manifest: Manifest, part: string): void {
+    const have = existsSync(part) ? Math.min(statSync(part).size, manifest.size) : 0;
+    const need = manifest.size - have + STAGE_HEADROOM_BYTES;
+    const dir = dirname(part);
+    let free: number;
+    try {
+      free = this.opts.freeBytes ? this.opts.freeBytes(dir) : freeBytesOf(dir);
+    } catch (err) {
+      this.log.debug({ err: describeError(err).message, dir }, 'cannot tell the free space of the model store; downloading without checking it');
+      return;
+    }
+    if (free >= need) return;
+    throw Object.assign(new Error(`${manifest.name}@${manifest.version} needs ${sizeText(need)} more (${sizeText(manifest.size)}, of which ${sizeText(have)} downloaded, and ${sizeText(STAGE_HEADROOM_BYTES)} to stage it) but ${dir} has ${sizeText(free)} free; not downloaded`), { code: 'ENOSPC' });
   }
 
   /**
@@ -507,6 +566,7 @@ export class OtaManager {
       const target = this.opts.target ?? 'onnx-cpu';
       if (manifest.target !== target) throw new OtaError('E_TARGET', `Artifact ${manifest.name}@${v} is built for ${manifest.target} but this device runs ${target}; publish a ${target} artifact for this version.`);
       const part = this.store.partPath(manifest);
+      this.checkSpace(manifest, part);
       await this.step('download', v, 'downloading', base);
       const dl = entry.url
         ? await downloadHttp({ url: entry.url, manifest, partPath: part, signal: this.abort.signal, onProgress: this.opts.onProgress })
@@ -712,4 +772,16 @@ export class OtaManager {
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let t: NodeJS.Timeout;
   return Promise.race([p, new Promise<T>((_r, reject) => { t = setTimeout(() => reject(new OtaError('E_SELF_TEST', message)), ms); })]).finally(() => clearTimeout(t));
+}
+
+/** Bytes free for an unprivileged user (the agent's) in the file system of `dir` (statfs(2) f_bavail × f_bsize). */
+function freeBytesOf(dir: string): number {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
+}
+
+function sizeText(bytes: number): string {
+  if (bytes < 10 * 1024) return `${bytes} B`;
+  if (bytes < 10 * 1048576) return `${Math.round(bytes / 1024)} KiB`;
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
