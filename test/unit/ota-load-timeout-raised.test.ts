@@ -50,6 +50,9 @@ test('a version refused for a load past detector.loadTimeoutMs stays refused und
     const run = async (loadTimeoutMs: number) => {
       const reports: OtaReport[] = [];
       const link = chunkServingLink(reports);
+      let chunkRequests = 0;
+      const serve = link.publishRaw as (topic: string, payload: string) => boolean;
+      link.publishRaw = ((topic: string, payload: string) => { chunkRequests += 1; return serve(topic, payload); }) as never;
       const loads: string[] = [];
       const m = new OtaManager({
         link: link as never, stateDir: join(dir, 'state'), publicKeyPem, factory, selfTestImage: image, loadTimeoutMs, gate: { windowMs: 20, minFrames: 0 },
@@ -61,7 +64,7 @@ test('a version refused for a load past detector.loadTimeoutMs stays refused und
         link.emit('desired', { v: 1, rev, ts: Date.now(), models: { detector: { version: '2.0.0', manifest, signature: signManifest(manifest, privateKey) } } });
         const outcome = await waitFor('the outcome of 2.0.0', () => reports.find((r) => r.version === '2.0.0' && OUTCOMES.includes(r.phase)));
         await m.idle();
-        return { outcome, loads: loads.length, running: m.runningVersion };
+        return { outcome, loads: loads.length, chunkRequests, running: m.runningVersion };
       } finally {
         await m.stop();
       }
@@ -77,11 +80,13 @@ test('a version refused for a load past detector.loadTimeoutMs stays refused und
     assert.equal(same.outcome.phase, 'refused');
     assert.match(same.outcome.reason ?? '', /^not retried: /);
     assert.equal(same.loads, 0, 'no reload under the limit it failed under');
+    assert.deepEqual(store().installedVersions(), ['2.0.0'], 'kept while desired, for a raised limit');
 
     // The limit raised, as the message advises: tried again, and installed.
     const raised = await run(3000);
     assert.equal(raised.outcome.phase, 'committed', JSON.stringify(raised.outcome));
     assert.equal(raised.running, '2.0.0');
+    assert.equal(raised.chunkRequests, 0, 'not downloaded again');
   });
 });
 

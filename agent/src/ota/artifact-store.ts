@@ -66,7 +66,8 @@ export interface PruneOptions {
   /**
    * The version desired (being installed, or tried again: a stalled transfer, a trial cut by a stop or
    * a restart), with its model name when known: kept unless recorded as failed (a failed artifact is not
-   * retried). A version committed here is never held as failed.
+   * retried), or failed only for a load past the time limit (E_LOAD_TIMEOUT: tried again, without a
+   * download, once the limit is raised). A version committed here is never held as failed.
    */
   desired?: { version: string; name?: string };
 }
@@ -167,7 +168,7 @@ export class ArtifactStore {
     // As converge looks a failure up: by the desired manifest's name; a bare desired version (name unknown)
     // by the name in the installed manifest as well.
     const failed = d && (this.failureOf(d.name, d.version) ?? (d.name === undefined ? this.failureOf(this.installedName(d.version), d.version) : undefined));
-    if (d && (this.committed(d.version) || !failed)) keep.add(d.version);
+    if (d && (this.committed(d.version) || !failed || failed.code === 'E_LOAD_TIMEOUT')) keep.add(d.version);
     const removed: string[] = [];
     for (const v of this.installedVersions()) {
       if (keep.has(v) || this.holdsFactory(v)) continue;
