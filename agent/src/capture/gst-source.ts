@@ -15,8 +15,11 @@
  *   (decodebin's dynamic pads). gstreamer-superficial 1.7.4 freed none, so every restart leaked one
  *   (its bus's fds, appsink, buffers); patches/gstreamer-superficial+1.7.4.patch (scripts/setup.sh)
  *   frees a pipeline once its bus poll has ended in NULL and its wrapper is collected.
- * - gstreamer-superficial does not expose buffer timestamps, so ptsNs is derived from the negotiated
- *   framerate (exact for constant-rate files) or, for variable-rate sources, from the capture clock.
+ * - gstreamer-superficial does not expose buffer timestamps, so ptsNs is derived from the frame index
+ *   and the negotiated framerate for a file or a non-live test or pipeline source (exact: every frame
+ *   is there), and from the capture clock for a live source: a camera delivers fewer frames than its
+ *   header claims (UDP loss, variable rate, a wrong header), and index ÷ rate then ran slow (a 30 s
+ *   dwell fired after 60 s at half the frames).
  */
 import { createRequire } from 'node:module';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -175,7 +178,7 @@ export class GstFrameSource {
     // Frame.segment: the connection's number, one more at each restart (even one that delivers nothing).
     let segment = 0;
     const startNs = (this.opts.nowNs ?? (() => Number(process.hrtime.bigint())))();
-    const pts = new PtsClock(startNs);
+    const pts = new PtsClock(startNs, { clockTimed: this.live && cfg.kind !== 'file' });
     for (;;) {
       const before = this.stats.framesIn;
       let end = await this.runOnce(queue, { nextIndex: () => index++, stopped, pts, segment });
@@ -346,9 +349,11 @@ function fps(caps: Record<string, unknown>): number {
 }
 
 /**
- * A source's presentation times, strictly increasing across reconnects. Within one connection they come
- * from the frame index and the negotiated rate (exact for files) or, at a variable rate, from the
- * capture clock. A new connection starts after the last time plus the outage: the index carries on
+ * A source's presentation times, strictly increasing across reconnects. A live source (`clockTimed`)
+ * is timed by the capture clock (capturedAtNs − start, monotonic): its frame count says nothing of the
+ * time that passed (lost or never-sent frames). Otherwise, within one connection they come from the
+ * frame index and the negotiated rate (exact for files) or, at a variable rate, from the capture
+ * clock. A new connection starts after the last time plus the outage: the index carries on
  * while the rate may change (15 → 30 fps took 599.9 s back to 300 s), and the rules' cooldowns and
  * dwell times, computed from these times, went negative and held alerts back for hours.
  */
@@ -358,7 +363,11 @@ export class PtsClock {
   private last = Number.NEGATIVE_INFINITY;
   private reconnected = false;
 
-  constructor(private readonly startNs: number) {}
+  private readonly clockTimed: boolean;
+
+  constructor(private readonly startNs: number, opts: { clockTimed?: boolean } = {}) {
+    this.clockTimed = opts.clockTimed ?? false;
+  }
 
   /** The next frame belongs to a new connection. */
   newConnection(): void {
@@ -368,7 +377,7 @@ export class PtsClock {
 
   at(index: number, rate: number, capturedAtNs: number): number {
     let pts: number;
-    if (rate > 0) {
+    if (rate > 0 && !this.clockTimed) {
       if (this.first === undefined) {
         this.first = index;
         this.base = this.reconnected ? Math.max(this.last + Math.round(1e9 / rate), capturedAtNs - this.startNs) : 0;
