@@ -6,8 +6,9 @@
  * two processes starting together migrate once.
  */
 import Database from 'better-sqlite3';
-import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { giveTo, ownerForRoot } from './file-owner.js';
 
 export type Db = Database.Database;
 
@@ -81,42 +82,21 @@ const MIGRATIONS: string[] = [
 
 export function openDatabase(path: string): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const owner = path !== ':memory:' && process.getuid?.() === 0 ? ownerOf(path) : undefined;
+  // Run as root (`sudo fleetctl device add --data-dir /var/lib/edge-fleet`, or `model publish
+  // --create` before the server's first start), a database fleetctl created was root's, and so were
+  // its -wal and -shm files: the server, running as its own user, could not open it ("unable to open
+  // database file", or read-only). SQLite gives the -wal and -shm it makes as root the database
+  // file's owner (os_unix.c, robustFchown), but not a new database file, nor files an earlier run
+  // left root-owned. All three are given the database's owner (its directory's for a new one).
+  const owner = path !== ':memory:' ? ownerForRoot(existsSync(path) ? path : dirname(path)) : undefined;
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
   migrate(db);
-  if (owner) keepOwner(path, owner);
+  giveTo(owner, path, `${path}-wal`, `${path}-shm`);
   return db;
-}
-
-/** Who should own the database's files: the database file's owner, or its directory's for a new one. */
-function ownerOf(path: string): { uid: number; gid: number } {
-  const st = statSync(existsSync(path) ? path : dirname(path));
-  return { uid: st.uid, gid: st.gid };
-}
-
-/**
- * Run as root (`sudo fleetctl device add --data-dir /var/lib/edge-fleet`, or `model publish
- * --create` before the server's first start), a database fleetctl created was root's, and so were
- * its `-wal` and `-shm` files: the server, running as its own user, could not open it ("unable to
- * open database file", or read-only). SQLite gives the -wal and -shm it makes as root the database
- * file's owner (os_unix.c, robustFchown), but not a new database file, nor files an earlier run left
- * root-owned. All three are given the database's owner (its directory's for a new one). Only root
- * can do this, and only root needs to.
- */
-function keepOwner(path: string, owner: { uid: number; gid: number }): void {
-  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
-    let st;
-    try {
-      st = statSync(f);
-    } catch {
-      continue; // not made (yet): SQLite makes -wal and -shm only in WAL mode, at the first read
-    }
-    if (st.uid !== owner.uid || st.gid !== owner.gid) chownSync(f, owner.uid, owner.gid);
-  }
 }
 
 export function migrate(db: Db): void {

@@ -4,8 +4,9 @@
  * leaves half a key); the public key (SPKI PEM) is what agents pin (`fleetctl key export`).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { giveTo, mkdirFor, ownerForRoot } from '../db/file-owner.js';
 import { EdgeFleetError } from '../../../agent/src/util/errors.js';
 
 export class KeyError extends EdgeFleetError {
@@ -27,7 +28,9 @@ export function keyPathOf(dataDir: string): string {
 
 /**
  * Loads the key, creating it on first use unless `create` is false (exporting a key must never mint
- * one in a mistyped data dir). Refuses a key file readable by group or others.
+ * one in a mistyped data dir). Refuses a key file readable by group or others. Created as root
+ * (sudo fleetctl model publish --create), `keys/` and the key are the data dir's owner's: a root-made
+ * 0700 directory hid the key from the server, which then failed making a new one in it.
  */
 export function loadOrCreateServerKey(dataDir: string, opts: { create?: boolean } = {}): ServerKey {
   const path = keyPathOf(dataDir);
@@ -36,7 +39,8 @@ export function loadOrCreateServerKey(dataDir: string, opts: { create?: boolean 
     throw new KeyError(`No signing key at ${path}: is ${dataDir} the fleet server's data dir (--data-dir, or dataDir in --config)? The server creates its key at first start.`);
   }
   if (!existsSync(path)) {
-    mkdirSync(join(dataDir, 'keys'), { recursive: true, mode: 0o700 });
+    const owner = ownerForRoot(dataDir);
+    mkdirFor(owner, join(dataDir, 'keys'), 0o700);
     const { privateKey } = generateKeyPairSync('ed25519');
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     const tmp = `${path}.${process.pid}.tmp`;
@@ -47,6 +51,7 @@ export function loadOrCreateServerKey(dataDir: string, opts: { create?: boolean 
     } finally {
       closeSync(fd);
     }
+    giveTo(owner, tmp);
     renameSync(tmp, path);
     created = true;
   }

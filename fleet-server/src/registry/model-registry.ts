@@ -5,10 +5,11 @@
  * name@version/target are refused (bump the version).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, copyFileSync, createReadStream, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, createReadStream, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { Db } from '../db/database.js';
+import { giveTo, mkdirFor, ownerForRoot, type FileOwner } from '../db/file-owner.js';
 import { EdgeFleetError } from '../../../agent/src/util/errors.js';
 import { manifestValidator, signManifest, type Manifest, type ModelTarget } from '../../../agent/src/protocol/manifest.js';
 import { migrateOta } from './schema.js';
@@ -75,23 +76,31 @@ export class ModelRegistry {
    * same bytes. The copy is what is hashed, then renamed into place: a source file rewritten while it
    * is published cannot leave served bytes that differ from the signed sha256 (every device would refuse them).
    * A manifest function checks that same copy, so what it vouches for is what is signed.
+   *
+   * The artifact is 0644 whatever the source's mode (a copy keeps it: a 0600 model made a 0600
+   * artifact), and run as root (sudo fleetctl model publish) the directories and files made here are
+   * the data dir's owner's: the server runs as its own user and must read what it serves (a device
+   * got E_READ for every chunk until its wave timed out).
    */
   async addArtifact(input: AddArtifactInput, key: KeyObject): Promise<{ record: ArtifactRecord; created: boolean }> {
+    const owner = ownerForRoot(this.dataDir);
     const staging = join(this.dataDir, 'artifacts', '.staging');
-    mkdirSync(staging, { recursive: true });
+    mkdirFor(owner, staging);
     const staged = join(staging, `${randomUUID()}-${basename(input.file)}`);
     try {
       copyFileSync(input.file, staged);
+      chmodSync(staged, 0o644);
+      giveTo(owner, staged);
       const fd = openSync(staged, 'r+');
       try { fsyncSync(fd); } finally { closeSync(fd); }
       const manifest = typeof input.manifest === 'function' ? await input.manifest(staged) : input.manifest;
-      return await this.addStaged(manifest, basename(input.file), staged, key);
+      return await this.addStaged(manifest, basename(input.file), staged, key, owner);
     } finally {
       rmSync(staged, { force: true });
     }
   }
 
-  private async addStaged(m: ManifestInput, fileName: string, staged: string, key: KeyObject): Promise<{ record: ArtifactRecord; created: boolean }> {
+  private async addStaged(m: ManifestInput, fileName: string, staged: string, key: KeyObject, owner: FileOwner | undefined): Promise<{ record: ArtifactRecord; created: boolean }> {
     const sha256 = await sha256File(staged);
     const existing = this.artifact(m.name, m.version, m.target);
     if (existing) {
@@ -113,7 +122,7 @@ export class ModelRegistry {
       throw new RegistryError('E_INPUT', `The signed manifest of ${m.name}@${m.version} makes a desired message of ${alone} bytes, over the ${MAX_PAYLOAD_BYTES.desired} an agent accepts (${m.labels.length} labels, ${m.inputs.length + m.outputs.length} tensors); publish it with fewer or shorter labels.`);
     }
     const dir = join(this.dataDir, 'artifacts', m.name, m.version, m.target);
-    mkdirSync(dir, { recursive: true });
+    mkdirFor(owner, dir);
     const dest = join(dir, fileName);
     renameSync(staged, dest);
     const at = this.now();
