@@ -79,6 +79,58 @@ test('a commit that fails for a full disk swaps the previous model back, closes 
   });
 });
 
+test('a switch back to a proven version whose commit fails for a full disk goes back to the running model and closes the one it opened', { skip: !existsSync('/dev/full') && 'no /dev/full here' }, async () => {
+  await withTempDir('ef-ota-commit-', async (dir) => {
+    writeFileSync(join(dir, 'factory.onnx'), 'factory');
+    const reports: OtaReport[] = [];
+    const link = chunkServingLink(reports);
+    const open = new Set<string>();
+    let opened = 0;
+    const openDetector = async (modelPath: string): Promise<DetectorLike> => {
+      const id = `${modelPath.includes('factory') ? '1.0.0' : '2.0.0'}#${++opened}`;
+      open.add(id);
+      return { ...fakeDetector(), close: async () => { open.delete(id); } };
+    };
+    const m = new OtaManager({
+      link: link as never, stateDir: join(dir, 'state'), publicKeyPem, factory: { modelPath: join(dir, 'factory.onnx'), version: '1.0.0', name: 'standin' },
+      openDetector, gate: { minFrames: 3 }, selfTestImage: image, requestTimeoutMs: 1000, retryDelayMs: 100,
+    });
+    const det = await m.start();
+    const frames = setInterval(() => { void det.detectTimed(image); }, 5);
+    const tmp = join(m.store.root, `current.json.${process.pid}.tmp`);
+    let diskFull = false;
+    const fill = setInterval(() => {
+      if (diskFull && !existsSync(tmp)) symlinkSync('/dev/full', tmp);
+    }, 1);
+    try {
+      const manifest = standInManifest('2.0.0');
+      link.emit('desired', { v: 1, rev: 1, ts: Date.now(), models: { detector: { version: '2.0.0', manifest, signature: signManifest(manifest, privateKey), healthWindowMs: 50 } } });
+      await waitFor('2.0.0 committed', () => reports.find((r) => r.version === '2.0.0' && r.phase === 'committed'));
+      // Back to the factory model (proven here: no health window), on a full disk.
+      await m.idle();
+      diskFull = true;
+      if (!existsSync(tmp)) symlinkSync('/dev/full', tmp);
+      link.emit('desired', { v: 1, rev: 2, ts: Date.now(), models: { detector: { version: '1.0.0' } } });
+      const failed = await waitFor('the failed switch back', () => reports.find((r) => r.version === '1.0.0' && r.phase === 'failed'));
+      assert.equal(failed.code, 'E_DISK', JSON.stringify(failed));
+      assert.equal(det.version, '2.0.0', 'the committed model answers frames again');
+      assert.equal(m.runningVersion, '2.0.0');
+      await m.idle();
+      assert.deepEqual([...open].map((id) => id.split('#')[0]), ['2.0.0'], 'the factory model opened for the switch is closed');
+      diskFull = false;
+      rmSync(tmp, { force: true });
+      await waitFor('1.0.0 committed', () => reports.find((r) => r.version === '1.0.0' && r.phase === 'committed'), 5000);
+      assert.equal(det.version, '1.0.0');
+      assert.deepEqual([...open].map((id) => id.split('#')[0]), ['1.0.0']);
+    } finally {
+      clearInterval(fill);
+      clearInterval(frames);
+      await m.stop();
+    }
+    assert.deepEqual([...open], []);
+  });
+});
+
 test('a swap during a trial is refused and changes nothing: the fallback (the known-good model) is never dropped unclosed', async () => {
   const closed: string[] = [];
   const named = (v: string): DetectorLike => ({ ...fakeDetector(), close: async () => { closed.push(v); } });
