@@ -134,9 +134,12 @@ for ARCH in "${ARCHES[@]}"; do
 # Through /usr/local/bin/edge-agent (a symlink): the release is where the link points, not beside it.
 here="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
 : "${EF_BOARDS_DIR:=$here/configs/boards}"
-# Each pending GStreamer pull holds a libuv thread; the pool size must be set before node starts
-# (static imports of native addons run before any line of the bundle).
-: "${UV_THREADPOOL_SIZE:=16}"
+# Each camera holds two libuv threads (its GStreamer bus poll, its pending pull); with as many
+# cameras as threads every camera stalls. The pool size must be set before node starts (static
+# imports of native addons run before any line of the bundle), so it is set for the most cameras
+# the config allows (64: 2 per camera + 4, agent/src/capture/thread-pool.ts); an idle thread costs
+# only its reserved stack. A smaller value in the environment is raised.
+[ "${UV_THREADPOOL_SIZE:-0}" -ge 132 ] 2>/dev/null || UV_THREADPOOL_SIZE=132
 export EF_BOARDS_DIR UV_THREADPOOL_SIZE
 exec node "$here/dist/edge-agent.mjs" "$@"
 EOF

@@ -2,7 +2,8 @@
  * Camera frames from GStreamer through gstreamer-superficial's appsink.
  *
  * - Each pending appsink `pull()` and bus poll holds a libuv thread until GStreamer answers, so the
- *   binaries raise UV_THREADPOOL_SIZE; stopping the pipeline (state NULL) flushes the appsink and the
+ *   launchers size UV_THREADPOOL_SIZE for the cameras (thread-pool.ts), and a source that would take
+ *   the pool's last thread refuses to start; stopping the pipeline (state NULL) flushes the appsink and the
  *   bus, which makes both return: that is how a failing source stops without hanging.
  * - Bus errors end the attempt; live sources are restarted with jittered exponential backoff, a file
  *   is not (a missing file is an error, not something to wait for). End of stream ends the run of a
@@ -32,6 +33,7 @@ import { CaptureError } from '../util/errors.js';
 import { deviceProblem } from './device-check.js';
 import { Backoff } from '../link/backoff.js';
 import { moduleLogger } from '../util/log.js';
+import { threadPoolSizeFor, threadPoolSizeOf } from './thread-pool.js';
 
 /** Sources with no end of their own: an end of stream from one means the camera went away. */
 const CAMERA_KINDS: ReadonlySet<string> = new Set(['rtsp', 'v4l2', 'jetson-csi']);
@@ -72,7 +74,14 @@ export interface FrameSourceOptions {
   random?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   nowNs?: () => number;
+  /** libuv pool size to check the running sources against; defaults to this process's (real GStreamer only). */
+  threadPoolSize?: number;
 }
+
+/** This process's libuv pool, as libuv sized it from the environment at start. */
+const PROCESS_THREAD_POOL = threadPoolSizeOf(process.env.UV_THREADPOOL_SIZE);
+/** Sources whose frames() is running, each holding a pool thread for its bus poll and one for its pull. */
+let runningSources = 0;
 
 type AttemptEnd = { kind: 'eos' } | { kind: 'stopped' } | { kind: 'error'; message: string; fatal: boolean };
 
@@ -139,6 +148,25 @@ export class GstFrameSource {
    */
   async *frames(signal?: AbortSignal): AsyncGenerator<Frame> {
     const cfg = this.opts.config;
+    const pool = this.opts.threadPoolSize ?? (this.opts.gst ? undefined : PROCESS_THREAD_POOL);
+    // Each running source holds a pool thread for its bus poll for good: once they hold every thread,
+    // no pull, resize or file write runs again, and every camera stalls without an error.
+    const cameras = runningSources + 1;
+    if (pool !== undefined && cameras >= pool) {
+      throw new CaptureError(`Camera source "${cfg.id}" cannot start: ${cameras} cameras would hold all ${pool} threads of libuv's pool ` +
+        `(UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 'unset'}; each camera holds one for its bus and one while it waits for a frame) ` +
+        `and every camera would stall. Start the agent through bin/edge-agent or the systemd unit, which size the pool, or set ` +
+        `UV_THREADPOOL_SIZE to at least ${threadPoolSizeFor(cameras)} (2 per camera + 4) before node starts`);
+    }
+    runningSources++;
+    try {
+      yield* this.framesRunning(cfg, signal);
+    } finally {
+      runningSources--;
+    }
+  }
+
+  private async *framesRunning(cfg: SourceConfig, signal?: AbortSignal): AsyncGenerator<Frame> {
     const queue = new FrameQueue<Frame>(cfg.queueSize, this.live ? 'drop-oldest' : 'block', () => { this.stats.dropped++; });
     let failure: CaptureError | undefined;
     let stopRequested = false;

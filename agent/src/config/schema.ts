@@ -6,6 +6,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { SourceConfig } from '../capture/schema.js';
+import { MAX_CAMERAS } from '../capture/thread-pool.js';
 import { ScheduleConfigSchema } from '../schedule/schema.js';
 import { TrackerConfigSchema } from '../track/schema.js';
 import { RulesConfigSchema } from '../rules/schema.js';
@@ -96,7 +97,8 @@ export const AgentConfig = Type.Object({
   stateDir: Type.String({ minLength: 1, default: '/var/lib/edge-agent', ...restart }),
   detector: DetectorConfig,
   /** Rules reload live; sources, and adding or removing cameras, need a restart. */
-  cameras: Type.Array(CameraConfig, { minItems: 1 }),
+  // At most MAX_CAMERAS: the libuv pool the launchers set is sized for them (capture/thread-pool.ts).
+  cameras: Type.Array(CameraConfig, { minItems: 1, maxItems: MAX_CAMERAS, description: `at most ${MAX_CAMERAS} cameras per agent (each holds two threads of the agent's libuv pool, which the systemd unit and bin/edge-agent size for ${MAX_CAMERAS} cameras): run more cameras on another agent` }),
   schedule: { ...withDefault(ScheduleConfigSchema, { motion: {} }), ...restart },
   tracker: { ...withDefault(TrackerConfigSchema, {}), ...restart },
   output: { ...withDefault(OutputConfig, {}), ...restart },

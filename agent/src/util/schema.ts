@@ -105,6 +105,15 @@ function toIssues(errors: ErrorObject[], root: unknown): ConfigIssue[] {
       case 'minimum': case 'maximum': case 'exclusiveMinimum': case 'exclusiveMaximum':
         expected = `a number ${e.message ?? ''}`.trim(); break;
       case 'anyOf': case 'oneOf': expected = 'one of the allowed forms (see the schema)'; break;
+      case 'maxItems': case 'minItems': {
+        // A list's own description says what it allows and why (cameras: at most MAX_CAMERAS); given: the count, not the items.
+        const limit = (e.params as { limit: number }).limit;
+        const why = (e.parentSchema as { description?: string } | undefined)?.description;
+        expected = why ?? `${e.keyword === 'maxItems' ? 'at most' : 'at least'} ${limit} item${limit === 1 ? '' : 's'}`;
+        const value = valueAt(root, e.instancePath);
+        if (Array.isArray(value)) got = `${value.length} items`;
+        break;
+      }
       case 'discriminator': {
         const p = e.params as { tag: string; tagValue?: unknown };
         path = `${e.instancePath}/${p.tag}`;
