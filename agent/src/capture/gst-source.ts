@@ -26,7 +26,8 @@ import { createRequire } from 'node:module';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Frame } from '../types.js';
 import type { SourceConfig } from './schema.js';
-import { buildPipeline, isLive, maskSecrets, sourceSecrets, type BoardCapture } from './pipelines.js';
+import { readFileSync } from 'node:fs';
+import { buildPipeline, isLive, maskSecrets, rtspAuth, sourceSecrets, type BoardCapture } from './pipelines.js';
 import { maskUrlCredentials } from '../util/mask-url.js';
 import { FrameQueue } from './frame-queue.js';
 import { CaptureError } from '../util/errors.js';
@@ -124,8 +125,10 @@ export class GstFrameSource {
   private requestStop: (() => void) | undefined;
 
   constructor(private readonly opts: FrameSourceOptions) {
-    this.pipelineDescription = buildPipeline(opts.config, opts.board);
-    this.secrets = sourceSecrets(opts.config);
+    const cfg = opts.config;
+    const auth = cfg.kind === 'rtsp' ? rtspAuth(cfg, cfg.passwordFile !== undefined ? readPasswordFile(cfg.id, cfg.passwordFile) : undefined) : undefined;
+    this.pipelineDescription = buildPipeline(cfg, opts.board, auth);
+    this.secrets = sourceSecrets(cfg, auth);
     this.maskedPipeline = this.mask(this.pipelineDescription);
   }
 
@@ -368,6 +371,20 @@ export class GstFrameSource {
     }
     return `the ${CAMERA_KINDS.has(cfg.kind) ? 'camera ' : ''}pipeline could not start: ${gstError ?? 'an element failed to start without saying why (run the pipeline with gst-launch-1.0 to see more)'}`;
   }
+}
+
+/** The first line of an RTSP source's `passwordFile` (a secret kept out of the config), read once at start. */
+function readPasswordFile(sourceId: string, path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CaptureError(`Camera source "${sourceId}": cannot read its passwordFile ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ` +
+      'it must be readable by the agent\'s user (edge-agent) and hold the password on its first line');
+  }
+  const password = text.split(/\r?\n/)[0];
+  if (!password) throw new CaptureError(`Camera source "${sourceId}": its passwordFile ${path} is empty; write the password on its first line`);
+  return password;
 }
 
 /** Parses "30/1" / "30000/1001"; 0 for variable rate. */

@@ -32,7 +32,14 @@ export const FileSource = Type.Object({
 
 export const RtspSource = Type.Object({
   kind: Type.Literal('rtsp'),
+  /** Credentials may be written in the URL, percent-encoded (`rtsp://admin:p%40ss@host/…`), or below. */
   url: Type.String({ pattern: '^rtsps?://' }),
+  /** The camera's user (rtspsrc user-id); takes the place of one in the URL. */
+  username: Type.Optional(Type.String({ minLength: 1, description: "the camera's user (rtspsrc user-id); takes the place of one in the URL" })),
+  /** The password as it is, any characters (rtspsrc user-pw); takes the place of one in the URL. */
+  password: Type.Optional(Type.String({ minLength: 1, description: 'the password as it is, any characters (rtspsrc user-pw); takes the place of one in the URL' })),
+  /** A file holding the password (its first line), read at start: keeps the secret out of the config. */
+  passwordFile: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the password (its first line), read at start, instead of password: keeps the secret out of the config' })),
   latencyMs: Type.Integer({ minimum: 0, default: 200 }),
   transport: Type.Union([Type.Literal('tcp'), Type.Literal('udp')], { default: 'tcp' }),
   ...common,

@@ -8,6 +8,7 @@
 import type { ConfigIssue } from '../util/errors.js';
 import type { AgentConfig } from './schema.js';
 import { configuredFrameSize, ruleShapeProblem } from './rule-geometry.js';
+import { rtspUrlProblem } from '../capture/pipelines.js';
 
 export function crossFieldIssues(cfg: AgentConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -24,6 +25,12 @@ export function crossFieldIssues(cfg: AgentConfig): ConfigIssue[] {
     const size = src as { width?: number; height?: number };
     if ((size.width === undefined) !== (size.height === undefined)) {
       add(`${at}/source/${size.width === undefined ? 'width' : 'height'}`, 'width and height together (one alone is ignored)', undefined);
+    }
+    const urlProblem = src.kind === 'rtsp' ? rtspUrlProblem(src.url) : undefined;
+    // Not the URL itself: it holds the password.
+    if (urlProblem) issues.push({ path: `${at}/source/url`, expected: urlProblem, received: '(not shown: it holds a password)' });
+    if (src.kind === 'rtsp' && src.password !== undefined && src.passwordFile !== undefined) {
+      add(`${at}/source/passwordFile`, 'password or passwordFile, not both (which one is the camera\'s?)', src.passwordFile);
     }
     if (src.reconnect.initialDelayMs > src.reconnect.maxDelayMs) {
       add(`${at}/source/reconnect/initialDelayMs`, `at most maxDelayMs (${src.reconnect.maxDelayMs})`, src.reconnect.initialDelayMs);
