@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ import { buildPipeline } from '../../agent/src/capture/pipelines.js';
 import { GstFrameSource, type GstModule } from '../../agent/src/capture/gst-source.js';
 import { agentConfigValidator } from '../../agent/src/config/schema.js';
 import { crossFieldIssues } from '../../agent/src/config/cross-checks.js';
+import { gstSkip, runTsChild } from '../helpers/gst-child.js';
+import { waitFor } from '../helpers/wait.js';
 
 const source = compileSchema(SourceConfig);
 const rtsp = (extra: Record<string, unknown>) => source.parse({ kind: 'rtsp', url: 'rtsp://10.0.0.21:554/stream1', ...extra }, 's');
@@ -94,4 +97,27 @@ test('check-config refuses password with passwordFile, and a URL whose password 
   }
   assert.deepEqual(check({ url: 'rtsp://admin:p%40ss%231@10.0.0.21/s' }), []);
   assert.deepEqual(check({ url: 'rtsp://10.0.0.21/cam?owner=a@b.c', username: 'admin', password: 'p@ss#1' }), []);
+});
+
+/** gst-rtsp-server through Python (gir1.2-gst-rtsp-server-1.0), or why it cannot run here. */
+const rtspServerSkip: string | false = gstSkip || (spawnSync('/usr/bin/python3', ['-c', "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"]).status === 0
+  ? false : 'needs /usr/bin/python3 with gir1.2-gst-rtsp-server-1.0');
+
+test('real RTSP server with Basic auth: a password with @ # / ? : " gets in, given apart or percent-encoded in the URL', { skip: rtspServerSkip, timeout: 30_000 }, async (t) => {
+  const password = 'p@ss#1/?:"';
+  const server = spawn('/usr/bin/python3', ['test/helpers/rtsp-server.py', 'admin', password], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => server.kill('SIGKILL'));
+  let out = '';
+  server.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  const port = await waitFor('the RTSP server\'s port', () => /^port (\d+)$/m.exec(out)?.[1], 10_000);
+  const run = async (src: Record<string, unknown>) => {
+    const r = await runTsChild('test/helpers/gst-source-child.ts', { args: [JSON.stringify({ kind: 'rtsp', maxFrames: 3, reconnect: { maxRetries: 0 }, ...src })], limitMs: 15_000 });
+    assert.equal(r.hung, false);
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { frames: number; error: { message: string } | null };
+  };
+  const url = `rtsp://127.0.0.1:${port}/cam`;
+  assert.deepEqual(await run({ url, username: 'admin', password }), { frames: 3, error: null, stats: { framesIn: 3, dropped: 0, restarts: 0, errors: 0 }, delays: [] });
+  assert.equal((await run({ url: `rtsp://admin:${encodeURIComponent(password)}@127.0.0.1:${port}/cam` })).frames, 3);
+  const wrong = await run({ url, username: 'admin', password: 'p@ss#2' });
+  assert.match(wrong.error?.message ?? '', /Unauthorized/);
 });
