@@ -77,3 +77,20 @@ test('stop() drops what is held, with no timer left to write to a closed databas
   s.state('flood-a', 3); // after stop: ignored, nothing scheduled
   assert.equal(s.ingest.heldUpdates, 0);
 });
+
+test('a malformed update past the limit is counted as malformed and does not take the place of the valid one waiting', async () => {
+  const s = setup({ perDeviceStateRate: 5, perDeviceStateBurst: 1 });
+  try {
+    s.reported('flood-a', 1, '1.0.0');
+    s.reported('flood-a', 2, '2.0.0'); // over the burst: waits for its turn
+    s.ingest.handle('ef/v1/dev/flood-a/reported', Buffer.from('{"v":1,')); // then a broken one
+    s.ingest.handle('ef/v1/dev/flood-a/reported', Buffer.from(JSON.stringify({ v: 1, ts: 'yesterday' })));
+    const st = s.ingest.getStats();
+    assert.equal(st.droppedBy['reported:json'], 1);
+    assert.equal(st.droppedBy['reported:schema'], 1);
+    assert.equal(st.droppedBy['reported:rate'] ?? 0, 0, 'the valid report was not replaced');
+    await waitFor('the valid report stored', () => (s.devices.get('flood-a')?.reported as { models?: Record<string, string> } | null)?.models?.detector === '2.0.0', 2000);
+  } finally {
+    s.close();
+  }
+});

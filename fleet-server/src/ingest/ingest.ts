@@ -33,7 +33,8 @@ export type DropReason = 'oversized' | 'json' | 'schema' | 'topic' | 'unknown-de
 const LIMITED: ReadonlySet<TopicKind> = new Set<TopicKind>(['telemetry', 'alert', 'cmd/res']);
 
 /** A state or reported message held back by the state limit, to be handled when its turn comes. */
-interface HeldMessage { kind: 'state' | 'reported'; deviceId: string; payload: Buffer }
+/** A decoded state or reported update waiting for its device's turn (only valid ones wait). */
+interface HeldMessage { kind: 'state' | 'reported'; deviceId: string; value: unknown }
 
 export interface IngestStats {
   received: number;
@@ -81,7 +82,7 @@ export class Ingest {
     const sl = opts.stateRateLimit;
     this.stateLimiter = sl && new LatestOnlyLimiter<HeldMessage>({
       rate: sl.perDeviceStateRate, burst: sl.perDeviceStateBurst,
-      deliver: (_key, m) => this.process(m.kind, m.deviceId, m.payload),
+      deliver: (_key, m) => this.storeDecoded(m.kind, m.deviceId, m.value),
       onSuperseded: (_key, m) => this.drop(m.kind, 'rate', `device ${m.deviceId} sends ${m.kind} updates faster than ${sl.perDeviceStateRate}/s (burst ${sl.perDeviceStateBurst}): only the newest is stored`, m.deviceId),
     });
     const registers = [opts.registry];
@@ -113,13 +114,19 @@ export class Ingest {
       if (kind !== 'state' && kind !== 'reported') this.drop(kind, 'empty', 'empty payload', t.deviceId);
       return;
     }
-    // Each state or reported update rewrites the device's row: a device flooding them would keep
-    // the database busy for nothing but the last one. Past its limit only the newest waits for its turn.
-    if (this.stateLimiter && (kind === 'state' || kind === 'reported')) {
-      this.stateLimiter.offer(`${t.deviceId}/${kind}`, { kind, deviceId: t.deviceId, payload });
+    const d = decodePayload(kind, payload);
+    if (!d.ok) {
+      this.drop(kind, d.reason, d.detail, t.deviceId);
       return;
     }
-    this.process(kind, t.deviceId, payload);
+    // Each state or reported update rewrites the device's row: a device flooding them would keep
+    // the database busy for nothing but the last one. Past its limit only the newest waits for its turn.
+    // Decoded first: a malformed update is counted as what it is, and never takes a valid one's place.
+    if (this.stateLimiter && (kind === 'state' || kind === 'reported')) {
+      this.stateLimiter.offer(`${t.deviceId}/${kind}`, { kind, deviceId: t.deviceId, value: d.value });
+      return;
+    }
+    this.storeDecoded(kind, t.deviceId, d.value);
   }
 
   getStats(): IngestStats {
@@ -140,20 +147,15 @@ export class Ingest {
     this.stateLimiter?.stop();
   }
 
-  /** Decodes and stores one message; never throws. */
-  private process(kind: TopicKind, deviceId: string, payload: Buffer): void {
-    const d = decodePayload(kind, payload);
-    if (!d.ok) {
-      this.drop(kind, d.reason, d.detail, deviceId);
-      return;
-    }
+  /** Stores one decoded message; never throws. */
+  private storeDecoded(kind: TopicKind, deviceId: string, value: unknown): void {
     try {
       if (!this.opts.devices.get(deviceId)) {
         this.drop(kind, 'unknown-device', `device ${deviceId} is not registered`, deviceId);
         return;
       }
       // A resent alert the server already has is receipted again but announced once.
-      if (this.store(kind, deviceId, d.value)) this.opts.onStored?.(kind, deviceId, d.value);
+      if (this.store(kind, deviceId, value)) this.opts.onStored?.(kind, deviceId, value);
     } catch (err) {
       this.drop(kind, 'store', describeError(err).message, deviceId);
     }
