@@ -79,6 +79,37 @@ export interface FrameSourceOptions {
   threadPoolSize?: number;
 }
 
+/** What to do on each signal's abort, for the sources running under it. */
+const abortHandlers = new WeakMap<AbortSignal, { stops: Set<() => void>; listener: () => void }>();
+
+/**
+ * Calls `stop` when `signal` aborts, until the returned function is called. One listener per signal
+ * however many sources share it: a runner's 11th camera made Node warn MaxListenersExceededWarning,
+ * which reads as a leak, though each source removed its own.
+ */
+function onAbort(signal: AbortSignal, stop: () => void): () => void {
+  let entry = abortHandlers.get(signal);
+  if (!entry) {
+    const stops = new Set<() => void>();
+    const listener = () => {
+      abortHandlers.delete(signal);
+      for (const s of [...stops]) s();
+    };
+    entry = { stops, listener };
+    abortHandlers.set(signal, entry);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+  const { stops, listener } = entry;
+  stops.add(stop);
+  return () => {
+    stops.delete(stop);
+    if (stops.size === 0 && abortHandlers.get(signal)?.stops === stops) {
+      abortHandlers.delete(signal);
+      signal.removeEventListener('abort', listener);
+    }
+  };
+}
+
 /** This process's libuv pool, as libuv sized it from the environment at start. */
 const PROCESS_THREAD_POOL = threadPoolSizeOf(process.env.UV_THREADPOOL_SIZE);
 /** Sources whose frames() is running, each holding a pool thread for its bus poll and one for its pull. */
@@ -178,7 +209,7 @@ export class GstFrameSource {
       this.requestStop?.();
       queue.end();
     };
-    signal?.addEventListener('abort', stop, { once: true });
+    const unlisten = signal ? onAbort(signal, stop) : undefined;
     const producer = this.produce(queue, () => stopRequested, signal).then(
       (err) => { failure = err; queue.end(); },
       // No `cause`: it would carry the unmasked message into whatever serialises the error.
@@ -193,7 +224,7 @@ export class GstFrameSource {
       await producer;
       if (failure && !stopRequested) throw failure;
     } finally {
-      signal?.removeEventListener('abort', stop);
+      unlisten?.();
       stop();
       await producer;
     }
