@@ -29,6 +29,8 @@ APT_PACKAGES=(
   systemd
   chromium
   python3-pyarmnn libarmnn-cpuref-backend22
+  # the tests' RTSP camera (test/helpers/rtsp-server.py: gst-rtsp-server with Basic auth)
+  gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
 )
 if [ "${EF_SETUP_SKIP_APT:-0}" != 1 ]; then
   missing=()
