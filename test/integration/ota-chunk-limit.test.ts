@@ -24,6 +24,21 @@ async function publishFor(fleet: TestFleet, deviceIds: string[], kind: 'good' | 
   return record.manifest;
 }
 
+/**
+ * The agent's own downloader fetches a published stand-in over an agent link, one chunk at a time,
+ * with a 1 s request timeout and no retry: a request the server dropped fails the download.
+ */
+async function downloadAsAgent(fleet: TestFleet, name: string) {
+  const dev = fleet.addDevice(name);
+  const manifest = await publishFor(fleet, [dev.id], 'slow');
+  const link = fleet.agentLink(dev);
+  link.start();
+  await link.waitConnected();
+  const d = new ChunkDownloader({ send: (req) => link.publishRaw(`ef/v1/dev/${dev.id}/ota/req`, JSON.stringify(req), 1), requestTimeoutMs: 1000, maxRetries: 0 });
+  link.on('ota', (m: { payload: Buffer }) => d.onChunkMessage(m.payload));
+  return { r: await d.download(manifest, join(fleet.dir, `${name}.part`)), manifest };
+}
+
 test('a device flooding ota/req gets its burst and rate; the rest is dropped and counted; another device is served', { timeout: 30_000 }, async (t) => {
   const fleet = await startFleet({ broker: 'aedes', config: { ota: { perDeviceChunkRate: 5, perDeviceChunkBurst: 10 } } });
   t.after(() => fleet.stop());
@@ -62,15 +77,8 @@ test('a device flooding ota/req gets its burst and rate; the rest is dropped and
 test('the default limit leaves the agent\'s downloader at full speed untouched', { timeout: 30_000 }, async (t) => {
   const fleet = await startFleet({ broker: 'aedes' });
   t.after(() => fleet.stop());
-  const dev = fleet.addDevice('cam-dl');
-  const manifest = await publishFor(fleet, [dev.id], 'slow');
-  const link = fleet.agentLink(dev);
-  link.start();
-  await link.waitConnected();
-  const d = new ChunkDownloader({ send: (req) => link.publishRaw(`ef/v1/dev/${dev.id}/ota/req`, JSON.stringify(req), 1), requestTimeoutMs: 1000, maxRetries: 0 });
-  link.on('ota', (m: { payload: Buffer }) => d.onChunkMessage(m.payload));
   const t0 = performance.now();
-  const r = await d.download(manifest, join(fleet.dir, 'part'));
+  const { r, manifest } = await downloadAsAgent(fleet, 'cam-dl');
   const s = (performance.now() - t0) / 1000;
   t.diagnostic(`${r.chunks} chunks in ${s.toFixed(2)} s (${(r.chunks / s).toFixed(0)}/s)`);
   assert.equal(r.bytes, manifest.size);
@@ -83,14 +91,7 @@ test('a downloader faster than the limit is paced, not dropped: no request times
   // downloader its 1 s request timeout and, with maxRetries 0, fail the download (E_TRANSFER_STALLED).
   const fleet = await startFleet({ broker: 'aedes', config: { ota: { perDeviceChunkRate: 20, perDeviceChunkBurst: 5 } } });
   try {
-    const dev = fleet.addDevice('cam-paced');
-    const manifest = await publishFor(fleet, [dev.id], 'slow');
-    const link = fleet.agentLink(dev);
-    link.start();
-    await link.waitConnected();
-    const d = new ChunkDownloader({ send: (req) => link.publishRaw(`ef/v1/dev/${dev.id}/ota/req`, JSON.stringify(req), 1), requestTimeoutMs: 1000, maxRetries: 0 });
-    link.on('ota', (m: { payload: Buffer }) => d.onChunkMessage(m.payload));
-    const r = await d.download(manifest, join(fleet.dir, 'part'));
+    const { r, manifest } = await downloadAsAgent(fleet, 'cam-paced');
     assert.ok(r.chunks > 5 + 20, `more chunks (${r.chunks}) than the burst and one second of the rate, so the limit was reached`);
     assert.equal(r.bytes, manifest.size);
     assert.equal(r.retries, 0);

@@ -24,30 +24,50 @@ const image = { width: 2, height: 2, data: new Uint8Array(12) };
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
+/**
+ * An OTA manager on the factory stand-in (1.0.0) with frames flowing, the models it opened tracked
+ * (`open`, by version#n), and a switch that makes the disk full where current.json is written: its
+ * temp file becomes a link to /dev/full while `diskFull` is on.
+ */
+async function startWithDisk(dir: string, diskFullAtStart: boolean) {
+  writeFileSync(join(dir, 'factory.onnx'), 'factory');
+  const reports: OtaReport[] = [];
+  const link = chunkServingLink(reports);
+  const open = new Set<string>();
+  let opened = 0;
+  const openDetector = async (modelPath: string): Promise<DetectorLike> => {
+    const id = `${modelPath.includes('factory') ? '1.0.0' : '2.0.0'}#${++opened}`;
+    open.add(id);
+    return { ...fakeDetector(), close: async () => { open.delete(id); } };
+  };
+  const m = new OtaManager({
+    link: link as never, stateDir: join(dir, 'state'), publicKeyPem, factory: { modelPath: join(dir, 'factory.onnx'), version: '1.0.0', name: 'standin' },
+    openDetector, gate: { minFrames: 3 }, selfTestImage: image, requestTimeoutMs: 1000, retryDelayMs: 100,
+  });
+  const det = await m.start();
+  const frames = setInterval(() => { void det.detectTimed(image); }, 5);
+  const tmp = join(m.store.root, `current.json.${process.pid}.tmp`);
+  let diskFull = diskFullAtStart;
+  const fill = setInterval(() => {
+    if (diskFull && !existsSync(tmp)) symlinkSync('/dev/full', tmp);
+  }, 1);
+  const setDiskFull = (full: boolean): void => {
+    diskFull = full;
+    if (full && !existsSync(tmp)) symlinkSync('/dev/full', tmp);
+    if (!full) rmSync(tmp, { force: true });
+  };
+  const stop = async (): Promise<void> => {
+    clearInterval(fill);
+    clearInterval(frames);
+    await m.stop();
+  };
+  return { reports, link, open, m, det, setDiskFull, stop };
+}
+
 test('a commit that fails for a full disk swaps the previous model back, closes the candidate, and commits on a retry once space is freed', { skip: !existsSync('/dev/full') && 'no /dev/full here' }, async () => {
   await withTempDir('ef-ota-commit-', async (dir) => {
-    writeFileSync(join(dir, 'factory.onnx'), 'factory');
-    const reports: OtaReport[] = [];
-    const link = chunkServingLink(reports);
-    const open = new Set<string>();
-    let opened = 0;
-    const openDetector = async (modelPath: string): Promise<DetectorLike> => {
-      const id = `${modelPath.includes('factory') ? '1.0.0' : '2.0.0'}#${++opened}`;
-      open.add(id);
-      return { ...fakeDetector(), close: async () => { open.delete(id); } };
-    };
-    const m = new OtaManager({
-      link: link as never, stateDir: join(dir, 'state'), publicKeyPem, factory: { modelPath: join(dir, 'factory.onnx'), version: '1.0.0', name: 'standin' },
-      openDetector, gate: { minFrames: 3 }, selfTestImage: image, requestTimeoutMs: 1000, retryDelayMs: 100,
-    });
-    const det = await m.start();
-    const frames = setInterval(() => { void det.detectTimed(image); }, 5);
-    // The disk is full when current.json is written: its temp file is /dev/full.
-    const tmp = join(m.store.root, `current.json.${process.pid}.tmp`);
-    let diskFull = true;
-    const fill = setInterval(() => {
-      if (diskFull && !existsSync(tmp)) symlinkSync('/dev/full', tmp);
-    }, 1);
+    // The disk is full when current.json is written.
+    const { reports, link, open, m, det, setDiskFull, stop } = await startWithDisk(dir, true);
     try {
       const manifest = standInManifest('2.0.0');
       link.emit('desired', { v: 1, rev: 1, ts: Date.now(), models: { detector: { version: '2.0.0', manifest, signature: signManifest(manifest, privateKey), healthWindowMs: 50 } } });
@@ -63,17 +83,14 @@ test('a commit that fails for a full disk swaps the previous model back, closes 
       await m.idle();
       assert.deepEqual([...open], ['1.0.0#1'], 'only the running model is open');
       // Space freed: the retry commits.
-      diskFull = false;
-      rmSync(tmp, { force: true });
+      setDiskFull(false);
       await waitFor('2.0.0 committed', () => reports.find((r) => r.version === '2.0.0' && r.phase === 'committed'), 5000);
       assert.equal(det.version, '2.0.0');
       assert.equal(m.runningVersion, '2.0.0');
       assert.equal(JSON.parse(readFileSync(join(m.store.root, 'current.json'), 'utf8')).version, '2.0.0');
       assert.equal(open.size, 1, `only the committed model is open: ${[...open].join(', ')}`);
     } finally {
-      clearInterval(fill);
-      clearInterval(frames);
-      await m.stop();
+      await stop();
     }
     assert.deepEqual([...open], [], 'stop() closes every model opened');
   });
@@ -81,35 +98,14 @@ test('a commit that fails for a full disk swaps the previous model back, closes 
 
 test('a switch back to a proven version whose commit fails for a full disk goes back to the running model and closes the one it opened', { skip: !existsSync('/dev/full') && 'no /dev/full here' }, async () => {
   await withTempDir('ef-ota-commit-', async (dir) => {
-    writeFileSync(join(dir, 'factory.onnx'), 'factory');
-    const reports: OtaReport[] = [];
-    const link = chunkServingLink(reports);
-    const open = new Set<string>();
-    let opened = 0;
-    const openDetector = async (modelPath: string): Promise<DetectorLike> => {
-      const id = `${modelPath.includes('factory') ? '1.0.0' : '2.0.0'}#${++opened}`;
-      open.add(id);
-      return { ...fakeDetector(), close: async () => { open.delete(id); } };
-    };
-    const m = new OtaManager({
-      link: link as never, stateDir: join(dir, 'state'), publicKeyPem, factory: { modelPath: join(dir, 'factory.onnx'), version: '1.0.0', name: 'standin' },
-      openDetector, gate: { minFrames: 3 }, selfTestImage: image, requestTimeoutMs: 1000, retryDelayMs: 100,
-    });
-    const det = await m.start();
-    const frames = setInterval(() => { void det.detectTimed(image); }, 5);
-    const tmp = join(m.store.root, `current.json.${process.pid}.tmp`);
-    let diskFull = false;
-    const fill = setInterval(() => {
-      if (diskFull && !existsSync(tmp)) symlinkSync('/dev/full', tmp);
-    }, 1);
+    const { reports, link, open, m, det, setDiskFull, stop } = await startWithDisk(dir, false);
     try {
       const manifest = standInManifest('2.0.0');
       link.emit('desired', { v: 1, rev: 1, ts: Date.now(), models: { detector: { version: '2.0.0', manifest, signature: signManifest(manifest, privateKey), healthWindowMs: 50 } } });
       await waitFor('2.0.0 committed', () => reports.find((r) => r.version === '2.0.0' && r.phase === 'committed'));
       // Back to the factory model (proven here: no health window), on a full disk.
       await m.idle();
-      diskFull = true;
-      if (!existsSync(tmp)) symlinkSync('/dev/full', tmp);
+      setDiskFull(true);
       link.emit('desired', { v: 1, rev: 2, ts: Date.now(), models: { detector: { version: '1.0.0' } } });
       const failed = await waitFor('the failed switch back', () => reports.find((r) => r.version === '1.0.0' && r.phase === 'failed'));
       assert.equal(failed.code, 'E_DISK', JSON.stringify(failed));
@@ -117,15 +113,12 @@ test('a switch back to a proven version whose commit fails for a full disk goes 
       assert.equal(m.runningVersion, '2.0.0');
       await m.idle();
       assert.deepEqual([...open].map((id) => id.split('#')[0]), ['2.0.0'], 'the factory model opened for the switch is closed');
-      diskFull = false;
-      rmSync(tmp, { force: true });
+      setDiskFull(false);
       await waitFor('1.0.0 committed', () => reports.find((r) => r.version === '1.0.0' && r.phase === 'committed'), 5000);
       assert.equal(det.version, '1.0.0');
       assert.deepEqual([...open].map((id) => id.split('#')[0]), ['1.0.0']);
     } finally {
-      clearInterval(fill);
-      clearInterval(frames);
-      await m.stop();
+      await stop();
     }
     assert.deepEqual([...open], []);
   });
