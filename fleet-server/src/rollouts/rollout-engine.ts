@@ -18,8 +18,8 @@ import type { DeviceStore } from '../db/devices.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { DesiredStore } from '../ota/desired-store.js';
 import {
-  RolloutError, RolloutStore, rolloutGateValidator, rolloutSpecValidator,
-  type RolloutDeviceRecord, type RolloutRecord, type RolloutSpec, type RolloutState,
+  RolloutError, RolloutStore, rolloutGateValidator, rolloutSpecValidator, waveTimeoutDefaultMs,
+  type RolloutDeviceRecord, type RolloutGate, type RolloutRecord, type RolloutSpec, type RolloutState,
 } from './rollout-store.js';
 import { RolloutDevices } from './rollout-devices.js';
 
@@ -103,6 +103,8 @@ export class RolloutEngine {
     const spec = r.value as Required<Omit<RolloutSpec, 'gate'>> & { gate?: RolloutSpec['gate'] };
     const g = rolloutGateValidator.check(spec.gate ?? {});
     if (!g.ok) throw new RolloutError('E_INPUT', `Rollout gate: ${g.issues[0]?.path} expected ${g.issues[0]?.expected}`);
+    // Every device of a rollout fetches its one platform's artifact: that target sets the default.
+    const gate: RolloutGate = { ...g.value, waveTimeoutMs: g.value.waveTimeoutMs ?? waveTimeoutDefaultMs(spec.platform) };
     const waves = spec.waves;
     if (waves[waves.length - 1] !== 100 || waves.some((w, i) => i > 0 && w <= waves[i - 1])) {
       throw new RolloutError('E_INPUT', `Expected ascending cumulative wave percentages ending at 100 (e.g. 5,25,100) but received ${waves.join(',')}`);
@@ -114,12 +116,12 @@ export class RolloutEngine {
     if (ids.length === 0) throw new RolloutError('E_INPUT', `Target ${spec.target} matches no registered device.`);
     // Every device's desired message must stay within what an agent accepts, with its other roles.
     // (The rollout id is not made yet: the longest one an entry may carry stands in.)
-    const entry = this.devs.entryFor({ model: spec.model, platform: spec.platform, gate: g.value, id: 'r'.repeat(64) }, spec.version);
+    const entry = this.devs.entryFor({ model: spec.model, platform: spec.platform, gate, id: 'r'.repeat(64) }, spec.version);
     for (const id of ids) {
       const refused = this.opts.desired.refusal(id, spec.role, entry);
       if (refused) throw new RolloutError('E_INPUT', refused);
     }
-    const out = this.opts.store.create({ ...spec, gate: g.value }, ids);
+    const out = this.opts.store.create({ ...spec, gate }, ids);
     if (out.created) {
       this.log.info({ id: out.rollout.id, model: spec.model, version: spec.version, devices: ids.length, waves }, 'rollout created');
       this.changed.add(out.rollout.id);

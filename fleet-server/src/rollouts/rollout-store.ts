@@ -20,13 +20,31 @@ export class RolloutError extends EdgeFleetError {
 export const RolloutGateSchema = Type.Object({
   /** Devices of the rollout allowed to fail (refuse, fail, roll back, time out) before it pauses. */
   maxFailures: Type.Integer({ minimum: 0, default: 0 }),
-  /** A device that reports no healthy install within this time counts as failed. */
-  waveTimeoutMs: Type.Integer({ minimum: 1000, default: 15 * 60_000 }),
+  /**
+   * A device that reports no healthy install within this time counts as failed. When absent, the
+   * rollout's artifact target decides (waveTimeoutDefaultMs); the record always holds the value used.
+   */
+  waveTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000 })),
   /** Health window each agent runs after the swap (ms); the agent's default when absent. */
   healthWindowMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
 }, { additionalProperties: false });
-export type RolloutGate = Static<typeof RolloutGateSchema>;
+/** A rollout's gate as stored: waveTimeoutMs resolved (given, or its target's default). */
+export type RolloutGate = Static<typeof RolloutGateSchema> & { waveTimeoutMs: number };
 export const rolloutGateValidator = compileSchema(RolloutGateSchema);
+
+/**
+ * waveTimeoutMs when the gate does not give one, by the artifact target the devices fetch. A
+ * TensorRT box builds its engine at first load, which may take up to 30 min (trtexec's limit, the
+ * agent's detector.loadTimeoutMs default is 35 min, DEFAULT_LOAD_TIMEOUT_MS in
+ * agent/src/config/schema.ts): with 15 min, a Jetson wave failed the gate ("timeout: no healthy
+ * report") while its boxes were still building. 45 min is that load limit plus the download and
+ * the health window. Other targets load in seconds.
+ */
+export const WAVE_TIMEOUT_DEFAULT_MS = 15 * 60_000;
+export const WAVE_TIMEOUT_TENSORRT_DEFAULT_MS = 45 * 60_000;
+export function waveTimeoutDefaultMs(platform: string): number {
+  return platform === 'onnx-trt' ? WAVE_TIMEOUT_TENSORRT_DEFAULT_MS : WAVE_TIMEOUT_DEFAULT_MS;
+}
 
 export const RolloutSpecSchema = Type.Object({
   model: Type.String({ minLength: 1, maxLength: 64 }),

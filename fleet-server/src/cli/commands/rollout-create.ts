@@ -18,7 +18,8 @@ export const command: CliCommand = {
                device of the previous waves committed the version after its health window
   --gate       maxFailures: devices allowed to fail (refuse, roll back, time out) before the
                rollout pauses and rolls its wave back; waveTimeoutMs: silence that counts as a
-               failure; healthWindowMs: health window each agent runs after the swap
+               failure (default 15 min, 45 min for onnx-trt: its first load builds a TensorRT
+               engine); healthWindowMs: health window each agent runs after the swap
   --platform   artifact target the devices run (onnx-cpu, onnx-trt, tflite, coreml)
 ${SERVER_USAGE}`,
   async run(argv) {

@@ -50,7 +50,9 @@ export async function render(page, _params, { get, post }) {
       await post('/api/rollouts', {
         model: name, version, role: role.value.trim(), platform: platform.value, target: target.value.trim(),
         waves: waves.value.split(',').map((x) => Number(x.trim())),
-        ...(health.value !== '' ? { gate: { maxFailures: 0, waveTimeoutMs: 15 * 60_000, healthWindowMs: Math.round(Number(health.value) * 1000) } } : {}),
+        // No waveTimeoutMs: the server's default for the artifact target applies (45 min for onnx-trt,
+        // whose first load builds a TensorRT engine; 15 min for the others).
+        ...(health.value !== '' ? { gate: { maxFailures: 0, healthWindowMs: Math.round(Number(health.value) * 1000) } } : {}),
       });
       await refresh();
     } catch (err) {
