@@ -7,22 +7,14 @@ import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { compileSchema } from '../../agent/src/util/schema.js';
 import { SourceConfig } from '../../agent/src/capture/schema.js';
-import { GstFrameSource, type GstModule } from '../../agent/src/capture/gst-source.js';
+import { GstFrameSource } from '../../agent/src/capture/gst-source.js';
 import { waitFor } from '../helpers/wait.js';
+import { standInCamera } from '../helpers/gst-stand-in.js';
 
 const source = compileSchema(SourceConfig);
 
-/** A live camera that sends a 2×2 frame whenever pulled, until stopped (EOS). */
-const endless: GstModule = {
-  Pipeline: class {
-    private bus?: (m: Record<string, unknown>) => void;
-    play() { /* frames flow from pull() */ }
-    stop() { /* nothing pending */ }
-    sendEOS() { setImmediate(() => this.bus?.({ type: 'eos' })); }
-    pollBus(cb: (m: Record<string, unknown>) => void) { this.bus = cb; }
-    findChild() { return { pull: (cb: (b: Buffer | null, c: Record<string, unknown>) => void) => setImmediate(() => cb(Buffer.alloc(12), { width: 2, height: 2 })) }; }
-  },
-};
+/** A live camera that sends a 2×2 frame whenever pulled, until stopped. */
+const endless = standInCamera();
 
 test('20 cameras under one stop signal: one abort listener, no warning, every camera stops on abort, none left after', async () => {
   const warnings: string[] = [];

@@ -7,31 +7,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileSchema } from '../../agent/src/util/schema.js';
 import { SourceConfig } from '../../agent/src/capture/schema.js';
-import { GstFrameSource, type GstModule } from '../../agent/src/capture/gst-source.js';
+import { GstFrameSource } from '../../agent/src/capture/gst-source.js';
 import { runTsChild, gstSkip } from '../helpers/gst-child.js';
+import { standInCamera } from '../helpers/gst-stand-in.js';
 
 const source = compileSchema(SourceConfig);
 const MS = 1e6;
 
-/** A source whose caps say 30 fps and that sends `frames` 2×2 frames, then ends. */
-function thirtyFpsHeader(frames: number): GstModule {
-  return {
-    Pipeline: class {
-      private bus?: (m: Record<string, unknown>) => void;
-      private sent = 0;
-      play() { /* frames flow from pull() */ }
-      stop() { /* nothing pending */ }
-      sendEOS() { setImmediate(() => this.bus?.({ type: 'eos' })); }
-      pollBus(cb: (m: Record<string, unknown>) => void) { this.bus = cb; }
-      findChild() {
-        return { pull: (cb: (b: Buffer | null, c: Record<string, unknown>) => void) => {
-          if (this.sent++ < frames) setImmediate(() => cb(Buffer.alloc(2 * 2 * 3), { width: 2, height: 2, framerate: '30/1' }));
-          else setImmediate(() => this.bus?.({ type: 'eos' }));
-        } };
-      }
-    },
-  };
-}
+/** A source whose caps say 30 fps and that sends `frames` 2×2 frames on each connection, then ends. */
+const thirtyFpsHeader = (frames: number) => standInCamera({ perConnection: frames, framerate: '30/1' });
 
 /** pts of each frame of `cfg`, with a capture clock that advances 66.7 ms a frame (15 fps arriving). */
 async function ptsAtHalfRate(cfg: Record<string, unknown>, frames: number): Promise<number[]> {

@@ -3,31 +3,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileSchema } from '../../agent/src/util/schema.js';
 import { SourceConfig } from '../../agent/src/capture/schema.js';
-import { GstFrameSource, type GstModule } from '../../agent/src/capture/gst-source.js';
+import { GstFrameSource } from '../../agent/src/capture/gst-source.js';
+import { standInCamera } from '../helpers/gst-stand-in.js';
 
 const source = compileSchema(SourceConfig);
 
 /** A camera that sends `perConnection[n]` 2×2 frames on its n-th connection, then hangs up (EOS). */
-function camera(perConnection: readonly number[]): GstModule {
-  let created = 0;
-  return {
-    Pipeline: class {
-      private bus?: (m: Record<string, unknown>) => void;
-      private sent = 0;
-      private readonly frames = perConnection[created++] ?? 0;
-      play() { /* frames flow from pull() */ }
-      stop() { /* nothing pending */ }
-      sendEOS() { setImmediate(() => this.bus?.({ type: 'eos' })); }
-      pollBus(cb: (m: Record<string, unknown>) => void) { this.bus = cb; }
-      findChild() {
-        return { pull: (cb: (b: Buffer | null, c: Record<string, unknown>) => void) => {
-          if (this.sent++ < this.frames) setImmediate(() => cb(Buffer.alloc(2 * 2 * 3), { width: 2, height: 2, framerate: '10/1' }));
-          else setImmediate(() => this.bus?.({ type: 'eos' }));
-        } };
-      }
-    },
-  };
-}
+const camera = (perConnection: readonly number[]) => standInCamera({ perConnection, framerate: '10/1' });
 
 test('every frame says which connection it came from: 0, then one more at each reconnect, one that brought nothing included', async () => {
   const src = new GstFrameSource({

@@ -8,23 +8,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileSchema } from '../../agent/src/util/schema.js';
 import { SourceConfig } from '../../agent/src/capture/schema.js';
-import { GstFrameSource, type GstModule } from '../../agent/src/capture/gst-source.js';
+import { GstFrameSource } from '../../agent/src/capture/gst-source.js';
 import { MAX_CAMERAS, threadPoolSizeFor, threadPoolSizeOf } from '../../agent/src/capture/thread-pool.js';
 import { agentConfigValidator } from '../../agent/src/config/schema.js';
+import { standInCamera } from '../helpers/gst-stand-in.js';
 
 const source = compileSchema(SourceConfig);
 
 /** A live camera that sends a 2×2 frame whenever pulled, until stopped. */
-const endless: GstModule = {
-  Pipeline: class {
-    private bus?: (m: Record<string, unknown>) => void;
-    play() { /* frames flow from pull() */ }
-    stop() { /* nothing pending */ }
-    sendEOS() { setImmediate(() => this.bus?.({ type: 'eos' })); }
-    pollBus(cb: (m: Record<string, unknown>) => void) { this.bus = cb; }
-    findChild() { return { pull: (cb: (b: Buffer | null, c: Record<string, unknown>) => void) => setImmediate(() => cb(Buffer.alloc(12), { width: 2, height: 2 })) }; }
-  },
-};
+const endless = standInCamera();
 
 test('a camera that would hold the last thread of the pool refuses to start, saying what to set; with one camera fewer it starts', async () => {
   const make = (id: string) => new GstFrameSource({ config: source.parse({ kind: 'test', id }, 's'), gst: endless, threadPoolSize: 3 });
