@@ -9,6 +9,7 @@
  * device that asks for many at once (3000 made the server read, encode and publish 196 MB in 4 s)
  * keeps only its newest waiting request; each one it replaces is dropped and counted, before parsing.
  */
+import { Counter, type Registry } from 'prom-client';
 import { compileSchema } from '../../../agent/src/util/schema.js';
 import { moduleLogger, type Logger } from '../../../agent/src/util/log.js';
 import { deviceRoot, parseTopic } from '../../../agent/src/protocol/index.js';
@@ -25,11 +26,14 @@ export interface ChunkServerOptions {
   publish: (topic: string, payload: Buffer) => void;
   /** Per-device limit on chunk requests (config `ota`); none when absent. */
   rateLimit?: { perDeviceChunkRate: number; perDeviceChunkBurst: number };
+  /** Prometheus registry (/metrics) the drop and served counters are registered in; none when absent. */
+  metrics?: Registry;
   logger?: Logger;
 }
 
 /** Why an ota/req was dropped unanswered: `rate` over the device's limit, the others malformed. */
-export type ChunkDropReason = 'topic' | 'oversized' | 'json' | 'schema' | 'rate';
+export const CHUNK_DROP_REASONS = ['topic', 'oversized', 'json', 'schema', 'rate'] as const;
+export type ChunkDropReason = (typeof CHUNK_DROP_REASONS)[number];
 
 export interface ChunkServerStats {
   requests: number;
@@ -46,9 +50,21 @@ export class ChunkServer {
   private readonly log: Logger;
   private readonly loggedDrops = new Set<string>();
   private readonly limiter: LatestOnlyLimiter<Buffer> | undefined;
+  /** The same counts as `stats`, for Prometheus (/metrics); undefined without `metrics`. */
+  private readonly counters: { dropped: Counter<'reason'>; chunks: Counter; bytes: Counter } | undefined;
 
   constructor(private readonly opts: ChunkServerOptions) {
     this.log = opts.logger ?? moduleLogger('ota-chunks');
+    const registers = opts.metrics ? [opts.metrics] : undefined;
+    if (registers) {
+      this.counters = {
+        dropped: new Counter({ name: 'ef_ota_chunk_requests_dropped_total', help: 'OTA chunk requests dropped unanswered, by reason: rate (over the device\'s limit) or malformed (topic, oversized, json, schema)', labelNames: ['reason'], registers }),
+        chunks: new Counter({ name: 'ef_ota_chunks_served_total', help: 'OTA artifact chunks sent to devices', registers }),
+        bytes: new Counter({ name: 'ef_ota_chunk_bytes_served_total', help: 'OTA artifact bytes sent to devices (before base64)', registers }),
+      };
+      // Every reason at 0 from the start: a series that appears only at its first drop makes rate() and alerts miss it.
+      for (const reason of CHUNK_DROP_REASONS) this.counters.dropped.inc({ reason }, 0);
+    }
     const l = opts.rateLimit;
     this.limiter = l
       ? new LatestOnlyLimiter<Buffer>({
@@ -88,14 +104,15 @@ export class ChunkServer {
     this.serve(deviceId, r.value);
   }
 
-  /** Counts a dropped request (in /api/status → ota.dropped, ota.droppedBy) and logs the first of each reason. */
+  /** Counts a dropped request (in /api/status → ota.dropped, ota.droppedBy; /metrics ef_ota_chunk_requests_dropped_total) and logs the first of each reason. */
   private drop(reason: ChunkDropReason, deviceId: string, detail?: string): void {
     this.stats.dropped += 1;
     this.stats.droppedBy[reason] = (this.stats.droppedBy[reason] ?? 0) + 1;
+    this.counters?.dropped.inc({ reason });
     if (this.loggedDrops.has(reason)) return;
     this.loggedDrops.add(reason);
     const what = reason === 'rate' ? 'an ota/req over its device\'s limit' : 'a malformed ota/req';
-    this.log.warn({ reason, deviceId, detail }, `dropped ${what} (logged once per reason; see /api/status ota.droppedBy)`);
+    this.log.warn({ reason, deviceId, detail }, `dropped ${what} (logged once per reason; see /api/status ota.droppedBy, /metrics ef_ota_chunk_requests_dropped_total)`);
   }
 
   private serve(deviceId: string, req: OtaRequest): void {
@@ -117,6 +134,8 @@ export class ChunkServer {
       const { data, total } = this.opts.registry.readChunk(a, req.offset, req.length);
       this.stats.chunksServed += 1;
       this.stats.bytesServed += data.length;
+      this.counters?.chunks.inc();
+      this.counters?.bytes.inc(data.length);
       reply({ offset: req.offset, total, dataBase64: data.toString('base64'), eof: req.offset + data.length >= total });
     } catch (err) {
       this.log.error({ err: (err as Error).message, path: a.path }, 'artifact read failed');

@@ -3,6 +3,7 @@
  * server and rollout engine. FleetServer creates it after the database, routes `ota/...` device
  * messages to `handle()`, and registers its HTTP routes (api/ota-routes.ts).
  */
+import type { Registry } from 'prom-client';
 import type { Db } from '../db/database.js';
 import type { DeviceStore } from '../db/devices.js';
 import { TOPIC_ROOT } from '../../../agent/src/protocol/index.js';
@@ -27,6 +28,8 @@ export interface OtaServiceOptions {
   onRolloutChange?: (rolloutId: string) => void;
   /** Per-device limit on chunk requests (config `ota`); none when absent. */
   chunkRateLimit?: { perDeviceChunkRate: number; perDeviceChunkBurst: number };
+  /** Prometheus registry (/metrics) for the chunk server's counters. */
+  metrics?: Registry;
 }
 
 export class OtaService {
@@ -50,6 +53,7 @@ export class OtaService {
       mayFetch: (deviceId, name, version) => this.desired.holds(deviceId, name, version),
       publish: (topic, payload) => { opts.publish(topic, payload, { qos: 1 }); },
       rateLimit: opts.chunkRateLimit,
+      metrics: opts.metrics,
     });
     this.rolloutStore = new RolloutStore(opts.db, opts.now);
     this.rollouts = new RolloutEngine({

@@ -147,6 +147,7 @@ export class FleetServer {
       publish: (topic, payload, o) => this.publish(topic, payload, o),
       onRolloutChange: (rolloutId) => this.events.publish({ type: 'rollout', rolloutId }),
       chunkRateLimit: c.ota,
+      metrics: this.registry,
     });
     const onMessage = (topic: string, payload: Buffer) => (topic.endsWith('/ota/req') ? this.ota.handle(topic, payload) : this.ingest.handle(topic, payload));
     // Back on the broker after an outage (a restarted mosquitto, a network cut): every device's desired
