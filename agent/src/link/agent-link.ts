@@ -129,6 +129,8 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   private readonly inboundDropped: Record<string, number> = {};
   /** Why the agent is going down (reportFailure), for the offline state stop() publishes. */
   private failure: StatePayload['health'];
+  /** Degraded-health reasons by source (setHealthReasons), in the order the sources first gave one. */
+  private readonly healthReasons = new Map<string, string[]>();
 
   constructor(private readonly opts: AgentLinkOptions) {
     super();
@@ -234,9 +236,16 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     return true;
   }
 
+  /**
+   * The report's health carries the agent's own degraded reasons too (setHealthReasons): the server's
+   * registry keeps the health of the last state or report, and an OTA report (resent at each connect,
+   * after the state) said ok over a camera that was down.
+   */
   publishReported(r: ReportedPayload): boolean {
     if (!this.client || !this.connected) return false;
-    this.client.publish(topics.reported(this.deviceId), JSON.stringify(r), { qos: 1, retain: true });
+    const own = [...this.healthReasons.values()].flat();
+    const report = own.length ? { ...r, health: mergeHealth(r.health, own) } : r;
+    this.client.publish(topics.reported(this.deviceId), JSON.stringify(report), { qos: 1, retain: true });
     return true;
   }
 
@@ -275,17 +284,43 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
   reportFailure(err: unknown): void {
     const e = describeError(err);
     const reason = `${e.code}: ${e.message.split('\n')[0]}`;
-    // HealthSchema: reasons of at most 200 characters.
-    this.failure = { status: 'failed', reasons: [reason.length > 200 ? `${reason.slice(0, 199)}…` : reason] };
+    this.failure = { status: 'failed', reasons: [capReason(reason)] };
   }
 
   /**
-   * Online: health ok, which replaces the failure of the previous run in the retained state and the
-   * server's registry (it keeps the last health given). Offline: the failure reportFailure() recorded;
-   * none in the will (set at connect, it cannot know why the connection will end).
+   * Sets what `source` (e.g. "cameras", "ota.publicKeyFile") finds wrong while the agent runs; an
+   * empty list clears it. The online state's health is `degraded` with the reasons of every source
+   * while any has one, `ok` otherwise; a change republishes the retained state at once when
+   * connected (otherwise the next connect's state carries it). A camera down for the run showed only
+   * in telemetry and the journal, and fleetctl device list and the dashboard, which read the state's
+   * health, said ok.
+   */
+  setHealthReasons(source: string, reasons: readonly string[]): void {
+    const next = reasons.map(capReason);
+    const prev = this.healthReasons.get(source) ?? [];
+    if (next.length === prev.length && next.every((r, i) => r === prev[i])) return;
+    if (next.length) this.healthReasons.set(source, next);
+    else this.healthReasons.delete(source);
+    const h = this.health();
+    this.log.info({ source, health: h.status, reasons: h.reasons.length }, 'health changed');
+    if (this.client && this.connected) {
+      this.client.publish(topics.state(this.deviceId), JSON.stringify(this.statePayload(true)), { qos: 1, retain: true });
+    }
+  }
+
+  /** The agent's health while it runs: `degraded` with every source's reasons (setHealthReasons), or `ok`. */
+  health(): NonNullable<StatePayload['health']> {
+    return mergeHealth({ status: 'ok', reasons: [] }, [...this.healthReasons.values()].flat());
+  }
+
+  /**
+   * Online: health ok, or degraded with the reasons set by setHealthReasons; either replaces the
+   * failure of the previous run in the retained state and the server's registry (it keeps the last
+   * health given). Offline: the failure reportFailure() recorded; none in the will (set at connect, it
+   * cannot know why the connection will end).
    */
   private statePayload(online: boolean, opts: { will?: boolean } = {}): StatePayload {
-    const health = online ? { status: 'ok' as const, reasons: [] } : opts.will ? undefined : this.failure;
+    const health = online ? this.health() : opts.will ? undefined : this.failure;
     return { v: 1, online, ts: this.now(), ...this.opts.identity, ...(health ? { health } : {}) };
   }
 
@@ -433,4 +468,25 @@ export class AgentLink extends EventEmitter<AgentLinkEvents> {
     else if (kind === 'desired') this.emit('desired', d.value as DesiredPayload);
     else this.emit('cmd', d.value as CmdPayload);
   }
+}
+
+/** HealthSchema (protocol/payloads.ts): at most 16 reasons of at most 200 characters each. */
+const MAX_REASONS = 16;
+const MAX_REASON_CHARS = 200;
+
+/** A reason on one line, cut to the protocol's length with an ellipsis. */
+function capReason(reason: string): string {
+  const line = reason.replace(/\s*\n\s*/g, ' ').trim();
+  return line.length > MAX_REASON_CHARS ? `${line.slice(0, MAX_REASON_CHARS - 1)}…` : line;
+}
+
+/**
+ * `base` with `extra` reasons added: degraded at least (a failed base stays failed), the reasons
+ * within the protocol's 16, the last one saying how many more did not fit (the journal has them all).
+ */
+function mergeHealth(base: NonNullable<StatePayload['health']>, extra: readonly string[]): NonNullable<StatePayload['health']> {
+  if (extra.length === 0) return base;
+  const all = [...base.reasons, ...extra];
+  const reasons = all.length <= MAX_REASONS ? all : [...all.slice(0, MAX_REASONS - 1), `and ${all.length - MAX_REASONS + 1} more (see the agent's journal)`];
+  return { status: base.status === 'failed' ? 'failed' : 'degraded', reasons };
 }

@@ -43,7 +43,15 @@ export interface AgentRunnerOptions {
   log?: Logger;
   /** Each camera's frame source (tests); GStreamer, as the camera's config says, when absent. */
   sourceFor?: (camera: CameraConfig) => CameraPipelineOptions['source'];
+  /**
+   * A camera gave up and is down for the rest of the run while others go on (the fleet's health);
+   * `message` has the URL's credentials masked. Not called when the run fails with it.
+   */
+  onCameraDown?: (down: CameraDown) => void;
 }
+
+/** A camera down for the rest of the run: its id and why (error code, masked message). */
+export interface CameraDown { cameraId: string; code: string; message: string }
 
 /** What the runner needs of a detector; Detector and agent/src/ota SwappableDetector both fit. */
 export type DetectorHandle = Pick<Detector, 'detectTimed' | 'close' | 'provider' | 'session' | 'meta'>;
@@ -177,6 +185,7 @@ export class AgentRunner {
     } else {
       this.log.error({ camera: p.cameraId, code: e.code, error: message, running },
         `camera ${p.cameraId} is down for the rest of this run: ${message}; the other ${running} camera${running > 1 ? 's' : ''} go on`);
+      this.opts.onCameraDown?.({ cameraId: p.cameraId, code: e.code, message });
     }
   }
 

@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig } from '../config/schema.js';
 import type { CameraStats, FrameResult, PipelineSinks } from './camera-pipeline.js';
+import type { CameraDown } from './agent-runner.js';
 import type { AlertEvent } from '../rules/events.js';
 import type { Frame } from '../types.js';
 import { Counter } from 'prom-client';
@@ -83,6 +84,8 @@ export class FleetAttachment {
   private alertsNotQueued = 0;
   /** Per camera: the boxes the privacy stage is given (tracks, and the last raw detections, a tracked person once: frame-boxes.ts). */
   private readonly privacyBoxes: FrameBoxes;
+  /** Cameras down for the rest of the run, with why: the device's health says so (cameraDown). */
+  private readonly downCameras = new Map<string, string>();
 
   constructor(private readonly opts: FleetAttachmentOptions) {
     const { config } = opts;
@@ -148,6 +151,9 @@ export class FleetAttachment {
         // Confidence and class mix measure the model: each model that becomes the running one (an OTA
         // trial, a rollback) gets its own baseline; compared with the old model's it stayed flagged.
         this.detector.onSwap(() => this.telemetry.drift.resetDetectionBaseline());
+        // A block of ota.publicKeyFile that was skipped (a damaged paste, a private key) showed only in
+        // the journal; the device's health says it until the file is fixed and the agent restarted.
+        this.link.setHealthReasons('ota.publicKeyFile', this.ota.store.skippedKeys().map((why) => `key file: ${why}`));
       }
       this.link.start();
       this.telemetry.start((t) => this.link?.publishTelemetry(t));
@@ -199,6 +205,16 @@ export class FleetAttachment {
     };
     return { onStage: (stage, ms) => this.telemetry.recordStage(stage, ms) };
   }
+
+  /**
+   * A camera gave up and is down for the rest of the run (pass it to the runner's `onCameraDown`):
+   * the device's retained state goes `degraded` with `camera <id> down: <why>`, where it said ok while
+   * only telemetry and the journal told.
+   */
+  readonly cameraDown = (down: CameraDown): void => {
+    this.downCameras.set(down.cameraId, `camera ${down.cameraId} down: ${down.message}`);
+    this.link?.setHealthReasons('cameras', [...this.downCameras.values()]);
+  };
 
   /** Publishes an alert through the outbox, with a redacted snapshot when the privacy gate releases one. */
   async publishAlert(alert: AlertEvent, frame: Frame): Promise<void> {

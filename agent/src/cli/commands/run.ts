@@ -39,7 +39,11 @@ pts, detections, tracks) and a summary line at the end; --json prints the summar
       const started = await service.loading('loading models', async () => {
         await fleet?.start();
         // With OTA the pipeline runs the swappable detector, so installs swap between two frames.
-        runner = new AgentRunner({ config, sinks: service.sinks(fleet?.sinks()), detector: fleet?.detector, onStage: fleet?.telemetryFor(() => runner).onStage });
+        runner = new AgentRunner({
+          config, sinks: service.sinks(fleet?.sinks()), detector: fleet?.detector, onStage: fleet?.telemetryFor(() => runner).onStage,
+          // A camera down while others go on: the device's health in the fleet says so.
+          onCameraDown: fleet?.cameraDown,
+        });
         await runner.start();
         return runner;
       });

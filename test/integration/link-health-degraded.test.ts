@@ -1,0 +1,165 @@
+/**
+ * The retained `state` said health ok whenever the agent was online: a camera down for the run (the
+ * others go on) showed only in telemetry and the journal, a block of ota.publicKeyFile that was skipped
+ * only in the journal, and `fleetctl device list` and the dashboard, which read that health, said ok.
+ * The state now goes `degraded` with the reasons at once. Real broker (embedded aedes), the agent's
+ * FleetAttachment and AgentRunner wired as `edge-agent run` wires them, stand-in camera sources.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import mqtt from 'mqtt';
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startFleet, type TestDevice, type TestFleet } from '../helpers/fleet.js';
+import { waitFor } from '../helpers/wait.js';
+import { tempDirForFile } from '../helpers/temp-dir.js';
+import { missingAssets } from '../helpers/assets.js';
+import { agentConfigValidator, type CameraConfig } from '../../agent/src/config/schema.js';
+import { FleetAttachment } from '../../agent/src/pipeline/fleet-attachment.js';
+import { AgentRunner, type DetectorHandle } from '../../agent/src/pipeline/agent-runner.js';
+import { AgentLink } from '../../agent/src/link/agent-link.js';
+import type { FrameSourceStats } from '../../agent/src/capture/gst-source.js';
+import type { Frame } from '../../agent/src/types.js';
+import { CaptureError } from '../../agent/src/util/errors.js';
+import type { StatePayload } from '../../agent/src/protocol/index.js';
+
+const dir = tempDirForFile('ef-link-health-');
+
+const detector = {
+  meta: { name: 'stand-in', version: '1', labels: ['person'], decoder: { kind: 'centernet' } },
+  provider: 'cpu',
+  session: { info: { fallbacks: [] } },
+  detectTimed: () => Promise.resolve({ detections: [], timings: { preprocessMs: 0, inferMs: 0, decodeMs: 0 } }),
+  close: () => Promise.resolve(),
+} as unknown as DetectorHandle;
+
+/** A camera that delivers `frames` frames, then ends, or fails with `fail` (as GstFrameSource gives up). */
+function source(id: string, opts: { frames: number; fail?: string }) {
+  const stats: FrameSourceStats = { framesIn: 0, dropped: 0, restarts: 0, errors: 0 };
+  return {
+    stats,
+    async *frames(signal?: AbortSignal): AsyncGenerator<Frame> {
+      for (let i = 0; i < opts.frames && !signal?.aborted; i++) {
+        await new Promise((r) => setImmediate(r));
+        stats.framesIn++;
+        yield { width: 32, height: 24, data: new Uint8Array(32 * 24 * 3), index: i, ptsNs: i * 1e8, capturedAtNs: Number(process.hrtime.bigint()), sourceId: id };
+      }
+      if (opts.fail && !signal?.aborted) {
+        stats.errors++;
+        stats.lastError = opts.fail;
+        throw new CaptureError(`Camera source "${id}" failed: ${opts.fail}`);
+      }
+    },
+  };
+}
+
+/** The retained state on the broker, read as the device (its ACL lets it read its own subtree). */
+async function retainedState(fleet: TestFleet, dev: TestDevice): Promise<StatePayload> {
+  const c = mqtt.connect(fleet.mqttUrl, { username: dev.id, password: dev.secret, protocolVersion: 4, reconnectPeriod: 0, clientId: `${dev.id}-reader` });
+  try {
+    await new Promise<void>((resolve, reject) => { c.once('connect', () => resolve()); c.once('error', reject); });
+    let timer: NodeJS.Timeout | undefined;
+    const got = new Promise<StatePayload>((resolve, reject) => {
+      c.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()) as StatePayload));
+      timer = setTimeout(() => reject(new Error('no retained state within 5 s')), 5000);
+    });
+    c.subscribe(`ef/v1/dev/${dev.id}/state`, { qos: 1 });
+    return await got.finally(() => clearTimeout(timer));
+  } finally {
+    c.end(true);
+  }
+}
+
+/** The device's health in the server's registry while it is online (what device list and the dashboard show). */
+function health(fleet: TestFleet, id: string) {
+  const d = fleet.server.devices.get(id);
+  return d?.online ? d.health ?? undefined : undefined;
+}
+
+test('a camera that gives up while others go on turns the device\'s health degraded, naming it; ok before', async (t) => {
+  const fleet = await startFleet({ broker: 'aedes' });
+  t.after(() => fleet.stop());
+  const dev = fleet.addDevice('cam-down');
+  const plan: Record<string, { frames: number; fail?: string }> = {
+    lobby: { frames: 30 },
+    gate: { frames: 2, fail: 'Could not open resource rtsp://admin:S3cret@10.0.0.7/live (gave up after 2 restarts)' },
+  };
+  const config = agentConfigValidator.parse({
+    deviceId: dev.id, stateDir: join(dir, 'cam-down'), detector: { model: '/m/model.onnx' },
+    link: { url: fleet.mqttUrl }, privacy: { enabled: false },
+    cameras: Object.keys(plan).map((id) => ({ source: { kind: 'test', id, width: 32, height: 24 } })),
+  }, 'test config');
+  const fleetAtt = new FleetAttachment({ config, secret: dev.secret });
+  t.after(() => fleetAtt.stop());
+  await fleetAtt.start();
+  const atStart = await waitFor('online with a health', () => health(fleet, dev.id));
+  assert.deepEqual(atStart, { status: 'ok', reasons: [] }, 'every camera up: ok');
+
+  const runner = new AgentRunner({
+    config, detector, sinks: fleetAtt.sinks(), onCameraDown: fleetAtt.cameraDown,
+    sourceFor: (c: CameraConfig) => source(c.source.id, plan[c.source.id]!),
+  });
+  const summary = await runner.run();
+  assert.equal(summary.ok, true, 'the other camera went on');
+  await runner.stop();
+
+  const degraded = await waitFor('health degraded in the registry', () => {
+    const h = health(fleet, dev.id);
+    return h?.status === 'degraded' ? h : undefined;
+  });
+  assert.equal(degraded.reasons.length, 1);
+  assert.match(degraded.reasons[0]!, /^camera gate down: Camera source "gate" failed: Could not open resource rtsp:\/\/.*gave up after 2 restarts/);
+  assert.doesNotMatch(degraded.reasons[0]!, /S3cret/, 'the URL\'s password stays out of the fleet');
+
+  // An OTA report (resent at each connect, after the state) carries its own health; the registry keeps
+  // the last one given, so the report must not say ok over the camera that is down.
+  assert.ok(fleetAtt.link!.publishReported({ v: 1, ts: Date.now(), models: { detector: '1' }, health: { status: 'ok', reasons: [] } }));
+  await waitFor('the report in the registry', () => fleet.server.devices.get(dev.id)?.reported ?? undefined);
+  assert.equal(health(fleet, dev.id)?.status, 'degraded');
+  assert.match(health(fleet, dev.id)?.reasons[0] ?? '', /^camera gate down: /);
+});
+
+const MODEL = resolve('assets/models/coco-centernet/model.onnx');
+
+test('a block of ota.publicKeyFile that was skipped shows in the device\'s health from the first online state', { skip: missingAssets(MODEL) }, async (t) => {
+  const fleet = await startFleet({ broker: 'aedes' });
+  t.after(() => fleet.stop());
+  const dev = fleet.addDevice('key-skip');
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const keyFile = join(dir, 'fleet-key.pem');
+  writeFileSync(keyFile, `${publicKey.export({ type: 'spki', format: 'pem' })}${privateKey.export({ type: 'pkcs8', format: 'pem' })}`);
+  const config = agentConfigValidator.parse({
+    deviceId: dev.id, stateDir: join(dir, 'key-skip'), detector: { model: MODEL },
+    link: { url: fleet.mqttUrl }, privacy: { enabled: false }, ota: { publicKeyFile: keyFile },
+    cameras: [{ source: { kind: 'test', id: 'lobby', width: 32, height: 24 } }],
+  }, 'test config');
+  const fleetAtt = new FleetAttachment({ config, secret: dev.secret });
+  t.after(() => fleetAtt.stop());
+  await fleetAtt.start();
+  const h = await waitFor('online with a health', () => health(fleet, dev.id));
+  assert.equal(h.status, 'degraded');
+  assert.equal(h.reasons.length, 1);
+  assert.match(h.reasons[0]!, /^key file: Key 2 of 2 in .*fleet-key\.pem \(line \d+\) is a private key/);
+  assert.ok(h.reasons[0]!.length <= 200, 'within the protocol\'s 200 characters');
+  const state = await retainedState(fleet, dev);
+  assert.equal(state.online, true);
+  assert.deepEqual(state.health, h, 'the retained online state says it, not only a report');
+});
+
+test('health reasons are merged over sources, capped to the protocol (16 of 200 characters), and cleared back to ok', () => {
+  const link = new AgentLink({ deviceId: 'cap', secret: 'x', url: 'mqtt://127.0.0.1:1', outbox: join(dir, 'cap-outbox.sqlite') });
+  assert.deepEqual(link.health(), { status: 'ok', reasons: [] });
+  link.setHealthReasons('cameras', Array.from({ length: 20 }, (_, i) => `camera c${i} down: ${'x'.repeat(300)}`));
+  link.setHealthReasons('ota.publicKeyFile', ['key file: Key 2 of 2 skipped']);
+  const h = link.health();
+  assert.equal(h.status, 'degraded');
+  assert.equal(h.reasons.length, 16);
+  assert.ok(h.reasons.every((r) => r.length <= 200));
+  assert.match(h.reasons[0]!, /^camera c0 down: x+…$/);
+  assert.equal(h.reasons[15], 'and 6 more (see the agent\'s journal)');
+  link.setHealthReasons('cameras', []);
+  assert.deepEqual(link.health(), { status: 'degraded', reasons: ['key file: Key 2 of 2 skipped'] });
+  link.setHealthReasons('ota.publicKeyFile', []);
+  assert.deepEqual(link.health(), { status: 'ok', reasons: [] });
+});
