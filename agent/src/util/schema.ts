@@ -7,6 +7,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Type, type Static, type TSchema, type TObject, type TUnion } from '@sinclair/typebox';
 import { invalidConfig, received, type ConfigIssue } from './errors.js';
+import { maskUrlCredentials } from './mask-url.js';
 
 // strictNumbers: `strict: false` also turns it off, and then NaN and Infinity pass as numbers; JSON
 // turns them into null, which the receiver refuses, so an alert with a NaN box was resent forever.
@@ -64,6 +65,33 @@ function valueAt(root: unknown, pointer: string): unknown {
   return cur;
 }
 
+/**
+ * A password-like field (password, passwd, pwd; not passwordFile, a path), whose value an issue never shows.
+ * A misspelt one is caught too (`pasword`, unknown to the schema, would be printed whole otherwise).
+ */
+const SECRET_FIELD = /^(?!.*file$).*(pas+w|pwd)/i;
+
+/**
+ * What an issue shows of a value: a password-like field as `***`, and URLs without their
+ * credentials, masked before `received` shortens the text (a cut could drop the `@` the mask needs).
+ * The message reaches check-config's output and the journal: a camera URL that fails its pattern
+ * (`rtps://admin:secret@…`) showed the password there.
+ */
+function shown(value: unknown, path: string): string {
+  const field = path.split('/').at(-1) ?? '';
+  if (value !== undefined && SECRET_FIELD.test(field.replace(/~1/g, '/').replace(/~0/g, '~'))) return '***';
+  return received(redacted(value));
+}
+
+function redacted(value: unknown): unknown {
+  if (typeof value === 'string') return maskUrlCredentials(value);
+  if (Array.isArray(value)) return value.map(redacted);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SECRET_FIELD.test(k) ? '***' : redacted(v)]));
+  }
+  return value;
+}
+
 function toIssues(errors: ErrorObject[], root: unknown): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const seen = new Set<string>();
@@ -79,7 +107,7 @@ function toIssues(errors: ErrorObject[], root: unknown): ConfigIssue[] {
   for (const e of errors) {
     let path = e.instancePath;
     let expected: string;
-    let got: string = received(valueAt(root, e.instancePath));
+    let got: string = shown(valueAt(root, e.instancePath), e.instancePath);
     const literals = literalUnions.get(e.instancePath);
     if (literals && (e.keyword === 'const' || e.keyword === 'anyOf')) {
       if (e.keyword === 'const') continue;
@@ -89,7 +117,7 @@ function toIssues(errors: ErrorObject[], root: unknown): ConfigIssue[] {
         const extra = (e.params as { additionalProperty: string }).additionalProperty;
         path = `${e.instancePath}/${extra}`;
         expected = `no such key (unknown field "${extra}"; check its spelling against configs/schema)`;
-        got = received(valueAt(root, path));
+        got = shown(valueAt(root, path), path);
         break;
       }
       case 'required': {
@@ -120,7 +148,7 @@ function toIssues(errors: ErrorObject[], root: unknown): ConfigIssue[] {
         const allowed = ((e.parentSchema as { oneOf?: Array<{ properties?: Record<string, { const?: unknown }> }> })?.oneOf ?? [])
           .map((b) => JSON.stringify(b.properties?.[p.tag]?.const)).join(', ');
         expected = `one of ${allowed}`;
-        got = received(valueAt(root, path));
+        got = shown(valueAt(root, path), path);
         break;
       }
       default: expected = e.message ?? e.keyword;
