@@ -127,7 +127,8 @@ export class PrivacyCoverage {
     const regions: PrivacyRegion[] = [];
     for (const { o, i } of near) {
       for (const r of this.track(o, i > 0 ? history[i - 1] : undefined, ptsNs)) {
-        if (!regions.some((q) => q.paddingFrac === r.paddingFrac && contains(q.box, r.box))) regions.push(r);
+        // A region whose score is not a number stays, inside another or not: the redactor refuses it (a broken run).
+        if (!Number.isFinite(r.score) || !regions.some((q) => q.paddingFrac === r.paddingFrac && contains(q.box, r.box))) regions.push(r);
       }
     }
     return { ok: true, regions, ageMs };

@@ -83,7 +83,10 @@ export class PrivacyDetector {
         const min = this.opts.faceScoreThreshold ?? 0;
         const found = opts.faceTiles === false && faces instanceof TiledDetector ? await faces.detectWholeFrame(frame) : await faces.detect(frame);
         for (const f of found) {
-          if (f.score >= min) regions.push({ kind: 'face', source: 'face-model', score: f.score, box: f.box });
+          // A NaN score (a broken model run) fails every threshold and was dropped silently, the face
+          // left unhidden: it is kept with its score, which the redactor refuses (redactor.ts), so the
+          // image is withheld (redaction-error), as for a box that cannot be placed.
+          if (f.score >= min || !Number.isFinite(f.score)) regions.push({ kind: 'face', source: 'face-model', score: f.score, box: f.box });
         }
       }
       if (this.opts.headBand && opts.faceTiles !== false) regions.push(...headBands(opts.persons ?? detections, regions, this.opts.headBand));

@@ -34,14 +34,15 @@ export class PlateFinder {
   async find(image: RgbImage, detections: readonly Detection[]): Promise<PrivacyRegion[]> {
     const { spec, textDetector } = this.opts;
     if (!spec.enabled) return [];
-    const candidates = detections.filter((d) => spec.vehicleLabels.includes(d.label) && d.score >= spec.minVehicleScore);
-    // A vehicle box that cannot be placed (NaN from a broken decoder, an empty or negative size) says
-    // nothing of where its plate is. It is passed on as a region as it is, which the redactor refuses
-    // (redactor.ts), so the gate withholds the image (reason redaction-error), as for such a face
-    // box; the size filter below dropped it, and the image left as redacted with the plate in it.
-    const regions: PrivacyRegion[] = candidates.filter((d) => !placeable(d.box))
+    const candidates = detections.filter((d) => spec.vehicleLabels.includes(d.label) && (d.score >= spec.minVehicleScore || !Number.isFinite(d.score)));
+    // A vehicle box that cannot be placed (NaN from a broken decoder, an empty or negative size), or
+    // whose score is not a number (which fails every threshold), says nothing of where its plate is.
+    // It is passed on as a region as it is, which the redactor refuses (redactor.ts), so the gate
+    // withholds the image (reason redaction-error), as for such a face box; the filters here dropped
+    // it, and the image left as redacted with the plate in it.
+    const regions: PrivacyRegion[] = candidates.filter((d) => !placeable(d.box) || !Number.isFinite(d.score))
       .map((d) => ({ kind: 'plate', source: 'band', score: d.score, box: d.box, paddingFrac: 0 }));
-    const vehicles = candidates.filter((d) => placeable(d.box) && Math.min(d.box.w, d.box.h) >= spec.minVehicleSizePx)
+    const vehicles = candidates.filter((d) => placeable(d.box) && Number.isFinite(d.score) && Math.min(d.box.w, d.box.h) >= spec.minVehicleSizePx)
       .sort((a, b) => b.box.w * b.box.h - a.box.w * a.box.h);
     let textRuns = 0;
     for (const v of vehicles) {

@@ -2,7 +2,8 @@
  * Hides regions of an image: each region is padded, clipped to the image, extracted with sharp,
  * blurred (Gaussian) or pixelated, and written back in place of the original pixels. Pixels outside
  * the padded regions are copied unchanged, byte for byte. The input image is never modified. A
- * region that cannot be placed (a non-finite or empty box) is an error, never skipped.
+ * region that cannot be placed (a non-finite or empty box) or whose score is not a number is an
+ * error, never skipped.
  */
 import sharp from 'sharp';
 import type { Box, RgbImage } from '../types.js';
@@ -26,6 +27,8 @@ export function padRegion(box: Box, paddingFrac: number, width: number, height: 
 export interface RedactTarget {
   box: Box;
   paddingFrac?: number;
+  /** The detection's score, when it came from one: one that is not a number marks a broken model run. */
+  score?: number;
 }
 
 /**
@@ -45,6 +48,11 @@ export async function redactImage(image: RgbImage, targets: ReadonlyArray<Box | 
     const { x, y, w, h } = target.box;
     if (![x, y, w, h].every(Number.isFinite) || !(w > 0 && h > 0)) {
       throw new InputError(`Expected a region with finite x, y and positive w, h but received ${JSON.stringify({ x, y, w, h })}; the image cannot be redacted`);
+    }
+    // Likewise a score that is not a number: the run that found it is broken, and what else it
+    // missed or misplaced cannot be told.
+    if (target.score !== undefined && !Number.isFinite(target.score)) {
+      throw new InputError(`Expected a region with a finite detection score but received ${target.score}; the image cannot be redacted`);
     }
     const r = padRegion(target.box, target.paddingFrac ?? spec.paddingFrac, image.width, image.height);
     if (!r) continue;
