@@ -44,8 +44,13 @@ export interface PrivacyStageOptions {
 const REOPEN_AFTER_FAILURES = 3;
 const REOPEN_FIRST_MS = 5_000;
 const REOPEN_MAX_MS = 60_000;
-/** Frames whose boxes are kept per camera for the snapshots' head bands (within gate.maxAgeMs: 15 at 30 fps by default). */
-const BOX_FRAMES_KEPT = 32;
+/**
+ * The most frames whose boxes are kept per camera for the snapshots' head bands, whatever their age:
+ * the bound on memory. Within it, those within gate.maxAgeMs are kept (15 at 30 fps by default; 60
+ * at 120 fps, where the 32 kept before covered 267 ms and a person missed for longer lost its band),
+ * as the coverage keeps its detections (MAX_OBSERVATIONS there).
+ */
+const MAX_BOX_FRAMES = 256;
 
 export class PrivacyStage {
   readonly coverage: PrivacyCoverage;
@@ -66,7 +71,7 @@ export class PrivacyStage {
   private readonly observed = new Map<string, number>();
   /**
    * Per camera: the main detector's boxes given with its recent frames (within gate.maxAgeMs of the
-   * latest, at most BOX_FRAMES_KEPT), for a snapshot: its own frame's for the plates, and the persons
+   * latest, at most MAX_BOX_FRAMES), for a snapshot: its own frame's for the plates, and the persons
    * of all of them, carried to its time, for the head bands.
    */
   private readonly recentBoxes = new Map<string, BoxesObservation[]>();
@@ -146,7 +151,7 @@ export class PrivacyStage {
     // By distance from this frame, not by order: a camera whose pts restarts drops the old ones.
     const kept = (this.recentBoxes.get(frame.sourceId) ?? []).filter((o) => Math.abs(o.ptsNs - frame.ptsNs) <= maxAgeNs);
     kept.push({ ptsNs: frame.ptsNs, boxes: detections });
-    while (kept.length > BOX_FRAMES_KEPT) kept.shift();
+    if (kept.length > MAX_BOX_FRAMES) kept.splice(0, kept.length - MAX_BOX_FRAMES);
     this.recentBoxes.set(frame.sourceId, kept);
   }
 
