@@ -1,10 +1,11 @@
 /**
  * Runs one GstFrameSource on real GStreamer through `restarts` restarts of its restart path, with the
  * real (not injected) restart sleep, and prints one JSON line:
- * `{"restarts": n, "fdsGrowth": n, "abortListeners": n, "warnings": [names]}`.
+ * `{"restarts": n, "fdsGrowth": n, "heapGrowthBytes": n, "abortListeners": n, "warnings": [names]}`.
  * fdsGrowth: open file descriptors after the last restart (and a forced GC) less those after the
- * first (GStreamer opens its registry and plugins on the first pipeline). abortListeners: the
- * listeners on the caller's signal while the source still runs.
+ * first (GStreamer opens its registry and plugins on the first pipeline); heapGrowthBytes: the same
+ * for the JS heap in use. abortListeners: the listeners on the caller's signal while the source
+ * still runs.
  * Usage: node --import tsx test/helpers/gst-restart-child.ts '<source JSON>' <restarts>
  */
 import { readdirSync } from 'node:fs';
@@ -24,22 +25,23 @@ const restarts = Number(process.argv[3] ?? 30);
 const warnings: string[] = [];
 process.on('warning', (w) => warnings.push(w.name));
 
-const openFds = async (): Promise<number> => {
+interface Usage { fds: number; heapBytes: number }
+const usage = async (): Promise<Usage> => {
   // Wrappers of finished pipelines go with a full GC; their weak callbacks run on the next turns.
   for (let i = 0; i < 3; i++) {
     gc();
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
-  return readdirSync('/proc/self/fd').length;
+  return { fds: readdirSync('/proc/self/fd').length, heapBytes: process.memoryUsage().heapUsed };
 };
 
 const source = new GstFrameSource({ config });
 const ac = new AbortController();
-let fdsAfterFirst: Promise<number> | undefined;
+let afterFirst: Promise<Usage> | undefined;
 let abortListeners = 0;
 // The source reports restarts only through its stats: look at them every few ms.
 const watch = setInterval(() => {
-  if (source.stats.restarts >= 1) fdsAfterFirst ??= openFds();
+  if (source.stats.restarts >= 1) afterFirst ??= usage();
   if (source.stats.restarts >= restarts && !ac.signal.aborted) {
     abortListeners = getEventListeners(ac.signal, 'abort').length;
     ac.abort();
@@ -47,6 +49,7 @@ const watch = setInterval(() => {
 }, 2);
 for await (const _frame of source.frames(ac.signal)) { /* frames are not the point */ }
 clearInterval(watch);
-const first = await (fdsAfterFirst ?? openFds());
-const last = await openFds();
-process.stdout.write(`${JSON.stringify({ restarts: source.stats.restarts, fdsGrowth: last - first, abortListeners, warnings })}\n`);
+const first = await (afterFirst ?? usage());
+const last = await usage();
+const heapGrowthBytes = last.heapBytes - first.heapBytes;
+process.stdout.write(`${JSON.stringify({ restarts: source.stats.restarts, fdsGrowth: last.fds - first.fds, heapGrowthBytes, abortListeners, warnings })}\n`);
