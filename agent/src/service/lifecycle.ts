@@ -13,6 +13,7 @@
  * Reload: SIGHUP (systemd's ExecReload= sends it) sends RELOADING=1, runs the reload handlers, then
  * READY=1. Reloads never overlap: a SIGHUP during a reload queues exactly one more.
  */
+import { performance } from 'node:perf_hooks';
 import { moduleLogger, type Logger } from '../util/log.js';
 import { describeError } from '../util/errors.js';
 import type { ServiceNotifier } from './notifier.js';
@@ -42,6 +43,12 @@ export interface ServiceLifecycleOptions {
   signals?: SignalSource;
   /** Called with the final exit code; default: process.exit. */
   exit?: (code: number) => void;
+  /**
+   * Clock (ms) for the spans measured here (the repeated-SIGINT window, the shutdown's duration);
+   * monotonic by default: on the wall clock, an NTP step during a shutdown took a wrapper's relayed
+   * copy of the first Ctrl-C for a second one (exit 130, the outbox not flushed) and logged a
+   * negative or hour-long duration.
+   */
   now?: () => number;
   log?: Logger;
   /** Bound for a handler registered without one. */
@@ -81,7 +88,7 @@ export class ServiceLifecycle {
     this.notifier = opts.notifier;
     this.signals = opts.signals ?? process;
     this.exit = opts.exit ?? ((code) => process.exit(code));
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => performance.now());
     this.log = opts.log ?? moduleLogger('service');
     this.defaultTimeoutMs = opts.defaultTimeoutMs ?? 5000;
   }
