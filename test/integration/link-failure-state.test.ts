@@ -6,34 +6,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import mqtt from 'mqtt';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startFleet, type TestDevice, type TestFleet } from '../helpers/fleet.js';
+import { retainedState } from '../helpers/retained-state.js';
+import { startFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
 import { InferenceTimeoutError } from '../../platform-adapters/worker-calls.js';
-import type { StatePayload } from '../../agent/src/protocol/index.js';
 import { runCli } from '../helpers/cli.js';
 import { gstSkip } from '../helpers/gst-child.js';
 import { missingAssets } from '../helpers/assets.js';
 import { tempDirForFile } from '../helpers/temp-dir.js';
-
-/** The retained state on the broker, read as the device (its ACL lets it read its own subtree). */
-async function retainedState(fleet: TestFleet, dev: TestDevice): Promise<StatePayload> {
-  const c = mqtt.connect(fleet.mqttUrl, { username: dev.id, password: dev.secret, protocolVersion: 4, reconnectPeriod: 0, clientId: `${dev.id}-reader` });
-  try {
-    await new Promise<void>((resolve, reject) => { c.once('connect', () => resolve()); c.once('error', reject); });
-    let timer: NodeJS.Timeout | undefined;
-    const got = new Promise<StatePayload>((resolve, reject) => {
-      c.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()) as StatePayload));
-      timer = setTimeout(() => reject(new Error('no retained state within 5 s')), 5000);
-    });
-    c.subscribe(`ef/v1/dev/${dev.id}/state`, { qos: 1 });
-    return await got.finally(() => clearTimeout(timer));
-  } finally {
-    c.end(true);
-  }
-}
 
 test('an agent that exits on a hung inference leaves a retained offline state whose health says why; its next start says ok', async (t) => {
   const fleet = await startFleet({ broker: 'aedes' });

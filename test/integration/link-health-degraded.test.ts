@@ -7,69 +7,21 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import mqtt from 'mqtt';
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startFleet, type TestDevice, type TestFleet } from '../helpers/fleet.js';
+import { retainedState } from '../helpers/retained-state.js';
+import { startFleet, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
 import { tempDirForFile } from '../helpers/temp-dir.js';
 import { missingAssets } from '../helpers/assets.js';
 import { agentConfigValidator, type CameraConfig } from '../../agent/src/config/schema.js';
 import { FleetAttachment } from '../../agent/src/pipeline/fleet-attachment.js';
-import { AgentRunner, type DetectorHandle } from '../../agent/src/pipeline/agent-runner.js';
+import { AgentRunner } from '../../agent/src/pipeline/agent-runner.js';
+import { nullDetector, fakeSource } from '../helpers/runner-fakes.js';
 import { AgentLink } from '../../agent/src/link/agent-link.js';
-import type { FrameSourceStats } from '../../agent/src/capture/gst-source.js';
-import type { Frame } from '../../agent/src/types.js';
-import { CaptureError } from '../../agent/src/util/errors.js';
-import type { StatePayload } from '../../agent/src/protocol/index.js';
 
 const dir = tempDirForFile('ef-link-health-');
-
-const detector = {
-  meta: { name: 'stand-in', version: '1', labels: ['person'], decoder: { kind: 'centernet' } },
-  provider: 'cpu',
-  session: { info: { fallbacks: [] } },
-  detectTimed: () => Promise.resolve({ detections: [], timings: { preprocessMs: 0, inferMs: 0, decodeMs: 0 } }),
-  close: () => Promise.resolve(),
-} as unknown as DetectorHandle;
-
-/** A camera that delivers `frames` frames, then ends, or fails with `fail` (as GstFrameSource gives up). */
-function source(id: string, opts: { frames: number; fail?: string }) {
-  const stats: FrameSourceStats = { framesIn: 0, dropped: 0, restarts: 0, errors: 0 };
-  return {
-    stats,
-    async *frames(signal?: AbortSignal): AsyncGenerator<Frame> {
-      for (let i = 0; i < opts.frames && !signal?.aborted; i++) {
-        await new Promise((r) => setImmediate(r));
-        stats.framesIn++;
-        yield { width: 32, height: 24, data: new Uint8Array(32 * 24 * 3), index: i, ptsNs: i * 1e8, capturedAtNs: Number(process.hrtime.bigint()), sourceId: id };
-      }
-      if (opts.fail && !signal?.aborted) {
-        stats.errors++;
-        stats.lastError = opts.fail;
-        throw new CaptureError(`Camera source "${id}" failed: ${opts.fail}`);
-      }
-    },
-  };
-}
-
-/** The retained state on the broker, read as the device (its ACL lets it read its own subtree). */
-async function retainedState(fleet: TestFleet, dev: TestDevice): Promise<StatePayload> {
-  const c = mqtt.connect(fleet.mqttUrl, { username: dev.id, password: dev.secret, protocolVersion: 4, reconnectPeriod: 0, clientId: `${dev.id}-reader` });
-  try {
-    await new Promise<void>((resolve, reject) => { c.once('connect', () => resolve()); c.once('error', reject); });
-    let timer: NodeJS.Timeout | undefined;
-    const got = new Promise<StatePayload>((resolve, reject) => {
-      c.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()) as StatePayload));
-      timer = setTimeout(() => reject(new Error('no retained state within 5 s')), 5000);
-    });
-    c.subscribe(`ef/v1/dev/${dev.id}/state`, { qos: 1 });
-    return await got.finally(() => clearTimeout(timer));
-  } finally {
-    c.end(true);
-  }
-}
 
 /** The device's health in the server's registry while it is online (what device list and the dashboard show). */
 function health(fleet: TestFleet, id: string) {
@@ -97,8 +49,8 @@ test('a camera that gives up while others go on turns the device\'s health degra
   assert.deepEqual(atStart, { status: 'ok', reasons: [] }, 'every camera up: ok');
 
   const runner = new AgentRunner({
-    config, detector, sinks: fleetAtt.sinks(), onCameraDown: fleetAtt.cameraDown,
-    sourceFor: (c: CameraConfig) => source(c.source.id, plan[c.source.id]!),
+    config, detector: nullDetector, sinks: fleetAtt.sinks(), onCameraDown: fleetAtt.cameraDown,
+    sourceFor: (c: CameraConfig) => fakeSource(c.source.id, plan[c.source.id]!),
   });
   const summary = await runner.run();
   assert.equal(summary.ok, true, 'the other camera went on');

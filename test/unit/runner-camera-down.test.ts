@@ -8,42 +8,9 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { agentConfigValidator, type CameraConfig } from '../../agent/src/config/schema.js';
-import { AgentRunner, type DetectorHandle, type RunSummary } from '../../agent/src/pipeline/agent-runner.js';
-import type { FrameSourceStats } from '../../agent/src/capture/gst-source.js';
-import type { Frame } from '../../agent/src/types.js';
+import { AgentRunner, type RunSummary } from '../../agent/src/pipeline/agent-runner.js';
+import { nullDetector, fakeSource } from '../helpers/runner-fakes.js';
 import { CaptureError } from '../../agent/src/util/errors.js';
-
-const detector = {
-  meta: { name: 'stand-in', version: '1', labels: ['person'], decoder: { kind: 'centernet' } },
-  provider: 'cpu',
-  session: { info: { fallbacks: [] } },
-  detectTimed: () => Promise.resolve({ detections: [], timings: { preprocessMs: 0, inferMs: 0, decodeMs: 0 } }),
-  close: () => Promise.resolve(),
-} as unknown as DetectorHandle;
-
-function frame(sourceId: string, index: number): Frame {
-  return { width: 32, height: 24, data: new Uint8Array(32 * 24 * 3), index, ptsNs: index * 1e8, capturedAtNs: Number(process.hrtime.bigint()), sourceId };
-}
-
-/** A camera that delivers `frames` frames, one per macrotask, then ends, or fails with `fail` (as GstFrameSource gives up). */
-function source(id: string, opts: { frames: number; fail?: string }) {
-  const stats: FrameSourceStats = { framesIn: 0, dropped: 0, restarts: 0, errors: 0 };
-  return {
-    stats,
-    async *frames(signal?: AbortSignal): AsyncGenerator<Frame> {
-      for (let i = 0; i < opts.frames && !signal?.aborted; i++) {
-        await new Promise((r) => setImmediate(r));
-        stats.framesIn++;
-        yield frame(id, i);
-      }
-      if (opts.fail && !signal?.aborted) {
-        stats.errors++;
-        stats.lastError = opts.fail;
-        throw new CaptureError(`Camera source "${id}" failed: ${opts.fail}`);
-      }
-    },
-  };
-}
 
 function logCapture() {
   const lines: Array<{ level: number; msg: string; camera?: string }> = [];
@@ -58,8 +25,8 @@ function runner(plan: Record<string, { frames: number; fail?: string }>, onFrame
   }, 'test config');
   const { log, lines } = logCapture();
   const r = new AgentRunner({
-    config, detector, log,
-    sourceFor: (c: CameraConfig) => source(c.source.id, plan[c.source.id]),
+    config, detector: nullDetector, log,
+    sourceFor: (c: CameraConfig) => fakeSource(c.source.id, plan[c.source.id]),
     sinks: { onFrame: (f) => onFrame?.(f.cameraId) },
   });
   return { r, lines };
