@@ -8,13 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Registry } from 'prom-client';
-import { openDatabase } from '../../fleet-server/src/db/database.js';
-import { DeviceStore } from '../../fleet-server/src/db/devices.js';
-import { TelemetryStore } from '../../fleet-server/src/db/telemetry.js';
-import { AlertStore } from '../../fleet-server/src/db/alerts.js';
-import { OperatorStore } from '../../fleet-server/src/db/operators.js';
-import { HttpApi } from '../../fleet-server/src/api/http-api.js';
+import { testHttpApi } from '../helpers/http-api.js';
 import { LoginThrottle } from '../../fleet-server/src/api/login-throttle.js';
 
 const GUESSER = '203.0.113.66';
@@ -23,14 +17,10 @@ const OPERATOR = '198.51.100.7';
 /** An API with the default limits on a fake clock; `login` posts with the given extra headers. */
 async function apiWith(trustProxy: string[] | undefined, t: { after: (fn: () => Promise<void>) => void }) {
   let now = 1_000_000;
-  const db = openDatabase(':memory:');
-  const operators = new OperatorStore(db);
-  operators.setPassword('admin', 'a-long-password');
-  const api = new HttpApi({
-    host: '127.0.0.1', port: 0, devices: new DeviceStore(db), telemetry: new TelemetryStore(db), alerts: new AlertStore(db), operators,
-    registry: new Registry(), sessionTtlMs: 3600_000, publicMetrics: false, status: () => ({}), trustProxy,
-    loginThrottle: new LoginThrottle({ now: () => now }), addressThrottle: new LoginThrottle({ maxFailures: 30, now: () => now }),
+  const { db, operators, api } = testHttpApi({
+    trustProxy, loginThrottle: new LoginThrottle({ now: () => now }), addressThrottle: new LoginThrottle({ maxFailures: 30, now: () => now }),
   });
+  operators.setPassword('admin', 'a-long-password');
   await api.start();
   t.after(async () => { await api.stop(); db.close(); });
   const login = async (username: string, password: string, headers: Record<string, string> = {}) => {
@@ -80,12 +70,7 @@ test('with trustProxy: each client behind the proxy is counted on its own, the g
 });
 
 test('a trustProxy entry that is not an address is refused at start, naming the setting', async () => {
-  const db = openDatabase(':memory:');
-  const operators = new OperatorStore(db);
-  const api = new HttpApi({
-    host: '127.0.0.1', port: 0, devices: new DeviceStore(db), telemetry: new TelemetryStore(db), alerts: new AlertStore(db), operators,
-    registry: new Registry(), sessionTtlMs: 3600_000, publicMetrics: false, status: () => ({}), trustProxy: ['10.0.0.300'],
-  });
+  const { db, api } = testHttpApi({ trustProxy: ['10.0.0.300'] });
   try {
     await assert.rejects(api.start(), (err: Error & { code?: string }) => err.code === 'E_CONFIG' && /http\.trustProxy/.test(err.message));
   } finally {

@@ -8,21 +8,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { Registry } from 'prom-client';
-import { openDatabase } from '../../fleet-server/src/db/database.js';
-import { DeviceStore } from '../../fleet-server/src/db/devices.js';
-import { TelemetryStore } from '../../fleet-server/src/db/telemetry.js';
-import { AlertStore } from '../../fleet-server/src/db/alerts.js';
-import { OperatorStore } from '../../fleet-server/src/db/operators.js';
-import { HttpApi } from '../../fleet-server/src/api/http-api.js';
+import { testHttpApi } from '../helpers/http-api.js';
 
-const db = openDatabase(':memory:');
-const operators = new OperatorStore(db);
-const devices = new DeviceStore(db);
-const api = new HttpApi({
-  host: '127.0.0.1', port: 0, devices, telemetry: new TelemetryStore(db), alerts: new AlertStore(db), operators,
-  registry: new Registry(), sessionTtlMs: 3600_000, publicMetrics: false, status: () => ({}),
-});
+const { db, operators, devices, api } = testHttpApi();
 let token = '';
 
 before(async () => {
