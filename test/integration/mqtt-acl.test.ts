@@ -72,7 +72,9 @@ for (const kind of ['aedes', 'mosquitto', 'mosquitto-embedded'] as BrokerKind[])
       await waitFor('A own alert stored', () => fleet.server.alerts.count('dev-a') === 1);
       assert.equal(fleet.server.alerts.get('dev-b', 'a-spoof'), undefined);
       assert.equal(fleet.server.alerts.count('dev-b'), 1);
-      assert.deepEqual(got, []);
+      // Through its wildcard subscriptions A may get its own receipts (ef/v1/dev/dev-a/ack, for a-own:
+      // mosquitto grants the SUBACK and filters per message); nothing outside its own subtree.
+      assert.deepEqual(got.filter((topic) => !topic.startsWith('ef/v1/dev/dev-a/')), []);
       if (kind === 'aedes') {
         const c = fleet.server.broker!.counters;
         console.log(`aedes ACL: ${c.authFailures} auth failures, ${c.publishDenied} publishes denied, ${c.subscribeDenied} subscriptions denied`);
