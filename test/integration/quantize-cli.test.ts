@@ -29,7 +29,7 @@ test('fleetctl model quantize → evaluate → publish: a passing INT8 build is 
   const out = join(dir, 'bf.int8.onnx'), report = join(dir, 'bf.report.json');
   const q = await runCli('fleetctl', ['model', 'quantize', '--model', MODEL, '--calib', FACES, '--method', 'entropy', '-o', out, '--report', report], { timeoutMs: 120_000 });
   assert.equal(q.code, 0, q.stderr);
-  assert.match(q.stdout, /wrote .*bf\.int8\.onnx \(.*× of FP32; \d+ activations, \d+ weights quantized; 6 calibration frames, entropy\)/);
+  assert.match(q.stdout, /wrote .*bf\.int8\.onnx \(.*× of FP32; \d+ activations, \d+ weights quantized; 6 calibration frames, entropy, reduced weight range\)/);
   const r = JSON.parse(readFileSync(report, 'utf8')) as QuantizeReport;
   assert.equal(r.method, 'entropy');
   assert.equal(r.calibrationFrames, 6);
@@ -137,6 +137,8 @@ test('fleetctl model quantize names the bad option and what it expects', { skip 
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--frames', '1.5'], /Expected --frames to be a positive integer but received "1.5"/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--percentile', '99.9'], /--percentile applies to --method percentile, but the method is minmax/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--per-channel', '--per-tensor'], /one of --per-channel and --per-tensor, not both/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--weight-range', '7bit'], /Expected --weight-range reduced or full but received "7bit"/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--target', 'tensorrt', '--weight-range', 'reduced'], /--weight-range reduced applies to --target cpu/],
     [['--model', MODEL, '-o', join(dir, 'x.onnx')], /Expected --calib DIR\|VIDEO/],
     // Checked before calibrating: the input model is never overwritten, a directory is not a file name.
     [['--model', MODEL, '--calib', FACES, '-o', MODEL], /would replace the input model/],

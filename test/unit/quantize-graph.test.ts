@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { DataType, floatTensor, type OnnxModel, type OnnxNode, type OnnxTensor } from '../../fleet-server/src/convert/onnx/model.js';
 import { equalize, findEqualizationPairs } from '../../fleet-server/src/quantize/equalize.js';
-import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
+import { insertQdq, planQuantization, type QuantPlanOptions } from '../../fleet-server/src/quantize/qdq.js';
+import { weightMaxFor } from '../../fleet-server/src/quantize/qmath.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
 import { rangeFromHistogram } from '../../fleet-server/src/quantize/ranges.js';
 
@@ -104,6 +105,26 @@ test('QDQ placement: per-channel weights, int32 bias, ReLU folded on CPU, head f
   let err = 0;
   for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
   assert.ok(err < 0.05, `max |float − int8| ${err}`);
+});
+
+test('weights: 7-bit for the Convs onnxruntime runs as integer GEMMs on CPU (no int16 saturation without VNNI), ±127 for depthwise Convs, TensorRT and --weight-range full', () => {
+  assert.equal(weightMaxFor('Conv', [4, 3, 3, 3], 1, 'reduced'), 63);
+  assert.equal(weightMaxFor('Conv', [4, 2, 3, 3], 2, 'reduced'), 63, 'a grouped Conv that is not depthwise is a GEMM per group');
+  assert.equal(weightMaxFor('Conv', [4, 1, 3, 3], 4, 'reduced'), 127, 'depthwise');
+  assert.equal(weightMaxFor('MatMul', [16, 8], 1, 'reduced'), 63);
+  assert.equal(weightMaxFor('Conv', [4, 3, 3, 3], 1, 'full'), 127);
+  const ranges = new Map([['x', { min: -2, max: 2 }], ['c1o', { min: -5, max: 30 }], ['r1o', { min: 0, max: 30 }], ['c2o', { min: -20, max: 20 }]]);
+  const peak = (opts: QuantPlanOptions) => {
+    const { model } = insertQdq(planQuantization(tinyModel(), opts), ranges);
+    const w8 = [...model.graph.initializers.values()].filter((t) => t.dataType === DataType.INT8 && t.dims.length === 4);
+    assert.equal(w8.length, 2);
+    return Math.max(...w8.flatMap((t) => Array.from(new Int8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), Math.abs)));
+  };
+  // 2·255·63 = 32130 fits the int16 that VPMADDUBSW sums two products into; 2·255·127 does not.
+  assert.equal(peak({ target: 'cpu' }), 63);
+  assert.equal(peak({ target: 'cpu', weightRange: 'full' }), 127);
+  assert.equal(peak({ target: 'tensorrt' }), 127);
+  assert.equal(peak({ target: 'tensorrt', weightRange: 'reduced' }), 127, 'TensorRT builds keep full range');
 });
 
 test('QDQ for TensorRT is symmetric and keeps the ReLU', () => {

@@ -18,7 +18,7 @@ import { DataType, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode }
 import { findRescaleSeeds, findResidualAdds, planResiduals, rescale, rescaleResiduals } from '../../fleet-server/src/quantize/rescale.js';
 import { applyGptq, collectConvMoments } from '../../fleet-server/src/quantize/gptq.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
-import { biasScaleFloor, quantizeBias, quantizePerChannel } from '../../fleet-server/src/quantize/qmath.js';
+import { biasScaleFloor, quantizeBias, quantizePerChannel, weightMaxFor } from '../../fleet-server/src/quantize/qmath.js';
 import type { ModelInput } from '../../agent/src/preprocess/preprocess.js';
 
 function rand(seed: number): () => number {
@@ -154,6 +154,27 @@ test('GPTQ leaves weights on their per-channel int8 grid (same scale) and rounds
   const [ref, viaGptq, viaRtn] = [await outputs(m, names), await outputs(gq.model, names), await outputs(rtn, names)];
   const eG = err(ref, viaGptq), eR = err(ref, viaRtn);
   assert.ok(eG < eR, `GPTQ squared error ${eG.toExponential(3)} < round-to-nearest ${eR.toExponential(3)}`);
+});
+
+test('GPTQ for a CPU build rounds the dense Convs onto the 7-bit grid and the depthwise one onto ±127, where the QDQ build stores them', async () => {
+  const m = hardSwishModel();
+  const gq = applyGptq(m, await collectConvMoments({ model: m, inputName: 'x', frames: frames() }), { weightRange: 'reduced' });
+  assert.equal(gq.report.convs, 4);
+  const peaks: Record<string, number> = {};
+  for (const [name, conv] of [['w1', 'c1'], ['wdw', 'dw'], ['wp', 'proj'], ['w3', 'c3']]) {
+    const t = m.graph.initializers.get(name)!;
+    const node = m.graph.nodes.find((n) => n.name === conv)!;
+    const group = node.attributes.find((a) => a.name === 'group');
+    const qmax = weightMaxFor('Conv', t.dims, group?.type === 'int' ? group.value : 1, 'reduced');
+    const got = tensorToFloat32(gq.model.graph.initializers.get(name)!);
+    const q = quantizePerChannel(got, t.dims[0], undefined, qmax);
+    const ref = quantizePerChannel(tensorToFloat32(t), t.dims[0], undefined, qmax);
+    for (let c = 0; c < t.dims[0]; c++) assert.ok(Math.abs(q.scales[c] - ref.scales[c]) <= 1e-6 * ref.scales[c], `${name}[${c}]: scale max|w|/${qmax} kept`);
+    const per = got.length / t.dims[0];
+    got.forEach((v, i) => assert.ok(Math.abs(v / q.scales[Math.floor(i / per)] - q.data[i]) < 1e-3, `${name}[${i}] = ${v} is on the ±${qmax} grid`));
+    peaks[name] = Math.max(...Array.from(q.data, Math.abs));
+  }
+  assert.deepEqual(peaks, { w1: 63, wdw: 127, wp: 63, w3: 63 }, 'each channel\'s largest weight lands on the end of its grid');
 });
 
 test('a bias that would overflow int32 raises its channel weight scale instead of saturating', () => {

@@ -10,8 +10,8 @@
  * For a Conv's output row w (its weights over one input patch, length d) and the second moment of its
  * real input patches H = Σ x·xᵀ, the output error of a rounding δ is δᵀHδ. GPTQ rounds the weights
  * one at a time and moves the not-yet-rounded ones to cancel the error just made, using the Cholesky
- * factor of H⁻¹. The scale stays the plain per-channel symmetric one (max|w|/127), and the largest
- * weight is rounded first, where it lands exactly on ±127, so the INT8 builders (qdq.ts, the TFLite
+ * factor of H⁻¹. The scale stays the plain per-channel symmetric one (max|w|/qmax, qmax 127 or 63 as
+ * qmath.weightMaxFor says), and the largest weight is rounded first, where it lands exactly on ±qmax, so the INT8 builders (qdq.ts, the TFLite
  * exporter) compute the same scale from the result and store these exact integers.
  *
  * H comes from the float model on calibration frames: every Conv's input is added as an extra output,
@@ -24,6 +24,7 @@ import { DataType, convPadding, floatTensor, intAttr, intsAttr, tensorToFloat32,
 import { withExtraOutputs } from './calibrate.js';
 import { analyzeGraph, nodeKey } from './graph-info.js';
 import { cloneModel } from './qdq.js';
+import { weightMaxFor, type WeightRange } from './qmath.js';
 import type { ModelInput } from '../../../agent/src/preprocess/preprocess.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 
@@ -203,14 +204,14 @@ function inverseCholeskyUpper(Hu: Float64Array, d: number, order: number[], damp
 
 /**
  * GPTQ on one row of weights with a fixed scale. The row's largest weight (position `frozen` in
- * `order`) is exactly ±127 steps and stays there: it takes no compensation, so the INT8 builders
+ * `order`) is exactly ±qmax steps and stays there: it takes no compensation, so the INT8 builders
  * derive this same scale from the result.
  */
-function quantizeRow(w: Float64Array, order: number[], U: Float64Array, scale: number, frozen: number): void {
+function quantizeRow(w: Float64Array, order: number[], U: Float64Array, scale: number, frozen: number, qmax: number): void {
   const d = order.length;
   const x = Float64Array.from(order, (i) => w[i]);
   for (let a = 0; a < d; a++) {
-    const q = Math.max(-127, Math.min(127, Math.round(x[a] / scale))) * scale;
+    const q = Math.max(-qmax, Math.min(qmax, Math.round(x[a] / scale))) * scale;
     const e = (x[a] - q) / U[a * d + a];
     for (let b = a + 1; b < d; b++) if (b !== frozen) x[b] -= e * U[a * d + b];
     x[a] = q;
@@ -228,7 +229,7 @@ export interface GptqReport {
  * Returns a copy of the model whose Conv weights are already on their per-channel int8 grid, rounded
  * by GPTQ against the collected input moments.
  */
-export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { damp?: number } = {}): { model: OnnxModel; report: GptqReport } {
+export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { damp?: number; weightRange?: WeightRange } = {}): { model: OnnxModel; report: GptqReport } {
   const model = cloneModel(source);
   const g = model.graph;
   const report: GptqReport = { convs: 0, skipped: 0 };
@@ -237,6 +238,8 @@ export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { dam
     if (!wt || m.samples === 0) continue;
     const W = tensorToFloat32(wt);
     const rowsPerGroup = m.cout / m.groups;
+    // The grid the INT8 builder will store this Conv on (qdq.ts asks the same function).
+    const qmax = weightMaxFor('Conv', wt.dims, m.groups, opts.weightRange ?? 'full');
     let ok = true;
     for (let gi = 0; gi < m.groups && ok; gi++) {
       const H = m.H[gi];
@@ -254,7 +257,7 @@ export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { dam
         let amax = 0, arg = 0;
         for (let i = 0; i < m.d; i++) if (Math.abs(w[i]) > amax) { amax = Math.abs(w[i]); arg = i; }
         if (amax === 0) continue;
-        quantizeRow(w, order, U, amax / 127, position.get(arg)!);
+        quantizeRow(w, order, U, amax / qmax, position.get(arg)!, qmax);
         W.set(w, o * m.d);
       }
     }

@@ -14,6 +14,7 @@ import { modelInputs, type FrameSelection } from './frames.js';
 import { equalize, findEqualizationPairs } from './equalize.js';
 import { findRescaleSeeds, findResidualAdds, planResiduals, rescale, rescaleResiduals } from './rescale.js';
 import { applyGptq, collectConvMoments } from './gptq.js';
+import type { WeightRange } from './qmath.js';
 
 export interface PrepareOptions {
   inputName: string;
@@ -24,6 +25,8 @@ export interface PrepareOptions {
   equalize?: boolean;
   /** Step 3 (default true). */
   gptq?: boolean;
+  /** The weight grid step 3 rounds onto: the one the INT8 builder will store (default full, ±127). */
+  weightRange?: WeightRange;
 }
 
 export interface PrepareReport {
@@ -73,7 +76,7 @@ export async function prepareForInt8(original: OnnxModel, o: PrepareOptions): Pr
   }
   const unrounded = model;
   if (o.gptq !== false) {
-    const gq = applyGptq(model, await collectConvMoments({ model, inputName: o.inputName, frames: frames(), exclude }));
+    const gq = applyGptq(model, await collectConvMoments({ model, inputName: o.inputName, frames: frames(), exclude }), { weightRange: o.weightRange });
     model = gq.model;
     report.gptqConvs = gq.report.convs;
   }

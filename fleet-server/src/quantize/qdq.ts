@@ -18,7 +18,7 @@
 import { DataType, attr, floatTensor, intAttr, tensorToFloat32, type OnnxModel, type OnnxNode, type OnnxTensor } from '../convert/onnx/model.js';
 import { removeDeadNodes } from '../convert/onnx/passes.js';
 import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
-import { activationParams, activationParamsU8, biasScaleFloor, quantizeBias, quantizePerChannel, roundHalfEven, type QParams } from './qmath.js';
+import { activationParams, activationParamsU8, biasScaleFloor, quantizeBias, quantizePerChannel, roundHalfEven, weightMaxFor, type QParams, type WeightRange } from './qmath.js';
 import type { TensorRange } from './ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 
@@ -54,6 +54,16 @@ export interface QuantPlanOptions {
    * symmetric int8. Weights are int8 either way.
    */
   activationType?: 'int8' | 'uint8';
+  /**
+   * Weight range (qmath.weightMaxFor): CPU builds default to 'reduced' (7-bit weights for the integer
+   * GEMMs, which saturate at full range on x86 CPUs without VNNI); TensorRT always gets 'full'.
+   */
+  weightRange?: WeightRange;
+}
+
+/** The weight range a build for `target` stores: TensorRT's int8 has no such saturation, so full there. */
+export function weightRangeFor(target: QuantTarget, asked?: WeightRange): WeightRange {
+  return target === 'tensorrt' ? 'full' : asked ?? 'reduced';
 }
 
 export interface QuantPlan {
@@ -316,7 +326,8 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
           const channels = n.opType === 'Conv' && perChannel ? init.dims[0] : 1;
           const bias = n.inputs[2] ? g.initializers.get(n.inputs[2]) : undefined;
           const floor = channels > 1 && bias?.dataType === DataType.FLOAT && bias.dims[0] === channels ? biasScaleFloor(tensorToFloat32(bias), xParams.scale) : undefined;
-          const qw = quantizePerChannel(tensorToFloat32(init), channels, floor);
+          const qmax = weightMaxFor(n.opType, init.dims, intAttr(n, 'group', 1), weightRangeFor(plan.options.target, plan.options.weightRange));
+          const qw = quantizePerChannel(tensorToFloat32(init), channels, floor, qmax);
           const id = fresh();
           const dq = `${id}/w`;
           g.initializers.set(`${id}/w8`, { dims: init.dims, dataType: DataType.INT8, data: new Uint8Array(qw.data.buffer) });

@@ -14,6 +14,31 @@ export interface QParams {
 
 export const INT8_MIN = -128;
 export const INT8_MAX = 127;
+/**
+ * The weight range a CPU build stores for the Convs (and MatMul/Gemm) that onnxruntime runs as an
+ * integer GEMM: 7 bits, ±63. On x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) MLAS's U8S8 GEMM
+ * multiplies with VPMADDUBSW, which adds two uint8×int8 products into an int16 and saturates: 2·255·127
+ * does not fit, 2·255·63 = 32130 does. onnxruntime's quantization guide names this and its fix
+ * (reduce_range: 7-bit weights). Measured on an AMD EPYC with AVX2 only: at ±127 a 3-channel test Conv
+ * was off float by 0.46 (its test allows 0.05, which ±63 meets) and a BlazeFace INT8 build lost 16.7
+ * F1 points against FP32 (test/integration/quantize-cli.test.ts); the same builds pass on AVX-512 VNNI.
+ * Depthwise Convs take another kernel that widens to int16 before it adds, so they keep ±127.
+ */
+export const INT8_REDUCED_MAX = 63;
+
+/**
+ * Which weight range a weighted op stores: `reduced` (a CPU build's default) gives ±63 to what
+ * onnxruntime runs as an integer GEMM (dense or grouped Conv, MatMul, Gemm) and ±127 to depthwise
+ * Convs (weights [C, 1, kH, kW] with group = C, its depthwise kernel); `full` gives ±127 to all.
+ */
+export function weightMaxFor(opType: string, weightDims: readonly number[], group: number, range: WeightRange): number {
+  if (range === 'full') return INT8_MAX;
+  const depthwise = opType === 'Conv' && group > 1 && weightDims[1] === 1 && weightDims[0] === group;
+  return depthwise ? INT8_MAX : INT8_REDUCED_MAX;
+}
+
+/** `reduced`: 7-bit weights where x86 CPUs without VNNI would saturate (INT8_REDUCED_MAX); `full`: ±127 everywhere. */
+export type WeightRange = 'reduced' | 'full';
 
 /** Rounds half to even, as QuantizeLinear does. */
 export function roundHalfEven(x: number): number {
@@ -59,10 +84,11 @@ export interface PerChannelWeights {
 
 /**
  * Symmetric int8 per-channel quantization along axis 0 (Conv weights [O, I/g, kH, kW]; for Gemm/MatMul
- * pass the transposed layout's channel count). Values use ±127, never -128, so negation is exact.
+ * pass the transposed layout's channel count). Values use ±qmax (127, or INT8_REDUCED_MAX), never -128,
+ * so negation is exact.
  * `minScales` raises a channel's scale where its int32 bias would not fit otherwise (biasScaleFloor).
  */
-export function quantizePerChannel(w: Float32Array, channels: number, minScales?: ArrayLike<number>): PerChannelWeights {
+export function quantizePerChannel(w: Float32Array, channels: number, minScales?: ArrayLike<number>, qmax: number = INT8_MAX): PerChannelWeights {
   if (channels <= 0 || w.length % channels !== 0) throw new RangeError(`Expected ${w.length} weights to split into ${channels} equal channels`);
   const per = w.length / channels;
   const data = new Int8Array(w.length);
@@ -71,9 +97,9 @@ export function quantizePerChannel(w: Float32Array, channels: number, minScales?
     let m = 0;
     for (let k = c * per; k < (c + 1) * per; k++) m = Math.max(m, Math.abs(w[k]));
     const floor = minScales?.[c] ?? 0;
-    const s = m > 0 || floor > 0 ? Math.max(m / INT8_MAX, floor) : 1;
+    const s = m > 0 || floor > 0 ? Math.max(m / qmax, floor) : 1;
     scales[c] = s;
-    for (let k = c * per; k < (c + 1) * per; k++) data[k] = Math.max(-INT8_MAX, Math.min(INT8_MAX, roundHalfEven(w[k] / s)));
+    for (let k = c * per; k < (c + 1) * per; k++) data[k] = Math.max(-qmax, Math.min(qmax, roundHalfEven(w[k] / s)));
   }
   return { data, scales };
 }

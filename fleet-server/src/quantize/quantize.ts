@@ -13,7 +13,8 @@ import { DataType, isQuantizedModel, type OnnxModel } from '../convert/onnx/mode
 import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { calibrate, type CalibrationResult } from './calibrate.js';
 import { modelInputs, type FrameSelection } from './frames.js';
-import { insertQdq, planQuantization, type QdqStats, type QuantTarget } from './qdq.js';
+import { insertQdq, planQuantization, weightRangeFor, type QdqStats, type QuantTarget } from './qdq.js';
+import type { WeightRange } from './qmath.js';
 import { rangeFromHistogram, type CalibrationMethod, type TensorRange } from './ranges.js';
 import { renderTrtCalibrationFlatbuffer, renderTrtCalibrationTable } from './trt-table.js';
 import { convertToFp16 } from './fp16.js';
@@ -37,6 +38,8 @@ export interface CalibrationRun extends PrepareReport {
   inputName: string;
   calibration: CalibrationResult;
   target: QuantTarget;
+  /** The weight grid GPTQ rounded onto and the build stores (qdq.weightRangeFor). */
+  weightRange: WeightRange;
   exclude: string[];
   calibMs: number;
   /** Spatial ReduceMeans the QDQ build turned into GlobalAveragePool (global-pool.ts). */
@@ -53,6 +56,8 @@ export interface CalibrateModelOptions {
   equalize?: boolean;
   /** GPTQ weight rounding (default true); see prepare.ts. */
   gptq?: boolean;
+  /** See QuantPlanOptions.weightRange (default: reduced on CPU, full for TensorRT). */
+  weightRange?: WeightRange;
 }
 
 /**
@@ -80,7 +85,8 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   const meta = await loadModelMetadata(opts.modelPath);
   const inputName = meta.input ?? original.graph.inputs.find((i) => !original.graph.initializers.has(i.name))?.name ?? '';
   const t0 = performance.now();
-  const prepared = await prepareForInt8(original, { inputName, frames: opts.frames, preprocess: meta.preprocess, exclude: opts.exclude, equalize: opts.equalize, gptq: opts.gptq });
+  const weightRange = weightRangeFor(opts.target, opts.weightRange);
+  const prepared = await prepareForInt8(original, { inputName, frames: opts.frames, preprocess: meta.preprocess, exclude: opts.exclude, equalize: opts.equalize, gptq: opts.gptq, weightRange });
   // A shallow copy: only the node list changes, and `prepared.model` may be `original` itself.
   const source: OnnxModel = { ...prepared.model, graph: { ...prepared.model.graph } };
   const globalPools = spatialMeansToGlobalPool(source);
@@ -89,7 +95,7 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   const tensors = new Set<string>();
   for (const ops of ['weighted', 'all'] as const) for (const t of planQuantization(source, { target: opts.target, exclude: opts.exclude, ops }).activations) tensors.add(t);
   const calibration = await calibrate({ model: source, inputName, tensors: [...tensors], frames: modelInputs(opts.frames, meta.preprocess), bins: opts.bins });
-  return { modelPath: opts.modelPath, modelSha256, source, original, unrounded: prepared.unrounded, meta, inputName, calibration, target: opts.target, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, globalPools, ...prepared.report };
+  return { modelPath: opts.modelPath, modelSha256, source, original, unrounded: prepared.unrounded, meta, inputName, calibration, target: opts.target, weightRange, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, globalPools, ...prepared.report };
 }
 
 export interface BuildOptions {
@@ -111,7 +117,7 @@ export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, 
 }
 
 export function buildInt8(run: CalibrationRun, opts: BuildOptions): { model: OnnxModel; stats: QdqStats; ranges: Map<string, TensorRange> } {
-  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat, activationType: opts.activationType });
+  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat, activationType: opts.activationType, weightRange: run.weightRange });
   const ranges = rangesFor(run, opts);
   const { model, stats } = insertQdq(plan, ranges);
   // A Conv left float (excluded, or reading an activation kept float) gets its unrounded weights back.
@@ -122,7 +128,7 @@ export function buildInt8(run: CalibrationRun, opts: BuildOptions): { model: Onn
   }
   for (const t of [...ranges.keys()]) if (!plan.activations.includes(t)) ranges.delete(t);
   model.producerName = 'edge-fleet-quantize';
-  model.metadataProps = { ...model.metadataProps, 'edgefleet.precision': 'int8', 'edgefleet.calibration': opts.method, 'edgefleet.target': run.target };
+  model.metadataProps = { ...model.metadataProps, 'edgefleet.precision': 'int8', 'edgefleet.calibration': opts.method, 'edgefleet.target': run.target, 'edgefleet.weightRange': run.weightRange };
   return { model, stats, ranges };
 }
 
@@ -141,6 +147,8 @@ export interface QuantizeReport {
   output: string;
   method: CalibrationMethod;
   target: QuantTarget;
+  /** reduced: 7-bit weights for the integer GEMMs (safe on x86 CPUs without VNNI); full: ±127 everywhere. */
+  weightRange: WeightRange;
   perChannel: boolean;
   ops: 'weighted' | 'all';
   activationType: 'int8' | 'uint8';
@@ -174,6 +182,7 @@ export function fp16PathFor(outputPath: string): string {
  */
 export async function quantizeModel(opts: QuantizeOptions, calibrated?: CalibrationRun): Promise<QuantizeReport> {
   if (calibrated && calibrated.target !== opts.target) throw new Error(`quantizeModel: the calibration run was made for target ${calibrated.target}, not ${opts.target}`);
+  if (calibrated && calibrated.weightRange !== weightRangeFor(opts.target, opts.weightRange)) throw new Error(`quantizeModel: the calibration run rounded weights to the ${calibrated.weightRange} range, not ${weightRangeFor(opts.target, opts.weightRange)}`);
   if (calibrated) {
     // The run's graph is what gets built, under opts.modelPath's metadata and name: a run of another
     // file would write that other model as this one's INT8 build. Compared by bytes, not by path.
@@ -185,7 +194,7 @@ export async function quantizeModel(opts: QuantizeOptions, calibrated?: Calibrat
   const run = calibrated ?? await calibrateForModel(opts);
   let keepFloat: string[] = [];
   if (opts.targetSnrDb !== undefined) {
-    keepFloat = await chooseFloatActivations({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, opts), plan: { target: run.target, exclude: run.exclude, ops: opts.ops, activationType: opts.activationType }, frames: opts.frames, preprocess: run.meta.preprocess, targetSnrDb: opts.targetSnrDb });
+    keepFloat = await chooseFloatActivations({ model: run.source, inputName: run.inputName, ranges: rangesFor(run, opts), plan: { target: run.target, exclude: run.exclude, ops: opts.ops, activationType: opts.activationType, weightRange: run.weightRange }, frames: opts.frames, preprocess: run.meta.preprocess, targetSnrDb: opts.targetSnrDb });
   }
   const built = buildInt8(run, { ...opts, keepFloat });
   const bytes = encodeModel(built.model);
@@ -194,7 +203,7 @@ export async function quantizeModel(opts: QuantizeOptions, calibrated?: Calibrat
   await copyMeta(opts.modelPath, opts.outputPath);
   const fp32Size = (await readFile(opts.modelPath)).length;
   const report: QuantizeReport = {
-    model: opts.modelPath, output: opts.outputPath, method: opts.method, target: opts.target, perChannel: opts.perChannel !== false,
+    model: opts.modelPath, output: opts.outputPath, method: opts.method, target: opts.target, weightRange: run.weightRange, perChannel: opts.perChannel !== false,
     ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8',
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: run.exclude,

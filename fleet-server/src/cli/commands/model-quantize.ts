@@ -11,7 +11,8 @@ import { checkOutputs, requireFile } from '../paths.js';
 const usage = `
 usage: fleetctl model quantize --model IN.onnx --calib DIR|VIDEO --method minmax|entropy|percentile
          [--per-channel|--per-tensor] [--percentile P] [--exclude NODE,NODE] [--target cpu|tensorrt]
-         [--ops weighted|all] [--activations uint8|int8] [--no-equalize] [--no-gptq] [--target-snr DB]
+         [--ops weighted|all] [--activations uint8|int8] [--weight-range reduced|full]
+         [--no-equalize] [--no-gptq] [--target-snr DB]
          [--frames N] [--stride K] [--fp16] [--trt-table] -o OUT.onnx [--report R.json] [--json]
 
 Calibrates activation ranges on real frames (an image directory or a video file, preprocessed as the
@@ -33,6 +34,12 @@ options:
   --ops O             all: Conv/MatMul plus elementwise and shape ops (default); weighted: only
                       around Conv/MatMul/Gemm
   --activations T     uint8 (default) | int8 activations for --target cpu
+  --weight-range R    reduced (default for cpu): 7-bit weights (±63) for the Convs onnxruntime runs
+                      as integer GEMMs, so x86 CPUs without VNNI (AVX2 only) cannot saturate their
+                      int16 sums; depthwise Convs keep ±127. full: ±127 everywhere, for fleets whose
+                      CPUs are all ARM or x86 with VNNI (lscpu: avx512_vnni or avx_vnni); on other
+                      x86 CPUs such a build loses accuracy the gate cannot see unless it runs there.
+                      tensorrt always gets full
   --no-equalize       skip channel equalization of Conv pairs and the rescaling across hard-swish
                       and residual streams (on by default; exact in float)
   --no-gptq           round weights to nearest instead of GPTQ on the calibration frames (GPTQ by
@@ -60,7 +67,7 @@ export const command: CliCommand = {
         'per-channel': { type: 'boolean' }, 'per-tensor': { type: 'boolean' }, exclude: { type: 'string' }, target: { type: 'string', default: 'cpu' },
         frames: { type: 'string', default: '32' }, stride: { type: 'string' }, fp16: { type: 'boolean' }, 'trt-table': { type: 'boolean' },
         output: { type: 'string', short: 'o' }, report: { type: 'string' }, json: { type: 'boolean' },
-        ops: { type: 'string', default: 'all' }, activations: { type: 'string', default: 'uint8' }, 'no-equalize': { type: 'boolean' }, 'no-gptq': { type: 'boolean' }, 'target-snr': { type: 'string' },
+        ops: { type: 'string', default: 'all' }, activations: { type: 'string', default: 'uint8' }, 'weight-range': { type: 'string' }, 'no-equalize': { type: 'boolean' }, 'no-gptq': { type: 'boolean' }, 'target-snr': { type: 'string' },
       },
     });
     if (!values.model) throw new UsageError('Expected --model IN.onnx but received nothing');
@@ -75,6 +82,9 @@ export const command: CliCommand = {
     if (ops !== 'weighted' && ops !== 'all') throw new UsageError(`Expected --ops weighted or all but received ${JSON.stringify(ops)}`);
     const activationType = values.activations;
     if (activationType !== 'uint8' && activationType !== 'int8') throw new UsageError(`Expected --activations uint8 or int8 but received ${JSON.stringify(activationType)}`);
+    const weightRange = values['weight-range'];
+    if (weightRange !== undefined && weightRange !== 'reduced' && weightRange !== 'full') throw new UsageError(`Expected --weight-range reduced or full but received ${JSON.stringify(weightRange)}`);
+    if (weightRange === 'reduced' && target === 'tensorrt') throw new UsageError('--weight-range reduced applies to --target cpu; TensorRT builds keep full-range int8 weights');
     const targetSnrDb = numberOption('--target-snr', values['target-snr'], { what: 'a number of dB' });
     if (values['per-channel'] && values['per-tensor']) throw new UsageError('Expected one of --per-channel and --per-tensor, not both');
     if (values.percentile !== undefined && method !== 'percentile') throw new UsageError(`--percentile applies to --method percentile, but the method is ${method}; add --method percentile or drop --percentile`);
@@ -84,14 +94,14 @@ export const command: CliCommand = {
     const report = await quantizeModel({
       modelPath: values.model, outputPath: values.output, frames: { source: values.calib, maxFrames: frames, stride }, method, percentile, target,
       perChannel: !values['per-tensor'], exclude: values.exclude ? values.exclude.split(',').map((s) => s.trim()).filter(Boolean) : [],
-      fp16: values.fp16, trtTable: values['trt-table'], ops, activationType, equalize: !values['no-equalize'], gptq: !values['no-gptq'], targetSnrDb,
+      fp16: values.fp16, trtTable: values['trt-table'], ops, activationType, equalize: !values['no-equalize'], gptq: !values['no-gptq'], targetSnrDb, weightRange,
     });
     if (values.report) await writeFile(values.report, `${JSON.stringify(report, null, 2)}\n`);
     if (values.json) {
       const { ranges: _ranges, ...brief } = report;
       process.stdout.write(`${JSON.stringify({ ok: true, ...brief })}\n`);
     } else {
-      process.stdout.write(`wrote ${report.output} (${(report.sizeBytes.int8 / 1e6).toFixed(2)} MB, ${report.sizeRatio.toFixed(3)}× of FP32; ${report.stats.quantizedActivations} activations, ${report.stats.quantizedWeights} weights quantized; ${report.calibrationFrames} calibration frames, ${report.method})\n`);
+      process.stdout.write(`wrote ${report.output} (${(report.sizeBytes.int8 / 1e6).toFixed(2)} MB, ${report.sizeRatio.toFixed(3)}× of FP32; ${report.stats.quantizedActivations} activations, ${report.stats.quantizedWeights} weights quantized; ${report.calibrationFrames} calibration frames, ${report.method}, ${report.weightRange} weight range)\n`);
       const p = report.prepared;
       process.stdout.write(`prepared: ${p.equalizedPairs} Conv pairs equalized, ${p.rescaledConvs} Convs rescaled across hard-swish, ${p.residualStreams} residual streams rescaled, ${p.gptqConvs} Convs rounded by GPTQ, ${p.globalPools} spatial means as GlobalAveragePool\n`);
       if (report.fp16Output) process.stdout.write(`wrote ${report.fp16Output}\n`);
