@@ -1,7 +1,8 @@
 /**
  * TFLite export of the default detector (CenterNet) and face detector (BlazeFace), checked in
  * LiteRT.js against onnxruntime on real frames (vtest.avi, the face photos): FP32 and FP16 outputs
- * within 1e-3 of each output's range; INT8 detections against the FP32 file's detections (mAP@0.5);
+ * within 1e-3 of each output's range; INT8 detections against the FP32 model's (mAP@0.5, through the
+ * accuracy gate's evaluateModels);
  * and the same FP32 files run in Debian's Arm NN (pyarmnn, CpuRef) with matching outputs.
  */
 import { describe, test, after } from 'node:test';
@@ -15,16 +16,12 @@ import { tfliteKeepFloat, tfliteRanges } from '../../fleet-server/src/export/tfl
 import { decoderForExport } from '../../fleet-server/src/export/export-model.js';
 import { decodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { modelInputs } from '../../fleet-server/src/quantize/frames.js';
-import { averagePrecision, candidateDecoderSpec, meanAp } from '../../fleet-server/src/quantize/ap.js';
+import { evaluateModels, type EvaluateReport } from '../../fleet-server/src/quantize/evaluate.js';
 import type { CalibrationMethod } from '../../fleet-server/src/quantize/ranges.js';
 import { TfliteAdapter } from '../../platform-adapters/tflite/adapter.js';
 import { OrtAdapter } from '../../platform-adapters/onnxruntime/adapter.js';
-import type { AdapterSession, RunResult } from '../../platform-adapters/contract.js';
 import { loadModelMetadata, type ModelMetadata } from '../../agent/src/model/metadata.js';
-import { createDecoder, type OutputMap } from '../../agent/src/decode/index.js';
 import type { ModelInput } from '../../agent/src/preprocess/preprocess.js';
-import type { Detection } from '../../agent/src/types.js';
-import type { DecoderSpec } from '../../agent/src/decode/spec.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ef-export-tflite-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -88,38 +85,17 @@ describe('TFLite export: FP32/FP16 parity with onnxruntime in LiteRT.js', () => 
   }
 });
 
-/** Detections through the decoder the export writes into the artifact's metadata (centernet-heads for CenterNet). */
-async function detections(s: AdapterSession, meta: ModelMetadata, frames: ModelInput[], decoder: DecoderSpec): Promise<Detection[][]> {
-  const decode = createDecoder(decoder);
-  const out: Detection[][] = [];
-  for (const f of frames) {
-    const r: RunResult = await s.run(feed(meta, f));
-    out.push(decode(r.outputs as unknown as OutputMap, { transform: f.transform, labels: meta.labels, outputNames: s.info.outputs.map((o) => o.name) }));
-  }
-  return out;
-}
-
 /**
- * Detections of an INT8 file against the FP32 export of the same model, both run in LiteRT.js; the INT8
- * file is decoded at half the score threshold (candidateDecoderSpec), as `fleetctl model evaluate` does.
+ * The INT8 file against the FP32 ONNX model through `fleetctl model evaluate`'s own path
+ * (evaluateModels: the reference in onnxruntime, the TFLite candidate in LiteRT.js as the agent runs
+ * it, decoded by the decoder the export writes into its metadata, at half the score threshold).
+ * The FP32 TFLite file's parity with onnxruntime is the test above.
  */
-async function agreementWithFp32(name: string, modelPath: string, meta: ModelMetadata, int8: { bytes: Uint8Array; outputs: Array<{ name: string; shape: number[] }> }, evalFrames: ModelInput[]): Promise<{ map: number; aps: ReturnType<typeof averagePrecision>; truth: Detection[][]; pred: Detection[][] }> {
-  const bytes = readFileSync(modelPath);
-  const paths = { fp32: join(dir, `${name}-fp32.tflite`), int8: join(dir, `${name}-int8.tflite`) };
-  writeFileSync(paths.fp32, exportTflite(bytes, { precision: 'fp32' }).bytes);
-  writeFileSync(paths.int8, int8.bytes);
-  const s32 = await new TfliteAdapter().createSession({ modelPath: paths.fp32 });
-  const s8 = await new TfliteAdapter().createSession({ modelPath: paths.int8 });
-  try {
-    const decoder = decoderForExport(meta, decodeModel(Uint8Array.from(bytes)).graph.outputs.map((o) => o.name), int8.outputs, 'nhwc').spec;
-    const truth = await detections(s32, meta, evalFrames, decoder);
-    const pred = await detections(s8, meta, evalFrames, candidateDecoderSpec(decoder));
-    const aps = averagePrecision(truth.map((d, k) => ({ truth: d, predicted: pred[k] })));
-    return { map: meanAp(aps), aps, truth, pred };
-  } finally {
-    await s32.dispose();
-    await s8.dispose();
-  }
+async function agreementWithFp32(name: string, modelPath: string, meta: ModelMetadata, int8: { bytes: Uint8Array; outputs: Array<{ name: string; shape: number[] }> }, evalSel: Case['frames']): Promise<EvaluateReport> {
+  const path = join(dir, `${name}-int8.tflite`);
+  writeFileSync(path, int8.bytes);
+  const decoder = decoderForExport(meta, decodeModel(Uint8Array.from(readFileSync(modelPath))).graph.outputs.map((o) => o.name), int8.outputs, 'nhwc').spec;
+  return evaluateModels({ reference: modelPath, candidate: path, candidateMeta: { ...meta, decoder }, data: evalSel });
 }
 
 // The INT8 BlazeFace agreement test and the mixed-precision test calibrate BlazeFace on the same three
@@ -148,11 +124,12 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
       const cal = await calibrated(c.model, c.calib, meta, c.method);
       const { ranges, frames } = cal;
       const q = exportTflite(cal.onnxBytes, { precision: 'int8', ranges, unroundedOnnx: cal.unroundedBytes });
-      const evalFrames = await collect(c.eval, meta);
-      const { map, aps, truth, pred } = await agreementWithFp32(`${c.name}-map`, c.model, meta, q, evalFrames);
-      t.diagnostic(`${frames} calibration frames; ${evalFrames.length} evaluation frames; FP32 ${truth.flat().length} detections, INT8 ${pred.flat().length}; mAP@0.5 ${map.toFixed(3)}; ${q.floatIslands} convs kept float; INT8 file ${q.bytes.length} bytes`);
-      t.diagnostic(`AP per class (FP32 detections/INT8 detections): ${aps.filter((a) => a.truths > 0).map((a) => `${a.label} ${a.truths}/${a.predictions} ${a.ap.toFixed(2)}`).join(', ')}`);
-      assert.ok(truth.flat().length > 0, 'the FP32 file detects something to compare with');
+      const r = await agreementWithFp32(`${c.name}-map`, c.model, meta, q, c.eval);
+      const map = r.agreementMap / 100;
+      t.diagnostic(`${frames} calibration frames; ${r.frames} evaluation frames; FP32 ${r.referenceDetections} detections; mAP@0.5 ${map.toFixed(3)}; ${q.floatIslands} convs kept float; INT8 file ${q.bytes.length} bytes`);
+      t.diagnostic(`AP per class (FP32 detections/INT8 detections): ${r.perClass.filter((a) => a.referenceCount > 0).map((a) => `${a.label} ${a.referenceCount}/${a.candidateCount} ${(a.agreementAp / 100).toFixed(2)}`).join(', ')}`);
+      assert.equal(r.frames, c.eval.maxFrames);
+      assert.ok(r.referenceDetections > 0, 'the FP32 model detects something to compare with');
       assert.ok(map >= 0.9, `INT8 mAP@0.5 against FP32 is ${map.toFixed(3)}`);
     });
   }
@@ -172,8 +149,7 @@ describe('TFLite export: INT8 mixed precision from the sensitivity search', () =
     assert.ok(keepFloat.length > 0, 'a 30 dB target keeps something float');
     assert.ok(mixed.floatIslands > plain.floatIslands, 'the ops reading kept activations run float');
     assert.ok(mixed.bytes.length > plain.bytes.length, 'float weights make the file larger');
-    const evalFrames = await collect({ source: 'assets/images/faces', maxFrames: 6 }, meta);
-    const { map } = await agreementWithFp32('bf-mixed', c.model, meta, mixed, evalFrames);
+    const map = (await agreementWithFp32('bf-mixed', c.model, meta, mixed, { source: 'assets/images/faces', maxFrames: 6 })).agreementMap / 100;
     assert.ok(map >= 0.9, `mixed INT8 mAP@0.5 against FP32 is ${map.toFixed(3)}`);
   });
 });
