@@ -23,26 +23,30 @@ function conv(x: Blob, l: Extract<CmlLayer, { kind: 'conv' }>): Blob {
   const pw = l.same ? samePad(W, kw, sw) : { out: Math.floor((W - kw) / sw) + 1, before: 0 };
   const outPerGroup = l.outC / l.groups, inPerGroup = C / l.groups;
   if (inPerGroup !== l.kernelC) throw new ModelError(`conv ${l.name}: ${C} input channels / ${l.groups} groups != kernelChannels ${l.kernelC}`);
-  const out = new Float64Array(l.outC * ph.out * pw.out);
-  const w = l.weights.values, b = l.bias.values;
+  const OH = ph.out, OW = pw.out;
+  const out = new Float64Array(l.outC * OH * OW);
+  const w = l.weights.values, b = l.bias.values, xd = x.data;
+  // Each output plane starts at its bias and takes one weight × shifted input plane at a time, in the
+  // order (ci, ky, kx) a per-output sum would use, so every output adds the same terms in the same
+  // order (the same float64 result) while the inner loop walks contiguous rows.
   for (let o = 0; o < l.outC; o++) {
     const g = Math.floor(o / outPerGroup);
-    for (let y = 0; y < ph.out; y++) {
-      for (let xx = 0; xx < pw.out; xx++) {
-        let acc = b[o];
-        for (let ci = 0; ci < inPerGroup; ci++) {
-          const c = g * inPerGroup + ci;
-          for (let ky = 0; ky < kh; ky++) {
-            const iy = y * sh + ky - ph.before;
-            if (iy < 0 || iy >= H) continue;
-            for (let kx = 0; kx < kw; kx++) {
-              const ix = xx * sw + kx - pw.before;
-              if (ix < 0 || ix >= W) continue;
-              acc += w[((o * inPerGroup + ci) * kh + ky) * kw + kx] * x.data[(c * H + iy) * W + ix];
-            }
+    const plane = out.subarray(o * OH * OW, (o + 1) * OH * OW);
+    plane.fill(b[o]);
+    for (let ci = 0; ci < inPerGroup; ci++) {
+      const cBase = (g * inPerGroup + ci) * H * W;
+      for (let ky = 0; ky < kh; ky++) {
+        // Output rows y whose input row y·sh + ky − before lies inside the image.
+        const y0 = Math.max(0, Math.ceil((ph.before - ky) / sh)), y1 = Math.min(OH - 1, Math.floor((H - 1 + ph.before - ky) / sh));
+        for (let kx = 0; kx < kw; kx++) {
+          const wv = w[((o * inPerGroup + ci) * kh + ky) * kw + kx];
+          const x0 = Math.max(0, Math.ceil((pw.before - kx) / sw)), x1 = Math.min(OW - 1, Math.floor((W - 1 + pw.before - kx) / sw));
+          for (let y = y0; y <= y1; y++) {
+            const row = cBase + (y * sh + ky - ph.before) * W + kx - pw.before;
+            const orow = y * OW;
+            for (let xx = x0; xx <= x1; xx++) plane[orow + xx] += wv * xd[row + xx * sw];
           }
         }
-        out[(o * ph.out + y) * pw.out + xx] = acc;
       }
     }
   }
