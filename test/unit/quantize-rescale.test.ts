@@ -16,7 +16,7 @@ import ort from 'onnxruntime-node';
 import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { DataType, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode } from '../../fleet-server/src/convert/onnx/model.js';
 import { findRescaleSeeds, findResidualAdds, planResiduals, rescale, rescaleResiduals } from '../../fleet-server/src/quantize/rescale.js';
-import { applyGptq, collectConvMoments } from '../../fleet-server/src/quantize/gptq.js';
+import { applyGptq, collectConvMoments, inverseCholeskyUpper } from '../../fleet-server/src/quantize/gptq.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
 import { biasScaleFloor, quantizeBias, quantizePerChannel, weightMaxFor } from '../../fleet-server/src/quantize/qmath.js';
 import type { ModelInput } from '../../agent/src/preprocess/preprocess.js';
@@ -175,6 +175,30 @@ test('GPTQ for a CPU build rounds the dense Convs onto the 7-bit grid and the de
     peaks[name] = Math.max(...Array.from(q.data, Math.abs));
   }
   assert.deepEqual(peaks, { w1: 63, wdw: 127, wp: 63, w3: 63 }, 'each channel\'s largest weight lands on the end of its grid');
+});
+
+test('GPTQ\'s factor: U is upper triangular with a positive diagonal and Uᵀ·U is the inverse of the permuted, damped H', () => {
+  const d = 7, P = 5; // P < d: H alone is singular, the damping makes it invertible
+  let seed = 11;
+  const r = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) - 0.5;
+  const V = Array.from({ length: d * P }, r);
+  const H = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) for (let j = i; j < d; j++) for (let q = 0; q < P; q++) H[i * d + j] += V[i * P + q] * V[j * P + q];
+  const order = [3, 0, 6, 1, 5, 2, 4], damp = 0.01;
+  const U = inverseCholeskyUpper(H, d, order, damp)!;
+  let mean = 0;
+  for (let i = 0; i < d; i++) mean += H[i * d + i] / d;
+  const Pm = (a: number, b: number) => { const [i, j] = [order[a], order[b]].sort((x, y) => x - y); return H[i * d + j] + (a === b ? damp * mean : 0); };
+  for (let a = 0; a < d; a++) {
+    assert.ok(U[a * d + a] > 0, `U[${a}][${a}] > 0`);
+    for (let b = 0; b < a; b++) assert.equal(U[a * d + b], 0, `U[${a}][${b}] below the diagonal`);
+  }
+  // (Uᵀ·U)·P = I
+  for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) { let uu = 0; for (let m = 0; m < d; m++) uu += U[m * d + a] * U[m * d + k]; s += uu * Pm(k, b); }
+    assert.ok(Math.abs(s - (a === b ? 1 : 0)) < 1e-9, `(UᵀU·P)[${a}][${b}] = ${s}`);
+  }
 });
 
 test('a bias that would overflow int32 raises its channel weight scale instead of saturating', () => {

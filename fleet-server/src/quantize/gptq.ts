@@ -205,45 +205,41 @@ function cholesky(H: Float64Array, d: number): Float64Array | undefined {
 /**
  * The upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ·U) for the permuted, damped H, as GPTQ uses it; H is
  * given as its upper triangle in the original order, `order` lists original indices in processing order.
+ * With J the index reversal and J·H·J = L·Lᵀ: H⁻¹ = J·L⁻ᵀ·L⁻¹·J = Uᵀ·U for U = J·L⁻¹·J, which is upper
+ * triangular with a positive diagonal, so it is the factor (one Cholesky and one triangular inverse,
+ * where inverting H and factoring the inverse again took twice the work).
  */
-function inverseCholeskyUpper(Hu: Float64Array, d: number, order: number[], damp: number): Float64Array | undefined {
-  const P = new Float64Array(d * d);
+export function inverseCholeskyUpper(Hu: Float64Array, d: number, order: readonly number[], damp: number): Float64Array | undefined {
   let mean = 0;
   for (let i = 0; i < d; i++) mean += Hu[i * d + i];
   mean /= d;
   const lambda = damp * (mean > 0 ? mean : 1);
-  for (let a = 0; a < d; a++) {
-    for (let b = a; b < d; b++) {
-      const i = order[a], j = order[b];
-      const v = i <= j ? Hu[i * d + j] : Hu[j * d + i];
-      P[a * d + b] = v + (a === b ? lambda : 0);
+  // Q = J·P·J where P[a][b] = H[order[a]][order[b]] (+ λ on the diagonal); cholesky reads Q's upper triangle.
+  const Q = new Float64Array(d * d);
+  for (let r = 0; r < d; r++) {
+    for (let c = r; c < d; c++) {
+      const i = order[d - 1 - r], j = order[d - 1 - c];
+      Q[r * d + c] = (i <= j ? Hu[i * d + j] : Hu[j * d + i]) + (r === c ? lambda : 0);
     }
   }
-  const L = cholesky(P, d);
+  const L = cholesky(Q, d);
   if (!L) return undefined;
-  // H⁻¹ = L⁻ᵀ·L⁻¹, then its own Cholesky factor: O(d³) once per Conv (per channel when depthwise).
-  const Linv = new Float64Array(d * d);
+  // M = L⁻¹ (lower), row by row: M[i][·] = (e_i − Σ_{k<i} L[i][k]·M[k][·]) / L[i][i], contiguous rows.
+  const M = new Float64Array(d * d);
   for (let i = 0; i < d; i++) {
-    Linv[i * d + i] = 1 / L[i * d + i];
-    for (let j = 0; j < i; j++) {
-      let s = 0;
-      for (let k = j; k < i; k++) s += L[i * d + k] * Linv[k * d + j];
-      Linv[i * d + j] = -s / L[i * d + i];
+    const row = i * d;
+    for (let k = 0; k < i; k++) {
+      const t = L[row + k];
+      if (t === 0) continue;
+      const mk = k * d;
+      for (let j = 0; j <= k; j++) M[row + j] -= t * M[mk + j];
     }
+    const inv = 1 / L[row + i];
+    for (let j = 0; j < i; j++) M[row + j] *= inv;
+    M[row + i] = inv;
   }
-  // Hinv = Linvᵀ · Linv (upper triangle).
-  const Hinv = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) {
-    for (let j = i; j < d; j++) {
-      let s = 0;
-      for (let k = j; k < d; k++) s += Linv[k * d + i] * Linv[k * d + j];
-      Hinv[i * d + j] = s;
-    }
-  }
-  const L2 = cholesky(Hinv, d);
-  if (!L2) return undefined;
   const U = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) for (let j = i; j < d; j++) U[i * d + j] = L2[j * d + i];
+  for (let a = 0; a < d; a++) for (let b = a; b < d; b++) U[a * d + b] = M[(d - 1 - a) * d + (d - 1 - b)];
   return U;
 }
 
