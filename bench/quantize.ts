@@ -56,7 +56,10 @@ export interface QuantizeBenchModel {
 export interface QuantizeBenchResults {
   bench: 'quantize';
   createdAt: string;
-  machine: { cpu: string; cores: number; node: string; onnxruntime: string };
+  /** `int8Flags`: the CPU's int8 dot-product features from /proc/cpuinfo (absent in results from before it). */
+  machine: { cpu: string; cores: number; node: string; onnxruntime: string; int8Flags?: string[] };
+  /** The weight range of the INT8 builds (absent in results from before it: those were full range). */
+  weightRange?: 'reduced' | 'full';
   goals: { sizeRatioMax: number; speedRatioMin: number; mapDropMax: number };
   models: QuantizeBenchModel[];
 }
@@ -175,6 +178,29 @@ function splitText(results: QuantizeBenchResults, key: 'convMs' | 'depthwiseMs')
   }).join('; ') || 'not profiled in this run';
 }
 
+/** Int8 dot-product features of this CPU, as /proc/cpuinfo names them (x86); empty elsewhere. */
+function int8CpuFlags(): string[] {
+  try {
+    const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+    return ['avx2', 'avx512bw', 'avx512_vnni', 'avx_vnni', 'amx_int8'].filter((f) => flags.has(f));
+  } catch {
+    return [];
+  }
+}
+
+function cpuFeatures(results: QuantizeBenchResults): string {
+  const f = results.machine.int8Flags;
+  return f ? ` (${f.length ? f.join(', ') : 'no x86 int8 features read'})` : '';
+}
+
+function vnniText(results: QuantizeBenchResults): string {
+  const f = results.machine.int8Flags;
+  if (!f) return 'This CPU has AVX-512 VNNI, so the int8 kernels have their instructions';
+  return f.some((x) => x.includes('vnni'))
+    ? 'This CPU has VNNI, so the int8 kernels have their instructions'
+    : 'This CPU has no VNNI: ORT\'s U8S8 kernels multiply with AVX2\'s VPMADDUBSW (two products to an int16, then widened), slower than VNNI\'s one-step dot product';
+}
+
 /** What `bench/ort-int8-speed.py` measured on another machine (bench/results/quantize-other-cpu.json), if it was run. */
 interface OtherCpuSpeed {
   machine: { cpu: string; flags: string; cores: number; onnxruntime: string };
@@ -200,7 +226,7 @@ export function renderQuantizeTable(results: QuantizeBenchResults): string {
   const lines = [
     '## INT8 quantization (`bench/quantize.ts`)',
     '',
-    `Measured ${results.createdAt.slice(0, 10)} on ${results.machine.cpu} (${results.machine.cores} cores shared), Node ${results.machine.node}, onnxruntime-node ${results.machine.onnxruntime}, CPU EP, 1 intra-op thread, median of alternating runs in one process.`,
+    `Measured ${results.createdAt.slice(0, 10)} on ${results.machine.cpu}${cpuFeatures(results)} (${results.machine.cores} cores shared), Node ${results.machine.node}, onnxruntime-node ${results.machine.onnxruntime}, CPU EP, 1 intra-op thread, median of alternating runs in one process.`,
     `Goals: size ≤ ${g.sizeRatioMax}×, CPU speed INT8/FP32 ≥ ${g.speedRatioMin}×, mAP@0.5 drop ≤ ${g.mapDropMax} point. mAP drop = 100 − mAP@0.5 of the candidate against FP32's own detections on held-out frames (no labelled data ships with the sample assets). F1 drop at threshold = 100 − F1 of the candidate's boxes matched one-to-one at IoU 0.5 to FP32's, both decoded at the metadata's score threshold (the publish gate's second limit, \`--max-f1-drop\`, default 3 points: fleet-server/src/quantize/gate.ts).`,
     '',
     '| model | variant | size × | FP32 ms | variant ms | speed × | agreement mAP@0.5 | mAP drop | F1 drop at threshold | goals met |',
@@ -220,11 +246,11 @@ export function renderQuantizeTable(results: QuantizeBenchResults): string {
   }
   lines.push('', ...results.models.map((m) => `- ${m.model}: calibrated on ${m.calibration.frames} frames of \`${m.calibration.source}\`, evaluated on ${m.evaluation.frames} frames of \`${m.evaluation.source}\`.`));
   lines.push(
-    '- INT8 here = QDQ, per-channel symmetric int8 weights, int32 bias, uint8 asymmetric activations (onnxruntime 1.30 on x86 fuses depthwise Convs into QLinearConv only for U8S8; checked with `optimizedModelFilePath`), post-processing head in float. Before ranges are measured the float model is prepared (fleet-server/src/quantize/prepare.ts): channel equalization of Conv→ReLU→Conv pairs, rescaling across hard-swish (the gate becomes a depthwise 1×1 Conv) and along residual streams, and GPTQ rounding of every Conv\'s weights against its real inputs. FP16 = fp16 weights read through Casts (ORT CPU computes in fp32), so its speed is FP32\'s.',
-    '- Where the CenterNet\'s error came from (measured, vtest.avi): per-channel int8 weights rounded to nearest alone took the heatmap to 9–11 dB (BatchNorm-folded filters whose large weights cancel on real inputs; GPTQ: ~25 dB); one squeeze-excite Conv had 71 of 72 int32 biases saturated (now a weight-scale floor); hard-swish blocks with unbalanced channels were the worst activations (9.6 and 11.1 dB alone; after rescaling, none below 27 dB). What is left is ~340 rounded activations each costing a little (heatmap 16–20 dB): the mAP drop comes from the small, rarely found classes: on the 96 held-out frames (minmax build of `fleetctl model quantize` defaults) person/car/truck/bird/frisbee agree at AP 99.7–100, fire hydrant 93.4 (46 FP32 boxes), sports ball 89.4 (38), skis 85.2 (13), dog 73.5 (6); the class mean weighs each alike. Evaluated on 24 frames the same change of build moved this table by 3 points either way, hence 96. Entropy (the KL search) was at 34.7 on the CenterNet until two fixes (fleet-server/src/quantize/entropy.ts, ranges.ts): the zero spike of ReLU outputs had pulled the thresholds down (ReLU outputs clipped to ~1/8 of their range), and the squeeze-excite vectors (a few thousand values from 32 frames) are too few for a 2048-bin density (one gate lost 37% of its values to clipping); the first bin now takes its neighbour\'s count, as NVIDIA\'s pytorch-quantization does, and tensors under 16 values a bin keep min/max. What it still clips costs ~2 dB at the heatmap against minmax (16.5 against 18.4 dB in the test). The accuracy gate refuses what drops more than 1 point and offers FP16/FP32.',
-    `- int8-minmax-mixed: \`--method minmax --target-snr ${MIXED_TARGET_SNR_DB}\`: a sensitivity search (one run per activation with only it rounded) keeps float the activations needed to hold ${MIXED_TARGET_SNR_DB} dB where the float head begins; the Convs reading them stay float. More accurate, larger, and slower on CPU (Q/DQ at every int8/float boundary). At 30 dB the CenterNet comes to about 1 point from FP32, at the publish gate's edge (a \`fleetctl model quantize --target-snr 30\` build measured 99.35 on these 96 frames and passed; the build in this table 98.9); BlazeFace then keeps most of its activations float and is larger than its FP16 file, so for it FP16 is the better artifact.`,
+    `- INT8 here = QDQ, per-channel symmetric int8 weights (${results.weightRange === 'reduced' ? '±63 in the Convs ORT runs as integer GEMMs and ±127 in depthwise Convs: `--weight-range reduced`, the CPU default, because on x86 without VNNI the U8S8 GEMM saturates its int16 pair sums at full range (qmath.ts); the 7-bit weights cost accuracy against the full-range builds of earlier runs' : '±127'}), int32 bias,` + ' uint8 asymmetric activations (onnxruntime 1.30 on x86 fuses depthwise Convs into QLinearConv only for U8S8; checked with `optimizedModelFilePath`), post-processing head in float. Before ranges are measured the float model is prepared (fleet-server/src/quantize/prepare.ts): channel equalization of Conv→ReLU→Conv pairs, rescaling across hard-swish (the gate becomes a depthwise 1×1 Conv) and along residual streams, and GPTQ rounding of every Conv\'s weights against its real inputs. FP16 = fp16 weights read through Casts (ORT CPU computes in fp32), so its speed is FP32\'s.',
+    '- Where the CenterNet\'s error came from (measured on vtest.avi with full-range weights on an AVX-512 VNNI CPU, before the 7-bit default): per-channel int8 weights rounded to nearest alone took the heatmap to 9–11 dB (BatchNorm-folded filters whose large weights cancel on real inputs; GPTQ: ~25 dB); one squeeze-excite Conv had 71 of 72 int32 biases saturated (now a weight-scale floor); hard-swish blocks with unbalanced channels were the worst activations (9.6 and 11.1 dB alone; after rescaling, none below 27 dB). What is left is ~340 rounded activations each costing a little (heatmap 16–20 dB): the mAP drop comes from the small, rarely found classes: on the 96 held-out frames (minmax build of `fleetctl model quantize` defaults) person/car/truck/bird/frisbee agree at AP 99.7–100, fire hydrant 93.4 (46 FP32 boxes), sports ball 89.4 (38), skis 85.2 (13), dog 73.5 (6); the class mean weighs each alike. Evaluated on 24 frames the same change of build moved this table by 3 points either way, hence 96. Entropy (the KL search) was at 34.7 on the CenterNet until two fixes (fleet-server/src/quantize/entropy.ts, ranges.ts): the zero spike of ReLU outputs had pulled the thresholds down (ReLU outputs clipped to ~1/8 of their range), and the squeeze-excite vectors (a few thousand values from 32 frames) are too few for a 2048-bin density (one gate lost 37% of its values to clipping); the first bin now takes its neighbour\'s count, as NVIDIA\'s pytorch-quantization does, and tensors under 16 values a bin keep min/max. What it still clips costs ~2 dB at the heatmap against minmax (16.5 against 18.4 dB in the test). The accuracy gate refuses what drops more than 1 point and offers FP16/FP32.',
+    `- int8-minmax-mixed: \`--method minmax --target-snr ${MIXED_TARGET_SNR_DB}\`: a sensitivity search (one run per activation with only it rounded) keeps float the activations needed to hold ${MIXED_TARGET_SNR_DB} dB where the float head begins; the Convs reading them stay float. More accurate, larger, and slower on CPU (Q/DQ at every int8/float boundary). In earlier full-range runs on a VNNI CPU the CenterNet came at 30 dB to about 1 point from FP32, at the publish gate's edge (\`fleetctl model quantize --target-snr 30\` builds measured 99.35 and 98.9 on these 96 frames); BlazeFace then keeps most of its activations float and is larger than its FP16 file, so for it FP16 is the better artifact.`,
     '- Size: the goal of 0.27× is below what the required format can reach on these models. Per-channel int8 weights are 0.25× of their float bytes; each output channel then adds a float weight scale, a float bias scale (s_in·s_w[c]) and an int32 bias. Counted in the files (no graph bytes at all): CenterNet 0.279×, BlazeFace 0.284× (a small model: its biases and scales weigh more). The rest is the graph itself (Q/DQ nodes, tensor names). Weight and bias zero points are left out (ONNX defaults them to 0).',
-    `- Speed: the split above says where the goal is lost. ORT's int8 Convs other than depthwise are faster than FP32's (${splitText(results, 'convMs')}), but its int8 depthwise Convs (QLinearConv on NHWC, U8S8) are slower than FP32's NCHWc depthwise kernels (${splitText(results, 'depthwiseMs')}), and both models are depthwise-separable throughout. This CPU has AVX-512 VNNI, so the int8 kernels have their instructions; the depthwise balance is the runtime's, and on ARM boxes (Jetson, phones) it differs: measure there. Keeping the depthwise Convs float (\`--exclude\` them) does not help either, measured once on BlazeFace outside this table: they run at FP32's speed again, but the DQ/Q and layout changes on both sides of each cost more (12.8–16.2 ms a run against 9.0–9.9 all-int8 and 7.4–8.0 FP32). The heatmap logits Conv also stays float by design (not measured): on 256 levels neighbouring cells of a peak can tie, and the max-pool peak picking would report the box twice. Two fixes measured here: spatial ReduceMeans become GlobalAveragePool (ORT fuses it into QLinearGlobalAveragePool; a float ReduceMean on the NHWC int8 layout took 4.6 of 55 ms), and constants read by quantized Mul/Add take the activations' type (so the hard-swish ×1/6 Muls fuse into QLinearMul); together about 1.0× → 1.2× on the CenterNet. Figures are noisy on the shared 2-core machine: compare the ratios, not the milliseconds.`,
+    `- Speed: the split above says where the goal is lost. ORT's int8 Convs other than depthwise are faster than FP32's (${splitText(results, 'convMs')}), but its int8 depthwise Convs (QLinearConv on NHWC, U8S8) are slower than FP32's NCHWc depthwise kernels (${splitText(results, 'depthwiseMs')}), and both models are depthwise-separable throughout. ${vnniText(results)}; the depthwise balance is the runtime's, and on ARM boxes (Jetson, phones) it differs: measure there. Keeping the depthwise Convs float (\`--exclude\` them) does not help either, measured once on BlazeFace outside this table: they run at FP32's speed again, but the DQ/Q and layout changes on both sides of each cost more (12.8–16.2 ms a run against 9.0–9.9 all-int8 and 7.4–8.0 FP32). The heatmap logits Conv also stays float by design (not measured): on 256 levels neighbouring cells of a peak can tie, and the max-pool peak picking would report the box twice. Two fixes measured here: spatial ReduceMeans become GlobalAveragePool (ORT fuses it into QLinearGlobalAveragePool; a float ReduceMean on the NHWC int8 layout took 4.6 of 55 ms), and constants read by quantized Mul/Add take the activations' type (so the hard-swish ×1/6 Muls fuse into QLinearMul); together about 1.0× → 1.2× on the CenterNet. Figures are noisy on the shared 2-core machine: compare the ratios, not the milliseconds.`,
   );
   const other = otherCpuSpeed();
   if (other) lines.push(other);
@@ -247,7 +273,8 @@ async function main(): Promise<void> {
   const ortVersion = (JSON.parse(readFileSync('node_modules/onnxruntime-node/package.json', 'utf8')) as { version: string }).version;
   const results: QuantizeBenchResults = {
     bench: 'quantize', createdAt: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, onnxruntime: ortVersion },
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, onnxruntime: ortVersion, int8Flags: int8CpuFlags() },
+    weightRange: 'reduced',
     goals: { sizeRatioMax: 0.27, speedRatioMin: 1.5, mapDropMax: 0.5 }, models,
   };
   mkdirSync('bench/results', { recursive: true });
