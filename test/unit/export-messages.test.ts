@@ -39,3 +39,19 @@ test('a Core ML export says Core ML where the graph conversion refuses; TFLite k
   const dyn = model(['N', 'H', 'W', 3], [{ opType: 'Relu', name: 'r', inputs: ['x'], outputs: ['y'], attributes: [] }]);
   assert.throws(() => exportCoreml(dyn, { precision: 'fp32' }), refused(/^Core ML export: input x has the dynamic size "H".*Core ML needs fixed sizes/));
 });
+
+test('a dilated Conv is refused by the Core ML export (its conv layers carry no dilation), not written as an undilated one', () => {
+  const g = emptyGraph('net');
+  g.inputs.push({ name: 'x', elemType: 1, shape: [1, 8, 8, 3] });
+  g.outputs.push({ name: 'y', elemType: 1 });
+  g.initializers.set('w', floatTensor([2, 3, 3, 3], Array.from({ length: 54 }, (_, i) => (i % 7) / 7 - 0.4)));
+  g.initializers.set('b', floatTensor([2], [0.1, -0.1]));
+  g.nodes.push(
+    { opType: 'Transpose', name: 'nchw', inputs: ['x'], outputs: ['xc'], attributes: [{ name: 'perm', type: 'ints', value: [0, 3, 1, 2] }] },
+    { opType: 'Conv', name: 'dil', inputs: ['xc', 'w', 'b'], outputs: ['yc'], attributes: [{ name: 'dilations', type: 'ints', value: [2, 2] }, { name: 'pads', type: 'ints', value: [2, 2, 2, 2] }] },
+    { opType: 'Transpose', name: 'nhwc', inputs: ['yc'], outputs: ['y'], attributes: [{ name: 'perm', type: 'ints', value: [0, 2, 3, 1] }] },
+  );
+  const bytes = encodeModel({ irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {}, graph: g });
+  assert.throws(() => exportCoreml(bytes, { precision: 'fp32' }), refused(/^Core ML export: CONV_2D \S+ has dilation \[2, 2\], which this exporter does not write/));
+  assert.doesNotThrow(() => exportTflite(bytes, { precision: 'fp32' }), 'TFLite writes the dilation factors');
+});

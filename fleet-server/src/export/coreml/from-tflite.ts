@@ -43,6 +43,10 @@ export function tfliteToCoreml(m: TflModel, precision: CmlPrecision): CmlModel {
       case Op.CONV_2D: case Op.DEPTHWISE_CONV_2D: {
         const dw = op.code === Op.DEPTHWISE_CONV_2D;
         const ids = dw ? F.DepthwiseConv2DOptions : F.Conv2DOptions;
+        // The conv layers written here carry no dilationFactor (proto.ts), and the reference evaluator
+        // reads the same layers back, so a dilated conv would export wrong without any check noticing.
+        const dil = [field(op, ids.dilation_h_factor, 1), field(op, ids.dilation_w_factor, 1)];
+        if (dil.some((d) => d !== 1)) throw new ModelError(`Core ML export: ${dw ? 'DEPTHWISE_CONV_2D' : 'CONV_2D'} ${out} has dilation [${dil.join(', ')}], which this exporter does not write (only 1)`);
         const wt = T[op.inputs[1]];
         // Core ML conv weights are [outC, kernelC, kH, kW]; TFLite has OHWI (conv) or 1HWO (depthwise).
         const c = { dims: wt.shape, values: Float64Array.from(floats(op.inputs[1])), isFloat: true };
