@@ -19,6 +19,7 @@ import { findRescaleSeeds, findResidualAdds, planResiduals, rescale, rescaleResi
 import { applyGptq, collectConvMoments, inverseCholeskyUpper } from '../../fleet-server/src/quantize/gptq.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
 import { biasScaleFloor, quantizeBias, quantizePerChannel, weightMaxFor } from '../../fleet-server/src/quantize/qmath.js';
+import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
 import type { ModelInput } from '../../agent/src/preprocess/preprocess.js';
 
 function rand(seed: number): () => number {
@@ -156,7 +157,7 @@ test('GPTQ leaves weights on their per-channel int8 grid (same scale) and rounds
   assert.ok(eG < eR, `GPTQ squared error ${eG.toExponential(3)} < round-to-nearest ${eR.toExponential(3)}`);
 });
 
-test('GPTQ for a CPU build rounds the dense Convs onto the 7-bit grid and the depthwise one onto ±127, where the QDQ build stores them', async () => {
+test('GPTQ for a CPU build rounds the dense Convs onto the 7-bit grid and the depthwise one onto ±127, and the QDQ build stores exactly those integers', async () => {
   const m = hardSwishModel();
   const gq = applyGptq(m, await collectConvMoments({ model: m, inputName: 'x', frames: frames() }), { weightRange: 'reduced' });
   assert.equal(gq.report.convs, 4);
@@ -175,6 +176,19 @@ test('GPTQ for a CPU build rounds the dense Convs onto the 7-bit grid and the de
     peaks[name] = Math.max(...Array.from(q.data, Math.abs));
   }
   assert.deepEqual(peaks, { w1: 63, wdw: 127, wp: 63, w3: 63 }, 'each channel\'s largest weight lands on the end of its grid');
+  // The CPU QDQ build of the GPTQ model stores exactly these values: int8 × scale = the GPTQ weight.
+  const plan = planQuantization(gq.model, { target: 'cpu' });
+  const { model: q } = insertQdq(plan, new Map(plan.activations.map((t) => [t, { min: -4, max: 4 }])));
+  const stored = new Map(q.graph.nodes.filter((n) => n.opType === 'Conv').map((n) => [n.name, n.inputs[1]]));
+  for (const [name, conv] of [['w1', 'c1'], ['wdw', 'dw'], ['wp', 'proj'], ['w3', 'c3']]) {
+    const dq = q.graph.nodes.find((n) => n.outputs[0] === stored.get(conv));
+    assert.ok(dq?.opType === 'DequantizeLinear', `${conv} reads dequantized int8 weights`);
+    const w8 = q.graph.initializers.get(dq.inputs[0])!, sc = tensorToFloat32(q.graph.initializers.get(dq.inputs[1])!);
+    const ints = new Int8Array(w8.data.buffer, w8.data.byteOffset, w8.data.byteLength);
+    const got = tensorToFloat32(gq.model.graph.initializers.get(name)!), per = got.length / w8.dims[0];
+    assert.equal(Math.max(...Array.from(ints, Math.abs)), (peaks as Record<string, number>)[name], `${conv}: stored peak`);
+    got.forEach((v, i) => assert.ok(Math.abs(ints[i] * sc[Math.floor(i / per)] - v) <= 1e-5 * sc[Math.floor(i / per)], `${conv}[${i}]: stored ${ints[i]} × scale is the GPTQ weight ${v}`));
+  }
 });
 
 test('GPTQ\'s factor: U is upper triangular with a positive diagonal and Uᵀ·U is the inverse of the permuted, damped H', () => {

@@ -40,3 +40,16 @@ test('a calibration run of another model file is refused; one of the same bytes 
     assert.ok(existsSync(r.output));
   });
 });
+
+test('a per-tensor build skips GPTQ (it rounds per channel), and a per-channel run is refused for one', { skip, timeout: 30_000 }, async () => {
+  await withTempDir('ef-quant-pt-', async (dir) => {
+    const frames = { source: FACES, maxFrames: 1 };
+    const perTensor = await calibrateForModel({ modelPath: BLAZEFACE, frames, target: 'cpu', perChannel: false });
+    assert.equal(perTensor.gptqConvs, 0);
+    const perChannel = await calibrateForModel({ modelPath: BLAZEFACE, frames, target: 'cpu' });
+    assert.ok(perChannel.gptqConvs > 0);
+    const opts = { modelPath: BLAZEFACE, outputPath: join(dir, 'pt.int8.onnx'), frames, method: 'minmax' as const, target: 'cpu' as const, perChannel: false };
+    await assert.rejects(quantizeModel(opts, perChannel), /rounded weights per channel \(GPTQ\); a per-tensor build needs a run made with perChannel false/);
+    assert.equal((await quantizeModel(opts, perTensor)).perChannel, false);
+  });
+});

@@ -84,7 +84,7 @@ function gramModel(): Uint8Array {
   } as OnnxModel);
 }
 
-/** Patch matrices of one run of `gram` stay under this many values (32 MB); depthwise groups go in chunks. */
+/** One run of `gram` takes as many groups (depthwise channels) as fit in this many values (32 MB), and at least one. */
 const GRAM_MAX_VALUES = 8 * 1024 * 1024;
 
 /** Adds Σ x·xᵀ (upper triangle) over the sampled input patches of one frame. */

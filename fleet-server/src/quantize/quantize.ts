@@ -58,6 +58,8 @@ export interface CalibrateModelOptions {
   gptq?: boolean;
   /** See QuantPlanOptions.weightRange (default: reduced on CPU, full for TensorRT). */
   weightRange?: WeightRange;
+  /** false: the build stores one weight scale per tensor, so GPTQ (which rounds per channel) is skipped. */
+  perChannel?: boolean;
 }
 
 /**
@@ -86,7 +88,7 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   const inputName = meta.input ?? original.graph.inputs.find((i) => !original.graph.initializers.has(i.name))?.name ?? '';
   const t0 = performance.now();
   const weightRange = weightRangeFor(opts.target, opts.weightRange);
-  const prepared = await prepareForInt8(original, { inputName, frames: opts.frames, preprocess: meta.preprocess, exclude: opts.exclude, equalize: opts.equalize, gptq: opts.gptq, weightRange });
+  const prepared = await prepareForInt8(original, { inputName, frames: opts.frames, preprocess: meta.preprocess, exclude: opts.exclude, equalize: opts.equalize, gptq: opts.gptq !== false && opts.perChannel !== false, weightRange });
   // A shallow copy: only the node list changes, and `prepared.model` may be `original` itself.
   const source: OnnxModel = { ...prepared.model, graph: { ...prepared.model.graph } };
   const globalPools = spatialMeansToGlobalPool(source);
@@ -182,6 +184,8 @@ export function fp16PathFor(outputPath: string): string {
  */
 export async function quantizeModel(opts: QuantizeOptions, calibrated?: CalibrationRun): Promise<QuantizeReport> {
   if (calibrated && calibrated.target !== opts.target) throw new Error(`quantizeModel: the calibration run was made for target ${calibrated.target}, not ${opts.target}`);
+  // GPTQ leaves each Conv's weights on its per-channel grid; one scale per tensor would round them again.
+  if (calibrated && opts.perChannel === false && calibrated.gptqConvs > 0) throw new Error('quantizeModel: the calibration run rounded weights per channel (GPTQ); a per-tensor build needs a run made with perChannel false');
   if (calibrated && calibrated.weightRange !== weightRangeFor(opts.target, opts.weightRange)) throw new Error(`quantizeModel: the calibration run rounded weights to the ${calibrated.weightRange} range, not ${weightRangeFor(opts.target, opts.weightRange)}`);
   if (calibrated) {
     // The run's graph is what gets built, under opts.modelPath's metadata and name: a run of another

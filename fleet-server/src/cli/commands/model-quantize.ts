@@ -28,7 +28,8 @@ options:
                       sample CenterNet's 96 held-out frames it agreed best with FP32, 93.4 against
                       91.5 and 90.4, see docs/benchmarks.md; evaluate the others on your footage)
   --percentile P      percentile of |x| for --method percentile (default 99.999)
-  --per-tensor        one weight scale per tensor instead of per output channel (default per-channel)
+  --per-tensor        one weight scale per tensor instead of per output channel (default per-channel;
+                      GPTQ rounds per channel, so --per-tensor skips it)
   --exclude LIST      comma-separated node names to keep in float
   --target T          cpu (asymmetric activations) | tensorrt (symmetric) (default cpu)
   --ops O             all: Conv/MatMul plus elementwise and shape ops (default); weighted: only
