@@ -49,7 +49,10 @@ test('fleetctl model quantize → evaluate → publish: a passing INT8 build is 
   assert.equal(ev.code, e.report.mapDrop <= 1.0 && e.report.atThreshold.f1Drop <= 3 ? 0 : 1, 'exit code follows the gate (mAP and F1 at the threshold)');
 
   const pub = join(dir, 'published');
-  const p = await runCli('fleetctl', ['model', 'publish', '--model', out, '--precision', 'int8', '--reference', MODEL, '--data', FACES, '--max-drop', '100', '--out', pub], { timeoutMs: 60_000 });
+  // This test is the publish flow of a build the gate passes, not BlazeFace's accuracy: both limits
+  // are opened (six photos, 22 faces: one face whose score sits at the 0.5 threshold moves F1 by 2–4
+  // points between builds that agree to 1e-7). The refusals are tested below and in gate-threshold.test.ts.
+  const p = await runCli('fleetctl', ['model', 'publish', '--model', out, '--precision', 'int8', '--reference', MODEL, '--data', FACES, '--max-drop', '100', '--max-f1-drop', '100', '--out', pub], { timeoutMs: 60_000 });
   assert.equal(p.code, 0, p.stderr);
   const gate = JSON.parse(readFileSync(join(pub, 'gate.json'), 'utf8')) as { precision: string; decision: { pass: boolean } };
   assert.equal(gate.precision, 'int8');

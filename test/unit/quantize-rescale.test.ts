@@ -179,13 +179,16 @@ test('GPTQ for a CPU build rounds the dense Convs onto the 7-bit grid and the de
   // The CPU QDQ build of the GPTQ model stores exactly these values: int8 × scale = the GPTQ weight.
   const plan = planQuantization(gq.model, { target: 'cpu' });
   const { model: q } = insertQdq(plan, new Map(plan.activations.map((t) => [t, { min: -4, max: 4 }])));
-  const stored = new Map(q.graph.nodes.filter((n) => n.opType === 'Conv').map((n) => [n.name, n.inputs[1]]));
+  // A 1×1 Conv into the float head runs as a MatMul (float-head-matmul.ts) with its weights stored transposed.
+  const stored = new Map(q.graph.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'MatMul').map((n) => [n.opType === 'MatMul' ? n.name.replace(/~mm\/matmul$/, '') : n.name, n.inputs[1]]));
   for (const [name, conv] of [['w1', 'c1'], ['wdw', 'dw'], ['wp', 'proj'], ['w3', 'c3']]) {
     const dq = q.graph.nodes.find((n) => n.outputs[0] === stored.get(conv));
     assert.ok(dq?.opType === 'DequantizeLinear', `${conv} reads dequantized int8 weights`);
     const w8 = q.graph.initializers.get(dq.inputs[0])!, sc = tensorToFloat32(q.graph.initializers.get(dq.inputs[1])!);
-    const ints = new Int8Array(w8.data.buffer, w8.data.byteOffset, w8.data.byteLength);
-    const got = tensorToFloat32(gq.model.graph.initializers.get(name)!), per = got.length / w8.dims[0];
+    const raw = new Int8Array(w8.data.buffer, w8.data.byteOffset, w8.data.byteLength);
+    const [K, C] = w8.dims.length === 2 ? [w8.dims[1], w8.dims[0]] : [w8.dims[0], 0];
+    const ints = w8.dims.length === 2 ? Int8Array.from({ length: raw.length }, (_, i) => raw[(i % C) * K + Math.floor(i / C)]) : raw;
+    const got = tensorToFloat32(gq.model.graph.initializers.get(name)!), per = got.length / K;
     assert.equal(Math.max(...Array.from(ints, Math.abs)), (peaks as Record<string, number>)[name], `${conv}: stored peak`);
     got.forEach((v, i) => assert.ok(Math.abs(ints[i] * sc[Math.floor(i / per)] - v) <= 1e-5 * sc[Math.floor(i / per)], `${conv}[${i}]: stored ${ints[i]} × scale is the GPTQ weight ${v}`));
   }

@@ -17,6 +17,7 @@
  */
 import { DataType, attr, floatTensor, intAttr, tensorToFloat32, type OnnxModel, type OnnxNode, type OnnxTensor } from '../convert/onnx/model.js';
 import { removeDeadNodes } from '../convert/onnx/passes.js';
+import { floatOutputConvsAsMatMul } from './float-head-matmul.js';
 import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
 import { activationParams, activationParamsU8, biasScaleFloor, quantizeBias, quantizePerChannel, roundHalfEven, weightMaxFor, type QParams, type WeightRange } from './qmath.js';
 import type { TensorRange } from './ranges.js';
@@ -388,6 +389,8 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
     n.inputs = n.inputs.map((t, k) => dqFor(t, k === 0 ? floatWeighted : undefined));
   }
   g.nodes = topoSort([...newNodes, ...g.nodes], new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));
+  // On CPU the pointwise Convs that write float (into the head) run as int8 MatMuls (float-head-matmul.ts).
+  if (plan.options.target === 'cpu' && floatOutputConvsAsMatMul(g) > 0) g.nodes = topoSort(g.nodes, new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));
   removeDeadNodes(g);
   g.valueInfo = [];
   const def = model.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx');
