@@ -30,8 +30,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 type Answer = 'now' | 'never' | 'native' | number;
 
-function standIn(answers: Answer[], fifo?: string): { worker: Worker; exited: Promise<unknown> } {
-  const worker = new Worker(new URL('../helpers/stand-in-worker.mjs', import.meta.url), { workerData: { answers, fifo } });
+function standIn(answers: Answer[], fifo?: string, announce = false): { worker: Worker; exited: Promise<unknown> } {
+  const worker = new Worker(new URL('../helpers/stand-in-worker.mjs', import.meta.url), { workerData: { answers, fifo, announce } });
   return { worker, exited: once(worker, 'exit') };
 }
 
@@ -48,7 +48,10 @@ async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
 }
 
 test('a run that is never answered rejects after runTimeoutMs naming the model and the limit; its worker thread is stopped and the session closed', async () => {
-  const { worker, exited } = standIn(['now', 'never']);
+  const { worker, exited } = standIn(['now', 'never'], undefined, true);
+  // Listening first: under a loaded CI run the thread took over 300 ms to start, and the call
+  // 'answered within the limit' timed out before the stand-in could answer it.
+  await within('the stand-in worker to listen', 10_000, once(worker, 'message'));
   const calls = new WorkerCalls(worker, 'Inference on /models/det.onnx', { runTimeoutMs: 300, warmedUp: true });
   assert.equal((await run(calls)).type, 'result', 'a run answered within the limit resolves');
   const t0 = performance.now();
