@@ -113,9 +113,11 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
   // CenterNet's TFLite file is calibrated by percentile, which measured better than minmax for it
   // (0.93-1.00 over five sets of vtest frames, minmax 0.90-1.00 with one set at 0.896; the ORT QDQ build
   // measures the other way round, docs/benchmarks.md item 4). Misses are rare classes (1-3 FP32 detections each weigh as much as person).
+  // 32 evaluation frames, not 16: on 16, builds of equal quality (GPTQ's moments summed in another
+  // order) read 0.94, 0.92 and 0.88, one skis box of two deciding; on 32 they read 0.950 and 0.948.
   const INT8: Array<Case & { calib: Case['frames']; eval: Case['frames']; method?: CalibrationMethod }> = [
     { ...CASES[0], calib: { source: 'assets/images/faces', maxFrames: 3 }, eval: { source: 'assets/images/faces', maxFrames: 6 } },
-    { ...CASES[1], calib: { source: 'assets/video/vtest.avi', maxFrames: 3, stride: 150 }, eval: { source: 'assets/video/vtest.avi', maxFrames: 16, stride: 45, offset: 20 }, method: 'percentile' },
+    { ...CASES[1], calib: { source: 'assets/video/vtest.avi', maxFrames: 3, stride: 150 }, eval: { source: 'assets/video/vtest.avi', maxFrames: 32, stride: 22, offset: 20 }, method: 'percentile' },
   ];
   for (const c of INT8) {
     test(`${c.name} int8 (${c.method ?? 'minmax'}) mAP@0.5 against FP32 ≥ 0.9`, async (t) => {

@@ -63,19 +63,21 @@ function geometry(model: OnnxModel, n: OnnxNode): ConvGeometry | undefined {
 
 /**
  * Σ x·xᵀ of patch matrices through onnxruntime: input v [groups, d, P], output v·vᵀ [groups, d, d],
- * in MLAS's SGEMM; the sums of the frames then add up in float64. The same sums in a JavaScript loop
- * streamed H through the cache once per position and were the costliest step of calibration (25 of
- * 62 s for the CenterNet on 3 frames, ~1 GFLOP/s; SGEMM here ~45 GFLOP/s, DGEMM ~20). The inputs are
- * float32 activations already; a 1024-term float32 sum is off by ~1e-8 of itself (measured), far
- * below the 1% damping GPTQ adds to H's diagonal.
+ * in float64 (MLAS's DGEMM), as the JavaScript loop it replaces summed. That loop streamed H through
+ * the cache once per sampled position and was the costliest step of calibration (25 of 62 s for the
+ * CenterNet on 3 frames, ~1 GFLOP/s; DGEMM here ~20 GFLOP/s). A float32 product (SGEMM, 2× faster
+ * again) was tried: its sums are off by ~1e-8, and GPTQ's rounding, one weight after another, turns
+ * any change of H, even DGEMM's other summation order, into another set of roundings of about the
+ * same quality (a 16-frame TFLite agreement test read 0.94 after the JS loop, 0.92 after DGEMM, 0.88
+ * after SGEMM, on one rare-class box; on 32 frames 0.95 either way). Float64 stays closest to the old sums.
  */
 function gramModel(): Uint8Array {
   return encodeModel({
     irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {}, producerName: 'edge-fleet-gptq',
     graph: {
       name: 'gram', initializers: new Map(), valueInfo: [],
-      inputs: [{ name: 'v', elemType: DataType.FLOAT, shape: ['groups', 'd', 'p'] }],
-      outputs: [{ name: 'g', elemType: DataType.FLOAT, shape: ['groups', 'd', 'd'] }],
+      inputs: [{ name: 'v', elemType: DataType.DOUBLE, shape: ['groups', 'd', 'p'] }],
+      outputs: [{ name: 'g', elemType: DataType.DOUBLE, shape: ['groups', 'd', 'd'] }],
       nodes: [
         { opType: 'Transpose', name: 'vt', inputs: ['v'], outputs: ['vt'], attributes: [{ name: 'perm', type: 'ints', value: [0, 2, 1] }] },
         { opType: 'MatMul', name: 'vvt', inputs: ['v', 'vt'], outputs: ['g'], attributes: [] },
@@ -84,7 +86,7 @@ function gramModel(): Uint8Array {
   } as OnnxModel);
 }
 
-/** One run of `gram` takes as many groups (depthwise channels) as fit in this many values (32 MB), and at least one. */
+/** One run of `gram` takes as many groups (depthwise channels) as fit in this many values (64 MB), and at least one. */
 const GRAM_MAX_VALUES = 8 * 1024 * 1024;
 
 /** Adds Σ x·xᵀ (upper triangle) over the sampled input patches of one frame. */
@@ -103,7 +105,7 @@ async function accumulate(m: ConvMoments, gram: ort.InferenceSession, x: Float32
   for (let g0 = 0; g0 < m.groups; g0 += chunk) {
     const n = Math.min(chunk, m.groups - g0);
     // v[g][k][q]: element k of the patch at sampled position q, for group g0 + g.
-    const v = new Float32Array(n * d * P);
+    const v = new Float64Array(n * d * P);
     for (let g = 0; g < n; g++) {
       const gi = g0 + g;
       for (let q = 0; q < P; q++) {
@@ -123,8 +125,8 @@ async function accumulate(m: ConvMoments, gram: ort.InferenceSession, x: Float32
         }
       }
     }
-    const out = await gram.run({ v: new ort.Tensor('float32', v, [n, d, P]) });
-    const G = out.g.data as Float32Array;
+    const out = await gram.run({ v: new ort.Tensor('float64', v, [n, d, P]) });
+    const G = out.g.data as Float64Array;
     for (let g = 0; g < n; g++) {
       const H = m.H[g0 + g], off = g * d * d;
       for (let i = 0; i < d; i++) for (let j = i; j < d; j++) H[i * d + j] += G[off + i * d + j];
