@@ -12,12 +12,7 @@
  * bias Add (its MatMulAddFusion makes a float Gemm first) and DQ → Gemm with the int32 bias.
  */
 import { attr, int64Tensor, intAttr, intsAttr, DataType, type OnnxGraph, type OnnxNode } from '../convert/onnx/model.js';
-
-function producerMap(g: OnnxGraph): Map<string, OnnxNode> {
-  const m = new Map<string, OnnxNode>();
-  for (const n of g.nodes) for (const o of n.outputs) m.set(o, n);
-  return m;
-}
+import { analyzeGraph } from './graph-info.js';
 
 /** A 1×1, group 1, stride 1, unpadded, undilated Conv: one MatMul over the channels at every pixel. */
 function isPointwise(n: OnnxNode, wDims: readonly number[]): boolean {
@@ -35,16 +30,14 @@ function isPointwise(n: OnnxNode, wDims: readonly number[]): boolean {
  * Returns how many. Leaves dead DQ nodes and initializers for the caller's removeDeadNodes.
  */
 export function floatOutputConvsAsMatMul(g: OnnxGraph): number {
-  const producer = producerMap(g);
-  const readers = new Map<string, OnnxNode[]>();
-  for (const n of g.nodes) for (const i of n.inputs) { const l = readers.get(i); if (l) l.push(n); else readers.set(i, [n]); }
+  const { producer, consumers: readers } = analyzeGraph(g);
   let rewritten = 0;
   const out: OnnxNode[] = [];
   for (const n of g.nodes) {
     const xdq = producer.get(n.inputs[0] ?? ''), wdq = producer.get(n.inputs[1] ?? '');
     const w8 = wdq?.opType === 'DequantizeLinear' ? g.initializers.get(wdq.inputs[0]) : undefined;
-    const xType = xdq?.opType === 'DequantizeLinear' ? g.initializers.get(xdq.inputs[0])?.dataType : undefined;
-    const eligible = n.opType === 'Conv' && xdq?.opType === 'DequantizeLinear' && xType === undefined && wdq && w8?.dataType === DataType.INT8 &&
+    // x: a quantized activation (not a constant); W: int8 weights read by this Conv alone.
+    const eligible = n.opType === 'Conv' && xdq?.opType === 'DequantizeLinear' && !g.initializers.has(xdq.inputs[0]) && wdq && w8?.dataType === DataType.INT8 &&
       isPointwise(n, w8.dims) && (readers.get(wdq.outputs[0]) ?? []).length === 1 &&
       !(readers.get(n.outputs[0]) ?? []).some((r) => r.opType === 'QuantizeLinear');
     if (!eligible || !wdq || !w8 || !xdq) { out.push(n); continue; }

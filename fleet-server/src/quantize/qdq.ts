@@ -388,9 +388,10 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
     const floatWeighted = perAxisInputDq(n, g.initializers);
     n.inputs = n.inputs.map((t, k) => dqFor(t, k === 0 ? floatWeighted : undefined));
   }
-  g.nodes = topoSort([...newNodes, ...g.nodes], new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));
+  const given = () => new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]);
+  g.nodes = topoSort([...newNodes, ...g.nodes], given());
   // On CPU the pointwise Convs that write float (into the head) run as int8 MatMuls (float-head-matmul.ts).
-  if (plan.options.target === 'cpu' && floatOutputConvsAsMatMul(g) > 0) g.nodes = topoSort(g.nodes, new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));
+  if (plan.options.target === 'cpu' && floatOutputConvsAsMatMul(g) > 0) g.nodes = topoSort(g.nodes, given());
   removeDeadNodes(g);
   g.valueInfo = [];
   const def = model.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx');

@@ -186,7 +186,8 @@ export async function quantizeModel(opts: QuantizeOptions, calibrated?: Calibrat
   if (calibrated && calibrated.target !== opts.target) throw new Error(`quantizeModel: the calibration run was made for target ${calibrated.target}, not ${opts.target}`);
   // GPTQ leaves each Conv's weights on its per-channel grid; one scale per tensor would round them again.
   if (calibrated && opts.perChannel === false && calibrated.gptqConvs > 0) throw new Error('quantizeModel: the calibration run rounded weights per channel (GPTQ); a per-tensor build needs a run made with perChannel false');
-  if (calibrated && calibrated.weightRange !== weightRangeFor(opts.target, opts.weightRange)) throw new Error(`quantizeModel: the calibration run rounded weights to the ${calibrated.weightRange} range, not ${weightRangeFor(opts.target, opts.weightRange)}`);
+  const weightRange = weightRangeFor(opts.target, opts.weightRange);
+  if (calibrated && calibrated.weightRange !== weightRange) throw new Error(`quantizeModel: the calibration run rounded weights to the ${calibrated.weightRange} range, not ${weightRange}`);
   if (calibrated) {
     // The run's graph is what gets built, under opts.modelPath's metadata and name: a run of another
     // file would write that other model as this one's INT8 build. Compared by bytes, not by path.
