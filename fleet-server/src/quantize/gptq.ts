@@ -20,7 +20,7 @@
  */
 import ort from 'onnxruntime-node';
 import { encodeModel } from '../convert/onnx/codec.js';
-import { DataType, convPadding, floatTensor, intAttr, intsAttr, tensorToFloat32, type OnnxModel, type OnnxNode } from '../convert/onnx/model.js';
+import { DataType, convPadding, floatTensor, int64Tensor, intAttr, intsAttr, tensorToFloat32, type OnnxModel, type OnnxNode } from '../convert/onnx/model.js';
 import { withExtraOutputs } from './calibrate.js';
 import { analyzeGraph, nodeKey } from './graph-info.js';
 import { cloneModel } from './qdq.js';
@@ -62,25 +62,50 @@ function geometry(model: OnnxModel, n: OnnxNode): ConvGeometry | undefined {
 }
 
 /**
- * Σ x·xᵀ of patch matrices through onnxruntime: input v [groups, d, P], output v·vᵀ [groups, d, d],
- * in float64 (MLAS's DGEMM), as the JavaScript loop it replaces summed. That loop streamed H through
- * the cache once per sampled position and was the costliest step of calibration (25 of 62 s for the
- * CenterNet on 3 frames, ~1 GFLOP/s; DGEMM here ~20 GFLOP/s). A float32 product (SGEMM, 2× faster
- * again) was tried: its sums are off by ~1e-8, and GPTQ's rounding, one weight after another, turns
- * any change of H, even DGEMM's other summation order, into another set of roundings of about the
- * same quality (a 16-frame TFLite agreement test read 0.94 after the JS loop, 0.92 after DGEMM, 0.88
- * after SGEMM, on one rare-class box; on 32 frames 0.95 either way). Float64 stays closest to the old sums.
+ * Σ x·xᵀ of patch matrices, im2col included, through onnxruntime. Inputs: x [c, l] (c input channels
+ * of l values each), at [k] (for each tap and sampled position, where it reads in a channel; l reads
+ * the zero appended to every channel, which stands for the padding), tpc = [taps, p, c] and
+ * shape [groups, d, p]. The
+ * gathered patches v [groups, d, p] are cast to float64 and multiplied by their transpose in MLAS's
+ * DGEMM: output g [groups, d, d].
+ *
+ * The gathering was JavaScript before, and the costliest step of `fleetctl model quantize`: the
+ * CenterNet's depthwise Convs alone need ~59 M patch values a frame. In onnxruntime (Transpose to
+ * positions first, so each index copies a row) the same build of the CenterNet on 32 frames took
+ * 1 min 57 s instead of 3 min 27 s (AVX2 EPYC), and wrote the same bytes: the values, and so H, are
+ * the same bits (a cast, no arithmetic).
+ *
+ * The product is float64 on purpose. A float32 one (SGEMM, 2× faster again) was tried: its sums are
+ * off by ~1e-8, and GPTQ's rounding, one weight after another, turns any change of H, even DGEMM's
+ * other summation order, into another set of roundings of about the same quality (a 16-frame TFLite
+ * agreement test read 0.94 after the JS loop, 0.92 after DGEMM, 0.88 after SGEMM, on one rare-class
+ * box; on 32 frames 0.95 either way). Float64 stays closest to the old sums.
  */
 function gramModel(): Uint8Array {
+  const node = (opType: string, inputs: string[], output: string, attributes: OnnxNode['attributes'] = []): OnnxNode => ({ opType, name: output, inputs, outputs: [output], attributes });
   return encodeModel({
     irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {}, producerName: 'edge-fleet-gptq',
     graph: {
-      name: 'gram', initializers: new Map(), valueInfo: [],
-      inputs: [{ name: 'v', elemType: DataType.DOUBLE, shape: ['groups', 'd', 'p'] }],
+      name: 'gram', valueInfo: [],
+      initializers: new Map([['pads', int64Tensor([4], [0, 0, 1, 0])]]),
+      inputs: [
+        { name: 'x', elemType: DataType.FLOAT, shape: ['c', 'l'] },
+        { name: 'at', elemType: DataType.INT64, shape: ['k'] },
+        { name: 'tpc', elemType: DataType.INT64, shape: [3] },
+        { name: 'shape', elemType: DataType.INT64, shape: [3] },
+      ],
       outputs: [{ name: 'g', elemType: DataType.DOUBLE, shape: ['groups', 'd', 'd'] }],
       nodes: [
-        { opType: 'Transpose', name: 'vt', inputs: ['v'], outputs: ['vt'], attributes: [{ name: 'perm', type: 'ints', value: [0, 2, 1] }] },
-        { opType: 'MatMul', name: 'vvt', inputs: ['v', 'vt'], outputs: ['g'], attributes: [] },
+        // Positions first, so that each gathered index copies one row of c values.
+        node('Transpose', ['x'], 'xt', [{ name: 'perm', type: 'ints', value: [1, 0] }]),
+        node('Pad', ['xt', 'pads'], 'xp'),
+        node('Gather', ['xp', 'at'], 'rows', [{ name: 'axis', type: 'int', value: 0 }]),
+        node('Reshape', ['rows', 'tpc'], 'tpc3'),
+        node('Transpose', ['tpc3'], 'ctp', [{ name: 'perm', type: 'ints', value: [2, 0, 1] }]),
+        node('Reshape', ['ctp', 'shape'], 'v32'),
+        node('Cast', ['v32'], 'v', [{ name: 'to', type: 'int', value: DataType.DOUBLE }]),
+        node('Transpose', ['v'], 'vt', [{ name: 'perm', type: 'ints', value: [0, 2, 1] }]),
+        node('MatMul', ['v', 'vt'], 'g'),
       ],
     },
   } as OnnxModel);
@@ -101,31 +126,32 @@ async function accumulate(m: ConvMoments, gram: ort.InferenceSession, x: Float32
   const P = sampled.length, d = m.d;
   if (P === 0) return;
   const perGroupCin = m.cin / m.groups;
+  const plane = inH * inW;
+  // For each tap (ky, kx) and sampled position q: where it reads in one input channel, or `plane` (the
+  // zero the gram model appends) in the padding. A patch lists its channels, then ky, then kx.
+  const taps = m.kh * m.kw;
+  const at = new BigInt64Array(taps * P);
+  for (let ky = 0, t = 0; ky < m.kh; ky++) {
+    for (let kx = 0; kx < m.kw; kx++, t++) {
+      for (let q = 0; q < P; q++) {
+        const iy = Math.floor(sampled[q] / outW) * m.sh - top + ky * m.dh;
+        const ix = (sampled[q] % outW) * m.sw - left + kx * m.dw;
+        at[t * P + q] = BigInt(iy >= 0 && iy < inH && ix >= 0 && ix < inW ? iy * inW + ix : plane);
+      }
+    }
+  }
+  const atTensor = new ort.Tensor('int64', at, [taps * P]);
   const chunk = Math.max(1, Math.min(m.groups, Math.floor(GRAM_MAX_VALUES / (d * P))));
   for (let g0 = 0; g0 < m.groups; g0 += chunk) {
     const n = Math.min(chunk, m.groups - g0);
-    // v[g][k][q]: element k of the patch at sampled position q, for group g0 + g.
-    const v = new Float64Array(n * d * P);
-    for (let g = 0; g < n; g++) {
-      const gi = g0 + g;
-      for (let q = 0; q < P; q++) {
-        const p = sampled[q];
-        const oy = Math.floor(p / outW), ox = p % outW;
-        let k = g * d * P + q;
-        for (let ci = 0; ci < perGroupCin; ci++) {
-          const base = (gi * perGroupCin + ci) * inH * inW;
-          for (let ky = 0; ky < m.kh; ky++) {
-            const iy = oy * m.sh - top + ky * m.dh;
-            for (let kx = 0; kx < m.kw; kx++) {
-              const ix = ox * m.sw - left + kx * m.dw;
-              v[k] = iy >= 0 && iy < inH && ix >= 0 && ix < inW ? x[base + iy * inW + ix] : 0;
-              k += P;
-            }
-          }
-        }
-      }
-    }
-    const out = await gram.run({ v: new ort.Tensor('float64', v, [n, d, P]) });
+    const c = n * perGroupCin;
+    const xs = x.slice(g0 * perGroupCin * plane, (g0 * perGroupCin + c) * plane);
+    const out = await gram.run({
+      x: new ort.Tensor('float32', xs, [c, plane]),
+      at: atTensor,
+      tpc: new ort.Tensor('int64', BigInt64Array.from([taps, P, c].map(BigInt)), [3]),
+      shape: new ort.Tensor('int64', BigInt64Array.from([n, d, P].map(BigInt)), [3]),
+    });
     const G = out.g.data as Float64Array;
     for (let g = 0; g < n; g++) {
       const H = m.H[g0 + g], off = g * d * d;
