@@ -33,6 +33,12 @@ function engine(): RolloutEngine {
   return server.ota.rollouts;
 }
 
+/** A rollout's state and the devices not (yet) succeeded, with their own reports: what a timed-out wait shows. */
+function describe(id: string): string {
+  const st = engine().status(id);
+  return `rollout ${st.state} (${st.reason ?? ''}), wave ${st.wave}; ${st.devices.filter((d) => d.status !== 'succeeded').map((d) => `${d.deviceId} ${d.status} ${d.reason ?? ''} [${d.reported.phase} ${d.reported.reason ?? ''}]`).join('; ')}`;
+}
+
 const spec = (version: string) => ({ model: 'standin', version, target: 'all', waves: [5, 25, 100], gate: { maxFailures: 0, waveTimeoutMs: 30_000, healthWindowMs: 300 } });
 
 before(async () => {
@@ -63,7 +69,7 @@ test('20 agents: waves 5/25/100 complete, survive a fleet-server restart, idempo
   assert.deepEqual(engine().status(id).waveSizes, [1, 4, 15]);
 
   // Restart the fleet server once the second wave is under way; agents reconnect to the same port.
-  await waitFor('wave 2 under way', () => engine().status(id).wave >= 1, 30_000);
+  await waitFor('wave 2 under way', () => engine().status(id).wave >= 1, 30_000).catch((err: Error) => { throw new Error(`${err.message}: ${describe(id)}`); });
   const port = server.broker!.port;
   await server.stop();
   const config = structuredClone(server.config);
@@ -74,10 +80,7 @@ test('20 agents: waves 5/25/100 complete, survive a fleet-server restart, idempo
   assert.equal(engine().list().length, 1, 'the rollout is back from SQLite, once');
   assert.equal(engine().create(spec('2.0.0')).created, false, 'creating it again after the restart does not double it');
 
-  const done = await waitFor('rollout completed', () => (engine().status(id).state === 'completed' ? engine().status(id) : undefined), 60_000).catch((err: Error) => {
-    const st = engine().status(id);
-    throw new Error(`${err.message}: rollout ${st.state} (${st.reason ?? ''}); ${st.devices.filter((d) => d.status !== 'succeeded').map((d) => `${d.deviceId} ${d.status} ${d.reason ?? ''} [${d.reported.phase} ${d.reported.reason ?? ''}]`).join('; ')}`);
-  });
+  const done = await waitFor('rollout completed', () => (engine().status(id).state === 'completed' ? engine().status(id) : undefined), 60_000).catch((err: Error) => { throw new Error(`${err.message}: ${describe(id)}`); });
   const runningNew = agents.filter((a) => a.manager.runningVersion === '2.0.0').length;
   assert.equal(runningNew, N);
   assert.equal(done.totals.succeeded, N);
