@@ -22,6 +22,7 @@ const MIXED_TARGET_SNR_DB = 30;
 import { convertToFp16 } from '../fleet-server/src/quantize/fp16.js';
 import { evaluateModels } from '../fleet-server/src/quantize/evaluate.js';
 import { modelInputs, type FrameSelection } from '../fleet-server/src/quantize/frames.js';
+import { int8CpuFlags } from '../agent/src/model/int8-cpu.js';
 import type { CalibrationMethod } from '../fleet-server/src/quantize/ranges.js';
 
 export interface QuantizeBenchRow {
@@ -176,16 +177,6 @@ function splitText(results: QuantizeBenchResults, key: 'convMs' | 'depthwiseMs')
     const fp = m.timeSplit?.find((t) => t.variant === 'fp32'), q = m.timeSplit?.find((t) => t.variant === 'int8-minmax');
     return fp && q ? [`${m.model} ${f(fp[key], 1)} → ${f(q[key], 1)} ms, ${f(fp[key] / q[key])}×`] : [];
   }).join('; ') || 'not profiled in this run';
-}
-
-/** Int8 dot-product features of this CPU, as /proc/cpuinfo names them (x86); empty elsewhere. */
-function int8CpuFlags(): string[] {
-  try {
-    const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
-    return ['avx2', 'avx512bw', 'avx512_vnni', 'avx_vnni', 'amx_int8'].filter((f) => flags.has(f));
-  } catch {
-    return [];
-  }
 }
 
 function cpuFeatures(results: QuantizeBenchResults): string {

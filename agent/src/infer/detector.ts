@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Detection, RgbImage } from '../types.js';
 import { loadModelMetadata, type ModelMetadata } from '../model/metadata.js';
+import { fullRangeInt8Warning } from '../model/int8-cpu.js';
 import { planTransform, resizeRgb, toTensor } from '../preprocess/preprocess.js';
 import type { ResizeTransform } from '../preprocess/transform.js';
 import { createDecoder } from '../decode/index.js';
@@ -117,6 +118,8 @@ export class Detector {
       await session.dispose();
       throw new ModelError(`Model metadata names input "${meta.input}" but ${opts.modelPath} has inputs ${session.info.inputs.map((i) => i.name).join(', ')}`);
     }
+    const int8Warning = await fullRangeInt8Warning(opts.modelPath, session.info.provider);
+    if (int8Warning) log.warn({ model: opts.modelPath }, int8Warning);
     return new Detector(meta, session, decoder, inputName);
   }
 

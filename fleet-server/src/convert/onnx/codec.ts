@@ -101,6 +101,31 @@ function writeValueInfo(w: ProtoWriter, v: OnnxValueInfo): void {
 
 // ---- read --------------------------------------------------------------------------------------
 
+/** A StringStringEntryProto: key 1, value 2. */
+function readStringEntry(bytes: Uint8Array): [string, string] {
+  let key = '';
+  let value = '';
+  for (const g of new ProtoReader(bytes).fields()) {
+    if (g.field === 1) key = toStr(g.bytes);
+    else if (g.field === 2) value = toStr(g.bytes);
+  }
+  return [key, value];
+}
+
+/**
+ * The model's metadata_props alone: the top-level fields are walked and the graph is skipped by its
+ * length, not decoded, so reading a large model's metadata costs one pass over its field headers.
+ */
+export function readMetadataProps(bytes: Uint8Array): Record<string, string> {
+  const props: Record<string, string> = {};
+  for (const f of new ProtoReader(bytes).fields()) {
+    if (f.field !== 14 || f.wire !== 2) continue;
+    const [key, value] = readStringEntry(f.bytes);
+    props[key] = value;
+  }
+  return props;
+}
+
 export function decodeModel(bytes: Uint8Array): OnnxModel {
   const model: OnnxModel = { irVersion: 0, opsetImports: [], metadataProps: {}, graph: { name: '', nodes: [], initializers: new Map(), inputs: [], outputs: [], valueInfo: [] } };
   let sawGraph = false;
@@ -124,12 +149,7 @@ export function decodeModel(bytes: Uint8Array): OnnxModel {
         break;
       }
       case 14: {
-        let key = '';
-        let value = '';
-        for (const g of new ProtoReader(f.bytes).fields()) {
-          if (g.field === 1) key = toStr(g.bytes);
-          else if (g.field === 2) value = toStr(g.bytes);
-        }
+        const [key, value] = readStringEntry(f.bytes);
         model.metadataProps[key] = value;
         break;
       }
