@@ -1,15 +1,16 @@
 /**
  * The agent's warning for a full-range INT8 build on an x86 CPU without VNNI (agent/src/model/int8-cpu.ts),
- * and the metadata-only ONNX reader it uses.
+ * the metadata-only ONNX reader it uses, and the warning in `edge-agent detect`'s log on this machine.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeModel, encodeModel, readMetadataProps } from '../../fleet-server/src/convert/onnx/codec.js';
 import { DataType, emptyGraph, floatTensor, type OnnxModel } from '../../fleet-server/src/convert/onnx/model.js';
 import { fullRangeInt8Warning, int8CpuFlags, saturatesFullRangeInt8 } from '../../agent/src/model/int8-cpu.js';
+import { runCli } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ef-int8-cpu-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,6 +33,7 @@ function writeModel(name: string, props: Record<string, string>): string {
 
 const FULL = { 'edgefleet.precision': 'int8', 'edgefleet.calibration': 'minmax', 'edgefleet.target': 'cpu', 'edgefleet.weightRange': 'full' };
 const AVX2 = { arch: 'x64', flags: ['avx2', 'avx512bw'] };
+const FACE = 'assets/models/blazeface-back/model.onnx';
 
 test('readMetadataProps reads what decodeModel reads, behind the graph, and nothing from a model without any', () => {
   const bytes = encodeModel(modelWith(FULL));
@@ -76,4 +78,20 @@ test('the agent warns for a full-range INT8 build on the CPU provider of an x86 
   const corrupt = join(dir, 'corrupt.onnx');
   writeFileSync(corrupt, Buffer.from([0x0a, 0xff, 0xff, 0xff]));
   assert.equal(await fullRangeInt8Warning(corrupt, 'cpu', AVX2), undefined, 'a file it cannot scan is not refused here');
+});
+
+test('edge-agent detect logs the warning on this machine exactly when its CPU saturates full-range int8 weights', { skip: existsSync(FACE) ? false : `${FACE} missing (run ./scripts/setup.sh)` }, async () => {
+  // BlazeFace's FP32 file with a full-range INT8 build's metadata: the warning reads only the metadata.
+  const model = decodeModel(new Uint8Array(readFileSync(FACE)));
+  model.metadataProps = { ...model.metadataProps, ...FULL };
+  const path = join(dir, 'face.onnx');
+  writeFileSync(path, encodeModel(model));
+  copyFileSync(FACE.replace(/\.onnx$/, '.meta.json'), join(dir, 'face.meta.json'));
+  const r = await runCli('edge-agent', ['detect', '--model', path, '--image', 'assets/images/faces/sample1.jpg', '--json'], { timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const flags = int8CpuFlags();
+  const saturates = saturatesFullRangeInt8({ arch: process.arch, flags: flags.length ? flags : undefined });
+  const warned = /full-range weights .* no VNNI/.test(r.stderr);
+  assert.equal(warned, saturates, `this CPU (${process.arch}; ${flags.join(' ') || 'no int8 flags read'}) ${saturates ? 'saturates' : 'does not saturate'}; stderr: ${r.stderr.slice(-1000)}`);
+  console.log(`this CPU ${saturates ? 'saturates: the warning was logged' : 'does not saturate: no warning'} (${process.arch}; ${flags.join(' ') || 'no int8 flags read'})`);
 });
