@@ -29,7 +29,35 @@ export interface SourceFrame {
   image: RgbImage;
 }
 
+/**
+ * Decoded frames of a selection, kept for the next pass over the same selection object: preparing an
+ * INT8 build reads its calibration frames up to six times (prepare.ts, then calibrate), and decoding
+ * a strided selection of a video was most of each pass (3 frames at stride 150 of vtest.avi: ~1.5 s a
+ * pass, ~7 s of a 26 s CenterNet INT8 TFLite export on an AVX2 EPYC). Kept only up to
+ * REPLAY_MAX_BYTES of pixels (then every pass decodes again, as before), only once a pass has read
+ * the whole selection, and only while the selection object lives (a WeakMap): a selection spread
+ * into a new object (`{ ...sel, maxFrames: 2 }`) decodes afresh.
+ */
+const replays = new WeakMap<FrameSelection, SourceFrame[] | 'too large'>();
+export const REPLAY_MAX_BYTES = 256 * 1024 * 1024;
+
 export async function* sourceFrames(sel: FrameSelection): AsyncGenerator<SourceFrame> {
+  const replay = replays.get(sel);
+  if (Array.isArray(replay)) {
+    yield* replay;
+    return;
+  }
+  let keep: SourceFrame[] | undefined = replay === 'too large' ? undefined : [];
+  let bytes = 0;
+  const kept = (f: SourceFrame): SourceFrame => {
+    if (!keep) return f;
+    bytes += f.image.data.byteLength;
+    if (bytes > REPLAY_MAX_BYTES) keep = undefined;
+    else keep.push(f);
+    return f;
+  };
+  // Reached only when the whole selection was read: a consumer that stops early leaves nothing kept.
+  const done = () => replays.set(sel, keep ?? 'too large');
   let st;
   try {
     st = await stat(sel.source);
@@ -44,19 +72,21 @@ export async function* sourceFrames(sel: FrameSelection): AsyncGenerator<SourceF
     const names = (await readdir(sel.source)).filter((n) => IMAGE_EXT.has(extname(n).toLowerCase())).sort();
     if (names.length === 0) throw new InputError(`Expected JPEG/PNG/WebP images in ${sel.source} but found none`);
     for (let i = offset; i < names.length && taken < sel.maxFrames; i += stride) {
-      yield { index: i, image: await readImageFile(join(sel.source, names[i])) };
+      yield kept({ index: i, image: await readImageFile(join(sel.source, names[i])) });
       taken++;
     }
+    done();
     return;
   }
   const ac = new AbortController();
   try {
     for await (const f of videoFileFrames({ path: sel.source, signal: ac.signal })) {
       if (f.index < offset || (f.index - offset) % stride !== 0) continue;
-      yield { index: f.index, image: { width: f.width, height: f.height, data: f.data } };
+      yield kept({ index: f.index, image: { width: f.width, height: f.height, data: f.data } });
       taken++;
       if (taken >= sel.maxFrames) break;
     }
+    done();
   } catch (err) {
     // The agent's capture speaks of cameras; here the file is the operator's frames option.
     if ((err as { code?: string }).code !== 'E_CAPTURE') throw err;

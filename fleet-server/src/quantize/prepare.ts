@@ -5,7 +5,7 @@
  * 2. channel rescaling across hard-swish, then along residual streams (rescale.ts);
  * 3. GPTQ weight rounding against the calibration frames (gptq.ts), leaving every Conv's weights on
  *    the per-channel int8 grid that the builders then store.
- * Each step reads the calibration frames again (the selection is re-decoded, nothing is kept).
+ * Each step reads the calibration frames again (decoded once and replayed while they fit: frames.ts).
  */
 import type { OnnxModel } from '../convert/onnx/model.js';
 import type { PreprocessSpec } from '../../../agent/src/model/metadata.js';
