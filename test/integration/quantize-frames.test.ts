@@ -20,7 +20,7 @@ async function all(sel: FrameSelection, stopAfter = Infinity): Promise<SourceFra
   return out;
 }
 
-test('a selection read to its end is replayed (same frames, not decoded again); one read in part, or a copy of it, decodes afresh', { skip: missing.length ? `${missing.join(', ')} missing (run ./scripts/setup.sh)` : false }, async () => {
+test('a selection read to its end is replayed (same frames, not decoded again); one read in part, a copy of it, or one changed since decodes afresh', { skip: missing.length ? `${missing.join(', ')} missing (run ./scripts/setup.sh)` : false }, async () => {
   for (const sel of [{ source: VIDEO, maxFrames: 3, stride: 40 }, { source: FACES, maxFrames: 4 }] as FrameSelection[]) {
     const partial = await all(sel, 1);
     const first = await all(sel);
@@ -35,4 +35,9 @@ test('a selection read to its end is replayed (same frames, not decoded again); 
   }
   const video = (await all({ source: VIDEO, maxFrames: 3, stride: 40 })).map((f) => f.index);
   assert.deepEqual(video, [0, 40, 80]);
+  // A selection changed after it was read is read as it is now, not replayed as it was.
+  const changed: FrameSelection = { source: FACES, maxFrames: 2 };
+  await all(changed);
+  changed.maxFrames = 3;
+  assert.equal((await all(changed)).length, 3);
 });

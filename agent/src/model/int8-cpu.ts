@@ -42,9 +42,15 @@ export function saturatesFullRangeInt8(cpu: CpuInt8): boolean {
   return !cpu.flags.includes('avx512_vnni') && !cpu.flags.includes('avx_vnni');
 }
 
+let hostCpu: CpuInt8 | undefined;
+
+/** This machine's, read once per process (every model load asks). */
 function thisCpu(): CpuInt8 {
-  const flags = process.platform === 'linux' ? int8CpuFlags() : [];
-  return { arch: process.arch, flags: flags.length ? flags : undefined };
+  if (!hostCpu) {
+    const flags = process.platform === 'linux' ? int8CpuFlags() : [];
+    hostCpu = { arch: process.arch, flags: flags.length ? flags : undefined };
+  }
+  return hostCpu;
 }
 
 /**

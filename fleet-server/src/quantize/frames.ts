@@ -38,11 +38,13 @@ export interface SourceFrame {
  * the whole selection, and only while the selection object lives (a WeakMap): a selection spread
  * into a new object (`{ ...sel, maxFrames: 2 }`) decodes afresh.
  */
-const replays = new WeakMap<FrameSelection, SourceFrame[] | 'too large'>();
+const replays = new WeakMap<FrameSelection, { key: string; frames: SourceFrame[] | 'too large' }>();
 export const REPLAY_MAX_BYTES = 256 * 1024 * 1024;
 
 export async function* sourceFrames(sel: FrameSelection): AsyncGenerator<SourceFrame> {
-  const replay = replays.get(sel);
+  // The selection as it was read: a replay is used only if the object was not changed since.
+  const key = JSON.stringify([sel.source, sel.maxFrames, sel.stride, sel.offset, sel.heldOut]);
+  const replay = replays.get(sel)?.key === key ? replays.get(sel)!.frames : undefined;
   if (Array.isArray(replay)) {
     yield* replay;
     return;
@@ -57,7 +59,7 @@ export async function* sourceFrames(sel: FrameSelection): AsyncGenerator<SourceF
     return f;
   };
   // Reached only when the whole selection was read: a consumer that stops early leaves nothing kept.
-  const done = () => replays.set(sel, keep ?? 'too large');
+  const done = () => replays.set(sel, { key, frames: keep ?? 'too large' });
   let st;
   try {
     st = await stat(sel.source);
