@@ -39,12 +39,13 @@ export interface SourceFrame {
  * into a new object (`{ ...sel, maxFrames: 2 }`) decodes afresh.
  */
 const replays = new WeakMap<FrameSelection, { key: string; frames: SourceFrame[] | 'too large' }>();
-export const REPLAY_MAX_BYTES = 256 * 1024 * 1024;
+const REPLAY_MAX_BYTES = 256 * 1024 * 1024;
 
 export async function* sourceFrames(sel: FrameSelection): AsyncGenerator<SourceFrame> {
   // The selection as it was read: a replay is used only if the object was not changed since.
   const key = JSON.stringify([sel.source, sel.maxFrames, sel.stride, sel.offset, sel.heldOut]);
-  const replay = replays.get(sel)?.key === key ? replays.get(sel)!.frames : undefined;
+  const entry = replays.get(sel);
+  const replay = entry?.key === key ? entry.frames : undefined;
   if (Array.isArray(replay)) {
     yield* replay;
     return;

@@ -65,9 +65,8 @@ function geometry(model: OnnxModel, n: OnnxNode): ConvGeometry | undefined {
  * Σ x·xᵀ of patch matrices, im2col included, through onnxruntime. Inputs: x [c, l] (c input channels
  * of l values each), at [k] (for each tap and sampled position, where it reads in a channel; l reads
  * the zero appended to every channel, which stands for the padding), tpc = [taps, p, c] and
- * shape [groups, d, p]. The
- * gathered patches v [groups, d, p] are cast to float64 and multiplied by their transpose in MLAS's
- * DGEMM: output g [groups, d, d].
+ * shape [groups, d, p]. The gathered patches v [groups, d, p] are cast to float64 and multiplied by
+ * their transpose in MLAS's DGEMM: output g [groups, d, d].
  *
  * The gathering was JavaScript before, and the costliest step of `fleetctl model quantize`: the
  * CenterNet's depthwise Convs alone need ~59 M patch values a frame. In onnxruntime (Transpose to
