@@ -13,12 +13,13 @@ import { join } from 'node:path';
 import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { emptyGraph, floatTensor } from '../../fleet-server/src/convert/onnx/model.js';
 import { runCli } from '../helpers/cli.js';
+import { exportModel } from '../../fleet-server/src/export/export-model.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ef-export-atomic-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** NHWC [1, 8, 8, 3] → 1×1 Conv with `channels` outputs (4·3·channels bytes of weights), in its own directory with or without metadata. */
-function source(name: string, channels: number, withMeta: boolean): string {
+function source(name: string, channels: number, withMeta: boolean, preprocess: Record<string, unknown> = {}): string {
   const g = emptyGraph(name);
   g.inputs.push({ name: 'x', elemType: 1, shape: [1, 8, 8, 3] });
   g.outputs.push({ name: 'y', elemType: 1, shape: [1, 8, 8, channels] });
@@ -33,7 +34,7 @@ function source(name: string, channels: number, withMeta: boolean): string {
   if (withMeta) {
     writeFileSync(join(dir, name, 'model.meta.json'), JSON.stringify({
       name, version: '1.0.0', task: 'text-detect', input: 'x',
-      preprocess: { width: 8, height: 8, layout: 'NHWC', channelOrder: 'RGB', resize: 'stretch', scale: 1, mean: [0, 0, 0], std: [1, 1, 1], dtype: 'float32' },
+      preprocess: { width: 8, height: 8, layout: 'NHWC', channelOrder: 'RGB', resize: 'stretch', scale: 1, mean: [0, 0, 0], std: [1, 1, 1], dtype: 'float32', ...preprocess },
       decoder: { type: 'db', output: 'y' }, labels: ['text'],
     }));
   }
@@ -72,4 +73,17 @@ test('an export that fails while writing leaves the earlier export whole; a sour
   assert.notDeepEqual(readFileSync(out), model1);
   assert.equal(existsSync(metaOut), false, 'no metadata describing another model beside the new file');
   assert.match(bare.stdout, /has no metadata, so the older .*model\.meta\.json .* was removed/);
+});
+
+test('preprocess.maxUpscale (a dynamic-size input) is left out of a TFLite export\'s metadata, and an export that would share it is refused', async () => {
+  const src = source('upscale', 2, true, { multipleOf: 8, maxUpscale: 2 });
+  const out = join(dir, 'upscale-out', 'model.tflite');
+  const r = await exportModel({ modelPath: src, target: 'tflite', precision: 'fp32', outputPath: out });
+  const meta = JSON.parse(readFileSync(join(dir, 'upscale-out', 'model.meta.json'), 'utf8')) as { preprocess: Record<string, unknown> };
+  assert.equal(meta.preprocess.maxUpscale, undefined, 'the static 8×8 TFLite input is filled by every frame');
+  assert.equal(meta.preprocess.multipleOf, 8);
+  assert.ok(r.notes.some((n) => /preprocess\.maxUpscale left out: the tflite input is a static 8×8/.test(n)), r.notes.join('; '));
+  await assert.rejects(exportModel({ modelPath: src, target: 'tflite', precision: 'fp32', outputPath: join(dir, 'upscale', 'model.tflite') }),
+    /would share .*upscale\/model\.meta\.json with .*its input has a static shape and that metadata's preprocess\.maxUpscale shrinks the input per frame/);
+  assert.equal(existsSync(join(dir, 'upscale', 'model.tflite')), false);
 });

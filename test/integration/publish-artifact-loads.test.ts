@@ -19,7 +19,7 @@ const TFLITE = 'assets/tflite/face_detection_short_range.tflite';
 const { dir, registry, key } = scratchRegistry('ef-publish-loads-');
 const skip = missingAssets(join(SRC, 'model.onnx'), TFLITE);
 
-type Meta = { preprocess: { width: number; height: number; layout: string; multipleOf?: number } };
+type Meta = { preprocess: { width: number; height: number; layout: string; multipleOf?: number; maxUpscale?: number } };
 const srcMeta = (): Meta & Record<string, unknown> => JSON.parse(readFileSync(join(SRC, 'model.meta.json'), 'utf8')) as Meta & Record<string, unknown>;
 
 function stage(name: string, model: Uint8Array | string, meta: object, file = 'model.onnx'): string {
@@ -80,4 +80,16 @@ test('symbolic dims take any size, and the metadata\'s multipleOf rounding is wh
   rounded.preprocess = { ...rounded.preprocess, width: 250, height: 250, multipleOf: 128 };
   const ok = await publishModelDir(registry, key, { dir: stage('rounded', join(SRC, 'model.onnx'), rounded), version: '1.0.2' });
   assert.equal(ok.created, true);
+});
+
+test('preprocess.maxUpscale needs a symbolic height and width: a fixed-size input is refused, a dynamic one published', { skip }, async () => {
+  // maxUpscale shrinks the input per frame (a 40-pixel crop is fed at 96×96): static BlazeFace cannot take it.
+  const shrink = srcMeta();
+  shrink.preprocess = { ...shrink.preprocess, multipleOf: 32, maxUpscale: 2 };
+  await assert.rejects(publishModelDir(registry, key, { dir: stage('fixed-upscale', join(SRC, 'model.onnx'), shrink), version: '1.0.3' }),
+    /is \[1, 256, 256, 3\], with a fixed height or width, where preprocess\.maxUpscale feeds each frame at its own size up to \[1, 256, 256, 3\] \(leave maxUpscale out for a fixed-size input\)/);
+  const m = decodeModel(new Uint8Array(readFileSync(join(SRC, 'model.onnx'))));
+  m.graph.inputs[0].shape = [1, 'H', 'W', 3];
+  const { record } = await publishModelDir(registry, key, { dir: stage('dyn-upscale', encodeModel(m), shrink), version: '1.0.4' });
+  assert.deepEqual(record.manifest.inputs[0].dims, [1, 'H', 'W', 3]);
 });

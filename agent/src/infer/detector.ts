@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Detection, RgbImage } from '../types.js';
 import { loadModelMetadata, type ModelMetadata } from '../model/metadata.js';
 import { fullRangeInt8Warning } from '../model/int8-cpu.js';
-import { planTransform, resizeRgb, toTensor } from '../preprocess/preprocess.js';
+import { planTransform, resizeRgb, specForTransform, toTensor } from '../preprocess/preprocess.js';
 import type { ResizeTransform } from '../preprocess/transform.js';
 import { createDecoder } from '../decode/index.js';
 import type { Decoder, OutputMap } from '../decode/types.js';
@@ -163,10 +163,10 @@ export class Detector {
     const session = this.session as AdapterSession & { runRgb?: OrtWorkerSession['runRgb'] };
     if (session.runRgb) {
       // Layout, normalisation and decoding all happen in the worker; only detections come back.
-      const r = await session.runRgb(this.inputName, rgb, spec, { spec: this.meta.decoder, labels: this.meta.labels, transform });
+      const r = await session.runRgb(this.inputName, rgb, specForTransform(spec, transform), { spec: this.meta.decoder, labels: this.meta.labels, transform });
       return { detections: r.detections ?? [], timings: { preprocessMs: t1 - t0, inferMs: r.inferMs, decodeMs: r.decodeMs ?? 0 } };
     }
-    const t = toTensor(rgb, spec);
+    const t = toTensor(rgb, specForTransform(spec, transform));
     const { outputs, inferMs } = await session.run({ [this.inputName]: { type: spec.dtype, dims: t.dims, data: t.data } });
     const t2 = performance.now();
     const map: OutputMap = {};

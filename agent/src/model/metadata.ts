@@ -28,6 +28,13 @@ export const PreprocessSpec = Type.Object({
   dtype: Type.Union([Type.Literal('float32'), Type.Literal('uint8')], { default: 'float32' }),
   /** Round width and height up to a multiple of this before resizing into them (DB text detectors need multiples of 32). */
   multipleOf: Type.Optional(Type.Integer({ minimum: 1, description: 'width and height are rounded up to a multiple of this (for dynamic-size models)' })),
+  /**
+   * Dynamic-size models only (symbolic input height and width): the image is scaled up by at most
+   * this factor, and the input shrinks to the scaled image (each side rounded up to multipleOf), no
+   * longer filling width×height, which stay the largest input. A DB text detector given a 40-pixel
+   * vehicle crop otherwise runs at 640×640, scaled up 14 times.
+   */
+  maxUpscale: Type.Optional(Type.Number({ minimum: 1, description: 'dynamic-size models: scale the image up by at most this factor; the input shrinks to the scaled image (sides rounded up to multipleOf) instead of filling width×height' })),
 }, { additionalProperties: false });
 export type PreprocessSpec = Static<typeof PreprocessSpec>;
 

@@ -19,11 +19,34 @@ export interface ModelInput {
   transform: ResizeTransform;
 }
 
-/** Where a source frame goes in the model input (width/height rounded up to preprocess.multipleOf). */
+/**
+ * Where a source frame goes in the model input (width/height rounded up to preprocess.multipleOf).
+ * With preprocess.maxUpscale (dynamic-size models) the frame is scaled up by at most that factor and
+ * the input is only as large as the scaled frame, each side rounded up to multipleOf: the transform's
+ * dstWidth/dstHeight are then the input's size for this frame. PaddleOCR's own text-detector
+ * preprocessing (DetResizeForTest, limit_type "max") never scales up, and rounds each side to 32.
+ */
 export function planTransform(spec: PreprocessSpec, srcWidth: number, srcHeight: number): ResizeTransform {
   const size = modelInputSize(spec);
+  if (spec.maxUpscale !== undefined) {
+    const m = spec.multipleOf ?? 1;
+    const stretch = spec.resize === 'stretch';
+    const fit = Math.min(size.width / srcWidth, size.height / srcHeight, spec.maxUpscale);
+    const side = (src: number, full: number): number => {
+      const scale = stretch ? Math.min(full / src, spec.maxUpscale!) : fit;
+      return Math.min(full, Math.max(m, Math.ceil(Math.round(src * scale) / m) * m));
+    };
+    const dims = { srcWidth, srcHeight, dstWidth: side(srcWidth, size.width), dstHeight: side(srcHeight, size.height) };
+    return stretch ? stretchTransform(dims) : letterboxTransform({ ...dims, align: spec.align, maxScale: spec.maxUpscale });
+  }
   const dims = { srcWidth, srcHeight, dstWidth: size.width, dstHeight: size.height };
   return spec.resize === 'stretch' ? stretchTransform(dims) : letterboxTransform({ ...dims, align: spec.align });
+}
+
+/** The preprocess spec at the input size `t` planned for one frame (it differs from the metadata's with maxUpscale). */
+export function specForTransform(spec: PreprocessSpec, t: ResizeTransform): PreprocessSpec {
+  const size = modelInputSize(spec);
+  return size.width === t.dstWidth && size.height === t.dstHeight ? spec : { ...spec, width: t.dstWidth, height: t.dstHeight };
 }
 
 /** Resizes packed RGB to the model's input size, padding as the transform says. Returns packed RGB. */
@@ -45,7 +68,7 @@ export async function resizeRgb(image: RgbImage, t: ResizeTransform, padValue: n
 export async function preprocess(image: RgbImage, spec: PreprocessSpec): Promise<ModelInput> {
   const transform = planTransform(spec, image.width, image.height);
   const rgb = await resizeRgb(image, transform, spec.padValue);
-  const { data, dims } = toTensor(rgb, spec);
+  const { data, dims } = toTensor(rgb, specForTransform(spec, transform));
   return { data, dims, dtype: spec.dtype, transform };
 }
 

@@ -20,9 +20,10 @@ export interface ResizeTransform {
   contentHeight: number;
 }
 
-export function letterboxTransform(opts: { srcWidth: number; srcHeight: number; dstWidth: number; dstHeight: number; align?: 'center' | 'top-left' }): ResizeTransform {
+/** `maxScale`: the image is scaled by at most this much (it may then fill neither side of the input). */
+export function letterboxTransform(opts: { srcWidth: number; srcHeight: number; dstWidth: number; dstHeight: number; align?: 'center' | 'top-left'; maxScale?: number }): ResizeTransform {
   const { srcWidth, srcHeight, dstWidth, dstHeight } = opts;
-  const scale = Math.min(dstWidth / srcWidth, dstHeight / srcHeight);
+  const scale = Math.min(dstWidth / srcWidth, dstHeight / srcHeight, opts.maxScale ?? Infinity);
   const contentWidth = Math.max(1, Math.min(dstWidth, Math.round(srcWidth * scale)));
   const contentHeight = Math.max(1, Math.min(dstHeight, Math.round(srcHeight * scale)));
   const center = (opts.align ?? 'center') === 'center';

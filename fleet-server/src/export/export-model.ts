@@ -125,8 +125,18 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       // model.onnx and model.tflite in one directory would share model.meta.json, but need different decoders.
       throw new ModelError(`${o.outputPath} would share ${metaOut} with ${o.modelPath}, but the export needs another decoder (${decoder.spec.type}); write it into another directory (-o OTHER/${basename(o.outputPath)})`);
     }
+    // The exported input's shape is static (modelInputSize): the agent must fill it whatever the frame,
+    // so the dynamic-size preprocess.maxUpscale does not carry over.
+    const { maxUpscale, ...preprocess } = meta.preprocess;
+    if (maxUpscale !== undefined && metaIn === metaOut) {
+      throw new ModelError(`${o.outputPath} would share ${metaOut} with ${o.modelPath}, but its input has a static shape and that metadata's preprocess.maxUpscale shrinks the input per frame; write it into another directory (-o OTHER/${basename(o.outputPath)})`);
+    }
+    if (maxUpscale !== undefined) {
+      const fed = modelInputSize(preprocess);
+      notes.push(`preprocess.maxUpscale left out: the ${o.target} input is a static ${fed.width}×${fed.height}, which every frame fills`);
+    }
     writeWhole(o.outputPath, out);
-    if (metaIn !== metaOut) await writeMetadata(o.outputPath, metaOut, `${JSON.stringify({ ...meta, decoder: decoder.spec }, null, 2)}\n`);
+    if (metaIn !== metaOut) await writeMetadata(o.outputPath, metaOut, `${JSON.stringify({ ...meta, preprocess, decoder: decoder.spec }, null, 2)}\n`);
   } else {
     writeWhole(o.outputPath, out);
     // An older export's metadata would describe this file's inputs, outputs and decoder wrongly.

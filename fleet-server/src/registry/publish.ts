@@ -105,6 +105,10 @@ function inputDimsMismatch(target: ModelTarget, dims: readonly (number | string 
   const shown = `[${expected.join(', ')}]`;
   if (dims.length !== expected.length) return `has ${dims.length} dims where the agent feeds ${shown}`;
   const fixed = (d: number | string | null): d is number => typeof d === 'number' && d > 0;
+  const hw = target === 'coreml' && dims.length === 3 ? [1, 2] : pre.layout === 'NCHW' ? [2, 3] : [1, 2];
+  if (pre.maxUpscale !== undefined && hw.some((i) => fixed(dims[i]))) {
+    return `is [${dims.map((d) => d ?? '?').join(', ')}], with a fixed height or width, where preprocess.maxUpscale feeds each frame at its own size up to ${shown} (leave maxUpscale out for a fixed-size input)`;
+  }
   return dims.every((d, i) => !fixed(d) || d === expected[i]) ? undefined : `is [${dims.map((d) => d ?? '?').join(', ')}] where the agent feeds ${shown}`;
 }
 
