@@ -37,8 +37,11 @@ export interface Validator<T extends TSchema> {
 }
 
 export function compileSchema<T extends TSchema>(schema: T): Validator<T> {
-  const fn: ValidateFunction = ajv.compile(withSectionDefaults(schema));
+  // Compiled at first use, not at import: ajv's code generation took ~0.3 s of every process start
+  // (the CLIs import about twenty validators and use one or two).
+  let fn: ValidateFunction | undefined;
   const check = (value: unknown) => {
+    fn ??= ajv.compile(withSectionDefaults(schema));
     // ajv applies defaults in place; work on a copy so callers keep what they passed.
     const copy = value === undefined ? value : structuredClone(value);
     if (fn(copy)) return { ok: true as const, value: copy as Static<T> };
