@@ -14,6 +14,7 @@ import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { emptyGraph, floatTensor } from '../../fleet-server/src/convert/onnx/model.js';
 import { runCli } from '../helpers/cli.js';
 import { exportModel } from '../../fleet-server/src/export/export-model.js';
+import sharp from 'sharp';
 
 const dir = mkdtempSync(join(tmpdir(), 'ef-export-atomic-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -86,4 +87,13 @@ test('preprocess.maxUpscale (a dynamic-size input) is left out of a TFLite expor
   await assert.rejects(exportModel({ modelPath: src, target: 'tflite', precision: 'fp32', outputPath: join(dir, 'upscale', 'model.tflite') }),
     /would share .*upscale\/model\.meta\.json with .*its input has a static shape and that metadata's preprocess\.maxUpscale shrinks the input per frame/);
   assert.equal(existsSync(join(dir, 'upscale', 'model.tflite')), false);
+  // INT8: the calibration frames fill the static input too. A 4×4 photo under maxUpscale 1 would be fed
+  // to the model at 4×4, which its [1, 8, 8, 3] input refuses.
+  const calib = join(dir, 'upscale-calib');
+  mkdirSync(calib);
+  await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toFile(join(calib, 'a.png'));
+  const one = source('upscale-one', 2, true, { maxUpscale: 1 });
+  const q = await exportModel({ modelPath: one, target: 'tflite', precision: 'int8', calib: { source: calib, maxFrames: 1 }, outputPath: join(dir, 'upscale-int8', 'model.tflite') });
+  assert.equal(q.calibrationFrames, 1);
+  assert.deepEqual(q.inputs[0].shape, [1, 8, 8, 3]);
 });

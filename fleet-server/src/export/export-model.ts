@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../../../agent/src/ota/fs-atomic.js';
 import { basename, dirname, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
-import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
+import { loadModelMetadata, metadataPathFor, type ModelMetadata, type PreprocessSpec } from '../../../agent/src/model/metadata.js';
 import { decoderOutputNames, type DecoderSpec } from '../../../agent/src/decode/spec.js';
 import { modelInputSize } from '../../../agent/src/preprocess/tensor.js';
 import type { FrameSelection } from '../quantize/frames.js';
@@ -52,6 +52,14 @@ export interface ExportReport {
   notes: string[];
 }
 
+/**
+ * The preprocess for an exported file, whose input shape is static (fedInputShape): every frame fills
+ * it, so the dynamic-size maxUpscale does not carry over, to its metadata or to its calibration frames.
+ */
+function staticPreprocess(p: PreprocessSpec): PreprocessSpec {
+  return p.maxUpscale === undefined ? p : { ...p, maxUpscale: undefined };
+}
+
 export async function exportModel(o: ExportModelOptions): Promise<ExportReport> {
   const bytes = new Uint8Array(await readFile(o.modelPath));
   const notes: string[] = [];
@@ -74,7 +82,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     if (o.precision === 'int8') {
       if (!o.calib) throw new ModelError('INT8 TFLite export calibrates on real frames: pass --calib DIR|VIDEO');
       meta = await loadModelMetadata(o.modelPath);
-      const r = await tfliteRanges({ onnxBytes: bytes, frames: o.calib, preprocess: meta.preprocess, method: o.method, outputs: o.outputs });
+      const r = await tfliteRanges({ onnxBytes: bytes, frames: o.calib, preprocess: staticPreprocess(meta.preprocess), method: o.method, outputs: o.outputs });
       ranges = r.ranges;
       converted = r.onnxBytes;
       unrounded = r.unroundedBytes;
@@ -82,7 +90,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       notes.push('INT8: activations int8 per tensor, weights int8 per channel; the detection head that produces the outputs stays float');
       if (r.prepared) notes.push(`INT8: ${r.prepared.equalizedPairs} Conv pairs equalized, ${r.prepared.rescaledConvs} Convs rescaled across hard-swish, ${r.prepared.residualStreams} residual streams rescaled, ${r.prepared.gptqConvs} Convs' weights rounded by GPTQ on the calibration frames`);
       if (o.targetSnrDb !== undefined) {
-        keepFloat = await tfliteKeepFloat(converted, o.calib, meta.preprocess, o.targetSnrDb);
+        keepFloat = await tfliteKeepFloat(converted, o.calib, staticPreprocess(meta.preprocess), o.targetSnrDb);
         notes.push(`INT8 mixed precision (--target-snr ${o.targetSnrDb}): ${keepFloat.length} activations kept float with the ops reading them`);
       }
     }
@@ -92,7 +100,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       const without = build(Infinity);
       if (without.floatIslands < r.floatIslands) {
         const frames = [];
-        for await (const f of modelInputs({ ...o.calib, maxFrames: 2 }, meta.preprocess)) frames.push(f);
+        for await (const f of modelInputs({ ...o.calib, maxFrames: 2 }, staticPreprocess(meta.preprocess))) frames.push(f);
         const fp32 = exportTflite(bytes, { precision: 'fp32', outputs: o.outputs, inputShapes }).bytes;
         const c = await chooseFloatIslands({ fp32, withIslands: r.bytes, withoutIslands: without.bytes, frames, inputName: meta.input ?? r.inputs[0].name });
         notes.push(`INT8 float islands: ${r.floatIslands - without.floatIslands} ops float would make the file ${(r.bytes.length / without.bytes.length).toFixed(2)}× larger for ${c.worstWithoutDb.toFixed(1)} → ${c.worstWithDb.toFixed(1)} dB at the worst output (${frames.length} calibration frames, LiteRT.js): ${c.keep ? 'kept' : 'left out'} (--float-islands on|off decides instead)`);
@@ -125,9 +133,8 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       // model.onnx and model.tflite in one directory would share model.meta.json, but need different decoders.
       throw new ModelError(`${o.outputPath} would share ${metaOut} with ${o.modelPath}, but the export needs another decoder (${decoder.spec.type}); write it into another directory (-o OTHER/${basename(o.outputPath)})`);
     }
-    // The exported input's shape is static (modelInputSize): the agent must fill it whatever the frame,
-    // so the dynamic-size preprocess.maxUpscale does not carry over.
-    const { maxUpscale, ...preprocess } = meta.preprocess;
+    const { maxUpscale } = meta.preprocess;
+    const preprocess = staticPreprocess(meta.preprocess);
     if (maxUpscale !== undefined && metaIn === metaOut) {
       throw new ModelError(`${o.outputPath} would share ${metaOut} with ${o.modelPath}, but its input has a static shape and that metadata's preprocess.maxUpscale shrinks the input per frame; write it into another directory (-o OTHER/${basename(o.outputPath)})`);
     }
