@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../helpers/cli.js';
+import { commandOutcome, runCli } from '../helpers/cli.js';
 import { decodeMlModel } from '../../fleet-server/src/export/coreml/proto.js';
 
 const MODEL = 'assets/models/blazeface-back/model.onnx';
@@ -91,22 +91,24 @@ test('CenterNet to Core ML gets the NCHW heads decoder; an export next to its so
 });
 
 test('fleetctl model export refuses bad arguments with a usage error', async () => {
-  const noCalib = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'tflite', '--precision', 'int8', '-o', join(dir, 'x.tflite')]);
-  assert.notEqual(noCalib.code, 0);
-  assert.match(noCalib.stderr, /--calib/);
-  const badTarget = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'onnx', '-o', join(dir, 'x')]);
-  assert.notEqual(badTarget.code, 0);
-  assert.match(badTarget.stderr, /Expected --target tflite or coreml/);
+  // One through the binary (exit code 2, message on stderr), the rest in this process (commandOutcome).
   const snrOnFp16 = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'tflite', '--precision', 'fp16', '--target-snr', '25', '-o', join(dir, 'x.tflite')]);
   assert.equal(snrOnFp16.code, 2, snrOnFp16.stderr);
   assert.match(snrOnFp16.stderr, /--target-snr applies to --target tflite --precision int8 only/);
+  const { command } = await import('../../fleet-server/src/cli/commands/model-export.js');
+  const noCalib = await commandOutcome(command, ['--model', MODEL, '--target', 'tflite', '--precision', 'int8', '-o', join(dir, 'x.tflite')]);
+  assert.notEqual(noCalib.code, 0);
+  assert.match(noCalib.message, /--calib/);
+  const badTarget = await commandOutcome(command, ['--model', MODEL, '--target', 'onnx', '-o', join(dir, 'x')]);
+  assert.notEqual(badTarget.code, 0);
+  assert.match(badTarget.message, /Expected --target tflite or coreml/);
   // Frames given to an export that reads none were ignored without a word.
-  const calibOnFp32 = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'coreml', '--precision', 'int8', '--calib', 'assets/images/faces', '-o', join(dir, 'x.mlmodel')]);
-  assert.equal(calibOnFp32.code, 2, calibOnFp32.stderr);
-  assert.match(calibOnFp32.stderr, /--calib applies to --target tflite --precision int8 only \(a coreml int8 export reads no frames: Core ML int8 quantizes the weights alone\); drop --calib/);
-  const badIslands = await runCli('fleetctl', ['model', 'export', '--model', MODEL, '--target', 'tflite', '--precision', 'int8', '--calib', 'assets/images/faces', '--float-islands', 'maybe', '-o', join(dir, 'x.tflite')]);
-  assert.equal(badIslands.code, 2, badIslands.stderr);
-  assert.match(badIslands.stderr, /Expected --float-islands auto, on or off/);
+  const calibOnFp32 = await commandOutcome(command, ['--model', MODEL, '--target', 'coreml', '--precision', 'int8', '--calib', 'assets/images/faces', '-o', join(dir, 'x.mlmodel')]);
+  assert.equal(calibOnFp32.code, 2, calibOnFp32.message);
+  assert.match(calibOnFp32.message, /--calib applies to --target tflite --precision int8 only \(a coreml int8 export reads no frames: Core ML int8 quantizes the weights alone\); drop --calib/);
+  const badIslands = await commandOutcome(command, ['--model', MODEL, '--target', 'tflite', '--precision', 'int8', '--calib', 'assets/images/faces', '--float-islands', 'maybe', '-o', join(dir, 'x.tflite')]);
+  assert.equal(badIslands.code, 2, badIslands.message);
+  assert.match(badIslands.message, /Expected --float-islands auto, on or off/);
 });
 
 test('INT8 TFLite float islands are measured: kept where they lift the worst output (BlazeFace), left out where they do not (CenterNet)', async (t) => {
