@@ -19,6 +19,7 @@ import { waitFor } from '../helpers/wait.js';
 import { fakeDetector, fakeOtaLink } from '../helpers/ota-fakes.js';
 import { stageStandIn } from '../helpers/ota-store.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { pino } from 'pino';
 
 const image = { width: 2, height: 2, data: new Uint8Array(12) };
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -227,6 +228,25 @@ test('a version committed here before that cannot be installed now (its copy dam
       // The next desired message tries it again (still refused: nothing changed).
       h.desire('2.0.0', 4);
       await waitFor('refused again', () => h.reports.slice(from).filter((x) => x.phase === 'refused').length === 2);
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
+test('the device log says when a model is swapped in and when it is committed, not only the fleet server', async () => {
+  await withDir(async (dir) => {
+    const logs: Array<{ level: number; msg: string; version?: string; previous?: string }> = [];
+    const h = await harness(dir, { versions: ['2.0.0'], logger: pino({ level: 'info' }, { write: (line: string) => { logs.push(JSON.parse(line) as typeof logs[number]); } }) });
+    try {
+      h.desire('2.0.0', 1);
+      await committed(h, '2.0.0');
+      const said = logs.filter((l) => l.level === 30 && l.version === '2.0.0').map((l) => `${l.msg}${l.previous ? ` / ${l.previous}` : ''}`);
+      assert.deepEqual(said, ['model 2.0.0 swapped in; health window started / 1.0.0', 'model 2.0.0 committed']);
+      // The same desired state again changes nothing, and logs nothing as if it had.
+      h.desire('2.0.0', 2);
+      await h.manager.idle();
+      assert.equal(logs.filter((l) => l.version === '2.0.0').length, 2);
     } finally {
       await h.stop();
     }

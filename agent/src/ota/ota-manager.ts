@@ -759,6 +759,11 @@ export class OtaManager {
   private report(r: OtaReport): void {
     const withHealth = r.phase === 'rolled-back' && !r.health && this.lastHealth ? { ...r, health: this.lastHealth } : r;
     this.lastReport = withHealth;
+    // The device's own log says when its model changed, not only the fleet server: the swap into the
+    // health window and the commit were reported over MQTT alone (failed installs are logged where
+    // they fail; a rollback as "install rolled-back").
+    if (r.phase === 'health') this.log.info({ version: r.version, rollout: r.rollout, previous: this.running?.version }, `model ${r.version} swapped in; health window started`);
+    if (r.phase === 'committed' && r.reason !== 'already running') this.log.info({ version: r.version, rollout: r.rollout, reason: r.reason }, `model ${r.version} committed`);
     const ok = withHealth.phase !== 'refused' && withHealth.phase !== 'failed' && withHealth.phase !== 'rolled-back';
     this.opts.link.publishReported({
       v: 1, ts: this.now(), ...(this.desired ? { rev: this.desired.rev } : {}),
