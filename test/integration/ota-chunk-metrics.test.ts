@@ -2,6 +2,8 @@
  * OTA chunk requests dropped unanswered (ota.dropped / ota.droppedBy in /api/status) are in
  * Prometheus too: ef_ota_chunk_requests_dropped_total{reason}, with every reason at 0 from the start,
  * and the chunks and bytes served in ef_ota_chunks_served_total and ef_ota_chunk_bytes_served_total.
+ * Well-formed requests answered with an error (a version not desired for the device, one not in the
+ * registry) count in ef_ota_chunk_requests_refused_total{code}, each code at 0 from the start.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +19,7 @@ function metric(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-test('a malformed ota/req dropped by the server shows in /metrics; a served chunk is counted', { timeout: 30_000 }, async (t) => {
+test('a malformed ota/req dropped by the server shows in /metrics; a served chunk and a refused request are counted', { timeout: 30_000 }, async (t) => {
   const fleet = await startFleet({ broker: 'aedes' });
   t.after(() => fleet.stop());
   const dev = fleet.addDevice('cam-metrics');
@@ -26,6 +28,9 @@ test('a malformed ota/req dropped by the server shows in /metrics; a served chun
     assert.equal(metric(before, `ef_ota_chunk_requests_dropped_total{reason="${reason}"}`), 0, `${reason} at 0 before any drop`);
   }
   assert.equal(metric(before, 'ef_ota_chunks_served_total'), 0);
+  for (const code of ['E_NOT_DESIRED', 'E_NOT_FOUND', 'E_READ']) {
+    assert.equal(metric(before, `ef_ota_chunk_requests_refused_total{code="${code}"}`), 0, `${code} at 0 before any refusal`);
+  }
 
   const ota = fleet.server.ota;
   const { record } = await publishModelDir(ota.registry, ota.key.privateKey, { dir: writeStandIn(join(fleet.dir, 'src'), { name: 'det', version: '2.0.0', kind: 'good' }) });
@@ -40,7 +45,9 @@ test('a malformed ota/req dropped by the server shows in /metrics; a served chun
   await c.publishAsync(topic, JSON.stringify({ v: 1, reqId: 'r1', name: 'det' }), { qos: 1 });
   const length = Math.min(1024, record.manifest.size);
   await c.publishAsync(topic, JSON.stringify({ v: 1, reqId: 'r2', name: 'det', version: '2.0.0', target: record.manifest.target, offset: 0, length }), { qos: 1 });
-  await waitFor('the chunk served', () => chunks === 1, 5_000);
+  // Not the desired version: answered with E_NOT_DESIRED, counted as refused.
+  await c.publishAsync(topic, JSON.stringify({ v: 1, reqId: 'r3', name: 'det', version: '9.9.9', target: record.manifest.target, offset: 0, length }), { qos: 1 });
+  await waitFor('the chunk served and the refusal answered', () => chunks === 2, 5_000);
   await waitFor('both malformed requests dropped', () => ota.chunks.stats.dropped === 2, 5_000);
 
   const after = (await fleet.api<string>('GET', '/metrics')).body;
@@ -48,6 +55,9 @@ test('a malformed ota/req dropped by the server shows in /metrics; a served chun
   assert.equal(metric(after, 'ef_ota_chunk_requests_dropped_total{reason="schema"}'), 1);
   assert.equal(metric(after, 'ef_ota_chunk_requests_dropped_total{reason="rate"}'), 0);
   assert.equal(metric(after, 'ef_ota_chunks_served_total'), 1);
+  assert.equal(metric(after, 'ef_ota_chunk_requests_refused_total{code="E_NOT_DESIRED"}'), 1);
+  assert.equal(metric(after, 'ef_ota_chunk_requests_refused_total{code="E_NOT_FOUND"}'), 0);
+  assert.equal(ota.chunks.stats.refused, 1);
   assert.equal(metric(after, 'ef_ota_chunk_bytes_served_total'), length);
   // The same counts as /api/status.
   const status = (await fleet.api<{ ota: { droppedBy: Record<string, number> } }>('GET', '/api/status')).body.ota;

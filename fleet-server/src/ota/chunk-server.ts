@@ -45,13 +45,17 @@ export interface ChunkServerStats {
   droppedBy: Partial<Record<ChunkDropReason, number>>;
 }
 
+/** Why a well-formed chunk request is answered with an error (reply.error.code). */
+const CHUNK_REFUSAL_CODES = ['E_NOT_DESIRED', 'E_NOT_FOUND', 'E_READ'] as const;
+type ChunkRefusalCode = (typeof CHUNK_REFUSAL_CODES)[number];
+
 export class ChunkServer {
   readonly stats: ChunkServerStats = { requests: 0, chunksServed: 0, bytesServed: 0, refused: 0, dropped: 0, droppedBy: {} };
   private readonly log: Logger;
   private readonly loggedDrops = new Set<string>();
   private readonly limiter: LatestOnlyLimiter<Buffer> | undefined;
   /** The same counts as `stats`, for Prometheus (/metrics); undefined without `metrics`. */
-  private readonly counters: { dropped: Counter<'reason'>; chunks: Counter; bytes: Counter } | undefined;
+  private readonly counters: { dropped: Counter<'reason'>; refused: Counter<'code'>; chunks: Counter; bytes: Counter } | undefined;
 
   constructor(private readonly opts: ChunkServerOptions) {
     this.log = opts.logger ?? moduleLogger('ota-chunks');
@@ -59,11 +63,13 @@ export class ChunkServer {
     if (registers) {
       this.counters = {
         dropped: new Counter({ name: 'ef_ota_chunk_requests_dropped_total', help: 'OTA chunk requests dropped unanswered, by reason: rate (over the device\'s limit) or malformed (topic, oversized, json, schema)', labelNames: ['reason'], registers }),
+        refused: new Counter({ name: 'ef_ota_chunk_requests_refused_total', help: 'Well-formed OTA chunk requests answered with an error, by code: E_NOT_DESIRED (not in the device\'s desired state), E_NOT_FOUND (no such artifact), E_READ (the artifact file could not be read)', labelNames: ['code'], registers }),
         chunks: new Counter({ name: 'ef_ota_chunks_served_total', help: 'OTA artifact chunks sent to devices', registers }),
         bytes: new Counter({ name: 'ef_ota_chunk_bytes_served_total', help: 'OTA artifact bytes sent to devices (before base64)', registers }),
       };
       // Every reason at 0 from the start: a series that appears only at its first drop makes rate() and alerts miss it.
       for (const reason of CHUNK_DROP_REASONS) this.counters.dropped.inc({ reason }, 0);
+      for (const code of CHUNK_REFUSAL_CODES) this.counters.refused.inc({ code }, 0);
     }
     const l = opts.rateLimit;
     this.limiter = l
@@ -117,8 +123,9 @@ export class ChunkServer {
 
   private serve(deviceId: string, req: OtaRequest): void {
     const reply = (c: Omit<OtaChunk, 'v' | 'reqId'>) => this.opts.publish(otaTopics.chunk(deviceRoot(deviceId)), Buffer.from(JSON.stringify({ v: 1, reqId: req.reqId, ...c })));
-    const refuse = (code: string, message: string) => {
+    const refuse = (code: ChunkRefusalCode, message: string) => {
       this.stats.refused += 1;
+      this.counters?.refused.inc({ code });
       reply({ offset: req.offset, total: 0, dataBase64: '', eof: true, error: { code, message } });
     };
     if (!this.opts.mayFetch(deviceId, req.name, req.version)) {
