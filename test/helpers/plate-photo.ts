@@ -3,6 +3,7 @@
  * area, and the measure the plate tests use for "hidden": the area's edge energy.
  */
 import { existsSync } from 'node:fs';
+import sharp from 'sharp';
 import { Detector } from '../../agent/src/infer/detector.js';
 import type { PixelRect } from '../../agent/src/privacy/redactor.js';
 import type { Detection, RgbImage } from '../../agent/src/types.js';
@@ -44,4 +45,14 @@ export async function vehiclesIn(img: RgbImage): Promise<{ vehicles: Detection[]
     }
   }
   return { vehicles: [{ classId: 2, label: 'car', score: 1, box: { x: 0, y: 0, w: img.width, h: img.height } }], from: 'the whole photo (no COCO model installed or no vehicle found)' };
+}
+
+/** The photo with a sharp, high-contrast plate drawn with SVG text and composited over its own plate. */
+export async function withSyntheticPlate(img: RgbImage): Promise<RgbImage> {
+  const { x, y, w, h } = PLATE;
+  const svg = `<svg width="${w}" height="${h}"><rect width="${w}" height="${h}" fill="white" stroke="black" stroke-width="3"/>` +
+    `<text x="8" y="${h * 0.68}" font-size="${h * 0.5}" font-family="DejaVu Sans Mono, monospace" font-weight="bold" fill="black">KA 4821</text></svg>`;
+  const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .composite([{ input: Buffer.from(svg), left: x, top: y }]).removeAlpha().raw().toBuffer();
+  return { width: img.width, height: img.height, data: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) };
 }

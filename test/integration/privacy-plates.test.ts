@@ -9,25 +9,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import sharp from 'sharp';
 import { Detector } from '../../agent/src/infer/detector.js';
 import { readImageFile } from '../../agent/src/preprocess/preprocess.js';
 import { PlateFinder } from '../../agent/src/privacy/plates.js';
 import { parsePrivacyConfig } from '../../agent/src/privacy/schema.js';
 import { redactImage } from '../../agent/src/privacy/redactor.js';
-import type { RgbImage } from '../../agent/src/types.js';
-import { PLATE, PLATE_PHOTO as PHOTO, TEXT_MODEL, edgeEnergy, vehiclesIn } from '../helpers/plate-photo.js';
+import { PLATE, PLATE_PHOTO as PHOTO, TEXT_MODEL, edgeEnergy, vehiclesIn, withSyntheticPlate } from '../helpers/plate-photo.js';
 
-
-/** A sharp, high-contrast plate drawn with SVG text and composited over the photo's own plate. */
-async function withSyntheticPlate(img: RgbImage): Promise<RgbImage> {
-  const { x, y, w, h } = PLATE;
-  const svg = `<svg width="${w}" height="${h}"><rect width="${w}" height="${h}" fill="white" stroke="black" stroke-width="3"/>` +
-    `<text x="8" y="${h * 0.68}" font-size="${h * 0.5}" font-family="DejaVu Sans Mono, monospace" font-weight="bold" fill="black">KA 4821</text></svg>`;
-  const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .composite([{ input: Buffer.from(svg), left: x, top: y }]).removeAlpha().raw().toBuffer();
-  return { width: img.width, height: img.height, data: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) };
-}
 
 test('plates: the band fallback hides the motion-blurred plate; the text model finds a sharp composited plate', async (t) => {
   if (!existsSync(PHOTO)) { t.skip(`${PHOTO} is missing: run scripts/setup.sh`); return; }

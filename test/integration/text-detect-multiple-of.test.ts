@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { Detector } from '../../agent/src/infer/detector.js';
-import { planTransform, preprocess } from '../../agent/src/preprocess/preprocess.js';
+import { planTransform, preprocess, readImageFile } from '../../agent/src/preprocess/preprocess.js';
 import { boxToSource } from '../../agent/src/preprocess/transform.js';
 import type { PreprocessSpec } from '../../agent/src/model/metadata.js';
 import type { RgbImage } from '../../agent/src/types.js';
-import { PLATE, PLATE_PHOTO } from '../helpers/plate-photo.js';
+import { PLATE, PLATE_PHOTO, withSyntheticPlate } from '../helpers/plate-photo.js';
 
 const MODEL = 'assets/models/ppocr-det/model.onnx';
 
@@ -89,21 +89,17 @@ test('ppocr-det as installed (maxUpscale 2) finds a plate on a 150×121 car crop
   const meta = JSON.parse(readFileSync('assets/models/ppocr-det/model.meta.json', 'utf8')) as { preprocess: PreprocessSpec };
   assert.equal(meta.preprocess.maxUpscale, 2);
   // The car photo with a sharp plate composited over its own, scaled to a quarter of its width.
-  const photo = await sharp(PLATE_PHOTO).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const { x, y, w, h } = PLATE;
-  const svg = `<svg width="${w}" height="${h}"><rect width="${w}" height="${h}" fill="white" stroke="black" stroke-width="3"/>` +
-    `<text x="8" y="${h * 0.68}" font-size="${h * 0.5}" font-family="DejaVu Sans Mono, monospace" font-weight="bold" fill="black">KA 4821</text></svg>`;
+  const synthetic = await withSyntheticPlate(await readImageFile(PLATE_PHOTO));
   const k = 0.25;
-  const { data, info } = await sharp(photo.data, { raw: { width: photo.info.width, height: photo.info.height, channels: 3 } })
-    .composite([{ input: Buffer.from(svg), left: x, top: y }]).removeAlpha().raw().toBuffer({ resolveWithObject: true })
-    .then((r) => sharp(r.data, { raw: { width: r.info.width, height: r.info.height, channels: 3 } }).resize(Math.round(r.info.width * k), Math.round(r.info.height * k), { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true }));
+  const { data, info } = await sharp(synthetic.data, { raw: { width: synthetic.width, height: synthetic.height, channels: 3 } })
+    .resize(Math.round(synthetic.width * k), Math.round(synthetic.height * k), { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
   const crop: RgbImage = { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   const plan = planTransform(meta.preprocess, crop.width, crop.height);
   assert.deepEqual([crop.width, crop.height, plan.dstWidth, plan.dstHeight], [150, 121, 320, 256]);
   const detector = await Detector.open({ modelPath: MODEL, intraOpThreads: 1 });
   try {
     const dets = await detector.detect(crop);
-    const plate = { x: x * k, y: y * k, w: w * k, h: h * k };
+    const plate = { x: PLATE.x * k, y: PLATE.y * k, w: PLATE.w * k, h: PLATE.h * k };
     t.diagnostic(`plate ${JSON.stringify(plate)}; text boxes ${JSON.stringify(dets.map((d) => d.box))}`);
     assert.ok(dets.some((d) => {
       const cx = d.box.x + d.box.w / 2, cy = d.box.y + d.box.h / 2;

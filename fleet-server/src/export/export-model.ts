@@ -82,7 +82,8 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
     if (o.precision === 'int8') {
       if (!o.calib) throw new ModelError('INT8 TFLite export calibrates on real frames: pass --calib DIR|VIDEO');
       meta = await loadModelMetadata(o.modelPath);
-      const r = await tfliteRanges({ onnxBytes: bytes, frames: o.calib, preprocess: staticPreprocess(meta.preprocess), method: o.method, outputs: o.outputs });
+      meta = { ...meta, preprocess: staticPreprocess(meta.preprocess) };
+      const r = await tfliteRanges({ onnxBytes: bytes, frames: o.calib, preprocess: meta.preprocess, method: o.method, outputs: o.outputs });
       ranges = r.ranges;
       converted = r.onnxBytes;
       unrounded = r.unroundedBytes;
@@ -90,7 +91,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       notes.push('INT8: activations int8 per tensor, weights int8 per channel; the detection head that produces the outputs stays float');
       if (r.prepared) notes.push(`INT8: ${r.prepared.equalizedPairs} Conv pairs equalized, ${r.prepared.rescaledConvs} Convs rescaled across hard-swish, ${r.prepared.residualStreams} residual streams rescaled, ${r.prepared.gptqConvs} Convs' weights rounded by GPTQ on the calibration frames`);
       if (o.targetSnrDb !== undefined) {
-        keepFloat = await tfliteKeepFloat(converted, o.calib, staticPreprocess(meta.preprocess), o.targetSnrDb);
+        keepFloat = await tfliteKeepFloat(converted, o.calib, meta.preprocess, o.targetSnrDb);
         notes.push(`INT8 mixed precision (--target-snr ${o.targetSnrDb}): ${keepFloat.length} activations kept float with the ops reading them`);
       }
     }
@@ -100,7 +101,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       const without = build(Infinity);
       if (without.floatIslands < r.floatIslands) {
         const frames = [];
-        for await (const f of modelInputs({ ...o.calib, maxFrames: 2 }, staticPreprocess(meta.preprocess))) frames.push(f);
+        for await (const f of modelInputs({ ...o.calib, maxFrames: 2 }, meta.preprocess)) frames.push(f);
         const fp32 = exportTflite(bytes, { precision: 'fp32', outputs: o.outputs, inputShapes }).bytes;
         const c = await chooseFloatIslands({ fp32, withIslands: r.bytes, withoutIslands: without.bytes, frames, inputName: meta.input ?? r.inputs[0].name });
         notes.push(`INT8 float islands: ${r.floatIslands - without.floatIslands} ops float would make the file ${(r.bytes.length / without.bytes.length).toFixed(2)}× larger for ${c.worstWithoutDb.toFixed(1)} → ${c.worstWithDb.toFixed(1)} dB at the worst output (${frames.length} calibration frames, LiteRT.js): ${c.keep ? 'kept' : 'left out'} (--float-islands on|off decides instead)`);
