@@ -103,8 +103,15 @@ export interface ArtifactStoreOptions {
   loadTimeoutMs?: number;
 }
 
-/** A refused or rolled-back artifact in failed.json; `loadTimeoutMs`: the limit an E_LOAD_TIMEOUT refusal was met under. */
-export interface FailureEntry { code: string; reason: string; loadTimeoutMs?: number }
+/**
+ * A refused or rolled-back artifact in failed.json; `loadTimeoutMs`: the limit an E_LOAD_TIMEOUT refusal
+ * was met under; `keys` and `signature`: for an E_SIGNATURE refusal, digests of the pinned key set it was
+ * checked against and of the signature refused (see failureOf).
+ */
+export interface FailureEntry { code: string; reason: string; loadTimeoutMs?: number; keys?: string; signature?: string }
+
+/** What a refusal is recorded with, beyond its code and reason (see FailureEntry). */
+export interface FailureContext { loadTimeoutMs?: number; signature?: string }
 
 export class ArtifactStore {
   readonly root: string;
@@ -328,16 +335,28 @@ export class ArtifactStore {
    * version: it is tried again. Nor does a load past the time limit (E_LOAD_TIMEOUT) met under a lower
    * limit than the one that applies now, or under one not recorded (older agents): the refusal says to
    * raise detector.loadTimeoutMs and restart, and used to hold the version for good all the same. Met
-   * under the limit that applies, it holds: the same load would only time out again.
+   * under the limit that applies, it holds: the same load would only time out again. Likewise a bad
+   * signature (E_SIGNATURE) holds only against the same signature under the same pinned keys: once the
+   * key file is put right (the missing key pinned, the agent restarted, as docs/rollouts.md says), or
+   * the desired state brings another signature, the version is checked again. It used to stay refused
+   * for good, so a key file fixed on the box still needed a new version published for the fleet. The
+   * check is cheap: the manifest is verified before anything is downloaded. An entry recorded without
+   * the digests (older agents) is checked again once.
    */
-  failureOf(name: string | undefined, version: string): FailureEntry | undefined {
+  failureOf(name: string | undefined, version: string, signature?: string): FailureEntry | undefined {
     const f = this.failures();
-    return [f[failureKey(name, version)], f[version]].find((e) => e !== undefined && !LOCAL_FAULT_CODES.has(e.code) && !this.loadLimitRaised(e));
+    return [f[failureKey(name, version)], f[version]].find((e) => e !== undefined && !LOCAL_FAULT_CODES.has(e.code) && !this.loadLimitRaised(e) && !this.signatureCheckChanged(e, signature));
   }
 
-  markFailed(name: string | undefined, version: string, code: string, reason: string, extra: { loadTimeoutMs?: number } = {}): void {
+  markFailed(name: string | undefined, version: string, code: string, reason: string, extra: FailureContext = {}): void {
     const f = this.failures();
-    f[failureKey(name, version)] = { code, reason, ...(extra.loadTimeoutMs !== undefined ? { loadTimeoutMs: extra.loadTimeoutMs } : {}) };
+    const entry: FailureEntry = { code, reason };
+    if (extra.loadTimeoutMs !== undefined) entry.loadTimeoutMs = extra.loadTimeoutMs;
+    if (code === 'E_SIGNATURE') {
+      entry.keys = this.keySetDigest();
+      if (extra.signature !== undefined) entry.signature = digest(extra.signature);
+    }
+    f[failureKey(name, version)] = entry;
     writeFileAtomic(join(this.root, 'failed.json'), `${JSON.stringify(f)}\n`);
   }
 
@@ -352,6 +371,25 @@ export class ArtifactStore {
 
   setDesiredRev(d: DesiredRev): void {
     writeFileAtomic(join(this.root, 'desired-rev.json'), `${JSON.stringify({ rev: d.rev, ts: d.ts, ...(d.version !== undefined ? { version: d.version } : {}), ...(d.epoch !== undefined ? { epoch: d.epoch } : {}) })}\n`);
+  }
+
+  /** An E_SIGNATURE refusal met under other pinned keys, or of another signature than `signature` (when given), or recorded without either digest. */
+  private signatureCheckChanged(e: FailureEntry, signature: string | undefined): boolean {
+    if (e.code !== 'E_SIGNATURE') return false;
+    if (e.keys === undefined) return true;
+    let keys: string;
+    try {
+      keys = this.keySetDigest();
+    } catch {
+      return false; // no usable key now: nothing would verify, so the refusal holds
+    }
+    return e.keys !== keys || (signature !== undefined && e.signature !== undefined && e.signature !== digest(signature));
+  }
+
+  /** A digest of the set of pinned public keys (their SPKI DER bytes), whatever their order or repeats in the file. */
+  private keySetDigest(): string {
+    const ders = new Set(this.trustedKeys().map((k) => (k.export({ type: 'spki', format: 'der' }) as Buffer).toString('hex')));
+    return digest([...ders].sort().join(','));
   }
 
   private loadLimitRaised(e: FailureEntry): boolean {
@@ -406,6 +444,11 @@ export class ArtifactStore {
   private listDir(dir: string): string[] {
     return existsSync(dir) ? readdirSync(dir) : [];
   }
+}
+
+/** The first 32 hex digits of the SHA-256 of `text`: enough to tell two values apart, not to keep them. */
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 32);
 }
 
 /** `name@version`; a desired entry without a manifest (name unknown) is keyed `?@version`. */

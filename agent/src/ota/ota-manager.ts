@@ -405,7 +405,7 @@ export class OtaManager {
     // A version that proved itself here is never held as failed: an entry for it in failed.json is a
     // rollback refused by an older agent (it put rollbacks through the comparative health window).
     const proven = this.provenHere({ version: entry.version, name: entry.manifest?.name ?? installed?.manifest?.name });
-    const failed = proven ? undefined : this.store.failureOf(entry.manifest?.name, entry.version);
+    const failed = proven ? undefined : this.store.failureOf(entry.manifest?.name, entry.version, entry.signature);
     if (failed) {
       const phase: OtaPhase = failed.code === 'E_HEALTH' ? 'rolled-back' : 'refused';
       if (this.lastReport?.version !== entry.version || this.lastReport.phase !== phase) {
@@ -428,8 +428,11 @@ export class OtaManager {
         // but another refusal reported every retryDelayMs.
         if (!proven) {
           try {
-            // A load past the limit is remembered with the limit, so that a raised limit tries the version again.
-            this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message, e.code === 'E_LOAD_TIMEOUT' ? { loadTimeoutMs: this.loadTimeoutMs } : {});
+            // A load past the limit is remembered with the limit, so that a raised limit tries the version
+            // again; a bad signature with the signature and the pinned keys, so that a fixed key file does.
+            this.store.markFailed(entry.manifest?.name, entry.version, e.code, e.message, {
+              ...(e.code === 'E_LOAD_TIMEOUT' ? { loadTimeoutMs: this.loadTimeoutMs } : {}), signature: entry.signature,
+            });
           } catch (markErr) {
             // A full disk: the refusal is still reported, but not remembered; a later desired state tries the version again.
             this.log.warn({ version: entry.version, err: describeError(markErr).message }, `cannot record the refusal in ${this.store.root}`);
