@@ -6,7 +6,7 @@
  */
 import { writeSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
-import { EdgeFleetError, InputError, ModelError } from '../agent/src/util/errors.js';
+import { EdgeFleetError, InputError, ModelError, ModelOutputError } from '../agent/src/util/errors.js';
 import { moduleLogger } from '../agent/src/util/log.js';
 import type { TensorData } from './contract.js';
 
@@ -128,6 +128,8 @@ interface Reply {
   type: string;
   id?: number;
   message?: string;
+  /** A run-failed reply's error code, when the error had one. */
+  code?: string;
 }
 
 export interface WorkerCallsOptions {
@@ -186,8 +188,9 @@ export class WorkerCalls<R extends Reply> {
         // The worker is warm now: the calls that queued behind its first run are timed from here.
         for (const [id, q] of this.pending) this.arm(id, q);
       }
-      if (msg.type === 'run-failed') p.reject(new ModelError(`${label} failed: ${msg.message}`));
-      else p.resolve(msg);
+      if (msg.type === 'run-failed') {
+        p.reject(msg.code === 'E_MODEL_OUTPUT' ? new ModelOutputError(`${label}: ${msg.message}`) : new ModelError(`${label} failed: ${msg.message}`));
+      } else p.resolve(msg);
     });
     worker.on('error', (err) => this.failAll(new ModelError(`${label}: the worker crashed: ${err.message}`, { cause: err })));
     worker.on('exit', (code) => {

@@ -120,7 +120,10 @@ async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> 
     for (const t of Object.values(outputs)) transfer.push(t.data.buffer as ArrayBuffer);
     post({ type: 'result', id: req.id, outputs, inferMs }, transfer);
   } catch (err) {
-    post({ type: 'run-failed', id: req.id, message: (err as Error).message });
+    // The code travels with the message: a broken output (E_MODEL_OUTPUT, from the decoder) is handled
+    // apart from a failed run by the pipeline and the OTA health window.
+    const code = (err as { code?: unknown }).code;
+    post({ type: 'run-failed', id: req.id, message: (err as Error).message, ...(typeof code === 'string' ? { code } : {}) });
   }
 }
 

@@ -33,6 +33,6 @@ export type WorkerReply =
   | { type: 'loaded'; inputs: TensorInfo[]; outputs: TensorInfo[]; provider: string; fallbacks: Array<{ provider: string; reason: string }> }
   | { type: 'load-failed'; fallbacks: Array<{ provider: string; reason: string }> }
   | { type: 'result'; id: number; outputs: Record<string, TensorData>; inferMs: number; detections?: Detection[]; decodeMs?: number }
-  | { type: 'run-failed'; id: number; message: string }
+  | { type: 'run-failed'; id: number; message: string; code?: string }
   | { type: 'released' }
   | { type: 'fatal'; message: string };

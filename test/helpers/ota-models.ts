@@ -3,7 +3,8 @@
  * that read the input (so the runtime cannot fold it away) and emit CenterNet-style `[1, 4, 6]`
  * detections (x1, y1, x2, y2, score, class in 16×16 input pixels), with a metadata file.
  * Variants: `good`, `empty` (runs, finds nothing), `slow` (a chain of 768×768 MatMuls),
- * `bad-shape` (`[1, 4, 5]`: the decoder refuses it, so the self-test fails).
+ * `bad-shape` (`[1, 4, 5]`: the decoder refuses it, so the self-test fails), `nan` (runs, every
+ * score NaN: a broken run, as an FP16 overflow gives).
  *
  * `InProcessOrtAdapter` runs such tiny models on the main thread (microseconds per run), so 20
  * agents fit in one test process without 20 inference workers; the real Detector, preprocessing
@@ -18,14 +19,14 @@ import { DataType, emptyGraph, floatTensor, int64Tensor, type OnnxModel } from '
 import type { AdapterSession, CreateSessionOptions, PlatformAdapter, RunResult, TensorData, TensorInfo } from '../../platform-adapters/contract.js';
 import type { RgbImage } from '../../agent/src/types.js';
 
-export type StandInKind = 'good' | 'empty' | 'slow' | 'bad-shape';
+export type StandInKind = 'good' | 'empty' | 'slow' | 'bad-shape' | 'nan';
 
 export function standInModel(kind: StandInKind, opts: { slowLayers?: number; score?: number } = {}): Uint8Array {
   const g = emptyGraph(`standin-${kind}`);
   g.inputs.push({ name: 'images', elemType: DataType.FLOAT, shape: [1, 16, 16, 3] });
   const rows = kind === 'bad-shape' ? 5 : 6;
   g.outputs.push({ name: 'detections', elemType: DataType.FLOAT, shape: [1, 4, rows] });
-  const score = kind === 'empty' ? 0 : opts.score ?? 0.9;
+  const score = kind === 'empty' ? 0 : kind === 'nan' ? Number.NaN : opts.score ?? 0.9;
   const det = [
     [1, 1, 7, 7, score, 0], [8, 8, 15, 15, score * 0.9, 0], [1, 8, 6, 15, score * 0.8, 0], [9, 1, 15, 6, score * 0.7, 0],
   ].map((r) => r.slice(0, rows)).flat();

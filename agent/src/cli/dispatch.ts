@@ -37,7 +37,7 @@ export function exitCodeFor(err: unknown): number {
   switch (code) {
     case 'E_CONFIG': return EXIT.config;
     case 'E_INPUT': return EXIT.input;
-    case 'E_MODEL': return EXIT.model;
+    case 'E_MODEL': case 'E_MODEL_OUTPUT': return EXIT.model;
     case 'E_CAPTURE': return EXIT.capture;
     default: return EXIT.failure;
   }

@@ -22,7 +22,7 @@ import type { Detection, Point } from '../types.js';
 import { boxToSource, pointToSource } from '../preprocess/transform.js';
 import { ModelError } from '../util/errors.js';
 import type { BlazeFaceDecoderSpec } from './spec.js';
-import type { Decoder, OutputTensor } from './types.js';
+import { checkRun, type Decoder, type OutputTensor } from './types.js';
 import { nms, type Candidate } from './nms.js';
 
 export interface Anchor {
@@ -78,6 +78,7 @@ export function createBlazeFaceDecoder(spec: BlazeFaceDecoderSpec): Decoder {
     }
     const { anchors, groupSizes } = grid;
     const cands: Candidate[] = [];
+    let nan = 0;
     let base = 0;
     let group = 0;
     for (let g = 0; g < spec.scoreOutputs.length; g++) {
@@ -104,7 +105,11 @@ export function createBlazeFaceDecoder(spec: BlazeFaceDecoderSpec): Decoder {
       }
       for (let i = 0; i < n; i++) {
         const logit = Math.max(-100, Math.min(100, scores.data[i]));
-        if (logit < logitThreshold) continue;
+        // A NaN logit passed `logit < logitThreshold` and came out as a face with a NaN score.
+        if (!(logit >= logitThreshold)) {
+          if (logit !== logit) nan++;
+          continue;
+        }
         const a = anchors[base + i];
         const r = boxes.data.subarray(i * coords, (i + 1) * coords);
         // Normalised → model-input pixels.
@@ -123,6 +128,7 @@ export function createBlazeFaceDecoder(spec: BlazeFaceDecoderSpec): Decoder {
     if (base !== anchors.length) {
       throw new ModelError(`BlazeFace outputs hold ${base} anchors but decoder.anchors describes ${anchors.length}; check strides and anchorsPerCell against the model`);
     }
+    checkRun(spec.scoreOutputs.join(', '), nan, base, cands);
     const kept = nms(cands, { iouThreshold: spec.iouThreshold, maxDetections: spec.maxDetections, weighted: true });
     return kept.map((c): Detection => ({
       classId: 0,

@@ -8,7 +8,7 @@ import type { Detection } from '../types.js';
 import { boxToSource } from '../preprocess/transform.js';
 import { ModelError } from '../util/errors.js';
 import type { CenterNetDecoderSpec, CenterNetHeadsDecoderSpec } from './spec.js';
-import type { DecodeContext, Decoder } from './types.js';
+import { checkRun, type DecodeContext, type Decoder } from './types.js';
 import { nms, type Candidate } from './nms.js';
 import { pickOutput } from './yolo.js';
 
@@ -23,14 +23,19 @@ export function createCenterNetDecoder(spec: CenterNetDecoderSpec): Decoder {
     const n = Math.floor(out.data.length / 6);
     const d = out.data;
     const cands: Candidate[] = [];
+    let nan = 0;
     for (let i = 0; i < n; i++) {
       const o = i * 6;
       const score = d[o + 4];
-      if (!(score >= spec.scoreThreshold)) continue;
+      if (!(score >= spec.scoreThreshold)) {
+        if (score !== score) nan++;
+        continue;
+      }
       const x1 = Math.min(d[o], d[o + 2]), x2 = Math.max(d[o], d[o + 2]);
       const y1 = Math.min(d[o + 1], d[o + 3]), y2 = Math.max(d[o + 1], d[o + 3]);
       cands.push({ classId: Math.round(d[o + 5]), score, box: { x: x1, y: y1, w: x2 - x1, h: y2 - y1 } });
     }
+    checkRun(spec.output ?? ctx.outputNames[0] ?? '?', nan, n, cands);
     return finish(cands, spec, ctx);
   };
 }
@@ -70,9 +75,13 @@ export function createCenterNetHeadsDecoder(spec: CenterNetHeadsDecoderSpec): De
     // Index of (row y, col x, class k) in either layout.
     const at = nchw ? (y: number, x: number, k: number) => k * plane + y * w + x : (y: number, x: number, k: number) => (y * w + x) * classes + k;
     const peaks: Array<{ score: number; y: number; x: number; k: number }> = [];
+    let nan = 0;
     for (let i = 0; i < d.length; i++) {
       const v = d[i];
-      if (!(v >= spec.scoreThreshold)) continue;
+      if (!(v >= spec.scoreThreshold)) {
+        if (v !== v) nan++;
+        continue;
+      }
       const k = nchw ? Math.floor(i / plane) : i % classes;
       const cell = nchw ? i % plane : Math.floor(i / classes);
       const y = Math.floor(cell / w), x = cell % w;
@@ -93,6 +102,7 @@ export function createCenterNetHeadsDecoder(spec: CenterNetHeadsDecoderSpec): De
       const x2 = cx + side(p.y, p.x, 2), y2 = cy + side(p.y, p.x, 3);
       return { classId: p.k, score: p.score, box: { x: Math.min(x1, x2), y: Math.min(y1, y2), w: Math.abs(x2 - x1), h: Math.abs(y2 - y1) } };
     });
+    checkRun(spec.heatmap, nan, d.length, cands);
     return finish(cands, spec, ctx);
   };
 }

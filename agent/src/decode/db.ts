@@ -14,7 +14,7 @@ import type { Detection } from '../types.js';
 import { boxToSource } from '../preprocess/transform.js';
 import { ModelError } from '../util/errors.js';
 import type { DbDecoderSpec } from './spec.js';
-import type { Decoder } from './types.js';
+import { checkRun, countNaN, type Decoder } from './types.js';
 import { pickOutput } from './yolo.js';
 
 export interface TextRegion {
@@ -77,6 +77,9 @@ export function createDbDecoder(spec: DbDecoderSpec): Decoder {
     const height = dims[2], width = dims[3];
     // The map has the model input's size; scale in case a model outputs a reduced map.
     const sx = ctx.transform.dstWidth / width, sy = ctx.transform.dstHeight / height;
+    // The flood fill skips NaN as below the threshold: a broken run read as "no text here", which
+    // under plates.fallback "no-model" left the plate unhidden.
+    checkRun(spec.output ?? ctx.outputNames[0] ?? '?', countNaN(out.data), out.data.length, []);
     const regions = connectedRegions(out.data, width, height, spec.binaryThreshold);
     const dets: Detection[] = [];
     for (const r of regions) {

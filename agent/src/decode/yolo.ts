@@ -11,13 +11,14 @@ import type { Detection } from '../types.js';
 import { boxToSource } from '../preprocess/transform.js';
 import { ModelError } from '../util/errors.js';
 import type { YoloDecoderSpec } from './spec.js';
-import type { Decoder, OutputMap, OutputTensor } from './types.js';
+import { checkRun, type Decoder, type OutputMap, type OutputTensor } from './types.js';
 import { nms, type Candidate } from './nms.js';
 
 export function createYoloDecoder(spec: YoloDecoderSpec): Decoder {
   return (outputs, ctx) => {
     const out = pickOutput(outputs, spec.output, ctx.outputNames, 'yolo');
-    const cands = spec.version === 'v5' ? candidatesV5(out, spec.scoreThreshold, ctx.labels.length) : candidatesV8(out, spec.scoreThreshold, ctx.labels.length);
+    const { cands, nan, scores } = spec.version === 'v5' ? candidatesV5(out, spec.scoreThreshold, ctx.labels.length) : candidatesV8(out, spec.scoreThreshold, ctx.labels.length);
+    checkRun(outputKey(outputs, out), nan, scores, cands);
     const kept = nms(cands, { iouThreshold: spec.iouThreshold, maxDetections: spec.maxDetections, classAgnostic: spec.classAgnosticNms });
     return kept.map((c): Detection => ({
       classId: c.classId,
@@ -40,7 +41,13 @@ function checkClasses(out: OutputTensor, layout: string, classes: number, labelC
   }
 }
 
-function candidatesV8(out: OutputTensor, threshold: number, labelCount: number): Candidate[] {
+interface Read { cands: Candidate[]; nan: number; scores: number }
+
+function outputKey(outputs: OutputMap, out: OutputTensor): string {
+  return Object.keys(outputs).find((k) => outputs[k] === out) ?? '?';
+}
+
+function candidatesV8(out: OutputTensor, threshold: number, labelCount: number): Read {
   const [batch, channels, n] = expect3d(out, 'yolo v8/v11 [1, 4+C, N]');
   if (batch !== 1) {
     throw new ModelError(`Expected a yolo v8/v11 output [1, 4+C, N] with batch 1 but received [${out.dims.join(', ')}]; check decoder.version in the model's metadata`);
@@ -49,19 +56,20 @@ function candidatesV8(out: OutputTensor, threshold: number, labelCount: number):
   const d = out.data;
   const classes = channels - 4;
   const cands: Candidate[] = [];
+  let nan = 0;
   for (let i = 0; i < n; i++) {
     let best = -1, bestScore = -Infinity;
     for (let c = 0; c < classes; c++) {
       const s = d[(4 + c) * n + i];
-      if (s > bestScore) { bestScore = s; best = c; }
+      if (s > bestScore) { bestScore = s; best = c; } else if (s !== s) nan++;
     }
     if (bestScore < threshold) continue;
     cands.push({ classId: best, score: bestScore, box: centerBox(d[i], d[n + i], d[2 * n + i], d[3 * n + i]) });
   }
-  return cands;
+  return { cands, nan, scores: n * classes };
 }
 
-function candidatesV5(out: OutputTensor, threshold: number, labelCount: number): Candidate[] {
+function candidatesV5(out: OutputTensor, threshold: number, labelCount: number): Read {
   const [batch, n, stride] = expect3d(out, 'yolo v5 [1, N, 5+C]');
   if (batch !== 1) {
     throw new ModelError(`Expected a yolo v5 output [1, N, 5+C] with batch 1 but received [${out.dims.join(', ')}]; check decoder.version in the model's metadata`);
@@ -69,19 +77,25 @@ function candidatesV5(out: OutputTensor, threshold: number, labelCount: number):
   checkClasses(out, 'v5 [1, N, 5+C]', stride - 5, labelCount);
   const d = out.data;
   const cands: Candidate[] = [];
+  let nan = 0;
   for (let i = 0; i < n; i++) {
     const o = i * stride;
     const objectness = d[o + 4];
-    if (objectness < threshold) continue;
+    // A NaN objectness passed `objectness < threshold` and came out as a detection with a NaN score.
+    if (!(objectness >= threshold)) {
+      if (objectness !== objectness) nan++;
+      continue;
+    }
     let best = -1, bestScore = -Infinity;
     for (let c = 5; c < stride; c++) {
-      if (d[o + c] > bestScore) { bestScore = d[o + c]; best = c - 5; }
+      const s = d[o + c];
+      if (s > bestScore) { bestScore = s; best = c - 5; } else if (s !== s) nan++;
     }
     const score = objectness * bestScore;
     if (score < threshold) continue;
     cands.push({ classId: best, score, box: centerBox(d[o], d[o + 1], d[o + 2], d[o + 3]) });
   }
-  return cands;
+  return { cands, nan, scores: n * (stride - 4) };
 }
 
 function centerBox(cx: number, cy: number, w: number, h: number) {

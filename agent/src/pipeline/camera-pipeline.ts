@@ -70,6 +70,11 @@ export interface CameraStats {
   dropped: { capture: number };
   restarts: number;
   alerts: number;
+  /**
+   * Detector runs whose output was broken (NaN scores or boxes: E_MODEL_OUTPUT), each logged at the
+   * 1st, 10th, 100th... and answered with no detections (the frame's tracks predicted); present when > 0.
+   */
+  brokenRuns?: number;
   /** Why the camera failed, or its source's last error (credentials in URLs masked). */
   lastError?: string;
   /** Size of its last frame, source pixels. */
@@ -85,6 +90,7 @@ export class CameraPipeline {
   private processed = 0;
   private detected = 0;
   private alerts = 0;
+  private brokenRuns = 0;
   private pendingTimings: { preprocessMs: number; inferMs: number; decodeMs: number } | undefined;
   private lastDetections: Detection[] | undefined;
   /** Where the run stands; stats() tells `starting`, `up` and `reconnecting` apart while it runs. */
@@ -102,7 +108,14 @@ export class CameraPipeline {
     this.source = opts.source ?? new GstFrameSource({ config: opts.camera.source, board: opts.board });
     this.tracking = new TrackingStage({
       detect: async (frame) => {
-        const r = await opts.detector.detectTimed(frame);
+        let r: Awaited<ReturnType<typeof opts.detector.detectTimed>>;
+        try {
+          r = await opts.detector.detectTimed(frame);
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== 'E_MODEL_OUTPUT') throw err;
+          this.brokenRun(frame, err as Error);
+          return null;
+        }
         this.pendingTimings = r.timings;
         this.lastDetections = r.detections;
         return r.detections;
@@ -262,6 +275,21 @@ export class CameraPipeline {
     }
   }
 
+  /**
+   * A run whose output was broken (the committed model: a new one on trial is answered by the previous
+   * one, and rolled back). It used to read as "nothing in the picture", silently: now the frame is
+   * tracked without detections, and the run counted and logged, but the camera goes on: one broken
+   * frame is no reason to stop every camera's alerts (a detector error ends the run).
+   */
+  private brokenRun(frame: Frame, err: Error): void {
+    this.brokenRuns += 1;
+    const n = this.brokenRuns;
+    if (/^10*$/.test(String(n))) {
+      this.log.error({ camera: this.cameraId, frame: frame.index, brokenRuns: n, code: 'E_MODEL_OUTPUT' },
+        `the detector's output was broken on ${n === 1 ? 'a frame' : `${n} frames`} of camera ${this.cameraId} (logged at 1, 10, 100...; counted in brokenRuns): ${err.message}`);
+    }
+  }
+
   stats(): CameraStats {
     const s = this.source.stats;
     const lastError = this.sourceFailure?.message ?? s.lastError;
@@ -272,6 +300,7 @@ export class CameraPipeline {
     return {
       cameraId: this.cameraId, status, framesIn: s.framesIn, processed: this.processed, detected: this.detected,
       dropped: { capture: s.dropped }, restarts: s.restarts, alerts: this.alerts,
+      ...(this.brokenRuns > 0 ? { brokenRuns: this.brokenRuns } : {}),
       ...(lastError ? { lastError: maskUrlCredentials(lastError) } : {}),
       ...(last ? { width: last.width, height: last.height } : {}),
     };

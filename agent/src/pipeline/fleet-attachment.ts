@@ -202,6 +202,7 @@ export class FleetAttachment {
         ...(c.width !== undefined && c.height !== undefined ? { width: c.width, height: c.height } : {}),
         ...(c.lastError ? { lastError: c.lastError } : {}),
       })),
+      brokenRuns: () => (runner()?.cameraStats() ?? []).map((c) => ({ camera: c.cameraId, runs: c.brokenRuns ?? 0 })),
     };
     return { onStage: (stage, ms) => this.telemetry.recordStage(stage, ms) };
   }

@@ -14,7 +14,8 @@ import { DetectionScheduler, type ScheduleDecision } from './scheduler.js';
 import { DEFAULT_SCHEDULE_CONFIG, type MotionGateConfig, type ScheduleConfig } from './schema.js';
 
 export interface TrackingStageOptions {
-  detect: (frame: Frame) => Promise<Detection[]>;
+  /** The frame's detections; null when the run cannot be used (a broken output): its tracks are predicted. */
+  detect: (frame: Frame) => Promise<Detection[] | null>;
   schedule?: Partial<Omit<ScheduleConfig, 'motion'>> & { motion?: Partial<MotionGateConfig> };
   tracker?: Partial<TrackerConfig>;
   /** Keep only these labels before tracking; all when absent. */
@@ -80,7 +81,7 @@ export class TrackingStage {
       detectMs = this.nowMs() - t0;
       this.scheduler.recordInference(detectMs);
       const labels = this.opts.labels;
-      if (labels) detections = detections.filter((d) => labels.includes(d.label));
+      if (labels && detections) detections = detections.filter((d) => labels.includes(d.label));
     }
     // Nothing moved: the last boxes still hold; predicting them onward would drift still objects.
     const tracks = decision.reason === 'skip-no-motion' ? this.tracker.hold(frame.index) : this.tracker.update(frame.index, detections);

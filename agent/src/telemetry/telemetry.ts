@@ -79,6 +79,8 @@ export class Telemetry {
     models?: () => Record<string, string>;
     /** Each camera as it is now (the payload's `cameras`, and ef_camera_up / ef_camera_restarts_total). */
     cameras?: () => CameraTelemetry[];
+    /** Detector runs with a broken output (E_MODEL_OUTPUT) per camera, since the start (ef_detector_broken_runs_total). */
+    brokenRuns?: () => Array<{ camera: string; runs: number }>;
   } = {};
   private camerasCapWarned = false;
 
@@ -111,6 +113,11 @@ export class Telemetry {
     new Counter({
       name: 'ef_camera_restarts_total', help: 'Restarts of each camera\'s capture after an error', labelNames: ['camera'], registers: r,
       collect() { this.reset(); for (const c of cameras()) this.inc({ camera: c.id }, c.restarts); },
+    });
+    const broken = () => this.sources.brokenRuns?.() ?? [];
+    new Counter({
+      name: 'ef_detector_broken_runs_total', help: 'Detector runs whose output was broken (NaN scores or boxes), answered with no detections', labelNames: ['camera'], registers: r,
+      collect() { this.reset(); for (const c of broken()) this.inc({ camera: c.camera }, c.runs); },
     });
     this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });

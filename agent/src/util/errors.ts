@@ -38,6 +38,16 @@ export class ModelError extends EdgeFleetError {
   }
 }
 
+/**
+ * A model run whose outputs hold NaN where the decoder reads them (scores, boxes): the run is broken
+ * (an FP16 overflow, a damaged engine or weights), and "nothing found" would be a lie. E_MODEL_OUTPUT.
+ */
+export class ModelOutputError extends EdgeFleetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_MODEL_OUTPUT', message, options);
+  }
+}
+
 export class CaptureError extends EdgeFleetError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('E_CAPTURE', message, options);

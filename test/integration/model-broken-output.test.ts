@@ -1,0 +1,114 @@
+/**
+ * A model whose outputs are NaN (an FP16 overflow, a damaged engine) read as an empty scene: the
+ * decoders dropped NaN scores. Pushed over the air to a camera whose scene was empty (a night, a
+ * closed site) it passed the self-test and the health window ("output sanity" compares with the
+ * previous model's detections, and there were none) and was committed, blind. Now the run fails with
+ * E_MODEL_OUTPUT: through the inference worker with its code, in the OTA self-test (refused, the
+ * previous model keeps running), and in the camera pipeline, where the committed model's broken runs
+ * are counted and logged while the camera goes on.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { startFleet, type TestFleet } from '../helpers/fleet.js';
+import { waitFor } from '../helpers/wait.js';
+import { writeStandIn } from '../helpers/ota-models.js';
+import { startOtaAgent, type OtaTestAgent } from '../helpers/ota-agent.js';
+import { withTempDir } from '../helpers/temp-dir.js';
+import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
+import { Detector } from '../../agent/src/infer/detector.js';
+import { OrtAdapter } from '../../platform-adapters/onnxruntime/adapter.js';
+import { CameraPipeline } from '../../agent/src/pipeline/camera-pipeline.js';
+import { agentConfigValidator } from '../../agent/src/config/schema.js';
+import { ModelOutputError } from '../../agent/src/util/errors.js';
+import type { OtaReport } from '../../agent/src/protocol/ota.js';
+import type { Detection, Frame } from '../../agent/src/types.js';
+
+const gray = { width: 32, height: 32, data: new Uint8Array(32 * 32 * 3).fill(128) };
+
+test('a NaN-scoring model fails its run with E_MODEL_OUTPUT through the inference worker', async () => {
+  await withTempDir('ef-broken-output-', async (dir) => {
+    const nan = writeStandIn(join(dir, 'nan'), { name: 'standin', version: '2.0.0', kind: 'nan' });
+    const good = writeStandIn(join(dir, 'good'), { name: 'standin', version: '1.0.0', kind: 'good' });
+    const adapter = new OrtAdapter();
+    const det = await Detector.open({ modelPath: join(nan, 'model.onnx'), adapter });
+    const ok = await Detector.open({ modelPath: join(good, 'model.onnx'), adapter });
+    try {
+      await assert.rejects(det.detectTimed(gray), (err: Error & { code?: string }) => {
+        assert.ok(err instanceof ModelOutputError, `${err.name}: ${err.message}`);
+        assert.equal(err.code, 'E_MODEL_OUTPUT');
+        assert.match(err.message, /Model output "detections" is broken: 4 of its 4 scores are NaN/);
+        return true;
+      });
+      assert.equal((await ok.detectTimed(gray)).detections.length, 4, 'the same model with finite scores detects');
+    } finally {
+      await det.close();
+      await ok.close();
+    }
+  });
+});
+
+let fleet: TestFleet | undefined;
+let agent: OtaTestAgent | undefined;
+after(async () => { await agent?.stop(); await fleet?.stop(); });
+
+test('pushed to a camera whose scene is empty, a NaN-scoring model is refused at its self-test; the previous model keeps running', async () => {
+  fleet = await startFleet({ broker: 'aedes' });
+  const dev = fleet.addDevice('cam-nan');
+  // The running model finds nothing (an empty scene): output sanity has no detections to compare with.
+  const factoryDir = writeStandIn(join(fleet.dir, 'factory'), { name: 'standin', version: '1.0.0', kind: 'empty' });
+  agent = await startOtaAgent(fleet, dev, { factoryDir, factoryVersion: '1.0.0', gate: { minFrames: 3 } });
+  const dir = writeStandIn(join(fleet.dir, 'src', '2.0.0'), { name: 'standin', version: '2.0.0', kind: 'nan' });
+  await publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir });
+  const a = fleet.server.ota.registry.artifact('standin', '2.0.0', 'onnx-cpu')!;
+  fleet.server.ota.desired.set(dev.id, 'detector', { version: '2.0.0', manifest: a.manifest, signature: a.signature, healthWindowMs: 300 });
+  const outcome = await waitFor('the outcome of 2.0.0', () => {
+    const o = (fleet!.server.devices.get(dev.id)?.reported as { ota?: OtaReport } | undefined)?.ota;
+    return o?.version === '2.0.0' && ['refused', 'rolled-back', 'committed'].includes(o.phase) ? o : undefined;
+  }, 20_000);
+  assert.deepEqual([outcome.phase, outcome.code], ['refused', 'E_SELF_TEST'], JSON.stringify(outcome));
+  assert.match(outcome.reason ?? '', /scores are NaN/);
+  assert.equal(agent.manager.runningVersion, '1.0.0');
+  assert.equal(agent.frames.errors, 0, 'no frame failed');
+});
+
+test('the committed model\'s broken runs: the camera goes on, the frames are tracked without detections, counted and logged at 1, 10, 100', async () => {
+  const config = agentConfigValidator.parse({
+    detector: { model: '/models/m.onnx' },
+    cameras: [{ source: { kind: 'rtsp', url: 'rtsp://10.0.0.21/s', id: 'gate' } }],
+    schedule: { mode: 'fixed', interval: 1, motion: { enabled: false } },
+  }, 'test config');
+  const lines: Array<{ level: number; msg: string; brokenRuns?: number }> = [];
+  const sink = new Writable({ write(chunk: Buffer, _enc, cb) { for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb(); } });
+  const person: Detection = { classId: 0, label: 'person', score: 0.9, box: { x: 10, y: 10, w: 20, h: 40 } };
+  const N = 120;
+  const stats = { framesIn: 0, dropped: 0, restarts: 0, errors: 0 };
+  let calls = 0;
+  const pipeline = new CameraPipeline({
+    camera: config.cameras[0], schedule: config.schedule, tracker: config.tracker, log: pino({ level: 'info' }, sink),
+    // Frames 0-4 are fine (a person), then every run after is broken.
+    detector: { detectTimed: async () => {
+      calls += 1;
+      if (calls > 5) throw new ModelOutputError('Model output "detections" is broken: 4 of its 4 scores are NaN');
+      return { detections: [person], timings: { preprocessMs: 0, inferMs: 1, decodeMs: 0 } };
+    } },
+    source: {
+      stats,
+      async *frames() {
+        for (let i = 0; i < N; i++) {
+          stats.framesIn++;
+          yield { width: 64, height: 64, data: new Uint8Array(64 * 64 * 3), index: i, ptsNs: i * 1e8, capturedAtNs: i * 1e8, sourceId: 'gate' } as Frame;
+        }
+      },
+    },
+  });
+  const s = await pipeline.run();
+  assert.equal(s.processed, N, 'every frame went through');
+  assert.equal(s.detected, 5, 'only the good runs count as detected');
+  assert.equal(s.brokenRuns, N - 5);
+  const logged = lines.filter((l) => l.msg.startsWith("the detector's output was broken"));
+  assert.deepEqual(logged.map((l) => [l.level, l.brokenRuns]), [[50, 1], [50, 10], [50, 100]]);
+  assert.match(logged[0].msg, /camera gate .*scores are NaN/);
+});
