@@ -5,7 +5,8 @@
  * previous model's detections, and there were none) and was committed, blind. Now the run fails with
  * E_MODEL_OUTPUT: through the inference worker with its code, in the OTA self-test (refused, the
  * previous model keeps running), and in the camera pipeline, where the committed model's broken runs
- * are counted and logged while the camera goes on.
+ * are counted and logged while the camera goes on. The publish gate refuses such a build with the
+ * reason (it scored it as a build that finds nothing, which said less).
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +24,7 @@ import { OrtAdapter } from '../../platform-adapters/onnxruntime/adapter.js';
 import { CameraPipeline } from '../../agent/src/pipeline/camera-pipeline.js';
 import { agentConfigValidator } from '../../agent/src/config/schema.js';
 import { ModelOutputError } from '../../agent/src/util/errors.js';
+import { runGate } from '../../fleet-server/src/quantize/gate.js';
 import type { OtaReport } from '../../agent/src/protocol/ota.js';
 import type { Detection, Frame } from '../../agent/src/types.js';
 
@@ -47,6 +49,23 @@ test('a NaN-scoring model fails its run with E_MODEL_OUTPUT through the inferenc
       await det.close();
       await ok.close();
     }
+  });
+});
+
+test('the accuracy gate refuses a candidate whose output is broken, naming the frame; evaluate reports it', async () => {
+  await withTempDir('ef-broken-output-', async (dir) => {
+    const ref = writeStandIn(join(dir, 'fp32'), { name: 'standin', version: '1.0.0', kind: 'good' });
+    const cand = writeStandIn(join(dir, 'int8'), { name: 'standin', version: '1.0.0', kind: 'nan' });
+    const { decision, report } = await runGate({ reference: join(ref, 'model.onnx'), candidate: join(cand, 'model.onnx'), data: { source: 'assets/images/faces', maxFrames: 2 } });
+    assert.equal(report.frames, 2);
+    assert.equal(report.candidateBroken?.frames, 2);
+    assert.equal(decision.pass, false);
+    assert.match(decision.reason, /^the candidate's output is broken on 2 of 2 frames \(frame 0: Model output "detections" is broken: 4 of its 4 scores are NaN.*\); publish the FP16 or FP32 artifact instead/);
+    assert.deepEqual(decision.offer, ['fp16', 'fp32']);
+    // The same model against itself: nothing broken, nothing to say.
+    const same = await runGate({ reference: join(ref, 'model.onnx'), candidate: join(ref, 'model.onnx'), data: { source: 'assets/images/faces', maxFrames: 2 } });
+    assert.equal(same.report.candidateBroken, undefined);
+    assert.equal(same.decision.pass, true, same.decision.reason);
   });
 });
 

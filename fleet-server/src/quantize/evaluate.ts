@@ -84,6 +84,11 @@ export interface EvaluateReport {
   perClass: ClassDelta[];
   /** dB per output tensor; Infinity when identical. */
   outputSnrDb: Record<string, number>;
+  /**
+   * Frames on which the candidate's output was broken (NaN scores or boxes: E_MODEL_OUTPUT), scored as
+   * frames where it found nothing; `first` says which frame and how. Absent when none was.
+   */
+  candidateBroken?: { frames: number; first: string };
 }
 
 async function readLabels(path: string): Promise<unknown> {
@@ -125,6 +130,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const refLow = createDecoder(candSpec);
   const snr = new Map<string, { sig: number; err: number }>();
   let frames = 0, referenceDetections = 0, labelBoxes = 0;
+  let broken: EvaluateReport['candidateBroken'];
   try {
     const absent = [
       ...ref.inputNames.filter((n) => !cand.inputNames.includes(n)).map((n) => `input ${n}`),
@@ -147,9 +153,18 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
       }
       const ctx = { transform: input.transform, labels: meta.labels, outputNames: ref.outputNames };
       const refDets = decodeRef(r, ctx);
-      const candDets = decodeCand(c, { ...ctx, outputNames: cand.outputNames });
+      // A candidate whose run is broken (NaN: an FP16 overflow) finds nothing on the frame, as a device
+      // running it would report, and the gate refuses it with the reason (a broken reference throws).
+      let candDets: Detection[] = [], candAt: Detection[] = [];
+      try {
+        candDets = decodeCand(c, { ...ctx, outputNames: cand.outputNames });
+        candAt = decodeCandAt(c, { ...ctx, outputNames: cand.outputNames });
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'E_MODEL_OUTPUT') throw err;
+        broken = { frames: (broken?.frames ?? 0) + 1, first: broken?.first ?? `frame ${input.index}: ${(err as Error).message}` };
+      }
       agreement.push({ truth: refDets, predicted: candDets });
-      atThreshold.push({ truth: refDets, predicted: decodeCandAt(c, { ...ctx, outputNames: cand.outputNames }) });
+      atThreshold.push({ truth: refDets, predicted: candAt });
       referenceDetections += refDets.length;
       if (labels) {
         const truth: Detection[] = (labelByFrame.get(input.index) ?? []).map((b) => ({ classId: b.classId, label: meta.labels[b.classId] ?? `class${b.classId}`, score: 1, box: { x: b.x, y: b.y, w: b.w, h: b.h } }));
@@ -175,6 +190,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
     },
     perClass,
     outputSnrDb: Object.fromEntries([...snr].map(([k, v]) => [k, snrDb(v)])),
+    ...(broken ? { candidateBroken: broken } : {}),
   };
   if (labels) {
     const ra = averagePrecision(refVsLabels), ca = averagePrecision(candVsLabels);

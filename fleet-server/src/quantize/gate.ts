@@ -35,7 +35,7 @@ export interface GateDecision {
  * Nothing to compare is no evidence of accuracy: no frames, no reference detections (agreement would
  * be a vacuous 100), or labels with no box on the evaluated frames fail the gate with the reason.
  */
-export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | 'referenceDetections' | 'labels' | 'atThreshold'>, opts: { precision?: 'int8' | 'fp16' | 'fp32'; maxMapDrop?: number; maxF1Drop?: number } = {}): GateDecision {
+export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | 'referenceDetections' | 'labels' | 'atThreshold' | 'candidateBroken'>, opts: { precision?: 'int8' | 'fp16' | 'fp32'; maxMapDrop?: number; maxF1Drop?: number } = {}): GateDecision {
   const maxMapDrop = opts.maxMapDrop ?? DEFAULT_MAX_MAP_DROP;
   const maxF1Drop = opts.maxF1Drop ?? DEFAULT_MAX_F1_DROP;
   const precision = opts.precision ?? 'int8';
@@ -44,6 +44,13 @@ export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | '
       : report.referenceDetections === 0 ? `the reference model detects nothing on the ${report.frames} evaluated frames (give --data frames where it finds objects)` : undefined;
   if (cannotJudge) return { pass: false, precision, mapDrop: NaN, maxMapDrop, f1Drop: NaN, maxF1Drop, reason: `${cannotJudge}: cannot judge accuracy`, offer: ['fp16', 'fp32'] };
   const t = report.atThreshold;
+  // A broken run on any frame fails whatever the averages say: a device would take it for an empty scene.
+  if (report.candidateBroken) {
+    return {
+      pass: false, precision, mapDrop: report.mapDrop, maxMapDrop, f1Drop: t.f1Drop, maxF1Drop, offer: ['fp16', 'fp32'],
+      reason: `the candidate's output is broken on ${report.candidateBroken.frames} of ${report.frames} frames (${report.candidateBroken.first}); publish the FP16 or FP32 artifact instead, or recalibrate`,
+    };
+  }
   const mapOk = report.mapDrop <= maxMapDrop, f1Ok = t.f1Drop <= maxF1Drop;
   const pass = mapOk && f1Ok;
   const at = `at score ≥ ${t.scoreThreshold ?? 'the decoder\'s threshold'}`;
