@@ -16,7 +16,7 @@ import { waitFor } from '../helpers/wait.js';
 import { tempDirForFile } from '../helpers/temp-dir.js';
 import { missingAssets } from '../helpers/assets.js';
 import { agentConfigValidator, type CameraConfig } from '../../agent/src/config/schema.js';
-import { FleetAttachment } from '../../agent/src/pipeline/fleet-attachment.js';
+import { BROKEN_RUNS_CLEAR_MS, FleetAttachment } from '../../agent/src/pipeline/fleet-attachment.js';
 import { AgentRunner } from '../../agent/src/pipeline/agent-runner.js';
 import { nullDetector, fakeSource } from '../helpers/runner-fakes.js';
 import { AgentLink } from '../../agent/src/link/agent-link.js';
@@ -97,6 +97,39 @@ test('a block of ota.publicKeyFile that was skipped shows in the device\'s healt
   const state = await retainedState(fleet, dev);
   assert.equal(state.online, true);
   assert.deepEqual(state.health, h, 'the retained online state says it, not only a report');
+});
+
+test('the detector\'s broken runs (NaN outputs) turn the health degraded, naming the cameras, until 10 min pass without one', async (t) => {
+  const fleet = await startFleet({ broker: 'aedes' });
+  t.after(() => fleet.stop());
+  const dev = fleet.addDevice('cam-nan');
+  const config = agentConfigValidator.parse({
+    deviceId: dev.id, stateDir: join(dir, 'cam-nan'), detector: { model: '/m/model.onnx' },
+    link: { url: fleet.mqttUrl }, privacy: { enabled: false },
+    cameras: [{ source: { kind: 'test', id: 'lobby', width: 32, height: 24 } }, { source: { kind: 'test', id: 'gate', width: 32, height: 24 } }],
+  }, 'test config');
+  const fleetAtt = new FleetAttachment({ config, secret: dev.secret });
+  t.after(() => fleetAtt.stop());
+  await fleetAtt.start();
+  assert.deepEqual(await waitFor('online with a health', () => health(fleet, dev.id)), { status: 'ok', reasons: [] });
+  // The cameras' counts as the runner gives them (CameraStats.brokenRuns), checked at each telemetry snapshot.
+  const runs: Record<string, number> = { lobby: 0, gate: 0 };
+  fleetAtt.telemetryFor(() => ({ cameraStats: () => Object.entries(runs).map(([id, n]) => ({ cameraId: id, brokenRuns: n || undefined }) as never) }));
+  fleetAtt.checkBrokenRuns(1_000);
+  assert.equal(fleetAtt.link!.health().status, 'ok', 'none yet');
+  runs.gate = 3;
+  fleetAtt.checkBrokenRuns(2_000);
+  const degraded = await waitFor('health degraded in the registry', () => { const h = health(fleet, dev.id); return h?.status === 'degraded' ? h : undefined; });
+  assert.equal(degraded.reasons.length, 1);
+  assert.match(degraded.reasons[0]!, /^detector output broken \(NaN, E_MODEL_OUTPUT\) on camera gate: /);
+  // Still breaking 9 min later: degraded; then quiet for 10 min: ok again.
+  runs.gate = 5;
+  fleetAtt.checkBrokenRuns(2_000 + 9 * 60_000);
+  fleetAtt.checkBrokenRuns(2_000 + 9 * 60_000 + BROKEN_RUNS_CLEAR_MS - 1);
+  assert.equal(fleetAtt.link!.health().status, 'degraded');
+  fleetAtt.checkBrokenRuns(2_000 + 9 * 60_000 + BROKEN_RUNS_CLEAR_MS);
+  assert.deepEqual(fleetAtt.link!.health(), { status: 'ok', reasons: [] });
+  await waitFor('health ok in the registry', () => (health(fleet, dev.id)?.status === 'ok' ? true : undefined));
 });
 
 test('health reasons are merged over sources, capped to the protocol (16 of 200 characters), and cleared back to ok', () => {

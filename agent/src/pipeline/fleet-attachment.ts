@@ -26,6 +26,10 @@ import { VERSION } from '../version.js';
 import { createOtaManager } from '../ota/create.js';
 import type { OtaManager } from '../ota/ota-manager.js';
 import type { SwappableDetector } from '../ota/swappable-detector.js';
+import { performance } from 'node:perf_hooks';
+
+/** How long after the last broken detector run the device's health stops saying so (checkBrokenRuns). */
+export const BROKEN_RUNS_CLEAR_MS = 10 * 60_000;
 
 export interface FleetAttachmentOptions {
   config: AgentConfig;
@@ -86,6 +90,8 @@ export class FleetAttachment {
   private readonly privacyBoxes: FrameBoxes;
   /** Cameras down for the rest of the run, with why: the device's health says so (cameraDown). */
   private readonly downCameras = new Map<string, string>();
+  /** Broken detector runs seen at the last check, and when their count last grew (monotonic ms; see checkBrokenRuns). */
+  private broken: { runs: number; grewAtMs: number | undefined } = { runs: 0, grewAtMs: undefined };
 
   constructor(private readonly opts: FleetAttachmentOptions) {
     const { config } = opts;
@@ -156,7 +162,10 @@ export class FleetAttachment {
         this.link.setHealthReasons('ota.publicKeyFile', this.ota.store.skippedKeys().map((why) => `key file: ${why}`));
       }
       this.link.start();
-      this.telemetry.start((t) => this.link?.publishTelemetry(t));
+      this.telemetry.start((t) => {
+        this.checkBrokenRuns();
+        this.link?.publishTelemetry(t);
+      });
     } else {
       this.telemetry.start();
     }
@@ -216,6 +225,27 @@ export class FleetAttachment {
     this.downCameras.set(down.cameraId, `camera ${down.cameraId} down: ${down.message}`);
     this.link?.setHealthReasons('cameras', [...this.downCameras.values()]);
   };
+
+  /**
+   * The detector's broken runs (NaN outputs, E_MODEL_OUTPUT: the camera pipeline counts them and tracks
+   * the frame without detections) turn the device's health degraded, naming the cameras, until
+   * BROKEN_RUNS_CLEAR_MS pass without another. Counted on the Prometheus endpoint and logged only,
+   * they went unseen in `fleetctl device list` and the dashboard, while the cameras were blind.
+   * Checked at each telemetry snapshot (every telemetry.intervalMs).
+   */
+  checkBrokenRuns(nowMs = performance.now()): void {
+    const cams = (this.telemetry.sources.brokenRuns?.() ?? []).filter((c) => c.runs > 0);
+    const runs = cams.reduce((n, c) => n + c.runs, 0);
+    if (runs > this.broken.runs) {
+      this.broken = { runs, grewAtMs: nowMs };
+      this.link?.setHealthReasons('detector-output', [
+        `detector output broken (NaN, E_MODEL_OUTPUT) on ${cams.map((c) => `camera ${c.camera}`).join(', ')}: frames go without detections; see the agent's journal, check the model (fleetctl model evaluate) or roll it back`,
+      ]);
+    } else if (this.broken.grewAtMs !== undefined && nowMs - this.broken.grewAtMs >= BROKEN_RUNS_CLEAR_MS) {
+      this.broken.grewAtMs = undefined;
+      this.link?.setHealthReasons('detector-output', []);
+    }
+  }
 
   /** Publishes an alert through the outbox, with a redacted snapshot when the privacy gate releases one. */
   async publishAlert(alert: AlertEvent, frame: Frame): Promise<void> {
