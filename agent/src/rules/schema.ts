@@ -92,4 +92,4 @@ export function withRuleDefaults(rule: Rule): ResolvedRule {
 }
 
 export const rulesConfigValidator = compileSchema(RulesConfigSchema);
-export const DEFAULT_RULES_CONFIG: RulesConfig = rulesConfigValidator.parse({}, 'rules config');
+export const DEFAULT_RULES_CONFIG: RulesConfig = rulesConfigValidator.defaults();

@@ -38,5 +38,5 @@ export type MotionGateConfig = Static<typeof MotionGateConfigSchema>;
 export type ScheduleConfig = Static<typeof ScheduleConfigSchema>;
 
 export const scheduleConfigValidator = compileSchema(ScheduleConfigSchema);
-export const DEFAULT_SCHEDULE_CONFIG: ScheduleConfig = scheduleConfigValidator.parse({}, 'schedule config');
+export const DEFAULT_SCHEDULE_CONFIG: ScheduleConfig = scheduleConfigValidator.defaults();
 export const DEFAULT_MOTION_GATE_CONFIG: MotionGateConfig = DEFAULT_SCHEDULE_CONFIG.motion;

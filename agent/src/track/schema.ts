@@ -26,4 +26,4 @@ export type TrackerConfig = Static<typeof TrackerConfigSchema>;
 export const trackerConfigValidator = compileSchema(TrackerConfigSchema);
 
 /** Defaults, derived from the schema so they are written once. */
-export const DEFAULT_TRACKER_CONFIG: TrackerConfig = trackerConfigValidator.parse({}, 'tracker config');
+export const DEFAULT_TRACKER_CONFIG: TrackerConfig = trackerConfigValidator.defaults();
