@@ -79,6 +79,7 @@ test('an E_SIGNATURE refusal holds under the same key file and is checked again 
     assert.equal(fixed.outcome.phase, 'committed', JSON.stringify(fixed.outcome));
     assert.equal(fixed.running, '2.0.0');
     assert.ok(fixed.chunkRequests > 0, 'downloaded now');
+    assert.deepEqual(store.failures(), {}, 'the refusal is forgotten once its manifest verified');
   });
 });
 
@@ -91,6 +92,11 @@ test('under the same keys, a desired state with another signature is checked aga
     assert.equal(s.failureOf('standin', '2.0.0', bad)?.code, 'E_SIGNATURE', 'the same signature: held');
     assert.equal(s.failureOf('standin', '2.0.0')?.code, 'E_SIGNATURE', 'no signature to compare (a prune): held');
     assert.equal(s.failureOf('standin', '2.0.0', signature), undefined, 'another signature: checked again');
+    // That one verifies: the refusal is forgotten, or the prune after a stalled transfer or a restart
+    // (which looks failures up without a signature) would delete the new download as refused.
+    s.signatureVerified('standin', '2.0.0');
+    assert.equal(s.failureOf('standin', '2.0.0'), undefined, 'forgotten once verified');
+    s.markFailed('standin', '2.0.0', 'E_SIGNATURE', 'does not verify', { signature: bad });
     // Recorded by an older agent, without the digests: checked again once.
     s.markFailed('standin', '3.0.0', 'E_SHA256', 'damaged');
     const f = s.failures();

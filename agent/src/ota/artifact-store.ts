@@ -116,6 +116,7 @@ export interface FailureContext { loadTimeoutMs?: number; signature?: string }
 export class ArtifactStore {
   readonly root: string;
   private keys: TrustedKeys | undefined;
+  private keysDigest: string | undefined;
 
   constructor(private readonly opts: ArtifactStoreOptions) {
     this.root = join(opts.stateDir, 'models', opts.role);
@@ -377,19 +378,27 @@ export class ArtifactStore {
   private signatureCheckChanged(e: FailureEntry, signature: string | undefined): boolean {
     if (e.code !== 'E_SIGNATURE') return false;
     if (e.keys === undefined) return true;
-    let keys: string;
-    try {
-      keys = this.keySetDigest();
-    } catch {
-      return false; // no usable key now: nothing would verify, so the refusal holds
-    }
-    return e.keys !== keys || (signature !== undefined && e.signature !== undefined && e.signature !== digest(signature));
+    return e.keys !== this.keySetDigest() || (signature !== undefined && e.signature !== undefined && e.signature !== digest(signature));
+  }
+
+  /**
+   * Forgets a bad-signature refusal of `name@version` once a manifest for it verified: with the refusal
+   * still in failed.json, the prune that follows a stalled transfer or a restart (which knows no
+   * signature) took the version for refused and deleted its partial download or staged files.
+   */
+  signatureVerified(name: string, version: string): void {
+    const f = this.failures();
+    const key = [failureKey(name, version), version].find((k) => f[k]?.code === 'E_SIGNATURE');
+    if (key === undefined) return;
+    delete f[key];
+    writeFileAtomic(join(this.root, 'failed.json'), `${JSON.stringify(f)}\n`);
   }
 
   /** A digest of the set of pinned public keys (their SPKI DER bytes), whatever their order or repeats in the file. */
   private keySetDigest(): string {
+    if (this.keysDigest !== undefined) return this.keysDigest;
     const ders = new Set(this.trustedKeys().map((k) => (k.export({ type: 'spki', format: 'der' }) as Buffer).toString('hex')));
-    return digest([...ders].sort().join(','));
+    return (this.keysDigest = digest([...ders].sort().join(',')));
   }
 
   private loadLimitRaised(e: FailureEntry): boolean {

@@ -565,6 +565,7 @@ export class OtaManager {
           : `Desired version ${v} is not installed here and came without a signed manifest.`);
       }
       const manifest: Manifest = this.store.verify(entry.manifest, entry.signature);
+      this.store.signatureVerified(manifest.name, v);
       if (manifest.version !== v) throw new OtaError('E_DESIRED', `Desired version ${v} but its manifest is for ${manifest.version}.`);
       const target = this.opts.target ?? 'onnx-cpu';
       if (manifest.target !== target) throw new OtaError('E_TARGET', `Artifact ${manifest.name}@${v} is built for ${manifest.target} but this device runs ${target}; publish a ${target} artifact for this version.`);
