@@ -121,15 +121,20 @@ test('the detector\'s broken runs (NaN outputs) turn the health degraded, naming
   fleetAtt.checkBrokenRuns(2_000);
   const degraded = await waitFor('health degraded in the registry', () => { const h = health(fleet, dev.id); return h?.status === 'degraded' ? h : undefined; });
   assert.equal(degraded.reasons.length, 1);
-  assert.match(degraded.reasons[0]!, /^detector output broken \(NaN, E_MODEL_OUTPUT\) on camera gate: /);
+  assert.match(degraded.reasons[0]!, /^detector output broken \(NaN, E_MODEL_OUTPUT\) on camera gate; /);
   // Still breaking 9 min later: degraded; then quiet for 10 min: ok again.
   runs.gate = 5;
-  fleetAtt.checkBrokenRuns(2_000 + 9 * 60_000);
-  fleetAtt.checkBrokenRuns(2_000 + 9 * 60_000 + BROKEN_RUNS_CLEAR_MS - 1);
+  const t9 = 2_000 + 9 * 60_000;
+  fleetAtt.checkBrokenRuns(t9);
+  fleetAtt.checkBrokenRuns(t9 + BROKEN_RUNS_CLEAR_MS - 1);
   assert.equal(fleetAtt.link!.health().status, 'degraded');
-  fleetAtt.checkBrokenRuns(2_000 + 9 * 60_000 + BROKEN_RUNS_CLEAR_MS);
+  fleetAtt.checkBrokenRuns(t9 + BROKEN_RUNS_CLEAR_MS);
   assert.deepEqual(fleetAtt.link!.health(), { status: 'ok', reasons: [] });
   await waitFor('health ok in the registry', () => (health(fleet, dev.id)?.status === 'ok' ? true : undefined));
+  // Later the other camera breaks: it alone is named, not gate, whose runs are old.
+  runs.lobby = 1;
+  fleetAtt.checkBrokenRuns(t9 + BROKEN_RUNS_CLEAR_MS + 5_000);
+  assert.deepEqual(fleetAtt.link!.health().reasons, ["detector output broken (NaN, E_MODEL_OUTPUT) on camera lobby; see the agent's journal, check the model or roll it back"]);
 });
 
 test('health reasons are merged over sources, capped to the protocol (16 of 200 characters), and cleared back to ok', () => {

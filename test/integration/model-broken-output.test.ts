@@ -41,7 +41,7 @@ test('a NaN-scoring model fails its run with E_MODEL_OUTPUT through the inferenc
       await assert.rejects(det.detectTimed(gray), (err: Error & { code?: string }) => {
         assert.ok(err instanceof ModelOutputError, `${err.name}: ${err.message}`);
         assert.equal(err.code, 'E_MODEL_OUTPUT');
-        assert.match(err.message, /Model output "detections" is broken: 4 of its 4 scores are NaN/);
+        assert.match(err.message, /Model output "detections" is broken: 4 of the 4 scores read are NaN/);
         return true;
       });
       assert.equal((await ok.detectTimed(gray)).detections.length, 4, 'the same model with finite scores detects');
@@ -60,7 +60,7 @@ test('the accuracy gate refuses a candidate whose output is broken, naming the f
     assert.equal(report.frames, 2);
     assert.equal(report.candidateBroken?.frames, 2);
     assert.equal(decision.pass, false);
-    assert.match(decision.reason, /^the candidate's output is broken on 2 of 2 frames \(frame 0: Model output "detections" is broken: 4 of its 4 scores are NaN.*\); publish the FP16 or FP32 artifact instead/);
+    assert.match(decision.reason, /^the candidate's output is broken on 2 of 2 frames \(frame 0: Model output "detections" is broken: 4 of the 4 scores read are NaN.*\); publish the FP16 or FP32 artifact instead/);
     assert.deepEqual(decision.offer, ['fp16', 'fp32']);
     // The same model against itself: nothing broken, nothing to say.
     const same = await runGate({ reference: join(ref, 'model.onnx'), candidate: join(ref, 'model.onnx'), data: { source: 'assets/images/faces', maxFrames: 2 } });
@@ -88,18 +88,19 @@ test('pushed to a camera whose scene is empty, a NaN-scoring model is refused at
     return o?.version === '2.0.0' && ['refused', 'rolled-back', 'committed'].includes(o.phase) ? o : undefined;
   }, 20_000);
   assert.deepEqual([outcome.phase, outcome.code], ['refused', 'E_SELF_TEST'], JSON.stringify(outcome));
-  assert.match(outcome.reason ?? '', /scores are NaN/);
+  assert.match(outcome.reason ?? '', /scores read are NaN/);
   assert.equal(agent.manager.runningVersion, '1.0.0');
   assert.equal(agent.frames.errors, 0, 'no frame failed');
 });
 
-test('the committed model\'s broken runs: the camera goes on, the frames are tracked without detections, counted and logged at 1, 10, 100', async () => {
+test('the committed model\'s broken runs: the camera goes on, tracks are predicted, then dropped as across a gap; counted and logged at 1, 10, 100', async () => {
   const config = agentConfigValidator.parse({
     detector: { model: '/models/m.onnx' },
     cameras: [{ source: { kind: 'rtsp', url: 'rtsp://10.0.0.21/s', id: 'gate' } }],
     schedule: { mode: 'fixed', interval: 1, motion: { enabled: false } },
   }, 'test config');
   const lines: Array<{ level: number; msg: string; brokenRuns?: number }> = [];
+  const seen: Array<Array<[string, number]>> = [];
   const sink = new Writable({ write(chunk: Buffer, _enc, cb) { for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb(); } });
   const person: Detection = { classId: 0, label: 'person', score: 0.9, box: { x: 10, y: 10, w: 20, h: 40 } };
   const N = 120;
@@ -107,10 +108,11 @@ test('the committed model\'s broken runs: the camera goes on, the frames are tra
   let calls = 0;
   const pipeline = new CameraPipeline({
     camera: config.cameras[0], schedule: config.schedule, tracker: config.tracker, log: pino({ level: 'info' }, sink),
-    // Frames 0-4 are fine (a person), then every run after is broken.
+    sinks: { onFrame: (r) => { seen[r.frame.index] = r.tracks.map((t) => [t.source, t.hits]); } },
+    // Frames 0-4 are fine (a person), then every run is broken, until the last 10 frames.
     detector: { detectTimed: async () => {
       calls += 1;
-      if (calls > 5) throw new ModelOutputError('Model output "detections" is broken: 4 of its 4 scores are NaN');
+      if (calls > 5 && calls <= N - 10) throw new ModelOutputError('Model output "detections" is broken: 4 of the 4 scores read are NaN');
       return { detections: [person], timings: { preprocessMs: 0, inferMs: 1, decodeMs: 0 } };
     } },
     source: {
@@ -125,9 +127,18 @@ test('the committed model\'s broken runs: the camera goes on, the frames are tra
   });
   const s = await pipeline.run();
   assert.equal(s.processed, N, 'every frame went through');
-  assert.equal(s.detected, 5, 'only the good runs count as detected');
-  assert.equal(s.brokenRuns, N - 5);
+  assert.equal(s.detected, 15, 'only the good runs count as detected');
+  assert.equal(s.brokenRuns, N - 15);
   const logged = lines.filter((l) => l.msg.startsWith("the detector's output was broken"));
   assert.deepEqual(logged.map((l) => [l.level, l.brokenRuns]), [[50, 1], [50, 10], [50, 100]]);
-  assert.match(logged[0].msg, /camera gate .*scores are NaN/);
+  assert.match(logged[0].msg, /camera gate .*scores read are NaN/);
+  // The person is detected on frames 0-4, predicted through the broken runs for as long as tracks
+  // are predicted (tracker.maxPredictFrames, 15 at interval 1), then dropped as across a camera gap.
+  assert.deepEqual(seen.slice(0, 5).map((f) => f.map(([source]) => source)), Array(5).fill(['detected']));
+  assert.deepEqual(seen.slice(5, 20).map((f) => f.map(([source]) => source)), Array(15).fill(['predicted']));
+  assert.deepEqual(seen.slice(20, N - 10), Array(N - 30).fill([]));
+  // Working again: the person is a new track (its first hit), not the one held unmatched through the streak.
+  assert.deepEqual(seen[N - 10], [['detected', 1]]);
+  const dropped = lines.filter((l) => l.msg.includes('its tracks and their rule state are dropped'));
+  assert.deepEqual(dropped.map((l) => [l.level, l.msg.slice(0, 69)]), [[40, "the detector's output has been broken since frame 5 of camera gate: i"]]);
 });

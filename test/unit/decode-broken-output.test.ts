@@ -15,7 +15,7 @@ import { letterboxTransform } from '../../agent/src/preprocess/transform.js';
 
 const common = { scoreThreshold: 0.3, iouThreshold: 0.5, maxDetections: 100 };
 const ctx = (w: number, h: number, outputNames: string[] = []) => ({ transform: letterboxTransform({ srcWidth: w, srcHeight: h, dstWidth: w, dstHeight: h }), labels: ['person', 'car'], outputNames });
-const broken = (output: string, nan: number, total: number) => ({ code: 'E_MODEL_OUTPUT', message: new RegExp(`^Model output "${output.replace(/[/.]/g, '\\$&')}" is broken: ${nan} of its ${total} scores are NaN`) });
+const broken = (output: string, nan: number, total: number) => ({ code: 'E_MODEL_OUTPUT', message: new RegExp(`^Model output "${output.replace(/[/.]/g, '\\$&')}" is broken: ${nan} of the ${total} scores read are NaN`) });
 
 /** Fills `data` with a finite pattern, then NaN at `nanAt`. */
 function tensor(dims: number[], fill: (i: number) => number, nanAt: number[] = []): { dims: number[]; data: Float32Array } {
@@ -35,8 +35,8 @@ const CASES: Case[] = [
     outputs: (nanAt) => ({ out: tensor([1, 6, 8], (i) => (i < 16 ? 20 : i < 32 ? 10 : 0.1), nanAt) }), nanAt: [32 + 3, 40 + 5],
   },
   {
-    // [1, 8, 5+2]: objectness NaN on one row.
-    name: 'yolo v5', spec: { type: 'yolo', version: 'v5', classAgnosticNms: false, ...common }, ctx: ctx(64, 64, ['out']), output: 'out', total: 24,
+    // [1, 8, 5+2]: objectness NaN on one row; every objectness below the threshold, so no class score is read.
+    name: 'yolo v5', spec: { type: 'yolo', version: 'v5', classAgnosticNms: false, ...common }, ctx: ctx(64, 64, ['out']), output: 'out', total: 8,
     outputs: (nanAt) => ({ out: tensor([1, 8, 7], (i) => ([20, 20, 10, 10, 0.1, 0.1, 0.1][i % 7]), nanAt) }), nanAt: [2 * 7 + 4],
   },
   {
@@ -68,11 +68,25 @@ for (const c of CASES) {
   });
 }
 
-test('a detection above the threshold whose box is not finite is a broken run too', () => {
+const notFinite = (output: string) => ({ code: 'E_MODEL_OUTPUT', message: new RegExp(`^Model output "${output}" is broken: 1 detection\\(s\\) above the threshold have a score, class or box that is not finite`) });
+
+test('a detection above the threshold whose box or class is not finite is a broken run too', () => {
   const decode = createDecoder({ type: 'centernet', ...common });
   const rows = [[4, 4, Number.NaN, 20, 0.9, 0], [4, 4, 20, 20, 0.8, 1]];
-  assert.throws(() => decode({ d: { dims: [1, 2, 6], data: Float32Array.from(rows.flat()) } }, ctx(64, 64, ['d'])),
-    { code: 'E_MODEL_OUTPUT', message: /^Model output "d" is broken: 1 box\(es\) above the threshold are not finite/ });
+  const run = () => decode({ d: { dims: [1, 2, 6], data: Float32Array.from(rows.flat()) } }, ctx(64, 64, ['d']));
+  assert.throws(run, notFinite('d'));
   rows[0][2] = 20;
-  assert.deepEqual(decode({ d: { dims: [1, 2, 6], data: Float32Array.from(rows.flat()) } }, ctx(64, 64, ['d'])).map((d) => d.label), ['person', 'car']);
+  assert.deepEqual(run().map((d) => d.label), ['person', 'car']);
+  rows[1][5] = Number.NaN; // a NaN class id read as label "classNaN"
+  assert.throws(run, notFinite('d'));
+});
+
+test('yolo: an overflow to Infinity is a broken run: Infinity × 0 in v5, an Infinity score in v8', () => {
+  const v5 = createDecoder({ type: 'yolo', version: 'v5', classAgnosticNms: false, ...common });
+  const row = [20, 20, 10, 10, Number.POSITIVE_INFINITY, 0, 0];
+  assert.throws(() => v5({ out: { dims: [1, 1, 7], data: Float32Array.from(row) } }, ctx(64, 64, ['out'])), broken('out', 1, 3));
+  const v8 = createDecoder({ type: 'yolo', version: 'v8', classAgnosticNms: false, ...common });
+  // [1, 4+2, 1]: cx, cy, w, h, then class scores Infinity and 0.
+  assert.throws(() => v8({ out: { dims: [1, 6, 1], data: Float32Array.from([20, 20, 10, 10, Number.POSITIVE_INFINITY, 0]) } }, ctx(64, 64, ['out'])), notFinite('out'));
+  assert.equal(v8({ out: { dims: [1, 6, 1], data: Float32Array.from([20, 20, 10, 10, 0.9, 0]) } }, ctx(64, 64, ['out'])).length, 1);
 });

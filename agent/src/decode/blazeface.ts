@@ -69,6 +69,7 @@ export function createBlazeFaceDecoder(spec: BlazeFaceDecoderSpec): Decoder {
   // Logit threshold equivalent to the score threshold: sigmoid(x) ≥ t ⇔ x ≥ ln(t / (1 - t)).
   const t = Math.min(Math.max(spec.scoreThreshold, 1e-6), 1 - 1e-6);
   const logitThreshold = Math.log(t / (1 - t));
+  const scoreNames = spec.scoreOutputs.join(', ');
   return (outputs, ctx) => {
     const inputW = ctx.transform.dstWidth, inputH = ctx.transform.dstHeight;
     const key = `${inputW}x${inputH}`;
@@ -128,7 +129,7 @@ export function createBlazeFaceDecoder(spec: BlazeFaceDecoderSpec): Decoder {
     if (base !== anchors.length) {
       throw new ModelError(`BlazeFace outputs hold ${base} anchors but decoder.anchors describes ${anchors.length}; check strides and anchorsPerCell against the model`);
     }
-    checkRun(spec.scoreOutputs.join(', '), nan, base, cands);
+    checkRun(scoreNames, nan, base, cands);
     const kept = nms(cands, { iouThreshold: spec.iouThreshold, maxDetections: spec.maxDetections, weighted: true });
     return kept.map((c): Detection => ({
       classId: 0,

@@ -35,7 +35,7 @@ export function createCenterNetDecoder(spec: CenterNetDecoderSpec): Decoder {
       const y1 = Math.min(d[o + 1], d[o + 3]), y2 = Math.max(d[o + 1], d[o + 3]);
       cands.push({ classId: Math.round(d[o + 5]), score, box: { x: x1, y: y1, w: x2 - x1, h: y2 - y1 } });
     }
-    checkRun(spec.output ?? ctx.outputNames[0] ?? '?', nan, n, cands);
+    checkRun(out.name, nan, n, cands);
     return finish(cands, spec, ctx);
   };
 }

@@ -14,7 +14,7 @@ import type { Detection } from '../types.js';
 import { boxToSource } from '../preprocess/transform.js';
 import { ModelError } from '../util/errors.js';
 import type { DbDecoderSpec } from './spec.js';
-import { checkRun, countNaN, type Decoder } from './types.js';
+import { checkRun, type Decoder } from './types.js';
 import { pickOutput } from './yolo.js';
 
 export interface TextRegion {
@@ -24,14 +24,23 @@ export interface TextRegion {
   meanScore: number;
 }
 
-/** 8-connected regions of `prob >= threshold`, by a scanline flood fill (no recursion). */
-export function connectedRegions(prob: Float32Array, width: number, height: number, threshold: number): TextRegion[] {
+/**
+ * 8-connected regions of `prob >= threshold`, by a scanline flood fill (no recursion). `stats.nan`
+ * counts the NaN values of the map (each fails the threshold; a broken run, see checkRun).
+ */
+export function connectedRegions(prob: Float32Array, width: number, height: number, threshold: number, stats?: { nan: number }): TextRegion[] {
   const label = new Int32Array(width * height);
   const stack = new Int32Array(width * height);
   const regions: TextRegion[] = [];
   let next = 0;
+  let nan = 0;
   for (let start = 0; start < prob.length; start++) {
-    if (label[start] !== 0 || !(prob[start] >= threshold)) continue;
+    if (label[start] !== 0) continue;
+    const v = prob[start];
+    if (!(v >= threshold)) {
+      if (v !== v) nan++;
+      continue;
+    }
     next++;
     let sp = 0;
     stack[sp++] = start;
@@ -56,6 +65,7 @@ export function connectedRegions(prob: Float32Array, width: number, height: numb
     }
     regions.push({ x1, y1, x2, y2, areaPx: area, meanScore: sum / area });
   }
+  if (stats) stats.nan = nan;
   return regions;
 }
 
@@ -77,10 +87,11 @@ export function createDbDecoder(spec: DbDecoderSpec): Decoder {
     const height = dims[2], width = dims[3];
     // The map has the model input's size; scale in case a model outputs a reduced map.
     const sx = ctx.transform.dstWidth / width, sy = ctx.transform.dstHeight / height;
-    // The flood fill skips NaN as below the threshold: a broken run read as "no text here", which
-    // under plates.fallback "no-model" left the plate unhidden.
-    checkRun(spec.output ?? ctx.outputNames[0] ?? '?', countNaN(out.data), out.data.length, []);
-    const regions = connectedRegions(out.data, width, height, spec.binaryThreshold);
+    // A NaN map fails the threshold everywhere: a broken run read as "no text here", which under
+    // plates.fallback "no-model" left the plate unhidden.
+    const stats = { nan: 0 };
+    const regions = connectedRegions(out.data, width, height, spec.binaryThreshold, stats);
+    checkRun(out.name, stats.nan, out.data.length, []);
     const dets: Detection[] = [];
     for (const r of regions) {
       if (r.meanScore < spec.boxThreshold) continue;

@@ -19,25 +19,25 @@ export interface DecodeContext {
 }
 
 /**
- * Throws ModelOutputError when a run's outputs read as NaN: `nanScores` of the `scores` score values the
- * decoder read in `output`, or a candidate above the threshold whose box is not finite. A NaN score
- * fails every threshold (`NaN >= t` is false) and was dropped as "nothing here", or passed every
- * `score < t` test and came out as a detection with a NaN score or box; either way a broken run (an
- * FP16 overflow, a damaged engine or weights) read as a real one. Thrown, the OTA health window counts
- * it against a new model, the privacy stage withholds images, and the pipeline logs and counts it.
+ * Throws ModelOutputError when a run's outputs read as NaN: `nanScores` of the `read` score values the
+ * decoder read in `output`, or a candidate above the threshold whose score, class, box or key points
+ * are not finite (an overflow to Infinity, Infinity × 0). A NaN score fails every threshold
+ * (`NaN >= t` is false) and was dropped as "nothing here", or passed every `score < t` test and came
+ * out as a detection with a NaN score or box; either way a broken run (an FP16 overflow, a damaged
+ * engine or weights) read as a real one. Thrown, the OTA self-test and health window count it against
+ * a new model, the privacy stage withholds images, and the pipeline logs and counts it.
  */
-export function checkRun(output: string, nanScores: number, scores: number, cands: readonly Candidate[]): void {
-  const badBoxes = cands.reduce((n, c) => n + (Number.isFinite(c.box.x + c.box.y + c.box.w + c.box.h) ? 0 : 1), 0);
-  if (nanScores === 0 && badBoxes === 0) return;
-  const what = [nanScores > 0 ? `${nanScores} of its ${scores} scores are NaN` : '', badBoxes > 0 ? `${badBoxes} box(es) above the threshold are not finite` : ''].filter(Boolean).join(' and ');
+export function checkRun(output: string, nanScores: number, read: number, cands: readonly Candidate[]): void {
+  let bad = 0;
+  for (const c of cands) if (!finiteCandidate(c)) bad++;
+  if (nanScores === 0 && bad === 0) return;
+  const what = [nanScores > 0 ? `${nanScores} of the ${read} scores read are NaN` : '', bad > 0 ? `${bad} detection(s) above the threshold have a score, class or box that is not finite` : ''].filter(Boolean).join(' and ');
   throw new ModelOutputError(`Model output ${JSON.stringify(output)} is broken: ${what}; the run's detections cannot be trusted (an FP16/INT8 overflow, or a damaged engine or model file). Check the model with fleetctl model evaluate against its FP32 build.`);
 }
 
-/** The NaN values in `d`. */
-export function countNaN(d: ArrayLike<number>): number {
-  let n = 0;
-  for (let i = 0; i < d.length; i++) if (d[i] !== d[i]) n++;
-  return n;
+function finiteCandidate(c: Candidate): boolean {
+  if (!Number.isFinite(c.score + c.classId + c.box.x + c.box.y + c.box.w + c.box.h)) return false;
+  return c.keypoints === undefined || c.keypoints.every((p) => Number.isFinite(p.x + p.y));
 }
 
 /** Turns raw model outputs into detections with boxes in source pixels. Pure and synchronous. */

@@ -12,13 +12,16 @@ import { boxToSource } from '../preprocess/transform.js';
 import { ModelError } from '../util/errors.js';
 import type { YoloDecoderSpec } from './spec.js';
 import { checkRun, type Decoder, type OutputMap, type OutputTensor } from './types.js';
+
+/** An output tensor with the name it was found under. */
+export type NamedOutput = OutputTensor & { name: string };
 import { nms, type Candidate } from './nms.js';
 
 export function createYoloDecoder(spec: YoloDecoderSpec): Decoder {
   return (outputs, ctx) => {
     const out = pickOutput(outputs, spec.output, ctx.outputNames, 'yolo');
-    const { cands, nan, scores } = spec.version === 'v5' ? candidatesV5(out, spec.scoreThreshold, ctx.labels.length) : candidatesV8(out, spec.scoreThreshold, ctx.labels.length);
-    checkRun(outputKey(outputs, out), nan, scores, cands);
+    const { cands, nan, read } = spec.version === 'v5' ? candidatesV5(out, spec.scoreThreshold, ctx.labels.length) : candidatesV8(out, spec.scoreThreshold, ctx.labels.length);
+    checkRun(out.name, nan, read, cands);
     const kept = nms(cands, { iouThreshold: spec.iouThreshold, maxDetections: spec.maxDetections, classAgnostic: spec.classAgnosticNms });
     return kept.map((c): Detection => ({
       classId: c.classId,
@@ -41,11 +44,8 @@ function checkClasses(out: OutputTensor, layout: string, classes: number, labelC
   }
 }
 
-interface Read { cands: Candidate[]; nan: number; scores: number }
-
-function outputKey(outputs: OutputMap, out: OutputTensor): string {
-  return Object.keys(outputs).find((k) => outputs[k] === out) ?? '?';
-}
+/** The candidates above the threshold, and the NaN values among the `read` scores looked at. */
+interface Read { cands: Candidate[]; nan: number; read: number }
 
 function candidatesV8(out: OutputTensor, threshold: number, labelCount: number): Read {
   const [batch, channels, n] = expect3d(out, 'yolo v8/v11 [1, 4+C, N]');
@@ -66,7 +66,7 @@ function candidatesV8(out: OutputTensor, threshold: number, labelCount: number):
     if (bestScore < threshold) continue;
     cands.push({ classId: best, score: bestScore, box: centerBox(d[i], d[n + i], d[2 * n + i], d[3 * n + i]) });
   }
-  return { cands, nan, scores: n * classes };
+  return { cands, nan, read: n * classes };
 }
 
 function candidatesV5(out: OutputTensor, threshold: number, labelCount: number): Read {
@@ -77,7 +77,7 @@ function candidatesV5(out: OutputTensor, threshold: number, labelCount: number):
   checkClasses(out, 'v5 [1, N, 5+C]', stride - 5, labelCount);
   const d = out.data;
   const cands: Candidate[] = [];
-  let nan = 0;
+  let nan = 0, read = n;
   for (let i = 0; i < n; i++) {
     const o = i * stride;
     const objectness = d[o + 4];
@@ -87,15 +87,20 @@ function candidatesV5(out: OutputTensor, threshold: number, labelCount: number):
       continue;
     }
     let best = -1, bestScore = -Infinity;
+    read += stride - 5;
     for (let c = 5; c < stride; c++) {
       const s = d[o + c];
       if (s > bestScore) { bestScore = s; best = c - 5; } else if (s !== s) nan++;
     }
     const score = objectness * bestScore;
-    if (score < threshold) continue;
+    // Infinity × 0 is NaN: kept by `score < threshold`, it came out as a detection with a NaN score.
+    if (!(score >= threshold)) {
+      if (score !== score) nan++;
+      continue;
+    }
     cands.push({ classId: best, score, box: centerBox(d[o], d[o + 1], d[o + 2], d[o + 3]) });
   }
-  return { cands, nan, scores: n * (stride - 4) };
+  return { cands, nan, read };
 }
 
 function centerBox(cx: number, cy: number, w: number, h: number) {
@@ -110,11 +115,11 @@ function expect3d(out: OutputTensor, what: string): [number, number, number] {
 }
 
 /** The named output, or the model's first output when no name is given. Shared by single-output decoders. */
-export function pickOutput(outputs: OutputMap, name: string | undefined, outputNames: readonly string[], decoder: string): OutputTensor {
+export function pickOutput(outputs: OutputMap, name: string | undefined, outputNames: readonly string[], decoder: string): NamedOutput {
   const key = name ?? outputNames[0] ?? Object.keys(outputs)[0];
   const out = key === undefined ? undefined : outputs[key];
-  if (!out) {
+  if (!out || key === undefined) {
     throw new ModelError(`The ${decoder} decoder expected an output named ${JSON.stringify(key)} but the model gave ${JSON.stringify(Object.keys(outputs))}; fix decoder.output in the model's metadata`);
   }
-  return out;
+  return { name: key, dims: out.dims, data: out.data };
 }

@@ -22,6 +22,7 @@ import { StageLatencies } from './latency.js';
 import { maskUrlCredentials } from '../util/mask-url.js';
 import { moduleLogger, type Logger } from '../util/log.js';
 import { ruleShapeProblem } from '../config/rule-geometry.js';
+import { ModelOutputError } from '../util/errors.js';
 
 export interface FrameResult {
   cameraId: string;
@@ -91,6 +92,8 @@ export class CameraPipeline {
   private detected = 0;
   private alerts = 0;
   private brokenRuns = 0;
+  /** The frame of the first broken run in a row (undefined after a good one), and whether that streak reset the tracks. */
+  private brokenStreak: { since: number; reset: boolean } | undefined;
   private pendingTimings: { preprocessMs: number; inferMs: number; decodeMs: number } | undefined;
   private lastDetections: Detection[] | undefined;
   /** Where the run stands; stats() tells `starting`, `up` and `reconnecting` apart while it runs. */
@@ -112,10 +115,11 @@ export class CameraPipeline {
         try {
           r = await opts.detector.detectTimed(frame);
         } catch (err) {
-          if ((err as { code?: unknown }).code !== 'E_MODEL_OUTPUT') throw err;
-          this.brokenRun(frame, err as Error);
+          if (!(err instanceof ModelOutputError)) throw err;
+          this.brokenRun(frame, err);
           return null;
         }
+        this.brokenStreak = undefined;
         this.pendingTimings = r.timings;
         this.lastDetections = r.detections;
         return r.detections;
@@ -208,7 +212,8 @@ export class CameraPipeline {
       this.latencies.record('infer', timings.inferMs);
       this.latencies.record('decode', timings.decodeMs);
     }
-    this.latencies.record('track', t1 - t0 - (timings ? tracked.detectMs : 0));
+    // detectMs is 0 on a frame the detector did not run on, and counts a broken run's time too.
+    this.latencies.record('track', t1 - t0 - tracked.detectMs);
     const alerts = this.rules.process({
       cameraId: this.cameraId, frameIndex: frame.index, ptsNs: frame.ptsNs, tracks: tracked.tracks,
       removed: this.tracking.tracker.removedTracks(), picture: { width: frame.width, height: frame.height },
@@ -277,9 +282,12 @@ export class CameraPipeline {
 
   /**
    * A run whose output was broken (the committed model: a new one on trial is answered by the previous
-   * one, and rolled back). It used to read as "nothing in the picture", silently: now the frame is
-   * tracked without detections, and the run counted and logged, but the camera goes on: one broken
-   * frame is no reason to stop every camera's alerts (a detector error ends the run).
+   * one, and rolled back). It used to read as "nothing in the picture", silently: now the frame's
+   * tracks are predicted as between two detections, and the run counted and logged, but the camera
+   * goes on: one broken frame is no reason to stop every camera's alerts (a detector error ends the
+   * run). Broken for longer than tracks are predicted (tracker.maxPredictFrames), the detector is
+   * blind as across a camera gap, and is treated so: tracks and their rule state are dropped once
+   * (no exit is judged across it), instead of tracks held unmatched, never lost, for as long as it lasts.
    */
   private brokenRun(frame: Frame, err: Error): void {
     this.brokenRuns += 1;
@@ -287,6 +295,14 @@ export class CameraPipeline {
     if (/^10*$/.test(String(n))) {
       this.log.error({ camera: this.cameraId, frame: frame.index, brokenRuns: n, code: 'E_MODEL_OUTPUT' },
         `the detector's output was broken on ${n === 1 ? 'a frame' : `${n} frames`} of camera ${this.cameraId} (logged at 1, 10, 100...; counted in brokenRuns): ${err.message}`);
+    }
+    const streak = (this.brokenStreak ??= { since: frame.index, reset: false });
+    if (!streak.reset && frame.index - streak.since >= this.tracking.maxPredictFrames) {
+      streak.reset = true;
+      this.tracking.reset();
+      this.rules.resetTracks();
+      this.log.warn({ camera: this.cameraId, frame: frame.index, since: streak.since },
+        `the detector's output has been broken since frame ${streak.since} of camera ${this.cameraId}: its tracks and their rule state are dropped, as across a camera gap`);
     }
   }
 

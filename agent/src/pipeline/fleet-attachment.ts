@@ -90,8 +90,8 @@ export class FleetAttachment {
   private readonly privacyBoxes: FrameBoxes;
   /** Cameras down for the rest of the run, with why: the device's health says so (cameraDown). */
   private readonly downCameras = new Map<string, string>();
-  /** Broken detector runs seen at the last check, and when their count last grew (monotonic ms; see checkBrokenRuns). */
-  private broken: { runs: number; grewAtMs: number | undefined } = { runs: 0, grewAtMs: undefined };
+  /** Per camera: broken detector runs seen at the last check, and when the count last grew (monotonic ms; see checkBrokenRuns). */
+  private readonly brokenCams = new Map<string, { runs: number; grewAtMs: number }>();
 
   constructor(private readonly opts: FleetAttachmentOptions) {
     const { config } = opts;
@@ -228,23 +228,21 @@ export class FleetAttachment {
 
   /**
    * The detector's broken runs (NaN outputs, E_MODEL_OUTPUT: the camera pipeline counts them and tracks
-   * the frame without detections) turn the device's health degraded, naming the cameras, until
-   * BROKEN_RUNS_CLEAR_MS pass without another. Counted on the Prometheus endpoint and logged only,
-   * they went unseen in `fleetctl device list` and the dashboard, while the cameras were blind.
-   * Checked at each telemetry snapshot (every telemetry.intervalMs).
+   * the frame without detections) turn the device's health degraded, naming each camera that had one
+   * within BROKEN_RUNS_CLEAR_MS. Counted on the Prometheus endpoint and logged only, they went unseen
+   * in `fleetctl device list` and the dashboard, while the cameras were blind. Checked at each
+   * telemetry snapshot (every telemetry.intervalMs).
    */
   checkBrokenRuns(nowMs = performance.now()): void {
-    const cams = (this.telemetry.sources.brokenRuns?.() ?? []).filter((c) => c.runs > 0);
-    const runs = cams.reduce((n, c) => n + c.runs, 0);
-    if (runs > this.broken.runs) {
-      this.broken = { runs, grewAtMs: nowMs };
-      this.link?.setHealthReasons('detector-output', [
-        `detector output broken (NaN, E_MODEL_OUTPUT) on ${cams.map((c) => `camera ${c.camera}`).join(', ')}: frames go without detections; see the agent's journal, check the model (fleetctl model evaluate) or roll it back`,
-      ]);
-    } else if (this.broken.grewAtMs !== undefined && nowMs - this.broken.grewAtMs >= BROKEN_RUNS_CLEAR_MS) {
-      this.broken.grewAtMs = undefined;
-      this.link?.setHealthReasons('detector-output', []);
+    for (const c of this.telemetry.sources.brokenRuns?.() ?? []) {
+      if (c.runs > (this.brokenCams.get(c.camera)?.runs ?? 0)) this.brokenCams.set(c.camera, { runs: c.runs, grewAtMs: nowMs });
     }
+    const recent = [...this.brokenCams].filter(([, b]) => nowMs - b.grewAtMs < BROKEN_RUNS_CLEAR_MS).map(([id]) => id);
+    // Within the protocol's 200 characters whatever the camera ids: three named, the rest counted.
+    const named = recent.slice(0, 3).join(', ') + (recent.length > 3 ? ` and ${recent.length - 3} more` : '');
+    this.link?.setHealthReasons('detector-output', recent.length
+      ? [`detector output broken (NaN, E_MODEL_OUTPUT) on camera ${named}; see the agent's journal, check the model or roll it back`]
+      : []);
   }
 
   /** Publishes an alert through the outbox, with a redacted snapshot when the privacy gate releases one. */

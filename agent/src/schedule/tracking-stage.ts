@@ -37,6 +37,8 @@ export interface TrackingStageResult {
 export class TrackingStage {
   readonly scheduler: DetectionScheduler;
   readonly tracker: ByteTracker;
+  /** Frames a track without a matching detection is still reported (the tracker's, at least the longest interval - 1). */
+  readonly maxPredictFrames: number;
   private readonly gate: MotionGate | undefined;
   private readonly opts: TrackingStageOptions;
   private readonly nowMs: () => number;
@@ -52,6 +54,7 @@ export class TrackingStage {
     // 20, and an occupancy alert each time the boxes came back). The prediction covers the interval.
     const longest = schedule.mode === 'fixed' ? schedule.interval : schedule.maxInterval;
     const maxPredictFrames = Math.max(opts.tracker?.maxPredictFrames ?? DEFAULT_TRACKER_CONFIG.maxPredictFrames, longest - 1);
+    this.maxPredictFrames = maxPredictFrames;
     this.tracker = new ByteTracker({ ...opts.tracker, maxPredictFrames });
     this.gate = schedule.motion.enabled ? new MotionGate(schedule.motion) : undefined;
     this.nowMs = opts.nowMs ?? (() => performance.now());

@@ -22,7 +22,7 @@ import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../..
 import { decoderOutputNames } from '../../../agent/src/decode/spec.js';
 import { createDecoder } from '../../../agent/src/decode/index.js';
 import { compileSchema } from '../../../agent/src/util/schema.js';
-import { InputError, ModelError } from '../../../agent/src/util/errors.js';
+import { InputError, ModelError, ModelOutputError } from '../../../agent/src/util/errors.js';
 import type { Detection } from '../../../agent/src/types.js';
 import { modelInputs, type FrameSelection } from './frames.js';
 import { addToSnr, snrDb } from './snr.js';
@@ -160,7 +160,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
         candDets = decodeCand(c, { ...ctx, outputNames: cand.outputNames });
         candAt = decodeCandAt(c, { ...ctx, outputNames: cand.outputNames });
       } catch (err) {
-        if ((err as { code?: unknown }).code !== 'E_MODEL_OUTPUT') throw err;
+        if (!(err instanceof ModelOutputError)) throw err;
         broken = { frames: (broken?.frames ?? 0) + 1, first: broken?.first ?? `frame ${input.index}: ${(err as Error).message}` };
       }
       agreement.push({ truth: refDets, predicted: candDets });

@@ -42,15 +42,16 @@ export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | '
   const cannotJudge = report.frames === 0 ? 'no evaluation frames'
     : report.labels ? (report.labels.boxes === 0 ? `the labels have no box on the ${report.frames} evaluated frames (check their frame indices)` : undefined)
       : report.referenceDetections === 0 ? `the reference model detects nothing on the ${report.frames} evaluated frames (give --data frames where it finds objects)` : undefined;
-  if (cannotJudge) return { pass: false, precision, mapDrop: NaN, maxMapDrop, f1Drop: NaN, maxF1Drop, reason: `${cannotJudge}: cannot judge accuracy`, offer: ['fp16', 'fp32'] };
   const t = report.atThreshold;
-  // A broken run on any frame fails whatever the averages say: a device would take it for an empty scene.
+  // A broken run on any frame fails whatever else is said (the agent refuses or counts such runs),
+  // before "cannot judge": a reference that finds nothing would have hidden it.
   if (report.candidateBroken) {
     return {
       pass: false, precision, mapDrop: report.mapDrop, maxMapDrop, f1Drop: t.f1Drop, maxF1Drop, offer: ['fp16', 'fp32'],
       reason: `the candidate's output is broken on ${report.candidateBroken.frames} of ${report.frames} frames (${report.candidateBroken.first}); publish the FP16 or FP32 artifact instead, or recalibrate`,
     };
   }
+  if (cannotJudge) return { pass: false, precision, mapDrop: NaN, maxMapDrop, f1Drop: NaN, maxF1Drop, reason: `${cannotJudge}: cannot judge accuracy`, offer: ['fp16', 'fp32'] };
   const mapOk = report.mapDrop <= maxMapDrop, f1Ok = t.f1Drop <= maxF1Drop;
   const pass = mapOk && f1Ok;
   const at = `at score ≥ ${t.scoreThreshold ?? 'the decoder\'s threshold'}`;
