@@ -18,6 +18,7 @@ import { FleetServer, type FleetServerOptions } from '../../fleet-server/src/ser
 import { AgentLink, type AgentLinkOptions } from '../../agent/src/link/agent-link.js';
 import { TestMosquitto } from './mosquitto.js';
 import { freePort } from './wait.js';
+import { binaryEntry } from './cli.js';
 
 export type BrokerKind = 'aedes' | 'mosquitto' | 'mosquitto-embedded';
 
@@ -174,7 +175,7 @@ export async function spawnReplica(fleet: TestFleet, replicaId: string): Promise
     http: { host: '127.0.0.1', port: 0 },
     operator: { username: 'admin', password: OPERATOR_PASSWORD },
   }));
-  const child = spawn(process.execPath, ['bin/fleet-server.js', 'serve', '--config', configPath, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [binaryEntry('fleet-server'), 'serve', '--config', configPath, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let out = '';
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { emptyGraph, floatTensor } from '../../fleet-server/src/convert/onnx/model.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, binaryEntry } from '../helpers/cli.js';
 import { exportModel } from '../../fleet-server/src/export/export-model.js';
 import sharp from 'sharp';
 
@@ -45,7 +45,7 @@ function source(name: string, channels: number, withMeta: boolean, preprocess: R
 /** fleetctl under a file-size limit (bash `ulimit -f`, 1024-byte blocks): writes past it fail with EFBIG, as on a full disk. */
 function fleetctlLimited(limitKiB: number, args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', `ulimit -f ${limitKiB} && exec "$0" "$@"`, process.execPath, 'bin/fleetctl.js', ...args], {
+    const child = spawn('bash', ['-c', `ulimit -f ${limitKiB} && exec "$0" "$@"`, process.execPath, binaryEntry('fleetctl'), ...args], {
       env: { ...process.env, EF_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

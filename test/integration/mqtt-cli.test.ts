@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { waitFor } from '../helpers/wait.js';
+import { binaryEntry } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 
@@ -16,22 +17,22 @@ test('fleet-server serve + fleetctl device add: a new device connects with the p
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const config = join(dir, 'fleet.json');
   writeFileSync(config, JSON.stringify({ dataDir: dir, broker: { embedded: { host: '127.0.0.1', port: 0 } }, http: { port: 0 }, operator: { password: 'cli-test-password' } }));
-  const added = await run(process.execPath, ['bin/fleetctl.js', 'device', 'add', 'cam-cli', '--config', config, '--json']);
+  const added = await run(process.execPath, [binaryEntry('fleetctl'), 'device', 'add', 'cam-cli', '--config', config, '--json']);
   const dev = JSON.parse(added.stdout) as { id: string; secret: string };
   assert.equal(dev.id, 'cam-cli');
   assert.ok(dev.secret.length >= 40);
-  const again = await run(process.execPath, ['bin/fleetctl.js', 'device', 'add', 'cam-cli', '--config', config]).catch((e: { code: number; stderr: string }) => e);
+  const again = await run(process.execPath, [binaryEntry('fleetctl'), 'device', 'add', 'cam-cli', '--config', config]).catch((e: { code: number; stderr: string }) => e);
   assert.ok('code' in again && again.code !== 0 && /already exists/.test(again.stderr));
   // A mistyped data dir is not a new fleet: refused, nothing created (the device would be in a registry no server reads).
   const typo = join(dir, 'typo');
-  const lost = await run(process.execPath, ['bin/fleetctl.js', 'device', 'add', 'cam-x', '--data-dir', typo]).catch((e: { code: number; stderr: string }) => e);
+  const lost = await run(process.execPath, [binaryEntry('fleetctl'), 'device', 'add', 'cam-x', '--data-dir', typo]).catch((e: { code: number; stderr: string }) => e);
   assert.ok('code' in lost && lost.code === 4 && /data dir .*typo \(--data-dir\) does not exist/.test(lost.stderr), JSON.stringify(lost));
   mkdirSync(typo);
-  const empty = await run(process.execPath, ['bin/fleetctl.js', 'device', 'list', '--data-dir', typo]).catch((e: { code: number; stderr: string }) => e);
+  const empty = await run(process.execPath, [binaryEntry('fleetctl'), 'device', 'list', '--data-dir', typo]).catch((e: { code: number; stderr: string }) => e);
   assert.ok('code' in empty && empty.code === 4 && /No device registry at .*typo/.test(empty.stderr), JSON.stringify(empty));
   assert.ok(!existsSync(join(typo, 'fleet.sqlite')));
 
-  const server = spawn(process.execPath, ['bin/fleet-server.js', 'serve', '--config', config, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = spawn(process.execPath, [binaryEntry('fleet-server'), 'serve', '--config', config, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   server.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
@@ -42,12 +43,12 @@ test('fleet-server serve + fleetctl device add: a new device connects with the p
   await c.endAsync();
   const login = await fetch(`http://127.0.0.1:${ready.http}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'cli-test-password' }) });
   const { token } = (await login.json()) as { token: string };
-  const list = await run(process.execPath, ['bin/fleetctl.js', 'device', 'list', '--server', `http://127.0.0.1:${ready.http}`, '--token', token, '--json']);
+  const list = await run(process.execPath, [binaryEntry('fleetctl'), 'device', 'list', '--server', `http://127.0.0.1:${ready.http}`, '--token', token, '--json']);
   const items = (JSON.parse(list.stdout) as { items: { id: string; online: boolean; agentVersion: string }[] }).items;
   assert.deepEqual(items.map((d) => [d.id, d.online, d.agentVersion]), [['cam-cli', true, '9.9.9']]);
   // A lost or leaked operator password is replaced from the command line (operator.password in the
   // config is read on the first start only); the operator's sessions end.
-  const changed = JSON.parse((await run(process.execPath, ['bin/fleetctl.js', 'operator', 'password', '--config', config, '--json'])).stdout) as { password: string; sessionsEnded: number; created: boolean };
+  const changed = JSON.parse((await run(process.execPath, [binaryEntry('fleetctl'), 'operator', 'password', '--config', config, '--json'])).stdout) as { password: string; sessionsEnded: number; created: boolean };
   assert.equal(changed.created, false);
   assert.ok(changed.sessionsEnded >= 1);
   assert.equal((await fetch(`http://127.0.0.1:${ready.http}/api/devices`, { headers: { authorization: `Bearer ${token}` } })).status, 401, 'the old session ended');
@@ -66,7 +67,7 @@ test('fleet-server serve + fleetctl device add: a new device connects with the p
 test('fleet-server serve names the config field at fault: a missing TLS file, a port in use, a bad --http-port', { timeout: 60_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ef-serve-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const serve = (args: string[]) => run(process.execPath, ['bin/fleet-server.js', 'serve', ...args]).catch((e: { code: number; stderr: string }) => e);
+  const serve = (args: string[]) => run(process.execPath, [binaryEntry('fleet-server'), 'serve', ...args]).catch((e: { code: number; stderr: string }) => e);
   const tlsConfig = join(dir, 'tls.json');
   writeFileSync(tlsConfig, JSON.stringify({ dataDir: join(dir, 'a'), broker: { embedded: { host: '127.0.0.1', port: 0, tls: { port: 0, certPath: join(dir, 'none.pem'), keyPath: join(dir, 'none.key') } } }, http: { port: 0 }, operator: { password: 'serve-test-password' } }));
   const tls = await serve(['--config', tlsConfig]);

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { alertFixture, startFleet } from '../helpers/fleet.js';
 import { mosquittoAvailable } from '../helpers/mosquitto.js';
 import { freePort, waitFor } from '../helpers/wait.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, binaryEntry } from '../helpers/cli.js';
 import { livePid, managedMosquittoFiles } from '../../fleet-server/src/broker/managed-mosquitto.js';
 
 const skip = mosquittoAvailable() ? false : 'mosquitto binary not installed (scripts/setup.sh installs it)';
@@ -68,7 +68,7 @@ test('agents speak MQTT 5 to the fleet server\'s mosquitto; a killed mosquitto i
 });
 
 async function serve(dataDir: string, port: number, httpPort = 0): Promise<{ child: ChildProcess; ready: Promise<{ mqtt: number; http: number }>; stderr: () => string }> {
-  const child = spawn(process.execPath, ['bin/fleet-server.js', 'serve', '--data-dir', dataDir, '--mqtt-engine', 'mosquitto', '--mqtt-port', String(port), '--http-port', String(httpPort), '--json'], {
+  const child = spawn(process.execPath, [binaryEntry('fleet-server'), 'serve', '--data-dir', dataDir, '--mqtt-engine', 'mosquitto', '--mqtt-port', String(port), '--http-port', String(httpPort), '--json'], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EF_LOG_LEVEL: 'warn' },
   });
   let out = '';

@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import sharp from 'sharp';
+import { binaryEntry } from '../helpers/cli.js';
 
 /** Runs the real binary (stdout of this process belongs to the test runner). */
 function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/edge-agent.js', 'redact', ...argv], { timeout: 60_000, env: { ...process.env, UV_THREADPOOL_SIZE: '4' } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [binaryEntry('edge-agent'), 'redact', ...argv], { timeout: 60_000, env: { ...process.env, UV_THREADPOOL_SIZE: '4' } }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });

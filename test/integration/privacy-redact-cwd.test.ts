@@ -10,8 +10,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
+import { binaryEntry } from '../helpers/cli.js';
 
-const BIN = resolve('bin/edge-agent.js');
+const BIN = binaryEntry('edge-agent');
 const PHOTO = resolve('assets/images/licenseplate_motion.jpg');
 
 function runCli(argv: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
+import { binaryEntry } from '../helpers/cli.js';
 
 const PHOTO = 'assets/images/faces/sample5.jpg';
 const missing = [PHOTO, 'assets/models/blazeface-back/model.meta.json', 'assets/models/coco-centernet/model.meta.json'].some((p) => !existsSync(p))
@@ -18,7 +19,7 @@ interface CliOut { persons: string; warnings: string[]; regions: { kind: string;
 
 function redact(argv: string[]): Promise<CliOut> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['bin/edge-agent.js', 'redact', ...argv, '--json'], { timeout: 120_000, env: { ...process.env, UV_THREADPOOL_SIZE: '4' } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [binaryEntry('edge-agent'), 'redact', ...argv, '--json'], { timeout: 120_000, env: { ...process.env, UV_THREADPOOL_SIZE: '4' } }, (err, stdout, stderr) => {
       if (err) reject(new Error(`redact failed: ${stderr}`));
       else resolve(JSON.parse(stdout) as CliOut);
     });

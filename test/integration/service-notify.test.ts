@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../helpers/wait.js';
 import { notifyListenerUnavailable, startNotifyListener } from '../helpers/notify-socket.js';
+import { binaryEntry } from '../helpers/cli.js';
 
 function lines(child: ChildProcess, into: string[]): void {
   createInterface({ input: child.stdout! }).on('line', (l) => into.push(l));
@@ -88,7 +89,7 @@ test('fleet-server serve under a notify socket: READY once listening, WATCHDOG, 
   }
   const listener = await startNotifyListener();
   const dataDir = mkdtempSync(join(tmpdir(), 'ef-fleet-notify-'));
-  const server = spawn(process.execPath, ['bin/fleet-server.js', 'serve', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--json'], {
+  const server = spawn(process.execPath, [binaryEntry('fleet-server'), 'serve', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--json'], {
     env: { ...process.env, NOTIFY_SOCKET: listener.socketPath, WATCHDOG_USEC: '400000', EF_LOG_LEVEL: 'silent' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { waitFor } from '../helpers/wait.js';
 import { notifyListenerUnavailable, startNotifyListener } from '../helpers/notify-socket.js';
+import { binaryEntry } from '../helpers/cli.js';
 
 const MODEL = resolve('assets/models/coco-centernet/model.onnx');
 const VIDEO = resolve('assets/video/vtest.avi');
@@ -34,7 +35,7 @@ test('edge-agent run under a notify socket: READY after a frame, WATCHDOG, SIGTE
     cameras: [{ source: { kind: 'file', path: VIDEO, id: 'walkway' } }],
     schedule: { interval: 3, motion: { enabled: false } },
   }));
-  const child = spawn(process.execPath, ['bin/edge-agent.js', 'run', '--config', config, '--ndjson', ndjson, '--json'], {
+  const child = spawn(process.execPath, [binaryEntry('edge-agent'), 'run', '--config', config, '--ndjson', ndjson, '--json'], {
     env: { ...process.env, NOTIFY_SOCKET: listener.socketPath, WATCHDOG_USEC: '1000000', EF_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -20,8 +20,12 @@ export type BoardPreset = Static<typeof BoardPreset>;
 
 const validator = compileSchema(BoardPreset);
 
+/** EF_BOARDS_DIR, else configs/boards/ of the checkout or release: from the sources (agent/src/config/) or from a bundle in dist/. */
 export function boardsDir(): string {
-  return process.env.EF_BOARDS_DIR ?? fileURLToPath(new URL('../../../configs/boards/', import.meta.url));
+  if (process.env.EF_BOARDS_DIR) return process.env.EF_BOARDS_DIR;
+  // A bundle run by hand (node dist/edge-agent.mjs) looked for ../../../configs/boards from dist/, outside the tree.
+  const candidates = ['../../../configs/boards/', '../configs/boards/'].map((u) => fileURLToPath(new URL(u, import.meta.url)));
+  return candidates.find((d) => existsSync(d)) ?? candidates[0]!;
 }
 
 export async function loadBoard(name: string | undefined): Promise<BoardPreset> {
