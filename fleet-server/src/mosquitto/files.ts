@@ -5,9 +5,10 @@
  * mosquitto re-reads both files on SIGHUP (mosquitto(8) "SIGNALS"). Files are written to a temp
  * name and renamed, so mosquitto never reads half a file.
  */
-import { chownSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hashDeviceSecret } from '../db/credentials.js';
+import { giveTo, ownerForRoot } from '../db/file-owner.js';
 import { TOPIC_DIRECTION, topicFor, type TopicKind } from '../../../agent/src/protocol/index.js';
 import { EdgeFleetError } from '../../../agent/src/util/errors.js';
 
@@ -43,10 +44,7 @@ function writeAtomic(path: string, text: string): void {
   writeFileSync(tmp, text, { mode: 0o600 });
   // `sudo fleetctl device add` beside a server running as its own user: the files keep the owner of
   // their directory, or mosquitto (that user) cannot read them after the SIGHUP and refuses every device.
-  if (process.getuid?.() === 0) {
-    const dir = statSync(dirname(path));
-    chownSync(tmp, dir.uid, dir.gid);
-  }
+  giveTo(ownerForRoot(dirname(path)), tmp);
   renameSync(tmp, path);
 }
 
