@@ -23,6 +23,8 @@ export const openInProcess = (modelPath: string) => Detector.open({ modelPath, a
 
 export async function startOtaAgent(fleet: TestFleet, dev: TestDevice, o: {
   factoryDir: string; factoryVersion: string; stateDir?: string; frameIntervalMs?: number;
+  /** The picture each frame carries (a gray one when absent), asked anew for each frame. */
+  image?: () => ReturnType<typeof grayImage>;
 } & Partial<Pick<OtaManagerOptions, 'gate' | 'requestTimeoutMs' | 'maxRetries' | 'atStep' | 'openDetector' | 'onProgress' | 'target' | 'retryDelayMs'>>): Promise<OtaTestAgent> {
   const link = fleet.agentLink(dev);
   const manager = new OtaManager({
@@ -37,11 +39,11 @@ export async function startOtaAgent(fleet: TestFleet, dev: TestDevice, o: {
   await link.waitConnected();
   const frames = { answered: 0, errors: 0 };
   let running = true;
-  const image = grayImage();
+  const gray = grayImage();
   const loop = (async () => {
     while (running) {
       try {
-        await detector.detectTimed(image);
+        await detector.detectTimed(o.image?.() ?? gray);
         frames.answered += 1;
       } catch {
         frames.errors += 1;

@@ -4,7 +4,8 @@
  * detections (x1, y1, x2, y2, score, class in 16×16 input pixels), with a metadata file.
  * Variants: `good`, `empty` (runs, finds nothing), `slow` (a chain of 768×768 MatMuls),
  * `bad-shape` (`[1, 4, 5]`: the decoder refuses it, so the self-test fails), `nan` (runs, every
- * score NaN: a broken run, as an FP16 overflow gives).
+ * score NaN: a broken run, as an FP16 overflow gives), `nan-dark` (as `good` on a bright picture,
+ * every score NaN on a dark one, mean input below 0.4: a model that overflows on some inputs only).
  *
  * `InProcessOrtAdapter` runs such tiny models on the main thread (microseconds per run), so 20
  * agents fit in one test process without 20 inference workers; the real Detector, preprocessing
@@ -19,7 +20,7 @@ import { DataType, emptyGraph, floatTensor, int64Tensor, type OnnxModel } from '
 import type { AdapterSession, CreateSessionOptions, PlatformAdapter, RunResult, TensorData, TensorInfo } from '../../platform-adapters/contract.js';
 import type { RgbImage } from '../../agent/src/types.js';
 
-export type StandInKind = 'good' | 'empty' | 'slow' | 'bad-shape' | 'nan';
+export type StandInKind = 'good' | 'empty' | 'slow' | 'bad-shape' | 'nan' | 'nan-dark';
 
 export function standInModel(kind: StandInKind, opts: { slowLayers?: number; score?: number } = {}): Uint8Array {
   const g = emptyGraph(`standin-${kind}`);
@@ -45,7 +46,15 @@ export function standInModel(kind: StandInKind, opts: { slowLayers?: number; sco
     }
   }
   g.nodes.push({ opType: 'ReduceMean', name: 'mean', inputs: [src], outputs: ['mean'], attributes: [{ name: 'keepdims', type: 'int', value: 0 }] });
-  g.nodes.push({ opType: 'Mul', name: 'gate', inputs: ['mean', 'zero'], outputs: ['z'], attributes: [] });
+  let gated = 'mean';
+  if (kind === 'nan-dark') {
+    // sqrt(mean - 0.4) × 0: 0 for a bright picture, NaN for a dark one.
+    g.initializers.set('dark', floatTensor([1], [0.4]));
+    g.nodes.push({ opType: 'Sub', name: 'less', inputs: ['mean', 'dark'], outputs: ['less'], attributes: [] });
+    g.nodes.push({ opType: 'Sqrt', name: 'root', inputs: ['less'], outputs: ['root'], attributes: [] });
+    gated = 'root';
+  }
+  g.nodes.push({ opType: 'Mul', name: 'gate', inputs: [gated, 'zero'], outputs: ['z'], attributes: [] });
   g.nodes.push({ opType: 'Add', name: 'out', inputs: ['det', 'z'], outputs: ['detections'], attributes: [] });
   const model: OnnxModel = { irVersion: 8, opsetImports: [{ domain: '', version: 13 }], producerName: 'ef-test', metadataProps: {}, graph: g };
   return encodeModel(model);

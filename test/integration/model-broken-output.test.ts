@@ -93,6 +93,35 @@ test('pushed to a camera whose scene is empty, a NaN-scoring model is refused at
   assert.equal(agent.frames.errors, 0, 'no frame failed');
 });
 
+test('a model that passes its self-test and breaks on later frames (dark ones) is rolled back by its health window, no frame lost', async () => {
+  fleet ??= await startFleet({ broker: 'aedes' });
+  const dev = fleet.addDevice('cam-nan-dark');
+  const factoryDir = writeStandIn(join(fleet.dir, 'factory-dark'), { name: 'standin', version: '1.0.0', kind: 'empty' });
+  // Bright frames until the new model has passed its self-test; dark ones (night falls) from its swap on.
+  let dark = false;
+  const darkImage = { width: 32, height: 32, data: new Uint8Array(32 * 32 * 3).fill(20) };
+  const night = await startOtaAgent(fleet, dev, {
+    factoryDir, factoryVersion: '1.0.0', gate: { minFrames: 3 }, image: () => (dark ? darkImage : gray),
+    atStep: (step) => { if (step === 'swap') dark = true; },
+  });
+  try {
+    const dir = writeStandIn(join(fleet.dir, 'src', '3.0.0'), { name: 'standin', version: '3.0.0', kind: 'nan-dark' });
+    await publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir });
+    const a = fleet.server.ota.registry.artifact('standin', '3.0.0', 'onnx-cpu')!;
+    fleet.server.ota.desired.set(dev.id, 'detector', { version: '3.0.0', manifest: a.manifest, signature: a.signature, healthWindowMs: 2000 });
+    const outcome = await waitFor('the outcome of 3.0.0', () => {
+      const o = (fleet!.server.devices.get(dev.id)?.reported as { ota?: OtaReport } | undefined)?.ota;
+      return o?.version === '3.0.0' && ['refused', 'rolled-back', 'committed'].includes(o.phase) ? o : undefined;
+    }, 20_000);
+    assert.deepEqual([outcome.phase, outcome.code], ['rolled-back', 'E_HEALTH'], JSON.stringify(outcome));
+    assert.match(outcome.reason ?? '', /the new model failed on \d+ frame\(s\) \(allowed 0\): .*Model output "detections" is broken: 4 of the 4 scores read are NaN/);
+    assert.equal(night.manager.runningVersion, '1.0.0');
+    assert.equal(night.frames.errors, 0, 'the previous model answered the broken frames');
+  } finally {
+    await night.stop();
+  }
+});
+
 test('the committed model\'s broken runs: the camera goes on, tracks are predicted, then dropped as across a gap; counted and logged at 1, 10, 100', async () => {
   const config = agentConfigValidator.parse({
     detector: { model: '/models/m.onnx' },
