@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { startFleet, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
-import { writeStandIn } from '../helpers/ota-models.js';
+import { writeStandIn, type StandInKind } from '../helpers/ota-models.js';
 import { startOtaAgent, type OtaTestAgent } from '../helpers/ota-agent.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
@@ -73,20 +73,25 @@ let fleet: TestFleet | undefined;
 let agent: OtaTestAgent | undefined;
 after(async () => { await agent?.stop(); await fleet?.stop(); });
 
+/** Publishes a stand-in of `kind` as `version`, makes it the device's desired detector, and waits for the device's outcome. */
+async function pushStandIn(f: TestFleet, deviceId: string, version: string, kind: StandInKind, healthWindowMs: number): Promise<OtaReport> {
+  const dir = writeStandIn(join(f.dir, 'src', version), { name: 'standin', version, kind });
+  await publishModelDir(f.server.ota.registry, f.server.ota.key.privateKey, { dir });
+  const a = f.server.ota.registry.artifact('standin', version, 'onnx-cpu')!;
+  f.server.ota.desired.set(deviceId, 'detector', { version, manifest: a.manifest, signature: a.signature, healthWindowMs });
+  return waitFor(`the outcome of ${version}`, () => {
+    const o = (f.server.devices.get(deviceId)?.reported as { ota?: OtaReport } | undefined)?.ota;
+    return o?.version === version && ['refused', 'rolled-back', 'committed'].includes(o.phase) ? o : undefined;
+  }, 20_000);
+}
+
 test('pushed to a camera whose scene is empty, a NaN-scoring model is refused at its self-test; the previous model keeps running', async () => {
   fleet = await startFleet({ broker: 'aedes' });
   const dev = fleet.addDevice('cam-nan');
   // The running model finds nothing (an empty scene): output sanity has no detections to compare with.
   const factoryDir = writeStandIn(join(fleet.dir, 'factory'), { name: 'standin', version: '1.0.0', kind: 'empty' });
   agent = await startOtaAgent(fleet, dev, { factoryDir, factoryVersion: '1.0.0', gate: { minFrames: 3 } });
-  const dir = writeStandIn(join(fleet.dir, 'src', '2.0.0'), { name: 'standin', version: '2.0.0', kind: 'nan' });
-  await publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir });
-  const a = fleet.server.ota.registry.artifact('standin', '2.0.0', 'onnx-cpu')!;
-  fleet.server.ota.desired.set(dev.id, 'detector', { version: '2.0.0', manifest: a.manifest, signature: a.signature, healthWindowMs: 300 });
-  const outcome = await waitFor('the outcome of 2.0.0', () => {
-    const o = (fleet!.server.devices.get(dev.id)?.reported as { ota?: OtaReport } | undefined)?.ota;
-    return o?.version === '2.0.0' && ['refused', 'rolled-back', 'committed'].includes(o.phase) ? o : undefined;
-  }, 20_000);
+  const outcome = await pushStandIn(fleet, dev.id, '2.0.0', 'nan', 300);
   assert.deepEqual([outcome.phase, outcome.code], ['refused', 'E_SELF_TEST'], JSON.stringify(outcome));
   assert.match(outcome.reason ?? '', /scores read are NaN/);
   assert.equal(agent.manager.runningVersion, '1.0.0');
@@ -105,14 +110,7 @@ test('a model that passes its self-test and breaks on later frames (dark ones) i
     atStep: (step) => { if (step === 'swap') dark = true; },
   });
   try {
-    const dir = writeStandIn(join(fleet.dir, 'src', '3.0.0'), { name: 'standin', version: '3.0.0', kind: 'nan-dark' });
-    await publishModelDir(fleet.server.ota.registry, fleet.server.ota.key.privateKey, { dir });
-    const a = fleet.server.ota.registry.artifact('standin', '3.0.0', 'onnx-cpu')!;
-    fleet.server.ota.desired.set(dev.id, 'detector', { version: '3.0.0', manifest: a.manifest, signature: a.signature, healthWindowMs: 2000 });
-    const outcome = await waitFor('the outcome of 3.0.0', () => {
-      const o = (fleet!.server.devices.get(dev.id)?.reported as { ota?: OtaReport } | undefined)?.ota;
-      return o?.version === '3.0.0' && ['refused', 'rolled-back', 'committed'].includes(o.phase) ? o : undefined;
-    }, 20_000);
+    const outcome = await pushStandIn(fleet, dev.id, '3.0.0', 'nan-dark', 2000);
     assert.deepEqual([outcome.phase, outcome.code], ['rolled-back', 'E_HEALTH'], JSON.stringify(outcome));
     assert.match(outcome.reason ?? '', /the new model failed on \d+ frame\(s\) \(allowed 0\): .*Model output "detections" is broken: 4 of the 4 scores read are NaN/);
     assert.equal(night.manager.runningVersion, '1.0.0');
