@@ -49,3 +49,15 @@ test('a model rewritten while its gate runs is not written to DIR under that gat
   assert.match(String((err as Error | undefined)?.message), /changed while it was being gated/);
   assert.deepEqual(existsSync(out) ? readdirSync(out) : [], [], 'nothing written to DIR: no model, metadata or gate.json');
 });
+
+test('gate options given to an fp16 or fp32 artifact are refused as a usage error, not ignored, and nothing is written', async () => {
+  const { commandOutcome } = await import('../helpers/cli.js');
+  const out = join(tmp, 'fp16-out');
+  const one = await commandOutcome(command, ['--model', join(SRC, 'model.onnx'), '--precision', 'fp16', '--reference', join(SRC, 'model.onnx'), '--out', out]);
+  assert.equal(one.code, 2, one.message);
+  assert.match(one.message, /^--reference applies to --precision int8 only: a fp16 artifact is published without the accuracy gate; drop it, or compare it with fleetctl model evaluate/);
+  const all = await commandOutcome(command, ['--model', join(SRC, 'model.onnx'), '--precision', 'fp32', '--data', FACES, '--max-drop', '2', '--out', out]);
+  assert.equal(all.code, 2, all.message);
+  assert.match(all.message, /^--data, --max-drop apply to --precision int8 only: a fp32 artifact/);
+  assert.equal(existsSync(out), false);
+});

@@ -33,7 +33,7 @@ usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tfli
        fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR [--meta M.meta.json]
          [--reference FP32.onnx --data DIR|VIDEO] [--max-drop POINTS] [--max-f1-drop POINTS] [--json]
 
-An int8 model needs --reference and --data: it is evaluated against the FP32 model and refused
+An int8 model needs --reference and --data (fp16 and fp32 take neither: they are not gated): it is evaluated against the FP32 model and refused
 (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1
 of its detections at the metadata's score threshold against FP32's drops more than --max-f1-drop
 (default ${DEFAULT_MAX_F1_DROP}; fleetctl model evaluate shows both); publish the FP16 or FP32 artifact instead. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
@@ -66,6 +66,12 @@ export const command: CliCommand = {
     if (!values.model || !values.out) throw new UsageError('Expected --model M.onnx and --out DIR');
     const precision = values.precision;
     if (precision !== 'int8' && precision !== 'fp16' && precision !== 'fp32') throw new UsageError(`Expected --precision int8, fp16 or fp32 but received ${JSON.stringify(precision)}`);
+    // Gate options given to an artifact the gate does not judge were ignored without a word: the
+    // operator believed an FP16 build had been checked against FP32.
+    const gateOptions = (['reference', 'data', 'max-drop', 'max-f1-drop'] as const).filter((o) => values[o] !== undefined);
+    if (precision !== 'int8' && gateOptions.length > 0) {
+      throw new UsageError(`${gateOptions.map((o) => `--${o}`).join(', ')} appl${gateOptions.length > 1 ? 'y' : 'ies'} to --precision int8 only: a ${precision} artifact is published without the accuracy gate; drop ${gateOptions.length > 1 ? 'them' : 'it'}, or compare it with fleetctl model evaluate --reference FP32.onnx --candidate ${values.model} --data DIR|VIDEO`);
+    }
     requireFile('--model', values.model);
     const ext = extname(values.model).toLowerCase();
     const target = ext === '.tflite' ? 'tflite' : ext === '.mlmodel' ? 'coreml' : ext === '.onnx' ? 'onnx-cpu' : undefined;
