@@ -18,6 +18,7 @@ import { waitFor } from '../helpers/wait.js';
 import { writeStandIn, type StandInKind } from '../helpers/ota-models.js';
 import { startOtaAgent, type OtaTestAgent } from '../helpers/ota-agent.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { runCli } from '../helpers/cli.js';
 import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
 import { Detector } from '../../agent/src/infer/detector.js';
 import { OrtAdapter } from '../../platform-adapters/onnxruntime/adapter.js';
@@ -62,6 +63,11 @@ test('the accuracy gate refuses a candidate whose output is broken, naming the f
     assert.equal(decision.pass, false);
     assert.match(decision.reason, /^the candidate's output is broken on 2 of 2 frames \(frame 0: Model output "detections" is broken: 4 of the 4 scores read are NaN.*\); publish the FP16 or FP32 artifact instead/);
     assert.deepEqual(decision.offer, ['fp16', 'fp32']);
+    // As fleetctl model evaluate prints it: no SNR figure for the NaN output, the broken frames named, FAIL.
+    const ev = await runCli('fleetctl', ['model', 'evaluate', '--reference', join(ref, 'model.onnx'), '--candidate', join(cand, 'model.onnx'), '--data', 'assets/images/faces', '--frames', '2']);
+    assert.equal(ev.code, 1, ev.stderr);
+    assert.match(ev.stdout, /SNR detections: none: the candidate's output holds NaN\n {2}broken output on 2 of 2 frames: frame 0: Model output "detections" is broken/);
+    assert.match(ev.stdout, /^FAIL: the candidate's output is broken on 2 of 2 frames/m);
     // The same model against itself: nothing broken, nothing to say.
     const same = await runGate({ reference: join(ref, 'model.onnx'), candidate: join(ref, 'model.onnx'), data: { source: 'assets/images/faces', maxFrames: 2 } });
     assert.equal(same.report.candidateBroken, undefined);

@@ -45,7 +45,8 @@ export const command: CliCommand = {
       const t = report.atThreshold;
       process.stdout.write(`  at score ≥ ${t.scoreThreshold ?? 'the decoder\'s threshold'}: F1 ${t.f1.toFixed(2)} (recall ${t.recall.toFixed(1)}, precision ${t.precision.toFixed(1)}; ${t.referenceDetections} ref, ${t.candidateDetections} cand, ${t.matched} matched at IoU 0.5)\n`);
       for (const c of report.perClass.filter((x) => x.referenceCount > 0)) process.stdout.write(`  ${c.label}: AP ${c.agreementAp.toFixed(1)} (${c.referenceCount} ref, ${c.candidateCount} cand)${c.labelApDelta !== undefined ? ` Δ ${c.labelApDelta.toFixed(1)}` : ''}\n`);
-      for (const [k, v] of Object.entries(report.outputSnrDb)) process.stdout.write(`  SNR ${k}: ${v.toFixed(1)} dB\n`);
+      for (const [k, v] of Object.entries(report.outputSnrDb)) process.stdout.write(`  SNR ${k}: ${Number.isNaN(v) ? 'none: the candidate\'s output holds NaN' : `${v.toFixed(1)} dB`}\n`);
+      if (report.candidateBroken) process.stdout.write(`  broken output on ${report.candidateBroken.frames} of ${report.frames} frames: ${report.candidateBroken.first}\n`);
       process.stdout.write(`${decision.pass ? 'PASS' : 'FAIL'}: ${decision.reason}\n`);
     }
     return decision.pass ? EXIT.ok : EXIT.failure;
