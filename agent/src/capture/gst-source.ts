@@ -38,6 +38,12 @@ import { threadPoolSizeFor, threadPoolSizeOf } from './thread-pool.js';
 
 /** Sources with no end of their own: an end of stream from one means the camera went away. */
 const CAMERA_KINDS: ReadonlySet<string> = new Set(['rtsp', 'v4l2', 'jetson-csi']);
+/**
+ * How long a source whose appsink read eos at start waits for a second bus message before taking it
+ * for a failed start (see readStartFailure in runOnce): a started pipeline's next message comes at
+ * once; a failed start's does not come at all. Well under the 3 s bound of a failed start.
+ */
+const REQUEUE_WAIT_MS = 1000;
 
 export interface GstAppSink {
   pull(cb: (buf: Buffer | null, caps: Record<string, unknown>) => void): void;
@@ -291,6 +297,8 @@ export class GstFrameSource {
       let eosRequested = false;
       let startFailed = false;
       let stoppedToRead = false;
+      /** Set while a possible failed start waits to see whether gstreamer-superficial polls on (readStartFailure). */
+      let requeueWait: NodeJS.Timeout | undefined;
       let fallback: NodeJS.Timeout | undefined;
       // A camera whose appsink never started failed to start; another source whose appsink reads
       // eos at once may also have had an empty stream (see below), so it failed only if an element said so.
@@ -305,6 +313,7 @@ export class GstFrameSource {
         if (done) return;
         done = true;
         clearTimeout(fallback);
+        clearTimeout(requeueWait);
         pipeline.stop();
         if (this.requestStop === requestEos) this.requestStop = undefined;
         resolve(outcome());
@@ -325,6 +334,13 @@ export class GstFrameSource {
       };
       this.requestStop = requestEos;
       const onBus = (msg: Record<string, unknown>) => {
+        if (requeueWait !== undefined) {
+          // gstreamer-superficial polled on by itself: the pipeline is not in NULL, so it started, and
+          // its appsink read eos because the stream was empty. Its EOS (or an error) ends the attempt.
+          clearTimeout(requeueWait);
+          requeueWait = undefined;
+          startFailed = false;
+        }
         if (msg.type === 'error') {
           busMessage = String(msg.message ?? 'error');
           busError = `${busMessage}${msg.debug ? ` (${String(msg.debug).split('\n').pop()})` : ''}`;
@@ -340,12 +356,25 @@ export class GstFrameSource {
       // error waits unread behind the others. Read on, one message per poll, and only while one is sure
       // to come (a poll that waits for ever keeps the process from exiting): stopping returns each
       // started element to NULL and posts that, after the error.
+      //
+      // An empty stream (a file, test or raw pipeline source) can read eos at once too, in a race, and
+      // its first message is the same READY. Stopped here, it hung: its pipeline had started, so
+      // going to NULL set its bus flushing, the stop's messages never came, and the poll waited for
+      // ever (the process could not exit). So the first READY is not acted on at once: a pipeline
+      // not in NULL is polled on by gstreamer-superficial, and its next message comes (onBus then
+      // takes it for started); one in NULL, a failed start, is not, and is stopped to read on.
       const readStartFailure = (msg: Record<string, unknown>) => {
         const newState = msg.type === 'state-changed' ? String(msg['new-state']) : '';
         if (!stoppedToRead) {
           if (newState !== 'GST_STATE_READY') { finish(); return; }
-          stoppedToRead = true;
-          pipeline.stop();
+          requeueWait = setTimeout(() => {
+            requeueWait = undefined;
+            if (done) return;
+            stoppedToRead = true;
+            pipeline.stop();
+            pipeline.pollBus(onBus);
+          }, REQUEUE_WAIT_MS);
+          return;
         } else if (newState === 'GST_STATE_NULL') {
           finish(); // the stop's own messages: no element posted an error
           return;
