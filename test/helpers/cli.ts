@@ -7,12 +7,12 @@ import { exitCodeFor } from '../../agent/src/cli/dispatch.js';
  * The file that runs `binary`: the esbuild bundle scripts/run-tests.ts builds for the run
  * (EF_TEST_BUNDLES: dist/, what a release runs, from the same sources), else the tsx entry in bin/.
  * A bundle starts in ~0.4 s of CPU, against 1.5-2.5 s through tsx, which also starts tsx in each
- * inference worker: the CLI tests' start-ups were a large share of the suite's CPU. `source`: the
- * tsx entry always, for tests of bin/*.js's own behaviour (its thread-pool re-exec).
+ * inference worker: the CLI tests' start-ups were a large share of the suite's CPU. Tests of
+ * bin/*.js's own behaviour (its thread-pool re-exec) spawn bin/ themselves.
  */
-export function binaryEntry(binary: 'edge-agent' | 'fleetctl' | 'fleet-server', opts: { source?: boolean } = {}): string {
+export function binaryEntry(binary: 'edge-agent' | 'fleetctl' | 'fleet-server'): string {
   const bundles = process.env.EF_TEST_BUNDLES;
-  return bundles && !opts.source ? join(bundles, `${binary}.mjs`) : resolve('bin', `${binary}.js`);
+  return bundles ? join(bundles, `${binary}.mjs`) : resolve('bin', `${binary}.js`);
 }
 
 export interface CliResult {

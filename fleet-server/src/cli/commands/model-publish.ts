@@ -33,8 +33,8 @@ usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tfli
        fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR [--meta M.meta.json]
          [--reference FP32.onnx --data DIR|VIDEO] [--max-drop POINTS] [--max-f1-drop POINTS] [--json]
 
-An int8 model needs --reference and --data (fp16 and fp32 take neither: they are not gated): it is evaluated against the FP32 model and refused
-(exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1
+An int8 model needs --reference and --data (fp16 and fp32 take neither: they are not gated): it
+is evaluated against the FP32 model and refused (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1
 of its detections at the metadata's score threshold against FP32's drops more than --max-f1-drop
 (default ${DEFAULT_MAX_F1_DROP}; fleetctl model evaluate shows both); publish the FP16 or FP32 artifact instead. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
 its model.meta.json and DIR/gate.json: the directory the DIR form below publishes. The metadata is
