@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StreamingHistogram } from '../../fleet-server/src/quantize/histogram.js';
-import { klDivergence, klThresholdBins } from '../../fleet-server/src/quantize/entropy.js';
+import { KL_TIE_TOLERANCE, klCurve, klDivergence, klThresholdBins } from '../../fleet-server/src/quantize/entropy.js';
 import { ENTROPY_MIN_SAMPLES_PER_BIN, rangeFromHistogram } from '../../fleet-server/src/quantize/ranges.js';
 
 test('KL divergence is 0 for equal distributions and positive otherwise', () => {
@@ -36,6 +36,22 @@ test('KL search is not pulled down by the zero spike of a ReLU output', () => {
   // Left in, the spike made the search clip this histogram at bin 511 (a quarter of its range).
   assert.equal(klThresholdBins(hist, 256), without);
   assert.ok(without >= 2000, `threshold bins ${without}`);
+});
+
+test('KL search takes the widest threshold within KL_TIE_TOLERANCE of the smallest KL, the argmin with no tolerance', () => {
+  // A ReLU-like bulk with a thin tail of large values (a few channels of a feature map): the KL curve
+  // is flat over much of the tail.
+  const hist = new Float64Array(2048);
+  for (let i = 1; i < 2048; i++) hist[i] = Math.round(1e5 * Math.exp(-i / 120) + 30 * Math.exp(-i / 500));
+  hist[0] = 1e6;
+  const curve = klCurve(hist, 256, 2);
+  let best = Infinity, argmin = 0;
+  curve.forEach((kl, i) => { if (kl <= best) { best = kl; argmin = i; } });
+  assert.equal(klThresholdBins(hist, 256, 2, 0), argmin, 'no tolerance: the argmin (the widest on a tie)');
+  const t = klThresholdBins(hist, 256, 2);
+  assert.ok(curve[t] <= best * (1 + KL_TIE_TOLERANCE), `KL at ${t} is within the tolerance`);
+  for (let i = t + 1; i < curve.length; i++) assert.ok(curve[i] > best * (1 + KL_TIE_TOLERANCE), `no wider threshold (${i}) is within it`);
+  assert.ok(t > argmin, `this curve's valley is flat: the tolerance widens ${argmin} to ${t}`);
 });
 
 test('entropy keeps min/max for a tensor with too few values to fill the histogram', () => {
@@ -76,8 +92,9 @@ test('minmax, percentile and entropy ranges', () => {
   const e = rangeFromHistogram(h, { method: 'entropy', asymmetric: true });
   assert.equal(e.min, 0);
   // The search starts at numQuantBins (256 of 2048 bins for a one-sided tensor, 12.5 here); the dense
-  // part is uniform, so several thresholds tie at the smallest divergence and the largest wins (as in
-  // pytorch-quantization): the lone 100 is still clipped to a small fraction of itself.
-  assert.ok(e.max >= 12.5 && e.max < 20, `entropy max ${e.max}`);
+  // part is uniform, so many thresholds come within KL_TIE_TOLERANCE of the smallest divergence and
+  // the widest of them wins (21.6 here; the exact argmin is 15.8): the lone 100 is still clipped to a
+  // small fraction of itself.
+  assert.ok(e.max >= 12.5 && e.max < 25, `entropy max ${e.max}`);
   assert.throws(() => rangeFromHistogram(h, { method: 'percentile', percentile: 0 }), /percentile/);
 });
