@@ -14,7 +14,8 @@ import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/co
 import { DataType, floatTensor, type OnnxModel, type OnnxNode, type OnnxTensor } from '../../fleet-server/src/convert/onnx/model.js';
 import { equalize, findEqualizationPairs } from '../../fleet-server/src/quantize/equalize.js';
 import { insertQdq, planQuantization, type QuantPlanOptions } from '../../fleet-server/src/quantize/qdq.js';
-import { weightMaxFor } from '../../fleet-server/src/quantize/qmath.js';
+import { quantizePerChannel, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
+import { int8CpuFlags, saturatesFullRangeInt8 } from '../../agent/src/model/int8-cpu.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
 import { rangeFromHistogram } from '../../fleet-server/src/quantize/ranges.js';
 
@@ -108,24 +109,114 @@ test('QDQ placement: per-channel weights, int32 bias, ReLU folded on CPU, head f
   assert.ok(err < 0.05, `max |float − int8| ${err}`);
 });
 
-test('weights: 7-bit for the Convs onnxruntime runs as integer GEMMs on CPU (no int16 saturation without VNNI), ±127 for depthwise Convs, TensorRT and --weight-range full', () => {
-  assert.equal(weightMaxFor('Conv', [4, 3, 3, 3], 1, 'reduced'), 63);
-  assert.equal(weightMaxFor('Conv', [4, 2, 3, 3], 2, 'reduced'), 63, 'a grouped Conv that is not depthwise is a GEMM per group');
-  assert.equal(weightMaxFor('Conv', [4, 1, 3, 3], 4, 'reduced'), 127, 'depthwise');
-  assert.equal(weightMaxFor('MatMul', [16, 8], 1, 'reduced'), 63);
-  assert.equal(weightMaxFor('Conv', [4, 3, 3, 3], 1, 'full'), 127);
+test('weights on CPU: a grid no uint8 input saturates without VNNI (Conv pairs of K positions held to 128 steps; 7-bit for odd channel counts and MatMul), ±127 for depthwise Convs, TensorRT and --weight-range full', () => {
+  const grouped = weightGridFor('Conv', [4, 2, 3, 3], 2, 'reduced');
+  assert.equal(grouped.qmax, 127, 'a grouped Conv that is not depthwise is a GEMM per group, paired');
+  assert.equal(grouped.row, 18);
+  // ONNX order c · 9 + t; the GEMM reads (t, c) with c innermost: channels 0 and 1 of one tap share a step.
+  assert.deepEqual(Array.from(grouped.pairs!), Array.from({ length: 9 }, (_, t) => [t, 9 + t]).flat());
+  assert.deepEqual(weightGridFor('Conv', [4, 3, 3, 3], 1, 'reduced'), { qmax: 63 }, 'an odd channel count (a stem reading RGB): 7-bit');
+  assert.deepEqual(weightGridFor('Conv', [4, 1, 3, 3], 4, 'reduced'), { qmax: 127 }, 'depthwise');
+  assert.deepEqual(weightGridFor('MatMul', [16, 8], 1, 'reduced'), { qmax: 63 });
+  assert.deepEqual(weightGridFor('Conv', [4, 4, 1, 1], 1, 'full'), { qmax: 127 });
+  // A pair of large same-sign weights sets the scale: 0.9 + 0.7 = 1.6 at 128 steps; a rounding past 128 steps back.
+  const q = quantizePerChannel(Float32Array.of(0.9, 0.7, -0.2, 0.1), 1, undefined, weightGridFor('Conv', [1, 4, 1, 1], 1, 'reduced'));
+  assert.ok(Math.abs(q.scales[0] - 1.6 / 128) < 1e-9);
+  assert.deepEqual(Array.from(q.data), [72, 56, -16, 8]);
+  const tie = quantizePerChannel(Float32Array.of(0.5, 0.5, 0.1, 0), 1, undefined, weightGridFor('Conv', [1, 4, 1, 1], 1, 'reduced'));
+  assert.equal(tie.data[0] + tie.data[1], 128);
   const ranges = new Map([['x', { min: -2, max: 2 }], ['c1o', { min: -5, max: 30 }], ['r1o', { min: 0, max: 30 }], ['c2o', { min: -20, max: 20 }]]);
-  const peak = (opts: QuantPlanOptions) => {
+  const peaks = (opts: QuantPlanOptions) => {
     const { model } = insertQdq(planQuantization(tinyModel(), opts), ranges);
     const w8 = [...model.graph.initializers.values()].filter((t) => t.dataType === DataType.INT8 && t.dims.length >= 2);
     assert.equal(w8.length, 2);
-    return Math.max(...w8.flatMap((t) => Array.from(new Int8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), Math.abs)));
+    return w8.map((t) => Math.max(...Array.from(new Int8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), Math.abs)));
   };
-  // 2·255·63 = 32130 fits the int16 that VPMADDUBSW sums two products into; 2·255·127 does not.
-  assert.equal(peak({ target: 'cpu' }), 63);
-  assert.equal(peak({ target: 'cpu', weightRange: 'full' }), 127);
-  assert.equal(peak({ target: 'tensorrt' }), 127);
-  assert.equal(peak({ target: 'tensorrt', weightRange: 'reduced' }), 127, 'TensorRT builds keep full range');
+  // 255·128 = 32640 fits the int16 that VPMADDUBSW sums two products into; 2·255·127 does not. c1
+  // reads 3 channels (7-bit), c2 4 (paired).
+  const [c1, c2] = peaks({ target: 'cpu' });
+  assert.equal(c1, 63);
+  assert.ok(c2 > 63 && c2 <= 127, `c2 peaks at ${c2}`);
+  assert.deepEqual(peaks({ target: 'cpu', weightRange: 'full' }), [127, 127]);
+  assert.deepEqual(peaks({ target: 'tensorrt' }), [127, 127]);
+  assert.deepEqual(peaks({ target: 'tensorrt', weightRange: 'reduced' }), [127, 127], 'TensorRT builds keep full range');
+});
+
+/**
+ * x [1,C,6,6] in [0.85, 1] (uint8 217–255) → Conv C→8 3×3 → ReLU → Conv 8→2 1×1 → y. The first Conv's
+ * weight for input channel c at tap t has the sign `sign(c, t)`, positives twice the negatives, so
+ * that the sum over a tap is large and positive.
+ */
+function pairModel(channels: number, sign: (c: number, t: number) => number): { model: OnnxModel; input: Float32Array } {
+  const r = rand(3);
+  const w1 = Array.from({ length: 8 * channels * 9 }, (_, i) => {
+    const c = Math.floor(i / 9) % channels, t = i % 9;
+    return (sign(c, t) > 0 ? 1 : -0.5) * (1 + 0.1 * r());
+  });
+  const w2 = Array.from({ length: 2 * 8 }, () => 0.2 + r() * 0.1);
+  const init = new Map([
+    ['w1', floatTensor([8, channels, 3, 3], w1)], ['b1', floatTensor([8], new Array(8).fill(0))],
+    ['w2', floatTensor([2, 8, 1, 1], w2)], ['b2', floatTensor([2], [0, 0])],
+  ]);
+  const model = graphModel('pairs', init, [
+    { opType: 'Conv', name: 'c1', inputs: ['x', 'w1', 'b1'], outputs: ['c1o'], attributes: [{ name: 'pads', type: 'ints', value: [1, 1, 1, 1] }] },
+    { opType: 'Relu', name: 'r1', inputs: ['c1o'], outputs: ['r1o'], attributes: [] },
+    { opType: 'Conv', name: 'c2', inputs: ['r1o', 'w2', 'b2'], outputs: ['y'], attributes: [] },
+  ]);
+  model.graph.inputs[0].shape = [1, channels, 6, 6];
+  model.graph.outputs[0].shape = [1, 2, 6, 6];
+  const input = Float32Array.from({ length: channels * 36 }, () => 0.925 + 0.15 * r());
+  for (let i = 0; i < input.length; i += 3) input[i] = 1;
+  return { model, input };
+}
+
+async function relativeError(float: OnnxModel, int8: OnnxModel, input: Float32Array, dims: number[]): Promise<number> {
+  const run = async (m: OnnxModel) => {
+    const s = await ort.InferenceSession.create(encodeModel(m));
+    const out = await s.run({ x: new ort.Tensor('float32', input, dims) });
+    await s.release();
+    return out.y.data as Float32Array;
+  };
+  const [a, b] = [await run(float), await run(int8)];
+  let err = 0, peak = 0;
+  for (let i = 0; i < a.length; i++) { err = Math.max(err, Math.abs(a[i] - b[i])); peak = Math.max(peak, Math.abs(a[i])); }
+  return err / peak;
+}
+
+test('paired weights do not saturate onnxruntime\'s int8 Convs on this CPU, where full-range ones do if it has no VNNI', async () => {
+  const build = async (channels: number, sign: (c: number, t: number) => number, weightRange: 'reduced' | 'full') => {
+    const { model, input } = pairModel(channels, sign);
+    const dims = [1, channels, 6, 6];
+    const plan = planQuantization(model, { target: 'cpu', weightRange });
+    const cal = await calibrate({ model, inputName: 'x', tensors: plan.activations, frames: (async function* () { yield { data: input, dims, dtype: 'float32' as const, transform: { srcWidth: 6, srcHeight: 6, dstWidth: 6, dstHeight: 6, contentWidth: 6, contentHeight: 6, padX: 0, padY: 0, scaleX: 1, scaleY: 1 } }; })() });
+    const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
+    ranges.set('x', { min: 0, max: 1 }); // uint8 = 255 · x: up to 255 where x is 1
+    const q = insertQdq(plan, ranges);
+    assert.ok(q.model.graph.nodes.some((n) => n.opType === 'Conv' && n.name === 'c1'), 'c1 stays a Conv (QLinearConv in onnxruntime)');
+    return relativeError(model, q.model, input, dims);
+  };
+  const bySign = (signs: number[]) => (c: number) => signs[c];
+  // Opposite signs within the pairs the GEMM adds (channels 0+1, 2+3, ...): the pair limit never binds,
+  // so the weights use all of ±127. Had onnxruntime paired channels 1+2 or two taps of one channel,
+  // same-sign pairs near 2·255·127 would saturate on an AVX2 CPU.
+  const alternating = bySign([1, -1, -1, 1, 1, -1, -1, 1]);
+  // Same signs within each pair: the limit binds, the pair sums reach 128 steps.
+  const paired = bySign([1, 1, -1, -1, 1, 1, -1, -1]);
+  // A 3-channel stem (7-bit grid): signs alternating along K = (t, c), and all alike.
+  const stem = (c: number, t: number) => ((t * 3 + c) % 2 === 0 ? 1 : -1);
+  const errs = {
+    alternating: await build(8, alternating, 'reduced'), paired: await build(8, paired, 'reduced'), stem: await build(3, stem, 'reduced'),
+    stemSame: await build(3, () => 1, 'reduced'), full: await build(8, paired, 'full'),
+  };
+  assert.ok(errs.alternating < 0.03, `alternating signs, paired grid: relative error ${errs.alternating}`);
+  assert.ok(errs.paired < 0.03, `same-sign pairs, paired grid: relative error ${errs.paired}`);
+  assert.ok(errs.stem < 0.03 && errs.stemSame < 0.03, `3-channel stem, 7-bit grid: relative error ${errs.stem} (alternating), ${errs.stemSame} (all positive)`);
+  const flags = int8CpuFlags();
+  const saturates = saturatesFullRangeInt8({ arch: process.arch, flags: flags.length ? flags : undefined });
+  // The control: the same weights at full range saturate without VNNI, so this model can tell.
+  if (saturates) assert.ok(errs.full > 0.2, `full range on a CPU without VNNI saturates: relative error ${errs.full}`);
+  else assert.ok(errs.full < 0.03, `full range with VNNI or on ARM: relative error ${errs.full}`);
+  console.log(`relative error: ${JSON.stringify(errs)} (${saturates ? 'this CPU saturates full-range int8' : 'this CPU does not saturate'})`);
 });
 
 test('QDQ for TensorRT is symmetric and keeps the ReLU', () => {

@@ -18,7 +18,7 @@ import { DataType, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode }
 import { findRescaleSeeds, findResidualAdds, planResiduals, rescale, rescaleResiduals } from '../../fleet-server/src/quantize/rescale.js';
 import { applyGptq, collectConvMoments, inverseCholeskyUpper } from '../../fleet-server/src/quantize/gptq.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
-import { biasScaleFloor, quantizeBias, quantizePerChannel, weightMaxFor } from '../../fleet-server/src/quantize/qmath.js';
+import { biasScaleFloor, INT8_PAIR_MAX, pairPeak, quantizeBias, quantizePerChannel, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
 import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
 import type { ModelInput } from '../../agent/src/preprocess/preprocess.js';
 
@@ -157,25 +157,40 @@ test('GPTQ leaves weights on their per-channel int8 grid (same scale) and rounds
   assert.ok(eG < eR, `GPTQ squared error ${eG.toExponential(3)} < round-to-nearest ${eR.toExponential(3)}`);
 });
 
-test('GPTQ for a CPU build rounds the dense Convs onto the 7-bit grid and the depthwise one onto ±127, and the QDQ build stores exactly those integers', async () => {
+test('GPTQ for a CPU build rounds onto the grid that cannot saturate without VNNI (7-bit for the 3-channel Conv, paired ±127 for the 4-channel ones, ±127 depthwise), and the QDQ build stores exactly those integers', async () => {
   const m = hardSwishModel();
   const gq = applyGptq(m, await collectConvMoments({ model: m, inputName: 'x', frames: frames() }), { weightRange: 'reduced' });
   assert.equal(gq.report.convs, 4);
   const peaks: Record<string, number> = {};
+  const pairBound: Record<string, number> = {};
   for (const [name, conv] of [['w1', 'c1'], ['wdw', 'dw'], ['wp', 'proj'], ['w3', 'c3']]) {
     const t = m.graph.initializers.get(name)!;
     const node = m.graph.nodes.find((n) => n.name === conv)!;
     const group = node.attributes.find((a) => a.name === 'group');
-    const qmax = weightMaxFor('Conv', t.dims, group?.type === 'int' ? group.value : 1, 'reduced');
+    const grid = weightGridFor('Conv', t.dims, group?.type === 'int' ? group.value : 1, 'reduced');
     const got = tensorToFloat32(gq.model.graph.initializers.get(name)!);
-    const q = quantizePerChannel(got, t.dims[0], undefined, qmax);
-    const ref = quantizePerChannel(tensorToFloat32(t), t.dims[0], undefined, qmax);
-    for (let c = 0; c < t.dims[0]; c++) assert.ok(Math.abs(q.scales[c] - ref.scales[c]) <= 1e-6 * ref.scales[c], `${name}[${c}]: scale max|w|/${qmax} kept`);
+    const q = quantizePerChannel(got, t.dims[0], undefined, grid);
+    const ref = quantizePerChannel(tensorToFloat32(t), t.dims[0], undefined, grid);
+    for (let c = 0; c < t.dims[0]; c++) assert.ok(Math.abs(q.scales[c] - ref.scales[c]) <= 1e-6 * ref.scales[c], `${name}[${c}]: the scale of the float weights is kept`);
     const per = got.length / t.dims[0];
-    got.forEach((v, i) => assert.ok(Math.abs(v / q.scales[Math.floor(i / per)] - q.data[i]) < 1e-3, `${name}[${i}] = ${v} is on the ±${qmax} grid`));
+    got.forEach((v, i) => assert.ok(Math.abs(v / q.scales[Math.floor(i / per)] - q.data[i]) < 1e-3, `${name}[${i}] = ${v} is on the grid`));
     peaks[name] = Math.max(...Array.from(q.data, Math.abs));
+    // Each channel reaches the end of its grid: its largest weight at ±qmax or its largest pair at INT8_PAIR_MAX.
+    let worst = 0;
+    for (let c = 0; c < t.dims[0]; c++) {
+      const ints = q.data.subarray(c * per, (c + 1) * per);
+      const end = Math.max(Math.max(...Array.from(ints, Math.abs)) / grid.qmax, pairPeak(ints, 0, per, grid) / INT8_PAIR_MAX);
+      assert.equal(end, 1, `${name}[${c}] reaches the end of its grid`);
+      worst = Math.max(worst, pairPeak(ints, 0, per, grid));
+    }
+    pairBound[name] = worst;
   }
-  assert.deepEqual(peaks, { w1: 63, wdw: 127, wp: 63, w3: 63 }, 'each channel\'s largest weight lands on the end of its grid');
+  assert.equal(peaks.wdw, 127);
+  assert.equal(peaks.w1, 63, 'c1 reads 3 channels: 7-bit');
+  for (const name of ['wp', 'w3']) {
+    assert.ok(peaks[name] > 63, `${name} uses more than the 7-bit grid (${peaks[name]})`);
+    assert.ok(pairBound[name] <= INT8_PAIR_MAX, `${name}: no pair sums past ${INT8_PAIR_MAX} (${pairBound[name]})`);
+  }
   // The CPU QDQ build of the GPTQ model stores exactly these values: int8 × scale = the GPTQ weight.
   const plan = planQuantization(gq.model, { target: 'cpu' });
   const { model: q } = insertQdq(plan, new Map(plan.activations.map((t) => [t, { min: -4, max: 4 }])));

@@ -5,7 +5,8 @@
  * VPMADDUBSW, which adds two uint8×int8 products into a saturating int16: with weights up to ±127
  * the sums clip (onnxruntime documents the same and quantizes with `reduce_range` for it). VNNI's
  * VPDPBUSD sums into int32 and ARM's int8 kernels do not saturate. `fleetctl model quantize` therefore
- * stores 7-bit weights by default and records the choice as `edgefleet.weightRange` in the model's
+ * stores by default weights whose pairs cannot saturate (a pair sum of at most 128 steps, 7-bit where
+ * it cannot pair them) and records the choice as `edgefleet.weightRange` in the model's
  * metadata_props (fleet-server/src/quantize/qmath.ts). A `--weight-range full` build, meant for ARM
  * or VNNI boxes, still loads and runs on such an x86 CPU, just less accurately than its gate measured:
  * measured on an AVX2 EPYC, a full-range BlazeFace build lost 16.7 F1 points. Nothing fails, so the

@@ -10,9 +10,11 @@
  * For a Conv's output row w (its weights over one input patch, length d) and the second moment of its
  * real input patches H = Σ x·xᵀ, the output error of a rounding δ is δᵀHδ. GPTQ rounds the weights
  * one at a time and moves the not-yet-rounded ones to cancel the error just made, using the Cholesky
- * factor of H⁻¹. The scale stays the plain per-channel symmetric one (max|w|/qmax, qmax 127 or 63 as
- * qmath.weightMaxFor says), and the largest weight is rounded first, where it lands exactly on ±qmax, so the INT8 builders (qdq.ts, the TFLite
- * exporter) compute the same scale from the result and store these exact integers.
+ * factor of H⁻¹. The scale stays the plain per-channel symmetric one of the grid qmath.weightGridFor
+ * gives (max|w|/qmax, or the largest pair sum over INT8_PAIR_MAX where that binds), and the weights that
+ * set it are placed exactly on it and left alone (the largest at ±qmax, or the pair at a sum of
+ * INT8_PAIR_MAX), so the INT8 builders (qdq.ts, the TFLite exporter) compute the same scale from the
+ * result and store these exact integers.
  *
  * H comes from the float model on calibration frames: every Conv's input is added as an extra output,
  * and up to `maxPositions` output positions per frame contribute their input patch (im2col), so memory
@@ -24,7 +26,7 @@ import { DataType, convPadding, floatTensor, int64Tensor, intAttr, intsAttr, ten
 import { withExtraOutputs } from './calibrate.js';
 import { analyzeGraph, nodeKey } from './graph-info.js';
 import { cloneModel } from './qdq.js';
-import { weightMaxFor, type WeightRange } from './qmath.js';
+import { clampToPair, gridScale, INT8_PAIR_MAX, partnersOf, weightGridFor, type WeightGrid, type WeightRange } from './qmath.js';
 import type { ModelInput } from '../../../agent/src/preprocess/preprocess.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 
@@ -271,20 +273,58 @@ export function inverseCholeskyUpper(Hu: Float64Array, d: number, order: readonl
 }
 
 /**
- * GPTQ on one row of weights with a fixed scale. The row's largest weight (position `frozen` in
- * `order`) is exactly ±qmax steps and stays there: it takes no compensation, so the INT8 builders
- * derive this same scale from the result.
+ * GPTQ on one row of weights with a fixed scale. The weights at the `frozen` positions of `order`
+ * (the row's largest weight, or the pair whose sum sets the scale) are already exact grid values whose
+ * largest |q| is qmax, or whose pair sum is INT8_PAIR_MAX: they take no compensation, so the INT8
+ * builders derive this same scale from the result. On a grid with pairs, a weight whose partner is
+ * already rounded is held within the pair limit (clampToPair), and the error of that clamp is
+ * compensated like a rounding error.
  */
-function quantizeRow(w: Float64Array, order: number[], U: Float64Array, scale: number, frozen: number, qmax: number): void {
+function quantizeRow(w: Float64Array, order: number[], U: Float64Array, scale: number, frozen: readonly number[], qmax: number, partnersAt: readonly number[][]): void {
   const d = order.length;
   const x = Float64Array.from(order, (i) => w[i]);
+  const isFrozen = new Uint8Array(d);
+  const rounded = new Int32Array(d);
+  const done = new Uint8Array(d);
+  for (const a of frozen) { isFrozen[a] = 1; rounded[a] = Math.round(x[a] / scale); done[a] = 1; }
   for (let a = 0; a < d; a++) {
-    const q = Math.max(-qmax, Math.min(qmax, Math.round(x[a] / scale))) * scale;
-    const e = (x[a] - q) / U[a * d + a];
-    for (let b = a + 1; b < d; b++) if (b !== frozen) x[b] -= e * U[a * d + b];
-    x[a] = q;
+    let q = isFrozen[a] ? rounded[a] : Math.max(-qmax, Math.min(qmax, Math.round(x[a] / scale)));
+    if (!isFrozen[a]) for (const p of partnersAt[a]) if (done[p]) q = clampToPair(q, rounded[p]);
+    rounded[a] = q; done[a] = 1;
+    const e = (x[a] - q * scale) / U[a * d + a];
+    for (let b = a + 1; b < d; b++) if (isFrozen[b] === 0) x[b] -= e * U[a * d + b];
+    x[a] = q * scale;
   }
   order.forEach((i, a) => { w[i] = x[a]; });
+}
+
+/**
+ * The row's scale on its grid and the positions (in `order`) that define it, set to exact grid values:
+ * the largest weight at ±qmax, or, where a pair's same-sign sum binds, that pair at a sum of
+ * INT8_PAIR_MAX (each of the two within half a step of its value).
+ */
+function rowScale(w: Float64Array, grid: WeightGrid, position: (i: number) => number): { scale: number; frozen: number[] } | undefined {
+  let amax = 0, arg = 0;
+  for (let i = 0; i < w.length; i++) if (Math.abs(w[i]) > amax) { amax = Math.abs(w[i]); arg = i; }
+  if (amax === 0) return undefined;
+  let pairSum = 0, pa = -1, pb = -1;
+  const pairs = grid.pairs ?? new Int32Array(0);
+  for (let j = 0; j < pairs.length; j += 2) {
+    const i = pairs[j], k = pairs[j + 1];
+    if (Math.sign(w[i]) !== Math.sign(w[k])) continue;
+    const sum = Math.abs(w[i]) + Math.abs(w[k]);
+    if (sum > pairSum) { pairSum = sum; pa = i; pb = k; }
+  }
+  const scale = gridScale(amax, pairSum, grid);
+  if (pa < 0 || amax / grid.qmax >= pairSum / INT8_PAIR_MAX) {
+    w[arg] = Math.sign(w[arg]) * grid.qmax * scale;
+    return { scale, frozen: [position(arg)] };
+  }
+  const sign = Math.sign(w[pa]);
+  const qa = Math.min(grid.qmax, Math.max(INT8_PAIR_MAX - grid.qmax, Math.round(Math.abs(w[pa]) / scale)));
+  w[pa] = sign * qa * scale;
+  w[pb] = sign * (INT8_PAIR_MAX - qa) * scale;
+  return { scale, frozen: [position(pa), position(pb)] };
 }
 
 export interface GptqReport {
@@ -307,7 +347,9 @@ export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { dam
     const W = tensorToFloat32(wt);
     const rowsPerGroup = m.cout / m.groups;
     // The grid the INT8 builder will store this Conv on (qdq.ts asks the same function).
-    const qmax = weightMaxFor('Conv', wt.dims, m.groups, opts.weightRange ?? 'full');
+    const grid = weightGridFor('Conv', wt.dims, m.groups, opts.weightRange ?? 'full');
+    if (grid.row !== undefined && grid.row !== m.d) throw new Error(`GPTQ: ${m.node.name}'s rows hold ${m.d} weights, its grid ${grid.row}`);
+    const partners = partnersOf(grid);
     let ok = true;
     for (let gi = 0; gi < m.groups && ok; gi++) {
       const H = m.H[gi];
@@ -319,13 +361,14 @@ export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { dam
       const U = inverseCholeskyUpper(H, m.d, order, opts.damp ?? 0.01);
       if (!U) { ok = false; break; }
       const position = new Map(order.map((i, a) => [i, a]));
+      // Each position's pair partners, as positions in `order`.
+      const partnersAt = order.map((i) => (partners[i] ?? []).map((j) => position.get(j)!));
       for (let r = 0; r < rowsPerGroup; r++) {
         const o = gi * rowsPerGroup + r;
         const w = Float64Array.from(W.subarray(o * m.d, (o + 1) * m.d));
-        let amax = 0, arg = 0;
-        for (let i = 0; i < m.d; i++) if (Math.abs(w[i]) > amax) { amax = Math.abs(w[i]); arg = i; }
-        if (amax === 0) continue;
-        quantizeRow(w, order, U, amax / qmax, position.get(arg)!, qmax);
+        const s = rowScale(w, grid, (i) => position.get(i)!);
+        if (!s) continue;
+        quantizeRow(w, order, U, s.scale, s.frozen, grid.qmax, partnersAt);
         W.set(w, o * m.d);
       }
     }

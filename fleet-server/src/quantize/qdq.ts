@@ -19,7 +19,7 @@ import { DataType, attr, floatTensor, intAttr, tensorToFloat32, type OnnxModel, 
 import { removeDeadNodes } from '../convert/onnx/passes.js';
 import { floatOutputConvsAsMatMul } from './float-head-matmul.js';
 import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
-import { activationParams, activationParamsU8, biasScaleFloor, quantizeBias, quantizePerChannel, roundHalfEven, weightMaxFor, type QParams, type WeightRange } from './qmath.js';
+import { activationParams, activationParamsU8, biasScaleFloor, quantizeBias, quantizePerChannel, roundHalfEven, weightGridFor, type QParams, type WeightRange } from './qmath.js';
 import type { TensorRange } from './ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 
@@ -56,8 +56,9 @@ export interface QuantPlanOptions {
    */
   activationType?: 'int8' | 'uint8';
   /**
-   * Weight range (qmath.weightMaxFor): CPU builds default to 'reduced' (7-bit weights for the integer
-   * GEMMs, which saturate at full range on x86 CPUs without VNNI); TensorRT always gets 'full'.
+   * Weight range (qmath.weightGridFor): CPU builds default to 'reduced' (weights whose pairs cannot
+   * saturate the int16 sums of the integer GEMMs on x86 CPUs without VNNI, as full-range ones do);
+   * TensorRT always gets 'full'.
    */
   weightRange?: WeightRange;
 }
@@ -327,8 +328,8 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
           const channels = n.opType === 'Conv' && perChannel ? init.dims[0] : 1;
           const bias = n.inputs[2] ? g.initializers.get(n.inputs[2]) : undefined;
           const floor = channels > 1 && bias?.dataType === DataType.FLOAT && bias.dims[0] === channels ? biasScaleFloor(tensorToFloat32(bias), xParams.scale) : undefined;
-          const qmax = weightMaxFor(n.opType, init.dims, intAttr(n, 'group', 1), weightRangeFor(plan.options.target, plan.options.weightRange));
-          const qw = quantizePerChannel(tensorToFloat32(init), channels, floor, qmax);
+          const grid = weightGridFor(n.opType, init.dims, intAttr(n, 'group', 1), weightRangeFor(plan.options.target, plan.options.weightRange));
+          const qw = quantizePerChannel(tensorToFloat32(init), channels, floor, grid);
           const id = fresh();
           const dq = `${id}/w`;
           g.initializers.set(`${id}/w8`, { dims: init.dims, dataType: DataType.INT8, data: new Uint8Array(qw.data.buffer) });

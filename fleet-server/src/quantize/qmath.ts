@@ -15,30 +15,122 @@ export interface QParams {
 export const INT8_MIN = -128;
 export const INT8_MAX = 127;
 /**
- * The weight range a CPU build stores for the Convs (and MatMul/Gemm) that onnxruntime runs as an
- * integer GEMM: 7 bits, ±63. On x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) MLAS's U8S8 GEMM
- * multiplies with VPMADDUBSW, which adds two uint8×int8 products into an int16 and saturates: 2·255·127
- * does not fit, 2·255·63 = 32130 does. onnxruntime's quantization guide names this and its fix
- * (reduce_range: 7-bit weights). Measured on an AMD EPYC with AVX2 only: at ±127 a 3-channel test Conv
- * was off float by 0.46 (its test allows 0.05, which ±63 meets) and a BlazeFace INT8 build lost 16.7
- * F1 points against FP32 (test/integration/quantize-cli.test.ts); the same builds pass on AVX-512 VNNI.
- * Depthwise Convs run in another kernel (MLAS's depthwise QLinearConv, not the GEMM) and keep ±127:
- * so built, the CenterNet heatmap kept on this AVX2 machine the 19 dB it has on a VNNI one.
+ * The 7-bit weight range, ±63, of the weighted ops whose pairs weightGridFor cannot bound (MatMul,
+ * Gemm, Convs with an odd channel count). On x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) MLAS's
+ * U8S8 GEMM multiplies with VPMADDUBSW, which adds two uint8×int8 products into an int16 and
+ * saturates: 2·255·127 does not fit, 2·255·63 = 32130 does. onnxruntime's quantization guide names
+ * this and its fix (reduce_range: 7-bit weights). Measured on an AMD EPYC with AVX2 only: at ±127 a
+ * 3-channel test Conv was off float by 0.46 (its test allows 0.05, which ±63 meets) and a BlazeFace
+ * INT8 build lost 16.7 F1 points against FP32 (test/integration/quantize-cli.test.ts); the same builds
+ * pass on AVX-512 VNNI. Depthwise Convs run in another kernel (MLAS's depthwise QLinearConv, not the
+ * GEMM) and keep ±127: so built, the CenterNet heatmap kept on this AVX2 machine the 19 dB it has on a
+ * VNNI one.
  */
 export const INT8_REDUCED_MAX = 63;
 
 /**
- * Which weight range a weighted op stores: `reduced` (a CPU build's default) gives ±63 to what
- * onnxruntime runs as an integer GEMM (dense or grouped Conv, MatMul, Gemm) and ±127 to depthwise
- * Convs (weights [C, 1, kH, kW] with group = C, its depthwise kernel); `full` gives ±127 to all.
+ * The largest same-sign sum of the two int8 weights that one VPMADDUBSW step multiplies with two uint8
+ * activations: 255 · 128 = 32640 fits the int16 it adds them into (≤ 32767, and ≥ −32768 for negative
+ * pairs); 255 · 129 does not.
  */
-export function weightMaxFor(opType: string, weightDims: readonly number[], group: number, range: WeightRange): number {
-  if (range === 'full') return INT8_MAX;
-  const depthwise = opType === 'Conv' && group > 1 && weightDims[1] === 1 && weightDims[0] === group;
-  return depthwise ? INT8_MAX : INT8_REDUCED_MAX;
+export const INT8_PAIR_MAX = 128;
+
+/**
+ * The per-output-channel int8 grid of one weighted op: |q| ≤ qmax, and where `pairs` is set, every
+ * pair of weights that MLAS's U8S8 kernels may sum in one VPMADDUBSW step has a same-sign sum of at
+ * most INT8_PAIR_MAX, so no uint8 input can saturate it.
+ */
+export interface WeightGrid {
+  qmax: number;
+  /** Index pairs within one output channel's `row` weights (ONNX order), flat: a0, b0, a1, b1, … (a < b). */
+  pairs?: Int32Array;
+  row?: number;
 }
 
-/** `reduced`: 7-bit weights where x86 CPUs without VNNI would saturate (INT8_REDUCED_MAX); `full`: ±127 everywhere. */
+/**
+ * Which grid a weighted op's weights are stored on.
+ *
+ * `full`: ±127 everywhere. `reduced` (a CPU build's default): depthwise Convs (weights [C, 1, kH, kW],
+ * group = C) keep ±127, since MLAS runs them in its depthwise kernel, not the GEMM. Other Convs keep
+ * ±127 too, but a channel's scale is chosen so that each pair of weights the kernels may add into
+ * one int16 stays within INT8_PAIR_MAX: scale = max(max|w| / 127, P / 128), P the largest same-sign
+ * sum of a pair. MLAS's QLinearConv runs on NHWC: its GEMM reads the weights as K = (kH, kW, C/group)
+ * with the channel innermost, and its AVX2 U8S8 kernels take K in steps of four, multiplying k, k+1
+ * into one int16 and k+2, k+3 into another; MlasConvSym instead pads each tap's channels to a
+ * multiple of four. Both pairings are bounded: K positions (2j, 2j+1), and channels (2j, 2j+1) of one
+ * tap; with an even channel count they are the same pairs. A 1×1 Conv read as a MatMul
+ * (float-head-matmul.ts) has K = C, the same pairs. Convs reading an odd channel count, MatMul and
+ * Gemm keep the 7-bit grid, ±63, for which no pair can saturate (2 · 255 · 63 = 32130).
+ *
+ * On the CenterNet's dense Convs the pair limit leaves a channel's largest weight at a median of
+ * about ±105–120 steps instead of ±63 (measured on the FP32 weights), about 0.8 bit more.
+ */
+export function weightGridFor(opType: string, weightDims: readonly number[], group: number, range: WeightRange): WeightGrid {
+  if (range === 'full') return { qmax: INT8_MAX };
+  if (opType !== 'Conv') return { qmax: INT8_REDUCED_MAX };
+  const depthwise = group > 1 && weightDims[1] === 1 && weightDims[0] === group;
+  if (depthwise) return { qmax: INT8_MAX };
+  const channels = weightDims[1];
+  // An odd channel count (a stem reading RGB): its K pairs straddle taps. Bounding them and each tap's
+  // (c0, c1) as well held BlazeFace's stem clear of saturation (bit-identical to the exact U8U8 run)
+  // but measured worse than ±63 (agreement 80.4 against 86.6 on its 6 face photos), so such Convs
+  // keep the 7-bit grid.
+  if (channels % 2 !== 0) return { qmax: INT8_REDUCED_MAX };
+  const taps = weightDims.slice(2).reduce((a, b) => a * b, 1);
+  const row = channels * taps;
+  // ONNX order within a row: index = c · taps + t; the kernels' K order: k = t · channels + c.
+  const onnx = (k: number) => (k % channels) * taps + Math.floor(k / channels);
+  const seen = new Set<number>();
+  const list: number[] = [];
+  const add = (i: number, j: number) => {
+    const [a, b] = i < j ? [i, j] : [j, i];
+    if (seen.has(a * row + b)) return;
+    seen.add(a * row + b);
+    list.push(a, b);
+  };
+  for (let k = 0; k + 1 < row; k += 2) add(onnx(k), onnx(k + 1));
+  for (let t = 0; t < taps; t++) for (let c = 0; c + 1 < channels; c += 2) add(c * taps + t, (c + 1) * taps + t);
+  return { qmax: INT8_MAX, pairs: Int32Array.from(list), row };
+}
+
+/** The largest same-sign sum of paired weights in w[from, to), whole rows of the grid (0 without pairs). */
+export function pairPeak(w: ArrayLike<number>, from: number, to: number, grid: WeightGrid): number {
+  const { pairs, row } = grid;
+  if (!pairs || !row) return 0;
+  let peak = 0;
+  for (let base = from; base < to; base += row) {
+    for (let j = 0; j < pairs.length; j += 2) {
+      const a = w[base + pairs[j]], b = w[base + pairs[j + 1]];
+      peak = Math.max(peak, Math.max(a, 0) + Math.max(b, 0), Math.max(-a, 0) + Math.max(-b, 0));
+    }
+  }
+  return peak;
+}
+
+/** A channel's scale on its grid: the largest weight at ±qmax, or the largest pair sum at INT8_PAIR_MAX if that binds. */
+export function gridScale(amax: number, pairSum: number, grid: WeightGrid): number {
+  return Math.max(amax / grid.qmax, grid.pairs ? pairSum / INT8_PAIR_MAX : 0);
+}
+
+/** For each index of a row, the indices it is paired with. */
+export function partnersOf(grid: WeightGrid): number[][] {
+  const out = Array.from({ length: grid.row ?? 0 }, () => [] as number[]);
+  const pairs = grid.pairs ?? new Int32Array(0);
+  for (let j = 0; j < pairs.length; j += 2) { out[pairs[j]].push(pairs[j + 1]); out[pairs[j + 1]].push(pairs[j]); }
+  return out;
+}
+
+/**
+ * Brings q[k] (rounded from x[k] / scale) within its pair's limit, given its partner's integer `other`:
+ * the magnitude shrinks until the same-sign sum is at most INT8_PAIR_MAX.
+ */
+export function clampToPair(q: number, other: number): number {
+  if (q > 0 && other > 0 && q + other > INT8_PAIR_MAX) return INT8_PAIR_MAX - other;
+  if (q < 0 && other < 0 && -q - other > INT8_PAIR_MAX) return -INT8_PAIR_MAX - other;
+  return q;
+}
+
+/** `reduced`: a grid no uint8 input can saturate on x86 CPUs without VNNI (weightGridFor); `full`: ±127 everywhere. */
 export type WeightRange = 'reduced' | 'full';
 
 /** Rounds half to even, as QuantizeLinear does. */
@@ -86,21 +178,38 @@ export interface PerChannelWeights {
 /**
  * Symmetric int8 per-channel quantization along axis 0 (Conv weights [O, I/g, kH, kW]; for Gemm/MatMul
  * pass the transposed layout's channel count). Values use ±qmax (127, or INT8_REDUCED_MAX), never -128,
- * so negation is exact.
+ * so negation is exact; on a grid with pairs (weightGridFor) each channel's scale also holds its
+ * largest pair sum at INT8_PAIR_MAX, and a pair that rounding took one step past it gives that step
+ * back on the weight that was rounded up more.
  * `minScales` raises a channel's scale where its int32 bias would not fit otherwise (biasScaleFloor).
  */
-export function quantizePerChannel(w: Float32Array, channels: number, minScales?: ArrayLike<number>, qmax: number = INT8_MAX): PerChannelWeights {
+export function quantizePerChannel(w: Float32Array, channels: number, minScales?: ArrayLike<number>, grid: number | WeightGrid = INT8_MAX): PerChannelWeights {
   if (channels <= 0 || w.length % channels !== 0) throw new RangeError(`Expected ${w.length} weights to split into ${channels} equal channels`);
+  const g: WeightGrid = typeof grid === 'number' ? { qmax: grid } : grid;
+  const qmax = g.qmax;
   const per = w.length / channels;
+  if (g.pairs && g.row && per % g.row !== 0) throw new RangeError(`Expected a channel's ${per} weights to be whole rows of ${g.row}`);
   const data = new Int8Array(w.length);
   const scales = new Float32Array(channels);
   for (let c = 0; c < channels; c++) {
+    const from = c * per, to = from + per;
     let m = 0;
-    for (let k = c * per; k < (c + 1) * per; k++) m = Math.max(m, Math.abs(w[k]));
+    for (let k = from; k < to; k++) m = Math.max(m, Math.abs(w[k]));
     const floor = minScales?.[c] ?? 0;
-    const s = m > 0 || floor > 0 ? Math.max(m / qmax, floor) : 1;
+    const s = m > 0 || floor > 0 ? Math.max(gridScale(m, pairPeak(w, from, to, g), g), floor) : 1;
     scales[c] = s;
-    for (let k = c * per; k < (c + 1) * per; k++) data[k] = Math.max(-qmax, Math.min(qmax, roundHalfEven(w[k] / s)));
+    for (let k = from; k < to; k++) data[k] = Math.max(-qmax, Math.min(qmax, roundHalfEven(w[k] / s)));
+    if (!g.pairs || !g.row) continue;
+    for (let base = from; base < to; base += g.row) {
+      for (let j = 0; j < g.pairs.length; j += 2) {
+        const a = base + g.pairs[j], b = base + g.pairs[j + 1];
+        if (clampToPair(data[a], data[b]) === data[a]) continue;
+        // The sum before rounding is within the limit, so one of the two was rounded up: it steps back
+        // (which only lowers the sums of its other pairs).
+        const upA = Math.abs(data[a]) - Math.abs(w[a] / s), upB = Math.abs(data[b]) - Math.abs(w[b] / s);
+        if (upA >= upB) data[a] -= Math.sign(data[a]); else data[b] -= Math.sign(data[b]);
+      }
+    }
   }
   return { data, scales };
 }

@@ -149,7 +149,7 @@ export interface QuantizeReport {
   output: string;
   method: CalibrationMethod;
   target: QuantTarget;
-  /** reduced: 7-bit weights for the integer GEMMs (safe on x86 CPUs without VNNI); full: ±127 everywhere. */
+  /** reduced: weights the integer GEMMs of x86 CPUs without VNNI cannot saturate (qmath.weightGridFor); full: ±127 everywhere. */
   weightRange: WeightRange;
   perChannel: boolean;
   ops: 'weighted' | 'all';

@@ -35,9 +35,11 @@ options:
   --ops O             all: Conv/MatMul plus elementwise and shape ops (default); weighted: only
                       around Conv/MatMul/Gemm
   --activations T     uint8 (default) | int8 activations for --target cpu
-  --weight-range R    reduced (default for cpu): 7-bit weights (±63) for the Convs onnxruntime runs
-                      as integer GEMMs, so x86 CPUs without VNNI (AVX2 only) cannot saturate their
-                      int16 sums; depthwise Convs keep ±127. full: ±127 everywhere, for fleets whose
+  --weight-range R    reduced (default for cpu): weights that x86 CPUs without VNNI (AVX2 only)
+                      cannot saturate in the int16 sums of onnxruntime's integer GEMMs: each pair of
+                      weights summed into one int16 stays within 128 steps (a Conv reading an odd
+                      channel count, MatMul and Gemm: 7-bit weights, ±63); depthwise Convs keep
+                      ±127. The same build computes alike on every CPU. full: ±127 everywhere, for fleets whose
                       CPUs are all ARM or x86 with VNNI (lscpu: avx512_vnni or avx_vnni); on other
                       x86 CPUs such a build loses accuracy the gate cannot see unless it runs there.
                       tensorrt always gets full
