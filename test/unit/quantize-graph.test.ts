@@ -14,7 +14,7 @@ import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/co
 import { DataType, floatTensor, type OnnxModel, type OnnxNode, type OnnxTensor } from '../../fleet-server/src/convert/onnx/model.js';
 import { equalize, findEqualizationPairs } from '../../fleet-server/src/quantize/equalize.js';
 import { insertQdq, planQuantization, type QuantPlanOptions } from '../../fleet-server/src/quantize/qdq.js';
-import { quantizePerChannel, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
+import { holdPairs, quantizePerChannel, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
 import { int8CpuFlags, saturatesFullRangeInt8 } from '../../agent/src/model/int8-cpu.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
 import { rangeFromHistogram } from '../../fleet-server/src/quantize/ranges.js';
@@ -119,7 +119,11 @@ test('weights on CPU: a grid no uint8 input saturates without VNNI (Conv pairs o
   assert.deepEqual(weightGridFor('Conv', [4, 1, 3, 3], 4, 'reduced'), { qmax: 127 }, 'depthwise');
   assert.deepEqual(weightGridFor('MatMul', [16, 8], 1, 'reduced'), { qmax: 63 });
   assert.deepEqual(weightGridFor('Conv', [4, 4, 1, 1], 1, 'full'), { qmax: 127 });
-  // A pair of large same-sign weights sets the scale: 0.9 + 0.7 = 1.6 at 128 steps; a rounding past 128 steps back.
+  // A pair past the limit gives a step back on the value rounded up more; opposite signs are left alone.
+  const held = Int8Array.of(65, 64, -65, -64, 100, -100, 64, 65);
+  holdPairs(held, [64.6, 63.9, -64.6, -63.9, 100, -100, 63.9, 64.6], 1, { qmax: 127, pairs: Int32Array.of(0, 1, 2, 3, 4, 5, 6, 7), row: 8 }, 0, 8);
+  assert.deepEqual(Array.from(held), [64, 64, -64, -64, 100, -100, 64, 64]);
+  // A pair of large same-sign weights sets the scale: 0.9 + 0.7 = 1.6 at 128 steps.
   const q = quantizePerChannel(Float32Array.of(0.9, 0.7, -0.2, 0.1), 1, undefined, weightGridFor('Conv', [1, 4, 1, 1], 1, 'reduced'));
   assert.ok(Math.abs(q.scales[0] - 1.6 / 128) < 1e-9);
   assert.deepEqual(Array.from(q.data), [72, 56, -16, 8]);
@@ -202,14 +206,17 @@ test('paired weights do not saturate onnxruntime\'s int8 Convs on this CPU, wher
   const alternating = bySign([1, -1, -1, 1, 1, -1, -1, 1]);
   // Same signs within each pair: the limit binds, the pair sums reach 128 steps.
   const paired = bySign([1, 1, -1, -1, 1, 1, -1, -1]);
+  // The same, with the signs flipping from tap to tap: a grid that bounded two taps of one channel
+  // instead would not bind here, and the channel pairs would saturate.
+  const pairedTaps = (c: number, t: number) => paired(c) * (t % 2 === 0 ? 1 : -1);
   // A 3-channel stem (7-bit grid): signs alternating along K = (t, c), and all alike.
   const stem = (c: number, t: number) => ((t * 3 + c) % 2 === 0 ? 1 : -1);
   const errs = {
-    alternating: await build(8, alternating, 'reduced'), paired: await build(8, paired, 'reduced'), stem: await build(3, stem, 'reduced'),
+    alternating: await build(8, alternating, 'reduced'), paired: await build(8, paired, 'reduced'), pairedTaps: await build(8, pairedTaps, 'reduced'), stem: await build(3, stem, 'reduced'),
     stemSame: await build(3, () => 1, 'reduced'), full: await build(8, paired, 'full'),
   };
   assert.ok(errs.alternating < 0.03, `alternating signs, paired grid: relative error ${errs.alternating}`);
-  assert.ok(errs.paired < 0.03, `same-sign pairs, paired grid: relative error ${errs.paired}`);
+  assert.ok(errs.paired < 0.03 && errs.pairedTaps < 0.03, `same-sign pairs, paired grid: relative error ${errs.paired}, ${errs.pairedTaps} with signs flipping by tap`);
   assert.ok(errs.stem < 0.03 && errs.stemSame < 0.03, `3-channel stem, 7-bit grid: relative error ${errs.stem} (alternating), ${errs.stemSame} (all positive)`);
   const flags = int8CpuFlags();
   const saturates = saturatesFullRangeInt8({ arch: process.arch, flags: flags.length ? flags : undefined });

@@ -23,6 +23,8 @@
  * vtest.avi) a depthwise ReLU output's KL stayed within 11% of its minimum from 0.44 to 0.69 of its
  * range, and the argmin moved from 0.60 to 0.48 of it when the Conv weights before it were rounded
  * onto another grid; the heatmap lost 2.3 dB to that one tensor (test/integration/quantize-models).
+ * Every entropy range goes through this search: QDQ builds for the CPU and TensorRT, the TensorRT
+ * calibration tables and the TFLite export's INT8 ranges (only the CPU builds were measured).
  */
 export const KL_TIE_TOLERANCE = 0.05;
 
@@ -70,7 +72,9 @@ export function klThresholdBins(counts: ArrayLike<number>, numQuantBins = 128, s
   let best = Infinity;
   for (const kl of kls) best = Math.min(best, kl);
   if (best === Infinity) return n;
-  for (let i = n; i >= numQuantBins; i--) if (kls[i] <= best * (1 + tolerance)) return i;
+  // |best|: float rounding can leave a KL of near-equal P and Q a hair below 0.
+  const within = best + tolerance * Math.abs(best);
+  for (let i = n; i >= numQuantBins; i--) if (kls[i] <= within) return i;
   return n;
 }
 

@@ -78,18 +78,11 @@ export function weightGridFor(opType: string, weightDims: readonly number[], gro
   if (channels % 2 !== 0) return { qmax: INT8_REDUCED_MAX };
   const taps = weightDims.slice(2).reduce((a, b) => a * b, 1);
   const row = channels * taps;
-  // ONNX order within a row: index = c · taps + t; the kernels' K order: k = t · channels + c.
+  // ONNX order within a row: index = c · taps + t; the kernels' K order: k = t · channels + c. With an
+  // even channel count the K pairs are channels (2j, 2j+1) of one tap, MlasConvSym's pairs as well.
   const onnx = (k: number) => (k % channels) * taps + Math.floor(k / channels);
-  const seen = new Set<number>();
   const list: number[] = [];
-  const add = (i: number, j: number) => {
-    const [a, b] = i < j ? [i, j] : [j, i];
-    if (seen.has(a * row + b)) return;
-    seen.add(a * row + b);
-    list.push(a, b);
-  };
-  for (let k = 0; k + 1 < row; k += 2) add(onnx(k), onnx(k + 1));
-  for (let t = 0; t < taps; t++) for (let c = 0; c + 1 < channels; c += 2) add(c * taps + t, (c + 1) * taps + t);
+  for (let k = 0; k + 1 < row; k += 2) list.push(onnx(k), onnx(k + 1));
   return { qmax: INT8_MAX, pairs: Int32Array.from(list), row };
 }
 
@@ -176,11 +169,30 @@ export interface PerChannelWeights {
 }
 
 /**
+ * Steps back, for each pair of the grid in data[from, to) whose same-sign sum is past INT8_PAIR_MAX,
+ * the one of the two that rounding (from w / scale) took up more. With the grid's scale the exact sums
+ * are within the limit, and rounding half to even cannot take two values whose sum is at most 128
+ * past it; this guards against the float error of w / scale and a scale read back from stored
+ * weights. One step per pair is enough, and a step only lowers the sums of the value's other pairs.
+ */
+export function holdPairs(data: Int8Array, w: ArrayLike<number>, scale: number, grid: WeightGrid, from: number, to: number): void {
+  const { pairs, row } = grid;
+  if (!pairs || !row) return;
+  for (let base = from; base < to; base += row) {
+    for (let j = 0; j < pairs.length; j += 2) {
+      const a = base + pairs[j], b = base + pairs[j + 1];
+      if (clampToPair(data[a], data[b]) === data[a]) continue;
+      const upA = Math.abs(data[a]) - Math.abs(w[a] / scale), upB = Math.abs(data[b]) - Math.abs(w[b] / scale);
+      if (upA >= upB) data[a] -= Math.sign(data[a]); else data[b] -= Math.sign(data[b]);
+    }
+  }
+}
+
+/**
  * Symmetric int8 per-channel quantization along axis 0 (Conv weights [O, I/g, kH, kW]; for Gemm/MatMul
  * pass the transposed layout's channel count). Values use ±qmax (127, or INT8_REDUCED_MAX), never -128,
  * so negation is exact; on a grid with pairs (weightGridFor) each channel's scale also holds its
- * largest pair sum at INT8_PAIR_MAX, and a pair that rounding took one step past it gives that step
- * back on the weight that was rounded up more.
+ * largest pair sum at INT8_PAIR_MAX (holdPairs checks the rounded pairs).
  * `minScales` raises a channel's scale where its int32 bias would not fit otherwise (biasScaleFloor).
  */
 export function quantizePerChannel(w: Float32Array, channels: number, minScales?: ArrayLike<number>, grid: number | WeightGrid = INT8_MAX): PerChannelWeights {
@@ -199,17 +211,7 @@ export function quantizePerChannel(w: Float32Array, channels: number, minScales?
     const s = m > 0 || floor > 0 ? Math.max(gridScale(m, pairPeak(w, from, to, g), g), floor) : 1;
     scales[c] = s;
     for (let k = from; k < to; k++) data[k] = Math.max(-qmax, Math.min(qmax, roundHalfEven(w[k] / s)));
-    if (!g.pairs || !g.row) continue;
-    for (let base = from; base < to; base += g.row) {
-      for (let j = 0; j < g.pairs.length; j += 2) {
-        const a = base + g.pairs[j], b = base + g.pairs[j + 1];
-        if (clampToPair(data[a], data[b]) === data[a]) continue;
-        // The sum before rounding is within the limit, so one of the two was rounded up: it steps back
-        // (which only lowers the sums of its other pairs).
-        const upA = Math.abs(data[a]) - Math.abs(w[a] / s), upB = Math.abs(data[b]) - Math.abs(w[b] / s);
-        if (upA >= upB) data[a] -= Math.sign(data[a]); else data[b] -= Math.sign(data[b]);
-      }
-    }
+    holdPairs(data, w, s, g, from, to);
   }
   return { data, scales };
 }

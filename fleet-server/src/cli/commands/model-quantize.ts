@@ -39,8 +39,8 @@ options:
                       cannot saturate in the int16 sums of onnxruntime's integer GEMMs: each pair of
                       weights summed into one int16 stays within 128 steps (a Conv reading an odd
                       channel count, MatMul and Gemm: 7-bit weights, ±63); depthwise Convs keep
-                      ±127. The same build computes alike on every CPU. full: ±127 everywhere, for fleets whose
-                      CPUs are all ARM or x86 with VNNI (lscpu: avx512_vnni or avx_vnni); on other
+                      ±127. The same build computes alike on every CPU. full: ±127 everywhere,
+                      for fleets whose CPUs are all ARM or x86 with VNNI (lscpu: avx512_vnni or avx_vnni); on other
                       x86 CPUs such a build loses accuracy the gate cannot see unless it runs there.
                       tensorrt always gets full
   --no-equalize       skip channel equalization of Conv pairs and the rescaling across hard-swish
