@@ -71,6 +71,25 @@ test('swap waits for calls in flight on the old model; a failing candidate is an
   assert.equal(s.version, '2');
 });
 
+test('a frame in flight on a candidate that is reverted, then fails, is answered by the model the trial went back to', async () => {
+  const img = { width: 2, height: 2, data: new Uint8Array(12) };
+  const good = fakeDetector('good');
+  const s = new SwappableDetector(good, '1');
+  const bad = fakeDetector('bad', { delayMs: 30, fail: true });
+  await s.swap(bad, '2', { keepFallback: true });
+  const inflight = s.detectTimed(img);
+  await new Promise((r) => setTimeout(r, 5));
+  // The health window rolls back (on an earlier frame's failure) while this one still runs on 'bad'.
+  const reverted = s.revert();
+  const r = await inflight;
+  assert.equal(r.detections[0].label, 'good', 'the frame is answered, not lost');
+  assert.equal(await reverted, bad);
+  assert.equal(s.version, '1');
+  // Once committed (no trial), a failing model's error reaches the caller as before.
+  await s.swap(fakeDetector('worse', { fail: true }), '3', { keepFallback: false });
+  await assert.rejects(s.detectTimed(img), /worse failed/);
+});
+
 test('artifact store: staged version dirs, atomic commit, damaged current falls back to previous', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ef-store-'));
   try {
