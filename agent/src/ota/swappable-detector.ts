@@ -82,8 +82,9 @@ export class SwappableDetector {
       this.record(slot.version, performance.now() - t0, r);
       return r;
     } catch (err) {
-      // A trial ended by revert() while this frame ran on the rejected candidate has no fallback any
-      // more: the model it went back to (now active) answers instead. A CI run lost that frame.
+      // The slot was switched away from while this frame ran on it (a trial ended by revert(), the
+      // health window rolling back on an earlier frame): no fallback is left, and the model active now
+      // (the one the trial went back to) answers instead. A CI run lost that frame.
       const fb = this.fallback ?? (this.active !== slot ? this.active : undefined);
       this.observer?.({ version: slot.version, latencyMs: performance.now() - t0, detections: 0, meanScore: undefined, error: describeError(err).message });
       if (!fb) throw err;
