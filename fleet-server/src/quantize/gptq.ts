@@ -26,7 +26,7 @@ import { DataType, convPadding, floatTensor, int64Tensor, intAttr, intsAttr, ten
 import { withExtraOutputs } from './calibrate.js';
 import { analyzeGraph, nodeKey } from './graph-info.js';
 import { cloneModel } from './qdq.js';
-import { clampToPair, gridScale, INT8_PAIR_MAX, partnersOf, weightGridFor, type WeightGrid, type WeightRange } from './qmath.js';
+import { clampToPair, gridScale, INT8_PAIR_MAX, largestPair, partnersOf, weightGridFor, type WeightGrid, type WeightRange } from './qmath.js';
 import type { ModelInput } from '../../../agent/src/preprocess/preprocess.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 
@@ -307,14 +307,8 @@ function rowScale(w: Float64Array, grid: WeightGrid, position: (i: number) => nu
   let amax = 0, arg = 0;
   for (let i = 0; i < w.length; i++) if (Math.abs(w[i]) > amax) { amax = Math.abs(w[i]); arg = i; }
   if (amax === 0) return undefined;
-  let pairSum = 0, pa = -1, pb = -1;
-  const pairs = grid.pairs ?? new Int32Array(0);
-  for (let j = 0; j < pairs.length; j += 2) {
-    const i = pairs[j], k = pairs[j + 1];
-    if (Math.sign(w[i]) !== Math.sign(w[k])) continue;
-    const sum = Math.abs(w[i]) + Math.abs(w[k]);
-    if (sum > pairSum) { pairSum = sum; pa = i; pb = k; }
-  }
+  // Where the pair sum binds (sum/128 > amax/127) its two weights share a sign: a lone value never binds.
+  const { sum: pairSum, a: pa, b: pb } = largestPair(w, 0, w.length, grid);
   const scale = gridScale(amax, pairSum, grid);
   if (pa < 0 || amax / grid.qmax >= pairSum / INT8_PAIR_MAX) {
     w[arg] = Math.sign(w[arg]) * grid.qmax * scale;

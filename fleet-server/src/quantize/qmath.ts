@@ -86,18 +86,27 @@ export function weightGridFor(opType: string, weightDims: readonly number[], gro
   return { qmax: INT8_MAX, pairs: Int32Array.from(list), row };
 }
 
-/** The largest same-sign sum of paired weights in w[from, to), whole rows of the grid (0 without pairs). */
-export function pairPeak(w: ArrayLike<number>, from: number, to: number, grid: WeightGrid): number {
+/**
+ * The pair with the largest same-sign sum in w[from, to), whole rows of the grid: its sum and its two
+ * indices (sum 0, indices -1 without pairs). An opposite-sign pair counts its larger value alone.
+ */
+export function largestPair(w: ArrayLike<number>, from: number, to: number, grid: WeightGrid): { sum: number; a: number; b: number } {
+  const out = { sum: 0, a: -1, b: -1 };
   const { pairs, row } = grid;
-  if (!pairs || !row) return 0;
-  let peak = 0;
+  if (!pairs || !row) return out;
   for (let base = from; base < to; base += row) {
     for (let j = 0; j < pairs.length; j += 2) {
-      const a = w[base + pairs[j]], b = w[base + pairs[j + 1]];
-      peak = Math.max(peak, Math.max(a, 0) + Math.max(b, 0), Math.max(-a, 0) + Math.max(-b, 0));
+      const a = base + pairs[j], b = base + pairs[j + 1];
+      const sum = Math.max(Math.max(w[a], 0) + Math.max(w[b], 0), Math.max(-w[a], 0) + Math.max(-w[b], 0));
+      if (sum > out.sum) { out.sum = sum; out.a = a; out.b = b; }
     }
   }
-  return peak;
+  return out;
+}
+
+/** The largest same-sign sum of paired weights in w[from, to), whole rows of the grid (0 without pairs). */
+export function pairPeak(w: ArrayLike<number>, from: number, to: number, grid: WeightGrid): number {
+  return largestPair(w, from, to, grid).sum;
 }
 
 /** A channel's scale on its grid: the largest weight at ±qmax, or the largest pair sum at INT8_PAIR_MAX if that binds. */
