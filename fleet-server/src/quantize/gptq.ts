@@ -185,6 +185,7 @@ export async function collectConvMoments(o: MomentOptions): Promise<ConvMoments[
     moments.push({ ...geo, H: Array.from({ length: geo.groups }, () => new Float64Array(geo.d * geo.d)), samples: 0 });
   }
   const tensors = [...new Set(moments.map((m) => m.node.inputs[0]))].filter((t) => t !== o.inputName);
+  if (moments.length === 0) return moments;
   const session = await ort.InferenceSession.create(encodeModel(withExtraOutputs(o.model, tensors)), { intraOpNumThreads: 1, graphOptimizationLevel: 'basic' });
   let gram: ort.InferenceSession;
   try {
@@ -196,7 +197,8 @@ export async function collectConvMoments(o: MomentOptions): Promise<ConvMoments[
   let frame = 0;
   try {
     for await (const input of o.frames) {
-      const out = await session.run({ [o.inputName]: new ort.Tensor(input.dtype, input.data, input.dims) }, tensors);
+      // Every Conv may read the graph input itself: onnxruntime refuses a run that fetches nothing.
+      const out = tensors.length > 0 ? await session.run({ [o.inputName]: new ort.Tensor(input.dtype, input.data, input.dims) }, tensors) : {};
       for (const m of moments) {
         const name = m.node.inputs[0];
         const t = name === o.inputName ? { data: input.data as Float32Array, dims: input.dims } : { data: out[name].data as Float32Array, dims: out[name].dims };

@@ -9,6 +9,7 @@ import { readFile, writeFile, copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { decodeModel, encodeModel } from '../convert/onnx/codec.js';
+import { constantsToInitializers } from '../convert/onnx/passes.js';
 import { DataType, isQuantizedModel, type OnnxModel } from '../convert/onnx/model.js';
 import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { calibrate, type CalibrationResult } from './calibrate.js';
@@ -83,6 +84,8 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   const modelSha256 = createHash('sha256').update(bytes).digest('hex');
   const original = decodeModel(bytes);
   if (isQuantizedModel(original)) throw new InputError(`${opts.modelPath} is already quantized (INT8); quantize its FP32 model instead`);
+  // Weights held in Constant nodes (paddle2onnx exports) become initializers, where the passes below look for them.
+  constantsToInitializers(original.graph);
   opts = { ...opts, exclude: resolveExcludes(original, opts.exclude ?? []) };
   const meta = await loadModelMetadata(opts.modelPath);
   const inputName = meta.input ?? original.graph.inputs.find((i) => !original.graph.initializers.has(i.name))?.name ?? '';

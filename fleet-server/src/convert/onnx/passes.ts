@@ -1,7 +1,7 @@
 /**
  * Small graph clean-ups on the in-memory ONNX model, used after import and reusable by later passes.
  */
-import { intsAttr, type OnnxGraph, type OnnxNode } from './model.js';
+import { floatTensor, int64Tensor, intsAttr, type OnnxGraph, type OnnxNode, type OnnxTensor } from './model.js';
 
 const permOf = (n: OnnxNode): number[] | undefined => intsAttr(n, 'perm');
 
@@ -53,4 +53,39 @@ export function removeDeadNodes(g: OnnxGraph): void {
       return;
     }
   }
+}
+
+/** The tensor a Constant node holds (ONNX Constant: exactly one of value, value_float(s), value_int(s)); undefined for strings and sparse values. */
+function constantValue(n: OnnxNode): OnnxTensor | undefined {
+  const a = n.attributes[0];
+  if (n.attributes.length !== 1 || !a) return undefined;
+  switch (a.name) {
+    case 'value': return a.type === 'tensor' ? a.value : undefined;
+    case 'value_float': return a.type === 'float' ? floatTensor([], [a.value]) : undefined;
+    case 'value_floats': return a.type === 'floats' ? floatTensor([a.value.length], a.value) : undefined;
+    case 'value_int': return a.type === 'int' ? int64Tensor([], [a.value]) : undefined;
+    case 'value_ints': return a.type === 'ints' ? int64Tensor([a.value.length], a.value) : undefined;
+    default: return undefined;
+  }
+}
+
+/**
+ * Turns the graph's Constant nodes into initializers of the same names (exact). Exporters such as
+ * paddle2onnx give every Conv weight, bias and Clip bound as a Constant node; the INT8 pipeline finds
+ * weights among the initializers, and found none in such a graph. A Constant whose output is a graph
+ * output, or that holds strings, stays a node. Returns how many were folded.
+ */
+export function constantsToInitializers(g: OnnxGraph): number {
+  const graphOutputs = new Set(g.outputs.map((o) => o.name));
+  let folded = 0;
+  g.nodes = g.nodes.filter((n) => {
+    if (n.opType !== 'Constant' || ((n.domain ?? '') !== '' && n.domain !== 'ai.onnx')) return true;
+    const out = n.outputs[0];
+    const value = constantValue(n);
+    if (!out || !value || graphOutputs.has(out) || g.initializers.has(out)) return true;
+    g.initializers.set(out, value);
+    folded++;
+    return false;
+  });
+  return folded;
 }

@@ -6,6 +6,7 @@
  * returned `onnxBytes`, not the original: the ranges and the int8 weights belong to the prepared model.
  */
 import { decodeModel, encodeModel } from '../../convert/onnx/codec.js';
+import { constantsToInitializers } from '../../convert/onnx/passes.js';
 import { calibrate } from '../../quantize/calibrate.js';
 import { rangeFromHistogram, type CalibrationMethod } from '../../quantize/ranges.js';
 import { modelInputs, type FrameSelection } from '../../quantize/frames.js';
@@ -44,6 +45,8 @@ export async function tfliteRanges(o: TfliteRangeOptions): Promise<TfliteCalibra
   let prepared: PrepareReport | undefined;
   let unroundedBytes: Uint8Array | undefined;
   if (o.prepare !== false) {
+    // Weights held in Constant nodes become initializers, where preparation looks for them.
+    constantsToInitializers(model.graph);
     const p = await prepareForInt8(model, { inputName: input, frames: o.frames, preprocess: o.preprocess });
     model = p.model;
     prepared = p.report;
