@@ -89,7 +89,7 @@ export async function exportModel(o: ExportModelOptions): Promise<ExportReport> 
       unrounded = r.unroundedBytes;
       calibrationFrames = r.frames;
       notes.push('INT8: activations int8 per tensor, weights int8 per channel; the detection head that produces the outputs stays float');
-      if (r.prepared) notes.push(`INT8: ${r.prepared.equalizedPairs} Conv pairs equalized, ${r.prepared.rescaledConvs} Convs rescaled across hard-swish, ${r.prepared.residualStreams} residual streams rescaled, ${r.prepared.gptqConvs} Convs' weights rounded by GPTQ on the calibration frames`);
+      if (r.prepared) notes.push(`INT8: ${r.prepared.foldedAffines} affine ops folded into Convs, ${r.prepared.equalizedPairs} Conv pairs equalized, ${r.prepared.rescaledConvs} Convs rescaled across hard-swish, ${r.prepared.residualStreams} residual streams rescaled, ${r.prepared.gptqConvs} Convs' weights rounded by GPTQ on the calibration frames`);
       if (o.targetSnrDb !== undefined) {
         keepFloat = await tfliteKeepFloat(converted, o.calib, meta.preprocess, o.targetSnrDb);
         notes.push(`INT8 mixed precision (--target-snr ${o.targetSnrDb}): ${keepFloat.length} activations kept float with the ops reading them`);

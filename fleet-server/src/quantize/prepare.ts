@@ -1,6 +1,7 @@
 /**
  * What both INT8 builders (the ONNX QDQ model, quantize.ts, and the INT8 TFLite export) do to the
  * float model before they measure ranges, all exact in float or rounding-only:
+ * 0. affine ops after a Conv (BatchNormalization, scalar Mul and Add) folded into it (fold-affine.ts);
  * 1. channel equalization of Conv → ReLU → Conv pairs (equalize.ts);
  * 2. channel rescaling across hard-swish, then along residual streams (rescale.ts);
  * 3. GPTQ weight rounding against the calibration frames (gptq.ts), leaving every Conv's weights on
@@ -14,6 +15,7 @@ import { modelInputs, type FrameSelection } from './frames.js';
 import { equalize, findEqualizationPairs } from './equalize.js';
 import { findRescaleSeeds, findResidualAdds, planResiduals, rescale, rescaleResiduals } from './rescale.js';
 import { applyGptq, collectConvMoments } from './gptq.js';
+import { foldAffineIntoConvs } from './fold-affine.js';
 import type { WeightRange } from './qmath.js';
 
 export interface PrepareOptions {
@@ -21,7 +23,7 @@ export interface PrepareOptions {
   frames: FrameSelection;
   preprocess: PreprocessSpec;
   exclude?: string[];
-  /** Steps 1 and 2 (default true). */
+  /** Steps 0, 1 and 2 (default true). */
   equalize?: boolean;
   /** Step 3 (default true). */
   gptq?: boolean;
@@ -30,6 +32,8 @@ export interface PrepareOptions {
 }
 
 export interface PrepareReport {
+  /** BatchNormalizations and scalar Mul(+Add) pairs folded into the Conv before them. */
+  foldedAffines: number;
   /** Conv pairs rescaled by channel equalization. */
   equalizedPairs: number;
   /** Convs whose output channels were rescaled across hard-swish. */
@@ -50,8 +54,11 @@ export async function prepareForInt8(original: OnnxModel, o: PrepareOptions): Pr
   const channelMax = async (model: OnnxModel, tensors: string[], channelAxis?: Map<string, number>) =>
     (await calibrate({ model, inputName: o.inputName, tensors, channelMaxFor: tensors, channelAxis, histograms: false, frames: frames() })).channelMax;
   let model = original;
-  const report: PrepareReport = { equalizedPairs: 0, rescaledConvs: 0, residualStreams: 0, gptqConvs: 0 };
+  const report: PrepareReport = { foldedAffines: 0, equalizedPairs: 0, rescaledConvs: 0, residualStreams: 0, gptqConvs: 0 };
   if (o.equalize !== false) {
+    const folded = foldAffineIntoConvs(model);
+    report.foldedAffines = folded.report.batchNorms + folded.report.scalarAffines;
+    if (report.foldedAffines > 0 || folded.report.divisions > 0) model = folded.model;
     const pairs = findEqualizationPairs(model, exclude);
     if (pairs.length > 0) {
       const eq = equalize(model, pairs, await channelMax(model, pairs.map((p) => p.tensor)));

@@ -215,7 +215,7 @@ export async function quantizeModel(opts: QuantizeOptions, calibrated?: Calibrat
     ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8',
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: run.exclude,
-    prepared: { equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, residualStreams: run.residualStreams, gptqConvs: run.gptqConvs, globalPools: run.globalPools }, keptFloat: keepFloat,
+    prepared: { foldedAffines: run.foldedAffines, equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, residualStreams: run.residualStreams, gptqConvs: run.gptqConvs, globalPools: run.globalPools }, keptFloat: keepFloat,
     ranges: Object.fromEntries(built.ranges),
   };
   if (opts.fp16) {

@@ -106,7 +106,7 @@ export const command: CliCommand = {
     } else {
       process.stdout.write(`wrote ${report.output} (${(report.sizeBytes.int8 / 1e6).toFixed(2)} MB, ${report.sizeRatio.toFixed(3)}× of FP32; ${report.stats.quantizedActivations} activations, ${report.stats.quantizedWeights} weights quantized; ${report.calibrationFrames} calibration frames, ${report.method}, ${report.weightRange} weight range)\n`);
       const p = report.prepared;
-      process.stdout.write(`prepared: ${p.equalizedPairs} Conv pairs equalized, ${p.rescaledConvs} Convs rescaled across hard-swish, ${p.residualStreams} residual streams rescaled, ${p.gptqConvs} Convs rounded by GPTQ, ${p.globalPools} spatial means as GlobalAveragePool\n`);
+      process.stdout.write(`prepared: ${p.foldedAffines} affine ops folded into Convs, ${p.equalizedPairs} Conv pairs equalized, ${p.rescaledConvs} Convs rescaled across hard-swish, ${p.residualStreams} residual streams rescaled, ${p.gptqConvs} Convs rounded by GPTQ, ${p.globalPools} spatial means as GlobalAveragePool\n`);
       if (report.fp16Output) process.stdout.write(`wrote ${report.fp16Output}\n`);
       if (report.trtTable) process.stdout.write(`wrote ${report.trtTable}\n`);
       if (report.trtFlatbuffer) process.stdout.write(`wrote ${report.trtFlatbuffer}\n`);
