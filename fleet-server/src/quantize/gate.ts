@@ -48,7 +48,7 @@ export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | '
   if (report.candidateBroken) {
     return {
       pass: false, precision, mapDrop: report.mapDrop, maxMapDrop, f1Drop: t.f1Drop, maxF1Drop, offer: ['fp16', 'fp32'],
-      reason: `the candidate's output is broken on ${report.candidateBroken.frames} of ${report.frames} frames (${report.candidateBroken.first}); publish the FP16 or FP32 artifact instead, or recalibrate`,
+      reason: `the candidate's output is broken on ${report.candidateBroken.frames} of ${report.frames} frames (${report.candidateBroken.first}); publish the FP32 artifact instead (or the FP16 one once fleetctl model evaluate passes it), or recalibrate`,
     };
   }
   if (cannotJudge) return { pass: false, precision, mapDrop: NaN, maxMapDrop, f1Drop: NaN, maxF1Drop, reason: `${cannotJudge}: cannot judge accuracy`, offer: ['fp16', 'fp32'] };
@@ -62,7 +62,7 @@ export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | '
     pass, precision, mapDrop: report.mapDrop, maxMapDrop, f1Drop: t.f1Drop, maxF1Drop,
     reason: pass
       ? `${mapText} and ${f1Text} over ${report.frames} frames`
-      : `${[mapOk ? '' : mapText, f1Ok ? '' : f1Text].filter(Boolean).join(' and ')} over ${report.frames} frames; publish the FP16 or FP32 artifact instead, or recalibrate (another --method, more frames, --exclude the sensitive layers)`,
+      : `${[mapOk ? '' : mapText, f1Ok ? '' : f1Text].filter(Boolean).join(' and ')} over ${report.frames} frames; publish the FP32 artifact instead (or the FP16 one once fleetctl model evaluate passes it), or recalibrate (another --method, more frames, --exclude the sensitive layers)`,
     offer: pass ? [] : ['fp16', 'fp32'],
   };
 }

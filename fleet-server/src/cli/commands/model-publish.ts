@@ -36,7 +36,7 @@ usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tfli
 An int8 model needs --reference and --data (fp16 and fp32 take neither: they are not gated): it
 is evaluated against the FP32 model and refused (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1
 of its detections at the metadata's score threshold against FP32's drops more than --max-f1-drop
-(default ${DEFAULT_MAX_F1_DROP}; fleetctl model evaluate shows both); publish the FP16 or FP32 artifact instead. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
+(default ${DEFAULT_MAX_F1_DROP}; fleetctl model evaluate shows both); publish the FP32 artifact instead, or the FP16 one once model evaluate passes it. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
 its model.meta.json and DIR/gate.json: the directory the DIR form below publishes. The metadata is
 the model's own (M.meta.json beside it) or --meta; a model with neither is refused, as DIR may hold
 another model's. An INT8 file given as fp16/fp32 is refused.
