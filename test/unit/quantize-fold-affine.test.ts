@@ -80,3 +80,53 @@ test('BatchNormalization and a scalar Mul + Add fold into the Conv before them, 
     assert.ok(peak > 0.1 && err <= 1e-5 * peak, `${k}: max |before − after| ${err}, peak ${peak}`);
   }
 });
+
+test('what must not fold stays: a Conv output read twice, a constant divided by a tensor, an excluded node, a training-mode BatchNormalization; a depthwise Conv without bias takes its BN (default epsilon)', async () => {
+  const r = rand(5);
+  const init = new Map([
+    ['wa', floatTensor([3, 1, 3, 3], Array.from({ length: 27 }, () => r()))],
+    ['s', floatTensor([3], [2, 0.5, 1])], ['bb', floatTensor([3], [0.1, 0, -0.1])], ['mu', floatTensor([3], [0.2, -0.1, 0])], ['var', floatTensor([3], [0.001, 4, 1])],
+    ['wb', floatTensor([2, 3, 3, 3], Array.from({ length: 54 }, () => r()))],
+    ['wc', floatTensor([2, 3, 3, 3], Array.from({ length: 54 }, () => r()))],
+    ['two', floatTensor([], [2])], ['half', floatTensor([1, 1, 1, 1], [0.5])], ['six', floatTensor([], [6])],
+  ]);
+  const nodes: OnnxNode[] = [
+    { opType: 'Conv', name: 'ca', inputs: ['x', 'wa'], outputs: ['cao'], attributes: [pads, { name: 'group', type: 'int', value: 3 }] },
+    { opType: 'BatchNormalization', name: 'bna', inputs: ['cao', 's', 'bb', 'mu', 'var'], outputs: ['ya'], attributes: [] },
+    { opType: 'Conv', name: 'cb', inputs: ['x', 'wb'], outputs: ['cbo'], attributes: [pads] },
+    { opType: 'Mul', name: 'mb', inputs: ['cbo', 'two'], outputs: ['yb'], attributes: [] },
+    { opType: 'Relu', name: 'rb', inputs: ['cbo'], outputs: ['yb2'], attributes: [] },
+    { opType: 'Div', name: 'dz', inputs: ['six', 'x'], outputs: ['yz'], attributes: [] },
+    { opType: 'Conv', name: 'cc', inputs: ['x', 'wc'], outputs: ['cco'], attributes: [pads] },
+    { opType: 'Mul', name: 'mc', inputs: ['cco', 'half'], outputs: ['yc'], attributes: [] },
+  ];
+  const outs = ['ya', 'yb', 'yb2', 'yz', 'yc'];
+  const m: OnnxModel = {
+    irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {},
+    graph: { name: 'stays', initializers: init, nodes, valueInfo: [], inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: [1, 3, 8, 8] }], outputs: outs.map((name) => ({ name, elemType: DataType.FLOAT })) },
+  };
+  const { model: folded, report } = foldAffineIntoConvs(m, new Set(['mc']));
+  assert.deepEqual(report, { batchNorms: 1, scalarAffines: 0, divisions: 0 });
+  assert.deepEqual(folded.graph.nodes.map((n) => n.name), ['ca', 'cb', 'mb', 'rb', 'dz', 'cc', 'mc']);
+  assert.equal(folded.graph.nodes.find((n) => n.name === 'dz')!.opType, 'Div', '6 / x is not a multiplication');
+  const run2 = async (x: OnnxModel) => {
+    const s = await ort.InferenceSession.create(encodeModel(x));
+    try {
+      const input = Float32Array.from({ length: 3 * 64 }, (_, i) => 0.5 + Math.abs(Math.sin(i * 0.41)));
+      const o = await s.run({ x: new ort.Tensor('float32', input, [1, 3, 8, 8]) });
+      return outs.map((k) => o[k].data as Float32Array);
+    } finally {
+      await s.release();
+    }
+  };
+  const [a, b] = [await run2(m), await run2(folded)];
+  outs.forEach((k, j) => {
+    let err = 0, peak = 0;
+    for (let i = 0; i < a[j].length; i++) { err = Math.max(err, Math.abs(a[j][i] - b[j][i])); peak = Math.max(peak, Math.abs(a[j][i])); }
+    assert.ok(peak > 0.1 && err <= 1e-5 * peak, `${k}: max |before − after| ${err}, peak ${peak}`);
+  });
+  // BatchNormalization in training mode normalizes with the batch's statistics: not foldable.
+  const training = structuredClone(m);
+  training.graph.nodes[1].attributes = [{ name: 'training_mode', type: 'int', value: 1 }];
+  assert.equal(foldAffineIntoConvs(training).report.batchNorms, 0);
+});

@@ -56,7 +56,7 @@ export async function prepareForInt8(original: OnnxModel, o: PrepareOptions): Pr
   let model = original;
   const report: PrepareReport = { foldedAffines: 0, equalizedPairs: 0, rescaledConvs: 0, residualStreams: 0, gptqConvs: 0 };
   if (o.equalize !== false) {
-    const folded = foldAffineIntoConvs(model);
+    const folded = foldAffineIntoConvs(model, exclude);
     report.foldedAffines = folded.report.batchNorms + folded.report.scalarAffines;
     if (report.foldedAffines > 0 || folded.report.divisions > 0) model = folded.model;
     const pairs = findEqualizationPairs(model, exclude);
