@@ -39,6 +39,9 @@ export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | '
   const maxMapDrop = opts.maxMapDrop ?? DEFAULT_MAX_MAP_DROP;
   const maxF1Drop = opts.maxF1Drop ?? DEFAULT_MAX_F1_DROP;
   const precision = opts.precision ?? 'int8';
+  // What to publish when refused: FP32, and for an INT8 build also its FP16 variant, which the gate has not judged.
+  const offer: ('fp16' | 'fp32')[] = precision === 'int8' ? ['fp16', 'fp32'] : ['fp32'];
+  const instead = precision === 'int8' ? 'publish the FP32 artifact instead (or the FP16 one once fleetctl model evaluate passes it)' : 'publish the FP32 artifact instead';
   const cannotJudge = report.frames === 0 ? 'no evaluation frames'
     : report.labels ? (report.labels.boxes === 0 ? `the labels have no box on the ${report.frames} evaluated frames (check their frame indices)` : undefined)
       : report.referenceDetections === 0 ? `the reference model detects nothing on the ${report.frames} evaluated frames (give --data frames where it finds objects)` : undefined;
@@ -47,11 +50,11 @@ export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | '
   // before "cannot judge": a reference that finds nothing would have hidden it.
   if (report.candidateBroken) {
     return {
-      pass: false, precision, mapDrop: report.mapDrop, maxMapDrop, f1Drop: t.f1Drop, maxF1Drop, offer: ['fp16', 'fp32'],
-      reason: `the candidate's output is broken on ${report.candidateBroken.frames} of ${report.frames} frames (${report.candidateBroken.first}); publish the FP32 artifact instead (or the FP16 one once fleetctl model evaluate passes it), or recalibrate`,
+      pass: false, precision, mapDrop: report.mapDrop, maxMapDrop, f1Drop: t.f1Drop, maxF1Drop, offer,
+      reason: `the candidate's output is broken on ${report.candidateBroken.frames} of ${report.frames} frames (${report.candidateBroken.first}); ${instead}${precision === 'int8' ? ', or recalibrate' : ''}`,
     };
   }
-  if (cannotJudge) return { pass: false, precision, mapDrop: NaN, maxMapDrop, f1Drop: NaN, maxF1Drop, reason: `${cannotJudge}: cannot judge accuracy`, offer: ['fp16', 'fp32'] };
+  if (cannotJudge) return { pass: false, precision, mapDrop: NaN, maxMapDrop, f1Drop: NaN, maxF1Drop, reason: `${cannotJudge}: cannot judge accuracy`, offer };
   const mapOk = report.mapDrop <= maxMapDrop, f1Ok = t.f1Drop <= maxF1Drop;
   const pass = mapOk && f1Ok;
   const at = `at score ≥ ${t.scoreThreshold ?? 'the decoder\'s threshold'}`;
@@ -62,12 +65,12 @@ export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | '
     pass, precision, mapDrop: report.mapDrop, maxMapDrop, f1Drop: t.f1Drop, maxF1Drop,
     reason: pass
       ? `${mapText} and ${f1Text} over ${report.frames} frames`
-      : `${[mapOk ? '' : mapText, f1Ok ? '' : f1Text].filter(Boolean).join(' and ')} over ${report.frames} frames; publish the FP32 artifact instead (or the FP16 one once fleetctl model evaluate passes it), or recalibrate (another --method, more frames, --exclude the sensitive layers)`,
-    offer: pass ? [] : ['fp16', 'fp32'],
+      : `${[mapOk ? '' : mapText, f1Ok ? '' : f1Text].filter(Boolean).join(' and ')} over ${report.frames} frames; ${instead}${precision === 'int8' ? ', or recalibrate (another --method, more frames, --exclude the sensitive layers)' : ''}`,
+    offer: pass ? [] : offer,
   };
 }
 
-export async function runGate(opts: EvaluateOptions & { maxMapDrop?: number; maxF1Drop?: number }): Promise<{ decision: GateDecision; report: EvaluateReport }> {
+export async function runGate(opts: EvaluateOptions & { maxMapDrop?: number; maxF1Drop?: number; precision?: 'int8' | 'fp16' }): Promise<{ decision: GateDecision; report: EvaluateReport }> {
   const report = await evaluateModels(opts);
-  return { decision: decideGate(report, { maxMapDrop: opts.maxMapDrop, maxF1Drop: opts.maxF1Drop }), report };
+  return { decision: decideGate(report, { maxMapDrop: opts.maxMapDrop, maxF1Drop: opts.maxF1Drop, precision: opts.precision }), report };
 }

@@ -33,10 +33,11 @@ usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tfli
        fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR [--meta M.meta.json]
          [--reference FP32.onnx --data DIR|VIDEO] [--max-drop POINTS] [--max-f1-drop POINTS] [--json]
 
-An int8 model needs --reference and --data (fp16 and fp32 take neither: they are not gated): it
-is evaluated against the FP32 model and refused (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1
+An int8 model needs --reference and --data, an fp16 one is gated when they are given (fp32 takes
+neither): it is evaluated against the FP32 model and refused (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1
 of its detections at the metadata's score threshold against FP32's drops more than --max-f1-drop
-(default ${DEFAULT_MAX_F1_DROP}; fleetctl model evaluate shows both); publish the FP32 artifact instead, or the FP16 one once model evaluate passes it. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
+(default ${DEFAULT_MAX_F1_DROP}; fleetctl model evaluate shows both); publish the FP32 artifact instead, or (for int8) the FP16 one
+once it passes the gate too. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
 its model.meta.json and DIR/gate.json: the directory the DIR form below publishes. The metadata is
 the model's own (M.meta.json beside it) or --meta; a model with neither is refused, as DIR may hold
 another model's. An INT8 file given as fp16/fp32 is refused.
@@ -52,7 +53,7 @@ form above writes it with the file's sha256 and size; another file put into DIR 
 `;
 
 export const command: CliCommand = {
-  summary: 'publish a model artifact; INT8 only after it passes the accuracy gate',
+  summary: 'publish a model artifact; INT8 (and FP16 given --reference) only after it passes the accuracy gate',
   usage,
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -67,11 +68,13 @@ export const command: CliCommand = {
     const precision = values.precision;
     if (precision !== 'int8' && precision !== 'fp16' && precision !== 'fp32') throw new UsageError(`Expected --precision int8, fp16 or fp32 but received ${JSON.stringify(precision)}`);
     // Gate options given to an artifact the gate does not judge were ignored without a word: the
-    // operator believed an FP16 build had been checked against FP32.
+    // operator believed an FP32 build had been checked. An FP16 build is gated when they are given
+    // (its weights rounded to 16 bits can break a model: PP-OCRv4 det's output SNR was 0 dB).
     const gateOptions = (['reference', 'data', 'max-drop', 'max-f1-drop'] as const).filter((o) => values[o] !== undefined);
-    if (precision !== 'int8' && gateOptions.length > 0) {
-      throw new UsageError(`${gateOptions.map((o) => `--${o}`).join(', ')} appl${gateOptions.length > 1 ? 'y' : 'ies'} to --precision int8 only: a ${precision} artifact is published without the accuracy gate; drop ${gateOptions.length > 1 ? 'them' : 'it'}, or compare it with fleetctl model evaluate --reference FP32.onnx --candidate ${values.model} --data DIR|VIDEO`);
+    if (precision === 'fp32' && gateOptions.length > 0) {
+      throw new UsageError(`${gateOptions.map((o) => `--${o}`).join(', ')} appl${gateOptions.length > 1 ? 'y' : 'ies'} to --precision int8 and fp16 only: a fp32 artifact is published without the accuracy gate; drop ${gateOptions.length > 1 ? 'them' : 'it'}, or compare it with fleetctl model evaluate --reference FP32.onnx --candidate ${values.model} --data DIR|VIDEO`);
     }
+    const gated = precision === 'int8' || gateOptions.length > 0;
     requireFile('--model', values.model);
     const ext = extname(values.model).toLowerCase();
     const target = ext === '.tflite' ? 'tflite' : ext === '.mlmodel' ? 'coreml' : ext === '.onnx' ? 'onnx-cpu' : undefined;
@@ -88,11 +91,11 @@ export const command: CliCommand = {
     // The bytes the gate judges: the copy written to DIR must be these (a build still being written,
     // or replaced, while the gate ran would otherwise be vouched for by gate.json).
     const judged = await sha256File(values.model);
-    if (precision === 'int8') {
-      if (!values.reference || !values.data) throw new UsageError('An int8 artifact needs --reference FP32.onnx and --data DIR|VIDEO for the accuracy gate');
+    if (gated) {
+      if (!values.reference || !values.data) throw new UsageError(`${precision === 'int8' ? 'An int8 artifact needs' : 'Gating an fp16 artifact needs'} --reference FP32.onnx and --data DIR|VIDEO for the accuracy gate`);
       const maxMapDrop = numberOption('--max-drop', values['max-drop'], NON_NEGATIVE) ?? DEFAULT_MAX_MAP_DROP;
       const maxF1Drop = numberOption('--max-f1-drop', values['max-f1-drop'], NON_NEGATIVE) ?? DEFAULT_MAX_F1_DROP;
-      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, heldOut: true }, maxMapDrop, maxF1Drop, candidateMeta: meta }));
+      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, heldOut: true }, maxMapDrop, maxF1Drop, candidateMeta: meta, precision: precision === 'fp16' ? 'fp16' : 'int8' }));
       if (!decision.pass) {
         if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, decision })}\n`);
         else process.stderr.write(`refused: ${decision.reason}\noffer instead: ${decision.offer.join(', ')}\n`);
