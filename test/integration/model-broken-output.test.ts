@@ -61,7 +61,7 @@ test('the accuracy gate refuses a candidate whose output is broken, naming the f
     assert.equal(report.frames, 2);
     assert.equal(report.candidateBroken?.frames, 2);
     assert.equal(decision.pass, false);
-    assert.match(decision.reason, /^the candidate's output is broken on 2 of 2 frames \(frame 0: Model output "detections" is broken: 4 of the 4 scores read are NaN.*\); publish the FP32 artifact instead \(or the FP16 one once fleetctl model evaluate passes it\)/);
+    assert.match(decision.reason, /^the candidate's output is broken on 2 of 2 frames \(frame 0: Model output "detections" is broken: 4 of the 4 scores read are NaN.*\); publish the FP32 artifact instead \(or the FP16 one once it passes this gate: model publish --precision fp16 with --reference and --data\)/);
     assert.deepEqual(decision.offer, ['fp16', 'fp32']);
     // As fleetctl model evaluate prints it: no SNR figure for the NaN output, the broken frames named, FAIL.
     const ev = await runCli('fleetctl', ['model', 'evaluate', '--reference', join(ref, 'model.onnx'), '--candidate', join(cand, 'model.onnx'), '--data', 'assets/images/faces', '--frames', '2']);

@@ -35,7 +35,7 @@ test('a candidate that keeps the ranking (mAP) but loses detections at the score
   const d = decideGate({ ...ok, mapDrop: 0, atThreshold: slump });
   assert.equal(d.pass, false);
   assert.equal(d.f1Drop, 14.29);
-  assert.match(d.reason, /^F1 drop at score ≥ 0\.3 14\.29 > 3 points \(the candidate reports 30 detections where the reference reports 40, 30 of them alike\) over 24 frames; publish the FP32 artifact instead \(or the FP16 one once fleetctl model evaluate passes it\)/);
+  assert.match(d.reason, /^F1 drop at score ≥ 0\.3 14\.29 > 3 points \(the candidate reports 30 detections where the reference reports 40, 30 of them alike\) over 24 frames; publish the FP32 artifact instead \(or the FP16 one once it passes this gate: model publish --precision fp16 with --reference and --data\)/);
   assert.deepEqual(d.offer, ['fp16', 'fp32']);
   assert.equal(decideGate({ ...ok, mapDrop: 0, atThreshold: slump }, { maxF1Drop: 15 }).pass, true);
   // Both limits are reported when both are exceeded; a pass names both figures.

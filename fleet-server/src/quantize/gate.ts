@@ -41,7 +41,7 @@ export function decideGate(report: Pick<EvaluateReport, 'mapDrop' | 'frames' | '
   const precision = opts.precision ?? 'int8';
   // What to publish when refused: FP32, and for an INT8 build also its FP16 variant, which the gate has not judged.
   const offer: ('fp16' | 'fp32')[] = precision === 'int8' ? ['fp16', 'fp32'] : ['fp32'];
-  const instead = precision === 'int8' ? 'publish the FP32 artifact instead (or the FP16 one once fleetctl model evaluate passes it)' : 'publish the FP32 artifact instead';
+  const instead = precision === 'int8' ? 'publish the FP32 artifact instead (or the FP16 one once it passes this gate: model publish --precision fp16 with --reference and --data)' : 'publish the FP32 artifact instead';
   const cannotJudge = report.frames === 0 ? 'no evaluation frames'
     : report.labels ? (report.labels.boxes === 0 ? `the labels have no box on the ${report.frames} evaluated frames (check their frame indices)` : undefined)
       : report.referenceDetections === 0 ? `the reference model detects nothing on the ${report.frames} evaluated frames (give --data frames where it finds objects)` : undefined;

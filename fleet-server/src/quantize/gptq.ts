@@ -184,8 +184,8 @@ export async function collectConvMoments(o: MomentOptions): Promise<ConvMoments[
     if (!geo || o.model.graph.initializers.has(n.inputs[0]) || info.elemType.get(n.inputs[0]) !== DataType.FLOAT) continue;
     moments.push({ ...geo, H: Array.from({ length: geo.groups }, () => new Float64Array(geo.d * geo.d)), samples: 0 });
   }
-  const tensors = [...new Set(moments.map((m) => m.node.inputs[0]))].filter((t) => t !== o.inputName);
   if (moments.length === 0) return moments;
+  const tensors = [...new Set(moments.map((m) => m.node.inputs[0]))].filter((t) => t !== o.inputName);
   const session = await ort.InferenceSession.create(encodeModel(withExtraOutputs(o.model, tensors)), { intraOpNumThreads: 1, graphOptimizationLevel: 'basic' });
   let gram: ort.InferenceSession;
   try {

@@ -58,7 +58,7 @@ export async function prepareForInt8(original: OnnxModel, o: PrepareOptions): Pr
   if (o.equalize !== false) {
     const folded = foldAffineIntoConvs(model, exclude);
     report.foldedAffines = folded.report.batchNorms + folded.report.scalarAffines;
-    if (report.foldedAffines > 0 || folded.report.divisions > 0) model = folded.model;
+    model = folded.model;
     const pairs = findEqualizationPairs(model, exclude);
     if (pairs.length > 0) {
       const eq = equalize(model, pairs, await channelMax(model, pairs.map((p) => p.tensor)));

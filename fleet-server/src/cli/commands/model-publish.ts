@@ -37,7 +37,7 @@ An int8 model needs --reference and --data, an fp16 one is gated when they are g
 neither): it is evaluated against the FP32 model and refused (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1
 of its detections at the metadata's score threshold against FP32's drops more than --max-f1-drop
 (default ${DEFAULT_MAX_F1_DROP}; fleetctl model evaluate shows both); publish the FP32 artifact instead, or (for int8) the FP16 one
-once it passes the gate too. Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
+once it passes this gate too (--precision fp16 with --reference and --data). Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
 its model.meta.json and DIR/gate.json: the directory the DIR form below publishes. The metadata is
 the model's own (M.meta.json beside it) or --meta; a model with neither is refused, as DIR may hold
 another model's. An INT8 file given as fp16/fp32 is refused.
