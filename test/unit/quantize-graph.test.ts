@@ -269,20 +269,21 @@ test('QDQ drops a Mul by a positive scalar: its output reuses the input integers
   assert.equal(neg.model.graph.nodes.filter((n) => n.opType === 'Mul').length, 1);
 });
 
-/** x → c1 → ReLU → r; c2(r) + r (→ ReLU) → c3 → Sigmoid: r is quantized for the residual Add whatever c2 does. */
-function residualModel(reluAfterAdd = false): OnnxModel {
+/** x → c1 → ReLU → r; c2(r) + r, or Concat(c2(r), r) (→ ReLU) → c3 → Sigmoid: r is quantized for the join whatever c2 does. */
+function residualModel(join: 'Add' | 'Concat' = 'Add', reluAfterJoin = false): OnnxModel {
   const r = rand(11);
+  const joined = join === 'Add' ? 4 : 8;
   const init = new Map([
     ['w1', floatTensor([4, 3, 3, 3], Array.from({ length: 108 }, () => r()))], ['b1', floatTensor([4], [0.1, -0.1, 0.2, 0])],
     ['w2', floatTensor([4, 4, 1, 1], Array.from({ length: 16 }, () => r()))], ['b2', floatTensor([4], [0, 0.1, 0, -0.1])],
-    ['w3', floatTensor([2, 4, 1, 1], Array.from({ length: 8 }, () => r()))], ['b3', floatTensor([2], [0.05, -0.05])],
+    ['w3', floatTensor([2, joined, 1, 1], Array.from({ length: 2 * joined }, () => r()))], ['b3', floatTensor([2], [0.05, -0.05])],
   ]);
   return graphModel('residual', init, [
     ...conv1Relu(),
     { opType: 'Conv', name: 'c2', inputs: ['r1o', 'w2', 'b2'], outputs: ['c2o'], attributes: [] },
-    { opType: 'Add', name: 'add', inputs: ['c2o', 'r1o'], outputs: ['addo'], attributes: [] },
-    ...(reluAfterAdd ? [{ opType: 'Relu', name: 'addrelu', inputs: ['addo'], outputs: ['addr'], attributes: [] }] : []),
-    { opType: 'Conv', name: 'c3', inputs: [reluAfterAdd ? 'addr' : 'addo', 'w3', 'b3'], outputs: ['c3o'], attributes: [] },
+    { opType: join, name: 'join', inputs: ['c2o', 'r1o'], outputs: ['joino'], attributes: join === 'Concat' ? [{ name: 'axis', type: 'int', value: 1 }] : [] },
+    ...(reluAfterJoin ? [{ opType: 'Relu', name: 'joinrelu', inputs: ['joino'], outputs: ['joinr'], attributes: [] }] : []),
+    { opType: 'Conv', name: 'c3', inputs: [reluAfterJoin ? 'joinr' : 'joino', 'w3', 'b3'], outputs: ['c3o'], attributes: [] },
     { opType: 'Sigmoid', name: 'head', inputs: ['c3o'], outputs: ['y'], attributes: [] },
   ]);
 }
@@ -308,34 +309,35 @@ test('an excluded Conv stays float in onnxruntime even when its input is quantiz
   assert.equal(ops.filter((o) => o === 'MatMulIntegerToFloat').length, 1, `c3 (1×1, before the float head) runs as an int8 MatMul with float output: ${ops.join(' ')}`);
 });
 
-test('a ReLU after a residual Add folds into the Add\'s Q: onnxruntime runs QLinearAdd into the next Conv with no requantization between', async (t) => {
-  const m = residualModel(true);
-  const withoutRelu = residualModel(false);
-  const [a, noRelu] = [await runModel(m), await runModel(withoutRelu)];
-  let reluMatters = 0;
-  for (let i = 0; i < a.length; i++) reluMatters = Math.max(reluMatters, Math.abs(a[i] - noRelu[i]));
-  assert.ok(reluMatters > 0.05, `the sum has negative values for the ReLU to clamp (max effect ${reluMatters})`);
-  const plan = planQuantization(m, { target: 'cpu' });
-  assert.equal(plan.foldedActivations, 2, 'c1\'s ReLU and the Add\'s');
-  assert.ok(plan.activations.includes('addr') && !plan.activations.includes('addo'), `one Q, on the ReLU's output: ${plan.activations.join(' ')}`);
-  const cal = await calibrate({ model: m, inputName: 'x', tensors: plan.activations, frames: frames() });
-  const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
-  assert.equal(ranges.get('addr')!.min, 0);
-  const { model } = insertQdq(plan, ranges);
-  assert.equal(model.graph.nodes.filter((n) => n.opType === 'Relu').length, 0);
-  const dir = mkdtempSync(join(tmpdir(), 'ef-qdq-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const optimized = join(dir, 'opt.onnx');
-  const s = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended', optimizedModelFilePath: optimized });
-  await s.release();
-  const nodes = decodeModel(new Uint8Array(readFileSync(optimized))).graph.nodes;
-  const ops = nodes.map((n) => n.opType);
-  const add = nodes.find((n) => n.opType === 'QLinearAdd');
-  assert.ok(add, `the Add runs in int8: ${ops.join(' ')}`);
-  assert.ok(nodes.filter((n) => n.inputs.includes(add.outputs[0])).every((n) => n.opType !== 'DequantizeLinear'), `c3 reads the QLinearAdd's integers (through an int8 layout Transpose): ${ops.join(' ')}`);
-  assert.equal(ops.filter((o) => o === 'QuantizeLinear').length, 1, `only the graph input is quantized at run time: ${ops.join(' ')}`);
-  const b = await runModel(model);
-  let err = 0;
-  for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
-  assert.ok(err < 0.05, `max |float − int8| ${err} (without the ReLU the output would move by ${reluMatters})`);
-});
+for (const op of ['Add', 'Concat'] as const) {
+  test(`a ReLU after ${op === 'Add' ? 'a residual Add' : 'a Concat'} folds into its Q: onnxruntime runs QLinear${op} into the next Conv with no requantization between`, async (t) => {
+    const m = residualModel(op, true);
+    const [a, noRelu] = [await runModel(m), await runModel(residualModel(op, false))];
+    let reluMatters = 0;
+    for (let i = 0; i < a.length; i++) reluMatters = Math.max(reluMatters, Math.abs(a[i] - noRelu[i]));
+    assert.ok(reluMatters > 0.05, `the joined tensor has negative values for the ReLU to clamp (max effect ${reluMatters})`);
+    const plan = planQuantization(m, { target: 'cpu' });
+    assert.equal(plan.foldedActivations, 2, `c1's ReLU and the ${op}'s`);
+    assert.ok(plan.activations.includes('joinr') && !plan.activations.includes('joino'), `one Q, on the ReLU's output: ${plan.activations.join(' ')}`);
+    const cal = await calibrate({ model: m, inputName: 'x', tensors: plan.activations, frames: frames() });
+    const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
+    assert.equal(ranges.get('joinr')!.min, 0);
+    const { model } = insertQdq(plan, ranges);
+    assert.equal(model.graph.nodes.filter((n) => n.opType === 'Relu').length, 0);
+    const dir = mkdtempSync(join(tmpdir(), 'ef-qdq-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const optimized = join(dir, 'opt.onnx');
+    const s = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended', optimizedModelFilePath: optimized });
+    await s.release();
+    const nodes = decodeModel(new Uint8Array(readFileSync(optimized))).graph.nodes;
+    const ops = nodes.map((n) => n.opType);
+    const joined = nodes.find((n) => n.opType === `QLinear${op}`);
+    assert.ok(joined, `the ${op} runs in int8: ${ops.join(' ')}`);
+    assert.ok(nodes.filter((n) => n.inputs.includes(joined.outputs[0])).every((n) => n.opType !== 'DequantizeLinear'), `c3 reads the QLinear${op}'s integers (through an int8 layout Transpose): ${ops.join(' ')}`);
+    assert.equal(ops.filter((o) => o === 'QuantizeLinear').length, 1, `only the graph input is quantized at run time: ${ops.join(' ')}`);
+    const b = await runModel(model);
+    let err = 0;
+    for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
+    assert.ok(err < 0.05, `max |float − int8| ${err} (without the ReLU the output would move by ${reluMatters})`);
+  });
+}

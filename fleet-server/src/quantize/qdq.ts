@@ -11,7 +11,7 @@
  * - a Mul by a positive scalar constant (hard-swish's ×1/6) is dropped: its output reuses the input's
  *   integers with the scale times the constant;
  * - activations: uint8 asymmetric on CPU (int8 on request), int8 symmetric for TensorRT;
- * - on CPU (asymmetric) a Relu or Clip(0, …) right after a Conv or an Add is folded into that op's
+ * - on CPU (asymmetric) a Relu or Clip(0, …) right after a Conv, an Add or a Concat is folded into that op's
  *   output quantization (the clamp of Q with zero point at its type's lowest value is the ReLU), as
  *   ORT's own quantizer does for Conv;
  * - the head (nodes after the last Conv/MatMul) and any `exclude`d node stay float.
@@ -106,8 +106,10 @@ const WEIGHTED = new Set(['Conv', 'MatMul', 'Gemm']);
  * onnxruntime fuses DQ → Add → Q into QLinearAdd but cannot fuse the ReLU between two Q/DQ pairs, so
  * every block kept a DQ → Q requantization of a full feature map (3.6 of 21 profiled ms a BlazeFace
  * run on an AVX2 EPYC). Folded, the Add's one Q clamps at zero and the grid spans [0, max] only.
+ * Concat: the CenterNet head's three Concat → ReLU (QLinearConcat → DQ → Q, the last one on a
+ * 128×128×128 map) rounded first to the Concat's signed grid, about 5× coarser than the ReLU's.
  */
-const ACTIVATION_FOLDS_INTO = new Set(['Conv', 'Add']);
+const ACTIVATION_FOLDS_INTO = new Set(['Conv', 'Add', 'Concat']);
 
 function isQuantizedConsumer(n: OnnxNode, input: string, excluded: Set<string>, ops: Set<string>): boolean {
   if (!ops.has(n.opType) || excluded.has(nodeKey(n))) return false;
