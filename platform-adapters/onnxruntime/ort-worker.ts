@@ -10,6 +10,7 @@ import type { TensorData, TensorInfo } from '../contract.js';
 import type { OrtWorkerData, WorkerRequest, WorkerReply } from './protocol.js';
 import { toTensor } from '../../agent/src/preprocess/tensor.js';
 import { createDecoder } from '../../agent/src/decode/index.js';
+import { decoderFetches } from '../../agent/src/decode/spec.js';
 import type { Decoder, OutputMap } from '../../agent/src/decode/types.js';
 
 if (!parentPort) throw new Error('ort-worker must run inside a worker_thread');
@@ -93,7 +94,9 @@ async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> 
     }
     const t0 = performance.now();
     stopIfAsked();
-    const result = await session.run(feeds);
+    // Decoded here: fetch only what the decoder reads (decoderFetches: the others are never copied out).
+    const fetches = req.decode ? decoderFetches(req.decode.spec, session.outputNames) : undefined;
+    const result = fetches ? await session.run(feeds, fetches) : await session.run(feeds);
     const inferMs = performance.now() - t0;
     const outputs: Record<string, TensorData> = {};
     const transfer: ArrayBuffer[] = [];
