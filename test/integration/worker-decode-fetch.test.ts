@@ -7,7 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp from 'sharp';
+import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { DataType, floatTensor, type OnnxModel } from '../../fleet-server/src/convert/onnx/model.js';
+import type { PreprocessSpec } from '../../agent/src/model/metadata.js';
 import { OrtAdapter, type OrtWorkerSession } from '../../platform-adapters/onnxruntime/adapter.js';
 import { createDecoder, type OutputMap } from '../../agent/src/decode/index.js';
 import { decoderFetches, type DecoderSpec } from '../../agent/src/decode/spec.js';
@@ -26,6 +32,42 @@ test('decoderFetches: the decoder\'s outputs among the model\'s, its first outpu
   assert.deepEqual(decoderFetches({ type: 'centernet-heads', heatmap: 'hm', boxes: 'wh', ...common } as unknown as DecoderSpec, ['wh', 'hm', 'offset']), ['hm', 'wh']);
   assert.deepEqual(decoderFetches({ type: 'yolo', ...common } as unknown as DecoderSpec, ['output0', 'proto']), ['output0'], 'no name: the first output, as the decoder takes');
   assert.equal(decoderFetches({ type: 'centernet', output: 'renamed', ...common } as DecoderSpec, cn), undefined, 'fetch all: the decoder then names the missing output');
+  assert.equal(decoderFetches(bf, ['s16', 's8', 'b16']), undefined, 'one missing: all, so that the decoder lists the model\'s real outputs');
+});
+
+/**
+ * det [1, 2, 6]: one box at score 0.9 (plus 0·mean(x), so the input is read), and the input's shape as
+ * an int64 output no decoder can read (the worker's Float32Array.from throws on BigInt64Array).
+ */
+function twoOutputModel(): OnnxModel {
+  return {
+    irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {},
+    graph: {
+      name: 'two-outputs', valueInfo: [],
+      initializers: new Map([['detc', floatTensor([1, 2, 6], [1, 1, 5, 6, 0.9, 0, 0, 0, 0, 0, 0.1, 1])], ['zero', floatTensor([], [0])]]),
+      nodes: [
+        { opType: 'ReduceMean', name: 'mean', inputs: ['x'], outputs: ['m'], attributes: [{ name: 'keepdims', type: 'int', value: 0 }] },
+        { opType: 'Mul', name: 'mul', inputs: ['m', 'zero'], outputs: ['z'], attributes: [] },
+        { opType: 'Add', name: 'add', inputs: ['detc', 'z'], outputs: ['det'], attributes: [] },
+        { opType: 'Shape', name: 'shape', inputs: ['x'], outputs: ['shape'], attributes: [] },
+      ],
+      inputs: [{ name: 'x', elemType: DataType.FLOAT, shape: [1, 8, 8, 3] }],
+      outputs: [{ name: 'shape', elemType: DataType.INT64, shape: [4] }, { name: 'det', elemType: DataType.FLOAT, shape: [1, 2, 6] }],
+    },
+  };
+}
+
+test('the worker fetches only the decoder\'s output: an int64 output beside it is never read', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-fetch-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const modelPath = join(dir, 'model.onnx');
+  writeFileSync(modelPath, encodeModel(twoOutputModel()));
+  const session = await new OrtAdapter().createSession({ modelPath, providers: ['cpu'] }) as OrtWorkerSession;
+  t.after(() => session.dispose());
+  const spec: PreprocessSpec = { width: 8, height: 8, layout: 'NHWC', channelOrder: 'RGB', resize: 'stretch', align: 'center', padValue: 0, scale: 1, mean: [0, 0, 0], std: [1, 1, 1], dtype: 'float32' };
+  const transform = stretchTransform({ srcWidth: 8, srcHeight: 8, dstWidth: 8, dstHeight: 8 });
+  const r = await session.runRgb('x', new Uint8Array(8 * 8 * 3).fill(100), spec, { spec: { type: 'centernet', output: 'det', ...common }, labels: ['person'], transform });
+  assert.deepEqual(r.detections?.map((d) => ({ label: d.label, score: Math.round(d.score * 10) / 10, box: d.box })), [{ label: 'person', score: 0.9, box: { x: 1, y: 1, w: 4, h: 5 } }]);
 });
 
 test('the worker decodes the CenterNet from its detections alone, as from a run that fetched every output', async (t) => {

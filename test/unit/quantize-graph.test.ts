@@ -341,3 +341,24 @@ for (const op of ['Add', 'Concat'] as const) {
     assert.ok(err < 0.05, `max |float − int8| ${err} (without the ReLU the output would move by ${reluMatters})`);
   });
 }
+
+test('a ReLU stays when its output leaves the graph, or when its producer is not in foldInto; a kept fold names the tensor it replaced', async () => {
+  const plan = planQuantization(residualModel('Add', true), { target: 'cpu' });
+  assert.deepEqual(plan.foldedTensors, [{ tensor: 'c1o', producer: 'Conv' }, { tensor: 'joino', producer: 'Add' }], 'what a TensorRT table from a CPU calibration still needs');
+  const m = residualModel('Add', true);
+  m.graph.outputs.push({ name: 'joinr', elemType: DataType.FLOAT, shape: [1, 4, 8, 8] });
+  const kept = planQuantization(m, { target: 'cpu' });
+  assert.equal(kept.foldedActivations, 1, 'c1 only');
+  assert.ok(kept.activations.includes('joino'), `the sum is quantized before the ReLU: ${kept.activations.join(' ')}`);
+  const cal = await calibrate({ model: m, inputName: 'x', tensors: kept.activations, frames: frames() });
+  const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
+  const { model } = insertQdq(kept, ranges);
+  assert.deepEqual(model.graph.nodes.filter((n) => n.opType === 'Relu').map((n) => n.outputs[0]), ['joinr'], 'the graph output keeps its ReLU');
+  const s = await ort.InferenceSession.create(encodeModel(model));
+  const out = await s.run({ x: new ort.Tensor('float32', input, [1, 3, 8, 8]) });
+  await s.release();
+  assert.ok((out.joinr.data as Float32Array).every((v) => v >= 0), 'no negative value leaves through joinr');
+  const tflitePlan = planQuantization(residualModel('Concat', true), { target: 'cpu', foldInto: ['Conv', 'Add'] });
+  assert.equal(tflitePlan.foldedActivations, 1, 'the Concat\'s ReLU stays, as the INT8 TFLite export keeps it');
+  assert.ok(tflitePlan.activations.includes('joino'));
+});

@@ -50,6 +50,13 @@ export interface QuantPlanOptions {
   /** Activations to keep in float (mixed precision, from the sensitivity search); Convs reading them stay float too. */
   keepFloat?: string[];
   /**
+   * On CPU, the ops whose following Relu/Clip(0, …) folds into their output's Q (default
+   * ACTIVATION_FOLDS_INTO: Conv, Add, Concat). The INT8 TFLite export's sensitivity search passes what
+   * TFLite fuses (its fuse.ts: into CONV_2D, DEPTHWISE_CONV_2D and ADD, not CONCATENATION), so it
+   * rounds the tensors that export rounds.
+   */
+  foldInto?: readonly string[];
+  /**
    * Activation type on CPU: uint8 (default; ORT's U8S8 format, the only one for which onnxruntime
    * 1.30 on x86 fused our depthwise Convs into QLinearConv — with int8 activations 32 of 69 BlazeFace
    * Convs stayed DQ → float Conv, measured with optimizedModelFilePath) or int8. TensorRT always gets
@@ -77,6 +84,8 @@ export interface QuantPlan {
   groupOf: Map<string, string>;
   excluded: Set<string>;
   foldedActivations: number;
+  /** Each kept fold: the producer's own output (no longer in the plan's model) and the producer's op. */
+  foldedTensors: { tensor: string; producer: string }[];
   options: QuantPlanOptions;
   quantOps: Set<string>;
 }
@@ -102,14 +111,14 @@ function clipIsRelu(n: OnnxNode, inits: Map<string, OnnxTensor>): boolean {
 const WEIGHTED = new Set(['Conv', 'MatMul', 'Gemm']);
 /**
  * Producers whose Relu/Clip(0, …) folds into their output's Q. Add: a residual Add → ReLU (BlazeFace
- * has 24) otherwise quantizes twice, the sum over its signed range and the ReLU output over [0, max];
+ * has 31) otherwise quantizes twice, the sum over its signed range and the ReLU output over [0, max];
  * onnxruntime fuses DQ → Add → Q into QLinearAdd but cannot fuse the ReLU between two Q/DQ pairs, so
  * every block kept a DQ → Q requantization of a full feature map (3.6 of 21 profiled ms a BlazeFace
  * run on an AVX2 EPYC). Folded, the Add's one Q clamps at zero and the grid spans [0, max] only.
  * Concat: the CenterNet head's three Concat → ReLU (QLinearConcat → DQ → Q, the last one on a
  * 128×128×128 map) rounded first to the Concat's signed grid, about 5× coarser than the ReLU's.
  */
-const ACTIVATION_FOLDS_INTO = new Set(['Conv', 'Add', 'Concat']);
+export const ACTIVATION_FOLDS_INTO: readonly string[] = ['Conv', 'Add', 'Concat'];
 
 function isQuantizedConsumer(n: OnnxNode, input: string, excluded: Set<string>, ops: Set<string>): boolean {
   if (!ops.has(n.opType) || excluded.has(nodeKey(n))) return false;
@@ -129,11 +138,13 @@ export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): Qua
   const foldedPairs: { producer: OnnxNode; act: OnnxNode; producerOut: string }[] = [];
   if (opts.target === 'cpu') {
     const drop = new Set<OnnxNode>();
+    const foldInto = new Set(opts.foldInto ?? ACTIVATION_FOLDS_INTO);
     for (const n of g.nodes) {
-      if (!ACTIVATION_FOLDS_INTO.has(n.opType) || excluded.has(nodeKey(n))) continue;
+      if (!foldInto.has(n.opType) || excluded.has(nodeKey(n))) continue;
       const cons = info.consumers.get(n.outputs[0]) ?? [];
       const act = cons[0];
-      if (cons.length !== 1 || info.graphOutputs.has(n.outputs[0]) || excluded.has(nodeKey(act)) || !clipIsRelu(act, g.initializers)) continue;
+      // Not when the activation's output leaves the graph: the graph output would lose its clamp.
+      if (cons.length !== 1 || info.graphOutputs.has(n.outputs[0]) || info.graphOutputs.has(act.outputs[0]) || excluded.has(nodeKey(act)) || !clipIsRelu(act, g.initializers)) continue;
       foldedPairs.push({ producer: n, act, producerOut: n.outputs[0] });
       n.outputs[0] = act.outputs[0];
       drop.add(act);
@@ -192,7 +203,8 @@ export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): Qua
   }
   const groupOf = new Map<string, string>();
   for (const t of activations) groupOf.set(t, find(t));
-  return { model, activations, groupOf, excluded, foldedActivations: folded, options: opts, quantOps };
+  const foldedTensors = foldedPairs.filter((f) => quantized.has(f.act.outputs[0])).map((f) => ({ tensor: f.producerOut, producer: f.producer.opType }));
+  return { model, activations, groupOf, excluded, foldedActivations: folded, foldedTensors, options: opts, quantOps };
 }
 
 /**

@@ -98,7 +98,13 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   // Plan only to learn which tensors to calibrate (both op sets, so one pass serves every build); the
   // folding on CPU renames nothing that is not in the source graph.
   const tensors = new Set<string>();
-  for (const ops of ['weighted', 'all'] as const) for (const t of planQuantization(source, { target: opts.target, exclude: opts.exclude, ops }).activations) tensors.add(t);
+  for (const ops of ['weighted', 'all'] as const) {
+    const plan = planQuantization(source, { target: opts.target, exclude: opts.exclude, ops });
+    for (const t of plan.activations) tensors.add(t);
+    // The sum or concatenation before a ReLU folded on CPU: a TensorRT table (--trt-table) from this run
+    // still needs its range, as it did before those folds (a Conv's ReLU TensorRT fuses, as ever).
+    for (const f of plan.foldedTensors) if (f.producer !== 'Conv') tensors.add(f.tensor);
+  }
   const calibration = await calibrate({ model: source, inputName, tensors: [...tensors], frames: modelInputs(opts.frames, meta.preprocess), bins: opts.bins });
   return { modelPath: opts.modelPath, modelSha256, source, original, unrounded: prepared.unrounded, meta, inputName, calibration, target: opts.target, weightRange, exclude: opts.exclude ?? [], calibMs: performance.now() - t0, globalPools, ...prepared.report };
 }

@@ -16,6 +16,12 @@ const FIELD: Record<number, { options: number; id: number }> = {
   [Op.MUL]: { options: Options.MulOptions, id: 0 },
 };
 
+/**
+ * The ONNX ops whose following ReLU this export fuses (FIELD, as the ONNX graph names them; a Clip(0, 6)
+ * becomes a fused RELU6 the same way): what the INT8 sensitivity search may fold (QuantPlanOptions.foldInto).
+ */
+export const TFLITE_ACTIVATION_FUSES: readonly string[] = ['Conv', 'Add'];
+
 export function fuseActivations(model: TflModel): number {
   const consumers = new Map<number, number[]>();
   model.operators.forEach((op, k) => op.inputs.forEach((i) => consumers.set(i, [...(consumers.get(i) ?? []), k])));

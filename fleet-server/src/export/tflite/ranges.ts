@@ -11,6 +11,7 @@ import { calibrate } from '../../quantize/calibrate.js';
 import { rangeFromHistogram, type CalibrationMethod } from '../../quantize/ranges.js';
 import { modelInputs, type FrameSelection } from '../../quantize/frames.js';
 import { prepareForInt8, type PrepareReport } from '../../quantize/prepare.js';
+import { TFLITE_ACTIVATION_FUSES } from './fuse.js';
 import { planQuantization } from '../../quantize/qdq.js';
 import { chooseFloatActivations } from '../../quantize/sensitivity.js';
 import type { PreprocessSpec } from '../../../../agent/src/model/metadata.js';
@@ -79,7 +80,8 @@ export async function tfliteRanges(o: TfliteRangeOptions): Promise<TfliteCalibra
 export async function tfliteKeepFloat(preparedBytes: Uint8Array, frames: FrameSelection, preprocess: PreprocessSpec, targetSnrDb: number): Promise<string[]> {
   const model = decodeModel(Uint8Array.from(preparedBytes));
   const input = model.graph.inputs.find((i) => !model.graph.initializers.has(i.name))!.name;
-  const plan = { target: 'cpu' as const, ops: 'all' as const, activationType: 'int8' as const };
+  // Folds only where the export fuses the ReLU into its producer (fuse.ts), so the search rounds what the export rounds.
+  const plan = { target: 'cpu' as const, ops: 'all' as const, activationType: 'int8' as const, foldInto: TFLITE_ACTIVATION_FUSES };
   const cal = await calibrate({ model, inputName: input, tensors: planQuantization(model, plan).activations, frames: modelInputs(frames, preprocess), bins: 2048 });
   const ranges = new Map([...cal.histograms].map(([t, h]) => [t, rangeFromHistogram(h, { method: 'minmax', asymmetric: true })]));
   return chooseFloatActivations({ model, inputName: input, ranges, plan, frames, preprocess, targetSnrDb });
