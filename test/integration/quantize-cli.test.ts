@@ -138,7 +138,7 @@ test('fleetctl model quantize names the bad option and what it expects', { skip 
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--method', 'percentile', '--percentile', '0x10'], /Expected --percentile to be a percentile in \(0, 100\] but received "0x10"/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--target-snr', ''], /Expected --target-snr to be a number of dB but received ""/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--frames', '1.5'], /Expected --frames to be a positive integer but received "1.5"/],
-    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--percentile', '99.9'], /--percentile applies to --method percentile, but the method is minmax/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--percentile', '99.9'], /--percentile applies to --method percentile, but the method is entropy/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--per-channel', '--per-tensor'], /one of --per-channel and --per-tensor, not both/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--weight-range', '7bit'], /Expected --weight-range reduced or full but received "7bit"/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--target', 'tensorrt', '--weight-range', 'reduced'], /--weight-range reduced applies to --target cpu/],
