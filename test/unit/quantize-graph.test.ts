@@ -4,7 +4,7 @@
  * (axis 0), int32 biases, folds the ReLU into the Q on CPU, keeps the head float, and the quantized
  * model stays close to float in onnxruntime.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import ort from 'onnxruntime-node';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -89,9 +89,7 @@ test('QDQ placement: per-channel weights, int32 bias, ReLU folded on CPU, head f
   assert.ok(plan.excluded.has('head'));
   // c2o feeds only the float head, so it stays float (no Q after the last Conv).
   assert.deepEqual(plan.activations.sort(), ['r1o', 'x']);
-  const cal = await calibrate({ model: m, inputName: 'x', tensors: plan.activations, frames: frames() });
-  const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
-  const { model, stats } = insertQdq(plan, ranges);
+  const { model, stats } = insertQdq(plan, await minmaxRanges(m, plan.activations));
   assert.equal(stats.quantizedWeights, 2);
   assert.equal(stats.int32Biases, 2);
   const g = model.graph;
@@ -288,22 +286,30 @@ function residualModel(join: 'Add' | 'Concat' = 'Add', reluAfterJoin = false): O
   ]);
 }
 
-test('an excluded Conv stays float in onnxruntime even when its input is quantized for another reader', async (t) => {
-  const m = residualModel();
-  const plan = planQuantization(m, { target: 'cpu', exclude: ['c2'] });
-  assert.ok(plan.activations.includes('r1o'), 'the residual Add needs r1o quantized');
-  const cal = await calibrate({ model: m, inputName: 'x', tensors: plan.activations, frames: frames() });
-  const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
-  const { model } = insertQdq(plan, ranges);
-  const c2 = model.graph.nodes.find((n) => n.name === 'c2')!;
-  assert.equal(c2.inputs[1], 'w2', 'c2 keeps its float weights');
+/** Min/max ranges of `tensors`, calibrated on the test frame. */
+async function minmaxRanges(m: OnnxModel, tensors: string[]): Promise<Map<string, ReturnType<typeof rangeFromHistogram>>> {
+  const cal = await calibrate({ model: m, inputName: 'x', tensors, frames: frames() });
+  return new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
+}
+
+/** onnxruntime's own rewrite of the graph (optimizedModelFilePath): the nodes that actually run. */
+async function optimizedNodes(model: OnnxModel, t: TestContext): Promise<OnnxNode[]> {
   const dir = mkdtempSync(join(tmpdir(), 'ef-qdq-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const optimized = join(dir, 'opt.onnx');
   const s = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended', optimizedModelFilePath: optimized });
   await s.release();
-  // onnxruntime's own rewrite of the graph: what actually runs.
-  const ops = decodeModel(new Uint8Array(readFileSync(optimized))).graph.nodes.map((n) => n.opType);
+  return decodeModel(new Uint8Array(readFileSync(optimized))).graph.nodes;
+}
+
+test('an excluded Conv stays float in onnxruntime even when its input is quantized for another reader', async (t) => {
+  const m = residualModel();
+  const plan = planQuantization(m, { target: 'cpu', exclude: ['c2'] });
+  assert.ok(plan.activations.includes('r1o'), 'the residual Add needs r1o quantized');
+  const { model } = insertQdq(plan, await minmaxRanges(m, plan.activations));
+  const c2 = model.graph.nodes.find((n) => n.name === 'c2')!;
+  assert.equal(c2.inputs[1], 'w2', 'c2 keeps its float weights');
+  const ops = (await optimizedNodes(model, t)).map((n) => n.opType);
   assert.equal(ops.filter((o) => o === 'QLinearConv').length, 1, `c1 only runs in int8: ${ops.join(' ')}`);
   assert.equal(ops.filter((o) => o === 'Conv' || o === 'FusedConv').length, 1, `c2 (excluded) stays float: ${ops.join(' ')}`);
   assert.equal(ops.filter((o) => o === 'MatMulIntegerToFloat').length, 1, `c3 (1×1, before the float head) runs as an int8 MatMul with float output: ${ops.join(' ')}`);
@@ -319,17 +325,11 @@ for (const op of ['Add', 'Concat'] as const) {
     const plan = planQuantization(m, { target: 'cpu' });
     assert.equal(plan.foldedActivations, 2, `c1's ReLU and the ${op}'s`);
     assert.ok(plan.activations.includes('joinr') && !plan.activations.includes('joino'), `one Q, on the ReLU's output: ${plan.activations.join(' ')}`);
-    const cal = await calibrate({ model: m, inputName: 'x', tensors: plan.activations, frames: frames() });
-    const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
+    const ranges = await minmaxRanges(m, plan.activations);
     assert.equal(ranges.get('joinr')!.min, 0);
     const { model } = insertQdq(plan, ranges);
     assert.equal(model.graph.nodes.filter((n) => n.opType === 'Relu').length, 0);
-    const dir = mkdtempSync(join(tmpdir(), 'ef-qdq-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const optimized = join(dir, 'opt.onnx');
-    const s = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended', optimizedModelFilePath: optimized });
-    await s.release();
-    const nodes = decodeModel(new Uint8Array(readFileSync(optimized))).graph.nodes;
+    const nodes = await optimizedNodes(model, t);
     const ops = nodes.map((n) => n.opType);
     const joined = nodes.find((n) => n.opType === `QLinear${op}`);
     assert.ok(joined, `the ${op} runs in int8: ${ops.join(' ')}`);
@@ -350,9 +350,7 @@ test('a ReLU stays when its output leaves the graph, or when its producer is not
   const kept = planQuantization(m, { target: 'cpu' });
   assert.equal(kept.foldedActivations, 1, 'c1 only');
   assert.ok(kept.activations.includes('joino'), `the sum is quantized before the ReLU: ${kept.activations.join(' ')}`);
-  const cal = await calibrate({ model: m, inputName: 'x', tensors: kept.activations, frames: frames() });
-  const ranges = new Map([...cal.histograms].map(([k, h]) => [k, rangeFromHistogram(h, { method: 'minmax' })]));
-  const { model } = insertQdq(kept, ranges);
+  const { model } = insertQdq(kept, await minmaxRanges(m, kept.activations));
   assert.deepEqual(model.graph.nodes.filter((n) => n.opType === 'Relu').map((n) => n.outputs[0]), ['joinr'], 'the graph output keeps its ReLU');
   const s = await ort.InferenceSession.create(encodeModel(model));
   const out = await s.run({ x: new ort.Tensor('float32', input, [1, 3, 8, 8]) });

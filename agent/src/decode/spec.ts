@@ -91,10 +91,10 @@ export function decoderOutputNames(spec: DecoderSpec): string[] {
 
 /**
  * What a run decoded at once needs to fetch: the decoder's outputs (the model's first when it names
- * none). Undefined, fetch them all, when the model lacks one of them: the decoder then names the missing
- * one beside the model's real outputs. The rest stay in the runtime: the CenterNet's decoder reads its 100 detections, and
- * fetching its 5.2 MB keypoint map and its size map too cost about 5 ms a run (116.5 against 110.7 ms
- * FP32, 87.3 against 82.1 ms INT8, AVX2 EPYC, 1 thread, 2026-11-27).
+ * none). Undefined, fetch them all, when the model lacks one of them: the decoder then names the
+ * missing one beside the model's real outputs. The rest stay in the runtime: the CenterNet's decoder
+ * reads its 100 detections, and fetching its 5.2 MB keypoint map and its size map too cost about 5 ms
+ * a run (116.5 against 110.7 ms FP32, 87.3 against 82.1 ms INT8, AVX2 EPYC, 1 thread, 2026-11-27).
  */
 export function decoderFetches(spec: DecoderSpec, outputNames: readonly string[]): string[] | undefined {
   const named = decoderOutputNames(spec);
