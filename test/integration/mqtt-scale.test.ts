@@ -5,10 +5,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
+import { parseFleetConfig } from '../../fleet-server/src/config/schema.js';
+import { hashDeviceSecret } from '../../fleet-server/src/db/credentials.js';
+import { writeMosquittoFiles } from '../../fleet-server/src/mosquitto/files.js';
+import { MosquittoSync } from '../../fleet-server/src/mosquitto/sync-target.js';
 import { alertFixture, spawnReplica, startFleet } from '../helpers/fleet.js';
-import { mosquittoAvailable } from '../helpers/mosquitto.js';
+import { mosquittoAvailable, TestMosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PER_DEVICE = 100;
@@ -58,4 +64,48 @@ test('mosquitto files follow the registry: add → accepted, delete → refused 
   const del = await fleet.api('DELETE', '/api/devices/cam-new');
   assert.equal(del.status, 200);
   await waitFor('deleted device refused after reload', () => mqtt.connectAsync(fleet.mqttUrl, opts).then(async (x) => { await x.endAsync(); return false; }, () => true), 5000, 100);
+});
+
+/**
+ * mosquitto drops a SIGHUP that arrives while it reloads (sync-target.ts MosquittoSync). 2000
+ * registered devices make each reload long enough (~0.1 s here) to land in: a device added 0-240 ms
+ * after another, over 13 rounds, must be accepted every time. Sending every SIGHUP at once, as the
+ * server did before, left the rounds 80-220 ms apart refused for good (8 of 13 here).
+ */
+test('devices added in quick succession are all accepted although mosquitto drops a SIGHUP that arrives mid-reload', { skip: mosquittoAvailable() ? false : 'mosquitto binary not installed', timeout: 120_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-reload-'));
+  const broker = new TestMosquitto({ dir });
+  t.after(async () => {
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const config = parseFleetConfig({
+    dataDir: dir,
+    mosquitto: { passwordFile: broker.passwordFile, aclFile: broker.aclFile, pidFile: broker.pidFile },
+    broker: { mode: 'external', external: { url: 'mqtt://127.0.0.1:1', username: 'svc.fleet-server', password: 'svc-pass', clientId: 'reload-test', protocolVersion: 5 } },
+  });
+  const errors: unknown[] = [];
+  const sync = new MosquittoSync(config, { onError: (err) => errors.push(err) });
+  t.after(() => sync.close());
+  // One real hash serves them all: mosquitto parses every line of both files on each reload.
+  const secret = 'quick-succession-secret';
+  const secretHash = hashDeviceSecret(secret);
+  const devices = Array.from({ length: 2000 }, (_, i) => ({ id: `bulk-${i}`, secretHash }));
+  writeMosquittoFiles(broker, devices, []);
+  await broker.start();
+  const accepted = (id: string) => mqtt.connectAsync(broker.url, { username: id, password: secret, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 2000 })
+    .then(async (c) => { await c.endAsync(); return true; }, () => false);
+  const refused: string[] = [];
+  for (let round = 0; round <= 12; round++) {
+    devices.push({ id: `first-${round}`, secretHash });
+    sync.sync(devices);
+    await new Promise((r) => setTimeout(r, round * 20));
+    devices.push({ id: `second-${round}`, secretHash });
+    sync.sync(devices);
+    // The default gap (0.5 s) before the trailing reload, then mosquitto's read of the files.
+    const ok = await waitFor(`second-${round} accepted`, () => accepted(`second-${round}`), 3000, 50).catch(() => false);
+    if (!ok) refused.push(`second-${round} (added ${round * 20} ms after first-${round})`);
+  }
+  assert.deepEqual(errors, []);
+  assert.deepEqual(refused, [], 'every device added is accepted once its reload has had time');
 });

@@ -1,9 +1,13 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
+import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { decodePayload, parseTopic, serverFilter, topics, assertDeviceId, MAX_PAYLOAD_BYTES } from '../../agent/src/protocol/index.js';
 import { devicesMayPublish, devicesMaySubscribe } from '../../fleet-server/src/broker/acl.js';
 import { hashDeviceSecret, randomToken, verifyDeviceSecret } from '../../fleet-server/src/db/credentials.js';
 import { aclFileText, syncMosquitto } from '../../fleet-server/src/mosquitto/files.js';
+import { MosquittoSync } from '../../fleet-server/src/mosquitto/sync-target.js';
+import { parseFleetConfig, type FleetConfig } from '../../fleet-server/src/config/schema.js';
+import { waitFor } from '../helpers/wait.js';
 import { chownSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +95,61 @@ test('mosquitto sync writes both files and signals only a process that is mosqui
   writeFileSync(files.pidFile, 'not-a-pid\n');
   assert.throws(() => syncMosquitto(files, [], [], (pid) => { sent.push(pid); }), /Expected a process id/);
   assert.equal(syncMosquitto({ passwordFile: files.passwordFile, aclFile: files.aclFile }, [], []), false, 'no pid file: files only');
+});
+
+/**
+ * MosquittoSync against stand-in processes that are not mosquitto: each reload attempt fails with a
+ * clear error and signals nothing, so the errors count the attempts and time them. python3, not
+ * node: a node busy loop was once read as asleep on the loaded 2-core machine (its JIT and GC
+ * threads beside it); python's plain loop runs like mosquitto's single-threaded reload.
+ */
+async function standIn(t: TestContext, script: string): Promise<{ files: { passwordFile: string; aclFile: string; pidFile: string }; config: FleetConfig; state: () => string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-mqgap-'));
+  const child = spawn('/usr/bin/python3', ['-c', `import sys, time\nprint('ready', flush=True)\n${script}`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => { child.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }); });
+  await new Promise((resolve) => child.stdout.once('data', resolve));
+  const files = { passwordFile: join(dir, 'passwd'), aclFile: join(dir, 'acl'), pidFile: join(dir, 'mosquitto.pid') };
+  writeFileSync(files.pidFile, `${child.pid}\n`);
+  const config = parseFleetConfig({ dataDir: dir, mosquitto: files, broker: { mode: 'external', external: { url: 'mqtt://127.0.0.1:1', username: 'svc', password: 'p' } } });
+  const state = () => { const st = readFileSync(`/proc/${child.pid}/stat`, 'utf8'); return st.charAt(st.lastIndexOf(')') + 2); };
+  return { files, config, state };
+}
+const dev = (id: string) => ({ id, secretHash: hashDeviceSecret('s') });
+
+test('the running server\'s mosquitto sync writes every change at once and sends one reload per gap, the last after the last write', async (t) => {
+  const { files, config, state } = await standIn(t, 'time.sleep(60)');
+  await waitFor('the stand-in asleep in its event loop', () => state() === 'S', 5000, 10);
+  const late: unknown[] = [];
+  const sync = new MosquittoSync(config, { minGapMs: 1000, onError: (err) => late.push(err) });
+  assert.throws(() => sync.sync([dev('cam-1')]), /not mosquitto; the pid file is stale/, 'the first reload is sent at once, and its error is the caller\'s');
+  assert.equal(sync.sync([dev('cam-1'), dev('cam-2')]), true);
+  assert.equal(sync.sync([dev('cam-1'), dev('cam-2'), dev('cam-3')]), true);
+  assert.match(readFileSync(files.passwordFile, 'utf8'), /^cam-3:/m, 'files are written at once');
+  assert.equal(late.length, 0, 'within the gap nothing more is sent yet');
+  const t0 = performance.now();
+  await waitFor('the trailing reload', () => late.length > 0, 5000, 10);
+  assert.ok(performance.now() - t0 >= 800, 'not before the gap has passed');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(late.length, 1, 'one trailing reload for the two writes in the gap');
+  assert.match(String(late[0]), /not mosquitto/);
+  sync.sync([dev('cam-4')]);
+  assert.equal(late.length, 1);
+  sync.close();
+  assert.equal(late.length, 2, 'close sends the reload still due');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(late.length, 2, 'and nothing after');
+});
+
+test('the mosquitto reload waits while the broker process is running (a reload in progress would drop the SIGHUP)', async (t) => {
+  // Busy for 800 ms from its 'ready', then asleep: as mosquitto is while it parses its files.
+  const { config } = await standIn(t, 'end = time.time() + 0.8\nwhile time.time() < end: pass\ntime.sleep(60)');
+  const late: number[] = [];
+  const t0 = performance.now();
+  const sync = new MosquittoSync(config, { minGapMs: 0, onError: () => late.push(performance.now() - t0) });
+  t.after(() => sync.close());
+  assert.equal(sync.sync([dev('cam-1')]), true, 'not sent at once: the process is running');
+  await waitFor('the reload once the process sleeps', () => late.length > 0, 5000, 20);
+  assert.ok(late[0] >= 500, `sent ${late[0].toFixed(0)} ms after the write, while the process was still busy`);
 });
 
 test('mosquitto files written by root keep the owner of their directory (the server\'s user, whom mosquitto runs as)', (t) => {

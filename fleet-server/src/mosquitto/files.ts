@@ -56,30 +56,40 @@ export interface MosquittoSyncOptions {
 
 /** Writes both files and, when a pid file is known, sends SIGHUP. Returns whether a reload was sent. */
 export function syncMosquitto(opts: MosquittoSyncOptions, devices: { id: string; secretHash: string }[], services: ServiceAccount[], kill: (pid: number, sig: NodeJS.Signals) => void = process.kill): boolean {
+  writeMosquittoFiles(opts, devices, services);
+  if (!opts.pidFile) return false;
+  reloadByPidFile(opts.pidFile, kill);
+  return true;
+}
+
+/** Writes the password and ACL files (each to a temp name, then renamed). */
+export function writeMosquittoFiles(opts: MosquittoSyncOptions, devices: { id: string; secretHash: string }[], services: ServiceAccount[]): void {
   writeAtomic(opts.passwordFile, passwordFileText(devices, services));
   writeAtomic(opts.aclFile, aclFileText(devices.map((d) => d.id), services));
-  if (!opts.pidFile) return false;
+}
+
+/** Sends SIGHUP to the mosquitto that `pidFile` names; throws E_MOSQUITTO when that is not a running mosquitto. */
+export function reloadByPidFile(pidFile: string, kill: (pid: number, sig: NodeJS.Signals) => void = process.kill): void {
   let pid: number;
   let text: string;
   try {
-    text = readFileSync(opts.pidFile, 'utf8').trim();
+    text = readFileSync(pidFile, 'utf8').trim();
     pid = Number(text);
   } catch (err) {
-    throw new EdgeFleetError('E_MOSQUITTO', `Could not read mosquitto's pid file ${opts.pidFile}: ${(err as Error).message}. Set pid_file in mosquitto.conf to the same path.`, { cause: err });
+    throw new EdgeFleetError('E_MOSQUITTO', `Could not read mosquitto's pid file ${pidFile}: ${(err as Error).message}. Set pid_file in mosquitto.conf to the same path.`, { cause: err });
   }
-  if (!Number.isInteger(pid) || pid <= 1) throw new EdgeFleetError('E_MOSQUITTO', `Expected a process id in ${opts.pidFile} but received ${JSON.stringify(text)}`);
+  if (!Number.isInteger(pid) || pid <= 1) throw new EdgeFleetError('E_MOSQUITTO', `Expected a process id in ${pidFile} but received ${JSON.stringify(text)}`);
   // A stale pid file must not get another process a SIGHUP (which ends most programs).
   const comm = processName(pid);
   if (comm !== undefined && comm !== 'mosquitto') {
-    throw new EdgeFleetError('E_MOSQUITTO', `${opts.pidFile} names process ${pid}, which is ${comm}, not mosquitto; the pid file is stale: restart mosquitto or fix pid_file. The password and ACL files were written.`);
+    throw new EdgeFleetError('E_MOSQUITTO', `${pidFile} names process ${pid}, which is ${comm}, not mosquitto; the pid file is stale: restart mosquitto or fix pid_file. The password and ACL files were written.`);
   }
   try {
     kill(pid, 'SIGHUP');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-    throw new EdgeFleetError('E_MOSQUITTO', `${opts.pidFile} names process ${pid}, which is not running; the pid file is stale: start mosquitto (it reads the new files then) or fix pid_file. The password and ACL files were written.`, { cause: err });
+    throw new EdgeFleetError('E_MOSQUITTO', `${pidFile} names process ${pid}, which is not running; the pid file is stale: start mosquitto (it reads the new files then) or fix pid_file. The password and ACL files were written.`, { cause: err });
   }
-  return true;
 }
 
 /** The command name of a running process (Linux /proc/PID/comm); undefined where that cannot be read. */

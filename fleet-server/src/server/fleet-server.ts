@@ -22,7 +22,7 @@ import { ExternalSource } from '../ingest/external-source.js';
 import { INGEST_KINDS, Ingest } from '../ingest/ingest.js';
 import { AckPublisher } from '../ingest/acks.js';
 import { HttpApi, requestToken } from '../api/http-api.js';
-import { syncConfiguredMosquitto } from '../mosquitto/sync-target.js';
+import { MosquittoSync } from '../mosquitto/sync-target.js';
 import { ManagedMosquitto, managedMosquittoFiles, managedServiceSecret, SERVICE_USERNAME } from '../broker/managed-mosquitto.js';
 import { FleetEventBus } from '../dashboard/event-bus.js';
 import { Dashboard } from '../dashboard/dashboard.js';
@@ -80,11 +80,13 @@ export class FleetServer {
   private readonly now: () => number;
   private pruneTimer: NodeJS.Timeout | undefined;
   private started = false;
+  private readonly mosquittoFiles: MosquittoSync;
 
   constructor(private readonly opts: FleetServerOptions) {
     this.config = opts.config;
     this.log = opts.logger ?? moduleLogger('fleet-server');
     this.now = opts.now ?? Date.now;
+    this.mosquittoFiles = new MosquittoSync(this.config, { onError: (err) => this.log.error({ err: describeError(err) }, 'mosquitto reload failed') });
   }
 
   async start(): Promise<void> {
@@ -223,6 +225,7 @@ export class FleetServer {
     if (!this.started) return;
     this.started = false;
     clearInterval(this.pruneTimer);
+    this.mosquittoFiles.close();
     this.ota?.stop();
     this.acks?.stop();
     await this.api?.stop();
@@ -270,7 +273,7 @@ export class FleetServer {
 
   /** Rewrites mosquitto's files and reloads it; no-op unless the config uses mosquitto files. */
   syncMosquitto(): boolean {
-    return syncConfiguredMosquitto(this.config, this.devices.credentials());
+    return this.mosquittoFiles.sync(this.devices.credentials());
   }
 
   /** `changed`: a device whose secret was rotated or which was removed; its live aedes sessions end (mosquitto drops them on reload). */
