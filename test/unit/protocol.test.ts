@@ -66,9 +66,11 @@ test('device ACL: own device-direction topics only; no wildcards across devices'
   assert.ok(devicesMaySubscribe('a', 'ef/v1/dev/a/desired'));
   assert.ok(devicesMaySubscribe('a', 'ef/v1/dev/a/#'));
   for (const f of ['ef/v1/dev/+/alert', 'ef/#', '#', 'ef/v1/dev/b/desired', '$share/g/ef/v1/dev/a/cmd', 'ef/v1/dev/a']) assert.ok(!devicesMaySubscribe('a', f), f);
-  const acl = aclFileText(['a'], []);
-  assert.match(acl, /user a\ntopic write ef\/v1\/dev\/a\/state/);
-  assert.doesNotMatch(acl, /dev\/b/);
+  const acl = aclFileText([{ username: 'svc.fleet-server', password: 'p' }]);
+  assert.match(acl, /^pattern write ef\/v1\/dev\/%u\/state$/m);
+  assert.match(acl, /^pattern read ef\/v1\/dev\/%u\/desired$/m);
+  assert.doesNotMatch(acl, /^pattern \S+ .*[+#]/m, 'no wildcard in a device pattern');
+  assert.match(acl, /^user svc\.fleet-server\ntopic readwrite ef\/v1\/#$/m);
 });
 
 test('device secret hash is the mosquitto PBKDF2-SHA512 format and verifies', async () => {
@@ -91,7 +93,7 @@ test('mosquitto sync writes both files and signals only a process that is mosqui
   assert.throws(() => syncMosquitto(files, [{ id: 'cam-1', secretHash: hashDeviceSecret('s') }], [], (pid) => { sent.push(pid); }), /not mosquitto; the pid file is stale/);
   assert.equal(sent.length, 0);
   assert.match(readFileSync(files.passwordFile, 'utf8'), /^cam-1:\$7\$/);
-  assert.match(readFileSync(files.aclFile, 'utf8'), /^user cam-1$/m);
+  assert.match(readFileSync(files.aclFile, 'utf8'), /^pattern write ef\/v1\/dev\/%u\/alert$/m);
   writeFileSync(files.pidFile, 'not-a-pid\n');
   assert.throws(() => syncMosquitto(files, [], [], (pid) => { sent.push(pid); }), /Expected a process id/);
   assert.equal(syncMosquitto({ passwordFile: files.passwordFile, aclFile: files.aclFile }, [], []), false, 'no pid file: files only');
