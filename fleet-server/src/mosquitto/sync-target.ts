@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { FleetConfig } from '../config/schema.js';
 import { livePid, managedMosquittoFiles, managedServiceSecret, SERVICE_USERNAME } from '../broker/managed-mosquitto.js';
-import { reloadByPidFile, writeMosquittoFiles, type ServiceAccount } from './files.js';
+import { mosquittoPid, reloadByPidFile, writeMosquittoFiles, type ServiceAccount } from './files.js';
 
 /**
  * Whether the config runs the fleet server's own mosquitto. `guess` (fleetctl only, which may be
@@ -60,15 +60,7 @@ function mosquittoTarget(c: FleetConfig, guess = false): MosquittoTarget | undef
   return {
     write: (devices) => { writeMosquittoFiles(m, devices, serviceAccounts(c)); },
     reload: () => { if (m.pidFile) reloadByPidFile(m.pidFile); },
-    pid: () => {
-      if (!m.pidFile) return undefined;
-      try {
-        const pid = Number(readFileSync(m.pidFile, 'utf8').trim());
-        return Number.isInteger(pid) && pid > 1 ? pid : undefined;
-      } catch {
-        return undefined;
-      }
-    },
+    pid: () => (m.pidFile ? mosquittoPid(m.pidFile) : undefined),
   };
 }
 
@@ -113,11 +105,13 @@ export function syncConfiguredMosquitto(c: FleetConfig, devices: { id: string; s
  * and 2000 devices, two devices added 80-220 ms apart left the second one refused; with a few
  * devices the window is a few ms, which a busy machine widens (test/integration/mqtt-scale.test.ts
  * once saw its second agent refused for 10 s). A reload is CPU work from its first read of the files
- * to the flag's reset, so a mosquitto seen sleeping after a write is not inside a reload that began
- * before it: a SIGHUP sent then starts a reload that reads that write, or joins one not yet begun.
- * No fixed delay would do, because a reload's length grows with the square of the device count
- * (mosquitto's ACL file parsing: ~0.1 s for 2000 devices, ~2.5 s for 8000 on this machine).
- * Where /proc cannot tell (another OS, a pid not found), only the gap spaces the SIGHUPs.
+ * to the flag's reset (short of a log write that blocks, a slow log file or syslog), so a mosquitto
+ * seen sleeping after a write is not inside a reload that began before it: a SIGHUP sent then
+ * starts a reload that reads that write, or joins one not yet begun. No fixed delay would do: a
+ * reload's length grows with the device count (the password file: ~0.1 s for 40 000 devices here)
+ * and with the machine's load. Where /proc cannot tell (another OS, a pid file that names no
+ * mosquitto), only the gap spaces the SIGHUPs. Not covered: a SIGHUP from another process
+ * (`fleetctl device add` beside a running server) can still land in a reload of ours.
  */
 export class MosquittoSync {
   private lastReloadAt = -Infinity;
@@ -128,6 +122,7 @@ export class MosquittoSync {
   private readonly minGapMs: number;
   private readonly maxWaitMs: number;
   private readonly pollMs = 20;
+  private closed = false;
 
   constructor(config: FleetConfig, private readonly opts: { minGapMs?: number; maxWaitMs?: number; onError: (err: unknown) => void }) {
     this.target = mosquittoTarget(config);
@@ -146,16 +141,22 @@ export class MosquittoSync {
     this.target.write(devices);
     this.dueSince ??= performance.now();
     if (this.timer) return true; // the SIGHUP still ahead reads this write too
-    if (this.mayReload()) this.reloadNow();
+    if (this.closed || this.mayReload()) this.reloadNow();
     else this.schedule();
     return true;
   }
 
-  /** Sends a reload still due now (the server is stopping; the broker may not be). */
-  close(): void {
+  /**
+   * Sends a reload still due, once the broker may take it (at most `waitMs`): the server is
+   * stopping, the broker may not be. Later syncs reload at once.
+   */
+  async close(waitMs = 5000): Promise<void> {
+    this.closed = true;
     if (!this.timer) return;
     clearTimeout(this.timer);
     this.timer = undefined;
+    const deadline = performance.now() + waitMs;
+    while (!this.mayReload() && performance.now() < deadline) await new Promise((r) => setTimeout(r, this.pollMs));
     this.reloadReporting();
   }
 

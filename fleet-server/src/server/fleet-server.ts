@@ -225,10 +225,11 @@ export class FleetServer {
     if (!this.started) return;
     this.started = false;
     clearInterval(this.pruneTimer);
-    this.mosquittoFiles.close();
     this.ota?.stop();
     this.acks?.stop();
     await this.api?.stop();
+    // After the API: a device added by a request still in flight is written and reloaded too.
+    await this.mosquittoFiles.close();
     await this.broker?.stop();
     await this.external?.stop();
     await this.mosquitto?.stop();
