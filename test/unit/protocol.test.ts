@@ -5,7 +5,7 @@ import { decodePayload, parseTopic, serverFilter, topics, assertDeviceId, MAX_PA
 import { devicesMayPublish, devicesMaySubscribe } from '../../fleet-server/src/broker/acl.js';
 import { hashDeviceSecret, randomToken, verifyDeviceSecret } from '../../fleet-server/src/db/credentials.js';
 import { aclFileText, syncMosquitto } from '../../fleet-server/src/mosquitto/files.js';
-import { MosquittoSync } from '../../fleet-server/src/mosquitto/sync-target.js';
+import { MosquittoSync, syncConfiguredMosquitto } from '../../fleet-server/src/mosquitto/sync-target.js';
 import { parseFleetConfig, type FleetConfig } from '../../fleet-server/src/config/schema.js';
 import { waitFor } from '../helpers/wait.js';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -174,6 +174,18 @@ test('the mosquitto reload waits while the broker process is running (a reload i
   await waitFor('the reload once the process sleeps', () => hups.length > 0, 5000, 10);
   assert.ok(hups[0] >= stoppedAt);
   assert.deepEqual(errors, []);
+});
+
+test('fleetctl device add (syncConfiguredMosquitto) also holds its SIGHUP while the broker runs', async (t) => {
+  if (noPython) return t.skip(noPython);
+  const { config, hups, dir } = await standIn(t, "while not os.path.exists('stop'): pass\ntime.sleep(60)");
+  // The call blocks this process while it waits, so another one ends the stand-in's busy spell.
+  spawn('/bin/sh', ['-c', 'sleep 0.5; touch stop'], { cwd: dir, stdio: 'ignore' });
+  const t0 = performance.now();
+  assert.equal(syncConfiguredMosquitto(config, [dev('cam-1')]), true);
+  const waited = performance.now() - t0;
+  assert.ok(waited >= 400, `returned after ${waited.toFixed(0)} ms, before the broker slept`);
+  await waitFor('the SIGHUP', () => hups.length > 0, 5000, 10);
 });
 
 test('mosquitto files written by root keep the owner of their directory (the server\'s user, whom mosquitto runs as)', (t) => {

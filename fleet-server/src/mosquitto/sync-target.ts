@@ -85,10 +85,14 @@ function busy(pid: number | undefined): boolean {
  * `guess`: see managedEngine. For one change made by a process that then exits (`fleetctl device
  * add`); the running server uses MosquittoSync.
  */
-export function syncConfiguredMosquitto(c: FleetConfig, devices: { id: string; secretHash: string }[], opts: { guess?: boolean } = {}): boolean {
+export function syncConfiguredMosquitto(c: FleetConfig, devices: { id: string; secretHash: string }[], opts: { guess?: boolean; busyWaitMs?: number } = {}): boolean {
   const target = mosquittoTarget(c, opts.guess);
   if (!target) return false;
   target.write(devices);
+  // As MosquittoSync does, not into a reload in progress (a running server's, say): waits here,
+  // blocking, while the broker runs, up to busyWaitMs (default 5 s), then signals anyway.
+  const deadline = performance.now() + (opts.busyWaitMs ?? 5000);
+  while (busy(target.pid()) && performance.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   target.reload();
   return true;
 }
@@ -110,8 +114,8 @@ export function syncConfiguredMosquitto(c: FleetConfig, devices: { id: string; s
  * starts a reload that reads that write, or joins one not yet begun. No fixed delay would do: a
  * reload's length grows with the device count (the password file: ~0.1 s for 40 000 devices here)
  * and with the machine's load. Where /proc cannot tell (another OS, a pid file that names no
- * mosquitto), only the gap spaces the SIGHUPs. Not covered: a SIGHUP from another process
- * (`fleetctl device add` beside a running server) can still land in a reload of ours.
+ * mosquitto), only the gap spaces the SIGHUPs. `fleetctl device add` beside a running server checks
+ * the same way (syncConfiguredMosquitto); the two checks can still race, by microseconds.
  */
 export class MosquittoSync {
   private lastReloadAt = -Infinity;
