@@ -106,21 +106,25 @@ test('mosquitto sync writes both files and signals only a process that is mosqui
  * mosquitto's single-threaded reload.
  */
 const PYTHON = '/usr/bin/python3';
-async function standIn(t: TestContext, script: string): Promise<{ files: { passwordFile: string; aclFile: string; pidFile: string }; config: FleetConfig; state: () => string; hups: number[]; dir: string }> {
+async function standIn(t: TestContext, script: string, opts: { named?: boolean } = {}): Promise<{ files: { passwordFile: string; aclFile: string; pidFile: string }; config: FleetConfig; state: () => string; hups: number[]; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'ef-mqgap-'));
   const prelude = [
     'import ctypes, os, signal, time',
-    "ctypes.CDLL(None).prctl(15, b'mosquitto', 0, 0, 0)",
+    opts.named === false ? '' : "ctypes.CDLL(None).prctl(15, b'mosquitto', 0, 0, 0)",
     "signal.signal(signal.SIGHUP, lambda *_: print('hup', flush=True))",
     "print('ready', flush=True)",
   ].join('\n');
-  const child = spawn(PYTHON, ['-c', `${prelude}\n${script}`], { stdio: ['ignore', 'pipe', 'ignore'], cwd: dir });
+  const child = spawn(PYTHON, ['-c', `${prelude}\n${script}`], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
   t.after(() => { child.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }); });
   const hups: number[] = [];
-  await new Promise<void>((resolve) => {
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the python3 stand-in did not start within 10 s: ${stderr}`)), 10_000);
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the python3 stand-in exited with ${code}: ${stderr}`)); });
     child.stdout.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) {
-        if (line === 'ready') resolve();
+        if (line === 'ready') { clearTimeout(timer); resolve(); }
         if (line === 'hup') hups.push(performance.now());
       }
     });
@@ -174,6 +178,33 @@ test('the mosquitto reload waits while the broker process is running (a reload i
   await waitFor('the reload once the process sleeps', () => hups.length > 0, 5000, 10);
   assert.ok(hups[0] >= stoppedAt);
   assert.deepEqual(errors, []);
+});
+
+test('stopping, the mosquitto sync still holds its last reload while the broker runs; writes meanwhile join it; after, it signals at once', async (t) => {
+  if (noPython) return t.skip(noPython);
+  const { files, config, hups, dir } = await standIn(t, "while not os.path.exists('stop'): pass\ntime.sleep(60)");
+  const sync = new MosquittoSync(config, { minGapMs: 10_000, onError: (err) => assert.fail(String(err)) });
+  sync.sync([dev('cam-1')]);
+  const closed = sync.close();
+  sync.sync([dev('cam-1'), dev('cam-2')]);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(hups.length, 0, 'no SIGHUP while the process runs, closing or not');
+  writeFileSync(join(dir, 'stop'), '');
+  await closed;
+  await waitFor('the reload close sends', () => hups.length > 0, 5000, 10);
+  assert.match(readFileSync(files.passwordFile, 'utf8'), /^cam-2:/m);
+  sync.sync([dev('cam-3')]);
+  await waitFor('a reload at once after close, gap or not', () => hups.length > 1, 5000, 10);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(hups.length, 2);
+});
+
+test('a pid file naming a busy process that is not mosquitto fails the sync at once (no wait on it)', async (t) => {
+  if (noPython) return t.skip(noPython);
+  const { config } = await standIn(t, 'while True: pass', { named: false });
+  const sync = new MosquittoSync(config, { onError: (err) => assert.fail(String(err)) });
+  t.after(() => sync.close());
+  assert.throws(() => sync.sync([dev('cam-1')]), /not mosquitto; the pid file is stale/);
 });
 
 test('fleetctl device add (syncConfiguredMosquitto) also holds its SIGHUP while the broker runs', async (t) => {

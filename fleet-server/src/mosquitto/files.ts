@@ -100,11 +100,16 @@ export function reloadByPidFile(pidFile: string, kill: (pid: number, sig: NodeJS
   }
 }
 
-/** The pid in `pidFile` when it names a running mosquitto; undefined otherwise. */
+/**
+ * The pid in `pidFile` unless it is unreadable or names another process: the one reloadByPidFile
+ * would signal. undefined otherwise.
+ */
 export function mosquittoPid(pidFile: string): number | undefined {
   try {
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 1 && processName(pid) === 'mosquitto' ? pid : undefined;
+    if (!Number.isInteger(pid) || pid <= 1) return undefined;
+    const comm = processName(pid);
+    return comm === undefined || comm === 'mosquitto' ? pid : undefined;
   } catch {
     return undefined;
   }

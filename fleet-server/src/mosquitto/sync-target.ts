@@ -114,8 +114,9 @@ export function syncConfiguredMosquitto(c: FleetConfig, devices: { id: string; s
  * starts a reload that reads that write, or joins one not yet begun. No fixed delay would do: a
  * reload's length grows with the device count (the password file: ~0.1 s for 40 000 devices here)
  * and with the machine's load. Where /proc cannot tell (another OS, a pid file that names no
- * mosquitto), only the gap spaces the SIGHUPs. `fleetctl device add` beside a running server checks
- * the same way (syncConfiguredMosquitto); the two checks can still race, by microseconds.
+ * mosquitto), only the gap spaces the SIGHUPs. `fleetctl device add` beside a running server also
+ * waits while mosquitto runs (syncConfiguredMosquitto: up to 5 s, no gap); the two checks can still
+ * race, by microseconds.
  */
 export class MosquittoSync {
   private lastReloadAt = -Infinity;
@@ -126,7 +127,7 @@ export class MosquittoSync {
   private readonly minGapMs: number;
   private readonly maxWaitMs: number;
   private readonly pollMs = 20;
-  private closed = false;
+  private state: 'open' | 'closing' | 'closed' = 'open';
 
   constructor(config: FleetConfig, private readonly opts: { minGapMs?: number; maxWaitMs?: number; onError: (err: unknown) => void }) {
     this.target = mosquittoTarget(config);
@@ -144,24 +145,28 @@ export class MosquittoSync {
     if (!this.target) return false;
     this.target.write(devices);
     this.dueSince ??= performance.now();
-    if (this.timer) return true; // the SIGHUP still ahead reads this write too
-    if (this.closed || this.mayReload()) this.reloadNow();
+    // A SIGHUP still ahead (a timer's, or the one close() is about to send) reads this write too.
+    if (this.timer || this.state === 'closing') return true;
+    if (this.state === 'closed' || this.mayReload()) this.reloadNow();
     else this.schedule();
     return true;
   }
 
   /**
    * Sends a reload still due, once the broker may take it (at most `waitMs`): the server is
-   * stopping, the broker may not be. Later syncs reload at once.
+   * stopping, the broker may not be. Syncs meanwhile join that reload; later ones signal at once.
    */
   async close(waitMs = 5000): Promise<void> {
-    this.closed = true;
-    if (!this.timer) return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const deadline = performance.now() + waitMs;
-    while (!this.mayReload() && performance.now() < deadline) await new Promise((r) => setTimeout(r, this.pollMs));
-    this.reloadReporting();
+    if (this.state !== 'open') return;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.state = 'closing';
+      const deadline = performance.now() + waitMs;
+      while (!this.mayReload() && performance.now() < deadline) await new Promise((r) => setTimeout(r, this.pollMs));
+      this.reloadReporting();
+    }
+    this.state = 'closed';
   }
 
   private mayReload(): boolean {

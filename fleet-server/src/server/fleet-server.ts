@@ -80,13 +80,12 @@ export class FleetServer {
   private readonly now: () => number;
   private pruneTimer: NodeJS.Timeout | undefined;
   private started = false;
-  private readonly mosquittoFiles: MosquittoSync;
+  private mosquittoFiles: MosquittoSync | undefined;
 
   constructor(private readonly opts: FleetServerOptions) {
     this.config = opts.config;
     this.log = opts.logger ?? moduleLogger('fleet-server');
     this.now = opts.now ?? Date.now;
-    this.mosquittoFiles = new MosquittoSync(this.config, { onError: (err) => this.log.error({ err: describeError(err) }, 'mosquitto reload failed') });
   }
 
   async start(): Promise<void> {
@@ -124,6 +123,8 @@ export class FleetServer {
 
   private async startParts(): Promise<void> {
     const c = this.config;
+    // New for each start: one closed by stop() signals at once.
+    this.mosquittoFiles = new MosquittoSync(c, { onError: (err) => this.log.error({ err: describeError(err) }, 'mosquitto reload failed') });
     this.db = openDatabase(dbPathOf(c));
     this.devices = new DeviceStore(this.db, this.now);
     this.telemetry = new TelemetryStore(this.db, this.now);
@@ -228,8 +229,9 @@ export class FleetServer {
     this.ota?.stop();
     this.acks?.stop();
     await this.api?.stop();
-    // After the API: a device added by a request still in flight is written and reloaded too.
-    await this.mosquittoFiles.close();
+    // After the API: a device added by a request still in flight is written and reloaded too. The
+    // managed mosquitto is stopped next and reads the files when it starts: no wait for it.
+    await this.mosquittoFiles?.close(this.mosquitto ? 0 : 5000);
     await this.broker?.stop();
     await this.external?.stop();
     await this.mosquitto?.stop();
@@ -274,7 +276,7 @@ export class FleetServer {
 
   /** Rewrites mosquitto's files and reloads it; no-op unless the config uses mosquitto files. */
   syncMosquitto(): boolean {
-    return this.mosquittoFiles.sync(this.devices.credentials());
+    return this.mosquittoFiles?.sync(this.devices.credentials()) ?? false;
   }
 
   /** `changed`: a device whose secret was rotated or which was removed; its live aedes sessions end (mosquitto drops them on reload). */
