@@ -78,19 +78,11 @@ export function writeMosquittoFiles(opts: MosquittoSyncOptions, devices: { id: s
 
 /** Sends SIGHUP to the mosquitto that `pidFile` names; throws E_MOSQUITTO when that is not a running mosquitto. */
 export function reloadByPidFile(pidFile: string, kill: (pid: number, sig: NodeJS.Signals) => void = process.kill): void {
-  let pid: number;
-  let text: string;
-  try {
-    text = readFileSync(pidFile, 'utf8').trim();
-    pid = Number(text);
-  } catch (err) {
-    throw new EdgeFleetError('E_MOSQUITTO', `Could not read mosquitto's pid file ${pidFile}: ${(err as Error).message}. Set pid_file in mosquitto.conf to the same path.`, { cause: err });
-  }
-  if (!Number.isInteger(pid) || pid <= 1) throw new EdgeFleetError('E_MOSQUITTO', `Expected a process id in ${pidFile} but received ${JSON.stringify(text)}`);
+  const pid = pidIn(pidFile);
   // A stale pid file must not get another process a SIGHUP (which ends most programs).
-  const comm = processName(pid);
-  if (comm !== undefined && comm !== 'mosquitto') {
-    throw new EdgeFleetError('E_MOSQUITTO', `${pidFile} names process ${pid}, which is ${comm}, not mosquitto; the pid file is stale: restart mosquitto or fix pid_file. The password and ACL files were written.`);
+  const other = otherProcess(pid);
+  if (other !== undefined) {
+    throw new EdgeFleetError('E_MOSQUITTO', `${pidFile} names process ${pid}, which is ${other}, not mosquitto; the pid file is stale: restart mosquitto or fix pid_file. The password and ACL files were written.`);
   }
   try {
     kill(pid, 'SIGHUP');
@@ -100,19 +92,32 @@ export function reloadByPidFile(pidFile: string, kill: (pid: number, sig: NodeJS
   }
 }
 
-/**
- * The pid in `pidFile` unless it is unreadable or names another process: the one reloadByPidFile
- * would signal. undefined otherwise.
- */
+/** The pid reloadByPidFile would signal now, or undefined where it would throw first. */
 export function mosquittoPid(pidFile: string): number | undefined {
   try {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 1) return undefined;
-    const comm = processName(pid);
-    return comm === undefined || comm === 'mosquitto' ? pid : undefined;
+    const pid = pidIn(pidFile);
+    return otherProcess(pid) === undefined ? pid : undefined;
   } catch {
     return undefined;
   }
+}
+
+function pidIn(pidFile: string): number {
+  let text: string;
+  try {
+    text = readFileSync(pidFile, 'utf8').trim();
+  } catch (err) {
+    throw new EdgeFleetError('E_MOSQUITTO', `Could not read mosquitto's pid file ${pidFile}: ${(err as Error).message}. Set pid_file in mosquitto.conf to the same path.`, { cause: err });
+  }
+  const pid = Number(text);
+  if (!Number.isInteger(pid) || pid <= 1) throw new EdgeFleetError('E_MOSQUITTO', `Expected a process id in ${pidFile} but received ${JSON.stringify(text)}`);
+  return pid;
+}
+
+/** The command name of process `pid` when it is readable and not mosquitto; undefined otherwise. */
+function otherProcess(pid: number): string | undefined {
+  const comm = processName(pid);
+  return comm !== undefined && comm !== 'mosquitto' ? comm : undefined;
 }
 
 /** The command name of a running process (Linux /proc/PID/comm); undefined where that cannot be read. */
