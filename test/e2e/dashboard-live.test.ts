@@ -344,6 +344,31 @@ test('alert filters ask the server, so a quiet site\'s alerts show behind a busy
 
 // The Rollouts page reused the cached status of a rollout that was not running: a device reporting
 // its version afterwards (back on the previous model after a roll back) never showed until a reload.
+test('a change made after the page fetched its data but before its live stream opened shows once the stream opens', { skip, timeout: 60_000 }, async () => {
+  await publishStandIns();
+  fleet.addDevice('early-cam');
+  const finished = await abortedRollout('1.0.0', 'devices:early-cam');
+  const ctx = await browser!.newContext();
+  try {
+    const { page, errors } = await openPage(ctx);
+    // The page's stream is held until the change is made: it comes as no event to the page.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    await page.route('**/api/events', async (route) => { await held; await route.continue(); });
+    await login(page, '#/rollouts');
+    const row = page.locator(`[data-rollout="${finished}"] td[data-label="Reported"]`);
+    await row.waitFor();
+    assert.equal((await row.textContent())?.trim(), '—');
+    fleet.server.devices.applyReported('early-cam', { v: 1, ts: Date.now(), models: { detector: '1.0.0' }, health: { status: 'ok', reasons: [] } });
+    fleet.server.events.publish({ type: 'device', deviceId: 'early-cam' });
+    release();
+    await waitFor('the card shows the version reported before the stream opened', async () => (await row.textContent())?.includes('1.0.0') || undefined, 10_000, 100);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
 test('a device that reports after its rollout finished shows its version on the finished rollout\'s card', { skip, timeout: 60_000 }, async () => {
   await publishStandIns();
   fleet.addDevice('reporting-cam');

@@ -60,13 +60,17 @@ async function route() {
   for (const el of [...view.children]) if (el !== loginSection) el.remove();
   view.append(page);
   current = null;
+  // A page fetched before its stream is open misses what changes until it opens (no event for it).
+  const streamed = source?.readyState === EventSource.OPEN;
   try {
     current = (await mod.render(page, m.slice(1).map(decodeURIComponent), { get, post, api })) ?? null;
   } catch (err) {
     if (err.status === 401) return;
     clear(page, h('p', { class: 'error', role: 'alert' }, `Could not load this page: ${err.message}`));
   }
+  if (!streamed) missed = true;
   openEvents();
+  if (missed && source?.readyState === EventSource.OPEN) { missed = false; void refreshPage(); }
 }
 
 function openEvents() {
