@@ -7,7 +7,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { alertFixture, startFleet, OPERATOR_PASSWORD, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
 import { CHROMIUM, CHROMIUM_ARGS as ARGS, chromiumSkip } from '../helpers/chromium.js';
@@ -342,47 +342,147 @@ test('alert filters ask the server, so a quiet site\'s alerts show behind a busy
   }
 });
 
+/**
+ * A device and a finished (aborted) rollout to it, on a logged-in Rollouts page whose card shows the
+ * device's Reported cell as '—'. `prepare` runs on the page before it loads (routes, init scripts).
+ */
+async function finishedRolloutCell(ctx: BrowserContext, deviceId: string, prepare?: (page: Page, rolloutId: string) => Promise<void>): Promise<{ page: Page; errors: string[]; cell: Locator }> {
+  await publishStandIns();
+  fleet.addDevice(deviceId);
+  const finished = await abortedRollout('1.0.0', `devices:${deviceId}`);
+  const { page, errors } = await openPage(ctx);
+  await prepare?.(page, finished);
+  await login(page, '#/rollouts');
+  const cell = page.locator(`[data-rollout="${finished}"] td[data-label="Reported"]`);
+  await cell.waitFor();
+  assert.equal((await cell.textContent())?.trim(), '—');
+  return { page, errors, cell };
+}
+
+/** The device reports 1.0.0 installed, and the server announces it, as ingest does. */
+function reportInstalled(deviceId: string): void {
+  fleet.server.devices.applyReported(deviceId, { v: 1, ts: Date.now(), models: { detector: '1.0.0' }, health: { status: 'ok', reasons: [] } });
+  fleet.server.events.publish({ type: 'device', deviceId });
+}
+
+async function showsInstalled(cell: Locator, what: string): Promise<void> {
+  await waitFor(what, async () => (await cell.textContent())?.includes('1.0.0') || undefined, 10_000, 100);
+}
+
 // The Rollouts page reused the cached status of a rollout that was not running: a device reporting
 // its version afterwards (back on the previous model after a roll back) never showed until a reload.
-test('a change made after the page fetched its data but before its live stream opened shows once the stream opens', { skip, timeout: 60_000 }, async () => {
-  await publishStandIns();
-  fleet.addDevice('early-cam');
-  const finished = await abortedRollout('1.0.0', 'devices:early-cam');
+test('a device that reports after its rollout finished shows its version on the finished rollout\'s card', { skip, timeout: 60_000 }, async () => {
   const ctx = await browser!.newContext();
   try {
-    const { page, errors } = await openPage(ctx);
-    // The page's stream is held until the change is made: it comes as no event to the page.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => { release = resolve; });
-    await page.route('**/api/events', async (route) => { await held; await route.continue(); });
-    await login(page, '#/rollouts');
-    const row = page.locator(`[data-rollout="${finished}"] td[data-label="Reported"]`);
-    await row.waitFor();
-    assert.equal((await row.textContent())?.trim(), '—');
-    fleet.server.devices.applyReported('early-cam', { v: 1, ts: Date.now(), models: { detector: '1.0.0' }, health: { status: 'ok', reasons: [] } });
-    fleet.server.events.publish({ type: 'device', deviceId: 'early-cam' });
-    release();
-    await waitFor('the card shows the version reported before the stream opened', async () => (await row.textContent())?.includes('1.0.0') || undefined, 10_000, 100);
+    const { errors, cell } = await finishedRolloutCell(ctx, 'reporting-cam');
+    reportInstalled('reporting-cam');
+    await showsInstalled(cell, 'the card shows the reported version');
     assert.deepEqual(errors, []);
   } finally {
     await ctx.close();
   }
 });
 
-test('a device that reports after its rollout finished shows its version on the finished rollout\'s card', { skip, timeout: 60_000 }, async () => {
+test('a change made after the page fetched its data but before its live stream opened shows once the stream opens', { skip, timeout: 60_000 }, async () => {
+  const ctx = await browser!.newContext();
+  try {
+    // The page's stream is held until the change is made: it comes as no event to the page.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const { errors, cell } = await finishedRolloutCell(ctx, 'early-cam', async (page) => {
+      await page.route('**/api/events', async (route) => { await held; await route.continue(); });
+    });
+    reportInstalled('early-cam');
+    release();
+    await showsInstalled(cell, 'the card shows the version reported before the stream opened');
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+/** Counts the device events the page receives in `window.deviceEvents` (this listener comes before the app's own). */
+async function countDeviceEvents(page: Page): Promise<void> {
+  await page.addInitScript({ content: `
+    window.deviceEvents = 0;
+    window.EventSource = class extends window.EventSource {
+      constructor(url, init) {
+        super(url, init);
+        this.addEventListener('device', () => { window.deviceEvents += 1; });
+      }
+    };` });
+}
+
+/**
+ * The server answers the page's `nth` fetch of the rollout at once, and the answer is given to the
+ * page only on release(): an answer older than what happens meanwhile.
+ */
+async function holdAnswer(page: Page, rolloutId: string, nth: () => boolean): Promise<{ answered: Promise<void>; release: () => void; fetches: () => number }> {
+  let fetches = 0;
+  let answered!: () => void;
+  const made = new Promise<void>((resolve) => { answered = resolve; });
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => { release = resolve; });
+  await page.route(`**/api/rollouts/${rolloutId}`, async (route) => {
+    fetches += 1;
+    if (!nth()) { await route.continue(); return; }
+    const response = await route.fetch();
+    answered();
+    await held;
+    await route.fulfill({ response });
+  });
+  return { answered: made, release, fetches: () => fetches };
+}
+
+// CI failed the test above this way: the refresh made when the stream opened was answered (before
+// the report) only after the report's event had come; that answer cleared the event's mark and the
+// event's own refresh then reused it, or it replaced the newer answer of that refresh.
+test('a refresh answered with data older than a live event does not hide the change', { skip, timeout: 60_000 }, async () => {
+  const ctx = await browser!.newContext();
+  try {
+    let hold!: Awaited<ReturnType<typeof holdAnswer>>;
+    let n = 0;
+    const { page, errors, cell } = await finishedRolloutCell(ctx, 'late-answer-cam', async (p, rolloutId) => {
+      await countDeviceEvents(p);
+      // The second fetch: the refresh when the page's stream opens.
+      hold = await holdAnswer(p, rolloutId, () => ++n === 2);
+    });
+    await hold.answered;
+    reportInstalled('late-answer-cam');
+    await page.waitForFunction('window.deviceEvents > 0');
+    hold.release();
+    await showsInstalled(cell, 'the card shows the version reported after the old answer was made');
+    assert.ok(hold.fetches() >= 3, `the event's refresh fetched the rollout again (${hold.fetches()} fetches)`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('an event that comes while a page is being rendered is handed to the page once rendered', { skip, timeout: 60_000 }, async () => {
   await publishStandIns();
-  fleet.addDevice('reporting-cam');
-  const finished = await abortedRollout('1.0.0', 'devices:reporting-cam');
+  fleet.addDevice('render-cam');
+  const finished = await abortedRollout('1.0.0', 'devices:render-cam');
   const ctx = await browser!.newContext();
   try {
     const { page, errors } = await openPage(ctx);
-    await login(page, '#/rollouts');
-    const row = page.locator(`[data-rollout="${finished}"] td[data-label="Reported"]`);
-    await row.waitFor();
-    assert.equal((await row.textContent())?.trim(), '—');
-    fleet.server.devices.applyReported('reporting-cam', { v: 1, ts: Date.now(), models: { detector: '1.0.0' }, health: { status: 'ok', reasons: [] } });
-    fleet.server.events.publish({ type: 'device', deviceId: 'reporting-cam' });
-    await waitFor('the card shows the reported version', async () => (await row.textContent())?.includes('1.0.0') || undefined, 10_000, 100);
+    await countDeviceEvents(page);
+    let holding = false;
+    const hold = await holdAnswer(page, finished, () => holding);
+    await login(page, '#/devices');
+    await page.locator('#live.on').waitFor();
+    // Rollouts is rendered while the stream is open: its data is fetched before the report, and
+    // the report's event comes before the page is rendered.
+    holding = true;
+    await page.evaluate("location.hash = '#/rollouts'");
+    await hold.answered;
+    holding = false;
+    reportInstalled('render-cam');
+    await page.waitForFunction('window.deviceEvents > 0');
+    hold.release();
+    const cell = page.locator(`[data-rollout="${finished}"] td[data-label="Reported"]`);
+    await cell.waitFor();
+    await showsInstalled(cell, 'the card shows the version reported while the page was rendered');
     assert.deepEqual(errors, []);
   } finally {
     await ctx.close();

@@ -29,8 +29,16 @@ let retryMs = RETRY_MIN_MS;
 let retryTimer = null;
 /** Events may have been missed (the stream was closed): refetch the page once it is open again. */
 let missed = false;
+/** Counts route() calls: a page rendered for an older one is not the current page. */
+let routes = 0;
+/**
+ * Events that came while the page was being rendered (its data may have been fetched before them):
+ * handed to the page once it is rendered. Past a bound the page is refetched instead.
+ */
+let queued = null;
+const QUEUE_MAX = 1000;
 
-const routes = [
+const ROUTES = [
   [/^#\/devices\/([^/]+)$/, device, 'devices'],
   [/^#\/devices$/, devices, 'devices'],
   [/^#\/alerts$/, alerts, 'alerts'],
@@ -48,7 +56,7 @@ function showLogin() {
 
 async function route() {
   const hash = location.hash || '#/devices';
-  const match = routes.map(([re, mod, nav]) => [hash.match(re), mod, nav]).find(([m]) => m);
+  const match = ROUTES.map(([re, mod, nav]) => [hash.match(re), mod, nav]).find(([m]) => m);
   if (!match) { location.hash = '#/devices'; return; }
   const [m, mod, nav] = match;
   for (const a of document.querySelectorAll('[data-nav]')) {
@@ -60,14 +68,22 @@ async function route() {
   for (const el of [...view.children]) if (el !== loginSection) el.remove();
   view.append(page);
   current = null;
+  const mine = ++routes;
   // A page fetched before its stream is open misses what changes until it opens (no event for it).
   const streamed = source?.readyState === EventSource.OPEN;
+  queued = [];
+  let rendered = null;
   try {
-    current = (await mod.render(page, m.slice(1).map(decodeURIComponent), { get, post, api })) ?? null;
+    rendered = (await mod.render(page, m.slice(1).map(decodeURIComponent), { get, post, api })) ?? null;
   } catch (err) {
-    if (err.status === 401) return;
+    if (err.status === 401) { if (mine === routes) queued = null; return; }
     clear(page, h('p', { class: 'error', role: 'alert' }, `Could not load this page: ${err.message}`));
   }
+  if (mine !== routes) return; // the operator went on to another page meanwhile
+  current = rendered;
+  const during = queued;
+  queued = null;
+  for (const msg of during) void deliver(msg);
   if (!streamed) missed = true;
   openEvents();
   if (missed && source?.readyState === EventSource.OPEN) { missed = false; void refreshPage(); }
@@ -121,6 +137,10 @@ async function recoverEvents() {
 
 /** Hands one event to the page; a failing (or rejecting: most onEvent are async) update is logged, the feed goes on. */
 async function deliver(msg) {
+  if (queued) {
+    if (queued.length < QUEUE_MAX) queued.push(msg); else missed = true;
+    return;
+  }
   try {
     await current?.onEvent?.(JSON.parse(msg.data));
   } catch (err) {

@@ -78,3 +78,29 @@ export function modelsText(models) {
   const e = Object.entries(models);
   return e.length ? e.map(([role, v]) => `${role} ${v}`).join(', ') : '—';
 }
+
+/**
+ * Orders the answers of requests that may overlap (a refresh on an event while the one from the
+ * stream's opening is still in flight): an answer older than the one shown must not replace it.
+ * Each request calls begin() before it asks and applies its answer only when current() says so
+ * (false once the answer of a request begun after it has been applied). `started` counts the
+ * requests begun: a change seen when it was N is in the answer of any request numbered above N.
+ */
+export function requestOrder() {
+  let started = 0;
+  let shown = 0;
+  return {
+    get started() { return started; },
+    begin() {
+      const n = ++started;
+      return {
+        n,
+        current() {
+          if (n < shown) return false;
+          shown = n;
+          return true;
+        },
+      };
+    },
+  };
+}

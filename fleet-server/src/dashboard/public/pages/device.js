@@ -1,7 +1,7 @@
 // Device page: live fps and latency plots, drift (PSI per signal) over time, recent alerts with
 // their redacted snapshots, current and previous models, and its rollouts (updated on rollout events).
 import { lineChart } from '../chart.js';
-import { ago, clear, h, modelsText } from '../dom.js';
+import { ago, clear, h, modelsText, requestOrder } from '../dom.js';
 import { alertCard } from './alert-card.js';
 
 const WINDOW = 120;
@@ -25,6 +25,13 @@ export async function render(page, [id], { get }) {
     return fetched.filter(Boolean).flatMap((st) => st.devices.filter((d) => d.deviceId === id).map((d) => ({ rollout: st, d })));
   };
   let history = await loadHistory(await listRecent());
+  // Events overlap (a telemetry and a device event of one report): an older answer is dropped.
+  const deviceOrder = requestOrder();
+  const loadDevice = async () => {
+    const req = deviceOrder.begin();
+    const d = await get(`/api/devices/${enc}`);
+    if (req.current()) device = d;
+  };
 
   const head = h('div');
   const charts = h('div', { class: 'charts' });
@@ -86,10 +93,10 @@ export async function render(page, [id], { get }) {
       if (e.type === 'telemetry') {
         const t = await get(`/api/devices/${enc}/telemetry?limit=1`);
         points = [...points, ...t.items].slice(-WINDOW);
-        device = await get(`/api/devices/${enc}`);
+        await loadDevice();
         drawHead(); drawCharts();
       } else if (e.type === 'device') {
-        device = await get(`/api/devices/${enc}`);
+        await loadDevice();
         drawHead(); drawModels();
       } else if (e.type === 'alert') {
         alerts = (await get(`/api/alerts?deviceId=${enc}&limit=12`)).items;

@@ -1,7 +1,7 @@
 /* global setTimeout */
 // Devices: one row per device with online state, groups (site), model versions, fps, p95 latency,
 // drift flag and last seen; filter by text, state and group. Live: refetched (debounced) on events.
-import { ago, clear, h, modelsText, num } from '../dom.js';
+import { ago, clear, h, modelsText, num, requestOrder } from '../dom.js';
 
 export async function render(page, _params, { get }) {
   let items = (await get('/api/dashboard/devices')).items;
@@ -53,8 +53,13 @@ export async function render(page, _params, { get }) {
   fillGroups();
   draw();
 
+  // Refreshes overlap (the one from the stream's opening and one for events): an older answer is dropped.
+  const order = requestOrder();
   const refresh = async () => {
-    items = (await get('/api/dashboard/devices')).items;
+    const req = order.begin();
+    const r = await get('/api/dashboard/devices');
+    if (!req.current()) return;
+    items = r.items;
     fillGroups();
     draw();
   };

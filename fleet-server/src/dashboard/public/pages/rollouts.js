@@ -3,7 +3,7 @@
 // Progress is refetched on rollout and device events, and every second while a rollout runs: a
 // rollout event comes only from the server process that changed the rollout, so a page served by
 // another replica (replicas share the database, not their events) still follows by the poll.
-import { clear, h, time } from '../dom.js';
+import { clear, h, requestOrder, time } from '../dom.js';
 
 const TARGETS = ['onnx-cpu', 'onnx-trt', 'tflite', 'coreml'];
 
@@ -67,18 +67,30 @@ export async function render(page, _params, { get, post }) {
   let timer = null;
   /** Last status of each rollout: a poll refetches only the running ones (a finished one no longer changes by itself). */
   const known = new Map();
-  /** Rollouts a device event touched: their per-device versions and phases changed even when their state did not. */
-  const stale = new Set();
+  /**
+   * Rollouts a device or rollout event touched (their per-device versions and phases changed even
+   * when their state did not) → requests begun when the event came: only the answer of a request
+   * begun after it holds the change.
+   */
+  const stale = new Map();
+  // Refreshes overlap (the one from the stream's opening and one for an event): an older answer is dropped.
+  const order = requestOrder();
   let eventTimer = null;
   // Never rejects: a failure is shown above the list and retried while the page is open.
   const refresh = async ({ poll = false } = {}) => {
+    const req = order.begin();
     let statuses;
     try {
       const items = (await get('/api/rollouts')).items.slice().reverse();
       statuses = await Promise.all(items.map((r) => (poll && r.state !== 'running' && known.get(r.id)?.state === r.state && !stale.has(r.id)
         ? known.get(r.id) : get(`/api/rollouts/${r.id}`))));
-      for (const st of statuses) { known.set(st.id, st); stale.delete(st.id); }
+      if (!req.current()) return;
+      for (const st of statuses) {
+        known.set(st.id, st);
+        if (stale.get(st.id) < req.n) stale.delete(st.id);
+      }
     } catch (err) {
+      if (!req.current()) return;
       clearTimeout(timer);
       if (err.status === 401 || !page.isConnected) return; // api() went back to the login form
       listError.textContent = `Could not refresh the rollouts: ${err.message}`;
@@ -109,8 +121,8 @@ export async function render(page, _params, { get, post }) {
       if (e.type !== 'device' && e.type !== 'rollout') return;
       // A rollout event names the one rollout the server changed (a new one is not known yet: a
       // refresh fetches it anyway); a device event, every rollout that includes the device.
-      if (e.type === 'rollout') stale.add(e.rolloutId);
-      else for (const st of known.values()) if (st.devices?.some((d) => d.deviceId === e.deviceId)) stale.add(st.id);
+      if (e.type === 'rollout') stale.set(e.rolloutId, order.started);
+      else for (const st of known.values()) if (st.devices?.some((d) => d.deviceId === e.deviceId)) stale.set(st.id, order.started);
       // Events come in bursts (a wave of devices reporting): one refresh for the burst.
       eventTimer ??= setTimeout(() => { eventTimer = null; void refresh({ poll: true }); }, 300);
     },
