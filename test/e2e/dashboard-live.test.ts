@@ -401,14 +401,14 @@ test('a change made after the page fetched its data but before its live stream o
   }
 });
 
-/** Counts the device events the page receives in `window.deviceEvents` (this listener comes before the app's own). */
-async function countDeviceEvents(page: Page): Promise<void> {
+/** Counts the events of each type the page receives in `window.events` (this listener comes before the app's own). */
+async function countEvents(page: Page): Promise<void> {
   await page.addInitScript({ content: `
-    window.deviceEvents = 0;
+    window.events = { device: 0, telemetry: 0 };
     window.EventSource = class extends window.EventSource {
       constructor(url, init) {
         super(url, init);
-        this.addEventListener('device', () => { window.deviceEvents += 1; });
+        for (const type of Object.keys(window.events)) this.addEventListener(type, () => { window.events[type] += 1; });
       }
     };` });
 }
@@ -417,12 +417,14 @@ async function countDeviceEvents(page: Page): Promise<void> {
  * The server answers the page's `nth` fetch of the rollout at once, and the answer is given to the
  * page only on release(): an answer older than what happens meanwhile.
  */
-async function holdAnswer(page: Page, rolloutId: string, nth: () => boolean): Promise<{ answered: Promise<void>; release: () => void; fetches: () => number }> {
+async function holdAnswer(page: Page, rolloutId: string, nth: () => boolean): Promise<{ answered: Promise<void>; release: () => void; given: Promise<void>; fetches: () => number }> {
   let fetches = 0;
   let answered!: () => void;
   const made = new Promise<void>((resolve) => { answered = resolve; });
   let release!: () => void;
   const held = new Promise<void>((resolve) => { release = resolve; });
+  let gave!: () => void;
+  const given = new Promise<void>((resolve) => { gave = resolve; });
   await page.route(`**/api/rollouts/${rolloutId}`, async (route) => {
     fetches += 1;
     if (!nth()) { await route.continue(); return; }
@@ -430,8 +432,9 @@ async function holdAnswer(page: Page, rolloutId: string, nth: () => boolean): Pr
     answered();
     await held;
     await route.fulfill({ response });
+    gave();
   });
-  return { answered: made, release, fetches: () => fetches };
+  return { answered: made, release, given, fetches: () => fetches };
 }
 
 // CI failed the test above this way: the refresh made when the stream opened was answered (before
@@ -443,16 +446,74 @@ test('a refresh answered with data older than a live event does not hide the cha
     let hold!: Awaited<ReturnType<typeof holdAnswer>>;
     let n = 0;
     const { page, errors, cell } = await finishedRolloutCell(ctx, 'late-answer-cam', async (p, rolloutId) => {
-      await countDeviceEvents(p);
+      await countEvents(p);
       // The second fetch: the refresh when the page's stream opens.
       hold = await holdAnswer(p, rolloutId, () => ++n === 2);
     });
     await hold.answered;
     reportInstalled('late-answer-cam');
-    await page.waitForFunction('window.deviceEvents > 0');
+    await page.waitForFunction('window.events.device > 0');
     hold.release();
     await showsInstalled(cell, 'the card shows the version reported after the old answer was made');
     assert.ok(hold.fetches() >= 3, `the event's refresh fetched the rollout again (${hold.fetches()} fetches)`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('an answer older than the one shown is dropped (the refresh for the event was answered first)', { skip, timeout: 60_000 }, async () => {
+  const ctx = await browser!.newContext();
+  try {
+    let hold!: Awaited<ReturnType<typeof holdAnswer>>;
+    let n = 0;
+    const { page, errors, cell } = await finishedRolloutCell(ctx, 'overtaken-cam', async (p, rolloutId) => {
+      hold = await holdAnswer(p, rolloutId, () => ++n === 2);
+    });
+    await hold.answered;
+    reportInstalled('overtaken-cam');
+    // The event's refresh is answered and shown while the older answer is still held.
+    await showsInstalled(cell, 'the event\'s refresh shows the reported version');
+    hold.release();
+    await hold.given;
+    await page.waitForTimeout(1000);
+    assert.match((await cell.textContent()) ?? '', /1\.0\.0/, 'the older answer did not replace the newer one');
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('a page rendered while a busy fleet sends over a thousand events renders once, and is not rendered again and again', { skip, timeout: 60_000 }, async () => {
+  fleet.addDevice('busy-page-cam');
+  const ctx = await browser!.newContext();
+  try {
+    const { page, errors } = await openPage(ctx);
+    await countEvents(page);
+    let renders = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    let fetched!: () => void;
+    const asked = new Promise<void>((resolve) => { fetched = resolve; });
+    await login(page, '#/devices');
+    await page.locator('#live.on').waitFor();
+    // The device page's first fetch is held while 1200 telemetry events of other devices come.
+    await page.route('**/api/devices/busy-page-cam', async (route) => {
+      renders += 1;
+      if (renders === 1) { fetched(); await held; }
+      await route.continue();
+    });
+    await page.evaluate("location.hash = '#/devices/busy-page-cam'");
+    await asked;
+    for (let i = 0; i < 1200; i += 1) {
+      fleet.server.events.publish({ type: 'telemetry', deviceId: `other-${i}`, tsMs: Date.now(), detectFps: 5, p95Ms: 20, driftFlagged: false });
+    }
+    await page.waitForFunction('window.events.telemetry >= 1200');
+    release();
+    await page.locator('#device-state').waitFor();
+    await page.waitForTimeout(2000);
+    assert.equal(renders, 1, 'the page was fetched once');
+    assert.equal(await page.locator('#device-state').count(), 1);
     assert.deepEqual(errors, []);
   } finally {
     await ctx.close();
@@ -466,7 +527,7 @@ test('an event that comes while a page is being rendered is handed to the page o
   const ctx = await browser!.newContext();
   try {
     const { page, errors } = await openPage(ctx);
-    await countDeviceEvents(page);
+    await countEvents(page);
     let holding = false;
     const hold = await holdAnswer(page, finished, () => holding);
     await login(page, '#/devices');
@@ -478,7 +539,7 @@ test('an event that comes while a page is being rendered is handed to the page o
     await hold.answered;
     holding = false;
     reportInstalled('render-cam');
-    await page.waitForFunction('window.deviceEvents > 0');
+    await page.waitForFunction('window.events.device > 0');
     hold.release();
     const cell = page.locator(`[data-rollout="${finished}"] td[data-label="Reported"]`);
     await cell.waitFor();

@@ -33,9 +33,12 @@ let missed = false;
 let routes = 0;
 /**
  * Events that came while the page was being rendered (its data may have been fetched before them):
- * handed to the page once it is rendered. Past a bound the page is refetched instead.
+ * handed to the page, in order, once it is rendered. Past a bound (a busy fleet's telemetry during
+ * a slow render) they are dropped and a page that can refetch in place does so; one that cannot is
+ * not rendered again for it (on a busy fleet that would never end), its next events update it.
  */
 let queued = null;
+let overflowed = false;
 const QUEUE_MAX = 1000;
 
 const ROUTES = [
@@ -72,6 +75,7 @@ async function route() {
   // A page fetched before its stream is open misses what changes until it opens (no event for it).
   const streamed = source?.readyState === EventSource.OPEN;
   queued = [];
+  overflowed = false;
   let rendered = null;
   try {
     rendered = (await mod.render(page, m.slice(1).map(decodeURIComponent), { get, post, api })) ?? null;
@@ -80,10 +84,13 @@ async function route() {
     clear(page, h('p', { class: 'error', role: 'alert' }, `Could not load this page: ${err.message}`));
   }
   if (mine !== routes) return; // the operator went on to another page meanwhile
-  current = rendered;
   const during = queued;
   queued = null;
-  for (const msg of during) void deliver(msg);
+  // The session ended while the page rendered (a page that shows its own errors took the 401): the
+  // login form is up, and no stream is opened from it.
+  if (top.hidden) return;
+  current = rendered;
+  if (overflowed) { if (current?.refresh) missed = true; } else void handOver(during);
   if (!streamed) missed = true;
   openEvents();
   if (missed && source?.readyState === EventSource.OPEN) { missed = false; void refreshPage(); }
@@ -138,7 +145,7 @@ async function recoverEvents() {
 /** Hands one event to the page; a failing (or rejecting: most onEvent are async) update is logged, the feed goes on. */
 async function deliver(msg) {
   if (queued) {
-    if (queued.length < QUEUE_MAX) queued.push(msg); else missed = true;
+    if (queued.length < QUEUE_MAX) queued.push(msg); else { overflowed = true; queued.length = 0; }
     return;
   }
   try {
@@ -146,6 +153,11 @@ async function deliver(msg) {
   } catch (err) {
     console.error('live update failed', err);
   }
+}
+
+/** Hands the events that came during the render to the page one after another, as they came. */
+async function handOver(events) {
+  for (const msg of events) await deliver(msg);
 }
 
 function closeEvents(label = 'offline') {

@@ -92,7 +92,10 @@ export async function render(page, [id], { get }) {
       if (e.deviceId !== id) return;
       if (e.type === 'telemetry') {
         const t = await get(`/api/devices/${enc}/telemetry?limit=1`);
-        points = [...points, ...t.items].slice(-WINDOW);
+        // The newest point may be one the page has (its render, or an earlier event, fetched it).
+        const key = (p) => `${p.receivedAtMs}:${p.tsMs}`;
+        const have = new Set(points.map(key));
+        points = [...points, ...t.items.filter((p) => !have.has(key(p)))].slice(-WINDOW);
         await loadDevice();
         drawHead(); drawCharts();
       } else if (e.type === 'device') {
