@@ -106,7 +106,7 @@ test('devices added in quick succession are all accepted although mosquitto drop
     devices.push({ id: `second-${round}`, secretHash });
     sync.sync(devices);
     // The default gap (0.5 s) before the trailing reload, then mosquitto's read of the files.
-    const ok = await waitFor(`second-${round} accepted`, () => accepted(`second-${round}`), 3000, 50).catch(() => false);
+    const ok = await waitFor(`second-${round} accepted`, () => accepted(`second-${round}`), 8000, 50).catch(() => false);
     if (!ok) refused.push(`second-${round} (added ${round * 20} ms after first-${round})`);
   }
   for (let round = 0; round <= 12; round++) if (!(await accepted(`first-${round}`))) refused.push(`first-${round}`);
