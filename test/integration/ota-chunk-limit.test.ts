@@ -26,7 +26,8 @@ async function publishFor(fleet: TestFleet, deviceIds: string[], kind: 'good' | 
 
 /**
  * The agent's own downloader fetches a published stand-in over an agent link, one chunk at a time,
- * with a 1 s request timeout and no retry: a request the server dropped fails the download.
+ * with a 10 s request timeout and no retry: a request the server dropped fails the download (and
+ * is counted in droppedBy.rate). With 1 s, a stall of the loaded test machine over 1 s could fail it too.
  */
 async function downloadAsAgent(fleet: TestFleet, name: string) {
   const dev = fleet.addDevice(name);
@@ -34,7 +35,7 @@ async function downloadAsAgent(fleet: TestFleet, name: string) {
   const link = fleet.agentLink(dev);
   link.start();
   await link.waitConnected();
-  const d = new ChunkDownloader({ send: (req) => link.publishRaw(`ef/v1/dev/${dev.id}/ota/req`, JSON.stringify(req), 1), requestTimeoutMs: 1000, maxRetries: 0 });
+  const d = new ChunkDownloader({ send: (req) => link.publishRaw(`ef/v1/dev/${dev.id}/ota/req`, JSON.stringify(req), 1), requestTimeoutMs: 10_000, maxRetries: 0 });
   link.on('ota', (m: { payload: Buffer }) => d.onChunkMessage(m.payload));
   return { r: await d.download(manifest, join(fleet.dir, `${name}.part`)), manifest };
 }
@@ -88,7 +89,7 @@ test('the default limit leaves the agent\'s downloader at full speed untouched',
 
 test('a downloader faster than the limit is paced, not dropped: no request times out', { timeout: 30_000 }, async () => {
   // 37 chunks at 20/s after a burst of 5: about 1.6 s of waiting. A dropped request would cost the
-  // downloader its 1 s request timeout and, with maxRetries 0, fail the download (E_TRANSFER_STALLED).
+  // downloader its request timeout and, with maxRetries 0, fail the download (E_TRANSFER_STALLED).
   const fleet = await startFleet({ broker: 'aedes', config: { ota: { perDeviceChunkRate: 20, perDeviceChunkBurst: 5 } } });
   try {
     const { r, manifest } = await downloadAsAgent(fleet, 'cam-paced');
