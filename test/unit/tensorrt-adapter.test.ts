@@ -146,8 +146,10 @@ test('a trtexec build that runs past the timeout is stopped before the adapter g
 test('a command that ignores SIGTERM is killed with SIGKILL after the grace period', async () => {
   const rec = recordingSpawn();
   const t0 = Date.now();
-  await assert.rejects(runCommand(rec.spawn, hangingTrtexec('trtexec-stubborn', true), ['--onnx=m.onnx'], { timeoutMs: 200, killGraceMs: 200 }), /did not finish within 200 ms/);
-  assert.ok(Date.now() - t0 >= 400, 'rejected before the SIGKILL');
+  // 1 s for the shell to reach its `trap '' TERM`: with 200 ms, a loaded machine's SIGTERM could
+  // come first and end it, and the test would fail as if the grace had been skipped.
+  await assert.rejects(runCommand(rec.spawn, hangingTrtexec('trtexec-stubborn', true), ['--onnx=m.onnx'], { timeoutMs: 1000, killGraceMs: 200 }), /did not finish within 1000 ms/);
+  assert.ok(Date.now() - t0 >= 1200, 'rejected before the SIGKILL');
   assert.equal(alive(rec.pids[0]), false, `the command (pid ${rec.pids[0]}) is still running after SIGKILL`);
 });
 
