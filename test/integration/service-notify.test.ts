@@ -59,18 +59,17 @@ test('READY after the first frame, WATCHDOG only while frames move, STOPPING and
       const until = Date.now() + ms;
       await waitFor(`${ms} ms to pass`, () => Date.now() >= until, ms + 5000);
     };
-    await waitMs(450);
-    const settled = pingsNow();
-    await waitMs(1000);
-    assert.ok(settled <= atStall + 1, `pings right after the stall: ${settled - atStall}`);
-    assert.equal(pingsNow(), settled, `watchdog pings during 1 s of stall: ${pingsNow() - settled}`);
+    // Ticking on, 1.45 s would bring about 7. The one allowed may reach this process late (a stall of
+    // the loaded machine): counted over the whole window, not at a point in it.
+    await waitMs(1450);
+    assert.ok(pingsNow() <= atStall + 1, `watchdog pings during 1.45 s of stall: ${pingsNow() - atStall}`);
 
     const t0 = Date.now();
     agent.kill('SIGTERM');
     const code = await exited;
     const stopMs = Date.now() - t0;
     assert.equal(code, 0);
-    assert.ok(stopMs < 3000, `stopped in ${stopMs} ms`);
+    assert.ok(stopMs < 5000, `stopped in ${stopMs} ms`);
     assert.ok(grams().some((d) => d.msg === 'STOPPING=1'), 'STOPPING=1 sent');
     assert.ok(out.some((l) => l.startsWith('flushed alert-')), 'outbox step ran');
     const pings = grams().filter((d) => d.msg === 'WATCHDOG=1').length;
