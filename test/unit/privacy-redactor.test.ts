@@ -47,7 +47,8 @@ test('blurWholeImage hides a large image in bounded time', async () => {
   const out = await blurWholeImage(img, parsePrivacyConfig({}).redaction);
   const ms = performance.now() - t0;
   assert.ok(variance(out, { x: 100, y: 100, w: 1000, h: 500 }) < 0.01 * variance(img, { x: 100, y: 100, w: 1000, h: 500 }));
-  assert.ok(ms < 2000, `blur-all took ${ms.toFixed(0)} ms`);
+  // About 0.2 s here; the bound catches a pathological blur (seconds per frame), not a loaded machine.
+  assert.ok(ms < 5000, `blur-all took ${ms.toFixed(0)} ms`);
 });
 
 test('a buffer of the wrong size is an InputError', async () => {

@@ -45,7 +45,7 @@ test('a step past its bound is abandoned (exit 0 within the bound); a throwing s
   lc.onShutdown(() => { outboxFlushed = true; }, { name: 'outbox' });
   const t0 = Date.now();
   const r = await lc.shutdown('request');
-  assert.ok(Date.now() - t0 < 1000, 'bounded');
+  assert.ok(Date.now() - t0 < 5000, 'bounded (a 50 ms step; a hang never ends)');
   assert.deepEqual(r.timedOut, ['hung-inference']);
   assert.ok(outboxFlushed, 'later steps still run after an abandoned one');
   assert.deepEqual(exits, [0]);
