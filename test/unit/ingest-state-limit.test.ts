@@ -39,7 +39,7 @@ test('a device flooding state is stored at its limit; the newest update is store
     assert.equal(s.writes['applyState:calm-b'], 1, 'another device is not held up');
     assert.equal(s.devices.get('calm-b')?.agentVersion, '1.0.1');
     assert.equal(s.ingest.heldUpdates, 1, 'one update of the flooding device waits: its newest');
-    await waitFor('the newest state stored', () => s.devices.get('flood-a')?.agentVersion === '1.0.1000', 2000);
+    await waitFor('the newest state stored', () => s.devices.get('flood-a')?.agentVersion === '1.0.1000', 10_000);
     assert.equal(s.writes['applyState:flood-a'], 6);
     assert.equal(s.ingest.heldUpdates, 0);
     const st = s.ingest.getStats();
@@ -59,7 +59,7 @@ test('reported has its own limit beside state; the report a rollout waits for is
     s.reported('flood-a', 3, '1.9.0');
     s.reported('flood-a', 4, '2.0.0'); // committed: the one that matters
     assert.equal(s.writes['applyReported:flood-a'], 2, 'its own burst: the state flood does not use it up');
-    await waitFor('the newest report stored', () => (s.devices.get('flood-a')?.reported as { models?: Record<string, string> } | null)?.models?.detector === '2.0.0', 2000);
+    await waitFor('the newest report stored', () => (s.devices.get('flood-a')?.reported as { models?: Record<string, string> } | null)?.models?.detector === '2.0.0', 10_000);
     assert.equal(s.ingest.getStats().droppedBy['reported:rate'], 1);
   } finally {
     s.close();
@@ -89,7 +89,7 @@ test('a malformed update past the limit is counted as malformed and does not tak
     assert.equal(st.droppedBy['reported:json'], 1);
     assert.equal(st.droppedBy['reported:schema'], 1);
     assert.equal(st.droppedBy['reported:rate'] ?? 0, 0, 'the valid report was not replaced');
-    await waitFor('the valid report stored', () => (s.devices.get('flood-a')?.reported as { models?: Record<string, string> } | null)?.models?.detector === '2.0.0', 2000);
+    await waitFor('the valid report stored', () => (s.devices.get('flood-a')?.reported as { models?: Record<string, string> } | null)?.models?.detector === '2.0.0', 10_000);
   } finally {
     s.close();
   }
