@@ -184,15 +184,16 @@ test('the receipt timeout resends on time across a wall-clock step backwards', a
   sub.on('message', (_topic, payload) => copies.push((JSON.parse(payload.toString()) as { id: string }).id));
   await sub.subscribeAsync('ef/v1/dev/+/alert', { qos: 1 });
   let step = 0;
-  const link = new AgentLink({ deviceId: 'cam-clock', secret: 'unused', url, outbox: join(dir, 'outbox.sqlite'), protocolVersion: 4, ackTimeoutMs: 2000, now: () => Date.now() - step });
+  const link = new AgentLink({ deviceId: 'cam-clock', secret: 'unused', url, outbox: join(dir, 'outbox.sqlite'), protocolVersion: 4,
+    // 2 s, so that a stall of the loaded machine does not bring the resend before the count below
+    // (with 600 ms, a stall over 400 ms did).
+    ackTimeoutMs: 2000, now: () => Date.now() - step });
   link.start();
   t.after(() => link.stop());
   await link.waitConnected(10_000);
   link.publishAlert(alertFixture('clock-1'));
   await waitFor('first copy', () => copies.length >= 1 || undefined, 5000, 20);
-  // Its PUBACK is in: the timeout has started. 2 s, so that a stall of the loaded machine does not
-  // bring the resend before this count (with 600 ms, a stall over 400 ms did).
-  await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setTimeout(r, 200)); // its PUBACK is in: the timeout has started
   assert.equal(copies.length, 1);
   step = 3_600_000; // NTP steps the clock back an hour
   await waitFor('a resend within a few timeouts of the step', () => copies.length >= 2 || undefined, 8000, 20);

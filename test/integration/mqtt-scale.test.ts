@@ -75,7 +75,7 @@ test('mosquitto files follow the registry: add → accepted, delete → refused 
  * section per device (before files.ts aclFileText used patterns) mosquitto did not even start with
  * this many devices within the 10 s readiness bound.
  */
-test('devices added in quick succession are all accepted although mosquitto drops a SIGHUP that arrives mid-reload', { skip: mosquittoAvailable() ? false : 'mosquitto binary not installed', timeout: 120_000 }, async (t) => {
+test('devices added in quick succession are all accepted although mosquitto drops a SIGHUP that arrives mid-reload', { skip: mosquittoAvailable() ? false : 'mosquitto binary not installed', timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ef-reload-'));
   const broker = new TestMosquitto({ dir });
   t.after(async () => {

@@ -26,8 +26,8 @@ async function publishFor(fleet: TestFleet, deviceIds: string[], kind: 'good' | 
 
 /**
  * The agent's own downloader fetches a published stand-in over an agent link, one chunk at a time,
- * with a 10 s request timeout and no retry: a request the server dropped fails the download (and
- * is counted in droppedBy.rate). With 1 s, a stall of the loaded test machine over 1 s could fail it too.
+ * with its own request timeout (3 s) and no retry: a request the server dropped fails the download
+ * (and is counted in droppedBy.rate). With 1 s, a stall of the loaded test machine over 1 s could fail it too.
  */
 async function downloadAsAgent(fleet: TestFleet, name: string) {
   const dev = fleet.addDevice(name);
@@ -35,7 +35,7 @@ async function downloadAsAgent(fleet: TestFleet, name: string) {
   const link = fleet.agentLink(dev);
   link.start();
   await link.waitConnected();
-  const d = new ChunkDownloader({ send: (req) => link.publishRaw(`ef/v1/dev/${dev.id}/ota/req`, JSON.stringify(req), 1), requestTimeoutMs: 10_000, maxRetries: 0 });
+  const d = new ChunkDownloader({ send: (req) => link.publishRaw(`ef/v1/dev/${dev.id}/ota/req`, JSON.stringify(req), 1), maxRetries: 0 });
   link.on('ota', (m: { payload: Buffer }) => d.onChunkMessage(m.payload));
   return { r: await d.download(manifest, join(fleet.dir, `${name}.part`)), manifest };
 }
