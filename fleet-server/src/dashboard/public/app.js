@@ -30,7 +30,7 @@ let retryTimer = null;
 /** Events may have been missed (the stream was closed): refetch the page once it is open again. */
 let missed = false;
 /** Counts route() calls: a page rendered for an older one is not the current page. */
-let routes = 0;
+let routeCalls = 0;
 /**
  * Events that came while the page was being rendered (its data may have been fetched before them):
  * handed to the page, in order, once it is rendered. Past a bound (a busy fleet's telemetry during
@@ -71,7 +71,7 @@ async function route() {
   for (const el of [...view.children]) if (el !== loginSection) el.remove();
   view.append(page);
   current = null;
-  const mine = ++routes;
+  const mine = ++routeCalls;
   // A page fetched before its stream is open misses what changes until it opens (no event for it).
   const streamed = source?.readyState === EventSource.OPEN;
   queued = [];
@@ -80,10 +80,10 @@ async function route() {
   try {
     rendered = (await mod.render(page, m.slice(1).map(decodeURIComponent), { get, post, api })) ?? null;
   } catch (err) {
-    if (err.status === 401) { if (mine === routes) queued = null; return; }
+    if (err.status === 401) { if (mine === routeCalls) queued = null; return; }
     clear(page, h('p', { class: 'error', role: 'alert' }, `Could not load this page: ${err.message}`));
   }
-  if (mine !== routes) return; // the operator went on to another page meanwhile
+  if (mine !== routeCalls) return; // the operator went on to another page meanwhile
   const during = queued;
   queued = null;
   // The session ended while the page rendered (a page that shows its own errors took the 401): the
@@ -145,6 +145,8 @@ async function recoverEvents() {
 /** Hands one event to the page; a failing (or rejecting: most onEvent are async) update is logged, the feed goes on. */
 async function deliver(msg) {
   if (queued) {
+    // Past the bound none is kept: the page refetches instead (route()).
+    if (overflowed) return;
     if (queued.length < QUEUE_MAX) queued.push(msg); else { overflowed = true; queued.length = 0; }
     return;
   }
