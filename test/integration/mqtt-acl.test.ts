@@ -44,7 +44,8 @@ for (const kind of ['aedes', 'mosquitto', 'mosquitto-embedded'] as BrokerKind[])
       // mosquitto reloads its password file on SIGHUP asynchronously: retry until A is accepted.
       const ca = await waitFor('A connects', () => connectRaw(fleet.mqttUrl, a, version).catch(() => undefined), 5000, 100);
       t.after(() => { ca.end(true); });
-      const cb = await connectRaw(fleet.mqttUrl, b, version);
+      // B too: added just after A, it may come with the next reload (the server spaces them 0.5 s apart).
+      const cb = await waitFor('B connects', () => connectRaw(fleet.mqttUrl, b, version).catch(() => undefined), 5000, 100);
       t.after(() => { cb.end(true); });
       const got: string[] = [];
       ca.on('message', (topic) => got.push(topic));
