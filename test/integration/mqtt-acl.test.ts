@@ -97,6 +97,9 @@ for (const kind of ['aedes', 'mosquitto', 'mosquitto-embedded'] as BrokerKind[])
       });
       const ca = await waitFor('A connects', () => connect(a, 'ef-dev-a').catch(() => undefined), 5000, 100);
       t.after(() => { ca.end(true); });
+      // B, added just after A, may come with the next reload (the server spaces them 0.5 s apart).
+      const own = await waitFor('B connects under its own id', () => connect(b, 'ef-dev-b').catch(() => undefined), 5000, 100);
+      own.end(true);
       let aClosed = 0;
       ca.on('close', () => { aClosed += 1; });
       // B, with its own valid secret, asks for A's client id, five times.
