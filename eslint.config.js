@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.scratch/**', 'assets/**', 'dist/**', 'release/**', 'test-artifacts/**', 'fleet-server/src/dashboard/public/vendor/**'] },
+  { ignores: ['node_modules/**', '.scratch/**', 'assets/**', 'dist/**', '.test-build/**', 'release/**', 'test-artifacts/**', 'fleet-server/src/dashboard/public/vendor/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,7 +1,8 @@
 /**
  * How to start a worker. From sources (tsx) the worker is a .ts file, started through
- * ts-worker.mjs which registers tsx inside the worker; in a release bundle (scripts/build.ts) each
- * worker is bundled to `<name>.mjs` next to the binary.
+ * ts-worker.mjs which registers tsx inside the worker; in the tests' transpiled tree
+ * (scripts/build-tests.ts) it is the `<name>.js` beside this module's caller; in a release bundle
+ * (scripts/build.ts) each worker is bundled to `<name>.mjs` next to the binary.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ export function startWorker(metaUrl: string, name: string, options: WorkerOption
     const bootstrap = join(dirname(fileURLToPath(import.meta.url)), 'ts-worker.mjs');
     return new Worker(bootstrap, { ...options, argv: [join(dirname(here), `${name}.ts`), ...(options.argv ?? [])] });
   }
+  if (here.endsWith('.js')) return new Worker(join(dirname(here), `${name}.js`), options);
   const bundled = join(dirname(here), `${name}.mjs`);
   if (!existsSync(bundled)) throw new Error(`worker bundle ${bundled} is missing; rebuild with scripts/build.ts`);
   return new Worker(bundled, options);

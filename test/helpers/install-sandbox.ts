@@ -11,10 +11,10 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { REPO as ROOT } from './repo.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 
 export function sandboxUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (the installer creates a user and writes /etc, /opt, /var/lib inside a private mount namespace)';

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { REPO as ROOT } from '../helpers/repo.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const MODEL = join(ROOT, 'assets/models/blazeface-back/model.onnx');
 const IMAGE = join(ROOT, 'assets/images/faces/sample1.jpg');
 const VIDEO = join(ROOT, 'assets/video/vtest.avi');

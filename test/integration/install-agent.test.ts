@@ -83,7 +83,7 @@ test('a stand-alone box (no link in agent.json) starts without a device secret; 
 test('the unit starts without the secret file: SetCredential= is the fallback for LoadCredential=device-secret', () => {
   // systemd.exec(5): with LoadCredential= and SetCredential= for the same ID, the latter is used
   // when the file cannot be read, instead of failing the start with 243/CREDENTIALS.
-  const unit = readFileSync(join(import.meta.dirname, '../../configs/systemd/edge-agent.service'), 'utf8');
+  const unit = readFileSync('configs/systemd/edge-agent.service', 'utf8');
   const loads = [...unit.matchAll(/^LoadCredential=([^:\n]+):/gm)].map((m) => m[1]);
   assert.deepEqual(loads, ['device-secret']);
   assert.match(unit, /^SetCredential=device-secret:\\n$/m, 'a blank fallback, which the agent reads as no secret');

@@ -9,10 +9,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { inSandbox, makeRelease } from '../helpers/install-sandbox.js';
+import { REPO } from '../helpers/repo.js';
 
-const REPO = resolve(import.meta.dirname, '../..');
 const DOC = readFileSync(join(REPO, 'docs/operations.md'), 'utf8');
 
 /** The fenced blocks of `lang` in the doc. */

@@ -5,10 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { inSandbox, makeRelease } from '../helpers/install-sandbox.js';
+import { REPO } from '../helpers/repo.js';
 
-const REPO = resolve(import.meta.dirname, '../..');
 
 test('the config written at first install from the example points at absolute paths under /var/lib/edge-agent, not ../assets under /etc', { timeout: 60_000 }, (t) => {
   inSandbox(t, (sb) => {

@@ -6,10 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { inSandbox, makeRelease } from '../helpers/install-sandbox.js';
+import { REPO } from '../helpers/repo.js';
 
-const REPO = resolve(import.meta.dirname, '../..');
 
 // As in install-agent.test.ts: apt's Node 12 in /usr/bin, Node 20 in /usr/local/bin, so the installer writes node.conf.
 const OLD_USR_BIN_NODE = (sbDir: string) => `

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { REPO as ROOT } from '../helpers/repo.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const UNITS = ['edge-agent.service', 'fleet-server.service'];
 
 function verify(file: string): { status: number | null; output: string } {

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { importerVersion } from '../../scripts/prepare-models.js';
 import { TFJS_IMPORTER_VERSION } from '../../fleet-server/src/convert/tfjs/convert.js';
+import { REPO as ROOT } from '../helpers/repo.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 
 test('no network: fetching a sample asset ends in one [setup] line naming the asset and the cause, not a stack trace', { timeout: 60_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'ef-setup-offline-'));

@@ -65,7 +65,7 @@ function directorySource(dir: string): CommandSource {
   return {
     names: async () => {
       const { readdirSync } = await import('node:fs');
-      return readdirSync(dir).filter((n) => /\.(ts|js)$/.test(n) && !n.endsWith('.d.ts')).map((n) => n.replace(/\.(ts|js)$/, ''));
+      return [...new Set(readdirSync(dir).filter((n) => /\.(ts|js)$/.test(n) && !n.endsWith('.d.ts')).map((n) => n.replace(/\.(ts|js)$/, '')))];
     },
     load: (name) => {
       const file = findModule(dir, name);
@@ -123,8 +123,12 @@ export async function dispatch(opts: { binary: string; commandsDir: string; grou
   }
 }
 
+// The tests' transpiled tree (scripts/build-tests.ts) holds each command as .js beside a link to its
+// .ts: a dispatcher loads the kind it is itself (a .js module cannot import .ts without a loader).
+const OWN_EXT = import.meta.url.endsWith('.js') ? ['.js', '.ts'] : ['.ts', '.js'];
+
 function findModule(dir: string, name: string): string | undefined {
-  for (const ext of ['.ts', '.js']) {
+  for (const ext of OWN_EXT) {
     const p = join(dir, name + ext);
     if (existsSync(p)) return p;
   }
