@@ -2,6 +2,7 @@
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { tsEntry } from './repo.js';
 
 /** The `skip` option of a GStreamer test: false, or why gstreamer-superficial cannot be used here. */
 export const gstSkip: string | false = (() => {
@@ -16,11 +17,11 @@ export const gstSkip: string | false = (() => {
 export interface ChildRun { hung: boolean; code: number | null; stdout: string; stderr: string }
 
 /**
- * Runs the TypeScript file `script` (through tsx) with `args` and `env` added to this process's;
+ * Runs the TypeScript file `script` (test/helpers/repo.ts tsEntry) with `args` and `env` added to this process's;
  * resolves with its output once it exits, or with `hung: true` once it has run for `limitMs` (then killed).
  */
 export async function runTsChild(script: string, opts: { args?: string[]; env?: Record<string, string>; limitMs: number }): Promise<ChildRun> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [...tsEntry(script), ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UV_THREADPOOL_SIZE: '16', ...opts.env },
   });
   let stdout = '', stderr = '';

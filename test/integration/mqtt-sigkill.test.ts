@@ -11,6 +11,7 @@ import { startFleet, type BrokerKind } from '../helpers/fleet.js';
 import { mosquittoAvailable } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
 import { Outbox } from '../../agent/src/outbox/outbox.js';
+import { tsEntry } from '../helpers/repo.js';
 
 const COUNT = 200;
 
@@ -19,7 +20,7 @@ async function crash(kind: BrokerKind): Promise<void> {
   try {
     const dev = fleet.addDevice('cam-kill');
     const outboxPath = join(fleet.dir, 'agents', 'cam-kill', 'outbox.sqlite');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/agent-child.ts', JSON.stringify({ deviceId: dev.id, secret: dev.secret, url: fleet.mqttUrl, outboxPath, count: COUNT, prefix: 'k' })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...tsEntry('test/helpers/agent-child.ts'), JSON.stringify({ deviceId: dev.id, secret: dev.secret, url: fleet.mqttUrl, outboxPath, count: COUNT, prefix: 'k' })], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -19,6 +19,7 @@ import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
 import { ArtifactStore } from '../../agent/src/ota/artifact-store.js';
 import type { ArtifactRecord } from '../../fleet-server/src/registry/model-registry.js';
 import { grayImage } from '../helpers/ota-models.js';
+import { tsEntry } from '../helpers/repo.js';
 
 let fleet: TestFleet;
 let factoryDir: string;
@@ -40,7 +41,7 @@ interface ChildRun { lines: Record<string, string>[]; signal: NodeJS.Signals | n
 
 /** Runs the child until it exits (it SIGKILLs itself at its step). */
 function runChild(opts: Record<string, unknown>, timeoutMs = 30_000): Promise<ChildRun> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/ota-child.ts', JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EF_LOG_LEVEL: 'warn' } });
+  const child = spawn(process.execPath, [...tsEntry('test/helpers/ota-child.ts'), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EF_LOG_LEVEL: 'warn' } });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { stderr += d; });
   const lines: Record<string, string>[] = [];

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { waitFor } from '../helpers/wait.js';
 import { notifyListenerUnavailable, startNotifyListener } from '../helpers/notify-socket.js';
 import { binaryEntry } from '../helpers/cli.js';
+import { tsEntry } from '../helpers/repo.js';
 
 function lines(child: ChildProcess, into: string[]): void {
   createInterface({ input: child.stdout! }).on('line', (l) => into.push(l));
@@ -30,7 +31,7 @@ test('READY after the first frame, WATCHDOG only while frames move, STOPPING and
   let agent: ChildProcess | undefined;
   try {
     // WATCHDOG_USEC 400 ms → a tick every 200 ms.
-    agent = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/service/notify-child.ts'], {
+    agent = spawn(process.execPath, tsEntry('test/fixtures/service/notify-child.ts'), {
       env: { ...process.env, NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '400000', EF_LOG_LEVEL: 'silent' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

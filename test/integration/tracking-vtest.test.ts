@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { evaluateTracking } from '../../agent/src/eval/tracking-eval.js';
 import { videoFileFrames } from '../../agent/src/capture/file-frames.js';
 import { vtestMissing, openCocoDetector, VTEST } from '../helpers/vtest.js';
+import { tsEntry } from '../helpers/repo.js';
 
 const VIDEO = VTEST;
 const FRAMES = 180;
@@ -53,7 +54,7 @@ test(`vtest.avi, ${FRAMES} frames, interval 3: interpolated boxes stay on the re
 test('edge-agent eval-tracking --json prints the figures', { timeout: 120_000 }, async (t) => {
   const why = vtestMissing();
   if (why) { t.skip(why); return; }
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/cli/main.ts', 'eval-tracking', '--input', VIDEO, '--interval', '3', '--frames', '24', '--labels', 'person', '--json'], { encoding: 'utf8', timeout: 110_000 });
+  const r = spawnSync(process.execPath, [...tsEntry('agent/src/cli/main.ts'), 'eval-tracking', '--input', VIDEO, '--interval', '3', '--frames', '24', '--labels', 'person', '--json'], { encoding: 'utf8', timeout: 110_000 });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
   assert.equal(out.ok, true);
@@ -63,9 +64,9 @@ test('edge-agent eval-tracking --json prints the figures', { timeout: 120_000 },
 });
 
 test('edge-agent eval-tracking refuses a bad interval and a missing input', () => {
-  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/cli/main.ts', 'eval-tracking', '--input', VIDEO, '--interval', '0', '--json'], { encoding: 'utf8' });
+  const bad = spawnSync(process.execPath, [...tsEntry('agent/src/cli/main.ts'), 'eval-tracking', '--input', VIDEO, '--interval', '0', '--json'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stdout, /Expected --interval to be a positive integer/);
-  const none = spawnSync(process.execPath, ['--import', 'tsx', 'agent/src/cli/main.ts', 'eval-tracking', '--input', '/nonexistent.avi', '--json'], { encoding: 'utf8' });
+  const none = spawnSync(process.execPath, [...tsEntry('agent/src/cli/main.ts'), 'eval-tracking', '--input', '/nonexistent.avi', '--json'], { encoding: 'utf8' });
   assert.equal(none.status, 4);
 });

@@ -21,6 +21,7 @@ import { OrtAdapter } from '../../platform-adapters/onnxruntime/adapter.js';
 import { TfliteAdapter } from '../../platform-adapters/tflite/adapter.js';
 import { Detector } from '../../agent/src/infer/detector.js';
 import { loadAgentConfig } from '../../agent/src/config/load.js';
+import { tsEntry } from '../helpers/repo.js';
 
 const CENTERNET = resolve('assets/models/coco-centernet/model.onnx');
 const TFLITE = resolve('assets/tflite/face_detection_full_range.tflite');
@@ -89,7 +90,7 @@ test('without a warm-up the first run is not cut short (lazy initialisation, eng
 test('a worker blocked in native code: the run still rejects at the limit, dispose returns, and the process exits instead of hanging in Node\'s thread join', async () => {
   const fifo = join(dir, 'never-written');
   execFileSync('mkfifo', [fifo]);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/stuck-worker-child.ts', fifo], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...tsEntry('test/helpers/stuck-worker-child.ts'), fifo], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '', stderr = '';
   child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
   child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
