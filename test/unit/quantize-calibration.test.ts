@@ -155,9 +155,22 @@ test('the KL curve summed by level equals the bin-by-bin KL, and picks the same 
     assert.ok(worst <= 0, `${c.name}: the level sums differ from the bin-by-bin KL by ${worst} more than 1e-11 of it + 1e-12`);
     let best = Infinity;
     for (const kl of slow) best = Math.min(best, kl);
-    const within = best + KL_TIE_TOLERANCE * Math.abs(best);
+    const within = Math.max(0, best) * (1 + KL_TIE_TOLERANCE) + 1e-12;
     let expected = c.hist.length;
     for (let i = c.hist.length; i >= c.levels; i--) if (slow[i] <= within) { expected = i; break; }
     assert.equal(klThresholdBins(c.hist, c.levels, c.stride), expected, `${c.name}: threshold`);
+  }
+});
+
+test('KL search keeps the widest threshold where every candidate ties at KL 0 (an empty tail, no rounding decides)', () => {
+  // Near-equal counts on the first 100 bins (differences of 1e-7), nothing beyond: no threshold clips,
+  // and every merge is within ~1e-14 of what it merges, so all candidates tie at KL 0 up to rounding.
+  const hist = new Float64Array(2048);
+  for (let i = 0; i < 100; i++) hist[i] = 1000 + (i % 7) * 1e-4;
+  for (const stride of [1, 2]) {
+    const curve = klCurve(hist, 128, stride);
+    for (let i = 128; i <= 2048; i += stride) assert.ok(curve[i] < 1e-12, `KL at ${i} is ${curve[i]}`);
+    assert.equal(klThresholdBins(hist, 128, stride), 2048);
+    assert.equal(klThresholdBins(hist, 128, stride, 0), 2048, 'no tolerance: still the widest of the ties');
   }
 });

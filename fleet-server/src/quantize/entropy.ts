@@ -28,6 +28,9 @@
  */
 export const KL_TIE_TOLERANCE = 0.05;
 
+/** KL values closer than this are taken as equal (float rounding of the sums, see klCurve). */
+const KL_ROUNDING = 1e-12;
+
 /**
  * KL(P‖Q) for each candidate threshold of `counts` (index i: i bins kept; Infinity where not a
  * candidate), with the first bin given its neighbour's count.
@@ -35,8 +38,11 @@ export const KL_TIE_TOLERANCE = 0.05;
  * Each candidate costs one step per quantization level, not one per bin: within a level every
  * non-empty bin has the same q, so Σ p·log(p/q) splits into Σ h·log h (a prefix sum over the bins)
  * minus each level's count times log q, and only the last bin (where the clipped tail is folded in)
- * is taken by itself. The same sums as the bin-by-bin loop (klDivergence), in another order: the
- * values agree to ~1e-13 (test/unit/quantize-calibration.test.ts). On the CenterNet (3 frames of
+ * is taken by itself. Equal to the bin-by-bin KL (klDivergence) up to rounding: within ~1e-13 on
+ * the histograms of test/unit/quantize-calibration.test.ts; a level's mean is a difference of two
+ * prefix sums, so a small level after a large bulk of fractional (re-binned) counts can lose digits
+ * (~1e-8 relative seen where q is near the 1e-10 smoothing, deep in the clipped, high-KL region).
+ * Values are clamped at 0 (KL is never below it). On the CenterNet (3 frames of
  * vtest.avi, 349 activations, AVX2 EPYC, 2026-11-28) the bin-by-bin search took 9 s of a 28 s
  * `fleetctl model quantize` under the profiler; this one wrote a byte-identical file in 23 s.
  */
@@ -99,7 +105,7 @@ export function klCurve(counts: ArrayLike<number>, numQuantBins = 128, stride = 
 /**
  * Returns the chosen number of histogram bins (threshold = bins * binWidth) for a folded |x| histogram:
  * the widest threshold whose KL is within `tolerance` of the smallest (KL_TIE_TOLERANCE; 0: the
- * argmin, the widest on an exact tie).
+ * argmin, the widest on a tie), KL_ROUNDING (1e-12) added to the window.
  */
 export function klThresholdBins(counts: ArrayLike<number>, numQuantBins = 128, stride = 1, tolerance = KL_TIE_TOLERANCE): number {
   const n = counts.length;
@@ -108,8 +114,9 @@ export function klThresholdBins(counts: ArrayLike<number>, numQuantBins = 128, s
   let best = Infinity;
   for (const kl of kls) best = Math.min(best, kl);
   if (best === Infinity) return n;
-  // |best|: float rounding can leave a KL of near-equal P and Q a hair below 0.
-  const within = best + tolerance * Math.abs(best);
+  // KLs within KL_ROUNDING of each other are equal: where P = Q the level sums leave ~1e-13 (and the
+  // bin-by-bin sum left -5e-11), so without it an exact tie at 0 was decided by rounding.
+  const within = best + tolerance * best + KL_ROUNDING;
   for (let i = n; i >= numQuantBins; i--) if (kls[i] <= within) return i;
   return n;
 }
