@@ -15,6 +15,13 @@ import { writeStandIn } from '../helpers/ota-models.js';
 import { publishModelDir } from '../../fleet-server/src/registry/publish.js';
 import { DeviceStore } from '../../fleet-server/src/db/devices.js';
 
+/**
+ * Waits until `expr` is true in the page. page.waitForFunction would poll it by compiling the string
+ * inside the page, which the dashboard's CSP (script-src 'self') refuses once the first look is false;
+ * page.evaluate runs it through the debugger protocol, which the CSP does not govern.
+ */
+const pageHas = (page: Page, expr: string): Promise<true> => waitFor(expr, async () => (await page.evaluate(expr)) === true || undefined);
+
 const skip = chromiumSkip;
 
 let fleet: TestFleet;
@@ -452,7 +459,7 @@ test('a refresh answered with data older than a live event does not hide the cha
     });
     await hold.answered;
     reportInstalled('late-answer-cam');
-    await page.waitForFunction('window.events.device > 0');
+    await pageHas(page, 'window.events.device > 0');
     hold.release();
     await showsInstalled(cell, 'the card shows the version reported after the old answer was made');
     assert.ok(hold.fetches() >= 3, `the event's refresh fetched the rollout again (${hold.fetches()} fetches)`);
@@ -508,7 +515,7 @@ test('a page rendered while a busy fleet sends over a thousand events renders on
     for (let i = 0; i < 1200; i += 1) {
       fleet.server.events.publish({ type: 'telemetry', deviceId: `other-${i}`, tsMs: Date.now(), detectFps: 5, p95Ms: 20, driftFlagged: false });
     }
-    await page.waitForFunction('window.events.telemetry >= 1200');
+    await pageHas(page, 'window.events.telemetry >= 1200');
     release();
     await page.locator('#device-state').waitFor();
     await page.waitForTimeout(2000);
@@ -539,7 +546,7 @@ test('an event that comes while a page is being rendered is handed to the page o
     await hold.answered;
     holding = false;
     reportInstalled('render-cam');
-    await page.waitForFunction('window.events.device > 0');
+    await pageHas(page, 'window.events.device > 0');
     hold.release();
     const cell = page.locator(`[data-rollout="${finished}"] td[data-label="Reported"]`);
     await cell.waitFor();
