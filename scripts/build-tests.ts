@@ -2,7 +2,9 @@
  * The test run's transpiled tree (scripts/run-tests.ts): every TypeScript file of the checkout
  * compiled to JavaScript by esbuild, one file per file (no bundling), under `.test-build/` at the same
  * relative path, beside symlinks to everything else: the .ts sources themselves, the other files of
- * those folders, and at the top assets/, configs/, node_modules/, package.json and the rest.
+ * those folders, and at the top assets/, configs/, node_modules/, package.json and the rest. Each run
+ * of scripts/run-tests.ts has its own tree (`.test-build/run-<pid>/`), so two runs at once do not
+ * pull each other's files away.
  *
  * node --test then runs the test files without a loader. Through tsx each test process spent about
  * 1.3 s more CPU (its loader thread, the esbuild service it starts, a round trip per import), some
@@ -11,11 +13,11 @@
  * land in the tree and find there what they name; a worker started from it is its `.js` sibling
  * (platform-adapters/worker-entry.ts); a command module is found with its dispatcher's extension.
  *
- * Usage: tsx scripts/build-tests.ts [--outdir .test-build]
+ * Usage: tsx scripts/build-tests.ts [--outdir .test-build/manual]
  */
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 
 /** The folders whose TypeScript runs in the tests (sources, tests, scripts and benchmarks). */
 export const SOURCE_DIRS = ['agent', 'fleet-server', 'platform-adapters', 'test', 'scripts', 'bench'];
@@ -30,9 +32,15 @@ function holdsTs(dir: string): boolean {
   return false;
 }
 
+/** Where trees go: `<root>/.test-build/<name>/` (test/helpers/repo.ts finds the checkout by this name). */
+export const TREES_DIR = '.test-build';
+
+/** Builds the tree in `outdir`, a folder under `<root>/.test-build/`, emptied first. */
 export async function buildTestTree(opts: { root: string; outdir: string }): Promise<{ compiled: number }> {
   const root = resolve(opts.root);
   const outdir = resolve(opts.outdir);
+  const inTrees = relative(join(root, TREES_DIR), outdir);
+  if (!inTrees || inTrees.startsWith('..') || isAbsolute(inTrees)) throw new Error(`Expected the tree's folder under ${join(root, TREES_DIR)} (it is emptied first) but received ${outdir}`);
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
   const entryPoints: string[] = [];
@@ -46,7 +54,7 @@ export async function buildTestTree(opts: { root: string; outdir: string }): Pro
     }
   };
   for (const name of readdirSync(root)) {
-    if (name === '.git' || join(root, name) === outdir) continue;
+    if (name === '.git' || name === TREES_DIR) continue;
     if (SOURCE_DIRS.includes(name) && statSync(join(root, name)).isDirectory()) mirror(name);
     else symlinkSync(join(root, name), join(outdir, name));
   }
@@ -67,10 +75,28 @@ export async function buildTestTree(opts: { root: string; outdir: string }): Pro
   return { compiled: entryPoints.length };
 }
 
+/**
+ * Removes the trees of runs that have ended (scripts/run-tests.ts names each `run-<pid>` and removes
+ * its own when it ends; one killed before that leaves its tree behind).
+ */
+export function removeEndedRuns(root: string): void {
+  const dir = join(root, TREES_DIR);
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    const pid = /^run-(\d+)$/.exec(name)?.[1];
+    if (!pid) continue;
+    try {
+      process.kill(Number(pid), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(dir, name), { recursive: true, force: true });
+    }
+  }
+}
+
 if (process.argv[1] && basename(process.argv[1]) === 'build-tests.ts') {
   const at = process.argv.indexOf('--outdir');
-  const outdir = resolve(at > 0 ? process.argv[at + 1] : '.test-build');
   if (!existsSync('package.json')) throw new Error('run from the checkout root');
+  const outdir = resolve(at > 0 && process.argv[at + 1] ? process.argv[at + 1] : join(TREES_DIR, 'manual'));
   const { compiled } = await buildTestTree({ root: process.cwd(), outdir });
   process.stdout.write(`${compiled} files compiled into ${relative(process.cwd(), outdir) || '.'}\n`);
 }

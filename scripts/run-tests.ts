@@ -1,8 +1,8 @@
 /**
- * Runs every `test/**\/*.test.ts` with node:test through tsx. Node 20's `--test` has no glob support,
+ * Runs every `test/**\/*.test.ts` with node:test, from a transpiled tree (below). Node 20's `--test` has no glob support,
  * so the files are listed here. Extra arguments filter files by substring (`npm run test:only -- tracker`).
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
 
@@ -28,22 +28,26 @@ if (files.length === 0) {
 const fromSources = process.env.EF_TEST_SOURCES === '1';
 const bundleEnv: Record<string, string> = {};
 let runFiles = files;
+let tree: string | undefined;
 if (!fromSources) {
   const { buildAll } = await import('./build.js');
-  const { buildTestTree } = await import('./build-tests.js');
+  const { buildTestTree, removeEndedRuns, TREES_DIR } = await import('./build-tests.js');
   const outdir = join(process.cwd(), 'dist');
   await buildAll({ root: process.cwd(), outdir });
   bundleEnv.EF_TEST_BUNDLES = outdir;
-  const tree = join(process.cwd(), '.test-build');
+  removeEndedRuns(process.cwd());
+  tree = join(process.cwd(), TREES_DIR, `run-${process.pid}`);
   await buildTestTree({ root: process.cwd(), outdir: tree });
-  runFiles = files.map((f) => join(relative(process.cwd(), tree), f.replace(/\.ts$/, '.js')));
+  runFiles = files.map((f) => join(relative(process.cwd(), tree!), f.replace(/\.ts$/, '.js')));
 }
 const concurrency = process.env.EF_TEST_CONCURRENCY ?? '2';
+// Two test files share the cores, so the agent's onnxruntime pools do not spin (EF_ORT_SPIN,
+// ort-worker.ts): two CenterNet processes side by side, spinning, ran 1.7× slower each.
 const child = spawn(process.execPath, [
   ...(fromSources ? ['--import', 'tsx'] : ['--enable-source-maps']),
   '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec',
   ...runFiles,
-], { stdio: 'inherit', detached: true, env: { ...process.env, ...bundleEnv, NODE_ENV: 'test', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' } });
+], { stdio: 'inherit', detached: true, env: { ...process.env, ...bundleEnv, NODE_ENV: 'test', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16', EF_ORT_SPIN: process.env.EF_ORT_SPIN ?? '0' } });
 // Its own process group, so that the test files node --test runs (and what they spawn) end with it.
 const killGroup = (sig: NodeJS.Signals): void => {
   try { process.kill(-child.pid!, sig); } catch { /* already gone */ }
@@ -52,11 +56,15 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => killGrou
 // A test file that leaves a handle open after a failure (a worker thread, a GStreamer bus poll) keeps
 // node --test waiting forever; CI must end with an error instead. The suite took 8.8 min on 2 cores
 // of an AVX-512 EPYC and 18.3 min on an AVX2-only EPYC, whose CPU runs the CenterNet at half the
-// speed (2026-11-26): the guard sits well above both, so that only a hang trips it.
+// speed (2026-11-26; 11 min there from the transpiled tree, 2026-11-28): the guard sits well above
+// both, so that only a hang trips it.
 const deadlineS = Number(process.env.EF_TEST_DEADLINE_S ?? 2700);
 const deadline = setTimeout(() => {
   console.error(`\nrun-tests: the test run passed its ${deadlineS} s deadline (EF_TEST_DEADLINE_S); a test file is probably hanging on an open handle after a failure; stopping it.`);
   killGroup('SIGKILL');
 }, deadlineS * 1000);
 deadline.unref();
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+child.on('exit', (code, signal) => {
+  if (tree) rmSync(tree, { recursive: true, force: true });
+  process.exit(code ?? (signal ? 1 : 0));
+});
