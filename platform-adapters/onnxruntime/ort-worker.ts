@@ -18,17 +18,6 @@ const port = parentPort;
 // Load failures are reported to the main thread with their reason; keep ORT's own stderr lines quiet.
 ort.env.logLevel = 'fatal';
 let session: ort.InferenceSession | undefined;
-
-/**
- * EF_ORT_SPIN=0: the session's thread pools sleep between parallel sections instead of spinning
- * (onnxruntime's session.intra_op.allow_spinning / inter_op.allow_spinning, on by default). Spinning
- * makes one process alone faster and starves any other busy process on the same cores: two CenterNet
- * processes at 2 intra-op threads on a 2-core AVX2 EPYC ran 166-171 ms a run each spinning and 99-102 ms
- * not (alone: 51-57 ms spinning, 64-68 not; 2026-11-28). npm test sets it (two test files at a time).
- */
-const SPIN = process.env.EF_ORT_SPIN === '0'
-  ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
-  : {};
 const decoders = new Map<string, Decoder>();
 const stopFlag = (workerData as OrtWorkerData | undefined)?.stopFlag;
 
@@ -72,7 +61,6 @@ async function load(req: Extract<WorkerRequest, { type: 'load' }>): Promise<void
         intraOpNumThreads: req.intraOpThreads,
         interOpNumThreads: 1,
         logSeverityLevel: 3,
-        ...SPIN,
       });
       const inputs = info(session.inputMetadata);
       const outputs = info(session.outputMetadata);
