@@ -41,13 +41,11 @@ if (!fromSources) {
   runFiles = files.map((f) => join(relative(process.cwd(), tree!), f.replace(/\.ts$/, '.js')));
 }
 const concurrency = process.env.EF_TEST_CONCURRENCY ?? '2';
-// Two test files share the cores, so the agent's onnxruntime pools do not spin (EF_ORT_SPIN,
-// ort-worker.ts): two CenterNet processes side by side, spinning, ran 1.7× slower each.
 const child = spawn(process.execPath, [
   ...(fromSources ? ['--import', 'tsx'] : ['--enable-source-maps']),
   '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec',
   ...runFiles,
-], { stdio: 'inherit', detached: true, env: { ...process.env, ...bundleEnv, NODE_ENV: 'test', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16', EF_ORT_SPIN: process.env.EF_ORT_SPIN ?? '0' } });
+], { stdio: 'inherit', detached: true, env: { ...process.env, ...bundleEnv, NODE_ENV: 'test', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' } });
 // Its own process group, so that the test files node --test runs (and what they spawn) end with it.
 const killGroup = (sig: NodeJS.Signals): void => {
   try { process.kill(-child.pid!, sig); } catch { /* already gone */ }
