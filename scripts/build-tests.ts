@@ -7,9 +7,10 @@
  * pull each other's files away.
  *
  * node --test then runs the test files without a loader. Through tsx each test process spent about
- * 1.3 s more CPU (its loader thread, the esbuild service it starts, a round trip per import), some
- * 290 s of CPU over the 221 test files, on 2 cores (measured 2026-11-28 on an AVX2 EPYC: one unit
- * test file 2.3 CPU-s through tsx, 0.96 from this tree). Paths a module builds from import.meta.url
+ * 1.3 s more CPU (its loader thread, the esbuild service it starts, a round trip per import), and
+ * each inference worker registered tsx again (measured 2026-11-28 on 2 cores of an AVX2 EPYC: one
+ * unit test file 2.3 CPU-s through tsx, 0.96 from this tree; npm test 886 → 661 s of tests, its CPU
+ * 27.6 → 20.1 min). Paths a module builds from import.meta.url
  * land in the tree and find there what they name; a worker started from it is its `.js` sibling
  * (platform-adapters/worker-entry.ts); a command module is found with its dispatcher's extension.
  *
@@ -20,7 +21,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } fro
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 
 /** The folders whose TypeScript runs in the tests (sources, tests, scripts and benchmarks). */
-export const SOURCE_DIRS = ['agent', 'fleet-server', 'platform-adapters', 'test', 'scripts', 'bench'];
+const SOURCE_DIRS = ['agent', 'fleet-server', 'platform-adapters', 'test', 'scripts', 'bench'];
 
 const isTs = (name: string): boolean => name.endsWith('.ts') && !name.endsWith('.d.ts');
 
