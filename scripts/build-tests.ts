@@ -1,8 +1,8 @@
 /**
  * The test run's transpiled tree (scripts/run-tests.ts): every TypeScript file of the checkout
  * compiled to JavaScript by esbuild, one file per file (no bundling), under `.test-build/` at the same
- * relative path, beside symlinks to everything else: the .ts sources themselves, the other files of
- * those folders, and at the top assets/, configs/, node_modules/, package.json and the rest. Each run
+ * relative path, beside symlinks to everything else: the .ts sources themselves, every other file of
+ * those folders (their folders are made), and at the top assets/, configs/, node_modules/, package.json and the rest. Each run
  * of scripts/run-tests.ts has its own tree (`.test-build/run-<pid>/`), so two runs at once do not
  * pull each other's files away.
  *
@@ -25,14 +25,6 @@ const SOURCE_DIRS = ['agent', 'fleet-server', 'platform-adapters', 'test', 'scri
 
 const isTs = (name: string): boolean => name.endsWith('.ts') && !name.endsWith('.d.ts');
 
-function holdsTs(dir: string): boolean {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory() ? holdsTs(p) : isTs(name)) return true;
-  }
-  return false;
-}
-
 /** Where trees go: `<root>/.test-build/<name>/` (test/helpers/repo.ts finds the checkout by this name). */
 export const TREES_DIR = '.test-build';
 
@@ -49,7 +41,7 @@ export async function buildTestTree(opts: { root: string; outdir: string }): Pro
     mkdirSync(join(outdir, rel), { recursive: true });
     for (const name of readdirSync(join(root, rel))) {
       const src = join(root, rel, name);
-      if (statSync(src).isDirectory() && holdsTs(src)) { mirror(join(rel, name)); continue; }
+      if (statSync(src).isDirectory()) { mirror(join(rel, name)); continue; }
       symlinkSync(src, join(outdir, rel, name));
       if (isTs(name)) entryPoints.push(src);
     }

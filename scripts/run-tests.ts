@@ -32,13 +32,14 @@ let tree: string | undefined;
 if (!fromSources) {
   const { buildAll } = await import('./build.js');
   const { buildTestTree, removeEndedRuns, TREES_DIR } = await import('./build-tests.js');
-  const outdir = join(process.cwd(), 'dist');
-  await buildAll({ root: process.cwd(), outdir });
-  bundleEnv.EF_TEST_BUNDLES = outdir;
+  const dist = join(process.cwd(), 'dist');
+  await buildAll({ root: process.cwd(), outdir: dist });
+  bundleEnv.EF_TEST_BUNDLES = dist;
   removeEndedRuns(process.cwd());
-  tree = join(process.cwd(), TREES_DIR, `run-${process.pid}`);
-  await buildTestTree({ root: process.cwd(), outdir: tree });
-  runFiles = files.map((f) => join(relative(process.cwd(), tree!), f.replace(/\.ts$/, '.js')));
+  const runTree = join(process.cwd(), TREES_DIR, `run-${process.pid}`);
+  tree = runTree;
+  await buildTestTree({ root: process.cwd(), outdir: runTree });
+  runFiles = files.map((f) => join(relative(process.cwd(), runTree), f.replace(/\.ts$/, '.js')));
 }
 const concurrency = process.env.EF_TEST_CONCURRENCY ?? '2';
 const child = spawn(process.execPath, [

@@ -6,11 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { evaluateTracking } from '../../agent/src/eval/tracking-eval.js';
 import { videoFileFrames } from '../../agent/src/capture/file-frames.js';
 import { vtestMissing, openCocoDetector, VTEST } from '../helpers/vtest.js';
-import { tsEntry } from '../helpers/repo.js';
+import { runCli } from '../helpers/cli.js';
 
 const VIDEO = VTEST;
 const FRAMES = 180;
@@ -54,8 +53,8 @@ test(`vtest.avi, ${FRAMES} frames, interval 3: interpolated boxes stay on the re
 test('edge-agent eval-tracking --json prints the figures', { timeout: 120_000 }, async (t) => {
   const why = vtestMissing();
   if (why) { t.skip(why); return; }
-  const r = spawnSync(process.execPath, [...tsEntry('agent/src/cli/main.ts'), 'eval-tracking', '--input', VIDEO, '--interval', '3', '--frames', '24', '--labels', 'person', '--json'], { encoding: 'utf8', timeout: 110_000 });
-  assert.equal(r.status, 0, r.stderr);
+  const r = await runCli('edge-agent', ['eval-tracking', '--input', VIDEO, '--interval', '3', '--frames', '24', '--labels', 'person', '--json'], { timeoutMs: 110_000 });
+  assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
   assert.equal(out.ok, true);
   assert.equal(out.frames, 24);
@@ -63,10 +62,10 @@ test('edge-agent eval-tracking --json prints the figures', { timeout: 120_000 },
   assert.deepEqual(out.detectorCalls, { reference: 24, interval: 8, saved: 16, savedFraction: 16 / 24 });
 });
 
-test('edge-agent eval-tracking refuses a bad interval and a missing input', () => {
-  const bad = spawnSync(process.execPath, [...tsEntry('agent/src/cli/main.ts'), 'eval-tracking', '--input', VIDEO, '--interval', '0', '--json'], { encoding: 'utf8' });
-  assert.equal(bad.status, 2);
+test('edge-agent eval-tracking refuses a bad interval and a missing input', async () => {
+  const bad = await runCli('edge-agent', ['eval-tracking', '--input', VIDEO, '--interval', '0', '--json']);
+  assert.equal(bad.code, 2);
   assert.match(bad.stdout, /Expected --interval to be a positive integer/);
-  const none = spawnSync(process.execPath, [...tsEntry('agent/src/cli/main.ts'), 'eval-tracking', '--input', '/nonexistent.avi', '--json'], { encoding: 'utf8' });
-  assert.equal(none.status, 4);
+  const none = await runCli('edge-agent', ['eval-tracking', '--input', '/nonexistent.avi', '--json']);
+  assert.equal(none.code, 4);
 });

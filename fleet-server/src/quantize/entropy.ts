@@ -69,7 +69,7 @@ export function klCurve(counts: ArrayLike<number>, numQuantBins = 128, stride = 
     // P: bins [0, i) with the tail folded into bin i-1; Q: those bins merged into numQuantBins levels
     // (unclipped counts), each level's mean spread over its non-empty bins.
     const sq = prefix[i];
-    if (sq === 0) { kls[i] = Infinity; continue; }
+    if (sq === 0) continue; // Q is empty: not a candidate (Infinity)
     const logSq = Math.log(sq);
     const per = i / numQuantBins;
     // Σ h·log q over the bins before i-1, level by level (q = v/sq on a level's non-empty bins).
