@@ -9,7 +9,7 @@ import ort from 'onnxruntime-node';
 import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
 import { DataType, emptyGraph, floatTensor, int64Tensor, tensorToFloat32, tensorToInts, type OnnxModel } from '../../fleet-server/src/convert/onnx/model.js';
 import { ProtoWriter } from '../../fleet-server/src/convert/onnx/wire.js';
-import { cancelTransposes } from '../../fleet-server/src/convert/onnx/passes.js';
+import { cancelTransposes, compactNames } from '../../fleet-server/src/convert/onnx/passes.js';
 
 function tinyModel(): OnnxModel {
   const graph = emptyGraph('tiny');
@@ -89,6 +89,42 @@ test('ONNX codec: a real ONNX model read and rewritten gives the same outputs', 
     await s.release();
   }
   for (const name of Object.keys(results[0])) assert.deepEqual(results[1][name].data, results[0][name].data, name);
+});
+
+test('compactNames: short value names and dropped node names, the same outputs; graph inputs and outputs keep theirs', { skip: existsSync(REAL) ? false : `${REAL} missing; run scripts/setup.sh` }, async () => {
+  const original = new Uint8Array(readFileSync(REAL));
+  const model = decodeModel(original);
+  const io = [...model.graph.inputs, ...model.graph.outputs].map((v) => v.name);
+  const renamed = compactNames(model.graph, (n) => n.opType !== 'Conv');
+  assert.ok(renamed > 100, `${renamed} values renamed`);
+  assert.deepEqual([...model.graph.inputs, ...model.graph.outputs].map((v) => v.name), io);
+  const values = new Set([...model.graph.nodes.flatMap((n) => [...n.inputs, ...n.outputs]), ...model.graph.initializers.keys()]);
+  for (const v of values) assert.ok(io.includes(v) || /^[0-9a-z]{1,3}$/.test(v), `${v} is short`);
+  assert.ok(model.graph.nodes.every((n) => (n.opType === 'Conv') === (n.name !== '')), 'only the Convs keep their names');
+  const bytes = encodeModel(model);
+  assert.ok(bytes.length < original.length * 0.93, `${bytes.length} bytes against ${original.length}`);
+  const input = new Float32Array(256 * 256 * 3).map((_, i) => ((i * 7919) % 255) / 127.5 - 1);
+  const results = [];
+  for (const b of [original, bytes]) {
+    const s = await ort.InferenceSession.create(b, { logSeverityLevel: 3 });
+    results.push(await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', input, [1, 256, 256, 3]) }));
+    await s.release();
+  }
+  for (const name of Object.keys(results[0])) assert.deepEqual(results[1][name].data, results[0][name].data, name);
+});
+
+test('compactNames: a generated name never takes a kept one, and a graph with subgraphs is left alone', () => {
+  const m = tinyModel();
+  m.graph.inputs[0].name = '0';
+  m.graph.nodes[0].inputs[0] = '0';
+  assert.equal(compactNames(m.graph), 4, 't, u and the initializers k and shape');
+  assert.deepEqual(m.graph.nodes.map((n) => [n.inputs, n.outputs]), [[['0'], ['1']], [['1'], ['2']], [['2', '3'], ['y']]]);
+  assert.deepEqual([...m.graph.initializers.keys()].sort(), ['3', '4'], 'k read by Mul, then the unread shape');
+  assert.equal(m.graph.valueInfo[0].name, '1', 'value_info follows its value');
+  const withBody = tinyModel();
+  withBody.graph.nodes.push({ opType: 'If', name: 'branch', inputs: ['c'], outputs: ['z'], attributes: [{ name: 'then_branch', type: 'graph', value: emptyGraph('then') }] });
+  assert.equal(compactNames(withBody.graph), 0);
+  assert.equal(withBody.graph.nodes[0].outputs[0], 't');
 });
 
 test('tensor data read from a Buffer view gives its own bytes, not the start of the file', async () => {

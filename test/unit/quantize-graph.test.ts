@@ -14,7 +14,8 @@ import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/co
 import { DataType, floatTensor, type OnnxModel, type OnnxNode, type OnnxTensor } from '../../fleet-server/src/convert/onnx/model.js';
 import { equalize, findEqualizationPairs } from '../../fleet-server/src/quantize/equalize.js';
 import { insertQdq, planQuantization, type QuantPlanOptions } from '../../fleet-server/src/quantize/qdq.js';
-import { holdPairs, quantizePerChannel, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
+import { halfBitsToFloat, halfUp, holdPairs, quantizePerChannel, toHalfBits, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
+import { constFloats } from '../helpers/onnx-consts.js';
 import { int8CpuFlags, saturatesFullRangeInt8 } from '../../agent/src/model/int8-cpu.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
 import { rangeFromHistogram } from '../../fleet-server/src/quantize/ranges.js';
@@ -82,7 +83,7 @@ test('channel equalization leaves the float output unchanged', async () => {
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `output ${i}: ${a[i]} vs ${b[i]}`);
 });
 
-test('QDQ placement: per-channel weights, int32 bias, ReLU folded on CPU, head float, output near float', async () => {
+test('QDQ placement: per-channel weights, float bias onnxruntime quantizes at load, ReLU folded on CPU, head float, output near float', async (t) => {
   const m = tinyModel();
   const plan = planQuantization(m, { target: 'cpu' });
   assert.equal(plan.foldedActivations, 1);
@@ -98,7 +99,18 @@ test('QDQ placement: per-channel weights, int32 bias, ReLU folded on CPU, head f
   assert.deepEqual(wdq.map((n) => g.initializers.get(n.inputs[0])!.dims), [[4, 3, 3, 3], [4, 2]], 'c1 as a Conv [O, I, kH, kW]; c2 (1×1, into the float head) as a MatMul [I, O]');
   assert.deepEqual(wdq.map((n) => n.attributes), [[{ name: 'axis', type: 'int', value: 0 }], [{ name: 'axis', type: 'int', value: 1 }]], 'per output channel either way');
   assert.ok(!g.nodes.some((n) => n.name === 'c2') && g.nodes.some((n) => n.opType === 'MatMul'), 'c2 runs as DQ → MatMul (onnxruntime: MatMulIntegerToFloat)');
-  assert.equal(g.nodes.filter((n) => n.opType === 'DequantizeLinear' && g.initializers.get(n.inputs[0])?.dataType === DataType.INT32).length, 2);
+  // Biases stay float (no int32 tensor, no stored bias scale): c1, which writes int8, reads its bias as
+  // halves through a Cast; c2's bias, added in float after the MatMul, keeps float32.
+  assert.ok(![...g.initializers.values()].some((x) => x.dataType === DataType.INT32), 'no int32 bias is stored');
+  const c1 = g.nodes.find((n) => n.name === 'c1')!;
+  const biasCast = g.nodes.find((n) => n.outputs[0] === c1.inputs[2]);
+  assert.equal(biasCast?.opType, 'Cast');
+  assert.equal(g.initializers.get(biasCast.inputs[0])?.dataType, DataType.FLOAT16);
+  assert.deepEqual(Array.from(constFloats(g, c1.inputs[2])), [0.1, -0.2, 0.3, 0].map((v) => halfBitsToFloat(toHalfBits(v))));
+  // onnxruntime quantizes that bias (its BiasQuantization) and fuses c1 into a QLinearConv: nothing runs in float there.
+  const ops = (await optimizedNodes(model, t)).map((n) => n.opType);
+  assert.equal(ops.filter((o) => o === 'QLinearConv').length, 1, `c1 runs in int8: ${ops.join(' ')}`);
+  assert.ok(!ops.includes('Conv') && !ops.includes('FusedConv'), `no float Conv: ${ops.join(' ')}`);
   assert.equal(g.nodes.find((n) => n.opType === 'Sigmoid')?.inputs[0], 'c2o', 'the head reads the float conv output');
   assert.ok((model.opsetImports.find((o) => o.domain === '')?.version ?? 0) >= 13);
   const [a, b] = [await runModel(m), await runModel(model)];
@@ -113,17 +125,18 @@ test('weights on CPU: a grid no uint8 input saturates without VNNI (Conv pairs o
   assert.equal(grouped.row, 18);
   // ONNX order c · 9 + t; the GEMM reads (t, c) with c innermost: channels 0 and 1 of one tap share a step.
   assert.deepEqual(Array.from(grouped.pairs!), Array.from({ length: 9 }, (_, t) => [t, 9 + t]).flat());
-  assert.deepEqual(weightGridFor('Conv', [4, 3, 3, 3], 1, 'reduced'), { qmax: 63 }, 'an odd channel count (a stem reading RGB): 7-bit');
-  assert.deepEqual(weightGridFor('Conv', [4, 1, 3, 3], 4, 'reduced'), { qmax: 127 }, 'depthwise');
-  assert.deepEqual(weightGridFor('MatMul', [16, 8], 1, 'reduced'), { qmax: 63 });
-  assert.deepEqual(weightGridFor('Conv', [4, 4, 1, 1], 1, 'full'), { qmax: 127 });
+  assert.deepEqual(weightGridFor('Conv', [4, 3, 3, 3], 1, 'reduced'), { qmax: 63, half: true }, 'an odd channel count (a stem reading RGB): 7-bit');
+  assert.deepEqual(weightGridFor('Conv', [4, 1, 3, 3], 4, 'reduced'), { qmax: 127, half: true }, 'depthwise');
+  assert.deepEqual(weightGridFor('MatMul', [16, 8], 1, 'reduced'), { qmax: 63, half: true });
+  assert.deepEqual(weightGridFor('Conv', [4, 4, 1, 1], 1, 'full'), { qmax: 127, half: true });
   // A pair past the limit gives a step back on the value rounded up more; opposite signs are left alone.
   const held = Int8Array.of(65, 64, -65, -64, 100, -100, 64, 65);
   holdPairs(held, [64.6, 63.9, -64.6, -63.9, 100, -100, 63.9, 64.6], 1, { qmax: 127, pairs: Int32Array.of(0, 1, 2, 3, 4, 5, 6, 7), row: 8 }, 0, 8);
   assert.deepEqual(Array.from(held), [64, 64, -64, -64, 100, -100, 64, 64]);
-  // A pair of large same-sign weights sets the scale: 0.9 + 0.7 = 1.6 at 128 steps.
+  // A pair of large same-sign weights sets the scale: 0.9 + 0.7 = 1.6 at 128 steps (the next binary16 value up).
   const q = quantizePerChannel(Float32Array.of(0.9, 0.7, -0.2, 0.1), 1, undefined, weightGridFor('Conv', [1, 4, 1, 1], 1, 'reduced'));
-  assert.ok(Math.abs(q.scales[0] - 1.6 / 128) < 1e-9);
+  assert.equal(q.scales[0], halfUp(1.6 / 128));
+  assert.ok(q.scales[0] >= 1.6 / 128 && q.scales[0] < (1.6 / 128) * (1 + 2 ** -10));
   assert.deepEqual(Array.from(q.data), [72, 56, -16, 8]);
   const tie = quantizePerChannel(Float32Array.of(0.5, 0.5, 0.1, 0), 1, undefined, weightGridFor('Conv', [1, 4, 1, 1], 1, 'reduced'));
   assert.equal(tie.data[0] + tie.data[1], 128);
@@ -230,6 +243,32 @@ test('QDQ for TensorRT is symmetric and keeps the ReLU', () => {
   const { model, params } = insertQdq(plan, new Map([['x', { min: -2, max: 1 }], ['c1o', { min: -5, max: 30 }], ['r1o', { min: 0, max: 30 }], ['c2o', { min: -20, max: 20 }]]));
   for (const p of params.values()) assert.equal(p.zeroPoint, 0);
   assert.equal(model.graph.nodes.filter((n) => n.opType === 'Relu').length, 1);
+  // TensorRT's ONNX parser takes Q/DQ scales as initializers: float32 there, no Cast of halves.
+  const g = model.graph;
+  assert.ok(!g.nodes.some((n) => n.opType === 'Cast') && ![...g.initializers.values()].some((t) => t.dataType === DataType.FLOAT16));
+  const wdq = g.nodes.filter((n) => n.opType === 'DequantizeLinear' && g.initializers.get(n.inputs[0])?.dataType === DataType.INT8);
+  assert.ok(wdq.length > 0 && wdq.every((n) => g.initializers.get(n.inputs[1])?.dataType === DataType.FLOAT));
+});
+
+test('a CPU build stores weight scales as halves, and a bias as halves only where that moves it by at most 1/32 of an output step', () => {
+  const m = tinyModel();
+  // c1's biases against r1o's step (30/255 ≈ 0.118): 1000.3 moves by 0.2 as a half (1000.5), 1.7 steps.
+  const build = (b1: number[]) => {
+    m.graph.initializers.set('b1', floatTensor([4], b1));
+    const { model } = insertQdq(planQuantization(structuredClone(m), { target: 'cpu' }), new Map([['x', { min: -2, max: 2 }], ['c1o', { min: 0, max: 30 }], ['r1o', { min: 0, max: 30 }], ['c2o', { min: -20, max: 20 }]]));
+    return model.graph;
+  };
+  const small = build([0.1, -0.2, 0.3, 0]);
+  const c1 = small.nodes.find((n) => n.name === 'c1')!;
+  assert.equal(small.initializers.get(small.nodes.find((n) => n.outputs[0] === c1.inputs[2])!.inputs[0])?.dataType, DataType.FLOAT16);
+  const wdq = small.nodes.find((n) => n.outputs[0] === c1.inputs[1])!;
+  const scales = constFloats(small, wdq.inputs[1]);
+  assert.equal(small.initializers.get(small.nodes.find((n) => n.outputs[0] === wdq.inputs[1])!.inputs[0])?.dataType, DataType.FLOAT16, 'weight scales: halves through a Cast');
+  assert.ok(scales.every((v) => halfBitsToFloat(toHalfBits(v)) === v));
+  const large = build([0.1, -0.2, 1000.3, 0]);
+  const c1l = large.nodes.find((n) => n.name === 'c1')!;
+  assert.equal(large.initializers.get(c1l.inputs[2])?.dataType, DataType.FLOAT, 'that bias stays float32');
+  assert.deepEqual(Array.from(constFloats(large, c1l.inputs[2])), Array.from(Float32Array.of(0.1, -0.2, 1000.3, 0)));
 });
 
 function withScalarMul(c: number): OnnxModel {

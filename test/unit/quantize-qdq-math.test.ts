@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { activationParams, dequantizeValue, quantizeBias, quantizePerChannel, quantizeValue, roundHalfEven } from '../../fleet-server/src/quantize/qmath.js';
+import { activationParams, allHalfExact, dequantizeValue, halfUp, quantizeBias, quantizePerChannel, quantizeValue, roundHalfEven } from '../../fleet-server/src/quantize/qmath.js';
 import { halfBitsToFloat, toHalfBits } from '../../fleet-server/src/quantize/fp16.js';
 import { floatHex, parseTrtCalibrationFlatbuffer, parseTrtCalibrationTable, renderTrtCalibrationFlatbuffer, renderTrtCalibrationTable } from '../../fleet-server/src/quantize/trt-table.js';
 
@@ -39,7 +39,7 @@ test('per-channel weights: one scale per output channel, max|w| maps to ±127', 
   assert.throws(() => quantizePerChannel(w, 3), /3 equal channels/);
 });
 
-test('int32 bias uses scale sIn·sW[c] and zero point 0', () => {
+test('the int32 bias onnxruntime derives from a float bias: scale sIn·sW[c], zero point 0', () => {
   const b = quantizeBias(Float32Array.of(0.5, -1), 0.02, Float32Array.of(0.01, 0.1));
   assert.ok(Math.abs(b.scales[0] - 0.0002) < 1e-9 && Math.abs(b.scales[1] - 0.002) < 1e-9);
   assert.deepEqual(Array.from(b.data), [2500, -500]);
@@ -53,6 +53,24 @@ test('fp16 bits: exact values, rounding, subnormals, overflow', () => {
   assert.equal(toHalfBits(2 ** -24), 0x0001);
   assert.equal(halfBitsToFloat(toHalfBits(0.1)), 0.0999755859375);
   assert.ok(Number.isNaN(halfBitsToFloat(toHalfBits(NaN))));
+});
+
+test('halfUp: the nearest binary16 value at or above a scale, float32 noise on a half kept, out of the normal range untouched', () => {
+  assert.equal(halfUp(0.25), 0.25, 'a half stays');
+  assert.equal(halfUp(0.1), halfBitsToFloat(toHalfBits(0.1) + 1), '0.1 rounds to nearest below it, so up one step');
+  assert.equal(halfUp(0.1), 0.10003662109375);
+  const h = halfBitsToFloat(toHalfBits(0.1));
+  assert.equal(halfUp(Math.fround(h * (1 + 2 ** -20))), h, 'float32 noise above a half is that half');
+  assert.equal(halfUp(Math.fround(h * (1 + 2 ** -12))), halfBitsToFloat(toHalfBits(0.1) + 1), 'a real step above is the next half');
+  assert.equal(halfUp(2047.9), 2048, 'up across an exponent');
+  for (const s of [1e-3, 0.0125, 7e-5, 7.77, 6e4]) {
+    const u = halfUp(s);
+    assert.ok(u >= s * (1 - 2 ** -16) && u <= s * (1 + 2 ** -10), `${s} → ${u}: at most one half step up`);
+    assert.ok(allHalfExact([u]), `${u} is a half`);
+  }
+  assert.equal(halfUp(1e-5), 1e-5, 'below the normal halves (2^-14): kept, stored float32');
+  assert.equal(halfUp(1e5), 1e5, 'above 65504: kept');
+  assert.ok(!allHalfExact([0.25, 1e-5]) && !allHalfExact([0.1]) && allHalfExact([0.25, -2, 65504]));
 });
 
 test('TensorRT calibration table: header and big-endian hex of amax/127', () => {

@@ -18,6 +18,7 @@ import { DataType, floatTensor, tensorToFloat32, type OnnxModel, type OnnxNode }
 import { findRescaleSeeds, findResidualAdds, planResiduals, rescale, rescaleResiduals } from '../../fleet-server/src/quantize/rescale.js';
 import { applyGptq, collectConvMoments, inverseCholeskyUpper } from '../../fleet-server/src/quantize/gptq.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
+import { constFloats } from '../helpers/onnx-consts.js';
 import { biasScaleFloor, INT8_PAIR_MAX, pairPeak, quantizeBias, quantizePerChannel, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
 import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
 import type { ModelInput } from '../../agent/src/preprocess/preprocess.js';
@@ -133,8 +134,10 @@ test('GPTQ leaves weights on their per-channel int8 grid (same scale) and rounds
     const orig = tensorToFloat32(m.graph.initializers.get(name)!);
     const got = tensorToFloat32(gq.model.graph.initializers.get(name)!);
     const dims = m.graph.initializers.get(name)!.dims;
-    const q = quantizePerChannel(got, dims[0]);
-    const ref = quantizePerChannel(orig, dims[0]);
+    // The full-range grid GPTQ rounds onto (binary16 scales, as the build stores them).
+    const grid = weightGridFor('Conv', dims, name === 'wdw' ? dims[0] : 1, 'full');
+    const q = quantizePerChannel(got, dims[0], undefined, grid);
+    const ref = quantizePerChannel(orig, dims[0], undefined, grid);
     for (let c = 0; c < dims[0]; c++) assert.ok(Math.abs(q.scales[c] - ref.scales[c]) <= 1e-6 * ref.scales[c], `${name}[${c}]: scale kept (${q.scales[c]} vs ${ref.scales[c]})`);
     got.forEach((v, i) => {
       const s = q.scales[Math.floor(i / (got.length / dims[0]))];
@@ -199,7 +202,7 @@ test('GPTQ for a CPU build rounds onto the grid that cannot saturate without VNN
   for (const [name, conv] of [['w1', 'c1'], ['wdw', 'dw'], ['wp', 'proj'], ['w3', 'c3']]) {
     const dq = q.graph.nodes.find((n) => n.outputs[0] === stored.get(conv));
     assert.ok(dq?.opType === 'DequantizeLinear', `${conv} reads dequantized int8 weights`);
-    const w8 = q.graph.initializers.get(dq.inputs[0])!, sc = tensorToFloat32(q.graph.initializers.get(dq.inputs[1])!);
+    const w8 = q.graph.initializers.get(dq.inputs[0])!, sc = constFloats(q.graph, dq.inputs[1]);
     const raw = new Int8Array(w8.data.buffer, w8.data.byteOffset, w8.data.byteLength);
     const [K, C] = w8.dims.length === 2 ? [w8.dims[1], w8.dims[0]] : [w8.dims[0], 0];
     const ints = w8.dims.length === 2 ? Int8Array.from({ length: raw.length }, (_, i) => raw[(i % C) * K + Math.floor(i / C)]) : raw;

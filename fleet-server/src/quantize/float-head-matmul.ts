@@ -48,7 +48,9 @@ export function floatOutputConvsAsMatMul(g: OnnxGraph): number {
     const t = new Int8Array(C * K);
     for (let k = 0; k < K; k++) for (let c = 0; c < C; c++) t[c * K + k] = src[k * C + c];
     g.initializers.set(`${id}/wT`, { dims: [C, K], dataType: DataType.INT8, data: new Uint8Array(t.buffer) });
-    const perChannel = (g.initializers.get(wdq.inputs[1])?.dims.length ?? 0) === 1;
+    // Per channel where the weight DQ has an axis (qdq.ts gives one to per-channel scales alone; the scales
+    // may be a Cast of halves, not an initializer).
+    const perChannel = attr(wdq, 'axis') !== undefined;
     out.push(
       { opType: 'Transpose', name: `${id}/nhwc`, inputs: [xdq.inputs[0]], outputs: [`${id}/xq`], attributes: [{ name: 'perm', type: 'ints', value: [0, 2, 3, 1] }] },
       { opType: 'DequantizeLinear', name: `${id}/dqx`, inputs: [`${id}/xq`, ...xdq.inputs.slice(1)], outputs: [`${id}/x`], attributes: [] },

@@ -3,7 +3,8 @@
  * q = saturate(round_half_even(x / scale) + zeroPoint), x' = (q - zeroPoint) * scale.
  * Activations: int8, asymmetric (CPU) or symmetric (TensorRT, which only takes zero point 0).
  * Weights: int8, symmetric, one scale per output channel. Bias: int32 with scale = sIn * sW[c], zp 0,
- * so the integer accumulator of a QLinearConv can add it directly.
+ * so the integer accumulator of a QLinearConv can add it directly (computed by onnxruntime at load from
+ * the float bias the build stores: quantizeBias).
  */
 import type { TensorRange } from './ranges.js';
 
@@ -45,6 +46,8 @@ export interface WeightGrid {
   /** Index pairs within one output channel's `row` weights (ONNX order), flat: a0, b0, a1, b1, … (a < b). */
   pairs?: Int32Array;
   row?: number;
+  /** Scales rounded up to binary16 values (halfUp), so a build can store them as halves. */
+  half?: boolean;
 }
 
 /**
@@ -64,8 +67,15 @@ export interface WeightGrid {
  *
  * On the CenterNet's dense Convs the pair limit leaves a channel's largest weight at a median of
  * about ±105–120 steps instead of ±63 (measured on the FP32 weights), about 0.8 bit more.
+ *
+ * Every grid's scales are binary16 values (`half`): a CPU build stores them as halves (qdq.ts), and
+ * GPTQ (gptq.ts), which asks this same function, rounds onto the very grid the build stores.
  */
 export function weightGridFor(opType: string, weightDims: readonly number[], group: number, range: WeightRange): WeightGrid {
+  return { ...gridShape(opType, weightDims, group, range), half: true };
+}
+
+function gridShape(opType: string, weightDims: readonly number[], group: number, range: WeightRange): WeightGrid {
   if (range === 'full') return { qmax: INT8_MAX };
   if (opType !== 'Conv') return { qmax: INT8_REDUCED_MAX };
   const depthwise = group > 1 && weightDims[1] === 1 && weightDims[0] === group;
@@ -109,9 +119,74 @@ export function pairPeak(w: ArrayLike<number>, from: number, to: number, grid: W
   return largestPair(w, from, to, grid).sum;
 }
 
-/** A channel's scale on its grid: the largest weight at ±qmax, or the largest pair sum at INT8_PAIR_MAX if that binds. */
+/** float32 → IEEE 754 binary16 bits, round to nearest even, with subnormals, ±Inf and NaN. */
+export function toHalfBits(x: number): number {
+  const f = new Float32Array(1); const u = new Uint32Array(f.buffer);
+  f[0] = x;
+  const bits = u[0];
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  let mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1), mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && (half & 1))) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+  if ((half & 0x7fff) >= 0x7c00) return sign | 0x7c00;
+  return sign | half;
+}
+
+export function halfBitsToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >>> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** The smallest positive normal binary16 value (2^-14) and the largest finite one. */
+export const HALF_MIN_NORMAL = 2 ** -14;
+export const HALF_MAX = 65504;
+
+/**
+ * A weight scale as binary16 can hold it: the nearest half at or above `s` (a value within 2^-16 of a
+ * half below counts as that half: float32 noise of a scale already on it). A CPU build stores its weight
+ * scales as halves (qdq.ts); rounding the scale up before the weights are rounded keeps them exact:
+ * the grid widens by at most 2^-10 and the largest weight still lands on ±qmax. Outside the normal
+ * half range `s` is returned as it is, and its tensor keeps float32 scales.
+ */
+export function halfUp(s: number): number {
+  if (!(s >= HALF_MIN_NORMAL && s <= HALF_MAX)) return s;
+  const bits = toHalfBits(s);
+  const h = halfBitsToFloat(bits);
+  return h >= s * (1 - 2 ** -16) ? h : halfBitsToFloat(bits + 1);
+}
+
+/** True when every value is a normal binary16 value (what halfUp returns in range). */
+export function allHalfExact(values: ArrayLike<number>): boolean {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!(Math.abs(v) >= HALF_MIN_NORMAL && Math.abs(v) <= HALF_MAX) || halfBitsToFloat(toHalfBits(v)) !== v) return false;
+  }
+  return true;
+}
+
+/**
+ * A channel's scale on its grid: the largest weight at ±qmax, or the largest pair sum at INT8_PAIR_MAX if
+ * that binds; on a `half` grid rounded up to a binary16 value.
+ */
 export function gridScale(amax: number, pairSum: number, grid: WeightGrid): number {
-  return Math.max(amax / grid.qmax, grid.pairs ? pairSum / INT8_PAIR_MAX : 0);
+  const s = Math.max(amax / grid.qmax, grid.pairs ? pairSum / INT8_PAIR_MAX : 0);
+  return grid.half ? halfUp(s) : s;
 }
 
 /** For each index of a row, the indices it is paired with. */
@@ -217,7 +292,8 @@ export function quantizePerChannel(w: Float32Array, channels: number, minScales?
     let m = 0;
     for (let k = from; k < to; k++) m = Math.max(m, Math.abs(w[k]));
     const floor = minScales?.[c] ?? 0;
-    const s = m > 0 || floor > 0 ? Math.max(gridScale(m, pairPeak(w, from, to, g), g), floor) : 1;
+    const raw = Math.max(gridScale(m, pairPeak(w, from, to, g), g), floor);
+    const s = m > 0 || floor > 0 ? (g.half ? halfUp(raw) : raw) : 1;
     scales[c] = s;
     for (let k = from; k < to; k++) data[k] = Math.max(-qmax, Math.min(qmax, roundHalfEven(w[k] / s)));
     holdPairs(data, w, s, g, from, to);
@@ -236,7 +312,12 @@ export function biasScaleFloor(b: Float32Array, inputScale: number): Float64Arra
   return Float64Array.from(b, (v) => Math.abs(v) / (inputScale * 2 ** 30));
 }
 
-/** int32 bias for Conv/Gemm: scale[c] = inputScale * weightScale[c], zero point 0. */
+/**
+ * The int32 bias onnxruntime derives at load from a Conv/Gemm's float bias (BiasQuantization,
+ * onnxruntime/core/optimizer/qdq_transformer/bias_quantization.cc): scale[c] = inputScale ·
+ * weightScale[c] in float32, zero point 0. The build stores the float bias; biasScaleFloor keeps these
+ * integers within int32.
+ */
 export function quantizeBias(b: Float32Array, inputScale: number, weightScales: Float32Array): { data: Int32Array; scales: Float32Array } {
   const data = new Int32Array(b.length);
   const scales = new Float32Array(b.length);
