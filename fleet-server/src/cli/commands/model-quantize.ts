@@ -17,9 +17,12 @@ usage: fleetctl model quantize --model IN.onnx --calib DIR|VIDEO --method minmax
 
 Calibrates activation ranges on real frames (an image directory or a video file, preprocessed as the
 agent does from IN.meta.json) and writes a QDQ INT8 ONNX model: per-channel symmetric int8 weights,
-int32 bias, 8-bit activations (asymmetric uint8 for cpu — onnxruntime's x86 kernels fuse depthwise
-Convs only in that form — or --activations int8; symmetric int8 for tensorrt). Post-processing after
-the last Conv stays float; --exclude keeps more nodes float. OUT.meta.json is copied from the input.
+int32 bias (stored float: onnxruntime quantizes it with scale s_in·s_w at load, TensorRT takes it
+so), 8-bit activations (asymmetric uint8 for cpu — onnxruntime's x86 kernels fuse depthwise Convs
+only in that form — or --activations int8; symmetric int8 for tensorrt). Post-processing after the
+last Conv stays float; --exclude keeps more nodes float. A cpu build stores scales as binary16 and
+short value names.
+OUT.meta.json is copied from the input.
 
 options:
   --model FILE        the FP32 ONNX model (its .meta.json must sit next to it)
