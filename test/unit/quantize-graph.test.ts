@@ -14,7 +14,7 @@ import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/co
 import { DataType, floatTensor, type OnnxModel, type OnnxNode, type OnnxTensor } from '../../fleet-server/src/convert/onnx/model.js';
 import { equalize, findEqualizationPairs } from '../../fleet-server/src/quantize/equalize.js';
 import { insertQdq, planQuantization, type QuantPlanOptions } from '../../fleet-server/src/quantize/qdq.js';
-import { halfBitsToFloat, halfUp, holdPairs, quantizePerChannel, toHalfBits, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
+import { halfUp, holdPairs, quantizePerChannel, toHalf, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
 import { constFloats } from '../helpers/onnx-consts.js';
 import { int8CpuFlags, saturatesFullRangeInt8 } from '../../agent/src/model/int8-cpu.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
@@ -92,7 +92,7 @@ test('QDQ placement: per-channel weights, float bias onnxruntime quantizes at lo
   assert.deepEqual(plan.activations.sort(), ['r1o', 'x']);
   const { model, stats } = insertQdq(plan, await minmaxRanges(m, plan.activations));
   assert.equal(stats.quantizedWeights, 2);
-  assert.equal(stats.int32Biases, 2);
+  assert.equal(stats.int32Biases, 1, 'c1 alone runs with an int32 bias; c2 adds its bias in float after the MatMul');
   const g = model.graph;
   assert.equal(g.nodes.filter((n) => n.opType === 'Relu').length, 0);
   const wdq = g.nodes.filter((n) => n.opType === 'DequantizeLinear' && g.initializers.get(n.inputs[0])?.dataType === DataType.INT8);
@@ -106,7 +106,7 @@ test('QDQ placement: per-channel weights, float bias onnxruntime quantizes at lo
   const biasCast = g.nodes.find((n) => n.outputs[0] === c1.inputs[2]);
   assert.equal(biasCast?.opType, 'Cast');
   assert.equal(g.initializers.get(biasCast.inputs[0])?.dataType, DataType.FLOAT16);
-  assert.deepEqual(Array.from(constFloats(g, c1.inputs[2])), [0.1, -0.2, 0.3, 0].map((v) => halfBitsToFloat(toHalfBits(v))));
+  assert.deepEqual(Array.from(constFloats(g, c1.inputs[2])), [0.1, -0.2, 0.3, 0].map(toHalf));
   // onnxruntime quantizes that bias (its BiasQuantization) and fuses c1 into a QLinearConv: nothing runs in float there.
   const ops = (await optimizedNodes(model, t)).map((n) => n.opType);
   assert.equal(ops.filter((o) => o === 'QLinearConv').length, 1, `c1 runs in int8: ${ops.join(' ')}`);
@@ -243,9 +243,11 @@ test('QDQ for TensorRT is symmetric and keeps the ReLU', () => {
   const { model, params } = insertQdq(plan, new Map([['x', { min: -2, max: 1 }], ['c1o', { min: -5, max: 30 }], ['r1o', { min: 0, max: 30 }], ['c2o', { min: -20, max: 20 }]]));
   for (const p of params.values()) assert.equal(p.zeroPoint, 0);
   assert.equal(model.graph.nodes.filter((n) => n.opType === 'Relu').length, 1);
-  // TensorRT's ONNX parser takes Q/DQ scales as initializers: float32 there, no Cast of halves.
+  // TensorRT's ONNX parser takes Q/DQ scales as initializers: float32 there, no Cast of halves; biases
+  // stay float32 (as NVIDIA's own QDQ exports leave them), no int32 tensor.
   const g = model.graph;
-  assert.ok(!g.nodes.some((n) => n.opType === 'Cast') && ![...g.initializers.values()].some((t) => t.dataType === DataType.FLOAT16));
+  assert.ok(!g.nodes.some((n) => n.opType === 'Cast') && ![...g.initializers.values()].some((t) => t.dataType === DataType.FLOAT16 || t.dataType === DataType.INT32));
+  assert.equal(g.initializers.get(g.nodes.find((n) => n.name === 'c1')!.inputs[2])?.dataType, DataType.FLOAT);
   const wdq = g.nodes.filter((n) => n.opType === 'DequantizeLinear' && g.initializers.get(n.inputs[0])?.dataType === DataType.INT8);
   assert.ok(wdq.length > 0 && wdq.every((n) => g.initializers.get(n.inputs[1])?.dataType === DataType.FLOAT));
 });
@@ -264,11 +266,25 @@ test('a CPU build stores weight scales as halves, and a bias as halves only wher
   const wdq = small.nodes.find((n) => n.outputs[0] === c1.inputs[1])!;
   const scales = constFloats(small, wdq.inputs[1]);
   assert.equal(small.initializers.get(small.nodes.find((n) => n.outputs[0] === wdq.inputs[1])!.inputs[0])?.dataType, DataType.FLOAT16, 'weight scales: halves through a Cast');
-  assert.ok(scales.every((v) => halfBitsToFloat(toHalfBits(v)) === v));
+  assert.ok(scales.every((v) => toHalf(v) === v));
   const large = build([0.1, -0.2, 1000.3, 0]);
   const c1l = large.nodes.find((n) => n.name === 'c1')!;
   assert.equal(large.initializers.get(c1l.inputs[2])?.dataType, DataType.FLOAT, 'that bias stays float32');
   assert.deepEqual(Array.from(constFloats(large, c1l.inputs[2])), Array.from(Float32Array.of(0.1, -0.2, 1000.3, 0)));
+});
+
+test('a per-tensor weight scale still holds every channel\'s bias within int32 (the floor onnxruntime\'s bias quantization needs)', () => {
+  const m = tinyModel();
+  // Weights ~1e-6 and a bias of 1.5 on an input step of 4/255: b / (sIn · sW) would pass 2^31.
+  m.graph.initializers.set('w1', floatTensor([4, 3, 3, 3], Array.from({ length: 108 }, (_, i) => ((i % 7) - 3) * 1e-6)));
+  m.graph.initializers.set('b1', floatTensor([4], [0.1, 1.5, -0.2, 0]));
+  const sIn = 4 / 255;
+  const { model } = insertQdq(planQuantization(m, { target: 'cpu', perChannel: false }), new Map([['x', { min: -2, max: 2 }], ['c1o', { min: 0, max: 30 }], ['r1o', { min: 0, max: 30 }], ['c2o', { min: -20, max: 20 }]]));
+  const g = model.graph;
+  const c1 = g.nodes.find((n) => n.name === 'c1')!;
+  const sW = constFloats(g, g.nodes.find((n) => n.outputs[0] === c1.inputs[1])!.inputs[1]);
+  assert.equal(sW.length, 1, 'one scale for the tensor');
+  for (const b of [0.1, 1.5, -0.2]) assert.ok(Math.abs(b) / (sIn * sW[0]) <= 2 ** 30 * (1 + 1e-6), `bias ${b}: ${Math.abs(b) / (sIn * sW[0])} steps`);
 });
 
 function withScalarMul(c: number): OnnxModel {

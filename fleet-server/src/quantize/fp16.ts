@@ -5,7 +5,8 @@
  * computes in fp16 (TensorRT with fp16 enabled) reads the same weights without loss.
  */
 import { DataType, tensorToFloat32, type OnnxModel } from '../convert/onnx/model.js';
-import { cloneModel, halfTensor, topoSort } from './qdq.js';
+import { cloneModel, topoSort } from './qdq.js';
+import { halfTensor } from './qmath.js';
 
 export { halfBitsToFloat, toHalfBits } from './qmath.js';
 

@@ -22,7 +22,7 @@ import { DataType, attr, floatTensor, intAttr, tensorToFloat32, type OnnxModel, 
 import { removeDeadNodes } from '../convert/onnx/passes.js';
 import { floatOutputConvsAsMatMul } from './float-head-matmul.js';
 import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
-import { activationParams, activationParamsU8, allHalfExact, biasScaleFloor, halfBitsToFloat, quantizePerChannel, roundHalfEven, toHalfBits, weightGridFor, type QParams, type WeightRange } from './qmath.js';
+import { activationParams, activationParamsU8, allHalfExact, biasScaleFloor, halfTensor, quantizePerChannel, roundHalfEven, toHalf, weightGridFor, type QParams, type WeightRange } from './qmath.js';
 import type { TensorRange } from './ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 
@@ -239,7 +239,7 @@ export function groupRanges(plan: QuantPlan, ranges: Map<string, TensorRange>): 
 export interface QdqStats {
   quantizedActivations: number;
   quantizedWeights: number;
-  /** Biases of int8 Convs/Gemms: stored float, run as int32 (onnxruntime quantizes them at load: qmath.quantizeBias). */
+  /** Biases of Convs/Gemms with int8 inputs, weights and output: stored float, run as int32 (onnxruntime quantizes them at load: qmath.quantizeBias). */
   int32Biases: number;
   floatNodes: number;
 }
@@ -349,7 +349,7 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
     g.initializers.set(`${name}16`, halfTensor(dims, scales));
     castToFloat(`${name}16`, name);
   };
-  const halfBias = (name: string, bias: OnnxTensor): string => {
+  const halfBias = (bias: OnnxTensor): string => {
     const id = fresh();
     g.initializers.set(`${id}/b16`, halfTensor(bias.dims, tensorToFloat32(bias)));
     castToFloat(`${id}/b16`, `${id}/b`);
@@ -371,7 +371,9 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
         if (!w) {
           const channels = n.opType === 'Conv' && perChannel ? init.dims[0] : 1;
           const bias = n.inputs[2] ? g.initializers.get(n.inputs[2]) : undefined;
-          const floor = channels > 1 && bias?.dataType === DataType.FLOAT && bias.dims[0] === channels ? biasScaleFloor(tensorToFloat32(bias), xParams.scale) : undefined;
+          // Per tensor (one channel: --per-tensor, Gemm), the one scale must hold every channel's bias.
+          const bf = bias?.dataType === DataType.FLOAT && (bias.dims[0] === channels || channels === 1) ? biasScaleFloor(tensorToFloat32(bias), xParams.scale) : undefined;
+          const floor = bf && channels === 1 ? [Math.max(...bf)] : bf;
           const grid = weightGridFor(n.opType, init.dims, intAttr(n, 'group', 1), weightRangeFor(plan.options.target, plan.options.weightRange));
           const qw = quantizePerChannel(tensorToFloat32(init), channels, floor, grid);
           const id = fresh();
@@ -379,7 +381,7 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
           g.initializers.set(`${id}/w8`, { dims: init.dims, dataType: DataType.INT8, data: new Uint8Array(qw.data.buffer) });
           setScales(`${id}/ws`, channels > 1 ? [channels] : [], qw.scales);
           // No zero-point input: it defaults to 0 of the data's type (ONNX DequantizeLinear), which is what
-          // symmetric weights and int32 biases have; writing the zeros out cost 4.6% of the CenterNet file.
+          // symmetric weights have; writing the zeros out cost 4.6% of the CenterNet file.
           newNodes.push({ opType: 'DequantizeLinear', name: `${id}/DQw`, inputs: [`${id}/w8`, `${id}/ws`], outputs: [dq], attributes: channels > 1 ? [{ name: 'axis', type: 'int', value: 0 }] : [] });
           w = { dq, scales: qw.scales };
           weightDq.set(inp, w);
@@ -388,16 +390,19 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
         return w.dq;
       }
       if (isWeighted && k === 2 && n.opType !== 'MatMul' && xParams) {
-        // The bias stays float: onnxruntime (≥ 1.20, core/optimizer/qdq_transformer/bias_quantization.cc)
-        // quantizes a float Conv/Gemm bias whose input and weight come from DQs to int32 at load, with
-        // scale sIn·sW[c] computed in float32: the same integers as an int32 DQ, without storing that
-        // scale (4 bytes a channel). biasScaleFloor above keeps those integers within int32. A CPU build
+        // The bias stays float: onnxruntime quantizes a float Conv/Gemm bias whose input and weight come
+        // from DQs to int32 at load (WeightBiasQuantization, core/optimizer/qdq_transformer/
+        // weight_bias_quantization.cc, BiasQuantization before it; a pass newer than 1.20.0, checked on
+        // 1.30, the version package.json pins), with scale sIn·sW[c] computed in float32: the same
+        // integers as an int32 DQ, without storing that scale (4 bytes a channel). An onnxruntime without
+        // the pass does not fuse such a Conv (every input of a QDQ group must be a DQ) and runs it in
+        // float: right, slower. biasScaleFloor above keeps those integers within int32. A CPU build
         // whose Conv writes a quantized output stores it as binary16 where that moves no bias by more
         // than 1/32 of an output step (HALF_BIAS_STEPS).
         if (!weightDq.has(n.inputs[1])) return inp;
-        biases++;
+        if (qOut.has(n.outputs[0])) biases++;
         const out = halfScales ? params.get(n.outputs[0]) : undefined;
-        return out && qOut.has(n.outputs[0]) && halfKeeps(tensorToFloat32(init), out.scale * HALF_BIAS_STEPS) ? halfBias(inp, init) : inp;
+        return out && qOut.has(n.outputs[0]) && halfKeeps(tensorToFloat32(init), out.scale * HALF_BIAS_STEPS) ? halfBias(init) : inp;
       }
       if (isWeighted) return inp;
       // A float constant read by a quantized elementwise op (hard-swish's +3 and ×1/6): per tensor, in the
@@ -456,13 +461,7 @@ const HALF_BIAS_STEPS = 1 / 32;
 
 /** True when every value survives binary16 within `tolerance`. */
 function halfKeeps(values: Float32Array, tolerance: number): boolean {
-  return values.every((v) => Math.abs(halfBitsToFloat(toHalfBits(v)) - v) <= tolerance);
-}
-
-/** A binary16 initializer holding `values` (rounded to nearest even). */
-export function halfTensor(dims: number[], values: ArrayLike<number>): OnnxTensor {
-  const h = Uint16Array.from(values as ArrayLike<number>, (v) => toHalfBits(v));
-  return { dims, dataType: DataType.FLOAT16, data: new Uint8Array(h.buffer) };
+  return values.every((v) => Math.abs(toHalf(v) - v) <= tolerance);
 }
 
 /** Kahn's order over value names: a node runs once all its inputs exist. */

@@ -6,6 +6,7 @@
  * so the integer accumulator of a QLinearConv can add it directly (computed by onnxruntime at load from
  * the float bias the build stores: quantizeBias).
  */
+import { DataType, type OnnxTensor } from '../convert/onnx/model.js';
 import type { TensorRange } from './ranges.js';
 
 export interface QParams {
@@ -153,6 +154,17 @@ export function halfBitsToFloat(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** `x` rounded to the nearest binary16 value (as a number). */
+export function toHalf(x: number): number {
+  return halfBitsToFloat(toHalfBits(x));
+}
+
+/** A binary16 initializer holding `values` (each rounded to nearest even). */
+export function halfTensor(dims: number[], values: ArrayLike<number>): OnnxTensor {
+  const h = Uint16Array.from(values as ArrayLike<number>, (v) => toHalfBits(v));
+  return { dims, dataType: DataType.FLOAT16, data: new Uint8Array(h.buffer) };
+}
+
 /** The smallest positive normal binary16 value (2^-14) and the largest finite one. */
 export const HALF_MIN_NORMAL = 2 ** -14;
 export const HALF_MAX = 65504;
@@ -175,7 +187,7 @@ export function halfUp(s: number): number {
 export function allHalfExact(values: ArrayLike<number>): boolean {
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (!(Math.abs(v) >= HALF_MIN_NORMAL && Math.abs(v) <= HALF_MAX) || halfBitsToFloat(toHalfBits(v)) !== v) return false;
+    if (!(Math.abs(v) >= HALF_MIN_NORMAL && Math.abs(v) <= HALF_MAX) || toHalf(v) !== v) return false;
   }
   return true;
 }
@@ -313,8 +325,8 @@ export function biasScaleFloor(b: Float32Array, inputScale: number): Float64Arra
 }
 
 /**
- * The int32 bias onnxruntime derives at load from a Conv/Gemm's float bias (BiasQuantization,
- * onnxruntime/core/optimizer/qdq_transformer/bias_quantization.cc): scale[c] = inputScale ·
+ * The int32 bias onnxruntime derives at load from a Conv/Gemm's float bias (WeightBiasQuantization,
+ * onnxruntime/core/optimizer/qdq_transformer/weight_bias_quantization.cc): scale[c] = inputScale ·
  * weightScale[c] in float32, zero point 0. The build stores the float bias; biasScaleFloor keeps these
  * integers within int32.
  */

@@ -185,6 +185,7 @@ export interface QuantizeReport {
   prepared: PrepareReport & { globalPools: number };
   /** Activations kept float by the sensitivity search. */
   keptFloat: string[];
+  /** Named, like keptFloat, as in the FP32 model: a CPU build's file has short value names (passes.compactNames). */
   ranges: Record<string, TensorRange>;
 }
 
