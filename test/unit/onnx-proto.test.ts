@@ -75,20 +75,25 @@ test('ONNX codec: transpose pairs that cancel are removed', () => {
 });
 
 const REAL = 'assets/models/blazeface-back/model.onnx';
+
+/** Both files of REAL's model give bit-identical outputs on one synthetic frame. */
+async function assertSameOutputs(a: Uint8Array, b: Uint8Array): Promise<void> {
+  const input = new Float32Array(256 * 256 * 3).map((_, i) => ((i * 7919) % 255) / 127.5 - 1);
+  const results = [];
+  for (const bytes of [a, b]) {
+    const s = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+    results.push(await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', input, [1, 256, 256, 3]) }));
+    await s.release();
+  }
+  for (const name of Object.keys(results[0])) assert.deepEqual(results[1][name].data, results[0][name].data, name);
+}
 test('ONNX codec: a real ONNX model read and rewritten gives the same outputs', { skip: existsSync(REAL) ? false : `${REAL} missing; run scripts/setup.sh` }, async () => {
   const original = new Uint8Array(readFileSync(REAL));
   const model = decodeModel(original);
   assert.ok(model.graph.nodes.length > 10 && model.graph.initializers.size > 10);
   const rewritten = encodeModel(model);
   assert.deepEqual(decodeModel(rewritten).graph.nodes, model.graph.nodes);
-  const input = new Float32Array(256 * 256 * 3).map((_, i) => ((i * 7919) % 255) / 127.5 - 1);
-  const results = [];
-  for (const bytes of [original, rewritten]) {
-    const s = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
-    results.push(await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', input, [1, 256, 256, 3]) }));
-    await s.release();
-  }
-  for (const name of Object.keys(results[0])) assert.deepEqual(results[1][name].data, results[0][name].data, name);
+  await assertSameOutputs(original, rewritten);
 });
 
 test('compactNames: short value names and dropped node names, the same outputs; graph inputs and outputs keep theirs', { skip: existsSync(REAL) ? false : `${REAL} missing; run scripts/setup.sh` }, async () => {
@@ -103,14 +108,7 @@ test('compactNames: short value names and dropped node names, the same outputs; 
   assert.ok(model.graph.nodes.every((n) => (n.opType === 'Conv') === (n.name !== '')), 'only the Convs keep their names');
   const bytes = encodeModel(model);
   assert.ok(bytes.length < original.length * 0.93, `${bytes.length} bytes against ${original.length}`);
-  const input = new Float32Array(256 * 256 * 3).map((_, i) => ((i * 7919) % 255) / 127.5 - 1);
-  const results = [];
-  for (const b of [original, bytes]) {
-    const s = await ort.InferenceSession.create(b, { logSeverityLevel: 3 });
-    results.push(await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', input, [1, 256, 256, 3]) }));
-    await s.release();
-  }
-  for (const name of Object.keys(results[0])) assert.deepEqual(results[1][name].data, results[0][name].data, name);
+  await assertSameOutputs(original, bytes);
 });
 
 test('compactNames: a generated name never takes a kept one, and a graph with subgraphs is left alone', () => {

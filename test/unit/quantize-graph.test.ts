@@ -125,18 +125,22 @@ test('weights on CPU: a grid no uint8 input saturates without VNNI (Conv pairs o
   assert.equal(grouped.row, 18);
   // ONNX order c · 9 + t; the GEMM reads (t, c) with c innermost: channels 0 and 1 of one tap share a step.
   assert.deepEqual(Array.from(grouped.pairs!), Array.from({ length: 9 }, (_, t) => [t, 9 + t]).flat());
-  assert.deepEqual(weightGridFor('Conv', [4, 3, 3, 3], 1, 'reduced'), { qmax: 63, half: true }, 'an odd channel count (a stem reading RGB): 7-bit');
-  assert.deepEqual(weightGridFor('Conv', [4, 1, 3, 3], 4, 'reduced'), { qmax: 127, half: true }, 'depthwise');
-  assert.deepEqual(weightGridFor('MatMul', [16, 8], 1, 'reduced'), { qmax: 63, half: true });
-  assert.deepEqual(weightGridFor('Conv', [4, 4, 1, 1], 1, 'full'), { qmax: 127, half: true });
+  assert.deepEqual(weightGridFor('Conv', [4, 3, 3, 3], 1, 'reduced'), { qmax: 63 }, 'an odd channel count (a stem reading RGB): 7-bit');
+  assert.deepEqual(weightGridFor('Conv', [4, 1, 3, 3], 4, 'reduced'), { qmax: 127 }, 'depthwise');
+  assert.deepEqual(weightGridFor('MatMul', [16, 8], 1, 'reduced'), { qmax: 63 });
+  assert.deepEqual(weightGridFor('Conv', [4, 4, 1, 1], 1, 'full'), { qmax: 127 });
+  assert.deepEqual(weightGridFor('Conv', [4, 4, 1, 1], 1, 'full', true), { qmax: 127, half: true }, 'an ONNX CPU build: binary16 scales');
   // A pair past the limit gives a step back on the value rounded up more; opposite signs are left alone.
   const held = Int8Array.of(65, 64, -65, -64, 100, -100, 64, 65);
   holdPairs(held, [64.6, 63.9, -64.6, -63.9, 100, -100, 63.9, 64.6], 1, { qmax: 127, pairs: Int32Array.of(0, 1, 2, 3, 4, 5, 6, 7), row: 8 }, 0, 8);
   assert.deepEqual(Array.from(held), [64, 64, -64, -64, 100, -100, 64, 64]);
-  // A pair of large same-sign weights sets the scale: 0.9 + 0.7 = 1.6 at 128 steps (the next binary16 value up).
+  // A pair of large same-sign weights sets the scale: 0.9 + 0.7 = 1.6 at 128 steps (on a half grid, the next binary16 value up).
   const q = quantizePerChannel(Float32Array.of(0.9, 0.7, -0.2, 0.1), 1, undefined, weightGridFor('Conv', [1, 4, 1, 1], 1, 'reduced'));
-  assert.equal(q.scales[0], halfUp(1.6 / 128));
-  assert.ok(q.scales[0] >= 1.6 / 128 && q.scales[0] < (1.6 / 128) * (1 + 2 ** -10));
+  assert.ok(Math.abs(q.scales[0] - 1.6 / 128) < 1e-9);
+  const qh = quantizePerChannel(Float32Array.of(0.9, 0.7, -0.2, 0.1), 1, undefined, weightGridFor('Conv', [1, 4, 1, 1], 1, 'reduced', true));
+  assert.equal(qh.scales[0], halfUp(1.6 / 128));
+  assert.ok(qh.scales[0] >= 1.6 / 128 && qh.scales[0] < (1.6 / 128) * (1 + 2 ** -10));
+  assert.deepEqual(Array.from(qh.data), [72, 56, -16, 8]);
   assert.deepEqual(Array.from(q.data), [72, 56, -16, 8]);
   const tie = quantizePerChannel(Float32Array.of(0.5, 0.5, 0.1, 0), 1, undefined, weightGridFor('Conv', [1, 4, 1, 1], 1, 'reduced'));
   assert.equal(tie.data[0] + tie.data[1], 128);

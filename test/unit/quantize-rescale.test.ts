@@ -162,7 +162,8 @@ test('GPTQ leaves weights on their per-channel int8 grid (same scale) and rounds
 
 test('GPTQ for a CPU build rounds onto the grid that cannot saturate without VNNI (7-bit for the 3-channel Conv, paired ±127 for the 4-channel ones, ±127 depthwise), and the QDQ build stores exactly those integers', async () => {
   const m = hardSwishModel();
-  const gq = applyGptq(m, await collectConvMoments({ model: m, inputName: 'x', frames: frames() }), { weightRange: 'reduced' });
+  // As a CPU build asks it (quantize.ts): the reduced range on binary16 scales, the grid the QDQ build stores.
+  const gq = applyGptq(m, await collectConvMoments({ model: m, inputName: 'x', frames: frames() }), { weightRange: 'reduced', halfScales: true });
   assert.equal(gq.report.convs, 4);
   const peaks: Record<string, number> = {};
   const pairBound: Record<string, number> = {};
@@ -170,7 +171,7 @@ test('GPTQ for a CPU build rounds onto the grid that cannot saturate without VNN
     const t = m.graph.initializers.get(name)!;
     const node = m.graph.nodes.find((n) => n.name === conv)!;
     const group = node.attributes.find((a) => a.name === 'group');
-    const grid = weightGridFor('Conv', t.dims, group?.type === 'int' ? group.value : 1, 'reduced');
+    const grid = weightGridFor('Conv', t.dims, group?.type === 'int' ? group.value : 1, 'reduced', true);
     const got = tensorToFloat32(gq.model.graph.initializers.get(name)!);
     const q = quantizePerChannel(got, t.dims[0], undefined, grid);
     const ref = quantizePerChannel(tensorToFloat32(t), t.dims[0], undefined, grid);

@@ -333,7 +333,7 @@ export interface GptqReport {
  * Returns a copy of the model whose Conv weights are already on their per-channel int8 grid, rounded
  * by GPTQ against the collected input moments.
  */
-export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { damp?: number; weightRange?: WeightRange } = {}): { model: OnnxModel; report: GptqReport } {
+export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { damp?: number; weightRange?: WeightRange; halfScales?: boolean } = {}): { model: OnnxModel; report: GptqReport } {
   const model = cloneModel(source);
   const g = model.graph;
   const report: GptqReport = { convs: 0, skipped: 0 };
@@ -343,7 +343,7 @@ export function applyGptq(source: OnnxModel, moments: ConvMoments[], opts: { dam
     const W = tensorToFloat32(wt);
     const rowsPerGroup = m.cout / m.groups;
     // The grid the INT8 builder will store this Conv on (qdq.ts asks the same function).
-    const grid = weightGridFor('Conv', wt.dims, m.groups, opts.weightRange ?? 'full');
+    const grid = weightGridFor('Conv', wt.dims, m.groups, opts.weightRange ?? 'full', opts.halfScales);
     if (grid.row !== undefined && grid.row !== m.d) throw new Error(`GPTQ: ${m.node.name}'s rows hold ${m.d} weights, its grid ${grid.row}`);
     const partners = partnersOf(grid);
     let ok = true;

@@ -29,6 +29,8 @@ export interface PrepareOptions {
   gptq?: boolean;
   /** The weight grid step 3 rounds onto: the one the INT8 builder will store (default full, ±127). */
   weightRange?: WeightRange;
+  /** Step 3 rounds onto binary16 scales (qmath.weightGridFor `half`): for an ONNX CPU build, which stores them so. */
+  halfScales?: boolean;
 }
 
 export interface PrepareReport {
@@ -83,7 +85,7 @@ export async function prepareForInt8(original: OnnxModel, o: PrepareOptions): Pr
   }
   const unrounded = model;
   if (o.gptq !== false) {
-    const gq = applyGptq(model, await collectConvMoments({ model, inputName: o.inputName, frames: frames(), exclude }), { weightRange: o.weightRange });
+    const gq = applyGptq(model, await collectConvMoments({ model, inputName: o.inputName, frames: frames(), exclude }), { weightRange: o.weightRange, halfScales: o.halfScales });
     model = gq.model;
     report.gptqConvs = gq.report.convs;
   }

@@ -374,7 +374,7 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
           // Per tensor (one channel: --per-tensor, Gemm), the one scale must hold every channel's bias.
           const bf = bias?.dataType === DataType.FLOAT && (bias.dims[0] === channels || channels === 1) ? biasScaleFloor(tensorToFloat32(bias), xParams.scale) : undefined;
           const floor = bf && channels === 1 ? [Math.max(...bf)] : bf;
-          const grid = weightGridFor(n.opType, init.dims, intAttr(n, 'group', 1), weightRangeFor(plan.options.target, plan.options.weightRange));
+          const grid = weightGridFor(n.opType, init.dims, intAttr(n, 'group', 1), weightRangeFor(plan.options.target, plan.options.weightRange), halfScales);
           const qw = quantizePerChannel(tensorToFloat32(init), channels, floor, grid);
           const id = fresh();
           const dq = `${id}/w`;

@@ -69,11 +69,13 @@ export interface WeightGrid {
  * On the CenterNet's dense Convs the pair limit leaves a channel's largest weight at a median of
  * about ±105–120 steps instead of ±63 (measured on the FP32 weights), about 0.8 bit more.
  *
- * Every grid's scales are binary16 values (`half`): a CPU build stores them as halves (qdq.ts), and
- * GPTQ (gptq.ts), which asks this same function, rounds onto the very grid the build stores.
+ * With `half`, the scales are binary16 values: an ONNX CPU build stores them as halves (qdq.ts), and
+ * GPTQ (gptq.ts, told so by the build: halfScales) rounds onto that very grid. Without it (TensorRT,
+ * the TFLite export) the scales are plain float32, as the file stores them.
  */
-export function weightGridFor(opType: string, weightDims: readonly number[], group: number, range: WeightRange): WeightGrid {
-  return { ...gridShape(opType, weightDims, group, range), half: true };
+export function weightGridFor(opType: string, weightDims: readonly number[], group: number, range: WeightRange, half = false): WeightGrid {
+  const grid = gridShape(opType, weightDims, group, range);
+  return half ? { ...grid, half } : grid;
 }
 
 function gridShape(opType: string, weightDims: readonly number[], group: number, range: WeightRange): WeightGrid {

@@ -91,7 +91,7 @@ export async function calibrateForModel(opts: CalibrateModelOptions): Promise<Ca
   const inputName = meta.input ?? original.graph.inputs.find((i) => !original.graph.initializers.has(i.name))?.name ?? '';
   const t0 = performance.now();
   const weightRange = weightRangeFor(opts.target, opts.weightRange);
-  const prepared = await prepareForInt8(original, { inputName, frames: opts.frames, preprocess: meta.preprocess, exclude: opts.exclude, equalize: opts.equalize, gptq: opts.gptq !== false && opts.perChannel !== false, weightRange });
+  const prepared = await prepareForInt8(original, { inputName, frames: opts.frames, preprocess: meta.preprocess, exclude: opts.exclude, equalize: opts.equalize, gptq: opts.gptq !== false && opts.perChannel !== false, weightRange, halfScales: opts.target === 'cpu' });
   // A shallow copy: only the node list changes, and `prepared.model` may be `original` itself.
   const source: OnnxModel = { ...prepared.model, graph: { ...prepared.model.graph } };
   const globalPools = spatialMeansToGlobalPool(source);
