@@ -12,7 +12,7 @@ import { homedir } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { AdapterCapabilities, AdapterSession, CreateSessionOptions, PlatformAdapter, ProbeResult } from '../contract.js';
 import { ModelError } from '../../agent/src/util/errors.js';
-import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { decodeModel, encodeModel, readMetadataProps } from '../../fleet-server/src/convert/onnx/codec.js';
 import { emptyGraph } from '../../fleet-server/src/convert/onnx/model.js';
 import { OrtAdapter } from '../onnxruntime/adapter.js';
 import { buildTrtexecArgs, findTrtexec, formatVersion, parseTrtexecVersion, type TrtVersion } from './trtexec.js';
@@ -188,6 +188,18 @@ export class TensorRtAdapter implements PlatformAdapter {
       bytes = await fs.readFile(modelPath);
     } catch (err) {
       throw new TrtError(`Model file ${modelPath} cannot be read (${(err as Error).message}); give the path of an .onnx file`, { cause: err });
+    }
+    // fleetctl model quantize records its target in the file. A CPU build has uint8 activations with
+    // zero points and binary16 scales read through Casts: TensorRT's explicit quantization takes
+    // neither (int8 with zero point 0, scales as initializers). Say so before trtexec's parser does.
+    let props: Record<string, string> = {};
+    try {
+      props = readMetadataProps(bytes);
+    } catch {
+      // Not a protobuf this reader follows: trtexec's parser says what is wrong with it.
+    }
+    if (props['edgefleet.precision'] === 'int8' && props['edgefleet.target'] === 'cpu') {
+      throw new TrtError(`${modelPath} is an INT8 build for onnxruntime's CPU kernels (fleetctl model quantize --target cpu), which TensorRT cannot run; build one with --target tensorrt, or give TensorRT boxes the FP32 or FP16 model`);
     }
     const version = await this.trtVersion();
     const key = { modelSha256: sha256(bytes), version, precision };

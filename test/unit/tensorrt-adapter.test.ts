@@ -17,13 +17,13 @@ import { fakeTrtexec } from '../helpers/fake-trtexec.js';
 const dir = mkdtempSync(join(tmpdir(), 'ef-trt-unit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function tinyOnnx(name: string): string {
+function tinyOnnx(name: string, metadataProps: Record<string, string> = {}): string {
   const g = emptyGraph('tiny');
   g.inputs.push({ name: 'x', elemType: 1, shape: [1, 3] });
   g.outputs.push({ name: 'y', elemType: 1, shape: [1, 3] });
   g.nodes.push({ opType: 'Relu', name: 'r', inputs: ['x'], outputs: ['y'], attributes: [] });
   const p = join(dir, name);
-  writeFileSync(p, encodeModel({ irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps: {}, graph: g }));
+  writeFileSync(p, encodeModel({ irVersion: 8, opsetImports: [{ domain: '', version: 17 }], metadataProps, graph: g }));
   return p;
 }
 
@@ -113,6 +113,17 @@ test('errors name what is missing or what trtexec said', async () => {
   await assert.rejects(failing.createSession({ modelPath: model, precision: 'fp16' }), /trtexec failed \(exit 1\).*fake parser failure/s);
   const cpuOnly = new TensorRtAdapter({ spawn: fakeTrtexec().spawn, findTrtexec: () => '/usr/bin/trtexec', cacheDir: join(dir, 'cache4'), ortTensorRt: async () => ({ ok: true }) });
   await assert.rejects(cpuOnly.createSession({ modelPath: model, providers: ['cpu'] }), /only the "tensorrt" provider/);
+});
+
+test('an INT8 build made for the CPU is refused before trtexec runs, naming the build TensorRT takes; a TensorRT build goes on', async () => {
+  const fake = fakeTrtexec();
+  const adapter = new TensorRtAdapter({ spawn: fake.spawn, findTrtexec: () => '/usr/bin/trtexec', cacheDir: join(dir, 'cache5'), ortTensorRt: async () => ({ ok: true }), openWrapper: async () => fakeSession() });
+  const cpu = tinyOnnx('cpu-int8.onnx', { 'edgefleet.precision': 'int8', 'edgefleet.target': 'cpu' });
+  await assert.rejects(adapter.createSession({ modelPath: cpu, precision: 'int8' }), /cpu-int8\.onnx is an INT8 build for onnxruntime's CPU kernels \(fleetctl model quantize --target cpu\), which TensorRT cannot run; build one with --target tensorrt/);
+  assert.equal(fake.calls.length, 0, 'trtexec never ran');
+  const trt = tinyOnnx('trt-int8.onnx', { 'edgefleet.precision': 'int8', 'edgefleet.target': 'tensorrt' });
+  await (await adapter.createSession({ modelPath: trt, precision: 'int8' })).dispose();
+  assert.equal(fake.calls.filter((c) => c.args.includes('--int8')).length, 1, 'the TensorRT build is built');
 });
 
 /** A trtexec stand-in that answers --help, then "builds" for five minutes; `ignoreTerm` makes it ignore SIGTERM. */
