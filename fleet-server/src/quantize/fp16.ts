@@ -5,8 +5,7 @@
  * computes in fp16 (TensorRT with fp16 enabled) reads the same weights without loss.
  */
 import { DataType, tensorToFloat32, type OnnxModel } from '../convert/onnx/model.js';
-import { cloneModel, topoSort } from './qdq.js';
-import { halfTensor } from './qmath.js';
+import { cloneModel, halfConstant, topoSort } from './qdq.js';
 
 export { halfBitsToFloat, toHalfBits } from './qmath.js';
 
@@ -20,8 +19,7 @@ export function convertToFp16(source: OnnxModel, minElements = 16): { model: Onn
     const f = tensorToFloat32(t);
     if (f.length < minElements) continue;
     g.initializers.delete(name);
-    g.initializers.set(`${name}__fp16`, halfTensor(t.dims, f));
-    casts.push({ opType: 'Cast', name: `${name}__cast`, inputs: [`${name}__fp16`], outputs: [name], attributes: [{ name: 'to', type: 'int' as const, value: DataType.FLOAT }] });
+    casts.push({ ...halfConstant(g, `${name}__fp16`, name, t.dims, f), name: `${name}__cast` });
     converted++;
   }
   g.nodes = topoSort([...casts, ...g.nodes], new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));

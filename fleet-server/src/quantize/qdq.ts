@@ -18,7 +18,7 @@
  *   ORT's own quantizer does for Conv;
  * - the head (nodes after the last Conv/MatMul) and any `exclude`d node stay float.
  */
-import { DataType, attr, floatTensor, intAttr, tensorToFloat32, type OnnxModel, type OnnxNode, type OnnxTensor } from '../convert/onnx/model.js';
+import { DataType, attr, floatTensor, intAttr, tensorToFloat32, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor } from '../convert/onnx/model.js';
 import { removeDeadNodes } from '../convert/onnx/passes.js';
 import { floatOutputConvsAsMatMul } from './float-head-matmul.js';
 import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
@@ -341,18 +341,13 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
   // through a Cast; onnxruntime folds the Cast at load and still fuses the QDQ groups (checked with
   // optimizedModelFilePath). TensorRT's ONNX parser wants the scales as initializers: float32 there.
   const halfScales = plan.options.target === 'cpu';
-  const castToFloat = (half: string, name: string): void => {
-    newNodes.push({ opType: 'Cast', name: '', inputs: [half], outputs: [name], attributes: [{ name: 'to', type: 'int', value: DataType.FLOAT }] });
-  };
   const setScales = (name: string, dims: number[], scales: Float32Array): void => {
-    if (!halfScales || !allHalfExact(scales)) { g.initializers.set(name, floatTensor(dims, scales)); return; }
-    g.initializers.set(`${name}16`, halfTensor(dims, scales));
-    castToFloat(`${name}16`, name);
+    if (!halfScales || !allHalfExact(scales)) g.initializers.set(name, floatTensor(dims, scales));
+    else newNodes.push(halfConstant(g, `${name}16`, name, dims, scales));
   };
   const halfBias = (bias: OnnxTensor): string => {
     const id = fresh();
-    g.initializers.set(`${id}/b16`, halfTensor(bias.dims, tensorToFloat32(bias)));
-    castToFloat(`${id}/b16`, `${id}/b`);
+    newNodes.push(halfConstant(g, `${id}/b16`, `${id}/b`, bias.dims, tensorToFloat32(bias)));
     return `${id}/b`;
   };
   const weightDq = new Map<string, { dq: string; scales: Float32Array }>();
@@ -401,8 +396,8 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
         // than 1/32 of an output step (HALF_BIAS_STEPS).
         if (!weightDq.has(n.inputs[1])) return inp;
         if (qOut.has(n.outputs[0])) biases++;
-        const out = halfScales ? params.get(n.outputs[0]) : undefined;
-        return out && qOut.has(n.outputs[0]) && halfKeeps(tensorToFloat32(init), out.scale * HALF_BIAS_STEPS) ? halfBias(init) : inp;
+        const out = halfScales && qOut.has(n.outputs[0]) ? params.get(n.outputs[0]) : undefined;
+        return out && halfKeeps(tensorToFloat32(init), out.scale * HALF_BIAS_STEPS) ? halfBias(init) : inp;
       }
       if (isWeighted) return inp;
       // A float constant read by a quantized elementwise op (hard-swish's +3 and ×1/6): per tensor, in the
@@ -449,6 +444,12 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
   if (def) def.version = Math.max(def.version, 13); else model.opsetImports.push({ domain: '', version: 13 });
   const floatNodes = g.nodes.filter((n) => !['QuantizeLinear', 'DequantizeLinear'].includes(n.opType) && plan.excluded.has(nodeKey(n))).length;
   return { model, stats: { quantizedActivations: params.size, quantizedWeights: weights, int32Biases: biases, floatNodes }, params };
+}
+
+/** Stores `values` as the binary16 initializer `half`; returns the Cast that reads it as the float `name`. */
+export function halfConstant(g: OnnxGraph, half: string, name: string, dims: number[], values: ArrayLike<number>): OnnxNode {
+  g.initializers.set(half, halfTensor(dims, values));
+  return { opType: 'Cast', name: '', inputs: [half], outputs: [name], attributes: [{ name: 'to', type: 'int', value: DataType.FLOAT }] };
 }
 
 /**
