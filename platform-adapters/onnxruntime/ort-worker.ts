@@ -24,10 +24,28 @@ const stopFlag = (workerData as OrtWorkerData | undefined)?.stopFlag;
 /**
  * The main thread stops this worker by asking, never by terminate(): terminated inside the native
  * session.run(), the binding aborts the whole process when the run returns. Here, between runs, the
- * thread can end safely (process.exit() in a worker ends only the worker).
+ * thread ends by emptying its event loop (the port is what holds it), not by process.exit(): a
+ * thread that ends by itself first waits for V8's background tasks of this isolate (Turbofan
+ * compile jobs), while process.exit() in a worker skips that wait and Node then unregisters the
+ * isolate from its platform before disposing it, so a compile job still running for it can abort
+ * the whole process ("NodePlatform::ForIsolate … Assertion failed", seen once in CI when an
+ * `edge-agent redact` ended). Something still holding the loop (a load in flight) is cut short by
+ * process.exit() after STOP_GRACE_MS, within the main thread's grace (worker-calls.ts).
  */
-function stopIfAsked(): void {
-  if (stopFlag && Atomics.load(stopFlag, 0) === 1) process.exit(0);
+const STOP_GRACE_MS = 500;
+let stopping = false;
+function stop(): void {
+  if (stopping) return;
+  stopping = true;
+  port.close();
+  setTimeout(() => process.exit(0), STOP_GRACE_MS).unref();
+}
+
+/** Stops (see stop) when the main thread has asked through the shared flag; true when it has. */
+function stopIfAsked(): boolean {
+  if (!stopFlag || Atomics.load(stopFlag, 0) !== 1) return false;
+  stop();
+  return true;
 }
 
 function post(msg: WorkerReply, transfer: ArrayBuffer[] = []): void {
@@ -93,7 +111,7 @@ async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> 
       feeds[req.rgb.input] = t.data instanceof Float32Array ? new ort.Tensor('float32', t.data, t.dims) : new ort.Tensor('uint8', t.data, t.dims);
     }
     const t0 = performance.now();
-    stopIfAsked();
+    if (stopIfAsked()) return;
     // Decoded here: fetch only what the decoder reads (decoderFetches: the others are never copied out).
     const fetches = req.decode ? decoderFetches(req.decode.spec, session.outputNames) : undefined;
     const result = fetches ? await session.run(feeds, fetches) : await session.run(feeds);
@@ -131,8 +149,8 @@ async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> 
 }
 
 port.on('message', (req: WorkerRequest) => {
-  if (req.type === 'stop') process.exit(0);
-  stopIfAsked();
+  if (req.type === 'stop') { stop(); return; }
+  if (stopIfAsked()) return;
   const work = req.type === 'load' ? load(req) : req.type === 'run' ? run(req) : release();
   work.catch((err: unknown) => post({ type: 'fatal', message: (err as Error).message }));
 });
