@@ -306,8 +306,8 @@ export function quantizePerChannel(w: Float32Array, channels: number, minScales?
     let m = 0;
     for (let k = from; k < to; k++) m = Math.max(m, Math.abs(w[k]));
     const floor = minScales?.[c] ?? 0;
-    const raw = Math.max(gridScale(m, pairPeak(w, from, to, g), g), floor);
-    const s = m > 0 || floor > 0 ? (g.half ? halfUp(raw) : raw) : 1;
+    // gridScale is on the grid's halves already; a floor that binds is rounded up onto them too.
+    const s = m > 0 || floor > 0 ? Math.max(gridScale(m, pairPeak(w, from, to, g), g), g.half ? halfUp(floor) : floor) : 1;
     scales[c] = s;
     for (let k = from; k < to; k++) data[k] = Math.max(-qmax, Math.min(qmax, roundHalfEven(w[k] / s)));
     holdPairs(data, w, s, g, from, to);
