@@ -143,6 +143,8 @@ test('fleetctl model quantize names the bad option and what it expects', { skip 
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--per-channel', '--per-tensor'], /one of --per-channel and --per-tensor, not both/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--weight-range', '7bit'], /Expected --weight-range reduced or full but received "7bit"/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--target', 'tensorrt', '--weight-range', 'reduced'], /--weight-range reduced applies to --target cpu/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--bias', 'int8'], /Expected --bias float or int32 but received "int8"/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--target', 'tensorrt', '--bias', 'int32'], /--bias int32 applies to --target cpu/],
     [['--model', MODEL, '-o', join(dir, 'x.onnx')], /Expected --calib DIR\|VIDEO/],
     // Checked before calibrating: the input model is never overwritten, a directory is not a file name.
     [['--model', MODEL, '--calib', FACES, '-o', MODEL], /would replace the input model/],

@@ -16,7 +16,8 @@ import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { quantizeModel, calibrateForModel, rangesFor, copyMeta, buildInt8 } from '../../fleet-server/src/quantize/quantize.js';
 import { insertQdq, planQuantization } from '../../fleet-server/src/quantize/qdq.js';
-import { encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/codec.js';
+import { DataType } from '../../fleet-server/src/convert/onnx/model.js';
 import { evaluateModels } from '../../fleet-server/src/quantize/evaluate.js';
 import { decideGate } from '../../fleet-server/src/quantize/gate.js';
 import { assertOnnxChecks, onnxCheckerMissing } from '../helpers/onnx-checker.js';
@@ -128,6 +129,41 @@ test('the gate refuses a deliberately broken INT8 model and offers FP16/FP32', {
   const onBlank = decideGate(vacuous);
   assert.equal(onBlank.pass, false, `gate passed on frames where the reference finds nothing: ${onBlank.reason}`);
   assert.match(onBlank.reason, /detects nothing/);
+});
+
+test('--bias int32 on BlazeFace: every int8 Conv with a bias reads int32 through a DQ, onnxruntime fuses them all, the file passes the checker and detects as the default build', { skip, timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ef-bias32-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const run = await calibratedBlazeface();
+  const files: Record<string, string> = {};
+  const fused: Record<string, string[]> = {};
+  for (const bias of ['float', 'int32'] as const) {
+    const file = files[bias] = join(dir, `${bias}.onnx`);
+    const { model, stats } = buildInt8(run, { method: 'minmax', bias });
+    await writeFile(file, encodeModel(model));
+    await copyMeta(BLAZEFACE, file);
+    const g = model.graph;
+    const int32Dq = g.nodes.filter((n) => n.opType === 'DequantizeLinear' && g.initializers.get(n.inputs[0])?.dataType === DataType.INT32);
+    const withBias = g.nodes.filter((n) => n.opType === 'Conv' && n.inputs[2]);
+    if (bias === 'int32') {
+      assert.ok(stats.int32Biases > 20, JSON.stringify(stats));
+      assert.equal(int32Dq.length, stats.int32Biases);
+      assert.equal(withBias.filter((n) => int32Dq.some((d) => d.outputs[0] === n.inputs[2])).length, stats.int32Biases, 'each int8 Conv with a bias reads it from an int32 DQ');
+    } else assert.equal(int32Dq.length, 0);
+    const optimized = join(dir, `${bias}.opt.onnx`);
+    await (await ort.InferenceSession.create(file, { optimizedModelFilePath: optimized })).release();
+    fused[bias] = decodeModel(new Uint8Array(readFileSync(optimized))).graph.nodes.map((n) => n.opType).filter((o) => /Conv/.test(o));
+  }
+  assert.deepEqual(fused.int32, fused.float, 'the same Convs run as QLinearConv');
+  assert.ok(fused.int32.every((o) => o === 'QLinearConv'), fused.int32.join(' '));
+  if (onnxCheckerMissing) t.diagnostic(onnxCheckerMissing); else assertOnnxChecks(files.int32);
+  // The two files differ only where a bias stored as halves rounds to another integer (at most 1/32 of an output step).
+  const ev = await evaluateModels({ reference: files.float, candidate: files.int32, data: { source: FACES, maxFrames: 6 } });
+  assert.ok(ev.referenceDetections > 0);
+  assert.equal(ev.agreementMap, 100);
+  const snr = Math.min(...Object.values(ev.outputSnrDb));
+  t.diagnostic(`int32 against float bias: output SNR ≥ ${snr.toFixed(1)} dB`);
+  assert.ok(snr >= 40, `output SNR ${snr.toFixed(1)} dB`);
 });
 
 test('entropy calibration holds the CenterNet heatmap near min/max calibration (the KL search ignores the ReLU zero spike)', { skip, timeout: 180_000 }, async (t) => {

@@ -119,6 +119,37 @@ test('QDQ placement: per-channel weights, float bias onnxruntime quantizes at lo
   assert.ok(err < 0.05, `max |float − int8| ${err}`);
 });
 
+test('--bias int32: an int8 Conv reads its bias as int32 through a DQ with scale sIn·sW[c], onnxruntime fuses it, and it computes what the float-bias build does', async (t) => {
+  const m = tinyModel();
+  const ranges = await minmaxRanges(m, planQuantization(m, { target: 'cpu' }).activations);
+  const plain = insertQdq(planQuantization(m, { target: 'cpu' }), ranges).model;
+  const { model, stats, params } = insertQdq(planQuantization(m, { target: 'cpu', bias: 'int32' }), ranges);
+  assert.equal(stats.int32Biases, 1);
+  const g = model.graph;
+  const c1 = g.nodes.find((n) => n.name === 'c1')!;
+  const bdq = g.nodes.find((n) => n.outputs[0] === c1.inputs[2])!;
+  assert.equal(bdq.opType, 'DequantizeLinear');
+  assert.deepEqual(bdq.attributes, [{ name: 'axis', type: 'int', value: 0 }]);
+  const b32 = g.initializers.get(bdq.inputs[0])!;
+  assert.equal(b32.dataType, DataType.INT32);
+  const wdq = g.nodes.find((n) => n.outputs[0] === c1.inputs[1])!;
+  const sIn = params.get('x')!.scale, sW = constFloats(g, wdq.inputs[1]), sB = constFloats(g, bdq.inputs[1]);
+  assert.deepEqual(Array.from(sB), Array.from(sW, (s) => Math.fround(Math.fround(sIn) * s)), 'bias scale = sIn·sW[c] (float32)');
+  const ints = Array.from(new Int32Array(b32.data.buffer, b32.data.byteOffset, 4));
+  assert.deepEqual(ints, [0.1, -0.2, 0.3, 0].map((b, c) => Math.round(b / sB[c])), 'the float32 bias rounded to its steps');
+  // c2 writes float into the head (a MatMul then a float Add): its bias stays float32 either way.
+  assert.equal(g.initializers.get('b2')?.dataType, DataType.FLOAT);
+  const ops = (await optimizedNodes(model, t)).map((n) => n.opType);
+  assert.equal(ops.filter((o) => o === 'QLinearConv').length, 1, `c1 runs in int8: ${ops.join(' ')}`);
+  // The default build, with c1 reading the float32 bias (not its halves): onnxruntime's int32 at load
+  // are these integers, so the outputs are bit-identical.
+  const pc1 = plain.graph.nodes.find((n) => n.name === 'c1')!;
+  plain.graph.initializers.set('b1f', m.graph.initializers.get('b1')!);
+  pc1.inputs[2] = 'b1f';
+  const [a, b] = [await runModel(plain), await runModel(model)];
+  assert.deepEqual(Array.from(b), Array.from(a), 'the same outputs as the float-bias file onnxruntime quantizes at load');
+});
+
 test('weights on CPU: a grid no uint8 input saturates without VNNI (Conv pairs of K positions held to 128 steps; 7-bit for odd channel counts and MatMul), ±127 for depthwise Convs, TensorRT and --weight-range full', () => {
   const grouped = weightGridFor('Conv', [4, 2, 3, 3], 2, 'reduced');
   assert.equal(grouped.qmax, 127, 'a grouped Conv that is not depthwise is a GEMM per group, paired');

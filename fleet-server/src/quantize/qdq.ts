@@ -7,7 +7,8 @@
  *   its producer, and all its consumers read the DQ output;
  * - weights: per-channel symmetric int8 (axis 0) for Conv, per-tensor for MatMul/Gemm, with binary16
  *   scales stored as halves on CPU; Conv/Gemm bias: float (binary16 on CPU where the Conv writes int8),
- *   which onnxruntime quantizes to int32 with scale sIn·sW[c] at load; other float constants read by
+ *   which onnxruntime quantizes to int32 with scale sIn·sW[c] at load, or with `bias: 'int32'` those
+ *   integers and that scale through a DequantizeLinear; other float constants read by
  *   quantized ops: per tensor, in the activations' type;
  * - shape-only ops (Transpose, Reshape, MaxPool, ...) share one scale between input and output;
  * - a Mul by a positive scalar constant (hard-swish's ×1/6) is dropped: its output reuses the input's
@@ -22,7 +23,7 @@ import { DataType, attr, floatTensor, intAttr, tensorToFloat32, type OnnxGraph, 
 import { removeDeadNodes } from '../convert/onnx/passes.js';
 import { floatOutputConvsAsMatMul } from './float-head-matmul.js';
 import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
-import { activationParams, activationParamsU8, allHalfExact, biasScaleFloor, halfTensor, quantizePerChannel, roundHalfEven, toHalf, weightGridFor, type QParams, type WeightRange } from './qmath.js';
+import { activationParams, activationParamsU8, allHalfExact, biasScaleFloor, halfTensor, quantizeBias, quantizePerChannel, roundHalfEven, toHalf, weightGridFor, type QParams, type WeightRange } from './qmath.js';
 import type { TensorRange } from './ranges.js';
 import { ModelError } from '../../../agent/src/util/errors.js';
 
@@ -58,6 +59,14 @@ export interface QuantPlanOptions {
    * rounds the tensors that export rounds.
    */
   foldInto?: readonly string[];
+  /**
+   * How a Conv/Gemm that writes int8 stores its bias: 'float' (default: onnxruntime quantizes it to int32
+   * with scale sIn·sW[c] at load, so the file holds no bias scale), or 'int32': an int32 initializer
+   * read through a DequantizeLinear with that scale, as ORT's own quantizer writes it, for runtimes that
+   * fuse only a DQ-fed bias (onnxruntime before its WeightBiasQuantization pass runs such a Conv in
+   * float). Costs 4–6 bytes more a channel.
+   */
+  bias?: 'float' | 'int32';
   /**
    * Activation type on CPU: uint8 (default; ORT's U8S8 format, the only one for which onnxruntime
    * 1.30 on x86 fused our depthwise Convs into QLinearConv — with int8 activations 32 of 69 BlazeFace
@@ -239,7 +248,7 @@ export function groupRanges(plan: QuantPlan, ranges: Map<string, TensorRange>): 
 export interface QdqStats {
   quantizedActivations: number;
   quantizedWeights: number;
-  /** Biases of Convs/Gemms with int8 inputs, weights and output: stored float, run as int32 (onnxruntime quantizes them at load: qmath.quantizeBias). */
+  /** Biases of Convs/Gemms with int8 inputs, weights and output: run as int32 (stored float, quantized by onnxruntime at load as qmath.quantizeBias does; or stored int32 with QuantPlanOptions.bias 'int32'). */
   int32Biases: number;
   floatNodes: number;
 }
@@ -350,6 +359,15 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
     newNodes.push(halfConstant(g, `${id}/b16`, `${id}/b`, bias.dims, tensorToFloat32(bias)));
     return `${id}/b`;
   };
+  /** The bias as int32 with scale sIn·sW[c] through a per-channel DQ (QuantPlanOptions.bias 'int32'). */
+  const int32Bias = (bias: OnnxTensor, inputScale: number, weightScales: Float32Array): string => {
+    const qb = quantizeBias(tensorToFloat32(bias), inputScale, weightScales);
+    const id = fresh();
+    g.initializers.set(`${id}/b32`, { dims: bias.dims, dataType: DataType.INT32, data: new Uint8Array(qb.data.buffer) });
+    g.initializers.set(`${id}/bs`, floatTensor([qb.scales.length], qb.scales));
+    newNodes.push({ opType: 'DequantizeLinear', name: `${id}/DQb`, inputs: [`${id}/b32`, `${id}/bs`], outputs: [`${id}/b`], attributes: [{ name: 'axis', type: 'int', value: 0 }] });
+    return `${id}/b`;
+  };
   const weightDq = new Map<string, { dq: string; scales: Float32Array }>();
   const constDq = new Map<string, string>();
   const perChannel = plan.options.perChannel !== false;
@@ -394,8 +412,10 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
         // float: right, slower. biasScaleFloor above keeps those integers within int32. A CPU build
         // whose Conv writes a quantized output stores it as binary16 where that moves no bias by more
         // than 1/32 of an output step (HALF_BIAS_STEPS).
-        if (!weightDq.has(n.inputs[1])) return inp;
+        const wIn = weightDq.get(n.inputs[1]);
+        if (!wIn) return inp;
         if (qOut.has(n.outputs[0])) biases++;
+        if (plan.options.bias === 'int32' && qOut.has(n.outputs[0])) return int32Bias(init, xParams.scale, wIn.scales);
         const out = halfScales && qOut.has(n.outputs[0]) ? params.get(n.outputs[0]) : undefined;
         return out && halfKeeps(tensorToFloat32(init), out.scale * HALF_BIAS_STEPS) ? halfBias(init) : inp;
       }

@@ -119,6 +119,8 @@ export interface BuildOptions {
   keepFloat?: string[];
   /** See QuantPlanOptions.activationType. */
   activationType?: 'int8' | 'uint8';
+  /** See QuantPlanOptions.bias (default float: onnxruntime makes the int32 at load). */
+  bias?: 'float' | 'int32';
 }
 
 export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, TensorRange> {
@@ -130,7 +132,7 @@ export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, 
 const NAMED_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 export function buildInt8(run: CalibrationRun, opts: BuildOptions): { model: OnnxModel; stats: QdqStats; ranges: Map<string, TensorRange> } {
-  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat, activationType: opts.activationType, weightRange: run.weightRange });
+  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat, activationType: opts.activationType, weightRange: run.weightRange, bias: opts.bias });
   const ranges = rangesFor(run, opts);
   const { model, stats } = insertQdq(plan, ranges);
   // A Conv left float (excluded, or reading an activation kept float) gets its unrounded weights back.
@@ -171,6 +173,8 @@ export interface QuantizeReport {
   perChannel: boolean;
   ops: 'weighted' | 'all';
   activationType: 'int8' | 'uint8';
+  /** How int8-writing Convs store their bias (QuantPlanOptions.bias). */
+  bias: 'float' | 'int32';
   calibrationFrames: number;
   calibrationMs: number;
   sizeBytes: { fp32: number; int8: number; fp16?: number };
@@ -227,7 +231,7 @@ export async function quantizeModel(opts: QuantizeOptions, calibrated?: Calibrat
   const fp32Size = (await readFile(opts.modelPath)).length;
   const report: QuantizeReport = {
     model: opts.modelPath, output: opts.outputPath, method: opts.method, target: opts.target, weightRange: run.weightRange, perChannel: opts.perChannel !== false,
-    ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8',
+    ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8', bias: opts.bias ?? 'float',
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: run.exclude,
     prepared: { foldedAffines: run.foldedAffines, equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, residualStreams: run.residualStreams, gptqConvs: run.gptqConvs, globalPools: run.globalPools }, keptFloat: keepFloat,

@@ -11,17 +11,17 @@ import { checkOutputs, requireFile } from '../paths.js';
 const usage = `
 usage: fleetctl model quantize --model IN.onnx --calib DIR|VIDEO --method minmax|entropy|percentile
          [--per-channel|--per-tensor] [--percentile P] [--exclude NODE,NODE] [--target cpu|tensorrt]
-         [--ops weighted|all] [--activations uint8|int8] [--weight-range reduced|full]
+         [--ops weighted|all] [--activations uint8|int8] [--weight-range reduced|full] [--bias float|int32]
          [--no-equalize] [--no-gptq] [--target-snr DB]
          [--frames N] [--stride K] [--fp16] [--trt-table] -o OUT.onnx [--report R.json] [--json]
 
 Calibrates activation ranges on real frames (an image directory or a video file, preprocessed as the
 agent does from IN.meta.json) and writes a QDQ INT8 ONNX model: per-channel symmetric int8 weights,
-int32 bias (stored float: onnxruntime quantizes it with scale s_in·s_w at load, TensorRT takes it
-so), 8-bit activations (asymmetric uint8 for cpu — onnxruntime's x86 kernels fuse depthwise Convs
-only in that form — or --activations int8; symmetric int8 for tensorrt). Post-processing after the
-last Conv stays float; --exclude keeps more nodes float. A cpu build stores scales as binary16 and
-short value names.
+int32 bias (stored float by default: onnxruntime quantizes it with scale s_in·s_w at load, TensorRT
+takes it so; --bias int32 stores the integers), 8-bit activations (asymmetric uint8 for cpu —
+onnxruntime's x86 kernels fuse depthwise Convs only in that form — or --activations int8; symmetric
+int8 for tensorrt). Post-processing after the last Conv stays float; --exclude keeps more nodes
+float. A cpu build stores scales as binary16 and short value names.
 OUT.meta.json is copied from the input.
 
 options:
@@ -47,6 +47,15 @@ options:
                       for fleets whose CPUs are all ARM or x86 with VNNI (lscpu: avx512_vnni or avx_vnni); on other
                       x86 CPUs such a build loses accuracy the gate cannot see unless it runs there.
                       tensorrt always gets full
+  --bias B            float (default): each int8 Conv's bias is stored float (as binary16 where
+                      that moves it by at most 1/32 of an output step) and onnxruntime (releases
+                      after 1.20, its WeightBiasQuantization pass; checked on 1.30) quantizes it
+                      to int32 with scale s_in·s_w[c] at load; no bias scale in the file. int32:
+                      the float32 bias's integers and that scale are stored (an int32
+                      DequantizeLinear, as onnxruntime's own quantizer writes), for a runtime that
+                      fuses only such a bias (an older onnxruntime runs a float-bias Conv in
+                      float). About 6 bytes a channel larger (CenterNet 0.284× of FP32 against
+                      0.268×). cpu only: TensorRT builds keep it float
   --no-equalize       skip channel equalization of Conv pairs and the rescaling across hard-swish
                       and residual streams (on by default; exact in float)
   --no-gptq           round weights to nearest instead of GPTQ on the calibration frames (GPTQ by
@@ -74,7 +83,7 @@ export const command: CliCommand = {
         'per-channel': { type: 'boolean' }, 'per-tensor': { type: 'boolean' }, exclude: { type: 'string' }, target: { type: 'string', default: 'cpu' },
         frames: { type: 'string', default: '32' }, stride: { type: 'string' }, fp16: { type: 'boolean' }, 'trt-table': { type: 'boolean' },
         output: { type: 'string', short: 'o' }, report: { type: 'string' }, json: { type: 'boolean' },
-        ops: { type: 'string', default: 'all' }, activations: { type: 'string', default: 'uint8' }, 'weight-range': { type: 'string' }, 'no-equalize': { type: 'boolean' }, 'no-gptq': { type: 'boolean' }, 'target-snr': { type: 'string' },
+        ops: { type: 'string', default: 'all' }, activations: { type: 'string', default: 'uint8' }, 'weight-range': { type: 'string' }, bias: { type: 'string', default: 'float' }, 'no-equalize': { type: 'boolean' }, 'no-gptq': { type: 'boolean' }, 'target-snr': { type: 'string' },
       },
     });
     if (!values.model) throw new UsageError('Expected --model IN.onnx but received nothing');
@@ -92,6 +101,9 @@ export const command: CliCommand = {
     const weightRange = values['weight-range'];
     if (weightRange !== undefined && weightRange !== 'reduced' && weightRange !== 'full') throw new UsageError(`Expected --weight-range reduced or full but received ${JSON.stringify(weightRange)}`);
     if (weightRange === 'reduced' && target === 'tensorrt') throw new UsageError('--weight-range reduced applies to --target cpu; TensorRT builds keep full-range int8 weights');
+    const bias = values.bias;
+    if (bias !== 'float' && bias !== 'int32') throw new UsageError(`Expected --bias float or int32 but received ${JSON.stringify(bias)}`);
+    if (bias === 'int32' && target === 'tensorrt') throw new UsageError('--bias int32 applies to --target cpu; TensorRT builds keep the bias float');
     const targetSnrDb = numberOption('--target-snr', values['target-snr'], { what: 'a number of dB' });
     if (values['per-channel'] && values['per-tensor']) throw new UsageError('Expected one of --per-channel and --per-tensor, not both');
     if (values.percentile !== undefined && method !== 'percentile') throw new UsageError(`--percentile applies to --method percentile, but the method is ${method}; add --method percentile or drop --percentile`);
@@ -101,7 +113,7 @@ export const command: CliCommand = {
     const report = await quantizeModel({
       modelPath: values.model, outputPath: values.output, frames: { source: values.calib, maxFrames: frames, stride }, method, percentile, target,
       perChannel: !values['per-tensor'], exclude: values.exclude ? values.exclude.split(',').map((s) => s.trim()).filter(Boolean) : [],
-      fp16: values.fp16, trtTable: values['trt-table'], ops, activationType, equalize: !values['no-equalize'], gptq: !values['no-gptq'], targetSnrDb, weightRange,
+      fp16: values.fp16, trtTable: values['trt-table'], ops, activationType, equalize: !values['no-equalize'], gptq: !values['no-gptq'], targetSnrDb, weightRange, bias,
     });
     if (values.report) await writeFile(values.report, `${JSON.stringify(report, null, 2)}\n`);
     if (values.json) {
