@@ -78,8 +78,26 @@ function tableSource(table: CommandTable): CommandSource {
   return { names: () => Promise.resolve(Object.keys(table)), load: (name) => (Object.hasOwn(table, name) ? table[name]() : undefined) };
 }
 
+let outputGuarded = false;
+
+/**
+ * A reader that goes away early (`fleetctl rollout status --json | head -1`) is not the command's
+ * failure. Node ignores SIGPIPE, so the next write fails with EPIPE, and as an unhandled 'error' event
+ * that killed the command with a stack trace and exit code 1 after its work was done (a quantized model
+ * written, a rollout created). Output to a reader that is gone is dropped and the command ends with
+ * its own exit code; any other stream error still ends the process.
+ */
+function dropOutputToGoneReader(): void {
+  if (outputGuarded) return;
+  outputGuarded = true;
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'EPIPE') throw err; });
+  }
+}
+
 export async function dispatch(opts: { binary: string; commandsDir: string; groups?: string[]; argv: string[]; version: string }): Promise<number> {
   const { binary, argv } = opts;
+  dropOutputToGoneReader();
   const table = registered.get(binary);
   const commandsDir = table ? tableSource(table) : directorySource(opts.commandsDir);
   const groups = new Set(opts.groups ?? []);
