@@ -150,6 +150,39 @@ test('--bias int32: an int8 Conv reads its bias as int32 through a DQ with scale
   assert.deepEqual(Array.from(b), Array.from(a), 'the same outputs as the float-bias file onnxruntime quantizes at load');
 });
 
+test('--bias int32 leaves a Gemm\'s bias float (a [1, N] bias cannot take a per-channel DQ) and is refused for TensorRT', async () => {
+  const r = rand(11);
+  const init = new Map([
+    ['w1', floatTensor([4, 3, 3, 3], Array.from({ length: 108 }, () => r()))], ['b1', floatTensor([4], [0.1, -0.2, 0.3, 0])],
+    ['g1w', floatTensor([4, 6], Array.from({ length: 24 }, () => r()))], ['g1b', floatTensor([1, 6], [0.1, 0.2, -0.1, 0, 0.3, -0.3])],
+    ['g2w', floatTensor([6, 2], Array.from({ length: 12 }, () => r()))], ['g2b', floatTensor([2], [0.05, -0.05])],
+  ]);
+  const m = graphModel('gemm', init, [
+    ...conv1Relu(),
+    { opType: 'GlobalAveragePool', name: 'gap', inputs: ['r1o'], outputs: ['p'], attributes: [] },
+    { opType: 'Flatten', name: 'flat', inputs: ['p'], outputs: ['f'], attributes: [] },
+    { opType: 'Gemm', name: 'g1', inputs: ['f', 'g1w', 'g1b'], outputs: ['g1o'], attributes: [] },
+    { opType: 'Relu', name: 'gr', inputs: ['g1o'], outputs: ['gro'], attributes: [] },
+    { opType: 'Gemm', name: 'g2', inputs: ['gro', 'g2w', 'g2b'], outputs: ['g2o'], attributes: [] },
+    { opType: 'Sigmoid', name: 'head', inputs: ['g2o'], outputs: ['y'], attributes: [] },
+  ]);
+  m.graph.outputs = [{ name: 'y', elemType: DataType.FLOAT, shape: [1, 2] }];
+  const plan = planQuantization(m, { target: 'cpu', bias: 'int32' });
+  const { model, stats } = insertQdq(plan, await minmaxRanges(m, plan.activations));
+  const g = model.graph;
+  const g1 = g.nodes.find((n) => n.name === 'g1')!;
+  assert.ok(plan.activations.includes('gro') || plan.foldedTensors.some((f) => f.tensor === 'g1o'), 'g1 writes int8 (its ReLU folded into the Q)');
+  assert.ok(stats.int32Biases >= 2, JSON.stringify(stats));
+  assert.ok(g.initializers.get(g1.inputs[2])?.dataType === DataType.FLOAT || g.nodes.find((n) => n.outputs[0] === g1.inputs[2])?.opType === 'Cast', 'g1 reads its bias as float');
+  const c1 = g.nodes.find((n) => n.name === 'c1')!;
+  assert.equal(g.initializers.get(g.nodes.find((n) => n.outputs[0] === c1.inputs[2])!.inputs[0])?.dataType, DataType.INT32, 'the Conv still reads an int32 bias');
+  const s = await ort.InferenceSession.create(encodeModel(model));
+  const out = await s.run({ x: new ort.Tensor('float32', input, [1, 3, 8, 8]) });
+  await s.release();
+  assert.equal((out.y.data as Float32Array).length, 2);
+  assert.throws(() => planQuantization(m, { target: 'tensorrt', bias: 'int32' }), /bias 'int32' applies to target cpu/);
+});
+
 test('weights on CPU: a grid no uint8 input saturates without VNNI (Conv pairs of K positions held to 128 steps; 7-bit for odd channel counts and MatMul), ±127 for depthwise Convs, TensorRT and --weight-range full', () => {
   const grouped = weightGridFor('Conv', [4, 2, 3, 3], 2, 'reduced');
   assert.equal(grouped.qmax, 127, 'a grouped Conv that is not depthwise is a GEMM per group, paired');

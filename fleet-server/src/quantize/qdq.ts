@@ -7,8 +7,8 @@
  *   its producer, and all its consumers read the DQ output;
  * - weights: per-channel symmetric int8 (axis 0) for Conv, per-tensor for MatMul/Gemm, with binary16
  *   scales stored as halves on CPU; Conv/Gemm bias: float (binary16 on CPU where the Conv writes int8),
- *   which onnxruntime quantizes to int32 with scale sIn·sW[c] at load, or with `bias: 'int32'` those
- *   integers and that scale through a DequantizeLinear; other float constants read by
+ *   which onnxruntime quantizes to int32 with scale sIn·sW[c] at load, or with `bias: 'int32'` (Convs
+ *   on CPU) those integers and that scale through a DequantizeLinear; other float constants read by
  *   quantized ops: per tensor, in the activations' type;
  * - shape-only ops (Transpose, Reshape, MaxPool, ...) share one scale between input and output;
  * - a Mul by a positive scalar constant (hard-swish's ×1/6) is dropped: its output reuses the input's
@@ -25,7 +25,7 @@ import { floatOutputConvsAsMatMul } from './float-head-matmul.js';
 import { analyzeGraph, headNodes, nodeKey } from './graph-info.js';
 import { activationParams, activationParamsU8, allHalfExact, biasScaleFloor, halfTensor, quantizeBias, quantizePerChannel, roundHalfEven, toHalf, weightGridFor, type QParams, type WeightRange } from './qmath.js';
 import type { TensorRange } from './ranges.js';
-import { ModelError } from '../../../agent/src/util/errors.js';
+import { InputError, ModelError } from '../../../agent/src/util/errors.js';
 
 export type QuantTarget = 'cpu' | 'tensorrt';
 
@@ -64,7 +64,7 @@ export interface QuantPlanOptions {
    * with scale sIn·sW[c] at load, so the file holds no bias scale), or 'int32': an int32 initializer
    * read through a DequantizeLinear with that scale, as ORT's own quantizer writes it, for runtimes that
    * fuse only a DQ-fed bias (onnxruntime before its WeightBiasQuantization pass runs such a Conv in
-   * float). Costs 4–6 bytes more a channel.
+   * float). Costs 4–6 bytes more a channel. Convs only (a Gemm keeps its float bias), target cpu only.
    */
   bias?: 'float' | 'int32';
   /**
@@ -137,6 +137,7 @@ function isQuantizedConsumer(n: OnnxNode, input: string, excluded: Set<string>, 
 }
 
 export function planQuantization(source: OnnxModel, opts: QuantPlanOptions): QuantPlan {
+  if (opts.bias === 'int32' && opts.target !== 'cpu') throw new InputError(`bias 'int32' applies to target cpu; ${opts.target} builds keep the bias float`);
   const model = cloneModel(source);
   const g = model.graph;
   let info = analyzeGraph(g);
@@ -415,7 +416,9 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
         const wIn = weightDq.get(n.inputs[1]);
         if (!wIn) return inp;
         if (qOut.has(n.outputs[0])) biases++;
-        if (plan.options.bias === 'int32' && qOut.has(n.outputs[0])) return int32Bias(init, xParams.scale, wIn.scales);
+        // Conv only: its bias is [C], one scale per channel on axis 0. A Gemm bias may be [1, N] or a
+        // scalar, which a per-axis DQ cannot read: it stays float (onnxruntime quantizes it at load too).
+        if (plan.options.bias === 'int32' && n.opType === 'Conv' && qOut.has(n.outputs[0])) return int32Bias(init, xParams.scale, wIn.scales);
         const out = halfScales && qOut.has(n.outputs[0]) ? params.get(n.outputs[0]) : undefined;
         return out && halfKeeps(tensorToFloat32(init), out.scale * HALF_BIAS_STEPS) ? halfBias(init) : inp;
       }
