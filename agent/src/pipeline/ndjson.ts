@@ -2,7 +2,8 @@
  * NDJSON frame log: one line per processed frame. Writes go through a stream with back-pressure
  * respected, so a slow disk slows the pipeline instead of buffering without bound.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import type { FrameResult } from './camera-pipeline.js';
 import type { Box } from '../types.js';
@@ -36,25 +37,48 @@ export function toFrameLine(r: FrameResult, includeTracks: boolean): FrameLine {
 }
 
 export class NdjsonWriter {
-  private stream: WriteStream | NodeJS.WriteStream | undefined;
+  private stream: Writable | undefined;
 
-  constructor(private readonly target: string) {}
+  /** `open`: the stream to write to (tests); by default stdout for '-', else the file, truncated. */
+  constructor(private readonly target: string, private readonly open?: () => Writable) {}
 
   start(): void {
     if (this.stream) return;
-    this.stream = this.target === '-' ? process.stdout : createWriteStream(this.target, { flags: 'w' });
+    this.stream = this.open?.() ?? (this.target === '-' ? process.stdout : createWriteStream(this.target, { flags: 'w' }));
   }
 
   async write(obj: unknown): Promise<void> {
     if (!this.stream) this.start();
-    const s = this.stream as NodeJS.WritableStream;
-    if (!s.write(`${JSON.stringify(obj)}\n`)) await once(s, 'drain');
+    const s = this.stream as Writable;
+    if (s.destroyed) throw closedError(s, this.target);
+    if (!s.write(`${JSON.stringify(obj)}\n`)) await drained(s, this.target);
   }
 
   async stop(): Promise<void> {
     const s = this.stream;
     this.stream = undefined;
     if (!s || s === process.stdout) return;
-    await new Promise<void>((resolve, reject) => (s as WriteStream).end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => s.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  }
+}
+
+function closedError(s: Writable, target: string): Error {
+  return s.errored ?? new Error(`the frame log ${target === '-' ? '(stdout)' : target} was closed`);
+}
+
+/**
+ * Waits for room in the stream, or fails when it closes instead. A stream that went away (a reader of
+ * stdout that exited: EPIPE) errors the write that met it; a write waiting for 'drain' behind it (another
+ * camera's) heard no error and waited for ever.
+ */
+async function drained(s: Writable, target: string): Promise<void> {
+  const ac = new AbortController();
+  try {
+    await Promise.race([
+      once(s, 'drain', { signal: ac.signal }),
+      once(s, 'close', { signal: ac.signal }).then(() => { throw closedError(s, target); }),
+    ]);
+  } finally {
+    ac.abort();
   }
 }
