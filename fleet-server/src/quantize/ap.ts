@@ -110,3 +110,72 @@ export function meanAp(aps: ClassAp[]): number {
   const withTruth = aps.filter((a) => a.truths > 0);
   return withTruth.length === 0 ? 1 : withTruth.reduce((s, a) => s + a.ap, 0) / withTruth.length;
 }
+
+/**
+ * Everything meanAp(averagePrecision(frames)) needs, matched once: each class's predictions in score
+ * order with their frame and whether they matched. A prediction can only match a truth of its own
+ * frame, so matching each frame's predictions in its own score order gives averagePrecision's matches.
+ * `meanAp(counts)` then scores the frames taken counts[k] times each (a bootstrap draw) without
+ * matching again; with every count 1 it is meanAp(averagePrecision(frames)) (ties in score between
+ * frames aside, whose order AP depends on).
+ */
+export function weightedMeanAp(frames: FrameDetections[], iouThreshold = 0.5): (counts: ArrayLike<number>) => number {
+  const classes = new Map<number, { preds: { frame: number; score: number; tp: number }[]; truths: number[] }>();
+  const entry = (classId: number) => {
+    let c = classes.get(classId);
+    if (!c) classes.set(classId, (c = { preds: [], truths: new Array<number>(frames.length).fill(0) }));
+    return c;
+  };
+  frames.forEach((f, k) => {
+    for (const t of f.truth) entry(t.classId).truths[k]++;
+    const used = new Array<boolean>(f.truth.length).fill(false);
+    for (const p of [...f.predicted].sort((a, b) => b.score - a.score)) {
+      let best = -1, bestIou = iouThreshold;
+      f.truth.forEach((t, j) => { if (used[j] || t.classId !== p.classId) return; const v = iou(p.box, t.box); if (v >= bestIou) { bestIou = v; best = j; } });
+      if (best >= 0) used[best] = true;
+      entry(p.classId).preds.push({ frame: k, score: p.score, tp: best >= 0 ? 1 : 0 });
+    }
+  });
+  for (const c of classes.values()) c.preds.sort((a, b) => b.score - a.score);
+  return (counts) => {
+    let sum = 0, n = 0;
+    for (const c of classes.values()) {
+      let nTruth = 0;
+      for (let k = 0; k < frames.length; k++) nTruth += counts[k] * c.truths[k];
+      if (nTruth === 0) continue;
+      const tp: number[] = [];
+      for (const p of c.preds) for (let w = counts[p.frame]; w > 0; w--) tp.push(p.tp);
+      sum += apFromMatches(tp, nTruth);
+      n++;
+    }
+    return n === 0 ? 1 : sum / n;
+  };
+}
+
+/**
+ * A 95% interval for meanAp(averagePrecision(frames)) by the percentile bootstrap over frames
+ * (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 13): `resamples` draws of as many
+ * frames with replacement, each scored like the whole, the 2.5th and 97.5th percentiles of those
+ * scores (0..1). It shows how much the figure depends on which frames were evaluated: a class found on
+ * a handful of frames weighs as much as one found on all. Frames of one video are correlated, so the
+ * interval is if anything too narrow. Seeded: the same frames give the same interval.
+ */
+export function bootstrapMeanAp(frames: FrameDetections[], opts: { resamples?: number; seed?: number } = {}): [number, number] {
+  const n = frames.length;
+  if (n === 0) return [1, 1];
+  const resamples = opts.resamples ?? 400;
+  const score = weightedMeanAp(frames);
+  const counts = new Uint32Array(n);
+  // Park–Miller minimal standard generator: small, seeded, good enough to draw frame indices.
+  let s = (opts.seed ?? 1) % 2147483647 || 1;
+  const next = (): number => { s = (s * 16807) % 2147483647; return s / 2147483647; };
+  const scores: number[] = [];
+  for (let r = 0; r < resamples; r++) {
+    counts.fill(0);
+    for (let k = 0; k < n; k++) counts[Math.min(n - 1, Math.floor(next() * n))]++;
+    scores.push(score(counts));
+  }
+  scores.sort((a, b) => a - b);
+  const at = (q: number): number => scores[Math.min(resamples - 1, Math.max(0, Math.round(q * (resamples - 1))))];
+  return [at(0.025), at(0.975)];
+}

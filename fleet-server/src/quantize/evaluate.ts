@@ -27,7 +27,7 @@ import type { Detection } from '../../../agent/src/types.js';
 import { modelInputs, type FrameSelection } from './frames.js';
 import { addToSnr, snrDb } from './snr.js';
 import { openGateModel, type GateModel } from './gate-model.js';
-import { averagePrecision, candidateDecoderSpec, f1Score, matchAtThreshold, meanAp, type ClassAp, type FrameDetections } from './ap.js';
+import { averagePrecision, bootstrapMeanAp, candidateDecoderSpec, f1Score, matchAtThreshold, meanAp, type ClassAp, type FrameDetections } from './ap.js';
 
 /** Labels file: boxes in source pixels per frame index (the video frame number or the sorted image index). */
 export const LabelsFile = Type.Object({
@@ -69,6 +69,11 @@ export interface EvaluateReport {
   frames: number;
   /** mAP@0.5 (0..100) of the candidate against the reference's detections. */
   agreementMap: number;
+  /**
+   * 95% interval of agreementMap over the evaluated frames (percentile bootstrap, ap.ts bootstrapMeanAp):
+   * how far the figure would move on other frames like these. The gate reads the point value.
+   */
+  agreementMapCi95: [number, number];
   /** 100 − agreementMap, or the labelled mAP drop when labels were given: what the gate checks. */
   mapDrop: number;
   /** Detections of the reference model over all frames: the truth agreement is measured against. */
@@ -183,7 +188,8 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const perClass: ClassDelta[] = agreeAps.map((a: ClassAp) => ({ classId: a.classId, label: a.label, referenceCount: a.truths, candidateCount: a.predictions, agreementAp: 100 * a.ap }));
   const m = matchAtThreshold(atThreshold), f1 = 100 * f1Score(m);
   const report: EvaluateReport = {
-    reference: opts.reference, candidate: opts.candidate, frames, referenceDetections, agreementMap, mapDrop: 100 - agreementMap,
+    reference: opts.reference, candidate: opts.candidate, frames, referenceDetections, agreementMap,
+    agreementMapCi95: bootstrapMeanAp(agreement).map((v) => 100 * v) as [number, number], mapDrop: 100 - agreementMap,
     atThreshold: {
       scoreThreshold: 'scoreThreshold' in meta.decoder ? meta.decoder.scoreThreshold : null, referenceDetections: m.truths, candidateDetections: m.predictions, matched: m.matched,
       recall: m.truths ? (100 * m.matched) / m.truths : 100, precision: m.predictions ? (100 * m.matched) / m.predictions : 100, f1, f1Drop: 100 - f1,

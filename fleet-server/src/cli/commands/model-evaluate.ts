@@ -41,7 +41,8 @@ export const command: CliCommand = {
     const { decision, report } = await runGate({ reference: values.reference, candidate: values.candidate, data: { source: values.data, maxFrames: n, stride, offset, heldOut: true }, labelsPath: values.labels, maxMapDrop: maxDrop, maxF1Drop });
     if (values.json) process.stdout.write(`${JSON.stringify({ ok: decision.pass, decision, report })}\n`);
     else {
-      process.stdout.write(`${report.frames} frames: agreement mAP@0.5 ${report.agreementMap.toFixed(2)}` + (report.labels ? `; vs labels ${report.labels.referenceMap.toFixed(2)} → ${report.labels.candidateMap.toFixed(2)}` : '') + '\n');
+      const [lo, hi] = report.agreementMapCi95;
+      process.stdout.write(`${report.frames} frames: agreement mAP@0.5 ${report.agreementMap.toFixed(2)} (95% interval over frames ${lo.toFixed(1)}–${hi.toFixed(1)})` + (report.labels ? `; vs labels ${report.labels.referenceMap.toFixed(2)} → ${report.labels.candidateMap.toFixed(2)}` : '') + '\n');
       const t = report.atThreshold;
       process.stdout.write(`  at score ≥ ${t.scoreThreshold ?? 'the decoder\'s threshold'}: F1 ${t.f1.toFixed(2)} (recall ${t.recall.toFixed(1)}, precision ${t.precision.toFixed(1)}; ${t.referenceDetections} ref, ${t.candidateDetections} cand, ${t.matched} matched at IoU 0.5)\n`);
       for (const c of report.perClass.filter((x) => x.referenceCount > 0)) process.stdout.write(`  ${c.label}: AP ${c.agreementAp.toFixed(1)} (${c.referenceCount} ref, ${c.candidateCount} cand)${c.labelApDelta !== undefined ? ` Δ ${c.labelApDelta.toFixed(1)}` : ''}\n`);

@@ -1,0 +1,58 @@
+/**
+ * The interval evaluate reports around agreement mAP (ap.ts bootstrapMeanAp): each draw is scored by
+ * weightedMeanAp, which must score a multiset of frames exactly as averagePrecision does, and the
+ * interval must be reproducible and say how much the figure depends on the frames.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { averagePrecision, bootstrapMeanAp, meanAp, weightedMeanAp, type FrameDetections } from '../../fleet-server/src/quantize/ap.js';
+import type { Detection } from '../../agent/src/types.js';
+
+function randomFrames(n: number, seed: number): FrameDetections[] {
+  let s = seed;
+  const r = (): number => ((s = (s * 16807) % 2147483647) / 2147483647);
+  const box = (x: number, y: number) => ({ x, y, w: 20 + r() * 40, h: 20 + r() * 40 });
+  return Array.from({ length: n }, () => {
+    // A few classes, some rare; candidates near (or not near) each truth, doubles, and strays on top.
+    const truth: Detection[] = Array.from({ length: 1 + Math.floor(r() * 8) }, () => {
+      const classId = r() < 0.8 ? 0 : 1 + Math.floor(r() * 4);
+      return { classId, label: `c${classId}`, score: 1, box: box(r() * 300, r() * 300) };
+    });
+    const predicted: Detection[] = [];
+    for (const t of truth) {
+      if (r() < 0.85) predicted.push({ ...t, score: Math.round(r() * 1000) / 1000 + 0.001, box: { ...t.box, x: t.box.x + (r() - 0.5) * 30 } });
+      if (r() < 0.2) predicted.push({ ...t, score: r() / 2, box: { ...t.box, y: t.box.y + 5 } });
+    }
+    for (let k = Math.floor(r() * 3); k > 0; k--) {
+      const classId = Math.floor(r() * 5);
+      predicted.push({ classId, label: `c${classId}`, score: r() / 3, box: box(r() * 300, r() * 300) });
+    }
+    return { truth, predicted };
+  });
+}
+
+test('a draw of frames scores as averagePrecision scores those frames, repeated ones included', () => {
+  const frames = randomFrames(40, 11);
+  const score = weightedMeanAp(frames);
+  assert.equal(score(new Array<number>(40).fill(1)), meanAp(averagePrecision(frames)));
+  const counts = frames.map((_f, k) => (k * 7) % 4); // 0–3 copies of each
+  const drawn = frames.flatMap((f, k) => new Array<FrameDetections>(counts[k]).fill(f));
+  assert.ok(Math.abs(score(counts) - meanAp(averagePrecision(drawn))) < 1e-12, `${score(counts)} vs ${meanAp(averagePrecision(drawn))}`);
+  // A class with no truth in the draw is left out of the mean, as meanAp leaves it out.
+  const only0 = frames.map((f) => (f.truth.every((t) => t.classId === 0) ? 1 : 0));
+  const kept = frames.filter((_f, k) => only0[k] === 1);
+  assert.ok(Math.abs(score(only0) - meanAp(averagePrecision(kept))) < 1e-12);
+});
+
+test('the interval holds the point figure, repeats for the same frames, and closes when every frame is alike', () => {
+  const frames = randomFrames(60, 5);
+  const point = meanAp(averagePrecision(frames));
+  const [lo, hi] = bootstrapMeanAp(frames);
+  assert.ok(lo <= point && point <= hi, `${lo} ≤ ${point} ≤ ${hi}`);
+  assert.ok(hi - lo > 0.01, `a spread of ${hi - lo} over 60 varied frames`);
+  assert.deepEqual(bootstrapMeanAp(frames), [lo, hi]);
+  const same = new Array<FrameDetections>(30).fill(frames[0]);
+  const [a, b] = bootstrapMeanAp(same);
+  assert.equal(a, b);
+  assert.ok(Math.abs(a - meanAp(averagePrecision(same))) < 1e-12);
+});
