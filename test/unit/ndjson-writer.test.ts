@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { NdjsonWriter } from '../../agent/src/pipeline/ndjson.js';
 
 /** A stream whose writes complete only when `flush()` is called (a slow reader). */
@@ -53,4 +54,25 @@ test('writes waiting for room fail when the stream closes instead (a reader gone
   s2.stream.destroy(err);
   await assert.rejects(blocked, /EPIPE/);
   await assert.rejects(w2.write({ frame: 2 }), /EPIPE/);
+});
+
+test('a file that cannot be written fails the next write with its error, not the process; stop() then returns', { timeout: 5000 }, async () => {
+  let file: WriteStream | undefined;
+  const w = new NdjsonWriter('/nonexistent-dir/frames.ndjson', () => (file = createWriteStream('/nonexistent-dir/frames.ndjson')));
+  w.start();
+  // The open fails with no write waiting: before, an unhandled 'error' event ended the process.
+  await new Promise<void>((r) => file!.on('close', () => r()));
+  await assert.rejects(w.write({ frame: 1 }), /ENOENT/);
+  await w.stop();
+});
+
+test('stop() after the stream closed returns at once; many blocked cameras share one wait for room', { timeout: 5000 }, async () => {
+  const s = slowStream();
+  const w = new NdjsonWriter('-', () => s.stream);
+  const blocked = Array.from({ length: 12 }, (_v, i) => w.write({ camera: `c${i}`, frame: 1 }));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(s.stream.listenerCount('drain'), 1, 'one drain listener for twelve waiting writes');
+  s.stream.destroy();
+  for (const p of blocked) await assert.rejects(p, /was closed/);
+  await w.stop();
 });

@@ -1,11 +1,11 @@
 /**
  * The interval evaluate reports around agreement mAP (ap.ts bootstrapMeanAp): each draw is scored by
- * weightedMeanAp, which must score a multiset of frames exactly as averagePrecision does, and the
+ * weightedMeanAp, which must score a multiset of frames as averagePrecision does, and the
  * interval must be reproducible and say how much the figure depends on the frames.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { averagePrecision, bootstrapMeanAp, meanAp, weightedMeanAp, type FrameDetections } from '../../fleet-server/src/quantize/ap.js';
+import { averagePrecision, bootstrapMeanAp, interval95, meanAp, weightedMeanAp, type FrameDetections } from '../../fleet-server/src/quantize/ap.js';
 import type { Detection } from '../../agent/src/types.js';
 
 function randomFrames(n: number, seed: number): FrameDetections[] {
@@ -55,4 +55,16 @@ test('the interval holds the point figure, repeats for the same frames, and clos
   const [a, b] = bootstrapMeanAp(same);
   assert.equal(a, b);
   assert.ok(Math.abs(a - meanAp(averagePrecision(same))) < 1e-12);
+});
+
+test('the interval is the 2.5th and 97.5th percentiles of the draws; any seed draws', () => {
+  // 400 draws scoring 0..399 in any order: the 11th and the 390th (0-based 10 and 389).
+  const values = Array.from({ length: 400 }, (_v, i) => (i * 263) % 400);
+  assert.deepEqual(interval95(values), [10, 389]);
+  assert.deepEqual(interval95([5]), [5, 5]);
+  const frames = randomFrames(30, 3);
+  for (const seed of [-7, 0, 2 ** 40, 1.5]) {
+    const [lo, hi] = bootstrapMeanAp(frames, { seed, resamples: 50 });
+    assert.ok(lo < hi && lo > 0 && hi < 1, `seed ${seed}: ${lo}–${hi}`);
+  }
 });

@@ -171,8 +171,13 @@ export class AgentRunner {
       signal?.removeEventListener('abort', onAbort);
     }
     if (error === undefined && down.length > 0 && down.length === this.pipelines.length) error = everyCameraFailed(down);
-    const summary = this.summary(performance.now() - t0, error);
-    await this.writer?.write(summary);
+    let summary = this.summary(performance.now() - t0, error);
+    try {
+      await this.writer?.write(summary);
+    } catch (err) {
+      // The frame log failed (its reader gone, its disk full): the run did not deliver what it was asked for.
+      if (error === undefined) summary = this.summary(performance.now() - t0, (error = err));
+    }
     if (error) throw Object.assign(error as Error, { summary });
     return summary;
   }
@@ -207,10 +212,13 @@ export class AgentRunner {
   }
 
   async stop(): Promise<void> {
-    await this.writer?.stop();
-    this.writer = undefined;
-    if (!this.opts.detector) await this.detector?.close();
-    this.detector = undefined;
+    try {
+      await this.writer?.stop();
+    } finally {
+      this.writer = undefined;
+      if (!this.opts.detector) await this.detector?.close();
+      this.detector = undefined;
+    }
   }
 }
 

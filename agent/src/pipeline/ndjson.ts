@@ -38,26 +38,32 @@ export function toFrameLine(r: FrameResult, includeTracks: boolean): FrameLine {
 
 export class NdjsonWriter {
   private stream: Writable | undefined;
+  /** The one wait for room that every blocked write shares (one pair of listeners however many cameras wait). */
+  private room: Promise<void> | undefined;
 
   /** `open`: the stream to write to (tests); by default stdout for '-', else the file, truncated. */
   constructor(private readonly target: string, private readonly open?: () => Writable) {}
 
   start(): void {
     if (this.stream) return;
-    this.stream = this.open?.() ?? (this.target === '-' ? process.stdout : createWriteStream(this.target, { flags: 'w' }));
+    const s: Writable = this.stream = this.open?.() ?? (this.target === '-' ? process.stdout : createWriteStream(this.target, { flags: 'w' }));
+    // An error with no write waiting (a full disk, an --out in a directory that does not exist) would
+    // end the process as an unhandled 'error' event; the stream keeps it (errored) and the next write throws it.
+    s.on('error', () => undefined);
   }
 
   async write(obj: unknown): Promise<void> {
     if (!this.stream) this.start();
     const s = this.stream as Writable;
     if (s.destroyed) throw closedError(s, this.target);
-    if (!s.write(`${JSON.stringify(obj)}\n`)) await drained(s, this.target);
+    if (!s.write(`${JSON.stringify(obj)}\n`)) await (this.room ??= drained(s, this.target).finally(() => { this.room = undefined; }));
   }
 
   async stop(): Promise<void> {
     const s = this.stream;
     this.stream = undefined;
-    if (!s || s === process.stdout) return;
+    // A destroyed stream has nothing left to flush, and end() on it would throw or never call back.
+    if (!s || s === process.stdout || s.destroyed) return;
     await new Promise<void>((resolve, reject) => s.end((err?: Error | null) => (err ? reject(err) : resolve())));
   }
 }

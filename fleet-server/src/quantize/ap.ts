@@ -116,8 +116,9 @@ export function meanAp(aps: ClassAp[]): number {
  * order with their frame and whether they matched. A prediction can only match a truth of its own
  * frame, so matching each frame's predictions in its own score order gives averagePrecision's matches.
  * `meanAp(counts)` then scores the frames taken counts[k] times each (a bootstrap draw) without
- * matching again; with every count 1 it is meanAp(averagePrecision(frames)) (ties in score between
- * frames aside, whose order AP depends on).
+ * matching again; with every count 1 it is meanAp(averagePrecision(frames)). A frame drawn twice
+ * whose class has two predictions of one score is ranked A A B B here and A B A B there, which
+ * moves that class's AP a little; no other case differs.
  */
 export function weightedMeanAp(frames: FrameDetections[], iouThreshold = 0.5): (counts: ArrayLike<number>) => number {
   const classes = new Map<number, { preds: { frame: number; score: number; tp: number }[]; truths: number[] }>();
@@ -167,7 +168,7 @@ export function bootstrapMeanAp(frames: FrameDetections[], opts: { resamples?: n
   const score = weightedMeanAp(frames);
   const counts = new Uint32Array(n);
   // Park–Miller minimal standard generator: small, seeded, good enough to draw frame indices.
-  let s = (opts.seed ?? 1) % 2147483647 || 1;
+  let s = Math.abs(Math.trunc(opts.seed ?? 1)) % 2147483647 || 1;
   const next = (): number => { s = (s * 16807) % 2147483647; return s / 2147483647; };
   const scores: number[] = [];
   for (let r = 0; r < resamples; r++) {
@@ -175,7 +176,12 @@ export function bootstrapMeanAp(frames: FrameDetections[], opts: { resamples?: n
     for (let k = 0; k < n; k++) counts[Math.min(n - 1, Math.floor(next() * n))]++;
     scores.push(score(counts));
   }
-  scores.sort((a, b) => a - b);
-  const at = (q: number): number => scores[Math.min(resamples - 1, Math.max(0, Math.round(q * (resamples - 1))))];
+  return interval95(scores);
+}
+
+/** The 2.5th and 97.5th percentiles of `values` (nearest rank on the sorted values, 0-based q·(n − 1)). */
+export function interval95(values: readonly number[]): [number, number] {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(q * (sorted.length - 1))))];
   return [at(0.025), at(0.975)];
 }
