@@ -80,12 +80,17 @@ test('a rollout changed elsewhere shows at once on the Rollouts page, none runni
     await page.getByText('live', { exact: true }).waitFor();
 
     // Rolled back by another operator (fleetctl): nothing runs, so nothing polls; the event shows it.
+    const mark = asked.length;
     assert.equal((await fleet.api('POST', `/api/rollouts/${finished}/rollback`)).status, 200);
     await page.locator(`[data-rollout="${finished}"] [data-state="rolled-back"]`).waitFor({ timeout: 5000 });
 
     // The state can show from a refresh already in flight when the event came (the stream's opening
-    // one); the event's own refresh follows 300 ms later and rightly fetches that rollout once more.
-    // Nothing runs, so once that has happened the page is quiet.
+    // one); the event's own refresh follows 300 ms later and rightly fetches that rollout once more:
+    // a list asked for after the rollback, then the rollout. Nothing runs, so after it the page is quiet.
+    await waitFor('the rollback event\'s refresh', () => {
+      const list = asked.indexOf('/api/rollouts', mark);
+      return list >= 0 && asked.indexOf(`/api/rollouts/${finished}`, list) > list;
+    }, 10_000);
     await quiet(asked, 1000);
     // A new rollout's event fetches it; the finished one, unchanged, is not fetched again.
     asked.length = 0;
