@@ -79,14 +79,23 @@ export function matchAtThreshold(frames: FrameDetections[], iouThreshold = 0.5):
   for (const f of frames) {
     truths += f.truth.length;
     predictions += f.predicted.length;
-    const used = new Array<boolean>(f.truth.length).fill(false);
-    for (const p of [...f.predicted].sort((a, b) => b.score - a.score)) {
-      let best = -1, bestIou = iouThreshold;
-      f.truth.forEach((t, j) => { if (used[j] || t.classId !== p.classId) return; const v = iou(p.box, t.box); if (v >= bestIou) { bestIou = v; best = j; } });
-      if (best >= 0) { used[best] = true; matched++; }
-    }
+    for (const m of matchFrame(f, iouThreshold)) if (m.tp) matched++;
   }
   return { truths, predictions, matched };
+}
+
+/**
+ * One frame's one-to-one matches: its predictions in score order, each taking the unmatched truth of
+ * its class it overlaps most at IoU ≥ `iouThreshold`.
+ */
+function matchFrame(f: FrameDetections, iouThreshold: number): { pred: Detection; tp: boolean }[] {
+  const used = new Array<boolean>(f.truth.length).fill(false);
+  return [...f.predicted].sort((a, b) => b.score - a.score).map((p) => {
+    let best = -1, bestIou = iouThreshold;
+    f.truth.forEach((t, j) => { if (used[j] || t.classId !== p.classId) return; const v = iou(p.box, t.box); if (v >= bestIou) { bestIou = v; best = j; } });
+    if (best >= 0) used[best] = true;
+    return { pred: p, tp: best >= 0 };
+  });
 }
 
 /** F1 (0..1) of a threshold match: 1 when both sides found nothing. */
@@ -129,13 +138,7 @@ export function weightedMeanAp(frames: FrameDetections[], iouThreshold = 0.5): (
   };
   frames.forEach((f, k) => {
     for (const t of f.truth) entry(t.classId).truths[k]++;
-    const used = new Array<boolean>(f.truth.length).fill(false);
-    for (const p of [...f.predicted].sort((a, b) => b.score - a.score)) {
-      let best = -1, bestIou = iouThreshold;
-      f.truth.forEach((t, j) => { if (used[j] || t.classId !== p.classId) return; const v = iou(p.box, t.box); if (v >= bestIou) { bestIou = v; best = j; } });
-      if (best >= 0) used[best] = true;
-      entry(p.classId).preds.push({ frame: k, score: p.score, tp: best >= 0 ? 1 : 0 });
-    }
+    for (const { pred, tp } of matchFrame(f, iouThreshold)) entry(pred.classId).preds.push({ frame: k, score: pred.score, tp: tp ? 1 : 0 });
   });
   for (const c of classes.values()) c.preds.sort((a, b) => b.score - a.score);
   return (counts) => {
