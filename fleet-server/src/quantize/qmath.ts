@@ -329,8 +329,9 @@ export function biasScaleFloor(b: Float32Array, inputScale: number): Float64Arra
 /**
  * The int32 bias onnxruntime derives at load from a Conv/Gemm's float bias (WeightBiasQuantization,
  * onnxruntime/core/optimizer/qdq_transformer/weight_bias_quantization.cc): scale[c] = inputScale ·
- * weightScale[c] in float32, zero point 0. The build stores the float bias; biasScaleFloor keeps these
- * integers within int32.
+ * weightScale[c] in float32, zero point 0. The default build stores the float bias and leaves this to
+ * onnxruntime; a `bias: 'int32'` build stores these integers and scales (qdq.ts). biasScaleFloor keeps
+ * them within int32.
  */
 export function quantizeBias(b: Float32Array, inputScale: number, weightScales: Float32Array): { data: Int32Array; scales: Float32Array } {
   const data = new Int32Array(b.length);
