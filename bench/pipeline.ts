@@ -4,11 +4,12 @@
  * `session.run` on the same model, thread count and input size. The two alternate (A B, B A …) in
  * separate processes so that shared-CPU load hits both sides alike.
  */
+import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { CENTERNET, runAgentTimed, vtestSource } from './lib/agent-cli.js';
 import type { BenchContext } from './lib/context.js';
 import { runTsJson } from './lib/context.js';
-import type { BenchResult, Cell } from './lib/result.js';
+import type { BenchResult, BenchTable, Cell } from './lib/result.js';
 import { median, round } from './lib/stats.js';
 
 const GOAL = 0.9;
@@ -74,6 +75,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       pass: conclusive ? efficiency >= GOAL : null,
     });
   }
+  const spin = threadCounts.length > 1 ? await spinningTable(ctx, threadCounts[threadCounts.length - 1], ctx.quick ? 8 : 20, ctx.quick ? 1 : 3) : undefined;
+  if (spin) figures.spinning = spin.figures;
   return {
     bench: 'pipeline', item: 1, title: 'Pipeline efficiency', status: 'measured', createdAt: new Date().toISOString(),
     durationS: (Date.now() - t0) / 1000, machine: ctx.machine, goals, figures,
@@ -84,7 +87,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
     tables: [{
       columns: ['threads', 'bare ORT fps', 'agent fps (steady)', 'agent fps (whole run)', 'efficiency', 'per-round ratios', 'session.run share of agent frame time', 'bare ms/run', 'agent infer ms', 'preprocess ms', 'decode ms', 'track+rules+publish ms', 'unaccounted ms/frame'],
       rows,
-    }],
+    }, ...(spin ? [spin.table] : [])],
     notes: [
       '"session.run share of agent frame time" compares the agent with itself within one run (no cross-process load noise): it is the efficiency the pipeline ' +
       'would have if `session.run` inside the agent ran as fast as bare; the rest of the gap is `session.run` slowing down inside the agent (next note).',
@@ -92,8 +95,52 @@ export async function run(ctx: BenchContext): Promise<BenchResult> {
       ...(retries.length > 0 ? [`${retries.length} run(s) failed or hung (killed after their time limit) and were run again; first error: ${retries[0].slice(0, 300)}`] : []),
       '"agent infer ms" is `session.run` inside the inference worker, measured by the agent; above "bare ms/run" it shows the same run slowed by what else the pipeline ' +
       'keeps busy at the same time (GStreamer decoding the next frames, sharp, the main thread) on a 2-core machine.',
+      ...(spin ? [spin.note] : []),
       '"unaccounted" = agent frame time − infer − preprocess − decode: waiting for the next frame, the round trips to the worker (postMessage, the uint8 → float32 ' +
       'layout pass in the worker) and the event loop between stages. Per camera one frame is in inference at a time; the next frame\'s resize overlaps it when the detector runs on every frame.',
     ],
+  };
+}
+
+/**
+ * Why the worker's intra-op threads do not spin (session-options.ts): bare session.run with
+ * onnxruntime's spinning off (the worker's) and on, on an idle machine and with one core kept busy by
+ * another process (as GStreamer, sharp, other cameras or another program keep it on a box), in
+ * alternating order; medians over rounds of the per-round ratio on/off.
+ */
+async function spinningTable(ctx: BenchContext, threads: number, frames: number, rounds: number): Promise<{ table: BenchTable; note: string; figures: Record<string, unknown> }> {
+  const rows: Cell[][] = [];
+  const figures: Record<string, unknown> = { threads, frames, rounds };
+  for (const neighbour of ['idle', 'one core busy'] as const) {
+    const busy = neighbour === 'idle' ? undefined : spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+    try {
+      const runs: Record<'off' | 'on', Array<{ fps: number; cpuMsPerRun: number }>> = { off: [], on: [] };
+      for (let i = 0; i < rounds; i++) {
+        for (const mode of i % 2 === 0 ? ['off', 'on'] as const : ['on', 'off'] as const) {
+          const r = await runTsJson<{ fps: number; cpuMsPerRun: number }>('bench/lib/bare-ort.ts', ['--model', CENTERNET, '--threads', String(threads), '--frames', String(frames), ...(mode === 'on' ? ['--spinning'] : [])]);
+          runs[mode].push(r);
+          ctx.log(`pipeline: spinning ${mode}, ${neighbour}: ${round(1000 / r.fps, 1)} ms/run, ${round(r.cpuMsPerRun, 1)} CPU ms/run`);
+        }
+      }
+      const ms = (m: 'off' | 'on') => median(runs[m].map((r) => 1000 / r.fps));
+      const cpu = (m: 'off' | 'on') => median(runs[m].map((r) => r.cpuMsPerRun));
+      const wallRatio = median(runs.on.map((r, i) => runs.off[i].fps / r.fps));
+      const cpuRatio = median(runs.on.map((r, i) => r.cpuMsPerRun / runs.off[i].cpuMsPerRun));
+      rows.push([neighbour, round(ms('off'), 1), round(cpu('off'), 1), round(ms('on'), 1), round(cpu('on'), 1), round(wallRatio, 2), round(cpuRatio, 2)]);
+      figures[neighbour] = { ...runs, wallRatio, cpuRatio };
+    } finally {
+      busy?.kill('SIGKILL');
+    }
+  }
+  return {
+    table: {
+      caption: `Intra-op spinning: bare session.run, ${threads} intra-op threads, ${frames} runs × ${rounds} rounds, alternating`,
+      columns: ['other load', 'not spinning (the worker): ms/run', 'CPU ms/run', 'spinning: ms/run', 'CPU ms/run', 'wall on/off', 'CPU on/off'],
+      rows,
+    },
+    note: 'Intra-op spinning: the worker\'s onnxruntime threads sleep between parallel sections (session.intra_op.allow_spinning 0). ' +
+      'The table runs the same bare session both ways, with the machine otherwise idle and with one core kept busy by a busy-loop process; ' +
+      '"on/off" is the median of the per-round ratios (above 1: spinning costs more). CPU is the bare process\'s user + system time.',
+    figures,
   };
 }

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import type { TensorData, TensorInfo } from '../contract.js';
 import type { OrtWorkerData, WorkerRequest, WorkerReply } from './protocol.js';
+import { workerSessionOptions } from './session-options.js';
 import { toTensor } from '../../agent/src/preprocess/tensor.js';
 import { createDecoder } from '../../agent/src/decode/index.js';
 import { decoderFetches } from '../../agent/src/decode/spec.js';
@@ -73,13 +74,7 @@ async function load(req: Extract<WorkerRequest, { type: 'load' }>): Promise<void
   const fallbacks: Array<{ provider: string; reason: string }> = [];
   for (const provider of req.providers) {
     try {
-      session = await ort.InferenceSession.create(req.modelPath, {
-        executionProviders: [provider],
-        graphOptimizationLevel: 'all',
-        intraOpNumThreads: req.intraOpThreads,
-        interOpNumThreads: 1,
-        logSeverityLevel: 3,
-      });
+      session = await ort.InferenceSession.create(req.modelPath, workerSessionOptions(provider, req.intraOpThreads));
       const inputs = info(session.inputMetadata);
       const outputs = info(session.outputMetadata);
       if (req.warmUp) {
