@@ -174,3 +174,25 @@ test('KL search keeps the widest threshold where every candidate ties at KL 0 (a
     assert.equal(klThresholdBins(hist, 128, stride, 0), 2048, 'no tolerance: still the widest of the ties');
   }
 });
+
+test('a histogram bins each value at ⌊(v + r)·n/2r⌋ (the largest in the last bin) and does not count NaN', () => {
+  const bins = 64;
+  const h = new StreamingHistogram(bins);
+  // Seven values (not a multiple of the four tallies), both ends of the range, a zero run, a NaN.
+  const first = Float32Array.of(-2, 2, 0, 0, 0, NaN, 0.7);
+  h.add(first);
+  assert.equal(h.absMax, 2);
+  const expected = new Float64Array(bins);
+  const bin = (v: number) => Math.min(bins - 1, Math.floor((v + 2) * (bins / 4)));
+  for (const v of first) if (!Number.isNaN(v)) expected[bin(v)]++;
+  assert.deepEqual([...h.counts], [...expected]);
+  assert.equal(h.total, 6, 'NaN is not counted');
+  // A second batch inside the range, of every length mod 4.
+  for (const len of [1, 2, 3, 4, 5]) {
+    const v = Float32Array.from({ length: len }, (_, i) => -1.9 + i * 0.93);
+    h.add(v);
+    for (const x of v) expected[bin(x)]++;
+  }
+  assert.deepEqual([...h.counts], [...expected]);
+  assert.equal(h.total, 6 + 15);
+});
