@@ -5,7 +5,7 @@
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
-import { cpus } from 'node:os';
+import { availableParallelism } from 'node:os';
 
 function walk(dir: string, out: string[]): string[] {
   for (const name of readdirSync(dir)) {
@@ -42,12 +42,12 @@ if (!fromSources) {
   await buildTestTree({ root: process.cwd(), outdir: runTree });
   runFiles = files.map((f) => join(relative(process.cwd(), runTree), f.replace(/\.ts$/, '.js')));
 }
-// One test file more than there are cores (up to 4): the e2e and broker files spend much of their time
+// One test file more than there are cores (at most 3; more was not measured): the e2e and broker files spend much of their time
 // waiting (an outage held for 12 s, a dashboard's debounce, a health window), which a third file fills.
 // On 2 cores (AVX2 EPYC, 2026-11-28) the whole run took 569 s of test time with 3 files at a time
 // against 618 s with 2, for about the same CPU time. Before the inference worker stopped spinning
 // (session-options.ts) a third file only added contention: 668 s against 640 s.
-const concurrency = process.env.EF_TEST_CONCURRENCY ?? String(Math.min(4, cpus().length + 1));
+const concurrency = process.env.EF_TEST_CONCURRENCY ?? String(Math.min(3, availableParallelism() + 1));
 const child = spawn(process.execPath, [
   ...(fromSources ? ['--import', 'tsx'] : ['--enable-source-maps']),
   '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec',

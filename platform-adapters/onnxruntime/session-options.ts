@@ -9,7 +9,8 @@ export function workerSessionOptions(provider: string, intraOpThreads: number | 
   return {
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
-    intraOpNumThreads: intraOpThreads,
+    // Absent: onnxruntime's default (the binding refuses an undefined value).
+    ...(intraOpThreads !== undefined ? { intraOpNumThreads: intraOpThreads } : {}),
     interOpNumThreads: 1,
     logSeverityLevel: 3,
     // Intra-op threads sleep between parallel sections instead of spinning (onnxruntime's
@@ -18,8 +19,9 @@ export function workerSessionOptions(provider: string, intraOpThreads: number | 
     // privacy models run on the same cores, and a spinning thread holds a core it is not using. The
     // pipeline bench runs the same bare session both ways (docs/benchmarks.md, section 1): with one
     // core busy elsewhere (2 cores, CenterNet, 2 intra-op threads) spinning took 1.77× the wall time
-    // and 1.80× the CPU (2026-11-28); on an otherwise idle machine the two were within ~10% either
-    // way across runs.
+    // and 1.80× the CPU, and without that neighbour 1.12× and 1.27× (2026-11-28, on a host that was
+    // busy itself); in a quieter probe that day spinning was at most ~10% faster without a neighbour.
+    // At 1 intra-op thread there is no pool and nothing spins.
     extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
   };
 }

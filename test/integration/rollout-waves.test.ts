@@ -2,7 +2,7 @@
  * Fleet rollouts on 20 agents in one process (real AgentLinks over aedes, real OTA transfer,
  * verification, swap and health window, stand-in models): waves 5/25/100 advance only on healthy
  * waves, the rollout survives a fleet-server restart, creating it twice does not double it, and
- * status figures match the devices' own reports. Bad canaries (no output, 3× slower, failing the
+ * status figures match the devices' own reports. Bad canaries (no output, 20× slower, failing the
  * self-test) pause the rollout, roll the canary back, and later waves never receive the model.
  */
 import { test, before, after } from 'node:test';

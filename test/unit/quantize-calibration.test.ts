@@ -196,3 +196,29 @@ test('a histogram bins each value at ⌊(v + r)·n/2r⌋ (the largest in the las
   assert.deepEqual([...h.counts], [...expected]);
   assert.equal(h.total, 6 + 15);
 });
+
+test('a histogram bins as the plain floor formula on batches larger and smaller than its bin count, after widening, with only zeros and NaN', () => {
+  let s = 7;
+  const rnd = (): number => ((s = (s * 16807) % 2147483647) / 2147483647);
+  const h = new StreamingHistogram(256);
+  const zeros = Float32Array.of(0, NaN, -0);
+  h.add(zeros);
+  assert.equal(h.total, 2, 'NaN is not counted when every value is zero');
+  assert.equal(h.counts[128], 2);
+  // The first batch sets the range; the second widens it (old counts re-binned); then batches within.
+  let compared = 0;
+  for (const [len, scale] of [[1000, 1], [300, 3], [100, 1], [5000, 2.5], [17, 0.1]] as const) {
+    const before = Float64Array.from(h.counts);
+    const widened = h.absMax;
+    const v = Float32Array.from({ length: len }, () => (rnd() < 0.4 ? 0 : (rnd() * 2 - 1) * scale));
+    h.add(v);
+    if (h.absMax !== widened) continue; // re-binned: the previous counts moved, compare from the next batch on
+    const r = h.absMax, n = 256;
+    const expected = before;
+    for (const x of v) expected[Math.min(n - 1, Math.floor((x + r) * (n / (2 * r))))]++;
+    assert.deepEqual([...h.counts], [...expected], `batch of ${len}`);
+    compared++;
+  }
+  assert.equal(compared, 3, 'the three batches within the range (two under the bin count, one over) were compared');
+  assert.equal(h.total, 2 + 1000 + 300 + 100 + 5000 + 17);
+});

@@ -74,7 +74,7 @@ export class StreamingHistogram {
   }
 }
 
-/** Four integer tallies of bins + 1 slots (the last takes NaNs), reused by every add of that bin count. */
+/** Four integer tallies of bins + 1 slots (the last takes NaNs), reused by every add of that bin count and left zeroed. */
 const tallies = new Map<number, Uint32Array[]>();
 
 /**
@@ -87,12 +87,22 @@ const tallies = new Map<number, Uint32Array[]>();
  */
 function binInto(values: ArrayLike<number>, r: number, counts: Float64Array): number {
   const n = counts.length, top = n - 1, k = n / (2 * r);
+  const len = values.length;
+  // v + r cannot round below 0 for |v| ≤ r, so truncation is the floor; x ≥ 0 fails only for NaN.
+  if (len < n) {
+    // Fewer values than bins (a squeeze-excite gate, a pooled vector): straight into the counts,
+    // without clearing and summing the tallies.
+    let counted = 0;
+    for (let i = 0; i < len; i++) {
+      const x = (values[i] + r) * k;
+      if (x >= 0) { counts[x >= top ? top : x | 0]++; counted++; }
+    }
+    return counted;
+  }
   let t = tallies.get(n);
   if (!t) tallies.set(n, (t = [0, 1, 2, 3].map(() => new Uint32Array(n + 1))));
   const [t0, t1, t2, t3] = t;
-  for (const a of t) a.fill(0);
-  // v + r ≥ 0 for |v| ≤ r (exact in floating point), so truncation is the floor; x ≥ 0 fails only for NaN.
-  const len = values.length, q = len - (len % 4);
+  const q = len - (len % 4);
   for (let i = 0; i < q; i += 4) {
     const x0 = (values[i] + r) * k, x1 = (values[i + 1] + r) * k, x2 = (values[i + 2] + r) * k, x3 = (values[i + 3] + r) * k;
     t0[x0 >= top ? top : x0 >= 0 ? x0 | 0 : n]++;
@@ -104,8 +114,10 @@ function binInto(values: ArrayLike<number>, r: number, counts: Float64Array): nu
     const x = (values[i] + r) * k;
     t0[x >= top ? top : x >= 0 ? x | 0 : n]++;
   }
-  for (let j = 0; j < n; j++) counts[j] += t0[j] + t1[j] + t2[j] + t3[j];
-  return len - (t0[n] + t1[n] + t2[n] + t3[n]);
+  for (let j = 0; j < n; j++) { counts[j] += t0[j] + t1[j] + t2[j] + t3[j]; t0[j] = t1[j] = t2[j] = t3[j] = 0; }
+  const nan = t0[n] + t1[n] + t2[n] + t3[n];
+  t0[n] = t1[n] = t2[n] = t3[n] = 0;
+  return len - nan;
 }
 
 /** Adds `src` (bins over [-srcMax, srcMax]) into `dst` (bins over [-dstMax, dstMax], dstMax ≥ srcMax), splitting by overlap. */
