@@ -38,6 +38,11 @@ export interface QuantizeBenchRow {
   mapDropCi95?: [number, number];
   /** F1 drop at the metadata's score threshold (the publish gate's second limit); absent in results from before it. */
   f1Drop?: number;
+  /**
+   * This variant's agreement mAP minus the minmax build's on the same frames, with its paired 95% interval
+   * (evaluate --compare: ap.ts pairedBootstrapMeanApDifference); absent for minmax itself and in results from before it.
+   */
+  vsMinmax?: { difference: number; ci95: [number, number] };
 }
 
 /** Where one run's time goes (ORT's per-node profiler, ms per run): depthwise Convs, other Convs, everything else. */
@@ -170,14 +175,19 @@ export async function benchModel(path: string, calib: FrameSelection, evalSel: F
   const rows: QuantizeBenchRow[] = [];
   let evalFrames = 0;
   for (const [k, v] of variants.entries()) {
-    const ev = await evaluateModels({ reference: path, candidate: v.file, data: evalSel });
+    // Each other build is also scored against the minmax build on the same frames (paired).
+    const ev = await evaluateModels({ reference: path, candidate: v.file, data: evalSel, ...(minmax && v !== minmax ? { compare: minmax.file } : {}) });
     evalFrames = ev.frames;
-    rows.push({ variant: v.variant, sizeRatio: v.bytes / fp32Bytes, speedRatio: ms[0] / ms[k + 1], fp32Ms: ms[0], candidateMs: ms[k + 1], agreementMap: ev.agreementMap, mapDrop: ev.mapDrop, mapDropCi95: [100 - ev.agreementMapCi95[1], 100 - ev.agreementMapCi95[0]], f1Drop: ev.atThreshold.f1Drop });
+    // comparison.difference is minmax − this variant: turned round to this variant − minmax.
+    const c = ev.comparison;
+    const vsMinmax = c ? { difference: -c.difference, ci95: [-c.differenceCi95[1], -c.differenceCi95[0]] as [number, number] } : undefined;
+    rows.push({ variant: v.variant, sizeRatio: v.bytes / fp32Bytes, speedRatio: ms[0] / ms[k + 1], fp32Ms: ms[0], candidateMs: ms[k + 1], agreementMap: ev.agreementMap, mapDrop: ev.mapDrop, mapDropCi95: [100 - ev.agreementMapCi95[1], 100 - ev.agreementMapCi95[0]], f1Drop: ev.atThreshold.f1Drop, ...(vsMinmax ? { vsMinmax } : {}) });
   }
   return { model: run.meta.name, fp32Bytes, calibration: { source: calib.source, frames: run.calibration.frames }, evaluation: { source: evalSel.source, frames: evalFrames }, rows, timeSplit: split };
 }
 
 const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+const signed = (x: number): string => `${x >= 0 ? '+' : ''}${f(x, 1)}`;
 
 /** "model a → b ms (r×), ..." for one column of the FP32 and INT8 time splits. */
 function splitText(results: QuantizeBenchResults, key: 'convMs' | 'depthwiseMs'): string {
@@ -226,15 +236,15 @@ export function renderQuantizeTable(results: QuantizeBenchResults): string {
     '## INT8 quantization (`bench/quantize.ts`)',
     '',
     `Measured ${results.createdAt.slice(0, 10)} on ${results.machine.cpu}${cpuFeatures(results)} (${results.machine.cores} cores shared), Node ${results.machine.node}, onnxruntime-node ${results.machine.onnxruntime}, CPU EP, 1 intra-op thread, median of alternating runs in one process, each fetching only the outputs the model's decoder reads, as the agent's worker does (agent/src/decode/spec.ts decoderFetches).`,
-    `Goals: size ≤ ${g.sizeRatioMax}×, CPU speed INT8/FP32 ≥ ${g.speedRatioMin}×, mAP@0.5 drop ≤ ${g.mapDropMax} point. mAP drop = 100 − mAP@0.5 of the candidate against FP32's own detections on held-out frames (no labelled data ships with the sample assets). In brackets, its 95% interval over the evaluated frames (percentile bootstrap, fleet-server/src/quantize/ap.ts bootstrapMeanAp: how far the figure moves on other frames like these; frames of one video are correlated, so it is if anything too narrow). F1 drop at threshold = 100 − F1 of the candidate's boxes matched one-to-one at IoU 0.5 to FP32's, both decoded at the metadata's score threshold (the publish gate's second limit, \`--max-f1-drop\`, default 3 points: fleet-server/src/quantize/gate.ts).`,
+    `Goals: size ≤ ${g.sizeRatioMax}×, CPU speed INT8/FP32 ≥ ${g.speedRatioMin}×, mAP@0.5 drop ≤ ${g.mapDropMax} point. mAP drop = 100 − mAP@0.5 of the candidate against FP32's own detections on held-out frames (no labelled data ships with the sample assets). In brackets, its 95% interval over the evaluated frames (percentile bootstrap, fleet-server/src/quantize/ap.ts bootstrapMeanAp: how far the figure moves on other frames like these; frames of one video are correlated, so it is if anything too narrow). F1 drop at threshold = 100 − F1 of the candidate's boxes matched one-to-one at IoU 0.5 to FP32's, both decoded at the metadata's score threshold (the publish gate's second limit, \`--max-f1-drop\`, default 3 points: fleet-server/src/quantize/gate.ts). "vs minmax" = this build's agreement mAP minus the minmax build's on the same frames, with the paired 95% interval (\`fleetctl model evaluate --compare\`: both scored on each bootstrap draw, so the frames both builds find hard cancel out); an interval that holds 0 means these frames do not tell the two builds apart.`,
     '',
-    '| model | variant | size × | FP32 ms | variant ms | speed × | agreement mAP@0.5 | mAP drop | F1 drop at threshold | goals met |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| model | variant | size × | FP32 ms | variant ms | speed × | agreement mAP@0.5 | mAP drop | vs minmax | F1 drop at threshold | goals met |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const m of results.models) {
     for (const r of m.rows) {
       const met = r.variant === 'fp16' ? '—' : [r.sizeRatio <= g.sizeRatioMax ? 'size' : '', r.speedRatio >= g.speedRatioMin ? 'speed' : '', r.mapDrop <= g.mapDropMax ? 'mAP' : ''].filter(Boolean).join(', ') || 'none';
-      lines.push(`| ${m.model} | ${r.variant} | ${f(r.sizeRatio, 3)} | ${f(r.fp32Ms, 1)} | ${f(r.candidateMs, 1)} | ${f(r.speedRatio)} | ${f(r.agreementMap, 1)} | ${f(r.mapDrop, 1)}${r.mapDropCi95 ? ` (${f(r.mapDropCi95[0], 1)}–${f(r.mapDropCi95[1], 1)})` : ''} | ${r.f1Drop === undefined ? 'not measured' : f(r.f1Drop, 1)} | ${met} |`);
+      lines.push(`| ${m.model} | ${r.variant} | ${f(r.sizeRatio, 3)} | ${f(r.fp32Ms, 1)} | ${f(r.candidateMs, 1)} | ${f(r.speedRatio)} | ${f(r.agreementMap, 1)} | ${f(r.mapDrop, 1)}${r.mapDropCi95 ? ` (${f(r.mapDropCi95[0], 1)}–${f(r.mapDropCi95[1], 1)})` : ''} | ${r.vsMinmax ? `${signed(r.vsMinmax.difference)} (${signed(r.vsMinmax.ci95[0])} to ${signed(r.vsMinmax.ci95[1])})` : '—'} | ${r.f1Drop === undefined ? 'not measured' : f(r.f1Drop, 1)} | ${met} |`);
     }
   }
   const splits = results.models.filter((m) => m.timeSplit?.length);

@@ -23,7 +23,7 @@ const dir = tempDirForFile('ef-quantize-cli-');
 const skip = missingAssets(MODEL, FACES);
 
 interface QuantizeReport { method: string; calibrationFrames: number; sizeRatio: number; stats: { quantizedActivations: number; quantizedWeights: number }; ranges: Record<string, unknown> }
-interface EvaluateJson { ok: boolean; decision: { pass: boolean; reason: string }; report: { frames: number; agreementMap: number; mapDrop: number; atThreshold: { f1Drop: number } } }
+interface EvaluateJson { ok: boolean; decision: { pass: boolean; reason: string }; report: { frames: number; agreementMap: number; mapDrop: number; atThreshold: { f1Drop: number }; comparison?: { candidate: string; agreementMap: number; difference: number; differenceCi95: [number, number] } } }
 
 test('fleetctl model quantize → evaluate → publish: a passing INT8 build is published with its gate decision', { skip, timeout: 180_000 }, async () => {
   const out = join(dir, 'bf.int8.onnx'), report = join(dir, 'bf.report.json');
@@ -42,11 +42,22 @@ test('fleetctl model quantize → evaluate → publish: a passing INT8 build is 
   assert.equal(again.code, 4, again.stdout);
   assert.match(again.stderr, /is already quantized \(INT8\); quantize its FP32 model instead/);
 
-  const ev = await runCli('fleetctl', ['model', 'evaluate', '--reference', MODEL, '--candidate', out, '--data', FACES, '--json'], { timeoutMs: 60_000 });
+  // --compare: the FP32 model itself as the other build agrees 100 with itself, on the same frames.
+  const ev = await runCli('fleetctl', ['model', 'evaluate', '--reference', MODEL, '--candidate', out, '--data', FACES, '--compare', MODEL, '--json'], { timeoutMs: 60_000 });
   const e = JSON.parse(ev.stdout.trim().split('\n').pop()!) as EvaluateJson;
   assert.equal(e.report.frames, 6);
   assert.ok(e.report.agreementMap >= 0 && e.report.agreementMap <= 100);
   assert.equal(ev.code, e.report.mapDrop <= 1.0 && e.report.atThreshold.f1Drop <= 3 ? 0 : 1, 'exit code follows the gate (mAP and F1 at the threshold)');
+  const cmp = e.report.comparison!;
+  assert.equal(cmp.candidate, MODEL);
+  assert.equal(cmp.agreementMap, 100);
+  assert.ok(Math.abs(cmp.difference - (100 - e.report.agreementMap)) < 1e-9, `difference ${cmp.difference}`);
+  assert.ok(cmp.differenceCi95[0] >= 0 && cmp.differenceCi95[0] <= cmp.difference && cmp.difference <= cmp.differenceCi95[1], `interval ${cmp.differenceCi95}`);
+  const text = await runCli('fleetctl', ['model', 'evaluate', '--reference', MODEL, '--candidate', MODEL, '--data', FACES, '--frames', '2', '--compare', MODEL], { timeoutMs: 60_000 });
+  assert.match(text.stdout, /\ncompared with \S+model\.onnx: agreement mAP@0\.5 100\.00, \+0\.0 points against the candidate \(paired 95% interval \+0\.0 to \+0\.0: these frames do not tell them apart\)\n/);
+  const other = await runCli('fleetctl', ['model', 'evaluate', '--reference', MODEL, '--candidate', out, '--data', FACES, '--frames', '2', '--compare', 'assets/models/coco-centernet/model.onnx'], { timeoutMs: 60_000 });
+  assert.equal(other.code, 5, other.stdout);
+  assert.match(other.stderr, /The --compare model assets\/models\/coco-centernet\/model\.onnx is not a build of the reference/);
 
   const pub = join(dir, 'published');
   // This test is the publish flow of a build the gate passes, not BlazeFace's accuracy: both limits

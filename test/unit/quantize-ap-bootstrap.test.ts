@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { averagePrecision, bootstrapMeanAp, interval95, meanAp, weightedMeanAp, type FrameDetections } from '../../fleet-server/src/quantize/ap.js';
+import { averagePrecision, bootstrapMeanAp, interval95, meanAp, pairedBootstrapMeanApDifference, weightedMeanAp, type FrameDetections } from '../../fleet-server/src/quantize/ap.js';
 import type { Detection } from '../../agent/src/types.js';
 
 function randomFrames(n: number, seed: number): FrameDetections[] {
@@ -67,4 +67,25 @@ test('the interval is the 2.5th and 97.5th percentiles of the draws; any seed dr
     const [lo, hi] = bootstrapMeanAp(frames, { seed, resamples: 50 });
     assert.ok(lo < hi && lo > 0 && hi < 1, `seed ${seed}: ${lo}–${hi}`);
   }
+});
+
+test('the paired interval of a difference: 0 for the same build, and certain where both builds miss the same hard frames and one misses a few more', () => {
+  const frames = randomFrames(50, 3);
+  assert.deepEqual(pairedBootstrapMeanApDifference(frames, frames), [0, 0]);
+  // One person a frame. Both builds miss it on the 10 hard frames (a box elsewhere); B also on 5 more.
+  const truthAt = (k: number): Detection => ({ classId: 0, label: 'c0', score: 1, box: { x: 10 * k, y: 10, w: 40, h: 80 } });
+  const build = (misses: (k: number) => boolean): FrameDetections[] => Array.from({ length: 40 }, (_v, k) => {
+    const t = truthAt(k);
+    const score = 0.5 + k / 100;
+    return { truth: [t], predicted: [{ ...t, score, box: misses(k) ? { ...t.box, y: 300 } : t.box }] };
+  });
+  const a = build((k) => k >= 30), b = build((k) => k >= 30 || k < 5);
+  const [aLo, aHi] = bootstrapMeanAp(a), [bLo, bHi] = bootstrapMeanAp(b);
+  assert.ok(bHi > aLo && aHi > bLo, `each build's own interval overlaps the other's: A ${aLo}–${aHi}, B ${bLo}–${bHi}`);
+  const [lo, hi] = pairedBootstrapMeanApDifference(a, b);
+  const point = meanAp(averagePrecision(b)) - meanAp(averagePrecision(a));
+  assert.ok(lo <= point && point <= hi, `${point} in ${lo}–${hi}`);
+  assert.ok(hi < 0, `B is worse on these frames for certain: ${lo}–${hi}`);
+  assert.ok(hi - lo < Math.min(aHi - aLo, bHi - bLo), 'the difference varies less than either figure');
+  assert.throws(() => pairedBootstrapMeanApDifference(a, b.slice(1)), /the same frames but received 40 and 39/);
 });

@@ -165,21 +165,41 @@ export function weightedMeanAp(frames: FrameDetections[], iouThreshold = 0.5): (
  * interval is if anything too narrow. Seeded: the same frames give the same interval.
  */
 export function bootstrapMeanAp(frames: FrameDetections[], opts: { resamples?: number; seed?: number } = {}): [number, number] {
-  const n = frames.length;
-  if (n === 0) return [1, 1];
-  const resamples = opts.resamples ?? 400;
+  if (frames.length === 0) return [1, 1];
   const score = weightedMeanAp(frames);
-  const counts = new Uint32Array(n);
-  // Park–Miller minimal standard generator: small, seeded, good enough to draw frame indices.
+  return interval95(bootstrapDraws(frames.length, opts).map((counts) => score(counts)));
+}
+
+/**
+ * A 95% interval for the difference meanAp(b) − meanAp(a) of two candidates evaluated on the same
+ * frames against the same reference (a[k] and b[k] are frame k): the paired percentile bootstrap, each
+ * draw scoring both on the same frames. Two builds of one model fail on many of the same frames, so
+ * their difference varies far less than either figure: builds whose own intervals overlap can still
+ * differ for certain, and a difference whose interval holds 0 is not shown by these frames.
+ */
+export function pairedBootstrapMeanApDifference(a: FrameDetections[], b: FrameDetections[], opts: { resamples?: number; seed?: number } = {}): [number, number] {
+  if (a.length !== b.length) throw new RangeError(`Expected two evaluations of the same frames but received ${a.length} and ${b.length} frames`);
+  if (a.length === 0) return [0, 0];
+  const scoreA = weightedMeanAp(a), scoreB = weightedMeanAp(b);
+  return interval95(bootstrapDraws(a.length, opts).map((counts) => scoreB(counts) - scoreA(counts)));
+}
+
+/**
+ * `resamples` bootstrap draws of n frames with replacement, as counts per frame. Seeded (Park–Miller
+ * minimal standard generator: small, good enough to draw frame indices): the same n and seed give the
+ * same draws, which is what pairs two evaluations of the same frames.
+ */
+function bootstrapDraws(n: number, opts: { resamples?: number; seed?: number }): Uint32Array[] {
+  const resamples = opts.resamples ?? 400;
   let s = Math.abs(Math.trunc(opts.seed ?? 1)) % 2147483647 || 1;
   const next = (): number => { s = (s * 16807) % 2147483647; return s / 2147483647; };
-  const scores: number[] = [];
+  const draws: Uint32Array[] = [];
   for (let r = 0; r < resamples; r++) {
-    counts.fill(0);
+    const counts = new Uint32Array(n);
     for (let k = 0; k < n; k++) counts[Math.min(n - 1, Math.floor(next() * n))]++;
-    scores.push(score(counts));
+    draws.push(counts);
   }
-  return interval95(scores);
+  return draws;
 }
 
 /** The 2.5th and 97.5th percentiles of `values` (nearest rank on the sorted values, 0-based q·(n − 1)). */

@@ -27,7 +27,7 @@ import type { Detection } from '../../../agent/src/types.js';
 import { modelInputs, type FrameSelection } from './frames.js';
 import { addToSnr, snrDb } from './snr.js';
 import { openGateModel, type GateModel } from './gate-model.js';
-import { averagePrecision, bootstrapMeanAp, candidateDecoderSpec, f1Score, matchAtThreshold, meanAp, type ClassAp, type FrameDetections } from './ap.js';
+import { averagePrecision, bootstrapMeanAp, candidateDecoderSpec, f1Score, matchAtThreshold, meanAp, pairedBootstrapMeanApDifference, type ClassAp, type FrameDetections } from './ap.js';
 
 /** Labels file: boxes in source pixels per frame index (the video frame number or the sorted image index). */
 export const LabelsFile = Type.Object({
@@ -50,6 +50,8 @@ export interface EvaluateOptions {
   data: FrameSelection;
   labelsPath?: string;
   intraOpThreads?: number;
+  /** Another build of the reference, run on the same frames: the report's `comparison`. */
+  compare?: string;
 }
 
 export interface ClassDelta {
@@ -94,6 +96,12 @@ export interface EvaluateReport {
    * frames where it found nothing; `first` says which frame and how. Absent when none was.
    */
   candidateBroken?: { frames: number; first: string };
+  /**
+   * With `compare`: that build's agreement mAP on the same frames, and its difference from the
+   * candidate's (compare − candidate, points) with a paired 95% interval (ap.ts
+   * pairedBootstrapMeanApDifference). An interval that holds 0 means these frames do not tell the two apart.
+   */
+  comparison?: { candidate: string; agreementMap: number; difference: number; differenceCi95: [number, number] };
 }
 
 async function readLabels(path: string): Promise<unknown> {
@@ -110,18 +118,33 @@ async function readLabels(path: string): Promise<unknown> {
   }
 }
 
+/** Throws unless `cand` reads the reference's inputs, has the outputs its decoder reads, and preprocesses alike. */
+function assertBuildOf(ref: GateModel, meta: ModelMetadata, refPath: string, cand: GateModel, candMeta: ModelMetadata, candPath: string, role = 'candidate'): void {
+  const absent = [
+    ...ref.inputNames.filter((n) => !cand.inputNames.includes(n)).map((n) => `input ${n}`),
+    ...decoderOutputNames(candMeta.decoder).filter((n) => !cand.outputNames.includes(n)).map((n) => `output ${n}`),
+  ];
+  if (absent.length) throw new ModelError(`The ${role} ${candPath} is not a build of the reference ${refPath}: it lacks ${absent.slice(0, 4).join(', ')}; compare a model with its own INT8/FP16 build`);
+  if (!isDeepStrictEqual(candMeta.preprocess, meta.preprocess)) {
+    throw new ModelError(`The ${role} ${candPath} preprocesses frames otherwise than the reference ${refPath} (see ${metadataPathFor(candPath)}); compare a model with its own INT8/FP16 build`);
+  }
+}
+
 export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateReport> {
   const meta: ModelMetadata = await loadModelMetadata(opts.reference);
   // The candidate's own metadata where it has one (an export may decode other outputs than its source).
   const candMeta = opts.candidateMeta ?? (existsSync(metadataPathFor(opts.candidate)) ? await loadModelMetadata(opts.candidate) : meta);
   const labels = opts.labelsPath ? labelsValidator.parse(await readLabels(opts.labelsPath), `labels file ${opts.labelsPath}`) : undefined;
+  const compareMeta = opts.compare && existsSync(metadataPathFor(opts.compare)) ? await loadModelMetadata(opts.compare) : meta;
   const threads = opts.intraOpThreads ?? 1;
-  const ref = await openGateModel(opts.reference, threads);
-  let cand: GateModel;
+  const opened: GateModel[] = [];
+  let ref: GateModel, cand: GateModel, other: GateModel | undefined;
   try {
-    cand = await openGateModel(opts.candidate, threads);
+    opened.push(ref = await openGateModel(opts.reference, threads));
+    opened.push(cand = await openGateModel(opts.candidate, threads));
+    if (opts.compare) opened.push(other = await openGateModel(opts.compare, threads));
   } catch (err) {
-    await ref.release();
+    await Promise.all(opened.map((m) => m.release()));
     throw err;
   }
   const labelByFrame = new Map(labels?.frames.map((f) => [f.index, f.boxes]) ?? []);
@@ -131,20 +154,15 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   // The candidate as a device runs it: at its own metadata's threshold.
   const decodeCandAt = createDecoder(candMeta.decoder);
   const inputName = meta.input ?? ref.inputNames[0];
-  const agreement: FrameDetections[] = [], atThreshold: FrameDetections[] = [], refVsLabels: FrameDetections[] = [], candVsLabels: FrameDetections[] = [];
+  const decodeOther = createDecoder(candidateDecoderSpec(compareMeta.decoder));
+  const agreement: FrameDetections[] = [], atThreshold: FrameDetections[] = [], refVsLabels: FrameDetections[] = [], candVsLabels: FrameDetections[] = [], otherAgreement: FrameDetections[] = [];
   const refLow = createDecoder(candSpec);
   const snr = new Map<string, { sig: number; err: number }>();
   let frames = 0, referenceDetections = 0, labelBoxes = 0;
   let broken: EvaluateReport['candidateBroken'];
   try {
-    const absent = [
-      ...ref.inputNames.filter((n) => !cand.inputNames.includes(n)).map((n) => `input ${n}`),
-      ...decoderOutputNames(candMeta.decoder).filter((n) => !cand.outputNames.includes(n)).map((n) => `output ${n}`),
-    ];
-    if (absent.length) throw new ModelError(`The candidate ${opts.candidate} is not a build of the reference ${opts.reference}: it lacks ${absent.slice(0, 4).join(', ')}; compare a model with its own INT8/FP16 build`);
-    if (!isDeepStrictEqual(candMeta.preprocess, meta.preprocess)) {
-      throw new ModelError(`The candidate ${opts.candidate} preprocesses frames otherwise than the reference ${opts.reference} (see ${metadataPathFor(opts.candidate)}); compare a model with its own INT8/FP16 build`);
-    }
+    assertBuildOf(ref, meta, opts.reference, cand, candMeta, opts.candidate);
+    if (other) assertBuildOf(ref, meta, opts.reference, other, compareMeta, opts.compare!, '--compare model');
     for await (const input of modelInputs(opts.data, meta.preprocess)) {
       const r = await ref.run(inputName, input);
       const c = await cand.run(inputName, input);
@@ -169,6 +187,16 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
         broken = { frames: (broken?.frames ?? 0) + 1, first: broken?.first ?? `frame ${input.index}: ${(err as Error).message}` };
       }
       agreement.push({ truth: refDets, predicted: candDets });
+      if (other) {
+        const o = await other.run(inputName, input);
+        let otherDets: Detection[] = [];
+        try {
+          otherDets = decodeOther(o, { ...ctx, outputNames: other.outputNames });
+        } catch (err) {
+          if (!(err instanceof ModelOutputError)) throw err;
+        }
+        otherAgreement.push({ truth: refDets, predicted: otherDets });
+      }
       atThreshold.push({ truth: refDets, predicted: candAt });
       referenceDetections += refDets.length;
       if (labels) {
@@ -180,8 +208,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
       frames++;
     }
   } finally {
-    await ref.release();
-    await cand.release();
+    await Promise.all(opened.map((m) => m.release()));
   }
   const agreeAps = averagePrecision(agreement);
   const agreementMap = 100 * meanAp(agreeAps);
@@ -198,6 +225,13 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
     outputSnrDb: Object.fromEntries([...snr].map(([k, v]) => [k, snrDb(v)])),
     ...(broken ? { candidateBroken: broken } : {}),
   };
+  if (opts.compare) {
+    const otherMap = 100 * meanAp(averagePrecision(otherAgreement));
+    report.comparison = {
+      candidate: opts.compare, agreementMap: otherMap, difference: otherMap - agreementMap,
+      differenceCi95: pairedBootstrapMeanApDifference(agreement, otherAgreement).map((v) => 100 * v) as [number, number],
+    };
+  }
   if (labels) {
     const ra = averagePrecision(refVsLabels), ca = averagePrecision(candVsLabels);
     const referenceMap = 100 * meanAp(ra), candidateMap = 100 * meanAp(ca);

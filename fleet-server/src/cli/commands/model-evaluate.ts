@@ -8,7 +8,8 @@ import { runGate, DEFAULT_MAX_F1_DROP, DEFAULT_MAX_MAP_DROP } from '../../quanti
 
 const usage = `
 usage: fleetctl model evaluate --reference A.onnx --candidate B.onnx --data DIR|VIDEO
-         [--labels L.json] [--frames N] [--stride K] [--offset O] [--max-drop POINTS] [--max-f1-drop POINTS] [--json]
+         [--labels L.json] [--frames N] [--stride K] [--offset O] [--max-drop POINTS] [--max-f1-drop POINTS]
+         [--compare C.onnx] [--json]
 
 Runs both models on the same frames (preprocessed as the agent does, decoded by the model's
 decoder) and reports detection agreement: mAP@0.5 of the candidate against the reference's
@@ -20,6 +21,10 @@ Exits 1 when the mAP drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) o
 --max-f1-drop (default ${DEFAULT_MAX_F1_DROP}): the gate \`model publish\` applies to INT8 artifacts.
 Defaults take every 10th video frame from offset 5, so they differ from the calibration frames
 (every image of a directory).
+--compare runs another build of the reference on the same frames and reports its agreement mAP and
+its difference from the candidate's with a paired 95% interval (bootstrap over frames, both scored on
+each draw): builds whose own intervals overlap may still differ for certain, and an interval that
+holds 0 means these frames do not tell them apart. The gate still judges the candidate alone.
 `;
 
 export const command: CliCommand = {
@@ -29,7 +34,7 @@ export const command: CliCommand = {
     const { values } = parseArgs({
       args: argv, strict: true,
       options: {
-        reference: { type: 'string' }, candidate: { type: 'string' }, data: { type: 'string' }, labels: { type: 'string' },
+        reference: { type: 'string' }, candidate: { type: 'string' }, data: { type: 'string' }, labels: { type: 'string' }, compare: { type: 'string' },
         frames: { type: 'string', default: '24' }, stride: { type: 'string' }, offset: { type: 'string' },
         'max-drop': { type: 'string', default: String(DEFAULT_MAX_MAP_DROP) }, 'max-f1-drop': { type: 'string', default: String(DEFAULT_MAX_F1_DROP) }, json: { type: 'boolean' },
       },
@@ -38,7 +43,7 @@ export const command: CliCommand = {
     const n = numberOption('--frames', values.frames, POSITIVE_INT)!, maxDrop = numberOption('--max-drop', values['max-drop'], NON_NEGATIVE)!;
     const maxF1Drop = numberOption('--max-f1-drop', values['max-f1-drop'], NON_NEGATIVE)!;
     const stride = numberOption('--stride', values.stride, POSITIVE_INT), offset = numberOption('--offset', values.offset, NON_NEGATIVE_INT);
-    const { decision, report } = await runGate({ reference: values.reference, candidate: values.candidate, data: { source: values.data, maxFrames: n, stride, offset, heldOut: true }, labelsPath: values.labels, maxMapDrop: maxDrop, maxF1Drop });
+    const { decision, report } = await runGate({ reference: values.reference, candidate: values.candidate, data: { source: values.data, maxFrames: n, stride, offset, heldOut: true }, labelsPath: values.labels, compare: values.compare, maxMapDrop: maxDrop, maxF1Drop });
     if (values.json) process.stdout.write(`${JSON.stringify({ ok: decision.pass, decision, report })}\n`);
     else {
       const [lo, hi] = report.agreementMapCi95;
@@ -48,6 +53,12 @@ export const command: CliCommand = {
       for (const c of report.perClass.filter((x) => x.referenceCount > 0)) process.stdout.write(`  ${c.label}: AP ${c.agreementAp.toFixed(1)} (${c.referenceCount} ref, ${c.candidateCount} cand)${c.labelApDelta !== undefined ? ` Δ ${c.labelApDelta.toFixed(1)}` : ''}\n`);
       for (const [k, v] of Object.entries(report.outputSnrDb)) process.stdout.write(`  SNR ${k}: ${Number.isNaN(v) ? 'none: the candidate\'s output holds NaN' : `${v.toFixed(1)} dB`}\n`);
       if (report.candidateBroken) process.stdout.write(`  broken output on ${report.candidateBroken.frames} of ${report.frames} frames: ${report.candidateBroken.first}\n`);
+      const cmp = report.comparison;
+      if (cmp) {
+        const [dLo, dHi] = cmp.differenceCi95, signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}`;
+        process.stdout.write(`compared with ${cmp.candidate}: agreement mAP@0.5 ${cmp.agreementMap.toFixed(2)}, ${signed(cmp.difference)} points against the candidate ` +
+          `(paired 95% interval ${signed(dLo)} to ${signed(dHi)}: ${dLo > 0 ? 'better on these frames' : dHi < 0 ? 'worse on these frames' : 'these frames do not tell them apart'})\n`);
+      }
       process.stdout.write(`${decision.pass ? 'PASS' : 'FAIL'}: ${decision.reason}\n`);
     }
     return decision.pass ? EXIT.ok : EXIT.failure;
