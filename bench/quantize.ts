@@ -236,7 +236,7 @@ export function renderQuantizeTable(results: QuantizeBenchResults): string {
     '## INT8 quantization (`bench/quantize.ts`)',
     '',
     `Measured ${results.createdAt.slice(0, 10)} on ${results.machine.cpu}${cpuFeatures(results)} (${results.machine.cores} cores shared), Node ${results.machine.node}, onnxruntime-node ${results.machine.onnxruntime}, CPU EP, 1 intra-op thread, median of alternating runs in one process, each fetching only the outputs the model's decoder reads, as the agent's worker does (agent/src/decode/spec.ts decoderFetches).`,
-    `Goals: size ≤ ${g.sizeRatioMax}×, CPU speed INT8/FP32 ≥ ${g.speedRatioMin}×, mAP@0.5 drop ≤ ${g.mapDropMax} point. mAP drop = 100 − mAP@0.5 of the candidate against FP32's own detections on held-out frames (no labelled data ships with the sample assets). In brackets, its 95% interval over the evaluated frames (percentile bootstrap, fleet-server/src/quantize/ap.ts bootstrapMeanAp: how far the figure moves on other frames like these; frames of one video are correlated, so it is if anything too narrow). F1 drop at threshold = 100 − F1 of the candidate's boxes matched one-to-one at IoU 0.5 to FP32's, both decoded at the metadata's score threshold (the publish gate's second limit, \`--max-f1-drop\`, default 3 points: fleet-server/src/quantize/gate.ts). "vs minmax" = this build's agreement mAP minus the minmax build's on the same frames, with the paired 95% interval (\`fleetctl model evaluate --compare\`: both scored on each bootstrap draw, so the frames both builds find hard cancel out); an interval that holds 0 means these frames do not tell the two builds apart.`,
+    `Goals: size ≤ ${g.sizeRatioMax}×, CPU speed INT8/FP32 ≥ ${g.speedRatioMin}×, mAP@0.5 drop ≤ ${g.mapDropMax} point. mAP drop = 100 − mAP@0.5 of the candidate against FP32's own detections on held-out frames (no labelled data ships with the sample assets). In brackets, its 95% interval over the evaluated frames (percentile bootstrap, fleet-server/src/quantize/ap.ts bootstrapMeanAp: how far the figure moves on other frames like these; frames of one video are correlated, so it is if anything too narrow). F1 drop at threshold = 100 − F1 of the candidate's boxes matched one-to-one at IoU 0.5 to FP32's, both decoded at the metadata's score threshold (the publish gate's second limit, \`--max-f1-drop\`, default 3 points: fleet-server/src/quantize/gate.ts). "vs minmax" = this build's agreement mAP minus the minmax build's on the same frames, with the paired 95% interval (\`fleetctl model evaluate --compare\`: both scored on each bootstrap draw, so what the two builds share cancels out); an interval that holds 0 means these frames do not tell the two builds apart.`,
     '',
     '| model | variant | size × | FP32 ms | variant ms | speed × | agreement mAP@0.5 | mAP drop | vs minmax | F1 drop at threshold | goals met |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -247,6 +247,13 @@ export function renderQuantizeTable(results: QuantizeBenchResults): string {
       lines.push(`| ${m.model} | ${r.variant} | ${f(r.sizeRatio, 3)} | ${f(r.fp32Ms, 1)} | ${f(r.candidateMs, 1)} | ${f(r.speedRatio)} | ${f(r.agreementMap, 1)} | ${f(r.mapDrop, 1)}${r.mapDropCi95 ? ` (${f(r.mapDropCi95[0], 1)}–${f(r.mapDropCi95[1], 1)})` : ''} | ${r.vsMinmax ? `${signed(r.vsMinmax.difference)} (${signed(r.vsMinmax.ci95[0])} to ${signed(r.vsMinmax.ci95[1])})` : '—'} | ${r.f1Drop === undefined ? 'not measured' : f(r.f1Drop, 1)} | ${met} |`);
     }
   }
+  // What the paired intervals tell apart on these frames (an interval that holds 0 does not).
+  const told = results.models.filter((m) => m.rows.some((r) => r.vsMinmax)).map((m) => {
+    const int8 = m.rows.filter((r) => r.vsMinmax && r.variant !== 'fp16');
+    const part = (want: (r: QuantizeBenchRow) => boolean) => int8.filter(want).map((r) => r.variant).join(', ') || 'none';
+    return `${m.model}: better than minmax ${part((r) => r.vsMinmax!.ci95[0] > 0)}; worse ${part((r) => r.vsMinmax!.ci95[1] < 0)}; not told apart ${part((r) => r.vsMinmax!.ci95[0] <= 0 && r.vsMinmax!.ci95[1] >= 0)}`;
+  });
+  if (told.length) lines.push('', `On these frames the paired intervals tell apart (INT8 builds against minmax): ${told.join('; ')}.`);
   const splits = results.models.filter((m) => m.timeSplit?.length);
   if (splits.length) {
     lines.push('', 'Where one run\'s time goes (ORT\'s per-node profiler, same input, ms per run; the INT8 depthwise count includes the depthwise 1×1 Convs the hard-swish rescaling adds):', '',

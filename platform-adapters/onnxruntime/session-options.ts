@@ -18,10 +18,10 @@ export function workerSessionOptions(provider: string, intraOpThreads: number | 
     // box is never the detector's alone: GStreamer decodes, sharp resizes, other cameras and the
     // privacy models run on the same cores, and a spinning thread holds a core it is not using. The
     // pipeline bench runs the same bare session both ways (docs/benchmarks.md, section 1): with one
-    // core busy elsewhere (2 cores, CenterNet, 2 intra-op threads) spinning took 1.77× the wall time
-    // and 1.80× the CPU, and without that neighbour 1.12× and 1.27× (2026-11-28, on a host that was
-    // busy itself); in a quieter probe that day spinning was at most ~10% faster without a neighbour.
-    // At 1 intra-op thread there is no pool and nothing spins.
+    // core busy elsewhere (2 cores, CenterNet, 2 intra-op threads) spinning took 1.55–1.77× the wall
+    // time and 1.58–1.80× the CPU in two runs (2026-11-28, on a host busy itself); without that
+    // neighbour the runs disagreed (spinning 0.95–1.12× the wall time). At 1 intra-op thread there
+    // is no pool and nothing spins.
     extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
   };
 }
