@@ -27,10 +27,11 @@ OUT.meta.json is copied from the input.
 options:
   --model FILE        the FP32 ONNX model (its .meta.json must sit next to it)
   --calib DIR|VIDEO   calibration frames
-  --method M          minmax | entropy (KL threshold search) | percentile (default entropy: the one
-                      that agreed with FP32 on both sample models, BlazeFace 100 on its photos against
-                      82.5 minmax and 81.0 percentile, the CenterNet 88.4 on 96 held-out frames against
-                      86.6 and 87.1, see docs/benchmarks.md; evaluate the others on your footage)
+  --method M          minmax | entropy (KL threshold search) | percentile (default entropy: BlazeFace
+                      agreed 100 with FP32 on its photos against 83.0 minmax and 82.8 percentile,
+                      better than minmax by the paired interval; on the CenterNet's 96 held-out frames
+                      the three read 91.7, 92.1 and 90.4, which those frames do not tell apart; see
+                      docs/benchmarks.md; compare them on your footage with model evaluate --compare)
   --percentile P      percentile of |x| for --method percentile (default 99.999)
   --per-tensor        one weight scale per tensor instead of per output channel (default per-channel;
                       GPTQ rounds per channel, so --per-tensor skips it)
