@@ -154,7 +154,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   // The candidate as a device runs it: at its own metadata's threshold.
   const decodeCandAt = createDecoder(candMeta.decoder);
   const inputName = meta.input ?? ref.inputNames[0];
-  const decodeOther = createDecoder(candidateDecoderSpec(compareMeta.decoder));
+  const decodeOther = other ? createDecoder(candidateDecoderSpec(compareMeta.decoder)) : undefined;
   const agreement: FrameDetections[] = [], atThreshold: FrameDetections[] = [], refVsLabels: FrameDetections[] = [], candVsLabels: FrameDetections[] = [], otherAgreement: FrameDetections[] = [];
   const refLow = createDecoder(candSpec);
   const snr = new Map<string, { sig: number; err: number }>();
@@ -187,7 +187,8 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
         broken = { frames: (broken?.frames ?? 0) + 1, first: broken?.first ?? `frame ${input.index}: ${(err as Error).message}` };
       }
       agreement.push({ truth: refDets, predicted: candDets });
-      if (other) {
+      if (other && decodeOther) {
+        // Scored as finding nothing on a frame whose output is broken, as the candidate is (not reported).
         const o = await other.run(inputName, input);
         let otherDets: Detection[] = [];
         try {
