@@ -124,21 +124,29 @@ test('fleetctl model quantize --target tensorrt writes symmetric int8 activation
   await session.release();
 });
 
-test('fleetctl model quantize --exclude keeps that Conv float where onnxruntime runs it, and the file passes the ONNX checker', { skip, timeout: 180_000 }, async (t) => {
+test('fleetctl model quantize --exclude keeps that Conv float where onnxruntime runs it; --target-snr Convs store int8 weights onnxruntime folds at load; the file passes the ONNX checker', { skip, timeout: 180_000 }, async (t) => {
   const node = 'StatefulPartitionedCall/functional_1/depthwise_conv2d_1/depthwise';
   const out = join(dir, 'bf.excl.onnx'), report = join(dir, 'bf.excl.json');
-  const q = await runCli('fleetctl', ['model', 'quantize', '--model', MODEL, '--calib', FACES, '--frames', '2', '--exclude', node, '-o', out, '--report', report], { timeoutMs: 120_000 });
+  const q = await runCli('fleetctl', ['model', 'quantize', '--model', MODEL, '--calib', FACES, '--frames', '2', '--exclude', node, '--target-snr', '30', '-o', out, '--report', report], { timeoutMs: 120_000 });
   assert.equal(q.code, 0, q.stderr);
-  assert.deepEqual((JSON.parse(readFileSync(report, 'utf8')) as { excluded: string[] }).excluded, [node]);
+  const r = JSON.parse(readFileSync(report, 'utf8')) as { excluded: string[]; keptFloat: string[]; floatConvWeights: string; stats: { int8WeightFloatConvs: number } };
+  assert.deepEqual(r.excluded, [node]);
+  assert.equal(r.floatConvWeights, 'int8');
+  assert.ok(r.keptFloat.length > 0 && r.stats.int8WeightFloatConvs > 0, JSON.stringify(r.stats));
+  assert.match(q.stdout, new RegExp(`mixed precision: ${r.keptFloat.length} activations kept float, \\d+ nodes computing in float; ${r.stats.int8WeightFloatConvs} of their Convs store int8 weights \\(--float-weights int8\\)`));
   const g = decodeModel(new Uint8Array(readFileSync(out))).graph;
   const conv = g.nodes.find((n) => n.name === node);
-  assert.equal(conv && g.initializers.get(conv.inputs[1])?.dataType, DataType.FLOAT, 'the excluded Conv keeps its float weights in the file');
-  // What onnxruntime runs: its own rewrite would quantize a float Conv fed by a per-tensor DQ.
+  assert.equal(conv && g.initializers.get(conv.inputs[1])?.dataType, DataType.FLOAT, 'the excluded Conv keeps its float (unrounded: GPTQ left it alone) weights in the file');
+  const int8Reads = (gr: typeof g) => gr.nodes.filter((n) => n.opType === 'Cast' && gr.initializers.get(n.inputs[0])?.dataType === DataType.INT8).length;
+  assert.equal(int8Reads(g), r.stats.int8WeightFloatConvs, 'each such Conv reads int8 weights through a Cast');
+  // What onnxruntime runs: its own rewrite would quantize a float Conv fed by a per-tensor DQ; the Casts of int8 weights are folded.
   const optimized = join(dir, 'bf.excl.opt.onnx');
   const s = await ort.InferenceSession.create(out, { graphOptimizationLevel: 'extended', optimizedModelFilePath: optimized });
   await s.release();
-  const ran = decodeModel(new Uint8Array(readFileSync(optimized))).graph.nodes.filter((n) => n.name.startsWith(node));
+  const opt = decodeModel(new Uint8Array(readFileSync(optimized))).graph;
+  const ran = opt.nodes.filter((n) => n.name.startsWith(node));
   assert.deepEqual(ran.map((n) => n.opType), ['Conv'], `${node} as onnxruntime runs it`);
+  assert.equal(int8Reads(opt), 0, 'onnxruntime folded the int8 weights into float initializers at load');
   if (onnxCheckerMissing) t.diagnostic(onnxCheckerMissing); else assertOnnxChecks(out);
 });
 
@@ -156,6 +164,9 @@ test('fleetctl model quantize names the bad option and what it expects', { skip 
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--target', 'tensorrt', '--weight-range', 'reduced'], /--weight-range reduced applies to --target cpu/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--bias', 'int8'], /Expected --bias float or int32 but received "int8"/],
     [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--target', 'tensorrt', '--bias', 'int32'], /--bias int32 applies to --target cpu/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--target-snr', '30', '--float-weights', 'int4'], /Expected --float-weights int8 or float but received "int4"/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--float-weights', 'float'], /--float-weights applies to --target-snr builds .*add --target-snr DB or drop --float-weights/],
+    [['--model', MODEL, '--calib', FACES, '-o', join(dir, 'x.onnx'), '--target', 'tensorrt', '--target-snr', '30', '--float-weights', 'int8'], /--float-weights int8 applies to --target cpu/],
     [['--model', MODEL, '-o', join(dir, 'x.onnx')], /Expected --calib DIR\|VIDEO/],
     // Checked before calibrating: the input model is never overwritten, a directory is not a file name.
     [['--model', MODEL, '--calib', FACES, '-o', MODEL], /would replace the input model/],

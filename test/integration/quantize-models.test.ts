@@ -21,6 +21,7 @@ import { DataType } from '../../fleet-server/src/convert/onnx/model.js';
 import { evaluateModels } from '../../fleet-server/src/quantize/evaluate.js';
 import { decideGate } from '../../fleet-server/src/quantize/gate.js';
 import { assertOnnxChecks, onnxCheckerMissing } from '../helpers/onnx-checker.js';
+import { constFloats } from '../helpers/onnx-consts.js';
 import { parseTrtCalibrationFlatbuffer, parseTrtCalibrationTable } from '../../fleet-server/src/quantize/trt-table.js';
 
 const CENTERNET = 'assets/models/coco-centernet/model.onnx';
@@ -89,7 +90,7 @@ for (const c of cases) {
 let blazefaceRun: ReturnType<typeof calibrateForModel> | undefined;
 const calibratedBlazeface = () => (blazefaceRun ??= calibrateForModel({ modelPath: BLAZEFACE, frames: { source: FACES, maxFrames: 2 }, target: 'cpu' }));
 
-test('mixed precision: a Conv that reads an activation kept float keeps its unrounded weights, the int8 Convs their GPTQ grid', { skip, timeout: 60_000 }, async () => {
+test('mixed precision: a Conv that reads an activation kept float stores its GPTQ integers as int8 (or, with floatConvWeights float, its unrounded weights), the int8 Convs their GPTQ grid', { skip, timeout: 60_000 }, async () => {
   const run = await calibratedBlazeface();
   assert.ok(run.gptqConvs > 0, 'GPTQ ran');
   const g = run.source.graph;
@@ -97,12 +98,27 @@ test('mixed precision: a Conv that reads an activation kept float keeps its unro
   const floatConv = convs[3], int8Conv = convs[5];
   const bytes = (m: typeof run.source, name: string) => Buffer.from(m.graph.initializers.get(name)!.data).toString('hex');
   assert.notEqual(bytes(run.source, floatConv.inputs[1]), bytes(run.unrounded, floatConv.inputs[1]), 'GPTQ moved the weights');
-  const { model } = buildInt8(run, { method: 'minmax', keepFloat: [floatConv.inputs[0]] });
+  const keepFloat = [floatConv.inputs[0]];
   // Found by node name: a CPU build renames values (passes.compactNames) but keeps the Convs' names.
-  const built = model.graph.nodes.find((n) => n.name === floatConv.name)!;
-  assert.equal(bytes(model, built.inputs[1]), bytes(run.unrounded, floatConv.inputs[1]), 'the float Conv has the unrounded weights');
-  const other = model.graph.nodes.find((n) => n.name === int8Conv.name)!;
-  assert.ok(!model.graph.initializers.has(other.inputs[1]), 'the other Conv reads int8 weights through a DequantizeLinear');
+  const unrounded = buildInt8(run, { method: 'minmax', keepFloat, floatConvWeights: 'float' });
+  const built = unrounded.model.graph.nodes.find((n) => n.name === floatConv.name)!;
+  assert.equal(bytes(unrounded.model, built.inputs[1]), bytes(run.unrounded, floatConv.inputs[1]), 'the float Conv has the unrounded weights');
+  const other = unrounded.model.graph.nodes.find((n) => n.name === int8Conv.name)!;
+  assert.ok(!unrounded.model.graph.initializers.has(other.inputs[1]), 'the other Conv reads int8 weights through a DequantizeLinear');
+  // The default: the integers GPTQ chose, int8 in the file, read as int8 × scale: exactly GPTQ's float weights.
+  const small = buildInt8(run, { method: 'minmax', keepFloat });
+  assert.equal(small.stats.int8WeightFloatConvs, 1);
+  const sg = small.model.graph;
+  const conv = sg.nodes.find((n) => n.name === floatConv.name)!;
+  const mul = sg.nodes.find((n) => n.opType === 'Mul' && n.outputs[0] === conv.inputs[1])!;
+  const w8 = sg.initializers.get(sg.nodes.find((n) => n.opType === 'Cast' && n.outputs[0] === mul.inputs[0])!.inputs[0])!;
+  assert.equal(w8.dataType, DataType.INT8);
+  const q = new Int8Array(w8.data.slice().buffer), scales = constFloats(sg, mul.inputs[1]);
+  const per = q.length / scales.length;
+  // (+ 0: GPTQ may leave a −0, which int8 stores as 0.)
+  assert.deepEqual(Float32Array.from(q, (v, k) => v * scales[Math.floor(k / per)] + 0), Float32Array.from(constFloats(g, floatConv.inputs[1]), (v) => v + 0), 'int8 × scale is GPTQ\'s weight, exactly');
+  const saved = encodeModel(unrounded.model).length - encodeModel(small.model).length;
+  assert.ok(saved > 2 * q.length, `${saved} bytes smaller for ${q.length} weights (3 a weight, less the Cast, Mul and scales)`);
 });
 
 test('the gate refuses a deliberately broken INT8 model and offers FP16/FP32', { skip, timeout: 60_000 }, async (t) => {

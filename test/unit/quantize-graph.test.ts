@@ -438,6 +438,41 @@ test('an excluded Conv stays float in onnxruntime even when its input is quantiz
   assert.equal(ops.filter((o) => o === 'MatMulIntegerToFloat').length, 1, `c3 (1×1, before the float head) runs as an int8 MatMul with float output: ${ops.join(' ')}`);
 });
 
+test('a Conv reading an activation kept float stores on-grid weights as int8 (Cast × scale, which onnxruntime folds at load) and computes exactly what float weights compute; off-grid weights stay float', async (t) => {
+  const m = tinyModel();
+  // c2 reads r1o, kept float. Its weights put on the CPU grid as GPTQ leaves them (prepare.ts).
+  const w2 = m.graph.initializers.get('w2')!;
+  const grid = weightGridFor('Conv', w2.dims, 1, 'reduced', true);
+  const qw = quantizePerChannel(constFloats(m.graph, 'w2'), 2, undefined, grid);
+  const onGrid = Float32Array.from(qw.data, (q, k) => q * qw.scales[Math.floor(k / 4)]);
+  m.graph.initializers.set('w2', floatTensor(w2.dims, onGrid));
+  const build = async (floatConvWeights: 'float' | 'int8', model = m) => {
+    const plan = planQuantization(model, { target: 'cpu', keepFloat: ['r1o'], floatConvWeights });
+    return insertQdq(plan, await minmaxRanges(model, plan.activations));
+  };
+  const int8 = await build('int8'), float = await build('float');
+  assert.equal(int8.stats.int8WeightFloatConvs, 1);
+  assert.equal(float.stats.int8WeightFloatConvs, 0);
+  const g = int8.model.graph;
+  const c2 = g.nodes.find((n) => n.name === 'c2')!;
+  const mul = g.nodes.find((n) => n.opType === 'Mul' && n.outputs[0] === c2.inputs[1])!;
+  const cast = g.nodes.find((n) => n.opType === 'Cast' && n.outputs[0] === mul.inputs[0])!;
+  const w8 = g.initializers.get(cast.inputs[0])!;
+  assert.equal(w8.dataType, DataType.INT8);
+  assert.deepEqual(new Int8Array(w8.data.slice().buffer), qw.data, 'the int8 weights are the grid\'s integers');
+  assert.deepEqual(constFloats(g, mul.inputs[1]), qw.scales, 'one scale per output channel');
+  assert.equal(float.model.graph.nodes.find((n) => n.name === 'c2')!.inputs[1], 'w2');
+  assert.deepEqual(await runModel(int8.model), await runModel(float.model), 'the same output, bit for bit');
+  // onnxruntime folds the Cast and Mul of constants at load: c2 runs as a float Conv on an initializer.
+  const nodes = await optimizedNodes(int8.model, t);
+  const c2run = nodes.find((n) => n.name === 'c2');
+  assert.ok(c2run && !nodes.some((n) => n.outputs.includes(c2run.inputs[1])), `c2 reads a constant, no node computes its weights at run time: ${nodes.map((n) => n.opType).join(' ')}`);
+  // Weights off the grid (no GPTQ) stay float: storing them int8 would round them.
+  const offGrid = await build('int8', tinyModel());
+  assert.equal(offGrid.stats.int8WeightFloatConvs, 0);
+  assert.equal(offGrid.model.graph.nodes.find((n) => n.name === 'c2')!.inputs[1], 'w2');
+});
+
 for (const op of ['Add', 'Concat'] as const) {
   test(`a ReLU after ${op === 'Add' ? 'a residual Add' : 'a Concat'} folds into its Q: onnxruntime runs QLinear${op} into the next Conv with no requantization between`, async (t) => {
     const m = residualModel(op, true);

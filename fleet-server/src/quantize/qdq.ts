@@ -80,6 +80,18 @@ export interface QuantPlanOptions {
    * TensorRT always gets 'full'.
    */
   weightRange?: WeightRange;
+  /**
+   * How a CPU build stores the weights of a Conv that stays float because it reads an activation kept
+   * float (keepFloat). 'int8' (default): wherever that is exact, i.e. the weights GPTQ left on the
+   * int8 grid (prepare.ts), as int8 integers read through Cast → Mul by the per-channel scale. Both
+   * read only constants, so onnxruntime folds them into a float initializer at load and the Conv runs
+   * as fast as with float weights in the file (a DequantizeLinear there is not folded: onnxruntime
+   * keeps DQs for its QDQ fusions, and such a Conv, its weights computed each run, lost its NCHWc
+   * kernels: measured 191 against 133 ms a CenterNet run). The file stays near the INT8 size, and the
+   * Conv computes with the weights the sensitivity search measured. 'float': float weights, which the
+   * builder (quantize.ts buildInt8) gives back their unrounded values. TensorRT builds keep them float.
+   */
+  floatConvWeights?: 'float' | 'int8';
 }
 
 /** The weight range a build for `target` stores: TensorRT's int8 has no such saturation, so full there. */
@@ -252,6 +264,8 @@ export interface QdqStats {
   /** Biases of Convs/Gemms with int8 inputs, weights and output: run as int32 (stored float, quantized by onnxruntime at load as qmath.quantizeBias does; or stored int32 with QuantPlanOptions.bias 'int32'). */
   int32Biases: number;
   floatNodes: number;
+  /** Float Convs whose weights are stored int8 (QuantPlanOptions.floatConvWeights 'int8'). */
+  int8WeightFloatConvs: number;
 }
 
 /**
@@ -451,6 +465,31 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
       return dq;
     });
   }
+  // Float Convs reading an activation kept float: their on-grid weights as int8 (floatConvWeights).
+  let int8WeightFloatConvs = 0;
+  const keepFloat = new Set(plan.options.keepFloat ?? []);
+  if ((plan.options.floatConvWeights ?? 'int8') === 'int8' && halfScales) {
+    for (const n of g.nodes) {
+      const init = n.opType === 'Conv' ? g.initializers.get(n.inputs[1]) : undefined;
+      if (!init || init.dataType !== DataType.FLOAT || !plan.excluded.has(nodeKey(n)) || !keepFloat.has(n.inputs[0])) continue;
+      const w = tensorToFloat32(init);
+      const grid = weightGridFor(n.opType, init.dims, intAttr(n, 'group', 1), weightRangeFor(plan.options.target, plan.options.weightRange), true);
+      const qw = quantizePerChannel(w, init.dims[0], undefined, grid);
+      const per = w.length / init.dims[0];
+      let exact = true;
+      for (let k = 0; k < w.length && exact; k++) exact = Math.fround(qw.data[k] * qw.scales[Math.floor(k / per)]) === w[k];
+      if (!exact) continue;
+      const id = fresh();
+      g.initializers.set(`${id}/w8`, { dims: init.dims, dataType: DataType.INT8, data: new Uint8Array(qw.data.buffer) });
+      setScales(`${id}/ws`, [init.dims[0], ...init.dims.slice(1).map(() => 1)], qw.scales);
+      newNodes.push(
+        { opType: 'Cast', name: `${id}/Cw`, inputs: [`${id}/w8`], outputs: [`${id}/wf`], attributes: [{ name: 'to', type: 'int', value: DataType.FLOAT }] },
+        { opType: 'Mul', name: `${id}/Mw`, inputs: [`${id}/wf`, `${id}/ws`], outputs: [`${id}/w`], attributes: [] },
+      );
+      n.inputs[1] = `${id}/w`;
+      int8WeightFloatConvs++;
+    }
+  }
   // Float consumers of a quantized tensor read the DQ output too, so the producer's only reader is Q (ORT's fusion needs that).
   for (const n of g.nodes) {
     if (!plan.excluded.has(nodeKey(n)) && plan.quantOps.has(n.opType)) continue;
@@ -466,7 +505,7 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
   const def = model.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx');
   if (def) def.version = Math.max(def.version, 13); else model.opsetImports.push({ domain: '', version: 13 });
   const floatNodes = g.nodes.filter((n) => !['QuantizeLinear', 'DequantizeLinear'].includes(n.opType) && plan.excluded.has(nodeKey(n))).length;
-  return { model, stats: { quantizedActivations: params.size, quantizedWeights: weights, int32Biases: biases, floatNodes }, params };
+  return { model, stats: { quantizedActivations: params.size, quantizedWeights: weights, int32Biases: biases, floatNodes, int8WeightFloatConvs }, params };
 }
 
 /** Stores `values` as the binary16 initializer `half`; returns the Cast that reads it as the float `name`. */

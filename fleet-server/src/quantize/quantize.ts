@@ -121,6 +121,8 @@ export interface BuildOptions {
   activationType?: 'int8' | 'uint8';
   /** See QuantPlanOptions.bias (default float: onnxruntime makes the int32 at load). */
   bias?: 'float' | 'int32';
+  /** See QuantPlanOptions.floatConvWeights. */
+  floatConvWeights?: 'float' | 'int8';
 }
 
 export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, TensorRange> {
@@ -132,10 +134,11 @@ export function rangesFor(run: CalibrationRun, opts: BuildOptions): Map<string, 
 const NAMED_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 export function buildInt8(run: CalibrationRun, opts: BuildOptions): { model: OnnxModel; stats: QdqStats; ranges: Map<string, TensorRange> } {
-  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat, activationType: opts.activationType, weightRange: run.weightRange, bias: opts.bias });
+  const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat, activationType: opts.activationType, weightRange: run.weightRange, bias: opts.bias, floatConvWeights: opts.floatConvWeights });
   const ranges = rangesFor(run, opts);
   const { model, stats } = insertQdq(plan, ranges);
-  // A Conv left float (excluded, or reading an activation kept float) gets its unrounded weights back.
+  // A Conv left float with float weights in the file (excluded, or reading an activation kept float in a
+  // floatConvWeights 'float' or TensorRT build) gets its unrounded weights back.
   for (const n of model.graph.nodes) {
     const w = n.opType === 'Conv' ? model.graph.initializers.get(n.inputs[1]) : undefined;
     const u = run.unrounded.graph.initializers.get(n.inputs[1]);
@@ -175,6 +178,8 @@ export interface QuantizeReport {
   activationType: 'int8' | 'uint8';
   /** How int8-writing Convs store their bias (QuantPlanOptions.bias). */
   bias: 'float' | 'int32';
+  /** How Convs kept float by the sensitivity search store their weights (QuantPlanOptions.floatConvWeights). */
+  floatConvWeights: 'float' | 'int8';
   calibrationFrames: number;
   calibrationMs: number;
   sizeBytes: { fp32: number; int8: number; fp16?: number };
@@ -232,6 +237,7 @@ export async function quantizeModel(opts: QuantizeOptions, calibrated?: Calibrat
   const report: QuantizeReport = {
     model: opts.modelPath, output: opts.outputPath, method: opts.method, target: opts.target, weightRange: run.weightRange, perChannel: opts.perChannel !== false,
     ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8', bias: opts.bias ?? 'float',
+    floatConvWeights: opts.target === 'cpu' ? opts.floatConvWeights ?? 'int8' : 'float',
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: run.exclude,
     prepared: { foldedAffines: run.foldedAffines, equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, residualStreams: run.residualStreams, gptqConvs: run.gptqConvs, globalPools: run.globalPools }, keptFloat: keepFloat,
