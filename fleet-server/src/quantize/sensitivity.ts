@@ -1,8 +1,8 @@
 /**
  * Mixed-precision search: which activations cost the most accuracy when rounded to int8. A probe
- * model inserts, for every planned activation T, T' = T + g_T·(DQ(Q(T)) − T) with g_T a scalar graph
- * input; one session then measures, run by run, the output SNR with exactly one activation
- * quantized (g_T = 1, all others 0). Per-layer local errors do not predict this: in the CenterNet
+ * model gates planned activations T with a boolean graph input each (T's readers get DQ(Q(T)) when
+ * it is on, T when off); a session then measures, run by run, the output SNR with exactly one
+ * activation quantized (measureProbe; GATES_PER_PROBE activations a probe). Per-layer local errors do not predict this: in the CenterNet
  * MobileNetV3 backbone, rounding the first Conv's output alone (40 dB locally) drops the heatmap to
  * 8 dB, because the next 3×3 depthwise filter has gains near 70 and amplifies the rounding noise.
  * Noise powers of independent roundings add, so the activations are kept quantized, least costly
@@ -10,9 +10,9 @@
  */
 import ort from 'onnxruntime-node';
 import { encodeModel } from '../convert/onnx/codec.js';
-import { DataType, floatTensor, type OnnxModel, type OnnxNode } from '../convert/onnx/model.js';
+import { DataType, emptyGraph, floatTensor, type OnnxGraph, type OnnxModel, type OnnxNode } from '../convert/onnx/model.js';
 import { cloneModel, planQuantization, topoSort, type QuantPlanOptions } from './qdq.js';
-import { activationParams, activationParamsU8 } from './qmath.js';
+import { activationParams, activationParamsU8, type QParams } from './qmath.js';
 import { nodeKey } from './graph-info.js';
 import type { TensorRange } from './ranges.js';
 import { addToSnr, snrDb } from './snr.js';
@@ -35,66 +35,88 @@ export interface SensitivityOptions {
   frames: ModelInput[];
 }
 
+/**
+ * Activations gated in one probe model. Each If costs every run some time even when off (CenterNet,
+ * 349 of them: 225 ms a run against ~100 ms for the float model, onnxruntime 1.30 on an AVX2 EPYC),
+ * and each probe is one more session to create (~1 s for the CenterNet): about √(creation / (runs per
+ * probe × cost of an If)) a probe balances the two.
+ */
+const GATES_PER_PROBE = 32;
+
 export async function activationSensitivity(opts: SensitivityOptions): Promise<TensorSensitivity[]> {
   const plan = planQuantization(opts.model, opts.plan);
-  // The probe is the unfolded source: a folded ReLU is the clamp of its output's Q, which the probe applies to the ReLU output.
-  const probe = cloneModel(opts.model);
-  const g = probe.graph;
-  const extra: OnnxNode[] = [];
-  const gates: { tensor: string; gate: string }[] = [];
-  const rename = new Map<string, string>();
-  plan.activations.forEach((t, k) => {
+  const u8 = opts.plan.target === 'cpu' && opts.plan.activationType !== 'int8';
+  const gated = plan.activations.flatMap((t) => {
     const r = opts.ranges.get(t);
-    if (!r) return;
-    const id = `~s${k.toString(36)}`;
-    const u8 = opts.plan.target === 'cpu' && opts.plan.activationType !== 'int8';
-    const p = u8 ? activationParamsU8(r) : activationParams(r, opts.plan.target === 'tensorrt');
-    g.initializers.set(`${id}/s`, floatTensor([], [p.scale]));
-    g.initializers.set(`${id}/z`, { dims: [], dataType: u8 ? DataType.UINT8 : DataType.INT8, data: Uint8Array.of(p.zeroPoint & 0xff) });
-    g.inputs.push({ name: `${id}/g`, elemType: DataType.FLOAT, shape: [] });
-    extra.push(
-      { opType: 'QuantizeLinear', name: `${id}/Q`, inputs: [t, `${id}/s`, `${id}/z`], outputs: [`${id}/q`], attributes: [] },
-      { opType: 'DequantizeLinear', name: `${id}/DQ`, inputs: [`${id}/q`, `${id}/s`, `${id}/z`], outputs: [`${id}/dq`], attributes: [] },
-      { opType: 'Sub', name: `${id}/d`, inputs: [`${id}/dq`, t], outputs: [`${id}/e`], attributes: [] },
-      { opType: 'Mul', name: `${id}/m`, inputs: [`${id}/e`, `${id}/g`], outputs: [`${id}/ge`], attributes: [] },
-      { opType: 'Add', name: `${id}/a`, inputs: [t, `${id}/ge`], outputs: [`${id}/out`], attributes: [] },
-    );
-    rename.set(t, `${id}/out`);
-    gates.push({ tensor: t, gate: `${id}/g` });
+    return r ? [{ tensor: t, params: u8 ? activationParamsU8(r) : activationParams(r, opts.plan.target === 'tensorrt') }] : [];
   });
-  for (const n of g.nodes) n.inputs = n.inputs.map((i) => rename.get(i) ?? i);
-  g.nodes = topoSort([...g.nodes, ...extra], new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));
-  const def = probe.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx');
-  if (def) def.version = Math.max(def.version, 13);
   // Measure where the float head begins (the last Convs' outputs): decoded outputs such as TopK-sorted
   // detections reorder on the smallest change and would make every SNR look catastrophic.
   const producedInside = new Set(opts.model.graph.nodes.filter((n) => !plan.excluded.has(nodeKey(n))).flatMap((n) => n.outputs));
   const boundary = new Set<string>();
   for (const n of opts.model.graph.nodes) if (plan.excluded.has(nodeKey(n))) for (const i of n.inputs) if (producedInside.has(i)) boundary.add(i);
-  const outputs = boundary.size > 0 ? [...boundary] : g.outputs.filter((o) => o.elemType === DataType.FLOAT).map((o) => o.name);
+  const outputs = boundary.size > 0 ? [...boundary] : opts.model.graph.outputs.filter((o) => o.elemType === DataType.FLOAT).map((o) => o.name);
+  const result: TensorSensitivity[] = [];
+  for (let from = 0; from < gated.length; from += GATES_PER_PROBE) {
+    result.push(...await measureProbe(opts, gated.slice(from, from + GATES_PER_PROBE), u8, outputs));
+  }
+  return result;
+}
+
+/**
+ * One probe: the source with, for each activation T of `gated`, an If on a boolean graph input that
+ * gives T's readers DQ(Q(T)) when on and T when off (an If runs only the branch it takes, so a run
+ * computes one Q/DQ pair: with T + g·(DQ(Q(T)) − T) on every activation each run computed all of
+ * them, and the search took 1.7× as long). Run once with every gate off (the reference, from the same
+ * session, so both runs share onnxruntime's rewrite), then once per activation with only its gate on.
+ */
+async function measureProbe(opts: SensitivityOptions, gated: { tensor: string; params: QParams }[], u8: boolean, outputs: string[]): Promise<TensorSensitivity[]> {
+  // The probe is the unfolded source: a folded ReLU is the clamp of its output's Q, which the probe applies to the ReLU output.
+  const probe = cloneModel(opts.model);
+  const g = probe.graph;
+  const gateOf = new Map<string, OnnxNode>();
+  const rename = new Map<string, string>();
+  gated.forEach(({ tensor: t, params: p }, k) => {
+    const id = `~s${k.toString(36)}`;
+    g.initializers.set(`${id}/s`, floatTensor([], [p.scale]));
+    g.initializers.set(`${id}/z`, { dims: [], dataType: u8 ? DataType.UINT8 : DataType.INT8, data: Uint8Array.of(p.zeroPoint & 0xff) });
+    g.inputs.push({ name: `${id}/g`, elemType: DataType.BOOL, shape: [] });
+    const then: OnnxGraph = { ...emptyGraph(`${id}/then`), outputs: [{ name: `${id}/dq`, elemType: DataType.FLOAT }], nodes: [
+      { opType: 'QuantizeLinear', name: `${id}/Q`, inputs: [t, `${id}/s`, `${id}/z`], outputs: [`${id}/q`], attributes: [] },
+      { opType: 'DequantizeLinear', name: `${id}/DQ`, inputs: [`${id}/q`, `${id}/s`, `${id}/z`], outputs: [`${id}/dq`], attributes: [] },
+    ] };
+    const otherwise: OnnxGraph = { ...emptyGraph(`${id}/else`), outputs: [{ name: `${id}/f`, elemType: DataType.FLOAT }], nodes: [
+      { opType: 'Identity', name: `${id}/I`, inputs: [t], outputs: [`${id}/f`], attributes: [] },
+    ] };
+    gateOf.set(t, { opType: 'If', name: `${id}/if`, inputs: [`${id}/g`], outputs: [`${id}/out`], attributes: [{ name: 'then_branch', type: 'graph', value: then }, { name: 'else_branch', type: 'graph', value: otherwise }] });
+    rename.set(t, `${id}/out`);
+  });
+  // Each If right after what produces its tensor: it reads that tensor from inside its branches, which
+  // a sort by node inputs does not see.
+  const sorted = topoSort(g.nodes, new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]));
+  for (const n of sorted) n.inputs = n.inputs.map((i) => rename.get(i) ?? i);
+  g.nodes = [...g.inputs.flatMap((i) => gateOf.get(i.name) ?? []), ...sorted.flatMap((n) => [n, ...n.outputs.flatMap((o) => gateOf.get(o) ?? [])])];
+  const def = probe.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx');
+  if (def) def.version = Math.max(def.version, 13);
   for (const name of outputs) if (!g.outputs.some((o) => o.name === name)) g.outputs.push({ name, elemType: DataType.FLOAT });
-  const session = await ort.InferenceSession.create(encodeModel(probe), { graphOptimizationLevel: 'basic', intraOpNumThreads: 1 });
-  const zero = new ort.Tensor('float32', Float32Array.of(0), []), one = new ort.Tensor('float32', Float32Array.of(1), []);
+  const session = await ort.InferenceSession.create(encodeModel(probe), { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
+  const zero = new ort.Tensor('bool', Uint8Array.of(0), []), one = new ort.Tensor('bool', Uint8Array.of(1), []);
   try {
-    const feedsFor = (frame: ModelInput, on: string | undefined) => {
+    const feedsFor = (frame: ModelInput, on: number) => {
       const feeds: Record<string, ort.Tensor> = { [opts.inputName]: new ort.Tensor(frame.dtype, frame.data, frame.dims) };
-      for (const gt of gates) feeds[gt.gate] = gt.gate === on ? one : zero;
+      gated.forEach((_, k) => { feeds[`~s${k.toString(36)}/g`] = k === on ? one : zero; });
       return feeds;
     };
     const refs: ort.InferenceSession.OnnxValueMapType[] = [];
-    for (const f of opts.frames) refs.push(await session.run(feedsFor(f, undefined), outputs));
+    for (const f of opts.frames) refs.push(await session.run(feedsFor(f, -1), outputs));
     const result: TensorSensitivity[] = [];
-    for (const gt of gates) {
+    for (const [k, { tensor }] of gated.entries()) {
       const acc = outputs.map(() => ({ sig: 0, err: 0 }));
       for (const [fi, f] of opts.frames.entries()) {
-        const out = await session.run(feedsFor(f, gt.gate), outputs);
-        outputs.forEach((name, oi) => {
-          const a = refs[fi][name].data as Float32Array, b = out[name].data as Float32Array;
-          addToSnr(acc[oi], a, b);
-        });
+        const out = await session.run(feedsFor(f, k), outputs);
+        outputs.forEach((name, oi) => addToSnr(acc[oi], refs[fi][name].data as Float32Array, out[name].data as Float32Array));
       }
-      const snr = Math.min(...acc.map(snrDb));
-      result.push({ tensor: gt.tensor, snrDb: snr });
+      result.push({ tensor, snrDb: Math.min(...acc.map(snrDb)) });
     }
     return result;
   } finally {
