@@ -68,6 +68,10 @@ test('the accuracy gate refuses a candidate whose output is broken, naming the f
     assert.equal(ev.code, 1, ev.stderr);
     assert.match(ev.stdout, /SNR detections: none: the candidate's output holds NaN\n {2}broken output on 2 of 2 frames: frame 0: Model output "detections" is broken/);
     assert.match(ev.stdout, /^FAIL: the candidate's output is broken on 2 of 2 frames/m);
+    // A broken --compare build is named too (it scores as finding nothing, which alone says less).
+    const cmp = await runCli('fleetctl', ['model', 'evaluate', '--reference', join(ref, 'model.onnx'), '--candidate', join(ref, 'model.onnx'), '--data', 'assets/images/faces', '--frames', '2', '--compare', join(cand, 'model.onnx')]);
+    assert.equal(cmp.code, 0, cmp.stderr);
+    assert.match(cmp.stdout, /\ncompared with \S+: agreement mAP@0\.5 0\.00, -100\.0 points against the candidate .*\n {2}its output was broken on 2 of 2 frames \(scored as finding nothing there\): frame 0: Model output "detections" is broken/);
     // The same model against itself: nothing broken, nothing to say.
     const same = await runGate({ reference: join(ref, 'model.onnx'), candidate: join(ref, 'model.onnx'), data: { source: 'assets/images/faces', maxFrames: 2 } });
     assert.equal(same.report.candidateBroken, undefined);

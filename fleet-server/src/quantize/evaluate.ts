@@ -100,8 +100,9 @@ export interface EvaluateReport {
    * With `compare`: that build's agreement mAP on the same frames, and its difference from the
    * candidate's (compare − candidate, points) with a paired 95% interval (ap.ts
    * pairedBootstrapMeanApDifference). An interval that holds 0 means these frames do not tell the two apart.
+   * `broken`: frames on which that build's output was broken (scored as finding nothing, as the candidate's are).
    */
-  comparison?: { candidate: string; agreementMap: number; difference: number; differenceCi95: [number, number] };
+  comparison?: { candidate: string; agreementMap: number; difference: number; differenceCi95: [number, number]; broken?: { frames: number; first: string } };
 }
 
 async function readLabels(path: string): Promise<unknown> {
@@ -159,7 +160,8 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
   const refLow = createDecoder(candSpec);
   const snr = new Map<string, { sig: number; err: number }>();
   let frames = 0, referenceDetections = 0, labelBoxes = 0;
-  let broken: EvaluateReport['candidateBroken'];
+  let broken: EvaluateReport['candidateBroken'], otherBroken: EvaluateReport['candidateBroken'];
+  const countBroken = (was: EvaluateReport['candidateBroken'], index: number, err: Error) => ({ frames: (was?.frames ?? 0) + 1, first: was?.first ?? `frame ${index}: ${err.message}` });
   try {
     assertBuildOf(ref, meta, opts.reference, cand, candMeta, opts.candidate);
     if (other) assertBuildOf(ref, meta, opts.reference, other, compareMeta, opts.compare!, '--compare model');
@@ -184,17 +186,18 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
         candAt = decodeCandAt(c, { ...ctx, outputNames: cand.outputNames });
       } catch (err) {
         if (!(err instanceof ModelOutputError)) throw err;
-        broken = { frames: (broken?.frames ?? 0) + 1, first: broken?.first ?? `frame ${input.index}: ${(err as Error).message}` };
+        broken = countBroken(broken, input.index, err);
       }
       agreement.push({ truth: refDets, predicted: candDets });
       if (other && decodeOther) {
-        // Scored as finding nothing on a frame whose output is broken, as the candidate is (not reported).
+        // Scored as finding nothing on a frame whose output is broken, as the candidate is.
         const o = await other.run(inputName, input);
         let otherDets: Detection[] = [];
         try {
           otherDets = decodeOther(o, { ...ctx, outputNames: other.outputNames });
         } catch (err) {
           if (!(err instanceof ModelOutputError)) throw err;
+          otherBroken = countBroken(otherBroken, input.index, err);
         }
         otherAgreement.push({ truth: refDets, predicted: otherDets });
       }
@@ -231,6 +234,7 @@ export async function evaluateModels(opts: EvaluateOptions): Promise<EvaluateRep
     report.comparison = {
       candidate: opts.compare, agreementMap: otherMap, difference: otherMap - agreementMap,
       differenceCi95: pairedBootstrapMeanApDifference(agreement, otherAgreement).map((v) => 100 * v) as [number, number],
+      ...(otherBroken ? { broken: otherBroken } : {}),
     };
   }
   if (labels) {

@@ -24,7 +24,8 @@ Defaults take every 10th video frame from offset 5, so they differ from the cali
 --compare runs another build of the reference on the same frames and reports its agreement mAP and
 its difference from the candidate's with a paired 95% interval (bootstrap over frames, both scored on
 each draw): builds whose own intervals overlap may still differ for certain, and an interval that
-holds 0 means these frames do not tell them apart. The gate still judges the candidate alone.
+holds 0 means these frames do not tell them apart. Frames on which its output is broken (NaN) score
+as finding nothing and are named. The gate still judges the candidate alone.
 `;
 
 export const command: CliCommand = {
@@ -58,6 +59,7 @@ export const command: CliCommand = {
         const [dLo, dHi] = cmp.differenceCi95, signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}`;
         process.stdout.write(`compared with ${cmp.candidate}: agreement mAP@0.5 ${cmp.agreementMap.toFixed(2)}, ${signed(cmp.difference)} points against the candidate ` +
           `(paired 95% interval ${signed(dLo)} to ${signed(dHi)}: ${dLo > 0 ? 'better on these frames' : dHi < 0 ? 'worse on these frames' : 'these frames do not tell them apart'})\n`);
+        if (cmp.broken) process.stdout.write(`  its output was broken on ${cmp.broken.frames} of ${report.frames} frames (scored as finding nothing there): ${cmp.broken.first}\n`);
       }
       process.stdout.write(`${decision.pass ? 'PASS' : 'FAIL'}: ${decision.reason}\n`);
     }
