@@ -469,9 +469,13 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
   let int8WeightFloatConvs = 0;
   const keepFloat = new Set(plan.options.keepFloat ?? []);
   if ((plan.options.floatConvWeights ?? 'int8') === 'int8' && halfScales) {
+    const stored = new Map<string, string>();
     for (const n of g.nodes) {
       const init = n.opType === 'Conv' ? g.initializers.get(n.inputs[1]) : undefined;
       if (!init || init.dataType !== DataType.FLOAT || !plan.excluded.has(nodeKey(n)) || !keepFloat.has(n.inputs[0])) continue;
+      // A weight two such Convs share is stored once.
+      const again = stored.get(n.inputs[1]);
+      if (again) { n.inputs[1] = again; int8WeightFloatConvs++; continue; }
       const w = tensorToFloat32(init);
       const grid = weightGridFor(n.opType, init.dims, intAttr(n, 'group', 1), weightRangeFor(plan.options.target, plan.options.weightRange), true);
       const qw = quantizePerChannel(w, init.dims[0], undefined, grid);
@@ -486,6 +490,7 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
         { opType: 'Cast', name: `${id}/Cw`, inputs: [`${id}/w8`], outputs: [`${id}/wf`], attributes: [{ name: 'to', type: 'int', value: DataType.FLOAT }] },
         { opType: 'Mul', name: `${id}/Mw`, inputs: [`${id}/wf`, `${id}/ws`], outputs: [`${id}/w`], attributes: [] },
       );
+      stored.set(n.inputs[1], `${id}/w`);
       n.inputs[1] = `${id}/w`;
       int8WeightFloatConvs++;
     }
