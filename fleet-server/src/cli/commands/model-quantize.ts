@@ -67,7 +67,7 @@ options:
                       activations (they compute in float either way): int8 (default for cpu): the
                       integers GPTQ rounded them to, with a Cast and a Mul that onnxruntime folds
                       at load, so they run as fast as float weights and the file stays near the
-                      INT8 size (CenterNet 0.275× of FP32 against 0.605× with float weights, 98.9
+                      INT8 size (CenterNet 0.275× of FP32 against 0.605× with float weights, 98.8
                       against 99.1 agreement mAP on the bench's 96 frames, not told apart); float:
                       their unrounded weights. tensorrt keeps them float
   --frames N          calibration frames to use (default 32); --stride K takes every K-th frame
