@@ -137,8 +137,12 @@ test('fleetctl model quantize --exclude keeps that Conv float where onnxruntime 
   const g = decodeModel(new Uint8Array(readFileSync(out))).graph;
   const conv = g.nodes.find((n) => n.name === node);
   assert.equal(conv && g.initializers.get(conv.inputs[1])?.dataType, DataType.FLOAT, 'the excluded Conv keeps its float (unrounded: GPTQ left it alone) weights in the file');
-  const int8Reads = (gr: typeof g) => gr.nodes.filter((n) => n.opType === 'Cast' && gr.initializers.get(n.inputs[0])?.dataType === DataType.INT8).length;
-  assert.equal(int8Reads(g), r.stats.int8WeightFloatConvs, 'each such Conv reads int8 weights through a Cast');
+  // Convs whose weights are an int8 initializer's Cast times a scale.
+  const int8Reads = (gr: typeof g) => gr.nodes.filter((n) => {
+    const mul = n.opType === 'Conv' ? gr.nodes.find((m) => m.opType === 'Mul' && m.outputs[0] === n.inputs[1]) : undefined;
+    return mul !== undefined && gr.nodes.some((c) => c.opType === 'Cast' && mul.inputs.includes(c.outputs[0]) && gr.initializers.get(c.inputs[0])?.dataType === DataType.INT8);
+  }).length;
+  assert.equal(int8Reads(g), r.stats.int8WeightFloatConvs, 'each such Conv reads int8 weights through a Cast and a Mul');
   // What onnxruntime runs: its own rewrite would quantize a float Conv fed by a per-tensor DQ; the Casts of int8 weights are folded.
   const optimized = join(dir, 'bf.excl.opt.onnx');
   const s = await ort.InferenceSession.create(out, { graphOptimizationLevel: 'extended', optimizedModelFilePath: optimized });

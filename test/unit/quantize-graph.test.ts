@@ -14,7 +14,9 @@ import { decodeModel, encodeModel } from '../../fleet-server/src/convert/onnx/co
 import { DataType, floatTensor, type OnnxModel, type OnnxNode, type OnnxTensor } from '../../fleet-server/src/convert/onnx/model.js';
 import { equalize, findEqualizationPairs } from '../../fleet-server/src/quantize/equalize.js';
 import { insertQdq, planQuantization, type QuantPlanOptions } from '../../fleet-server/src/quantize/qdq.js';
-import { halfUp, holdPairs, quantizePerChannel, toHalf, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
+import { activationParamsU8, halfUp, holdPairs, quantizePerChannel, toHalf, weightGridFor } from '../../fleet-server/src/quantize/qmath.js';
+import { activationSensitivity } from '../../fleet-server/src/quantize/sensitivity.js';
+import { addToSnr, snrDb } from '../../fleet-server/src/quantize/snr.js';
 import { constFloats } from '../helpers/onnx-consts.js';
 import { int8CpuFlags, saturatesFullRangeInt8 } from '../../agent/src/model/int8-cpu.js';
 import { calibrate } from '../../fleet-server/src/quantize/calibrate.js';
@@ -471,6 +473,59 @@ test('a Conv reading an activation kept float stores on-grid weights as int8 (Ca
   const offGrid = await build('int8', tinyModel());
   assert.equal(offGrid.stats.int8WeightFloatConvs, 0);
   assert.equal(offGrid.model.graph.nodes.find((n) => n.name === 'c2')!.inputs[1], 'w2');
+  // Two such Convs sharing their weights: stored once.
+  const shared = graphModel('shared', new Map(m.graph.initializers), [
+    ...conv1Relu(),
+    { opType: 'Conv', name: 'c2', inputs: ['r1o', 'w2', 'b2'], outputs: ['c2o'], attributes: [] },
+    { opType: 'Conv', name: 'c2b', inputs: ['r1o', 'w2'], outputs: ['c2bo'], attributes: [] },
+    { opType: 'Add', name: 'sum', inputs: ['c2o', 'c2bo'], outputs: ['s'], attributes: [] },
+    { opType: 'Sigmoid', name: 'head', inputs: ['s'], outputs: ['y'], attributes: [] },
+  ]);
+  const both = await build('int8', shared);
+  assert.equal(both.stats.int8WeightFloatConvs, 2);
+  const [a, b] = ['c2', 'c2b'].map((name) => both.model.graph.nodes.find((n) => n.name === name)!.inputs[1]);
+  assert.equal(a, b, 'both read one Cast × scale');
+  assert.equal(both.model.graph.nodes.filter((n) => n.opType === 'Cast' && both.model.graph.initializers.get(n.inputs[0])?.dataType === DataType.INT8).length, 1);
+});
+
+test('the sensitivity search measures each activation alone, across probes of 32 gates: the output SNR with only that activation rounded', async () => {
+  // A chain of 40 pointwise Conv → ReLU layers (gain about 1, positive), then a Conv to the output.
+  const r = rand(11);
+  const layers = 40;
+  const w = (n: number) => Array.from({ length: n }, () => (r() + 0.5) * 0.5);
+  const init = new Map<string, OnnxTensor>([['w0', floatTensor([4, 3, 1, 1], w(12))], ['wy', floatTensor([2, 4, 1, 1], w(8))]]);
+  const nodes: OnnxNode[] = [];
+  for (let k = 0; k < layers; k++) {
+    if (k > 0) init.set(`w${k}`, floatTensor([4, 4, 1, 1], w(16)));
+    nodes.push(
+      { opType: 'Conv', name: `c${k}`, inputs: [k ? `h${k - 1}` : 'x', `w${k}`], outputs: [`a${k}`], attributes: [] },
+      { opType: 'Relu', name: `r${k}`, inputs: [`a${k}`], outputs: [`h${k}`], attributes: [] },
+    );
+  }
+  nodes.push({ opType: 'Conv', name: 'cy', inputs: [`h${layers - 1}`, 'wy'], outputs: ['y'], attributes: [] });
+  const m = graphModel('chain', init, nodes);
+  const plan = planQuantization(m, { target: 'cpu' });
+  const ranges = await minmaxRanges(m, plan.activations);
+  const frame = (await frames().next()).value!;
+  const sens = await activationSensitivity({ model: m, inputName: 'x', ranges, plan: { target: 'cpu' }, frames: [frame] });
+  assert.ok(sens.length > 32, `${sens.length} activations: more than one probe`);
+  assert.deepEqual(sens.map((s) => s.tensor), plan.activations);
+  const ref = await runModel(m);
+  for (const k of [0, 1, 31, 32, sens.length - 1]) {
+    // The same activation rounded by hand: Q → DQ after it, its readers moved to the DQ.
+    const t = sens[k].tensor, p = activationParamsU8(ranges.get(t)!);
+    const one: OnnxModel = { ...m, graph: { ...m.graph, initializers: new Map(m.graph.initializers), nodes: m.graph.nodes.map((n) => ({ ...n, inputs: n.inputs.map((i) => (i === t ? 't~dq' : i)) })) } };
+    one.graph.initializers.set('t~s', floatTensor([], [p.scale]));
+    one.graph.initializers.set('t~z', { dims: [], dataType: DataType.UINT8, data: Uint8Array.of(p.zeroPoint) });
+    one.graph.nodes.unshift(
+      { opType: 'QuantizeLinear', name: 't~Q', inputs: [t, 't~s', 't~z'], outputs: ['t~q'], attributes: [] },
+      { opType: 'DequantizeLinear', name: 't~DQ', inputs: ['t~q', 't~s', 't~z'], outputs: ['t~dq'], attributes: [] },
+    );
+    const acc = { sig: 0, err: 0 };
+    addToSnr(acc, ref, await runModel(one));
+    const direct = snrDb(acc);
+    assert.ok(Number.isFinite(direct) && Math.abs(direct - sens[k].snrDb) < 0.05, `${t}: search ${sens[k].snrDb} dB, by hand ${direct} dB`);
+  }
 });
 
 for (const op of ['Add', 'Concat'] as const) {

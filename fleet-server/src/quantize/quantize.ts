@@ -137,8 +137,9 @@ export function buildInt8(run: CalibrationRun, opts: BuildOptions): { model: Onn
   const plan = planQuantization(run.source, { target: run.target, exclude: run.exclude, perChannel: opts.perChannel, ops: opts.ops, keepFloat: opts.keepFloat, activationType: opts.activationType, weightRange: run.weightRange, bias: opts.bias, floatConvWeights: opts.floatConvWeights });
   const ranges = rangesFor(run, opts);
   const { model, stats } = insertQdq(plan, ranges);
-  // A Conv left float with float weights in the file (excluded, or reading an activation kept float in a
-  // floatConvWeights 'float' or TensorRT build) gets its unrounded weights back.
+  // A Conv left float with float weights in the file gets its unrounded weights back: excluded, or reading
+  // an activation kept float in a floatConvWeights 'float' or TensorRT build, or with weights GPTQ did
+  // not leave on the int8 grid (qdq.ts stores only those exactly as int8).
   for (const n of model.graph.nodes) {
     const w = n.opType === 'Conv' ? model.graph.initializers.get(n.inputs[1]) : undefined;
     const u = run.unrounded.graph.initializers.get(n.inputs[1]);
@@ -178,8 +179,8 @@ export interface QuantizeReport {
   activationType: 'int8' | 'uint8';
   /** How int8-writing Convs store their bias (QuantPlanOptions.bias). */
   bias: 'float' | 'int32';
-  /** How Convs kept float by the sensitivity search store their weights (QuantPlanOptions.floatConvWeights). */
-  floatConvWeights: 'float' | 'int8';
+  /** How Convs kept float by the sensitivity search store their weights (QuantPlanOptions.floatConvWeights); only when it kept some. */
+  floatConvWeights?: 'float' | 'int8';
   calibrationFrames: number;
   calibrationMs: number;
   sizeBytes: { fp32: number; int8: number; fp16?: number };
@@ -237,7 +238,7 @@ export async function quantizeModel(opts: QuantizeOptions, calibrated?: Calibrat
   const report: QuantizeReport = {
     model: opts.modelPath, output: opts.outputPath, method: opts.method, target: opts.target, weightRange: run.weightRange, perChannel: opts.perChannel !== false,
     ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8', bias: opts.bias ?? 'float',
-    floatConvWeights: opts.target === 'cpu' ? opts.floatConvWeights ?? 'int8' : 'float',
+    ...(keepFloat.length > 0 ? { floatConvWeights: opts.target === 'cpu' ? opts.floatConvWeights ?? 'int8' : 'float' } : {}),
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: run.exclude,
     prepared: { foldedAffines: run.foldedAffines, equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, residualStreams: run.residualStreams, gptqConvs: run.gptqConvs, globalPools: run.globalPools }, keptFloat: keepFloat,
