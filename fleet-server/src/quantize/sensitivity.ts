@@ -67,10 +67,11 @@ export async function activationSensitivity(opts: SensitivityOptions): Promise<T
 /**
  * One probe: the source with, for each activation T of `gated`, an If on a boolean graph input that
  * gives T's readers DQ(Q(T)) when on and T when off (an If runs only the branch it takes, so a run
- * computes one Q/DQ pair: with T + g·(DQ(Q(T)) − T) on every activation each run computed all of
- * them. On the CenterNet's 2 frames the search took 259 s so, 193 s with If gates all in one probe at
- * optimization level basic, 157 s at level all, and 90 s at level all in probes of 32). Run once with every gate off (the reference, from the same
- * session, so both runs share onnxruntime's rewrite), then once per activation with only its gate on.
+ * computes one Q/DQ pair; with T + g·(DQ(Q(T)) − T) on every activation each run computed all of
+ * them). On the CenterNet's 2 frames the search took 259 s that way, 193 s with If gates all in one
+ * probe at optimization level basic, 157 s at level all, and 90 s at level all in probes of 32. Run
+ * once with every gate off (the reference, from the same session, so both runs share onnxruntime's
+ * rewrite), then once per activation with only its gate on.
  */
 async function measureProbe(opts: SensitivityOptions, gated: { tensor: string; params: QParams }[], u8: boolean, outputs: string[]): Promise<TensorSensitivity[]> {
   // The probe is the unfolded source: a folded ReLU is the clamp of its output's Q, which the probe applies to the ReLU output.
