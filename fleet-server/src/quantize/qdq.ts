@@ -100,6 +100,11 @@ export function weightRangeFor(target: QuantTarget, asked?: WeightRange): Weight
   return target === 'tensorrt' ? 'full' : asked ?? 'reduced';
 }
 
+/** How a build for `target` stores the weights of Convs kept float (QuantPlanOptions.floatConvWeights): int8 by default on CPU, float for TensorRT. */
+export function floatConvWeightsFor(target: QuantTarget, asked?: 'float' | 'int8'): 'float' | 'int8' {
+  return target === 'cpu' ? asked ?? 'int8' : 'float';
+}
+
 export interface QuantPlan {
   model: OnnxModel;
   /** Activations to calibrate and quantize. */
@@ -469,7 +474,7 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
   // Float Convs reading an activation kept float: their on-grid weights as int8 (floatConvWeights).
   let int8WeightFloatConvs = 0;
   const keepFloat = new Set(plan.options.keepFloat ?? []);
-  if ((plan.options.floatConvWeights ?? 'int8') === 'int8' && halfScales) {
+  if (floatConvWeightsFor(plan.options.target, plan.options.floatConvWeights) === 'int8') {
     const stored = new Map<string, string>();
     for (const n of g.nodes) {
       const init = n.opType === 'Conv' ? g.initializers.get(n.inputs[1]) : undefined;
@@ -478,7 +483,7 @@ export function insertQdq(plan: QuantPlan, ranges: Map<string, TensorRange>): { 
       const again = stored.get(n.inputs[1]);
       if (again) { n.inputs[1] = again; int8WeightFloatConvs++; continue; }
       const w = tensorToFloat32(init);
-      const grid = weightGridFor(n.opType, init.dims, intAttr(n, 'group', 1), weightRangeFor(plan.options.target, plan.options.weightRange), true);
+      const grid = weightGridFor(n.opType, init.dims, intAttr(n, 'group', 1), weightRangeFor(plan.options.target, plan.options.weightRange), halfScales);
       const qw = quantizePerChannel(w, init.dims[0], undefined, grid);
       const per = w.length / init.dims[0];
       let exact = true;

@@ -14,7 +14,7 @@ import { DataType, isQuantizedModel, type OnnxModel } from '../convert/onnx/mode
 import { loadModelMetadata, metadataPathFor, type ModelMetadata } from '../../../agent/src/model/metadata.js';
 import { calibrate, type CalibrationResult } from './calibrate.js';
 import { modelInputs, type FrameSelection } from './frames.js';
-import { insertQdq, planQuantization, weightRangeFor, type QdqStats, type QuantTarget } from './qdq.js';
+import { floatConvWeightsFor, insertQdq, planQuantization, weightRangeFor, type QdqStats, type QuantTarget } from './qdq.js';
 import type { WeightRange } from './qmath.js';
 import { rangeFromHistogram, type CalibrationMethod, type TensorRange } from './ranges.js';
 import { renderTrtCalibrationFlatbuffer, renderTrtCalibrationTable } from './trt-table.js';
@@ -238,7 +238,7 @@ export async function quantizeModel(opts: QuantizeOptions, calibrated?: Calibrat
   const report: QuantizeReport = {
     model: opts.modelPath, output: opts.outputPath, method: opts.method, target: opts.target, weightRange: run.weightRange, perChannel: opts.perChannel !== false,
     ops: opts.ops ?? 'all', activationType: opts.target === 'tensorrt' ? 'int8' : opts.activationType ?? 'uint8', bias: opts.bias ?? 'float',
-    ...(keepFloat.length > 0 ? { floatConvWeights: opts.target === 'cpu' ? opts.floatConvWeights ?? 'int8' : 'float' } : {}),
+    ...(keepFloat.length > 0 ? { floatConvWeights: floatConvWeightsFor(opts.target, opts.floatConvWeights) } : {}),
     calibrationFrames: run.calibration.frames, calibrationMs: Math.round(run.calibMs),
     sizeBytes: { fp32: fp32Size, int8: bytes.length }, sizeRatio: bytes.length / fp32Size, stats: built.stats, excluded: run.exclude,
     prepared: { foldedAffines: run.foldedAffines, equalizedPairs: run.equalizedPairs, rescaledConvs: run.rescaledConvs, residualStreams: run.residualStreams, gptqConvs: run.gptqConvs, globalPools: run.globalPools }, keptFloat: keepFloat,
