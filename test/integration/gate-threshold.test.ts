@@ -62,15 +62,17 @@ test('scores that all sink keep mAP but lose detections at the threshold: evalua
   assert.match(text.stdout, /\n {2}at score ≥ 0\.3: F1 \d+\.\d\d \(recall \d+\.\d, precision \d+\.\d; \d+ ref, \d+ cand, \d+ matched at IoU 0\.5\)\n/);
   assert.match(text.stdout, /FAIL: F1 drop/);
   const out = join(dir, 'published');
-  const p = await runCli('fleetctl', ['model', 'publish', '--model', scaled, '--precision', 'int8', '--reference', join(SRC, 'model.onnx'), '--data', VIDEO, '--out', out], { timeoutMs: 120_000 });
+  // On the 6 frames the text report read (--frames as model evaluate takes it; the default is 24).
+  const p = await runCli('fleetctl', ['model', 'publish', '--model', scaled, '--precision', 'int8', '--reference', join(SRC, 'model.onnx'), '--data', VIDEO, '--frames', '6', '--out', out], { timeoutMs: 120_000 });
   assert.equal(p.code, 1, p.stdout);
-  assert.match(p.stderr, /refused: F1 drop at score ≥ 0\.3 .*\noffer instead: fp16, fp32/);
+  assert.match(p.stderr, /refused: F1 drop at score ≥ 0\.3 .* over 6 frames; .*\noffer instead: fp16, fp32/);
   assert.ok(!existsSync(out), 'nothing written for a refused build');
   // A limit the operator raises lets it through, with both figures in gate.json.
-  const raised = await runCli('fleetctl', ['model', 'publish', '--model', scaled, '--precision', 'int8', '--reference', join(SRC, 'model.onnx'), '--data', VIDEO, '--max-f1-drop', '50', '--out', out], { timeoutMs: 120_000 });
+  const raised = await runCli('fleetctl', ['model', 'publish', '--model', scaled, '--precision', 'int8', '--reference', join(SRC, 'model.onnx'), '--data', VIDEO, '--frames', '6', '--max-f1-drop', '50', '--out', out], { timeoutMs: 120_000 });
   assert.equal(raised.code, 0, raised.stderr);
-  const gate = JSON.parse(readFileSync(join(out, 'gate.json'), 'utf8')) as { decision: { pass: boolean; f1Drop: number; maxF1Drop: number } };
+  const gate = JSON.parse(readFileSync(join(out, 'gate.json'), 'utf8')) as { decision: { pass: boolean; f1Drop: number; maxF1Drop: number; reason: string } };
   assert.equal(gate.decision.pass, true);
+  assert.match(gate.decision.reason, / over 6 frames$/);
   assert.equal(gate.decision.maxF1Drop, 50);
   assert.ok(gate.decision.f1Drop > 3);
 });

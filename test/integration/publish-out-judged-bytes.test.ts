@@ -59,6 +59,13 @@ test('gate options given to an fp32 artifact are refused as a usage error, not i
   const all = await commandOutcome(command, ['--model', join(SRC, 'model.onnx'), '--precision', 'fp32', '--data', FACES, '--max-drop', '2', '--out', out]);
   assert.equal(all.code, 2, all.message);
   assert.match(all.message, /^--data, --max-drop apply to --precision int8 and fp16 only: a fp32 artifact is published without the accuracy gate/);
+  // The gate's frame selection too.
+  const frames = await commandOutcome(command, ['--model', join(SRC, 'model.onnx'), '--precision', 'fp32', '--frames', '6', '--out', out]);
+  assert.equal(frames.code, 2, frames.message);
+  assert.match(frames.message, /^--frames applies to --precision int8 and fp16 only/);
+  const badFrames = await commandOutcome(command, ['--model', join(SRC, 'model.onnx'), '--precision', 'int8', '--reference', join(SRC, 'model.onnx'), '--data', FACES, '--frames', '0', '--out', out]);
+  assert.equal(badFrames.code, 2, badFrames.message);
+  assert.match(badFrames.message, /Expected --frames to be a positive integer but received "0"/);
   assert.equal(existsSync(out), false);
 });
 

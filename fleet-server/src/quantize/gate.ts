@@ -17,6 +17,8 @@ export const DEFAULT_MAX_MAP_DROP = 1.0;
  * lost 3.7 with scores ×0.95 and 14.1 with ×0.8 (a quarter of the detections gone).
  */
 export const DEFAULT_MAX_F1_DROP = 3.0;
+/** Frames the gate evaluates unless told (`model evaluate` and `model publish --frames`). */
+export const DEFAULT_GATE_FRAMES = 24;
 
 export interface GateDecision {
   pass: boolean;

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
 import { numberOption, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT } from '../../../../agent/src/cli/args.js';
-import { runGate, DEFAULT_MAX_F1_DROP, DEFAULT_MAX_MAP_DROP } from '../../quantize/gate.js';
+import { runGate, DEFAULT_GATE_FRAMES, DEFAULT_MAX_F1_DROP, DEFAULT_MAX_MAP_DROP } from '../../quantize/gate.js';
 
 const usage = `
 usage: fleetctl model evaluate --reference A.onnx --candidate B.onnx --data DIR|VIDEO
@@ -19,8 +19,8 @@ metadata's score threshold against the reference's (recall, precision, F1 at IoU
 cannot see: scores that all sink keep their ranks and mAP but lose boxes at the threshold.
 Exits 1 when the mAP drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1 drop exceeds
 --max-f1-drop (default ${DEFAULT_MAX_F1_DROP}): the gate \`model publish\` applies to INT8 artifacts.
-Defaults take every 10th video frame from offset 5, so they differ from the calibration frames
-(every image of a directory).
+Defaults take ${DEFAULT_GATE_FRAMES} frames, every 10th of a video from offset 5, so they differ from
+the calibration frames (every image of a directory).
 --compare runs another build of the reference on the same frames and reports its agreement mAP and
 its difference from the candidate's with a paired 95% interval (bootstrap over frames, both scored on
 each draw): builds whose own intervals overlap may still differ for certain, and an interval that
@@ -36,7 +36,7 @@ export const command: CliCommand = {
       args: argv, strict: true,
       options: {
         reference: { type: 'string' }, candidate: { type: 'string' }, data: { type: 'string' }, labels: { type: 'string' }, compare: { type: 'string' },
-        frames: { type: 'string', default: '24' }, stride: { type: 'string' }, offset: { type: 'string' },
+        frames: { type: 'string', default: String(DEFAULT_GATE_FRAMES) }, stride: { type: 'string' }, offset: { type: 'string' },
         'max-drop': { type: 'string', default: String(DEFAULT_MAX_MAP_DROP) }, 'max-f1-drop': { type: 'string', default: String(DEFAULT_MAX_F1_DROP) }, json: { type: 'boolean' },
       },
     });

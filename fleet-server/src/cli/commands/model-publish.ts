@@ -15,8 +15,8 @@ import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises
 import { basename, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, EXIT, type CliCommand } from '../../../../agent/src/cli/dispatch.js';
-import { numberOption, NON_NEGATIVE } from '../../../../agent/src/cli/args.js';
-import { runGate, DEFAULT_MAX_F1_DROP, DEFAULT_MAX_MAP_DROP, type GateDecision } from '../../quantize/gate.js';
+import { numberOption, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT } from '../../../../agent/src/cli/args.js';
+import { runGate, DEFAULT_GATE_FRAMES, DEFAULT_MAX_F1_DROP, DEFAULT_MAX_MAP_DROP, type GateDecision } from '../../quantize/gate.js';
 import { dbPathOf, loadFleetConfig } from '../../config/schema.js';
 import { openDatabase } from '../../db/database.js';
 import { keyPathOf, loadOrCreateServerKey } from '../../keys/server-key.js';
@@ -31,13 +31,16 @@ const usage = `
 usage: fleetctl model publish DIR [--version V] [--target onnx-cpu|onnx-trt|tflite|coreml] [--precision P]
          [--config FILE | --data-dir DIR] [--create] [--json]
        fleetctl model publish --model M.onnx --precision int8|fp16|fp32 --out DIR [--meta M.meta.json]
-         [--reference FP32.onnx --data DIR|VIDEO] [--max-drop POINTS] [--max-f1-drop POINTS] [--json]
+         [--reference FP32.onnx --data DIR|VIDEO [--frames N] [--stride K] [--offset O]]
+         [--max-drop POINTS] [--max-f1-drop POINTS] [--json]
 
 An int8 model needs --reference and --data, an fp16 one is gated when they are given (fp32 takes
 neither): it is evaluated against the FP32 model and refused (exit 1, nothing written) when its mAP@0.5 drop exceeds --max-drop (default ${DEFAULT_MAX_MAP_DROP}) or the F1
 of its detections at the metadata's score threshold against FP32's drops more than --max-f1-drop
 (default ${DEFAULT_MAX_F1_DROP}; fleetctl model evaluate shows both); publish the FP32 artifact instead, or (for int8) the FP16 one
-once it passes this gate too (--precision fp16 with --reference and --data). Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
+once it passes this gate too (--precision fp16 with --reference and --data). The gate reads the
+frames fleetctl model evaluate reads with the same --frames (default ${DEFAULT_GATE_FRAMES}), --stride and --offset.
+Writes DIR/model.onnx (.tflite, .mlmodel by the file's type),
 its model.meta.json and DIR/gate.json: the directory the DIR form below publishes. The metadata is
 the model's own (M.meta.json beside it) or --meta; a model with neither is refused, as DIR may hold
 another model's. An INT8 file given as fp16/fp32 is refused.
@@ -60,6 +63,7 @@ export const command: CliCommand = {
       args: argv, strict: true, allowPositionals: true,
       options: {
         model: { type: 'string' }, precision: { type: 'string' }, reference: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'max-drop': { type: 'string' }, 'max-f1-drop': { type: 'string' }, meta: { type: 'string' }, json: { type: 'boolean' },
+        frames: { type: 'string' }, stride: { type: 'string' }, offset: { type: 'string' },
         version: { type: 'string' }, target: { type: 'string' }, config: { type: 'string' }, 'data-dir': { type: 'string' }, create: { type: 'boolean' },
       },
     });
@@ -70,7 +74,7 @@ export const command: CliCommand = {
     // Gate options given to an artifact the gate does not judge were ignored without a word: the
     // operator believed an FP32 build had been checked. An FP16 build is gated when they are given
     // (its weights rounded to 16 bits can break a model: PP-OCRv4 det's output SNR was 0 dB).
-    const gateOptions = (['reference', 'data', 'max-drop', 'max-f1-drop'] as const).filter((o) => values[o] !== undefined);
+    const gateOptions = (['reference', 'data', 'frames', 'stride', 'offset', 'max-drop', 'max-f1-drop'] as const).filter((o) => values[o] !== undefined);
     if (precision === 'fp32' && gateOptions.length > 0) {
       throw new UsageError(`${gateOptions.map((o) => `--${o}`).join(', ')} appl${gateOptions.length > 1 ? 'y' : 'ies'} to --precision int8 and fp16 only: a fp32 artifact is published without the accuracy gate; drop ${gateOptions.length > 1 ? 'them' : 'it'}, or compare it with fleetctl model evaluate --reference FP32.onnx --candidate ${values.model} --data DIR|VIDEO`);
     }
@@ -95,7 +99,10 @@ export const command: CliCommand = {
       if (!values.reference || !values.data) throw new UsageError(`${precision === 'int8' ? 'An int8 artifact needs' : 'Gating an fp16 artifact needs'} --reference FP32.onnx and --data DIR|VIDEO for the accuracy gate`);
       const maxMapDrop = numberOption('--max-drop', values['max-drop'], NON_NEGATIVE) ?? DEFAULT_MAX_MAP_DROP;
       const maxF1Drop = numberOption('--max-f1-drop', values['max-f1-drop'], NON_NEGATIVE) ?? DEFAULT_MAX_F1_DROP;
-      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames: 24, heldOut: true }, maxMapDrop, maxF1Drop, candidateMeta: meta, precision: precision === 'fp16' ? 'fp16' : 'int8' }));
+      // The frames `model evaluate` reads with the same options.
+      const maxFrames = numberOption('--frames', values.frames, POSITIVE_INT) ?? DEFAULT_GATE_FRAMES;
+      const stride = numberOption('--stride', values.stride, POSITIVE_INT), offset = numberOption('--offset', values.offset, NON_NEGATIVE_INT);
+      ({ decision } = await runGate({ reference: values.reference, candidate: values.model, data: { source: values.data, maxFrames, stride, offset, heldOut: true }, maxMapDrop, maxF1Drop, candidateMeta: meta, precision: precision === 'fp16' ? 'fp16' : 'int8' }));
       if (!decision.pass) {
         if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, decision })}\n`);
         else process.stderr.write(`refused: ${decision.reason}\noffer instead: ${decision.offer.join(', ')}\n`);
