@@ -43,16 +43,31 @@ test('edge-agent run installs a published model mid-stream and reports it, dropp
     ota: { publicKeyFile: join(dir, 'fleet.pub'), factoryVersion: '1.0.0' },
     privacy: { enabled: false },
   }));
-  const r = await runCli('edge-agent', ['run', '--config', join(dir, 'agent.json'), '--frames', '200', '--json'], { timeoutMs: 280_000 });
+  // The agent runs until the device has reported 1.0.1 committed (after its health window on the new
+  // model), a second more on it, then SIGTERM. A fixed --frames 200 (CenterNet on every frame) ran most
+  // of its frames after the commit.
+  let ended = false;
+  const reported = waitFor('device reports 1.0.1', async () => {
+    if (ended) throw new Error('edge-agent run ended before the device reported 1.0.1');
+    // (A probe for "1.0.1" anywhere in `reported` was met by the download's progress: ota.version.)
+    const d = await fleet!.api<{ reported?: { models?: Record<string, unknown>; ota?: { phase?: string } } }>('GET', `/api/devices/${dev.id}`);
+    return d.body.reported?.models?.detector === '1.0.1' && d.body.reported.ota?.phase === 'committed' ? d.body : undefined;
+  }, 240_000, 100);
+  reported.catch(() => { /* awaited below, after the run */ });
+  const ndjson = join(dir, 'frames.ndjson');
+  const r = await runCli('edge-agent', ['run', '--config', join(dir, 'agent.json'), '--ndjson', ndjson, '--json'], { timeoutMs: 280_000, terminate: reported.then(() => new Promise((res) => setTimeout(res, 1000))) });
+  ended = true;
   assert.equal(r.code, 0, r.stderr.slice(-3000));
+  const device = await reported;
   const summary = JSON.parse(r.stdout.trim().split('\n').pop() as string);
-  assert.equal(summary.processed, summary.framesIn, 'no frame dropped across the swap');
+  assert.ok(summary.framesIn < 795, `stopped mid-file after the commit: ${summary.framesIn} of 795 frames`);
   assert.equal(summary.dropped.capture, 0);
-  // The device reports the new version as committed (retained `reported`, stored by the server).
-  const device = await waitFor('device reports 1.0.1', async () => {
-    const d = await fleet!.api<{ reported?: { models?: Record<string, unknown> } }>('GET', `/api/devices/${dev.id}`);
-    return JSON.stringify(d.body.reported ?? {}).includes('1.0.1') ? d.body : undefined;
-  }, 30_000);
-  console.log(`frames ${summary.framesIn} in, ${summary.processed} processed; reported ${JSON.stringify(device.reported?.models)}`);
+  // Every frame from the first to the last processed went through the detector (interval 1), the swap
+  // included; only the frame in flight when SIGTERM came may be left.
+  const frames = readFileSync(ndjson, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type?: string; frame: number; detected: boolean }).filter((l) => l.type !== 'summary');
+  assert.deepEqual(frames.map((f) => f.frame), [...Array(summary.processed).keys()], 'no frame skipped across the swap');
+  assert.ok(frames.every((f) => f.detected), 'each frame inferred');
+  assert.ok(summary.framesIn - summary.processed <= 1, `${summary.framesIn} frames in, ${summary.processed} processed`);
+  console.log(`frames ${summary.framesIn} in, ${summary.processed} processed, model ${summary.model}; reported ${JSON.stringify(device.reported)}`);
   assert.ok(existsSync(join(dir, 'state')), 'the agent keeps its versions under stateDir');
 });

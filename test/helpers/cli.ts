@@ -23,7 +23,8 @@ export interface CliResult {
   durationMs: number;
 }
 
-export function runCli(binary: 'edge-agent' | 'fleetctl' | 'fleet-server', args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+/** `terminate`: SIGTERM once it settles (the way systemd stops the service); the result is the exit that follows. */
+export function runCli(binary: 'edge-agent' | 'fleetctl' | 'fleet-server', args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string; terminate?: Promise<unknown> } = {}): Promise<CliResult> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [binaryEntry(binary), ...args], {
@@ -38,6 +39,8 @@ export function runCli(binary: 'edge-agent' | 'fleetctl' | 'fleet-server', args:
       reject(new Error(`${binary} ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 60_000} ms (hang)\nstderr: ${stderr.slice(-2000)}`));
     }, opts.timeoutMs ?? 60_000);
     child.on('error', reject);
+    const stop = (): void => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); };
+    opts.terminate?.then(stop, stop);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, durationMs: Date.now() - t0 });
