@@ -111,9 +111,8 @@ test('fleetctl model export refuses bad arguments with a usage error', async () 
   assert.match(badIslands.message, /Expected --float-islands auto, on or off/);
 });
 
-test('INT8 TFLite float islands are measured: kept where they lift the worst output (BlazeFace), left out where they do not (CenterNet)', async (t) => {
-  const CENTERNET = 'assets/models/coco-centernet/model.onnx';
-  if (!existsSync(MODEL) || !existsSync(CENTERNET)) return t.skip('sample models missing (run ./scripts/setup.sh)');
+test('INT8 TFLite float islands are measured: kept where they lift the worst output (BlazeFace; the CenterNet leaves them out: export-tflite.test.ts)', async (t) => {
+  if (!existsSync(MODEL)) return t.skip(`${MODEL} missing (run ./scripts/setup.sh)`);
   const exportInt8 = async (model: string, calib: string[], name: string, islands: string) => {
     const r = await runCli('fleetctl', ['model', 'export', '--model', model, '--target', 'tflite', '--precision', 'int8', ...calib, '--float-islands', islands, '-o', join(dir, name, 'model.tflite'), '--json'], { timeoutMs: 240_000 });
     assert.equal(r.code, 0, r.stderr);
@@ -127,10 +126,4 @@ test('INT8 TFLite float islands are measured: kept where they lift the worst out
   assert.equal(auto.sizeBytes, on.sizeBytes, 'auto kept the islands');
   assert.ok(off.sizeBytes < on.sizeBytes, 'float islands carry float weights');
   assert.equal(on.notes.some((n) => n.startsWith('INT8 float islands')), false, '--float-islands on does not measure');
-  const cn = await exportInt8(CENTERNET, ['--calib', 'assets/video/vtest.avi', '--frames', '3', '--stride', '150'], 'cn-auto', 'auto');
-  const cnNote = cn.notes.find((n) => n.startsWith('INT8 float islands'));
-  t.diagnostic(`coco-centernet: ${cnNote}`);
-  assert.match(cnNote ?? '', /: left out/);
-  // Without islands the INT8 CenterNet is about a third of FP32; with them it was 0.62×, larger than FP16.
-  assert.ok(cn.sizeBytes < 0.4 * readFileSync(CENTERNET).length, `${cn.sizeBytes} bytes`);
 });
