@@ -59,7 +59,10 @@ export async function calibrate(opts: CalibrateOptions): Promise<CalibrationResu
   const augmented = encodeModel(withExtraOutputs(opts.model, opts.tensors));
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(augmented, { intraOpNumThreads: opts.intraOpThreads ?? 1, graphOptimizationLevel: 'basic' });
+    // logSeverityLevel 3 (errors), as the agent's sessions: onnxruntime's warnings about the graph
+    // (an initializer its constant folding left unused, printed on every `model quantize`) are not the
+    // operator's to act on. The other quantize sessions (gptq, sensitivity, gate-model) do the same.
+    session = await ort.InferenceSession.create(augmented, { intraOpNumThreads: opts.intraOpThreads ?? 1, graphOptimizationLevel: 'basic', logSeverityLevel: 3 });
   } catch (err) {
     throw new ModelError(`onnxruntime could not load the model with calibration outputs added: ${(err as Error).message}`, { cause: err });
   }

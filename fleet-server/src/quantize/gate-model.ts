@@ -38,7 +38,7 @@ export async function openGateModel(path: string, threads: number): Promise<Gate
   }
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(path, { intraOpNumThreads: threads });
+    session = await ort.InferenceSession.create(path, { intraOpNumThreads: threads, logSeverityLevel: 3 });
   } catch (err) {
     throw new ModelError(`onnxruntime could not load ${path}: ${(err as Error).message}`, { cause: err });
   }

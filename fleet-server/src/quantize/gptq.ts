@@ -186,10 +186,10 @@ export async function collectConvMoments(o: MomentOptions): Promise<ConvMoments[
   }
   if (moments.length === 0) return moments;
   const tensors = [...new Set(moments.map((m) => m.node.inputs[0]))].filter((t) => t !== o.inputName);
-  const session = await ort.InferenceSession.create(encodeModel(withExtraOutputs(o.model, tensors)), { intraOpNumThreads: 1, graphOptimizationLevel: 'basic' });
+  const session = await ort.InferenceSession.create(encodeModel(withExtraOutputs(o.model, tensors)), { intraOpNumThreads: 1, graphOptimizationLevel: 'basic', logSeverityLevel: 3 });
   let gram: ort.InferenceSession;
   try {
-    gram = await ort.InferenceSession.create(gramModel(), { intraOpNumThreads: 1 });
+    gram = await ort.InferenceSession.create(gramModel(), { intraOpNumThreads: 1, logSeverityLevel: 3 });
   } catch (err) {
     await session.release();
     throw err;

@@ -102,7 +102,7 @@ async function measureProbe(opts: SensitivityOptions, gated: { tensor: string; p
   const def = probe.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx');
   if (def) def.version = Math.max(def.version, 13);
   for (const name of outputs) if (!g.outputs.some((o) => o.name === name)) g.outputs.push({ name, elemType: DataType.FLOAT });
-  const session = await ort.InferenceSession.create(encodeModel(probe), { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(encodeModel(probe), { graphOptimizationLevel: 'all', intraOpNumThreads: 1, logSeverityLevel: 3 });
   const zero = new ort.Tensor('bool', Uint8Array.of(0), []), one = new ort.Tensor('bool', Uint8Array.of(1), []);
   try {
     const feedsFor = (frame: ModelInput, on: number) => {
