@@ -81,7 +81,7 @@ test('BlazeFace .mlmodel (fp32, fp16, 8-bit weights): decoded layers evaluate li
   }
 });
 
-test('CenterNet .mlmodel (fp32, fp16): its heads evaluate like onnxruntime on a vtest frame; the metadata decodes them', async (t) => {
+test('CenterNet .mlmodel (fp32, fp16): its heads evaluate like onnxruntime on a vtest frame, the fp16 file holds the same (float16-exact) weights; the metadata decodes them', async (t) => {
   const CN = 'assets/models/coco-centernet/model.onnx';
   if (!existsSync(CN) || !existsSync('assets/video/vtest.avi')) return t.skip(`${CN} or assets/video/vtest.avi missing (run ./scripts/setup.sh)`);
   const meta = await loadModelMetadata(CN);
@@ -100,30 +100,35 @@ test('CenterNet .mlmodel (fp32, fp16): its heads evaluate like onnxruntime on a 
   await ort.dispose();
   const [, H, W, C] = frame.dims;
   const chw = toChw(frame.data as Float32Array, H, W, C);
-  for (const precision of ['fp32', 'fp16'] as const) {
-    const r = exportCoreml(bytes, { precision });
-    const m = decodeMlModel(r.bytes);
-    assert.deepEqual(m.outputs.map((o) => o.name).sort(), heads);
-    const kinds = new Set(m.layers.map((l) => l.kind));
-    for (const k of ['clip', 'multiply', 'avgpool-global', 'upsample']) assert.ok(kinds.has(k as never), `layer kind ${k} used`);
-    const outs = evaluateCoreml(m, { [meta.input ?? 'input']: { shape: [C, H, W], data: chw } });
-    for (const name of heads) {
-      const { maxAbs, lo, hi, rel } = diffHwcChw(ref.outputs[name].data as Float32Array, outs[name]);
-      t.diagnostic(`centernet ${precision} ${name}: max abs diff ${maxAbs.toExponential(2)} over range ${(hi - lo).toFixed(2)} (${rel.toExponential(2)}); ${m.layers.length} layers, file ${r.bytes.length} bytes`);
-      assert.ok(rel <= 1e-3, `${precision} ${name} differs by ${rel} of its range`);
-    }
-    if (precision === 'fp32') {
-      // The exported metadata decodes the CHW heads into the ONNX model's own detections.
-      const spec = decoderForExport(meta, decodeModel(Uint8Array.from(bytes)).graph.outputs.map((o) => o.name), r.model.outputs.map((o) => ({ name: o.name, shape: [1, ...o.shape] })), 'nchw').spec;
-      assert.equal(spec.type, 'centernet-heads');
-      const ctx = { transform: frame.transform, labels: meta.labels, outputNames: heads };
-      const fromHeads = createDecoder(spec)(Object.fromEntries(heads.map((n) => [n, { dims: [1, ...outs[n].shape], data: Float32Array.from(outs[n].data) }])), ctx);
-      const fromOnnx = createDecoder(meta.decoder)({ [meta.decoder.type === 'centernet' ? meta.decoder.output ?? '' : '']: { dims: ref.outputs['tower_0/detections'].dims, data: ref.outputs['tower_0/detections'].data as Float32Array } }, { ...ctx, outputNames: ['tower_0/detections'] });
-      assert.ok(fromOnnx.length >= 2, 'the ONNX model detects people in the frame');
-      assert.deepEqual(fromHeads.map((d) => d.label), fromOnnx.map((d) => d.label));
-      fromHeads.forEach((d, i) => { for (const k of ['x', 'y', 'w', 'h'] as const) assert.ok(Math.abs(d.box[k] - fromOnnx[i].box[k]) < 0.5, `detection ${i} ${k}`); });
-    }
+  // Every CenterNet weight is a float16 value already (the TF.js model ships them as float16), so its
+  // fp16 file holds the very weights of the fp32 one and evaluates to the same bits: the fp16 file is
+  // held to equal layers, weights included, and the fp32 one is evaluated (BlazeFace's fp16 weights
+  // are rounded, and its fp16 file is evaluated above).
+  const fp16Bytes = exportCoreml(bytes, { precision: 'fp16' }).bytes;
+  const fp16 = decodeMlModel(fp16Bytes);
+  assert.equal(fp16.precision, 'fp16');
+  const r = exportCoreml(bytes, { precision: 'fp32' });
+  const m = decodeMlModel(r.bytes);
+  assert.deepEqual(fp16.layers, m.layers, 'the fp16 file decodes to the fp32 file\'s layers and weights');
+  assert.ok(r.bytes.length > 1.9 * fp16Bytes.length, `fp16 file ${fp16Bytes.length} bytes, fp32 ${r.bytes.length}`);
+  assert.deepEqual(m.outputs.map((o) => o.name).sort(), heads);
+  const kinds = new Set(m.layers.map((l) => l.kind));
+  for (const k of ['clip', 'multiply', 'avgpool-global', 'upsample']) assert.ok(kinds.has(k as never), `layer kind ${k} used`);
+  const outs = evaluateCoreml(m, { [meta.input ?? 'input']: { shape: [C, H, W], data: chw } });
+  for (const name of heads) {
+    const { maxAbs, lo, hi, rel } = diffHwcChw(ref.outputs[name].data as Float32Array, outs[name]);
+    t.diagnostic(`centernet fp32 ${name}: max abs diff ${maxAbs.toExponential(2)} over range ${(hi - lo).toFixed(2)} (${rel.toExponential(2)}); ${m.layers.length} layers, file ${r.bytes.length} bytes`);
+    assert.ok(rel <= 1e-3, `fp32 ${name} differs by ${rel} of its range`);
   }
+  // The exported metadata decodes the CHW heads into the ONNX model's own detections.
+  const spec = decoderForExport(meta, decodeModel(Uint8Array.from(bytes)).graph.outputs.map((o) => o.name), r.model.outputs.map((o) => ({ name: o.name, shape: [1, ...o.shape] })), 'nchw').spec;
+  assert.equal(spec.type, 'centernet-heads');
+  const ctx = { transform: frame.transform, labels: meta.labels, outputNames: heads };
+  const fromHeads = createDecoder(spec)(Object.fromEntries(heads.map((n) => [n, { dims: [1, ...outs[n].shape], data: Float32Array.from(outs[n].data) }])), ctx);
+  const fromOnnx = createDecoder(meta.decoder)({ [meta.decoder.type === 'centernet' ? meta.decoder.output ?? '' : '']: { dims: ref.outputs['tower_0/detections'].dims, data: ref.outputs['tower_0/detections'].data as Float32Array } }, { ...ctx, outputNames: ['tower_0/detections'] });
+  assert.ok(fromOnnx.length >= 2, 'the ONNX model detects people in the frame');
+  assert.deepEqual(fromHeads.map((d) => d.label), fromOnnx.map((d) => d.label));
+  fromHeads.forEach((d, i) => { for (const k of ['x', 'y', 'w', 'h'] as const) assert.ok(Math.abs(d.box[k] - fromOnnx[i].box[k]) < 0.5, `detection ${i} ${k}`); });
 });
 
 test('BlazeFace exported to Core ML: its metadata decodes the Core ML outputs into the faces onnxruntime finds, and the directory publishes', async (t) => {
