@@ -2,8 +2,8 @@
  * Runs every `test/**\/*.test.ts` with node:test, from a transpiled tree (below). Node 20's `--test` has no glob support,
  * so the files are listed here. Extra arguments filter files by substring (`npm run test:only -- tracker`).
  */
-import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join, relative, sep } from 'node:path';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 
@@ -41,28 +41,44 @@ if (!fromSources) {
   tree = runTree;
   await buildTestTree({ root: process.cwd(), outdir: runTree });
   runFiles = files.map((f) => join(relative(process.cwd(), runTree), f.replace(/\.ts$/, '.js')));
-  runFiles = groupUnitFiles(runFiles, runTree);
+  runFiles = groupTestFiles(files, runFiles, runTree);
 }
 /**
- * node --test starts a process for each file: for the ~140 unit files, most of which run in well
- * under a second, that start (node, the runner's child, the modules a file imports: 0.3-0.7 CPU-s
- * each) was a large share of their CPU. They run here as a few files that import them in turn, so
- * each process loads the shared modules once. Their tests run one after another within a process, as
- * they did within their file. EF_TEST_UNIT_GROUPS=0 runs each file on its own (to isolate one that
- * disturbs another).
+ * node --test starts a process for each file, and each paid its start and its imports (node, the
+ * runner's child, a few hundred modules of the transpiled tree: ~0.3-0.7 CPU-s for a unit file, ~1.2
+ * for an integration one, 2026-11-28 on 2 cores of an AVX2 EPYC), a large share of the ~140 unit files'
+ * CPU. Files run here several to a process: a group is a file that imports its members in turn, so
+ * their tests run one after another as they did within each file, and the shared modules load once.
+ * A file that changes what the whole process shares (a root before/beforeEach/afterEach hook, top-level
+ * await, process handlers, the environment, the clock, cwd, a patched onnxruntime) or measures the
+ * process (memory, CPU, event-loop delay) runs alone. Unit tests alone: 170 s → 81 s of wall, 195 → 87 CPU-s.
+ * EF_TEST_GROUPS=0 runs each file on its own (to find one that disturbs another).
  */
-function groupUnitFiles(runFiles: string[], runTree: string): string[] {
-  const groups = Number(process.env.EF_TEST_UNIT_GROUPS ?? 4);
-  const unit = runFiles.filter((f) => f.includes(`${sep}test${sep}unit${sep}`));
-  if (!(groups > 0) || unit.length < 2) return runFiles;
-  const dir = join(runTree, 'test', 'unit');
-  const out = runFiles.filter((f) => !unit.includes(f));
-  for (let g = 0; g < Math.min(groups, unit.length); g++) {
-    // Every groups-th file: each group gets a spread of the alphabet, not one family of slow files.
-    const members = unit.filter((_, i) => i % groups === g);
-    const file = join(dir, `group-${g + 1}-of-${groups}.test.js`);
-    writeFileSync(file, members.map((m) => `import './${basename(m)}';\n`).join(''));
-    out.push(relative(process.cwd(), file));
+const FILES_PER_GROUP: Record<string, number> = { unit: 36, integration: 4, e2e: 4 };
+const ROOT_HOOK_OR_AWAIT = /^(?:before|beforeEach|afterEach)\(|^(?:await |(?:const|let|var) [^=\n]*= await )/m;
+const PROCESS_WIDE = /process\.(?:on|once|chdir|memoryUsage|cpuUsage|resourceUsage|getActiveResourcesInfo)\b|monitorEventLoopDelay|eventLoopUtilization|process\.env\.\w+\s*=(?!=)|delete process\.env|Date\.now\s*=(?!=)|mock\.timers|InferenceSession\.create\s*=(?!=)/;
+
+function groupTestFiles(sources: string[], runFiles: string[], runTree: string): string[] {
+  if (process.env.EF_TEST_GROUPS === '0') return runFiles;
+  const alone = new Map<string, string[]>(), grouped = new Map<string, string[]>();
+  sources.forEach((src, i) => {
+    const dir = relative(process.cwd(), join(src, '..'));
+    const text = readFileSync(src, 'utf8');
+    const to = FILES_PER_GROUP[basename(dir)] && !ROOT_HOOK_OR_AWAIT.test(text) && !PROCESS_WIDE.test(text) ? grouped : alone;
+    to.set(dir, [...(to.get(dir) ?? []), runFiles[i]]);
+  });
+  const out: string[] = [];
+  for (const dir of new Set(sources.map((src) => relative(process.cwd(), join(src, '..'))))) {
+    out.push(...(alone.get(dir) ?? []));
+    const members = grouped.get(dir) ?? [];
+    if (members.length < 2) { out.push(...members); continue; }
+    const n = Math.ceil(members.length / FILES_PER_GROUP[basename(dir)]);
+    for (let g = 0; g < n; g++) {
+      // Every n-th file: a group takes a spread of the alphabet, not one family of slow files.
+      const file = join(runTree, dir, `group-${g + 1}-of-${n}.test.js`);
+      writeFileSync(file, members.filter((_, k) => k % n === g).map((m) => `import './${basename(m)}';\n`).join(''));
+      out.push(relative(process.cwd(), file));
+    }
   }
   return out;
 }
