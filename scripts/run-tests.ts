@@ -16,33 +16,6 @@ function walk(dir: string, out: string[]): string[] {
   return out;
 }
 
-const filters = process.argv.slice(2);
-const files = walk('test', []).sort().filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
-if (files.length === 0) {
-  console.error(`no test files matched ${filters.join(', ') || 'test/**/*.test.ts'}`);
-  process.exit(1);
-}
-// The binaries the tests run (test/helpers/cli.ts binaryEntry) are bundled once for the run, as a
-// release bundles them: started through tsx each cost 1.5-2.5 s of CPU. The test files themselves run
-// from a transpiled tree (scripts/build-tests.ts, .test-build/), with no loader: through tsx each test
-// process cost ~1.3 s more CPU. EF_TEST_SOURCES=1 runs both through tsx from the sources instead.
-const fromSources = process.env.EF_TEST_SOURCES === '1';
-const bundleEnv: Record<string, string> = {};
-let runFiles = files;
-let tree: string | undefined;
-if (!fromSources) {
-  const { buildAll } = await import('./build.js');
-  const { buildTestTree, removeEndedRuns, TREES_DIR } = await import('./build-tests.js');
-  const dist = join(process.cwd(), 'dist');
-  await buildAll({ root: process.cwd(), outdir: dist });
-  bundleEnv.EF_TEST_BUNDLES = dist;
-  removeEndedRuns(process.cwd());
-  const runTree = join(process.cwd(), TREES_DIR, `run-${process.pid}`);
-  tree = runTree;
-  await buildTestTree({ root: process.cwd(), outdir: runTree });
-  runFiles = files.map((f) => join(relative(process.cwd(), runTree), f.replace(/\.ts$/, '.js')));
-  runFiles = groupTestFiles(files, runFiles, runTree);
-}
 /**
  * node --test starts a process for each file, and each paid its start and its imports (node, the
  * runner's child, a few hundred modules of the transpiled tree: ~0.3-0.7 CPU-s for a unit file, ~1.2
@@ -83,6 +56,33 @@ function groupTestFiles(sources: string[], runFiles: string[], runTree: string):
   return out;
 }
 
+const filters = process.argv.slice(2);
+const files = walk('test', []).sort().filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+if (files.length === 0) {
+  console.error(`no test files matched ${filters.join(', ') || 'test/**/*.test.ts'}`);
+  process.exit(1);
+}
+// The binaries the tests run (test/helpers/cli.ts binaryEntry) are bundled once for the run, as a
+// release bundles them: started through tsx each cost 1.5-2.5 s of CPU. The test files themselves run
+// from a transpiled tree (scripts/build-tests.ts, .test-build/), with no loader: through tsx each test
+// process cost ~1.3 s more CPU. EF_TEST_SOURCES=1 runs both through tsx from the sources instead.
+const fromSources = process.env.EF_TEST_SOURCES === '1';
+const bundleEnv: Record<string, string> = {};
+let runFiles = files;
+let tree: string | undefined;
+if (!fromSources) {
+  const { buildAll } = await import('./build.js');
+  const { buildTestTree, removeEndedRuns, TREES_DIR } = await import('./build-tests.js');
+  const dist = join(process.cwd(), 'dist');
+  await buildAll({ root: process.cwd(), outdir: dist });
+  bundleEnv.EF_TEST_BUNDLES = dist;
+  removeEndedRuns(process.cwd());
+  const runTree = join(process.cwd(), TREES_DIR, `run-${process.pid}`);
+  tree = runTree;
+  await buildTestTree({ root: process.cwd(), outdir: runTree });
+  runFiles = files.map((f) => join(relative(process.cwd(), runTree), f.replace(/\.ts$/, '.js')));
+  runFiles = groupTestFiles(files, runFiles, runTree);
+}
 // One test file more than there are cores (at most 3; more was not measured): the e2e and broker files spend much of their time
 // waiting (an outage held for 12 s, a dashboard's debounce, a health window), which a third file fills.
 // On 2 cores (AVX2 EPYC, 2026-11-28) the whole run took 569 s of test time with 3 files at a time
