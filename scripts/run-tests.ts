@@ -20,36 +20,43 @@ function walk(dir: string, out: string[]): string[] {
  * node --test starts a process for each file, and each paid its start and its imports (node, the
  * runner's child, a few hundred modules of the transpiled tree: ~0.3-0.7 CPU-s for a unit file, ~1.2
  * for an integration one, 2026-11-28 on 2 cores of an AVX2 EPYC), a large share of the ~140 unit files'
- * CPU. Files run here several to a process: a group is a file that imports its members in turn, so
- * their tests run one after another as they did within each file, and the shared modules load once.
- * A file that changes what the whole process shares (a root before/beforeEach/afterEach hook, top-level
- * await, process handlers, the environment, the clock, cwd, a patched onnxruntime) or measures the
- * process (memory, CPU, event-loop delay) runs alone. Unit tests alone: 170 s → 81 s of wall, 195 → 87 CPU-s.
+ * CPU. Files run here several to a process: a group is a file that imports each member inside a
+ * suite named after it (`describe(FILE, () => import(FILE))`), so its tests run one after another as
+ * they did within the file, its module-level hooks (before, after, beforeEach) apply to its own tests
+ * and end with them, a member that throws while loading fails its own suite, and the shared modules
+ * load once. A file that changes what the whole process shares (process handlers, the environment,
+ * the clock, cwd, a patched onnxruntime) or measures the process (memory, CPU, event-loop delay) runs
+ * alone. Unit tests alone: 170 s → 81 s of wall, 195 → 87 CPU-s; npm test 10:31 → 9:34.
  * EF_TEST_GROUPS=0 runs each file on its own (to find one that disturbs another).
  */
 const FILES_PER_GROUP: Record<string, number> = { unit: 36, integration: 4, e2e: 4 };
-const ROOT_HOOK_OR_AWAIT = /^(?:before|beforeEach|afterEach)\(|^(?:await |(?:const|let|var) [^=\n]*= await )/m;
-const PROCESS_WIDE = /process\.(?:on|once|chdir|memoryUsage|cpuUsage|resourceUsage|getActiveResourcesInfo)\b|monitorEventLoopDelay|eventLoopUtilization|process\.env\.\w+\s*=(?!=)|delete process\.env|Date\.now\s*=(?!=)|mock\.timers|InferenceSession\.create\s*=(?!=)/;
+const PROCESS_WIDE = new RegExp([
+  /process\.(?:on|once|off|chdir|memoryUsage|cpuUsage|resourceUsage|getActiveResourcesInfo)\b/,
+  /monitorEventLoopDelay|eventLoopUtilization/,
+  /process\.env(?:\.\w+|\[[^\]]+\])\s*(?:\?\?|\|\||&&)?=(?!=)|delete process\.env|Object\.assign\(\s*process\.env/,
+  /Date\.now\s*=(?!=)|mock\.method\(\s*Date\b|mock\.timers/,
+  /InferenceSession\.create\s*=(?!=)/,
+].map((r) => r.source).join('|'));
 
 function groupTestFiles(sources: string[], runFiles: string[], runTree: string): string[] {
   if (process.env.EF_TEST_GROUPS === '0') return runFiles;
-  const alone = new Map<string, string[]>(), grouped = new Map<string, string[]>();
+  const alone = new Map<string, string[]>(), grouped = new Map<string, Array<{ src: string; run: string }>>();
   sources.forEach((src, i) => {
     const dir = relative(process.cwd(), join(src, '..'));
-    const text = readFileSync(src, 'utf8');
-    const to = FILES_PER_GROUP[basename(dir)] && !ROOT_HOOK_OR_AWAIT.test(text) && !PROCESS_WIDE.test(text) ? grouped : alone;
-    to.set(dir, [...(to.get(dir) ?? []), runFiles[i]]);
+    if (FILES_PER_GROUP[basename(dir)] && !PROCESS_WIDE.test(readFileSync(src, 'utf8'))) grouped.set(dir, [...(grouped.get(dir) ?? []), { src, run: runFiles[i] }]);
+    else alone.set(dir, [...(alone.get(dir) ?? []), runFiles[i]]);
   });
   const out: string[] = [];
   for (const dir of new Set(sources.map((src) => relative(process.cwd(), join(src, '..'))))) {
     out.push(...(alone.get(dir) ?? []));
     const members = grouped.get(dir) ?? [];
-    if (members.length < 2) { out.push(...members); continue; }
+    if (members.length < 2) { out.push(...members.map((m) => m.run)); continue; }
     const n = Math.ceil(members.length / FILES_PER_GROUP[basename(dir)]);
     for (let g = 0; g < n; g++) {
       // Every n-th file: a group takes a spread of the alphabet, not one family of slow files.
       const file = join(runTree, dir, `group-${g + 1}-of-${n}.test.js`);
-      writeFileSync(file, members.filter((_, k) => k % n === g).map((m) => `import './${basename(m)}';\n`).join(''));
+      const suites = members.filter((_, k) => k % n === g).map((m) => `describe(${JSON.stringify(m.src)}, async () => { await import('./${basename(m.run)}'); });\n`);
+      writeFileSync(file, `import { describe } from 'node:test';\n${suites.join('')}`);
       out.push(relative(process.cwd(), file));
     }
   }
@@ -83,7 +90,7 @@ if (!fromSources) {
   runFiles = files.map((f) => join(relative(process.cwd(), runTree), f.replace(/\.ts$/, '.js')));
   runFiles = groupTestFiles(files, runFiles, runTree);
 }
-// One test file more than there are cores (at most 3; more was not measured): the e2e and broker files spend much of their time
+// One test file (a group of files, since they were grouped) more than there are cores (at most 3; more was not measured): the e2e and broker files spend much of their time
 // waiting (an outage held for 12 s, a dashboard's debounce, a health window), which a third file fills.
 // On 2 cores (AVX2 EPYC, 2026-11-28) the whole run took 569 s of test time with 3 files at a time
 // against 618 s with 2, for about the same CPU time. Before the inference worker stopped spinning
