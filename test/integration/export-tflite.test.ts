@@ -111,8 +111,6 @@ function calibrated(model: string, frames: Case['frames'], meta: ModelMetadata, 
 }
 
 describe('TFLite export: INT8 detections agree with FP32', () => {
-  // 32 evaluation frames, not 16: on 16, builds of equal quality (GPTQ's moments summed in another
-  // order) read 0.94, 0.92 and 0.88, one skis box of two deciding; on 32 they read 0.950 and 0.948.
   test('blazeface-back int8 (minmax) mAP@0.5 against FP32 ≥ 0.9', async (t) => {
     if (skipAll) return t.skip(skipAll);
     const c = { ...CASES[0], calib: { source: 'assets/images/faces', maxFrames: 3 }, eval: { source: 'assets/images/faces', maxFrames: 6 } };
@@ -129,7 +127,9 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
   // and the agreement. Calibrated by percentile, which measured better than minmax for it (0.93-1.00
   // over five sets of vtest frames, minmax 0.90-1.00 with one set at 0.896; the ORT QDQ build measures
   // the other way round, docs/benchmarks.md item 4). Misses are rare classes (1-3 FP32 detections each
-  // weigh as much as person).
+  // weigh as much as person). 32 evaluation frames, not 16: on 16, builds of equal quality (GPTQ's
+  // moments summed in another order) read 0.94, 0.92 and 0.88, one skis box of two deciding; on 32
+  // they read 0.950 and 0.948.
   test('coco-centernet int8 (percentile) through fleetctl model export: islands measured and left out, a third of FP32, mAP@0.5 against FP32 ≥ 0.9', async (t) => {
     if (skipAll) return t.skip(skipAll);
     const c = CASES[1];
@@ -143,6 +143,9 @@ describe('TFLite export: INT8 detections agree with FP32', () => {
     assert.match(islands ?? '', /: left out/);
     // Without islands the INT8 CenterNet is about a third of FP32; with them it was 0.62×, larger than FP16.
     assert.ok(report.sizeBytes < 0.4 * readFileSync(c.model).length, `${report.sizeBytes} bytes`);
+    // Evaluated with the metadata the export wrote beside it (the CenterNet-heads decoder; without it
+    // evaluate would read the reference's, which decodes the dropped tail).
+    assert.ok(existsSync(join(dir, 'cn-cli', 'model.meta.json')), 'the export writes the metadata beside the file');
     const evalSel = { source: 'assets/video/vtest.avi', maxFrames: 32, stride: 22, offset: 20 };
     const r = await evaluateModels({ reference: c.model, candidate: out, data: evalSel });
     reportAgreement(t, r, `${report.calibrationFrames} calibration frames; INT8 file ${report.sizeBytes} bytes`);

@@ -101,11 +101,17 @@ test('pushed to a camera whose scene is empty, a NaN-scoring model is refused at
   // The running model finds nothing (an empty scene): output sanity has no detections to compare with.
   const factoryDir = writeStandIn(join(fleet.dir, 'factory'), { name: 'standin', version: '1.0.0', kind: 'empty' });
   agent = await startOtaAgent(fleet, dev, { factoryDir, factoryVersion: '1.0.0', gate: { minFrames: 3 } });
-  const outcome = await pushStandIn(fleet, dev.id, '2.0.0', 'nan', 300);
-  assert.deepEqual([outcome.phase, outcome.code], ['refused', 'E_SELF_TEST'], JSON.stringify(outcome));
-  assert.match(outcome.reason ?? '', /scores read are NaN/);
-  assert.equal(agent.manager.runningVersion, '1.0.0');
-  assert.equal(agent.frames.errors, 0, 'no frame failed');
+  try {
+    const outcome = await pushStandIn(fleet, dev.id, '2.0.0', 'nan', 300);
+    assert.deepEqual([outcome.phase, outcome.code], ['refused', 'E_SELF_TEST'], JSON.stringify(outcome));
+    assert.match(outcome.reason ?? '', /scores read are NaN/);
+    assert.equal(agent.manager.runningVersion, '1.0.0');
+    assert.equal(agent.frames.errors, 0, 'no frame failed');
+  } finally {
+    // Its frame loop would otherwise run inference every 20 ms through the file's other tests.
+    await agent.stop();
+    agent = undefined;
+  }
 });
 
 test('a model that passes its self-test and breaks on later frames (dark ones) is rolled back by its health window, no frame lost', async () => {

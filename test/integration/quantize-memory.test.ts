@@ -27,7 +27,8 @@ test('calibration memory does not grow with the number of frames (histograms onl
   const tensors = model.graph.nodes.flatMap((n) => n.outputs).filter((t) => info.elemType.get(t) === DataType.FLOAT);
   const images: ModelInput[] = [];
   for await (const f of modelInputs({ source: FACES, maxFrames: 6 }, meta.preprocess)) images.push(f);
-  // 16 frames after the first 8: kept tensors would add 16 frames' worth, against the 3 allowed.
+  // The resident set is read before each frame: from frame 8's reading to the last, 15 frames ran,
+  // and tensors kept would add 15 frames' worth against the 3 allowed.
   const FRAMES = 24;
   const rss: number[] = [];
   async function* frames(): AsyncGenerator<ModelInput> {
