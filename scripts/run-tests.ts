@@ -3,7 +3,7 @@
  * so the files are listed here. Extra arguments filter files by substring (`npm run test:only -- tracker`).
  */
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 
@@ -40,18 +40,14 @@ const PROCESS_WIDE = new RegExp([
 
 function groupTestFiles(sources: string[], runFiles: string[], runTree: string): string[] {
   if (process.env.EF_TEST_GROUPS === '0') return runFiles;
-  const alone = new Map<string, string[]>(), grouped = new Map<string, Array<{ src: string; run: string }>>();
-  sources.forEach((src, i) => {
-    const dir = relative(process.cwd(), join(src, '..'));
-    if (FILES_PER_GROUP[basename(dir)] && !PROCESS_WIDE.test(readFileSync(src, 'utf8'))) grouped.set(dir, [...(grouped.get(dir) ?? []), { src, run: runFiles[i] }]);
-    else alone.set(dir, [...(alone.get(dir) ?? []), runFiles[i]]);
-  });
+  const files = sources.map((src, i) => ({ src, run: runFiles[i], dir: dirname(src), size: FILES_PER_GROUP[basename(dirname(src))] }));
   const out: string[] = [];
-  for (const dir of new Set(sources.map((src) => relative(process.cwd(), join(src, '..'))))) {
-    out.push(...(alone.get(dir) ?? []));
-    const members = grouped.get(dir) ?? [];
-    if (members.length < 2) { out.push(...members.map((m) => m.run)); continue; }
-    const n = Math.ceil(members.length / FILES_PER_GROUP[basename(dir)]);
+  for (const dir of new Set(files.map((f) => f.dir))) {
+    const inDir = files.filter((f) => f.dir === dir);
+    const members = inDir.filter((f) => f.size && !PROCESS_WIDE.test(readFileSync(f.src, 'utf8')));
+    if (members.length < 2) { out.push(...inDir.map((f) => f.run)); continue; }
+    out.push(...inDir.filter((f) => !members.includes(f)).map((f) => f.run));
+    const n = Math.ceil(members.length / members[0].size);
     for (let g = 0; g < n; g++) {
       // Every n-th file: a group takes a spread of the alphabet, not one family of slow files.
       const file = join(runTree, dir, `group-${g + 1}-of-${n}.test.js`);
